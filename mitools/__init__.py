@@ -1,0 +1,61 @@
+"""mitools: mutual-information lower bounds, critics and local-MI losses for PyTorch.
+
+The pieces meet at one intermediate, the score tensor ``scores[..., i, j] = f(x_i, y_j)``:
+
+* :mod:`mitools.critics` compute it from features,
+* :mod:`mitools.bounds` turn it into an MI estimate (pure functions),
+* :mod:`mitools.estimators` wrap the bounds as modules, with state where a bound needs it,
+* :mod:`mitools.tasks` provide data of known mutual information.
+
+Example:
+    >>> import torch, mitools
+    >>> task = mitools.CorrelatedGaussian(dim=20, mi=2.0)
+    >>> x, y = task.sample(128, generator=torch.Generator().manual_seed(0))
+    >>> estimate = mitools.bounds.infonce(task.optimal_critic(x, y))
+    >>> 1.0 < float(estimate) < 3.0
+    True
+"""
+
+from mitools import bounds, critics, estimators, tasks
+from mitools.critics import BilinearCritic, ConcatCritic, SeparableCritic, get_critic
+from mitools.estimators import (
+    DV,
+    JS,
+    JSD,
+    MINE,
+    NWJ,
+    SMILE,
+    TUBA,
+    AlphaInfoNCE,
+    Estimator,
+    InfoNCE,
+    get_estimator,
+)
+from mitools.tasks import CorrelatedGaussian, Staircase
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DV",
+    "JS",
+    "JSD",
+    "MINE",
+    "NWJ",
+    "SMILE",
+    "TUBA",
+    "AlphaInfoNCE",
+    "BilinearCritic",
+    "ConcatCritic",
+    "CorrelatedGaussian",
+    "Estimator",
+    "InfoNCE",
+    "SeparableCritic",
+    "Staircase",
+    "__version__",
+    "bounds",
+    "critics",
+    "estimators",
+    "get_critic",
+    "get_estimator",
+    "tasks",
+]

@@ -1,0 +1,228 @@
+r"""Distributions of known mutual information, for testing and benchmarking estimators.
+
+Each task has ``sample(n, generator=None) -> (x, y)``, ``dim_x``, ``dim_y`` and
+``mutual_information()``, the names of the sampler interface of ``bmi`` (Czyż et al. 2023),
+so the same objects serve both libraries' benchmarks. Where the density ratio is known in
+closed form, ``optimal_critic(x, y)`` returns the score matrix of the pointwise mutual
+information :math:`\log p(y \mid x) - \log p(y)`.
+
+The staircase protocol of Poole et al. (2019), MI raised in steps during training, is
+described by :class:`Staircase`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["CorrelatedGaussian", "Staircase", "rho_for_mi"]
+
+
+def rho_for_mi(mi: float, dim: int) -> float:
+    r"""Per-component correlation giving total MI ``mi`` (nats) over ``dim`` components.
+
+    .. math:: \rho = \sqrt{1 - e^{-2 I / d}}
+
+    Example:
+        >>> round(rho_for_mi(2.0, 20), 4)
+        0.4258
+    """
+    if not mi >= 0:
+        raise ValueError(f"mi must be a non-negative number of nats, got {mi!r}")
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise ValueError(f"dim must be a positive int, got {dim!r}")
+    return math.sqrt(-math.expm1(-2.0 * mi / dim))
+
+
+def _generator(generator: torch.Generator | int | None) -> torch.Generator | None:
+    if generator is None or isinstance(generator, torch.Generator):
+        return generator
+    if isinstance(generator, int) and not isinstance(generator, bool):
+        return torch.Generator().manual_seed(generator)
+    raise TypeError(
+        f"generator must be a torch.Generator, an int seed or None, got {type(generator).__name__}"
+    )
+
+
+class CorrelatedGaussian:
+    r"""Component-wise correlated Gaussians (Poole et al. 2019), optionally cubed (Song & Ermon).
+
+    :math:`x \sim \mathcal N(0, I_d)`, :math:`y = \rho x + \sqrt{1-\rho^2}\,\varepsilon`, so
+
+    .. math:: I(X; Y) = -\frac{d}{2}\log(1 - \rho^2).
+
+    With ``transform="cubic"`` the observed ``y`` is :math:`y^3`, a bijection: the MI and the
+    pointwise MI are unchanged, but the critic has to undo the non-linearity.
+
+    Args:
+        dim: number of components :math:`d` (``dim_x = dim_y = d``).
+        mi: the mutual information in nats (``>= 0``).
+        transform: ``None`` or ``"cubic"``.
+        dtype: dtype of the samples.
+
+    Example:
+        >>> import torch
+        >>> task = CorrelatedGaussian(dim=20, mi=4.0)
+        >>> x, y = task.sample(64, generator=torch.Generator().manual_seed(0))
+        >>> x.shape, y.shape, task.mutual_information()
+        (torch.Size([64, 20]), torch.Size([64, 20]), 4.0)
+        >>> task.optimal_critic(x, y).shape
+        torch.Size([64, 64])
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        mi: float,
+        transform: str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ):
+        self.rho = rho_for_mi(mi, dim)
+        if transform not in (None, "cubic"):
+            raise ValueError(f"transform must be None or 'cubic', got {transform!r}")
+        if not dtype.is_floating_point:
+            raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
+        self.dim = dim
+        self.mi = float(mi)
+        self.transform = transform
+        self.dtype = dtype
+
+    @property
+    def dim_x(self) -> int:
+        """Dimension of ``x``."""
+        return self.dim
+
+    @property
+    def dim_y(self) -> int:
+        """Dimension of ``y``."""
+        return self.dim
+
+    def mutual_information(self) -> float:
+        """The true mutual information in nats."""
+        return self.mi
+
+    def __repr__(self) -> str:
+        t = "" if self.transform is None else f", transform={self.transform!r}"
+        return f"CorrelatedGaussian(dim={self.dim}, mi={self.mi}{t})"
+
+    def sample(
+        self, n: int, generator: torch.Generator | int | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Draw ``n`` joint samples.
+
+        Args:
+            n: number of samples.
+            generator: a ``torch.Generator``, an int seed, or ``None`` (global RNG).
+
+        Returns:
+            ``(x, y)``, each of shape ``(n, dim)``.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        g = _generator(generator)
+        x = torch.randn(n, self.dim, generator=g, dtype=self.dtype)
+        eps = torch.randn(n, self.dim, generator=g, dtype=self.dtype)
+        y = self.rho * x + math.sqrt(1.0 - self.rho**2) * eps
+        if self.transform == "cubic":
+            y = y**3
+        return x, y
+
+    def _latent_y(self, y: Tensor) -> Tensor:
+        if self.transform == "cubic":
+            return torch.sign(y) * y.abs().pow(1.0 / 3.0)
+        return y
+
+    def optimal_critic(self, x: Tensor, y: Tensor) -> Tensor:
+        r"""Scores of the pointwise MI for every pair, ``(..., N, M)``.
+
+        .. math::
+
+            f^*(x, y) = \sum_k \Big[-\tfrac12\log(1-\rho^2)
+                - \frac{(y_k - \rho x_k)^2}{2(1-\rho^2)} + \frac{y_k^2}{2}\Big]
+
+        (for the cubic task, on :math:`y^{1/3}`). InfoNCE, DV, JS and SMILE are optimal at
+        :math:`f^*` (up to a constant), NWJ and TUBA with :math:`a = 1` at :math:`f^* + 1`.
+
+        Args:
+            x: ``(..., N, dim)``.
+            y: ``(..., M, dim)``.
+        """
+        for name, t in (("x", x), ("y", y)):
+            if t.dim() < 2 or t.shape[-1] != self.dim:
+                raise ValueError(
+                    f"{name} must have shape (..., n, {self.dim}), got {tuple(t.shape)}"
+                )
+        y = self._latent_y(y)
+        r = self.rho
+        one_minus = math.exp(-2.0 * self.mi / self.dim)  # 1 - rho^2, without cancellation
+        xx = (x * x).sum(-1)[..., :, None]  # (..., N, 1)
+        yy = (y * y).sum(-1)[..., None, :]  # (..., 1, M)
+        xy = torch.matmul(x, y.transpose(-1, -2))  # (..., N, M)
+        quad = yy - 2.0 * r * xy + r * r * xx
+        return -0.5 * self.dim * math.log(one_minus) - quad / (2.0 * one_minus) + 0.5 * yy
+
+
+@dataclass(frozen=True)
+class Staircase:
+    """The MI schedule of Poole et al. (2019): MI raised in equal-length steps.
+
+    Args:
+        levels: MI of each step, in nats.
+        steps_per_level: training steps spent on each level.
+
+    Example:
+        >>> s = Staircase()
+        >>> s.total_steps, s.mi_at(0), s.mi_at(4000), s.mi_at(19999)
+        (20000, 2.0, 4.0, 10.0)
+        >>> s.task_at(4000, dim=20)
+        CorrelatedGaussian(dim=20, mi=4.0)
+    """
+
+    levels: Sequence[float] = (2.0, 4.0, 6.0, 8.0, 10.0)
+    steps_per_level: int = 4000
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "levels", tuple(float(v) for v in self.levels))
+        if not self.levels:
+            raise ValueError("levels must not be empty")
+        if any(not v >= 0 for v in self.levels):
+            raise ValueError(f"levels must be non-negative nats, got {self.levels}")
+        if (
+            isinstance(self.steps_per_level, bool)
+            or not isinstance(self.steps_per_level, int)
+            or self.steps_per_level < 1
+        ):
+            raise ValueError(
+                f"steps_per_level must be a positive int, got {self.steps_per_level!r}"
+            )
+
+    @property
+    def total_steps(self) -> int:
+        """Number of steps of the whole schedule."""
+        return len(self.levels) * self.steps_per_level
+
+    def level_of(self, step: int) -> int:
+        """Index of the level that ``step`` (0-based) belongs to."""
+        if not 0 <= step < self.total_steps:
+            raise ValueError(f"step must lie in [0, {self.total_steps}), got {step}")
+        return step // self.steps_per_level
+
+    def mi_at(self, step: int) -> float:
+        """True MI (nats) at ``step``."""
+        return float(self.levels[self.level_of(step)])
+
+    def task_at(
+        self, step: int, dim: int = 20, transform: str | None = None
+    ) -> CorrelatedGaussian:
+        """The Gaussian task in force at ``step``."""
+        return CorrelatedGaussian(dim, self.mi_at(step), transform=transform)
+
+    def __iter__(self) -> Iterator[float]:
+        """Iterate over the true MI of every step."""
+        for level in self.levels:
+            for _ in range(self.steps_per_level):
+                yield float(level)
