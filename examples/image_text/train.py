@@ -1,0 +1,323 @@
+"""Data preparation and MI pretraining (single process, or several under ``torchrun``).
+
+Pretraining draws a global batch of image-report pairs per step from one seeded generator, so
+every rank sees the same permutation and sentence choices and takes its contiguous slice;
+negatives come from all ranks (``gather=True``) and gradients are averaged over ranks, which is
+single-process training on the global batch. A checkpoint (encoders, critic and estimator state,
+optimizer, scheduler, RNG states, loss history) is written after every epoch; ``resume=True``
+continues from it exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from .config import Config
+from .data import ImageTextData, generate_synthetic
+from .mimic import load_mimic_cxr
+from .models import ImageEncoder, TextEncoder
+from .objective import PretrainObjective
+from .text import WordTokenizer
+
+__all__ = [
+    "Datasets",
+    "EncodedPairs",
+    "Encoders",
+    "PretrainOutcome",
+    "build_encoders",
+    "encode_pairs",
+    "load_datasets",
+    "pretrain",
+    "resolve_device",
+]
+
+
+class EncodedPairs(NamedTuple):
+    """Tensors of a split, ready for batching by index.
+
+    Attributes:
+        images: ``(N, 1, S, S)`` float32.
+        sentences: ``(N, Smax, L)`` token ids of each report's sentences (0 = padding).
+        sentence_mask: ``(N, Smax)`` bool, real sentences.
+        report: ``(N, R)`` token ids of the whole report.
+        edema: ``(N,)`` int64 (-1 unknown).
+        findings: ``(N, F)`` float32 (nan unknown).
+        zones: ``(N, Smax)`` int64, zone named by each sentence (-1 none).
+    """
+
+    images: Tensor
+    sentences: Tensor
+    sentence_mask: Tensor
+    report: Tensor
+    edema: Tensor
+    findings: Tensor
+    zones: Tensor
+
+
+class Datasets(NamedTuple):
+    """Train and test splits, the labelled subset of train, the tokenizer."""
+
+    train: EncodedPairs
+    test: EncodedPairs
+    labelled: Tensor
+    tokenizer: WordTokenizer
+    finding_names: tuple[str, ...]
+
+
+class Encoders(nn.Module):
+    """The image and text encoders trained together."""
+
+    def __init__(self, image: ImageEncoder, text: TextEncoder) -> None:
+        super().__init__()
+        self.image = image
+        self.text = text
+
+
+class PretrainOutcome(NamedTuple):
+    """Where the checkpoint is, and the per-step loss and estimate (nats) of the whole run."""
+
+    checkpoint: Path
+    losses: list[float]
+    estimates: list[float]
+
+
+def encode_pairs(data: ImageTextData, tok: WordTokenizer, cfg: Config) -> EncodedPairs:
+    """Tokenise the reports of ``data`` (sentences truncated to ``cfg.max_sentences``)."""
+    n, s_max, l_max = len(data), cfg.max_sentences, cfg.max_sentence_len
+    flat, owner, slot = [], [], []
+    for i, sents in enumerate(data.reports):
+        if not sents:
+            raise ValueError(f"empty report at index {i}: every image needs >= 1 sentence")
+        for k, s in enumerate(sents[:s_max]):
+            flat.append(s)
+            owner.append(i)
+            slot.append(k)
+    ids = tok.encode(flat, l_max)
+    sentences = torch.zeros(n, s_max, l_max, dtype=torch.long)
+    sentences[owner, slot] = ids
+    mask = torch.zeros(n, s_max, dtype=torch.bool)
+    mask[owner, slot] = True
+    zones = torch.full((n, s_max), -1, dtype=torch.long)
+    zones[owner, slot] = torch.tensor(
+        [data.sentence_zones[i][k] for i, k in zip(owner, slot, strict=True)], dtype=torch.long
+    )
+    report = tok.encode([" ".join(r) for r in data.reports], cfg.max_report_len)
+    return EncodedPairs(data.images, sentences, mask, report, data.edema, data.findings, zones)
+
+
+def load_datasets(cfg: Config) -> Datasets:
+    """Generate (or load) the data of ``cfg``, build the tokenizer, pick the labelled subset."""
+    if cfg.data == "synthetic":
+        train = generate_synthetic(cfg.n_train, size=cfg.image_size, seed=cfg.data_seed,
+                                   cache_dir=cfg.cache_dir)
+        test = generate_synthetic(cfg.n_test, size=cfg.image_size, seed=cfg.data_seed + 100_003,
+                                  cache_dir=cfg.cache_dir)
+    else:
+        full = load_mimic_cxr(cfg.data, reports_root=cfg.reports_root, labels_csv=cfg.labels_csv,
+                              edema_csv=cfg.edema_csv, size=cfg.image_size)
+        perm = torch.randperm(len(full), generator=torch.Generator().manual_seed(cfg.data_seed))
+        n_test = max(1, len(full) // 5)
+        train, test = full.subset(perm[n_test:]), full.subset(perm[:n_test])
+    tok = WordTokenizer.build(s for r in train.reports for s in r)
+    n = len(train)
+    n_lab = max(1, round(cfg.labelled_fraction * n))
+    labelled = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed))[:n_lab]
+    return Datasets(encode_pairs(train, tok, cfg), encode_pairs(test, tok, cfg),
+                    labelled.sort().values, tok, train.finding_names)
+
+
+def build_encoders(cfg: Config, vocab_size: int) -> Encoders:
+    """Fresh encoders of the sizes in ``cfg``."""
+    return Encoders(
+        ImageEncoder(cfg.image_size, grid=cfg.grid, width=cfg.width, dim=cfg.dim),
+        TextEncoder(vocab_size, dim=cfg.dim, layers=cfg.text_layers, heads=cfg.text_heads,
+                    max_len=max(cfg.max_sentence_len, cfg.max_report_len)),
+    )
+
+
+def build_objective(cfg: Config, gather: bool = False) -> PretrainObjective:
+    """The critic + bound of ``cfg``."""
+    return PretrainObjective(
+        cfg.mode, cfg.dim, cfg.dim, bound=cfg.bound, critic=cfg.critic, reduction=cfg.reduction,
+        gather=gather,
+        critic_kwargs=(
+            {"hidden": cfg.critic_hidden, "embed_dim": cfg.critic_embed_dim}
+            if cfg.critic == "separable" else {}
+        ),
+    )
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"``: this rank's CUDA device when CUDA is present, else CPU."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _lr_lambda(warmup: int, total: int):  # noqa: ANN202 - a closure for LambdaLR
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+    return f
+
+
+def run_dir(cfg: Config, mode: str | None = None) -> Path:
+    """``<out_dir>/seed<seed>/pretrain-<mode>``."""
+    return Path(cfg.out_dir) / f"seed{cfg.seed}" / f"pretrain-{mode or cfg.mode}"
+
+
+def pretrain(cfg: Config, ds: Datasets | None = None, *, resume: bool = False) -> PretrainOutcome:
+    """Pretrain image and text encoders by maximising ``cfg.mode`` MI for ``cfg.epochs``.
+
+    Args:
+        cfg: the run configuration.
+        ds: the data (loaded from ``cfg`` when ``None``).
+        resume: continue from ``run_dir(cfg)/checkpoint.pt`` if it exists.
+
+    Returns:
+        A :class:`PretrainOutcome`; the checkpoint holds the final state.
+    """
+    ds = ds if ds is not None else load_datasets(cfg)
+    rank, world = _world()
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size ({cfg.batch_size}) must be divisible by the world size "
+                         f"({world})")
+    device = resolve_device(cfg.device)
+    out = run_dir(cfg)
+    ckpt_path = out / "checkpoint.pt"
+    torch.manual_seed(cfg.seed)
+    model = build_encoders(cfg, len(ds.tokenizer)).to(device)
+    objective = build_objective(cfg, gather=world > 1).to(device)
+    params = [*model.parameters(), *objective.parameters()]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n = ds.train.images.shape[0]
+    steps_per_epoch = n // cfg.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"n_train ({n}) is smaller than batch_size ({cfg.batch_size})")
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, _lr_lambda(cfg.warmup_steps, cfg.epochs * steps_per_epoch)
+    )
+    g = torch.Generator().manual_seed(cfg.seed + 1)
+    losses: list[float] = []
+    estimates: list[float] = []
+    start_epoch = 0
+    if resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        objective.load_state_dict(state["objective"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        g.set_state(state["rng"]["sampler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if torch.cuda.is_available() and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        losses, estimates = list(state["losses"]), list(state["estimates"])
+        start_epoch = int(state["epoch"]) + 1
+    elif resume and rank == 0:
+        print(f"no checkpoint at {ckpt_path}; starting from scratch")
+
+    local_b = cfg.batch_size // world
+    tr = ds.train
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        objective.train()
+        perm = torch.randperm(n, generator=g)
+        bar = _progress(range(steps_per_epoch), cfg.progress and rank == 0,
+                        f"{cfg.mode} epoch {epoch + 1}/{cfg.epochs}")
+        for step in bar:
+            idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            pick = torch.multinomial(tr.sentence_mask[idx].float(), 1, generator=g)[:, 0]
+            mine = slice(rank * local_b, (rank + 1) * local_b)
+            idx, pick = idx[mine], pick[mine]
+            feats = model.image(tr.images[idx].to(device))
+            if cfg.mode == "local":
+                text = model.text(tr.sentences[idx, pick].to(device))
+            else:
+                text = model.text(tr.report[idx].to(device))
+            res = objective(feats.local, text)
+            opt.zero_grad(set_to_none=True)
+            res.loss.backward()
+            if world > 1:
+                for p in params:
+                    if p.grad is not None:
+                        dist.all_reduce(p.grad)
+                        p.grad /= world
+            opt.step()
+            sched.step()
+            losses.append(float(res.loss.detach()))
+            estimates.append(float(res.estimate.detach()))
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(mi=f"{estimates[-1]:.3f}")
+        if rank == 0:
+            _save(ckpt_path, {
+                "epoch": epoch,
+                "config": asdict(cfg),
+                "vocab": ds.tokenizer.vocab,
+                "model": model.state_dict(),
+                "objective": objective.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "rng": {
+                    "sampler": g.get_state(),
+                    "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                },
+                "losses": losses,
+                "estimates": estimates,
+            })
+        if world > 1:
+            dist.barrier()
+    return PretrainOutcome(ckpt_path, losses, estimates)
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _progress(it: range, enabled: bool, desc: str):  # noqa: ANN202 - tqdm or the range
+    if not enabled:
+        return it
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is an optional extra
+        return it
+    return tqdm(it, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def load_pretrained(path: str | Path, device: torch.device | None = None,
+                    ) -> tuple[Encoders, PretrainObjective, Config]:
+    """Encoders, objective and config from a pretraining checkpoint."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no pretraining checkpoint at {path}; run `pretrain` first")
+    state = torch.load(path, map_location=device or "cpu", weights_only=False)
+    cfg_dict = dict(state["config"])
+    cfg_dict["critic_hidden"] = tuple(cfg_dict["critic_hidden"])
+    cfg = Config(**cfg_dict)
+    model = build_encoders(cfg, len(state["vocab"]))
+    model.load_state_dict(state["model"])
+    objective = build_objective(cfg)
+    objective.load_state_dict(state["objective"])
+    return model, objective, cfg
