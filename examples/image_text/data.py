@@ -61,6 +61,7 @@ FINDINGS: tuple[str, ...] = (
 EDEMA_LEVELS: tuple[str, ...] = ("none", "vascular congestion", "interstitial", "alveolar")
 
 _CACHE_VERSION = 1
+_CHUNK = 512  # images rendered per vectorised chunk (bounds peak memory; part of the data)
 
 # ---- geometry (normalised coordinates: u horizontal, v vertical downwards, both in [-1, 1]) ----
 # Lung fields as ellipses; the image-left lung is the patient's right lung.
@@ -315,9 +316,7 @@ def _render(
 
     # Local findings: opacities in lung zones (Gaussian blobs clipped to the lungs).
     for z in range(len(ZONES)):
-        has = opacity[:, z]
-        if not bool(has.any()):
-            continue
+        has = opacity[:, z]  # parameters are drawn for every sample: same draws, any labels
         u0, u1, v0, v1 = _zone_box(z)
         side = z // 3
         cu_l = _LUNG_CENTRE[side][0]
@@ -332,8 +331,6 @@ def _render(
     # Pleural effusions: dense fluid filling the lung base with a lateral meniscus.
     for side in range(2):
         has = effusion[:, side]
-        if not bool(has.any()):
-            continue
         cu = _LUNG_CENTRE[side][0]
         level = unif(0.22, 0.40)[:, None, None] - 0.25 * ((uu - cu).abs() / 0.3) ** 2
         base = ell(cu, 0.25, 0.34, 0.45, 0.05)
@@ -398,6 +395,8 @@ def _report(
     n_filler = int(rng.integers(0, 3))
     for k in rng.choice(len(_FILLER), size=n_filler, replace=False):
         out.append((_FILLER[int(k)], -1))
+    if not out:  # nothing present and nothing negated: a normal study
+        out.append(("No acute cardiopulmonary process.", -1))
     order = rng.permutation(len(out))
     return [out[i][0] for i in order], [out[i][1] for i in order]
 
@@ -413,7 +412,6 @@ def generate_synthetic(
     size: int = 64,
     seed: int = 0,
     cache_dir: str | Path | None = None,
-    chunk_size: int = 512,
 ) -> ImageTextData:
     """Generate ``n`` synthetic radiograph-report pairs with labels.
 
@@ -426,7 +424,6 @@ def generate_synthetic(
         seed: the data is a pure function of ``(n, size, seed)``.
         cache_dir: if given, the data is saved there (uint8 images) on the first call and
             loaded on later calls with the same arguments.
-        chunk_size: images rendered per vectorised chunk (bounds peak memory).
 
     Returns:
         An :class:`ImageTextData`.
@@ -466,11 +463,11 @@ def generate_synthetic(
     images = torch.cat(
         [
             _render(
-                min(chunk_size, n - s), size, g, opacity[s : s + chunk_size],
-                effusion[s : s + chunk_size], device[s : s + chunk_size],
-                cardio[s : s + chunk_size], edema[s : s + chunk_size],
+                min(_CHUNK, n - s), size, g, opacity[s : s + _CHUNK],
+                effusion[s : s + _CHUNK], device[s : s + _CHUNK],
+                cardio[s : s + _CHUNK], edema[s : s + _CHUNK],
             )
-            for s in range(0, n, chunk_size)
+            for s in range(0, n, _CHUNK)
         ]
     )
     op_np, ef_np = opacity.numpy(), effusion.numpy()

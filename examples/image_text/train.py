@@ -185,13 +185,16 @@ def run_dir(cfg: Config, mode: str | None = None) -> Path:
     return Path(cfg.out_dir) / f"seed{cfg.seed}" / f"pretrain-{mode or cfg.mode}"
 
 
-def pretrain(cfg: Config, ds: Datasets | None = None, *, resume: bool = False) -> PretrainOutcome:
+def pretrain(cfg: Config, ds: Datasets | None = None, *, resume: bool = False,
+             stop_after: int | None = None) -> PretrainOutcome:
     """Pretrain image and text encoders by maximising ``cfg.mode`` MI for ``cfg.epochs``.
 
     Args:
         cfg: the run configuration.
         ds: the data (loaded from ``cfg`` when ``None``).
         resume: continue from ``run_dir(cfg)/checkpoint.pt`` if it exists.
+        stop_after: return after this many epochs of this call, as if interrupted (the
+            learning-rate schedule still spans ``cfg.epochs``).
 
     Returns:
         A :class:`PretrainOutcome`; the checkpoint holds the final state.
@@ -237,7 +240,8 @@ def pretrain(cfg: Config, ds: Datasets | None = None, *, resume: bool = False) -
 
     local_b = cfg.batch_size // world
     tr = ds.train
-    for epoch in range(start_epoch, cfg.epochs):
+    end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, start_epoch + stop_after)
+    for epoch in range(start_epoch, end_epoch):
         model.train()
         objective.train()
         perm = torch.randperm(n, generator=g)

@@ -1,0 +1,138 @@
+"""examples.image_text.mimic on a miniature MIMIC-CXR-JPG layout generated here."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from examples.image_text.mimic import (
+    CHEXPERT_FINDINGS,
+    load_mimic_cxr,
+    read_grayscale,
+    report_sentences,
+)
+
+REPORT_A = """                                 FINAL REPORT
+ EXAMINATION:  CHEST (PA AND LAT)
+
+ INDICATION:  ___F with cough
+
+ FINDINGS:
+ 
+ Mild pulmonary vascular congestion.  Small left pleural
+ effusion is present. No pneumothorax.
+
+ IMPRESSION:
+ 
+ 1. Mild congestion.
+ 2. Small left effusion.
+"""
+REPORT_B = "FINDINGS: Heart size is normal. Lungs are clear.\n"
+
+
+def _study(root: Path, subject: int, study: int) -> Path:
+    d = root / "files" / f"p{str(subject)[:2]}" / f"p{subject}" / f"s{study}"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _write_report(root: Path, subject: int, study: int, text: str) -> None:
+    d = root / "files" / f"p{str(subject)[:2]}" / f"p{subject}"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"s{study}.txt").write_text(text)
+
+
+@pytest.fixture()
+def mimic(tmp_path: Path) -> Path:
+    root = tmp_path / "mimic-cxr-jpg"
+    rng = np.random.default_rng(0)
+    # study 1: two 8-bit JPEG views; study 2: one 16-bit PNG with values near the top
+    d1 = _study(root, 10000032, 50000001)
+    for k in range(2):
+        Image.fromarray(rng.integers(0, 256, (40, 48), dtype=np.uint8)).save(d1 / f"v{k}.jpg")
+    d2 = _study(root, 10000033, 50000002)
+    arr16 = np.full((32, 32), 60000, dtype=np.uint16)
+    arr16[:16] = 65535
+    Image.fromarray(arr16).save(d2 / "v0.png")
+    _write_report(root, 10000032, 50000001, REPORT_A)
+    _write_report(root, 10000033, 50000002, REPORT_B)
+    header = "subject_id,study_id," + ",".join(CHEXPERT_FINDINGS)
+    row1 = ["10000032", "50000001"] + [""] * len(CHEXPERT_FINDINGS)
+    row1[2 + CHEXPERT_FINDINGS.index("Pleural Effusion")] = "1.0"
+    row1[2 + CHEXPERT_FINDINGS.index("Edema")] = "-1.0"
+    row2 = ["10000033", "50000002"] + ["0.0"] * len(CHEXPERT_FINDINGS)
+    (root / "mimic-cxr-2.0.0-chexpert.csv").write_text(
+        "\n".join([header, ",".join(row1), ",".join(row2)]) + "\n"
+    )
+    (root / "edema.csv").write_text("subject_id,study_id,edema_severity\n10000032,50000001,1\n")
+    return root
+
+
+def test_loads_layout_reports_and_labels(mimic: Path) -> None:
+    d = load_mimic_cxr(mimic, edema_csv=mimic / "edema.csv", size=16)
+    assert d.images.shape == (3, 1, 16, 16)
+    assert d.reports[0] == d.reports[1] == [
+        "Mild pulmonary vascular congestion.",
+        "Small left pleural effusion is present.",
+        "No pneumothorax.",
+        "Mild congestion.",
+        "Small left effusion.",
+    ]
+    assert d.reports[2] == ["Heart size is normal.", "Lungs are clear."]
+    assert d.edema.tolist() == [1, 1, -1]
+    eff, edema = CHEXPERT_FINDINGS.index("Pleural Effusion"), CHEXPERT_FINDINGS.index("Edema")
+    assert d.findings[0, eff] == 1.0 and math.isnan(d.findings[0, edema])  # uncertain -> nan
+    assert math.isnan(d.findings[0, 0])  # blank -> nan
+    assert torch.all(d.findings[2] == 0)
+    assert d.sentence_zones[2] == [-1, -1]
+
+
+def test_sixteen_bit_images_do_not_overflow(mimic: Path) -> None:
+    img = read_grayscale(next((mimic / "files").rglob("*.png")), 32)
+    assert float(img.max()) == pytest.approx(1.0)
+    assert float(img[0, 20:].mean()) == pytest.approx(60000 / 65535, abs=1e-4)
+    d = load_mimic_cxr(mimic, size=16)
+    assert float(d.images.min()) >= 0.0 and float(d.images.max()) <= 1.0
+
+
+def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="MIMIC-CXR-JPG folder not found"):
+        load_mimic_cxr(tmp_path / "absent")
+
+
+def test_image_without_report_is_a_clear_error(mimic: Path) -> None:
+    (mimic / "files/p10/p10000033/s50000002.txt").unlink()
+    with pytest.raises(FileNotFoundError, match=r"has no report: expected .*s50000002\.txt"):
+        load_mimic_cxr(mimic, size=16)
+    d = load_mimic_cxr(mimic, size=16, on_error="skip")
+    assert len(d) == 2
+
+
+def test_empty_report_is_a_clear_error(mimic: Path) -> None:
+    (mimic / "files/p10/p10000033/s50000002.txt").write_text("FINDINGS:\n   \nIMPRESSION: \n")
+    with pytest.raises(ValueError, match=r"empty report: no sentence found in .*s50000002"):
+        load_mimic_cxr(mimic, size=16)
+    with pytest.raises(ValueError, match="on_error"):
+        load_mimic_cxr(mimic, on_error="ignore")
+
+
+def test_report_without_sections_uses_the_text() -> None:
+    assert report_sentences("Heart normal. No effusion.") == ["Heart normal.", "No effusion."]
+    with pytest.raises(ValueError, match="empty report"):
+        report_sentences("  \n ")
+
+
+def test_pipeline_pretrains_on_the_fixture(mimic: Path, tmp_path: Path) -> None:
+    from examples.image_text.config import make_config
+    from examples.image_text.train import load_datasets, pretrain
+
+    cfg = make_config("tiny", data=str(mimic), batch_size=2, out_dir=str(tmp_path / "run"))
+    ds = load_datasets(cfg)
+    assert ds.train.images.shape[0] + ds.test.images.shape[0] == 3
+    out = pretrain(cfg, ds)
+    assert out.checkpoint.exists() and all(math.isfinite(v) for v in out.losses)

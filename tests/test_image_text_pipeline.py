@@ -1,0 +1,207 @@
+"""examples.image_text: pretraining modes, resume, metrics, evaluation, CLI, torchrun."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from examples.image_text.__main__ import main
+from examples.image_text.config import make_config
+from examples.image_text.evaluate import (
+    downstream,
+    edema_metrics,
+    pointing,
+    roc_auc,
+)
+from examples.image_text.objective import PretrainObjective
+from examples.image_text.train import load_datasets, load_pretrained, pretrain
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"n_train": 64, "n_test": 32, "batch_size": 16, "epochs": 1}
+
+
+@pytest.fixture(scope="module")
+def tiny_ds():
+    return load_datasets(make_config("tiny", **TINY))
+
+
+@pytest.mark.parametrize(
+    "mode, reduction, bound, critic",
+    [
+        ("local", "max", "infonce", "separable"),
+        ("local", "mean", "infonce", "separable"),
+        ("local", "max", "mine", "separable"),
+        ("local", "max", "dv", "bilinear"),
+        ("global", "mean", "infonce", "separable"),
+        ("global", "mean", "nwj", "bilinear"),
+    ],
+)
+def test_every_mode_trains_a_few_steps(tmp_path, tiny_ds, mode, reduction, bound, critic) -> None:
+    cfg = make_config("tiny", **TINY, mode=mode, reduction=reduction, bound=bound, critic=critic,
+                      out_dir=str(tmp_path))
+    out = pretrain(cfg, tiny_ds)
+    assert len(out.losses) == 64 // 16
+    assert all(math.isfinite(v) for v in out.losses + out.estimates)
+    model, objective, saved = load_pretrained(out.checkpoint)
+    assert saved.mode == mode and saved.bound == bound
+    # the checkpoint restores the trained weights
+    state = torch.load(out.checkpoint, weights_only=False)
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, state["model"][k])
+
+
+@pytest.mark.slow
+def test_local_max_learns_on_informative_batches(tmp_path) -> None:
+    cfg = make_config("tiny", n_train=256, n_test=32, batch_size=32, epochs=4, lr=3e-3,
+                      out_dir=str(tmp_path))
+    out = pretrain(cfg)
+    first, last = sum(out.estimates[:4]) / 4, sum(out.estimates[-4:]) / 4
+    assert last > first + 0.2, (first, last)
+    assert max(out.estimates) <= math.log(32) + 1e-4  # InfoNCE never exceeds log K
+
+
+def test_resume_equals_uninterrupted(tmp_path, tiny_ds) -> None:
+    base = dict(TINY, epochs=3, out_dir=str(tmp_path / "a"))
+    full = pretrain(make_config("tiny", **base), tiny_ds)
+    cut = dict(base, out_dir=str(tmp_path / "b"))
+    first = pretrain(make_config("tiny", **cut), tiny_ds, stop_after=1)
+    assert len(first.losses) == len(full.losses) // 3
+    resumed = pretrain(make_config("tiny", **cut), tiny_ds, resume=True)
+    assert len(resumed.losses) == len(full.losses)
+    diff = max(abs(a - b) for a, b in zip(full.losses, resumed.losses, strict=True))
+    assert diff <= 1e-6, diff
+    a = torch.load(full.checkpoint, weights_only=False)["model"]
+    b = torch.load(resumed.checkpoint, weights_only=False)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0)
+
+
+def test_a_finished_run_resumes_to_a_no_op_and_a_missing_one_starts(tmp_path, tiny_ds, capsys):
+    cfg = make_config("tiny", **TINY, out_dir=str(tmp_path))
+    out = pretrain(cfg, tiny_ds, resume=True)
+    assert "no checkpoint" in capsys.readouterr().out
+    again = pretrain(cfg, tiny_ds, resume=True)
+    assert again.losses == out.losses
+
+
+def _brute_auc(s, y) -> float:
+    pos = [a for a, t in zip(s, y, strict=True) if t]
+    neg = [a for a, t in zip(s, y, strict=True) if not t]
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in itertools.product(pos, neg))
+    return wins / (len(pos) * len(neg))
+
+
+def test_roc_auc_matches_pairwise_count_with_ties() -> None:
+    g = torch.Generator().manual_seed(0)
+    for n in (2, 7, 40):
+        s = torch.randint(0, 5, (n,), generator=g).float()  # many ties
+        y = torch.rand(n, generator=g) < 0.4
+        y[0], y[1] = True, False
+        assert roc_auc(s, y) == pytest.approx(_brute_auc(s.tolist(), y.tolist()), abs=1e-12)
+    assert math.isnan(roc_auc(torch.rand(4), torch.zeros(4)))
+
+
+def test_edema_metrics_perfect_and_ignored_rows() -> None:
+    target = torch.tensor([0, 1, 2, 3, -1])
+    logits = torch.nn.functional.one_hot(target.clamp(min=0), 4).float() * 5
+    auc, acc = edema_metrics(logits, target)
+    assert auc == pytest.approx(1.0) and acc == pytest.approx(1.0)
+    auc, acc = edema_metrics(-logits, target)
+    assert auc == pytest.approx(0.0) and acc == pytest.approx(0.0)
+
+
+def test_cell_map_matches_loop() -> None:
+    torch.manual_seed(0)
+    obj = PretrainObjective("local", 6, 5, critic_kwargs={"hidden": (7,), "embed_dim": 4})
+    cells, text, ref = torch.randn(3, 2, 2, 6), torch.randn(3, 5), torch.randn(4, 2, 2, 6)
+    got = obj.cell_map(cells, text, reference=ref)
+    for k, i, j in itertools.product(range(3), range(2), range(2)):
+        own = obj.critic(cells[k, i, j][None], text[k][None])[0, 0]
+        others = torch.stack([obj.critic(ref[r, i, j][None], text[k][None])[0, 0]
+                              for r in range(4)])
+        want = own - (torch.logsumexp(others, 0) - math.log(4))
+        torch.testing.assert_close(got[k, i, j], want, atol=1e-5, rtol=1e-5)
+
+
+def test_downstream_regimes_and_pointing(tmp_path, tiny_ds) -> None:
+    cfg = make_config("tiny", **TINY, out_dir=str(tmp_path))
+    out = pretrain(cfg, tiny_ds)
+    model, objective, _ = load_pretrained(out.checkpoint)
+    before = {k: v.clone() for k, v in model.image.state_dict().items()}
+    for regime in ("supervised", "frozen", "finetune"):
+        res = downstream(cfg, tiny_ds, regime, None if regime == "supervised" else model,
+                         pretraining="local")
+        assert 0.0 <= res.edema_accuracy <= 1.0
+        assert len(res.finding_auc) == 10
+        assert not math.isnan(res.edema_auc)
+    for k, v in model.image.state_dict().items():  # fine-tuning works on a copy
+        torch.testing.assert_close(v, before[k])
+    pt = pointing(cfg, tiny_ds, model, objective, "local")
+    assert pt.sentences > 0 and 0.0 < pt.chance < 0.5 and 0.0 <= pt.hit_rate <= 1.0
+    with pytest.raises(ValueError, match="needs pretrained"):
+        downstream(cfg, tiny_ds, "frozen")
+    with pytest.raises(ValueError, match="regime"):
+        downstream(cfg, tiny_ds, "linear", model)
+
+
+def test_cli_all_writes_table_json_and_figure(tmp_path, capsys) -> None:
+    rc = main(["all", "--preset", "tiny", "--n-train", "64", "--n-test", "32",
+               "--batch-size", "16", "--out-dir", str(tmp_path)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "| Fine-tuned | local |" in printed and "| Supervised only | none |" in printed
+    assert "Pointing" in printed
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert payload["seeds"] == [0] and len(payload["runs"][0]["downstream"]) == 5
+    assert (tmp_path / "results.md").exists()
+    assert (tmp_path / "seed0" / "cell_mi.png").stat().st_size > 1000
+    # evaluate alone reuses the checkpoints
+    assert main(["evaluate", "--preset", "tiny", "--n-train", "64", "--n-test", "32",
+                 "--batch-size", "16", "--out-dir", str(tmp_path)]) == 0
+
+
+def test_cli_rejects_bad_input(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="no pretraining checkpoint"):
+        main(["evaluate", "--preset", "tiny", "--out-dir", str(tmp_path)])
+    with pytest.raises(FileNotFoundError, match="MIMIC-CXR-JPG folder not found"):
+        main(["pretrain", "--preset", "tiny", "--data", str(tmp_path / "nowhere")])
+    with pytest.raises(ValueError, match="mode must be"):
+        make_config("tiny", mode="patch")
+    with pytest.raises(ValueError, match="unknown config fields"):
+        make_config("tiny", epochz=3)
+    with pytest.raises(ValueError, match="unknown preset"):
+        make_config("huge")
+    with pytest.raises(SystemExit):
+        main(["pretrain", "--batch-size", "many"])
+
+
+def _torchrun(tmp_path: Path, nproc: int, out: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
+           "--master_port=0", "-m", "examples.image_text", "pretrain", "--preset", "tiny",
+           "--n-train", "64", "--n-test", "16", "--batch-size", "16", "--epochs", "2",
+           "--out-dir", str(tmp_path / out), "--device", "cpu"]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_matches_one(tmp_path) -> None:
+    two = _torchrun(tmp_path, 2, "two")
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = _torchrun(tmp_path, 1, "one")
+    assert one.returncode == 0, one.stderr[-3000:]
+    a = torch.load(tmp_path / "one/seed0/pretrain-local/checkpoint.pt", weights_only=False)
+    b = torch.load(tmp_path / "two/seed0/pretrain-local/checkpoint.pt", weights_only=False)
+    # the estimate is the global-batch one on both; gathered negatives make them equal
+    torch.testing.assert_close(torch.tensor(a["estimates"]), torch.tensor(b["estimates"]),
+                               atol=1e-4, rtol=1e-4)
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], atol=1e-3, rtol=1e-3)
