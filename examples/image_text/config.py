@@ -25,14 +25,18 @@ class Config:
         cache_dir: where synthetic data is cached (``None``: no cache).
     Models:
         width: image encoder channels after the stem; dim: feature size D of cells, pooled
-        vector and text vectors; grid: M of the M x M local block; text_layers, text_heads.
+        vector and text vectors; grid: M of the M x M local block; context_kernel: 1 keeps
+        cells local (see :class:`~examples.image_text.models.ImageEncoder`); text_layers,
+        text_heads.
         max_sentences, max_sentence_len, max_report_len: text truncation.
     Pretraining:
         mode: ``"local"`` or ``"global"``; bound, critic: by name; reduction: ``"max"`` or
-        ``"mean"`` (local mode); critic_hidden, critic_embed_dim: separable-critic sizes;
+        ``"mean"`` (local mode); critic_hidden, critic_embed_dim, critic_cosine,
+        critic_temperature: separable-critic options;
         epochs, batch_size, lr, weight_decay, warmup_steps.
     Downstream:
-        finetune_epochs, finetune_lr (encoder; heads use 10x), linear_steps, linear_lr,
+        finetune_epochs, finetune_lr (encoder), head_lr_factor (heads: finetune_lr times this),
+        linear_steps, linear_lr (the linear probe that every regime starts with),
         downstream_batch_size.
     Run:
         seed, out_dir, device (``"auto"``: CUDA when present), threads (0: torch default),
@@ -54,6 +58,7 @@ class Config:
     width: int = 16
     dim: int = 64
     grid: int = 8
+    context_kernel: int = 1
     text_layers: int = 1
     text_heads: int = 4
     max_sentences: int = 10
@@ -63,17 +68,20 @@ class Config:
     mode: str = "local"
     bound: str = "infonce"
     critic: str = "separable"
-    reduction: str = "max"
+    reduction: str = "pair_max"
     critic_hidden: tuple[int, ...] = ()
     critic_embed_dim: int = 64
-    epochs: int = 6
+    critic_cosine: bool = False
+    critic_temperature: float = 1.0
+    epochs: int = 20
     batch_size: int = 64
-    lr: float = 2e-3
+    lr: float = 4e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 20
     # downstream
     finetune_epochs: int = 40
     finetune_lr: float = 5e-4
+    head_lr_factor: float = 10.0
     linear_steps: int = 400
     linear_lr: float = 1e-2
     downstream_batch_size: int = 32
@@ -87,8 +95,10 @@ class Config:
     def __post_init__(self) -> None:
         if self.mode not in ("local", "global"):
             raise ValueError(f"mode must be 'local' or 'global', got {self.mode!r}")
-        if self.reduction not in ("max", "mean"):
-            raise ValueError(f"reduction must be 'max' or 'mean', got {self.reduction!r}")
+        if self.reduction not in ("max", "mean", "pair_max"):
+            raise ValueError(
+                f"reduction must be 'max', 'mean' or 'pair_max', got {self.reduction!r}"
+            )
         if not 0.0 < self.labelled_fraction <= 1.0:
             raise ValueError(f"labelled_fraction must be in (0, 1], got {self.labelled_fraction}")
         for name in ("n_train", "n_test", "epochs", "batch_size", "dim", "width", "grid"):

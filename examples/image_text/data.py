@@ -301,15 +301,16 @@ def _render(
     heart_ru = torch.where(cardio, unif(0.40, 0.46), unif(0.26, 0.31))
     img = img + 0.33 * ell(0.10 + 0.25 * (heart_ru - 0.28), 0.32, heart_ru, 0.26, 0.04)
 
-    # Diffuse finding: pulmonary edema, graded.
+    # Diffuse finding: pulmonary edema, graded, against patient-to-patient lung density.
     sev = edema.float()[:, None, None]
+    img = img + unif(-0.05, 0.05)[:, None, None] * lung
     hilar = ell(-0.22, -0.02, 0.22, 0.30, 0.3) + ell(0.22, -0.02, 0.22, 0.30, 0.3)
-    congest = torch.tensor([0.0, 0.12, 0.16, 0.20])[edema][:, None, None]
-    img = img + congest * hilar * lung
-    reticular = torch.tensor([0.0, 0.0, 0.09, 0.10])[edema][:, None, None]
+    congest = torch.tensor([0.0, 0.07, 0.09, 0.11])[edema][:, None, None]
+    img = img + congest * unif(0.7, 1.3)[:, None, None] * hilar * lung
+    reticular = torch.tensor([0.0, 0.0, 0.06, 0.07])[edema][:, None, None]
     texture = _smooth_noise(n, size, max(size // 3, 4), g).abs()
     img = img + reticular * texture * lung
-    alveolar = (sev >= 3).float() * unif(0.18, 0.26)[:, None, None]
+    alveolar = (sev >= 3).float() * unif(0.10, 0.16)[:, None, None]
     patches = torch.sigmoid(2.0 * _smooth_noise(n, size, 6, g) + 1.0)
     batwing = torch.exp(-(uu.abs() / 0.5) ** 2)
     img = img + alveolar * patches * (0.5 + batwing) * lung
@@ -349,7 +350,7 @@ def _render(
 
     # Exposure, contrast and quantum noise.
     img = unif(0.85, 1.15)[:, None, None] * img + unif(-0.05, 0.05)[:, None, None]
-    img = img + 0.035 * torch.randn(n, size, size, generator=g)
+    img = img + 0.05 * torch.randn(n, size, size, generator=g)
     return img.clamp(0, 1)[:, None]
 
 

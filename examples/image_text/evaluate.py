@@ -6,6 +6,10 @@ Regimes (all trained on the labelled fraction of the training split, tested on t
 * ``frozen``: a pretrained image encoder, frozen; linear heads on its pooled vector;
 * ``finetune``: a pretrained image encoder trained further with the heads.
 
+A pretrained encoder first gets linear heads fitted on its frozen, standardised pooled vector
+(``frozen`` stops there); ``finetune`` then trains encoder and heads together from that start,
+with the same optimiser, schedule and epochs as ``supervised`` uses from scratch.
+
 Heads: a 4-way edema-severity classifier and one logistic output per binary finding, trained
 jointly (cross-entropy + binary cross-entropy; unknown labels are ignored). Metrics: edema
 macro AUC (one-vs-rest, averaged over the severities present), edema accuracy, AUC per finding.
@@ -111,12 +115,24 @@ def edema_metrics(logits: Tensor, target: Tensor) -> tuple[float, float]:
 
 
 class _Heads(nn.Module):
+    """Fixed standardisation of the pooled vector, then the two linear heads."""
+
+    mu: Tensor
+    sd: Tensor
+
     def __init__(self, dim: int, n_findings: int) -> None:
         super().__init__()
         self.edema = nn.Linear(dim, 4)
         self.findings = nn.Linear(dim, n_findings)
+        self.register_buffer("mu", torch.zeros(dim))
+        self.register_buffer("sd", torch.ones(dim))
+
+    def set_standardisation(self, mu: Tensor, sd: Tensor) -> None:
+        self.mu.copy_(mu)
+        self.sd.copy_(sd)
 
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        h = (h - self.mu) / self.sd
         return self.edema(h), self.findings(h)
 
 
@@ -176,47 +192,50 @@ def downstream(cfg: Config, ds: Datasets, regime: str, pretrained: Encoders | No
         encoder = build_encoders(cfg, len(ds.tokenizer)).image
     else:
         assert pretrained is not None
-        encoder = ImageEncoder(cfg.image_size, grid=cfg.grid, width=cfg.width, dim=cfg.dim)
+        encoder = ImageEncoder(cfg.image_size, grid=cfg.grid, width=cfg.width, dim=cfg.dim,
+                     context_kernel=cfg.context_kernel)
         encoder.load_state_dict(pretrained.image.state_dict())
     encoder.to(device)
     heads = _Heads(cfg.dim, n_find).to(device)
 
-    if regime == "frozen":
+    # A pretrained encoder gets a linear probe on its standardised pooled vector; "frozen"
+    # stops there, "finetune" then trains encoder and heads together from it (linear probe,
+    # then fine-tune: the heads do not wreck the features in the first steps). "supervised"
+    # trains a fresh encoder and fresh heads with the same fine-tuning recipe.
+    if regime != "supervised":
         x_tr = _pooled(encoder, tr.images[lab], device)
-        x_te = _pooled(encoder, te.images, device)
         mu, sd = x_tr.mean(0), x_tr.std(0).clamp(min=1e-6)
-        x_tr, x_te = ((x_tr - mu) / sd).to(device), ((x_te - mu) / sd).to(device)
-        opt = torch.optim.Adam(heads.parameters(), lr=cfg.linear_lr, weight_decay=1e-3)
+        heads.set_standardisation(mu.to(device), sd.to(device))
         e_y, f_y = tr.edema[lab].to(device), tr.findings[lab].to(device)
+        opt = torch.optim.Adam(heads.parameters(), lr=cfg.linear_lr, weight_decay=1e-3)
+        x_tr = x_tr.to(device)
         for _ in range(cfg.linear_steps):
             loss = _head_loss(heads, x_tr, e_y, f_y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        with torch.no_grad():
-            e_logit, f_logit = heads(x_te)
-        return _metrics(regime, pretraining, e_logit.cpu(), f_logit.cpu(), te)
-
-    opt = torch.optim.AdamW([
-        {"params": encoder.parameters(), "lr": cfg.finetune_lr},
-        {"params": heads.parameters(), "lr": cfg.finetune_lr * 10},
-    ], weight_decay=1e-4)
-    b = cfg.downstream_batch_size
-    n = lab.numel()
-    steps = max(1, n // b)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.finetune_epochs * steps)
-    bar = _progress(range(cfg.finetune_epochs), cfg.progress, f"{regime} ({pretraining})")
-    for _ in bar:
-        encoder.train()
-        perm = lab[torch.randperm(n, generator=g)]
-        for s in range(steps):
-            idx = perm[s * b : (s + 1) * b]
-            h = encoder(tr.images[idx].to(device)).pooled
-            loss = _head_loss(heads, h, tr.edema[idx].to(device), tr.findings[idx].to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+    if regime != "frozen":
+        opt = torch.optim.AdamW([
+            {"params": encoder.parameters(), "lr": cfg.finetune_lr},
+            {"params": heads.parameters(), "lr": cfg.finetune_lr * cfg.head_lr_factor},
+        ], weight_decay=1e-4)
+        b = cfg.downstream_batch_size
+        n = lab.numel()
+        steps = max(1, n // b)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.finetune_epochs * steps)
+        bar = _progress(range(cfg.finetune_epochs), cfg.progress, f"{regime} ({pretraining})")
+        for _ in bar:
+            encoder.train()
+            perm = lab[torch.randperm(n, generator=g)]
+            for s in range(steps):
+                idx = perm[s * b : (s + 1) * b]
+                h = encoder(tr.images[idx].to(device)).pooled
+                loss = _head_loss(heads, h, tr.edema[idx].to(device),
+                                  tr.findings[idx].to(device))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
     h_te = _pooled(encoder, te.images, device)
     with torch.no_grad():
         e_logit, f_logit = heads(h_te.to(device))

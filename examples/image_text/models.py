@@ -36,11 +36,11 @@ def _norm(c: int) -> nn.GroupNorm:
 
 
 class _BasicBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+    def __init__(self, c_in: int, c_out: int, stride: int, kernel2: int = 3) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
         self.n1 = _norm(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.conv2 = nn.Conv2d(c_out, c_out, kernel2, 1, kernel2 // 2, bias=False)
         self.n2 = _norm(c_out)
         self.skip: nn.Module = nn.Identity()
         if stride != 1 or c_in != c_out:
@@ -56,6 +56,9 @@ class ImageEncoder(nn.Module):
 
     A stride-2 stem, then stages of basic residual blocks doubling the width and halving the
     resolution until the map is ``grid x grid``, then a 1x1 projection to ``dim`` channels.
+    With ``context_kernel=1`` the second convolution of every downsampling block is 1x1, so
+    each cell sees a neighbourhood (receptive field 23 px at 64x64, about 3 cells) rather than
+    most of the image (47 px with ``context_kernel=3``): local features stay local.
 
     Args:
         image_size: input side (power-of-two multiple of ``grid``, at least ``2 * grid``).
@@ -63,6 +66,9 @@ class ImageEncoder(nn.Module):
         width: channels after the stem.
         dim: channels D of the local block and the pooled vector.
         blocks: residual blocks per stage.
+        context_kernel: kernel (1 or 3) of the second convolution in the downsampling stages.
+        coordinates: append the pixel's (x, y) position as two input channels (CoordConv), so
+            cells know where they are and sentences naming a zone can match them.
 
     Example:
         >>> enc = ImageEncoder(64, grid=8, width=8, dim=16)
@@ -72,24 +78,31 @@ class ImageEncoder(nn.Module):
     """
 
     def __init__(self, image_size: int = 64, *, grid: int = 8, width: int = 16, dim: int = 64,
-                 blocks: int = 1) -> None:
+                 blocks: int = 1, context_kernel: int = 1, coordinates: bool = True) -> None:
         super().__init__()
         ratio = image_size // grid
         if image_size % grid or ratio < 2 or ratio & (ratio - 1):
             raise ValueError(
                 f"image_size / grid must be a power of two >= 2, got {image_size} / {grid}"
             )
+        if context_kernel not in (1, 3):
+            raise ValueError(f"context_kernel must be 1 or 3, got {context_kernel}")
         self.image_size, self.grid, self.dim = image_size, grid, dim
         n_down = int(math.log2(ratio)) - 1  # the stem already halves the resolution
+        self.coordinates = coordinates
+        c = (torch.arange(image_size, dtype=torch.float32) + 0.5) / image_size * 2 - 1
+        self.register_buffer("coords", torch.stack(torch.meshgrid(c, c, indexing="xy"))[None],
+                             persistent=False)
         layers: list[nn.Module] = [
-            nn.Conv2d(1, width, 3, 2, 1, bias=False), _norm(width), nn.ReLU(inplace=True)
+            nn.Conv2d(3 if coordinates else 1, width, 3, 2, 1, bias=False), _norm(width),
+            nn.ReLU(inplace=True),
         ]
         c = width
         for stage in range(n_down + 1):
             c_out = width * 2**stage
             for b in range(blocks):
                 stride = 2 if (stage > 0 and b == 0) else 1
-                layers.append(_BasicBlock(c, c_out, stride))
+                layers.append(_BasicBlock(c, c_out, stride, context_kernel if stage > 0 else 3))
                 c = c_out
         self.body = nn.Sequential(*layers)
         self.proj = nn.Conv2d(c, dim, 1)
@@ -102,6 +115,8 @@ class ImageEncoder(nn.Module):
                 f"got {tuple(images.shape)}"
             )
         x = (images - 0.5) / 0.25
+        if self.coordinates:
+            x = torch.cat([x, self.coords.expand(x.shape[0], -1, -1, -1)], 1)
         local = self.proj(self.body(x)).permute(0, 2, 3, 1)
         return ImageFeatures(local, local.mean(dim=(1, 2)))
 

@@ -23,9 +23,49 @@ try:  # the local-MI API of mitools (issue 3)
 except ImportError:  # pragma: no cover - until LocalMILoss lands on main
     from ._interim_local import GlobalMILoss, LocalMILoss, LocalToGlobal
 
-__all__ = ["MODES", "PretrainObjective", "StepMI"]
+__all__ = ["MODES", "REDUCTIONS", "CellMaxCritic", "PretrainObjective", "StepMI"]
 
 MODES = ("local", "global")
+#: Local-mode reductions over cells: ``max`` / ``mean`` of the per-cell MI estimates
+#: (:class:`mitools.LocalMILoss`), or ``pair_max``: each (image, sentence) pair scored by its
+#: best cell, inside the critic (:class:`CellMaxCritic`).
+REDUCTIONS = ("max", "mean", "pair_max")
+
+
+class CellMaxCritic(nn.Module):
+    r"""Score an image's cells against a text vector by the best cell: a multiple-instance critic.
+
+    .. math::
+
+        f(x_i, t_j) = \max_p f_0(x_{i,p}, t_j)
+
+    where :math:`f_0` is any mitools critic on one cell. The image enters flattened,
+    ``x (..., N, P * D)``, so the result is an ordinary score tensor ``(..., N, M)`` for any
+    bound; the sentence then only has to match the cell that shows its finding.
+
+    Args:
+        base: the cell critic :math:`f_0` (``x (..., N, D)``, ``y (..., M, Dy)``).
+        cells: P, the number of cells per image.
+
+    Example:
+        >>> from mitools.critics import BilinearCritic
+        >>> c = CellMaxCritic(BilinearCritic(3, 2), cells=4)
+        >>> c(torch.randn(5, 4 * 3), torch.randn(6, 2)).shape
+        torch.Size([5, 6])
+    """
+
+    def __init__(self, base: nn.Module, cells: int) -> None:
+        super().__init__()
+        self.base = base
+        self.cells = cells
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        if x.shape[-1] % self.cells:
+            raise ValueError(
+                f"x: expected (..., N, {self.cells} * D) flattened cells, got {tuple(x.shape)}"
+            )
+        cells = x.unflatten(-1, (self.cells, -1)).movedim(-2, -3)  # (..., P, N, D)
+        return self.base(cells, y[..., None, :, :]).amax(dim=-3)
 
 
 class StepMI(NamedTuple):
@@ -61,11 +101,13 @@ class PretrainObjective(nn.Module):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if mode == "local" and reduction not in ("max", "mean"):
-            raise ValueError(f"reduction must be 'max' or 'mean', got {reduction!r}")
-        self.mode = mode
+        if mode == "local" and reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        self.mode, self.reduction = mode, reduction
         self.critic = get_critic(critic, dim_image, dim_text, **(critic_kwargs or {}))
-        if mode == "local":
+        if mode == "local" and reduction == "pair_max":
+            self.loss = _PairMax(bound, self.critic, gather)
+        elif mode == "local":
             self.loss = LocalMILoss(bound=bound, critic=self.critic, sampler=LocalToGlobal(),
                                     reduction=reduction, x_pattern="b h w c", y_pattern="b c",
                                     gather=gather)
@@ -103,3 +145,31 @@ class PretrainObjective(nn.Module):
         own = self.critic(x, text).diagonal(dim1=1, dim2=2)  # (P, K)
         norm = torch.logsumexp(self.critic(r, text), dim=1) - math.log(r.shape[1])  # (P, K)
         return (own - norm).transpose(0, 1).reshape(k, h, w)
+
+
+class _PairMax(nn.Module):
+    """``reduction="pair_max"``: one score tensor from :class:`CellMaxCritic`, one bound."""
+
+    def __init__(self, bound: str, critic: nn.Module, gather: bool) -> None:
+        super().__init__()
+        from mitools.estimators import get_estimator
+
+        self.estimator = get_estimator(bound)
+        self.critic = critic
+        self.gather = gather
+
+    def forward(self, cells: Tensor, text: Tensor) -> StepMI:
+        b, h, w, d = cells.shape
+        critic = CellMaxCritic(self.critic, h * w)
+        offset = 0
+        if self.gather and torch.distributed.is_available() and torch.distributed.is_initialized():
+            from torch.distributed.nn.functional import all_gather
+
+            offset = torch.distributed.get_rank() * b
+            text = torch.cat(all_gather(text), 0)
+        value = self.estimator(critic(cells.reshape(b, h * w * d), text), offset=offset)
+        estimate = value.detach().clone()
+        if offset or (self.gather and torch.distributed.is_initialized()):
+            torch.distributed.all_reduce(estimate)
+            estimate /= torch.distributed.get_world_size()
+        return StepMI(-value, estimate)

@@ -137,7 +137,8 @@ def load_datasets(cfg: Config) -> Datasets:
 def build_encoders(cfg: Config, vocab_size: int) -> Encoders:
     """Fresh encoders of the sizes in ``cfg``."""
     return Encoders(
-        ImageEncoder(cfg.image_size, grid=cfg.grid, width=cfg.width, dim=cfg.dim),
+        ImageEncoder(cfg.image_size, grid=cfg.grid, width=cfg.width, dim=cfg.dim,
+                     context_kernel=cfg.context_kernel),
         TextEncoder(vocab_size, dim=cfg.dim, layers=cfg.text_layers, heads=cfg.text_heads,
                     max_len=max(cfg.max_sentence_len, cfg.max_report_len)),
     )
@@ -149,7 +150,8 @@ def build_objective(cfg: Config, gather: bool = False) -> PretrainObjective:
         cfg.mode, cfg.dim, cfg.dim, bound=cfg.bound, critic=cfg.critic, reduction=cfg.reduction,
         gather=gather,
         critic_kwargs=(
-            {"hidden": cfg.critic_hidden, "embed_dim": cfg.critic_embed_dim}
+            {"hidden": cfg.critic_hidden, "embed_dim": cfg.critic_embed_dim,
+             "cosine": cfg.critic_cosine, "temperature": cfg.critic_temperature}
             if cfg.critic == "separable" else {}
         ),
     )
