@@ -17,21 +17,23 @@ from examples.image_text.mimic import (
     report_sentences,
 )
 
-REPORT_A = """                                 FINAL REPORT
- EXAMINATION:  CHEST (PA AND LAT)
-
- INDICATION:  ___F with cough
-
- FINDINGS:
- 
- Mild pulmonary vascular congestion.  Small left pleural
- effusion is present. No pneumothorax.
-
- IMPRESSION:
- 
- 1. Mild congestion.
- 2. Small left effusion.
-"""
+REPORT_A = "\n".join([
+    "                                 FINAL REPORT",
+    " EXAMINATION:  CHEST (PA AND LAT)",
+    "",
+    " INDICATION:  ___F with cough",
+    "",
+    " FINDINGS:",
+    " ",  # MIMIC reports have whitespace-only lines
+    " Mild pulmonary vascular congestion.  Small left pleural",
+    " effusion is present. No pneumothorax.",
+    "",
+    " IMPRESSION:",
+    " ",
+    " 1. Mild congestion.",
+    " 2. Small left effusion.",
+    "",
+])
 REPORT_B = "FINDINGS: Heart size is normal. Lungs are clear.\n"
 
 

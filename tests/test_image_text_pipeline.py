@@ -38,6 +38,8 @@ def tiny_ds():
     [
         ("local", "max", "infonce", "separable"),
         ("local", "mean", "infonce", "separable"),
+        ("local", "pair_max", "infonce", "separable"),
+        ("local", "pair_max", "dv", "concat"),
         ("local", "max", "mine", "separable"),
         ("local", "max", "dv", "bilinear"),
         ("global", "mean", "infonce", "separable"),
@@ -50,7 +52,7 @@ def test_every_mode_trains_a_few_steps(tmp_path, tiny_ds, mode, reduction, bound
     out = pretrain(cfg, tiny_ds)
     assert len(out.losses) == 64 // 16
     assert all(math.isfinite(v) for v in out.losses + out.estimates)
-    model, objective, saved = load_pretrained(out.checkpoint)
+    model, _, saved = load_pretrained(out.checkpoint)
     assert saved.mode == mode and saved.bound == bound
     # the checkpoint restores the trained weights
     state = torch.load(out.checkpoint, weights_only=False)
@@ -157,7 +159,8 @@ def test_cli_all_writes_table_json_and_figure(tmp_path, capsys) -> None:
                "--batch-size", "16", "--out-dir", str(tmp_path)])
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "| Fine-tuned | local |" in printed and "| Supervised only | none |" in printed
+    assert "| Fine-tuned | local (pair_max) |" in printed
+    assert "| Supervised only | none |" in printed
     assert "Pointing" in printed
     payload = json.loads((tmp_path / "results.json").read_text())
     assert payload["seeds"] == [0] and len(payload["runs"][0]["downstream"]) == 5

@@ -63,19 +63,19 @@ def evaluate_seed(cfg: Config, ds: Datasets, modes: Sequence[str] = MODES,
     models = {}
     for mode in modes:
         path = run_dir(cfg, mode) / "checkpoint.pt"
-        model, objective, _ = load_pretrained(path, device)
-        models[mode] = (model.to(device), objective.to(device))
+        model, objective, pcfg = load_pretrained(path, device)
+        label = f"local ({pcfg.reduction})" if mode == "local" else "global"
+        models[label] = (model.to(device), objective.to(device))
         for regime in ("frozen", "finetune"):
             t = time.perf_counter()
-            results.append(downstream(cfg, ds, regime, model, pretraining=mode))
+            results.append(downstream(cfg, ds, regime, model, pretraining=label))
             timings[f"{regime}-{mode}"] = time.perf_counter() - t
-        pts.append(pointing(cfg, ds, model, objective, mode))
+        pts.append(pointing(cfg, ds, model, objective, label))
     # the same regimes in the same order for every seed: frozen rows first, then fine-tuned
     order = {"supervised": 0, "frozen": 1, "finetune": 2}
     results.sort(key=lambda r: (order[r.regime], r.pretraining != "global"))
-    chance = PointingResult("chance", pts[0].chance, pts[0].chance, pts[0].sentences) if pts else None
-    if chance is not None:
-        pts.append(chance)
+    if pts:
+        pts.append(PointingResult("chance", pts[0].chance, pts[0].chance, pts[0].sentences))
     fig = cell_mi_figure(Path(cfg.out_dir) / f"seed{cfg.seed}" / "cell_mi.png", ds, models, device)
     if fig is not None:
         print(f"figure: {fig}")

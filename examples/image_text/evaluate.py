@@ -39,8 +39,8 @@ __all__ = [
     "downstream",
     "edema_metrics",
     "pointing",
-    "roc_auc",
     "results_markdown",
+    "roc_auc",
 ]
 
 
@@ -409,7 +409,8 @@ def results_markdown(runs: list[tuple[list[RegimeResult], list[PointingResult]]]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if runs[0][1]:
         lines += ["", "Pointing: the highest-MI cell of a zone-naming sentence lies in that zone",
-                  "", "| Pretraining | Hit rate | Chance | Sentences |", "| --- | --- | --- | --- |"]
+                  "", "| Pretraining | Hit rate | Chance | Sentences |",
+                  "| --- | --- | --- | --- |"]
         names = [p.pretraining for p in runs[0][1]]
         for i, name in enumerate(names):
             ps = [pts[i] for _, pts in runs]

@@ -18,8 +18,9 @@ from torch import Tensor, nn
 from mitools.critics import get_critic
 
 try:  # the local-MI API of mitools (issue 3)
-    from mitools import GlobalMILoss, LocalMILoss  # type: ignore[attr-defined]
     from mitools.samplers import LocalToGlobal  # type: ignore[import-not-found]
+
+    from mitools import GlobalMILoss, LocalMILoss  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - until LocalMILoss lands on main
     from ._interim_local import GlobalMILoss, LocalMILoss, LocalToGlobal
 

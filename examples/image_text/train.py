@@ -172,7 +172,7 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
-def _lr_lambda(warmup: int, total: int):  # noqa: ANN202 - a closure for LambdaLR
+def _lr_lambda(warmup: int, total: int):
     def f(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
@@ -302,7 +302,7 @@ def _save(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _progress(it: range, enabled: bool, desc: str):  # noqa: ANN202 - tqdm or the range
+def _progress(it: range, enabled: bool, desc: str):
     if not enabled:
         return it
     try:
