@@ -163,7 +163,7 @@ def test_cli_all_writes_table_json_and_figure(tmp_path, capsys) -> None:
     assert "| Supervised only | none |" in printed
     assert "Pointing" in printed
     payload = json.loads((tmp_path / "results.json").read_text())
-    assert payload["seeds"] == [0] and len(payload["runs"][0]["downstream"]) == 5
+    assert payload["seeds"] == [0] and len(payload["runs"][0]["downstream"]) == 6
     assert (tmp_path / "results.md").exists()
     assert (tmp_path / "seed0" / "cell_mi.png").stat().st_size > 1000
     # evaluate alone reuses the checkpoints

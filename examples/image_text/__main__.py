@@ -35,7 +35,16 @@ from .evaluate import (
     write_results,
 )
 from .objective import MODES
-from .train import Datasets, load_datasets, load_pretrained, pretrain, resolve_device, run_dir
+from .train import (
+    Datasets,
+    build_encoders,
+    build_objective,
+    load_datasets,
+    load_pretrained,
+    pretrain,
+    resolve_device,
+    run_dir,
+)
 
 
 def _init_distributed(cfg: Config) -> tuple[int, int]:
@@ -61,6 +70,12 @@ def evaluate_seed(cfg: Config, ds: Datasets, modes: Sequence[str] = MODES,
     timings["supervised"] = time.perf_counter() - t
     pts = []
     models = {}
+    # untrained encoders and critic: what the architecture gives before any training
+    torch.manual_seed(cfg.seed)
+    untrained = build_encoders(cfg, len(ds.tokenizer)).to(device)
+    untrained_obj = build_objective(dataclasses.replace(cfg, mode="local")).to(device)
+    results.append(downstream(cfg, ds, "frozen", untrained, pretraining="untrained"))
+    pts.append(pointing(cfg, ds, untrained, untrained_obj, "untrained"))
     for mode in modes:
         path = run_dir(cfg, mode) / "checkpoint.pt"
         model, objective, pcfg = load_pretrained(path, device)
@@ -71,11 +86,10 @@ def evaluate_seed(cfg: Config, ds: Datasets, modes: Sequence[str] = MODES,
             results.append(downstream(cfg, ds, regime, model, pretraining=label))
             timings[f"{regime}-{mode}"] = time.perf_counter() - t
         pts.append(pointing(cfg, ds, model, objective, label))
-    # the same regimes in the same order for every seed: frozen rows first, then fine-tuned
+    # the same rows in the same order for every seed
     order = {"supervised": 0, "frozen": 1, "finetune": 2}
-    results.sort(key=lambda r: (order[r.regime], r.pretraining != "global"))
-    if pts:
-        pts.append(PointingResult("chance", pts[0].chance, pts[0].chance, pts[0].sentences))
+    kind = {"untrained": 0, "global": 1}
+    results.sort(key=lambda r: (order[r.regime], kind.get(r.pretraining, 2)))
     fig = cell_mi_figure(Path(cfg.out_dir) / f"seed{cfg.seed}" / "cell_mi.png", ds, models, device)
     if fig is not None:
         print(f"figure: {fig}")
@@ -149,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     rank, _ = _init_distributed(cfg)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         if args.command == "pretrain":
             _cmd_pretrain(cfg, args.resume)
@@ -160,7 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if md is not None:
                 print(md)
                 print(f"results: {Path(cfg.out_dir) / 'results.md'} (and results.json); "
-                      f"total {time.perf_counter() - t0:.0f}s")
+                      f"total {time.perf_counter() - t0:.0f}s wall, "
+                      f"{time.process_time() - c0:.0f}s CPU, {torch.get_num_threads()} threads")
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

@@ -33,7 +33,7 @@ class Config:
         mode: ``"local"`` or ``"global"``; bound, critic: by name; reduction: ``"max"`` or
         ``"mean"`` (local mode); critic_hidden, critic_embed_dim, critic_cosine,
         critic_temperature: separable-critic options;
-        epochs, batch_size, lr, weight_decay, warmup_steps.
+        epochs, batch_size, lr, clip_grad_norm (0: off), weight_decay, warmup_steps.
     Downstream:
         finetune_epochs, finetune_lr (encoder), head_lr_factor (heads: finetune_lr times this),
         linear_steps, linear_lr (the linear probe that every regime starts with),
@@ -75,7 +75,8 @@ class Config:
     critic_temperature: float = 1.0
     epochs: int = 20
     batch_size: int = 64
-    lr: float = 4e-3
+    lr: float = 2e-3
+    clip_grad_norm: float = 1.0
     weight_decay: float = 1e-4
     warmup_steps: int = 20
     # downstream

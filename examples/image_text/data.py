@@ -60,7 +60,8 @@ FINDINGS: tuple[str, ...] = (
 #: Edema severity names, index = label.
 EDEMA_LEVELS: tuple[str, ...] = ("none", "vascular congestion", "interstitial", "alveolar")
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
+_NUISANCE = (0.06, 0.05)  # healthy hilar prominence, healthy lung texture (max amplitudes)
 _CHUNK = 512  # images rendered per vectorised chunk (bounds peak memory; part of the data)
 
 # ---- geometry (normalised coordinates: u horizontal, v vertical downwards, both in [-1, 1]) ----
@@ -305,6 +306,10 @@ def _render(
     sev = edema.float()[:, None, None]
     img = img + unif(-0.05, 0.05)[:, None, None] * lung
     hilar = ell(-0.22, -0.02, 0.22, 0.30, 0.3) + ell(0.22, -0.02, 0.22, 0.30, 0.3)
+    # every patient has some hilar prominence and lung texture of their own
+    img = img + unif(0.0, _NUISANCE[0])[:, None, None] * hilar * lung
+    own_texture = _smooth_noise(n, size, max(size // 3, 4), g).abs()
+    img = img + unif(0.0, _NUISANCE[1])[:, None, None] * own_texture * lung
     congest = torch.tensor([0.0, 0.07, 0.09, 0.11])[edema][:, None, None]
     img = img + congest * unif(0.7, 1.3)[:, None, None] * hilar * lung
     reticular = torch.tensor([0.0, 0.0, 0.06, 0.07])[edema][:, None, None]

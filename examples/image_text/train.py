@@ -267,6 +267,8 @@ def pretrain(cfg: Config, ds: Datasets | None = None, *, resume: bool = False,
                     if p.grad is not None:
                         dist.all_reduce(p.grad)
                         p.grad /= world
+            if cfg.clip_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm)
             opt.step()
             sched.step()
             losses.append(float(res.loss.detach()))
