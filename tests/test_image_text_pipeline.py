@@ -188,8 +188,8 @@ def test_cli_rejects_bad_input(tmp_path) -> None:
 
 def _torchrun(tmp_path: Path, nproc: int, out: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-           "--master_port=0", "-m", "examples.image_text", "pretrain", "--preset", "tiny",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={nproc}", "-m", "examples.image_text", "pretrain", "--preset", "tiny",
            "--n-train", "64", "--n-test", "16", "--batch-size", "16", "--epochs", "2",
            "--out-dir", str(tmp_path / out), "--device", "cpu"]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)

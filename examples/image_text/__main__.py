@@ -6,6 +6,7 @@ Examples::
     python -m examples.image_text all --preset quick --seeds 0 1 2
     python -m examples.image_text pretrain --mode local --epochs 10 --resume
     python -m examples.image_text evaluate --out-dir runs/image_text
+    python -m examples.image_text table --seeds 0 1 2    # average seeds run separately
     torchrun --nproc_per_node=2 -m examples.image_text pretrain --mode local
 
 Every :class:`~examples.image_text.config.Config` field is an option (``--batch-size 128``,
@@ -143,6 +144,25 @@ def _names(ds: Datasets) -> tuple[str, ...]:
     return ds.finding_names
 
 
+def _cmd_table(cfg: Config, seeds: Sequence[int]) -> str:
+    """Aggregate ``seed<k>/results.json`` files (e.g. of seeds run in parallel processes)."""
+    import json
+
+    runs, names = [], ()
+    for seed in seeds:
+        path = Path(cfg.out_dir) / f"seed{seed}" / "results.json"
+        if not path.exists():
+            raise FileNotFoundError(f"no results for seed {seed}: expected {path}")
+        payload = json.loads(path.read_text())
+        names = tuple(payload["finding_names"])
+        run = payload["runs"][0]
+        res = [RegimeResult(r["regime"], r["pretraining"], r["edema_auc"], r["edema_accuracy"],
+                            tuple(r["finding_auc"])) for r in run["downstream"]]
+        pts = [PointingResult(**p) for p in run["pointing"]]
+        runs.append((res, pts))
+    return write_results(Path(cfg.out_dir), cfg, runs, names, list(seeds))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m examples.image_text",
                                      description=__doc__.split("\n")[0])
@@ -150,9 +170,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_all = sub.add_parser("all", help="pretrain local and global, evaluate, print the table")
     p_pre = sub.add_parser("pretrain", help="pretrain one mode (--mode local|global)")
     p_eval = sub.add_parser("evaluate", help="evaluate the pretrained checkpoints of out_dir")
-    for p in (p_all, p_pre, p_eval):
+    p_tab = sub.add_parser("table", help="average the per-seed results.json of out_dir")
+    for p in (p_all, p_pre, p_eval, p_tab):
         add_config_arguments(p)
-    for p in (p_all, p_eval):
+    for p in (p_all, p_eval, p_tab):
         p.add_argument("--seeds", type=int, nargs="+", default=None,
                        help="repeat over these seeds and average (default: --seed)")
     for p in (p_all, p_pre):
@@ -167,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "pretrain":
             _cmd_pretrain(cfg, args.resume)
+        elif args.command == "table":
+            print(_cmd_table(cfg, args.seeds if args.seeds is not None else [cfg.seed]))
         else:
             seeds = args.seeds if args.seeds is not None else [cfg.seed]
             md = _evaluate_seeds(cfg, seeds, args.command == "all",

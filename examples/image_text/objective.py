@@ -148,6 +148,29 @@ class PretrainObjective(nn.Module):
         return (own - norm).transpose(0, 1).reshape(k, h, w)
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather along dim 0; the backward pass sums every rank's gradient of this slice."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:  # noqa: D102
+        world = torch.distributed.get_world_size()
+        ctx.rank, ctx.n = torch.distributed.get_rank(), x.shape[0]
+        parts = [torch.empty_like(x) for _ in range(world)]
+        torch.distributed.all_gather(parts, x.contiguous())
+        return torch.cat(parts, 0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:  # noqa: D102
+        grad = grad.contiguous()
+        torch.distributed.all_reduce(grad)
+        return grad[ctx.rank * ctx.n : (ctx.rank + 1) * ctx.n]
+
+
+def gather_with_grad(x: Tensor) -> Tensor:
+    """``x (n, ...)`` of every rank concatenated in rank order, differentiable."""
+    return _GatherWithGrad.apply(x)
+
+
 class _PairMax(nn.Module):
     """``reduction="pair_max"``: one score tensor from :class:`CellMaxCritic`, one bound."""
 
@@ -164,10 +187,8 @@ class _PairMax(nn.Module):
         critic = CellMaxCritic(self.critic, h * w)
         offset = 0
         if self.gather and torch.distributed.is_available() and torch.distributed.is_initialized():
-            from torch.distributed.nn.functional import all_gather
-
             offset = torch.distributed.get_rank() * b
-            text = torch.cat(all_gather(text), 0)
+            text = gather_with_grad(text)
         value = self.estimator(critic(cells.reshape(b, h * w * d), text), offset=offset)
         estimate = value.detach().clone()
         if offset or (self.gather and torch.distributed.is_initialized()):
