@@ -152,7 +152,7 @@ class _GatherWithGrad(torch.autograd.Function):
     """All-gather along dim 0; the backward pass sums every rank's gradient of this slice."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor) -> Tensor:  # noqa: D102
+    def forward(ctx: Any, x: Tensor) -> Tensor:
         world = torch.distributed.get_world_size()
         ctx.rank, ctx.n = torch.distributed.get_rank(), x.shape[0]
         parts = [torch.empty_like(x) for _ in range(world)]
@@ -160,7 +160,7 @@ class _GatherWithGrad(torch.autograd.Function):
         return torch.cat(parts, 0)
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> Tensor:  # noqa: D102
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
         grad = grad.contiguous()
         torch.distributed.all_reduce(grad)
         return grad[ctx.rank * ctx.n : (ctx.rank + 1) * ctx.n]
