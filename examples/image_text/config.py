@@ -63,7 +63,7 @@ class Config:
     text_heads: int = 4
     max_sentences: int = 10
     max_sentence_len: int = 20
-    max_report_len: int = 96
+    max_report_len: int = 80
     # pretraining
     mode: str = "local"
     bound: str = "infonce"
@@ -75,7 +75,7 @@ class Config:
     critic_temperature: float = 1.0
     epochs: int = 20
     batch_size: int = 64
-    lr: float = 2e-3
+    lr: float = 1e-3
     clip_grad_norm: float = 1.0
     weight_decay: float = 1e-4
     warmup_steps: int = 20
