@@ -159,16 +159,21 @@ def test_cli_all_writes_table_json_and_figure(tmp_path, capsys) -> None:
                "--batch-size", "16", "--out-dir", str(tmp_path)])
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "| Fine-tuned | local (pair_max) |" in printed
+    assert "| Fine-tuned | local (mean) |" in printed
     assert "| Supervised only | none |" in printed
     assert "Pointing" in printed
     payload = json.loads((tmp_path / "results.json").read_text())
     assert payload["seeds"] == [0] and len(payload["runs"][0]["downstream"]) == 6
     assert (tmp_path / "results.md").exists()
     assert (tmp_path / "seed0" / "cell_mi.png").stat().st_size > 1000
-    # evaluate alone reuses the checkpoints
+    # evaluate alone reuses the checkpoints; table averages per-seed results
     assert main(["evaluate", "--preset", "tiny", "--n-train", "64", "--n-test", "32",
                  "--batch-size", "16", "--out-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["table", "--preset", "tiny", "--out-dir", str(tmp_path), "--seeds", "0"]) == 0
+    assert "| Fine-tuned | local (mean) |" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="no results for seed 1"):
+        main(["table", "--preset", "tiny", "--out-dir", str(tmp_path), "--seeds", "0", "1"])
 
 
 def test_cli_rejects_bad_input(tmp_path) -> None:

@@ -68,7 +68,7 @@ class Config:
     mode: str = "local"
     bound: str = "infonce"
     critic: str = "separable"
-    reduction: str = "pair_max"
+    reduction: str = "mean"
     critic_hidden: tuple[int, ...] = ()
     critic_embed_dim: int = 64
     critic_cosine: bool = False
