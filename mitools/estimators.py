@@ -329,7 +329,7 @@ class MINE(Estimator):
         # d/dθ exp(log_z - log_ema) = (E_q[e^S ∇S] / E_q[e^S]) * exp(log_z - log_ema)
         #                           = E_q[e^S ∇S] / ema          (Belghazi et al. eq. 12)
         surrogate = joint - torch.exp(log_z - ema)
-        return value + (surrogate - surrogate.detach())
+        return value.detach() + (surrogate - surrogate.detach())
 
     def extra_repr(self) -> str:
         return f"momentum={self.momentum}"
