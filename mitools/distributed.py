@@ -4,7 +4,9 @@ With data-parallel training each process holds ``N`` samples. Contrastive bounds
 with more negatives (InfoNCE never exceeds :math:`\log M` for ``M`` columns), so each rank
 scores its *local rows* against the *global columns* gathered from every rank; the positive
 of local row ``i`` then sits at column ``rank * N + i`` (the ``offset`` of
-:mod:`mitools.bounds`).
+:mod:`mitools.bounds`). The losses of :mod:`mitools.local` then combine the ranks' per-pair
+estimates, weighted by their numbers of valid anchors (:func:`all_reduce_sum_with_grad`),
+before reducing over position pairs, so every rank holds the global-batch estimate.
 
 The gather must carry gradients: the columns of rank ``r`` enter the loss of every rank, and
 dropping those paths silently loses part of the gradient (the warning of open_clip's
@@ -12,9 +14,11 @@ dropping those paths silently loses part of the gradient (the warning of open_cl
 forward pass and, in its backward pass, sums the gradients of every rank's loss with respect
 to the gathered tensor (an all-reduce) and returns this rank's slice. Together with the
 gradient averaging of ``DistributedDataParallel``, a training step on ``W`` processes then
-equals one process on the concatenated batch, for every bound whose value is a mean over
-anchors and negatives (InfoNCE, NWJ, TUBA, JS, JSD without padding; DV, MINE and SMILE take a
-log of a mean per rank, which differs from the log of the global mean).
+equals one process on the concatenated batch, with padding masks and every reduction, for
+every bound whose value is a mean over anchors and negatives (InfoNCE, NWJ, TUBA, JS, JSD).
+DV, MINE and SMILE take the log of a mean over each rank's negatives, which differs from the
+log of the global mean (by Jensen's inequality); their gathered estimate is the weighted mean
+of the ranks' estimates.
 
 Every function here is a no-op without an initialised process group (or with one process).
 
@@ -36,7 +40,13 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["all_gather_with_grad", "is_distributed", "rank", "world_size"]
+__all__ = [
+    "all_gather_with_grad",
+    "all_reduce_sum_with_grad",
+    "is_distributed",
+    "rank",
+    "world_size",
+]
 
 
 def is_distributed() -> bool:
@@ -67,6 +77,42 @@ class _AllGather(torch.autograd.Function):
         grad = grad.contiguous().clone()
         dist.all_reduce(grad, op=dist.ReduceOp.SUM)  # every rank's loss uses every slice
         return grad[ctx.rank * ctx.n : (ctx.rank + 1) * ctx.n]
+
+
+class _AllReduceSum(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, tensor: Tensor) -> Tensor:  # type: ignore[override]
+        out = tensor.contiguous().clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:  # type: ignore[override]
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)  # every rank's loss uses the sum
+        return grad
+
+
+def all_reduce_sum_with_grad(tensor: Tensor) -> Tensor:
+    """Sum ``tensor`` over the ranks (same shape everywhere), with gradients flowing back.
+
+    The backward pass sums the gradients of every rank's loss, so the gradient each rank
+    receives is that of the sum of all ranks' losses (the convention of
+    :func:`all_gather_with_grad`). The input itself without a process group.
+
+    Example:
+        >>> import torch
+        >>> t = torch.ones(3)
+        >>> all_reduce_sum_with_grad(t) is t  # no process group
+        True
+    """
+    if not is_distributed():
+        return tensor
+    if not tensor.requires_grad:
+        out = tensor.contiguous().clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+    return _AllReduceSum.apply(tensor)
 
 
 def _check_same_shape(tensor: Tensor, name: str) -> None:

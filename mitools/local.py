@@ -318,17 +318,21 @@ class _Masks(NamedTuple):
         return rows, cols
 
 
-def _active_pairs(masks: _Masks, pairs: PositionPairs, offset: int, batch: int) -> Tensor | None:
-    """``(K,)`` bool: pairs with at least one valid anchor and two valid columns."""
+def _active_pairs(
+    masks: _Masks, pairs: PositionPairs, offset: int, batch: int
+) -> tuple[Tensor | None, Tensor | None]:
+    """``(K,)`` bool: pairs with at least one valid anchor and two valid columns; and
+    ``(K,)`` the number of valid anchors of each pair (``None`` without masks)."""
     if masks.x is None and masks.y is None:
-        return None
+        return None, None
     rows, cols = masks.block(pairs.x_index, pairs.y_index, offset, batch, None)
     active = torch.ones(len(pairs), dtype=torch.bool, device=pairs.x_index.device)
+    n_rows = rows.sum(-1) if rows is not None else None
     if rows is not None:
         active &= rows.any(-1)
     if cols is not None:
         active &= cols.sum(-1) >= 2
-    return active
+    return active, n_rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -719,6 +723,8 @@ class LocalMILoss(nn.Module):
             values, active = self._derangement_values(xp, yq, masks, pairs)
         else:
             values, active = self._all_negative_values(xp, yq, masks, pairs, offset, batch)
+            if self.gather and distributed.is_distributed():
+                values, active = _combine_ranks(values, masks, pairs, offset, batch)
         if active is not None and not bool(active.any()):
             raise ValueError(
                 "no position pair has a valid anchor and two valid columns: every pair is "
@@ -753,7 +759,7 @@ class LocalMILoss(nn.Module):
         offset: int,
         batch: int,
     ) -> tuple[Tensor, Tensor | None]:
-        active = _active_pairs(masks, pairs, offset, batch)
+        active, _ = _active_pairs(masks, pairs, offset, batch)
         u, v = self._scorer.prepare(xp, yq)
         chunked = self.chunk_size is not None or self.column_chunk_size is not None
         if chunked and self._fast_path_possible():
@@ -835,6 +841,27 @@ class LocalMILoss(nn.Module):
             else:
                 parts.append(block(u, v, start, stop))
         return torch.cat(parts), active
+
+
+def _combine_ranks(
+    values: Tensor, masks: _Masks, pairs: PositionPairs, offset: int, batch: int
+) -> tuple[Tensor, Tensor]:
+    """Global per-pair estimates: the ranks' estimates weighted by their valid anchors.
+
+    Every rank scores its own anchors against the same global columns, so for bounds that
+    average over anchors and negatives (InfoNCE, NWJ, TUBA, JS, JSD) this weighted mean is the
+    estimate of the concatenated batch, padding included; reducing over pairs afterwards makes
+    ``max`` and ``logsumexp`` exact too.
+    """
+    active, n_rows = _active_pairs(masks, pairs, offset, batch)
+    if n_rows is None:
+        n_rows = torch.full_like(values, batch)
+    assert active is not None
+    weight = torch.where(active, n_rows.to(values.dtype), torch.zeros_like(values))
+    total = distributed.all_reduce_sum_with_grad(weight)
+    weighted = distributed.all_reduce_sum_with_grad(values * weight)
+    global_active = total > 0
+    return weighted / total.clamp(min=1.0), global_active
 
 
 def _needs_anchors(estimator: Estimator) -> bool:
@@ -923,7 +950,8 @@ class GlobalMILoss(nn.Module):
         ym = _pack_mask(y_mask, "y_mask", batch, grid_y, ys.device)
         xg, yg = _pool(xs, xm, self.pool), _pool(ys, ym, self.pool)
         offset = 0
-        if self.gather and distributed.is_distributed():
+        gathered = self.gather and distributed.is_distributed()
+        if gathered:
             yg = distributed.all_gather_with_grad(yg)
             offset = distributed.rank() * batch
         if yg.shape[0] < 2:
@@ -942,5 +970,7 @@ class GlobalMILoss(nn.Module):
             scores = self.critic(xg, yg)
         anchors = xg if _needs_anchors(self.estimator) else None
         value = self.estimator(scores, offset=offset, anchors=anchors)
+        if gathered:  # the global-batch estimate on every rank (see mitools.distributed)
+            value = distributed.all_reduce_sum_with_grad(value) / distributed.world_size()
         est = value.detach()
         return LocalMIResult(-value, est, est, est.reshape(1), None)

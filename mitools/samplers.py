@@ -259,9 +259,7 @@ class Neighbourhood(PairSampler):
             return PositionPairs(idx, idx, grid + grid, idx)
         sizes = torch.tensor(grid, device=device)
         flat = torch.arange(n, device=device)
-        strides = torch.tensor(
-            [math.prod(grid[d + 1 :]) for d in range(len(grid))], device=device
-        )
+        strides = torch.tensor([math.prod(grid[d + 1 :]) for d in range(len(grid))], device=device)
         coords = (flat[:, None] // strides) % sizes  # (P, d)
         r = self.radius
         offsets = torch.tensor(

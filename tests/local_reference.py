@@ -41,8 +41,8 @@ def naive_local_mi(
     y_mask: Tensor | None = None,
     negatives: str = "all",
     generator: torch.Generator | None = None,
-) -> tuple[Tensor, list[float]]:
-    """Objective (to maximise) and the per-pair estimates (NaN for inactive pairs)."""
+) -> tuple[Tensor | None, list[float]]:
+    """Objective to maximise (``None`` if no pair is active), per-pair estimates (NaN: inactive)."""
     xs, grid_x = flatten_grid(x, x_pattern)
     ys, grid_y = flatten_grid(y, y_pattern)
     b = xs.shape[0]
@@ -97,6 +97,8 @@ def naive_local_mi(
         value = estimator(scores, row_mask=row_mask, col_mask=col_mask)
         values.append(value)
         estimates.append(float(value.detach()))
+    if not values:
+        return None, estimates
     stacked = torch.stack(values)
     if reduction == "mean":
         objective = sum(values) / len(values)
