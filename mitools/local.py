@@ -279,7 +279,7 @@ def _blocked_kind(estimator: Estimator) -> str | None:
         return kinds[type(estimator)]
     if isinstance(estimator, FunctionalEstimator):
         fns = {bounds.infonce: "infonce", bounds.dv: "dv", bounds.nwj: "nwj"}
-        return fns.get(estimator.fn)  # type: ignore[call-overload]
+        return fns.get(estimator.fn)
     return None
 
 
@@ -358,7 +358,7 @@ class _BlockedBound(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         u: Tensor,
         v: Tensor,
@@ -387,7 +387,7 @@ class _BlockedBound(torch.autograd.Function):
             )
             for c0 in range(0, m, col_chunk):
                 c1 = min(c0 + col_chunk, m)
-                s = torch.matmul(uu, vv[:, c0:c1].transpose(-1, -2)) + bias  # (k, B, c)
+                s = _block_scores(uu, vv, c0, c1) + bias  # (k, B, c)
                 if kind == "infonce":
                     if cols is not None:
                         s = s.masked_fill(~cols[:, None, c0:c1], -math.inf)
@@ -439,7 +439,7 @@ class _BlockedBound(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         u, v, bias = ctx.saved_tensors
         kind, pairs, masks, active = ctx.kind, ctx.pairs, ctx.masks, ctx.active
         offset, pair_chunk, col_chunk = ctx.offset, ctx.pair_chunk, ctx.col_chunk
@@ -462,13 +462,14 @@ class _BlockedBound(torch.autograd.Function):
             duu = w[..., None] * vpos  # (k, B, E)
             dvpos = w[..., None] * uu
             dbias_blk = w.sum()
+            shared = vv.shape[0] == 1  # one y position for every pair (e.g. LocalToGlobal)
             dvv = torch.zeros(
-                (p.shape[0], m, v.shape[-1]), dtype=v.dtype, device=v.device
-            )  # (k, M, E)
-            dvv[:, offset : offset + batch] += dvpos
+                (vv.shape[0], m, v.shape[-1]), dtype=v.dtype, device=v.device
+            )  # (k or 1, M, E)
+            dvv[:, offset : offset + batch] += dvpos.sum(0, keepdim=True) if shared else dvpos
             for c0 in range(0, m, col_chunk):
                 c1 = min(c0 + col_chunk, m)
-                s = torch.matmul(uu, vv[:, c0:c1].transpose(-1, -2)) + bias  # (k, B, c)
+                s = _block_scores(uu, vv, c0, c1) + bias  # (k, B, c)
                 if kind == "infonce":
                     ds = -w[..., None] * torch.exp(s - acc[..., None])
                     if cols is not None:
@@ -482,18 +483,30 @@ class _BlockedBound(torch.autograd.Function):
                     ds = -g[:, None, None] * torch.exp(s - log_scale[:, None, None])
                     ds = ds.masked_fill(~neg, 0.0)
                 duu = duu + torch.matmul(ds, vv[:, c0:c1])
-                dvv[:, c0:c1] += torch.matmul(ds.transpose(-1, -2), uu)
+                if shared:  # one GEMM over all pairs' rows
+                    flat = ds.shape[0] * batch
+                    dvv[0, c0:c1] += ds.reshape(flat, -1).T @ uu.reshape(flat, -1)
+                else:
+                    dvv[:, c0:c1] += torch.matmul(ds.transpose(-1, -2), uu)
                 dbias_blk = dbias_blk + ds.sum()
             if u.shape[0] == 1:
                 du[0] += duu.sum(0)
             else:
                 du.index_add_(0, p, duu)
             if v.shape[0] == 1:
-                dv[0] += dvv.sum(0)
+                dv[0] += dvv[0]
             else:
                 dv.index_add_(0, q, dvv)
             dbias = dbias + dbias_blk
         return du, dv, dbias, None, None, None, None, None, None, None
+
+
+def _block_scores(uu: Tensor, vv: Tensor, c0: int, c1: int) -> Tensor:
+    """Scores ``(k, B, c)`` of ``uu (k, B, E)`` against columns ``c0:c1`` of ``vv (k|1, M, E)``."""
+    if vv.shape[0] == 1:  # shared columns: one (k B, E) x (E, c) GEMM
+        k, b, e = uu.shape
+        return (uu.reshape(k * b, e) @ vv[0, c0:c1].T).view(k, b, c1 - c0)
+    return torch.matmul(uu, vv[:, c0:c1].transpose(-1, -2))
 
 
 def _negatives(
