@@ -78,25 +78,21 @@ REDUCTIONS = ("mean", "sum", "max", "logsumexp")
 
 
 class LocalMIResult(NamedTuple):
-    """What :class:`LocalMILoss` and :class:`GlobalMILoss` return.
+    """What :class:`LocalMILoss` and :class:`GlobalMILoss` return."""
 
-    Attributes:
-        loss: scalar to minimise, ``-objective`` (carries the gradient).
-        estimate: the reduced objective, detached: nats of MI for every bound but
-            :class:`~mitools.estimators.JSD` (for ``"logsumexp"`` a soft maximum of them).
-        local: detached per-position estimates unpacked to the sampler's map shape (e.g.
-            ``(H, W)`` for cells against one sentence); NaN for pairs not sampled or without
-            any valid sample. A 0-dim tensor for :class:`GlobalMILoss`.
-        pair_estimates: ``(K,)`` detached estimate of each position pair (NaN where no valid
-            sample); ``(1,)`` for :class:`GlobalMILoss`.
-        pairs: the :class:`~mitools.samplers.PositionPairs` used (``None`` for
-            :class:`GlobalMILoss`).
-    """
-
+    #: scalar to minimise, ``-objective`` (carries the gradient).
     loss: Tensor
+    #: the reduced objective (detached), in nats of MI for every bound but
+    #: :class:`~mitools.estimators.JSD` (for ``"logsumexp"`` a soft maximum of them).
     estimate: Tensor
+    #: detached per-position estimates unpacked to the sampler's map shape (e.g. ``(H, W)``
+    #: for cells against one sentence); NaN for pairs not sampled or without any valid
+    #: sample. A 0-dim tensor for :class:`GlobalMILoss`.
     local: Tensor
+    #: ``(K,)`` detached estimate of each position pair (NaN where no valid sample);
+    #: ``(1,)`` for :class:`GlobalMILoss`.
     pair_estimates: Tensor
+    #: the :class:`~mitools.samplers.PositionPairs` used (``None`` for :class:`GlobalMILoss`).
     pairs: PositionPairs | None
 
 
@@ -683,9 +679,10 @@ class LocalMILoss(nn.Module):
             :class:`LocalMIResult`.
 
         Raises:
-            ValueError / TypeError: tensors that do not match their patterns, different batch
-                sizes, masks of the wrong shape or dtype, a sample with every position masked,
-                fewer than two samples (no negatives), grids the sampler cannot pair.
+            ValueError: tensors that do not match their patterns, different batch sizes, masks
+                of the wrong shape, a sample with every position masked, fewer than two
+                samples (no negatives), grids the sampler cannot pair.
+            TypeError: inputs or masks of the wrong type or dtype.
         """
         xs, grid_x = _pack(x, self._x_axes, "x", self.x_pattern)
         ys, grid_y = _pack(y, self._y_axes, "y", self.y_pattern)

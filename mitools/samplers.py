@@ -56,19 +56,16 @@ Grid = tuple[int, ...]
 
 
 class PositionPairs(NamedTuple):
-    """The position pairs of one call, in flat (row-major) position indices.
+    """The position pairs of one call, in flat (row-major) position indices."""
 
-    Attributes:
-        x_index: ``(K,)`` long, the ``x`` position of each pair, in ``[0, P)``.
-        y_index: ``(K,)`` long, the ``y`` position of each pair, in ``[0, Q)``.
-        shape: shape of the per-position map of estimates (e.g. the ``x`` grid for
-            :class:`LocalToGlobal`, ``grid_x + grid_y`` for :class:`AllPairs`).
-        where: ``(K,)`` long, flat index of each pair in a map of that shape.
-    """
-
+    #: ``(K,)`` long, the ``x`` position of each pair, in ``[0, P)``.
     x_index: Tensor
+    #: ``(K,)`` long, the ``y`` position of each pair, in ``[0, Q)``.
     y_index: Tensor
-    shape: Grid
+    #: shape of the per-position map of estimates (e.g. the ``x`` grid for
+    #: :class:`LocalToGlobal`, ``grid_x + grid_y`` for :class:`AllPairs`).
+    shape: tuple[int, ...]
+    #: ``(K,)`` long, flat index of each pair in a map of that shape.
     where: Tensor
 
     def __len__(self) -> int:  # the number of pairs, not of fields
@@ -95,7 +92,10 @@ class PairSampler:
     """
 
     def __call__(
-        self, grid_x: Grid, grid_y: Grid, device: torch.device | str | None = None
+        self,
+        grid_x: tuple[int, ...],
+        grid_y: tuple[int, ...],
+        device: torch.device | str | None = None,
     ) -> PositionPairs:
         grid_x = _check_grid(grid_x, "grid_x")
         grid_y = _check_grid(grid_y, "grid_y")
