@@ -208,10 +208,8 @@ def sweep(args: argparse.Namespace) -> dict:
     device = args.device
     if args.quick:
         batches, sides, token_counts = [8, 16], [4], [1, 4]
-        memory_sides = [2, 4]
     else:
         batches, sides, token_counts = [16, 64, 256], [4, 8, 16, 32], [1, 16, 64]
-        memory_sides = [4, 8, 16, 32]
     rows = []
     for batch in batches:
         for side in sides:
@@ -240,23 +238,43 @@ def sweep(args: argparse.Namespace) -> dict:
                 rows.append(row)
                 print(format_row(row), flush=True)
 
-    memory = []
-    tokens = 4 if args.quick else 16
-    for side in memory_sides:
-        pairs = side * side * tokens
-        entry: dict = {"batch": args.memory_batch, "grid": f"{side}x{side}",
-                       "y_positions": tokens, "pairs": pairs}  # fmt: skip
-        for variant in ("unchunked", "chunked"):
-            entry[variant] = peak_in_subprocess(
-                variant, args.memory_batch, side, tokens, args.chunk_size, device, args.threads
+    return {"timing": rows, **memory_sweep(args)}
+
+
+def memory_sweep(args: argparse.Namespace) -> dict:
+    """Peak memory as the position pairs grow, two ways, with the batch and chunk fixed.
+
+    ``memory`` grows the pairs through the y positions on a fixed 8x8 grid (the inputs barely
+    grow: the pairs alone); ``memory_grid`` grows them through the grid at 16 y positions (the
+    x input, its embeddings and their gradients grow linearly with the cells too).
+    """
+    if args.quick:
+        series = {"memory": [(2, q) for q in (2, 8)], "memory_grid": [(s, 4) for s in (2, 4)]}
+    else:
+        series = {
+            "memory": [(8, q) for q in (4, 16, 64, 256)],
+            "memory_grid": [(s, 16) for s in (4, 8, 16, 32)],
+        }
+    out: dict = {}
+    for name, configs in series.items():
+        out[name] = []
+        for side, tokens in configs:
+            pairs = side * side * tokens
+            entry: dict = {"batch": args.memory_batch, "grid": f"{side}x{side}",
+                           "y_positions": tokens, "pairs": pairs}  # fmt: skip
+            for variant in ("unchunked", "chunked"):
+                entry[variant] = peak_in_subprocess(
+                    variant, args.memory_batch, side, tokens, args.chunk_size, args.device,
+                    args.threads,
+                )  # fmt: skip
+            out[name].append(entry)
+            print(
+                f"{name:11s} grid={side}x{side} y={tokens:3d} pairs={pairs:6d}  unchunked="
+                f"{entry['unchunked'].get('peak_mb', 'err')}  chunked="
+                f"{entry['chunked'].get('peak_mb', 'err')} MB",
+                flush=True,
             )
-        memory.append(entry)
-        print(
-            f"memory  pairs={pairs:6d}  unchunked={entry['unchunked'].get('peak_mb', 'err')}"
-            f"  chunked={entry['chunked'].get('peak_mb', 'err')} MB",
-            flush=True,
-        )
-    return {"timing": rows, "memory": memory}
+    return out
 
 
 def gpu_comparison(args: argparse.Namespace) -> dict:
@@ -305,7 +323,7 @@ def plot(result: dict, path: Path) -> None:
     for variant, marker in (("naive", "o"), ("unchunked", "s"), ("chunked", "^")):
         pts = [
             (r["pairs"] * r["batch"] ** 2, r[variant]["median_s"])
-            for r in result["timing"]
+            for r in result.get("timing", [])
             if "median_s" in r[variant]
         ]
         if pts:
@@ -315,13 +333,15 @@ def plot(result: dict, path: Path) -> None:
     ax1.set_ylabel("forward+backward time (s)")
     ax1.set_title("time, InfoNCE, separable critic, 128-d")
     ax1.legend()
-    for variant, marker in (("unchunked", "s-"), ("chunked", "^-")):
-        pts = [(m["pairs"], m[variant].get("peak_mb")) for m in result["memory"]]
-        pts = [(a, b) for a, b in pts if b is not None]
-        if pts:
-            xs, ys = zip(*pts, strict=True)
-            ax2.loglog(xs, ys, marker, label=variant)
-    ax2.set_xlabel("position pairs (batch fixed)")
+    for series, style in (("memory", "-"), ("memory_grid", ":")):
+        how = "more y positions" if series == "memory" else "larger grid"
+        for variant, marker in (("unchunked", "s"), ("chunked", "^")):
+            pts = [(m["pairs"], m[variant].get("peak_mb")) for m in result.get(series, [])]
+            pts = [(a, b) for a, b in pts if b is not None]
+            if pts:
+                xs, ys = zip(*pts, strict=True)
+                ax2.loglog(xs, ys, marker + style, label=f"{variant}, {how}")
+    ax2.set_xlabel(f"position pairs (batch {result['args']['memory_batch']})")
     ax2.set_ylabel("peak extra memory (MB)")
     ax2.set_title(f"peak memory, chunk_size={result['args']['chunk_size']}")
     ax2.legend()
@@ -342,6 +362,7 @@ def main() -> None:
     parser.add_argument("--naive-budget", type=int, default=20_000, help="max critic calls")
     parser.add_argument("--score-budget-mb", type=float, default=1024.0)
     parser.add_argument("--chunked-budget", type=float, default=6.0e8, help="max scores")
+    parser.add_argument("--memory-only", action="store_true", help="only the memory sweeps")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--measure-peak", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -358,6 +379,8 @@ def main() -> None:
     }}  # fmt: skip
     if args.gpu:
         result.update(gpu_comparison(args))
+    elif args.memory_only:
+        result.update(memory_sweep(args))
     else:
         result.update(sweep(args))
     out = args.out

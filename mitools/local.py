@@ -383,14 +383,14 @@ class _BlockedBound(torch.autograd.Function):
             )
             for c0 in range(0, m, col_chunk):
                 c1 = min(c0 + col_chunk, m)
-                s = _block_scores(uu, vv, c0, c1) + bias  # (k, B, c)
+                s = _block_scores(uu, vv, c0, c1).add_(bias)  # (k, B, c), in place
                 if kind == "infonce":
                     if cols is not None:
-                        s = s.masked_fill(~cols[:, None, c0:c1], -math.inf)
+                        s.masked_fill_(~cols[:, None, c0:c1], -math.inf)
                     acc = torch.logaddexp(acc, torch.logsumexp(s, dim=-1))
                 else:
                     neg = _negatives(rows, cols, offset, batch, c0, c1, s.device)
-                    s = s.masked_fill(~neg, -math.inf)
+                    s.masked_fill_(~neg, -math.inf)
                     acc = torch.logaddexp(acc, torch.logsumexp(s.flatten(-2), dim=-1))
             if rows is not None:
                 pos = pos.masked_fill(~rows, 0.0)
@@ -465,19 +465,20 @@ class _BlockedBound(torch.autograd.Function):
             dvv[:, offset : offset + batch] += dvpos.sum(0, keepdim=True) if shared else dvpos
             for c0 in range(0, m, col_chunk):
                 c1 = min(c0 + col_chunk, m)
-                s = _block_scores(uu, vv, c0, c1) + bias  # (k, B, c)
+                # One (k, B, c) buffer: scores, then their gradient, all in place.
+                ds = _block_scores(uu, vv, c0, c1).add_(bias)
                 if kind == "infonce":
-                    ds = -w[..., None] * torch.exp(s - acc[..., None])
+                    ds.sub_(acc[..., None]).exp_().mul_(-w[..., None])
                     if cols is not None:
-                        ds = ds.masked_fill(~cols[:, None, c0:c1], 0.0)
+                        ds.masked_fill_(~cols[:, None, c0:c1], 0.0)
                 else:
-                    neg = _negatives(rows, cols, offset, batch, c0, c1, s.device)
+                    neg = _negatives(rows, cols, offset, batch, c0, c1, ds.device)
                     if kind == "dv":
                         log_scale = acc
                     else:
                         log_scale = torch.log(n_neg) + 1.0
-                    ds = -g[:, None, None] * torch.exp(s - log_scale[:, None, None])
-                    ds = ds.masked_fill(~neg, 0.0)
+                    ds.sub_(log_scale[:, None, None]).exp_().mul_(-g[:, None, None])
+                    ds.masked_fill_(~neg, 0.0)
                 duu = duu + torch.matmul(ds, vv[:, c0:c1])
                 if shared:  # one GEMM over all pairs' rows
                     flat = ds.shape[0] * batch
