@@ -26,11 +26,11 @@ carry information about the sentence.
 Memory: the full ``(K, B, B)`` tensor of scores is never required. ``chunk_size`` bounds the
 position pairs scored at once; blocks are recomputed in the backward pass. For separable
 critics (:class:`~mitools.critics.SeparableCritic`, :class:`~mitools.critics.BilinearCritic`,
-the plain dot product ``critic=None``) with InfoNCE, DV or NWJ a custom autograd function
-keeps only the log-sum-exp statistics of the forward pass and recomputes each score block in
-backward (``column_chunk_size`` also blocks the columns with a running log-sum-exp, so a batch
-of thousands of negatives fits); other critics and bounds use activation checkpointing per
-block. Results with and without chunking agree to rounding.
+the plain dot product ``critic=None``) with InfoNCE, DV, NWJ, JSD, JS or SMILE a custom
+autograd function keeps only the log-sum-exp statistics of the forward pass and recomputes each
+score block in backward (``column_chunk_size`` also blocks the columns with a running
+log-sum-exp, so a batch of thousands of negatives fits); other critics and bounds use
+activation checkpointing per block. Results with and without chunking agree to rounding.
 
 References:
     Liao, Moyer, Cha, Quigley, Berkowitz, Horng, Golland, Wells. *Multimodal Representation
@@ -47,6 +47,7 @@ from typing import Any, NamedTuple
 
 import einops
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch.utils.checkpoint import checkpoint
@@ -55,8 +56,11 @@ from mitools import bounds, distributed
 from mitools.critics import BilinearCritic, SeparableCritic
 from mitools.estimators import (
     DV,
+    JS,
+    JSD,
     MINE,
     NWJ,
+    SMILE,
     AlphaInfoNCE,
     Estimator,
     FunctionalEstimator,
@@ -268,14 +272,26 @@ def _make_scorer(critic: nn.Module | None) -> _Scorer:
     return _Scorer(critic)
 
 
-def _blocked_kind(estimator: Estimator) -> str | None:
-    """The name of a bound the blocked autograd function implements, if any."""
-    kinds: dict[Any, str] = {InfoNCE: "infonce", DV: "dv", NWJ: "nwj"}
+_JS_GRADIENT = ("jsd", "js", "smile")  # bounds whose gradient is that of the JS objective
+
+
+def _blocked_kind(estimator: Estimator) -> tuple[str, float | None] | None:
+    """The bound the blocked autograd function implements (and SMILE's clip), if any."""
+    kinds: dict[Any, str] = {InfoNCE: "infonce", DV: "dv", NWJ: "nwj", JSD: "jsd", JS: "js"}
     if type(estimator) in kinds:
-        return kinds[type(estimator)]
+        return kinds[type(estimator)], None
+    if type(estimator) is SMILE:
+        return "smile", estimator.clip
     if isinstance(estimator, FunctionalEstimator):
-        fns = {bounds.infonce: "infonce", bounds.dv: "dv", bounds.nwj: "nwj"}
-        return fns.get(estimator.fn)
+        fns = {
+            bounds.infonce: "infonce",
+            bounds.dv: "dv",
+            bounds.nwj: "nwj",
+            bounds.jsd: "jsd",
+            bounds.js: "js",
+        }
+        kind = fns.get(estimator.fn)
+        return (kind, None) if kind is not None else None
     return None
 
 
@@ -337,16 +353,19 @@ def _active_pairs(
 
 
 class _BlockedBound(torch.autograd.Function):
-    r"""InfoNCE / DV / NWJ of every position pair from separable embeddings, block by block.
+    r"""InfoNCE, DV, NWJ, JSD, JS or SMILE of every position pair, block by block.
 
     ``u (P, B, E)``, ``v (Q, M, E)``, scores of pair ``k`` are ``u[p_k] v[q_k]^T + bias``.
-    Forward keeps, per pair, the row-wise log-sum-exp (InfoNCE) or the log-sum-exp over the
-    negatives (DV, NWJ), accumulated over column blocks with ``logaddexp``; backward
-    recomputes each score block and forms its gradient from those statistics:
+    Forward keeps, per pair, the row-wise log-sum-exp (InfoNCE), the log-sum-exp over the
+    negatives (DV, NWJ, JS; of the clipped scores for SMILE), accumulated over column blocks
+    with ``logaddexp``, or the sum of ``softplus`` over the negatives (JSD); backward recomputes
+    each score block and forms its gradient from those statistics:
 
     * InfoNCE: :math:`\partial/\partial S_{ij} = w_i(\delta_{j,i+o} - e^{S_{ij} - \text{lse}_i})`,
     * DV: :math:`w_i\delta_{j,i+o} - g\, e^{S_{ij} - \text{lse}_{\mathcal O}}` on negatives,
     * NWJ: :math:`w_i\delta_{j,i+o} - g\, e^{S_{ij} - \log|\mathcal O| - 1}` on negatives,
+    * JSD, and JS and SMILE (JS gradients): :math:`w_i \sigma(-S_{i,i+o})\delta_{j,i+o}
+      - g\,\sigma(S_{ij}) / |\mathcal O|` on negatives,
 
     with :math:`w_i = g / K` on valid rows. Peak memory is one ``(pair_chunk, B, col_chunk)``
     block instead of ``(K, B, M)``. The formulas are those of :mod:`mitools.bounds`, against
@@ -360,6 +379,7 @@ class _BlockedBound(torch.autograd.Function):
         v: Tensor,
         bias: Tensor,
         kind: str,
+        clip: float | None,
         pairs: PositionPairs,
         masks: _Masks,
         active: Tensor | None,
@@ -377,7 +397,7 @@ class _BlockedBound(torch.autograd.Function):
             pos = (uu * vv[:, offset : offset + batch]).sum(-1) + bias  # (k, B)
             acc = torch.full(
                 (p.shape[0], batch) if kind == "infonce" else (p.shape[0],),
-                -math.inf,
+                0.0 if kind == "jsd" else -math.inf,
                 dtype=u.dtype,
                 device=u.device,
             )
@@ -388,20 +408,33 @@ class _BlockedBound(torch.autograd.Function):
                     if cols is not None:
                         s.masked_fill_(~cols[:, None, c0:c1], -math.inf)
                     acc = torch.logaddexp(acc, torch.logsumexp(s, dim=-1))
+                elif kind == "jsd":
+                    neg = _negatives(rows, cols, offset, batch, c0, c1, s.device)
+                    sp = F.softplus(s).masked_fill_(~neg, 0.0)
+                    acc = acc + sp.sum((-2, -1))
                 else:
                     neg = _negatives(rows, cols, offset, batch, c0, c1, s.device)
+                    if kind == "smile" and clip is not None:
+                        s.clamp_(-clip, clip)
                     s.masked_fill_(~neg, -math.inf)
                     acc = torch.logaddexp(acc, torch.logsumexp(s.flatten(-2), dim=-1))
             if rows is not None:
                 pos = pos.masked_fill(~rows, 0.0)
             joint = pos.sum(-1) / n_rows
-            if kind == "infonce":
+            if kind == "jsd":
+                joint_js = -F.softplus(-pos)
+                if rows is not None:
+                    joint_js = joint_js.masked_fill(~rows, 0.0)
+                values.append(joint_js.sum(-1) / n_rows - acc / n_neg)
+            elif kind == "js":
+                values.append(joint + 1.0 - torch.exp(acc - torch.log(n_neg)))
+            elif kind in ("dv", "smile"):
+                values.append(joint - (acc - torch.log(n_neg)))
+            elif kind == "infonce":
                 per_row = pos - acc + torch.log(n_cols)[:, None]
                 if rows is not None:
                     per_row = per_row.masked_fill(~rows, 0.0)
                 values.append(per_row.sum(-1) / n_rows)
-            elif kind == "dv":
-                values.append(joint - (acc - torch.log(n_neg)))
             else:
                 values.append(joint - torch.exp(acc - torch.log(n_neg) - 1.0))
             stats.append(acc)
@@ -455,6 +488,9 @@ class _BlockedBound(torch.autograd.Function):
             if rows is not None:
                 w = w.masked_fill(~rows, 0.0)
             vpos = vv[:, offset : offset + batch]
+            if kind in _JS_GRADIENT:  # d/dpos of -softplus(-pos) is sigmoid(-pos)
+                pos = (uu * vpos).sum(-1) + bias
+                w = w * torch.sigmoid(-pos)
             duu = w[..., None] * vpos  # (k, B, E)
             dvpos = w[..., None] * uu
             dbias_blk = w.sum()
@@ -471,6 +507,10 @@ class _BlockedBound(torch.autograd.Function):
                     ds.sub_(acc[..., None]).exp_().mul_(-w[..., None])
                     if cols is not None:
                         ds.masked_fill_(~cols[:, None, c0:c1], 0.0)
+                elif kind in _JS_GRADIENT:
+                    neg = _negatives(rows, cols, offset, batch, c0, c1, ds.device)
+                    ds.sigmoid_().mul_(-(g / n_neg)[:, None, None])
+                    ds.masked_fill_(~neg, 0.0)
                 else:
                     neg = _negatives(rows, cols, offset, batch, c0, c1, ds.device)
                     if kind == "dv":
@@ -495,7 +535,7 @@ class _BlockedBound(torch.autograd.Function):
             else:
                 dv.index_add_(0, q, dvv)
             dbias = dbias + dbias_blk
-        return du, dv, dbias, None, None, None, None, None, None, None
+        return du, dv, dbias, None, None, None, None, None, None, None, None
 
 
 def _block_scores(uu: Tensor, vv: Tensor, c0: int, c1: int) -> Tensor:
@@ -565,7 +605,7 @@ class LocalMILoss(nn.Module):
         chunk_size: position pairs scored at once (``None``: all). Blocks are recomputed in
             the backward pass, so memory stays bounded in training too.
         column_chunk_size: columns scored at once with a running log-sum-exp (``None``: all);
-            needs a separable critic and InfoNCE, DV or NWJ.
+            needs a separable critic and InfoNCE, DV, NWJ, JSD, JS or SMILE.
         gather: take the columns (negatives) from every ``torch.distributed`` rank, with
             gradients (see :mod:`mitools.distributed`); a no-op without a process group.
         generator: a :class:`torch.Generator` for the derangement draws.
@@ -637,7 +677,9 @@ class LocalMILoss(nn.Module):
         self._scorer = _make_scorer(critic)
         self._kind = _blocked_kind(self.estimator)
         if negatives == "derangement":
-            if isinstance(self.estimator, (InfoNCE, AlphaInfoNCE)) or self._kind == "infonce":
+            if isinstance(self.estimator, (InfoNCE, AlphaInfoNCE)) or (
+                self._kind is not None and self._kind[0] == "infonce"
+            ):
                 raise ValueError(
                     "negatives='derangement' gives each anchor one negative, which InfoNCE-type "
                     "bounds would weight as B - 1 copies; use negatives='all' with InfoNCE, or "
@@ -648,8 +690,8 @@ class LocalMILoss(nn.Module):
         if self.column_chunk_size is not None and not self._fast_path_possible():
             raise ValueError(
                 "column_chunk_size needs a separable critic (SeparableCritic, BilinearCritic or "
-                "None) and the bound infonce, dv or nwj with negatives='all'; got critic "
-                f"{type(critic).__name__} and bound {self.estimator!r}"
+                "None) and the bound infonce, dv, nwj, jsd, js or smile with negatives='all'; got "
+                f"critic {type(critic).__name__} and bound {self.estimator!r}"
             )
         if self.chunk_size is not None and isinstance(self.estimator, MINE):
             raise ValueError(
@@ -777,11 +819,14 @@ class LocalMILoss(nn.Module):
             dtype = torch.promote_types(u.dtype, torch.float32)
             bias = self._scorer.bias
             bias_t = bias.to(dtype) if bias is not None else u.new_zeros((), dtype=dtype)
+            assert self._kind is not None
+            kind, clip = self._kind
             values = _BlockedBound.apply(
                 u.to(dtype),
                 v.to(dtype),
                 bias_t,
-                self._kind,
+                kind,
+                clip,
                 pairs,
                 masks,
                 active,

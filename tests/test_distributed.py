@@ -30,6 +30,16 @@ CONFIGS = {
     "jsd_all_pairs": lambda c: LocalMILoss(
         "jsd", None, AllPairs(), x_pattern="b c h w", y_pattern="b l c", gather=True
     ),
+    "jsd_blocked_masked_max": lambda c: LocalMILoss(
+        "jsd",
+        c,
+        AllPairs(),
+        "max",
+        y_pattern="b l c",
+        gather=True,
+        chunk_size=3,
+        column_chunk_size=5,
+    ),
     "global_infonce": lambda c: GlobalMILoss("infonce", c, y_pattern="b l c", gather=True),
 }
 

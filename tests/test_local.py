@@ -29,6 +29,7 @@ X_PATTERNS = {1: "b l c", 2: "b c h w", 3: "b c t h w"}
 CHANNEL_LAST = {0: "b c", 1: "b l c", 2: "b h w c", 3: "b t h w c"}
 SAMPLERS = ("local_to_global", "all_pairs", "matched", "random_pairs", "neighbourhood")
 BOUNDS = ("infonce", "dv", "nwj", "jsd", "js", "smile", "tuba")
+BLOCKED = ("infonce", "dv", "nwj", "jsd", "js", "smile")  # the blocked autograd function's
 
 
 def make_sampler(name: str, seed: int = 0):
@@ -173,7 +174,7 @@ def cases(draw):
     bound = draw(st.sampled_from(BOUNDS))
     negatives = draw(st.sampled_from(["all", "derangement"])) if bound != "infonce" else "all"
     critic_name = draw(st.sampled_from([None, "separable", "bilinear", "concat"]))
-    fast = critic_name != "concat" and bound in ("infonce", "dv", "nwj") and negatives == "all"
+    fast = critic_name != "concat" and bound in BLOCKED and negatives == "all"
     return dict(
         rank=rank,
         grid_x=grid_x,
@@ -212,7 +213,7 @@ def test_every_sampler_and_reduction_equals_naive_loop(sampler, reduction):
 @pytest.mark.parametrize("bound", BOUNDS)
 @pytest.mark.parametrize("critic_name", [None, "separable_cosine", "bilinear", "concat"])
 def test_every_bound_and_critic_chunked_equals_naive_loop(bound, critic_name):
-    fast = critic_name != "concat" and bound in ("infonce", "dv", "nwj")
+    fast = critic_name != "concat" and bound in BLOCKED
     run_case(
         rank=1, grid_x=(4,), q_len=3, batch=5, sampler="all_pairs", reduction="logsumexp",
         bound=bound, critic_name=critic_name, negatives="all", masked=True, chunk_size=3,
@@ -262,7 +263,7 @@ def test_derangement_rejects_infonce():
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bound", ["infonce", "dv", "nwj", "jsd"])
+@pytest.mark.parametrize("bound", ["infonce", "dv", "nwj", "jsd", "smile", "tuba"])
 @pytest.mark.parametrize("reduction", ["mean", "max"])
 def test_chunked_equals_unchunked_float32(bound, reduction):
     gen = torch.Generator().manual_seed(0)
@@ -273,9 +274,10 @@ def test_chunked_equals_unchunked_float32(bound, reduction):
     torch.manual_seed(0)
     critic = SeparableCritic(16, 8, hidden=(32,), embed_dim=16)
     results = []
-    for kw in ({}, {"chunk_size": 5}, {"chunk_size": 7, "column_chunk_size": 10}):
-        if bound == "jsd" and "column_chunk_size" in kw:
-            continue
+    variants = [{}, {"chunk_size": 5}]
+    if bound in BLOCKED:
+        variants.append({"chunk_size": 7, "column_chunk_size": 10})
+    for kw in variants:
         loss_fn = LocalMILoss(bound, critic, reduction=reduction, **kw)
         out = loss_fn(x, y, x_mask)
         results.append((out.loss, *grads(out.loss, [x, y, *critic.parameters()])))
@@ -297,10 +299,10 @@ def test_blocked_bound_gradcheck():
     ym = torch.ones(2, 6, dtype=torch.bool)
     ym[1, 5] = False
     masks = _Masks(xm, ym)
-    for kind in ("infonce", "dv", "nwj"):
+    for kind in ("infonce", "dv", "nwj", "jsd"):  # js / smile: gradient is not d(value)
 
         def fn(u, v, bias, kind=kind):
-            return _BlockedBound.apply(u, v, bias, kind, pairs, masks, None, 2, 3, 4)
+            return _BlockedBound.apply(u, v, bias, kind, None, pairs, masks, None, 2, 3, 4)
 
         assert torch.autograd.gradcheck(fn, (u, v, bias))
 
@@ -312,11 +314,41 @@ def test_blocked_bound_matches_bound_functions_with_offset():
     v = torch.randn(1, 9, 4, dtype=F64, generator=gen)
     pairs = PositionPairs(torch.tensor([0]), torch.tensor([0]), (1,), torch.tensor([0]))
     scores = u[0] @ v[0].T
-    for kind, fn in (("infonce", bounds.infonce), ("dv", bounds.dv), ("nwj", bounds.nwj)):
+    for kind, fn in (
+        ("infonce", bounds.infonce),
+        ("dv", bounds.dv),
+        ("nwj", bounds.nwj),
+        ("jsd", bounds.jsd),
+        ("js", bounds.js),
+        ("smile", lambda s, offset: bounds.smile(s, 0.7, offset=offset)),
+    ):
         got = _BlockedBound.apply(
-            u, v, torch.zeros((), dtype=F64), kind, pairs, _Masks(None, None), None, 3, 1, 2
-        )
+            u, v, torch.zeros((), dtype=F64), kind, 0.7 if kind == "smile" else None, pairs,
+            _Masks(None, None), None, 3, 1, 2,
+        )  # fmt: skip
         torch.testing.assert_close(got[0], fn(scores, offset=3), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["js", "smile"])
+def test_blocked_bound_js_gradients_match_bound_functions(kind):
+    """JS and SMILE: value of NWJ / clipped DV, gradient of the JS objective, as in bounds."""
+    gen = torch.Generator().manual_seed(3)
+    u = torch.randn(2, 5, 3, dtype=F64, generator=gen, requires_grad=True)
+    v = torch.randn(1, 5, 3, dtype=F64, generator=gen, requires_grad=True)
+    pairs = PositionPairs(torch.tensor([0, 1]), torch.tensor([0, 0]), (2,), torch.arange(2))
+    fn = bounds.js if kind == "js" else lambda s: bounds.smile(s, 0.5)
+    got = _BlockedBound.apply(
+        u, v, torch.zeros((), dtype=F64), kind, 0.5, pairs, _Masks(None, None), None, 0, 1, 2
+    )
+    want = fn(u @ v.transpose(-1, -2))
+    torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+    weights = torch.tensor([0.3, -1.2], dtype=F64)
+    for a, b in zip(
+        torch.autograd.grad((got * weights).sum(), [u, v]),
+        torch.autograd.grad((want * weights).sum(), [u, v]),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -531,7 +563,7 @@ def test_error_options():
     with pytest.raises(ValueError, match="chunk_size"):
         LocalMILoss(chunk_size=0)
     with pytest.raises(ValueError, match="column_chunk_size needs a separable critic"):
-        LocalMILoss("jsd", column_chunk_size=8)
+        LocalMILoss("tuba", column_chunk_size=8)
     with pytest.raises(ValueError, match="dot product"):
         LocalMILoss()(torch.randn(4, 3, 2, 2), torch.randn(4, 5))
 
