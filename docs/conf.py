@@ -29,7 +29,19 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
+    "sphinx_gallery.gen_gallery",
 ]
+
+sphinx_gallery_conf = {
+    "examples_dirs": "gallery",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "image_scrapers": ("matplotlib",),
+    "within_subsection_order": "FileNameSortKey",
+    "abort_on_example_error": True,
+}
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
@@ -50,7 +62,8 @@ nitpick_ignore_regex = [
 ]
 
 templates_path: list[str] = []
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "sg_execution_times.rst"]
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "gallery/*.rst"]
+suppress_warnings: list[str] = []
 
 html_theme = "furo" if importlib.util.find_spec("furo") else "alabaster"
 html_title = f"mitools {release}"
