@@ -86,7 +86,8 @@ def main() -> None:
         for k in range(len(schedule.levels)):
             end = (k + 1) * schedule.steps_per_level
             chunk = torch.tensor(est[end - window : end])
-            per_level.append({"mean": float(chunk.mean()), "std": float(chunk.std())})
+            per_level.append({"mean": float(chunk.mean()), "std": float(chunk.std()),
+                              "median": float(chunk.median())})
         rows[name] = per_level
         cells = " ".join(f"{v['mean']:6.2f}" for v in per_level)
         print(f"{name:14s} {cells}   ({timings[name]:.0f} s)", flush=True)
@@ -94,11 +95,13 @@ def main() -> None:
     header = "| bound | " + " | ".join(f"true {v:g}" for v in schedule.levels) + " |"
     lines = [header, "|" + "---|" * (len(schedule.levels) + 1)]
     for name, per_level in rows.items():
-        cells = " | ".join(f"{v['mean']:.2f} ± {v['std']:.2f}" for v in per_level)
+        cells = " | ".join(
+            f"{v['mean']:.2f} ± {v['std']:.2f} ({v['median']:.2f})" for v in per_level
+        )
         lines.append(f"| {name} | {cells} |")
     table = "\n".join(lines)
     print()
-    print(f"mean ± std of the last {window} estimates of each level "
+    print(f"mean ± std (median) of the last {window} estimates of each level "
           f"(log {args.batch} = {torch.log(torch.tensor(float(args.batch))):.2f})")
     print(table)
 
