@@ -97,7 +97,7 @@ class FunctionalEstimator(Estimator):
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {type(fn).__name__}")
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", "custom")
+        self.name = name or str(getattr(fn, "__name__", "custom"))
         self.nats = nats
 
     def forward(
