@@ -79,3 +79,21 @@ def test_staircase():
         Staircase(levels=())
     with pytest.raises(ValueError, match="steps_per_level"):
         Staircase(steps_per_level=0)
+
+
+def test_gaussian_mutual_information_matches_correlated_gaussian():
+    from mitools.tasks import gaussian_mutual_information
+
+    d, mi = 3, 2.0
+    rho = rho_for_mi(mi, d)
+    cov = torch.eye(2 * d, dtype=torch.float64)
+    for k in range(d):
+        cov[k, d + k] = cov[d + k, k] = rho
+    got = gaussian_mutual_information(cov, range(d), range(d, 2 * d))
+    assert math.isclose(got, mi, rel_tol=1e-12)
+    with pytest.raises(ValueError, match="disjoint"):
+        gaussian_mutual_information(cov, [0, 1], [1, 2])
+    with pytest.raises(ValueError, match="square"):
+        gaussian_mutual_information(torch.zeros(2, 3), [0], [1])
+    with pytest.raises(ValueError, match="positive definite"):
+        gaussian_mutual_information(torch.ones(2, 2), [0], [1])
