@@ -3,7 +3,7 @@
 Run from the repository root::
 
     python benchmarks/local_loss.py            # the full CPU sweep -> benchmarks/results/
-    python benchmarks/local_loss.py --quick    # a CI smoke run (seconds), written to a temp dir
+    python benchmarks/local_loss.py --quick    # a CI smoke run (seconds), *_quick.json (ignored)
     python benchmarks/local_loss.py --device cuda --gpu   # the GPU comparison of the issue
 
 What is compared, on the same inputs, critic and bound (InfoNCE), in the same run:
@@ -39,7 +39,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -384,15 +383,9 @@ def main() -> None:
     else:
         result.update(sweep(args))
     out = args.out
-    if out is None:
-        out = (
-            Path(tempfile.mkdtemp()) / "local_loss.json"
-            if args.quick
-            else ROOT
-            / "benchmarks"
-            / "results"
-            / ("local_loss_gpu.json" if args.gpu else "local_loss.json")
-        )
+    if out is None:  # quick runs are git-ignored (benchmarks/results/*_quick.*)
+        stem = "local_loss_gpu" if args.gpu else "local_loss"
+        out = ROOT / "benchmarks" / "results" / f"{stem}{'_quick' if args.quick else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     if not args.gpu:
