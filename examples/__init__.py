@@ -1,5 +1,5 @@
-"""Runnable programs built on mitools (not installed with the library).
+"""Runnable examples of mitools: ``python -m examples.<name>`` from a clone of the repository.
 
 ``examples.image_text`` is the image-text local-MI pretraining pipeline of Liao, Moyer et al.
-(MICCAI 2021): run it with ``python -m examples.image_text all --preset quick``.
+(MICCAI 2021): ``python -m examples.image_text all --preset quick``.
 """

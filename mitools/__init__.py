@@ -5,6 +5,10 @@ The pieces meet at one intermediate, the score tensor ``scores[..., i, j] = f(x_
 * :mod:`mitools.critics` compute it from features,
 * :mod:`mitools.bounds` turn it into an MI estimate (pure functions),
 * :mod:`mitools.estimators` wrap the bounds as modules, with state where a bound needs it,
+* :mod:`mitools.samplers` choose which positions of two feature grids are compared,
+* :mod:`mitools.local` composes them into :class:`~mitools.local.LocalMILoss` on grids of any
+  shape (and the pooled :class:`~mitools.local.GlobalMILoss`),
+* :mod:`mitools.distributed` gathers negatives across processes,
 * :mod:`mitools.tasks` provide data of known mutual information.
 
 Example:
@@ -16,7 +20,7 @@ Example:
     True
 """
 
-from mitools import bounds, critics, estimators, tasks
+from mitools import bounds, critics, distributed, estimators, local, samplers, tasks
 from mitools.critics import BilinearCritic, ConcatCritic, SeparableCritic, get_critic
 from mitools.estimators import (
     DV,
@@ -31,6 +35,15 @@ from mitools.estimators import (
     InfoNCE,
     get_estimator,
 )
+from mitools.local import GlobalMILoss, LocalMILoss, LocalMIResult
+from mitools.samplers import (
+    AllPairs,
+    LocalToGlobal,
+    Matched,
+    NegativeQueue,
+    Neighbourhood,
+    RandomPairs,
+)
 from mitools.tasks import CorrelatedGaussian, Staircase
 
 __version__ = "0.1.0"
@@ -43,19 +56,31 @@ __all__ = [
     "NWJ",
     "SMILE",
     "TUBA",
+    "AllPairs",
     "AlphaInfoNCE",
     "BilinearCritic",
     "ConcatCritic",
     "CorrelatedGaussian",
     "Estimator",
+    "GlobalMILoss",
     "InfoNCE",
+    "LocalMILoss",
+    "LocalMIResult",
+    "LocalToGlobal",
+    "Matched",
+    "NegativeQueue",
+    "Neighbourhood",
+    "RandomPairs",
     "SeparableCritic",
     "Staircase",
     "__version__",
     "bounds",
     "critics",
+    "distributed",
     "estimators",
     "get_critic",
     "get_estimator",
+    "local",
+    "samplers",
     "tasks",
 ]

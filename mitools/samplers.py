@@ -1,0 +1,379 @@
+r"""Samplers for local mutual information: which position pairs, which negatives.
+
+A local MI loss compares the features of two *grids*: ``x`` with ``P`` positions (e.g. the
+``H x W`` cells of a CNN feature map) and ``y`` with ``Q`` positions (e.g. ``L`` tokens, or a
+single sentence vector). Two independent choices make the loss:
+
+* **Position pairs** ``(p, q)``: each pair is one estimation problem, scored over the batch.
+  :class:`LocalToGlobal` (every position of one side against the single vector of the other:
+  Deep InfoMax's local-global objective and the cells-vs-sentence objective of Liao et al.),
+  :class:`AllPairs`, :class:`Matched` (same position on same-shaped grids),
+  :class:`RandomPairs` (``k`` pairs drawn per call) and :class:`Neighbourhood` (spatially
+  close positions of one grid).
+* **Negatives** for an anchor ``x_i[p]``: every other sample of the batch (all off-diagonal
+  entries of the score matrix, the default), or one partner drawn by a random
+  :func:`random_derangement` (never the anchor itself), optionally extended by a
+  :class:`NegativeQueue` of past ``y`` features.
+
+Padding masks ``(B, P)`` / ``(B, Q)`` mark valid positions: a padded position is never a
+positive nor a negative (see :class:`mitools.local.LocalMILoss`).
+
+Every sampler maps the grid shapes to :class:`PositionPairs`: flat position indices
+``x_index``/``y_index`` of shape ``(K,)`` plus where each pair's estimate goes in the
+per-position map that the loss returns (``shape``, ``where``).
+
+Example:
+    >>> from mitools.samplers import LocalToGlobal, Neighbourhood
+    >>> pairs = LocalToGlobal()((2, 3), ())  # 2x3 cells against one sentence vector
+    >>> pairs.x_index.tolist(), pairs.y_index.tolist(), pairs.shape
+    ([0, 1, 2, 3, 4, 5], [0, 0, 0, 0, 0, 0], (2, 3))
+    >>> len(Neighbourhood(radius=1)((3, 3), (3, 3)))  # 9 cells, each with its in-grid neighbours
+    49
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "AllPairs",
+    "LocalToGlobal",
+    "Matched",
+    "NegativeQueue",
+    "Neighbourhood",
+    "PairSampler",
+    "PositionPairs",
+    "RandomPairs",
+    "random_derangement",
+]
+
+Grid = tuple[int, ...]
+
+
+class PositionPairs(NamedTuple):
+    """The position pairs of one call, in flat (row-major) position indices."""
+
+    #: ``(K,)`` long, the ``x`` position of each pair, in ``[0, P)``.
+    x_index: Tensor
+    #: ``(K,)`` long, the ``y`` position of each pair, in ``[0, Q)``.
+    y_index: Tensor
+    #: shape of the per-position map of estimates (e.g. the ``x`` grid for
+    #: :class:`LocalToGlobal`, ``grid_x + grid_y`` for :class:`AllPairs`).
+    shape: tuple[int, ...]
+    #: ``(K,)`` long, flat index of each pair in a map of that shape.
+    where: Tensor
+
+    def __len__(self) -> int:  # the number of pairs, not of fields
+        return int(self.x_index.numel())
+
+
+def _numel(grid: Grid) -> int:
+    return math.prod(grid)
+
+
+def _check_grid(grid: Grid, name: str) -> Grid:
+    if not isinstance(grid, (tuple, list)) or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in grid
+    ):
+        raise ValueError(f"{name} must be a tuple of positive ints, got {grid!r}")
+    return tuple(grid)
+
+
+class PairSampler:
+    """Base class: ``sampler(grid_x, grid_y, device=None) -> PositionPairs``.
+
+    ``grid_x`` and ``grid_y`` are the grid shapes without batch and channel axes (``()`` for a
+    single vector per sample).
+    """
+
+    def __call__(
+        self,
+        grid_x: tuple[int, ...],
+        grid_y: tuple[int, ...],
+        device: torch.device | str | None = None,
+    ) -> PositionPairs:
+        grid_x = _check_grid(grid_x, "grid_x")
+        grid_y = _check_grid(grid_y, "grid_y")
+        return self._pairs(grid_x, grid_y, torch.device(device) if device else torch.device("cpu"))
+
+    def _pairs(self, grid_x: Grid, grid_y: Grid, device: torch.device) -> PositionPairs:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _outer(grid_x: Grid, grid_y: Grid, device: torch.device) -> PositionPairs:
+    p, q = _numel(grid_x), _numel(grid_y)
+    flat = torch.arange(p * q, device=device)
+    return PositionPairs(flat // q, flat % q, grid_x + grid_y, flat)
+
+
+class LocalToGlobal(PairSampler):
+    """Every position of the local side against the single vector of the global side.
+
+    The cells-vs-sentence objective of Liao et al. (2021) and Deep InfoMax's local-global
+    objective (Hjelm et al. 2019). The per-position map has the local grid's shape.
+
+    Args:
+        global_side: ``"y"`` (default: ``x`` is the grid, ``y`` one vector per sample) or
+            ``"x"``. The global side must have exactly one position.
+
+    Example:
+        >>> LocalToGlobal()((4, 4), ()).shape
+        (4, 4)
+        >>> LocalToGlobal(global_side="x")((), (5,)).y_index.tolist()
+        [0, 1, 2, 3, 4]
+    """
+
+    def __init__(self, global_side: str = "y"):
+        if global_side not in ("x", "y"):
+            raise ValueError(f"global_side must be 'x' or 'y', got {global_side!r}")
+        self.global_side = global_side
+
+    def _pairs(self, grid_x: Grid, grid_y: Grid, device: torch.device) -> PositionPairs:
+        glob, loc = (grid_y, grid_x) if self.global_side == "y" else (grid_x, grid_y)
+        if _numel(glob) != 1:
+            raise ValueError(
+                f"LocalToGlobal(global_side={self.global_side!r}) needs one position on the "
+                f"{self.global_side} side, but its grid has shape {glob} "
+                f"({_numel(glob)} positions); pool it first, or use AllPairs"
+            )
+        n = _numel(loc)
+        idx = torch.arange(n, device=device)
+        zeros = torch.zeros(n, dtype=torch.long, device=device)
+        if self.global_side == "y":
+            return PositionPairs(idx, zeros, loc, idx)
+        return PositionPairs(zeros, idx, loc, idx)
+
+    def __repr__(self) -> str:
+        return f"LocalToGlobal(global_side={self.global_side!r})"
+
+
+class AllPairs(PairSampler):
+    """Every ``x`` position against every ``y`` position: ``P * Q`` pairs.
+
+    The per-position map has shape ``grid_x + grid_y`` (e.g. ``(H, W, L)`` for cells against
+    tokens).
+
+    Example:
+        >>> AllPairs()((2,), (3,)).y_index.tolist()
+        [0, 1, 2, 0, 1, 2]
+    """
+
+    def _pairs(self, grid_x: Grid, grid_y: Grid, device: torch.device) -> PositionPairs:
+        return _outer(grid_x, grid_y, device)
+
+
+class Matched(PairSampler):
+    """The same position on two grids of the same shape (e.g. two views of one image).
+
+    Example:
+        >>> Matched()((2, 2), (2, 2)).x_index.tolist()
+        [0, 1, 2, 3]
+    """
+
+    def _pairs(self, grid_x: Grid, grid_y: Grid, device: torch.device) -> PositionPairs:
+        if grid_x != grid_y:
+            raise ValueError(
+                f"Matched needs grids of the same shape, got grid_x {grid_x} and grid_y {grid_y}"
+            )
+        idx = torch.arange(_numel(grid_x), device=device)
+        return PositionPairs(idx, idx, grid_x, idx)
+
+
+class RandomPairs(PairSampler):
+    """``k`` distinct position pairs drawn uniformly per call from all ``P * Q`` pairs.
+
+    The per-position map has shape ``grid_x + grid_y`` and is NaN at the pairs not drawn.
+
+    Args:
+        k: pairs per call (at most ``P * Q``; fewer pairs exist: all are used).
+        generator: a :class:`torch.Generator` for reproducible draws (``None``: global RNG).
+
+    Example:
+        >>> import torch
+        >>> sampler = RandomPairs(3, generator=torch.Generator().manual_seed(0))
+        >>> len(sampler((4, 4), (2,)))
+        3
+    """
+
+    def __init__(self, k: int, generator: torch.Generator | None = None):
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"RandomPairs: k must be a positive int, got {k!r}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(
+                f"RandomPairs: generator must be a torch.Generator, got {type(generator).__name__}"
+            )
+        self.k = k
+        self.generator = generator
+
+    def _pairs(self, grid_x: Grid, grid_y: Grid, device: torch.device) -> PositionPairs:
+        p, q = _numel(grid_x), _numel(grid_y)
+        gen_device = self.generator.device if self.generator is not None else "cpu"
+        chosen = torch.randperm(p * q, generator=self.generator, device=gen_device)
+        flat = chosen[: min(self.k, p * q)].sort().values.to(device)
+        return PositionPairs(flat // q, flat % q, grid_x + grid_y, flat)
+
+    def __repr__(self) -> str:
+        return f"RandomPairs(k={self.k})"
+
+
+class Neighbourhood(PairSampler):
+    r"""Pairs of positions of one grid within a Chebyshev distance ``radius``.
+
+    Both sides share the grid shape (e.g. two encoders of one image, or a feature map against
+    itself one layer up). Position ``p`` is paired with every ``q`` whose coordinates differ
+    from ``p``'s by at most ``radius`` along every axis (``radius=0`` is :class:`Matched`).
+    The per-position map has shape ``grid + grid`` (NaN outside the neighbourhood).
+
+    Args:
+        radius: a non-negative int.
+
+    Example:
+        >>> pairs = Neighbourhood(radius=1)((1, 3), (1, 3))
+        >>> list(zip(pairs.x_index.tolist(), pairs.y_index.tolist()))
+        [(0, 0), (0, 1), (1, 0), (1, 1), (1, 2), (2, 1), (2, 2)]
+    """
+
+    def __init__(self, radius: int = 1):
+        if isinstance(radius, bool) or not isinstance(radius, int) or radius < 0:
+            raise ValueError(f"Neighbourhood: radius must be a non-negative int, got {radius!r}")
+        self.radius = radius
+
+    def _pairs(self, grid_x: Grid, grid_y: Grid, device: torch.device) -> PositionPairs:
+        if grid_x != grid_y:
+            raise ValueError(
+                f"Neighbourhood needs grids of the same shape, got grid_x {grid_x} and "
+                f"grid_y {grid_y}"
+            )
+        grid = grid_x
+        n = _numel(grid)
+        if len(grid) == 0:
+            idx = torch.zeros(1, dtype=torch.long, device=device)
+            return PositionPairs(idx, idx, grid + grid, idx)
+        sizes = torch.tensor(grid, device=device)
+        flat = torch.arange(n, device=device)
+        strides = torch.tensor([math.prod(grid[d + 1 :]) for d in range(len(grid))], device=device)
+        coords = (flat[:, None] // strides) % sizes  # (P, d)
+        r = self.radius
+        offsets = torch.tensor(
+            list(itertools.product(range(-r, r + 1), repeat=len(grid))), device=device
+        ).reshape(-1, len(grid))  # (W, d), lexicographic: keeps q sorted within each p
+        neighbour = coords[:, None, :] + offsets[None, :, :]  # (P, W, d)
+        inside = ((neighbour >= 0) & (neighbour < sizes)).all(-1)  # (P, W)
+        q = (neighbour * strides).sum(-1)  # (P, W)
+        p = flat[:, None].expand_as(q)
+        x_index, y_index = p[inside], q[inside]
+        return PositionPairs(x_index, y_index, grid + grid, x_index * n + y_index)
+
+    def __repr__(self) -> str:
+        return f"Neighbourhood(radius={self.radius})"
+
+
+def random_derangement(valid: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """One random partner per valid entry, among the valid entries, never the entry itself.
+
+    Each row of ``valid`` is one problem; its valid entries are put on a random cycle, and
+    every valid entry is paired with the next one on the cycle (a derangement: no fixed
+    points, unlike a random permutation). Invalid entries, and rows with a single valid entry,
+    are their own partner (callers leave those out).
+
+    Args:
+        valid: ``(K, B)`` bool.
+        generator: optional :class:`torch.Generator`.
+
+    Returns:
+        ``(K, B)`` long: the partner of each entry, on ``valid``'s device.
+
+    Example:
+        >>> import torch
+        >>> partner = random_derangement(torch.ones(1, 5, dtype=torch.bool),
+        ...                              torch.Generator().manual_seed(0))
+        >>> bool((partner != torch.arange(5)).all()), sorted(partner[0].tolist())
+        (True, [0, 1, 2, 3, 4])
+    """
+    if not isinstance(valid, Tensor) or valid.dtype != torch.bool or valid.dim() != 2:
+        raise TypeError(f"valid must be a (K, B) bool tensor, got {valid!r:.80}")
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    keys = torch.rand(valid.shape, generator=generator, device=gen_device).to(valid.device)
+    keys = keys.masked_fill(~valid, 2.0)  # invalid entries sort last
+    order = keys.argsort(dim=-1)  # (K, B): valid entries first, in random order
+    n = valid.sum(-1, keepdim=True).clamp(min=1)  # (K, 1)
+    slot = torch.arange(valid.shape[-1], device=valid.device).expand_as(order)
+    nxt = torch.where(slot < n, (slot + 1) % n, slot)
+    partner = torch.empty_like(order)
+    partner.scatter_(-1, order, order.gather(-1, nxt))
+    return partner
+
+
+class NegativeQueue(nn.Module):
+    """A first-in first-out queue of past ``y`` features, extra negatives for every anchor.
+
+    As in MoCo (He et al. 2020): the features of the last ``size`` samples (detached) are
+    appended to the columns of every score matrix, so the number of negatives no longer
+    depends on the batch size. :class:`mitools.local.LocalMILoss` reads the queue before and
+    extends it after each training forward.
+
+    Args:
+        size: the number of past samples kept.
+
+    Example:
+        >>> import torch
+        >>> queue = NegativeQueue(size=4)
+        >>> queue.extend(torch.randn(3, 2, 8), torch.ones(3, 2, dtype=torch.bool))
+        >>> queue.extend(torch.randn(3, 2, 8), torch.ones(3, 2, dtype=torch.bool))
+        >>> queue.features().shape  # the 4 most recent samples, 2 positions, 8 channels
+        torch.Size([4, 2, 8])
+    """
+
+    features_buffer: Tensor
+    mask_buffer: Tensor
+
+    def __init__(self, size: int):
+        super().__init__()
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"NegativeQueue: size must be a positive int, got {size!r}")
+        self.size = size
+        self.register_buffer("features_buffer", torch.empty(0), persistent=False)
+        self.register_buffer("mask_buffer", torch.empty(0, dtype=torch.bool), persistent=False)
+
+    def __len__(self) -> int:
+        return int(self.features_buffer.shape[0]) if self.features_buffer.dim() > 1 else 0
+
+    def features(self) -> Tensor:
+        """The queued features ``(S, Q, C)``, most recent last (``S <= size``)."""
+        return self.features_buffer
+
+    def mask(self) -> Tensor:
+        """The validity mask ``(S, Q)`` of the queued features."""
+        return self.mask_buffer
+
+    @torch.no_grad()
+    def extend(self, features: Tensor, mask: Tensor) -> None:
+        """Append ``features (B, Q, C)`` with ``mask (B, Q)``, dropping the oldest beyond size."""
+        features = features.detach()
+        if len(self) and self.features_buffer.shape[1:] != features.shape[1:]:
+            raise ValueError(
+                f"NegativeQueue holds features of shape (S, Q, C) = "
+                f"{tuple(self.features_buffer.shape)}, got new features {tuple(features.shape)}; "
+                "positions and channels must match"
+            )
+        if len(self):
+            features = torch.cat([self.features_buffer, features.to(self.features_buffer)])
+            mask = torch.cat([self.mask_buffer, mask.to(self.mask_buffer.device)])
+        self.features_buffer = features[-self.size :].clone()
+        self.mask_buffer = mask[-self.size :].clone()
+
+    def reset(self) -> None:
+        """Empty the queue."""
+        self.features_buffer = self.features_buffer.new_empty(0)
+        self.mask_buffer = self.mask_buffer.new_empty(0)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}"

@@ -1,0 +1,151 @@
+"""Two gloo processes on 127.0.0.1 equal one process on the concatenated batch."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from mitools import distributed
+from mitools.critics import SeparableCritic
+from mitools.local import GlobalMILoss, LocalMILoss
+from mitools.samplers import AllPairs
+
+WORLD = 2
+BATCH = 4  # per rank
+CONFIGS = {
+    "infonce": lambda c: LocalMILoss("infonce", c, gather=True),
+    "infonce_blocked": lambda c: LocalMILoss(
+        "infonce", c, gather=True, chunk_size=5, column_chunk_size=3
+    ),
+    "nwj_max": lambda c: LocalMILoss("nwj", c, reduction="max", gather=True, chunk_size=4),
+    "js_masked_logsumexp": lambda c: LocalMILoss(
+        "js", c, AllPairs(), "logsumexp", y_pattern="b l c", gather=True
+    ),
+    "jsd_all_pairs": lambda c: LocalMILoss(
+        "jsd", None, AllPairs(), x_pattern="b c h w", y_pattern="b l c", gather=True
+    ),
+    "jsd_blocked_masked_max": lambda c: LocalMILoss(
+        "jsd",
+        c,
+        AllPairs(),
+        "max",
+        y_pattern="b l c",
+        gather=True,
+        chunk_size=3,
+        column_chunk_size=5,
+    ),
+    "global_infonce": lambda c: GlobalMILoss("infonce", c, y_pattern="b l c", gather=True),
+}
+
+
+def data(name: str):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(WORLD * BATCH, 6, 3, 3, dtype=torch.float64, generator=gen)
+    y_shape = (
+        (WORLD * BATCH, 6)
+        if name in ("infonce", "infonce_blocked", "nwj_max")
+        else (WORLD * BATCH, 2, 6)
+    )
+    y = torch.randn(y_shape, dtype=torch.float64, generator=gen)
+    masks = (None, None)
+    if "masked" in name:
+        x_mask = torch.rand(WORLD * BATCH, 3, 3, generator=gen) > 0.4
+        y_mask = torch.rand(WORLD * BATCH, 2, generator=gen) > 0.4
+        x_mask[:, 0, 0] = True
+        y_mask[:, 0] = True
+        masks = (x_mask, y_mask)
+    torch.manual_seed(1)
+    critic = SeparableCritic(6, 6, hidden=(8,), embed_dim=4).double()
+    return x, y, critic, masks
+
+
+def run(name: str, rank: int | None):
+    """Loss and gradients on rank ``rank``'s slice (or on the whole batch for ``None``)."""
+    x, y, critic, masks = data(name)
+    if rank is not None:
+        rows = slice(rank * BATCH, (rank + 1) * BATCH)
+        x, y = x[rows], y[rows]
+        masks = tuple(m[rows] if m is not None else None for m in masks)
+    x, y = x.clone().requires_grad_(), y.clone().requires_grad_()
+    out = CONFIGS[name](critic)(x, y, *masks)
+    out.loss.backward()
+    return {
+        "loss": out.loss.detach(),
+        "x": x.grad,
+        "y": y.grad,
+        "critic": [
+            torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in critic.parameters()
+        ],
+    }
+
+
+def worker(rank: int, port: int, outdir: str) -> None:
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
+    )
+    try:
+        torch.set_num_threads(1)
+        results = {name: run(name, rank) for name in CONFIGS}
+        try:  # unequal batches: a clear error, on every rank
+            distributed.all_gather_with_grad(torch.zeros(rank + 1, 2))
+            results["unequal"] = "no error"
+        except ValueError as err:
+            results["unequal"] = str(err)
+        torch.save(results, os.path.join(outdir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def two_process_results():
+    with tempfile.TemporaryDirectory() as outdir:
+        mp.start_processes(
+            worker, args=(free_port(), outdir), nprocs=WORLD, join=True, start_method="spawn"
+        )
+        return [torch.load(os.path.join(outdir, f"rank{r}.pt")) for r in range(WORLD)]
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_two_processes_equal_one_process(two_process_results, name):
+    single = run(name, None)
+    ranks = [r[name] for r in two_process_results]
+    # Every rank holds the global loss; DDP averages the ranks' gradients, so the averaged
+    # gradients are the single-process ones, and each rank's input gradients are W times its
+    # slice (the gathered paths sum every rank's gradient).
+    for r in ranks:
+        torch.testing.assert_close(r["loss"], single["loss"], atol=1e-6, rtol=0)
+    for rank, r in enumerate(ranks):
+        rows = slice(rank * BATCH, (rank + 1) * BATCH)
+        torch.testing.assert_close(r["x"] / WORLD, single["x"][rows], atol=1e-6, rtol=0)
+        torch.testing.assert_close(r["y"] / WORLD, single["y"][rows], atol=1e-6, rtol=0)
+    for i, want in enumerate(single["critic"]):
+        got = sum(r["critic"][i] for r in ranks) / WORLD
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+
+
+def test_unequal_batches_raise_clearly(two_process_results):
+    assert "same shape" in two_process_results[0]["unequal"]
+    assert "[(1, 2), (2, 2)]" in two_process_results[0]["unequal"]
+
+
+def test_no_process_group_is_a_no_op():
+    assert not distributed.is_distributed()
+    assert distributed.world_size() == 1 and distributed.rank() == 0
+    t = torch.randn(3, 2, requires_grad=True)
+    assert distributed.all_gather_with_grad(t) is t
+    x, y, critic, _ = data("infonce")
+    a = LocalMILoss("infonce", critic, gather=True)(x, y)
+    b = LocalMILoss("infonce", critic, gather=False)(x, y)
+    assert torch.equal(a.loss, b.loss)

@@ -1,0 +1,156 @@
+"""Tests of mitools.samplers: position pairs against loops, derangements, the queue."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mitools.samplers import (
+    AllPairs,
+    LocalToGlobal,
+    Matched,
+    NegativeQueue,
+    Neighbourhood,
+    RandomPairs,
+    random_derangement,
+)
+
+grids = st.lists(st.integers(1, 4), min_size=0, max_size=3).map(tuple)
+
+
+def as_set(pairs):
+    return set(zip(pairs.x_index.tolist(), pairs.y_index.tolist(), strict=True))
+
+
+@given(grid_x=grids, grid_y=grids)
+def test_all_pairs_is_the_outer_product(grid_x, grid_y):
+    pairs = AllPairs()(grid_x, grid_y)
+    p, q = math.prod(grid_x), math.prod(grid_y)
+    assert as_set(pairs) == set(itertools.product(range(p), range(q)))
+    assert pairs.shape == grid_x + grid_y
+    assert pairs.where.tolist() == [a * q + b for a, b in as_set_sorted(pairs)]
+
+
+def as_set_sorted(pairs):
+    return list(zip(pairs.x_index.tolist(), pairs.y_index.tolist(), strict=True))
+
+
+@given(grid=grids)
+def test_local_to_global_both_sides(grid):
+    n = math.prod(grid)
+    pairs = LocalToGlobal()(grid, ())
+    assert as_set_sorted(pairs) == [(i, 0) for i in range(n)] and pairs.shape == grid
+    pairs = LocalToGlobal(global_side="x")((1,), grid)
+    assert as_set_sorted(pairs) == [(0, i) for i in range(n)] and pairs.shape == grid
+
+
+def test_local_to_global_needs_one_global_position():
+    with pytest.raises(ValueError, match=r"one position on the y side.*\(3,\)"):
+        LocalToGlobal()((2, 2), (3,))
+    with pytest.raises(ValueError, match="global_side"):
+        LocalToGlobal(global_side="z")
+
+
+@given(grid=grids)
+def test_matched(grid):
+    pairs = Matched()(grid, grid)
+    assert as_set_sorted(pairs) == [(i, i) for i in range(math.prod(grid))]
+    with pytest.raises(ValueError, match="same shape"):
+        Matched()(grid, (*grid, 2))
+
+
+@given(grid=grids, radius=st.integers(0, 2))
+def test_neighbourhood_equals_loop(grid, radius):
+    pairs = Neighbourhood(radius)(grid, grid)
+    coords = list(itertools.product(*[range(s) for s in grid]))
+    expected = [
+        (a, b)
+        for a, ca in enumerate(coords)
+        for b, cb in enumerate(coords)
+        if all(abs(i - j) <= radius for i, j in zip(ca, cb, strict=True))
+    ]
+    assert as_set_sorted(pairs) == expected
+    n = len(coords)
+    assert pairs.where.tolist() == [a * n + b for a, b in expected]
+    assert pairs.shape == grid + grid
+
+
+def test_neighbourhood_errors():
+    with pytest.raises(ValueError, match="radius"):
+        Neighbourhood(-1)
+    with pytest.raises(ValueError, match="same shape"):
+        Neighbourhood(1)((2, 2), (2, 3))
+
+
+def test_random_pairs_are_distinct_reproducible_and_capped():
+    a = RandomPairs(5, generator=torch.Generator().manual_seed(3))((4, 4), (3,))
+    b = RandomPairs(5, generator=torch.Generator().manual_seed(3))((4, 4), (3,))
+    assert len(as_set(a)) == 5 and torch.equal(a.x_index, b.x_index)
+    assert all(0 <= p < 16 and 0 <= q < 3 for p, q in as_set(a))
+    assert len(RandomPairs(100)((2,), (2,))) == 4
+    sampler = RandomPairs(2, generator=torch.Generator().manual_seed(0))
+    draws = {tuple(sampler((3, 3), (3,)).where.tolist()) for _ in range(20)}
+    assert len(draws) > 1  # a fresh draw per call
+    with pytest.raises(ValueError, match="k must be a positive int"):
+        RandomPairs(0)
+
+
+def test_bad_grid():
+    with pytest.raises(ValueError, match="grid_x"):
+        AllPairs()((0, 2), ())
+
+
+@given(
+    valid=st.lists(st.lists(st.booleans(), min_size=1, max_size=7), min_size=1, max_size=4).filter(
+        lambda rows: len({len(r) for r in rows}) == 1
+    ),
+    seed=st.integers(0, 1000),
+)
+def test_derangement_is_a_cycle_on_the_valid_entries(valid, seed):
+    mask = torch.tensor(valid, dtype=torch.bool)
+    partner = random_derangement(mask, torch.Generator().manual_seed(seed))
+    for row, p in zip(mask.tolist(), partner.tolist(), strict=True):
+        idx = [i for i, v in enumerate(row) if v]
+        for i, v in enumerate(row):
+            if not v or len(idx) < 2:
+                assert p[i] == i
+            else:
+                assert p[i] != i and row[p[i]]
+        if len(idx) >= 2:
+            assert sorted(p[i] for i in idx) == idx  # a permutation of the valid entries
+            i, seen = idx[0], set()
+            while i not in seen:  # one single cycle through all valid entries
+                seen.add(i)
+                i = p[i]
+            assert seen == set(idx)
+
+
+def test_derangement_has_no_fixed_points_where_a_permutation_would():
+    gen = torch.Generator().manual_seed(0)
+    partner = random_derangement(torch.ones(2000, 8, dtype=torch.bool), gen)
+    assert not bool((partner == torch.arange(8)).any())
+    # every partner is equally likely
+    counts = torch.bincount((partner[:, 0]), minlength=8)[1:].float()
+    assert float(counts.std() / counts.mean()) < 0.15
+
+
+def test_queue_is_fifo_and_detached():
+    queue = NegativeQueue(size=5)
+    assert len(queue) == 0
+    f1 = torch.randn(3, 2, 4, requires_grad=True)
+    queue.extend(f1, torch.ones(3, 2, dtype=torch.bool))
+    f2 = torch.randn(4, 2, 4)
+    m2 = torch.rand(4, 2) > 0.5
+    queue.extend(f2, m2)
+    assert len(queue) == 5 and not queue.features().requires_grad
+    torch.testing.assert_close(queue.features(), torch.cat([f1[2:].detach(), f2]))
+    assert torch.equal(queue.mask()[1:], m2)
+    with pytest.raises(ValueError, match="positions and channels must match"):
+        queue.extend(torch.randn(1, 3, 4), torch.ones(1, 3, dtype=torch.bool))
+    queue.reset()
+    assert len(queue) == 0
