@@ -15,14 +15,10 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from mitools import GlobalMILoss, LocalMILoss
 from mitools.critics import get_critic
-
-try:  # the local-MI API of mitools (issue 3)
-    from mitools.samplers import LocalToGlobal  # type: ignore[import-not-found]
-
-    from mitools import GlobalMILoss, LocalMILoss  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - until LocalMILoss lands on main
-    from ._interim_local import GlobalMILoss, LocalMILoss, LocalToGlobal
+from mitools.distributed import all_gather_with_grad
+from mitools.samplers import LocalToGlobal
 
 __all__ = ["MODES", "REDUCTIONS", "CellMaxCritic", "PretrainObjective", "StepMI"]
 
@@ -148,29 +144,6 @@ class PretrainObjective(nn.Module):
         return (own - norm).transpose(0, 1).reshape(k, h, w)
 
 
-class _GatherWithGrad(torch.autograd.Function):
-    """All-gather along dim 0; the backward pass sums every rank's gradient of this slice."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor) -> Tensor:
-        world = torch.distributed.get_world_size()
-        ctx.rank, ctx.n = torch.distributed.get_rank(), x.shape[0]
-        parts = [torch.empty_like(x) for _ in range(world)]
-        torch.distributed.all_gather(parts, x.contiguous())
-        return torch.cat(parts, 0)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> Tensor:
-        grad = grad.contiguous()
-        torch.distributed.all_reduce(grad)
-        return grad[ctx.rank * ctx.n : (ctx.rank + 1) * ctx.n]
-
-
-def gather_with_grad(x: Tensor) -> Tensor:
-    """``x (n, ...)`` of every rank concatenated in rank order, differentiable."""
-    return _GatherWithGrad.apply(x)
-
-
 class _PairMax(nn.Module):
     """``reduction="pair_max"``: one score tensor from :class:`CellMaxCritic`, one bound."""
 
@@ -188,7 +161,7 @@ class _PairMax(nn.Module):
         offset = 0
         if self.gather and torch.distributed.is_available() and torch.distributed.is_initialized():
             offset = torch.distributed.get_rank() * b
-            text = gather_with_grad(text)
+            text = all_gather_with_grad(text)
         value = self.estimator(critic(cells.reshape(b, h * w * d), text), offset=offset)
         estimate = value.detach().clone()
         if offset or (self.gather and torch.distributed.is_initialized()):
