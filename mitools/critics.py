@@ -71,7 +71,7 @@ def _check_positive_int(value: Any, name: str) -> None:
 class Critic(nn.Module):
     """Base class of critics: ``forward(x (..., N, Dx), y (..., M, Dy)) -> (..., N, M)``.
 
-    Subclasses call :meth:`_check_inputs` first, so every critic reports bad shapes alike.
+    Subclasses call ``_check_inputs`` first, so every critic reports bad shapes alike.
     """
 
     dim_x: int

@@ -48,7 +48,7 @@ __all__ = [
 class Estimator(nn.Module):
     """Base class: a mutual-information bound applied to a score tensor.
 
-    Subclasses implement :meth:`forward`. The attribute :attr:`nats` says whether the value is
+    Subclasses implement :meth:`forward`. The attribute ``nats`` says whether the value is
     an MI estimate in nats (``False`` only for :class:`JSD`).
 
     Args of :meth:`forward`:
@@ -97,7 +97,7 @@ class FunctionalEstimator(Estimator):
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {type(fn).__name__}")
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", "custom")
+        self.name = name or str(getattr(fn, "__name__", "custom"))
         self.nats = nats
 
     def forward(
@@ -329,7 +329,7 @@ class MINE(Estimator):
         # d/dθ exp(log_z - log_ema) = (E_q[e^S ∇S] / E_q[e^S]) * exp(log_z - log_ema)
         #                           = E_q[e^S ∇S] / ema          (Belghazi et al. eq. 12)
         surrogate = joint - torch.exp(log_z - ema)
-        return value + (surrogate - surrogate.detach())
+        return value.detach() + (surrogate - surrogate.detach())
 
     def extra_repr(self) -> str:
         return f"momentum={self.momentum}"
@@ -396,7 +396,7 @@ class LogBaseline(nn.Module):
 
 
 class TUBA(Estimator):
-    """TUBA with a fixed, constant-learnable or network log-baseline, see :func:`bounds.tuba`.
+    """TUBA with a fixed, learnable or network log-baseline, see :func:`mitools.bounds.tuba`.
 
     Args:
         baseline: see :class:`LogBaseline`. ``"constant"`` learns one scalar jointly with the

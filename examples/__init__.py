@@ -1,0 +1,1 @@
+"""Runnable examples of mitools: ``python -m examples.<name>`` from a clone of the repository."""

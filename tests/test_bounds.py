@@ -1,0 +1,406 @@
+"""mitools.bounds against brute-force references, closed forms, gradients and bad inputs."""
+
+from __future__ import annotations
+
+import math
+
+import bounds_reference as ref
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mitools import bounds
+from mitools.tasks import CorrelatedGaussian
+
+# name -> (vectorised call, reference call); each call takes (scores, offset, row_mask, col_mask)
+# plus a per-row baseline list `a` that only TUBA and alpha-InfoNCE use.
+CASES = {
+    "infonce": (
+        lambda s, a, **kw: bounds.infonce(s, **kw),
+        lambda s, a, **kw: ref.infonce(s, **kw),
+    ),
+    "nwj": (lambda s, a, **kw: bounds.nwj(s, **kw), lambda s, a, **kw: ref.nwj(s, **kw)),
+    "dv": (lambda s, a, **kw: bounds.dv(s, **kw), lambda s, a, **kw: ref.dv(s, **kw)),
+    "jsd": (lambda s, a, **kw: bounds.jsd(s, **kw), lambda s, a, **kw: ref.jsd(s, **kw)),
+    "js": (lambda s, a, **kw: bounds.js(s, **kw), lambda s, a, **kw: ref.js_value(s, **kw)),
+    "smile5": (
+        lambda s, a, **kw: bounds.smile(s, 5.0, **kw),
+        lambda s, a, **kw: ref.smile_value(s, 5.0, **kw),
+    ),
+    "smile1": (
+        lambda s, a, **kw: bounds.smile(s, 1.0, **kw),
+        lambda s, a, **kw: ref.smile_value(s, 1.0, **kw),
+    ),
+    "smile_inf": (
+        lambda s, a, **kw: bounds.smile(s, None, **kw),
+        lambda s, a, **kw: ref.smile_value(s, None, **kw),
+    ),
+    "tuba": (
+        lambda s, a, **kw: bounds.tuba(s, a, **kw),
+        lambda s, a, **kw: ref.tuba(s, a.tolist(), **kw),
+    ),
+    "alpha0.01": (
+        lambda s, a, **kw: bounds.alpha_infonce(s, a, 0.01, **kw),
+        lambda s, a, **kw: ref.alpha_infonce(s, a.tolist(), 0.01, **kw),
+    ),
+    "alpha0.5": (
+        lambda s, a, **kw: bounds.alpha_infonce(s, a, 0.5, **kw),
+        lambda s, a, **kw: ref.alpha_infonce(s, a.tolist(), 0.5, **kw),
+    ),
+}
+
+
+def reference_over_leading(name, scores, a, offset=0, row_mask=None, col_mask=None):
+    """Apply the 2-D reference to every leading index of a batched problem."""
+    _, ref_fn = CASES[name]
+    lead = scores.shape[:-2]
+    flat = scores.reshape(-1, *scores.shape[-2:])
+    fa = a.reshape(-1, a.shape[-1])
+    rm = None if row_mask is None else row_mask.reshape(-1, row_mask.shape[-1])
+    cm = None if col_mask is None else col_mask.reshape(-1, col_mask.shape[-1])
+    out = [
+        ref_fn(
+            flat[k].tolist(),
+            fa[k],
+            offset=offset,
+            row_mask=None if rm is None else rm[k].tolist(),
+            col_mask=None if cm is None else cm[k].tolist(),
+        )
+        for k in range(flat.shape[0])
+    ]
+    return torch.tensor(out, dtype=torch.float64).reshape(lead)
+
+
+@st.composite
+def problems(draw, with_masks=True):
+    lead = tuple(draw(st.lists(st.integers(1, 3), min_size=0, max_size=2)))
+    n = draw(st.integers(1, 5))
+    offset = draw(st.integers(0, 3))
+    m = draw(st.integers(max(n + offset, 2), n + offset + 3))
+    seed = draw(st.integers(0, 2**31 - 1))
+    scale = draw(st.sampled_from([0.1, 1.0, 5.0, 30.0]))
+    g = torch.Generator().manual_seed(seed)
+    scores = scale * torch.randn(*lead, n, m, generator=g, dtype=torch.float64)
+    a = torch.randn(*lead, n, generator=g, dtype=torch.float64)
+    row_mask = col_mask = None
+    if with_masks and draw(st.booleans()):
+        row_mask = torch.rand(*lead, n, generator=g) < 0.7
+        row_mask[..., 0] = True  # at least one anchor per problem
+        col_mask = torch.rand(*lead, m, generator=g) < 0.7
+        pos = col_mask[..., offset : offset + n]
+        col_mask[..., offset : offset + n] = pos | row_mask  # positives of anchors are valid
+        # at least two valid columns: the positive of row 0 and one more
+        other = offset + 1 if offset + 1 < m else offset - 1
+        col_mask[..., other] = True
+    return scores, a, offset, row_mask, col_mask
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@given(problem=problems())
+def test_vectorised_equals_brute_force(name, problem):
+    scores, a, offset, row_mask, col_mask = problem
+    fn, _ = CASES[name]
+    got = fn(scores, a, offset=offset, row_mask=row_mask, col_mask=col_mask)
+    want = reference_over_leading(name, scores, a, offset, row_mask, col_mask)
+    assert got.shape == scores.shape[:-2]
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("mi", [2.0, 4.0, 6.0, 8.0, 10.0])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_optimal_gaussian_critic_matches_reference(name, mi):
+    task = CorrelatedGaussian(dim=20, mi=mi, dtype=torch.float64)
+    x, y = task.sample(64, generator=torch.Generator().manual_seed(int(mi)))
+    scores = task.optimal_critic(x, y)
+    a = torch.zeros(64, dtype=torch.float64)
+    fn, _ = CASES[name]
+    got = fn(scores, a)
+    want = reference_over_leading(name, scores, a)
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+
+
+GRAD_FNS = {
+    "infonce": lambda s, a, **kw: bounds.infonce(s, **kw),
+    "nwj": lambda s, a, **kw: bounds.nwj(s, **kw),
+    "dv": lambda s, a, **kw: bounds.dv(s, **kw),
+    "jsd": lambda s, a, **kw: bounds.jsd(s, **kw),
+    "tuba": lambda s, a, **kw: bounds.tuba(s, a, **kw),
+    "alpha_infonce": lambda s, a, **kw: bounds.alpha_infonce(s, a, 0.3, **kw),
+}
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("name", sorted(GRAD_FNS))
+def test_gradcheck(name, masked):
+    """Analytic = numerical gradients. js and smile are excluded by design: their value and
+    gradient belong to different functions (checked against jsd's gradient below)."""
+    g = torch.Generator().manual_seed(3)
+    scores = torch.randn(2, 4, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    a = torch.randn(2, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    kw: dict = {"offset": 1}
+    if masked:
+        kw["row_mask"] = torch.tensor([[True, False, True, True], [True, True, True, False]])
+        kw["col_mask"] = torch.tensor([[True, True, True, True, True, False]] * 2)
+        kw["col_mask"][1, 3] = True
+    fn = GRAD_FNS[name]
+    assert torch.autograd.gradcheck(lambda s, b: fn(s, b, **kw), (scores, a))
+
+
+def test_alpha_infonce_gradcheck_at_a_dominant_column():
+    # One score far above the others: the argmax branch of the leave-one-out log-mean-exp.
+    scores = torch.zeros(3, 3, dtype=torch.float64)
+    scores[0, 0] = 40.0
+    scores[1, 2] = -30.0
+    scores.requires_grad_(True)
+    a = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda s, b: bounds.alpha_infonce(s, b, 0.2), (scores, a))
+    value = bounds.alpha_infonce(scores, a, 0.2)
+    want = ref.alpha_infonce(scores.tolist(), [0.0] * 3, 0.2)
+    assert math.isclose(float(value.detach()), want, rel_tol=1e-12, abs_tol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Closed forms and known limits on the optimal Gaussian critic.
+# ---------------------------------------------------------------------------------------------
+
+
+def _batches(mi, n_batches, k=64, seed=0, dim=20):
+    task = CorrelatedGaussian(dim=dim, mi=mi, dtype=torch.float64)
+    x, y = task.sample(n_batches * k, generator=torch.Generator().manual_seed(seed))
+    x = x.reshape(n_batches, k, dim)
+    y = y.reshape(n_batches, k, dim)
+    return task.optimal_critic(x, y)  # (n_batches, k, k)
+
+
+@pytest.mark.parametrize("mi", [2.0, 6.0, 10.0])
+def test_infonce_never_above_log_k(mi):
+    scores = _batches(mi, 200)
+    values = bounds.infonce(scores)
+    assert bool((values <= math.log(64) + 1e-12).all())
+    # A critic that separates perfectly hits the ceiling exactly.
+    assert math.isclose(float(bounds.infonce(1e4 * torch.eye(64, dtype=torch.float64))),
+                        math.log(64), rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("mi", [2.0, 4.0, 6.0])
+def test_nwj_on_optimal_critic_plus_one_is_unbiased(mi):
+    values = bounds.nwj(_batches(mi, 2000, seed=int(mi)) + 1.0)
+    mean, se = float(values.mean()), float(values.std() / math.sqrt(values.numel()))
+    assert abs(mean - mi) < 3 * se, (mean, se)
+
+
+@pytest.mark.parametrize("mi", [2.0, 4.0])
+def test_js_value_is_unbiased_at_the_js_optimum(mi):
+    # The JS optimum is the PMI itself; js reads NWJ(S + 1), unbiased there.
+    values = bounds.js(_batches(mi, 2000, seed=10 + int(mi)))
+    mean, se = float(values.mean()), float(values.std() / math.sqrt(values.numel()))
+    assert abs(mean - mi) < 3 * se, (mean, se)
+
+
+def test_dv_on_optimal_critic_is_biased_upward_only_slightly_at_low_mi():
+    # E[DV(f*)] >= I by Jensen (E log Z_hat <= log E Z_hat = 0); the bias is ~Var/(2n).
+    values = bounds.dv(_batches(2.0, 1000, seed=5))
+    mean, se = float(values.mean()), float(values.std() / math.sqrt(values.numel()))
+    assert mean > 2.0 - 3 * se
+    assert mean < 2.0 + 3 * se + 0.01
+
+
+@pytest.mark.parametrize("clip", [1.0, 5.0])
+@pytest.mark.parametrize("mi", [2.0, 10.0])
+def test_smile_within_clip_limits(mi, clip):
+    scores = _batches(mi, 200)
+    values = bounds.smile(scores, clip)
+    joint = torch.diagonal(scores, dim1=-2, dim2=-1).mean(-1)
+    # lme of scores clipped to [-tau, tau] lies in [-tau, tau]
+    assert bool((values >= joint - clip - 1e-12).all())
+    assert bool((values <= joint + clip + 1e-12).all())
+
+
+@pytest.mark.parametrize("alpha", [0.01, 0.5])
+@pytest.mark.parametrize("mi", [2.0, 10.0])
+def test_alpha_infonce_between_its_limits(mi, alpha):
+    scores = _batches(mi, 200, seed=7)
+    a = torch.zeros(64, dtype=torch.float64)  # the optimal log-baseline of f*: log E_y e^f* = 0
+    values = bounds.alpha_infonce(scores, a, alpha)
+    ceiling = 1.0 + math.log(64 / alpha)
+    assert bool((values < ceiling).all())
+    mean, se = float(values.mean()), float(values.std() / math.sqrt(values.numel()))
+    assert mean < mi + 3 * se  # a lower bound on average
+    # It improves on InfoNCE's log K ceiling at high MI when alpha is small.
+    if mi == 10.0 and alpha == 0.01:
+        assert mean > math.log(64) + 0.5
+
+
+@pytest.mark.parametrize("name", ["infonce", "nwj", "js", "tuba"])
+def test_lower_bounds_hold_on_average(name):
+    scores = _batches(4.0, 500, seed=11)
+    a = torch.zeros(64, dtype=torch.float64)
+    values = CASES[name][0](scores, a)
+    mean, se = float(values.mean()), float(values.std() / math.sqrt(values.numel()))
+    assert mean < 4.0 + 3 * se
+
+
+# ---------------------------------------------------------------------------------------------
+# Stop-gradient constructions.
+# ---------------------------------------------------------------------------------------------
+
+
+def _grad(fn, scores):
+    s = scores.clone().requires_grad_(True)
+    fn(s).sum().backward()
+    return s.grad
+
+
+@pytest.mark.parametrize("offset", [0, 2])
+def test_js_value_is_nwj_and_gradient_is_jsd(offset):
+    scores = torch.randn(3, 5, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    kw = {"offset": offset}
+    torch.testing.assert_close(bounds.js(scores, **kw), bounds.nwj(scores + 1.0, **kw))
+    torch.testing.assert_close(
+        _grad(lambda s: bounds.js(s, **kw), scores), _grad(lambda s: bounds.jsd(s, **kw), scores)
+    )
+    assert not torch.allclose(
+        _grad(lambda s: bounds.js(s, **kw), scores), _grad(lambda s: bounds.nwj(s, **kw), scores)
+    )
+
+
+@pytest.mark.parametrize("clip", [1.0, 5.0, None])
+def test_smile_value_is_clipped_dv_and_gradient_is_jsd(clip):
+    scores = 4 * torch.randn(6, 6, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    value = bounds.smile(scores, clip)
+    clipped = scores if clip is None else scores.clamp(-clip, clip)
+    want = torch.diagonal(scores).mean() - (
+        torch.logsumexp(clipped.masked_fill(torch.eye(6, dtype=torch.bool), -math.inf), (0, 1))
+        - math.log(30)
+    )
+    torch.testing.assert_close(value, want)
+    if clip is None:
+        torch.testing.assert_close(value, bounds.dv(scores))
+    torch.testing.assert_close(
+        _grad(lambda s: bounds.smile(s, clip), scores), _grad(bounds.jsd, scores)
+    )
+
+
+def test_jsd_optimum_is_the_pmi():
+    # Gradient of the population JS objective vanishes at f = PMI: check the closed form of the
+    # per-entry stationarity condition p * sigmoid(-f) = q * sigmoid(f) at f = log(p / q).
+    p, q = 0.3, 0.05
+    f = torch.tensor(math.log(p / q), dtype=torch.float64, requires_grad=True)
+    objective = -p * torch.nn.functional.softplus(-f) - q * torch.nn.functional.softplus(f)
+    objective.backward()
+    assert abs(float(f.grad)) < 1e-12
+
+
+# ---------------------------------------------------------------------------------------------
+# Masks, dtypes, errors.
+# ---------------------------------------------------------------------------------------------
+
+
+def test_masked_entries_do_not_matter_even_if_nonfinite():
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(5, 7, generator=g, dtype=torch.float64)
+    row_mask = torch.tensor([True, True, False, True, True])
+    col_mask = torch.tensor([True, True, True, True, True, False, True])
+    dirty = scores.clone()
+    dirty[2, :] = float("nan")
+    dirty[:, 5] = float("inf")
+    for name in ("infonce", "nwj", "dv", "jsd", "js", "smile5", "tuba", "alpha0.5"):
+        fn, _ = CASES[name]
+        a = torch.zeros(5, dtype=torch.float64)
+        clean = fn(scores, a, row_mask=row_mask, col_mask=col_mask)
+        s = dirty.clone().requires_grad_(True)
+        out = fn(s, a, row_mask=row_mask, col_mask=col_mask)
+        out.backward()
+        torch.testing.assert_close(out, clean)
+        assert bool(torch.isfinite(s.grad).all())
+        assert float(s.grad[2].abs().sum()) == 0.0 and float(s.grad[:, 5].abs().sum()) == 0.0
+
+
+def test_full_masks_equal_no_masks():
+    scores = torch.randn(2, 4, 6, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    rm = torch.ones(2, 4, dtype=torch.bool)
+    cm = torch.ones(2, 6, dtype=torch.bool)
+    for fn in (bounds.infonce, bounds.nwj, bounds.dv, bounds.jsd, bounds.js):
+        torch.testing.assert_close(
+            fn(scores, offset=1), fn(scores, offset=1, row_mask=rm, col_mask=cm)
+        )
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_dtypes(name, dtype):
+    scores = 3 * torch.randn(4, 16, 16, generator=torch.Generator().manual_seed(9))
+    scores = scores.to(dtype)
+    a = torch.zeros(16, dtype=dtype)
+    fn, _ = CASES[name]
+    out = fn(scores, a)
+    want_dtype = torch.float32 if dtype in (torch.bfloat16, torch.float16) else dtype
+    assert out.dtype == want_dtype
+    # The same problem computed in float64 from the same (rounded) inputs.
+    exact = fn(scores.double(), a.double())
+    tol = 1e-12 if dtype == torch.float64 else 1e-4
+    torch.testing.assert_close(out.double(), exact, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        bounds.infonce,
+        bounds.nwj,
+        bounds.dv,
+        bounds.jsd,
+        bounds.js,
+        bounds.smile,
+        lambda s, **kw: bounds.tuba(s, 0.0, **kw),
+        lambda s, **kw: bounds.alpha_infonce(s, 0.0, 0.5, **kw),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(fn):
+    with pytest.raises(ValueError, match="at least 2 columns"):
+        fn(torch.zeros(3, 1))
+    with pytest.raises(ValueError, match=r"N \+ offset <= M"):
+        fn(torch.zeros(4, 4), offset=1)
+    with pytest.raises(TypeError, match="floating-point"):
+        fn(torch.zeros(3, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        fn(torch.zeros(3))
+    with pytest.raises(TypeError, match=r"torch\.Tensor"):
+        fn([[0.0, 1.0], [1.0, 0.0]])
+    with pytest.raises(ValueError, match="offset"):
+        fn(torch.zeros(3, 3), offset=-1)
+    with pytest.raises(ValueError, match="row_mask"):
+        fn(torch.zeros(3, 3), row_mask=torch.ones(4, dtype=torch.bool))
+    with pytest.raises(TypeError, match=r"torch\.bool"):
+        fn(torch.zeros(3, 3), row_mask=torch.ones(3))
+    with pytest.raises(ValueError, match="no valid row"):
+        fn(torch.zeros(3, 3), row_mask=torch.zeros(3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="positive"):
+        fn(torch.zeros(3, 3), col_mask=torch.tensor([True, False, True]))
+    with pytest.raises(ValueError, match="fewer than 2 valid columns"):
+        fn(
+            torch.zeros(3, 3),
+            row_mask=torch.tensor([True, False, False]),
+            col_mask=torch.tensor([True, False, False]),
+        )
+
+
+def test_baseline_and_alpha_errors():
+    s = torch.zeros(2, 4, 4)
+    with pytest.raises(ValueError, match=r"log_baseline has shape \(3,\)"):
+        bounds.tuba(s, torch.zeros(3))
+    with pytest.raises(ValueError, match="log_baseline has shape"):
+        bounds.alpha_infonce(s, torch.zeros(3, 4), 0.5)
+    with pytest.raises(TypeError, match="log_baseline"):
+        bounds.tuba(s, "zero")
+    with pytest.raises(TypeError, match="floating point"):
+        bounds.tuba(s, torch.zeros(4, dtype=torch.long))
+    for alpha in (0.0, 1.0, -0.1, 1.5, True):
+        with pytest.raises(ValueError, match=r"open interval \(0, 1\)"):
+            bounds.alpha_infonce(s, 0.0, alpha)
+    for clip in (0.0, -1.0, "5"):
+        with pytest.raises(ValueError, match="clip"):
+            bounds.smile(s, clip)
+    # broadcasting baselines are accepted: one per row, shared across leading dims
+    torch.testing.assert_close(bounds.tuba(s, torch.zeros(4)), bounds.tuba(s, 0.0))

@@ -1,0 +1,151 @@
+"""mitools.critics: brute-force pair loops, gradcheck, chunking, shapes and errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.func import functional_call
+
+from mitools.critics import (
+    BilinearCritic,
+    ConcatCritic,
+    SeparableCritic,
+    available_critics,
+    get_critic,
+    mlp,
+)
+
+
+def _xy(n=5, m=4, dx=3, dy=2, lead=(), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(*lead, n, dx, generator=g, dtype=torch.float64)
+    y = torch.randn(*lead, m, dy, generator=g, dtype=torch.float64)
+    return x, y
+
+
+def _brute(critic, x, y):
+    """Score every pair with a Python loop, the obvious way."""
+    n, m = x.shape[-2], y.shape[-2]
+    out = torch.empty(n, m, dtype=x.dtype)
+    for i in range(n):
+        for j in range(m):
+            if isinstance(critic, SeparableCritic):
+                gx, hy = critic.embed(x[i : i + 1], y[j : j + 1])
+                out[i, j] = (gx[0] @ hy[0]) / torch.exp(critic.log_temperature)
+            elif isinstance(critic, BilinearCritic):
+                out[i, j] = x[i] @ critic.weight @ y[j] + critic.bias
+            else:
+                layer1 = critic.first_x(x[i]) + critic.first_y(y[j])
+                out[i, j] = critic.rest(layer1)[0]
+    return out
+
+
+CRITICS = {
+    "separable": lambda: SeparableCritic(3, 2, hidden=(8, 8), embed_dim=4),
+    "cosine": lambda: SeparableCritic(3, 2, hidden=(8,), embed_dim=4, cosine=True,
+                                      temperature=0.2, learn_temperature=True),
+    "bilinear": lambda: BilinearCritic(3, 2),
+    "concat": lambda: ConcatCritic(3, 2, hidden=(8, 8)),
+    "concat_chunked": lambda: ConcatCritic(3, 2, hidden=(8, 8), chunk_size=2),
+    "concat_checkpoint": lambda: ConcatCritic(3, 2, hidden=(8,), chunk_size=3, checkpoint=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CRITICS))
+def test_equals_brute_force_pair_loop(name):
+    torch.manual_seed(0)
+    critic = CRITICS[name]().double()
+    x, y = _xy()
+    torch.testing.assert_close(critic(x, y), _brute(critic, x, y))
+
+
+@pytest.mark.parametrize("name", sorted(CRITICS))
+def test_gradcheck_inputs_and_parameters(name):
+    torch.manual_seed(1)
+    critic = CRITICS[name]().double()
+    x, y = _xy(n=3, m=4)
+    params = {k: v.detach().clone().requires_grad_(True) for k, v in critic.named_parameters()}
+    names = list(params)
+
+    def fn(x, y, *flat):
+        return functional_call(critic, dict(zip(names, flat, strict=True)), (x, y))
+
+    inputs = (x.requires_grad_(True), y.requires_grad_(True), *params.values())
+    assert torch.autograd.gradcheck(fn, inputs)
+
+
+@pytest.mark.parametrize("name", sorted(CRITICS))
+def test_leading_dimensions_broadcast(name):
+    torch.manual_seed(2)
+    critic = CRITICS[name]().double()
+    x, y = _xy(lead=(2, 3))
+    out = critic(x, y)
+    assert out.shape == (2, 3, 5, 4)
+    torch.testing.assert_close(out[1, 2], critic(x[1, 2], y[1, 2]))
+    # x with leading dims against a shared y
+    out2 = critic(x, y[0, 0])
+    assert out2.shape == (2, 3, 5, 4)
+    torch.testing.assert_close(out2[1, 1], critic(x[1, 1], y[0, 0]))
+
+
+def test_concat_chunked_equals_unchunked_in_value_and_gradient():
+    torch.manual_seed(3)
+    full = ConcatCritic(3, 2, hidden=(16, 16)).double()
+    for chunk, ckpt in ((1, False), (3, False), (4, True), (100, True)):
+        chunked = ConcatCritic(3, 2, hidden=(16, 16), chunk_size=chunk, checkpoint=ckpt).double()
+        chunked.load_state_dict(full.state_dict())
+        x, y = _xy(n=7, m=5)
+        a = full(x, y)
+        b = chunked(x, y)
+        torch.testing.assert_close(a, b)
+        ga = torch.autograd.grad(a.square().sum(), list(full.parameters()))
+        gb = torch.autograd.grad(b.square().sum(), list(chunked.parameters()))
+        for u, v in zip(ga, gb, strict=True):
+            torch.testing.assert_close(u, v)
+
+
+def test_temperature_scales_scores():
+    torch.manual_seed(4)
+    a = SeparableCritic(3, 2, hidden=(8,), temperature=1.0).double()
+    b = SeparableCritic(3, 2, hidden=(8,), temperature=0.5).double()
+    b.g.load_state_dict(a.g.state_dict())
+    b.h.load_state_dict(a.h.state_dict())
+    x, y = _xy()
+    torch.testing.assert_close(b(x, y), 2 * a(x, y))
+
+
+def test_cosine_scores_are_bounded_by_inverse_temperature():
+    critic = SeparableCritic(3, 2, hidden=(8,), cosine=True, temperature=0.1).double()
+    x, y = _xy(n=20, m=20)
+    assert float(critic(x, y).detach().abs().max()) <= 10.0 + 1e-9
+
+
+def test_bad_inputs_raise_clear_errors():
+    critic = SeparableCritic(3, 2, hidden=(4,))
+    with pytest.raises(ValueError, match=r"x has 4 features .* dim_x=3"):
+        critic(torch.randn(5, 4), torch.randn(5, 2))
+    with pytest.raises(ValueError, match=r"y has 3 features"):
+        critic(torch.randn(5, 3), torch.randn(5, 3))
+    with pytest.raises(ValueError, match="at least 2 dims"):
+        critic(torch.randn(3), torch.randn(5, 2))
+    with pytest.raises(TypeError, match="floating point"):
+        critic(torch.ones(5, 3, dtype=torch.long), torch.randn(5, 2))
+    with pytest.raises(ValueError, match="do not broadcast"):
+        critic(torch.randn(2, 5, 3), torch.randn(3, 5, 2))
+    with pytest.raises(ValueError, match="temperature"):
+        SeparableCritic(3, 2, temperature=0.0)
+    with pytest.raises(ValueError, match="hidden layer"):
+        ConcatCritic(3, 2, hidden=())
+    with pytest.raises(ValueError, match="chunk_size"):
+        ConcatCritic(3, 2, chunk_size=0)
+    with pytest.raises(ValueError, match="dim_in"):
+        mlp(0, (4,), 2)
+    with pytest.raises(ValueError, match="unknown critic"):
+        get_critic("attention", 3, 2)
+
+
+def test_get_critic():
+    assert available_critics() == ["separable", "bilinear", "concat"]
+    assert isinstance(get_critic("concat", 3, 2, hidden=(4,)), ConcatCritic)
+    c = BilinearCritic(3, 2)
+    assert get_critic(c, 3, 2) is c

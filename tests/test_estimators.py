@@ -1,0 +1,191 @@
+"""mitools.estimators: modules agree with the functions, MINE's log-space moving average."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from mitools import bounds
+from mitools.estimators import (
+    DV,
+    JS,
+    JSD,
+    MINE,
+    NWJ,
+    SMILE,
+    TUBA,
+    AlphaInfoNCE,
+    Estimator,
+    FunctionalEstimator,
+    InfoNCE,
+    LogBaseline,
+    available_estimators,
+    get_estimator,
+)
+
+
+def _scores(*shape, seed=0, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    return scale * torch.randn(*shape, generator=g, dtype=torch.float64)
+
+
+@pytest.mark.parametrize(
+    ("module", "fn"),
+    [
+        (InfoNCE(), bounds.infonce),
+        (NWJ(), bounds.nwj),
+        (DV(), bounds.dv),
+        (JS(), bounds.js),
+        (JSD(), bounds.jsd),
+        (SMILE(clip=2.0), lambda s, **kw: bounds.smile(s, 2.0, **kw)),
+        (TUBA(baseline=0.5), lambda s, **kw: bounds.tuba(s, 0.5, **kw)),
+        (AlphaInfoNCE(0.1, baseline=0.5), lambda s, **kw: bounds.alpha_infonce(s, 0.5, 0.1, **kw)),
+    ],
+)
+def test_modules_equal_functions(module, fn):
+    s = _scores(3, 4, 7)
+    kw = {"offset": 2, "row_mask": torch.tensor([True, True, False, True])}
+    torch.testing.assert_close(module(s, **kw), fn(s, **kw))
+
+
+def test_every_name_resolves_and_round_trips():
+    for name in available_estimators():
+        est = get_estimator(name)
+        assert isinstance(est, Estimator)
+        assert est.name == name
+        out = est(_scores(5, 5))
+        assert out.shape == ()
+    assert get_estimator("InfoNCE").name == "infonce"
+    assert get_estimator("alpha-infonce").name == "alpha_infonce"
+    obj = SMILE(1.0)
+    assert get_estimator(obj) is obj
+    wrapped = get_estimator(bounds.dv)
+    assert isinstance(wrapped, FunctionalEstimator)
+    torch.testing.assert_close(wrapped(_scores(4, 4)), bounds.dv(_scores(4, 4)))
+
+
+def test_get_estimator_errors():
+    with pytest.raises(ValueError, match="Did you mean 'infonce'"):
+        get_estimator("infonse")
+    with pytest.raises(ValueError, match="only apply to a bound given by name"):
+        get_estimator(InfoNCE(), clip=1.0)
+    with pytest.raises(TypeError, match="bound must be"):
+        get_estimator(3)
+    with pytest.raises(TypeError):
+        get_estimator("smile", tau=1.0)
+    with pytest.raises(ValueError, match="momentum"):
+        MINE(momentum=1.0)
+    with pytest.raises(ValueError, match="clip"):
+        SMILE(clip=0.0)
+    with pytest.raises(ValueError, match="alpha"):
+        AlphaInfoNCE(alpha=1.0)
+    with pytest.raises(ValueError, match="baseline"):
+        TUBA(baseline="learned")
+
+
+def test_jsd_is_flagged_as_not_nats():
+    assert not JSD().nats
+    assert all(get_estimator(n).nats for n in available_estimators() if n != "jsd")
+
+
+def test_mine_value_is_dv_and_gradient_uses_moving_average():
+    mine = MINE(momentum=0.9)
+    n = 6
+    off = ~torch.eye(n, dtype=torch.bool)
+    history = []
+    for step in range(4):
+        s = _scores(n, n, seed=step).requires_grad_(True)
+        value = mine(s)
+        torch.testing.assert_close(value, bounds.dv(s))  # the value is DV's
+        value.backward()
+        # Reference: EMA of the batch partition estimates, in plain (non-log) arithmetic.
+        z = float(torch.exp(s.detach()[off]).mean())
+        history.append(z)
+        ema = history[0]
+        for z_k in history[1:]:
+            ema = 0.9 * ema + 0.1 * z_k
+        assert math.isclose(float(mine.log_partition_ema.exp()), ema, rel_tol=1e-10)
+        want = torch.eye(n, dtype=torch.float64) / n
+        want -= torch.where(off, torch.exp(s.detach()), 0.0) / (n * (n - 1)) / ema
+        torch.testing.assert_close(s.grad, want)
+
+
+def test_mine_with_zero_momentum_has_dv_gradient():
+    s = _scores(2, 5, 5, seed=1).requires_grad_(True)
+    MINE(momentum=0.0)(s).sum().backward()
+    g_mine = s.grad.clone()
+    s.grad = None
+    DV()(s).sum().backward()
+    torch.testing.assert_close(g_mine, s.grad)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_mine_moving_average_is_log_space_safe_at_1e4(sign):
+    mine = MINE(momentum=0.99)
+    for step in range(5):
+        s = (sign * 1e4 + _scores(8, 8, seed=step)).requires_grad_(True)
+        value = mine(s)
+        value.backward()
+        assert bool(torch.isfinite(value))
+        assert bool(torch.isfinite(s.grad).all())
+        assert bool(torch.isfinite(mine.log_partition_ema))
+        assert abs(float(mine.log_partition_ema) - sign * 1e4) < 10
+    # float32 too
+    mine32 = MINE()
+    s32 = (1e4 + torch.randn(8, 8)).requires_grad_(True)
+    mine32(s32).backward()
+    assert bool(torch.isfinite(s32.grad).all())
+
+
+def test_mine_eval_mode_does_not_update_and_shape_changes_need_reset():
+    mine = MINE()
+    mine(_scores(2, 4, 4).requires_grad_(True))
+    before = mine.log_partition_ema.clone()
+    mine.eval()
+    torch.testing.assert_close(mine(_scores(2, 4, 4, seed=3)), bounds.dv(_scores(2, 4, 4, seed=3)))
+    torch.testing.assert_close(mine.log_partition_ema, before)
+    mine.train()
+    with pytest.raises(ValueError, match="reset"):
+        mine(_scores(3, 4, 4).requires_grad_(True))
+    mine.reset()
+    mine(_scores(3, 4, 4).requires_grad_(True))
+    assert mine.log_partition_ema.shape == (3,)
+    # state round-trips through state_dict
+    fresh = MINE()
+    fresh.load_state_dict(mine.state_dict())
+    torch.testing.assert_close(fresh.log_partition_ema, mine.log_partition_ema)
+    assert bool(fresh.initialized)
+
+
+def test_learned_constant_baseline_receives_gradient_and_improves_tuba():
+    torch.manual_seed(0)
+    est = TUBA()  # constant log-baseline, starts at 0
+    s = _scores(16, 16, scale=0.5) + 3.0  # scores far from the TUBA optimum a = log E e^S
+    opt = torch.optim.SGD(est.parameters(), lr=0.1)
+    start = float(est(s))
+    for _ in range(200):
+        opt.zero_grad()
+        (-est(s)).backward()
+        opt.step()
+    assert float(est(s)) > start + 1.0
+    # the optimal constant is log of the mean of exp over negatives
+    off = ~torch.eye(16, dtype=torch.bool)
+    want = float(torch.logsumexp(s[off], 0) - math.log(off.sum()))
+    assert abs(float(est.log_baseline.constant) - want) < 1e-2
+
+
+def test_network_baseline_needs_anchors():
+    net = nn.Linear(3, 1)
+    est = AlphaInfoNCE(alpha=0.5, baseline=net)
+    x = torch.randn(5, 3)
+    s = torch.randn(5, 5)
+    out = est(s, anchors=x)
+    torch.testing.assert_close(out, bounds.alpha_infonce(s, net(x).squeeze(-1), 0.5))
+    with pytest.raises(ValueError, match="anchors"):
+        est(s)
+    bad = LogBaseline(nn.Linear(3, 2))
+    with pytest.raises(ValueError, match=r"\(\.\.\., N\)"):
+        bad(s, anchors=x)
