@@ -77,7 +77,8 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(payload, indent=1))
     lines = ["| true MI | seeds | mean estimate | within 5 % | 95 % interval covers | "
-             "median time (s) | max time (s) |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "median time (s) | max time (s) |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for s in summary:
         lines.append(f"| {s['mi']:g} | {s['seeds']} | {s['mean']:.3f} | "
                      f"{s['within_5_percent']:.0%} | {s['coverage']:.0%} | "
