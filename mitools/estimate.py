@@ -87,13 +87,9 @@ class Standardization(NamedTuple):
 
 
 class HistoryPoint(NamedTuple):
-    """One evaluation during training.
-
-    Attributes:
-        step: training steps done.
-        train: mean of the minibatch bound values since the previous evaluation (nats).
-        val: the bound on the whole validation split (nats).
-    """
+    """One evaluation during training: ``step`` (training steps done), ``train`` (mean of the
+    minibatch bound values since the previous evaluation, nats) and ``val`` (the bound on the
+    whole validation split, nats)."""
 
     step: int
     train: float
