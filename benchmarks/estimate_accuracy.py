@@ -37,7 +37,8 @@ def one(mi: float, seed: int, n: int) -> dict:
     r = estimate_mi(x.numpy(), y.numpy(), seed=seed)
     wall = time.perf_counter() - start
     return {"mi": mi, "seed": seed, "value": r.value, "stderr": r.stderr,
-            "interval": list(r.interval), "covers": r.interval[0] <= mi <= r.interval[1],
+            "interval": list(r.interval), "shortfall": r.shortfall,
+            "covers": r.interval[0] <= mi <= r.interval[1],
             "rel_error": (r.value - mi) / mi, "wall_time_s": wall, "steps": r.steps}
 
 

@@ -157,7 +157,8 @@ def test_reported_value_is_the_test_split_bound_of_the_returned_critic() -> None
     # never the maximum over evaluations: the history holds validation values only
     assert r.best_step in [h.step for h in r.history]
     assert r.interval[0] < r.value < r.interval[1]
-    assert r.interval[1] - r.value == pytest.approx(r.value - r.interval[0])
+    assert r.shortfall >= 0
+    assert r.interval[1] - r.value == pytest.approx(r.value - r.interval[0] + r.shortfall)
 
 
 def test_early_stopping_stops_after_patience() -> None:
@@ -208,7 +209,7 @@ def test_t_quantile_matches_tables() -> None:
 
 def test_quick_run_recovers_low_dimensional_mi() -> None:
     x, y = _gaussian(1000, dim=2, mi=1.0, seed=3)
-    r = estimate_mi(x, y, max_steps=200, batch_size=256, eval_every=50)
+    r = estimate_mi(x, y, max_steps=400, batch_size=256, eval_every=50)
     assert 0.8 < r.value < 1.15
     assert r.stderr > 0
 
