@@ -135,6 +135,10 @@ def main() -> None:
     parser.add_argument("--mitools-bounds", default="dv,smile,infonce")
     parser.add_argument("--peers", default="bmi,torch-mist")
     parser.add_argument("--no-bmi-tasks", action="store_true")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep existing samples and reuse the per-library outputs "
+                             "data/out-{mitools,bmi,torch-mist}.json instead of re-running "
+                             "(to assemble a table from runs made separately)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "peers"))
     args = parser.parse_args()
 
@@ -146,21 +150,41 @@ def main() -> None:
                          f"intra_op_parallelism_threads={args.threads}",
                JAX_PLATFORMS="cpu")
     data = HERE / "data"
-    samples = make_gaussian_samples(data, [float(v) for v in args.levels.split(",")], args.n,
-                                    args.seed)
+    levels = [float(v) for v in args.levels.split(",")]
+    if args.reuse:
+        samples = [data / f"gaussian-d20-mi{mi:g}.npz" for mi in levels]
+    else:
+        samples = make_gaussian_samples(data, levels, args.n, args.seed)
     bmi_python = peer_python("bmi")
-    if bmi_python is not None and not args.no_bmi_tasks:
+    if args.reuse and not args.no_bmi_tasks:
+        samples += sorted(data.glob("bmi-*.npz"))
+    elif bmi_python is not None and not args.no_bmi_tasks:
         subprocess.run([str(bmi_python), str(HERE / "sample_bmi_tasks.py"), "--out-dir",
                         str(data), "--n", str(args.n), "--seed", str(args.seed)],
                        env=env, check=True)
         samples += sorted(data.glob("bmi-*.npz"))
 
     start = time.time()
-    records = [asdict(r) for r in run_mitools(samples, args.mitools_bounds.split(","),
-                                               args.seed)]
+    mitools_out = data / "out-mitools.json"
+    if args.reuse and mitools_out.exists():
+        records = json.loads(mitools_out.read_text())["records"]
+    else:
+        records = [asdict(r) for r in run_mitools(samples, args.mitools_bounds.split(","),
+                                                   args.seed)]
+        mitools_out.write_text(json.dumps({"records": records}, indent=1))
     peers_info, skipped = {}, {}
     for name in args.peers.split(","):
-        result = run_peer(name, samples, data / f"out-{name}.json", [], env)
+        out_json = data / f"out-{name}.json"
+        parts = sorted(data.glob(f"out-{name}-*.json")) or [out_json]
+        if args.reuse and all(p.exists() for p in parts):
+            # outputs of one or several runner invocations (e.g. estimators split in two)
+            loaded = [json.loads(p.read_text()) for p in parts]
+            result = {k: v for k, v in loaded[0].items() if k != "records"}
+            result["records"] = [r for part in loaded for r in part["records"]]
+            result["status"] = "ok"
+            result["parts"] = [p.name for p in parts]
+        else:
+            result = run_peer(name, samples, out_json, [], env)
         peers_info[name] = {k: v for k, v in result.items() if k != "records"}
         if result["status"] != "ok":
             skipped[name] = result["status"] + ": " + result.get("reason", "")[:200]
