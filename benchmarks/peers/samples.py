@@ -1,0 +1,98 @@
+"""Fixed samples and result records shared by the peer runners.
+
+Every runner (mitools, bmi, torch-mist) reads the same ``.npz`` files and writes the same
+JSON record layout, so the comparison in ``compare.py`` is made on identical data.  This
+module imports only numpy and the standard library: it runs inside each peer's own
+virtual environment.
+
+An ``.npz`` sample file holds ``x (n, dx)``, ``y (n, dy)`` (float32), ``true_mi`` (nats),
+``name`` (a short task id) and ``source`` (how the sample was drawn).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One fixed sample of a task of known mutual information."""
+
+    name: str
+    source: str
+    true_mi: float
+    x: np.ndarray
+    y: np.ndarray
+    path: str
+
+
+@dataclass
+class Record:
+    """One estimate by one library and estimator on one sample."""
+
+    library: str
+    version: str
+    estimator: str
+    task: str
+    true_mi: float
+    estimate: float
+    abs_error: float
+    wall_time_s: float
+    settings: dict = field(default_factory=dict)
+    status: str = "ok"
+    message: str = ""
+
+
+def save_sample(path: Path, name: str, source: str, true_mi: float,
+                x: np.ndarray, y: np.ndarray) -> None:
+    """Write one sample file (float32 arrays)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, x=np.asarray(x, dtype=np.float32),
+                        y=np.asarray(y, dtype=np.float32), true_mi=float(true_mi),
+                        name=name, source=source)
+
+
+def load_samples(paths: Iterable[str]) -> list[Sample]:
+    """Read sample files written by :func:`save_sample`."""
+    out = []
+    for p in paths:
+        with np.load(p) as d:
+            out.append(Sample(name=str(d["name"]), source=str(d["source"]),
+                              true_mi=float(d["true_mi"]), x=d["x"], y=d["y"], path=str(p)))
+    return out
+
+
+def timed_estimate(library: str, version: str, estimator: str, sample: Sample,
+                   settings: dict, run: Callable[[], float]) -> Record:
+    """Run ``run()`` (which returns an estimate in nats), timing it; errors become records."""
+    start = time.perf_counter()
+    try:
+        value = float(run())
+        status, message = ("ok", "") if np.isfinite(value) else ("nan", "estimate not finite")
+    except Exception as exc:  # a failing peer is reported, not dropped
+        value, status, message = float("nan"), "error", f"{type(exc).__name__}: {exc}"
+    wall = time.perf_counter() - start
+    return Record(library=library, version=version, estimator=estimator, task=sample.name,
+                  true_mi=sample.true_mi, estimate=value, abs_error=abs(value - sample.true_mi),
+                  wall_time_s=wall, settings=settings, status=status, message=message[:500])
+
+
+def write_records(path: str, records: list[Record], extra: dict | None = None) -> None:
+    """Write records with the interpreter and machine they were measured on."""
+    payload = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "records": [asdict(r) for r in records],
+    }
+    if extra:
+        payload.update(extra)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(payload, indent=1))
