@@ -56,7 +56,7 @@ nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", r"(torch|numpy|np|nn|einops|typing|collections|matplotlib|tqdm)(\..*)?"),
     (r"py:.*", r"(Tensor|Module|Parameter|Generator|dtype|device|Callable|Sequence|Iterator)"),
-    (r"py:.*", r"(Any|Optional|Union|Literal|NamedTuple|ArrayLike|Path|PathLike)"),
+    (r"py:.*", r"(Any|Optional|Union|Literal|NamedTuple|ArrayLike|Path|PathLike|pathlib\.Path)"),
     (r"py:.*", r"(int|float|str|bool|None|dict|list|tuple|type|object|optional|callable)"),
     (r"py:.*", r"mitools\..*\._.*"),
 ]
@@ -68,3 +68,23 @@ suppress_warnings: list[str] = []
 html_theme = "furo" if importlib.util.find_spec("furo") else "alabaster"
 html_title = f"mitools {release}"
 html_static_path: list[str] = []
+
+
+def _resolve_reexports(app, env, node, contnode):
+    """Resolve ``mitools.Name`` (a top-level re-export) to where autodoc documents it."""
+    target = node.get("reftarget", "")
+    if node.get("refdomain") != "py" or not target.startswith("mitools."):
+        return None
+    name = target.split(".", 1)[1]
+    obj = getattr(mitools, name, None) if "." not in name else None
+    module = getattr(obj, "__module__", None)
+    if not module or module == "mitools":
+        return None
+    domain = env.get_domain("py")
+    return domain.resolve_xref(
+        env, node["refdoc"], app.builder, node["reftype"], f"{module}.{name}", node, contnode
+    )
+
+
+def setup(app):
+    app.connect("missing-reference", _resolve_reexports)

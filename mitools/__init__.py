@@ -9,7 +9,8 @@ The pieces meet at one intermediate, the score tensor ``scores[..., i, j] = f(x_
 * :mod:`mitools.local` composes them into :class:`~mitools.local.LocalMILoss` on grids of any
   shape (and the pooled :class:`~mitools.local.GlobalMILoss`),
 * :mod:`mitools.distributed` gathers negatives across processes,
-* :mod:`mitools.tasks` provide data of known mutual information.
+* :mod:`mitools.tasks` provide data of known mutual information,
+* :func:`mitools.estimate_mi` estimates the MI of two arrays in one call.
 
 Example:
     >>> import torch, mitools
@@ -20,8 +21,9 @@ Example:
     True
 """
 
-from mitools import bounds, critics, distributed, estimators, local, samplers, tasks
+from mitools import bounds, critics, distributed, estimate, estimators, local, samplers, tasks
 from mitools.critics import BilinearCritic, ConcatCritic, SeparableCritic, get_critic
+from mitools.estimate import MIEstimate, estimate_mi
 from mitools.estimators import (
     DV,
     JS,
@@ -67,6 +69,7 @@ __all__ = [
     "LocalMILoss",
     "LocalMIResult",
     "LocalToGlobal",
+    "MIEstimate",
     "Matched",
     "NegativeQueue",
     "Neighbourhood",
@@ -77,6 +80,8 @@ __all__ = [
     "bounds",
     "critics",
     "distributed",
+    "estimate",
+    "estimate_mi",
     "estimators",
     "get_critic",
     "get_estimator",
