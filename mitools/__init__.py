@@ -22,7 +22,13 @@ Example:
 """
 
 from mitools import bounds, critics, distributed, estimate, estimators, local, samplers, tasks
-from mitools.critics import BilinearCritic, ConcatCritic, SeparableCritic, get_critic
+from mitools.critics import (
+    BilinearCritic,
+    ConcatCritic,
+    QuadraticCritic,
+    SeparableCritic,
+    get_critic,
+)
 from mitools.estimate import MIEstimate, estimate_mi
 from mitools.estimators import (
     DV,
@@ -73,6 +79,7 @@ __all__ = [
     "Matched",
     "NegativeQueue",
     "Neighbourhood",
+    "QuadraticCritic",
     "RandomPairs",
     "SeparableCritic",
     "Staircase",

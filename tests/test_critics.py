@@ -9,6 +9,7 @@ from torch.func import functional_call
 from mitools.critics import (
     BilinearCritic,
     ConcatCritic,
+    QuadraticCritic,
     SeparableCritic,
     available_critics,
     get_critic,
@@ -34,10 +35,22 @@ def _brute(critic, x, y):
                 out[i, j] = (gx[0] @ hy[0]) / torch.exp(critic.log_temperature)
             elif isinstance(critic, BilinearCritic):
                 out[i, j] = x[i] @ critic.weight @ y[j] + critic.bias
+            elif isinstance(critic, QuadraticCritic):
+                px, py = critic.quad_x @ x[i], critic.quad_y @ y[j]
+                out[i, j] = (x[i] @ critic.weight @ y[j] - px @ px - py @ py
+                             + critic.lin_x @ x[i] + critic.lin_y @ y[j] + critic.bias)
             else:
                 layer1 = critic.first_x(x[i]) + critic.first_y(y[j])
                 out[i, j] = critic.rest(layer1)[0]
     return out
+
+
+def _randomised(critic):
+    """Every parameter non-zero, so the brute-force loop checks every term."""
+    with torch.no_grad():
+        for p in critic.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return critic
 
 
 CRITICS = {
@@ -45,6 +58,7 @@ CRITICS = {
     "cosine": lambda: SeparableCritic(3, 2, hidden=(8,), embed_dim=4, cosine=True,
                                       temperature=0.2, learn_temperature=True),
     "bilinear": lambda: BilinearCritic(3, 2),
+    "quadratic": lambda: _randomised(QuadraticCritic(3, 2)),
     "concat": lambda: ConcatCritic(3, 2, hidden=(8, 8)),
     "concat_chunked": lambda: ConcatCritic(3, 2, hidden=(8, 8), chunk_size=2),
     "concat_checkpoint": lambda: ConcatCritic(3, 2, hidden=(8,), chunk_size=3, checkpoint=True),
@@ -145,7 +159,39 @@ def test_bad_inputs_raise_clear_errors():
 
 
 def test_get_critic():
-    assert available_critics() == ["separable", "bilinear", "concat"]
+    assert available_critics() == ["separable", "bilinear", "quadratic", "concat"]
     assert isinstance(get_critic("concat", 3, 2, hidden=(4,)), ConcatCritic)
     c = BilinearCritic(3, 2)
     assert get_critic(c, 3, 2) is c
+
+
+@pytest.mark.parametrize("shift", [0.0, 2.5])
+def test_quadratic_gaussian_init_is_the_pointwise_mi_of_the_fitted_gaussian(shift):
+    from mitools.tasks import CorrelatedGaussian
+
+    task = CorrelatedGaussian(3, mi=1.5)
+    x, y = task.sample(200_000, generator=0)
+    x, y = x.double(), y.double()
+    critic = QuadraticCritic(3, 3).double().init_gaussian_(x + shift, y - shift)
+    xt, yt = task.sample(50, generator=1)
+    xt, yt = xt.double(), yt.double()
+    with torch.no_grad():
+        got = critic(xt + shift, yt - shift)
+    # the exact pointwise MI, constant included (what NWJ/TUBA need too)
+    torch.testing.assert_close(got, task.optimal_critic(xt, yt), atol=0.05, rtol=0.02)
+
+
+def test_quadratic_gaussian_init_of_independent_data_is_about_zero():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(50_000, 2, generator=g), torch.randn(50_000, 3, generator=g)
+    critic = QuadraticCritic(2, 3).init_gaussian_(x, y)
+    with torch.no_grad():
+        assert critic(x[:200], y[:200]).abs().mean() < 0.02
+
+
+def test_quadratic_gaussian_init_rejects_bad_samples():
+    critic = QuadraticCritic(2, 3)
+    with pytest.raises(ValueError, match=r"paired samples.*\(10, 2\).*\(9, 3\)"):
+        critic.init_gaussian_(torch.randn(10, 2), torch.randn(9, 3))
+    with pytest.raises(ValueError, match="more samples than features"):
+        critic.init_gaussian_(torch.randn(5, 2), torch.randn(5, 3))

@@ -91,8 +91,10 @@ def run_mitools(samples: list[Path], bounds: list[str], seed: int) -> list[Recor
 
             def run(bound=bound, sample=sample, info=info) -> float:
                 r = estimate_mi(sample.x, sample.y, bound=bound, seed=seed)
-                info.update(stderr=r.stderr, interval=list(r.interval), steps=r.steps,
-                            best_step=r.best_step, n_train=r.n_train, n_test=r.n_test)
+                info.update(stderr=r.stderr, interval=list(r.interval), held_out=r.held_out,
+                            optimism=r.optimism, folds=len(r.folds),
+                            steps=[f.steps for f in r.folds],
+                            best_step=[f.best_step for f in r.folds])
                 return r.value
 
             rec = timed_estimate("mitools", mitools.__version__, bound, sample,
