@@ -60,6 +60,37 @@ def test_every_mode_trains_a_few_steps(tmp_path, tiny_ds, mode, reduction, bound
         torch.testing.assert_close(v, state["model"][k])
 
 
+@pytest.mark.parametrize("reduction", ["mean", "max"])
+def test_all_sentences_mode_trains_and_restores(tmp_path, tiny_ds, reduction) -> None:
+    cfg = make_config("tiny", **TINY, mode="local", reduction=reduction, sentences="all",
+                      out_dir=str(tmp_path))
+    out = pretrain(cfg, tiny_ds)
+    assert len(out.losses) == 64 // 16
+    assert all(math.isfinite(v) for v in out.losses + out.estimates)
+    _, objective, saved = load_pretrained(out.checkpoint)
+    assert saved.sentences == "all" and objective.loss.y_pattern == "b s c"
+
+
+def test_all_sentences_with_one_sentence_each_is_the_one_sentence_objective() -> None:
+    from examples.image_text.objective import PretrainObjective
+
+    torch.manual_seed(0)
+    one = PretrainObjective("local", 8, 6, reduction="mean",
+                            critic_kwargs={"hidden": (), "embed_dim": 4}).double()
+    every = PretrainObjective("local", 8, 6, reduction="mean", all_sentences=True,
+                              critic_kwargs={"hidden": (), "embed_dim": 4}).double()
+    every.load_state_dict(one.state_dict())
+    cells, text = torch.randn(5, 2, 2, 8).double(), torch.randn(5, 6).double()
+    a = one(cells, text)
+    b = every(cells, text[:, None, :], text_mask=torch.ones(5, 1, dtype=torch.bool))
+    torch.testing.assert_close(a.loss, b.loss)
+    # padding slots change nothing
+    padded = torch.cat([text[:, None, :], torch.randn(5, 1, 6).double()], dim=1)
+    mask = torch.tensor([[True, False]] * 5)
+    c = every(cells, padded, text_mask=mask)
+    torch.testing.assert_close(a.loss, c.loss)
+
+
 @pytest.mark.slow
 def test_pretraining_raises_the_estimate(tmp_path) -> None:
     # global mode: local InfoNCE on single sentences needs the quick preset's ~900 steps to
@@ -185,6 +216,10 @@ def test_cli_rejects_bad_input(tmp_path) -> None:
         main(["pretrain", "--preset", "tiny", "--data", str(tmp_path / "nowhere")])
     with pytest.raises(ValueError, match="mode must be"):
         make_config("tiny", mode="patch")
+    with pytest.raises(ValueError, match="sentences must be 'one' or 'all'"):
+        make_config("tiny", sentences="some")
+    with pytest.raises(ValueError, match="not 'pair_max'"):
+        make_config("tiny", sentences="all", reduction="pair_max")
     with pytest.raises(ValueError, match="unknown config fields"):
         make_config("tiny", epochz=3)
     with pytest.raises(ValueError, match="unknown preset"):

@@ -80,7 +80,9 @@ def evaluate_seed(cfg: Config, ds: Datasets, modes: Sequence[str] = MODES,
     for mode in modes:
         path = run_dir(cfg, mode) / "checkpoint.pt"
         model, objective, pcfg = load_pretrained(path, device)
-        label = f"local ({pcfg.reduction})" if mode == "local" else "global"
+        label = "global"
+        if mode == "local":
+            label = f"local ({pcfg.reduction}{', all sentences' if pcfg.sentences == 'all' else ''})"
         models[label] = (model.to(device), objective.to(device))
         for regime in ("frozen", "finetune"):
             t = time.perf_counter()

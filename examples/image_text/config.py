@@ -31,7 +31,10 @@ class Config:
         max_sentences, max_sentence_len, max_report_len: text truncation.
     Pretraining:
         mode: ``"local"`` or ``"global"``; bound, critic: by name; reduction: ``"max"`` or
-        ``"mean"`` (local mode); critic_hidden, critic_embed_dim, critic_cosine,
+        ``"mean"`` (local mode); sentences: ``"one"`` (local mode: one random sentence per
+        report and step, the paper) or ``"all"`` (every sentence of the report against every
+        cell, each an estimate of its own; same objective in expectation, less variance);
+        critic_hidden, critic_embed_dim, critic_cosine,
         critic_temperature: separable-critic options;
         epochs, batch_size, lr, clip_grad_norm (0: off), weight_decay, warmup_steps.
     Downstream:
@@ -69,6 +72,7 @@ class Config:
     bound: str = "infonce"
     critic: str = "separable"
     reduction: str = "mean"
+    sentences: str = "one"
     critic_hidden: tuple[int, ...] = ()
     critic_embed_dim: int = 64
     critic_cosine: bool = False
@@ -100,6 +104,10 @@ class Config:
             raise ValueError(
                 f"reduction must be 'max', 'mean' or 'pair_max', got {self.reduction!r}"
             )
+        if self.sentences not in ("one", "all"):
+            raise ValueError(f"sentences must be 'one' or 'all', got {self.sentences!r}")
+        if self.sentences == "all" and self.reduction == "pair_max":
+            raise ValueError("sentences='all' works with reduction 'mean' or 'max', not 'pair_max'")
         if not 0.0 < self.labelled_fraction <= 1.0:
             raise ValueError(f"labelled_fraction must be in (0, 1], got {self.labelled_fraction}")
         for name in ("n_train", "n_test", "epochs", "batch_size", "dim", "width", "grid"):

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from mitools import GlobalMILoss, LocalMILoss
 from mitools.critics import get_critic
 from mitools.distributed import all_gather_with_grad
-from mitools.samplers import LocalToGlobal
+from mitools.samplers import AllPairs, LocalToGlobal
 
 __all__ = ["MODES", "REDUCTIONS", "CellMaxCritic", "PretrainObjective", "StepMI"]
 
@@ -83,6 +83,10 @@ class PretrainObjective(nn.Module):
         critic: a critic name accepted by :func:`mitools.get_critic`.
         reduction: over cells, for ``mode="local"``: ``"max"`` (the paper) or ``"mean"``.
         gather: negatives from every rank under ``torch.distributed``.
+        all_sentences: local mode with every sentence of a report: ``text (B, S, Dt)`` with a
+            ``text_mask (B, S)``; each (cell, sentence slot) pair of positions gets its own
+            estimate over the batch (:class:`mitools.samplers.AllPairs`), and ``reduction``
+            runs over all of them.
         critic_kwargs: extra arguments of the critic.
 
     Example:
@@ -94,6 +98,7 @@ class PretrainObjective(nn.Module):
 
     def __init__(self, mode: str, dim_image: int, dim_text: int, *, bound: str = "infonce",
                  critic: str = "separable", reduction: str = "max", gather: bool = False,
+                 all_sentences: bool = False,
                  critic_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__()
         if mode not in MODES:
@@ -104,6 +109,10 @@ class PretrainObjective(nn.Module):
         self.critic = get_critic(critic, dim_image, dim_text, **(critic_kwargs or {}))
         if mode == "local" and reduction == "pair_max":
             self.loss = _PairMax(bound, self.critic, gather)
+        elif mode == "local" and all_sentences:
+            self.loss = LocalMILoss(bound=bound, critic=self.critic, sampler=AllPairs(),
+                                    reduction=reduction, x_pattern="b h w c", y_pattern="b s c",
+                                    gather=gather)
         elif mode == "local":
             self.loss = LocalMILoss(bound=bound, critic=self.critic, sampler=LocalToGlobal(),
                                     reduction=reduction, x_pattern="b h w c", y_pattern="b c",
@@ -112,8 +121,12 @@ class PretrainObjective(nn.Module):
             self.loss = GlobalMILoss(bound=bound, critic=self.critic, x_pattern="b h w c",
                                      y_pattern="b c", pool="mean", gather=gather)
 
-    def forward(self, cells: Tensor, text: Tensor) -> StepMI:
-        """``cells (B, M, M, D)``, ``text (B, Dt)`` (a sentence or a report per pair)."""
+    def forward(self, cells: Tensor, text: Tensor, text_mask: Tensor | None = None) -> StepMI:
+        """``cells (B, M, M, D)``, ``text (B, Dt)`` (a sentence or a report per pair), or
+        ``text (B, S, Dt)`` with ``text_mask (B, S)`` for ``all_sentences``."""
+        if text_mask is not None:
+            out = self.loss(cells, text, y_mask=text_mask)
+            return StepMI(out.loss, out.estimate)
         out = self.loss(cells, text)
         return StepMI(out.loss, out.estimate)
 

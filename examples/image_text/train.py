@@ -148,7 +148,7 @@ def build_objective(cfg: Config, gather: bool = False) -> PretrainObjective:
     """The critic + bound of ``cfg``."""
     return PretrainObjective(
         cfg.mode, cfg.dim, cfg.dim, bound=cfg.bound, critic=cfg.critic, reduction=cfg.reduction,
-        gather=gather,
+        gather=gather, all_sentences=cfg.sentences == "all",
         critic_kwargs=(
             {"hidden": cfg.critic_hidden, "embed_dim": cfg.critic_embed_dim,
              "cosine": cfg.critic_cosine, "temperature": cfg.critic_temperature}
@@ -255,11 +255,16 @@ def pretrain(cfg: Config, ds: Datasets | None = None, *, resume: bool = False,
             mine = slice(rank * local_b, (rank + 1) * local_b)
             idx, pick = idx[mine], pick[mine]
             feats = model.image(tr.images[idx].to(device))
-            if cfg.mode == "local":
-                text = model.text(tr.sentences[idx, pick].to(device))
+            if cfg.mode == "local" and cfg.sentences == "all":
+                # every real sentence of each report, (B, S, D), padding slots left at zero
+                mask = tr.sentence_mask[idx].to(device)
+                real = model.text(tr.sentences[idx].to(device)[mask])
+                text = real.new_zeros(*mask.shape, real.shape[-1]).index_put((mask,), real)
+                res = objective(feats.local, text, text_mask=mask)
+            elif cfg.mode == "local":
+                res = objective(feats.local, model.text(tr.sentences[idx, pick].to(device)))
             else:
-                text = model.text(tr.report[idx].to(device))
-            res = objective(feats.local, text)
+                res = objective(feats.local, model.text(tr.report[idx].to(device)))
             opt.zero_grad(set_to_none=True)
             res.loss.backward()
             if world > 1:
