@@ -384,7 +384,7 @@ def _check_int(name: str, value: Any, minimum: int = 1) -> None:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
-def _build_critic(critic: str | nn.Module, init: str, dim_x: int, dim_y: int, hidden: Sequence[int],
+def _build_critic(critic: str | nn.Module, dim_x: int, dim_y: int, hidden: Sequence[int],
                   embed_dim: int, potentials: bool) -> nn.Module:
     if isinstance(critic, nn.Module):
         return copy.deepcopy(critic)
@@ -559,8 +559,8 @@ def estimate_mi(
         for k, split in enumerate(splits):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed * 1009 + k)
-                model = _build_critic(critic, init, xt.shape[1], yt.shape[1], hidden,
-                                      embed_dim, potentials)
+                model = _build_critic(critic, xt.shape[1], yt.shape[1], hidden, embed_dim,
+                                      potentials)
                 estimator = (copy.deepcopy(bound) if isinstance(bound, Estimator)
                              else get_estimator(bound, **bound_kwargs))
             if bar is not None:

@@ -82,7 +82,8 @@ def evaluate_seed(cfg: Config, ds: Datasets, modes: Sequence[str] = MODES,
         model, objective, pcfg = load_pretrained(path, device)
         label = "global"
         if mode == "local":
-            label = f"local ({pcfg.reduction}{', all sentences' if pcfg.sentences == 'all' else ''})"
+            extra = ", all sentences" if pcfg.sentences == "all" else ""
+            label = f"local ({pcfg.reduction}{extra})"
         models[label] = (model.to(device), objective.to(device))
         for regime in ("frozen", "finetune"):
             t = time.perf_counter()
