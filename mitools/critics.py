@@ -207,11 +207,16 @@ class QuadraticCritic(Critic):
     the training set never showed must still score low. :meth:`init_gaussian_` sets every
     parameter to the pointwise MI of the Gaussian with the samples' mean and covariance, the
     moment (and maximum-likelihood) fit; training a bound from there refines it where the data
-    are not Gaussian. It is separable: :math:`f = [x, a(x), 1]^\top [W y, 1, b(y)]`.
+    are not Gaussian. With ``hidden``, a separable residual :math:`g(x)^\top h(y)` (MLPs,
+    ``g``'s last layer started at zero, so the critic starts as the quadratic form) learns
+    dependence the quadratic form cannot express. It stays separable:
+    :math:`f = [x, g(x), a(x), 1]^\top [W y, h(y), 1, b(y)]`.
 
     Args:
         dim_x: features of ``x``.
         dim_y: features of ``y``.
+        hidden: hidden widths of the residual's encoders (``None``: no residual).
+        embed_dim: embedding size of the residual.
 
     Example:
         >>> import torch
@@ -224,13 +229,20 @@ class QuadraticCritic(Critic):
         True
     """
 
-    def __init__(self, dim_x: int, dim_y: int):
+    def __init__(self, dim_x: int, dim_y: int, hidden: Sequence[int] | None = None,
+                 embed_dim: int = 32):
         super().__init__()
         _check_positive_int(dim_x, "dim_x")
         _check_positive_int(dim_y, "dim_y")
         self.dim_x, self.dim_y = dim_x, dim_y
         self.weight = nn.Parameter(torch.empty(dim_x, dim_y))
         nn.init.normal_(self.weight, std=1.0 / math.sqrt(dim_x * dim_y))
+        self.residual: SeparableCritic | None = None
+        if hidden is not None:
+            self.residual = SeparableCritic(dim_x, dim_y, hidden=hidden, embed_dim=embed_dim)
+            last = [m for m in self.residual.g.modules() if isinstance(m, nn.Linear)][-1]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
         # Small, not zero: the gradient of ||P x||^2 vanishes at P = 0.
         self.quad_x = nn.Parameter(0.05 * torch.randn(dim_x, dim_x))
         self.quad_y = nn.Parameter(0.05 * torch.randn(dim_y, dim_y))
@@ -248,11 +260,13 @@ class QuadraticCritic(Critic):
         self._check_inputs(x, y)
         a, b = self.potentials(x, y)
         scores = torch.matmul(torch.matmul(x, self.weight), y.transpose(-1, -2))
-        return scores + a[..., :, None] + b[..., None, :] + self.bias
+        scores = scores + a[..., :, None] + b[..., None, :] + self.bias
+        return scores if self.residual is None else scores + self.residual(x, y)
 
     @torch.no_grad()
     def init_gaussian_(self, x: Tensor, y: Tensor, ridge: float = 1e-6) -> QuadraticCritic:
-        r"""Set the parameters to the pointwise MI of the Gaussian fitted to ``(x, y)``.
+        r"""Set the parameters to the pointwise MI of the Gaussian fitted to ``(x, y)``
+        (the residual, if any, is set to output zero).
 
         With :math:`z = (x, y)` of mean :math:`m` and covariance :math:`\Sigma`,
         :math:`\Lambda = \Sigma^{-1}`, the Gaussian pointwise MI is
@@ -314,6 +328,10 @@ class QuadraticCritic(Critic):
             (self.bias, const),
         ):
             param.copy_(value.to(param.dtype))
+        if self.residual is not None:
+            last = [m for m in self.residual.g.modules() if isinstance(m, nn.Linear)][-1]
+            last.weight.zero_()
+            last.bias.zero_()
         return self
 
 

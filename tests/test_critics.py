@@ -39,6 +39,10 @@ def _brute(critic, x, y):
                 px, py = critic.quad_x @ x[i], critic.quad_y @ y[j]
                 out[i, j] = (x[i] @ critic.weight @ y[j] - px @ px - py @ py
                              + critic.lin_x @ x[i] + critic.lin_y @ y[j] + critic.bias)
+                if critic.residual is not None:
+                    r = critic.residual
+                    gx, hy = r.embed(x[i : i + 1], y[j : j + 1])
+                    out[i, j] += (gx[0] @ hy[0]) / torch.exp(r.log_temperature)
             else:
                 layer1 = critic.first_x(x[i]) + critic.first_y(y[j])
                 out[i, j] = critic.rest(layer1)[0]
@@ -59,6 +63,7 @@ CRITICS = {
                                       temperature=0.2, learn_temperature=True),
     "bilinear": lambda: BilinearCritic(3, 2),
     "quadratic": lambda: _randomised(QuadraticCritic(3, 2)),
+    "quadratic_residual": lambda: _randomised(QuadraticCritic(3, 2, hidden=(8,), embed_dim=4)),
     "concat": lambda: ConcatCritic(3, 2, hidden=(8, 8)),
     "concat_chunked": lambda: ConcatCritic(3, 2, hidden=(8, 8), chunk_size=2),
     "concat_checkpoint": lambda: ConcatCritic(3, 2, hidden=(8,), chunk_size=3, checkpoint=True),
@@ -195,3 +200,11 @@ def test_quadratic_gaussian_init_rejects_bad_samples():
         critic.init_gaussian_(torch.randn(10, 2), torch.randn(9, 3))
     with pytest.raises(ValueError, match="more samples than features"):
         critic.init_gaussian_(torch.randn(5, 2), torch.randn(5, 3))
+
+
+def test_quadratic_residual_starts_at_zero():
+    torch.manual_seed(0)
+    plain, with_residual = QuadraticCritic(3, 2), QuadraticCritic(3, 2, hidden=(8,))
+    with_residual.load_state_dict(plain.state_dict(), strict=False)
+    x, y = _xy()
+    torch.testing.assert_close(with_residual(x.float(), y.float()), plain(x.float(), y.float()))
