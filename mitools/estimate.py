@@ -27,8 +27,9 @@ exceeds it, by the same amount to first order (the optimism argument behind AIC 
 the DV bound is the log-likelihood of an exponential family, for which both gaps are
 :math:`p / 2n` for :math:`p` effective parameters). With ``report="corrected"`` (default) each
 fold reports the midpoint of its held-out and in-sample bounds, an estimate, unbiased to
-first order, of the best critic's bound (itself a lower bound of the MI); with ``report="held_out"`` each fold reports its held-out bound, which is
-conservative (low by that optimism). Both are always in the result. The estimate is the
+first order, of the best critic's bound (itself a lower bound of the MI); with
+``report="held_out"`` each fold reports its held-out bound, which is conservative (low by
+that optimism). Both are always in the result. The estimate is the
 mean over folds. Its standard error is a delete-a-group jackknife over the samples (20
 random groups; leaving a group out removes it from every fold's evaluations at once, with the
 critics held fixed), and the interval uses Student's t with ``groups - 1`` degrees of freedom.
