@@ -240,9 +240,7 @@ class QuadraticCritic(Critic):
         self.residual: SeparableCritic | None = None
         if hidden is not None:
             self.residual = SeparableCritic(dim_x, dim_y, hidden=hidden, embed_dim=embed_dim)
-            last = [m for m in self.residual.g.modules() if isinstance(m, nn.Linear)][-1]
-            nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)
+            self._zero_residual()
         # Small, not zero: the gradient of ||P x||^2 vanishes at P = 0.
         self.quad_x = nn.Parameter(0.05 * torch.randn(dim_x, dim_x))
         self.quad_y = nn.Parameter(0.05 * torch.randn(dim_y, dim_y))
@@ -329,10 +327,17 @@ class QuadraticCritic(Critic):
         ):
             param.copy_(value.to(param.dtype))
         if self.residual is not None:
-            last = [m for m in self.residual.g.modules() if isinstance(m, nn.Linear)][-1]
-            last.weight.zero_()
-            last.bias.zero_()
+            self._zero_residual()
         return self
+
+    @torch.no_grad()
+    def _zero_residual(self) -> None:
+        """Zero the last layer of the residual's ``g``: the residual then scores 0 everywhere,
+        and that layer still gets gradients (through ``h(y)``), so the residual can grow."""
+        assert self.residual is not None
+        last = [m for m in self.residual.g.modules() if isinstance(m, nn.Linear)][-1]
+        last.weight.zero_()
+        last.bias.zero_()
 
 
 class ConcatCritic(Critic):

@@ -124,10 +124,8 @@ class PretrainObjective(nn.Module):
     def forward(self, cells: Tensor, text: Tensor, text_mask: Tensor | None = None) -> StepMI:
         """``cells (B, M, M, D)``, ``text (B, Dt)`` (a sentence or a report per pair), or
         ``text (B, S, Dt)`` with ``text_mask (B, S)`` for ``all_sentences``."""
-        if text_mask is not None:
-            out = self.loss(cells, text, y_mask=text_mask)
-            return StepMI(out.loss, out.estimate)
-        out = self.loss(cells, text)
+        out = (self.loss(cells, text) if text_mask is None
+               else self.loss(cells, text, y_mask=text_mask))
         return StepMI(out.loss, out.estimate)
 
     @torch.no_grad()
