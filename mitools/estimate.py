@@ -398,16 +398,18 @@ def _evaluate(estimator: Estimator, critic: nn.Module, x: Tensor, y: Tensor) -> 
 
 
 @torch.no_grad()
-def _leave_group_out(estimator: Estimator, critic: nn.Module, x: Tensor, y: Tensor,
-                     group_of: Tensor, groups: int) -> Tensor:
-    """The bound on all pairs of ``(x, y)`` without the samples of group ``g``, for each
-    ``g < groups`` (``group_of`` gives each sample's group); ``(groups,)``."""
+def _evaluate_leaving_groups_out(estimator: Estimator, critic: nn.Module, x: Tensor, y: Tensor,
+                                 group_of: Tensor, groups: int) -> tuple[float, Tensor]:
+    """The bound on all pairs of ``(x, y)``, and ``(groups,)`` values of it without the samples
+    of group ``g`` for each ``g < groups`` (``group_of`` gives each sample's group); the scores
+    are computed once for all of them."""
     scores = critic(x, y)
+    value = float(estimator(scores, anchors=x))
     values = []
     for g in range(groups):  # a loop over groups (20), each a full vectorised evaluation
         keep = group_of != g
         values.append(float(estimator(scores, row_mask=keep, col_mask=keep, anchors=x)))
-    return torch.tensor(values, dtype=torch.float64)
+    return value, torch.tensor(values, dtype=torch.float64)
 
 
 _JACKKNIFE_GROUPS = 20
@@ -722,14 +724,15 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
     estimator.load_state_dict(best_state[1])
     model.eval()
     estimator.eval()
-    held_out = _evaluate(estimator, model, xs[test], ys[test])
+    # the bounds, and the fold's value with each jackknife group left out of its evaluations
+    held_out, loo = _evaluate_leaving_groups_out(estimator, model, xs[test], ys[test],
+                                                 group_of[test], groups)
     own = train[: len(test)]
-    in_sample = _evaluate(estimator, model, xs[own], ys[own])
-    value = (held_out + in_sample) / 2 if report == "corrected" else held_out
-    # the fold's value with each jackknife group of samples left out of its evaluations
-    loo = _leave_group_out(estimator, model, xs[test], ys[test], group_of[test], groups)
-    if report == "corrected":
-        own_loo = _leave_group_out(estimator, model, xs[own], ys[own], group_of[own], groups)
+    corrected = report == "corrected"
+    in_sample, own_loo = _evaluate_leaving_groups_out(estimator, model, xs[own], ys[own],
+                                                      group_of[own], groups if corrected else 0)
+    value = (held_out + in_sample) / 2 if corrected else held_out
+    if corrected:
         loo = (loo + own_loo) / 2
     return FoldResult(
         held_out=held_out,
