@@ -71,19 +71,35 @@ html_static_path: list[str] = []
 
 
 def _resolve_reexports(app, env, node, contnode):
-    """Resolve ``mitools.Name`` (a top-level re-export) to where autodoc documents it."""
+    """Resolve re-exported names to where autodoc documents them.
+
+    ``mitools.Name`` (a top-level re-export) and ``mitools.pkg.module.Name`` (a subpackage's
+    internal module, e.g. in "Bases:" lines) are documented under the package that exports
+    them: try the object's own module, then each parent package in turn.
+    """
     target = node.get("reftarget", "")
     if node.get("refdomain") != "py" or not target.startswith("mitools."):
         return None
-    name = target.split(".", 1)[1]
-    obj = getattr(mitools, name, None) if "." not in name else None
-    module = getattr(obj, "__module__", None)
-    if not module or module == "mitools":
-        return None
+    *path, name = target.split(".")
+    obj = mitools
+    for part in [*path[1:], name]:
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    module = getattr(obj, "__module__", None) or ".".join(path)
+    parts = module.split(".")
     domain = env.get_domain("py")
-    return domain.resolve_xref(
-        env, node["refdoc"], app.builder, node["reftype"], f"{module}.{name}", node, contnode
-    )
+    for end in range(len(parts), 0, -1):
+        candidate = ".".join(parts[:end])
+        if f"{candidate}.{name}" == target:
+            continue
+        found = domain.resolve_xref(
+            env, node["refdoc"], app.builder, node["reftype"], f"{candidate}.{name}", node,
+            contnode,
+        )
+        if found is not None:
+            return found
+    return None
 
 
 def setup(app):

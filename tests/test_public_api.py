@@ -13,9 +13,9 @@ import torch
 import mitools
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = sorted(
-    m.name for m in pkgutil.iter_modules(mitools.__path__, "mitools.") if not m.ispkg
-)
+# The public modules are mitools' direct children, modules and subpackages alike (a subpackage's
+# own files are its layout; its __init__ re-exports what it offers).
+MODULES = sorted(m.name for m in pkgutil.iter_modules(mitools.__path__, "mitools."))
 
 
 def _public_members(module):

@@ -1,0 +1,59 @@
+r"""Variational lower bounds on mutual information, as pure functions of a score tensor.
+
+Every function takes ``scores`` of shape ``(..., N, M)`` with
+``scores[..., i, j] = f(x_i, y_j)`` for a critic ``f``. Row ``i`` is an *anchor*: its positive
+(the jointly drawn partner) sits at column ``i + offset``; every other entry of the row is a
+draw from the product of marginals :math:`p(x)p(y)`. Leading dimensions are independent
+estimation problems, so the result has shape ``scores.shape[:-2]``.
+
+Conventions shared by every bound:
+
+* **The value is the estimate in nats** (:func:`jsd` excepted: it is the Jensen-Shannon
+  objective of Deep InfoMax, not nats of MI) and **its gradient is the training signal to
+  maximise**. :func:`js` and :func:`smile` use the stop-gradient construction of
+  Poole et al. (2019) and Song & Ermon (2020): their value is an MI estimate while their
+  gradient is that of the Jensen-Shannon objective.
+* All reductions happen in log space (``logsumexp``); float16/bfloat16 inputs are upcast to
+  float32 (and the result is float32), float32 and float64 are preserved.
+* Optional boolean masks mark valid (unpadded) samples: ``row_mask (..., N)`` says which rows
+  are anchors, ``col_mask (..., M)`` which columns may serve as positives or negatives. A
+  masked-out sample is never a positive nor a negative. The positive column of every valid
+  row must itself be valid.
+
+Notation used in the formulas: :math:`S_{ij}` are the scores, :math:`K` the number of valid
+rows, :math:`\mathcal{O}` the set of off-positive pairs :math:`(i, j)` with :math:`j \ne i +
+\text{offset}`, and
+
+.. math::
+
+    \operatorname{lme}_{\mathcal{O}}(S) = \log \frac{1}{|\mathcal{O}|}
+    \sum_{(i, j) \in \mathcal{O}} e^{S_{ij}} .
+
+References:
+    Poole, Ozair, van den Oord, Alemi, Tucker. *On Variational Bounds of Mutual Information*.
+    ICML 2019. Song & Ermon. *Understanding the Limitations of Variational Mutual Information
+    Estimators*. ICLR 2020. Belghazi et al. *Mutual Information Neural Estimation*. ICML 2018.
+    Hjelm et al. *Learning deep representations by mutual information estimation and
+    maximization* (Deep InfoMax). ICLR 2019.
+"""
+
+from mitools.bounds._scores import (  # noqa: F401  (shared helpers, used by the estimators)
+    _check_baseline,
+    _lme_negatives,
+    _mean_negatives,
+    _prepare,
+    _Prepared,
+    _row_mean,
+)
+from mitools.bounds.lower import alpha_infonce, dv, infonce, js, jsd, nwj, smile, tuba
+
+__all__ = [
+    "alpha_infonce",
+    "dv",
+    "infonce",
+    "js",
+    "jsd",
+    "nwj",
+    "smile",
+    "tuba",
+]

@@ -1,0 +1,34 @@
+r"""Critics: learnable score functions :math:`f(x, y)` evaluated on every pair of a batch.
+
+A critic maps ``x (..., N, Dx)`` and ``y (..., M, Dy)`` to ``scores (..., N, M)`` with
+``scores[..., i, j] = f(x_i, y_j)``; leading dimensions broadcast. Three families
+(Poole et al. 2019):
+
+* :class:`SeparableCritic`: :math:`f(x, y) = g(x)^\top h(y) / T`, two encoders and a dot
+  product (optionally cosine, with a fixed or learnable temperature). One matmul for all pairs.
+* :class:`BilinearCritic`: :math:`f(x, y) = x^\top W y`.
+* :class:`QuadraticCritic`: a bilinear interaction plus quadratic and linear marginal terms,
+  the exact form of the pointwise MI of any Gaussian pair, with a closed-form initialisation
+  (:meth:`QuadraticCritic.init_gaussian_`).
+* :class:`ConcatCritic`: :math:`f(x, y) = \mathrm{MLP}([x, y])`, the most expressive and the
+  most expensive: ``N * M`` network passes, computed in row chunks.
+"""
+
+
+from mitools.critics.base import Critic, mlp
+from mitools.critics.concat import ConcatCritic
+from mitools.critics.quadratic import QuadraticCritic
+from mitools.critics.registry import available_critics, get_critic
+from mitools.critics.separable import BilinearCritic, SeparableCritic
+
+__all__ = [
+    "BilinearCritic",
+    "ConcatCritic",
+    "Critic",
+    "QuadraticCritic",
+    "SeparableCritic",
+    "available_critics",
+    "get_critic",
+    "mlp",
+]
+

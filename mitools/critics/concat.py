@@ -1,0 +1,83 @@
+"""The concat (joint) critic: one MLP on every pair :math:`[x_i, y_j]`, in row chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from mitools.critics.base import Critic, _check_positive_int, mlp
+
+__all__ = ["ConcatCritic"]
+
+
+class ConcatCritic(Critic):
+    r"""Joint critic :math:`f(x, y) = \mathrm{MLP}([x, y])` over every pair.
+
+    The first layer is split, :math:`W[x; y] = W_x x + W_y y`, so it costs ``N + M`` products
+    instead of ``N * M``; the remaining layers run on all ``N * M`` pairs, ``chunk_size`` rows
+    at a time. With ``checkpoint=True`` each chunk's activations are recomputed in the backward
+    pass, so training memory is bounded by one chunk too.
+
+    Args:
+        dim_x: features of ``x``.
+        dim_y: features of ``y``.
+        hidden: hidden widths (at least one layer).
+        chunk_size: rows of the score matrix per chunk (``None``: all at once).
+        checkpoint: recompute chunk activations in backward instead of storing them.
+        activation: the non-linearity class.
+
+    Example:
+        >>> import torch
+        >>> critic = ConcatCritic(2, 3, hidden=(16,), chunk_size=4)
+        >>> critic(torch.randn(10, 2), torch.randn(7, 3)).shape
+        torch.Size([10, 7])
+    """
+
+    def __init__(
+        self,
+        dim_x: int,
+        dim_y: int,
+        hidden: Sequence[int] = (256, 256),
+        chunk_size: int | None = None,
+        checkpoint: bool = False,
+        activation: type[nn.Module] = nn.ReLU,
+    ):
+        super().__init__()
+        hidden = tuple(hidden)
+        if len(hidden) < 1:
+            raise ValueError("ConcatCritic needs at least one hidden layer, got hidden=()")
+        if chunk_size is not None:
+            _check_positive_int(chunk_size, "chunk_size")
+        _check_positive_int(dim_x, "dim_x")
+        _check_positive_int(dim_y, "dim_y")
+        self.dim_x, self.dim_y = dim_x, dim_y
+        self.first_x = nn.Linear(dim_x, hidden[0])
+        self.first_y = nn.Linear(dim_y, hidden[0], bias=False)
+        self.rest = nn.Sequential(activation(), mlp(hidden[0], hidden[1:], 1, activation))
+        self.chunk_size = chunk_size
+        self.checkpoint = checkpoint
+
+    def _block(self, hx: Tensor, hy: Tensor) -> Tensor:
+        # hx (..., n, H), hy (..., M, H) -> (..., n, M)
+        return self.rest(hx[..., :, None, :] + hy[..., None, :, :]).squeeze(-1)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        self._check_inputs(x, y)
+        hx, hy = self.first_x(x), self.first_y(y)
+        lead = torch.broadcast_shapes(hx.shape[:-2], hy.shape[:-2])
+        hx = hx.expand(*lead, *hx.shape[-2:])
+        hy = hy.expand(*lead, *hy.shape[-2:])
+        n = hx.shape[-2]
+        step = self.chunk_size or n
+        blocks = []
+        for start in range(0, n, step):  # loop over row chunks, not samples
+            part = hx[..., start : start + step, :]
+            if self.checkpoint and torch.is_grad_enabled():
+                blocks.append(checkpoint(self._block, part, hy, use_reentrant=False))
+            else:
+                blocks.append(self._block(part, hy))
+        return torch.cat(blocks, dim=-2) if len(blocks) > 1 else blocks[0]

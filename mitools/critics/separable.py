@@ -1,0 +1,103 @@
+"""Separable critics: a dot product of embeddings, :math:`g(x)^\top h(y) / T`, and bilinear forms.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mitools.critics.base import Critic, _check_positive_int, mlp
+
+__all__ = ["BilinearCritic", "SeparableCritic"]
+
+
+class SeparableCritic(Critic):
+    r"""Separable critic :math:`f(x, y) = g(x)^\top h(y) / T`.
+
+    Args:
+        dim_x: features of ``x``.
+        dim_y: features of ``y``.
+        hidden: hidden widths of both encoders :math:`g` and :math:`h`.
+        embed_dim: dimension of the embeddings that are compared.
+        cosine: L2-normalise the embeddings (a cosine similarity), as in CLIP / SimCLR.
+        temperature: :math:`T > 0`; with ``cosine=True`` a small value (0.1) is usual.
+        learn_temperature: learn :math:`\log T` as a parameter.
+        activation: the non-linearity class of the encoders.
+
+    Example:
+        >>> import torch
+        >>> critic = SeparableCritic(20, 20, hidden=(64,), embed_dim=16)
+        >>> critic(torch.randn(8, 20), torch.randn(8, 20)).shape
+        torch.Size([8, 8])
+        >>> critic(torch.randn(3, 8, 20), torch.randn(3, 5, 20)).shape  # leading batch dims
+        torch.Size([3, 8, 5])
+    """
+
+    def __init__(
+        self,
+        dim_x: int,
+        dim_y: int,
+        hidden: Sequence[int] = (256, 256),
+        embed_dim: int = 32,
+        cosine: bool = False,
+        temperature: float = 1.0,
+        learn_temperature: bool = False,
+        activation: type[nn.Module] = nn.ReLU,
+    ):
+        super().__init__()
+        if not (isinstance(temperature, (int, float)) and temperature > 0):
+            raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+        self.dim_x, self.dim_y = dim_x, dim_y
+        self.g = mlp(dim_x, hidden, embed_dim, activation)
+        self.h = mlp(dim_y, hidden, embed_dim, activation)
+        self.cosine = cosine
+        log_t = torch.tensor(math.log(temperature))
+        if learn_temperature:
+            self.log_temperature = nn.Parameter(log_t)
+        else:
+            self.register_buffer("log_temperature", log_t)
+
+    def embed(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """The embeddings :math:`g(x)` ``(..., N, E)`` and :math:`h(y)` ``(..., M, E)``."""
+        gx, hy = self.g(x), self.h(y)
+        if self.cosine:
+            gx, hy = F.normalize(gx, dim=-1), F.normalize(hy, dim=-1)
+        return gx, hy
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        self._check_inputs(x, y)
+        gx, hy = self.embed(x, y)
+        return torch.matmul(gx, hy.transpose(-1, -2)) * torch.exp(-self.log_temperature)
+
+
+class BilinearCritic(Critic):
+    r"""Bilinear critic :math:`f(x, y) = x^\top W y` (Oord et al.'s CPC critic).
+
+    Args:
+        dim_x: features of ``x``.
+        dim_y: features of ``y``.
+        bias: add a learnable scalar (it cancels in InfoNCE and DV, not in NWJ/TUBA/JS).
+
+    Example:
+        >>> import torch
+        >>> BilinearCritic(4, 3)(torch.randn(5, 4), torch.randn(6, 3)).shape
+        torch.Size([5, 6])
+    """
+
+    def __init__(self, dim_x: int, dim_y: int, bias: bool = True):
+        super().__init__()
+        _check_positive_int(dim_x, "dim_x")
+        _check_positive_int(dim_y, "dim_y")
+        self.dim_x, self.dim_y = dim_x, dim_y
+        self.weight = nn.Parameter(torch.empty(dim_x, dim_y))
+        nn.init.normal_(self.weight, std=1.0 / math.sqrt(dim_x * dim_y))  # unit-variance scores
+        self.bias = nn.Parameter(torch.zeros(())) if bias else None
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        self._check_inputs(x, y)
+        scores = torch.matmul(torch.matmul(x, self.weight), y.transpose(-1, -2))
+        return scores + self.bias if self.bias is not None else scores

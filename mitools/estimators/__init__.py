@@ -1,0 +1,41 @@
+r"""Bounds as :class:`torch.nn.Module`\ s, with the state some of them need, and lookup by name.
+
+Every estimator maps a score tensor ``(..., N, M)`` to one value per estimation problem,
+shape ``(...)``, exactly like the functions of :mod:`mitools.bounds` it is built on. The
+stateless ones (:class:`InfoNCE`, :class:`NWJ`, :class:`DV`, :class:`JS`, :class:`JSD`,
+:class:`SMILE`) only hold their hyper-parameters; :class:`MINE` keeps a moving average of the
+partition function, :class:`TUBA` and :class:`AlphaInfoNCE` may learn their log-baseline.
+
+Code that accepts "a bound" takes either a name or an object and calls :func:`get_estimator`:
+
+    >>> from mitools.estimators import get_estimator
+    >>> get_estimator("smile", clip=1.0)
+    SMILE(clip=1.0)
+    >>> sorted(available_estimators())[:3]
+    ['alpha_infonce', 'dv', 'infonce']
+"""
+
+
+from mitools.estimators.base import Estimator, FunctionalEstimator
+from mitools.estimators.baselines import TUBA, AlphaInfoNCE, LogBaseline
+from mitools.estimators.lower import DV, JS, JSD, NWJ, SMILE, InfoNCE
+from mitools.estimators.mine import MINE
+from mitools.estimators.registry import available_estimators, get_estimator
+
+__all__ = [
+    "DV",
+    "JS",
+    "JSD",
+    "MINE",
+    "NWJ",
+    "SMILE",
+    "TUBA",
+    "AlphaInfoNCE",
+    "Estimator",
+    "FunctionalEstimator",
+    "InfoNCE",
+    "LogBaseline",
+    "available_estimators",
+    "get_estimator",
+]
+
