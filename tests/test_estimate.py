@@ -11,15 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mitools import CorrelatedGaussian, bounds
-from mitools.critics import QuadraticCritic, SeparableCritic
+from mitools.critics import MarginalPotentials, QuadraticCritic, SeparableCritic
 from mitools.estimate import (
-    MarginalPotentials,
     MIEstimate,
-    _t_quantile,
     estimate_mi,
     fold_indices,
     gaussianize_margins,
 )
+from mitools.estimate.stats import _t_quantile
 
 FAST = dict(max_steps=60, eval_every=20, batch_size=64, folds=3)
 

@@ -17,6 +17,7 @@ A critic maps ``x (..., N, Dx)`` and ``y (..., M, Dy)`` to ``scores (..., N, M)`
 
 from mitools.critics.base import Critic, mlp
 from mitools.critics.concat import ConcatCritic
+from mitools.critics.potentials import MarginalPotentials
 from mitools.critics.quadratic import QuadraticCritic
 from mitools.critics.registry import available_critics, get_critic
 from mitools.critics.separable import BilinearCritic, SeparableCritic
@@ -25,6 +26,7 @@ __all__ = [
     "BilinearCritic",
     "ConcatCritic",
     "Critic",
+    "MarginalPotentials",
     "QuadraticCritic",
     "SeparableCritic",
     "available_critics",

@@ -1,5 +1,4 @@
-"""The critic interface and the MLP the critics are built from.
-"""
+"""The critic interface and the MLP the critics are built from."""
 
 from __future__ import annotations
 

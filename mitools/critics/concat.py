@@ -1,5 +1,4 @@
-"""The concat (joint) critic: one MLP on every pair :math:`[x_i, y_j]`, in row chunks.
-"""
+"""The concat (joint) critic: one MLP on every pair :math:`[x_i, y_j]`, in row chunks."""
 
 from __future__ import annotations
 

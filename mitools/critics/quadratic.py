@@ -1,5 +1,4 @@
-"""The linear-quadratic critic, the exact pointwise MI of Gaussian pairs, with its closed-form fit.
-"""
+"""The linear-quadratic critic: the pointwise MI of Gaussian pairs, with its closed-form fit."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Critics by name: :func:`get_critic` and :func:`available_critics`.
-"""
+"""Critics by name: :func:`get_critic` and :func:`available_critics`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Separable critics: a dot product of embeddings, :math:`g(x)^\top h(y) / T`, and bilinear forms.
-"""
+r"""Separable critics: a dot product of embeddings, :math:`g(x)^\top h(y) / T`, and bilinear."""
 
 from __future__ import annotations
 

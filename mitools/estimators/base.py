@@ -1,5 +1,4 @@
-"""The estimator interface: a bound applied to a score tensor, as an ``nn.Module``.
-"""
+"""The estimator interface: a bound applied to a score tensor, as an ``nn.Module``."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Bounds with a log-baseline: TUBA and the interpolated alpha-InfoNCE, and the baseline itself.
-"""
+"""Bounds with a log-baseline: TUBA and the interpolated alpha-InfoNCE, and the baseline itself."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The stateless lower bounds as modules: InfoNCE, NWJ, DV, JS, JSD and SMILE.
-"""
+"""The stateless lower bounds as modules: InfoNCE, NWJ, DV, JS, JSD and SMILE."""
 
 from __future__ import annotations
 

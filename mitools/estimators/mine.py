@@ -1,5 +1,4 @@
-"""MINE: the DV value with the bias-corrected gradient of a moving-average partition function.
-"""
+"""MINE: the DV value with the bias-corrected gradient of a moving-average partition function."""
 
 from __future__ import annotations
 

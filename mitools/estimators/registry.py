@@ -1,5 +1,4 @@
-"""Estimators by name: :func:`get_estimator` and :func:`available_estimators`.
-"""
+"""Estimators by name: :func:`get_estimator` and :func:`available_estimators`."""
 
 from __future__ import annotations
 

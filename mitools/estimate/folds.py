@@ -1,0 +1,74 @@
+"""Cross-fitting splits: every sample is held out by exactly one fold."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+__all__ = ["Split", "fold_indices"]
+
+
+class Split(NamedTuple):
+    """Indices of the three disjoint parts of the samples used by one fold."""
+
+    train: Tensor
+    val: Tensor
+    test: Tensor
+
+
+
+def fold_indices(
+    n: int,
+    folds: int = 5,
+    val_fraction: float = 0.2,
+    generator: torch.Generator | None = None,
+) -> list[Split]:
+    """Cross-fitting splits: each sample is in exactly one fold's test part.
+
+    The samples are permuted and cut into ``folds`` near-equal parts. Fold ``k`` tests on part
+    ``k``; of the other samples, the first ``round(val_fraction * rest)`` (in permuted order)
+    validate and the others train.
+
+    Args:
+        n: number of samples.
+        folds: number of folds, at least 2.
+        val_fraction: fraction of each fold's non-test samples used for validation, in (0, 1).
+        generator: source of randomness.
+
+    Returns:
+        One :class:`Split` of ``int64`` index tensors per fold.
+
+    Raises:
+        ValueError: bad ``folds`` or ``val_fraction``, or a part with fewer than 2 samples (a
+            bound needs a positive and a negative pair).
+
+    Example:
+        >>> import torch
+        >>> splits = fold_indices(10, folds=5, val_fraction=0.25,
+        ...                       generator=torch.Generator().manual_seed(0))
+        >>> [(len(s.train), len(s.val), len(s.test)) for s in splits][0]
+        (6, 2, 2)
+        >>> sorted(torch.cat([s.test for s in splits]).tolist()) == list(range(10))
+        True
+    """
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ValueError(f"folds must be an int >= 2, got {folds!r}")
+    if not (isinstance(val_fraction, (int, float)) and 0.0 < val_fraction < 1.0):
+        raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction!r}")
+    perm = torch.randperm(n, generator=generator)
+    parts = list(perm.tensor_split(folds))
+    splits = []
+    for k in range(folds):
+        rest = torch.cat([parts[j] for j in range(folds) if j != k])
+        n_val = round(val_fraction * len(rest))
+        split = Split(rest[n_val:], rest[:n_val], parts[k])
+        if min(len(p) for p in split) < 2:
+            raise ValueError(
+                f"n={n} samples in {folds} folds with val_fraction={val_fraction} gives parts "
+                f"of sizes (train={len(split.train)}, val={len(split.val)}, "
+                f"test={len(split.test)}); every part needs at least 2 samples"
+            )
+        splits.append(split)
+    return splits
