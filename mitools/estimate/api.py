@@ -86,8 +86,8 @@ def estimate_mi(
             (``()``: linear embeddings), or a concat critic's MLP (at least one layer).
         embed_dim: embedding size of a separable critic or of the quadratic critic's residual.
         potentials: add learned marginal potentials :math:`a(x) + b(y)` to a named
-            separable, bilinear or concat critic (:class:`~mitools.critics.MarginalPotentials`); the quadratic
-            critic has its own.
+            separable, bilinear or concat critic
+            (:class:`~mitools.critics.MarginalPotentials`); the quadratic critic has its own.
         folds: number of cross-fitting folds (at least 2); the cost grows linearly with it.
         val_fraction: fraction of each fold's non-test samples used for early stopping.
         report: ``"corrected"`` (the midpoint of held-out and in-sample bounds) or
@@ -236,6 +236,11 @@ def estimate_mi(
         stderr=stderr,
         interval=(value - half, value + half),
         level=level,
+        method="neural",
+        uncertainty=(
+            f"delete-a-group jackknife over the samples ({groups} groups, fold critics held "
+            f"fixed); Student's t interval with {groups - 1} degrees of freedom"
+        ),
         held_out=held_out,
         in_sample=in_sample,
         optimism=(in_sample - held_out) / 2,

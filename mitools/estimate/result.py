@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -57,35 +58,46 @@ class FoldResult:
 
 @dataclass(frozen=True)
 class MIEstimate:
-    """Result of :func:`estimate_mi`.
+    """An estimate of the mutual information of two arrays, with its uncertainty.
+
+    Returned by :func:`estimate_mi` (``method="neural"``) and by the classical estimators
+    (KSG, Gaussian, mixed discrete-continuous), so that results from every method can be
+    compared and tabulated alike. Fields that only a neural estimate has are ``None``
+    (``bound``, ``report``) or NaN (``held_out``, ``in_sample``, ``optimism``) otherwise, and
+    ``folds`` is empty.
 
     Attributes:
-        value: the estimate in nats: the mean of the folds' values (see ``report``).
-        stderr: its standard error: a delete-a-group jackknife over the samples, with the
-            fold critics held fixed.
-        interval: ``(low, high)``, ``value`` -/+ Student's t quantile (``groups - 1``
-            degrees of freedom, 19 for 20 groups) times ``stderr``.
+        value: the estimate in nats.
+        stderr: its standard error, in nats (how: ``uncertainty``). For
+            :func:`estimate_mi`, a delete-a-group jackknife over the samples, with the fold
+            critics held fixed.
+        interval: ``(low, high)`` in nats, at confidence ``level`` (how: ``uncertainty``).
         level: confidence level of ``interval``.
+        method: which estimator produced it: ``"neural"`` for :func:`estimate_mi`, or the
+            name of a classical estimator.
+        uncertainty: how ``stderr`` and ``interval`` were obtained, in words.
+        bound: name of the bound trained and reported (neural only).
         held_out: mean over folds of the bound on held-out test samples (conservative).
         in_sample: mean over folds of the bound on the critics' own training samples.
         optimism: ``(in_sample - held_out) / 2``, the estimated gap between a fitted critic
             and the best critic of its family on either side; ``value - held_out`` when
             ``report="corrected"``.
-        report: ``"corrected"`` or ``"held_out"``.
-        bound: name of the bound trained and reported.
-        folds: one :class:`FoldResult` per fold.
+        report: ``"corrected"`` or ``"held_out"`` (neural only).
+        folds: one :class:`FoldResult` per fold (neural only).
     """
 
     value: float
     stderr: float
     interval: tuple[float, float]
     level: float
-    held_out: float
-    in_sample: float
-    optimism: float
-    report: str
-    bound: str
-    folds: tuple[FoldResult, ...] = field(repr=False)
+    method: str = "neural"
+    uncertainty: str = ""
+    bound: str | None = None
+    held_out: float = math.nan
+    in_sample: float = math.nan
+    optimism: float = math.nan
+    report: str | None = None
+    folds: tuple[FoldResult, ...] = field(default=(), repr=False)
 
     @property
     def critic(self) -> nn.Module:
