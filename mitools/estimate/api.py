@@ -8,24 +8,31 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from mitools.critics import QuadraticCritic
-from mitools.estimate.data import _as_2d_tensor, gaussianize_margins
+from mitools.estimate.critic import QuadraticJointCritic
+from mitools.estimate.data import MarginTransform, _as_2d_tensor, _warn_if_labels
+from mitools.estimate.diagnostics import diagnose
 from mitools.estimate.fit import _build_critic, _fit_fold
 from mitools.estimate.folds import fold_indices
+from mitools.estimate.options import (
+    check_int,
+    check_number,
+    check_sample_size,
+    resolve_device,
+    resolve_threads,
+)
+from mitools.estimate.persist import _is_plain
+from mitools.estimate.progress import Progress
 from mitools.estimate.result import MIEstimate
-from mitools.estimate.stats import JACKKNIFE_GROUPS, _t_quantile, jackknife_stderr
+from mitools.estimate.stats import JACKKNIFE_GROUPS, jackknife_stderr, t_quantile
 from mitools.estimators import Estimator, get_estimator
 
 __all__ = ["estimate_mi"]
 
-
-
-
-def _check_int(name: str, value: Any, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+#: a negative estimate this close to 0 is what independent variables give
+NOISE_NATS = 0.05
 
 
 def estimate_mi(
@@ -34,45 +41,67 @@ def estimate_mi(
     bound: str | Estimator = "dv",
     critic: str | nn.Module = "quadratic",
     *,
+    residual: str | None = "joint",
     init: str | None = None,
     margins: str = "ranks",
+    discrete_x: bool = False,
+    discrete_y: bool = False,
     hidden: Sequence[int] = (64, 64),
     embed_dim: int = 32,
     potentials: bool = True,
-    folds: int = 5,
+    folds: int = 3,
     val_fraction: float = 0.2,
     report: str = "corrected",
+    sided: str = "lower",
     batch_size: int = 512,
+    negatives: int = 16,
     max_steps: int = 2000,
-    lr: float = 1e-3,
+    lr: float = 3e-3,
     weight_decay: float = 0.0,
+    ema: float = 0.99,
     eval_every: int = 100,
-    patience: int = 5,
+    patience: int = 3,
     level: float = 0.95,
     device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+    threads: int | None = None,
     seed: int = 0,
     progress: bool = False,
     **bound_kwargs: Any,
 ) -> MIEstimate:
     r"""Estimate :math:`I(X; Y)` in nats from paired samples by cross-fitted critics.
 
-    See the module docstring for the procedure and for what ``report`` selects. The estimate
-    is a lower bound in expectation (up to the finite-sample bias of the log-partition term of
-    DV/SMILE); the interval reflects the sampling noise of the samples, and cannot account for a
-    critic family that misses the dependence altogether.
+    See :mod:`mitools.estimate` for the procedure and for what ``report`` selects.
+
+    **What the result claims.** With ``sided="lower"`` (default), ``interval = (low, inf)``:
+    with confidence ``level``, the MI is at least ``low``. The estimate targets the best
+    bound of the critic family, which is at most the MI and equal to it when the family can
+    express the pointwise MI; ``low`` is a one-sided confidence bound for that bound (Student's
+    t on the jackknife standard error), hence for the MI. Nothing in the data bounds what a
+    family misses, so no upper limit is claimed. ``sided="two-sided"`` gives
+    ``value ± t·stderr``, an interval for the MI only when the family reaches it (on
+    Gaussian data after the rank transform, for instance). ``result.diagnostics`` flags
+    signs of a family that falls short, and a warning says so.
 
     Args:
-        x: ``(n, dx)`` numpy array or tensor (a 1-D array is taken as ``(n, 1)``).
+        x: ``(n, dx)`` samples: a numpy array, tensor, pandas DataFrame or Series, list, or
+            anything with ``__array__``; numeric columns (integers and booleans are
+            numbers). A 1-D array is taken as ``(n, 1)``.
         y: ``(n, dy)``, same ``n``.
         bound: a name for :func:`mitools.estimators.get_estimator` (``"dv"``, ``"mine"``,
             ``"nwj"``, ``"infonce"``, ``"smile"``, ``"js"``, ``"tuba"``, ``"alpha_infonce"``)
             or an :class:`~mitools.estimators.Estimator` (each fold trains a copy). It is
-            trained and reported. Note InfoNCE's held-out value cannot exceed
+            trained and reported. InfoNCE's held-out value cannot exceed
             :math:`\log n_{test}`.
-        critic: ``"quadratic"`` (:class:`~mitools.critics.QuadraticCritic`), ``"separable"``,
-            ``"bilinear"``, ``"concat"``, or an ``nn.Module`` mapping
+        critic: ``"quadratic"`` (the Gaussian form, with the residual ``residual``),
+            ``"separable"``, ``"bilinear"``, ``"concat"``, or an ``nn.Module`` mapping
             ``(N, dx), (M, dy) -> (N, M)`` (each fold trains a deep copy; no potentials are
             added).
+        residual: what the quadratic critic adds to its Gaussian form: ``"joint"`` (default)
+            :math:`v^\top \mathrm{relu}(g(x) + h(y))`, a network of the pair that can follow
+            sharp or twisted dependence; ``"separable"`` :math:`g(x)^\top h(y)`
+            (:class:`~mitools.critics.QuadraticCritic`'s residual, cheaper, smoother);
+            ``None``: the pure quadratic form.
         init: ``"gaussian"`` starts the quadratic critic at the closed-form Gaussian fit of
             each fold's training part (:meth:`~mitools.critics.QuadraticCritic.init_gaussian_`);
             ``"random"`` at its random initialisation. ``None`` (default): ``"gaussian"`` for
@@ -80,11 +109,17 @@ def estimate_mi(
         margins: ``"ranks"`` replaces every column by the normal scores of its ranks
             (:func:`gaussianize_margins`) before anything else: an increasing map of each
             variable, so the MI is unchanged, and heavy tails are gone. ``"standardize"`` keeps
-            the values (each fold still standardises them).
-        hidden: hidden widths of the critic's networks: the quadratic critic's separable
-            residual (``()``: none, a pure quadratic form), a separable critic's encoders
-            (``()``: linear embeddings), or a concat critic's MLP (at least one layer).
-        embed_dim: embedding size of a separable critic or of the quadratic critic's residual.
+            the values (centred and scaled in float64).
+        discrete_x: ``x`` holds labels: each distinct row is a category, one-hot encoded, so
+            the coding and order of the labels do not matter (``margins`` does not apply).
+            Without it, a column with 3 to 20 distinct values draws a warning. Pass labels as
+            integers, floats or booleans (strings: encode them as integers first).
+        discrete_y: the same for ``y``.
+        hidden: hidden widths of the critic's networks: the quadratic critic's residual
+            encoders (``()``: no residual), a separable critic's encoders (``()``: linear
+            embeddings), or a concat critic's MLP (at least one layer).
+        embed_dim: units of the joint residual's pair layer, or embedding size of a separable
+            critic or of the separable residual.
         potentials: add learned marginal potentials :math:`a(x) + b(y)` to a named
             separable, bilinear or concat critic
             (:class:`~mitools.critics.MarginalPotentials`); the quadratic critic has its own.
@@ -92,28 +127,53 @@ def estimate_mi(
         val_fraction: fraction of each fold's non-test samples used for early stopping.
         report: ``"corrected"`` (the midpoint of held-out and in-sample bounds) or
             ``"held_out"`` (the held-out bound alone).
+        sided: ``"lower"`` or ``"two-sided"``: the kind of ``interval`` (above).
         batch_size: training minibatch size (capped at the training part).
+        negatives: negative pairs per sample in each training step, when the critic can score
+            chosen pairs (the default quadratic critic with the joint residual) and the bound
+            is DV, MINE or NWJ: each sample is paired with ``negatives`` others (distinct
+            shifts of the batch) instead of all ``batch_size - 1``, which costs a fraction of
+            scoring every pair. Other critics and bounds score all pairs of the batch.
         max_steps: maximum number of optimiser steps per fold.
-        lr: Adam learning rate.
+        lr: AdamW learning rate.
         weight_decay: decoupled weight decay (AdamW) of the critic's parameters.
+        ema: decay of an exponential moving average of the critic's weights, updated every
+            step; the average is what is validated and kept (it smooths the minibatch noise
+            of the last ~``1 / (1 - ema)`` steps). 0 keeps the trained weights themselves.
         eval_every: steps between validation evaluations.
         patience: evaluations without improvement before stopping.
         level: confidence level of the interval, in (0, 1).
-        device: where to train (default: CPU, or the device of a tensor ``x``).
+        device: where to train. ``None`` (default): the device of a tensor ``x`` off the CPU,
+            else CUDA when available, else the CPU.
+        dtype: the critics' compute dtype. Inputs are centred and scaled (or ranked) in their
+            own precision and float64 first, so float32 (default) loses nothing that matters
+            and float64 input costs no more; float64 computes in double precision (slower).
+        threads: CPU threads torch may use during the call (restored afterwards). ``None``:
+            ``min(4, CPUs available)``; on a machine shared with other jobs, 1 or 2.
         seed: seeds the folds, the minibatches and the critics' initialisation (global RNG
             state is left untouched).
-        progress: show a ``tqdm`` progress bar if tqdm is installed.
+        progress: show a ``tqdm`` progress bar (if tqdm is installed) with the estimate so far
+            (the mean of the finished folds) and the current fold's validation bound.
         **bound_kwargs: passed to the estimator (e.g. ``clip=5.0`` for SMILE,
             ``alpha=0.01`` for alpha-InfoNCE).
 
     Returns:
-        :class:`MIEstimate` with the value, standard error, interval and one
-        :class:`FoldResult` (history, critic) per fold.
+        :class:`MIEstimate` with the value, standard error, interval, diagnostics and one
+        :class:`FoldResult` (history, critic) per fold. ``pointwise``, ``save``/``load`` and
+        ``plot_history`` use the fitted critics later.
 
     Raises:
-        TypeError: inputs that are not arrays/tensors of real numbers.
+        TypeError: inputs that are not array-like with numeric entries (the message names the
+            argument and the dtype or columns seen).
         ValueError: different numbers of samples, NaN/inf values, inputs of more than two
-            dimensions, bad options (named in the message), or too few samples to split.
+            dimensions, too few samples for the folds (the message says how many are needed),
+            an unavailable device, or bad options (named in the message).
+
+    Warns:
+        RuntimeWarning: signs that the estimate falls short (``result.diagnostics.flags``:
+            folds stopped at ``max_steps`` while improving, a large held-out/in-sample gap, a
+            large non-Gaussian share), or an estimate significantly below zero.
+        UserWarning: a column that looks like labels without ``discrete_x``/``discrete_y``.
 
     Example:
         >>> import torch, mitools
@@ -121,40 +181,26 @@ def estimate_mi(
         >>> task = mitools.CorrelatedGaussian(dim=2, mi=1.0)
         >>> x, y = task.sample(1000, generator=0)
         >>> result = estimate_mi(x, y, max_steps=100, eval_every=50)
-        >>> 0.85 < result.value < 1.15 and result.interval[0] < result.value < result.interval[1]
+        >>> 0.85 < result.value < 1.15 and result.interval[0] < 1.0 < result.interval[1]
         True
     """
-    xt = _as_2d_tensor(x, "x")
-    yt = _as_2d_tensor(y, "y")
-    if xt.shape[0] != yt.shape[0]:
+    xa, ya = _as_2d_tensor(x, "x"), _as_2d_tensor(y, "y")
+    if xa.shape[0] != ya.shape[0]:
         raise ValueError(
             f"x and y must hold the same number of samples (paired rows): got x of shape "
-            f"{tuple(xt.shape)} and y of shape {tuple(yt.shape)}"
+            f"{tuple(xa.shape)} and y of shape {tuple(ya.shape)}"
         )
-    dtype = torch.promote_types(xt.dtype, yt.dtype)
-    xt, yt = xt.to(dtype), yt.to(dtype)
-    if margins == "ranks":
-        xt, yt = gaussianize_margins(xt), gaussianize_margins(yt)
-    for name, value in (("batch_size", batch_size), ("max_steps", max_steps),
-                        ("eval_every", eval_every), ("patience", patience),
-                        ("embed_dim", embed_dim)):
-        _check_int(name, value)
-    _check_int("batch_size", batch_size, 2)
-    _check_int("folds", folds, 2)
-    if not (isinstance(lr, (int, float)) and lr > 0):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
-    if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
-        raise ValueError(f"weight_decay must be a non-negative number, got {weight_decay!r}")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    _check_options(locals())
     if margins not in ("ranks", "standardize"):
         raise ValueError(f"margins must be 'ranks' or 'standardize', got {margins!r}")
-    if report not in ("corrected", "held_out"):
-        raise ValueError(f"report must be 'corrected' or 'held_out', got {report!r}")
-    is_quadratic = isinstance(critic, QuadraticCritic) or (
+    margin_x, xt = MarginTransform.fit(xa, "discrete" if discrete_x else margins, "x")
+    margin_y, yt = MarginTransform.fit(ya, "discrete" if discrete_y else margins, "y")
+    for name, raw, discrete in (("x", xa, discrete_x), ("y", ya, discrete_y)):
+        if not discrete:
+            _warn_if_labels(raw, name, stacklevel=3)
+    is_quadratic = isinstance(critic, (QuadraticCritic, QuadraticJointCritic)) or (
         isinstance(critic, str) and critic.lower() == "quadratic")
-    if init is None:
-        init = "gaussian" if is_quadratic else "random"
+    init = init if init is not None else ("gaussian" if is_quadratic else "random")
     if init not in ("gaussian", "random"):
         raise ValueError(f"init must be 'gaussian', 'random' or None, got {init!r}")
     if init == "gaussian" and not is_quadratic:
@@ -162,19 +208,20 @@ def estimate_mi(
             f"init='gaussian' needs the quadratic critic (critic='quadratic' or a "
             f"QuadraticCritic), got critic={critic!r}"
         )
-
-    if device is None:
-        device = x.device if isinstance(x, Tensor) else torch.device("cpu")
-    device = torch.device(device)
+    device = resolve_device(device, x)
     n = xt.shape[0]
     gen = torch.Generator().manual_seed(seed)
+    dims = xt.shape[1] + yt.shape[1]
+    check_sample_size(n, folds, dims, int((1 - 1 / folds) * (1 - val_fraction) * n) - 1
+                      if init == "gaussian" else n)
     splits = fold_indices(n, folds, val_fraction, gen)
-    # jackknife groups over all samples, so that leaving one out touches every fold at once
+    # jackknife groups over all samples, so that leaving one out touches every fold at once;
+    # dealt out evenly within each fold's test part
     groups = min(JACKKNIFE_GROUPS, n // (2 * folds))
-    if groups < 2:
-        raise ValueError(f"n={n} samples are too few for {folds} folds")
     group_of = torch.empty(n, dtype=torch.long)
-    group_of[torch.randperm(n, generator=gen)] = torch.arange(n) % groups
+    for split in splits:
+        group_of[split.test[torch.randperm(len(split.test), generator=gen)]] = (
+            torch.arange(len(split.test)) % groups)
     group_of = group_of.to(device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -183,63 +230,66 @@ def estimate_mi(
     if not getattr(probe, "nats", True):
         raise ValueError(f"bound {bound_name!r} is not an MI estimate in nats; choose another")
 
-    bar = None
-    if progress:
-        try:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=folds * max_steps, desc=f"estimate_mi[{bound_name}]", leave=False)
-        except ImportError:  # tqdm is optional: no bar
-            bar = None
-
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(resolve_threads(threads))
+    bar = Progress(progress, folds, max_steps, bound_name)
     results, leave_out = [], []
     try:
         for k, split in enumerate(splits):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed * 1009 + k)
                 model = _build_critic(critic, xt.shape[1], yt.shape[1], hidden, embed_dim,
-                                      potentials)
+                                      potentials, residual)
                 estimator = (copy.deepcopy(bound) if isinstance(bound, Estimator)
                              else get_estimator(bound, **bound_kwargs))
-            if bar is not None:
-                bar.set_description(f"estimate_mi[{bound_name}] fold {k + 1}/{folds}")
+            bar.start_fold(k)
             fold, loo = _fit_fold(
                 xt, yt, split, model, estimator, init=init, report=report, dtype=dtype,
-                device=device, batch_size=batch_size, max_steps=max_steps, lr=lr,
-                weight_decay=weight_decay, eval_every=eval_every, patience=patience,
-                gen=gen, bar=bar, group_of=group_of, groups=groups,
+                device=device, batch_size=batch_size, negatives=negatives,
+                max_steps=max_steps, lr=lr,
+                weight_decay=weight_decay, ema=ema, eval_every=eval_every, patience=patience,
+                gen=gen, on_eval=bar.evaluated, group_of=group_of, groups=groups,
             )
             results.append(fold)
             leave_out.append(loo)
+            bar.end_fold(fold.value, fold.steps)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
+        torch.set_num_threads(previous_threads)
 
     value = sum(r.value for r in results) / folds
     # delete-a-group jackknife over samples, critics held fixed: the estimate without group g
     stderr = jackknife_stderr(torch.stack(leave_out).mean(0))
-    half = _t_quantile(0.5 + level / 2, groups - 1) * stderr
+    if sided == "lower":
+        low, high = value - t_quantile(level, groups - 1) * stderr, float("inf")
+        kind = f"a one-sided Student's t lower bound ({groups - 1} degrees of freedom)"
+    else:
+        half = t_quantile(0.5 + level / 2, groups - 1) * stderr
+        low, high = value - half, value + half
+        kind = f"a two-sided Student's t interval ({groups - 1} degrees of freedom)"
     held_out = sum(r.held_out for r in results) / folds
     in_sample = sum(r.in_sample for r in results) / folds
-    if value + half < 0:
-        warnings.warn(
-            f"estimate_mi: the estimate {value:.3f} nats lies significantly below zero (interval "
-            f"up to {value + half:.3f}); MI is never negative, so the critic generalises badly "
-            "to held-out data. Heavy tails (use margins='ranks', the default), discrete values "
-            "or a critic too large for n are the usual causes: try another critic (e.g. "
-            "critic='separable', hidden=(64, 64)) or bound.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+    diagnostics = diagnose(results, value, stderr, max_steps)
+    _warn(value, t_quantile(0.975, groups - 1) * stderr, diagnostics.flags, margins, critic)
+    settings = {
+        "critic": critic.lower() if isinstance(critic, str) else "custom",
+        "residual": residual, "hidden": list(hidden), "embed_dim": embed_dim,
+        "potentials": potentials, "dim_x": xt.shape[1], "dim_y": yt.shape[1],
+        "bound": bound_name if isinstance(bound, str) and _is_plain(bound_kwargs) else "custom",
+        "bound_kwargs": dict(bound_kwargs) if _is_plain(bound_kwargs) else {},
+        "margins": margins, "discrete_x": discrete_x, "discrete_y": discrete_y, "init": init,
+        "folds": folds, "seed": seed, "max_steps": max_steps, "batch_size": batch_size,
+        "lr": lr, "dtype": str(dtype).removeprefix("torch."), "n": n,
+    }
     return MIEstimate(
         value=value,
         stderr=stderr,
-        interval=(value - half, value + half),
+        interval=(low, high),
         level=level,
         method="neural",
         uncertainty=(
             f"delete-a-group jackknife over the samples ({groups} groups, fold critics held "
-            f"fixed); Student's t interval with {groups - 1} degrees of freedom"
+            f"fixed); {kind}"
         ),
         held_out=held_out,
         in_sample=in_sample,
@@ -247,4 +297,63 @@ def estimate_mi(
         report=report,
         bound=bound_name,
         folds=tuple(results),
+        sided=sided,
+        diagnostics=diagnostics,
+        margins=(margin_x, margin_y),
+        settings=settings,
     )
+
+
+def _check_options(o: dict[str, Any]) -> None:
+    for name in ("max_steps", "eval_every", "patience", "embed_dim", "negatives"):
+        check_int(name, o[name])
+    check_int("batch_size", o["batch_size"], 2)
+    check_int("folds", o["folds"], 2)
+    check_int("seed", o["seed"], 0)
+    check_number("lr", o["lr"], 0)
+    check_number("weight_decay", o["weight_decay"], 0, strict=False)
+    if not (isinstance(o["ema"], (int, float)) and 0 <= o["ema"] < 1):
+        raise ValueError(f"ema must be a number in [0, 1), got {o['ema']!r}")
+    if not (isinstance(o["level"], float) and 0.0 < o["level"] < 1.0):
+        raise ValueError(f"level must be a float in (0, 1), got {o['level']!r}")
+    for name, allowed in (("report", ("corrected", "held_out")),
+                          ("sided", ("lower", "two-sided")),
+                          ("residual", ("joint", "separable", None))):
+        if o[name] not in allowed:
+            names = [repr(a) for a in allowed]
+            raise ValueError(f"{name} must be {', '.join(names[:-1])} or {names[-1]}, "
+                             f"got {o[name]!r}")
+    if o["dtype"] not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {o['dtype']!r}")
+    for name in ("discrete_x", "discrete_y", "potentials", "progress"):
+        if not isinstance(o[name], bool):
+            raise ValueError(f"{name} must be True or False, got {o[name]!r}")
+
+
+def _warn(value: float, noise: float, flags: tuple[str, ...], margins: str, critic: Any) -> None:
+    """Warn about signs of misspecification, and about estimates significantly below 0."""
+    if flags:
+        warnings.warn("estimate_mi: " + "; ".join(flags) + ". See result.diagnostics.",
+                      RuntimeWarning, stacklevel=3)
+    if value + noise >= 0:  # within the noise of 0 (a 95 % two-sided half-width)
+        return
+    if value > -NOISE_NATS:
+        warnings.warn(
+            f"estimate_mi: the estimate {value:.4f} nats lies slightly below zero. That is what "
+            "independent variables give: with no dependence to find, a critic fitted to noise "
+            "scores new pairs slightly worse than chance. Read it as no detectable "
+            "dependence (MI near 0).",
+            RuntimeWarning, stacklevel=3)
+        return
+    tips = []
+    if margins != "ranks":
+        tips.append("margins='ranks' (removes heavy tails)")
+    if not (isinstance(critic, str) and critic.lower() == "quadratic"):
+        tips.append("the default critic='quadratic'")
+    tips.append("discrete_x/discrete_y=True for label columns")
+    tips.append("more samples or a smaller critic (e.g. hidden=(32,))")
+    warnings.warn(
+        f"estimate_mi: the estimate {value:.3f} nats lies significantly below zero (up to "
+        f"{value + noise:.3f} with the noise); MI is never negative, so the critics "
+        f"generalise badly to held-out pairs. Try {'; '.join(tips)}.",
+        RuntimeWarning, stacklevel=3)

@@ -1,21 +1,34 @@
-"""Inputs of :func:`~mitools.estimate.estimate_mi`: coercion, margins, standardisation."""
+r"""Inputs of :func:`~mitools.estimate.estimate_mi`: coercion, margins, standardisation.
+
+Precision: inputs keep their own precision (``int64``, ``float64``, ...) until their location
+and scale are gone. Ranks are computed on the values as given, and the standardised values are
+computed in float64; only then are they cast to the compute dtype (float32 by default). So
+``1_700_000_000 + i`` as ``int64`` gives exactly the estimate of ``i``.
+"""
 
 from __future__ import annotations
 
 import math
+import warnings
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Standardization", "gaussianize_margins"]
+__all__ = ["MarginTransform", "Standardization", "gaussianize_margins"]
+
+#: columns with at least this many and at most FEW_VALUES distinct values are flagged as
+#: probable labels when they are not declared discrete
+FEW_VALUES = 20
 
 
 class Standardization(NamedTuple):
-    """Per-column location and scale (from a fold's training and validation samples).
+    """Per-column location and scale (from a fold's training and validation samples), float64.
 
-    That fold's critic expects ``(x - x_mean) / x_scale`` and ``(y - y_mean) / y_scale``.
+    That fold's critic expects ``(x - x_mean) / x_scale`` and ``(y - y_mean) / y_scale``,
+    applied to the output of the margins transform (:class:`MarginTransform`).
     """
 
     x_mean: Tensor
@@ -24,19 +37,26 @@ class Standardization(NamedTuple):
     y_scale: Tensor
 
 
-
 def _as_2d_tensor(a: Any, name: str) -> Tensor:
+    """``a`` as an ``(n, d)`` tensor in a dtype that loses nothing: ``float64``/``float32`` as
+    given (half precision widened to float32), integers and booleans as ``int64``."""
     if isinstance(a, Tensor):
         t = a.detach()
-    elif isinstance(a, np.ndarray) or isinstance(a, (list, tuple)):
-        arr = np.asarray(a)
-        if arr.dtype.kind not in "biuf":
-            raise TypeError(f"{name} must hold real numbers, got numpy dtype {arr.dtype}")
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+        if t.is_complex():
+            raise TypeError(f"{name} must hold real numbers, got a tensor of dtype {t.dtype}")
     else:
-        raise TypeError(f"{name} must be a numpy array or a torch.Tensor, got {type(a).__name__}")
-    if t.is_complex() or t.dtype == torch.bool:
-        raise TypeError(f"{name} must hold real numbers, got dtype {t.dtype}")
+        if isinstance(a, (str, bytes)) or a is None or isinstance(a, (int, float)):
+            raise TypeError(
+                f"{name} must be array-like with one row per sample (numpy array, torch.Tensor, "
+                f"pandas DataFrame or Series, list), got {type(a).__name__}"
+            )
+        t = torch.from_numpy(np.ascontiguousarray(_to_numpy(a, name)))
+    if t.dtype == torch.bool:
+        t = t.to(torch.int64)  # 0/1
+    elif not t.is_floating_point():
+        t = t.to(torch.int64)
+    elif t.dtype not in (torch.float32, torch.float64):
+        t = t.to(torch.float32)  # float16 / bfloat16: exact in float32
     if t.dim() == 1:
         t = t[:, None]  # n scalar samples: shape (n,) -> (n, 1)
     elif t.dim() != 2:
@@ -45,18 +65,64 @@ def _as_2d_tensor(a: Any, name: str) -> Tensor:
         )
     if t.shape[1] < 1:
         raise ValueError(f"{name} must have at least one feature, got shape {tuple(t.shape)}")
-    t = t.to(torch.float64) if t.dtype == torch.float64 else t.to(torch.float32)
-    if not bool(torch.isfinite(t).all()):
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
         bad = int((~torch.isfinite(t)).any(dim=1).sum())
-        raise ValueError(f"{name} contains NaN or infinite values in {bad} of {t.shape[0]} rows")
+        raise ValueError(
+            f"{name} contains NaN or infinite values in {bad} of {t.shape[0]} rows; drop or "
+            "impute those rows first"
+        )
     return t
 
 
-def _standardize(x: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
-    mean = x[idx].mean(0)
-    scale = x[idx].std(0)
-    scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # constant columns
-    return mean, scale
+def _to_numpy(a: Any, name: str) -> np.ndarray:
+    """Duck-typed conversion of pandas objects (``to_numpy``), objects with ``__array__`` and
+    nested sequences, with errors that name the offending column or dtype."""
+    dtypes = getattr(a, "dtypes", None)
+    if dtypes is not None and hasattr(dtypes, "items"):  # a DataFrame: check every column
+        bad = [f"{col!r} ({dt})" for col, dt in dtypes.items()
+               if getattr(dt, "kind", "O") not in "biuf"]
+        if bad:
+            raise TypeError(
+                f"{name} must have numeric columns only; non-numeric: {', '.join(bad[:5])}"
+                + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+                + ". Select the numeric columns, or encode labels as integers (and pass "
+                f"discrete_{name}=True)"
+            )
+    try:
+        arr = a.to_numpy() if hasattr(a, "to_numpy") else np.asarray(a)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{name} must be array-like with numeric entries, got {type(a).__name__} that numpy "
+            f"cannot convert ({exc})"
+        ) from None
+    kind = arr.dtype.kind
+    if kind == "O":  # e.g. pandas nullable integers with missing values, or mixed lists
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{name} must hold real numbers, got {type(a).__name__} with numpy dtype object "
+                "(mixed or non-numeric entries)"
+            ) from None
+    elif kind == "c":
+        raise TypeError(f"{name} must hold real numbers, got numpy dtype {arr.dtype} (complex)")
+    elif kind in "mM":
+        raise TypeError(
+            f"{name} must hold real numbers, got numpy dtype {arr.dtype} (dates/durations): "
+            "convert to numbers first, e.g. .astype('int64')"
+        )
+    elif kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got numpy dtype {arr.dtype}")
+    if kind == "u" and arr.dtype.itemsize == 8:
+        arr = arr.astype(np.float64)  # uint64 does not fit int64
+    elif kind == "f" and arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float32)  # float16: exact in float32
+    return arr
+
+
+def _normal_scores(u: Tensor) -> Tensor:
+    r""":math:`\Phi^{-1}(u)` in float64."""
+    return math.sqrt(2.0) * torch.special.erfinv(2.0 * u.to(torch.float64) - 1.0)
 
 
 def gaussianize_margins(x: Tensor) -> Tensor:
@@ -64,13 +130,14 @@ def gaussianize_margins(x: Tensor) -> Tensor:
 
     An increasing map of each column separately, so the mutual information with any other
     variable is unchanged (for continuous data); heavy tails and skew are gone. Tied values
-    share their average rank.
+    share their average rank. The ranks are computed on the values as given, so integers of any
+    size (timestamps, say) lose nothing.
 
     Args:
         x: ``(n, d)`` samples.
 
     Returns:
-        ``(n, d)`` normal scores, in ``x``'s dtype.
+        ``(n, d)`` normal scores, in ``x``'s dtype if floating point, else float64.
 
     Example:
         >>> import torch
@@ -83,4 +150,163 @@ def gaussianize_margins(x: Tensor) -> Tensor:
     below = torch.searchsorted(ordered, cols, right=False)
     upto = torch.searchsorted(ordered, cols, right=True)
     u = (below + upto + 1).to(torch.float64) / (2.0 * (n + 1))  # average rank / (n + 1)
-    return (math.sqrt(2.0) * torch.special.erfinv(2.0 * u - 1.0)).T.to(x.dtype)
+    out = _normal_scores(u).T
+    return out.to(x.dtype) if x.is_floating_point() else out
+
+
+@dataclass(frozen=True)
+class MarginTransform:
+    r"""The per-variable transform fitted to the samples before any fold sees them.
+
+    * ``"ranks"``: every column to the normal scores of its ranks (:func:`gaussianize_margins`).
+      New values are placed by the fitted samples' empirical distribution function,
+      interpolated linearly between the distinct fitted values (each at its average rank,
+      so the fitted samples map exactly to their own scores) and clamped to the fitted range.
+    * ``"standardize"``: every column centred and scaled by its mean and standard deviation
+      over all samples, in float64.
+    * ``"discrete"``: each distinct row is a category, one-hot encoded without the last
+      category (``k`` categories give ``k - 1`` columns); new rows must be fitted categories.
+
+    Attributes:
+        kind: ``"ranks"``, ``"standardize"`` or ``"discrete"``.
+        params: the fitted values, float64 tensors: per column ``(knots, scores)`` for
+            ``"ranks"``; ``(center, scale)`` for ``"standardize"``; ``(categories,)`` of
+            shape ``(k, d)`` for ``"discrete"``.
+        dim_in: columns of the raw variable.
+    """
+
+    kind: str
+    params: tuple[Tensor, ...]
+    dim_in: int
+
+    @classmethod
+    def fit(cls, a: Tensor, kind: str, name: str = "x") -> tuple[MarginTransform, Tensor]:
+        """Fit the transform to ``a (n, d)`` and return it with the transformed ``a`` (float64).
+
+        Raises:
+            ValueError: ``kind="discrete"`` with a single category, or with so many distinct
+                values that ``a`` is evidently continuous (more than half the samples).
+        """
+        n, d = a.shape
+        if kind == "ranks":
+            out = gaussianize_margins(a).to(torch.float64)
+            params = []
+            for j in range(d):  # a loop over columns, each vectorised
+                knots, first = _unique_first(a[:, j])
+                params += [knots.to(torch.float64), out[first, j]]
+            return cls(kind, tuple(params), d), out
+        if kind == "standardize":
+            a64 = a.to(torch.float64)
+            center = a64.mean(0)
+            scale = a64.std(0) if n > 1 else torch.ones(d, dtype=torch.float64)
+            scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+            transform = cls(kind, (center, scale), d)
+            return transform, transform.transform(a)
+        if kind == "discrete":
+            categories = torch.unique(a.to(torch.float64), dim=0)
+            k = categories.shape[0]
+            if k < 2:
+                raise ValueError(
+                    f"discrete_{name}=True but {name} holds a single value: the mutual "
+                    "information of a constant with anything is 0"
+                )
+            if k > max(n // 2, 2):
+                raise ValueError(
+                    f"discrete_{name}=True but {name} has {k} distinct values among {n} samples: "
+                    f"that is a continuous variable; pass discrete_{name}=False"
+                )
+            transform = cls(kind, (categories,), d)
+            return transform, transform.transform(a, name)
+        raise ValueError(f"unknown margins kind {kind!r}")
+
+    @property
+    def dim_out(self) -> int:
+        """Columns after the transform (``k - 1`` for ``k`` categories)."""
+        return self.params[0].shape[0] - 1 if self.kind == "discrete" else self.dim_in
+
+    def transform(self, a: Tensor, name: str = "x") -> Tensor:
+        """Apply the fitted transform to new samples ``a (m, dim_in)``; float64 ``(m, dim_out)``.
+
+        Raises:
+            ValueError: wrong number of columns, or (``"discrete"``) a category not seen in
+                the fitted samples.
+        """
+        if a.dim() != 2 or a.shape[1] != self.dim_in:
+            raise ValueError(
+                f"{name} must have shape (m, {self.dim_in}) like the fitted samples, got "
+                f"{tuple(a.shape)}"
+            )
+        a64 = a.to(torch.float64)
+        if self.kind == "standardize":
+            center, scale = (p.to(a64.device) for p in self.params)
+            return (a64 - center) / scale
+        if self.kind == "discrete":
+            categories = self.params[0].to(a64.device)
+            match = (a64[:, None, :] == categories[None, :, :]).all(-1)  # (m, k)
+            unknown = ~match.any(1)
+            if bool(unknown.any()):
+                row = int(unknown.nonzero()[0, 0])
+                raise ValueError(
+                    f"{name} row {row} holds {a64[row].tolist()}, not one of the "
+                    f"{categories.shape[0]} categories seen when fitting"
+                )
+            return match[:, :-1].to(torch.float64)
+        columns = []
+        for j in range(self.dim_in):  # a loop over columns, each vectorised
+            knots = self.params[2 * j].to(a64.device)
+            scores = self.params[2 * j + 1].to(a64.device)
+            columns.append(_interpolate(a64[:, j].contiguous(), knots, scores))
+        return torch.stack(columns, dim=1)
+
+
+def _unique_first(col: Tensor) -> tuple[Tensor, Tensor]:
+    """Sorted distinct values of ``col`` and the index of one sample holding each."""
+    ordered, order = torch.sort(col, stable=True)
+    new = torch.ones_like(ordered, dtype=torch.bool)
+    new[1:] = ordered[1:] != ordered[:-1]
+    return ordered[new], order[new]
+
+
+def _interpolate(v: Tensor, knots: Tensor, scores: Tensor) -> Tensor:
+    """Piecewise-linear map through ``(knots, scores)`` in the uniform (CDF) scale, clamped."""
+    if knots.numel() == 1:
+        return torch.zeros_like(v)
+    u_knots = torch.special.ndtr(scores)
+    i = (torch.searchsorted(knots, v, right=True) - 1).clamp(0, knots.numel() - 2)
+    lo, hi = knots[i], knots[i + 1]
+    w = ((v - lo) / (hi - lo)).clamp(0.0, 1.0)
+    u = u_knots[i] + w * (u_knots[i + 1] - u_knots[i])
+    out = _normal_scores(u)
+    exact = knots[i] == v  # fitted values map to their own scores, bit for bit
+    out = torch.where(exact, scores[i], out)
+    return torch.where(v >= knots[-1], scores[-1], torch.where(v <= knots[0], scores[0], out))
+
+
+def _few_valued_columns(a: Tensor) -> list[tuple[int, int]]:
+    """``(column, distinct values)`` of columns with 3 to :data:`FEW_VALUES` distinct values."""
+    out = []
+    for j in range(a.shape[1]):  # a loop over columns
+        k = int(torch.unique(a[:, j]).numel())
+        if 3 <= k <= FEW_VALUES and a.shape[0] >= 5 * k:
+            out.append((j, k))
+    return out
+
+
+def _warn_if_labels(a: Tensor, name: str, stacklevel: int) -> None:
+    few = _few_valued_columns(a)
+    if few:
+        cols = ", ".join(f"column {j}: {k} values" for j, k in few[:5])
+        warnings.warn(
+            f"estimate_mi: {name} looks discrete ({cols}). It is treated as an ordered number "
+            f"(tied values share a rank). If it holds labels, pass discrete_{name}=True, which "
+            "one-hot encodes the categories so that their order and coding do not matter",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+
+
+def _standardize(x: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
+    mean = x[idx].mean(0)
+    scale = x[idx].std(0)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # constant columns
+    return mean, scale

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from mitools.critics import MarginalPotentials, QuadraticCritic, get_critic
+from mitools.estimate.critic import QuadraticJointCritic
 from mitools.estimate.data import Standardization, _standardize
 from mitools.estimate.folds import Split
+from mitools.estimate.pointwise import log_partition
 from mitools.estimate.result import FoldResult, HistoryPoint
-from mitools.estimators import Estimator
+from mitools.estimators import DV, MINE, NWJ, Estimator
+
+#: bounds whose positive term is the mean of the positive scores, so that a batch's value is
+#: the bound on one row holding that mean and the sampled negatives (see _batch_value)
+SAMPLED_NEGATIVES_BOUNDS = (DV, MINE, NWJ)
 
 
 @torch.no_grad()
@@ -25,29 +32,67 @@ def _evaluate(estimator: Estimator, critic: nn.Module, x: Tensor, y: Tensor) -> 
 
 @torch.no_grad()
 def _evaluate_leaving_groups_out(estimator: Estimator, critic: nn.Module, x: Tensor, y: Tensor,
-                                 group_of: Tensor, groups: int) -> tuple[float, Tensor]:
-    """The bound on all pairs of ``(x, y)``, and ``(groups,)`` values of it without the samples
-    of group ``g`` for each ``g < groups`` (``group_of`` gives each sample's group); the scores
-    are computed once for all of them."""
+                                 group_of: Tensor, groups: int
+                                 ) -> tuple[float, Tensor, float]:
+    """The bound on all pairs of ``(x, y)``, ``(groups,)`` values of it without the samples
+    of group ``g`` for each ``g < groups`` (``group_of`` gives each sample's group), and the
+    log-partition of the scores; the scores are computed once for all of them.
+
+    For the bounds of :data:`SAMPLED_NEGATIVES_BOUNDS` (functions of the mean positive score
+    and the mean exponentiated negative score) the left-out values come from per-group sums
+    of the scores, each passed to the estimator as a row of two entries: the mean positive
+    score and the log-mean-exp of the negatives. Other bounds are evaluated once per group
+    with masks."""
     scores = critic(x, y)
     value = float(estimator(scores, anchors=x))
-    values = []
-    for g in range(groups):  # a loop over groups (20), each a full vectorised evaluation
-        keep = group_of != g
-        values.append(float(estimator(scores, row_mask=keep, col_mask=keep, anchors=x)))
-    return value, torch.tensor(values, dtype=torch.float64)
+    if groups and isinstance(estimator, SAMPLED_NEGATIVES_BOUNDS):
+        rows = _summaries_leaving_groups_out(scores, group_of, groups)  # (groups, 1, 2)
+        values = estimator(rows.to(scores.dtype)).double().cpu()
+    else:
+        out = []
+        for g in range(groups):  # a loop over groups (20), each a full vectorised evaluation
+            keep = group_of != g
+            out.append(float(estimator(scores, row_mask=keep, col_mask=keep, anchors=x)))
+        values = torch.tensor(out, dtype=torch.float64)
+    return value, values, log_partition(scores)
+
+
+def _summaries_leaving_groups_out(scores: Tensor, group_of: Tensor, groups: int) -> Tensor:
+    """``(groups, 1, 2)``: for each group g, the mean of the positive (diagonal) scores and the
+    log of the mean of ``exp`` over the negative (off-diagonal) scores, both over the samples
+    outside g, from one pass over the scores (group-by-group block sums, float64)."""
+    s = scores.double()
+    n = s.shape[0]
+    peak = s.max()
+    e = torch.exp(s - peak)
+    e.diagonal().zero_()
+    one_hot = torch.nn.functional.one_hot(group_of, groups).to(e.dtype)  # (n, groups)
+    blocks = one_hot.T @ e @ one_hot  # (groups, groups): sums of exp over group pairs
+    kept = blocks.sum() - blocks.sum(0) - blocks.sum(1) + blocks.diagonal()
+    size = n - one_hot.sum(0)  # samples outside each group
+    pos = (s.diagonal().sum() - one_hot.T @ s.diagonal()) / size
+    log_mean_exp = peak + torch.log(kept) - torch.log(size * (size - 1))
+    return torch.stack([pos, log_mean_exp], dim=-1)[:, None, :]
 
 
 def _build_critic(critic: str | nn.Module, dim_x: int, dim_y: int, hidden: Sequence[int],
-                  embed_dim: int, potentials: bool) -> nn.Module:
+                  embed_dim: int, potentials: bool, residual: str | None = "joint"
+                  ) -> nn.Module:
+    """The critic named by ``critic`` (a module is deep-copied); for ``"quadratic"``,
+    ``residual`` chooses the joint (:class:`~mitools.estimate.critic.QuadraticJointCritic`)
+    or separable (:class:`~mitools.critics.QuadraticCritic`) residual, or none."""
     if isinstance(critic, nn.Module):
         return copy.deepcopy(critic)
-    name = critic.lower() if isinstance(critic, str) else critic
+    name = critic.lower()
     kwargs: dict[str, Any] = {}
+    if name == "quadratic":
+        if not len(hidden) or residual is None:
+            return QuadraticCritic(dim_x, dim_y)
+        if residual == "joint":
+            return QuadraticJointCritic(dim_x, dim_y, tuple(hidden), embed_dim)
+        kwargs["hidden"] = tuple(hidden)
     if name in ("separable", "concat"):
         kwargs["hidden"] = tuple(hidden)
-    if name == "quadratic":
-        kwargs["hidden"] = tuple(hidden) if len(hidden) else None
     if name in ("separable", "quadratic"):
         kwargs["embed_dim"] = embed_dim
     model = get_critic(critic, dim_x, dim_y, **kwargs)
@@ -56,18 +101,49 @@ def _build_critic(critic: str | nn.Module, dim_x: int, dim_y: int, hidden: Seque
     return model
 
 
+def _batch_value(estimator: Estimator, model: nn.Module, x: Tensor, y: Tensor, negatives: int,
+                 gen: torch.Generator) -> Tensor:
+    """The bound on one training batch ``x, y (B, d)``.
+
+    All ``B * B`` pairs in general. A critic with ``score_pairs`` and a bound of
+    :data:`SAMPLED_NEGATIVES_BOUNDS` score only the ``B`` positives and ``negatives``
+    shifted partners per sample (``y[(i + s) % B]`` for ``negatives`` distinct shifts
+    ``s``, never the positive): the bound is then the estimator on a single row holding the
+    mean positive score and the ``B * negatives`` negative scores, which is exactly its value
+    with the positive term averaged over the batch and the partition term over the sampled
+    negatives (the same formula, on fewer pairs)."""
+    b = x.shape[0]
+    m = min(negatives, b - 1)
+    if not (hasattr(model, "score_pairs") and isinstance(estimator, SAMPLED_NEGATIVES_BOUNDS)):
+        return estimator(model(x, y), anchors=x)
+    rows = torch.arange(b, device=x.device)
+    shifts = (torch.randperm(b - 1, generator=gen)[:m] + 1).to(x.device)
+    neg_rows = rows.repeat(m)
+    neg_cols = ((rows[None, :] + shifts[:, None]) % b).reshape(-1)
+    scores = model.score_pairs(x, y, torch.cat([rows, neg_rows]), torch.cat([rows, neg_cols]))
+    row = torch.cat([scores[:b].mean()[None], scores[b:]])[None, :]  # (1, 1 + B * m)
+    return estimator(row)
+
+
 def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator: Estimator, *,
               init: str, report: str, dtype: torch.dtype, device: torch.device,
-              batch_size: int, max_steps: int, lr: float, weight_decay: float,
-              eval_every: int, patience: int, gen: torch.Generator, bar: Any,
+              batch_size: int, negatives: int, max_steps: int, lr: float, weight_decay: float,
+              ema: float, eval_every: int, patience: int, gen: torch.Generator,
+              on_eval: Callable[[int, float], None] | None,
               group_of: Tensor, groups: int) -> tuple[FoldResult, Tensor]:
     """Train one fold's critic with early stopping; evaluate it held out and in sample, also
-    with each jackknife group left out (``(groups,)``, the fold's value without group g)."""
+    with each jackknife group left out (``(groups,)``, the fold's value without group g).
+
+    ``xt``, ``yt`` are float64 (after the margins transform); the fold standardises them in
+    float64 and casts to ``dtype``. With ``ema > 0`` an exponential moving average of the
+    critic's weights (decay ``ema`` per step) is what is evaluated and kept: it averages out
+    the minibatch noise of the last ~1 / (1 - ema) steps. ``on_eval(steps_done, val)`` is
+    called after every validation evaluation (for progress reports)."""
     fit = torch.cat([split.train, split.val])
     x_mean, x_scale = _standardize(xt, fit)
     y_mean, y_scale = _standardize(yt, fit)
-    xs = ((xt - x_mean) / x_scale).to(device)
-    ys = ((yt - y_mean) / y_scale).to(device)
+    xs = ((xt - x_mean) / x_scale).to(device=device, dtype=dtype)
+    ys = ((yt - y_mean) / y_scale).to(device=device, dtype=dtype)
     train, val, test = (p.to(device) for p in split)
     model = model.to(device=device, dtype=dtype)
     estimator = estimator.to(device=device, dtype=dtype)
@@ -79,58 +155,72 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
             {"params": list(estimator.parameters()), "weight_decay": 0.0},
         ],
         lr=lr,
+        foreach=True,  # one fused update for all parameters (the CPU default loops over them)
     )
     batch = min(batch_size, len(train))
+    # the critic that is evaluated and kept: the trained one, or the average of its weights
+    average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema),
+                            use_buffers=True) if ema > 0 else None
+    kept = model if average is None else average.module
 
     def snapshot() -> tuple[dict, dict]:
-        return copy.deepcopy(model.state_dict()), copy.deepcopy(estimator.state_dict())
+        return copy.deepcopy(kept.state_dict()), copy.deepcopy(estimator.state_dict())
 
     model.eval()
     estimator.eval()
+    start_held_out = _evaluate(estimator, model, xs[test], ys[test])
     best_val = _evaluate(estimator, model, xs[val], ys[val])
     history = [HistoryPoint(0, math.nan, best_val)]
+    if on_eval is not None:
+        on_eval(0, best_val)
     best_step, best_state, since_best = 0, snapshot(), 0
     running, running_n, step = 0.0, 0, 0
+    order, at = torch.randperm(len(train), generator=gen), 0  # epochs of shuffled batches
     for step in range(1, max_steps + 1):
         model.train()
         estimator.train()
-        idx = train[torch.randperm(len(train), generator=gen)[:batch].to(device)]
+        if at + batch > len(train):
+            order, at = torch.randperm(len(train), generator=gen), 0
+        idx = train[order[at : at + batch].to(device)]
+        at += batch
         xb, yb = xs[idx], ys[idx]
-        value = estimator(model(xb, yb), anchors=xb)
+        value = _batch_value(estimator, model, xb, yb, negatives, gen)
         optimizer.zero_grad(set_to_none=True)
         (-value).backward()
         optimizer.step()
+        if average is not None:
+            average.update_parameters(model)
         running += float(value.detach())
         running_n += 1
-        if bar is not None:
-            bar.update(1)
         if step % eval_every == 0 or step == max_steps:
-            model.eval()
+            kept.eval()
             estimator.eval()
-            val_value = _evaluate(estimator, model, xs[val], ys[val])
+            val_value = _evaluate(estimator, kept, xs[val], ys[val])
             history.append(HistoryPoint(step, running / running_n, val_value))
             running, running_n = 0.0, 0
-            if bar is not None:
-                bar.set_postfix(val=f"{val_value:.3f}")
+            if on_eval is not None:
+                on_eval(step, val_value)
             if val_value > best_val:
                 best_val, best_step, best_state, since_best = val_value, step, snapshot(), 0
             else:
                 since_best += 1
                 if since_best >= patience:
                     break
-    if bar is not None:
-        bar.update(max_steps - step)  # early stopping: count the steps not run as done
-    model.load_state_dict(best_state[0])
+    # not converged: the steps ran out while the validation bound was still rising (its best
+    # value among the last two evaluations, after at least one improvement)
+    converged = (since_best >= patience or best_step == 0
+                 or best_step < history[max(0, len(history) - 2)].step)
+    model.load_state_dict(best_state[0])  # the same architecture as the average's module
     estimator.load_state_dict(best_state[1])
     model.eval()
     estimator.eval()
     # the bounds, and the fold's value with each jackknife group left out of its evaluations
-    held_out, loo = _evaluate_leaving_groups_out(estimator, model, xs[test], ys[test],
-                                                 group_of[test], groups)
+    held_out, loo, log_z = _evaluate_leaving_groups_out(estimator, model, xs[test], ys[test],
+                                                        group_of[test], groups)
     own = train[: len(test)]
     corrected = report == "corrected"
-    in_sample, own_loo = _evaluate_leaving_groups_out(estimator, model, xs[own], ys[own],
-                                                      group_of[own], groups if corrected else 0)
+    in_sample, own_loo, _ = _evaluate_leaving_groups_out(
+        estimator, model, xs[own], ys[own], group_of[own], groups if corrected else 0)
     value = (held_out + in_sample) / 2 if corrected else held_out
     if corrected:
         loo = (loo + own_loo) / 2
@@ -145,4 +235,8 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
         critic=model,
         estimator=estimator,
         standardization=Standardization(x_mean, x_scale, y_mean, y_scale),
+        start_held_out=start_held_out,
+        log_partition=log_z,
+        converged=converged,
     ), loo
+

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from pathlib import Path
+from typing import Any, NamedTuple
 
-from torch import nn
+from torch import Tensor, nn
 
-from mitools.estimate.data import Standardization
+from mitools.estimate.data import MarginTransform, Standardization
+from mitools.estimate.diagnostics import Diagnostics
 from mitools.estimate.folds import Split
 from mitools.estimators import Estimator
 
@@ -18,7 +20,8 @@ __all__ = ["FoldResult", "HistoryPoint", "MIEstimate"]
 class HistoryPoint(NamedTuple):
     """One evaluation during training: ``step`` (training steps done; 0 is the initial
     critic), ``train`` (mean of the minibatch bound values since the previous evaluation,
-    nats; NaN at step 0) and ``val`` (the bound on the whole validation split, nats)."""
+    nats; NaN at step 0) and ``val`` (the bound on the whole validation split, nats: the
+    training criterion on held-back samples, used to choose the critic; not the estimate)."""
 
     step: int
     train: float
@@ -40,8 +43,14 @@ class FoldResult:
         split: the fold's train / validation / test indices into the samples.
         critic: the trained critic (on standardised inputs, in evaluation mode).
         estimator: the trained estimator module (holds learned baselines, if any).
-        standardization: the location/scale applied before the critic (after the rank
-            transform with ``margins="ranks"``).
+        standardization: the location/scale applied before the critic (after the margins
+            transform).
+        start_held_out: the bound of the initial critic (the Gaussian fit with
+            ``init="gaussian"``) on the test part, in nats; NaN if not evaluated.
+        log_partition: :math:`\\log` of the mean of :math:`e^{f}` over the test part's
+            negative pairs, in nats; :meth:`MIEstimate.pointwise` subtracts it.
+        converged: False when training ran to ``max_steps`` while the validation bound was
+            still improving (its best step within the last ``patience`` evaluations).
     """
 
     held_out: float
@@ -54,6 +63,9 @@ class FoldResult:
     critic: nn.Module = field(repr=False)
     estimator: Estimator = field(repr=False)
     standardization: Standardization = field(repr=False)
+    start_held_out: float = math.nan
+    log_partition: float = math.nan
+    converged: bool = True
 
 
 @dataclass(frozen=True)
@@ -63,15 +75,26 @@ class MIEstimate:
     Returned by :func:`estimate_mi` (``method="neural"``) and by the classical estimators
     (KSG, Gaussian, mixed discrete-continuous), so that results from every method can be
     compared and tabulated alike. Fields that only a neural estimate has are ``None``
-    (``bound``, ``report``) or NaN (``held_out``, ``in_sample``, ``optimism``) otherwise, and
-    ``folds`` is empty.
+    (``bound``, ``report``, ``diagnostics``) or NaN (``held_out``, ``in_sample``,
+    ``optimism``) otherwise, and ``folds`` is empty.
+
+    **What the interval means** is in ``sided``:
+
+    * ``"two-sided"``: ``interval = (low, high)`` is a confidence interval for the MI at
+      ``level``.
+    * ``"lower"``: ``interval = (low, inf)``: with confidence ``level``, the MI is at least
+      ``low``. :func:`estimate_mi` reports this: a critic family can miss part of the
+      dependence, and nothing in the data bounds what it missed, so no upper limit is
+      claimed; ``low`` is a lower confidence bound for the best bound of the critic family,
+      itself at most the MI. ``stderr`` is the sampling noise of ``value`` alone.
 
     Attributes:
         value: the estimate in nats.
         stderr: its standard error, in nats (how: ``uncertainty``). For
             :func:`estimate_mi`, a delete-a-group jackknife over the samples, with the fold
             critics held fixed.
-        interval: ``(low, high)`` in nats, at confidence ``level`` (how: ``uncertainty``).
+        interval: ``(low, high)`` in nats, at confidence ``level`` (``high = inf`` when
+            ``sided == "lower"``).
         level: confidence level of ``interval``.
         method: which estimator produced it: ``"neural"`` for :func:`estimate_mi`, or the
             name of a classical estimator.
@@ -84,6 +107,13 @@ class MIEstimate:
             ``report="corrected"``.
         report: ``"corrected"`` or ``"held_out"`` (neural only).
         folds: one :class:`FoldResult` per fold (neural only).
+        sided: ``"two-sided"`` or ``"lower"``: see above.
+        diagnostics: signs of a critic family that misses the dependence, or of training
+            that did not finish (:class:`~mitools.estimate.Diagnostics`; neural only).
+        margins: the fitted margins transforms of ``x`` and ``y`` (neural only), used by
+            :meth:`pointwise` on new samples.
+        settings: the options the estimate was made with (plain values), used by
+            :meth:`load` to rebuild the critics.
     """
 
     value: float
@@ -98,18 +128,72 @@ class MIEstimate:
     optimism: float = math.nan
     report: str | None = None
     folds: tuple[FoldResult, ...] = field(default=(), repr=False)
+    sided: str = "two-sided"
+    diagnostics: Diagnostics | None = field(default=None, repr=False)
+    margins: tuple[MarginTransform, MarginTransform] | None = field(default=None, repr=False)
+    settings: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __str__(self) -> str:
+        pct = f"{100 * self.level:g} %"
+        if self.sided == "lower":
+            text = (f"I(X; Y) >= {self.interval[0]:.4f} nats ({pct} lower confidence bound); "
+                    f"estimate {self.value:.4f} ± {self.stderr:.4f} (sampling noise)")
+        else:
+            text = (f"I(X; Y) = {self.value:.4f} ± {self.stderr:.4f} nats, {pct} interval "
+                    f"[{self.interval[0]:.4f}, {self.interval[1]:.4f}]")
+        if self.diagnostics is not None and self.diagnostics.flags:
+            text += "; " + "; ".join(self.diagnostics.flags)
+        return f"{text} [{self.method}]"
+
+    def _neural(self, what: str) -> None:
+        if not self.folds:
+            raise ValueError(f"{what} needs a neural estimate (from estimate_mi); this one was "
+                             f"made by method={self.method!r}")
 
     @property
     def critic(self) -> nn.Module:
         """The first fold's trained critic (apply its ``standardization`` first)."""
+        self._neural("critic")
         return self.folds[0].critic
 
     @property
     def standardization(self) -> Standardization:
         """The first fold's standardisation."""
+        self._neural("standardization")
         return self.folds[0].standardization
 
     @property
     def history(self) -> list[HistoryPoint]:
         """The first fold's training history."""
+        self._neural("history")
         return self.folds[0].history
+
+    def pointwise(self, x: Any, y: Any, fold: int | None = None) -> Tensor:
+        """The fitted critics' pointwise MI of new pairs; see
+        :func:`mitools.estimate.pointwise_mi` (``fold``: one fold's critic; default: the
+        mean over folds)."""
+        from mitools.estimate.pointwise import pointwise_mi
+
+        return pointwise_mi(self, x, y, fold=fold)
+
+    def save(self, path: str | Path) -> None:
+        """Write the estimate, critics included, to ``path``; see
+        :func:`mitools.estimate.save_estimate`."""
+        from mitools.estimate.persist import save_estimate
+
+        save_estimate(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path, critic: nn.Module | None = None,
+             bound: Estimator | None = None) -> MIEstimate:
+        """Read an estimate written by :meth:`save`; see
+        :func:`mitools.estimate.load_estimate`."""
+        from mitools.estimate.persist import load_estimate
+
+        return load_estimate(path, critic=critic, bound=bound)
+
+    def plot_history(self, ax: Any = None) -> Any:
+        """Plot every fold's training history; see :func:`mitools.estimate.plot_history`."""
+        from mitools.estimate.plot import plot_history
+
+        return plot_history(self, ax=ax)

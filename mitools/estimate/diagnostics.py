@@ -1,0 +1,97 @@
+"""Signs that :func:`~mitools.estimate.estimate_mi`'s critics missed part of the dependence."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mitools.estimate.result import FoldResult
+
+__all__ = ["Diagnostics"]
+
+#: the held-out/in-sample gap, relative to the estimate, above which a fit is flagged
+OPTIMISM_SHARE = 0.1
+#: the share of the held-out bound learned beyond the Gaussian start above which it is flagged
+RESIDUAL_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    r"""Signs of a critic family that misses part of the dependence, or of unfinished training.
+
+    A critic family that cannot express the pointwise MI gives a bound below the MI, and
+    the interval cannot show it: the jackknife measures sampling noise with the critics held
+    fixed. These numbers show when that is likely; ``flags`` says it in words (empty when
+    nothing is flagged), and :func:`~mitools.estimate.estimate_mi` warns with them.
+
+    Attributes:
+        optimism_share: ``(in_sample - held_out) / 2`` relative to the estimate: how much
+            better the critics score their own training pairs than new ones. Large values
+            mean a family flexible enough to fit noise, trained on few samples for it.
+        residual_share: the share of the held-out bound gained by training beyond the
+            initial critic (the Gaussian fit with ``init="gaussian"``); NaN without that
+            start. Large values mean dependence that is not Gaussian after the margins
+            transform, where the trained part of the critic, and so the estimate, is
+            least certain.
+        start_value: mean over folds of the initial critic's held-out bound, nats.
+        unconverged_folds: folds that ran to ``max_steps`` while the validation bound was
+            still improving.
+        folds: number of folds.
+        flags: one sentence per sign found.
+    """
+
+    optimism_share: float
+    residual_share: float
+    start_value: float
+    unconverged_folds: int
+    folds: int
+    flags: tuple[str, ...]
+
+    @property
+    def likely_misspecified(self) -> bool:
+        """Whether any sign was found."""
+        return bool(self.flags)
+
+
+def diagnose(folds: Sequence[FoldResult], value: float, stderr: float,
+             max_steps: int) -> Diagnostics:
+    """The :class:`Diagnostics` of fitted folds (``value``, ``stderr``: the estimate's)."""
+    k = len(folds)
+    held_out = sum(f.held_out for f in folds) / k
+    in_sample = sum(f.in_sample for f in folds) / k
+    scale = max(abs(value), 0.05)  # below ~0.05 nats, shares of the estimate mean nothing
+    optimism = (in_sample - held_out) / 2
+    optimism_share = optimism / scale
+    start = sum(f.start_held_out for f in folds) / k
+    residual_share = (held_out - start) / scale if math.isfinite(start) else math.nan
+    unconverged = sum(not f.converged for f in folds)
+    flags = []
+    if unconverged:
+        flags.append(
+            f"{unconverged} of {k} folds ran to max_steps={max_steps} while the validation bound "
+            f"was still improving; the estimate may be low: raise max_steps (e.g. to "
+            f"{2 * max_steps}) or lr"
+        )
+    if optimism_share > OPTIMISM_SHARE and optimism > 2 * stderr:
+        flags.append(
+            f"the critics score their own training pairs {2 * optimism:.3f} nats higher than new "
+            f"pairs ({100 * optimism_share:.0f} % of the estimate): the fit is uncertain beyond "
+            "the sampling noise that stderr measures"
+        )
+    if residual_share > RESIDUAL_SHARE and held_out - start > 2 * stderr:
+        flags.append(
+            f"{100 * residual_share:.0f} % of the held-out bound was learned beyond the "
+            f"Gaussian fit ({start:.3f} nats): the dependence is not Gaussian after the "
+            "margins transform, where a critic family can fall short of the MI"
+        )
+    return Diagnostics(
+        optimism_share=optimism_share,
+        residual_share=residual_share,
+        start_value=start,
+        unconverged_folds=unconverged,
+        folds=k,
+        flags=tuple(flags),
+    )

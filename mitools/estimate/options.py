@@ -1,0 +1,109 @@
+"""Checking :func:`~mitools.estimate.estimate_mi`'s options: numbers, device, threads, sizes."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import Tensor
+
+#: at most this many threads by default: more rarely helps the small matrices of a critic,
+#: and on a shared machine every extra thread competes with other jobs
+DEFAULT_MAX_THREADS = 4
+#: samples needed per fold: each fold's test part is split into at least 5 jackknife groups
+#: of at least 2 samples
+MIN_SAMPLES_PER_FOLD = 10
+
+
+def check_int(name: str, value: Any, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+def check_number(name: str, value: Any, low: float, *, strict: bool = True) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+        value > low if strict else value >= low)
+    if not ok:
+        what = "a positive number" if (low == 0 and strict) else f"a number >= {low}"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
+def available_devices() -> list[str]:
+    """Devices this PyTorch can use: ``cpu``, each CUDA device, ``mps`` where present."""
+    devices = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def resolve_device(device: Any, x: Any) -> torch.device:
+    """``None``: the device of a tensor ``x`` off the CPU, else CUDA when available, else the
+    CPU. A named device must exist, or the error says which do."""
+    if device is None:
+        if isinstance(x, Tensor) and x.device.type != "cpu":
+            return x.device
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device must be None, a torch.device or a name like 'cpu' or 'cuda', got {device!r}"
+            f"; available here: {', '.join(available_devices())}"
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "built without CUDA" if torch.version.cuda is None else (
+                f"built with CUDA {torch.version.cuda}, but no GPU or driver was found")
+            raise ValueError(
+                f"device={device!r}: CUDA is not available (this PyTorch {torch.__version__} is "
+                f"{build}); available devices: {', '.join(available_devices())}. Leave "
+                "device=None to use a GPU when there is one and the CPU otherwise"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device={device!r}: there are {torch.cuda.device_count()} CUDA "
+                             f"devices; available: {', '.join(available_devices())}")
+    elif dev.type == "mps" and "mps" not in available_devices():
+        raise ValueError(f"device={device!r}: MPS is not available; available devices: "
+                         f"{', '.join(available_devices())}")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device={device!r} is not supported; available devices: "
+                         f"{', '.join(available_devices())}")
+    return dev
+
+
+def default_threads() -> int:
+    """``min(4, CPUs this process may use)``."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(DEFAULT_MAX_THREADS, cpus))
+
+
+def resolve_threads(threads: Any) -> int:
+    if threads is None:
+        return default_threads()
+    check_int("threads", threads)
+    return threads
+
+
+def check_sample_size(n: int, folds: int, dim: int, train_size: int) -> None:
+    """Enough samples for the folds, the jackknife and (``dim`` features) a covariance fit."""
+    need = MIN_SAMPLES_PER_FOLD * folds
+    if n < need:
+        fewer = max(2, n // MIN_SAMPLES_PER_FOLD)
+        raise ValueError(
+            f"estimate_mi needs at least {MIN_SAMPLES_PER_FOLD} samples per fold, n >= {need} for "
+            f"folds={folds}; got n={n}. Each fold holds out n/folds samples to measure the "
+            "critic on, and its uncertainty needs at least 5 groups of 2 of them. "
+            + (f"Use folds={fewer} or more samples." if n >= 2 * MIN_SAMPLES_PER_FOLD
+               else "Collect more samples: with so few, no estimate of MI is meaningful.")
+        )
+    if train_size <= dim:
+        raise ValueError(
+            f"the Gaussian start fits a covariance of x and y's {dim} features to each fold's "
+            f"{train_size} training samples, which needs more samples than features: use more "
+            "samples, fewer folds, or init='random' with another critic"
+        )

@@ -1,0 +1,183 @@
+"""Saving an :class:`~mitools.estimate.MIEstimate` and loading it back, critics included.
+
+The file holds tensors and plain values only (numbers, strings, lists, dicts), written by
+:func:`torch.save` and read with ``torch.load(..., weights_only=True)``, which refuses
+anything else: loading a file from elsewhere cannot run code. Critics are stored as their
+``state_dict`` and rebuilt from the options they were made with.
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from mitools.estimate.data import MarginTransform, Standardization
+from mitools.estimate.diagnostics import Diagnostics
+from mitools.estimate.folds import Split
+from mitools.estimators import Estimator, get_estimator
+
+if TYPE_CHECKING:
+    from mitools.estimate.result import MIEstimate
+
+__all__ = ["load_estimate", "save_estimate"]
+
+FORMAT = "mitools.MIEstimate"
+VERSION = 1
+_SCALARS = ("value", "stderr", "level", "method", "uncertainty", "bound", "held_out",
+            "in_sample", "optimism", "report", "sided")
+_FOLD_SCALARS = ("held_out", "in_sample", "value", "best_step", "steps", "start_held_out",
+                 "log_partition", "converged")
+
+
+def save_estimate(result: MIEstimate, path: str | Path) -> None:
+    """Write ``result`` to ``path`` (any suffix; ``.pt`` is usual), critics included.
+
+    Args:
+        result: an :class:`~mitools.estimate.MIEstimate`, neural or classical.
+        path: the file to write.
+
+    Example:
+        >>> import tempfile, os, mitools
+        >>> from mitools.estimate import MIEstimate
+        >>> x, y = mitools.CorrelatedGaussian(dim=1, mi=0.5).sample(400, generator=0)
+        >>> r = mitools.estimate_mi(x, y, folds=2, max_steps=20, eval_every=10)
+        >>> path = os.path.join(tempfile.mkdtemp(), "estimate.pt")
+        >>> r.save(path)
+        >>> MIEstimate.load(path).value == r.value
+        True
+    """
+    payload: dict[str, Any] = {"format": FORMAT, "version": VERSION}
+    payload.update({name: getattr(result, name) for name in _SCALARS})
+    payload["interval"] = [float(v) for v in result.interval]
+    payload["diagnostics"] = None if result.diagnostics is None else asdict(result.diagnostics)
+    if payload["diagnostics"] is not None:
+        payload["diagnostics"]["flags"] = list(payload["diagnostics"]["flags"])
+    payload["margins"] = None if result.margins is None else [
+        {"kind": m.kind, "params": [p.cpu() for p in m.params], "dim_in": m.dim_in}
+        for m in result.margins
+    ]
+    payload["settings"] = dict(result.settings)
+    payload["folds"] = [_fold_payload(f) for f in result.folds]
+    torch.save(payload, Path(path))
+
+
+def _fold_payload(fold: Any) -> dict[str, Any]:
+    out = {name: getattr(fold, name) for name in _FOLD_SCALARS}
+    out["history"] = [[float(v) for v in h] for h in fold.history]
+    out["split"] = [p.cpu() for p in fold.split]
+    out["standardization"] = [t.cpu() for t in fold.standardization]
+    out["critic"] = {k: v.cpu() for k, v in fold.critic.state_dict().items()}
+    out["estimator"] = {k: v.cpu() for k, v in fold.estimator.state_dict().items()}
+    return out
+
+
+def load_estimate(path: str | Path, critic: nn.Module | None = None,
+                  bound: Estimator | None = None) -> MIEstimate:
+    """Read an estimate written by :func:`save_estimate`, on the CPU.
+
+    Args:
+        path: the file.
+        critic: a module of the same architecture, needed only when the estimate was made
+            with a custom critic module (each fold loads its weights into a copy).
+        bound: an estimator of the same kind, needed only when the estimate was made with a
+            custom :class:`~mitools.estimators.Estimator` object.
+
+    Returns:
+        The :class:`~mitools.estimate.MIEstimate`, with trained critics in evaluation mode.
+
+    Raises:
+        ValueError: the file is not a mitools estimate, holds objects other than tensors and
+            plain values (refused by ``torch.load(weights_only=True)``), or needs ``critic=``
+            or ``bound=`` (the message says which).
+        FileNotFoundError: no such file.
+    """
+    from mitools.estimate.fit import _build_critic
+    from mitools.estimate.result import FoldResult, HistoryPoint, MIEstimate
+
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as exc:
+        raise ValueError(
+            f"{path}: refused: not a file of tensors and plain values (torch.load with "
+            f"weights_only=True could not read it safely: {str(exc).splitlines()[0]})"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a mitools estimate (no {FORMAT!r} format marker)")
+    if payload.get("version") != VERSION:
+        raise ValueError(f"{path}: estimate file version {payload.get('version')!r}; this "
+                         f"mitools reads version {VERSION}")
+    settings = payload["settings"]
+    folds = []
+    for f in payload["folds"]:  # a loop over folds
+        folds.append(FoldResult(
+            history=[HistoryPoint(int(h[0]), h[1], h[2]) for h in f["history"]],
+            split=Split(*f["split"]),
+            critic=_load_module(f["critic"], settings, critic, _build_critic, path),
+            estimator=_load_estimator(f["estimator"], settings, bound, path),
+            standardization=Standardization(*f["standardization"]),
+            **{name: f[name] for name in _FOLD_SCALARS},
+        ))
+    diagnostics = payload["diagnostics"]
+    if diagnostics is not None:
+        diagnostics = Diagnostics(**{**diagnostics, "flags": tuple(diagnostics["flags"])})
+    margins = payload["margins"]
+    if margins is not None:
+        margins = tuple(MarginTransform(m["kind"], tuple(m["params"]), m["dim_in"])
+                        for m in margins)
+    return MIEstimate(
+        interval=(payload["interval"][0], payload["interval"][1]),
+        folds=tuple(folds),
+        diagnostics=diagnostics,
+        margins=margins,
+        settings=settings,
+        **{name: payload[name] for name in _SCALARS},
+    )
+
+
+def _load_module(state: dict, settings: dict, template: nn.Module | None, build: Any,
+                 path: Path) -> nn.Module:
+    if template is not None:
+        module = copy.deepcopy(template)
+    elif settings.get("critic") in (None, "custom"):
+        raise ValueError(f"{path}: the estimate was made with a custom critic module; pass a "
+                         "module of the same architecture as critic=")
+    else:
+        module = build(settings["critic"], settings["dim_x"], settings["dim_y"],
+                       tuple(settings["hidden"]), settings["embed_dim"], settings["potentials"])
+    dtype = getattr(torch, settings.get("dtype", "float32"))
+    module = module.to(dtype)
+    module.load_state_dict(state)
+    return module.eval()
+
+
+def _load_estimator(state: dict, settings: dict, template: Estimator | None,
+                    path: Path) -> Estimator:
+    if template is not None:
+        estimator = copy.deepcopy(template)
+    elif settings.get("bound") in (None, "custom"):
+        raise ValueError(f"{path}: the estimate was made with a custom Estimator object; pass "
+                         "one of the same kind as bound=")
+    else:
+        estimator = get_estimator(settings["bound"], **settings.get("bound_kwargs", {}))
+    dtype = getattr(torch, settings.get("dtype", "float32"))
+    estimator = estimator.to(dtype)
+    estimator.load_state_dict(state)
+    return estimator.eval()
+
+
+def _is_plain(value: Any) -> bool:
+    """Whether ``value`` is a plain value ``weights_only`` loading accepts."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    return False

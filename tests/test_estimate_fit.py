@@ -1,0 +1,124 @@
+"""estimate_mi's fitting machinery against brute-force references: the joint critic, training
+on sampled negatives, the jackknife's fast path, and the log-partition."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from mitools.estimate import critic as critic_module
+from mitools.estimate.critic import JointResidual, QuadraticJointCritic
+from mitools.estimate.fit import _batch_value, _evaluate_leaving_groups_out
+from mitools.estimate.pointwise import log_partition
+from mitools.estimators import get_estimator
+
+
+def _critic(dx: int = 3, dy: int = 2, seed: int = 0, dtype=torch.float32) -> QuadraticJointCritic:
+    torch.manual_seed(seed)
+    c = QuadraticJointCritic(dx, dy, (8,), 5).to(dtype)
+    with torch.no_grad():
+        c.residual.v.normal_()  # a non-zero residual
+    return c
+
+
+def test_joint_residual_matches_a_loop_over_pairs() -> None:
+    c = _critic()
+    x, y = torch.randn(7, 3), torch.randn(6, 2)
+    r = c.residual
+    with torch.no_grad():
+        loop = torch.tensor([[float(torch.relu(r.g(x[i]) + r.h(y[j])) @ r.v) for j in range(6)]
+                             for i in range(7)])
+    torch.testing.assert_close(r(x, y), loop, atol=1e-5, rtol=1e-5)
+    # the whole critic is the quadratic critic plus the residual
+    torch.testing.assert_close(c(x, y), c.quadratic(x, y) + loop, atol=1e-5, rtol=1e-5)
+
+
+def test_joint_residual_chunks_agree_with_one_block(monkeypatch) -> None:
+    c = _critic()
+    x, y = torch.randn(50, 3), torch.randn(40, 2)
+    whole = c(x, y)
+    monkeypatch.setattr(critic_module, "CHUNK_ELEMENTS", 5 * 40)  # blocks of one row
+    torch.testing.assert_close(c(x, y), whole)
+    # leading batch dimensions
+    xb, yb = torch.randn(2, 4, 3), torch.randn(2, 5, 2)
+    assert c(xb, yb).shape == (2, 4, 5)
+    torch.testing.assert_close(c(xb, yb)[1], c(xb[1], yb[1]))
+
+
+def test_joint_residual_gradients() -> None:
+    torch.manual_seed(0)
+    r = JointResidual(2, 2, (4,), 3).double()
+    with torch.no_grad():
+        r.v.normal_()
+    x = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: r(a, b), (x, y))
+
+
+def test_the_residual_starts_at_zero_after_the_gaussian_fit() -> None:
+    c = _critic()
+    x, y = torch.randn(200, 3), torch.randn(200, 2)
+    c.init_gaussian_(x, y)
+    torch.testing.assert_close(c.residual(x, y), torch.zeros(200, 200))
+    torch.testing.assert_close(c(x, y), c.quadratic(x, y))
+
+
+def test_score_pairs_are_entries_of_the_score_matrix() -> None:
+    c = _critic()
+    x, y = torch.randn(10, 3), torch.randn(10, 2)
+    rows, cols = torch.randint(0, 10, (30,)), torch.randint(0, 10, (30,))
+    torch.testing.assert_close(c.score_pairs(x, y, rows, cols), c(x, y)[rows, cols])
+
+
+@pytest.mark.parametrize("name", ["dv", "mine", "nwj"])
+def test_sampled_negatives_with_every_shift_give_the_bound_on_all_pairs(name: str) -> None:
+    c = _critic()
+    x, y = torch.randn(12, 3), torch.randn(12, 2)
+    estimator = get_estimator(name).eval()
+    gen = torch.Generator().manual_seed(0)
+    sampled = _batch_value(estimator, c, x, y, negatives=11, gen=gen)
+    torch.testing.assert_close(sampled, estimator(c(x, y)), atol=1e-5, rtol=1e-5)
+
+
+def test_sampled_negatives_are_the_bound_on_the_chosen_pairs() -> None:
+    c = _critic()
+    b, m = 16, 4
+    x, y = torch.randn(b, 3), torch.randn(b, 2)
+    gen = torch.Generator().manual_seed(3)
+    value = _batch_value(get_estimator("dv"), c, x, y, negatives=m, gen=gen)
+    # the same shifts, drawn again, and DV written out on those pairs
+    shifts = torch.randperm(b - 1, generator=torch.Generator().manual_seed(3))[:m] + 1
+    full = c(x, y)
+    neg = torch.stack([full[i, (i + s) % b] for s in shifts.tolist() for i in range(b)])
+    expected = full.diagonal().mean() - (torch.logsumexp(neg, 0) - math.log(neg.numel()))
+    torch.testing.assert_close(value, expected, atol=1e-5, rtol=1e-5)
+    assert not any(((i + s) % b) == i for s in shifts.tolist() for i in range(b))
+
+
+def test_other_bounds_and_critics_train_on_all_pairs() -> None:
+    c = _critic()
+    x, y = torch.randn(12, 3), torch.randn(12, 2)
+    estimator = get_estimator("infonce")
+    gen = torch.Generator().manual_seed(0)
+    torch.testing.assert_close(_batch_value(estimator, c, x, y, 4, gen), estimator(c(x, y)))
+
+
+@pytest.mark.parametrize("name", ["dv", "nwj", "mine", "infonce", "smile"])
+def test_jackknife_values_equal_masked_evaluations(name: str) -> None:
+    torch.manual_seed(0)
+    n, groups = 120, 7
+    scores = torch.randn(n, n, dtype=torch.float64) * 2 + 3 * torch.eye(n, dtype=torch.float64)
+    group_of = torch.randint(0, groups, (n,))
+    estimator = get_estimator(name).eval()
+    value, loo, log_z = _evaluate_leaving_groups_out(
+        estimator, lambda a, b: scores, torch.zeros(n, 1), None, group_of, groups)
+    expected = torch.tensor([float(estimator(scores, row_mask=group_of != g,
+                                             col_mask=group_of != g)) for g in range(groups)],
+                            dtype=torch.float64)
+    torch.testing.assert_close(loo, expected, atol=1e-9, rtol=1e-9)
+    assert value == pytest.approx(float(estimator(scores)))
+    off = scores[~torch.eye(n, dtype=torch.bool)]
+    assert log_z == pytest.approx(float(torch.logsumexp(off, 0) - math.log(off.numel())))
+    assert log_partition(scores) == log_z

@@ -1,0 +1,301 @@
+"""estimate_mi's inputs: array-likes, dtypes and precision, discrete labels, errors and warnings
+in the user's terms, devices and threads."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from mitools import CorrelatedGaussian
+from mitools.estimate import MarginTransform, estimate_mi, gaussianize_margins
+from mitools.estimate.data import _as_2d_tensor
+from mitools.estimate.options import default_threads
+
+FAST = dict(max_steps=40, eval_every=20, folds=3, hidden=(16,), embed_dim=8, threads=1)
+
+
+def _gaussian(n: int = 300, dim: int = 2, mi: float = 0.5, seed: int = 0):
+    return CorrelatedGaussian(dim, mi).sample(n, generator=seed)
+
+
+def _quiet(**kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return estimate_mi(**kwargs)
+
+
+# --- issue 15, item 1: precision is not lost before location and scale are removed ---------
+
+
+def _timestamps():
+    rng = np.random.default_rng(0)
+    i = rng.permutation(600)
+    x = 1_700_000_000 + i  # int64 timestamps: float32 spacing near 1.7e9 is 128
+    y = i + rng.normal(0, 5, 600)
+    return i, x, y
+
+
+TIMESTAMP_OPTIONS = dict(folds=3, max_steps=60, eval_every=20, hidden=(32,), threads=1)
+
+
+def test_large_integers_give_the_estimate_of_their_shift() -> None:
+    _, x, y = _timestamps()
+    assert x.dtype == np.int64
+    as_int = _quiet(x=x, y=y, **TIMESTAMP_OPTIONS)
+    shifted = _quiet(x=x - x.min(), y=y, **TIMESTAMP_OPTIONS)
+    as_float64 = _quiet(x=x.astype(np.float64), y=y, **TIMESTAMP_OPTIONS)
+    # ranks are computed on the values as given: the three inputs are the same to the critic
+    assert as_int.value == shifted.value == as_float64.value
+    # y = i + N(0, 25): I = 0.5 log(1 + var(i) / 25) = 2.77 nats; 60 steps reach most of it
+    assert as_int.value == pytest.approx(2.66, abs=0.06)
+
+
+def test_large_integers_keep_their_precision_when_standardized() -> None:
+    _, x, y = _timestamps()
+    options = dict(TIMESTAMP_OPTIONS, margins="standardize")
+    as_int = _quiet(x=x, y=y, **options)
+    shifted = _quiet(x=x - x.min(), y=y, **options)
+    assert as_int.value == pytest.approx(shifted.value, abs=1e-4)
+    assert as_int.value > 2.3
+
+
+def test_dtypes_are_kept_until_the_margins_transform() -> None:
+    assert _as_2d_tensor(np.array([1, 2, 3], dtype=np.int64), "x").dtype == torch.int64
+    assert _as_2d_tensor(np.array([True, False]), "x").dtype == torch.int64
+    assert _as_2d_tensor(np.array([1.0], dtype=np.float16), "x").dtype == torch.float32
+    assert _as_2d_tensor(torch.tensor([1.0], dtype=torch.bfloat16), "x").dtype == torch.float32
+    assert _as_2d_tensor(np.array([1.0]), "x").dtype == torch.float64
+    big = np.array([2**62, 2**62 + 1, 2**62 + 2], dtype=np.int64)
+    z = gaussianize_margins(_as_2d_tensor(big, "x"))  # ranks of huge integers: exact
+    assert z.dtype == torch.float64 and torch.equal(torch.argsort(z[:, 0]), torch.arange(3))
+
+
+def test_float64_input_computes_in_float32_by_default() -> None:
+    x, y = _gaussian(300)
+    r = _quiet(x=x.double().numpy(), y=y.double().numpy(), **FAST)
+    assert next(r.critic.parameters()).dtype == torch.float32
+    r64 = _quiet(x=x, y=y, dtype=torch.float64, **FAST)
+    assert next(r64.critic.parameters()).dtype == torch.float64
+    assert r64.value == pytest.approx(r.value, abs=0.02)
+
+
+# --- issue 14, item 4: inputs a user has ---------------------------------------------------
+
+
+def test_pandas_dataframe_and_series_are_accepted() -> None:
+    pd = pytest.importorskip("pandas")
+    x, y = _gaussian(300, dim=2)
+    frame = pd.DataFrame(x.numpy(), columns=["a", "b"])
+    series = pd.Series(y[:, 0].numpy(), name="target")
+    r = _quiet(x=frame, y=series, **FAST)
+    plain = _quiet(x=x.numpy(), y=y[:, 0].numpy(), **FAST)
+    assert r.value == plain.value
+
+
+def test_non_numeric_dataframe_columns_are_named() -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": np.arange(50.0), "city": ["x"] * 50})
+    with pytest.raises(TypeError, match=r"numeric columns only; non-numeric: 'city' \(object\)"):
+        estimate_mi(frame, np.arange(50.0), **FAST)
+
+
+class _ArrayLike:
+    def __init__(self, a):
+        self.a = a
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.a, dtype=dtype)
+
+
+def test_anything_with_array_protocol_and_lists_are_accepted() -> None:
+    x, y = _gaussian(300, dim=1)
+    a = _quiet(x=_ArrayLike(x.numpy()), y=y.numpy().tolist(), **FAST)
+    b = _quiet(x=x, y=y, **FAST)
+    assert a.value == b.value
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.array([1 + 2j] * 50), r"y must hold real numbers, got numpy dtype complex128"),
+        (np.array(["a"] * 50), r"y must hold real numbers, got numpy dtype <U1"),
+        (np.array(["2024-01-01"] * 50, dtype="datetime64[D]"), r"dates/durations"),
+        (torch.ones(50, dtype=torch.complex64), r"y must hold real numbers, got a tensor of "
+                                                r"dtype torch.complex64"),
+        ("abc", r"y must be array-like"),
+        (3.0, r"y must be array-like"),
+    ],
+)
+def test_non_numbers_name_the_dtype_the_user_passed(bad, match) -> None:
+    with pytest.raises(TypeError, match=match):
+        estimate_mi(np.arange(50.0), bad, **FAST)
+
+
+def test_boolean_labels_are_numbers() -> None:
+    g = torch.Generator().manual_seed(0)
+    label = torch.rand(400, generator=g) < 0.5
+    x = label.double()[:, None] * 2 + torch.randn(400, 1, generator=g, dtype=torch.float64)
+    r = _quiet(x=x.numpy(), y=label.numpy(), **FAST)
+    assert r.value > 0.2
+
+
+# --- discrete labels ------------------------------------------------------------------------
+
+
+def _labels(n: int = 1500, seed: int = 0):
+    """Three balanced classes, x | c ~ N(mu_c, 1) with mu = (-3, 0, 3); I(X; C) by quadrature."""
+    g = torch.Generator().manual_seed(seed)
+    c = torch.randint(0, 3, (n,), generator=g)
+    x = (c.double() - 1) * 3 + torch.randn(n, generator=g, dtype=torch.float64)
+    grid = torch.linspace(-12, 12, 20001, dtype=torch.float64)
+    dens = torch.stack([torch.exp(-0.5 * (grid - m) ** 2) / math.sqrt(2 * math.pi)
+                        for m in (-3.0, 0.0, 3.0)])
+    mix = dens.mean(0)
+    h_x = -float(torch.trapezoid(mix * torch.log(mix), grid))
+    truth = h_x - 0.5 * math.log(2 * math.pi * math.e)
+    return x, c, truth
+
+
+def test_discrete_labels_are_one_hot_and_order_free() -> None:
+    x, c, truth = _labels()
+    options = dict(max_steps=300, eval_every=50, folds=3)
+    a = _quiet(x=x, y=c, discrete_y=True, **options)
+    relabelled = torch.tensor([7, -2, 40])[c]  # another coding, another order
+    b = _quiet(x=x, y=relabelled, discrete_y=True, **options)
+    assert a.margins[1].kind == "discrete" and a.margins[1].dim_out == 2
+    assert abs(a.value - truth) < 0.08 and abs(b.value - truth) < 0.08
+    assert a.interval[0] < truth
+
+
+def test_few_valued_columns_warn_unless_declared_discrete() -> None:
+    x, c, _ = _labels(600)
+    with pytest.warns(UserWarning, match=r"y looks discrete \(column 0: 3 values\).*"
+                                         r"discrete_y=True"):
+        _quiet(x=x, y=c, **FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        _quiet(x=x, y=c, discrete_y=True, **FAST)
+        # two values: as a number or one-hot, the same thing; no warning
+        _quiet(x=x, y=c > 0, **FAST)
+
+
+def test_discrete_rejects_continuous_and_constant_columns() -> None:
+    x, y = _gaussian(300, dim=1)
+    with pytest.raises(ValueError, match=r"discrete_x=True but x has 300 distinct values"):
+        estimate_mi(x, y, discrete_x=True, **FAST)
+    with pytest.raises(ValueError, match=r"discrete_y=True but y holds a single value"):
+        estimate_mi(x, torch.zeros(300), discrete_y=True, **FAST)
+
+
+def test_margin_transform_maps_fitted_values_to_their_own_scores() -> None:
+    g = torch.Generator().manual_seed(0)
+    a = torch.cat([torch.randn(200, 2, generator=g, dtype=torch.float64),
+                   torch.tensor([[0.5, 0.5]] * 5, dtype=torch.float64)])  # ties
+    transform, out = MarginTransform.fit(a, "ranks")
+    assert torch.equal(transform.transform(a), out)
+    assert torch.equal(out, gaussianize_margins(a))
+    # between fitted values: increasing and between the neighbours' scores; beyond: clamped
+    col = a[:, 0].sort().values
+    mid = (col[:-1] + col[1:]) / 2
+    z = transform.transform(torch.stack([mid, mid], 1))[:, 0]
+    zs = out[:, 0].sort().values
+    assert bool((z >= zs[:-1]).all() and (z <= zs[1:]).all() and (z.diff() >= 0).all())
+    far = transform.transform(torch.tensor([[-1e9, 1e9]], dtype=torch.float64))
+    assert far[0, 0] == zs[0] and far[0, 1] == out[:, 1].max()
+
+
+# --- issue 14, item 5: errors in the user's terms --------------------------------------------
+
+
+def test_too_few_samples_say_how_many_are_needed() -> None:
+    x, y = _gaussian(20)
+    with pytest.raises(ValueError, match=r"needs at least 10 samples per fold, n >= 50 for "
+                                         r"folds=5; got n=20.*Use folds=2"):
+        estimate_mi(x, y)
+    with pytest.raises(ValueError, match=r"n >= 20 for folds=2; got n=12.*Collect more"):
+        estimate_mi(x[:12], y[:12], folds=2)
+
+
+def test_more_features_than_training_samples_are_explained() -> None:
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(60, 30, generator=g), torch.randn(60, 30, generator=g)
+    with pytest.raises(ValueError, match=r"60 features to each fold's \d+ training samples"):
+        estimate_mi(x, y, folds=3)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_says_so_and_lists_devices() -> None:
+    x, y = _gaussian(100)
+    with pytest.raises(ValueError, match=r"device='cuda': CUDA is not available.*available "
+                                         r"devices: cpu"):
+        estimate_mi(x, y, device="cuda", **FAST)
+    with pytest.raises(ValueError, match=r"device must be None.*'gpu'"):
+        estimate_mi(x, y, device="gpu", **FAST)
+
+
+def test_device_none_uses_the_cpu_without_cuda(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    x, y = _gaussian(100)
+    r = _quiet(x=x, y=y, **FAST)
+    assert next(r.critic.parameters()).device.type == "cpu"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_device_none_uses_cuda_when_present() -> None:  # pragma: no cover - GPU machines
+    x, y = _gaussian(300)
+    r = _quiet(x=x, y=y, **FAST)
+    assert next(r.critic.parameters()).device.type == "cuda"
+    cpu = _quiet(x=x, y=y, device="cpu", **FAST)
+    assert r.value == pytest.approx(cpu.value, abs=0.05)
+
+
+def test_threads_are_set_during_the_call_and_restored() -> None:
+    x, y = _gaussian(100)
+    before = torch.get_num_threads()
+    seen = []
+    from mitools.estimate import api
+
+    original = api._fit_fold
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    api._fit_fold = spy
+    try:
+        _quiet(x=x, y=y, threads=1, **FAST)
+    finally:
+        api._fit_fold = original
+    assert seen == [1, 1, 1] and torch.get_num_threads() == before
+    assert 1 <= default_threads() <= 4
+    with pytest.raises(ValueError, match="threads must be an int >= 1"):
+        estimate_mi(x, y, threads=0, **FAST)
+
+
+# --- warnings ------------------------------------------------------------------------------
+
+
+def test_small_negative_estimates_are_called_noise() -> None:
+    from mitools.estimate.api import _warn
+
+    with pytest.warns(RuntimeWarning, match=r"slightly below zero.*independent variables"):
+        _warn(-0.01, 0.004, (), "ranks", "quadratic")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn(-0.01, 0.02, (), "ranks", "quadratic")  # within noise of 0: nothing to say
+
+
+def test_negative_estimates_suggest_only_what_is_not_set() -> None:
+    from mitools.estimate.api import _warn
+
+    with pytest.warns(RuntimeWarning) as record:
+        _warn(-0.5, 0.1, (), "ranks", "quadratic")
+    message = str(record[0].message)
+    assert "significantly below zero" in message and "margins='ranks'" not in message
+    assert "critic='quadratic'" not in message
+    with pytest.warns(RuntimeWarning, match=r"margins='ranks'.*critic='quadratic'"):
+        _warn(-0.5, 0.1, (), "standardize", "separable")

@@ -1,0 +1,215 @@
+"""Using an estimate_mi result later: pointwise MI of new pairs, save and load (safe format),
+the training-history plot, progress, diagnostics and what the interval claims."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import sys
+import warnings
+
+import pytest
+import torch
+
+from mitools import CorrelatedGaussian
+from mitools.critics import SeparableCritic
+from mitools.estimate import Diagnostics, MIEstimate, estimate_mi, load_estimate
+from mitools.estimate.stats import t_quantile
+
+FAST = dict(max_steps=40, eval_every=20, folds=3, hidden=(16,), embed_dim=8, threads=1)
+
+
+def _fit(n: int = 600, mi: float = 0.5, **kwargs):
+    x, y = CorrelatedGaussian(2, mi).sample(n, generator=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return x, y, estimate_mi(x, y, **{**FAST, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return _fit()
+
+
+# --- pointwise MI ----------------------------------------------------------------------------
+
+
+def test_pointwise_mean_over_a_folds_test_pairs_is_its_held_out_bound(fitted) -> None:
+    x, y, r = fitted
+    for k, fold in enumerate(r.folds):
+        test = fold.split.test
+        pmi = r.pointwise(x[test], y[test], fold=k)
+        assert float(pmi.mean()) == pytest.approx(fold.held_out, abs=2e-5)
+
+
+def test_pointwise_accepts_numpy_and_averages_folds(fitted) -> None:
+    x, y, r = fitted
+    mean = r.pointwise(x[:50].numpy(), y[:50].numpy())
+    each = torch.stack([r.pointwise(x[:50], y[:50], fold=k) for k in range(len(r.folds))])
+    assert mean.dtype == torch.float64 and mean.shape == (50,)
+    torch.testing.assert_close(mean, each.mean(0))
+
+
+def test_pointwise_tracks_the_true_pointwise_mi() -> None:
+    task = CorrelatedGaussian(2, 1.0)
+    x, y = task.sample(2000, generator=1)
+    r = estimate_mi(x, y, max_steps=100, eval_every=50, folds=3)
+    xn, yn = task.sample(500, generator=2)  # new pairs
+    pmi = r.pointwise(xn, yn)
+    true = task.optimal_critic(xn, yn).diagonal().double()
+    assert float(torch.corrcoef(torch.stack([pmi, true]))[0, 1]) > 0.95
+    assert abs(float(pmi.mean() - true.mean())) < 0.15
+
+
+def test_pointwise_errors_name_the_problem(fitted) -> None:
+    x, y, r = fitted
+    with pytest.raises(ValueError, match=r"fold must be an int in \[0, 3\)"):
+        r.pointwise(x, y, fold=3)
+    with pytest.raises(ValueError, match=r"x must have shape \(m, 2\)"):
+        r.pointwise(x[:, :1], y)
+    with pytest.raises(ValueError, match="same number of pairs"):
+        r.pointwise(x[:5], y[:4])
+    classical = MIEstimate(value=1.0, stderr=0.1, interval=(0.8, 1.2), level=0.95, method="ksg")
+    with pytest.raises(ValueError, match="needs a neural estimate"):
+        classical.pointwise(x, y)
+
+
+# --- save and load ---------------------------------------------------------------------------
+
+
+def test_save_and_load_give_back_the_estimate_and_its_critics(fitted, tmp_path) -> None:
+    x, y, r = fitted
+    path = tmp_path / "estimate.pt"
+    r.save(path)
+    back = MIEstimate.load(path)
+    for name in ("value", "stderr", "interval", "level", "method", "uncertainty", "bound",
+                 "held_out", "in_sample", "optimism", "report", "sided", "settings"):
+        assert getattr(back, name) == getattr(r, name), name
+    assert back.diagnostics == r.diagnostics
+    for a, b in zip(r.folds, back.folds, strict=True):
+        assert a.history == b.history and a.best_step == b.best_step
+        assert all(torch.equal(p, q) for p, q in zip(a.split, b.split, strict=True))
+        assert type(a.critic) is type(b.critic) and not b.critic.training
+    torch.testing.assert_close(back.pointwise(x[:20], y[:20]), r.pointwise(x[:20], y[:20]))
+
+
+def test_the_file_loads_with_weights_only(fitted, tmp_path) -> None:
+    _, _, r = fitted
+    path = tmp_path / "estimate.pt"
+    r.save(path)
+    payload = torch.load(path, weights_only=True)  # tensors and plain values only
+    assert payload["format"] == "mitools.MIEstimate"
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("this ran while loading",))
+
+
+def test_a_file_holding_other_objects_is_refused_and_named(tmp_path) -> None:
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "mitools.MIEstimate", "version": 1, "x": _Payload()}, path)
+    with pytest.raises(ValueError, match=r"evil\.pt: refused: not a file of tensors"):
+        load_estimate(path)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(ValueError, match=r"other\.pt: not a mitools estimate"):
+        load_estimate(other)
+    with pytest.raises(FileNotFoundError):
+        load_estimate(tmp_path / "missing.pt")
+    assert pickle  # the refused payload is a pickle reduce hook
+
+
+def test_custom_critics_load_into_a_given_template(tmp_path) -> None:
+    critic = SeparableCritic(2, 2, hidden=(8,), embed_dim=4)
+    x, y, r = _fit(critic=critic)
+    path = tmp_path / "custom.pt"
+    r.save(path)
+    with pytest.raises(ValueError, match="custom critic module; pass a module"):
+        load_estimate(path)
+    back = load_estimate(path, critic=SeparableCritic(2, 2, hidden=(8,), embed_dim=4))
+    torch.testing.assert_close(back.pointwise(x[:10], y[:10]), r.pointwise(x[:10], y[:10]))
+
+
+def test_discrete_margins_survive_saving(tmp_path) -> None:
+    g = torch.Generator().manual_seed(0)
+    c = torch.randint(0, 3, (600,), generator=g)
+    x = c.double()[:, None] + torch.randn(600, 1, generator=g, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        r = estimate_mi(x, c, discrete_y=True, **FAST)
+    r.save(tmp_path / "d.pt")
+    back = load_estimate(tmp_path / "d.pt")
+    torch.testing.assert_close(back.pointwise(x[:9], c[:9]), r.pointwise(x[:9], c[:9]))
+    with pytest.raises(ValueError, match=r"y row 0 holds \[5\.0\], not one of the 3 categories"):
+        back.pointwise(x[:1], torch.tensor([5]))
+
+
+# --- the plot ------------------------------------------------------------------------------
+
+
+def test_plot_history_draws_every_fold(fitted) -> None:
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    _, _, r = fitted
+    ax = r.plot_history()
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[:3] == ["fold 1: validation", "fold 2: validation", "fold 3: validation"]
+    assert labels[-1].startswith("estimate ")
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def test_plot_history_without_matplotlib_says_how_to_install(fitted, monkeypatch) -> None:
+    _, _, r = fitted
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ImportError, match="pip install matplotlib"):
+        r.plot_history()
+
+
+# --- what the result claims, diagnostics, progress -------------------------------------------
+
+
+def test_the_interval_is_a_lower_bound_by_default_and_two_sided_on_request(fitted) -> None:
+    x, y, r = fitted
+    assert r.sided == "lower" and r.interval[1] == math.inf
+    assert r.interval[0] == pytest.approx(r.value - t_quantile(0.95, 19) * r.stderr)
+    assert "lower confidence bound" in str(r) and "one-sided" in r.uncertainty
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        two = estimate_mi(x, y, sided="two-sided", **FAST)
+    half = t_quantile(0.975, 19) * two.stderr
+    assert two.interval == pytest.approx((two.value - half, two.value + half))
+    assert two.value == r.value and "interval [" in str(two)
+
+
+def test_unfinished_training_is_flagged_and_says_what_to_change() -> None:
+    x, y = CorrelatedGaussian(1, 1.5).sample(600, generator=0)
+    with pytest.warns(RuntimeWarning, match=r"ran to max_steps=20 while the validation bound "
+                                            r"was still improving.*raise max_steps"):
+        r = estimate_mi(x, y, critic="separable", max_steps=20, eval_every=10, folds=2,
+                        hidden=(16,), embed_dim=8)
+    assert isinstance(r.diagnostics, Diagnostics) and r.diagnostics.unconverged_folds >= 1
+    assert r.diagnostics.likely_misspecified
+    assert not all(f.converged for f in r.folds)
+
+
+def test_gaussian_data_raise_no_flags() -> None:
+    x, y = CorrelatedGaussian(2, 1.0).sample(2000, generator=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        r = estimate_mi(x, y, max_steps=300, eval_every=50, folds=3)
+    assert r.diagnostics.flags == ()
+    assert abs(r.diagnostics.residual_share) < 0.1
+
+
+def test_progress_bar_shows_the_estimate_so_far(fitted, capsys) -> None:
+    pytest.importorskip("tqdm")
+    x, y, _ = fitted
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        estimate_mi(x, y, progress=True, **FAST)
+    err = capsys.readouterr().err
+    assert "fold_val=" in err and "estimate=" in err and "folds" in err
