@@ -53,7 +53,7 @@ def test_pointwise_accepts_numpy_and_averages_folds(fitted) -> None:
 def test_pointwise_tracks_the_true_pointwise_mi() -> None:
     task = CorrelatedGaussian(2, 1.0)
     x, y = task.sample(2000, generator=1)
-    r = estimate_mi(x, y, max_steps=100, eval_every=50, folds=3)
+    r = estimate_mi(x, y, max_steps=300, eval_every=50, folds=3, threads=1)
     xn, yn = task.sample(500, generator=2)  # new pairs
     pmi = r.pointwise(xn, yn)
     true = task.optimal_critic(xn, yn).diagonal().double()
@@ -87,7 +87,9 @@ def test_save_and_load_give_back_the_estimate_and_its_critics(fitted, tmp_path) 
         assert getattr(back, name) == getattr(r, name), name
     assert back.diagnostics == r.diagnostics
     for a, b in zip(r.folds, back.folds, strict=True):
-        assert a.history == b.history and a.best_step == b.best_step
+        torch.testing.assert_close(torch.tensor(a.history), torch.tensor(b.history),
+                                   equal_nan=True)
+        assert a.best_step == b.best_step
         assert all(torch.equal(p, q) for p, q in zip(a.split, b.split, strict=True))
         assert type(a.critic) is type(b.critic) and not b.critic.training
     torch.testing.assert_close(back.pointwise(x[:20], y[:20]), r.pointwise(x[:20], y[:20]))
@@ -190,7 +192,7 @@ def test_unfinished_training_is_flagged_and_says_what_to_change() -> None:
     with pytest.warns(RuntimeWarning, match=r"ran to max_steps=20 while the validation bound "
                                             r"was still improving.*raise max_steps"):
         r = estimate_mi(x, y, critic="separable", max_steps=20, eval_every=10, folds=2,
-                        hidden=(16,), embed_dim=8)
+                        hidden=(16,), embed_dim=8, threads=1)
     assert isinstance(r.diagnostics, Diagnostics) and r.diagnostics.unconverged_folds >= 1
     assert r.diagnostics.likely_misspecified
     assert not all(f.converged for f in r.folds)
@@ -200,7 +202,7 @@ def test_gaussian_data_raise_no_flags() -> None:
     x, y = CorrelatedGaussian(2, 1.0).sample(2000, generator=3)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        r = estimate_mi(x, y, max_steps=300, eval_every=50, folds=3)
+        r = estimate_mi(x, y, max_steps=300, eval_every=50, folds=3, threads=1)
     assert r.diagnostics.flags == ()
     assert abs(r.diagnostics.residual_share) < 0.1
 

@@ -144,14 +144,19 @@ def gaussianize_margins(x: Tensor) -> Tensor:
         >>> gaussianize_margins(torch.tensor([[10.0], [-3.0], [500.0]])).squeeze(1)
         tensor([ 0.0000, -0.6745,  0.6745])
     """
+    out = _rank_scores(x)
+    return out.to(x.dtype) if x.is_floating_point() else out
+
+
+def _rank_scores(x: Tensor) -> Tensor:
+    """:func:`gaussianize_margins` in float64, whatever ``x``'s dtype."""
     n = x.shape[0]
     cols = x.T.contiguous()  # (d, n)
     ordered = torch.sort(cols, dim=1).values
     below = torch.searchsorted(ordered, cols, right=False)
     upto = torch.searchsorted(ordered, cols, right=True)
     u = (below + upto + 1).to(torch.float64) / (2.0 * (n + 1))  # average rank / (n + 1)
-    out = _normal_scores(u).T
-    return out.to(x.dtype) if x.is_floating_point() else out
+    return _normal_scores(u).T
 
 
 @dataclass(frozen=True)
@@ -189,7 +194,7 @@ class MarginTransform:
         """
         n, d = a.shape
         if kind == "ranks":
-            out = gaussianize_margins(a).to(torch.float64)
+            out = _rank_scores(a)
             params = []
             for j in range(d):  # a loop over columns, each vectorised
                 knots, first = _unique_first(a[:, j])

@@ -74,12 +74,18 @@ def resolve_device(device: Any, x: Any) -> torch.device:
 
 
 def default_threads() -> int:
-    """``min(4, CPUs this process may use)``."""
+    """``min(4, idle CPUs)``, at least 1: the CPUs this process may use less the 1-minute load
+    average (rounded). Threads beyond the idle CPUs make torch's threads wait for each other:
+    on a 2-core machine running other jobs, 2 threads were 10-40x slower than 1."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
-    return max(1, min(DEFAULT_MAX_THREADS, cpus))
+    try:
+        idle = cpus - round(os.getloadavg()[0])
+    except (AttributeError, OSError):  # no load average (Windows)
+        idle = cpus
+    return max(1, min(DEFAULT_MAX_THREADS, cpus, idle))
 
 
 def resolve_threads(threads: Any) -> int:
