@@ -199,7 +199,7 @@ def test_margin_transform_maps_fitted_values_to_their_own_scores() -> None:
     assert torch.equal(transform.transform(a), out)
     assert torch.equal(out, gaussianize_margins(a))
     # float32 samples get float64 scores here (the public function keeps the dtype)
-    transform32, out32 = MarginTransform.fit(a.float(), "ranks")
+    _, out32 = MarginTransform.fit(a.float(), "ranks")
     assert out32.dtype == torch.float64 and torch.equal(out32, out)
     # between fitted values: increasing and between the neighbours' scores; beyond: clamped
     col = a[:, 0].sort().values
@@ -277,6 +277,11 @@ def test_threads_are_set_during_the_call_and_restored() -> None:
         api._fit_fold = original
     assert seen == [1, 1, 1] and torch.get_num_threads() == before
     assert 1 <= default_threads() <= 4
+    torch.set_num_threads(1)  # a caller's lower setting is kept
+    try:
+        assert default_threads() == 1
+    finally:
+        torch.set_num_threads(before)
     with pytest.raises(ValueError, match="threads must be an int >= 1"):
         estimate_mi(x, y, **{**FAST, "threads": 0})
 

@@ -127,9 +127,18 @@ def test_custom_critics_load_into_a_given_template(tmp_path) -> None:
     x, y, r = _fit(critic=critic)
     path = tmp_path / "custom.pt"
     r.save(path)
-    with pytest.raises(ValueError, match="custom critic module; pass a module"):
+    with pytest.raises(ValueError, match="custom critic module; pass one of the same kind as "
+                                         "critic="):
         load_estimate(path)
     back = load_estimate(path, critic=SeparableCritic(2, 2, hidden=(8,), embed_dim=4))
+    torch.testing.assert_close(back.pointwise(x[:10], y[:10]), r.pointwise(x[:10], y[:10]))
+
+
+def test_a_separable_residual_is_rebuilt_as_it_was(tmp_path) -> None:
+    x, y, r = _fit(residual="separable")
+    r.save(tmp_path / "s.pt")
+    back = load_estimate(tmp_path / "s.pt")
+    assert type(back.critic) is type(r.critic)
     torch.testing.assert_close(back.pointwise(x[:10], y[:10]), r.pointwise(x[:10], y[:10]))
 
 

@@ -74,9 +74,11 @@ def resolve_device(device: Any, x: Any) -> torch.device:
 
 
 def default_threads() -> int:
-    """``min(4, idle CPUs)``, at least 1: the CPUs this process may use less the 1-minute load
-    average (rounded). Threads beyond the idle CPUs make torch's threads wait for each other:
-    on a 2-core machine running other jobs, 2 threads were 10-40x slower than 1."""
+    """``min(4, idle CPUs, torch.get_num_threads())``, at least 1. Idle CPUs are those this
+    process may use less the 1-minute load average (rounded): threads beyond them make torch's
+    threads wait for each other (on a 2-core machine running other jobs, 2 threads were
+    10-40x slower than 1). A lower thread count set by the caller (``torch.set_num_threads``,
+    ``OMP_NUM_THREADS``) is kept."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -85,7 +87,7 @@ def default_threads() -> int:
         idle = cpus - round(os.getloadavg()[0])
     except (AttributeError, OSError):  # no load average (Windows)
         idle = cpus
-    return max(1, min(DEFAULT_MAX_THREADS, cpus, idle))
+    return max(1, min(DEFAULT_MAX_THREADS, cpus, idle, torch.get_num_threads()))
 
 
 def resolve_threads(threads: Any) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,8 +120,12 @@ def load_estimate(path: str | Path, critic: nn.Module | None = None,
         folds.append(FoldResult(
             history=[HistoryPoint(int(h[0]), h[1], h[2]) for h in f["history"]],
             split=Split(*f["split"]),
-            critic=_load_module(f["critic"], settings, critic, _build_critic, path),
-            estimator=_load_estimator(f["estimator"], settings, bound, path),
+            critic=_load(f["critic"], settings, "critic", critic, lambda: _build_critic(
+                settings["critic"], settings["dim_x"], settings["dim_y"],
+                tuple(settings["hidden"]), settings["embed_dim"], settings["potentials"],
+                settings["residual"]), path),
+            estimator=_load(f["estimator"], settings, "bound", bound, lambda: get_estimator(
+                settings["bound"], **settings.get("bound_kwargs", {})), path),
             standardization=Standardization(*f["standardization"]),
             **{name: f[name] for name in _FOLD_SCALARS},
         ))
@@ -141,35 +146,21 @@ def load_estimate(path: str | Path, critic: nn.Module | None = None,
     )
 
 
-def _load_module(state: dict, settings: dict, template: nn.Module | None, build: Any,
-                 path: Path) -> nn.Module:
+def _load(state: dict, settings: dict, key: str, template: nn.Module | None,
+          build: Callable[[], nn.Module], path: Path) -> nn.Module:
+    """A module (``key``: ``"critic"`` or ``"bound"``) rebuilt from the settings, or a copy of
+    ``template`` for custom ones, with ``state`` loaded, in evaluation mode."""
     if template is not None:
         module = copy.deepcopy(template)
-    elif settings.get("critic") in (None, "custom"):
-        raise ValueError(f"{path}: the estimate was made with a custom critic module; pass a "
-                         "module of the same architecture as critic=")
+    elif settings.get(key) in (None, "custom"):
+        what = "critic module" if key == "critic" else "Estimator object"
+        raise ValueError(f"{path}: the estimate was made with a custom {what}; pass one of the "
+                         f"same kind as {key}=")
     else:
-        module = build(settings["critic"], settings["dim_x"], settings["dim_y"],
-                       tuple(settings["hidden"]), settings["embed_dim"], settings["potentials"])
-    dtype = getattr(torch, settings.get("dtype", "float32"))
-    module = module.to(dtype)
+        module = build()
+    module = module.to(getattr(torch, settings.get("dtype", "float32")))
     module.load_state_dict(state)
     return module.eval()
-
-
-def _load_estimator(state: dict, settings: dict, template: Estimator | None,
-                    path: Path) -> Estimator:
-    if template is not None:
-        estimator = copy.deepcopy(template)
-    elif settings.get("bound") in (None, "custom"):
-        raise ValueError(f"{path}: the estimate was made with a custom Estimator object; pass "
-                         "one of the same kind as bound=")
-    else:
-        estimator = get_estimator(settings["bound"], **settings.get("bound_kwargs", {}))
-    dtype = getattr(torch, settings.get("dtype", "float32"))
-    estimator = estimator.to(dtype)
-    estimator.load_state_dict(state)
-    return estimator.eval()
 
 
 def _is_plain(value: Any) -> bool:
