@@ -17,6 +17,7 @@ from mitools.estimate.data import Standardization, _standardize
 from mitools.estimate.folds import Split
 from mitools.estimate.pointwise import log_partition
 from mitools.estimate.result import FoldResult, HistoryPoint
+from mitools.estimate.stats import JACKKNIFE_GROUPS, jackknife_stderr
 from mitools.estimators import DV, MINE, NWJ, Estimator
 
 #: bounds whose positive term is the mean of the positive scores, so that a batch's value is
@@ -73,6 +74,22 @@ def _summaries_leaving_groups_out(scores: Tensor, group_of: Tensor, groups: int)
     pos = (s.diagonal().sum() - one_hot.T @ s.diagonal()) / size
     log_mean_exp = peak + torch.log(kept) - torch.log(size * (size - 1))
     return torch.stack([pos, log_mean_exp], dim=-1)[:, None, :]
+
+
+@torch.no_grad()
+def _start_value_and_noise(estimator: Estimator, critic: nn.Module, x: Tensor, y: Tensor,
+                           gen: torch.Generator) -> tuple[float, float]:
+    """The bound of the initial critic on the validation pairs and its standard error (a
+    delete-a-group jackknife over :data:`~mitools.estimate.stats.JACKKNIFE_GROUPS` random
+    groups; 0 for bounds outside :data:`SAMPLED_NEGATIVES_BOUNDS`, whose jackknife needs one
+    evaluation per group)."""
+    if not isinstance(estimator, SAMPLED_NEGATIVES_BOUNDS):
+        return _evaluate(estimator, critic, x, y), 0.0
+    n = x.shape[0]
+    groups = max(2, min(JACKKNIFE_GROUPS, n // 2))
+    group_of = (torch.randperm(n, generator=gen) % groups).to(x.device)
+    value, loo, _ = _evaluate_leaving_groups_out(estimator, critic, x, y, group_of, groups)
+    return value, jackknife_stderr(loo)
 
 
 def _build_critic(critic: str | nn.Module, dim_x: int, dim_y: int, hidden: Sequence[int],
@@ -169,7 +186,7 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
     model.eval()
     estimator.eval()
     start_held_out = _evaluate(estimator, model, xs[test], ys[test])
-    best_val = _evaluate(estimator, model, xs[val], ys[val])
+    best_val, margin = _start_value_and_noise(estimator, model, xs[val], ys[val], gen)
     history = [HistoryPoint(0, math.nan, best_val)]
     if on_eval is not None:
         on_eval(0, best_val)
@@ -200,7 +217,9 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
             running, running_n = 0.0, 0
             if on_eval is not None:
                 on_eval(step, val_value)
-            if val_value > best_val:
+            # a trained critic replaces the start only when it beats it by more than the noise
+            # of the validation bound (one standard error); later ones by any amount
+            if val_value > best_val + (margin if best_step == 0 else 0.0):
                 best_val, best_step, best_state, since_best = val_value, step, snapshot(), 0
             else:
                 since_best += 1
