@@ -23,6 +23,9 @@ from mitools.estimators import DV, MINE, NWJ, Estimator
 #: bounds whose positive term is the mean of the positive scores, so that a batch's value is
 #: the bound on one row holding that mean and the sampled negatives (see _batch_value)
 SAMPLED_NEGATIVES_BOUNDS = (DV, MINE, NWJ)
+#: a trained critic replaces the initial one only when its validation bound is higher by more
+#: than this many standard errors of the initial critic's validation bound
+REPLACE_START_SE = 0.5
 
 
 @torch.no_grad()
@@ -186,11 +189,13 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
     model.eval()
     estimator.eval()
     start_held_out = _evaluate(estimator, model, xs[test], ys[test])
-    best_val, margin = _start_value_and_noise(estimator, model, xs[val], ys[val], gen)
-    history = [HistoryPoint(0, math.nan, best_val)]
+    start_val, noise = _start_value_and_noise(estimator, model, xs[val], ys[val], gen)
+    history = [HistoryPoint(0, math.nan, start_val)]
     if on_eval is not None:
-        on_eval(0, best_val)
-    best_step, best_state, since_best = 0, snapshot(), 0
+        on_eval(0, start_val)
+    start_state = snapshot()
+    best_val, best_val_step, since_best = start_val, 0, 0  # early stopping: any improvement
+    trained_val, trained_step, trained_state = -math.inf, 0, start_state  # best trained critic
     running, running_n, step = 0.0, 0, 0
     order, at = torch.randperm(len(train), generator=gen), 0  # epochs of shuffled batches
     for step in range(1, max_steps + 1):
@@ -217,18 +222,25 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
             running, running_n = 0.0, 0
             if on_eval is not None:
                 on_eval(step, val_value)
-            # a trained critic replaces the start only when it beats it by more than the noise
-            # of the validation bound (one standard error); later ones by any amount
-            if val_value > best_val + (margin if best_step == 0 else 0.0):
-                best_val, best_step, best_state, since_best = val_value, step, snapshot(), 0
+            if val_value > trained_val:
+                trained_val, trained_step, trained_state = val_value, step, snapshot()
+            if val_value > best_val:
+                best_val, best_val_step, since_best = val_value, step, 0
             else:
                 since_best += 1
                 if since_best >= patience:
                     break
+    # the best trained critic replaces the start only when its validation bound beats the
+    # start's by more than part of that bound's noise: at high MI the validation bound is noisy
+    # enough to prefer critics much worse held out
+    if trained_val > start_val + REPLACE_START_SE * noise:
+        best_step, best_state = trained_step, trained_state
+    else:
+        best_step, best_state = 0, start_state
     # not converged: the steps ran out while the validation bound was still rising (its best
     # value among the last two evaluations, after at least one improvement)
-    converged = (since_best >= patience or best_step == 0
-                 or best_step < history[max(0, len(history) - 2)].step)
+    converged = (since_best >= patience or best_val_step == 0
+                 or best_val_step < history[max(0, len(history) - 2)].step)
     model.load_state_dict(best_state[0])  # the same architecture as the average's module
     estimator.load_state_dict(best_state[1])
     model.eval()
