@@ -298,6 +298,18 @@ def test_within_five_percent_on_the_issue_task(mi: float) -> None:
     assert r.interval[0] < mi < r.interval[1]
 
 
+@pytest.mark.slow
+def test_additive_uniform_noise_within_five_percent() -> None:
+    # Beyond Normal's additive-noise task: x ~ U(0, 1), y = x + U(-0.1, 0.1); I = log 5 + 0.1
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(5000, 1, generator=g, dtype=torch.float64)
+    y = x + (torch.rand(5000, 1, generator=g, dtype=torch.float64) - 0.5) * 0.2
+    truth = math.log(5.0) + 0.1
+    r = estimate_mi(x, y)
+    assert abs(r.value - truth) < 0.05 * truth
+    assert r.interval[0] < truth
+
+
 def test_a_significantly_negative_estimate_warns() -> None:
     # a critic that cannot fit (lr ~ 0) and scores with a large random spread: DV well below 0
     x, y = _gaussian(400, dim=3, mi=0.1)

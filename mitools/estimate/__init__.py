@@ -17,8 +17,9 @@ cross-fitting so that every sample serves once as held-out data:
    samples (float64), then cast to the compute dtype (float32 by default);
 3. build the critic (by default the Gaussian form of
    :class:`~mitools.critics.QuadraticCritic` plus a joint residual
-   :math:`v^\top \mathrm{relu}(g(x) + h(y))`, started at the closed-form Gaussian fit of the
-   training part with the residual at zero) and train it with AdamW on minibatches of the
+   :math:`v^\top \mathrm{relu}(g(x) + h(y))` with DV, MINE and NWJ, or a separable one
+   :math:`g(x)^\top h(y)` with the other bounds, started at the closed-form Gaussian fit of
+   the training part with the residual at zero) and train it with AdamW on minibatches of the
    training part, maximising the chosen bound. With DV (default), MINE or NWJ and the default
    critic, each step scores the ``batch_size`` positive pairs and ``negatives`` shifted
    partners of each, rather than all pairs of the batch;

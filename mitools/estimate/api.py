@@ -14,7 +14,7 @@ from mitools.critics import QuadraticCritic
 from mitools.estimate.critic import QuadraticJointCritic
 from mitools.estimate.data import MarginTransform, _as_2d_tensor, _warn_if_labels
 from mitools.estimate.diagnostics import diagnose
-from mitools.estimate.fit import _build_critic, _fit_fold
+from mitools.estimate.fit import SAMPLED_NEGATIVES_BOUNDS, _build_critic, _fit_fold
 from mitools.estimate.folds import fold_indices
 from mitools.estimate.options import (
     check_int,
@@ -41,7 +41,7 @@ def estimate_mi(
     bound: str | Estimator = "dv",
     critic: str | nn.Module = "quadratic",
     *,
-    residual: str | None = "joint",
+    residual: str | None = "auto",
     init: str | None = None,
     margins: str = "ranks",
     discrete_x: bool = False,
@@ -97,11 +97,13 @@ def estimate_mi(
             ``"separable"``, ``"bilinear"``, ``"concat"``, or an ``nn.Module`` mapping
             ``(N, dx), (M, dy) -> (N, M)`` (each fold trains a deep copy; no potentials are
             added).
-        residual: what the quadratic critic adds to its Gaussian form: ``"joint"`` (default)
+        residual: what the quadratic critic adds to its Gaussian form: ``"joint"``
             :math:`v^\top \mathrm{relu}(g(x) + h(y))`, a network of the pair that can follow
             sharp or twisted dependence; ``"separable"`` :math:`g(x)^\top h(y)`
-            (:class:`~mitools.critics.QuadraticCritic`'s residual, cheaper, smoother);
-            ``None``: the pure quadratic form.
+            (:class:`~mitools.critics.QuadraticCritic`'s residual, cheaper on all pairs,
+            smoother); ``None``: the pure quadratic form. ``"auto"`` (default): ``"joint"``
+            for DV, MINE and NWJ, which train it on sampled negative pairs (``negatives``),
+            ``"separable"`` for the other bounds, which score all pairs of each batch.
         init: ``"gaussian"`` starts the quadratic critic at the closed-form Gaussian fit of
             each fold's training part (:meth:`~mitools.critics.QuadraticCritic.init_gaussian_`);
             ``"random"`` at its random initialisation. ``None`` (default): ``"gaussian"`` for
@@ -232,6 +234,8 @@ def estimate_mi(
     bound_name = bound if isinstance(bound, str) else getattr(probe, "name", "custom")
     if not getattr(probe, "nats", True):
         raise ValueError(f"bound {bound_name!r} is not an MI estimate in nats; choose another")
+    if residual == "auto":
+        residual = "joint" if isinstance(probe, SAMPLED_NEGATIVES_BOUNDS) else "separable"
 
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(resolve_threads(threads))
@@ -321,7 +325,7 @@ def _check_options(o: dict[str, Any]) -> None:
         raise ValueError(f"level must be a float in (0, 1), got {o['level']!r}")
     for name, allowed in (("report", ("corrected", "held_out")),
                           ("sided", ("lower", "two-sided")),
-                          ("residual", ("joint", "separable", None))):
+                          ("residual", ("auto", "joint", "separable", None))):
         if o[name] not in allowed:
             names = [repr(a) for a in allowed]
             raise ValueError(f"{name} must be {', '.join(names[:-1])} or {names[-1]}, "
