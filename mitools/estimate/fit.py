@@ -194,7 +194,7 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
     if on_eval is not None:
         on_eval(0, start_val)
     start_state = snapshot()
-    best_val, best_val_step, since_best = start_val, 0, 0  # early stopping: any improvement
+    best_val, since_best = start_val, 0  # early stopping: any improvement
     trained_val, trained_step, trained_state = -math.inf, 0, start_state  # best trained critic
     running, running_n, step = 0.0, 0, 0
     order, at = torch.randperm(len(train), generator=gen), 0  # epochs of shuffled batches
@@ -225,7 +225,7 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
             if val_value > trained_val:
                 trained_val, trained_step, trained_state = val_value, step, snapshot()
             if val_value > best_val:
-                best_val, best_val_step, since_best = val_value, step, 0
+                best_val, since_best = val_value, 0
             else:
                 since_best += 1
                 if since_best >= patience:
@@ -237,10 +237,10 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
         best_step, best_state = trained_step, trained_state
     else:
         best_step, best_state = 0, start_state
-    # not converged: the steps ran out while the validation bound was still rising (its best
-    # value among the last two evaluations, after at least one improvement)
-    converged = (since_best >= patience or best_val_step == 0
-                 or best_val_step < history[max(0, len(history) - 2)].step)
+    # not converged: the steps ran out while training was still improving the critic that is
+    # kept (a trained one, from one of the last two evaluations)
+    converged = (since_best >= patience or best_step == 0
+                 or best_step < history[max(0, len(history) - 2)].step)
     model.load_state_dict(best_state[0])  # the same architecture as the average's module
     estimator.load_state_dict(best_state[1])
     model.eval()

@@ -49,8 +49,8 @@ class FoldResult:
             ``init="gaussian"``) on the test part, in nats; NaN if not evaluated.
         log_partition: :math:`\\log` of the mean of :math:`e^{f}` over the test part's
             negative pairs, in nats; :meth:`MIEstimate.pointwise` subtracts it.
-        converged: False when training ran to ``max_steps`` while the validation bound was
-            still improving (its best step within the last ``patience`` evaluations).
+        converged: False when training ran to ``max_steps`` while still improving the kept
+            critic (a trained one, from one of the last two evaluations).
     """
 
     held_out: float
