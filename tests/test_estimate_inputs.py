@@ -161,8 +161,8 @@ def _labels(n: int = 1500, seed: int = 0):
 
 
 def test_discrete_labels_are_one_hot_and_order_free() -> None:
-    x, c, truth = _labels()
-    options = dict(max_steps=300, eval_every=50, folds=3)
+    x, c, truth = _labels(1200)
+    options = dict(max_steps=200, eval_every=50, folds=3, threads=1)
     a = _quiet(x=x, y=c, discrete_y=True, **options)
     relabelled = torch.tensor([7, -2, 40])[c]  # another coding, another order
     b = _quiet(x=x, y=relabelled, discrete_y=True, **options)

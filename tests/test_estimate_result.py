@@ -52,8 +52,8 @@ def test_pointwise_accepts_numpy_and_averages_folds(fitted) -> None:
 
 def test_pointwise_tracks_the_true_pointwise_mi() -> None:
     task = CorrelatedGaussian(2, 1.0)
-    x, y = task.sample(2000, generator=1)
-    r = estimate_mi(x, y, max_steps=300, eval_every=50, folds=3, threads=1)
+    x, y = task.sample(1500, generator=1)
+    r = estimate_mi(x, y, max_steps=200, eval_every=50, folds=3, threads=1)
     xn, yn = task.sample(500, generator=2)  # new pairs
     pmi = r.pointwise(xn, yn)
     true = task.optimal_critic(xn, yn).diagonal().double()
@@ -208,7 +208,7 @@ def test_unfinished_training_is_flagged_and_says_what_to_change() -> None:
 
 
 def test_gaussian_data_raise_no_flags() -> None:
-    x, y = CorrelatedGaussian(2, 1.0).sample(2000, generator=3)
+    x, y = CorrelatedGaussian(2, 1.0).sample(1500, generator=3)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         r = estimate_mi(x, y, max_steps=300, eval_every=50, folds=3, threads=1)

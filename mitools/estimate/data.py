@@ -50,7 +50,8 @@ def _as_2d_tensor(a: Any, name: str) -> Tensor:
                 f"{name} must be array-like with one row per sample (numpy array, torch.Tensor, "
                 f"pandas DataFrame or Series, list), got {type(a).__name__}"
             )
-        t = torch.from_numpy(np.ascontiguousarray(_to_numpy(a, name)))
+        arr = np.ascontiguousarray(_to_numpy(a, name))
+        t = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
     if t.dtype == torch.bool:
         t = t.to(torch.int64)  # 0/1
     elif not t.is_floating_point():
