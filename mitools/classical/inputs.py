@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["as_float64_columns", "paired_columns", "standardize_columns", "tied_fraction"]
+__all__ = [
+    "as_float64_columns",
+    "column_values",
+    "paired_columns",
+    "standardize_columns",
+    "tied_fraction",
+]
 
 
 def _exact_float64(arr: np.ndarray) -> np.ndarray:
@@ -26,7 +32,12 @@ def _exact_float64(arr: np.ndarray) -> np.ndarray:
     return arr.astype(np.float64)
 
 
-def _series_values(s: Any, name: str) -> np.ndarray:
+def column_values(s: Any, name: str) -> np.ndarray:
+    """A pandas Series' values as a numpy array; nullable dtypes' missing values become NaN.
+
+    Raises:
+        TypeError: a column that does not hold numbers.
+    """
     if getattr(s.dtype, "kind", "O") not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got a column of dtype {s.dtype}")
     if isinstance(s.dtype, np.dtype):
@@ -53,10 +64,10 @@ def _to_numpy(a: Any, name: str) -> np.ndarray:
             raise ValueError(f"{name} must have at least one feature, got shape {a.shape}")
         # column by column, so that an integer column is shifted before any float conversion
         return np.column_stack(
-            [_exact_float64(_series_values(a.iloc[:, j], name)) for j in range(a.shape[1])]
+            [_exact_float64(column_values(a.iloc[:, j], name)) for j in range(a.shape[1])]
         )
     if hasattr(a, "dtype") and hasattr(a, "to_numpy"):  # a pandas Series
-        return _series_values(a, name)
+        return column_values(a, name)
     if isinstance(a, (np.ndarray, list, tuple)) or np.isscalar(a):
         return np.asarray(a)
     raise TypeError(
