@@ -14,8 +14,10 @@ from scipy.special import digamma
 from mitools import CorrelatedGaussian
 from mitools.classical import canonical_correlations, gaussian_mi, ksg, mixed_ksg
 from mitools.classical.inputs import as_float64_columns
-from mitools.classical.ksg import _ksg_value, _mixed_value
+from mitools.classical.jackknife import assign_groups
+from mitools.classical.ksg import _KINDS
 from mitools.classical.neighbours import count_within, kth_neighbours
+from mitools.classical.pairwise import subset_counts
 
 
 def _gaussian(n: int, dim: int = 1, mi: float = 0.5, seed: int = 0):
@@ -87,40 +89,53 @@ def _small_ties(seed: int, n: int = 60):
     return x, y
 
 
-@pytest.mark.parametrize("algorithm", ["kdtree", "brute"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_neighbour_primitives_match_brute_force(algorithm: str, seed: int) -> None:
+def test_neighbour_primitives_match_brute_force(seed: int) -> None:
     for x, y in (_small_continuous(seed), _small_ties(seed)):
         z = np.hstack([x, y])
         n = z.shape[0]
         d = np.array([[_maxdist(z, i, j) for j in range(n)] for i in range(n)])
         np.fill_diagonal(d, np.inf)
         for k in (1, 3):
-            radius, nearest = kth_neighbours(z, k, algorithm=algorithm, threads=2)
+            radius, nearest = kth_neighbours(z, k, threads=2)
             np.testing.assert_array_equal(radius, np.sort(d, axis=1)[:, k - 1])
             assert not (nearest == np.arange(n)[:, None]).any()  # never the sample itself
             picked = np.take_along_axis(d, nearest, axis=1)
             np.testing.assert_array_equal(picked, np.sort(d, axis=1)[:, :k])
             for strict in (True, False):
-                counts = count_within(z, radius, strict=strict, algorithm=algorithm,
-                                      threads=2)
+                counts = count_within(z, radius, strict=strict, threads=2)
                 expect = (d < radius[:, None]) if strict else (d <= radius[:, None])
                 np.testing.assert_array_equal(counts, expect.sum(axis=1))
 
 
-@pytest.mark.parametrize("algorithm", ["kdtree", "brute"])
 @pytest.mark.parametrize("kind", ["ksg1", "ksg2", "mixed"])
 @pytest.mark.parametrize("k", [1, 3])
-def test_estimators_match_brute_force_reference(algorithm: str, kind: str, k: int) -> None:
+def test_both_backends_match_the_brute_force_reference(kind: str, k: int) -> None:
+    """Counts and value of the k-d tree path and of the distance-block rules, against loops."""
+    tree_counts, rule, finish = _KINDS["mixed_ksg" if kind == "mixed" else kind]
     cases = [_small_continuous(0), _small_continuous(1, dx=1, dy=2)]
     if kind == "mixed":
         cases += [_small_ties(0), _small_ties(1)]
     for x, y in cases:
-        if kind == "mixed":
-            got = _mixed_value(x, y, k, algorithm, 2)
-        else:
-            got = _ksg_value(x, y, k, int(kind[-1]), algorithm, 2)
-        assert got == pytest.approx(_reference_value(x, y, k, kind), rel=1e-12, abs=1e-12)
+        expect = _reference_counts(x, y, k, kind)
+        value = _reference_value(x, y, k, kind)
+        for counts in (tree_counts(x, y, k, 2), subset_counts(x, y, rule, k, threads=2)[-1]):
+            for got, want in zip(counts, expect, strict=True):
+                np.testing.assert_array_equal(got, want)
+            assert finish(counts, k) == pytest.approx(value, rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["ksg1", "ksg2", "mixed_ksg"])
+def test_distance_blocks_give_every_jackknife_subsample_exactly(kind: str) -> None:
+    """subset_counts's subsamples (columns set to inf) equal the k-d tree on each subsample."""
+    tree_counts, rule, _ = _KINDS[kind]
+    x, y = _small_ties(2, n=90) if kind == "mixed_ksg" else _small_continuous(2, n=90)
+    group_of, g = assign_groups(90, 7, seed=3)
+    blocks = subset_counts(x, y, rule, 3, group_of, g, threads=2)
+    for j in range(g):
+        keep = group_of != j
+        for got, want in zip(blocks[j], tree_counts(x[keep], y[keep], 3, 1), strict=True):
+            np.testing.assert_array_equal(got, want)
 
 
 def test_backends_and_threads_give_identical_results() -> None:
@@ -129,7 +144,8 @@ def test_backends_and_threads_give_identical_results() -> None:
               lambda **kw: mixed_ksg(np.round(x, 1), y, **kw)):
         a = f(algorithm="kdtree", threads=1, groups=3)
         b = f(algorithm="brute", threads=2, groups=3)
-        assert (a.value, a.stderr) == (b.value, b.stderr)
+        assert a.value == pytest.approx(b.value, rel=1e-13)
+        assert a.stderr == pytest.approx(b.stderr, rel=1e-9)
 
 
 # --- accuracy on data of known MI ----------------------------------------------------------

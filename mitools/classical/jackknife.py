@@ -22,7 +22,8 @@ see :mod:`mitools.classical`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,7 +31,16 @@ import torch
 from mitools.estimate.result import MIEstimate
 from mitools.estimate.stats import _t_quantile, jackknife_stderr
 
-__all__ = ["check_options", "jackknife_estimate", "minimum_samples"]
+__all__ = [
+    "assign_groups",
+    "check_options",
+    "check_samples",
+    "jackknife_estimate",
+    "minimum_samples",
+    "progress_bar",
+    "recompute",
+    "summarize",
+]
 
 Statistic = Callable[[np.ndarray, np.ndarray], float]
 
@@ -61,6 +71,82 @@ def check_options(groups: int, level: float) -> None:
         raise ValueError(f"level must lie in (0, 1), got {level!r}")
 
 
+def check_samples(n: int, needed: int, why: str, groups: int, method: str) -> None:
+    """Raise a ``ValueError`` saying how many samples ``method`` needs, and why."""
+    required = minimum_samples(needed, groups)
+    if n < required:
+        extra = (f", also without each of the jackknife's {min(groups, required)} groups"
+                 if groups else "")
+        raise ValueError(f"{method} needs at least {required} samples ({why}{extra}); got {n}")
+
+
+def assign_groups(n: int, groups: int, seed: int) -> tuple[np.ndarray, int]:
+    """Random groups of (nearly) equal size: ``(group_of (n,), number of groups)``, with
+    ``min(groups, n)`` groups (0: none)."""
+    g = min(groups, n)
+    group_of = np.zeros(n, dtype=np.intp)
+    if g:
+        group_of[np.random.default_rng([seed, 0]).permutation(n)] = np.arange(n) % g
+    return group_of, g
+
+
+def progress_bar(total: int, desc: str, show: bool) -> Any:
+    """A ``tqdm`` bar on stderr, or ``None`` (not asked for, or tqdm not installed)."""
+    if not show:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is optional: no bar
+        return None
+    return tqdm(total=total, desc=desc, leave=False)
+
+
+def recompute(
+    statistic: Statistic, x: np.ndarray, y: np.ndarray, group_of: np.ndarray, groups: int,
+    bar: Any = None,
+) -> list[float]:
+    """The statistic recomputed without each group in turn."""
+    leave_out = []
+    for g in range(groups):
+        keep = group_of != g
+        leave_out.append(float(statistic(x[keep], y[keep])))
+        if bar is not None:
+            bar.update(1)
+    return leave_out
+
+
+def summarize(
+    value: float, leave_out: Sequence[float], level: float, method: str, how: str
+) -> MIEstimate:
+    """The estimate with its jackknife standard error and Student-t interval.
+
+    Args:
+        value: the statistic on all samples, in nats.
+        leave_out: ``(G,)`` the statistic without each group (empty: no interval).
+        level: confidence level.
+        method: name stored in the result.
+        how: how the leave-out values were obtained, for ``uncertainty``.
+    """
+    g = len(leave_out)
+    if g == 0:
+        return MIEstimate(value=value, stderr=math.nan, interval=(math.nan, math.nan),
+                          level=level, method=method, uncertainty="none (groups=0)")
+    stderr = jackknife_stderr(torch.tensor(list(leave_out), dtype=torch.float64))
+    half = _t_quantile(0.5 + level / 2, g - 1) * stderr
+    return MIEstimate(
+        value=value,
+        stderr=stderr,
+        interval=(value - half, value + half),
+        level=level,
+        method=method,
+        uncertainty=(
+            f"delete-a-group jackknife over the samples ({g} groups, {how}); Student's t "
+            f"interval with {g - 1} degrees of freedom; sampling noise only, not the "
+            "estimator's bias"
+        ),
+    )
+
+
 def jackknife_estimate(
     statistic: Statistic,
     x: np.ndarray,
@@ -74,7 +160,7 @@ def jackknife_estimate(
     seed: int,
     progress: bool = False,
 ) -> MIEstimate:
-    """Evaluate ``statistic(x, y)`` and its delete-a-group jackknife interval.
+    """Evaluate ``statistic(x, y)`` and its delete-a-group jackknife interval by recomputation.
 
     Args:
         statistic: the estimator on ``(m, dx)``, ``(m, dy)`` float64 arrays, in nats.
@@ -95,46 +181,13 @@ def jackknife_estimate(
     Raises:
         ValueError: fewer samples than needed, saying how many and why.
     """
-    n = x.shape[0]
-    required = minimum_samples(needed, groups)
-    if n < required:
-        extra = (
-            f", also without each of the jackknife's {min(groups, required)} groups"
-            if groups
-            else ""
-        )
-        raise ValueError(
-            f"{method} needs at least {required} samples ({why}{extra}); got {n}"
-        )
+    check_samples(x.shape[0], needed, why, groups, method)
+    group_of, g = assign_groups(x.shape[0], groups, seed)
     value = float(statistic(x, y))
-    if groups == 0:
-        return MIEstimate(
-            value=value, stderr=math.nan, interval=(math.nan, math.nan), level=level,
-            method=method, uncertainty="none (groups=0)",
-        )
-    g = min(groups, n)
-    group_of = np.empty(n, dtype=np.intp)
-    group_of[np.random.default_rng([seed, 0]).permutation(n)] = np.arange(n) % g
-    indices = range(g)
-    if progress:
-        try:
-            from tqdm.auto import tqdm
-
-            indices = tqdm(indices, desc=f"{method} jackknife", leave=False)
-        except ImportError:  # tqdm is optional: no bar
-            pass
-    leave_out = [float(statistic(x[group_of != j], y[group_of != j])) for j in indices]
-    stderr = jackknife_stderr(torch.tensor(leave_out, dtype=torch.float64))
-    half = _t_quantile(0.5 + level / 2, g - 1) * stderr
-    return MIEstimate(
-        value=value,
-        stderr=stderr,
-        interval=(value - half, value + half),
-        level=level,
-        method=method,
-        uncertainty=(
-            f"delete-a-group jackknife over the samples ({g} groups, the estimator recomputed "
-            f"without each); Student's t interval with {g - 1} degrees of freedom; sampling "
-            "noise only, not the estimator's bias"
-        ),
-    )
+    bar = progress_bar(g, f"{method} jackknife", progress and g > 0)
+    try:
+        leave_out = recompute(statistic, x, y, group_of, g, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    return summarize(value, leave_out, level, method, "the estimator recomputed without each")

@@ -34,57 +34,172 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from scipy.special import digamma
 
 from mitools.classical.inputs import paired_columns, standardize_columns, tied_fraction
-from mitools.classical.jackknife import check_options, jackknife_estimate
+from mitools.classical.jackknife import (
+    assign_groups,
+    check_options,
+    check_samples,
+    progress_bar,
+    recompute,
+    summarize,
+)
 from mitools.classical.neighbours import count_within, kth_neighbours, resolve_threads
+from mitools.classical.pairwise import Counts, Rule, subset_counts
 from mitools.estimate.result import MIEstimate
 
-__all__ = ["TIED_WARNING", "ksg", "mixed_ksg"]
+__all__ = ["KDTREE_MAX_DIM", "TIED_WARNING", "ksg", "mixed_ksg"]
 
 #: :func:`ksg` warns when a column repeats values in more than this fraction of samples
 TIED_WARNING = 0.01
+#: ``algorithm="auto"`` uses the k-d tree up to this many joint dimensions (``dx + dy``),
+#: blocks of pairwise distances above (measured at n = 5,000: the tree's counting slows down
+#: quickly with the dimension; the blocks serve all jackknife subsamples in one pass)
+KDTREE_MAX_DIM = 8
 
 
-def _check_k(k: Any, n_needed_name: str = "k") -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"{n_needed_name} must be an int >= 1, got {k!r}")
+# --- the three estimators: per-sample counts (k-d tree, or a rule on distance blocks) and
+# --- the one formula that turns counts into nats
 
 
-def _ksg_value(
-    x: np.ndarray, y: np.ndarray, k: int, estimator: int, algorithm: str, threads: int
-) -> float:
-    n = x.shape[0]
-    radius, nearest = kth_neighbours(np.hstack([x, y]), k, algorithm=algorithm, threads=threads)
-    if estimator == 1:
-        n_x = count_within(x, radius, strict=True, algorithm=algorithm, threads=threads)
-        n_y = count_within(y, radius, strict=True, algorithm=algorithm, threads=threads)
-        return float(digamma(k) + digamma(n) - np.mean(digamma(n_x + 1) + digamma(n_y + 1)))
-    eps_x = np.abs(x[nearest] - x[:, None, :]).max(axis=(1, 2))
-    eps_y = np.abs(y[nearest] - y[:, None, :]).max(axis=(1, 2))
-    n_x = count_within(x, eps_x, strict=False, algorithm=algorithm, threads=threads)
-    n_y = count_within(y, eps_y, strict=False, algorithm=algorithm, threads=threads)
+def _finish_ksg1(counts: Counts, k: int) -> float:
+    _, n_x, n_y = counts
+    n = n_x.shape[0]
+    return float(digamma(k) + digamma(n) - np.mean(digamma(n_x + 1) + digamma(n_y + 1)))
+
+
+def _finish_ksg2(counts: Counts, k: int) -> float:
+    _, n_x, n_y = counts
+    n = n_x.shape[0]
     return float(digamma(k) - 1.0 / k + digamma(n) - np.mean(digamma(n_x) + digamma(n_y)))
 
 
-def _mixed_value(x: np.ndarray, y: np.ndarray, k: int, algorithm: str, threads: int) -> float:
-    n = x.shape[0]
-    z = np.hstack([x, y])
-    rho, _ = kth_neighbours(z, k, algorithm=algorithm, threads=threads)
-    k_tilde = np.full(n, k, dtype=np.intp)
-    if not rho.all():  # some samples have k or more exact copies
-        copies = count_within(z, np.zeros(n), strict=False, algorithm=algorithm,
-                              threads=threads)
-        k_tilde = np.where(rho > 0, k, copies + 1)
-    # strictly inside rho where rho > 0; the exact copies (distance 0) where rho == 0
-    inside = np.where(rho > 0, np.nextafter(rho, -np.inf), 0.0)
-    n_x = count_within(x, inside, strict=False, algorithm=algorithm, threads=threads)
-    n_y = count_within(y, inside, strict=False, algorithm=algorithm, threads=threads)
+def _finish_mixed(counts: Counts, k: int) -> float:
+    k_tilde, n_x, n_y = counts
+    n = n_x.shape[0]
     return float(np.mean(digamma(k_tilde) + math.log(n) - digamma(n_x + 1) - digamma(n_y + 1)))
+
+
+def _tree_ksg1(x: np.ndarray, y: np.ndarray, k: int, threads: int) -> Counts:
+    eps, _ = kth_neighbours(np.hstack([x, y]), k, threads=threads)
+    n_x = count_within(x, eps, strict=True, threads=threads)
+    return np.full_like(n_x, k), n_x, count_within(y, eps, strict=True, threads=threads)
+
+
+def _tree_ksg2(x: np.ndarray, y: np.ndarray, k: int, threads: int) -> Counts:
+    _, nearest = kth_neighbours(np.hstack([x, y]), k, threads=threads)
+    eps_x = np.abs(x[nearest] - x[:, None, :]).max(axis=(1, 2))
+    eps_y = np.abs(y[nearest] - y[:, None, :]).max(axis=(1, 2))
+    n_x = count_within(x, eps_x, strict=False, threads=threads)
+    return np.full_like(n_x, k), n_x, count_within(y, eps_y, strict=False, threads=threads)
+
+
+def _inside(rho: np.ndarray) -> np.ndarray:
+    """Mixed estimator's count radius: strictly inside rho > 0; the exact copies at rho = 0."""
+    return np.where(rho > 0, np.nextafter(rho, -np.inf), 0.0)
+
+
+def _tree_mixed(x: np.ndarray, y: np.ndarray, k: int, threads: int) -> Counts:
+    z = np.hstack([x, y])
+    rho, _ = kth_neighbours(z, k, threads=threads)
+    k_tilde = np.full(rho.shape, k, dtype=np.intp)
+    if not rho.all():  # some samples have k or more exact copies
+        copies = count_within(z, np.zeros_like(rho), strict=False, threads=threads)
+        k_tilde = np.where(rho > 0, k, copies + 1)
+    radius = _inside(rho)
+    return (k_tilde, count_within(x, radius, strict=False, threads=threads),
+            count_within(y, radius, strict=False, threads=threads))
+
+
+def _kth(dz: np.ndarray, k: int) -> np.ndarray:
+    return np.partition(dz, k - 1, axis=1)[:, k - 1]
+
+
+def _rule_ksg1(dx: np.ndarray, dy: np.ndarray, k: int) -> Counts:
+    eps = _kth(np.maximum(dx, dy), k)[:, None]
+    n_x = (dx < eps).sum(axis=1)
+    return np.full_like(n_x, k), n_x, (dy < eps).sum(axis=1)
+
+
+def _rule_ksg2(dx: np.ndarray, dy: np.ndarray, k: int) -> Counts:
+    nearest = np.argpartition(np.maximum(dx, dy), k - 1, axis=1)[:, :k]
+    eps_x = np.take_along_axis(dx, nearest, axis=1).max(axis=1, keepdims=True)
+    eps_y = np.take_along_axis(dy, nearest, axis=1).max(axis=1, keepdims=True)
+    n_x = (dx <= eps_x).sum(axis=1)
+    return np.full_like(n_x, k), n_x, (dy <= eps_y).sum(axis=1)
+
+
+def _rule_mixed(dx: np.ndarray, dy: np.ndarray, k: int) -> Counts:
+    dz = np.maximum(dx, dy)
+    rho = _kth(dz, k)
+    k_tilde = np.full(rho.shape, k, dtype=np.intp)
+    if not rho.all():
+        k_tilde = np.where(rho > 0, k, (dz <= 0).sum(axis=1) + 1)
+    radius = _inside(rho)[:, None]
+    return k_tilde, (dx <= radius).sum(axis=1), (dy <= radius).sum(axis=1)
+
+
+TreeCounts = Callable[[np.ndarray, np.ndarray, int, int], Counts]
+Finish = Callable[[Counts, int], float]
+_KINDS: dict[str, tuple[TreeCounts, Rule, Finish]] = {
+    "ksg1": (_tree_ksg1, _rule_ksg1, _finish_ksg1),
+    "ksg2": (_tree_ksg2, _rule_ksg2, _finish_ksg2),
+    "mixed_ksg": (_tree_mixed, _rule_mixed, _finish_mixed),
+}
+
+
+def _check_k(k: Any) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be an int >= 1, got {k!r}")
+
+
+def _use_tree(algorithm: str, dim: int) -> bool:
+    if algorithm == "auto":
+        return dim <= KDTREE_MAX_DIM
+    if algorithm in ("kdtree", "brute"):
+        return algorithm == "kdtree"
+    raise ValueError(f"algorithm must be 'auto', 'kdtree' or 'brute', got {algorithm!r}")
+
+
+def _knn_estimate(
+    method: str, x: np.ndarray, y: np.ndarray, k: int, *, groups: int, level: float,
+    seed: int, threads: int, algorithm: str, progress: bool,
+) -> MIEstimate:
+    """Value and jackknife interval of one k-NN estimator on prepared samples."""
+    tree_counts, rule, finish = _KINDS[method]
+    n = x.shape[0]
+    use_tree = _use_tree(algorithm, x.shape[1] + y.shape[1])
+    check_samples(n, k + 1, f"every sample needs k={k} neighbours", groups, method)
+    group_of, g = assign_groups(n, groups, seed)
+    if use_tree:  # cheap trees: recompute without each group
+        def statistic(a: np.ndarray, b: np.ndarray) -> float:
+            return finish(tree_counts(a, b, k, threads), k)
+
+        bar = progress_bar(g, f"{method} jackknife", progress and g > 0)
+        try:
+            value = statistic(x, y)
+            leave_out = recompute(statistic, x, y, group_of, g, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        how = "the estimator recomputed without each"
+    else:  # distance blocks: every subsample in one pass
+        bar = progress_bar(n, method, progress)
+        try:
+            counts = subset_counts(x, y, rule, k, group_of, g, threads=threads,
+                                   progress=None if bar is None else bar.update)
+        finally:
+            if bar is not None:
+                bar.close()
+        value = finish(counts[-1], k)
+        leave_out = [finish(c, k) for c in counts[:-1]]
+        how = "the estimator evaluated without each"
+    return summarize(value, leave_out, level, method, how)
 
 
 def _warn_ties(xs: np.ndarray, ys: np.ndarray) -> None:
@@ -142,9 +257,10 @@ def ksg(
         level: confidence level of the interval.
         seed: seeds the noise and the jackknife groups.
         threads: worker threads (``None``: every CPU this process may use).
-        algorithm: ``"kdtree"`` (:class:`scipy.spatial.cKDTree`), ``"brute"`` (blocks of
-            pairwise distances) or ``"auto"`` (the tree in low dimension; see
-            :mod:`mitools.classical.neighbours`). The answers are identical.
+        algorithm: ``"kdtree"`` (:class:`scipy.spatial.cKDTree`,
+            :mod:`mitools.classical.neighbours`), ``"brute"`` (blocks of pairwise distances,
+            :mod:`mitools.classical.pairwise`) or ``"auto"`` (the tree up to
+            :data:`KDTREE_MAX_DIM` joint dimensions). The answers are identical.
         progress: show a progress bar over the jackknife groups on stderr.
 
     Returns:
@@ -173,6 +289,7 @@ def ksg(
     if not (isinstance(noise, (int, float)) and noise >= 0 and math.isfinite(noise)):
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
     check_options(groups, level)
+    _use_tree(algorithm, 0)  # validates the name
     workers = resolve_threads(threads)
     xs, ys = (standardize_columns(a) for a in paired_columns(x, y))
     _warn_ties(xs, ys)
@@ -181,13 +298,9 @@ def ksg(
         xs = xs + noise * rng.standard_normal(xs.shape)
         ys = ys + noise * rng.standard_normal(ys.shape)
 
-    def statistic(a: np.ndarray, b: np.ndarray) -> float:
-        return _ksg_value(a, b, k, estimator, algorithm, workers)
-
-    return jackknife_estimate(
-        statistic, xs, ys, method=f"ksg{estimator}", needed=k + 1,
-        why=f"every sample needs k={k} neighbours", groups=groups, level=level, seed=seed,
-        progress=progress,
+    return _knn_estimate(
+        f"ksg{estimator}", xs, ys, k, groups=groups, level=level, seed=seed, threads=workers,
+        algorithm=algorithm, progress=progress,
     )
 
 
@@ -246,14 +359,11 @@ def mixed_ksg(
     """
     _check_k(k)
     check_options(groups, level)
+    _use_tree(algorithm, 0)  # validates the name
     workers = resolve_threads(threads)
     xs, ys = (standardize_columns(a) for a in paired_columns(x, y))
 
-    def statistic(a: np.ndarray, b: np.ndarray) -> float:
-        return _mixed_value(a, b, k, algorithm, workers)
-
-    return jackknife_estimate(
-        statistic, xs, ys, method="mixed_ksg", needed=k + 1,
-        why=f"every sample needs k={k} neighbours", groups=groups, level=level, seed=seed,
-        progress=progress,
+    return _knn_estimate(
+        "mixed_ksg", xs, ys, k, groups=groups, level=level, seed=seed, threads=workers,
+        algorithm=algorithm, progress=progress,
     )
