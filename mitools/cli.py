@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["build_parser", "main"]
+__all__ = ["main"]
 
 METHODS = ("neural", "ksg", "ksg2", "gaussian", "mixed")
 _COMPRESSION = (".gz", ".bz2", ".zip", ".xz", ".zst")
@@ -348,7 +348,7 @@ def _level(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mitools`` (its ``--help`` documents every option)."""
     parser = argparse.ArgumentParser(
         prog="mitools", description="Mutual-information estimation from the command line.",
@@ -404,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mitools`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
-    parser = build_parser()
+    parser = _build_parser()
     args = parser.parse_args(argv)
     neural = args.method == "neural"
     for option, value, applies in (("--bound", args.bound, neural),

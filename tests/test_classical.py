@@ -15,7 +15,7 @@ from mitools import CorrelatedGaussian
 from mitools.classical import canonical_correlations, gaussian_mi, ksg, mixed_ksg
 from mitools.classical.inputs import as_float64_columns
 from mitools.classical.jackknife import assign_groups
-from mitools.classical.ksg import _KINDS
+from mitools.classical.knn import _KINDS
 from mitools.classical.neighbours import count_within, kth_neighbours
 from mitools.classical.pairwise import subset_counts
 
@@ -190,6 +190,19 @@ def test_gaussian_mi_ignores_redundant_columns_and_is_blind_to_nonlinear() -> No
     assert ksg(x, x**2, groups=0).value > 1.0  # KSG sees it
     assert gaussian_mi(x, 3 * x - 1, groups=0).value > 15  # deterministic: infinite or huge
     np.testing.assert_allclose(canonical_correlations(x, y), [np.corrcoef(x.T, y.T)[0, 1]])
+
+
+def test_where_each_estimator_fails() -> None:
+    """The guide's warnings (docs/guide/classical.rst), checked."""
+    x, y = _gaussian(2000, dim=8, mi=4.0, seed=0)  # 8 + 8 dimensions, 4 nats
+    assert ksg(x, y, groups=0).value < 2.6  # KSG: far below the truth in high dimension
+    assert gaussian_mi(x, y, groups=0).value == pytest.approx(4.0, abs=0.15)
+    rng = np.random.default_rng(0)
+    b = rng.integers(0, 2, 5000)
+    c = np.where(rng.random(5000) < 0.95, b, 1 - b)  # agree 95 % of the time
+    truth = math.log(2) + 0.95 * math.log(0.95) + 0.05 * math.log(0.05)  # 0.495 nats
+    assert gaussian_mi(b, c, groups=0).value > truth + 0.25  # correlation 0.9: 0.83 nats
+    assert mixed_ksg(b, c, groups=0).value == pytest.approx(truth, abs=0.02)
 
 
 def test_independence_gives_about_zero() -> None:

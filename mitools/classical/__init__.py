@@ -17,7 +17,7 @@ Intervals come from a delete-a-group jackknife (:mod:`mitools.classical.jackknif
 not the bootstrap); they cover the sampling noise of each estimator, not its bias. Which to
 use when: :doc:`/guide/classical`.
 
-The nearest-neighbour searches use :mod:`scipy.spatial` (a k-d tree in low dimension,
+The nearest-neighbour searches use ``scipy.spatial`` (a k-d tree in low dimension,
 blocks of pairwise distances above; :mod:`mitools.classical.neighbours`), in parallel over
 ``threads``. At n = 5,000 every estimator takes seconds, also in 50 dimensions.
 
@@ -32,6 +32,6 @@ Example:
 """
 
 from mitools.classical.gaussian import canonical_correlations, gaussian_mi
-from mitools.classical.ksg import ksg, mixed_ksg
+from mitools.classical.knn import ksg, mixed_ksg
 
 __all__ = ["canonical_correlations", "gaussian_mi", "ksg", "mixed_ksg"]

@@ -2,7 +2,8 @@
 
 The samples are split at random into ``G`` groups; the estimator is recomputed ``G`` times,
 each time without one group, and the spread of those values gives the standard error
-(:func:`mitools.estimate.stats.jackknife_stderr`, the formula :func:`estimate_mi` uses too).
+(``mitools.estimate.stats.jackknife_stderr``, the formula that
+:func:`~mitools.estimate.estimate_mi` uses too).
 
 Why not the bootstrap: a bootstrap resample repeats samples, and a repeated sample is at
 distance 0 from its copy. A k-nearest-neighbour estimator then finds neighbours at distance 0,

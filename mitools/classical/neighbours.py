@@ -10,7 +10,7 @@ Two primitives serve KSG and the mixed estimator alike:
 
 Distances are under the max-norm :math:`\\|a\\|_\\infty = \\max_c |a_c|`; the joint distance
 of two pairs is the larger of the two marginal distances, so the joint space is the
-concatenation ``[x, y]``. Both use :class:`scipy.spatial.cKDTree` (``query``, and
+concatenation ``[x, y]``. Both use ``scipy.spatial.cKDTree`` (``query``, and
 ``query_ball_point(..., return_length=True)``), whose cost grows like :math:`n \\log n` in low
 dimension; in high dimension a tree prunes nothing, and :mod:`mitools.classical.pairwise`
 takes over. A strict inequality is a ``<=`` test at the next float below the radius

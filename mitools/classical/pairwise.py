@@ -3,7 +3,7 @@ estimators, which serves the full sample and every jackknife subsample in one pa
 
 In high dimension a k-d tree prunes nothing and the :math:`n^2` distances are the real cost.
 :func:`subset_counts` computes them once, block of rows by block of rows
-(:func:`scipy.spatial.distance.cdist`, memory bounded by the block), and evaluates an
+(``scipy.spatial.distance.cdist``, memory bounded by the block), and evaluates an
 estimator's counting *rule* on each block for the full sample and for the sample without
 each jackknife group in turn: leaving a group out sets its columns to :math:`+\\infty`, so it
 is never a neighbour and never counted. The jackknife then costs a few passes over each block
@@ -11,7 +11,7 @@ instead of ``groups`` recomputations of the distances.
 
 A rule maps the blocks ``dx (c, n)``, ``dy (c, n)`` of marginal distances (the sample itself
 and the left-out samples at :math:`+\\infty`) to per-row ``(k_tilde, n_x, n_y)``; the rules of
-:mod:`mitools.classical.ksg` give the same counts as its k-d tree path (tested).
+:mod:`mitools.classical.knn` give the same counts as its k-d tree path (tested).
 """
 
 from __future__ import annotations

@@ -55,7 +55,8 @@ from mitools.estimate.result import MIEstimate
 
 __all__ = ["KDTREE_MAX_DIM", "TIED_WARNING", "ksg", "mixed_ksg"]
 
-#: :func:`ksg` warns when a column repeats values in more than this fraction of samples
+#: :func:`~mitools.classical.ksg` warns when a column repeats values in more than this
+#: fraction of the samples
 TIED_WARNING = 0.01
 #: ``algorithm="auto"`` uses the k-d tree up to this many joint dimensions (``dx + dy``),
 #: blocks of pairwise distances above (measured at n = 5,000: the tree's counting slows down
@@ -234,10 +235,10 @@ def ksg(
 
     The k-nearest-neighbour estimator of Kraskov, Stögbauer & Grassberger (Phys. Rev. E 69,
     066138, 2004), estimator 1 (eq. 8) or 2 (eq. 9), under the max-norm (formulas in
-    :mod:`mitools.classical.ksg`). Each column is standardised, then Gaussian noise of standard
+    :mod:`mitools.classical.knn`). Each column is standardised, then Gaussian noise of standard
     deviation ``noise`` is added (as scikit-learn does), so that tied values, which KSG
     cannot handle, become distinct. A column with more than 1 % tied values triggers a
-    warning: use :func:`mixed_ksg` for discrete data.
+    warning: use :func:`~mitools.classical.mixed_ksg` for discrete data.
 
     KSG is accurate in low dimension and at moderate MI. It is biased low at high MI and in
     high dimension, and misses sparse interactions among many variables (Czyż et al., *Beyond
@@ -257,10 +258,11 @@ def ksg(
         level: confidence level of the interval.
         seed: seeds the noise and the jackknife groups.
         threads: worker threads (``None``: every CPU this process may use).
-        algorithm: ``"kdtree"`` (:class:`scipy.spatial.cKDTree`,
+        algorithm: ``"kdtree"`` (``scipy.spatial.cKDTree``,
             :mod:`mitools.classical.neighbours`), ``"brute"`` (blocks of pairwise distances,
             :mod:`mitools.classical.pairwise`) or ``"auto"`` (the tree up to
-            :data:`KDTREE_MAX_DIM` joint dimensions). The answers are identical.
+            :data:`~mitools.classical.knn.KDTREE_MAX_DIM` joint dimensions). The answers are
+            identical.
         progress: show a progress bar over the jackknife groups on stderr.
 
     Returns:
@@ -320,7 +322,7 @@ def mixed_ksg(
 
     The estimator of Gao, Kannan, Oh & Viswanath (*Estimating Mutual Information for
     Discrete-Continuous Mixtures*, NeurIPS 2017, Algorithm 1; formulas in
-    :mod:`mitools.classical.ksg`). It takes ties as data: use it for a class label against
+    :mod:`mitools.classical.knn`). It takes ties as data: use it for a class label against
     features, for counts, or for columns mixing a point mass with a continuous part. Columns
     are standardised (equal values stay equal); pass a label as integer codes (or a one-hot
     matrix). Categories are then at least :math:`1/\sigma` apart after standardisation; when
