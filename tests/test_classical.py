@@ -280,6 +280,18 @@ def test_interval_and_fields() -> None:
     assert ksg(x, y, noise=0.0, groups=0).value == pytest.approx(result.value, abs=1e-6)
 
 
+def test_why_not_the_bootstrap() -> None:
+    """Repeated samples are their own neighbours at distance 0: KSG on a bootstrap resample of
+    independent data is far above 0, so its spread says nothing about KSG's."""
+    rng = np.random.default_rng(12)
+    x, y = rng.standard_normal(2000), rng.standard_normal(2000)
+    assert abs(ksg(x, y, groups=0).value) < 0.03
+    i = rng.integers(0, 2000, 2000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the resample's ties are flagged
+        assert ksg(x[i], y[i], groups=0).value > 0.5
+
+
 @pytest.mark.slow
 def test_jackknife_stderr_matches_the_spread_over_samples() -> None:
     """The jackknife's standard error against the Monte-Carlo spread of the estimate."""

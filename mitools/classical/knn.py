@@ -168,10 +168,24 @@ def _use_tree(algorithm: str, dim: int) -> bool:
 
 
 def _knn_estimate(
-    method: str, x: np.ndarray, y: np.ndarray, k: int, *, groups: int, level: float,
-    seed: int, threads: int, algorithm: str, progress: bool,
+    method: str, x: Any, y: Any, k: int, *, noise: float, groups: int, level: float,
+    seed: int, threads: int | None, algorithm: str, progress: bool,
 ) -> MIEstimate:
-    """Value and jackknife interval of one k-NN estimator on prepared samples."""
+    """Check the options and inputs, then the value and jackknife interval of one estimator.
+
+    Columns are standardised; with ``noise > 0``, Gaussian noise of that standard deviation
+    is added (seeded by ``seed``) and columns with ties are warned about (KSG only)."""
+    _check_k(k)
+    check_options(groups, level)
+    _use_tree(algorithm, 0)  # validates the name
+    threads = resolve_threads(threads)
+    x, y = (standardize_columns(a) for a in paired_columns(x, y))
+    if method != "mixed_ksg":
+        _warn_ties(x, y)
+    if noise > 0:
+        rng = np.random.default_rng([seed, 1])
+        x = x + noise * rng.standard_normal(x.shape)
+        y = y + noise * rng.standard_normal(y.shape)
     tree_counts, rule, finish = _KINDS[method]
     n = x.shape[0]
     use_tree = _use_tree(algorithm, x.shape[1] + y.shape[1])
@@ -213,7 +227,7 @@ def _warn_ties(xs: np.ndarray, ys: np.ndarray) -> None:
                 "biases the estimate. For a discrete or partly discrete column use "
                 "mitools.classical.mixed_ksg.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
 
 
@@ -285,24 +299,13 @@ def ksg(
         >>> result.interval[0] < 0.511 < result.interval[1]
         True
     """
-    _check_k(k)
     if estimator not in (1, 2) or isinstance(estimator, bool):
         raise ValueError(f"estimator must be 1 or 2, got {estimator!r}")
     if not (isinstance(noise, (int, float)) and noise >= 0 and math.isfinite(noise)):
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
-    check_options(groups, level)
-    _use_tree(algorithm, 0)  # validates the name
-    workers = resolve_threads(threads)
-    xs, ys = (standardize_columns(a) for a in paired_columns(x, y))
-    _warn_ties(xs, ys)
-    if noise > 0:
-        rng = np.random.default_rng([seed, 1])
-        xs = xs + noise * rng.standard_normal(xs.shape)
-        ys = ys + noise * rng.standard_normal(ys.shape)
-
     return _knn_estimate(
-        f"ksg{estimator}", xs, ys, k, groups=groups, level=level, seed=seed, threads=workers,
-        algorithm=algorithm, progress=progress,
+        f"ksg{estimator}", x, y, k, noise=noise, groups=groups, level=level, seed=seed,
+        threads=threads, algorithm=algorithm, progress=progress,
     )
 
 
@@ -359,13 +362,7 @@ def mixed_ksg(
         >>> round(result.value, 2), result.method  # the truth: 0.633 nats (classes of 1/2)
         (0.65, 'mixed_ksg')
     """
-    _check_k(k)
-    check_options(groups, level)
-    _use_tree(algorithm, 0)  # validates the name
-    workers = resolve_threads(threads)
-    xs, ys = (standardize_columns(a) for a in paired_columns(x, y))
-
     return _knn_estimate(
-        "mixed_ksg", xs, ys, k, groups=groups, level=level, seed=seed, threads=workers,
-        algorithm=algorithm, progress=progress,
+        "mixed_ksg", x, y, k, noise=0.0, groups=groups, level=level, seed=seed,
+        threads=threads, algorithm=algorithm, progress=progress,
     )
