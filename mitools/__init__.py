@@ -10,7 +10,10 @@ The pieces meet at one intermediate, the score tensor ``scores[..., i, j] = f(x_
   shape (and the pooled :class:`~mitools.local.GlobalMILoss`),
 * :mod:`mitools.distributed` gathers negatives across processes,
 * :mod:`mitools.tasks` provide data of known mutual information,
-* :func:`mitools.estimate_mi` estimates the MI of two arrays in one call.
+* :func:`mitools.estimate_mi` estimates the MI of two arrays in one call,
+* :mod:`mitools.classical` holds the classical estimators users compare against (KSG, the
+  mixed discrete-continuous estimator, Gaussian MI; imported on first use, with scipy),
+* ``mitools estimate`` (or ``python -m mitools``) is the command line (:mod:`mitools.cli`).
 
 Example:
     >>> import torch, mitools
@@ -56,6 +59,16 @@ from mitools.tasks import CorrelatedGaussian, Staircase
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # mitools.classical needs scipy: import it on first use, so that `import mitools` does not
+    if name == "classical":
+        import importlib
+
+        return importlib.import_module("mitools.classical")
+    raise AttributeError(f"module 'mitools' has no attribute {name!r}")
+
+
 __all__ = [
     "DV",
     "JS",
@@ -85,6 +98,7 @@ __all__ = [
     "Staircase",
     "__version__",
     "bounds",
+    "classical",
     "critics",
     "distributed",
     "estimate",
