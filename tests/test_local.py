@@ -13,7 +13,7 @@ from local_reference import flatten_grid, naive_local_mi
 from mitools import bounds
 from mitools.critics import BilinearCritic, ConcatCritic, SeparableCritic
 from mitools.estimators import MINE, get_estimator
-from mitools.local import REDUCTIONS, GlobalMILoss, LocalMILoss, _BlockedBound, _Masks
+from mitools.local import REDUCTIONS, GlobalMILoss, LocalMILoss
 from mitools.samplers import (
     AllPairs,
     LocalToGlobal,
@@ -285,71 +285,6 @@ def test_chunked_equals_unchunked_float32(bound, reduction):
             torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
 
 
-def test_blocked_bound_gradcheck():
-    gen = torch.Generator().manual_seed(1)
-    u = torch.randn(3, 4, 2, dtype=F64, generator=gen, requires_grad=True)
-    v = torch.randn(2, 6, 2, dtype=F64, generator=gen, requires_grad=True)
-    bias = torch.tensor(0.3, dtype=F64, requires_grad=True)
-    pairs = PositionPairs(
-        torch.tensor([0, 1, 2, 2]), torch.tensor([0, 1, 0, 1]), (4,), torch.arange(4)
-    )
-    xm = torch.rand(3, 4, generator=gen) > 0.3
-    xm[:, 0] = True
-    ym = torch.ones(2, 6, dtype=torch.bool)
-    ym[1, 5] = False
-    masks = _Masks(xm, ym)
-    for kind in ("infonce", "dv", "nwj", "jsd"):  # js / smile: gradient is not d(value)
-
-        def fn(u, v, bias, kind=kind):
-            return _BlockedBound.apply(u, v, bias, kind, None, pairs, masks, None, 2, 3, 4)
-
-        assert torch.autograd.gradcheck(fn, (u, v, bias))
-
-
-def test_blocked_bound_matches_bound_functions_with_offset():
-    """The blocked formulas against mitools.bounds, with gathered-style columns (offset)."""
-    gen = torch.Generator().manual_seed(2)
-    u = torch.randn(1, 3, 4, dtype=F64, generator=gen)
-    v = torch.randn(1, 9, 4, dtype=F64, generator=gen)
-    pairs = PositionPairs(torch.tensor([0]), torch.tensor([0]), (1,), torch.tensor([0]))
-    scores = u[0] @ v[0].T
-    for kind, fn in (
-        ("infonce", bounds.infonce),
-        ("dv", bounds.dv),
-        ("nwj", bounds.nwj),
-        ("jsd", bounds.jsd),
-        ("js", bounds.js),
-        ("smile", lambda s, offset: bounds.smile(s, 0.7, offset=offset)),
-    ):
-        got = _BlockedBound.apply(
-            u, v, torch.zeros((), dtype=F64), kind, 0.7 if kind == "smile" else None, pairs,
-            _Masks(None, None), None, 3, 1, 2,
-        )  # fmt: skip
-        torch.testing.assert_close(got[0], fn(scores, offset=3), atol=1e-12, rtol=0)
-
-
-@pytest.mark.parametrize("kind", ["js", "smile"])
-def test_blocked_bound_js_gradients_match_bound_functions(kind):
-    """JS and SMILE: value of NWJ / clipped DV, gradient of the JS objective, as in bounds."""
-    gen = torch.Generator().manual_seed(3)
-    u = torch.randn(2, 5, 3, dtype=F64, generator=gen, requires_grad=True)
-    v = torch.randn(1, 5, 3, dtype=F64, generator=gen, requires_grad=True)
-    pairs = PositionPairs(torch.tensor([0, 1]), torch.tensor([0, 0]), (2,), torch.arange(2))
-    fn = bounds.js if kind == "js" else lambda s: bounds.smile(s, 0.5)
-    got = _BlockedBound.apply(
-        u, v, torch.zeros((), dtype=F64), kind, 0.5, pairs, _Masks(None, None), None, 0, 1, 2
-    )
-    want = fn(u @ v.transpose(-1, -2))
-    torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
-    weights = torch.tensor([0.3, -1.2], dtype=F64)
-    for a, b in zip(
-        torch.autograd.grad((got * weights).sum(), [u, v]),
-        torch.autograd.grad((want * weights).sum(), [u, v]),
-        strict=True,
-    ):
-        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
-
-
 # ---------------------------------------------------------------------------------------------
 # Properties.
 # ---------------------------------------------------------------------------------------------
@@ -456,14 +391,27 @@ def test_batch_of_one_with_queue_is_allowed():
     assert torch.isfinite(out.loss)
 
 
-def test_mine_runs_unchunked_and_refuses_chunks():
-    loss_fn = LocalMILoss(MINE(), None, reduction="max")
-    x = torch.randn(6, 3, 2, 2, requires_grad=True)
-    out = loss_fn(x, torch.randn(6, 3))
-    out.loss.backward()
-    assert bool(torch.isfinite(loss_fn.estimator.log_partition_ema).all())
-    with pytest.raises(ValueError, match="MINE"):
-        LocalMILoss("mine", chunk_size=4)
+def test_mine_runs_chunked_with_one_average_per_cell():
+    """MINE's average is per position pair, so chunking (once refused) changes nothing."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 3, 2, 2, generator=gen, dtype=F64)
+    y = torch.randn(6, 3, generator=gen, dtype=F64)
+    runs = []
+    for kw in ({}, {"chunk_size": 3}, {"chunk_size": 1, "backend": "dense"}):
+        loss_fn = LocalMILoss(MINE(momentum=0.5), None, reduction="max", **kw)
+        grads_per_step = []
+        for step in range(3):
+            xs = (x + step).requires_grad_()
+            out = loss_fn(xs, y)
+            (g,) = torch.autograd.grad(out.loss, [xs])
+            grads_per_step.append(g)
+        assert loss_fn.estimator.log_partition_ema.shape == (2, 2)
+        assert bool(torch.isfinite(loss_fn.estimator.log_partition_ema).all())
+        runs.append((grads_per_step, loss_fn.estimator.log_partition_ema))
+    for grads_other, ema in runs[1:]:
+        torch.testing.assert_close(ema, runs[0][1], atol=1e-12, rtol=0)
+        for a, b in zip(grads_other, runs[0][0], strict=True):
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
 
 
 def test_learned_baseline_network_gets_anchor_features():
@@ -562,7 +510,7 @@ def test_error_options():
     with pytest.raises(ValueError, match="chunk_size"):
         LocalMILoss(chunk_size=0)
     with pytest.raises(ValueError, match="column_chunk_size needs a separable critic"):
-        LocalMILoss("tuba", column_chunk_size=8)
+        LocalMILoss("alpha_infonce", column_chunk_size=8)  # tuba is row-wise now
     with pytest.raises(ValueError, match="dot product"):
         LocalMILoss()(torch.randn(4, 3, 2, 2), torch.randn(4, 5))
 

@@ -100,7 +100,7 @@ class Critic(nn.Module):
         """
         raise TypeError(f"{type(self).__name__} is not separable: it has no factorisation")
 
-    def _check_inputs(self, x: Tensor, y: Tensor) -> None:
+    def _check_inputs(self, x: Tensor, y: Tensor, broadcast: bool = True) -> None:
         name = type(self).__name__
         for arg, t, dim in (("x", x, self.dim_x), ("y", y, self.dim_y)):
             if not isinstance(t, Tensor):
@@ -117,6 +117,8 @@ class Critic(nn.Module):
                     f"{name}: {arg} has {t.shape[-1]} features (shape {tuple(t.shape)}) but "
                     f"the critic was built with dim_{arg}={dim}"
                 )
+        if not broadcast:  # factors: the two sides are independent
+            return
         try:
             torch.broadcast_shapes(x.shape[:-2], y.shape[:-2])
         except RuntimeError:

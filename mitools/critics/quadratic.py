@@ -79,7 +79,7 @@ class QuadraticCritic(Critic):
         """``u = [x W, a(x) + c, 1, g(x) / T]`` and ``v = [y, 1, b(y), h(y)]`` (the last block
         with the residual only): the score is their dot product. Computed in float32 or higher
         (half-precision inputs are upcast: the quadratic terms are scores already)."""
-        self._check_inputs(x, y)
+        self._check_inputs(x, y, broadcast=False)
         residual = self.residual.factorise(x, y) if self.residual is not None else None
         dtype = torch.promote_types(x.dtype, torch.float32)
         x, y = x.to(dtype), y.to(dtype)
@@ -93,6 +93,7 @@ class QuadraticCritic(Critic):
         return torch.cat(u, dim=-1), torch.cat(v, dim=-1)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        self._check_inputs(x, y)
         return dot_scores(*self.factorise(x, y))
 
     @torch.no_grad()

@@ -71,11 +71,12 @@ class SeparableCritic(Critic):
 
     def factorise(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """``u = g(x) / T`` ``(..., N, embed_dim)`` and ``v = h(y)`` ``(..., M, embed_dim)``."""
-        self._check_inputs(x, y)
+        self._check_inputs(x, y, broadcast=False)
         gx, hy = self.embed(x, y)
         return gx * torch.exp(-self.log_temperature).to(gx.dtype), hy
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        self._check_inputs(x, y)
         return dot_scores(*self.factorise(x, y))
 
 
@@ -107,7 +108,7 @@ class BilinearCritic(Critic):
     def factorise(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """``u = [x W, 1]`` ``(..., N, dim_y + 1)`` and ``v = [y, bias]`` (without a bias:
         ``u = x W``, ``v = y``), in float32 or higher."""
-        self._check_inputs(x, y)
+        self._check_inputs(x, y, broadcast=False)
         dtype = torch.promote_types(x.dtype, torch.float32)
         x, y = x.to(dtype), y.to(dtype)
         u = torch.matmul(x, self.weight.to(dtype))
@@ -118,4 +119,5 @@ class BilinearCritic(Critic):
         return u, v
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        self._check_inputs(x, y)
         return dot_scores(*self.factorise(x, y))

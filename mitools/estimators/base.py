@@ -7,6 +7,8 @@ without knowing its class:
   :class:`~mitools.bounds.RowwiseBound`), or ``None`` when the bound needs the whole score
   tensor. Row-wise estimators run on every path of :class:`~mitools.local.LocalMILoss`
   (dense, blocked, attention); the others on the dense path.
+* ``needs_row_partition``: whether each anchor needs its own set of negatives (a row-wise
+  log-partition, as InfoNCE), which one deranged partner per anchor cannot give.
 * ``needs_anchors``: whether :meth:`Estimator.finish` / ``forward`` need the row-side inputs
   (a learned baseline :math:`a(x)`).
 * ``per_problem_state``: whether the estimator keeps state per estimation problem (MINE's
@@ -78,6 +80,13 @@ class Estimator(nn.Module):
     def needs_anchors(self) -> bool:
         """Whether the row-side inputs must be passed as ``anchors``."""
         return False
+
+    @property
+    def needs_row_partition(self) -> bool:
+        """Whether each anchor needs its own set of negatives: a per-row log-partition, as in
+        InfoNCE. Such a bound would weight one deranged partner as ``N - 1`` negatives."""
+        stats = self.rowwise.statistics if self.rowwise is not None else ()
+        return any(s.over == "columns" for s in stats)
 
     def finish(
         self,

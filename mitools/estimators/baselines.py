@@ -148,6 +148,10 @@ class AlphaInfoNCE(Estimator):
     def needs_anchors(self) -> bool:
         return self.log_baseline.network is not None
 
+    @property
+    def needs_row_partition(self) -> bool:
+        return True  # the leave-one-out log-mean-exp of each row
+
     def forward(
         self,
         scores: Tensor,
