@@ -5,7 +5,7 @@ anchors' factors) and ``K = v[q_k]`` (the columns'). Fused attention kernels (fl
 memory-efficient; on CPU the flash kernel) return ``lse_i = logsumexp_j S_ij`` and
 ``O = softmax(S) V`` without storing ``S``. With ``V = K`` and scale 1:
 
-* ``lse`` is every row's log-partition (the statistic ``logsumexp`` over ``"columns"``);
+* ``lse`` is every row's log-sum-exp over the kernel's key columns;
 * ``O_i = Σ_j softmax(S)_ij K_j = ∂ lse_i / ∂Q_i``, so the gradient with respect to the anchors
   is ``g_i O_i``;
 * the kernel's backward, given ``grad_out = g ⊙ Q``, returns ``dV = softmax(S)ᵀ (g ⊙ Q)``, which
@@ -16,8 +16,11 @@ exactly, with no mask: the columns outside the diagonal block (other ranks, the 
 one plain call; within the diagonal block, a causal call on ``Q[1:]`` against ``K[:-1]`` covers
 the columns ``j < i`` and the same on the reversed rows covers ``j > i``; the parts merge by
 ``logaddexp``. (The closed form ``lse + log(1 - exp(pos - lse))`` would cancel catastrophically
-when the positive dominates its row.) Padding columns are removed by one extra factor column,
-``1`` on the anchors' side and ``0`` or ``-32768`` on the columns' side.
+when the positive dominates its row.) The log-sum-exp over all columns (InfoNCE) is that over
+the negatives merged with the row's positive score, which therefore enters the bound as one
+number: ``pos - lse`` cancels exactly even in float32 with scores of magnitude 10^5. Padding
+columns are removed by one extra factor column, ``1`` on the anchors' side and ``0`` or
+``-32768`` on the columns' side.
 
 The kernels are private ATen operators. Each one is looked up guardedly and checked once per
 device and dtype on a small problem against a float64 reference; a missing or failing kernel
@@ -239,18 +242,18 @@ def _calls(q: Tensor, kk: Tensor, stat: RowStatistic, offset: int, kernel: Kerne
     """The kernel calls of one statistic over one block (see the module docstring)."""
     k, n, m = q.shape[0], q.shape[1], kk.shape[1]
     device = q.device
+    # Every statistic is taken over the negatives; "columns" adds the positive afterwards
+    # (see _AttentionStatistics): the positive then enters a row's log-sum-exp once, from the
+    # same number as the bound's positive term, so pos - lse cancels exactly in float32.
     plan: list[tuple[slice, Tensor, bool, bool]] = []
-    if stat.over == "columns":
-        plan.append((slice(0, n), torch.arange(m, device=device), False, False))
-    else:
-        outside = torch.cat([torch.arange(offset, device=device),
-                             torch.arange(offset + n, m, device=device)])  # fmt: skip
-        if outside.numel():
-            plan.append((slice(0, n), outside, False, False))
-        if n > 1:
-            diag = torch.arange(offset, offset + n, device=device)
-            plan.append((slice(1, n), diag[:-1], False, True))  # j < i
-            plan.append((slice(0, n - 1), diag.flip(0)[:-1], True, True))  # j > i
+    outside = torch.cat([torch.arange(offset, device=device),
+                         torch.arange(offset + n, m, device=device)])  # fmt: skip
+    if outside.numel():
+        plan.append((slice(0, n), outside, False, False))
+    if n > 1:
+        diag = torch.arange(offset, offset + n, device=device)
+        plan.append((slice(1, n), diag[:-1], False, True))  # j < i
+        plan.append((slice(0, n - 1), diag.flip(0)[:-1], True, True))  # j > i
     calls = []
     for rows, keys, flip, causal in plan:
         qq = q[:, rows].flip(1) if flip else q[:, rows]
@@ -297,6 +300,8 @@ class _AttentionStatistics(torch.autograd.Function):
             for j, stat in enumerate(statistics):
                 calls = _calls(q, kk, stat, problems.offset, kernel)
                 acc = stat.empty((k, n), positive)
+                if stat.over == "columns":
+                    acc = stat.merge(acc, positive[start:stop])
                 for c in calls:
                     part = stat.empty((k, n), positive)
                     part[:, c.rows] = c.lse.to(stat_dtype)
@@ -305,15 +310,15 @@ class _AttentionStatistics(torch.autograd.Function):
                 per_stat.append(calls)
             saved.append((kk.shape[0], per_stat))
         ctx.saved = saved
-        ctx.args = (problems, pair_chunk, kernel)
-        ctx.save_for_backward(u, v, *outs)
+        ctx.args = (problems, pair_chunk, kernel, statistics)
+        ctx.save_for_backward(u, v, positive, *outs)
         return (positive, *outs)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, g_pos: Tensor | None, *g_stats: Tensor | None) -> tuple[Any, ...]:
-        u, v, *outs = ctx.saved_tensors
-        problems, pair_chunk, kernel = ctx.args
+        u, v, positive, *outs = ctx.saved_tensors
+        problems, pair_chunk, kernel, statistics = ctx.args
         n, m = u.shape[1], v.shape[1]
         dtype = outs[0].dtype if outs else torch.promote_types(u.dtype, torch.float32)
         du = torch.zeros(u.shape, dtype=dtype, device=u.device)
@@ -324,13 +329,17 @@ class _AttentionStatistics(torch.autograd.Function):
             uu, vv, k = take(u, p).to(dtype), take(v, q_idx).to(dtype), stop - start
             duu = u.new_zeros(k, n, u.shape[-1], dtype=dtype)
             dvv = v.new_zeros(vv.shape[0], m, v.shape[-1], dtype=dtype)
-            if g_pos is not None:
-                positive_gradient(g_pos[start:stop], uu, vv, problems.offset, duu, dvv)
+            g_positive = g_pos[start:stop].to(dtype) if g_pos is not None else None
             dkk: Tensor | None = None
-            for g_all, total_all, calls in zip(g_stats, outs, per_stat, strict=True):
+            for stat, g_all, total_all, calls in zip(
+                statistics, g_stats, outs, per_stat, strict=True
+            ):
                 if g_all is None:
                     continue
                 g, total = g_all[start:stop], total_all[start:stop]
+                if stat.over == "columns":  # the positive's share of the row
+                    share = g * torch.exp(positive[start:stop] - total)
+                    g_positive = share if g_positive is None else g_positive + share
                 for c in calls:
                     # d stat / d lse_part = exp(lse_part - stat): the part's share of each row
                     lse = c.lse.to(dtype)
@@ -348,6 +357,8 @@ class _AttentionStatistics(torch.autograd.Function):
                         dkk = torch.zeros(k_heads, m, d_keys.shape[-1], dtype=dtype,
                                           device=v.device)  # fmt: skip
                     dkk.index_add_(1, c.keys, d_keys.to(dtype))
+            if g_positive is not None:
+                positive_gradient(g_positive, uu, vv, problems.offset, duu, dvv)
             if dkk is not None:
                 dk = dkk[..., : v.shape[-1]]
                 dvv += dk.sum(0, keepdim=True) if dvv.shape[0] == 1 else dk

@@ -81,11 +81,14 @@ class _BlockedStatistics(torch.autograd.Function):
         for start, stop in pr.chunks(run.pair_chunk):
             p, q, _, cols = pr.block(start, stop)
             uu, vv, k = take(u, p), take(v, q), stop - start
-            positive[start:stop] = positive_scores(uu, vv, pr.offset, k)
             acc = [stat.empty((k, n), u) for stat in run.statistics]
             for c0 in range(0, m, run.col_chunk):
                 c1 = min(c0 + run.col_chunk, m)
                 s = _block_scores(uu, vv, c0, c1, k)
+                # The positives from the same products as the statistics: in float32 the
+                # difference of a positive and its row's log-sum-exp then cancels exactly.
+                rows = torch.arange(max(0, c0 - pr.offset), min(n, c1 - pr.offset), device=u.device)
+                positive[start:stop, rows] = s[:, rows, rows + pr.offset - c0]
                 for j, stat in enumerate(run.statistics):
                     valid = pr.valid(stat, cols, c0, c1, u.device)
                     acc[j] = stat.merge(acc[j], stat.reduce_block(s, valid))
