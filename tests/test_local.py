@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 from local_reference import flatten_grid, naive_local_mi
 
 from mitools import bounds
-from mitools.critics import BilinearCritic, ConcatCritic, SeparableCritic
+from mitools.critics import (
+    BilinearCritic,
+    ConcatCritic,
+    MarginalPotentials,
+    QuadraticCritic,
+    SeparableCritic,
+)
 from mitools.estimators import MINE, get_estimator
 from mitools.local import REDUCTIONS, GlobalMILoss, LocalMILoss
 from mitools.samplers import (
@@ -20,7 +26,6 @@ from mitools.samplers import (
     Matched,
     NegativeQueue,
     Neighbourhood,
-    PositionPairs,
     RandomPairs,
 )
 
@@ -28,8 +33,21 @@ F64 = torch.float64
 X_PATTERNS = {1: "b l c", 2: "b c h w", 3: "b c t h w"}
 CHANNEL_LAST = {0: "b c", 1: "b l c", 2: "b h w c", 3: "b t h w c"}
 SAMPLERS = ("local_to_global", "all_pairs", "matched", "random_pairs", "neighbourhood")
-BOUNDS = ("infonce", "dv", "nwj", "jsd", "js", "smile", "tuba")
-BLOCKED = ("infonce", "dv", "nwj", "jsd", "js", "smile")  # the blocked autograd function's
+BOUNDS = ("infonce", "dv", "nwj", "jsd", "js", "smile", "tuba", "mine", "alpha_infonce")
+BLOCKED = ("infonce", "dv", "nwj", "jsd", "js", "smile", "tuba", "mine")  # row-wise bounds
+ATTENTION = ("infonce", "dv", "nwj", "tuba", "mine")  # log-sum-exps of the scores
+SEPARABLE = (None, "separable", "separable_cosine", "bilinear", "quadratic", "potentials")
+
+
+def backends_for(bound: str, critic_name: str | None, negatives: str) -> list[str]:
+    """The execution paths a configuration accepts."""
+    fused = critic_name in SEPARABLE and bound in BLOCKED and negatives == "all"
+    out = ["auto", "dense"]
+    if fused:
+        out.append("blocked")
+        if bound in ATTENTION:
+            out.append("attention")
+    return out
 
 
 def make_sampler(name: str, seed: int = 0):
@@ -51,15 +69,39 @@ def make_critic(name: str | None, c: int, seed: int):
             c, c, hidden=(), embed_dim=4, cosine=True, temperature=0.5, learn_temperature=True
         ),
         "bilinear": lambda: BilinearCritic(c, c),
+        "quadratic": lambda: _randomised(QuadraticCritic(c, c, hidden=(4,), embed_dim=2)),
+        "potentials": lambda: MarginalPotentials(
+            SeparableCritic(c, c, hidden=(4,), embed_dim=3), c, c, hidden=(3,)
+        ),
         "concat": lambda: ConcatCritic(c, c, hidden=(5,)),
     }[name]()
     return critic.double() if critic is not None else None
 
 
+def _randomised(critic):
+    """Every parameter non-zero (the quadratic critic's residual starts at zero)."""
+    with torch.no_grad():
+        for p in critic.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return critic
+
+
 def make_estimator(name: str):
     if name == "tuba":
         return get_estimator("tuba", baseline=0.3)
+    if name == "alpha_infonce":
+        return get_estimator("alpha_infonce", alpha=0.3, baseline=0.2)
+    if name == "mine":
+        return MINE(momentum=0.5)
     return get_estimator(name)
+
+
+def per_pair(name: str):
+    """The reference's estimator of each position pair: one MINE (own average) per pair."""
+    if name != "mine":
+        return None
+    table: dict = {}
+    return lambda p, q: table.setdefault((p, q), make_estimator(name))
 
 
 def grid_for(sampler: str, grid_x: tuple[int, ...], q_len: int) -> tuple[int, ...]:
@@ -106,6 +148,7 @@ def run_case(
     chunk_size: int | None,
     column_chunk_size: int | None,
     seed: int,
+    backend: str = "auto",
     tol: float = 1e-9,
 ) -> None:
     c = 3
@@ -134,6 +177,7 @@ def run_case(
         chunk_size=chunk_size,
         column_chunk_size=column_chunk_size,
         generator=torch.Generator().manual_seed(seed + 1),
+        backend=backend,
     )
     ref, ref_estimates = naive_local_mi(
         estimator,
@@ -148,6 +192,7 @@ def run_case(
         y_mask,
         negatives=negatives,
         generator=torch.Generator().manual_seed(seed + 1),
+        estimator_of_pair=per_pair(bound),
     )
     if ref is None:  # every pair is padding
         with pytest.raises(ValueError, match="no position pair"):
@@ -155,6 +200,8 @@ def run_case(
         return
     out = loss_fn(x, y, x_mask, y_mask)
     assert out.loss.dtype == F64
+    if backend != "auto":
+        assert loss_fn.last_backend == backend
     torch.testing.assert_close(out.estimate, ref.detach(), atol=tol, rtol=0)
     torch.testing.assert_close(out.loss, -ref.detach(), atol=tol, rtol=0)
     torch.testing.assert_close(
@@ -171,10 +218,15 @@ def cases(draw, bound: str):
     hi = {1: 4, 2: 3, 3: 2}[rank]
     grid_x = tuple(draw(st.integers(1, hi)) for _ in range(rank))
     sampler = draw(st.sampled_from(SAMPLERS))
-    negatives = draw(st.sampled_from(["all", "derangement"])) if bound != "infonce" else "all"
-    critic_name = draw(st.sampled_from([None, "separable", "bilinear", "concat"]))
-    fast = critic_name != "concat" and bound in BLOCKED and negatives == "all"
+    row_partition = bound in ("infonce", "alpha_infonce")
+    negatives = draw(st.sampled_from(["all", "derangement"])) if not row_partition else "all"
+    critic_name = draw(st.sampled_from([None, "separable", "bilinear", "quadratic", "concat"]))
+    backend = draw(st.sampled_from(backends_for(bound, critic_name, negatives)))
+    fast = backend in ("auto", "blocked") and "blocked" in backends_for(
+        bound, critic_name, negatives
+    )
     return dict(
+        backend=backend,
         rank=rank,
         grid_x=grid_x,
         q_len=draw(st.integers(1, 3)),
@@ -217,6 +269,35 @@ def test_every_bound_and_critic_chunked_equals_naive_loop(bound, critic_name):
         rank=1, grid_x=(4,), q_len=3, batch=5, sampler="all_pairs", reduction="logsumexp",
         bound=bound, critic_name=critic_name, negatives="all", masked=True, chunk_size=3,
         column_chunk_size=2 if fast else None, seed=3,
+    )  # fmt: skip
+
+
+BACKEND_CASES = [
+    (backend, bound, critic)
+    for bound in BOUNDS
+    for critic in (None, "separable_cosine", "bilinear", "quadratic", "potentials", "concat")
+    for backend in backends_for(bound, critic, "all")
+    if backend != "auto"
+]
+
+
+@pytest.mark.parametrize(("backend", "bound", "critic_name"), BACKEND_CASES)
+def test_every_backend_equals_naive_loop(backend, bound, critic_name):
+    """Every path a configuration accepts, forced, with masks: values and gradients to 1e-9."""
+    run_case(
+        rank=2, grid_x=(2, 2), q_len=3, batch=5, sampler="all_pairs", reduction="logsumexp",
+        bound=bound, critic_name=critic_name, negatives="all", masked=True, chunk_size=3,
+        column_chunk_size=2 if backend == "blocked" else None, seed=5, backend=backend,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("backend", ["blocked", "attention"])
+def test_fused_paths_with_every_sampler_equal_naive_loop(sampler, backend):
+    run_case(
+        rank=2, grid_x=(3, 2), q_len=2, batch=6, sampler=sampler, reduction="max",
+        bound="dv", critic_name="quadratic", negatives="all", masked=True, chunk_size=None,
+        column_chunk_size=None, seed=13, backend=backend,
     )  # fmt: skip
 
 

@@ -87,8 +87,10 @@ class _BlockedStatistics(torch.autograd.Function):
                 s = _block_scores(uu, vv, c0, c1, k)
                 # The positives from the same products as the statistics: in float32 the
                 # difference of a positive and its row's log-sum-exp then cancels exactly.
-                rows = torch.arange(max(0, c0 - pr.offset), min(n, c1 - pr.offset), device=u.device)
-                positive[start:stop, rows] = s[:, rows, rows + pr.offset - c0]
+                lo, hi = max(0, c0 - pr.offset), min(n, c1 - pr.offset)
+                if lo < hi:
+                    rows = torch.arange(lo, hi, device=u.device)
+                    positive[start:stop, rows] = s[:, rows, rows + pr.offset - c0]
                 for j, stat in enumerate(run.statistics):
                     valid = pr.valid(stat, cols, c0, c1, u.device)
                     acc[j] = stat.merge(acc[j], stat.reduce_block(s, valid))
