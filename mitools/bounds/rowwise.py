@@ -95,8 +95,8 @@ class Transform:
 
     def derivative(self, scores: Tensor) -> Tensor:
         """The elementwise derivative at ``scores`` (as :mod:`torch.autograd` defines it)."""
-        if self.name == "softplus":
-            return torch.sigmoid(scores)
+        if self.name == "softplus":  # linear above F.softplus's threshold (20), as autograd has it
+            return torch.where(scores > 20.0, torch.ones_like(scores), torch.sigmoid(scores))
         assert self.param is not None
         return ((scores >= -self.param) & (scores <= self.param)).to(scores.dtype)
 
