@@ -14,8 +14,8 @@ Jensen-Shannon objective), a log-sum-exp of clipped scores (SMILE). Such a bound
 * its ``finish`` turns the accumulated :class:`RowStatistics` into the value, and autograd
   through ``finish`` gives the gradient with respect to every statistic.
 
-:func:`row_statistics` accumulates the statistics from a whole score tensor: that is how every
-public bound of :mod:`mitools.bounds` is computed (``infonce(scores)`` is
+:func:`~mitools.bounds.row_statistics` accumulates the statistics from a whole score tensor:
+that is how every public bound of :mod:`mitools.bounds` is computed (``infonce(scores)`` is
 ``finish(row_statistics(scores))``). The execution paths of :mod:`mitools.local` (column blocks
 with a running log-sum-exp; fused attention kernels) accumulate the same statistics without
 ever storing the scores and call the same finisher, so each bound's formula is written once,
@@ -179,16 +179,16 @@ class RowStatistic:
         Returns:
             ``(..., N, c)``: the gradient with respect to the block of scores.
         """
-        t = scores if self.transform is None else self.transform(scores)
-        if self.reduce == "logsumexp":
-            # d lse_i / d t_ij = exp(t_ij - lse_i)
-            out = torch.exp(t - result[..., None]) * grad[..., None]
+        # In place on one fresh buffer: a block's gradient costs one more block of memory.
+        if self.reduce == "logsumexp":  # d lse_i / d t_ij = exp(t_ij - lse_i)
+            t = scores.clone() if self.transform is None else self.transform(scores)
+            out = t.sub_(result[..., None]).exp_().mul_(grad[..., None])
         else:
-            out = grad[..., None].expand_as(t)
+            out = grad[..., None].expand_as(scores).clone()
         if self.transform is not None:
-            out = out * self.transform.derivative(scores)
+            out.mul_(self.transform.derivative(scores))
         if valid is not None:
-            out = torch.where(valid, out, torch.zeros((), dtype=out.dtype, device=out.device))
+            out.masked_fill_(~valid, 0.0)
         return out
 
 

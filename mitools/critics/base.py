@@ -84,7 +84,7 @@ class Critic(nn.Module):
 
     dim_x: int
     dim_y: int
-    #: Whether :meth:`factorise` gives the scores as a dot product of per-side factors.
+    #: Whether ``factorise`` gives the scores as a dot product of per-side factors.
     separable: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

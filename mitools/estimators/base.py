@@ -62,8 +62,7 @@ class Estimator(nn.Module):
         row_mask: optional ``(..., N)`` bool, valid anchors.
         col_mask: optional ``(..., M)`` bool, valid columns.
         anchors: optional row-side inputs ``(..., N, D)``, used only by learned baselines.
-        problems: optional :class:`ProblemIndex` of the leading dimensions, used only by
-            estimators with per-problem state (default: the leading dimensions themselves).
+        problems: optional :class:`ProblemIndex` (estimators with per-problem state only).
 
     Returns of :meth:`forward`:
         Tensor of shape ``scores.shape[:-2]``: the value (to maximise).
@@ -73,7 +72,7 @@ class Estimator(nn.Module):
     nats: bool = True
     #: The bound's per-row statistics and finisher; ``None``: it needs the whole score tensor.
     rowwise: RowwiseBound | None = None
-    #: Whether :meth:`finish` / :meth:`forward` take a :class:`ProblemIndex` (keeps state).
+    #: Whether ``finish`` and ``forward`` take a :class:`ProblemIndex` (keeps state).
     per_problem_state: bool = False
 
     @property
@@ -83,8 +82,8 @@ class Estimator(nn.Module):
 
     @property
     def needs_row_partition(self) -> bool:
-        """Whether each anchor needs its own set of negatives: a per-row log-partition, as in
-        InfoNCE. Such a bound would weight one deranged partner as ``N - 1`` negatives."""
+        """Whether each anchor needs its own set of negatives (a per-row log-partition, as in
+        InfoNCE); such a bound would weight one deranged partner as ``N - 1`` negatives."""
         stats = self.rowwise.statistics if self.rowwise is not None else ()
         return any(s.over == "columns" for s in stats)
 

@@ -44,8 +44,8 @@ BACKENDS = ("auto", "dense", "blocked", "attention")
 DENSE_BYTES = 2**28
 """``"auto"`` leaves the dense path when its score tensor would exceed this (256 MiB)."""
 
-BLOCK_BYTES = 2**26
-"""The blocked path's score block when ``"auto"`` chose it without chunk sizes (64 MiB)."""
+BLOCK_BYTES = 2**25
+"""The blocked path's score block without chunk sizes (32 MiB; a pass holds about three)."""
 
 
 def check_backend(

@@ -129,7 +129,7 @@ class _BlockedStatistics(torch.autograd.Function):
                         continue
                     valid = pr.valid(stat, cols, c0, c1, u.device)
                     d = stat.block_gradient(s, valid, out[start:stop], g)
-                    ds = d if ds is None else ds + d
+                    ds = d if ds is None else ds.add_(d)
                 if ds is None:
                     continue
                 duu += torch.matmul(ds, vv[:, c0:c1])

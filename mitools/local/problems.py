@@ -3,7 +3,7 @@
 After packing and sampling, a call holds ``K`` position pairs ``(p_k, q_k)``. Pair ``k`` is one
 estimation problem: rows are the anchors ``x_i[p_k]`` (``N`` local samples), columns the
 ``y_j[q_k]`` of the (gathered, queued) batch (``M`` columns), the positive of row ``i`` at column
-``i + offset``. :class:`Problems` holds what every execution path needs to score them: the
+``i + offset``. ``Problems`` holds what every execution path needs to score them: the
 pairs, the masks of each block of pairs, which pairs are real (*active*), and how to combine
 the ranks' estimates.
 """
