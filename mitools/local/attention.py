@@ -62,18 +62,19 @@ class Kernel(NamedTuple):
     multiple: int
 
 
-def _aten(name: str) -> Any:
+def _aten(forward: str) -> tuple[Any, Any] | None:
+    """The private ATen operator ``forward`` and its ``_backward``, or ``None`` if one is absent."""
     try:
-        return getattr(torch.ops.aten, name)
+        return getattr(torch.ops.aten, forward), getattr(torch.ops.aten, forward + "_backward")
     except (AttributeError, RuntimeError):
         return None
 
 
 def _cpu_flash() -> Kernel | None:
-    fwd = _aten("_scaled_dot_product_flash_attention_for_cpu")
-    bwd = _aten("_scaled_dot_product_flash_attention_for_cpu_backward")
-    if fwd is None or bwd is None:
+    ops = _aten("_scaled_dot_product_flash_attention_for_cpu")
+    if ops is None:
         return None
+    fwd, bwd = ops
 
     def forward(q: Tensor, k: Tensor, causal: bool) -> tuple[Tensor, Tensor, tuple[Any, ...]]:
         out, lse = fwd(q, k, k, 0.0, causal, scale=1.0)
@@ -86,10 +87,10 @@ def _cpu_flash() -> Kernel | None:
 
 
 def _cuda_efficient() -> Kernel | None:
-    fwd = _aten("_scaled_dot_product_efficient_attention")
-    bwd = _aten("_scaled_dot_product_efficient_attention_backward")
-    if fwd is None or bwd is None:
+    ops = _aten("_scaled_dot_product_efficient_attention")
+    if ops is None:
         return None
+    fwd, bwd = ops
 
     def forward(q: Tensor, k: Tensor, causal: bool) -> tuple[Tensor, Tensor, tuple[Any, ...]]:
         out, lse, seed, offset = fwd(q, k, k, None, True, 0.0, causal, scale=1.0)
@@ -105,10 +106,10 @@ def _cuda_efficient() -> Kernel | None:
 
 
 def _cuda_flash() -> Kernel | None:
-    fwd = _aten("_scaled_dot_product_flash_attention")
-    bwd = _aten("_scaled_dot_product_flash_attention_backward")
-    if fwd is None or bwd is None:
+    ops = _aten("_scaled_dot_product_flash_attention")
+    if ops is None:
         return None
+    fwd, bwd = ops
 
     def forward(q: Tensor, k: Tensor, causal: bool) -> tuple[Tensor, Tensor, tuple[Any, ...]]:
         out, lse, cum_q, cum_k, max_q, max_k, seed, offset, _ = fwd(

@@ -79,6 +79,19 @@ def _evaluate(
     )
 
 
+def _anchors(
+    estimator: Estimator, xp: Tensor, problems: Problems
+) -> Callable[[int, int], Tensor | None]:
+    """The anchors' features of pairs ``start:stop``, for estimators that need them."""
+
+    def anchors(start: int, stop: int) -> Tensor | None:
+        if not estimator.needs_anchors:
+            return None
+        return take(xp, problems.pairs.x_index[start:stop])
+
+    return anchors
+
+
 def dense_values(
     problems: Problems,
     scorer: Scorer,
@@ -104,19 +117,15 @@ def dense_values(
         p, q, rows, cols = problems.block(start, stop)
         return scorer.score(take(u, p), take(v, q)), rows, cols
 
-    def anchors(start: int, stop: int) -> Tensor | None:
-        if not estimator.needs_anchors:
-            return None
-        return take(xp, problems.pairs.x_index[start:stop])
-
     rows, cols = problems.masks.block(
         problems.pairs.x_index, problems.pairs.y_index, problems.offset, problems.batch,
         problems.active,
     )  # fmt: skip
     return _evaluate(
         estimator, score_block, u, v, problems.chunks(chunk_size),
-        chunk_size is not None and torch.is_grad_enabled(), problems.offset, anchors,
-        (rows, cols, problems.batch, problems.columns), problems.index(),
+        chunk_size is not None and torch.is_grad_enabled(), problems.offset,
+        _anchors(estimator, xp, problems), (rows, cols, problems.batch, problems.columns),
+        problems.index(),
     )  # fmt: skip
 
 
@@ -158,15 +167,10 @@ def derangement_values(
         r = rows[start:stop]
         return torch.where(eye, pos[..., None], neg[..., None]), r, r
 
-    def anchors(start: int, stop: int) -> Tensor | None:
-        if not estimator.needs_anchors:
-            return None
-        return take(xp, problems.pairs.x_index[start:stop])
-
     index = ProblemIndex(problems.pairs.where, tuple(problems.pairs.shape), active)
     values = _evaluate(
         estimator, score_block, u, v, problems.chunks(chunk_size),
-        chunk_size is not None and torch.is_grad_enabled(), 0, anchors,
-        (rows, rows, batch, batch), index,
+        chunk_size is not None and torch.is_grad_enabled(), 0,
+        _anchors(estimator, xp, problems), (rows, rows, batch, batch), index,
     )  # fmt: skip
     return values, active
