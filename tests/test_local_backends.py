@@ -326,3 +326,23 @@ def test_mine_padding_pairs_do_not_update_their_average():
     loss_fn(x.requires_grad_(), y, x_mask).loss.backward()
     assert mine.seen.tolist() == [True, True, False, True]
     assert float(mine.log_partition_ema[2]) == 0.0
+
+
+@pytest.mark.parametrize("make", ["_cuda_flash", "_cuda_efficient", "_cpu_flash"])
+def test_kernel_wrappers_fit_the_operators_on_meta_tensors(make):
+    """The CUDA wrappers cannot run here, but ATen's meta kernels check their arguments and the
+    shapes they return (the efficient kernel pads its log-sum-exp to a multiple of 32)."""
+    kernel = getattr(attention, make)()
+    if kernel is None:
+        pytest.skip("operator absent from this torch")
+    dtype = torch.float16 if make == "_cuda_flash" else torch.float32
+    q = torch.empty(1, 3, 37, 8, device="meta", dtype=dtype)
+    k = torch.empty(1, 3, 50, 8, device="meta", dtype=dtype)
+    for causal in (False, True):
+        try:
+            out, lse, aux = kernel.forward(q, k, causal)
+        except NotImplementedError:
+            pytest.skip("no meta kernel")
+        assert out.shape == q.shape and lse.shape == (1, 3, 37)
+        d_keys = kernel.backward(q, q, k, out, aux, causal)
+        assert d_keys.shape == k.shape
