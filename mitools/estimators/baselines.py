@@ -115,6 +115,8 @@ class TUBA(Estimator):
         anchors: Tensor | None = None,
         problems: ProblemIndex | None = None,
     ) -> Tensor:
+        """TUBA from the statistics, with the log-baseline of every row (of ``anchors`` for a
+        network baseline)."""
         assert self.rowwise is not None
         a = self.log_baseline.for_rows(stats.positive, anchors)
         return self.rowwise.finish(stats, log_baseline=a)

@@ -96,6 +96,8 @@ class MINE(Estimator):
         anchors: Tensor | None = None,
         problems: ProblemIndex | None = None,
     ) -> Tensor:
+        """DV's value from the statistics; in training, the gradient of eq. 12 with the moving
+        average of each problem in ``problems`` (default: one per leading index)."""
         assert self.rowwise is not None
         value = self.rowwise.finish(stats)  # DV
         if not (self.training and torch.is_grad_enabled()):
