@@ -165,6 +165,17 @@ class RowStatistic:
         """Combine the results of two disjoint sets of columns."""
         return torch.logaddexp(a, b) if self.reduce == "logsumexp" else a + b
 
+    def part_gradient(self, part: Tensor, total: Tensor, grad: Tensor) -> Tensor:
+        """The gradient with respect to one merged part, given ``grad`` for the ``total``.
+
+        For a log-sum-exp, the part's share of its row, ``exp(part - total)`` (0 for an empty
+        part); for a sum, ``grad`` itself.
+        """
+        if self.reduce == "sum":
+            return grad
+        share = grad * torch.exp(part - total)
+        return torch.where(torch.isfinite(part), share, torch.zeros_like(share))
+
     def block_gradient(
         self, scores: Tensor, valid: Tensor | None, result: Tensor, grad: Tensor
     ) -> Tensor:

@@ -338,14 +338,11 @@ class _AttentionStatistics(torch.autograd.Function):
                 if g_all is None:
                     continue
                 g, total = g_all[start:stop], total_all[start:stop]
-                if stat.over == "columns":  # the positive's share of the row
-                    share = g * torch.exp(positive[start:stop] - total)
+                if stat.over == "columns":  # the positive is one merged part
+                    share = stat.part_gradient(positive[start:stop], total, g)
                     g_positive = share if g_positive is None else g_positive + share
                 for c in calls:
-                    # d stat / d lse_part = exp(lse_part - stat): the part's share of each row
-                    lse = c.lse.to(dtype)
-                    w = g[:, c.rows] * torch.exp(lse - total[:, c.rows])
-                    w = torch.where(torch.isfinite(lse), w, torch.zeros_like(w))
+                    w = stat.part_gradient(c.lse.to(dtype), total[:, c.rows], g[:, c.rows])
                     w = w.flip(1) if c.flip else w  # in the call's row order
                     dq = w[..., None] * c.out.reshape(k, -1, c.out.shape[-1]).to(dtype)
                     dq = dq.flip(1) if c.flip else dq
