@@ -216,9 +216,7 @@ class _Call(NamedTuple):
     keys: Tensor  # (S,) long: the block's columns the call covers, in the call's key order
     flip: bool  # the call sees the rows reversed (the upper triangle)
     causal: bool
-    q4: Tensor  # (1, k, L, E') one head per pair, or (1, 1, k L, E') folded (shared keys)
-    k4: Tensor  # (1, k|1, S, E')
-    out: Tensor  # like q4
+    out: Tensor  # like the call's queries
     aux: tuple[Any, ...]
     lse: Tensor  # (k, L) in the block's row order
 
@@ -257,19 +255,29 @@ def _calls(q: Tensor, kk: Tensor, stat: RowStatistic, offset: int, kernel: Kerne
         plan.append((slice(0, n - 1), diag.flip(0)[:-1], True, True))  # j > i
     calls = []
     for rows, keys, flip, causal in plan:
-        qq = q[:, rows].flip(1) if flip else q[:, rows]
-        keys_of = kk[:, keys]
-        if keys_of.shape[0] == 1 and not causal:  # shared keys: all pairs' rows as one head
-            q4, k4 = qq.reshape(1, 1, -1, qq.shape[-1]), keys_of[None]
-        else:
-            q4, k4 = qq[None], keys_of.expand(k, -1, -1)[None]
-        if device.type != "cpu":  # the CPU kernel takes strided views; be strict elsewhere
-            q4, k4 = q4.contiguous(), k4.contiguous()
+        q4, k4 = _operands(q, kk, rows, keys, flip, causal)
         out, lse, aux = kernel.forward(q4, k4, causal)
         lse = lse.reshape(k, -1)
-        calls.append(_Call(rows, keys, flip, causal, q4, k4, out, aux,
-                           lse.flip(-1) if flip else lse))  # fmt: skip
+        calls.append(_Call(rows, keys, flip, causal, out, aux, lse.flip(-1) if flip else lse))
     return calls
+
+
+def _operands(
+    q: Tensor, kk: Tensor, rows: slice, keys: Tensor, flip: bool, causal: bool
+) -> tuple[Tensor, Tensor]:
+    """A call's queries and keys: ``(1, k, L, E')`` and ``(1, k, S, E')``, one head per pair, or
+    ``(1, 1, k L, E')`` and ``(1, 1, S, E')`` folded when every pair shares the keys. Rebuilt
+    in the backward pass rather than kept."""
+    k = q.shape[0]
+    qq = q[:, rows].flip(1) if flip else q[:, rows]
+    keys_of = kk[:, keys]
+    if keys_of.shape[0] == 1 and not causal:  # shared keys: all pairs' rows as one head
+        q4, k4 = qq.reshape(1, 1, -1, qq.shape[-1]), keys_of[None]
+    else:
+        q4, k4 = qq[None], keys_of.expand(k, -1, -1)[None]
+    if q.device.type != "cpu":  # the CPU kernel takes strided views; be strict elsewhere
+        q4, k4 = q4.contiguous(), k4.contiguous()
+    return q4, k4
 
 
 class _AttentionStatistics(torch.autograd.Function):
@@ -309,7 +317,7 @@ class _AttentionStatistics(torch.autograd.Function):
                     acc = stat.merge(acc, part)
                 outs[j][start:stop] = acc
                 per_stat.append(calls)
-            saved.append((kk.shape[0], per_stat))
+            saved.append(per_stat)
         ctx.saved = saved
         ctx.args = (problems, pair_chunk, kernel, statistics)
         ctx.save_for_backward(u, v, positive, *outs)
@@ -325,8 +333,11 @@ class _AttentionStatistics(torch.autograd.Function):
         du = torch.zeros(u.shape, dtype=dtype, device=u.device)
         dv = torch.zeros(v.shape, dtype=dtype, device=v.device)
         chunks = problems.chunks(pair_chunk)
-        for (start, stop), (k_heads, per_stat) in zip(chunks, ctx.saved, strict=True):
-            p, q_idx, _, _ = problems.block(start, stop)
+        for (start, stop), per_stat in zip(chunks, ctx.saved, strict=True):
+            p, q_idx, _, cols = problems.block(start, stop)
+            q, kk = _layout(take(u, p), take(v, q_idx), cols, stop - start, kernel,
+                            compute_dtype(u.device, u.dtype))  # fmt: skip
+            k_heads = kk.shape[0]
             uu, vv, k = take(u, p).to(dtype), take(v, q_idx).to(dtype), stop - start
             duu = u.new_zeros(k, n, u.shape[-1], dtype=dtype)
             dvv = v.new_zeros(vv.shape[0], m, v.shape[-1], dtype=dtype)
@@ -347,8 +358,9 @@ class _AttentionStatistics(torch.autograd.Function):
                     dq = w[..., None] * c.out.reshape(k, -1, c.out.shape[-1]).to(dtype)
                     dq = dq.flip(1) if c.flip else dq
                     duu[:, c.rows] += dq[..., : u.shape[-1]]
-                    grad_out = (w.reshape(c.q4.shape[:3])[..., None] * c.q4).to(c.q4.dtype)
-                    d_keys = kernel.backward(grad_out, c.q4, c.k4, c.out, c.aux, c.causal)[0]
+                    q4, k4 = _operands(q, kk, c.rows, c.keys, c.flip, c.causal)
+                    grad_out = (w.reshape(q4.shape[:3])[..., None] * q4).to(q4.dtype)
+                    d_keys = kernel.backward(grad_out, q4, k4, c.out, c.aux, c.causal)[0]
                     if k_heads == 1:
                         d_keys = d_keys.sum(0, keepdim=True)
                     if dkk is None:
