@@ -57,6 +57,9 @@ from mitools.bounds.rowwise import (
     RowwiseBound,
     Transform,
     row_statistics,
+    rows_logsumexp,
+    rows_mean,
+    rows_sum,
     rowwise_bound,
 )
 
@@ -74,6 +77,9 @@ __all__ = [
     "jsd",
     "nwj",
     "row_statistics",
+    "rows_logsumexp",
+    "rows_mean",
+    "rows_sum",
     "rowwise_bound",
     "smile",
     "smile_rowwise",

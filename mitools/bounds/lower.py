@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mitools.bounds._scores import _check_baseline, _row_mean
+from mitools.bounds._scores import _check_baseline
 from mitools.bounds.rowwise import (
     RowStatistic,
     RowStatistics,
@@ -23,6 +23,7 @@ from mitools.bounds.rowwise import (
     Transform,
     _registers,
     rows_logsumexp,
+    rows_mean,
     rows_sum,
 )
 
@@ -52,7 +53,7 @@ NEGATIVES_SOFTPLUS = RowStatistic("sum", "negatives", Transform("softplus"))
 
 
 def _infonce(st: RowStatistics) -> Tensor:
-    return _row_mean(st.positive - st.of(COLUMNS_LSE) + torch.log(st.n_cols), st)
+    return rows_mean(st.positive - st.of(COLUMNS_LSE) + torch.log(st.n_cols), st)
 
 
 def _log_mean_exp_negatives(st: RowStatistics, stat: RowStatistic = NEGATIVES_LSE) -> Tensor:
@@ -78,7 +79,7 @@ def dv_terms(st: RowStatistics, stat: RowStatistic = NEGATIVES_LSE) -> tuple[Ten
         >>> dv_terms(st)
         (tensor(0.), tensor(0.))
     """
-    return _row_mean(st.positive, st), _log_mean_exp_negatives(st, stat)
+    return rows_mean(st.positive, st), _log_mean_exp_negatives(st, stat)
 
 
 def _dv(st: RowStatistics, stat: RowStatistic = NEGATIVES_LSE) -> Tensor:
@@ -88,7 +89,7 @@ def _dv(st: RowStatistics, stat: RowStatistic = NEGATIVES_LSE) -> Tensor:
 
 def _tuba(st: RowStatistics, log_baseline: Tensor | float) -> Tensor:
     a = _check_baseline(log_baseline, st, "tuba")
-    joint = _row_mean(st.positive - a, st)
+    joint = rows_mean(st.positive - a, st)
     # lme over the negatives of S_ij - a_i: a_i is constant along row i.
     marginal = torch.exp(rows_logsumexp(st.of(NEGATIVES_LSE) - a, st) - torch.log(st.n_neg))
     return 1.0 + joint - marginal
@@ -99,7 +100,7 @@ def _nwj(st: RowStatistics) -> Tensor:
 
 
 def _jsd(st: RowStatistics) -> Tensor:
-    joint = _row_mean(-F.softplus(-st.positive), st)
+    joint = rows_mean(-F.softplus(-st.positive), st)
     return joint - rows_sum(st.of(NEGATIVES_SOFTPLUS), st) / st.n_neg
 
 

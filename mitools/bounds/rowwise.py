@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mitools.bounds._scores import _prepare, _Prepared
+from mitools.bounds._scores import _prepare, _Prepared, _row_mean
 
 __all__ = [
     "RowStatistic",
@@ -55,6 +55,9 @@ __all__ = [
     "RowwiseBound",
     "Transform",
     "row_statistics",
+    "rows_logsumexp",
+    "rows_mean",
+    "rows_sum",
     "rowwise_bound",
 ]
 
@@ -231,15 +234,41 @@ class RowStatistics(NamedTuple):
 
 
 def rows_logsumexp(values: Tensor, stats: RowStatistics) -> Tensor:
-    """``logsumexp`` of a per-row quantity ``(..., N)`` over the valid rows, ``(...)``."""
+    """``logsumexp`` of a per-row quantity ``(..., N)`` over the valid rows, ``(...)``.
+
+    Example:
+        >>> import torch
+        >>> st = row_statistics(torch.zeros(2, 2), ())
+        >>> rows_logsumexp(torch.zeros(2), st)  # log 2
+        tensor(0.6931)
+    """
     return _masked_logsumexp(values, stats.row_valid)
 
 
 def rows_sum(values: Tensor, stats: RowStatistics) -> Tensor:
-    """Sum of a per-row quantity ``(..., N)`` over the valid rows, ``(...)``."""
+    """Sum of a per-row quantity ``(..., N)`` over the valid rows, ``(...)``.
+
+    Example:
+        >>> import torch
+        >>> st = row_statistics(torch.zeros(3, 3), (), row_mask=torch.tensor([True, True, False]))
+        >>> rows_sum(torch.ones(3), st)
+        tensor(2.)
+    """
     if stats.row_valid is not None:
         values = torch.where(stats.row_valid, values, torch.zeros_like(values))
     return values.sum(-1)
+
+
+def rows_mean(values: Tensor, stats: RowStatistics) -> Tensor:
+    """Mean of a per-row quantity ``(..., N)`` over the valid rows, ``(...)``.
+
+    Example:
+        >>> import torch
+        >>> st = row_statistics(torch.zeros(3, 3), (), row_mask=torch.tensor([True, True, False]))
+        >>> rows_mean(torch.tensor([1.0, 3.0, 100.0]), st)
+        tensor(2.)
+    """
+    return _row_mean(values, stats)
 
 
 def row_bookkeeping(
@@ -302,7 +331,21 @@ class RowwiseBound:
             estimation problem; autograd through it gives the gradient.
 
     Calling it on a score tensor is the dense path: ``bound(scores, offset=..., row_mask=...,
-    col_mask=..., **params)``.
+    col_mask=..., **params)``. An estimator that declares it as ``rowwise``
+    (:class:`~mitools.estimators.Estimator`) takes every execution path of the local losses.
+
+    Example:
+        A new bound is its statistics and a finisher, e.g. the mean positive score minus the
+        mean negative score (the form of CLUB's upper bound on log-density scores):
+
+        >>> import torch
+        >>> from mitools.bounds import RowStatistic, RowwiseBound, rows_mean, rows_sum
+        >>> NEGATIVE_SUM = RowStatistic("sum", "negatives")
+        >>> def gap(st):
+        ...     return rows_mean(st.positive, st) - rows_sum(st.of(NEGATIVE_SUM), st) / st.n_neg
+        >>> GAP = RowwiseBound("gap", (NEGATIVE_SUM,), gap)
+        >>> GAP(torch.eye(4))  # 1 on the diagonal, 0 elsewhere
+        tensor(1.)
     """
 
     name: str
