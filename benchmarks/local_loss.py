@@ -243,7 +243,9 @@ def markdown(result: dict) -> str:
         f"{env['torch_threads']} thread(s); load average {result['load_before']} before, "
         f"{result['load_after']} after (a shared machine: compare ratios, not times).",
         "",
-        f"Command: `{result['command']}`",
+        "Command: `"
+        + (f"OMP_NUM_THREADS={result['omp_num_threads']} " if result["omp_num_threads"] else "")
+        + f"{result['command']}`",
     ]
     return "\n".join(lines) + "\n"
 
