@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mitools.bounds._scores import _prepare, _Prepared, _row_mean
+from mitools.bounds._scores import _prepare, _row_mean
 
 __all__ = [
     "RowStatistic",
@@ -288,7 +288,7 @@ def row_bookkeeping(
 
 
 def row_statistics(
-    scores: Tensor | _Prepared,
+    scores: Tensor,
     statistics: tuple[RowStatistic, ...],
     *,
     offset: int = 0,
@@ -299,8 +299,8 @@ def row_statistics(
     """Accumulate per-row statistics from a whole score tensor (the dense path).
 
     Args:
-        scores: critic scores ``(..., N, M)`` (checked as every bound checks them), or the
-            checked intermediate of :mod:`mitools.bounds` itself.
+        scores: critic scores ``(..., N, M)``, checked as every bound checks them (shapes,
+            masks, finiteness).
         statistics: what to accumulate.
         offset: column of the positive of row 0.
         row_mask: optional ``(..., N)`` bool, valid anchors.
@@ -310,9 +310,7 @@ def row_statistics(
     Returns:
         :class:`RowStatistics` with one ``(..., N)`` tensor per statistic.
     """
-    p = scores if isinstance(scores, _Prepared) else _prepare(
-        scores, offset, row_mask, col_mask, name
-    )
+    p = _prepare(scores, offset, row_mask, col_mask, name)
     values = {}
     for stat in statistics:
         valid = p.neg_valid if stat.over == "negatives" else p.col_valid
