@@ -6,6 +6,8 @@ The pieces meet at one intermediate, the score tensor ``scores[..., i, j] = f(x_
 * :mod:`mitools.bounds` turn it into an MI estimate (pure functions),
 * :mod:`mitools.estimators` wrap the bounds as modules, with state where a bound needs it,
 * :mod:`mitools.samplers` choose which positions of two feature grids are compared,
+  :mod:`mitools.negatives` which samples are negatives, :mod:`mitools.reductions` how the
+  per-pair estimates become one objective,
 * :mod:`mitools.local` composes them into :class:`~mitools.local.LocalMILoss` on grids of any
   shape (and the pooled :class:`~mitools.local.GlobalMILoss`),
 * :mod:`mitools.distributed` gathers negatives across processes,
@@ -24,7 +26,18 @@ Example:
     True
 """
 
-from mitools import bounds, critics, distributed, estimate, estimators, local, samplers, tasks
+from mitools import (
+    bounds,
+    critics,
+    distributed,
+    estimate,
+    estimators,
+    local,
+    negatives,
+    reductions,
+    samplers,
+    tasks,
+)
 from mitools.critics import (
     BilinearCritic,
     ConcatCritic,
@@ -107,6 +120,8 @@ __all__ = [
     "get_critic",
     "get_estimator",
     "local",
+    "negatives",
+    "reductions",
     "samplers",
     "tasks",
 ]

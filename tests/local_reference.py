@@ -41,8 +41,14 @@ def naive_local_mi(
     y_mask: Tensor | None = None,
     negatives: str = "all",
     generator: torch.Generator | None = None,
+    estimator_of_pair=None,
 ) -> tuple[Tensor | None, list[float]]:
-    """Objective to maximise (``None`` if no pair is active), per-pair estimates (NaN: inactive)."""
+    """Objective to maximise (``None`` if no pair is active), per-pair estimates (NaN: inactive).
+
+    ``estimator_of_pair(p, q)``, when given, returns the estimator of position pair ``(p, q)``
+    (e.g. one MINE per pair, with its own moving average); otherwise ``estimator`` scores every
+    pair.
+    """
     xs, grid_x = flatten_grid(x, x_pattern)
     ys, grid_y = flatten_grid(y, y_pattern)
     b = xs.shape[0]
@@ -94,7 +100,8 @@ def naive_local_mi(
                 neg = f(xs[i, p], ys[int(partner[k, i]), q][None])[0]
                 entries.append(torch.stack([pos if j == i else neg for j in range(b)]))
             scores = torch.stack(entries)
-        value = estimator(scores, row_mask=row_mask, col_mask=col_mask)
+        est = estimator if estimator_of_pair is None else estimator_of_pair(p, q)
+        value = est(scores, row_mask=row_mask, col_mask=col_mask)
         values.append(value)
         estimates.append(float(value.detach()))
     if not values:

@@ -22,6 +22,7 @@ from mitools.estimators import (
     FunctionalEstimator,
     InfoNCE,
     LogBaseline,
+    ProblemIndex,
     available_estimators,
     get_estimator,
 )
@@ -189,3 +190,72 @@ def test_network_baseline_needs_anchors():
     bad = LogBaseline(nn.Linear(3, 2))
     with pytest.raises(ValueError, match=r"\(\.\.\., N\)"):
         bad(s, anchors=x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Declared capabilities and MINE's per-problem averages.
+# ---------------------------------------------------------------------------------------------
+
+
+def test_estimators_declare_what_they_need():
+    rowwise = {n for n in available_estimators() if get_estimator(n).rowwise is not None}
+    assert rowwise == {"infonce", "dv", "nwj", "js", "jsd", "smile", "tuba", "mine"}
+    assert {n for n in available_estimators() if get_estimator(n).needs_row_partition} == {
+        "infonce", "alpha_infonce"
+    }
+    assert [n for n in available_estimators() if get_estimator(n).per_problem_state] == ["mine"]
+    assert not TUBA(baseline=0.0).needs_anchors and TUBA(baseline=nn.Linear(2, 1)).needs_anchors
+    assert FunctionalEstimator(bounds.dv).rowwise is bounds.rowwise_bound(bounds.dv)
+    assert FunctionalEstimator(lambda s, **kw: s.mean((-2, -1))).rowwise is None
+
+
+@pytest.mark.parametrize("name", ["infonce", "dv", "nwj", "js", "jsd", "smile", "tuba", "mine"])
+def test_finish_on_statistics_equals_forward_on_scores(name):
+    est = get_estimator(name).eval()
+    s = _scores(3, 5, 7)
+    kw = {"offset": 2, "row_mask": torch.tensor([True, False, True, True, True])}
+    stats = bounds.row_statistics(s, est.rowwise.statistics, **kw)
+    torch.testing.assert_close(est.finish(stats), est(s, **kw))
+
+
+def test_tuba_network_baseline_takes_the_statistics_path_with_anchors():
+    torch.manual_seed(0)
+    est = TUBA(baseline=nn.Linear(3, 1).double())
+    s, x = _scores(2, 4, 4), _scores(2, 4, 3, seed=1)
+    stats = bounds.row_statistics(s, est.rowwise.statistics)
+    torch.testing.assert_close(
+        est.finish(stats, anchors=x), bounds.tuba(s, est.log_baseline.network(x).squeeze(-1))
+    )
+
+
+def test_mine_keeps_one_average_per_problem_of_the_index():
+    """Problems are identified by the index, not by their slot in the batch; inactive ones
+    keep their average."""
+    mine = MINE(momentum=0.5)
+    a, b = _scores(1, 6, 6, seed=1), _scores(1, 6, 6, seed=2)
+    off = ~torch.eye(6, dtype=torch.bool)
+
+    def log_z(s):
+        return float(torch.logsumexp(s.detach()[0][off], 0) - math.log(30))
+
+    mine(a.requires_grad_(), problems=ProblemIndex(torch.tensor([4]), (2, 3), None))
+    mine(b.requires_grad_(), problems=ProblemIndex(torch.tensor([1]), (2, 3), None))
+    assert mine.log_partition_ema.shape == (2, 3)
+    assert mine.seen.flatten().tolist() == [False, True, False, False, True, False]
+    assert float(mine.log_partition_ema.flatten()[4]) == pytest.approx(log_z(a))
+    assert float(mine.log_partition_ema.flatten()[1]) == pytest.approx(log_z(b))
+    mine(b, problems=ProblemIndex(torch.tensor([4]), (2, 3), torch.tensor([False])))
+    assert float(mine.log_partition_ema.flatten()[4]) == pytest.approx(log_z(a))  # inactive
+    mine(b, problems=ProblemIndex(torch.tensor([4]), (2, 3), torch.tensor([True])))
+    want = math.log(0.5 * math.exp(log_z(a)) + 0.5 * math.exp(log_z(b)))
+    assert float(mine.log_partition_ema.flatten()[4]) == pytest.approx(want)
+    with pytest.raises(ValueError, match="reset"):
+        mine(b, problems=ProblemIndex(torch.tensor([0]), (4,), None))
+
+
+def test_mine_loads_a_state_saved_before_per_problem_averages():
+    old = {"log_partition_ema": torch.tensor([0.5, 1.5]), "initialized": torch.tensor(True)}
+    mine = MINE()
+    mine.load_state_dict(old)
+    assert mine.seen.tolist() == [True, True]
+    torch.testing.assert_close(mine.log_partition_ema, old["log_partition_ema"])

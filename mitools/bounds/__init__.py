@@ -15,6 +15,9 @@ Conventions shared by every bound:
   gradient is that of the Jensen-Shannon objective.
 * All reductions happen in log space (``logsumexp``); float16/bfloat16 inputs are upcast to
   float32 (and the result is float32), float32 and float64 are preserved.
+* Scores must be finite where they count: an ``inf`` or ``nan`` in an unmasked entry raises a
+  ``ValueError`` naming ``scores`` and the first bad index (masked entries may hold anything).
+  :class:`check_finite` switches the check off for hot loops.
 * Optional boolean masks mark valid (unpadded) samples: ``row_mask (..., N)`` says which rows
   are anchors, ``col_mask (..., M)`` which columns may serve as positives or negatives. A
   masked-out sample is never a positive nor a negative. The positive column of every valid
@@ -44,16 +47,41 @@ from mitools.bounds._scores import (  # noqa: F401  (shared helpers, used by the
     _prepare,
     _Prepared,
     _row_mean,
+    check_finite,
 )
-from mitools.bounds.lower import alpha_infonce, dv, infonce, js, jsd, nwj, smile, tuba
+from mitools.bounds.interpolated import alpha_infonce
+from mitools.bounds.lower import dv, dv_terms, infonce, js, jsd, nwj, smile, smile_rowwise, tuba
+from mitools.bounds.rowwise import (
+    RowStatistic,
+    RowStatistics,
+    RowwiseBound,
+    Transform,
+    row_statistics,
+    rows_logsumexp,
+    rows_mean,
+    rows_sum,
+    rowwise_bound,
+)
 
 __all__ = [
+    "RowStatistic",
+    "RowStatistics",
+    "RowwiseBound",
+    "Transform",
     "alpha_infonce",
+    "check_finite",
     "dv",
+    "dv_terms",
     "infonce",
     "js",
     "jsd",
     "nwj",
+    "row_statistics",
+    "rows_logsumexp",
+    "rows_mean",
+    "rows_sum",
+    "rowwise_bound",
     "smile",
+    "smile_rowwise",
     "tuba",
 ]

@@ -12,10 +12,15 @@ A critic maps ``x (..., N, Dx)`` and ``y (..., M, Dy)`` to ``scores (..., N, M)`
   (:meth:`QuadraticCritic.init_gaussian_`).
 * :class:`ConcatCritic`: :math:`f(x, y) = \mathrm{MLP}([x, y])`, the most expressive and the
   most expensive: ``N * M`` network passes, computed in row chunks.
+
+The separable, bilinear and quadratic critics (and :class:`MarginalPotentials` around a
+separable one) declare ``separable = True`` and :meth:`Critic.factorise` their scores as a dot
+product of per-side factors; that is what the local losses' fast paths use. Scores are
+computed in float32 or higher (:func:`dot_scores`), whatever the inputs' dtype.
 """
 
 
-from mitools.critics.base import Critic, mlp
+from mitools.critics.base import Critic, dot_scores, mlp
 from mitools.critics.concat import ConcatCritic
 from mitools.critics.potentials import MarginalPotentials
 from mitools.critics.quadratic import QuadraticCritic
@@ -30,6 +35,7 @@ __all__ = [
     "QuadraticCritic",
     "SeparableCritic",
     "available_critics",
+    "dot_scores",
     "get_critic",
     "mlp",
 ]

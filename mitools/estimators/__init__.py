@@ -6,6 +6,11 @@ stateless ones (:class:`InfoNCE`, :class:`NWJ`, :class:`DV`, :class:`JS`, :class
 :class:`SMILE`) only hold their hyper-parameters; :class:`MINE` keeps a moving average of the
 partition function, :class:`TUBA` and :class:`AlphaInfoNCE` may learn their log-baseline.
 
+Each estimator declares what it needs (see :class:`Estimator`): its row-wise form
+(``rowwise``: the per-row statistics and finisher of :mod:`mitools.bounds`, so it runs on every
+execution path of the local losses), the row-side inputs (``needs_anchors``, a learned
+baseline), or per-problem state (``per_problem_state``, MINE's moving averages).
+
 Code that accepts "a bound" takes either a name or an object and calls :func:`get_estimator`:
 
     >>> from mitools.estimators import get_estimator
@@ -16,7 +21,7 @@ Code that accepts "a bound" takes either a name or an object and calls :func:`ge
 """
 
 
-from mitools.estimators.base import Estimator, FunctionalEstimator
+from mitools.estimators.base import Estimator, FunctionalEstimator, ProblemIndex
 from mitools.estimators.baselines import TUBA, AlphaInfoNCE, LogBaseline
 from mitools.estimators.lower import DV, JS, JSD, NWJ, SMILE, InfoNCE
 from mitools.estimators.mine import MINE
@@ -35,6 +40,7 @@ __all__ = [
     "FunctionalEstimator",
     "InfoNCE",
     "LogBaseline",
+    "ProblemIndex",
     "available_estimators",
     "get_estimator",
 ]
