@@ -1,4 +1,10 @@
-r"""Variational lower bounds on mutual information, as pure functions of a score tensor.
+r"""Variational bounds on mutual information, as pure functions of a score tensor.
+
+The discriminative lower bounds (:mod:`mitools.bounds.lower`) take critic scores; the
+generative ones and the upper bounds (:mod:`mitools.bounds.generative`: :func:`ba`,
+:func:`doe`, :func:`club`, :func:`vclub`, :func:`l1out`, and the lower bound :func:`flo`)
+take log conditional densities :math:`\log q(y_j \mid x_i)` as scores (see
+:mod:`mitools.conditionals`); their gradient conventions are described there.
 
 Every function takes ``scores`` of shape ``(..., N, M)`` with
 ``scores[..., i, j] = f(x_i, y_j)`` for a critic ``f``. Row ``i`` is an *anchor*: its positive
@@ -45,15 +51,23 @@ from mitools.bounds._scores import (  # noqa: F401  (shared helpers, used by the
     _Prepared,
     _row_mean,
 )
+from mitools.bounds.generative import ba, club, doe, flo, l1out, log_likelihood, vclub
 from mitools.bounds.lower import alpha_infonce, dv, infonce, js, jsd, nwj, smile, tuba
 
 __all__ = [
     "alpha_infonce",
+    "ba",
+    "club",
+    "doe",
     "dv",
+    "flo",
     "infonce",
     "js",
     "jsd",
+    "l1out",
+    "log_likelihood",
     "nwj",
     "smile",
     "tuba",
+    "vclub",
 ]
