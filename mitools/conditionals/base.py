@@ -66,6 +66,13 @@ class ConditionalDensity(nn.Module):
                 f"y {tuple(y.shape)}; use log_prob(y, x) to score every pair"
             )
 
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        """Critic order: ``q(x, y)`` is ``q.log_prob(y, x)``, scores ``(..., N, M)``.
+
+        So a conditional density drops in wherever a critic ``f(x, y)`` is expected.
+        """
+        return self.log_prob(y, x)
+
     def log_prob(self, y: Tensor, x: Tensor) -> Tensor:
         r"""Log-density of every pair, :math:`\log q(y_j \mid x_i)`, in nats.
 
