@@ -430,8 +430,11 @@ def flo(
     infinitely many negatives), and it equals :math:`I(X;Y)` at
     :math:`g = \log p(y\mid x)/p(y)`, :math:`u = -g(x, y)`. The batch mean over negatives is
     unbiased for :math:`a`, so the value is unbiased for the bound. Unlike InfoNCE it has no
-    :math:`\log K` ceiling. :math:`u` must depend on the positive pair only (never on the rest
-    of the batch), or the bound is lost. Gradient: the training signal to maximise, for both
+    :math:`\log K` ceiling; like NWJ it pays with variance at high MI: the batch mean of
+    :math:`e^{g}` over negatives is heavy-tailed (variance of order :math:`e^{I}`), so most
+    batches underestimate it and overshoot the bound, balanced by rare large undershoots.
+    :math:`u` must depend on the positive pair only (never on the rest of the batch), or the
+    bound is lost. Gradient: the training signal to maximise, for both
     :math:`g` and :math:`u`.
 
     Args:
