@@ -17,6 +17,7 @@ import torch
 
 import mitools
 from mitools.estimators import get_estimator
+from mitools.training import train_critic
 
 BOUNDS: dict[str, dict] = {
     "infonce": {},
@@ -53,18 +54,9 @@ def trained_table(task: mitools.CorrelatedGaussian, batch: int, steps: int, seed
     for name, kwargs in BOUNDS.items():
         torch.manual_seed(seed)
         critic = mitools.SeparableCritic(task.dim_x, task.dim_y, hidden=(256, 256), embed_dim=32)
-        bound = get_estimator(name, **kwargs)
-        opt = torch.optim.Adam([*critic.parameters(), *bound.parameters()], lr=5e-4)
-        gen = torch.Generator().manual_seed(seed)
-        history = []
-        for _ in range(steps):
-            x, y = task.sample(batch, generator=gen)
-            value = bound(critic(x, y))
-            opt.zero_grad(set_to_none=True)
-            (-value).backward()
-            opt.step()
-            history.append(float(value.detach()))
-        tail = torch.tensor(history[-(steps // 5):])
+        history = train_critic(critic, get_estimator(name, **kwargs), task, steps=steps,
+                               batch_size=batch, lr=5e-4, generator=seed)
+        tail = history[-(steps // 5):]
         print(f"   {name:14s} {float(tail.mean()):6.2f}   (std {float(tail.std()):.2f})",
               flush=True)
 
