@@ -3,14 +3,16 @@
 The pieces meet at one intermediate, the score tensor ``scores[..., i, j] = f(x_i, y_j)``:
 
 * :mod:`mitools.critics` compute it from features,
-* :mod:`mitools.bounds` turn it into an MI estimate (pure functions),
+* :mod:`mitools.bounds` turn it into an MI estimate (pure functions): lower bounds, and the
+  generative and upper bounds on the log-densities of :mod:`mitools.conditionals`,
 * :mod:`mitools.estimators` wrap the bounds as modules, with state where a bound needs it,
 * :mod:`mitools.samplers` choose which positions of two feature grids are compared,
 * :mod:`mitools.local` composes them into :class:`~mitools.local.LocalMILoss` on grids of any
   shape (and the pooled :class:`~mitools.local.GlobalMILoss`),
 * :mod:`mitools.distributed` gathers negatives across processes,
 * :mod:`mitools.tasks` provide data of known mutual information,
-* :func:`mitools.estimate_mi` estimates the MI of two arrays in one call.
+* :func:`mitools.estimate_mi` estimates the MI of two arrays in one call,
+* :func:`mitools.training.train_critic` is the training loop of the examples and benchmarks.
 
 Example:
     >>> import torch, mitools
@@ -21,7 +23,18 @@ Example:
     True
 """
 
-from mitools import bounds, critics, distributed, estimate, estimators, local, samplers, tasks
+from mitools import (
+    bounds,
+    conditionals,
+    critics,
+    distributed,
+    estimate,
+    estimators,
+    local,
+    samplers,
+    tasks,
+    training,
+)
 from mitools.critics import (
     BilinearCritic,
     ConcatCritic,
@@ -85,6 +98,7 @@ __all__ = [
     "Staircase",
     "__version__",
     "bounds",
+    "conditionals",
     "critics",
     "distributed",
     "estimate",
@@ -95,4 +109,5 @@ __all__ = [
     "local",
     "samplers",
     "tasks",
+    "training",
 ]
