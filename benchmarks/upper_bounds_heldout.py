@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -31,41 +30,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _conditional_fit import fit_q
 from _provenance import ROOT, provenance
 
 from mitools.bounds import ba, club, l1out
-from mitools.conditionals import DiagonalGaussian
 from mitools.tasks import CorrelatedGaussian
-
-
-def fit_q(x, y, seed, max_steps, batch=256, lr=1e-3, eval_every=100, patience=5):
-    """Maximum likelihood with early stopping on a validation fifth; returns the best q."""
-    g = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(len(x), generator=g)
-    n_val = len(x) // 5
-    val, tr = perm[:n_val], perm[n_val:]
-    torch.manual_seed(seed)
-    q = DiagonalGaussian(x.shape[1], y.shape[1], hidden=(256, 256))
-    opt = torch.optim.Adam(q.parameters(), lr=lr)
-    best, best_state, bad = -math.inf, None, 0
-    for step in range(max_steps):
-        idx = tr[torch.randint(len(tr), (batch,), generator=g)]
-        opt.zero_grad()
-        q.learning_loss(y[idx], x[idx]).backward()
-        opt.step()
-        if (step + 1) % eval_every == 0:
-            with torch.no_grad():
-                ll = float(q.log_prob_pairs(y[val], x[val]).mean())
-            if ll > best:
-                best, bad = ll, 0
-                best_state = {k: v.clone() for k, v in q.state_dict().items()}
-            else:
-                bad += 1
-                if bad >= patience:
-                    break
-    if best_state is not None:
-        q.load_state_dict(best_state)
-    return q
 
 
 def one_case(task, n, seed, max_steps):
