@@ -273,6 +273,14 @@ def test_modules_equal_functions_and_learning_objectives():
     torch.testing.assert_close(FLO().learning_objective(s, u=u, **kw), bounds.flo(s, u, **kw))
 
 
+def test_flo_without_a_network_ties_u_to_the_critic():
+    s = torch.randn(2, 4, 6, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    tied = FLO()(s, offset=1)
+    torch.testing.assert_close(tied, bounds.flo(s, -torch.diagonal(s, offset=1, dim1=-2,
+                                                                     dim2=-1), offset=1))
+    torch.testing.assert_close(tied, bounds.nwj(s + 1.0, offset=1))  # NWJ on S + 1
+
+
 def test_flo_and_doe_with_networks():
     from mitools.conditionals import GaussianMarginal
     from mitools.critics import mlp
@@ -300,8 +308,8 @@ def test_errors():
         BA(entropy_y=float("nan"))
     with pytest.raises(ValueError, match="log_marginal"):
         DoE()(s)
-    with pytest.raises(ValueError, match="per-pair term"):
-        FLO()(s)
+    with pytest.raises(ValueError, match="needs anchors"):
+        FLO(u_network=torch.nn.Linear(2, 1))(s)
     with pytest.raises(TypeError, match="u_network"):
         FLO(u_network="mlp")
     with pytest.raises(ValueError, match=r"entropy_y has shape \(2,\)"):

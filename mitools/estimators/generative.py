@@ -263,15 +263,18 @@ class FLO(GenerativeEstimator):
     r"""FLO lower bound with a learned per-pair term, see :func:`mitools.bounds.flo`.
 
     The scores are an ordinary critic's (``needs_log_density = False``); the per-pair term
-    :math:`u(x_i, y_{i+o})` comes from ``u_network`` applied to ``anchors`` and the positives
-    among ``targets``, or is passed as ``u``. Maximise the value with respect to the critic
-    and ``u_network`` together.
+    :math:`u(x_i, y_{i+o})` is, in order of precedence: ``u`` passed to :meth:`forward`;
+    ``u_network`` applied to ``anchors`` and the positives among ``targets`` (the paper's
+    estimator); or, with neither, tied to the critic, :math:`u = -S_{i,i+o}`. That tie is
+    FLO's optimum for a self-normalised critic (:math:`\mathbb E_{y'} e^{g(x, y')} = 1`) and
+    gives :math:`1 + \frac1K\sum_i S_{i,i+o} - \frac1K\sum_i \operatorname{mean}_{j}
+    e^{S_{ij}}`, NWJ on :math:`S + 1`: still a lower bound, without the separate network.
+    Maximise the value with respect to the critic and ``u_network`` together.
 
     Args:
         u_network: an ``nn.Module`` mapping the concatenated positive pair
             ``[x_i, y_{i+o}]`` ``(..., N, Dx + Dy)`` to ``(..., N)`` or ``(..., N, 1)``
-            (e.g. ``mitools.critics.mlp(dx + dy, (256, 256), 1)``), or ``None`` to pass
-            ``u`` to :meth:`forward` yourself.
+            (e.g. ``mitools.critics.mlp(dx + dy, (256, 256), 1)``), or ``None``.
 
     Example:
         >>> import torch
@@ -321,13 +324,16 @@ class FLO(GenerativeEstimator):
         anchors: Tensor | None = None,
         targets: Tensor | None = None,
     ) -> Tensor:
-        if u is None:
+        if u is None and self.u_network is not None:
             if anchors is None or targets is None:
                 raise ValueError(
-                    "FLO needs its per-pair term: pass u (..., N), or build FLO(u_network=...) "
-                    "and pass anchors=x (..., N, Dx) and targets=y (..., M, Dy)"
+                    "FLO with a u_network needs anchors=x (..., N, Dx) and targets=y "
+                    "(..., M, Dy) to compute its per-pair term (or pass u (..., N))"
                 )
             u = self.pair_term(anchors, targets, offset)
+        elif u is None:  # tied to the critic: FLO's optimum for a self-normalised critic
+            n = scores.shape[-2]
+            u = -torch.diagonal(scores, offset=offset, dim1=-2, dim2=-1)[..., :n]
         return bounds.flo(scores, u, offset=offset, row_mask=row_mask, col_mask=col_mask)
 
     def learning_objective(self, scores: Tensor, **kwargs: Any) -> Tensor:
