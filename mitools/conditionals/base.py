@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+from mitools.critics.base import Critic, _check_positive_int, mlp
 
 __all__ = ["ConditionalDensity"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
 
-class ConditionalDensity(nn.Module):
+class ConditionalDensity(Critic):
     r"""Base class of conditional densities :math:`q(y \mid x)` that score every pair of a batch.
 
-    Subclasses implement :meth:`_log_prob` (all pairs), :meth:`_log_prob_pairs` (matched
-    pairs) and, where natural, :meth:`_sample`; the public methods check the inputs first, so
-    every model reports bad shapes alike.
+    Subclasses implement ``_log_prob`` (all pairs), ``_log_prob_pairs`` (matched pairs) and,
+    where natural, ``_sample``; the public methods check the inputs first, with the checks of
+    the critics, so every model reports bad shapes alike. Called as ``q(x, y)`` a conditional
+    density is a :class:`~mitools.critics.Critic` whose scores are log-densities.
 
     The all-pairs log-density is a *score tensor* in the sense of :mod:`mitools.bounds`:
     ``q.log_prob(y, x)[..., i, j] = log q(y_j | x_i)``, with the positive of row ``i`` at
@@ -35,35 +39,21 @@ class ConditionalDensity(nn.Module):
 
     def _check(self, x: Tensor, y: Tensor | None, same_n: bool) -> None:
         name = type(self).__name__
-        pairs = [("x", x, self.dim_x)] + ([] if y is None else [("y", y, self.dim_y)])
-        for arg, t, dim in pairs:
-            if not isinstance(t, Tensor):
-                raise TypeError(f"{name}: {arg} must be a torch.Tensor, got {type(t).__name__}")
-            if not t.is_floating_point():
-                raise TypeError(f"{name}: {arg} must be floating point, got dtype {t.dtype}")
-            if t.dim() < 2:
+        if y is not None:
+            self._check_inputs(x, y)  # the critics' checks: types, feature counts, broadcasting
+            if same_n and x.shape[-2] != y.shape[-2]:
                 raise ValueError(
-                    f"{name}: {arg} must have shape (..., n, {dim}) with at least 2 dims, "
-                    f"got {tuple(t.shape)}"
+                    f"{name}: matched pairs need as many x as y, got x {tuple(x.shape)} and "
+                    f"y {tuple(y.shape)}; use log_prob(y, x) to score every pair"
                 )
-            if t.shape[-1] != dim:
-                raise ValueError(
-                    f"{name}: {arg} has {t.shape[-1]} features (shape {tuple(t.shape)}) but "
-                    f"the model was built with dim_{arg}={dim}"
-                )
-        if y is None:
             return
-        try:
-            torch.broadcast_shapes(x.shape[:-2], y.shape[:-2])
-        except RuntimeError:
+        if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() < 2 or (
+            x.shape[-1] != self.dim_x
+        ):
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(
-                f"{name}: the leading dimensions of x {tuple(x.shape)} and y {tuple(y.shape)} "
-                "do not broadcast"
-            ) from None
-        if same_n and x.shape[-2] != y.shape[-2]:
-            raise ValueError(
-                f"{name}: matched pairs need as many x as y, got x {tuple(x.shape)} and "
-                f"y {tuple(y.shape)}; use log_prob(y, x) to score every pair"
+                f"{name}: x must be a floating-point tensor of shape (..., n, {self.dim_x}), "
+                f"got {got}"
             )
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
@@ -147,6 +137,22 @@ def _check_min_scale(min_scale: float) -> float:
     if isinstance(min_scale, bool) or not isinstance(min_scale, (int, float)) or min_scale <= 0:
         raise ValueError(f"min_scale must be a positive number, got {min_scale!r}")
     return float(min_scale)
+
+
+class _MLPConditional(ConditionalDensity):
+    """A conditional density whose ``n_params`` parameters per row come from one MLP of ``x``."""
+
+    def __init__(self, dim_x: int, dim_y: int, hidden: Sequence[int], min_scale: float,
+                 n_params: int):
+        super().__init__()
+        _check_positive_int(dim_x, "dim_x")
+        _check_positive_int(dim_y, "dim_y")
+        self.dim_x, self.dim_y = dim_x, dim_y
+        self.min_scale = _check_min_scale(min_scale)
+        self.net = mlp(dim_x, tuple(hidden), n_params)
+
+    def extra_repr(self) -> str:
+        return f"dim_x={self.dim_x}, dim_y={self.dim_y}, min_scale={self.min_scale}"
 
 
 def _diagonal_gaussian_all_pairs(y: Tensor, mean: Tensor, scale: Tensor) -> Tensor:

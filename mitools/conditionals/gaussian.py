@@ -15,17 +15,17 @@ from torch import Tensor, nn
 
 from mitools.conditionals.base import (
     LOG_2PI,
-    ConditionalDensity,
     _check_min_scale,
     _diagonal_gaussian_all_pairs,
     _diagonal_gaussian_pairs,
+    _MLPConditional,
 )
-from mitools.critics.base import _check_positive_int, mlp
+from mitools.critics.base import _check_positive_int
 
 __all__ = ["DiagonalGaussian", "FullGaussian", "GaussianMarginal"]
 
 
-class DiagonalGaussian(ConditionalDensity):
+class DiagonalGaussian(_MLPConditional):
     r"""Diagonal Gaussian :math:`q(y \mid x) = \mathcal N(\mu(x), \operatorname{diag}\sigma(x)^2)`.
 
     The model of CLUB's reference implementation (Cheng et al. 2020): one MLP gives
@@ -55,12 +55,8 @@ class DiagonalGaussian(ConditionalDensity):
     def __init__(
         self, dim_x: int, dim_y: int, hidden: Sequence[int] = (256, 256), min_scale: float = 1e-3
     ):
-        super().__init__()
-        _check_positive_int(dim_x, "dim_x")
         _check_positive_int(dim_y, "dim_y")
-        self.dim_x, self.dim_y = dim_x, dim_y
-        self.min_scale = _check_min_scale(min_scale)
-        self.net = mlp(dim_x, tuple(hidden), 2 * dim_y)
+        super().__init__(dim_x, dim_y, hidden, min_scale, 2 * dim_y)
 
     def parameters_of(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and scale, each ``(..., N, dim_y)``, of :math:`q(\\cdot \\mid x_i)`."""
@@ -81,11 +77,8 @@ class DiagonalGaussian(ConditionalDensity):
         eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
         return mean + scale * eps
 
-    def extra_repr(self) -> str:
-        return f"dim_x={self.dim_x}, dim_y={self.dim_y}, min_scale={self.min_scale}"
 
-
-class FullGaussian(ConditionalDensity):
+class FullGaussian(_MLPConditional):
     r"""Full-covariance Gaussian :math:`q(y \mid x) = \mathcal N\big(\mu(x), \Lambda(x)^{-1}\big)`.
 
     The precision is parameterised by its Cholesky factor, :math:`\Lambda = U U^\top` with
@@ -120,13 +113,8 @@ class FullGaussian(ConditionalDensity):
     def __init__(
         self, dim_x: int, dim_y: int, hidden: Sequence[int] = (256, 256), min_scale: float = 1e-3
     ):
-        super().__init__()
-        _check_positive_int(dim_x, "dim_x")
         _check_positive_int(dim_y, "dim_y")
-        self.dim_x, self.dim_y = dim_x, dim_y
-        self.min_scale = _check_min_scale(min_scale)
-        n_tril = dim_y * (dim_y + 1) // 2
-        self.net = mlp(dim_x, tuple(hidden), dim_y + n_tril)
+        super().__init__(dim_x, dim_y, hidden, min_scale, dim_y + dim_y * (dim_y + 1) // 2)
         rows, cols = torch.tril_indices(dim_y, dim_y)
         self.register_buffer("rows", rows, persistent=False)
         self.register_buffer("cols", cols, persistent=False)
@@ -166,9 +154,6 @@ class FullGaussian(ConditionalDensity):
             factor.transpose(-1, -2), eps.unsqueeze(-1), upper=True
         ).squeeze(-1)
         return mean + step
-
-    def extra_repr(self) -> str:
-        return f"dim_x={self.dim_x}, dim_y={self.dim_y}, min_scale={self.min_scale}"
 
 
 class GaussianMarginal(nn.Module):

@@ -9,17 +9,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mitools.conditionals.base import (
-    ConditionalDensity,
-    _check_min_scale,
     _diagonal_gaussian_all_pairs,
     _diagonal_gaussian_pairs,
+    _MLPConditional,
 )
-from mitools.critics.base import _check_positive_int, mlp
+from mitools.critics.base import _check_positive_int
 
 __all__ = ["MixtureOfGaussians"]
 
 
-class MixtureOfGaussians(ConditionalDensity):
+class MixtureOfGaussians(_MLPConditional):
     r"""Mixture density network: a mixture of diagonal Gaussians with MLP parameters (Bishop 1994).
 
     .. math::
@@ -56,13 +55,10 @@ class MixtureOfGaussians(ConditionalDensity):
         hidden: Sequence[int] = (256, 256),
         min_scale: float = 1e-3,
     ):
-        super().__init__()
-        _check_positive_int(dim_x, "dim_x")
         _check_positive_int(dim_y, "dim_y")
         _check_positive_int(components, "components")
-        self.dim_x, self.dim_y, self.components = dim_x, dim_y, components
-        self.min_scale = _check_min_scale(min_scale)
-        self.net = mlp(dim_x, tuple(hidden), components * (1 + 2 * dim_y))
+        super().__init__(dim_x, dim_y, hidden, min_scale, components * (1 + 2 * dim_y))
+        self.components = components
 
     def parameters_of(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Log-weights ``(..., N, K)``, means and scales ``(..., N, K, dim_y)``."""

@@ -28,6 +28,7 @@ representation ``z = encoder(x)`` holds about a nuisance ``y``::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -176,17 +177,10 @@ class DoE(GenerativeEstimator):
         return self.forward(scores, **kwargs)
 
 
-class CLUB(GenerativeEstimator):
-    """CLUB upper bound, see :func:`mitools.bounds.club`; minimise it, fit ``q`` by likelihood.
+class _OfScores(GenerativeEstimator):
+    """An estimator that only forwards to one function of :mod:`mitools.bounds`."""
 
-    Example:
-        >>> import torch
-        >>> CLUB()(torch.tensor([[-1.0, -3.0], [-5.0, -1.0]]))
-        tensor(3.)
-    """
-
-    name = "club"
-    direction = "upper"
+    _fn: Callable[..., Tensor]
 
     def forward(
         self,
@@ -198,7 +192,21 @@ class CLUB(GenerativeEstimator):
         anchors: Tensor | None = None,
         targets: Tensor | None = None,
     ) -> Tensor:
-        return bounds.club(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)
+        return type(self)._fn(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)
+
+
+class CLUB(_OfScores):
+    """CLUB upper bound, see :func:`mitools.bounds.club`; minimise it, fit ``q`` by likelihood.
+
+    Example:
+        >>> import torch
+        >>> CLUB()(torch.tensor([[-1.0, -3.0], [-5.0, -1.0]]))
+        tensor(3.)
+    """
+
+    name = "club"
+    direction = "upper"
+    _fn = staticmethod(bounds.club)
 
 
 class VCLUB(GenerativeEstimator):
@@ -234,7 +242,7 @@ class VCLUB(GenerativeEstimator):
                             col_mask=col_mask)
 
 
-class L1Out(GenerativeEstimator):
+class L1Out(_OfScores):
     """Leave-one-out upper bound, see :func:`mitools.bounds.l1out`.
 
     Example:
@@ -245,18 +253,7 @@ class L1Out(GenerativeEstimator):
 
     name = "l1out"
     direction = "upper"
-
-    def forward(
-        self,
-        scores: Tensor,
-        *,
-        offset: int = 0,
-        row_mask: Tensor | None = None,
-        col_mask: Tensor | None = None,
-        anchors: Tensor | None = None,
-        targets: Tensor | None = None,
-    ) -> Tensor:
-        return bounds.l1out(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)
+    _fn = staticmethod(bounds.l1out)
 
 
 class FLO(GenerativeEstimator):
