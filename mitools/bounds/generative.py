@@ -295,7 +295,7 @@ def vclub(
         scores: ``(..., N, M)`` log conditional densities :math:`\log q(y_j \mid x_i)`.
         negatives: optional ``(..., N)`` integer column of each row's negative; drawn
             uniformly from the valid negatives when ``None``.
-        generator: optional ``torch.Generator`` for that draw.
+        generator: optional ``torch.Generator`` for that draw, on the scores' device.
         offset: column of the positive of row 0.
         row_mask: optional ``(..., N)`` bool, valid anchors.
         col_mask: optional ``(..., M)`` bool, valid columns.
