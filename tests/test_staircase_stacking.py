@@ -92,3 +92,4 @@ def test_sandwich_picks_the_highest_lower_and_lowest_upper_bound() -> None:
     assert rows[0]["upper"]["bound"] == "L1Out" and rows[1]["upper"]["bound"] == "CLUB"
     assert rows[0]["bracketed"] and rows[1]["bracketed"]
     assert rows[1]["L1Out (true q)"] == 5.0
+    assert rows[0]["lower_critic"]["bound"] == "NWJ"
