@@ -4,9 +4,9 @@ r"""One training loop for a critic (or a conditional density) and a bound on fre
 task of known MI, score every pair, maximise the estimator's training objective with Adam,
 and keep the trace of the estimates. It serves a single critic with a single bound as well as
 models stacked along a leading axis (the staircase benchmark trains every bound at once), and
-the two-player estimators of :mod:`mitools.estimators.generative`: when the estimator has a
-``learning_objective`` (CLUB, L1Out, BA, ... fit :math:`q` by maximum likelihood), the model
-maximises that and the trace records the estimator's value.
+the two-player estimators (:class:`~mitools.estimators.GenerativeEstimator`): when the
+estimator has a ``learning_objective`` (CLUB, L1Out, BA, ... fit :math:`q` by maximum
+likelihood), the model maximises that and the trace records the estimator's value.
 
 Example:
     >>> import torch, mitools

@@ -1,16 +1,12 @@
 r"""Variational bounds on mutual information, as pure functions of a score tensor.
 
-The discriminative lower bounds (:mod:`mitools.bounds.lower`) take critic scores; the
-generative ones and the upper bounds (:mod:`mitools.bounds.generative`: :func:`ba`,
-:func:`doe`, :func:`club`, :func:`vclub`, :func:`l1out`, and the lower bound :func:`flo`)
-take log conditional densities :math:`\log q(y_j \mid x_i)` as scores (see
-:mod:`mitools.conditionals`); their gradient conventions are described there.
-
-Every function takes ``scores`` of shape ``(..., N, M)`` with
-``scores[..., i, j] = f(x_i, y_j)`` for a critic ``f``. Row ``i`` is an *anchor*: its positive
-(the jointly drawn partner) sits at column ``i + offset``; every other entry of the row is a
-draw from the product of marginals :math:`p(x)p(y)`. Leading dimensions are independent
-estimation problems, so the result has shape ``scores.shape[:-2]``.
+The discriminative lower bounds take critic scores. The generative bounds and the upper
+bounds (:func:`ba`, :func:`doe`, :func:`club`, :func:`vclub`, :func:`l1out`) take log
+conditional densities :math:`\log q(y_j \mid x_i)` as scores (see :mod:`mitools.conditionals`);
+:func:`flo` takes a critic and a per-pair term. For an *upper* bound the gradient is the signal
+for a representation to **minimise**, while :math:`q` is fitted by maximising
+:func:`log_likelihood` with its own optimiser (see :doc:`/guide/upper_bounds`); :func:`doe`'s
+gradient is that of the two log-likelihoods it is made of.
 
 Conventions shared by every bound:
 

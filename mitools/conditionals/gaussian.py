@@ -91,7 +91,8 @@ class FullGaussian(_MLPConditional):
             - \tfrac12 \big\lVert U(x)^\top (y - \mu(x)) \big\rVert^2 .
 
     Scoring all pairs forms an ``(..., N, M, dim_y)`` tensor and costs
-    :math:`O(N M D^2)`; :meth:`sample` solves one triangular system per row.
+    :math:`O(N M D^2)`; :meth:`~mitools.conditionals.ConditionalDensity.sample` solves one
+    triangular system per row.
 
     Args:
         dim_x: features of ``x``.

@@ -7,7 +7,7 @@ stateless ones (:class:`InfoNCE`, :class:`NWJ`, :class:`DV`, :class:`JS`, :class
 partition function, :class:`TUBA` and :class:`AlphaInfoNCE` may learn their log-baseline.
 The generative estimators and upper bounds (:class:`BA`, :class:`DoE`, :class:`CLUB`,
 :class:`VCLUB`, :class:`L1Out`) take log conditional densities as scores, and :class:`FLO` a
-critic plus a per-pair network; see :mod:`mitools.estimators.generative` for the traits they
+critic plus a per-pair network; see :class:`GenerativeEstimator` for the traits they
 declare and the two-player training of an upper bound.
 
 Code that accepts "a bound" takes either a name or an object and calls :func:`get_estimator`:

@@ -41,12 +41,26 @@ __all__ = ["BA", "CLUB", "FLO", "VCLUB", "DoE", "GenerativeEstimator", "L1Out"]
 
 
 class GenerativeEstimator(Estimator):
-    """Base of the estimators of this module: declared traits and the model's objective.
+    r"""Base of BA, DoE, CLUB, vCLUB, L1Out and FLO: declared traits and the model's objective.
+
+    :meth:`learning_objective` is what the *model* producing the scores (a critic or a
+    conditional density :math:`q`) maximises: for BA, CLUB, vCLUB and L1Out the conditional
+    log-likelihood of the positives, not the value; for FLO and DoE the value itself (whose
+    gradient is already the right signal). An upper bound is used by two players::
+
+        club = CLUB()
+        # 1) fit q on detached representations (q's optimiser)
+        (-club.learning_objective(q(z.detach(), y))).backward(); q_opt.step()
+        # 2) the encoder minimises the bound (the encoder's optimiser only)
+        (task_loss + beta * club(q(z, y))).backward(); enc_opt.step()
 
     Attributes:
-        direction: ``"lower"``, ``"upper"`` or ``"neither"``: what the value bounds.
-        needs_log_density: whether the scores must be log conditional densities.
-        needs_targets: whether ``forward`` needs ``targets``, the column-side inputs.
+        direction: ``"lower"`` (BA, FLO), ``"upper"`` (CLUB, vCLUB, L1Out, under the
+            conditions in their docstrings) or ``"neither"`` (DoE): what the value bounds.
+        needs_log_density: whether the scores must be log conditional densities
+            :math:`\log q(y_j \mid x_i)` rather than an unnormalised critic's.
+        needs_targets: whether ``forward`` needs ``targets (..., M, Dy)``, the column-side
+            inputs (FLO's per-pair network, DoE's marginal model).
     """
 
     direction: str = "lower"
