@@ -28,7 +28,6 @@ representation ``z = encoder(x)`` holds about a nuisance ``y``::
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -36,6 +35,7 @@ from torch import Tensor, nn
 
 from mitools import bounds
 from mitools.estimators.base import Estimator
+from mitools.estimators.lower import _Stateless  # forwards to one function of mitools.bounds
 
 __all__ = ["BA", "CLUB", "FLO", "VCLUB", "DoE", "GenerativeEstimator", "L1Out"]
 
@@ -191,25 +191,7 @@ class DoE(GenerativeEstimator):
         return self.forward(scores, **kwargs)
 
 
-class _OfScores(GenerativeEstimator):
-    """An estimator that only forwards to one function of :mod:`mitools.bounds`."""
-
-    _fn: Callable[..., Tensor]
-
-    def forward(
-        self,
-        scores: Tensor,
-        *,
-        offset: int = 0,
-        row_mask: Tensor | None = None,
-        col_mask: Tensor | None = None,
-        anchors: Tensor | None = None,
-        targets: Tensor | None = None,
-    ) -> Tensor:
-        return type(self)._fn(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)
-
-
-class CLUB(_OfScores):
+class CLUB(GenerativeEstimator, _Stateless):
     """CLUB upper bound, see :func:`mitools.bounds.club`; minimise it, fit ``q`` by likelihood.
 
     Example:
@@ -256,7 +238,7 @@ class VCLUB(GenerativeEstimator):
                             col_mask=col_mask)
 
 
-class L1Out(_OfScores):
+class L1Out(GenerativeEstimator, _Stateless):
     """Leave-one-out upper bound, see :func:`mitools.bounds.l1out`.
 
     Example:
