@@ -91,6 +91,8 @@ def staircase_section() -> str:
            "Produced by ``PYTHONPATH=. python benchmarks/staircase.py``.", ""]
     for path in files:
         data = json.loads(path.read_text())
+        if "summary" not in data:  # the sandwich tables have their own section
+            continue
         proto = data["protocol"]
         title = (f"{proto['critic']} critic, {proto['task']} task: "
                  f"{proto['steps_per_level']} steps per level, window {proto['window']}")
@@ -109,6 +111,74 @@ def staircase_section() -> str:
                     f"{proto['task']} task). Light: every step; dark: moving average.", ""]
         out.append(provenance_line(data["provenance"])
                    + f" Wall time {data['wall_time_s'] / 60:.1f} min.\n")
+    return "\n".join(out) + "\n"
+
+
+def sandwich_section() -> str:
+    files = sorted((RESULTS / "staircase").glob("sandwich-*.json"))
+    if not files:
+        return ""
+    out = [heading("Sandwich: the best lower and upper bound per level", "-"),
+           "From the staircase results above, per level: the highest mean among the bounds "
+           "that are lower bounds in expectation (InfoNCE, NWJ, JS, TUBA, α-InfoNCE, BA with "
+           "the true H(Y), FLO), the same without BA (critics only), and the lowest mean "
+           "among the upper bounds on the fitted "
+           "conditional q (CLUB, vCLUB, L1Out); beside them L1Out and CLUB on the task's true "
+           "conditional. Mean ± standard deviation over the window of each level. Produced by "
+           "``PYTHONPATH=. python benchmarks/staircase.py`` (the sandwich is written when the "
+           "three families' results exist).", ""]
+    for path in files:
+        data = json.loads(path.read_text())
+        out.append(heading(path.stem.replace("sandwich-", "").replace("-", " critics, ")
+                           + " task", "~"))
+        rows = []
+        for r in data["sandwich"]:
+            lo, up = r["lower"], r["upper"]
+            lc = r["lower_critic"]
+            rows.append([f"{r['true_mi']:g}",
+                         f"{lo['mean']:.2f} ± {lo['sd']:.2f} ({lo['bound']})",
+                         f"{lc['mean']:.2f} ± {lc['sd']:.2f} ({lc['bound']})",
+                         f"{up['mean']:.2f} ± {up['sd']:.2f} ({up['bound']})",
+                         f"{r.get('L1Out (true q)', float('nan')):.2f}",
+                         f"{r.get('CLUB (true q)', float('nan')):.2f}",
+                         "yes" if r["bracketed"] else "no"])
+        out.append(table(["true MI", "best lower bound", "best critic lower bound",
+                          "best upper bound (fitted q)",
+                          "L1Out, true q", "CLUB, true q", "bracketed"], rows))
+        png = path.with_suffix(".png")
+        if png.exists():
+            rel = Path("..") / png.relative_to(ROOT)
+            out += [f".. figure:: {rel.as_posix()}", "   :width: 80%", "",
+                    "   Best lower (blue) and upper (red) bound per level against the true "
+                    "MI (black); error bars: one standard deviation over the window.", ""]
+        out.append(provenance_line(data["provenance"]) + "\n")
+    return "\n".join(out) + "\n"
+
+
+def heldout_upper_section() -> str:
+    path = RESULTS / "upper_bounds_heldout.json"
+    if not path.exists():
+        return ""
+    data = json.loads(path.read_text())
+    s = data["setup"]
+    out = [heading("Upper bounds with a fitted q, held out", "-"),
+           f"Is a fitted-q upper bound on held-out data still above the MI? n = {s['n']} "
+           f"samples, {s['test_fraction']:.0%} held out and scored all pairs at once, "
+           f"{s['seeds']} seeds; q: {s['q']}. Cells: mean [min, max] over seeds. Produced by "
+           "``PYTHONPATH=. python benchmarks/upper_bounds_heldout.py``.", ""]
+    rows = []
+    for r in data["rows"]:
+        def cell(kind: str, key: str, r: dict = r) -> str:
+            return (f"{r[f'{kind}_{key}_mean']:.2f} [{r[f'{kind}_{key}_min']:.2f}, "
+                    f"{r[f'{kind}_{key}_max']:.2f}]")
+        rows.append([r["task"], f"{r['mi']:g}", f"{r['kl_gap_mean']:.3f}",
+                     cell("fitted", "l1out"), cell("true_q", "l1out"),
+                     cell("fitted", "club"), cell("true_q", "club"),
+                     "yes" if r["fitted_upper_holds"] else "no"])
+    out.append(table(["task", "true MI", "held-out KL(p‖q)", "L1Out, fitted q",
+                      "L1Out, true q", "CLUB, fitted q", "CLUB, true q",
+                      "both fitted ≥ truth"], rows))
+    out.append(provenance_line(data["provenance"]))
     return "\n".join(out) + "\n"
 
 
@@ -177,6 +247,8 @@ def main() -> None:
         accuracy_section(),
         peers_section(),
         staircase_section(),
+        sandwich_section(),
+        heldout_upper_section(),
         consistency_section(),
     ]
     OUT.write_text("\n".join(p for p in parts if p is not None))

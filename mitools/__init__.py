@@ -3,7 +3,8 @@
 The pieces meet at one intermediate, the score tensor ``scores[..., i, j] = f(x_i, y_j)``:
 
 * :mod:`mitools.critics` compute it from features,
-* :mod:`mitools.bounds` turn it into an MI estimate (pure functions),
+* :mod:`mitools.bounds` turn it into an MI estimate (pure functions): lower bounds, and the
+  generative and upper bounds on the log-densities of :mod:`mitools.conditionals`,
 * :mod:`mitools.estimators` wrap the bounds as modules, with state where a bound needs it,
 * :mod:`mitools.samplers` choose which positions of two feature grids are compared,
   :mod:`mitools.negatives` which samples are negatives, :mod:`mitools.reductions` how the
@@ -15,6 +16,7 @@ The pieces meet at one intermediate, the score tensor ``scores[..., i, j] = f(x_
 * :func:`mitools.estimate_mi` estimates the MI of two arrays in one call,
 * :mod:`mitools.classical` holds the classical estimators users compare against (KSG, the
   mixed discrete-continuous estimator, Gaussian MI; imported on first use, with scipy),
+* :func:`mitools.training.train_critic` is the training loop of the examples and benchmarks,
 * ``mitools estimate`` (or ``python -m mitools``) is the command line (:mod:`mitools.cli`).
 
 Example:
@@ -28,6 +30,7 @@ Example:
 
 from mitools import (
     bounds,
+    conditionals,
     critics,
     distributed,
     estimate,
@@ -37,6 +40,7 @@ from mitools import (
     reductions,
     samplers,
     tasks,
+    training,
 )
 from mitools.critics import (
     BilinearCritic,
@@ -112,6 +116,7 @@ __all__ = [
     "__version__",
     "bounds",
     "classical",
+    "conditionals",
     "critics",
     "distributed",
     "estimate",
@@ -124,4 +129,5 @@ __all__ = [
     "reductions",
     "samplers",
     "tasks",
+    "training",
 ]

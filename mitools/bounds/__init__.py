@@ -1,10 +1,12 @@
-r"""Variational lower bounds on mutual information, as pure functions of a score tensor.
+r"""Variational bounds on mutual information, as pure functions of a score tensor.
 
-Every function takes ``scores`` of shape ``(..., N, M)`` with
-``scores[..., i, j] = f(x_i, y_j)`` for a critic ``f``. Row ``i`` is an *anchor*: its positive
-(the jointly drawn partner) sits at column ``i + offset``; every other entry of the row is a
-draw from the product of marginals :math:`p(x)p(y)`. Leading dimensions are independent
-estimation problems, so the result has shape ``scores.shape[:-2]``.
+The discriminative lower bounds take critic scores. The generative bounds and the upper
+bounds (:func:`ba`, :func:`doe`, :func:`club`, :func:`vclub`, :func:`l1out`) take log
+conditional densities :math:`\log q(y_j \mid x_i)` as scores (see :mod:`mitools.conditionals`);
+:func:`flo` takes a critic and a per-pair term. For an *upper* bound the gradient is the signal
+for a representation to **minimise**, while :math:`q` is fitted by maximising
+:func:`log_likelihood` with its own optimiser (see :doc:`/guide/upper_bounds`); :func:`doe`'s
+gradient is that of the two log-likelihoods it is made of.
 
 Conventions shared by every bound:
 
@@ -49,6 +51,7 @@ from mitools.bounds._scores import (  # noqa: F401  (shared helpers, used by the
     _row_mean,
     check_finite,
 )
+from mitools.bounds.generative import ba, club, doe, flo, l1out, log_likelihood, vclub
 from mitools.bounds.interpolated import alpha_infonce
 from mitools.bounds.lower import dv, dv_terms, infonce, js, jsd, nwj, smile, smile_rowwise, tuba
 from mitools.bounds.rowwise import (
@@ -69,12 +72,18 @@ __all__ = [
     "RowwiseBound",
     "Transform",
     "alpha_infonce",
+    "ba",
     "check_finite",
+    "club",
+    "doe",
     "dv",
     "dv_terms",
+    "flo",
     "infonce",
     "js",
     "jsd",
+    "l1out",
+    "log_likelihood",
     "nwj",
     "row_statistics",
     "rows_logsumexp",
@@ -84,4 +93,5 @@ __all__ = [
     "smile",
     "smile_rowwise",
     "tuba",
+    "vclub",
 ]
