@@ -37,47 +37,115 @@ import math
 import torch
 from torch import Tensor
 
-from mitools.bounds._scores import _mean_negatives, _prepare, _Prepared, _row_mean
+from mitools.bounds._scores import _prepare, _row_mean
+from mitools.bounds.lower import NEGATIVES_LSE
+from mitools.bounds.rowwise import (
+    RowStatistic,
+    RowStatistics,
+    RowwiseBound,
+    _registers,
+    row_statistics,
+    rows_mean,
+    rows_sum,
+)
 
 __all__ = ["ba", "club", "doe", "flo", "l1out", "log_likelihood", "vclub"]
 
+#: Sum of the scores over a row's valid negatives: CLUB's marginal term.
+NEGATIVES_SUM = RowStatistic("sum", "negatives")
 
-def _per_problem(value: Tensor | float, p: _Prepared, name: str, arg: str) -> Tensor:
-    """Broadcast a float or tensor to the problems' shape ``scores.shape[:-2]``."""
-    lead = p.scores.shape[:-2]
+
+def _per_problem(value: Tensor | float, like: Tensor, name: str, arg: str) -> Tensor:
+    """Broadcast a float or tensor to the problems' shape ``like.shape[:-1]`` (``like``: a
+    per-row tensor ``(..., N)``, whose dtype the result takes)."""
+    lead = like.shape[:-1]
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return p.scores.new_full(lead, float(value))
+        return like.new_full(lead, float(value))
     if not isinstance(value, Tensor) or not value.is_floating_point():
         raise TypeError(
             f"{name}: {arg} must be a float or a floating-point tensor broadcastable to "
             f"{tuple(lead)}, got {type(value).__name__}"
         )
     try:
-        return torch.broadcast_to(value, lead).to(p.scores.dtype)
+        return torch.broadcast_to(value, lead).to(like.dtype)
     except RuntimeError:
         raise ValueError(
             f"{name}: {arg} has shape {tuple(value.shape)}, which does not broadcast to the "
-            f"problems' shape {tuple(lead)} (scores shape {tuple(p.scores.shape)})"
+            f"problems' shape {tuple(lead)}"
         ) from None
 
 
-def _per_index(value: Tensor, expected: torch.Size, p: _Prepared, name: str, arg: str) -> Tensor:
-    """Broadcast a tensor to ``expected`` (a per-row or per-column quantity)."""
+def _per_index(value: Tensor, expected: torch.Size, like: Tensor, name: str, arg: str) -> Tensor:
+    """Broadcast a tensor to ``expected`` (a per-row or per-column quantity), in ``like``'s
+    dtype."""
     if not isinstance(value, Tensor) or not value.is_floating_point():
         raise TypeError(
             f"{name}: {arg} must be a floating-point tensor broadcastable to {tuple(expected)}, "
             f"got {type(value).__name__ if not isinstance(value, Tensor) else value.dtype}"
         )
     try:
-        out = torch.broadcast_to(value, expected).to(p.scores.dtype)
+        out = torch.broadcast_to(value, expected).to(like.dtype)
     except RuntimeError:
         raise ValueError(
             f"{name}: {arg} has shape {tuple(value.shape)} but must broadcast to "
-            f"{tuple(expected)} (scores shape {tuple(p.scores.shape)})"
+            f"{tuple(expected)}"
         ) from None
     return out
 
 
+def _per_row(value: Tensor, st: RowStatistics, name: str, arg: str) -> Tensor:
+    """A per-row input ``(..., N)``, zero on the invalid rows (so nothing there overflows)."""
+    out = _per_index(value, st.positive.shape, st.positive, name, arg)
+    return out if st.row_valid is None else out.masked_fill(~st.row_valid, 0.0)
+
+
+def _valid_rows(t: Tensor, st: RowStatistics) -> Tensor:
+    """``t (..., N)`` with the invalid rows set to 0."""
+    return t if st.row_valid is None else t.masked_fill(~st.row_valid, 0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The finishers: the row-wise forms, shared by the functions below and the local losses' paths.
+# ---------------------------------------------------------------------------------------------
+
+
+def _log_likelihood(st: RowStatistics) -> Tensor:
+    return rows_mean(st.positive, st)
+
+
+def _ba(st: RowStatistics, entropy_y: Tensor | float) -> Tensor:
+    return _per_problem(entropy_y, st.positive, "ba", "entropy_y") + _log_likelihood(st)
+
+
+def _doe(st: RowStatistics, log_marginal: Tensor) -> Tensor:
+    # log_marginal: (..., N), log q(y) of each row's positive
+    lm = _per_row(log_marginal, st, "doe", "log_marginal")
+    value = rows_mean(st.positive - lm, st)
+    objective = rows_mean(st.positive + lm, st)
+    return objective + (value - objective).detach()
+
+
+def _club(st: RowStatistics) -> Tensor:
+    return _log_likelihood(st) - rows_sum(st.of(NEGATIVES_SUM), st) / st.n_neg
+
+
+def _flo(st: RowStatistics, u: Tensor | None = None) -> Tensor:
+    # u: (..., N) per-pair term of each row's positive; None ties it to the critic, u = -S_ii
+    positive = _valid_rows(st.positive, st)
+    u = -positive if u is None else _per_row(u, st, "flo", "u")
+    # log-mean-exp over the row's valid negatives: every valid column but the positive
+    lme_row = _valid_rows(st.of(NEGATIVES_LSE) - torch.log(st.n_cols - 1.0), st)
+    return 1.0 + rows_mean(-u - torch.exp(-u + lme_row - positive), st)
+
+
+LOG_LIKELIHOOD = RowwiseBound("log_likelihood", (), _log_likelihood)
+BA = RowwiseBound("ba", (), _ba)
+DOE = RowwiseBound("doe", (), _doe)
+CLUB = RowwiseBound("club", (NEGATIVES_SUM,), _club)
+FLO = RowwiseBound("flo", (NEGATIVES_LSE,), _flo)
+
+
+@_registers(LOG_LIKELIHOOD)
 def log_likelihood(
     scores: Tensor,
     *,
@@ -109,10 +177,10 @@ def log_likelihood(
         >>> log_likelihood(torch.tensor([[-1.0, -5.0], [-4.0, -2.0]]))
         tensor(-1.5000)
     """
-    p = _prepare(scores, offset, row_mask, col_mask, "log_likelihood")
-    return _row_mean(p.positive, p)
+    return LOG_LIKELIHOOD(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)
 
 
+@_registers(BA)
 def ba(
     scores: Tensor,
     entropy_y: Tensor | float,
@@ -155,11 +223,10 @@ def ba(
         >>> ba(torch.full((4, 4), -2.0), entropy_y=3.0)  # 3 + mean log q(y_i | x_i)
         tensor(1.)
     """
-    p = _prepare(scores, offset, row_mask, col_mask, "ba")
-    h = _per_problem(entropy_y, p, "ba", "entropy_y")
-    return h + _row_mean(p.positive, p)
+    return BA(scores, offset=offset, row_mask=row_mask, col_mask=col_mask, entropy_y=entropy_y)
 
 
+@_registers(DOE)
 def doe(
     scores: Tensor,
     log_marginal: Tensor,
@@ -207,18 +274,14 @@ def doe(
         >>> doe(torch.full((3, 3), -1.0), log_marginal=torch.full((3,), -2.5))
         tensor(1.5000)
     """
-    p = _prepare(scores, offset, row_mask, col_mask, "doe")
-    n = p.scores.shape[-2]
-    lm = _per_index(log_marginal, p.scores.shape[:-2] + p.scores.shape[-1:], p, "doe",
-                    "log_marginal")
-    lm_pos = lm[..., offset : offset + n]
-    if p.row_valid is not None:
-        lm_pos = lm_pos.masked_fill(~p.row_valid, 0.0)
-    value = _row_mean(p.positive - lm_pos, p)
-    objective = _row_mean(p.positive + lm_pos, p)
-    return objective + (value - objective).detach()
+    st = row_statistics(scores, (), offset=offset, row_mask=row_mask, col_mask=col_mask,
+                        name="doe")
+    lead, n = st.positive.shape[:-1], st.positive.shape[-1]
+    lm = _per_index(log_marginal, lead + scores.shape[-1:], st.positive, "doe", "log_marginal")
+    return DOE.finish(st, log_marginal=lm[..., offset : offset + n])
 
 
+@_registers(CLUB)
 def club(
     scores: Tensor,
     *,
@@ -265,8 +328,7 @@ def club(
         >>> club(torch.tensor([[-1.0, -3.0], [-5.0, -1.0]]))  # -1 - mean(-3, -5)
         tensor(3.)
     """
-    p = _prepare(scores, offset, row_mask, col_mask, "club")
-    return _row_mean(p.positive, p) - _mean_negatives(p.scores, p)
+    return CLUB(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)
 
 
 def vclub(
@@ -405,9 +467,10 @@ def l1out(
     return _row_mean(per_row, p)
 
 
+@_registers(FLO)
 def flo(
     scores: Tensor,
-    u: Tensor,
+    u: Tensor | None,
     *,
     offset: int = 0,
     row_mask: Tensor | None = None,
@@ -439,7 +502,9 @@ def flo(
 
     Args:
         scores: critic scores ``(..., N, M)``.
-        u: ``(..., N)`` per-pair term of each row's positive pair (broadcastable).
+        u: ``(..., N)`` per-pair term of each row's positive pair (broadcastable), or
+            ``None`` to tie it to the critic, :math:`u_i = -S_{i,i+o}` (FLO's optimum for a
+            self-normalised critic; then the value is NWJ on :math:`S + 1`).
         offset: column of the positive of row 0.
         row_mask: optional ``(..., N)`` bool, valid anchors.
         col_mask: optional ``(..., M)`` bool, valid columns.
@@ -456,14 +521,4 @@ def flo(
         >>> flo(torch.zeros(4, 4), u=torch.zeros(4))  # 1 + (0 - e^0): no information
         tensor(0.)
     """
-    p = _prepare(scores, offset, row_mask, col_mask, "flo")
-    u = _per_index(u, p.scores.shape[:-1], p, "flo", "u")
-    if p.row_valid is not None:
-        u = u.masked_fill(~p.row_valid, 0.0)
-    neg = p.scores.masked_fill(~p.neg_valid, -math.inf)
-    n_neg_row = (p.neg_valid.sum(-1)).clamp_min(1).to(p.scores.dtype)
-    lme_row = torch.logsumexp(neg, dim=-1) - torch.log(n_neg_row)  # (..., N)
-    if p.row_valid is not None:
-        lme_row = lme_row.masked_fill(~p.row_valid, 0.0)
-    per_row = -u - torch.exp(-u + lme_row - p.positive)
-    return 1.0 + _row_mean(per_row, p)
+    return FLO(scores, offset=offset, row_mask=row_mask, col_mask=col_mask, u=u)

@@ -1,4 +1,4 @@
-"""The estimator interface: a bound applied to a score tensor, as an ``nn.Module``.
+r"""The estimator interface: a bound applied to a score tensor, as an ``nn.Module``.
 
 An estimator also *declares what it needs*, so that the local losses can pick an execution path
 without knowing its class:
@@ -14,6 +14,22 @@ without knowing its class:
 * ``per_problem_state``: whether the estimator keeps state per estimation problem (MINE's
   moving average), and so receives a :class:`ProblemIndex` saying which problems a batch
   holds and which of them are real.
+* ``needs_targets``: whether :meth:`Estimator.finish` / ``forward`` need the column-side inputs
+  (FLO's per-pair network, DoE's marginal model).
+* ``direction``: what the value is for: ``"lower"`` (a lower bound, or an objective, to
+  maximise), ``"upper"`` (an upper bound, minimised by a representation while the model
+  producing the scores is fitted by ``model_objective``) or ``"neither"`` (an estimate whose
+  gradient fits the models, as DoE).
+* ``needs_log_density``: whether the scores must be log conditional densities
+  :math:`\log q(y_j \mid x_i)` (a critic that declares ``log_density = True``, such as a
+  :class:`~mitools.conditionals.ConditionalDensity`), not an unnormalised critic's.
+* ``model_objective``: for an upper bound, the row-wise objective the model producing the
+  scores maximises (the conditional log-likelihood); ``None`` when the value's own gradient
+  trains the model.
+* ``min_rows``: the valid anchors an estimation problem needs (2 for L1Out, whose mixture
+  leaves the positive's own anchor out).
+* ``stochastic``: whether ``forward`` draws random numbers (vCLUB's negatives), so that a
+  block must not be recomputed in the backward pass.
 """
 
 from __future__ import annotations
@@ -62,6 +78,8 @@ class Estimator(nn.Module):
         row_mask: optional ``(..., N)`` bool, valid anchors.
         col_mask: optional ``(..., M)`` bool, valid columns.
         anchors: optional row-side inputs ``(..., N, D)``, used only by learned baselines.
+        targets: optional column-side inputs ``(..., M, Dy)`` (estimators that declare
+            ``needs_targets`` only; the losses pass them to no other).
         problems: optional :class:`ProblemIndex` (estimators with per-problem state only).
 
     Returns of :meth:`forward`:
@@ -74,6 +92,18 @@ class Estimator(nn.Module):
     rowwise: RowwiseBound | None = None
     #: Whether ``finish`` and ``forward`` take a :class:`ProblemIndex` (keeps state).
     per_problem_state: bool = False
+    #: Whether ``finish`` and ``forward`` need the column-side inputs as ``targets``.
+    needs_targets: bool = False
+    #: ``"lower"`` (maximise the value), ``"upper"`` (minimise it) or ``"neither"``.
+    direction: str = "lower"
+    #: Whether the scores must be log conditional densities.
+    needs_log_density: bool = False
+    #: For an upper bound, what the model producing the scores maximises (row-wise).
+    model_objective: RowwiseBound | None = None
+    #: The valid anchors (rows) an estimation problem needs.
+    min_rows: int = 1
+    #: Whether ``forward`` draws random numbers.
+    stochastic: bool = False
 
     @property
     def needs_anchors(self) -> bool:
@@ -94,7 +124,11 @@ class Estimator(nn.Module):
         anchors: Tensor | None = None,
         problems: ProblemIndex | None = None,
     ) -> Tensor:
-        """The value of every problem from its accumulated row statistics, shape ``(...)``."""
+        """The value of every problem from its accumulated row statistics, shape ``(...)``.
+
+        The losses also pass ``targets=`` (the column-side inputs of each row's *positive*,
+        ``(..., N, Dy)``) to estimators that declare ``needs_targets``.
+        """
         if self.rowwise is None:
             raise TypeError(
                 f"{type(self).__name__} is not row-wise (rowwise is None): call it on the score "
