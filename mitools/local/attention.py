@@ -388,9 +388,9 @@ class _AttentionStatistics(torch.autograd.Function):
                 g, total = g_all[start:stop], total_all[start:stop]
                 if calls is None:  # a sum, linear in both factors
                     left_out = _positive_counted(stat, cols, problems.offset, n, g)
-                    if left_out is not None:
-                        g_positive = -g * left_out if g_positive is None else (
-                            g_positive - g * left_out)
+                    if left_out is not None:  # the positive's part, taken out of the sum
+                        share = -g * left_out
+                        g_positive = share if g_positive is None else g_positive + share
                     duu += g[..., None] * _column_sum(vv, cols)[:, None, :]
                     g_rows = (g[..., None] * uu).sum(1)  # (k, E)
                     d_cols = g_rows[:, None, :] * (
