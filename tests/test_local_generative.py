@@ -202,6 +202,33 @@ def test_samplers_and_reductions_equal_naive_loop(sampler, bound):
         run_case(bound, critic, sampler=sampler, reduction=reduction, chunk_size=None, seed=3)
 
 
+@pytest.mark.parametrize("backend", ["blocked", "attention"])
+@pytest.mark.parametrize("bound", ["club", "flo_net"])
+def test_fused_paths_with_columns_shared_by_every_pair(bound, backend):
+    """Cells against one vector: every pair shares its columns (one factor block for all)."""
+    critic = "separable" if bound == "flo_net" else "diagonal"
+    run_case(bound, critic, backend=backend, sampler="local_to_global", reduction="max",
+             chunk_size=3, column_chunk_size=2 if backend == "blocked" else None, seed=8)
+
+
+def test_every_path_agrees_in_float32():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 4, 5, 5, generator=gen, requires_grad=True)
+    y = torch.randn(32, 3, generator=gen, requires_grad=True)
+    x_mask = torch.rand(32, 5, 5, generator=gen) > 0.2
+    x_mask[:, 0, 0] = True
+    torch.manual_seed(0)
+    q = DiagonalGaussian(4, 3, hidden=(8,))
+    runs = []
+    for kw in ({"backend": "dense"}, {"backend": "blocked", "column_chunk_size": 7},
+               {"backend": "attention", "chunk_size": 6}):  # fmt: skip
+        out = LocalMILoss("club", q, reduction="mean", **kw)(x, y, x_mask)
+        runs.append([out.loss, out.model_loss, *grads(out.loss + out.model_loss,
+                                                      [x, y, *q.parameters()])])
+    for other in runs[1:]:
+        _close(other, runs[0], tol=2e-5)
+
+
 @pytest.mark.parametrize("bound", ["club", "ba", "doe", "flo"])
 def test_derangement_negatives_equal_naive_loop(bound):
     """CLUB on deranged partners is vCLUB at O(N); the positives-only bounds ignore them."""
@@ -211,7 +238,7 @@ def test_derangement_negatives_equal_naive_loop(bound):
 
 
 def test_club_with_derangement_equals_vclub_on_the_partners():
-    x, y, xp, yp, xm, _ = _inputs("local_to_global", (2,), 6, False, 5)
+    x, y, xp, yp, _, _ = _inputs("local_to_global", (2,), 6, False, 5)
     q = make_critic("diagonal", 5)
     kw = dict(x_pattern=xp, y_pattern=yp, negatives="derangement")
     club = LocalMILoss("club", q, **kw, generator=torch.Generator().manual_seed(9))(x, y)
@@ -368,7 +395,7 @@ def test_refusals_name_the_reason():
     with pytest.raises(ValueError, match="custom reduction of upper bounds"):
         LocalMILoss("club", q, reduction=lambda v, a: v[a].mean())
     LocalMILoss("flo", None, reduction=lambda v, a: v[a].mean())  # fine for lower bounds
-    with pytest.raises(ValueError, match="derangement.*l1out"):
+    with pytest.raises(ValueError, match=r"derangement.*l1out"):
         LocalMILoss("l1out", q, negatives="derangement")
     for bound in ("vclub", "l1out"):
         with pytest.raises(ValueError, match="per-row statistics"):

@@ -77,13 +77,14 @@ class Estimator(nn.Module):
         offset: column of the positive of row 0.
         row_mask: optional ``(..., N)`` bool, valid anchors.
         col_mask: optional ``(..., M)`` bool, valid columns.
-        anchors: optional row-side inputs ``(..., N, D)``, used only by learned baselines.
-        targets: optional column-side inputs ``(..., M, Dy)`` (estimators that declare
-            ``needs_targets`` only; the losses pass them to no other).
+        anchors: optional row-side inputs ``(..., N, D)`` (learned baselines, FLO's network).
+        targets: optional column-side inputs ``(..., M, Dy)``, used only by estimators that
+            declare ``needs_targets`` (the losses pass them to no other).
         problems: optional :class:`ProblemIndex` (estimators with per-problem state only).
 
     Returns of :meth:`forward`:
-        Tensor of shape ``scores.shape[:-2]``: the value (to maximise).
+        Tensor of shape ``scores.shape[:-2]``: the value (to maximise for a lower bound, to
+        minimise for an upper bound: see ``direction``).
     """
 
     name: str = "estimator"
@@ -144,6 +145,7 @@ class Estimator(nn.Module):
         row_mask: Tensor | None = None,
         col_mask: Tensor | None = None,
         anchors: Tensor | None = None,
+        targets: Tensor | None = None,
         problems: ProblemIndex | None = None,
     ) -> Tensor:
         if self.rowwise is None:
@@ -152,7 +154,29 @@ class Estimator(nn.Module):
             scores, self.rowwise.statistics, offset=offset, row_mask=row_mask,
             col_mask=col_mask, name=self.name,
         )  # fmt: skip
-        return self.finish(stats, anchors=anchors, problems=problems)
+        side: dict[str, Tensor | None] = {}
+        if self.needs_targets and targets is not None:  # finish takes each row's positive
+            side["targets"] = positive_targets(targets, scores.shape[-2], offset)
+        return self.finish(stats, anchors=anchors, problems=problems, **side)
+
+
+def positive_targets(targets: Tensor, n: int, offset: int) -> Tensor:
+    """The column-side inputs of each row's positive, ``(..., N, Dy)``, from ``(..., M, Dy)``.
+
+    Raises:
+        ValueError: fewer than ``N + offset`` columns.
+
+    Example:
+        >>> import torch
+        >>> positive_targets(torch.arange(5.0)[:, None], 2, 3).flatten()
+        tensor([3., 4.])
+    """
+    if targets.shape[-2] < n + offset:
+        raise ValueError(
+            f"targets {tuple(targets.shape)} must hold the positives of the {n} anchors at "
+            f"rows offset..offset+N (offset={offset})"
+        )
+    return targets[..., offset : offset + n, :]
 
 
 class FunctionalEstimator(Estimator):

@@ -1,6 +1,7 @@
 r"""Generative estimators, upper bounds and FLO as modules: BA, DoE, CLUB, vCLUB, L1Out, FLO.
 
-Built on the functions of :mod:`mitools.bounds.generative`. Beside the shared
+Built on the functions of :mod:`mitools.bounds.generative` (BA, DoE, CLUB and FLO through their
+row-wise forms, so every execution path of the local losses takes them). Beside the shared
 :class:`~mitools.estimators.Estimator` interface, each declares what it is and what it needs:
 
 * ``direction``: ``"lower"`` (BA, FLO), ``"upper"`` (CLUB, vCLUB, L1Out; under the
@@ -24,6 +25,10 @@ representation ``z = encoder(x)`` holds about a nuisance ``y``::
     (-club.learning_objective(scores)).backward(); q_opt.step()
     # 2) the encoder minimises the bound (the encoder's optimiser only)
     (task_loss + beta * club(q(z, y))).backward(); enc_opt.step()
+
+In :class:`~mitools.local.LocalMILoss` and :class:`~mitools.local.GlobalMILoss` one call gives
+both players' losses (``loss``: the bound, the critic's parameters detached; ``model_loss``:
+minus the log-likelihood, the features detached), see :class:`~mitools.local.LocalMIResult`.
 """
 
 from __future__ import annotations
@@ -35,19 +40,9 @@ from torch import Tensor, nn
 
 from mitools import bounds
 from mitools.bounds import generative as gen
-from mitools.estimators.base import Estimator, ProblemIndex
+from mitools.estimators.base import Estimator, ProblemIndex, positive_targets
 
 __all__ = ["BA", "CLUB", "FLO", "VCLUB", "DoE", "GenerativeEstimator", "L1Out"]
-
-
-def _positives(targets: Tensor, n: int, offset: int) -> Tensor:
-    """The column-side inputs of each row's positive, ``(..., N, Dy)``, from ``(..., M, Dy)``."""
-    if targets.shape[-2] < n + offset:
-        raise ValueError(
-            f"targets {tuple(targets.shape)} must hold the positives of the {n} anchors at "
-            f"rows offset..offset+N (offset={offset})"
-        )
-    return targets[..., offset : offset + n, :]
 
 
 class GenerativeEstimator(Estimator):
@@ -101,27 +96,6 @@ class GenerativeEstimator(Estimator):
         unless a subclass says otherwise.
         """
         return bounds.log_likelihood(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)
-
-    def forward(
-        self,
-        scores: Tensor,
-        *,
-        offset: int = 0,
-        row_mask: Tensor | None = None,
-        col_mask: Tensor | None = None,
-        anchors: Tensor | None = None,
-        targets: Tensor | None = None,
-        problems: ProblemIndex | None = None,
-    ) -> Tensor:
-        if self.rowwise is None:
-            raise NotImplementedError(f"{type(self).__name__} must implement forward")
-        stats = bounds.row_statistics(
-            scores, self.rowwise.statistics, offset=offset, row_mask=row_mask,
-            col_mask=col_mask, name=self.name,
-        )  # fmt: skip
-        if targets is not None:
-            targets = _positives(targets, scores.shape[-2], offset)
-        return self.finish(stats, anchors=anchors, targets=targets, problems=problems)
 
     def finish(
         self,
@@ -409,7 +383,7 @@ class FLO(GenerativeEstimator):
 
     def pair_term(self, anchors: Tensor, targets: Tensor, offset: int = 0) -> Tensor:
         """:math:`u(x_i, y_{i+o})` of every positive pair, ``(..., N)``."""
-        return self._pair_term(anchors, _positives(targets, anchors.shape[-2], offset))
+        return self._pair_term(anchors, positive_targets(targets, anchors.shape[-2], offset))
 
     def forward(
         self,
@@ -425,7 +399,7 @@ class FLO(GenerativeEstimator):
     ) -> Tensor:
         if u is None and self.u_network is not None:
             if targets is not None:
-                targets = _positives(targets, scores.shape[-2], offset)
+                targets = positive_targets(targets, scores.shape[-2], offset)
             u = self._pair_term(anchors, targets)
         return bounds.flo(scores, u, offset=offset, row_mask=row_mask, col_mask=col_mask)
 

@@ -392,12 +392,11 @@ class _AttentionStatistics(torch.autograd.Function):
                         share = -g * left_out
                         g_positive = share if g_positive is None else g_positive + share
                     duu += g[..., None] * _column_sum(vv, cols)[:, None, :]
-                    g_rows = (g[..., None] * uu).sum(1)  # (k, E)
-                    d_cols = g_rows[:, None, :] * (
-                        cols[..., None].to(dtype) if cols is not None else 1.0
-                    )  # fmt: skip
-                    dvv += d_cols.sum(0, keepdim=True) if dvv.shape[0] == 1 else d_cols.expand_as(
-                        dvv)
+                    g_rows = (g[..., None] * uu).sum(1)  # (k, E): Σ_i g_i Q_i
+                    d_cols = g_rows[:, None, :]  # the same for every valid column
+                    if cols is not None:
+                        d_cols = d_cols * cols[..., None].to(dtype)
+                    dvv += d_cols.sum(0, keepdim=True) if dvv.shape[0] == 1 else d_cols
                     continue
                 if stat.over == "columns":  # the positive is one merged part
                     share = stat.part_gradient(positive[start:stop], total, g)
