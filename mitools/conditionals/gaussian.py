@@ -160,7 +160,7 @@ class FullGaussian(_MLPConditional):
         + y^\top\Lambda\mu + c(x)`, :math:`c = -\tfrac D2\log 2\pi + \sum_k\log U_{kk}
         - \tfrac12\mu^\top\Lambda\mu`: ``u = [-diag(Λ)/2, -Λ_kl (k < l), Λμ, c]``
         ``(..., N, E)`` against ``v = [y_k^2, y_k y_l (k < l), y, 1]`` ``(..., M, E)``. The
-        expanded quadratic loses the precision :meth:`log_prob` keeps by centring when
+        expanded quadratic loses the precision ``log_prob`` keeps by centring when
         :math:`|y|` is large against the spread of :math:`q` (in float32).
         """
         self._check_inputs(x, y, broadcast=False)

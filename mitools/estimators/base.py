@@ -78,13 +78,11 @@ class Estimator(nn.Module):
         row_mask: optional ``(..., N)`` bool, valid anchors.
         col_mask: optional ``(..., M)`` bool, valid columns.
         anchors: optional row-side inputs ``(..., N, D)`` (learned baselines, FLO's network).
-        targets: optional column-side inputs ``(..., M, Dy)``, used only by estimators that
-            declare ``needs_targets`` (the losses pass them to no other).
+        targets: optional column-side inputs ``(..., M, Dy)`` (``needs_targets`` only).
         problems: optional :class:`ProblemIndex` (estimators with per-problem state only).
 
     Returns of :meth:`forward`:
-        Tensor of shape ``scores.shape[:-2]``: the value (to maximise for a lower bound, to
-        minimise for an upper bound: see ``direction``).
+        Tensor of shape ``scores.shape[:-2]``: the value (its use: see ``direction``).
     """
 
     name: str = "estimator"

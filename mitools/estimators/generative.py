@@ -63,22 +63,20 @@ class GenerativeEstimator(Estimator):
     players come from one call: ``loss`` (the bound, the critic's parameters detached) and
     ``model_loss`` (minus the log-likelihood, the features detached).
 
-    A row-wise estimator (``rowwise`` set: BA, DoE, CLUB, FLO) computes :meth:`forward` as
+    A row-wise estimator (``rowwise`` set: BA, DoE, CLUB, FLO) computes ``forward`` as
     its :meth:`finish` of the row statistics, so the local losses' blocked and attention
     paths give the same values.
 
-    Attributes:
-        direction: ``"lower"`` (BA, FLO), ``"upper"`` (CLUB, vCLUB, L1Out, under the
-            conditions in their docstrings) or ``"neither"`` (DoE): what the value bounds.
-        needs_log_density: whether the scores must be log conditional densities
-            :math:`\log q(y_j \mid x_i)` rather than an unnormalised critic's.
-        needs_targets: whether ``forward`` needs ``targets (..., M, Dy)``, the column-side
-            inputs (FLO's per-pair network, DoE's marginal model).
+    What each declares (see :class:`~mitools.estimators.Estimator`): ``direction``,
+    ``"lower"`` (BA, FLO), ``"upper"`` (CLUB, vCLUB, L1Out, under the conditions in their
+    docstrings) or ``"neither"`` (DoE), what the value bounds; ``needs_log_density``, whether
+    the scores must be log conditional densities :math:`\log q(y_j \mid x_i)` rather than
+    an unnormalised critic's (all but FLO); ``needs_targets``, whether ``forward`` needs
+    ``targets (..., M, Dy)``, the column-side inputs (FLO's per-pair network, DoE's marginal
+    model).
     """
 
-    direction: str = "lower"
-    needs_log_density: bool = True
-    needs_targets: bool = False
+    needs_log_density = True
 
     def learning_objective(
         self,

@@ -9,11 +9,13 @@ Three paths compute the same values (each bound's formula lives once, in :mod:`m
   custom backward that recomputes each block; needs a separable critic and a row-wise bound.
   Memory one ``chunk_size x N x column_chunk_size`` block.
 * ``"attention"`` (:mod:`mitools.local.attention`): fused attention kernels; needs a separable
-  critic and a bound whose statistics are log-sum-exps of the scores (InfoNCE, DV, NWJ, TUBA,
-  MINE). Memory O(K N E) for factors of size E; on CUDA the fastest.
+  critic and a bound whose statistics are log-sum-exps (InfoNCE, DV, NWJ, TUBA, MINE, FLO) or
+  plain sums (CLUB, by linearity) of the scores. Memory O(K N E) for factors of size E; on
+  CUDA the fastest.
 
 ``"auto"`` picks: dense when the critic or the bound offers no fast path (or for derangement
-negatives); otherwise attention on CUDA (when a kernel works for the dtype); otherwise blocked
+negatives, or for a bound of the positives only, BA and DoE, whose dense path scores only the
+positive pairs); otherwise attention on CUDA (when a kernel works for the dtype); otherwise blocked
 when ``chunk_size`` or ``column_chunk_size`` is set or the dense scores would exceed
 :data:`DENSE_BYTES`; otherwise dense (fastest for small problems). On CPU attention is never
 picked by ``"auto"``: the CPU kernel's backward costs about twice the blocked path's, for a

@@ -4,7 +4,7 @@ Every step is a module of its own (:mod:`mitools.local.grid`, :mod:`mitools.samp
 :mod:`mitools.negatives`, :mod:`mitools.local.backends`, :mod:`mitools.reductions`); the
 losses only put them in order and know no bound or critic by its class: what they do with an
 estimator follows what it declares (``direction``, ``needs_log_density``, ``model_objective``,
-``min_rows``, ...; see :mod:`mitools.estimators.base`).
+``min_rows``, ...; see :class:`~mitools.estimators.Estimator`).
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ class LocalMIResult(NamedTuple):
     For every other estimator ``model_loss`` is a zero (``loss`` already trains the critic).
     """
 
-    #: scalar to minimise: ``-objective`` (lower bounds, DoE) or ``+objective`` (upper bounds,
-    #: whose critic parameters it does not reach); carries the gradient.
+    #: The scalar to minimise, ``-objective`` (lower bounds, DoE) or ``+objective`` (upper
+    #: bounds, whose critic parameters it does not reach); carries the gradient.
     loss: Tensor
     #: the reduced objective (detached), in nats of MI for every bound but
     #: :class:`~mitools.estimators.JSD` (for ``"logsumexp"`` a soft maximum of them).
@@ -69,8 +69,8 @@ class LocalMIResult(NamedTuple):
     pair_estimates: Tensor
     #: the :class:`~mitools.samplers.PositionPairs` used (``None`` for :class:`GlobalMILoss`).
     pairs: PositionPairs | None
-    #: scalar to minimise to fit the critic of an upper bound (minus its mean log-likelihood
-    #: over the active pairs, features detached); a zero for other estimators.
+    #: The scalar to minimise to fit the critic of an upper bound (minus its mean
+    #: log-likelihood over the active pairs, features detached); a zero for the others.
     model_loss: Tensor
 
 

@@ -8,7 +8,7 @@ at all. Any other critic is called as a black box on each block. Scores are form
 or higher whatever the features' dtype.
 
 For an upper bound the critic (the conditional density :math:`q`) must not be trained on the
-bound: a :class:`Scorer` built with ``detach_parameters=True`` evaluates it with its parameters
+bound: a ``Scorer`` built with ``detach_parameters=True`` evaluates it with its parameters
 detached (:func:`torch.func.functional_call`), so the bound's gradient reaches the features
 only.
 """
