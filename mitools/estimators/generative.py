@@ -103,6 +103,8 @@ class GenerativeEstimator(Estimator):
         targets: Tensor | None = None,
         problems: ProblemIndex | None = None,
     ) -> Tensor:
+        """The value from the row statistics (the row-wise estimators; ``targets``: each row's
+        positive ``(..., N, Dy)``)."""
         return super().finish(stats, anchors=anchors, problems=problems)
 
     def extra_repr(self) -> str:
@@ -156,6 +158,7 @@ class BA(GenerativeEstimator):
         self.entropy_y = float(entropy_y)
 
     def finish(self, stats: bounds.RowStatistics, **_: Any) -> Tensor:
+        """:math:`H(Y)` plus the mean positive log-density, from the row statistics."""
         return gen.BA.finish(stats, entropy_y=self.entropy_y)
 
     def extra_repr(self) -> str:
@@ -218,6 +221,8 @@ class DoE(GenerativeEstimator):
     def finish(
         self, stats: bounds.RowStatistics, *, targets: Tensor | None = None, **_: Any
     ) -> Tensor:
+        """The estimate from the row statistics and the marginal model's log-density of each
+        row's positive ``targets (..., N, Dy)``."""
         if self.marginal is None or targets is None:
             raise self._no_marginal()
         return gen.DOE.finish(stats, log_marginal=self.marginal.log_prob(targets))
@@ -409,6 +414,8 @@ class FLO(GenerativeEstimator):
         targets: Tensor | None = None,
         **_: Any,
     ) -> Tensor:
+        """The bound from the row statistics; with a ``u_network``, its term of the anchors
+        and each row's positive ``targets (..., N, Dy)``."""
         u = self._pair_term(anchors, targets) if self.u_network is not None else None
         return gen.FLO.finish(stats, u=u)
 
