@@ -119,6 +119,27 @@ class _UpperBound(GenerativeEstimator):
     model_objective = gen.LOG_LIKELIHOOD
 
 
+class _OnScores(_UpperBound):
+    """An upper bound with no row-wise form: one function of :mod:`mitools.bounds` on the
+    whole score tensor (the dense path of the local losses)."""
+
+    def _bound(self, scores: Tensor, **masks: Any) -> Tensor:
+        raise NotImplementedError
+
+    def forward(
+        self,
+        scores: Tensor,
+        *,
+        offset: int = 0,
+        row_mask: Tensor | None = None,
+        col_mask: Tensor | None = None,
+        anchors: Tensor | None = None,
+        targets: Tensor | None = None,
+        problems: ProblemIndex | None = None,
+    ) -> Tensor:
+        return self._bound(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)
+
+
 class BA(GenerativeEstimator):
     """Barber-Agakov lower bound with a known :math:`H(Y)`, see :func:`mitools.bounds.ba`.
 
@@ -249,7 +270,7 @@ class CLUB(_UpperBound):
     rowwise = gen.CLUB
 
 
-class VCLUB(_UpperBound):
+class VCLUB(_OnScores):
     """Sampled CLUB, see :func:`mitools.bounds.vclub`: one uniformly drawn negative per row.
 
     Not row-wise: the local losses run it on the dense path, without recomputing blocks in
@@ -273,22 +294,11 @@ class VCLUB(_UpperBound):
         super().__init__()
         self.generator = generator
 
-    def forward(
-        self,
-        scores: Tensor,
-        *,
-        offset: int = 0,
-        row_mask: Tensor | None = None,
-        col_mask: Tensor | None = None,
-        anchors: Tensor | None = None,
-        targets: Tensor | None = None,
-        problems: ProblemIndex | None = None,
-    ) -> Tensor:
-        return bounds.vclub(scores, generator=self.generator, offset=offset, row_mask=row_mask,
-                            col_mask=col_mask)
+    def _bound(self, scores: Tensor, **masks: Any) -> Tensor:
+        return bounds.vclub(scores, generator=self.generator, **masks)
 
 
-class L1Out(_UpperBound):
+class L1Out(_OnScores):
     """Leave-one-out upper bound, see :func:`mitools.bounds.l1out`.
 
     Column-wise (each positive against every *other anchor*): the dense path only. Each
@@ -309,18 +319,8 @@ class L1Out(_UpperBound):
         """``True``: the mixture of a positive's column needs every other anchor's score."""
         return True
 
-    def forward(
-        self,
-        scores: Tensor,
-        *,
-        offset: int = 0,
-        row_mask: Tensor | None = None,
-        col_mask: Tensor | None = None,
-        anchors: Tensor | None = None,
-        targets: Tensor | None = None,
-        problems: ProblemIndex | None = None,
-    ) -> Tensor:
-        return bounds.l1out(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)
+    def _bound(self, scores: Tensor, **masks: Any) -> Tensor:
+        return bounds.l1out(scores, **masks)
 
 
 class FLO(GenerativeEstimator):
