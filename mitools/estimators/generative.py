@@ -1,7 +1,8 @@
 r"""Generative estimators, upper bounds and FLO as modules: BA, DoE, CLUB, vCLUB, L1Out, FLO.
 
-Built on the functions of :mod:`mitools.bounds.generative` (BA, DoE, CLUB and FLO through their
-row-wise forms, so every execution path of the local losses takes them). Beside the shared
+Built on the functions of :mod:`mitools.bounds.generative` and :mod:`mitools.bounds.upper`
+(BA, DoE, CLUB and FLO through their row-wise forms, so every execution path of the local
+losses takes them). Beside the shared
 :class:`~mitools.estimators.Estimator` interface, each declares what it is and what it needs:
 
 * ``direction``: ``"lower"`` (BA, FLO), ``"upper"`` (CLUB, vCLUB, L1Out; under the
@@ -40,6 +41,7 @@ from torch import Tensor, nn
 
 from mitools import bounds
 from mitools.bounds import generative as gen
+from mitools.bounds import upper
 from mitools.estimators.base import Estimator, ProblemIndex, positive_targets
 
 __all__ = ["BA", "CLUB", "FLO", "VCLUB", "DoE", "GenerativeEstimator", "L1Out"]
@@ -267,7 +269,7 @@ class CLUB(_UpperBound):
     """
 
     name = "club"
-    rowwise = gen.CLUB
+    rowwise = upper.CLUB
 
 
 class VCLUB(_OnScores):
