@@ -289,10 +289,10 @@ def test_vclub_draws_with_its_generator_and_keeps_the_graph_of_its_draws(chunk_s
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("bound", "critic_name", "backend"), [
-    ("club", "diagonal", "attention"), ("club", "full", "blocked"), ("ba", "diagonal", "blocked"),
-    ("doe", "full", "attention"), ("flo_net", "separable", "attention"), ("l1out", "mixture",
-    "dense"), ("vclub", "diagonal", "dense")])  # fmt: skip
+GLOBAL_CASES = [(b, c, p) for b, c, p in _cases() if c in ("full", "mixture", "separable")]
+
+
+@pytest.mark.parametrize(("bound", "critic_name", "backend"), GLOBAL_CASES)
 def test_global_loss_is_the_estimator_on_pooled_features(bound, critic_name, backend):
     x, y, xp, yp, x_mask, y_mask = _inputs("matched", (3,), 6, True, 7)
     critic = make_critic(critic_name, 7)
