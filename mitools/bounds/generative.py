@@ -4,12 +4,14 @@ The upper bounds built on the same scores are in :mod:`mitools.bounds.upper`. Ev
 here but :func:`~mitools.bounds.flo` takes a score tensor of *log conditional densities*,
 ``scores[..., i, j] =`` :math:`\log q(y_j \mid x_i)` (e.g. from
 :meth:`mitools.conditionals.ConditionalDensity.log_prob`), with the positive of row ``i`` at
-column ``i + offset``; :func:`~mitools.bounds.flo` takes an unnormalised critic like the lower bounds. Offsets,
-masks, upcasting and the output shape ``scores.shape[:-2]`` follow :mod:`mitools.bounds`.
+column ``i + offset``; :func:`~mitools.bounds.flo` takes an unnormalised critic like the lower
+bounds. Offsets, masks, upcasting and the output shape ``scores.shape[:-2]`` follow
+:mod:`mitools.bounds`.
 
-**What the gradient is for.** For the lower bounds (:func:`~mitools.bounds.ba`, :func:`~mitools.bounds.flo`) the gradient is
-the training signal to *maximise*, for the model and for a representation alike. An upper
-bound is used the other way round, by two players (Cheng et al. 2020):
+**What the gradient is for.** For the lower bounds (:func:`~mitools.bounds.ba`,
+:func:`~mitools.bounds.flo`) the gradient is the training signal to *maximise*, for the model
+and for a representation alike. An upper bound is used the other way round, by two players
+(Cheng et al. 2020):
 
 * the conditional model :math:`q` is fitted to :math:`p(y \mid x)` by maximum likelihood,
   maximising :func:`~mitools.bounds.log_likelihood` (the positives only);
@@ -18,8 +20,11 @@ bound is used the other way round, by two players (Cheng et al. 2020):
 
 Only the representation's optimiser should step on the upper bound's gradient: minimising it
 with respect to :math:`q` would make :math:`q` a worse model, not the bound tighter.
-:func:`~mitools.bounds.doe` is not a bound; its value is the estimate and its gradient is that of the two
-log-likelihoods it is made of.
+:func:`~mitools.bounds.doe` is not a bound; its value is the estimate and its gradient is that
+of the two log-likelihoods it is made of.
+
+Each bound here is a finisher of per-row statistics (:class:`~mitools.bounds.RowwiseBound`),
+so the local losses' execution paths take them all.
 
 References:
     Barber & Agakov. *The IM algorithm: a variational approach to information maximization*.
