@@ -79,7 +79,7 @@ def club(
     that is 34.4 nats.
 
     The gradient is the signal for a representation to *minimise*; fit :math:`q` with
-    :func:`log_likelihood` (see the module docstring).
+    :func:`~mitools.bounds.log_likelihood` (see the module docstring).
 
     Args:
         scores: ``(..., N, M)`` log conditional densities :math:`\log q(y_j \mid x_i)`.
@@ -197,7 +197,7 @@ def l1out(
     (Poole et al.); with a fitted :math:`q` it is an estimate. It is not capped, and its
     variance grows with the MI (the mixture of :math:`K - 1` components rarely covers
     :math:`y_i` when :math:`p(y\mid x)` is narrow). Gradient: for a representation to
-    minimise; fit :math:`q` with :func:`log_likelihood`.
+    minimise; fit :math:`q` with :func:`~mitools.bounds.log_likelihood`.
 
     Args:
         scores: ``(..., N, M)`` log conditional densities :math:`\log q(y_j \mid x_i)`.
