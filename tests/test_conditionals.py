@@ -107,6 +107,28 @@ def test_gradcheck_in_inputs(name):
     assert torch.autograd.gradcheck(lambda a, b: q.log_prob_pairs(b, a), (x, y[:3]))
 
 
+@pytest.mark.parametrize("name", ["diagonal", "full"])
+def test_gaussians_factorise_their_log_density(name):
+    """log q(y | x) is quadratic in y: forward == dot_scores(factorise) in float64, with
+    leading dimensions on either side (the local losses' fast paths rely on it)."""
+    from mitools.critics import dot_scores
+
+    q = _model(name, dy=3)
+    assert q.separable and q.log_density
+    g = torch.Generator().manual_seed(7)
+    x = 2 * torch.randn(2, 5, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    y = 2 * torch.randn(1, 6, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    u, v = q.factorise(x, y)
+    e = {"diagonal": 2 * 3 + 1, "full": 3 * 6 // 2 + 1}[name]  # 2D + 1 and D(D + 3)/2 + 1
+    assert u.shape == (2, 5, e) and v.shape == (1, 6, e)
+    got, want = dot_scores(u, v), q.log_prob(y, x)
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+    for a, b in zip(torch.autograd.grad(got.sum(), [x, y, *q.parameters()]),
+                    torch.autograd.grad(want.sum(), [x, y, *q.parameters()]), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    assert not MixtureOfGaussians.separable  # a log-sum-exp of components: dense only
+
+
 def test_maximum_likelihood_recovers_the_true_conditional():
     """learning_loss fits a diagonal Gaussian to the Gaussian task's p(y | x)."""
     torch.manual_seed(0)

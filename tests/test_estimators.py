@@ -208,9 +208,10 @@ def test_estimators_declare_what_they_need():
     required = {"ba": {"entropy_y": 1.0}}  # BA is no bound without H(Y)
     every = {n: get_estimator(n, **required.get(n, {})) for n in available_estimators()}
     rowwise = {n for n, est in every.items() if est.rowwise is not None}
-    assert rowwise == {"infonce", "dv", "nwj", "js", "jsd", "smile", "tuba", "mine"}
+    assert rowwise == {"infonce", "dv", "nwj", "js", "jsd", "smile", "tuba", "mine",
+                       "ba", "doe", "club", "flo"}  # fmt: skip
     assert {n for n, est in every.items() if est.needs_row_partition} == {
-        "infonce", "alpha_infonce"
+        "infonce", "alpha_infonce", "l1out"
     }
     assert [n for n, est in every.items() if est.per_problem_state] == ["mine"]
     assert not TUBA(baseline=0.0).needs_anchors and TUBA(baseline=nn.Linear(2, 1)).needs_anchors

@@ -123,3 +123,39 @@ def test_attention_memory_grows_linearly_with_the_batch():
         del x, y
     assert peaks[4096] < 6 * peaks[1024]  # linear (4x), not quadratic (16x)
     assert peaks[4096] < 2**30
+
+
+@pytest.mark.parametrize("bound", ["club", "ba", "flo", "l1out"])
+def test_generative_estimators_on_cuda_equal_float64_on_cpu(bound):
+    """The conditional density's factors on every path a bound takes on CUDA (float32): the
+    value, the gradient of ``loss`` in the features and of ``model_loss`` in q."""
+    from mitools.conditionals import DiagonalGaussian
+    from mitools.estimators import BA
+
+    x, y, x_mask, y_mask, _ = _case("none")
+    torch.manual_seed(0)
+    q = DiagonalGaussian(16, 16, hidden=(32,), min_scale=0.5)
+    kw = dict(sampler=AllPairs(), reduction="mean", y_pattern="b l c")
+    make = {"ba": lambda: BA(entropy_y=1.0)}.get(bound, lambda: get_estimator(bound))
+    paths = {"club": ("dense", "blocked", "attention"), "ba": ("dense", "blocked", "attention"),
+             "flo": ("dense", "blocked", "attention"), "l1out": ("dense",)}[bound]  # fmt: skip
+    ref_q = q.double()
+    xr, yr = x.double().requires_grad_(), y.double().requires_grad_()
+    ref = LocalMILoss(make(), ref_q, backend="dense", **kw)(xr, yr, x_mask, y_mask)
+    ref_grads = torch.autograd.grad(ref.loss + ref.model_loss, [xr, yr, *ref_q.parameters()])
+    for backend in paths:
+        gpu_q = q.to("cuda", torch.float32)
+        loss_fn = LocalMILoss(make(), gpu_q, backend=backend, chunk_size=7, **kw)
+        xc, yc = x.cuda().requires_grad_(), y.cuda().requires_grad_()
+        out = loss_fn(xc, yc, x_mask.cuda(), y_mask.cuda())
+        assert loss_fn.last_backend == backend
+        grads = torch.autograd.grad(out.loss + out.model_loss, [xc, yc, *gpu_q.parameters()])
+        torch.testing.assert_close(out.estimate.cpu().double(), ref.estimate, rtol=1e-4,
+                                   atol=1e-4)  # fmt: skip
+        for got, want in zip(grads, ref_grads, strict=True):
+            scale = float(want.abs().max())
+            torch.testing.assert_close(got.cpu().double(), want, rtol=0, atol=1e-4 * scale)
+        q.to("cpu", torch.float64)
+    auto = LocalMILoss("club", q.to("cuda", torch.float32), **kw)
+    auto(x.cuda(), y.cuda())
+    assert auto.last_backend == "attention"  # a sum of the scores: linear, no kernel needed

@@ -1,24 +1,30 @@
-r"""Bounds built on a conditional density, the upper bounds, and FLO.
+r"""Bounds built on a conditional density (BA, DoE, the log-likelihood), and FLO.
 
-Every function but :func:`flo` takes a score tensor of *log conditional densities*,
+The upper bounds built on the same scores are in :mod:`mitools.bounds.upper`. Every function
+here but :func:`~mitools.bounds.flo` takes a score tensor of *log conditional densities*,
 ``scores[..., i, j] =`` :math:`\log q(y_j \mid x_i)` (e.g. from
 :meth:`mitools.conditionals.ConditionalDensity.log_prob`), with the positive of row ``i`` at
-column ``i + offset``; :func:`flo` takes an unnormalised critic like the lower bounds. Offsets,
-masks, upcasting and the output shape ``scores.shape[:-2]`` follow :mod:`mitools.bounds`.
+column ``i + offset``; :func:`~mitools.bounds.flo` takes an unnormalised critic like the lower
+bounds. Offsets, masks, upcasting and the output shape ``scores.shape[:-2]`` follow
+:mod:`mitools.bounds`.
 
-**What the gradient is for.** For the lower bounds (:func:`ba`, :func:`flo`) the gradient is
-the training signal to *maximise*, for the model and for a representation alike. An upper
-bound is used the other way round, by two players (Cheng et al. 2020):
+**What the gradient is for.** For the lower bounds (:func:`~mitools.bounds.ba`,
+:func:`~mitools.bounds.flo`) the gradient is the training signal to *maximise*, for the model
+and for a representation alike. An upper bound is used the other way round, by two players
+(Cheng et al. 2020):
 
 * the conditional model :math:`q` is fitted to :math:`p(y \mid x)` by maximum likelihood,
-  maximising :func:`log_likelihood` (the positives only);
-* the representation that produces ``x`` (or ``y``) *minimises* the upper bound,
-  :func:`club`, :func:`vclub` or :func:`l1out`, whose gradient is the signal for that.
+  maximising :func:`~mitools.bounds.log_likelihood` (the positives only);
+* the representation that produces ``x`` (or ``y``) *minimises* the upper bound
+  (:mod:`mitools.bounds.upper`), whose gradient is the signal for that.
 
 Only the representation's optimiser should step on the upper bound's gradient: minimising it
 with respect to :math:`q` would make :math:`q` a worse model, not the bound tighter.
-:func:`doe` is not a bound; its value is the estimate and its gradient is that of the two
-log-likelihoods it is made of.
+:func:`~mitools.bounds.doe` is not a bound; its value is the estimate and its gradient is that
+of the two log-likelihoods it is made of.
+
+Each bound here is a finisher of per-row statistics (:class:`~mitools.bounds.RowwiseBound`),
+so the local losses' execution paths take them all.
 
 References:
     Barber & Agakov. *The IM algorithm: a variational approach to information maximization*.
@@ -32,52 +38,107 @@ References:
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
-from mitools.bounds._scores import _mean_negatives, _prepare, _Prepared, _row_mean
+from mitools.bounds.lower import NEGATIVES_LSE
+from mitools.bounds.rowwise import (
+    RowStatistics,
+    RowwiseBound,
+    _registers,
+    row_statistics,
+    rows_mean,
+)
 
-__all__ = ["ba", "club", "doe", "flo", "l1out", "log_likelihood", "vclub"]
+__all__ = ["ba", "doe", "flo", "log_likelihood"]
 
 
-def _per_problem(value: Tensor | float, p: _Prepared, name: str, arg: str) -> Tensor:
-    """Broadcast a float or tensor to the problems' shape ``scores.shape[:-2]``."""
-    lead = p.scores.shape[:-2]
+def _per_problem(value: Tensor | float, like: Tensor, name: str, arg: str) -> Tensor:
+    """Broadcast a float or tensor to the problems' shape ``like.shape[:-1]`` (``like``: a
+    per-row tensor ``(..., N)``, whose dtype the result takes)."""
+    lead = like.shape[:-1]
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return p.scores.new_full(lead, float(value))
+        return like.new_full(lead, float(value))
     if not isinstance(value, Tensor) or not value.is_floating_point():
         raise TypeError(
             f"{name}: {arg} must be a float or a floating-point tensor broadcastable to "
             f"{tuple(lead)}, got {type(value).__name__}"
         )
     try:
-        return torch.broadcast_to(value, lead).to(p.scores.dtype)
+        return torch.broadcast_to(value, lead).to(like.dtype)
     except RuntimeError:
         raise ValueError(
             f"{name}: {arg} has shape {tuple(value.shape)}, which does not broadcast to the "
-            f"problems' shape {tuple(lead)} (scores shape {tuple(p.scores.shape)})"
+            f"problems' shape {tuple(lead)}"
         ) from None
 
 
-def _per_index(value: Tensor, expected: torch.Size, p: _Prepared, name: str, arg: str) -> Tensor:
-    """Broadcast a tensor to ``expected`` (a per-row or per-column quantity)."""
+def _per_index(value: Tensor, expected: torch.Size, like: Tensor, name: str, arg: str) -> Tensor:
+    """Broadcast a tensor to ``expected`` (a per-row or per-column quantity), in ``like``'s
+    dtype."""
     if not isinstance(value, Tensor) or not value.is_floating_point():
         raise TypeError(
             f"{name}: {arg} must be a floating-point tensor broadcastable to {tuple(expected)}, "
             f"got {type(value).__name__ if not isinstance(value, Tensor) else value.dtype}"
         )
     try:
-        out = torch.broadcast_to(value, expected).to(p.scores.dtype)
+        out = torch.broadcast_to(value, expected).to(like.dtype)
     except RuntimeError:
         raise ValueError(
             f"{name}: {arg} has shape {tuple(value.shape)} but must broadcast to "
-            f"{tuple(expected)} (scores shape {tuple(p.scores.shape)})"
+            f"{tuple(expected)}"
         ) from None
     return out
 
 
+def _per_row(value: Tensor, st: RowStatistics, name: str, arg: str) -> Tensor:
+    """A per-row input ``(..., N)``, zero on the invalid rows (so nothing there overflows)."""
+    out = _per_index(value, st.positive.shape, st.positive, name, arg)
+    return out if st.row_valid is None else out.masked_fill(~st.row_valid, 0.0)
+
+
+def _valid_rows(t: Tensor, st: RowStatistics) -> Tensor:
+    """``t (..., N)`` with the invalid rows set to 0."""
+    return t if st.row_valid is None else t.masked_fill(~st.row_valid, 0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The finishers: the row-wise forms, shared by the functions below and the local losses' paths.
+# ---------------------------------------------------------------------------------------------
+
+
+def _log_likelihood(st: RowStatistics) -> Tensor:
+    return rows_mean(st.positive, st)
+
+
+def _ba(st: RowStatistics, entropy_y: Tensor | float) -> Tensor:
+    return _per_problem(entropy_y, st.positive, "ba", "entropy_y") + _log_likelihood(st)
+
+
+def _doe(st: RowStatistics, log_marginal: Tensor) -> Tensor:
+    # log_marginal: (..., N), log q(y) of each row's positive
+    lm = _per_row(log_marginal, st, "doe", "log_marginal")
+    value = rows_mean(st.positive - lm, st)
+    objective = rows_mean(st.positive + lm, st)
+    return objective + (value - objective).detach()
+
+
+def _flo(st: RowStatistics, u: Tensor | None = None) -> Tensor:
+    # u: (..., N) per-pair term of each row's positive; None ties it to the critic, u = -S_ii
+    positive = _valid_rows(st.positive, st)
+    u = -positive if u is None else _per_row(u, st, "flo", "u")
+    # log-mean-exp over the row's valid negatives: every valid column but the positive
+    lme_row = _valid_rows(st.of(NEGATIVES_LSE) - torch.log(st.n_cols - 1.0), st)
+    return 1.0 + rows_mean(-u - torch.exp(-u + lme_row - positive), st)
+
+
+LOG_LIKELIHOOD = RowwiseBound("log_likelihood", (), _log_likelihood)
+BA = RowwiseBound("ba", (), _ba)
+DOE = RowwiseBound("doe", (), _doe)
+FLO = RowwiseBound("flo", (NEGATIVES_LSE,), _flo)
+
+
+@_registers(LOG_LIKELIHOOD)
 def log_likelihood(
     scores: Tensor,
     *,
@@ -109,10 +170,10 @@ def log_likelihood(
         >>> log_likelihood(torch.tensor([[-1.0, -5.0], [-4.0, -2.0]]))
         tensor(-1.5000)
     """
-    p = _prepare(scores, offset, row_mask, col_mask, "log_likelihood")
-    return _row_mean(p.positive, p)
+    return LOG_LIKELIHOOD(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)
 
 
+@_registers(BA)
 def ba(
     scores: Tensor,
     entropy_y: Tensor | float,
@@ -155,11 +216,10 @@ def ba(
         >>> ba(torch.full((4, 4), -2.0), entropy_y=3.0)  # 3 + mean log q(y_i | x_i)
         tensor(1.)
     """
-    p = _prepare(scores, offset, row_mask, col_mask, "ba")
-    h = _per_problem(entropy_y, p, "ba", "entropy_y")
-    return h + _row_mean(p.positive, p)
+    return BA(scores, offset=offset, row_mask=row_mask, col_mask=col_mask, entropy_y=entropy_y)
 
 
+@_registers(DOE)
 def doe(
     scores: Tensor,
     log_marginal: Tensor,
@@ -207,207 +267,17 @@ def doe(
         >>> doe(torch.full((3, 3), -1.0), log_marginal=torch.full((3,), -2.5))
         tensor(1.5000)
     """
-    p = _prepare(scores, offset, row_mask, col_mask, "doe")
-    n = p.scores.shape[-2]
-    lm = _per_index(log_marginal, p.scores.shape[:-2] + p.scores.shape[-1:], p, "doe",
-                    "log_marginal")
-    lm_pos = lm[..., offset : offset + n]
-    if p.row_valid is not None:
-        lm_pos = lm_pos.masked_fill(~p.row_valid, 0.0)
-    value = _row_mean(p.positive - lm_pos, p)
-    objective = _row_mean(p.positive + lm_pos, p)
-    return objective + (value - objective).detach()
+    st = row_statistics(scores, (), offset=offset, row_mask=row_mask, col_mask=col_mask,
+                        name="doe")
+    lead, n = st.positive.shape[:-1], st.positive.shape[-1]
+    lm = _per_index(log_marginal, lead + scores.shape[-1:], st.positive, "doe", "log_marginal")
+    return DOE.finish(st, log_marginal=lm[..., offset : offset + n])
 
 
-def club(
-    scores: Tensor,
-    *,
-    offset: int = 0,
-    row_mask: Tensor | None = None,
-    col_mask: Tensor | None = None,
-) -> Tensor:
-    r"""Contrastive log-ratio upper bound, CLUB (Cheng et al. 2020, eq. 4).
-
-    .. math::
-
-        I_{\text{CLUB}} = \frac{1}{K}\sum_i \log q(y_{i+o} \mid x_i)
-            - \frac{1}{|\mathcal{O}|}\sum_{(i, j) \in \mathcal{O}} \log q(y_j \mid x_i)
-
-    over the off-positive pairs :math:`\mathcal O` (the paper averages over all :math:`N^2`
-    pairs, diagonal included, which shrinks the value by a factor :math:`(N-1)/N`; the
-    off-diagonal mean is the unbiased estimate of the expectation under :math:`p(x)p(y)`).
-
-    **When it bounds.** With :math:`q = p(y \mid x)` its expectation is
-    :math:`I(X;Y) + L(X;Y)`, the MI plus the lautum information
-    :math:`\mathbb E_{p(x)p(y)}\log\frac{p(x)p(y)}{p(x,y)} \ge 0`: an upper bound. For a
-    fitted :math:`q` it remains one when :math:`\mathrm{KL}(p(x,y)\,\|\,q(x,y)) \le
-    \mathrm{KL}(p(x)p(y)\,\|\,q(x,y))` with :math:`q(x,y) = q(y\mid x)p(x)` (Cheng et al.,
-    Theorem 3.2), i.e. when :math:`q` fits the joint better than the product of marginals;
-    otherwise it is only an estimate. **It is loose at high MI**: for unit Gaussians with
-    correlation :math:`\rho` per dimension, :math:`I + L = \rho^2 / (1 - \rho^2)` per
-    dimension against :math:`I = -\tfrac12\log(1-\rho^2)`; at 10 nats over 20 dimensions
-    that is 34.4 nats.
-
-    The gradient is the signal for a representation to *minimise*; fit :math:`q` with
-    :func:`log_likelihood` (see the module docstring).
-
-    Args:
-        scores: ``(..., N, M)`` log conditional densities :math:`\log q(y_j \mid x_i)`.
-        offset: column of the positive of row 0.
-        row_mask: optional ``(..., N)`` bool, valid anchors.
-        col_mask: optional ``(..., M)`` bool, valid columns.
-
-    Returns:
-        Tensor of shape ``scores.shape[:-2]``: the estimate in nats.
-
-    Example:
-        >>> import torch
-        >>> club(torch.tensor([[-1.0, -3.0], [-5.0, -1.0]]))  # -1 - mean(-3, -5)
-        tensor(3.)
-    """
-    p = _prepare(scores, offset, row_mask, col_mask, "club")
-    return _row_mean(p.positive, p) - _mean_negatives(p.scores, p)
-
-
-def vclub(
-    scores: Tensor,
-    *,
-    negatives: Tensor | None = None,
-    generator: torch.Generator | None = None,
-    offset: int = 0,
-    row_mask: Tensor | None = None,
-    col_mask: Tensor | None = None,
-) -> Tensor:
-    r"""Sampled CLUB, vCLUB (Cheng et al. 2020, eq. 5): one negative per positive.
-
-    .. math::
-
-        I_{\text{vCLUB}} = \frac{1}{K}\sum_i \big[\log q(y_{i+o} \mid x_i)
-            - \log q(y_{k_i} \mid x_i)\big]
-
-    with :math:`k_i` drawn uniformly from row :math:`i`'s valid negatives. Unbiased for
-    :func:`club`'s expectation, so an upper bound under the same condition, with more
-    variance; its use is the cost: with a model, ``q.log_prob_pairs(y[perm], x)`` gives the
-    negatives' log-densities in :math:`O(N)` without the ``N x M`` tensor, and this function
-    then only averages. Gradient: for a representation to minimise.
-
-    Args:
-        scores: ``(..., N, M)`` log conditional densities :math:`\log q(y_j \mid x_i)`.
-        negatives: optional ``(..., N)`` integer column of each row's negative; drawn
-            uniformly from the valid negatives when ``None``.
-        generator: optional ``torch.Generator`` for that draw, on the scores' device.
-        offset: column of the positive of row 0.
-        row_mask: optional ``(..., N)`` bool, valid anchors.
-        col_mask: optional ``(..., M)`` bool, valid columns.
-
-    Returns:
-        Tensor of shape ``scores.shape[:-2]``: the estimate in nats.
-
-    Raises:
-        TypeError, ValueError: as every bound, and for ``negatives`` that are not integers of
-            shape ``(..., N)``, or that point at a positive or a masked column.
-
-    Example:
-        >>> import torch
-        >>> s = torch.tensor([[-1.0, -3.0, -7.0], [-5.0, -1.0, -9.0]])
-        >>> vclub(s, negatives=torch.tensor([2, 0]))  # mean(-1 + 7, -1 + 5)
-        tensor(5.)
-    """
-    p = _prepare(scores, offset, row_mask, col_mask, "vclub")
-    rows_shape = p.scores.shape[:-1]
-    m = p.scores.shape[-1]
-    if negatives is None:
-        weights = p.neg_valid.to(p.scores.dtype).reshape(-1, m)
-        # rows without a valid negative (masked rows) get a dummy draw, dropped by the mean
-        weights = weights + (weights.sum(-1, keepdim=True) == 0).to(weights.dtype)
-        negatives = torch.multinomial(weights, 1, generator=generator).reshape(rows_shape)
-    else:
-        if not isinstance(negatives, Tensor) or negatives.is_floating_point() or (
-            negatives.dtype == torch.bool
-        ):
-            raise TypeError(f"vclub: negatives must be an integer tensor, got {negatives!r}")
-        try:
-            negatives = torch.broadcast_to(negatives, rows_shape).to(torch.long)
-        except RuntimeError:
-            raise ValueError(
-                f"vclub: negatives has shape {tuple(negatives.shape)}, expected "
-                f"{tuple(rows_shape)} (one column per row of scores {tuple(p.scores.shape)})"
-            ) from None
-        if bool(((negatives < 0) | (negatives >= m)).any()):
-            raise ValueError(f"vclub: negatives must lie in [0, {m}), got {negatives}")
-        ok = torch.gather(p.neg_valid, -1, negatives[..., None]).squeeze(-1)
-        if p.row_valid is not None:
-            ok = ok | ~p.row_valid
-        if not bool(ok.all()):
-            raise ValueError(
-                "vclub: a negative points at its row's positive column or at a masked column"
-            )
-    negative = torch.gather(p.scores, -1, negatives[..., None]).squeeze(-1)
-    return _row_mean(p.positive - negative, p)
-
-
-def l1out(
-    scores: Tensor,
-    *,
-    offset: int = 0,
-    row_mask: Tensor | None = None,
-    col_mask: Tensor | None = None,
-) -> Tensor:
-    r"""Leave-one-out upper bound, L1Out (Poole et al. 2019, eq. 13; Cheng et al. 2020).
-
-    .. math::
-
-        I_{\text{L1Out}} = \frac{1}{K}\sum_i \Big[\log q(y_{i+o} \mid x_i)
-            - \log \frac{1}{K - 1}\sum_{j \ne i} q(y_{i+o} \mid x_j)\Big]
-
-    The mixture :math:`\frac{1}{K-1}\sum_{j\ne i} q(y \mid x_j)` over the *other anchors* is a
-    model of the marginal :math:`p(y)` that excludes the positive's own :math:`x`; it reads
-    column :math:`i + o` of the scores over the valid rows :math:`j \ne i` (only the
-    ``N x N`` block of the rows' own positives is used). With :math:`q = p(y \mid x)` the
-    expectation is an upper bound on :math:`I(X;Y)` for every batch size
-    (Poole et al.); with a fitted :math:`q` it is an estimate. It is not capped, and its
-    variance grows with the MI (the mixture of :math:`K - 1` components rarely covers
-    :math:`y_i` when :math:`p(y\mid x)` is narrow). Gradient: for a representation to
-    minimise; fit :math:`q` with :func:`log_likelihood`.
-
-    Args:
-        scores: ``(..., N, M)`` log conditional densities :math:`\log q(y_j \mid x_i)`.
-        offset: column of the positive of row 0.
-        row_mask: optional ``(..., N)`` bool, valid anchors.
-        col_mask: optional ``(..., M)`` bool, valid columns.
-
-    Returns:
-        Tensor of shape ``scores.shape[:-2]``: the estimate in nats.
-
-    Raises:
-        TypeError, ValueError: as every bound, and when fewer than 2 rows are valid.
-
-    Example:
-        >>> import torch
-        >>> l1out(torch.tensor([[-1.0, -3.0], [-3.0, -1.0]]))  # -1 - (-3) for each row
-        tensor(2.)
-    """
-    p = _prepare(scores, offset, row_mask, col_mask, "l1out")
-    n = p.scores.shape[-2]
-    if n < 2:
-        raise ValueError(
-            f"l1out: needs at least 2 rows (the mixture leaves the positive's own row out), "
-            f"got scores of shape {tuple(p.scores.shape)}"
-        )
-    block = p.scores[..., offset : offset + n]  # block[j, i] = log q(y_{i+o} | x_j)
-    exclude = torch.eye(n, dtype=torch.bool, device=block.device)
-    if p.row_valid is not None:
-        if bool((p.n_rows < 2).any()):
-            raise ValueError("l1out: row_mask leaves an estimation problem with fewer than 2 rows")
-        exclude = exclude | ~p.row_valid[..., :, None]
-    mixed = torch.logsumexp(block.masked_fill(exclude, -math.inf), dim=-2)  # (..., N)
-    per_row = p.positive - mixed + torch.log(p.n_rows - 1.0)[..., None]
-    return _row_mean(per_row, p)
-
-
+@_registers(FLO)
 def flo(
     scores: Tensor,
-    u: Tensor,
+    u: Tensor | None,
     *,
     offset: int = 0,
     row_mask: Tensor | None = None,
@@ -439,7 +309,9 @@ def flo(
 
     Args:
         scores: critic scores ``(..., N, M)``.
-        u: ``(..., N)`` per-pair term of each row's positive pair (broadcastable).
+        u: ``(..., N)`` per-pair term of each row's positive pair (broadcastable), or
+            ``None`` to tie it to the critic, :math:`u_i = -S_{i,i+o}` (FLO's optimum for a
+            self-normalised critic; then the value is NWJ on :math:`S + 1`).
         offset: column of the positive of row 0.
         row_mask: optional ``(..., N)`` bool, valid anchors.
         col_mask: optional ``(..., M)`` bool, valid columns.
@@ -456,14 +328,4 @@ def flo(
         >>> flo(torch.zeros(4, 4), u=torch.zeros(4))  # 1 + (0 - e^0): no information
         tensor(0.)
     """
-    p = _prepare(scores, offset, row_mask, col_mask, "flo")
-    u = _per_index(u, p.scores.shape[:-1], p, "flo", "u")
-    if p.row_valid is not None:
-        u = u.masked_fill(~p.row_valid, 0.0)
-    neg = p.scores.masked_fill(~p.neg_valid, -math.inf)
-    n_neg_row = (p.neg_valid.sum(-1)).clamp_min(1).to(p.scores.dtype)
-    lme_row = torch.logsumexp(neg, dim=-1) - torch.log(n_neg_row)  # (..., N)
-    if p.row_valid is not None:
-        lme_row = lme_row.masked_fill(~p.row_valid, 0.0)
-    per_row = -u - torch.exp(-u + lme_row - p.positive)
-    return 1.0 + _row_mean(per_row, p)
+    return FLO(scores, offset=offset, row_mask=row_mask, col_mask=col_mask, u=u)

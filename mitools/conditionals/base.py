@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from mitools.critics.base import Critic, _check_positive_int, mlp
+from mitools.critics.base import Critic, _check_positive_int, dot_scores, mlp
 
 __all__ = ["ConditionalDensity"]
 
@@ -29,6 +29,12 @@ class ConditionalDensity(Critic):
     (:func:`mitools.bounds.ba`, :func:`~mitools.bounds.club`, :func:`~mitools.bounds.l1out`,
     ...) consume it directly.
 
+    It declares ``log_density = True``: the estimators that need log-densities
+    (``needs_log_density``: BA, DoE, CLUB, vCLUB, L1Out) accept it in
+    :class:`~mitools.local.LocalMILoss` and :class:`~mitools.local.GlobalMILoss`. A model
+    that factorises its log-density (``separable``, :meth:`~mitools.critics.Critic.factorise`:
+    the Gaussians) takes their fast paths.
+
     Attributes:
         dim_x: features of the conditioning variable ``x``.
         dim_y: features of the modelled variable ``y``.
@@ -36,6 +42,8 @@ class ConditionalDensity(Critic):
 
     dim_x: int
     dim_y: int
+    #: The scores are normalised log-densities :math:`\log q(y_j \mid x_i)`.
+    log_density: bool = True
 
     def _check(self, x: Tensor, y: Tensor | None, same_n: bool) -> None:
         name = type(self).__name__
@@ -155,22 +163,34 @@ class _MLPConditional(ConditionalDensity):
         return f"dim_x={self.dim_x}, dim_y={self.dim_y}, min_scale={self.min_scale}"
 
 
+def _quadratic_features(y: Tensor) -> Tensor:
+    """``[y^2, y, 1]`` ``(..., M, 2D + 1)``: the column factors of a diagonal Gaussian."""
+    return torch.cat([y * y, y, y.new_ones((*y.shape[:-1], 1))], dim=-1)
+
+
+def _diagonal_gaussian_factors(mean: Tensor, scale: Tensor) -> Tensor:
+    r"""Row factors ``(..., N, 2D + 1)`` of :math:`\log\mathcal N(y; \mu, \operatorname{diag}
+    \sigma^2)` against :func:`_quadratic_features`.
+
+    With :math:`p = \sigma^{-2}`, the log-density is quadratic in :math:`y`:
+    :math:`\sum_k [-\tfrac12 p_k y_k^2 + \mu_k p_k y_k] + c` with
+    :math:`c = -\tfrac D2\log 2\pi - \sum_k\log\sigma_k - \tfrac12\sum_k \mu_k^2 p_k`,
+    so ``u = [-p/2, mu p, c]`` against ``v = [y^2, y, 1]``.
+    """
+    precision = scale.pow(-2)
+    const = (-0.5 * mean.shape[-1] * LOG_2PI - torch.log(scale).sum(-1)
+             - 0.5 * (mean * mean * precision).sum(-1))  # fmt: skip
+    return torch.cat([-0.5 * precision, mean * precision, const[..., None]], dim=-1)
+
+
 def _diagonal_gaussian_all_pairs(y: Tensor, mean: Tensor, scale: Tensor) -> Tensor:
     r"""``log N(y_j; mean_i, diag(scale_i^2))`` for every pair, ``(..., N, M)``.
 
-    ``mean``, ``scale``: ``(..., N, D)``; ``y``: ``(..., M, D)``. The squared distance is
-    expanded into matmuls, :math:`\sum_k p_{ik}(y_{jk} - \mu_{ik})^2 = (y^2) p^\top
-    - 2\, y (\mu p)^\top + \sum_k \mu_{ik}^2 p_{ik}` with :math:`p = 1/\sigma^2`, so no
+    ``mean``, ``scale``: ``(..., N, D)``; ``y``: ``(..., M, D)``. One matmul of the factors
+    (:func:`_diagonal_gaussian_factors` against :func:`_quadratic_features`), so no
     ``(N, M, D)`` tensor is formed.
     """
-    precision = scale.pow(-2)
-    quad = (
-        torch.matmul(precision, (y * y).transpose(-1, -2))
-        - 2.0 * torch.matmul(mean * precision, y.transpose(-1, -2))
-        + (mean * mean * precision).sum(-1, keepdim=True)
-    )
-    norm = -0.5 * y.shape[-1] * LOG_2PI - torch.log(scale).sum(-1, keepdim=True)
-    return norm - 0.5 * quad
+    return dot_scores(_diagonal_gaussian_factors(mean, scale), _quadratic_features(y))
 
 
 def _diagonal_gaussian_pairs(y: Tensor, mean: Tensor, scale: Tensor) -> Tensor:

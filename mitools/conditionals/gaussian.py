@@ -16,10 +16,12 @@ from torch import Tensor, nn
 from mitools.conditionals.base import (
     LOG_2PI,
     _check_min_scale,
-    _diagonal_gaussian_all_pairs,
+    _diagonal_gaussian_factors,
     _diagonal_gaussian_pairs,
     _MLPConditional,
+    _quadratic_features,
 )
+from mitools.critics import dot_scores
 from mitools.critics.base import _check_positive_int
 
 __all__ = ["DiagonalGaussian", "FullGaussian", "GaussianMarginal"]
@@ -35,6 +37,12 @@ class DiagonalGaussian(_MLPConditional):
 
         \log q(y \mid x) = -\tfrac{D}{2}\log 2\pi - \sum_k \log\sigma_k(x)
             - \sum_k \frac{(y_k - \mu_k(x))^2}{2\sigma_k(x)^2}
+
+    The log-density is quadratic in :math:`y`, so the model is *separable*
+    (:meth:`factorise`): ``log_prob(y, x)`` is the dot product of
+    :math:`u(x) = [-\tfrac12\sigma^{-2}, \mu\sigma^{-2}, c(x)]` and
+    :math:`v(y) = [y^2, y, 1]`, one matmul for all pairs, and the local losses' blocked and
+    attention paths take it.
 
     Args:
         dim_x: features of ``x``.
@@ -64,9 +72,17 @@ class DiagonalGaussian(_MLPConditional):
         mean, raw = self.net(x).chunk(2, dim=-1)
         return mean, F.softplus(raw) + self.min_scale
 
-    def _log_prob(self, y: Tensor, x: Tensor) -> Tensor:
+    separable = True
+
+    def factorise(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """``u = [-1/(2 sigma^2), mu / sigma^2, c]`` ``(..., N, 2 dim_y + 1)`` and
+        ``v = [y^2, y, 1]`` ``(..., M, 2 dim_y + 1)``: ``log_prob(y, x) == u @ v.T``."""
+        self._check_inputs(x, y, broadcast=False)
         mean, scale = self.parameters_of(x)
-        return _diagonal_gaussian_all_pairs(y, mean, scale)
+        return _diagonal_gaussian_factors(mean, scale), _quadratic_features(y.to(mean.dtype))
+
+    def _log_prob(self, y: Tensor, x: Tensor) -> Tensor:
+        return dot_scores(*self.factorise(x, y))
 
     def _log_prob_pairs(self, y: Tensor, x: Tensor) -> Tensor:
         mean, scale = self.parameters_of(x)
@@ -92,7 +108,10 @@ class FullGaussian(_MLPConditional):
 
     Scoring all pairs forms an ``(..., N, M, dim_y)`` tensor and costs
     :math:`O(N M D^2)`; :meth:`~mitools.conditionals.ConditionalDensity.sample` solves one
-    triangular system per row.
+    triangular system per row. The log-density is quadratic in :math:`y`, so the model is
+    also *separable* (:meth:`factorise`: :math:`\operatorname{vec}\Lambda(x)` against the
+    products :math:`y_k y_l`, :math:`D(D+3)/2 + 1` factors a side): the local losses score
+    all pairs by one matmul, or never form them on their blocked and attention paths.
 
     Args:
         dim_x: features of ``x``.
@@ -131,6 +150,33 @@ class FullGaussian(_MLPConditional):
         factor = entries.new_zeros(*entries.shape[:-1], d, d)
         factor[..., self.rows, self.cols] = entries
         return mean, factor
+
+    separable = True
+
+    def factorise(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        r"""Factors with ``log_prob(y, x) == u @ v.T`` (to rounding), :math:`E = D(D+3)/2 + 1`.
+
+        With :math:`\Lambda = U U^\top`, :math:`\log q(y\mid x) = -\tfrac12 y^\top\Lambda y
+        + y^\top\Lambda\mu + c(x)`, :math:`c = -\tfrac D2\log 2\pi + \sum_k\log U_{kk}
+        - \tfrac12\mu^\top\Lambda\mu`: ``u = [-diag(Λ)/2, -Λ_kl (k < l), Λμ, c]``
+        ``(..., N, E)`` against ``v = [y_k^2, y_k y_l (k < l), y, 1]`` ``(..., M, E)``. The
+        expanded quadratic loses the precision ``log_prob`` keeps by centring when
+        :math:`|y|` is large against the spread of :math:`q` (in float32).
+        """
+        self._check_inputs(x, y, broadcast=False)
+        mean, factor = self.parameters_of(x)
+        y = y.to(mean.dtype)
+        d = self.dim_y
+        upper = torch.triu_indices(d, d, offset=1, device=mean.device)
+        precision = factor @ factor.transpose(-1, -2)  # (..., N, D, D)
+        lam_mean = (precision @ mean[..., None]).squeeze(-1)
+        log_det = torch.log(torch.diagonal(factor, dim1=-2, dim2=-1)).sum(-1)
+        const = -0.5 * d * LOG_2PI + log_det - 0.5 * (mean * lam_mean).sum(-1)
+        u = torch.cat([-0.5 * torch.diagonal(precision, dim1=-2, dim2=-1),
+                       -precision[..., upper[0], upper[1]], lam_mean, const[..., None]], dim=-1)
+        v = torch.cat([y * y, y[..., upper[0]] * y[..., upper[1]], y,
+                       y.new_ones((*y.shape[:-1], 1))], dim=-1)  # fmt: skip
+        return u, v
 
     def _log_prob(self, y: Tensor, x: Tensor) -> Tensor:
         mean, factor = self.parameters_of(x)

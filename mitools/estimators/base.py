@@ -1,4 +1,4 @@
-"""The estimator interface: a bound applied to a score tensor, as an ``nn.Module``.
+r"""The estimator interface: a bound applied to a score tensor, as an ``nn.Module``.
 
 An estimator also *declares what it needs*, so that the local losses can pick an execution path
 without knowing its class:
@@ -14,6 +14,22 @@ without knowing its class:
 * ``per_problem_state``: whether the estimator keeps state per estimation problem (MINE's
   moving average), and so receives a :class:`ProblemIndex` saying which problems a batch
   holds and which of them are real.
+* ``needs_targets``: whether :meth:`Estimator.finish` / ``forward`` need the column-side inputs
+  (FLO's per-pair network, DoE's marginal model).
+* ``direction``: what the value is for: ``"lower"`` (a lower bound, or an objective, to
+  maximise), ``"upper"`` (an upper bound, minimised by a representation while the model
+  producing the scores is fitted by ``model_objective``) or ``"neither"`` (an estimate whose
+  gradient fits the models, as DoE).
+* ``needs_log_density``: whether the scores must be log conditional densities
+  :math:`\log q(y_j \mid x_i)` (a critic that declares ``log_density = True``, such as a
+  :class:`~mitools.conditionals.ConditionalDensity`), not an unnormalised critic's.
+* ``model_objective``: for an upper bound, the row-wise objective the model producing the
+  scores maximises (the conditional log-likelihood); ``None`` when the value's own gradient
+  trains the model.
+* ``min_rows``: the valid anchors an estimation problem needs (2 for L1Out, whose mixture
+  leaves the positive's own anchor out).
+* ``stochastic``: whether ``forward`` draws random numbers (vCLUB's negatives), so that a
+  block must not be recomputed in the backward pass.
 """
 
 from __future__ import annotations
@@ -61,11 +77,12 @@ class Estimator(nn.Module):
         offset: column of the positive of row 0.
         row_mask: optional ``(..., N)`` bool, valid anchors.
         col_mask: optional ``(..., M)`` bool, valid columns.
-        anchors: optional row-side inputs ``(..., N, D)``, used only by learned baselines.
+        anchors: optional row-side inputs ``(..., N, D)`` (learned baselines, FLO's network).
+        targets: optional column-side inputs ``(..., M, Dy)`` (``needs_targets`` only).
         problems: optional :class:`ProblemIndex` (estimators with per-problem state only).
 
     Returns of :meth:`forward`:
-        Tensor of shape ``scores.shape[:-2]``: the value (to maximise).
+        Tensor of shape ``scores.shape[:-2]``: the value (its use: see ``direction``).
     """
 
     name: str = "estimator"
@@ -74,6 +91,18 @@ class Estimator(nn.Module):
     rowwise: RowwiseBound | None = None
     #: Whether ``finish`` and ``forward`` take a :class:`ProblemIndex` (keeps state).
     per_problem_state: bool = False
+    #: Whether ``finish`` and ``forward`` need the column-side inputs as ``targets``.
+    needs_targets: bool = False
+    #: ``"lower"`` (maximise the value), ``"upper"`` (minimise it) or ``"neither"``.
+    direction: str = "lower"
+    #: Whether the scores must be log conditional densities.
+    needs_log_density: bool = False
+    #: For an upper bound, what the model producing the scores maximises (row-wise).
+    model_objective: RowwiseBound | None = None
+    #: The valid anchors (rows) an estimation problem needs.
+    min_rows: int = 1
+    #: Whether ``forward`` draws random numbers.
+    stochastic: bool = False
 
     @property
     def needs_anchors(self) -> bool:
@@ -94,7 +123,11 @@ class Estimator(nn.Module):
         anchors: Tensor | None = None,
         problems: ProblemIndex | None = None,
     ) -> Tensor:
-        """The value of every problem from its accumulated row statistics, shape ``(...)``."""
+        """The value of every problem from its accumulated row statistics, shape ``(...)``.
+
+        The losses also pass ``targets=`` (the column-side inputs of each row's *positive*,
+        ``(..., N, Dy)``) to estimators that declare ``needs_targets``.
+        """
         if self.rowwise is None:
             raise TypeError(
                 f"{type(self).__name__} is not row-wise (rowwise is None): call it on the score "
@@ -110,6 +143,7 @@ class Estimator(nn.Module):
         row_mask: Tensor | None = None,
         col_mask: Tensor | None = None,
         anchors: Tensor | None = None,
+        targets: Tensor | None = None,
         problems: ProblemIndex | None = None,
     ) -> Tensor:
         if self.rowwise is None:
@@ -118,7 +152,29 @@ class Estimator(nn.Module):
             scores, self.rowwise.statistics, offset=offset, row_mask=row_mask,
             col_mask=col_mask, name=self.name,
         )  # fmt: skip
-        return self.finish(stats, anchors=anchors, problems=problems)
+        side: dict[str, Tensor | None] = {}
+        if self.needs_targets and targets is not None:  # finish takes each row's positive
+            side["targets"] = positive_targets(targets, scores.shape[-2], offset)
+        return self.finish(stats, anchors=anchors, problems=problems, **side)
+
+
+def positive_targets(targets: Tensor, n: int, offset: int) -> Tensor:
+    """The column-side inputs of each row's positive, ``(..., N, Dy)``, from ``(..., M, Dy)``.
+
+    Raises:
+        ValueError: fewer than ``N + offset`` columns.
+
+    Example:
+        >>> import torch
+        >>> positive_targets(torch.arange(5.0)[:, None], 2, 3).flatten()
+        tensor([3., 4.])
+    """
+    if targets.shape[-2] < n + offset:
+        raise ValueError(
+            f"targets {tuple(targets.shape)} must hold the positives of the {n} anchors at "
+            f"rows offset..offset+N (offset={offset})"
+        )
+    return targets[..., offset : offset + n, :]
 
 
 class FunctionalEstimator(Estimator):

@@ -1,6 +1,8 @@
 r"""Generative estimators, upper bounds and FLO as modules: BA, DoE, CLUB, vCLUB, L1Out, FLO.
 
-Built on the functions of :mod:`mitools.bounds.generative`. Beside the shared
+Built on the functions of :mod:`mitools.bounds.generative` and :mod:`mitools.bounds.upper`
+(BA, DoE, CLUB and FLO through their row-wise forms, so every execution path of the local
+losses takes them). Beside the shared
 :class:`~mitools.estimators.Estimator` interface, each declares what it is and what it needs:
 
 * ``direction``: ``"lower"`` (BA, FLO), ``"upper"`` (CLUB, vCLUB, L1Out; under the
@@ -24,6 +26,10 @@ representation ``z = encoder(x)`` holds about a nuisance ``y``::
     (-club.learning_objective(scores)).backward(); q_opt.step()
     # 2) the encoder minimises the bound (the encoder's optimiser only)
     (task_loss + beta * club(q(z, y))).backward(); enc_opt.step()
+
+In :class:`~mitools.local.LocalMILoss` and :class:`~mitools.local.GlobalMILoss` one call gives
+both players' losses (``loss``: the bound, the critic's parameters detached; ``model_loss``:
+minus the log-likelihood, the features detached), see :class:`~mitools.local.LocalMIResult`.
 """
 
 from __future__ import annotations
@@ -34,7 +40,9 @@ import torch
 from torch import Tensor, nn
 
 from mitools import bounds
-from mitools.estimators.base import Estimator
+from mitools.bounds import generative as gen
+from mitools.bounds import upper
+from mitools.estimators.base import Estimator, ProblemIndex, positive_targets
 
 __all__ = ["BA", "CLUB", "FLO", "VCLUB", "DoE", "GenerativeEstimator", "L1Out"]
 
@@ -53,18 +61,24 @@ class GenerativeEstimator(Estimator):
         # 2) the encoder minimises the bound (the encoder's optimiser only)
         (task_loss + beta * club(q(z, y))).backward(); enc_opt.step()
 
-    Attributes:
-        direction: ``"lower"`` (BA, FLO), ``"upper"`` (CLUB, vCLUB, L1Out, under the
-            conditions in their docstrings) or ``"neither"`` (DoE): what the value bounds.
-        needs_log_density: whether the scores must be log conditional densities
-            :math:`\log q(y_j \mid x_i)` rather than an unnormalised critic's.
-        needs_targets: whether ``forward`` needs ``targets (..., M, Dy)``, the column-side
-            inputs (FLO's per-pair network, DoE's marginal model).
+    In :class:`~mitools.local.LocalMILoss` and :class:`~mitools.local.GlobalMILoss` both
+    players come from one call: ``loss`` (the bound, the critic's parameters detached) and
+    ``model_loss`` (minus the log-likelihood, the features detached).
+
+    A row-wise estimator (``rowwise`` set: BA, DoE, CLUB, FLO) computes ``forward`` as
+    its :meth:`finish` of the row statistics, so the local losses' blocked and attention
+    paths give the same values.
+
+    What each declares (see :class:`~mitools.estimators.Estimator`): ``direction``,
+    ``"lower"`` (BA, FLO), ``"upper"`` (CLUB, vCLUB, L1Out, under the conditions in their
+    docstrings) or ``"neither"`` (DoE), what the value bounds; ``needs_log_density``, whether
+    the scores must be log conditional densities :math:`\log q(y_j \mid x_i)` rather than
+    an unnormalised critic's (all but FLO); ``needs_targets``, whether ``forward`` needs
+    ``targets (..., M, Dy)``, the column-side inputs (FLO's per-pair network, DoE's marginal
+    model).
     """
 
-    direction: str = "lower"
-    needs_log_density: bool = True
-    needs_targets: bool = False
+    needs_log_density = True
 
     def learning_objective(
         self,
@@ -83,14 +97,36 @@ class GenerativeEstimator(Estimator):
         """
         return bounds.log_likelihood(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)
 
+    def finish(
+        self,
+        stats: bounds.RowStatistics,
+        *,
+        anchors: Tensor | None = None,
+        targets: Tensor | None = None,
+        problems: ProblemIndex | None = None,
+    ) -> Tensor:
+        """The value from the row statistics (the row-wise estimators; ``targets``: each row's
+        positive ``(..., N, Dy)``)."""
+        return super().finish(stats, anchors=anchors, problems=problems)
+
     def extra_repr(self) -> str:
         return f"direction={self.direction!r}"
 
 
-class _OneFunction(GenerativeEstimator):
-    """A generative estimator that forwards to one function of :mod:`mitools.bounds`."""
+class _UpperBound(GenerativeEstimator):
+    """An upper bound on log-densities: minimised by a representation, ``q`` fitted by
+    likelihood (the model objective the local losses train it with)."""
 
-    _fn: Any
+    direction = "upper"
+    model_objective = gen.LOG_LIKELIHOOD
+
+
+class _OnScores(_UpperBound):
+    """An upper bound with no row-wise form: one function of :mod:`mitools.bounds` on the
+    whole score tensor (the dense path of the local losses)."""
+
+    def _bound(self, scores: Tensor, **masks: Any) -> Tensor:
+        raise NotImplementedError
 
     def forward(
         self,
@@ -101,13 +137,16 @@ class _OneFunction(GenerativeEstimator):
         col_mask: Tensor | None = None,
         anchors: Tensor | None = None,
         targets: Tensor | None = None,
-        problems: Any = None,
+        problems: ProblemIndex | None = None,
     ) -> Tensor:
-        return type(self)._fn(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)
+        return self._bound(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)
 
 
 class BA(GenerativeEstimator):
     """Barber-Agakov lower bound with a known :math:`H(Y)`, see :func:`mitools.bounds.ba`.
+
+    Row-wise (the positives only): every path of the local losses takes it, scoring only the
+    positive pairs.
 
     Args:
         entropy_y: the differential entropy :math:`H(Y)` in nats (e.g.
@@ -125,6 +164,7 @@ class BA(GenerativeEstimator):
 
     name = "ba"
     direction = "lower"
+    rowwise = gen.BA
 
     def __init__(self, entropy_y: float | None = None):
         super().__init__()
@@ -140,18 +180,9 @@ class BA(GenerativeEstimator):
             raise ValueError(f"BA: entropy_y must be a finite number of nats, got {entropy_y!r}")
         self.entropy_y = float(entropy_y)
 
-    def forward(
-        self,
-        scores: Tensor,
-        *,
-        offset: int = 0,
-        row_mask: Tensor | None = None,
-        col_mask: Tensor | None = None,
-        anchors: Tensor | None = None,
-        targets: Tensor | None = None,
-    ) -> Tensor:
-        return bounds.ba(scores, self.entropy_y, offset=offset, row_mask=row_mask,
-                         col_mask=col_mask)
+    def finish(self, stats: bounds.RowStatistics, **_: Any) -> Tensor:
+        """:math:`H(Y)` plus the mean positive log-density, from the row statistics."""
+        return gen.BA.finish(stats, entropy_y=self.entropy_y)
 
     def extra_repr(self) -> str:
         return f"entropy_y={self.entropy_y}, direction={self.direction!r}"
@@ -159,6 +190,9 @@ class BA(GenerativeEstimator):
 
 class DoE(GenerativeEstimator):
     r"""Difference-of-entropies estimate (not a bound), see :func:`mitools.bounds.doe`.
+
+    Row-wise (the positives only). In the local losses it needs ``marginal`` (they pass the
+    column-side features as ``targets``).
 
     Args:
         marginal: a model of :math:`p(y)` with ``log_prob(targets) -> (..., M)`` (e.g.
@@ -174,21 +208,19 @@ class DoE(GenerativeEstimator):
 
     name = "doe"
     direction = "neither"
+    rowwise = gen.DOE
 
     def __init__(self, marginal: nn.Module | None = None):
         super().__init__()
         self.marginal = marginal
         self.needs_targets = marginal is not None
 
-    def _log_marginal(self, log_marginal: Tensor | None, targets: Tensor | None) -> Tensor:
-        if log_marginal is not None:
-            return log_marginal
-        if self.marginal is None or targets is None:
-            raise ValueError(
-                "DoE needs the log marginal density of the columns: pass log_marginal "
-                "(..., M), or build DoE(marginal=model) and pass targets=y (..., M, Dy)"
-            )
-        return self.marginal.log_prob(targets)
+    def _no_marginal(self) -> ValueError:
+        return ValueError(
+            "DoE needs the log marginal density of the columns: pass log_marginal "
+            "(..., M), or build DoE(marginal=model) and pass targets=y (..., M, Dy) (in "
+            "LocalMILoss and GlobalMILoss: DoE(marginal=model))"
+        )
 
     def forward(
         self,
@@ -200,17 +232,35 @@ class DoE(GenerativeEstimator):
         col_mask: Tensor | None = None,
         anchors: Tensor | None = None,
         targets: Tensor | None = None,
+        problems: ProblemIndex | None = None,
     ) -> Tensor:
-        lm = self._log_marginal(log_marginal, targets)
-        return bounds.doe(scores, lm, offset=offset, row_mask=row_mask, col_mask=col_mask)
+        if log_marginal is None:
+            if self.marginal is None or targets is None:
+                raise self._no_marginal()
+            log_marginal = self.marginal.log_prob(targets)
+        return bounds.doe(scores, log_marginal, offset=offset, row_mask=row_mask,
+                          col_mask=col_mask)  # fmt: skip
+
+    def finish(
+        self, stats: bounds.RowStatistics, *, targets: Tensor | None = None, **_: Any
+    ) -> Tensor:
+        """The estimate from the row statistics and the marginal model's log-density of each
+        row's positive ``targets (..., N, Dy)``."""
+        if self.marginal is None or targets is None:
+            raise self._no_marginal()
+        return gen.DOE.finish(stats, log_marginal=self.marginal.log_prob(targets))
 
     def learning_objective(self, scores: Tensor, **kwargs: Any) -> Tensor:
         """The DoE value, whose gradient is that of both models' log-likelihoods."""
         return self.forward(scores, **kwargs)
 
 
-class CLUB(_OneFunction):
+class CLUB(_UpperBound):
     """CLUB upper bound, see :func:`mitools.bounds.club`; minimise it, fit ``q`` by likelihood.
+
+    Row-wise (the mean positive minus the mean over each row's negatives): the dense and
+    blocked paths of the local losses take it, the attention path too (a plain sum of a
+    separable critic's scores needs no kernel).
 
     Example:
         >>> import torch
@@ -219,12 +269,16 @@ class CLUB(_OneFunction):
     """
 
     name = "club"
-    direction = "upper"
-    _fn = staticmethod(bounds.club)
+    rowwise = upper.CLUB
 
 
-class VCLUB(GenerativeEstimator):
+class VCLUB(_OnScores):
     """Sampled CLUB, see :func:`mitools.bounds.vclub`: one uniformly drawn negative per row.
+
+    Not row-wise: the local losses run it on the dense path, without recomputing blocks in
+    the backward pass (``stochastic``: the gradient must be that of the drawn negatives). With
+    ``negatives="derangement"`` every row's negatives are its one partner, so the value is
+    CLUB's on the deranged pairs, at :math:`O(N)` cost.
 
     Args:
         generator: optional ``torch.Generator`` for the draws.
@@ -236,28 +290,22 @@ class VCLUB(GenerativeEstimator):
     """
 
     name = "vclub"
-    direction = "upper"
+    stochastic = True
 
     def __init__(self, generator: torch.Generator | None = None):
         super().__init__()
         self.generator = generator
 
-    def forward(
-        self,
-        scores: Tensor,
-        *,
-        offset: int = 0,
-        row_mask: Tensor | None = None,
-        col_mask: Tensor | None = None,
-        anchors: Tensor | None = None,
-        targets: Tensor | None = None,
-    ) -> Tensor:
-        return bounds.vclub(scores, generator=self.generator, offset=offset, row_mask=row_mask,
-                            col_mask=col_mask)
+    def _bound(self, scores: Tensor, **masks: Any) -> Tensor:
+        return bounds.vclub(scores, generator=self.generator, **masks)
 
 
-class L1Out(_OneFunction):
+class L1Out(_OnScores):
     """Leave-one-out upper bound, see :func:`mitools.bounds.l1out`.
+
+    Column-wise (each positive against every *other anchor*): the dense path only. Each
+    problem needs two valid anchors (``min_rows = 2``), and every anchor scored against every
+    positive, which one deranged partner per anchor cannot give (``needs_row_partition``).
 
     Example:
         >>> import torch
@@ -266,8 +314,15 @@ class L1Out(_OneFunction):
     """
 
     name = "l1out"
-    direction = "upper"
-    _fn = staticmethod(bounds.l1out)
+    min_rows = 2
+
+    @property
+    def needs_row_partition(self) -> bool:
+        """``True``: the mixture of a positive's column needs every other anchor's score."""
+        return True
+
+    def _bound(self, scores: Tensor, **masks: Any) -> Tensor:
+        return bounds.l1out(scores, **masks)
 
 
 class FLO(GenerativeEstimator):
@@ -281,6 +336,9 @@ class FLO(GenerativeEstimator):
     gives :math:`1 + \frac1K\sum_i S_{i,i+o} - \frac1K\sum_i \operatorname{mean}_{j}
     e^{S_{ij}}`, NWJ on :math:`S + 1`: still a lower bound, without the separate network.
     Maximise the value with respect to the critic and ``u_network`` together.
+
+    Row-wise (a log-sum-exp over each row's negatives): every path of the local losses takes
+    it; with ``u_network`` they pass the anchors and targets.
 
     Args:
         u_network: an ``nn.Module`` mapping the concatenated positive pair
@@ -299,6 +357,7 @@ class FLO(GenerativeEstimator):
     name = "flo"
     direction = "lower"
     needs_log_density = False
+    rowwise = gen.FLO
 
     def __init__(self, u_network: nn.Module | None = None):
         super().__init__()
@@ -307,22 +366,29 @@ class FLO(GenerativeEstimator):
         self.u_network = u_network
         self.needs_targets = u_network is not None
 
-    def pair_term(self, anchors: Tensor, targets: Tensor, offset: int = 0) -> Tensor:
-        """:math:`u(x_i, y_{i+o})` of every positive pair, ``(..., N)``."""
+    @property
+    def needs_anchors(self) -> bool:
+        """Whether the per-pair network needs the anchors (with a ``u_network``)."""
+        return self.u_network is not None
+
+    def _pair_term(self, anchors: Tensor | None, positives: Tensor | None) -> Tensor:
+        """:math:`u(x_i, y_{i+o})` from the anchors and their positives, each ``(..., N, D)``."""
         if self.u_network is None:
             raise ValueError("FLO was built without u_network: pass u=... to forward")
-        n = anchors.shape[-2]
-        if targets.shape[-2] < n + offset:
+        if anchors is None or positives is None:
             raise ValueError(
-                f"FLO: targets {tuple(targets.shape)} must hold the positives of the "
-                f"{n} anchors at rows offset..offset+N (offset={offset})"
+                "FLO with a u_network needs anchors=x (..., N, Dx) and targets=y "
+                "(..., M, Dy) to compute its per-pair term (or pass u (..., N))"
             )
-        positives = targets[..., offset : offset + n, :]
         lead = torch.broadcast_shapes(anchors.shape[:-1], positives.shape[:-1])
         pair = torch.cat([anchors.expand(*lead, anchors.shape[-1]),
                           positives.expand(*lead, positives.shape[-1])], dim=-1)
         out = self.u_network(pair)
         return out.squeeze(-1) if out.dim() == pair.dim() and out.shape[-1] == 1 else out
+
+    def pair_term(self, anchors: Tensor, targets: Tensor, offset: int = 0) -> Tensor:
+        """:math:`u(x_i, y_{i+o})` of every positive pair, ``(..., N)``."""
+        return self._pair_term(anchors, positive_targets(targets, anchors.shape[-2], offset))
 
     def forward(
         self,
@@ -334,18 +400,26 @@ class FLO(GenerativeEstimator):
         col_mask: Tensor | None = None,
         anchors: Tensor | None = None,
         targets: Tensor | None = None,
+        problems: ProblemIndex | None = None,
     ) -> Tensor:
         if u is None and self.u_network is not None:
-            if anchors is None or targets is None:
-                raise ValueError(
-                    "FLO with a u_network needs anchors=x (..., N, Dx) and targets=y "
-                    "(..., M, Dy) to compute its per-pair term (or pass u (..., N))"
-                )
-            u = self.pair_term(anchors, targets, offset)
-        elif u is None:  # tied to the critic: FLO's optimum for a self-normalised critic
-            n = scores.shape[-2]
-            u = -torch.diagonal(scores, offset=offset, dim1=-2, dim2=-1)[..., :n]
+            if targets is not None:
+                targets = positive_targets(targets, scores.shape[-2], offset)
+            u = self._pair_term(anchors, targets)
         return bounds.flo(scores, u, offset=offset, row_mask=row_mask, col_mask=col_mask)
+
+    def finish(
+        self,
+        stats: bounds.RowStatistics,
+        *,
+        anchors: Tensor | None = None,
+        targets: Tensor | None = None,
+        **_: Any,
+    ) -> Tensor:
+        """The bound from the row statistics; with a ``u_network``, its term of the anchors
+        and each row's positive ``targets (..., N, Dy)``."""
+        u = self._pair_term(anchors, targets) if self.u_network is not None else None
+        return gen.FLO.finish(stats, u=u)
 
     def learning_objective(self, scores: Tensor, **kwargs: Any) -> Tensor:
         """The FLO value itself (a lower bound: maximise it over the critic and ``u``)."""

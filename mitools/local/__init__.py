@@ -46,7 +46,8 @@ References:
 """
 
 from mitools.local.backends import BACKENDS
-from mitools.local.loss import GlobalMILoss, LocalMILoss, LocalMIResult
+from mitools.local.engine import LocalMIResult
+from mitools.local.loss import GlobalMILoss, LocalMILoss
 from mitools.reductions import REDUCTIONS
 
 __all__ = ["BACKENDS", "REDUCTIONS", "GlobalMILoss", "LocalMILoss", "LocalMIResult"]

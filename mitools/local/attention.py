@@ -22,6 +22,10 @@ number: ``pos - lse`` cancels exactly even in float32 with scores of magnitude 1
 columns are removed by one extra factor column, ``1`` on the anchors' side and ``0`` or
 ``-32768`` on the columns' side.
 
+A plain *sum* of the scores over a row's columns (CLUB's statistic) needs no kernel: it is
+linear, ``Σ_j S_ij = Q_i · Σ_j K_j`` over the valid columns (less the positive for the
+negatives), and so is its gradient; it costs O(K N E) too.
+
 The kernels are private ATen operators. Each one is looked up guardedly and checked once per
 device and dtype on a small problem against a float64 reference; a missing or failing kernel
 makes the loss fall back to the blocked path with a one-time warning, never crash.
@@ -205,8 +209,34 @@ def find_kernel(device: torch.device, dtype: torch.dtype, warn: bool = True) -> 
 
 
 def supports(statistics: tuple[RowStatistic, ...]) -> bool:
-    """Whether the attention path computes these statistics: log-sum-exps of the scores."""
-    return all(s.reduce == "logsumexp" and s.transform is None for s in statistics)
+    """Whether the attention path computes these statistics: log-sum-exps (by kernel) and sums
+    (by linearity) of the scores themselves, not of a transform of them."""
+    return all(s.transform is None for s in statistics)
+
+
+def _column_sum(vv: Tensor, cols: Tensor | None) -> Tensor:
+    """``Σ_j K_j`` over the valid columns: ``vv (k|1, M, E)``, ``cols (k, M)`` -> ``(k|1, E)``."""
+    return vv.sum(1) if cols is None else (vv * cols[..., None].to(vv.dtype)).sum(1)
+
+
+def _positive_counted(stat: RowStatistic, cols: Tensor | None, offset: int, n: int,
+                      like: Tensor) -> Tensor | None:  # fmt: skip
+    """``(k, N)`` 1 where a row's sum over the valid columns includes its positive and the
+    statistic must leave it out (``"negatives"``); ``None`` when nothing is left out."""
+    if stat.over != "negatives":
+        return None
+    if cols is None:
+        return like.new_ones(())
+    return cols[:, offset : offset + n].to(like.dtype)
+
+
+def _linear_sum(uu: Tensor, vv: Tensor, cols: Tensor | None, stat: RowStatistic,
+                positive: Tensor, offset: int) -> Tensor:  # fmt: skip
+    """A ``"sum"`` statistic of the scores ``(k, N)`` by linearity, from the factors."""
+    k, n = positive.shape
+    total = (uu * _column_sum(vv, cols)[:, None, :]).sum(-1).expand(k, n)
+    left_out = _positive_counted(stat, cols, offset, n, positive)
+    return total if left_out is None else total - left_out * positive
 
 
 class _Call(NamedTuple):
@@ -305,8 +335,15 @@ class _AttentionStatistics(torch.autograd.Function):
                 uu.to(stat_dtype), vv.to(stat_dtype), problems.offset, k
             )
             q, kk = _layout(uu, vv, cols, k, kernel, dtype)
-            per_stat = []
+            per_stat: list[list[_Call] | None] = []
             for j, stat in enumerate(statistics):
+                if stat.reduce == "sum":
+                    outs[j][start:stop] = _linear_sum(
+                        uu.to(stat_dtype), vv.to(stat_dtype), cols, stat, positive[start:stop],
+                        problems.offset,
+                    )  # fmt: skip
+                    per_stat.append(None)
+                    continue
                 calls = _calls(q, kk, stat, problems.offset, kernel)
                 acc = stat.empty((k, n), positive)
                 if stat.over == "columns":
@@ -349,6 +386,18 @@ class _AttentionStatistics(torch.autograd.Function):
                 if g_all is None:
                     continue
                 g, total = g_all[start:stop], total_all[start:stop]
+                if calls is None:  # a sum, linear in both factors
+                    left_out = _positive_counted(stat, cols, problems.offset, n, g)
+                    if left_out is not None:  # the positive's part, taken out of the sum
+                        share = -g * left_out
+                        g_positive = share if g_positive is None else g_positive + share
+                    duu += g[..., None] * _column_sum(vv, cols)[:, None, :]
+                    g_rows = (g[..., None] * uu).sum(1)  # (k, E): Σ_i g_i Q_i
+                    d_cols = g_rows[:, None, :]  # the same for every valid column
+                    if cols is not None:
+                        d_cols = d_cols * cols[..., None].to(dtype)
+                    dvv += d_cols.sum(0, keepdim=True) if dvv.shape[0] == 1 else d_cols
+                    continue
                 if stat.over == "columns":  # the positive is one merged part
                     share = stat.part_gradient(positive[start:stop], total, g)
                     g_positive = share if g_positive is None else g_positive + share

@@ -9,11 +9,13 @@ Three paths compute the same values (each bound's formula lives once, in :mod:`m
   custom backward that recomputes each block; needs a separable critic and a row-wise bound.
   Memory one ``chunk_size x N x column_chunk_size`` block.
 * ``"attention"`` (:mod:`mitools.local.attention`): fused attention kernels; needs a separable
-  critic and a bound whose statistics are log-sum-exps of the scores (InfoNCE, DV, NWJ, TUBA,
-  MINE). Memory O(K N E) for factors of size E; on CUDA the fastest.
+  critic and a bound whose statistics are log-sum-exps (InfoNCE, DV, NWJ, TUBA, MINE, FLO) or
+  plain sums (CLUB, by linearity) of the scores. Memory O(K N E) for factors of size E; on
+  CUDA the fastest.
 
 ``"auto"`` picks: dense when the critic or the bound offers no fast path (or for derangement
-negatives); otherwise attention on CUDA (when a kernel works for the dtype); otherwise blocked
+negatives, or for a bound of the positives only, BA and DoE, whose dense path scores only the
+positive pairs); otherwise attention on CUDA (when a kernel works for the dtype); otherwise blocked
 when ``chunk_size`` or ``column_chunk_size`` is set or the dense scores would exceed
 :data:`DENSE_BYTES`; otherwise dense (fastest for small problems). On CPU attention is never
 picked by ``"auto"``: the CPU kernel's backward costs about twice the blocked path's, for a
@@ -27,12 +29,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mitools.bounds import RowStatistics, check_finite
+from mitools.bounds import RowStatistics
 from mitools.bounds.rowwise import row_bookkeeping
 from mitools.estimators import Estimator
 from mitools.local import attention
 from mitools.local.blocked import blocked_statistics
-from mitools.local.dense import dense_values
+from mitools.local.dense import dense_values, side_inputs
 from mitools.local.problems import Problems
 from mitools.local.scoring import Scorer
 
@@ -46,6 +48,8 @@ DENSE_BYTES = 2**28
 
 BLOCK_BYTES = 2**25
 """The blocked path's score block without chunk sizes (32 MiB; a pass holds about three)."""
+
+ROWWISE_NAMES = "infonce, dv, mine, nwj, tuba, jsd, js, smile, ba, doe, club, flo"
 
 
 def check_backend(
@@ -63,25 +67,26 @@ def check_backend(
     if column_chunk_size is not None and not fused_ok:
         raise ValueError(
             "column_chunk_size needs a separable critic (one with a factorisation, such as "
-            "SeparableCritic, BilinearCritic, QuadraticCritic or None) and a bound with per-row "
-            "statistics (infonce, dv, mine, nwj, tuba, jsd, js, smile) with negatives='all'; got "
-            f"critic {scorer.name} and bound {estimator!r}"
+            "SeparableCritic, BilinearCritic, QuadraticCritic, DiagonalGaussian, FullGaussian or "
+            f"None) and a bound with per-row statistics ({ROWWISE_NAMES}) with "
+            f"negatives='all'; got critic {scorer.name} and bound {estimator!r}"
         )
     if backend in ("blocked", "attention") and not fused_ok:
         raise ValueError(
             f"backend={backend!r} needs a separable critic (one with a factorisation: "
-            "SeparableCritic, BilinearCritic, QuadraticCritic, MarginalPotentials around one, or "
-            "None), a bound with per-row statistics (infonce, dv, mine, nwj, tuba, jsd, js, "
-            f"smile) and negatives='all'; got critic {scorer.name}, bound {estimator!r} and "
-            f"negatives={negatives!r}; use backend='dense'"
+            "SeparableCritic, BilinearCritic, QuadraticCritic, MarginalPotentials around one, "
+            "DiagonalGaussian, FullGaussian, or None), a bound with per-row statistics "
+            f"({ROWWISE_NAMES}; not vclub, l1out or alpha_infonce) and negatives='all'; got "
+            f"critic {scorer.name}, bound {estimator!r} and negatives={negatives!r}; use "
+            "backend='dense'"
         )
     if backend == "attention":
         assert rowwise is not None
         if not attention.supports(rowwise.statistics):
             raise ValueError(
-                f"backend='attention' computes log-sum-exps of the scores (infonce, dv, mine, "
-                f"nwj, tuba); the bound {estimator.name!r} needs other statistics "
-                f"({rowwise.statistics}); use backend='blocked'"
+                f"backend='attention' computes log-sum-exps and sums of the scores (infonce, "
+                f"dv, mine, nwj, tuba, flo, club, ba, doe); the bound {estimator.name!r} needs "
+                f"other statistics ({rowwise.statistics}); use backend='blocked'"
             )
     return backend
 
@@ -107,6 +112,8 @@ def choose_backend(
         return ("attention", kernel) if kernel is not None else ("blocked", None)
     if requested == "blocked":
         return "blocked", None
+    if not rowwise.statistics:  # the positives only: the dense path scores just those
+        return "dense", None
     if device.type == "cuda" and attention.supports(rowwise.statistics):
         kernel = attention.find_kernel(device, dtype, warn=False)
         if kernel is not None:
@@ -115,30 +122,6 @@ def choose_backend(
     if chunked or dense_bytes > DENSE_BYTES:
         return "blocked", None
     return "dense", None
-
-
-def _check_statistics(positive: Tensor, values: list[Tensor], stats: RowStatistics,
-                      problems: Problems) -> None:  # fmt: skip
-    """The fused paths' form of the bounds' finiteness contract: on their statistics."""
-    if not check_finite.is_enabled():
-        return
-    counts = torch.ones_like(positive, dtype=torch.bool)
-    if stats.row_valid is not None:
-        counts = counts & stats.row_valid
-    if problems.active is not None:
-        counts = counts & problems.active[:, None]
-    for what, t in (("positive scores", positive), *(("scores", v) for v in values)):
-        bad = ~torch.isfinite(t) & counts
-        if bool(bad.any()):
-            pair, row = (int(i) for i in bad.nonzero()[0])
-            raise ValueError(
-                f"LocalMILoss: the {what} of position pair {pair} (x position "
-                f"{int(problems.pairs.x_index[pair])}, y position "
-                f"{int(problems.pairs.y_index[pair])}), row {row}, are not finite "
-                f"({float(t[pair, row])}); every unmasked score must be finite (check the "
-                "features and the critic, or switch the check off with "
-                "mitools.bounds.check_finite(False))"
-            )
 
 
 def problem_values(
@@ -167,7 +150,7 @@ def problem_values(
     """
     u, v = scorer.factors(xp, yq) if scorer.separable else (xp, yq)
     if backend == "dense":
-        return dense_values(problems, scorer, estimator, xp, u, v, chunk_size)
+        return dense_values(problems, scorer, estimator, xp, yq, u, v, chunk_size)
     rowwise = estimator.rowwise
     assert rowwise is not None
     if backend == "attention":
@@ -194,13 +177,9 @@ def problem_values(
         dict(zip(rowwise.statistics, values, strict=True)),
         *row_bookkeeping(rows, cols, problems.batch, problems.columns, positive),
     )
-    _check_statistics(positive, values, stats, problems)
-    anchors = None
-    if estimator.needs_anchors:
-        anchors = xp.index_select(0, problems.pairs.x_index) if xp.shape[0] > 1 else xp.expand(
-            len(problems), -1, -1
-        )
+    problems.check_finite(positive, values, stats.row_valid)
     return estimator.finish(
-        stats, anchors=anchors, problems=problems.index() if estimator.per_problem_state else None
+        stats,
+        **side_inputs(estimator, xp, yq, problems)(0, len(problems), True),
+        problems=problems.index() if estimator.per_problem_state else None,
     )
-

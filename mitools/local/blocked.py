@@ -81,6 +81,9 @@ class _BlockedStatistics(torch.autograd.Function):
         for start, stop in pr.chunks(run.pair_chunk):
             p, q, _, cols = pr.block(start, stop)
             uu, vv, k = take(u, p), take(v, q), stop - start
+            if not run.statistics:  # the positives only (BA, DoE): no column block needed
+                positive[start:stop] = positive_scores(uu, vv, pr.offset, k)
+                continue
             acc = [stat.empty((k, n), u) for stat in run.statistics]
             for c0 in range(0, m, run.col_chunk):
                 c1 = min(c0 + run.col_chunk, m)
@@ -120,7 +123,7 @@ class _BlockedStatistics(torch.autograd.Function):
             dvv = v.new_zeros(vv.shape[0], m, v.shape[-1])
             if gp is not None:
                 positive_gradient(gp, uu, vv, pr.offset, duu, dvv)
-            for c0 in range(0, m, run.col_chunk):
+            for c0 in range(0, m, run.col_chunk) if any(g is not None for g in gs) else ():
                 c1 = min(c0 + run.col_chunk, m)
                 s = _block_scores(uu, vv, c0, c1, k)
                 ds: Tensor | None = None

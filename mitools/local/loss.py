@@ -2,154 +2,52 @@
 
 Every step is a module of its own (:mod:`mitools.local.grid`, :mod:`mitools.samplers`,
 :mod:`mitools.negatives`, :mod:`mitools.local.backends`, :mod:`mitools.reductions`); the
-losses only put them in order and know no bound or critic by its class.
+losses only put them in order (what they share is :mod:`mitools.local.engine`) and know no
+bound or critic by its class: what they do with an estimator follows what it declares
+(``direction``, ``needs_log_density``, ``model_objective``, ``min_rows``, ...; see
+:class:`~mitools.estimators.Estimator`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from mitools import distributed
-from mitools.estimators import Estimator, get_estimator
-from mitools.local.backends import check_backend, choose_backend, problem_values
-from mitools.local.dense import derangement_values
-from mitools.local.grid import check_pair, pack, pack_mask, parse_pattern, pool
-from mitools.local.problems import PairMasks, Problems
-from mitools.local.scoring import Scorer
-from mitools.negatives import NEGATIVES, NegativeQueue, negative_columns
+from mitools.estimators import Estimator
+from mitools.local.engine import LocalMIResult, _Engine
+from mitools.local.grid import pool
+from mitools.negatives import NegativeQueue, negative_columns
 from mitools.reductions import Reduction, check_reduction, reduce, reduction_name
-from mitools.samplers import LocalToGlobal, PairSampler, PositionPairs
+from mitools.samplers import LocalToGlobal, PairSampler
 
 __all__ = ["GlobalMILoss", "LocalMILoss", "LocalMIResult"]
-
-
-class LocalMIResult(NamedTuple):
-    """What :class:`LocalMILoss` and :class:`GlobalMILoss` return."""
-
-    #: scalar to minimise, ``-objective`` (carries the gradient).
-    loss: Tensor
-    #: the reduced objective (detached), in nats of MI for every bound but
-    #: :class:`~mitools.estimators.JSD` (for ``"logsumexp"`` a soft maximum of them).
-    estimate: Tensor
-    #: detached per-position estimates unpacked to the sampler's map shape (e.g. ``(H, W)``
-    #: for cells against one sentence); NaN for pairs not sampled or without any valid
-    #: sample. A 0-dim tensor for :class:`GlobalMILoss`.
-    local: Tensor
-    #: ``(K,)`` detached estimate of each position pair (NaN where no valid sample);
-    #: ``(1,)`` for :class:`GlobalMILoss`.
-    pair_estimates: Tensor
-    #: the :class:`~mitools.samplers.PositionPairs` used (``None`` for :class:`GlobalMILoss`).
-    pairs: PositionPairs | None
-
-
-def _check_bound_and_critic(bound: Any, critic: Any) -> tuple[Estimator, Any]:
-    estimator = get_estimator(bound)
-    if critic is not None and not isinstance(critic, nn.Module) and not callable(critic):
-        raise TypeError(
-            f"critic must be an nn.Module, a callable or None, got {type(critic).__name__}"
-        )
-    return estimator, critic
-
-
-def _check_chunk(value: Any, name: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int or None, got {value!r}")
-    return value
-
-
-class _Engine(nn.Module):
-    """What both losses share: patterns, the critic's capabilities, the bound, the backend."""
-
-    gather: bool = False
-
-    def __init__(
-        self,
-        bound: Any,
-        critic: Any,
-        x_pattern: str,
-        y_pattern: str,
-        backend: str,
-        chunk_size: Any,
-        column_chunk_size: Any,
-        negatives: str,
-    ) -> None:
-        super().__init__()
-        self.estimator, critic = _check_bound_and_critic(bound, critic)
-        self.critic = critic
-        self._scorer = Scorer(critic)
-        self.x_pattern, self.y_pattern = x_pattern, y_pattern
-        self._x_axes = parse_pattern(x_pattern, "x_pattern")
-        self._y_axes = parse_pattern(y_pattern, "y_pattern")
-        if negatives not in NEGATIVES:
-            raise ValueError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
-        self.negatives = negatives
-        self.chunk_size = _check_chunk(chunk_size, "chunk_size")
-        self.column_chunk_size = _check_chunk(column_chunk_size, "column_chunk_size")
-        self.backend = check_backend(
-            backend, self.estimator, self._scorer, negatives, self.column_chunk_size
-        )
-        #: the path the last forward ran on (``"dense"``, ``"blocked"`` or ``"attention"``)
-        self.last_backend: str | None = None
-
-    def _pack(self, x: Any, y: Any, x_mask: Any, y_mask: Any):
-        dim_x, dim_y = self._scorer.channels()
-        name = self._scorer.name
-        xs, grid_x = pack(x, self._x_axes, "x", self.x_pattern, dim_x, name)
-        ys, grid_y = pack(y, self._y_axes, "y", self.y_pattern, dim_y, name)
-        check_pair(xs, ys)
-        self._scorer.check_dot_product(
-            xs.shape[-1], ys.shape[-1], (self.x_pattern, self.y_pattern), (x.shape, y.shape)
-        )
-        batch = xs.shape[0]
-        xm = pack_mask(x_mask, "x_mask", batch, grid_x, xs.device)
-        ym = pack_mask(y_mask, "y_mask", batch, grid_y, ys.device)
-        return xs, ys, grid_x, grid_y, xm, ym
-
-    def _values(self, xs: Tensor, xm: Tensor | None, cols: Any, pairs: PositionPairs,
-                generator: torch.Generator | None) -> tuple[Tensor, Tensor | None]:  # fmt: skip
-        """Per-pair values ``(K,)`` and the active pairs (``None``: all)."""
-        xp = xs.transpose(0, 1)  # (P, N, Cx)
-        yq = cols.features.transpose(0, 1)  # (Q, M, Cy)
-        masks = PairMasks(
-            xm.transpose(0, 1) if xm is not None else None,
-            cols.mask.transpose(0, 1) if cols.mask is not None else None,
-        )
-        problems = Problems(pairs, masks, cols.offset, xs.shape[0], cols.features.shape[0])
-        if self.negatives == "derangement":
-            self.last_backend = "dense"
-            u, v = self._scorer.factors(xp, yq) if self._scorer.separable else (xp, yq)
-            return derangement_values(
-                problems, self._scorer, self.estimator, xp, u, v, self.chunk_size, generator
-            )
-        backend, kernel = choose_backend(
-            self.backend, self.estimator, self._scorer, self.negatives, problems, xs.dtype,
-            xs.device, self.chunk_size is not None or self.column_chunk_size is not None,
-        )  # fmt: skip
-        self.last_backend = backend
-        values = problem_values(
-            backend, kernel, problems, self._scorer, self.estimator, xp, yq, self.chunk_size,
-            self.column_chunk_size,
-        )  # fmt: skip
-        if self.gather and distributed.is_distributed():
-            return problems.combine_ranks(values)
-        return values, problems.active
 
 
 class LocalMILoss(_Engine):
     r"""Mutual information between the positions of two feature grids of any shape.
 
+    **Generative estimators and upper bounds** (``"ba"``, ``"doe"``, ``"club"``, ``"vclub"``,
+    ``"l1out"``, ``"flo"``) work too, with what they declare: those that need log-densities
+    take a :class:`~mitools.conditionals.ConditionalDensity` :math:`q(y \mid x)` as the critic
+    (the Gaussians are separable and take the fast paths; BA, DoE, CLUB and FLO are row-wise,
+    vCLUB and L1Out run on the dense path); FLO's ``u_network`` and DoE's ``marginal`` get the
+    anchors and the column features. For an upper bound ``loss`` is ``+objective`` with the
+    critic's parameters detached and ``model_loss`` fits the critic (see
+    :class:`LocalMIResult`). A reduction of per-pair upper bounds bounds the same reduction
+    of the *local* MIs (``"mean"``, ``"sum"``, ``"max"`` and ``"logsumexp"`` are
+    non-decreasing and convex, so by Jensen each stays above in expectation), never the MI
+    between the whole grids: by the chain rule the grids can share information that no
+    single pair holds. Custom reductions of upper bounds are refused.
+
     Args:
-        bound: a bound name (``"infonce"``, ``"dv"``, ``"mine"``, ``"nwj"``, ``"jsd"``, ...) or
-            an :class:`~mitools.estimators.Estimator`.
+        bound: a bound name (``"infonce"``, ``"dv"``, ``"mine"``, ``"nwj"``, ``"jsd"``,
+            ``"club"``, ...) or an :class:`~mitools.estimators.Estimator`.
         critic: an ``nn.Module`` ``f(x (..., N, Cx), y (..., M, Cy)) -> (..., N, M)``, e.g. a
-            :class:`~mitools.critics.SeparableCritic`; ``None`` for the dot product
+            :class:`~mitools.critics.SeparableCritic` or, for the bounds on log-densities, a
+            :class:`~mitools.conditionals.ConditionalDensity`; ``None`` for the dot product
             :math:`x^\top y` (Deep InfoMax's critic on already-encoded features).
         sampler: a :class:`~mitools.samplers.PairSampler` (default
             :class:`~mitools.samplers.LocalToGlobal`).
@@ -161,11 +59,13 @@ class LocalMILoss(_Engine):
         y_pattern: einops pattern of ``y``.
         negatives: ``"all"`` (every other sample of the batch, all off-diagonal entries) or
             ``"derangement"`` (one random partner per anchor, never itself; not with bounds
-            that need a per-row log-partition such as InfoNCE, nor with gather or a queue).
+            that need every pair, ``needs_row_partition``: InfoNCE's per-row log-partition,
+            L1Out's per-column mixture; nor with gather or a queue).
         queue: a :class:`~mitools.negatives.NegativeQueue` or its size: past ``y`` features
             appended as extra negative columns (extended after each training forward).
         chunk_size: position pairs scored at once (``None``: all). Blocks are recomputed in
-            the backward pass, so memory stays bounded in training too.
+            the backward pass, so memory stays bounded in training too (not for vCLUB, whose
+            random draws must stay those of the forward pass).
         column_chunk_size: columns scored at once with a running log-sum-exp (``None``: all);
             the blocked path: a separable critic and a bound with per-row statistics.
         gather: take the columns (negatives) from every ``torch.distributed`` rank, with
@@ -219,6 +119,14 @@ class LocalMILoss(_Engine):
                 f"sampler must be a mitools.samplers.PairSampler, got {type(sampler).__name__}"
             )
         self.reduction = check_reduction(reduction)
+        if callable(self.reduction) and self.estimator.direction == "upper":
+            raise ValueError(
+                f"a custom reduction of upper bounds ({self.estimator.name}) is an upper bound "
+                "on the same reduction of the local MIs only if it is non-decreasing and convex "
+                "in every value, which cannot be checked; use 'mean', 'sum', 'max' or "
+                "'logsumexp' (each bounds that reduction of the local MIs, never the MI between "
+                "the whole grids)"
+            )
         if isinstance(queue, int) and not isinstance(queue, bool):
             queue = NegativeQueue(queue)
         if queue is not None and not isinstance(queue, NegativeQueue):
@@ -231,10 +139,12 @@ class LocalMILoss(_Engine):
         if negatives == "derangement":
             if self.estimator.needs_row_partition:
                 raise ValueError(
-                    "negatives='derangement' gives each anchor one negative, which bounds with a "
-                    f"per-row log-partition ({self.estimator.name}) would weight as B - 1 copies; "
-                    "use negatives='all' with them, or a pooled bound (dv, mine, nwj, jsd, js, "
-                    "smile, tuba)"
+                    "negatives='derangement' gives each anchor one negative, but "
+                    f"{self.estimator.name} needs every anchor scored against every column (a "
+                    "per-row log-partition, as InfoNCE's, would weight the one negative as B - 1 "
+                    "copies; L1Out's mixture needs the other anchors on each positive); use "
+                    "negatives='all' with it, or a pooled bound (dv, mine, nwj, jsd, js, smile, "
+                    "tuba, flo, club, vclub, ba, doe)"
                 )
             if self.gather or queue is not None:
                 raise ValueError("negatives='derangement' cannot be combined with gather or queue")
@@ -283,12 +193,15 @@ class LocalMILoss(_Engine):
             )
         values, active = self._values(xs, xm, cols, pairs, self.generator)
         if active is not None and not bool(active.any()):
+            rows = "a valid anchor" if self.estimator.min_rows == 1 else (
+                f"{self.estimator.min_rows} valid anchors ({self.estimator.name})")
             raise ValueError(
-                "no position pair has a valid anchor and two valid columns: every pair is "
-                "padding; check x_mask and y_mask"
+                f"no position pair has {rows} and two valid columns: every pair is padding; "
+                "check x_mask and y_mask"
             )
         all_active = torch.ones_like(values, dtype=torch.bool) if active is None else active
         objective = reduce(values, all_active, self.reduction)
+        loss, model_loss = self._finish(objective, xs, xm, cols, pairs, all_active)
 
         if self.queue is not None and self.training and torch.is_grad_enabled():
             batch_mask = cols.batch_mask
@@ -305,7 +218,7 @@ class LocalMILoss(_Engine):
             (math.prod(pairs.shape),), math.nan, dtype=pair_est.dtype, device=pair_est.device
         )
         local = local.scatter(0, pairs.where, pair_est).reshape(pairs.shape)
-        return LocalMIResult(-objective, objective.detach(), local, pair_est, pairs)
+        return LocalMIResult(loss, objective.detach(), local, pair_est, pairs, model_loss)
 
 
 class GlobalMILoss(_Engine):
@@ -316,8 +229,13 @@ class GlobalMILoss(_Engine):
         \hat I = \text{bound}\big(f(\text{pool}(x_i), \text{pool}(y_j))_{ij}\big)
 
     with masked mean or max pooling over the valid positions. The result has the fields of
-    :class:`LocalMIResult` (``local`` is the 0-dim estimate, ``pairs`` is ``None``). The pooled
-    problem runs on the same execution paths as :class:`LocalMILoss` (one position pair).
+    :class:`LocalMIResult` (``local`` is the 0-dim estimate, ``pairs`` is ``None``), with its
+    sign convention: for an upper bound (CLUB, vCLUB, L1Out, on a
+    :class:`~mitools.conditionals.ConditionalDensity`) ``loss`` is the bound, to minimise, and
+    ``model_loss`` fits :math:`q`. An upper bound here bounds the MI between the *pooled*
+    vectors, which is at most the MI between the grids (pooling is a function of each grid),
+    so it says nothing about the grids' MI. The pooled problem runs on the same execution paths
+    as :class:`LocalMILoss` (one position pair).
 
     Args:
         bound: a bound name or :class:`~mitools.estimators.Estimator`.
@@ -382,5 +300,7 @@ class GlobalMILoss(_Engine):
         pairs = LocalToGlobal()((), (), xg.device)
         values, _ = self._values(xg, None, cols, pairs, None)
         value = values[0]
+        loss, model_loss = self._finish(value, xg, None, cols, pairs, torch.ones_like(values,
+                                                                               dtype=torch.bool))
         est = value.detach()
-        return LocalMIResult(-value, est, est, est.reshape(1), None)
+        return LocalMIResult(loss, est, est, est.reshape(1), None, model_loss)

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from mitools import distributed
-from mitools.bounds import RowStatistic
+from mitools.bounds import RowStatistic, check_finite
 from mitools.estimators import ProblemIndex
 from mitools.samplers import PositionPairs
 
@@ -65,8 +65,10 @@ class Problems:
         offset: column of the positive of local row 0.
         batch: ``N``, the local rows (anchors) per problem.
         columns: ``M``, the columns per problem.
-        active: ``(K,)`` bool, pairs with a valid anchor and two valid columns (``None``: all).
+        active: ``(K,)`` bool, pairs with ``min_rows`` valid anchors and two valid columns
+            (``None``: all).
         n_rows: ``(K,)`` the valid anchors of each pair (``None`` without masks).
+        min_rows: the valid anchors a pair needs to be active (the estimator's ``min_rows``).
     """
 
     pairs: PositionPairs
@@ -76,6 +78,7 @@ class Problems:
     columns: int
     active: Tensor | None = None
     n_rows: Tensor | None = None
+    min_rows: int = 1
 
     def __post_init__(self) -> None:
         if self.masks.x is None and self.masks.y is None:
@@ -86,7 +89,7 @@ class Problems:
         active = torch.ones(len(self.pairs), dtype=torch.bool, device=self.pairs.x_index.device)
         if rows is not None:
             self.n_rows = rows.sum(-1)
-            active &= rows.any(-1)
+            active &= self.n_rows >= self.min_rows
         if cols is not None:
             active &= cols.sum(-1) >= 2
         self.active = active
@@ -126,6 +129,38 @@ class Problems:
             neg = (col[None, :] != row[:, None] + self.offset)[None]  # (1, N, c)
             valid = neg if valid is None else valid & neg
         return valid
+
+    def check_finite(
+        self,
+        positive: Tensor,
+        values: list[Tensor],
+        row_valid: Tensor | None,
+        active: Tensor | None = None,
+    ) -> None:
+        """The bounds' finiteness contract on accumulated statistics ``(K, N)`` (the fused paths
+        and the positives-only dense path, which never hold the scores): a non-finite entry of a
+        valid row of an active pair (``active``, default :attr:`active`) raises a
+        ``ValueError`` naming the pair and the row."""
+        if not check_finite.is_enabled():
+            return
+        active = self.active if active is None else active
+        counts = torch.ones_like(positive, dtype=torch.bool)
+        if row_valid is not None:
+            counts = counts & row_valid
+        if active is not None:
+            counts = counts & active[:, None]
+        for what, t in (("positive scores", positive), *(("scores", v) for v in values)):
+            bad = ~torch.isfinite(t) & counts
+            if bool(bad.any()):
+                pair, row = (int(i) for i in bad.nonzero()[0])
+                raise ValueError(
+                    f"LocalMILoss: the {what} of position pair {pair} (x position "
+                    f"{int(self.pairs.x_index[pair])}, y position "
+                    f"{int(self.pairs.y_index[pair])}), row {row}, are not finite "
+                    f"({float(t[pair, row])}); every unmasked score must be finite (check the "
+                    "features and the critic, or switch the check off with "
+                    "mitools.bounds.check_finite(False))"
+                )
 
     def combine_ranks(self, values: Tensor) -> tuple[Tensor, Tensor]:
         """Global per-pair estimates: the ranks' estimates weighted by their valid anchors.

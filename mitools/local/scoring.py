@@ -6,6 +6,11 @@ The critic's declared capability decides: a *separable* critic (``critic.separab
 and a block's scores are one batched matmul of factors; the fused paths never form the scores
 at all. Any other critic is called as a black box on each block. Scores are formed in float32
 or higher whatever the features' dtype.
+
+For an upper bound the critic (the conditional density :math:`q`) must not be trained on the
+bound: a ``Scorer`` built with ``detach_parameters=True`` evaluates it with its parameters
+detached (:func:`torch.func.functional_call`), so the bound's gradient reaches the features
+only.
 """
 
 from __future__ import annotations
@@ -14,11 +19,28 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from mitools.critics import dot_scores
 
 __all__ = ["Scorer"]
+
+
+class _Method(nn.Module):
+    """A critic's method as a module's ``forward``, for :func:`torch.func.functional_call`."""
+
+    def __init__(self, critic: nn.Module, method: str):
+        super().__init__()
+        self.critic = critic
+        self.method = method
+
+    def forward(self, *args: Tensor) -> Any:
+        return _invoke(self.critic, self.method, args)
+
+
+def _invoke(critic: Any, method: str, args: tuple[Tensor, ...]) -> Any:
+    """``critic(*args)`` for ``"forward"`` (hooks included; any callable), else the method."""
+    return critic(*args) if method == "forward" else getattr(critic, method)(*args)
 
 
 class Scorer:
@@ -27,11 +49,25 @@ class Scorer:
     Args:
         critic: an ``nn.Module`` or callable ``f(x (..., N, Cx), y (..., M, Cy)) -> (..., N, M)``,
             or ``None`` for the dot product :math:`x^\\top y`.
+        detach_parameters: evaluate the critic with its parameters detached (no gradient
+            reaches them through these scores).
     """
 
-    def __init__(self, critic: Callable[[Tensor, Tensor], Tensor] | None):
+    def __init__(
+        self, critic: Callable[[Tensor, Tensor], Tensor] | None, detach_parameters: bool = False
+    ):
         self.critic = critic
         self.separable = critic is None or bool(getattr(critic, "separable", False))
+        self.detach_parameters = detach_parameters and isinstance(critic, nn.Module)
+
+    def _call(self, method: str, *args: Tensor) -> Any:
+        """``critic.method(*args)``, with detached parameters when so built."""
+        assert self.critic is not None
+        if not self.detach_parameters:
+            return _invoke(self.critic, method, args)
+        assert isinstance(self.critic, nn.Module)
+        params = {f"critic.{n}": p.detach() for n, p in self.critic.named_parameters()}
+        return torch.func.functional_call(_Method(self.critic, method), params, args)
 
     @property
     def name(self) -> str:
@@ -57,7 +93,7 @@ class Scorer:
         """The factors ``u (P, N, E)``, ``v (Q, M, E)`` of position-major features."""
         if self.critic is None:
             return x, y
-        return self.critic.factorise(x, y)  # type: ignore[union-attr]
+        return self._call("factorise", x, y)
 
     def score(self, x: Tensor, y: Tensor) -> Tensor:
         """Scores ``(k, N, M)`` of a block: ``x (k|1, N, .)`` against ``y (k|1, M, .)``, given as
@@ -66,9 +102,9 @@ class Scorer:
             return dot_scores(x, y)
         assert self.critic is not None
         if x.shape[0] == 1 and y.shape[0] == 1:  # one problem: the critic's plain 2-D call
-            scores = self.critic(x[0], y[0])[None]
+            scores = self._call("forward", x[0], y[0])[None]
         else:
-            scores = self.critic(x, y)
+            scores = self._call("forward", x, y)
         return scores.to(torch.promote_types(scores.dtype, torch.float32))
 
     def score_pairs(self, x: Tensor, y: Tensor) -> Tensor:
