@@ -34,9 +34,11 @@ from torch import Tensor
 __all__ = [
     "EDEMA_LEVELS",
     "FINDINGS",
+    "SITES",
     "ZONES",
     "ImageTextData",
     "generate_synthetic",
+    "site_cell_mask",
     "zone_cell_mask",
 ]
 
@@ -57,10 +59,13 @@ FINDINGS: tuple[str, ...] = (
     "device",
     "cardiomegaly",
 )
+#: Where a sentence's finding lies: the six opacity zones, then the effusions and the line.
+#: ``ImageTextData.sentence_sites`` indexes this tuple; :func:`site_cell_mask` gives the cells.
+SITES: tuple[str, ...] = (*ZONES, "effusion_right", "effusion_left", "effusion_both", "device")
 #: Edema severity names, index = label.
 EDEMA_LEVELS: tuple[str, ...] = ("none", "vascular congestion", "interstitial", "alveolar")
 
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3
 _NUISANCE = (0.06, 0.05)  # healthy hilar prominence, healthy lung texture (max amplitudes)
 _CHUNK = 512  # images rendered per vectorised chunk (bounds peak memory; part of the data)
 
@@ -68,46 +73,78 @@ _CHUNK = 512  # images rendered per vectorised chunk (bounds peak memory; part o
 # Lung fields as ellipses; the image-left lung is the patient's right lung.
 _LUNG_CENTRE = ((-0.40, -0.05), (0.40, -0.05))  # (u, v) of patient right, patient left
 _LUNG_RADII = ((0.30, 0.62), (0.28, 0.62))
-_ZONE_V = ((-0.62, -0.22), (-0.22, 0.16), (0.16, 0.52))  # upper, middle, lower (v-range)
+# The zones tile the chest's central square [-0.75, 0.75]^2: two sides (image left = patient
+# right) by three heights. The boundaries lie on cell boundaries of 4x4, 8x8 and 16x16 grids,
+# so a zone is a set of whole cells and a finding drawn in it has its peak cell there.
+_SIDE_U = ((-0.75, 0.0), (0.0, 0.75))  # patient right (image left), patient left
+_ZONE_V = ((-0.75, -0.25), (-0.25, 0.25), (0.25, 0.75))  # upper, middle, lower
+# Where an opacity's centre is drawn inside its zone (before pose): inside the lung, at least
+# 0.08 from the zone's edges (the pose moves a point by at most 0.08 near the zone edges).
+_OPACITY_V = ((-0.55, -0.35), (-0.17, 0.17), (0.33, 0.45))
+# The central line runs from the neck down to the superior vena cava: this box holds it.
+_DEVICE_BOX = (-0.5, 0.25, -1.0, 0.0)  # (u0, u1, v0, v1)
 
 
-def _zone_box(zone: int) -> tuple[float, float, float, float]:
-    """(u0, u1, v0, v1) of a zone's rectangle, nominal geometry."""
-    side, third = divmod(zone, 3)
-    cu = _LUNG_CENTRE[side][0]
-    ru = _LUNG_RADII[side][0]
-    v0, v1 = _ZONE_V[third]
-    return cu - ru, cu + ru, v0, v1
+def _site_box(site: int) -> tuple[float, float, float, float]:
+    """(u0, u1, v0, v1) of a site's box: a zone, an effusion (the lung base), the line."""
+    name = SITES[site]
+    if site < len(ZONES):
+        side, third = divmod(site, 3)
+        return (*_SIDE_U[side], *_ZONE_V[third])
+    if name == "effusion_right":
+        return (*_SIDE_U[0], *_ZONE_V[2])
+    if name == "effusion_left":
+        return (*_SIDE_U[1], *_ZONE_V[2])
+    if name == "effusion_both":
+        return (_SIDE_U[0][0], _SIDE_U[1][1], *_ZONE_V[2])
+    return _DEVICE_BOX
 
 
-def zone_cell_mask(grid: int) -> Tensor:
-    """Which cells of a ``grid x grid`` feature map belong to each lung zone.
+def site_cell_mask(grid: int) -> Tensor:
+    """Which cells of a ``grid x grid`` feature map belong to each site of :data:`SITES`.
 
-    A cell belongs to a zone when its centre lies in the zone's rectangle widened by half a
-    cell on every side (zones may share border cells). Used by the pointing score.
+    A cell belongs to a site when its centre lies in the site's box (half-open, so the six
+    zones never share a cell): the zones tile ``[-0.75, 0.75]^2`` in normalised image
+    coordinates (two sides, three heights; the patient's right is the image's left), an
+    effusion is the lower zone of its side (both sides for ``effusion_both``), the device is
+    the box its line runs through from the neck to the superior vena cava. Used by the
+    pointing score.
 
     Args:
         grid: cells per side of the local feature block (8 for 64x64 images).
 
     Returns:
-        Boolean tensor of shape ``(6, grid, grid)``, one mask per entry of :data:`ZONES`.
+        Boolean tensor of shape ``(len(SITES), grid, grid)``.
+
+    Raises:
+        ValueError: ``grid < 1``.
+
+    Example:
+        >>> m = site_cell_mask(8)
+        >>> m.shape, int(m[0].sum()), bool(m[0, 1, 1]), bool(m[0, 1, 6])
+        (torch.Size([10, 8, 8]), 6, True, False)
+    """
+    if isinstance(grid, bool) or not isinstance(grid, int) or grid < 1:
+        raise ValueError(f"grid must be a positive int, got {grid!r}")
+    centres = (torch.arange(grid, dtype=torch.float64) + 0.5) / grid * 2 - 1
+    masks = torch.zeros(len(SITES), grid, grid, dtype=torch.bool)
+    for k in range(len(SITES)):
+        u0, u1, v0, v1 = _site_box(k)
+        in_u = (centres >= u0) & (centres < u1)
+        in_v = (centres >= v0) & (centres < v1)
+        masks[k] = in_v[:, None] & in_u[None, :]
+    return masks
+
+
+def zone_cell_mask(grid: int) -> Tensor:
+    """The cells of each lung zone: the first six masks of :func:`site_cell_mask`.
 
     Example:
         >>> m = zone_cell_mask(8)
-        >>> m.shape, bool(m[0, 1, 1]), bool(m[0, 1, 6])
-        (torch.Size([6, 8, 8]), True, False)
+        >>> m.shape, bool((m.sum(0) <= 1).all())  # the zones never share a cell
+        (torch.Size([6, 8, 8]), True)
     """
-    if grid < 1:
-        raise ValueError(f"grid must be >= 1, got {grid}")
-    centres = (torch.arange(grid, dtype=torch.float64) + 0.5) / grid * 2 - 1
-    half = 1.0 / grid
-    masks = torch.zeros(len(ZONES), grid, grid, dtype=torch.bool)
-    for z in range(len(ZONES)):
-        u0, u1, v0, v1 = _zone_box(z)
-        in_u = (centres >= u0 - half) & (centres <= u1 + half)
-        in_v = (centres >= v0 - half) & (centres <= v1 + half)
-        masks[z] = in_v[:, None] & in_u[None, :]
-    return masks
+    return site_cell_mask(grid)[: len(ZONES)]
 
 
 # ---- reports ----
@@ -207,8 +244,9 @@ class ImageTextData:
         edema: ``(N,)`` int64 edema severity in ``0..3``; ``-1`` where unknown.
         findings: ``(N, F)`` float32 binary finding labels; ``nan`` where unknown.
         finding_names: the F column names.
-        sentence_zones: per report and sentence, the index into :data:`ZONES` that the
-            sentence names as the site of an opacity, else ``-1``.
+        sentence_sites: per report and sentence, the index into :data:`SITES` of the
+            localized finding the sentence describes (an opacity's zone, an effusion's side,
+            the line), else ``-1``.
     """
 
     images: Tensor
@@ -216,7 +254,7 @@ class ImageTextData:
     edema: Tensor
     findings: Tensor
     finding_names: tuple[str, ...]
-    sentence_zones: list[list[int]]
+    sentence_sites: list[list[int]]
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -231,7 +269,7 @@ class ImageTextData:
             edema=self.edema[idx],
             findings=self.findings[idx],
             finding_names=self.finding_names,
-            sentence_zones=[self.sentence_zones[i] for i in ids],
+            sentence_sites=[self.sentence_sites[i] for i in ids],
         )
 
 
@@ -323,12 +361,10 @@ def _render(
     # Local findings: opacities in lung zones (Gaussian blobs clipped to the lungs).
     for z in range(len(ZONES)):
         has = opacity[:, z]  # parameters are drawn for every sample: same draws, any labels
-        u0, u1, v0, v1 = _zone_box(z)
-        side = z // 3
-        cu_l = _LUNG_CENTRE[side][0]
-        ou = unif(0.0, 1.0) * (u1 - u0 - 0.24) + u0 + 0.12
-        ou = cu_l + (ou - cu_l) * 0.8
-        ov = unif(v0 + 0.08, v1 - 0.08)
+        side, third = divmod(z, 3)
+        cu_l, ru_l = _LUNG_CENTRE[side][0], _LUNG_RADII[side][0]
+        ou = cu_l + 0.8 * (unif(0.0, 1.0) * (2 * ru_l - 0.24) - ru_l + 0.12)
+        ov = unif(*_OPACITY_V[third])
         rad = unif(0.10, 0.15)[:, None, None]
         amp = torch.where(has, unif(0.36, 0.50), zero)[:, None, None]
         blob = torch.exp(-((uu - ou[:, None, None]) ** 2 + (vv - ov[:, None, None]) ** 2) / rad**2)
@@ -367,7 +403,8 @@ def _report(
     cardio: bool,
     edema: int,
 ) -> tuple[list[str], list[int]]:
-    """One report (sentences, the zone each sentence names or -1), shuffled."""
+    """One report: its sentences and the site (index into :data:`SITES`) of the finding each
+    sentence describes (-1: none, a negation, a global finding), shuffled together."""
 
     def pick(options: Sequence[str]) -> str:
         return options[int(rng.integers(len(options)))]
@@ -381,15 +418,16 @@ def _report(
     if len(zones) == 0 and rng.random() < 0.7:
         out.append((pick(_OPACITY_NEGATIONS), -1))
     if effusion[0] and effusion[1]:
-        out.append((pick(_EFFUSION_BOTH), -1))
+        out.append((pick(_EFFUSION_BOTH), SITES.index("effusion_both")))
     elif effusion.any():
         side = "right" if effusion[0] else "left"
         tmpl = pick(_EFFUSION_TEMPLATES)
-        out.append((tmpl.format(side=side, Side=side.capitalize()), -1))
+        out.append((tmpl.format(side=side, Side=side.capitalize()),
+                    SITES.index(f"effusion_{side}")))
     elif rng.random() < 0.7:
         out.append((pick(_EFFUSION_NEGATIONS), -1))
     if device:
-        out.append((pick(_DEVICE_TEMPLATES), -1))
+        out.append((pick(_DEVICE_TEMPLATES), SITES.index("device")))
     elif rng.random() < 0.3:
         out.append((pick(_DEVICE_NEGATIONS), -1))
     if cardio:
@@ -456,7 +494,7 @@ def generate_synthetic(
                 edema=blob["edema"],
                 findings=blob["findings"],
                 finding_names=FINDINGS,
-                sentence_zones=meta["zones"],
+                sentence_sites=meta["sites"],
             )
     g = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -478,14 +516,14 @@ def generate_synthetic(
     )
     op_np, ef_np = opacity.numpy(), effusion.numpy()
     dev_np, car_np, ed_np = device.numpy(), cardio.numpy(), edema.numpy()
-    reports, zones = [], []
+    reports, sites = [], []
     for i in range(n):
         sents, zs = _report(rng, op_np[i], ef_np[i], bool(dev_np[i]), bool(car_np[i]),
                             int(ed_np[i]))
         reports.append(sents)
-        zones.append(zs)
+        sites.append(zs)
     findings = torch.cat([opacity, effusion, device[:, None], cardio[:, None]], 1).float()
-    data = ImageTextData(images, reports, edema, findings, FINDINGS, zones)
+    data = ImageTextData(images, reports, edema, findings, FINDINGS, sites)
     if cache_dir is not None:
         path = _cache_path(cache_dir, n, size, seed)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -495,7 +533,7 @@ def generate_synthetic(
                 "images": images_u8,
                 "edema": edema,
                 "findings": findings,
-                "meta": json.dumps({"reports": reports, "zones": zones}),
+                "meta": json.dumps({"reports": reports, "sites": sites}),
             },
             path,
         )

@@ -1,10 +1,20 @@
 """The pretraining objective: mitools' local / global MI losses between images and text.
 
-This module is the pipeline's only contact with the MI losses: ``mode="local"`` is
-:class:`mitools.LocalMILoss` (every cell of the image's ``M x M`` block against one sentence,
-reduction ``max`` as in Liao, Moyer et al. 2021, or ``mean`` as in Deep InfoMax), and
-``mode="global"`` is :class:`mitools.GlobalMILoss` (mean-pooled image against the whole report).
-The bound (``"infonce"``, ``"dv"``, ``"mine"``, ...) and the critic are chosen by name.
+This module is the pipeline's only contact with the MI losses. ``mode="global"`` is
+:class:`mitools.GlobalMILoss` (the mean-pooled image against the whole report). ``mode="local"``
+scores every cell of the image's ``M x M`` block against one sentence, in one of three ways
+(``reduction``):
+
+* **per-position** (``"mean"``, ``"max"``): :class:`mitools.LocalMILoss` estimates MI for each
+  cell position over the batch and maximises the mean (Deep InfoMax) or the best of them;
+* **the paper's** (``"pair_max"``): each (image, sentence) pair is scored by its best cell,
+  :class:`mitools.critics.MaxPoolCritic`, then one bound over the batch (Liao, Moyer et al.
+  2021: "the cell with the highest MI");
+* **attention** (``"attention"``): the sentence attends over the cells with a temperature and
+  the attended cell feature is scored, :class:`mitools.critics.AttentionPoolCritic`, then one
+  bound (GLoRIA's local alignment, Huang et al. ICCV 2021).
+
+The bound (``"infonce"``, ``"dv"``, ``"mine"``, ...) and the cell critic are chosen by name.
 """
 
 from __future__ import annotations
@@ -16,53 +26,19 @@ import torch
 from torch import Tensor, nn
 
 from mitools import GlobalMILoss, LocalMILoss
-from mitools.critics import get_critic
+from mitools.critics import AttentionPoolCritic, MaxPoolCritic, get_critic
 from mitools.distributed import all_gather_with_grad
+from mitools.estimators import get_estimator
 from mitools.samplers import AllPairs, LocalToGlobal
 
-__all__ = ["MODES", "REDUCTIONS", "CellMaxCritic", "PretrainObjective", "StepMI"]
+__all__ = ["MODES", "POOLED", "REDUCTIONS", "PretrainObjective", "StepMI"]
 
 MODES = ("local", "global")
-#: Local-mode reductions over cells: ``max`` / ``mean`` of the per-cell MI estimates
-#: (:class:`mitools.LocalMILoss`), or ``pair_max``: each (image, sentence) pair scored by its
-#: best cell, inside the critic (:class:`CellMaxCritic`).
-REDUCTIONS = ("max", "mean", "pair_max")
-
-
-class CellMaxCritic(nn.Module):
-    r"""Score an image's cells against a text vector by the best cell: a multiple-instance critic.
-
-    .. math::
-
-        f(x_i, t_j) = \max_p f_0(x_{i,p}, t_j)
-
-    where :math:`f_0` is any mitools critic on one cell. The image enters flattened,
-    ``x (..., N, P * D)``, so the result is an ordinary score tensor ``(..., N, M)`` for any
-    bound; the sentence then only has to match the cell that shows its finding.
-
-    Args:
-        base: the cell critic :math:`f_0` (``x (..., N, D)``, ``y (..., M, Dy)``).
-        cells: P, the number of cells per image.
-
-    Example:
-        >>> from mitools.critics import BilinearCritic
-        >>> c = CellMaxCritic(BilinearCritic(3, 2), cells=4)
-        >>> c(torch.randn(5, 4 * 3), torch.randn(6, 2)).shape
-        torch.Size([5, 6])
-    """
-
-    def __init__(self, base: nn.Module, cells: int) -> None:
-        super().__init__()
-        self.base = base
-        self.cells = cells
-
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        if x.shape[-1] % self.cells:
-            raise ValueError(
-                f"x: expected (..., N, {self.cells} * D) flattened cells, got {tuple(x.shape)}"
-            )
-        cells = x.unflatten(-1, (self.cells, -1)).movedim(-2, -3)  # (..., P, N, D)
-        return self.base(cells, y[..., None, :, :]).amax(dim=-3)
+#: Local-mode reductions: per-position ``mean`` / ``max`` (:class:`mitools.LocalMILoss`), and
+#: the pair-level ``pair_max`` / ``attention`` (a pooled critic, then one bound).
+REDUCTIONS = ("mean", "max", "pair_max", "attention")
+#: The reductions that pool the cells inside the critic.
+POOLED = ("pair_max", "attention")
 
 
 class StepMI(NamedTuple):
@@ -81,13 +57,16 @@ class PretrainObjective(nn.Module):
         dim_text: size of the text vectors.
         bound: a bound name accepted by :func:`mitools.get_estimator`.
         critic: a critic name accepted by :func:`mitools.get_critic`.
-        reduction: over cells, for ``mode="local"``: ``"max"`` (the paper) or ``"mean"``.
+        reduction: for ``mode="local"``, one of :data:`REDUCTIONS` (see the module).
         gather: negatives from every rank under ``torch.distributed``.
         all_sentences: local mode with every sentence of a report: ``text (B, S, Dt)`` with a
-            ``text_mask (B, S)``; each (cell, sentence slot) pair of positions gets its own
-            estimate over the batch (:class:`mitools.samplers.AllPairs`), and ``reduction``
-            runs over all of them.
-        critic_kwargs: extra arguments of the critic.
+            ``text_mask (B, S)``. Per-position reductions give each (cell, sentence slot) pair
+            of positions its own estimate over the batch (:class:`mitools.samplers.AllPairs`)
+            and reduce over all of them; pooled ones give each sentence slot its own bound
+            over the batch and average them, weighted by their real sentences.
+        attention_temperature: the attention's temperature (``reduction="attention"``), in
+            the units of the critic's scores.
+        critic_kwargs: extra arguments of the cell critic.
 
     Example:
         >>> obj = PretrainObjective("local", 16, 8, critic_kwargs={"hidden": (), "embed_dim": 8})
@@ -98,7 +77,7 @@ class PretrainObjective(nn.Module):
 
     def __init__(self, mode: str, dim_image: int, dim_text: int, *, bound: str = "infonce",
                  critic: str = "separable", reduction: str = "max", gather: bool = False,
-                 all_sentences: bool = False,
+                 all_sentences: bool = False, attention_temperature: float = 1.0,
                  critic_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__()
         if mode not in MODES:
@@ -107,8 +86,10 @@ class PretrainObjective(nn.Module):
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         self.mode, self.reduction = mode, reduction
         self.critic = get_critic(critic, dim_image, dim_text, **(critic_kwargs or {}))
-        if mode == "local" and reduction == "pair_max":
-            self.loss = _PairMax(bound, self.critic, gather)
+        if mode == "local" and reduction in POOLED:
+            pooled = (MaxPoolCritic(self.critic) if reduction == "pair_max" else
+                      AttentionPoolCritic(self.critic, temperature=attention_temperature))
+            self.loss = _PooledLoss(bound, pooled, gather)
         elif mode == "local" and all_sentences:
             self.loss = LocalMILoss(bound=bound, critic=self.critic, sampler=AllPairs(),
                                     reduction=reduction, x_pattern="b h w c", y_pattern="b s c",
@@ -155,27 +136,39 @@ class PretrainObjective(nn.Module):
         return (own - norm).transpose(0, 1).reshape(k, h, w)
 
 
-class _PairMax(nn.Module):
-    """``reduction="pair_max"``: one score tensor from :class:`CellMaxCritic`, one bound."""
+class _PooledLoss(nn.Module):
+    """A pooled critic (one score per image-sentence pair), then one bound over the batch."""
 
-    def __init__(self, bound: str, critic: nn.Module, gather: bool) -> None:
+    def __init__(self, bound: str, critic: MaxPoolCritic | AttentionPoolCritic,
+                 gather: bool) -> None:
         super().__init__()
-        from mitools.estimators import get_estimator
-
         self.estimator = get_estimator(bound)
         self.critic = critic
         self.gather = gather
 
-    def forward(self, cells: Tensor, text: Tensor) -> StepMI:
-        b, h, w, d = cells.shape
-        critic = CellMaxCritic(self.critic, h * w)
-        offset = 0
-        if self.gather and torch.distributed.is_available() and torch.distributed.is_initialized():
-            offset = torch.distributed.get_rank() * b
-            text = all_gather_with_grad(text)
-        value = self.estimator(critic(cells.reshape(b, h * w * d), text), offset=offset)
+    def forward(self, cells: Tensor, text: Tensor, y_mask: Tensor | None = None) -> StepMI:
+        b = cells.shape[0]
+        x = cells.flatten(1, -2)  # (B, P, D)
+        distributed = (self.gather and torch.distributed.is_available()
+                       and torch.distributed.is_initialized())
+        offset = torch.distributed.get_rank() * b if distributed else 0
+        if y_mask is None:  # one sentence per image: (B, Dt)
+            value = self.estimator(self.critic(x, all_gather_with_grad(text) if distributed
+                                               else text), offset=offset)
+        else:  # every sentence slot s is its own problem: (S, B, B) scores
+            cols, col_mask = text, y_mask
+            if distributed:
+                cols = all_gather_with_grad(text)
+                col_mask = all_gather_with_grad(y_mask.to(text.dtype)).bool()
+            scores = self.critic(x, cols.transpose(0, 1))  # (S, B, B_all)
+            rows, col_mask = y_mask.transpose(0, 1), col_mask.transpose(0, 1)  # (S, B), (S, B_all)
+            used = rows.any(-1) & (col_mask.sum(-1) >= 2)  # slots with an anchor and a negative
+            per_slot = self.estimator(scores[used], offset=offset, row_mask=rows[used],
+                                      col_mask=col_mask[used])
+            weight = rows[used].sum(-1).to(per_slot.dtype)
+            value = (per_slot * weight).sum() / weight.sum()
         estimate = value.detach().clone()
-        if offset or (self.gather and torch.distributed.is_initialized()):
+        if distributed:
             torch.distributed.all_reduce(estimate)
             estimate /= torch.distributed.get_world_size()
         return StepMI(-value, estimate)
