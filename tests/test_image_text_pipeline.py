@@ -76,13 +76,17 @@ def test_all_sentences_mode_trains_and_restores(tmp_path, tiny_ds, reduction) ->
     assert saved.sentences == "all" and out.checkpoint.parent.name.endswith("-all")
 
 
-@pytest.mark.parametrize("reduction", ["mean", "pair_max", "attention"])
-def test_all_sentences_with_one_sentence_each_is_the_one_sentence_objective(reduction) -> None:
+@pytest.mark.parametrize("reduction, contrast", [
+    ("mean", "images"), ("pair_max", "images"), ("attention", "sentences"), ("attention", "both"),
+])
+def test_all_sentences_with_one_sentence_each_is_the_one_sentence_objective(reduction,
+                                                                            contrast) -> None:
     torch.manual_seed(0)
-    one = PretrainObjective("local", 8, 6, reduction=reduction,
-                            critic_kwargs={"hidden": (), "embed_dim": 4}).double()
-    every = PretrainObjective("local", 8, 6, reduction=reduction, all_sentences=True,
-                              critic_kwargs={"hidden": (), "embed_dim": 4}).double()
+    kw = {"reduction": reduction, "critic_kwargs": {"hidden": (), "embed_dim": 4}}
+    if reduction != "mean":
+        kw["contrast"] = contrast
+    one = PretrainObjective("local", 8, 6, **kw).double()
+    every = PretrainObjective("local", 8, 6, all_sentences=True, **kw).double()
     every.load_state_dict(one.state_dict())
     cells, text = torch.randn(5, 2, 2, 8).double(), torch.randn(5, 6).double()
     a = one(cells, text)
@@ -93,6 +97,26 @@ def test_all_sentences_with_one_sentence_each_is_the_one_sentence_objective(redu
     mask = torch.tensor([[True, False]] * 5)
     c = every(cells, padded, text_mask=mask)
     torch.testing.assert_close(a.loss, c.loss)
+
+
+def test_pooled_objectives_are_a_bound_on_pooled_scores_in_either_direction() -> None:
+    from mitools.bounds import infonce
+    from mitools.critics import AttentionPoolCritic, MaxPoolCritic
+
+    torch.manual_seed(0)
+    cells, text = torch.randn(6, 2, 2, 8).double(), torch.randn(6, 5).double()
+    for reduction, pool in (("pair_max", MaxPoolCritic), ("attention", AttentionPoolCritic)):
+        for contrast in ("images", "sentences", "both"):
+            obj = PretrainObjective("local", 8, 5, reduction=reduction, contrast=contrast,
+                                    attention_temperature=0.5,
+                                    critic_kwargs={"hidden": (3,), "embed_dim": 4}).double()
+            critic = pool(obj.critic, **({"temperature": 0.5} if reduction == "attention" else {}))
+            s = critic(cells.flatten(1, 2), text)
+            want = {"images": infonce(s), "sentences": infonce(s.T),
+                    "both": (infonce(s) + infonce(s.T)) / 2}[contrast]
+            torch.testing.assert_close(obj(cells, text).loss, -want)
+    with pytest.raises(ValueError, match="contrast must be"):
+        PretrainObjective("local", 8, 5, reduction="attention", contrast="rows")
 
 
 @pytest.mark.slow
@@ -282,23 +306,28 @@ def test_cli_rejects_bad_input(tmp_path) -> None:
         main(["evaluate", "--epochs", "3"])
 
 
-def _torchrun(tmp_path: Path, nproc: int, out: str) -> subprocess.CompletedProcess:
+def _torchrun(tmp_path: Path, nproc: int, out: str, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc_per_node={nproc}", "-m", "examples.image_text", "pretrain", "--preset", "tiny",
            "--n-train", "64", "--n-test", "16", "--batch-size", "16", "--epochs", "2",
-           "--out-dir", str(tmp_path / out), "--device", "cpu"]
+           "--out-dir", str(tmp_path / out), "--device", "cpu", "--threads", "1", *extra]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_matches_one(tmp_path) -> None:
-    two = _torchrun(tmp_path, 2, "two")
+@pytest.mark.parametrize("extra, folder", [
+    ((), "local-attention"),
+    (("--contrast", "both", "--sentences", "all"), "local-attention-all"),
+    (("--mode", "global"), "global"),
+])
+def test_torchrun_two_processes_matches_one(tmp_path, extra, folder) -> None:
+    two = _torchrun(tmp_path, 2, "two", *extra)
     assert two.returncode == 0, two.stderr[-3000:]
-    one = _torchrun(tmp_path, 1, "one")
+    one = _torchrun(tmp_path, 1, "one", *extra)
     assert one.returncode == 0, one.stderr[-3000:]
-    a = load_checkpoint(tmp_path / "one/seed0/pretrain-local-attention/checkpoint.pt")
-    b = load_checkpoint(tmp_path / "two/seed0/pretrain-local-attention/checkpoint.pt")
+    a = load_checkpoint(tmp_path / f"one/seed0/pretrain-{folder}/checkpoint.pt")
+    b = load_checkpoint(tmp_path / f"two/seed0/pretrain-{folder}/checkpoint.pt")
     # the estimate is the global-batch one on both; gathered negatives make them equal
     torch.testing.assert_close(torch.tensor(a["estimates"]), torch.tensor(b["estimates"]),
                                atol=1e-4, rtol=1e-4)

@@ -45,7 +45,8 @@ class Config:
         mode: ``"local"`` or ``"global"``; bound, critic: by name; reduction (local mode):
         ``"mean"`` / ``"max"`` over per-cell estimates, ``"pair_max"`` (each pair scored by
         its best cell, the paper) or ``"attention"`` (the sentence attends over the cells,
-        GLoRIA), see :mod:`~examples.image_text.objective`; attention_temperature;
+        GLoRIA), see :mod:`~examples.image_text.objective`; attention_temperature; contrast
+        (pooled reductions: the bound's rows are the images, the sentences or both);
         sentences: ``"one"`` (local mode: one random sentence per report and step, the paper)
         or ``"all"`` (every sentence of the report at every step);
         critic_hidden, critic_embed_dim, critic_cosine,
@@ -87,6 +88,7 @@ class Config:
     critic: str = "separable"
     reduction: str = "attention"
     attention_temperature: float = 1.0
+    contrast: str = "images"
     sentences: str = "one"
     critic_hidden: tuple[int, ...] = ()
     critic_embed_dim: int = 64
@@ -119,6 +121,10 @@ class Config:
             raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {self.reduction!r}")
         if self.sentences not in ("one", "all"):
             raise ValueError(f"sentences must be 'one' or 'all', got {self.sentences!r}")
+        if self.contrast not in ("images", "sentences", "both"):
+            raise ValueError(
+                f"contrast must be 'images', 'sentences' or 'both', got {self.contrast!r}"
+            )
         if not self.attention_temperature > 0:
             raise ValueError(
                 f"attention_temperature must be > 0, got {self.attention_temperature}"
@@ -213,6 +219,8 @@ HELP: dict[str, str] = {
                  "scored by its best cell, the paper) or attention (GLoRIA)",
     "attention_temperature": "temperature of the sentence's attention over the cells "
                              "(--reduction attention), in critic-score units",
+    "contrast": "pair_max/attention: the bound's rows are the images (each picks its "
+                "sentence), the sentences (each picks its image) or both",
     "sentences": "local mode: 'one' random sentence per report and step, or 'all' of them",
     "critic_hidden": "hidden widths of the separable critic's encoders, e.g. 128,128 ('' none)",
     "critic_embed_dim": "embedding size of the separable critic",
@@ -245,7 +253,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "model": ("width", "dim", "grid", "context_kernel", "text_layers", "text_heads",
               "max_sentences", "max_sentence_len", "max_report_len"),
     "pretraining": ("mode", "bound", "critic", "reduction", "attention_temperature",
-                    "sentences", "critic_hidden", "critic_embed_dim", "critic_cosine",
+                    "contrast", "sentences", "critic_hidden", "critic_embed_dim", "critic_cosine",
                     "critic_temperature", "epochs", "batch_size", "lr", "clip_grad_norm",
                     "weight_decay", "warmup_steps"),
     "downstream": ("labelled_fraction", "finetune_epochs", "finetune_lr", "head_lr_factor",

@@ -31,7 +31,7 @@ from mitools.distributed import all_gather_with_grad
 from mitools.estimators import get_estimator
 from mitools.samplers import AllPairs, LocalToGlobal
 
-__all__ = ["MODES", "POOLED", "REDUCTIONS", "PretrainObjective", "StepMI"]
+__all__ = ["CONTRASTS", "MODES", "POOLED", "REDUCTIONS", "PretrainObjective", "StepMI"]
 
 MODES = ("local", "global")
 #: Local-mode reductions: per-position ``mean`` / ``max`` (:class:`mitools.LocalMILoss`), and
@@ -39,6 +39,8 @@ MODES = ("local", "global")
 REDUCTIONS = ("mean", "max", "pair_max", "attention")
 #: The reductions that pool the cells inside the critic.
 POOLED = ("pair_max", "attention")
+#: What the bound's rows are, for pooled reductions (see ``PretrainObjective``).
+CONTRASTS = ("images", "sentences", "both")
 
 
 class StepMI(NamedTuple):
@@ -66,6 +68,10 @@ class PretrainObjective(nn.Module):
             over the batch and average them, weighted by their real sentences.
         attention_temperature: the attention's temperature (``reduction="attention"``), in
             the units of the critic's scores.
+        contrast: pooled reductions only: the bound's rows are the ``"images"`` (each image
+            picks its sentence from the batch's), the ``"sentences"`` (each sentence picks
+            its image: the question pointing asks), or ``"both"`` (their mean, as in CLIP and
+            GLoRIA). Per-position reductions estimate each cell's MI over images.
         critic_kwargs: extra arguments of the cell critic.
 
     Example:
@@ -78,7 +84,7 @@ class PretrainObjective(nn.Module):
     def __init__(self, mode: str, dim_image: int, dim_text: int, *, bound: str = "infonce",
                  critic: str = "separable", reduction: str = "max", gather: bool = False,
                  all_sentences: bool = False, attention_temperature: float = 1.0,
-                 critic_kwargs: dict[str, Any] | None = None) -> None:
+                 contrast: str = "images", critic_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -89,7 +95,7 @@ class PretrainObjective(nn.Module):
         if mode == "local" and reduction in POOLED:
             pooled = (MaxPoolCritic(self.critic) if reduction == "pair_max" else
                       AttentionPoolCritic(self.critic, temperature=attention_temperature))
-            self.loss = _PooledLoss(bound, pooled, gather)
+            self.loss = _PooledLoss(bound, pooled, gather, contrast)
         elif mode == "local" and all_sentences:
             self.loss = LocalMILoss(bound=bound, critic=self.critic, sampler=AllPairs(),
                                     reduction=reduction, x_pattern="b h w c", y_pattern="b s c",
@@ -137,38 +143,65 @@ class PretrainObjective(nn.Module):
 
 
 class _PooledLoss(nn.Module):
-    """A pooled critic (one score per image-sentence pair), then one bound over the batch."""
+    """A pooled critic (one score per image-sentence pair), then one bound over the batch.
+
+    ``contrast`` says what the bound's rows are: ``"images"`` (each image picks its sentence
+    among the batch's), ``"sentences"`` (each sentence picks its image among the batch's: the
+    question pointing asks), or ``"both"`` (the mean of the two, as CLIP and GLoRIA do). With
+    every sentence of a report, each sentence slot is its own problem; slots are averaged,
+    weighted by their real sentences.
+    """
 
     def __init__(self, bound: str, critic: MaxPoolCritic | AttentionPoolCritic,
-                 gather: bool) -> None:
+                 gather: bool, contrast: str = "images") -> None:
         super().__init__()
-        self.estimator = get_estimator(bound)
+        if contrast not in CONTRASTS:
+            raise ValueError(f"contrast must be one of {CONTRASTS}, got {contrast!r}")
         self.critic = critic
         self.gather = gather
+        self.contrast = contrast
+        # one estimator per direction: MINE keeps a moving average per estimation problem
+        self.estimator = get_estimator(bound)
+        self.estimator_t = get_estimator(bound)
 
     def forward(self, cells: Tensor, text: Tensor, y_mask: Tensor | None = None) -> StepMI:
         b = cells.shape[0]
         x = cells.flatten(1, -2)  # (B, P, D)
+        # sentence slots lead: (S, B, Dt) and (S, B); one slot without a mask
+        slots = text[None] if y_mask is None else text.transpose(0, 1)
+        mask = (torch.ones(slots.shape[:2], dtype=torch.bool, device=text.device)
+                if y_mask is None else y_mask.transpose(0, 1))
         distributed = (self.gather and torch.distributed.is_available()
                        and torch.distributed.is_initialized())
         offset = torch.distributed.get_rank() * b if distributed else 0
-        if y_mask is None:  # one sentence per image: (B, Dt)
-            value = self.estimator(self.critic(x, all_gather_with_grad(text) if distributed
-                                               else text), offset=offset)
-        else:  # every sentence slot s is its own problem: (S, B, B) scores
-            cols, col_mask = text, y_mask
+        values = []
+        local_scores = None if distributed else self.critic(x, slots)  # (S, B, B)
+        if self.contrast in ("images", "both"):
+            cols, col_mask = slots, mask
             if distributed:
-                cols = all_gather_with_grad(text)
-                col_mask = all_gather_with_grad(y_mask.to(text.dtype)).bool()
-            scores = self.critic(x, cols.transpose(0, 1))  # (S, B, B_all)
-            rows, col_mask = y_mask.transpose(0, 1), col_mask.transpose(0, 1)  # (S, B), (S, B_all)
-            used = rows.any(-1) & (col_mask.sum(-1) >= 2)  # slots with an anchor and a negative
-            per_slot = self.estimator(scores[used], offset=offset, row_mask=rows[used],
-                                      col_mask=col_mask[used])
-            weight = rows[used].sum(-1).to(per_slot.dtype)
-            value = (per_slot * weight).sum() / weight.sum()
+                cols = all_gather_with_grad(slots.transpose(0, 1)).transpose(0, 1)
+                col_mask = all_gather_with_grad(mask.T.to(text.dtype)).T.bool()
+            scores = local_scores if local_scores is not None else self.critic(x, cols)
+            used = mask.any(-1) & (col_mask.sum(-1) >= 2)  # an anchor and a negative
+            values.append(_weighted(self.estimator(scores[used], offset=offset,
+                                                   row_mask=mask[used],
+                                                   col_mask=col_mask[used]), mask[used]))
+        if self.contrast in ("sentences", "both"):
+            images = all_gather_with_grad(x) if distributed else x
+            scores = local_scores if local_scores is not None else self.critic(images, slots)
+            used = mask.any(-1)
+            values.append(_weighted(self.estimator_t(scores[used].transpose(-1, -2),
+                                                     offset=offset, row_mask=mask[used]),
+                                    mask[used]))
+        value = sum(values) / len(values)
         estimate = value.detach().clone()
         if distributed:
             torch.distributed.all_reduce(estimate)
             estimate /= torch.distributed.get_world_size()
         return StepMI(-value, estimate)
+
+
+def _weighted(per_slot: Tensor, rows: Tensor) -> Tensor:
+    """Mean of per-slot values ``(S,)`` weighted by each slot's real rows ``(S, B)``."""
+    weight = rows.sum(-1).to(per_slot.dtype)
+    return (per_slot * weight).sum() / weight.sum()

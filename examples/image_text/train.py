@@ -158,7 +158,7 @@ def build_objective(cfg: Config, gather: bool = False) -> PretrainObjective:
     return PretrainObjective(
         cfg.mode, cfg.dim, cfg.dim, bound=cfg.bound, critic=cfg.critic, reduction=cfg.reduction,
         gather=gather, all_sentences=cfg.sentences == "all",
-        attention_temperature=cfg.attention_temperature,
+        attention_temperature=cfg.attention_temperature, contrast=cfg.contrast,
         critic_kwargs=(
             {"hidden": cfg.critic_hidden, "embed_dim": cfg.critic_embed_dim,
              "cosine": cfg.critic_cosine, "temperature": cfg.critic_temperature}
