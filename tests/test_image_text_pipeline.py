@@ -197,14 +197,13 @@ def test_cell_map_matches_loop() -> None:
 def test_grid_head_matches_a_loop_and_zone_accuracy() -> None:
     torch.manual_seed(0)
     head = GridHead(5, 4, 3).double()
-    with torch.no_grad():
-        head.where.normal_()
     cells = torch.randn(2, 2, 2, 5, dtype=torch.float64)
-    x = (cells.reshape(2, 4, 5) - head.norm.mu) / head.norm.sd
+    head.norm.fit(cells)
+    flat = cells.reshape(-1, 5)
+    x = (cells.reshape(2, 4, 5) - flat.mean(0)) / flat.std(0)
+    w = head.linear.weight.reshape(3, 4, 5)
     for b, k in itertools.product(range(2), range(3)):
-        a = torch.softmax(torch.stack([head.attend.weight[k] @ x[b, p] + head.where[p, k]
-                                       for p in range(4)]), 0)
-        want = sum(a[p] * (head.value.weight[k] @ x[b, p] + head.value.bias[k]) for p in range(4))
+        want = sum(w[k, p] @ x[b, p] for p in range(4)) + head.linear.bias[k]
         torch.testing.assert_close(head(cells)[b, k], want)
     truth = torch.eye(6)[[1, 4, 4]]
     truth = torch.cat([truth, torch.tensor([[1.0, 1, 0, 0, 0, 0], [float("nan"), 0, 0, 0, 0, 0]])])

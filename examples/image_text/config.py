@@ -88,7 +88,7 @@ class Config:
     critic: str = "separable"
     reduction: str = "attention"
     attention_temperature: float = 1.0
-    contrast: str = "images"
+    contrast: str = "both"
     sentences: str = "one"
     critic_hidden: tuple[int, ...] = ()
     critic_embed_dim: int = 64
