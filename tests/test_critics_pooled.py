@@ -153,6 +153,10 @@ def test_errors_name_the_argument(cls) -> None:
         critic(torch.randn(4, 3), y)
     with pytest.raises(ValueError, match="y must have shape"):
         critic(x, torch.randn(2))
+    with pytest.raises(ValueError, match=r"x \(\.\.\., N, P, Dx\) has 4 features .* dim_x=3"):
+        critic(torch.randn(4, 5, 4), y)
+    with pytest.raises(ValueError, match=r"y \(\.\.\., M, Dy\) has 3 features .* dim_y=2"):
+        critic(x, torch.randn(3, 3))
     with pytest.raises(TypeError, match="x must be floating point"):
         critic(x.long(), y)
     with pytest.raises(TypeError, match="mask must be a bool tensor"):

@@ -57,6 +57,13 @@ class _PooledCritic(Critic):
             raise ValueError(f"{name}: y must have shape (..., M, Dy), got {tuple(y.shape)}")
         if x.shape[-2] < 1:
             raise ValueError(f"{name}: x has no positions (shape {tuple(x.shape)})")
+        for arg, t, dim, axes in (("x", x, self.dim_x, "(..., N, P, Dx)"),
+                                  ("y", y, self.dim_y, "(..., M, Dy)")):
+            if dim is not None and t.shape[-1] != dim:
+                raise ValueError(
+                    f"{name}: {arg} {axes} has {t.shape[-1]} features (shape {tuple(t.shape)}) "
+                    f"but the base critic was built with dim_{arg}={dim}"
+                )
         if mask is not None:
             if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
                 got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
