@@ -118,15 +118,18 @@ def pointing(cfg: Config, ds: Datasets, model: Encoders, objective: PretrainObje
 
 
 def _examples(te: EncodedPairs, count: int) -> tuple[Tensor, Tensor]:
-    """(image, slot) of up to ``count`` sentences with distinct sites, kinds alternating."""
+    """(image, slot) of up to ``count`` sentences of distinct images and sites, kinds
+    alternating."""
     img, slot = torch.nonzero(te.sites >= 0, as_tuple=True)
     chosen: list[int] = []
     seen: set[int] = set()
+    images: set[int] = set()
     for want in ("opacity", "effusion", "device", "opacity", "opacity", "effusion"):
         for k in range(img.numel()):
             site = int(te.sites[img[k], slot[k]])
-            if site not in seen and site_kind(site) == want:
+            if site not in seen and int(img[k]) not in images and site_kind(site) == want:
                 seen.add(site)
+                images.add(int(img[k]))
                 chosen.append(k)
                 break
         if len(chosen) == count:
