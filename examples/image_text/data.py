@@ -59,8 +59,8 @@ FINDINGS: tuple[str, ...] = (
     "device",
     "cardiomegaly",
 )
-#: Where a sentence's finding lies: the six opacity zones, then the effusions and the line.
-#: ``ImageTextData.sentence_sites`` indexes this tuple; :func:`site_cell_mask` gives the cells.
+#: The sites of localized findings (the six opacity zones, the effusions, the line), indexed by
+#: ``ImageTextData.sentence_sites``; :func:`site_cell_mask` gives their cells.
 SITES: tuple[str, ...] = (*ZONES, "effusion_right", "effusion_left", "effusion_both", "device")
 #: Edema severity names, index = label.
 EDEMA_LEVELS: tuple[str, ...] = ("none", "vascular congestion", "interstitial", "alveolar")

@@ -254,7 +254,7 @@ def downstream(cfg: Config, ds: Datasets, regime: str, pretrained: Encoders | No
     Args:
         cfg: the run configuration (downstream fields).
         ds: the data.
-        regime: one of :data:`REGIMES`.
+        regime: one of ``REGIMES``.
         pretrained: the pretrained encoders (required unless ``supervised``).
         pretraining: a label for the table (``"local (attention)"``, ``"global"``, ...).
     """

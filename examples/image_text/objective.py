@@ -59,7 +59,7 @@ class PretrainObjective(nn.Module):
         dim_text: size of the text vectors.
         bound: a bound name accepted by :func:`mitools.get_estimator`.
         critic: a critic name accepted by :func:`mitools.get_critic`.
-        reduction: for ``mode="local"``, one of :data:`REDUCTIONS` (see the module).
+        reduction: for ``mode="local"``, one of ``REDUCTIONS`` (see the module).
         gather: negatives from every rank under ``torch.distributed``.
         all_sentences: local mode with every sentence of a report: ``text (B, S, Dt)`` with a
             ``text_mask (B, S)``. Per-position reductions give each (cell, sentence slot) pair

@@ -43,7 +43,8 @@ def site_kind(site: int) -> str:
 
 
 class PointingResult(NamedTuple):
-    """Pointing per kind of finding (keys of :data:`KINDS`; rates in [0, 1]).
+    """Pointing per kind of finding (keys: ``all``, ``opacity``, ``effusion``, ``device``;
+    rates in [0, 1]).
 
     Attributes:
         pretraining: the encoder's label.

@@ -340,7 +340,7 @@ def _progress(it: range, enabled: bool, desc: str):
 
 def load_checkpoint(path: str | Path, device: torch.device | str | None = None
                     ) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`pretrain`: tensors and plain Python values only.
+    """Read a checkpoint written by ``pretrain``: tensors and plain Python values only.
 
     Raises:
         FileNotFoundError: no file at ``path``.
