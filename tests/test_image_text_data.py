@@ -210,7 +210,7 @@ def test_cache_roundtrip(tmp_path) -> None:
     b = generate_synthetic(12, seed=2, cache_dir=tmp_path)
     assert torch.equal(a.images, b.images) and a.reports == b.reports
     fresh = generate_synthetic(12, seed=2)
-    assert float((fresh.images - b.images).abs().max()) <= 0.5 / 255 + 1e-6
+    assert torch.equal(fresh.images, b.images)  # 8-bit levels with or without the cache
 
 
 @pytest.mark.parametrize("kwargs, match", [({"n": 0}, "n must"), ({"n": 4, "size": 100}, "size")])

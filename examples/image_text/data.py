@@ -470,7 +470,7 @@ def generate_synthetic(
             loaded on later calls with the same arguments.
 
     Returns:
-        An :class:`ImageTextData`.
+        An :class:`ImageTextData`; images hold 8-bit grey levels (multiples of 1/255).
 
     Example:
         >>> d = generate_synthetic(4, seed=1)
@@ -523,11 +523,13 @@ def generate_synthetic(
         reports.append(sents)
         sites.append(zs)
     findings = torch.cat([opacity, effusion, device[:, None], cardio[:, None]], 1).float()
-    data = ImageTextData(images, reports, edema, findings, FINDINGS, sites)
+    # 8-bit grey levels, as a radiograph file holds them: the same values with and without
+    # the cache
+    images_u8 = (images * 255.0).round().to(torch.uint8)
+    data = ImageTextData(images_u8.float() / 255.0, reports, edema, findings, FINDINGS, sites)
     if cache_dir is not None:
         path = _cache_path(cache_dir, n, size, seed)
         path.parent.mkdir(parents=True, exist_ok=True)
-        images_u8 = (images * 255.0).round().to(torch.uint8)
         torch.save(
             {
                 "images": images_u8,
@@ -537,5 +539,4 @@ def generate_synthetic(
             },
             path,
         )
-        data.images = images_u8.float() / 255.0  # the same values a cache hit returns
     return data
