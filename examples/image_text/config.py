@@ -142,10 +142,9 @@ class Config:
 
 #: Named presets: overrides of the defaults.
 PRESETS: dict[str, dict[str, Any]] = {
-    # the whole `all` run (one seed): 134 s wall on an idle 2-core CPU machine (torch 2.13)
+    # the documented tables; `all` (one seed) took 222 s of CPU with one thread (torch 2.13)
     "quick": {},
-    # the larger run: 3.3x the data, wider encoders, bigger batches (measured once on CPU:
-    # see docs/image_text.rst for its table and time)
+    # the larger run: 3.3x the data, wider encoders, bigger batches
     "full": {
         "n_train": 10000,
         "n_test": 2000,
