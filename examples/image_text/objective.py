@@ -183,16 +183,17 @@ class _PooledLoss(nn.Module):
                 col_mask = all_gather_with_grad(mask.T.to(text.dtype)).T.bool()
             scores = local_scores if local_scores is not None else self.critic(x, cols)
             used = mask.any(-1) & (col_mask.sum(-1) >= 2)  # an anchor and a negative
-            values.append(_weighted(self.estimator(scores[used], offset=offset,
-                                                   row_mask=mask[used],
-                                                   col_mask=col_mask[used]), mask[used]))
+            values.append(_slot_mean(self.estimator(scores[used], offset=offset,
+                                                    row_mask=mask[used],
+                                                    col_mask=col_mask[used]), mask[used],
+                                     distributed))
         if self.contrast in ("sentences", "both"):
             images = all_gather_with_grad(x) if distributed else x
             scores = local_scores if local_scores is not None else self.critic(images, slots)
             used = mask.any(-1)
-            values.append(_weighted(self.estimator_t(scores[used].transpose(-1, -2),
-                                                     offset=offset, row_mask=mask[used]),
-                                    mask[used]))
+            values.append(_slot_mean(self.estimator_t(scores[used].transpose(-1, -2),
+                                                      offset=offset, row_mask=mask[used]),
+                                     mask[used], distributed))
         value = sum(values) / len(values)
         estimate = value.detach().clone()
         if distributed:
@@ -201,7 +202,14 @@ class _PooledLoss(nn.Module):
         return StepMI(-value, estimate)
 
 
-def _weighted(per_slot: Tensor, rows: Tensor) -> Tensor:
-    """Mean of per-slot values ``(S,)`` weighted by each slot's real rows ``(S, B)``."""
+def _slot_mean(per_slot: Tensor, rows: Tensor, distributed: bool) -> Tensor:
+    """Mean of per-slot values ``(S,)`` weighted by each slot's real rows ``(S, B)``: the mean
+    over every real (image, sentence) row. Under ``torch.distributed`` the rows of all ranks
+    count, so that the mean over ranks is the one-process value on the whole batch."""
     weight = rows.sum(-1).to(per_slot.dtype)
-    return (per_slot * weight).sum() / weight.sum()
+    total, count = (per_slot * weight).sum(), weight.sum()
+    if not distributed:
+        return total / count
+    count = count.detach().clone()
+    torch.distributed.all_reduce(count)
+    return total * torch.distributed.get_world_size() / count
