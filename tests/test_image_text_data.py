@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from examples.image_text import data as D
+from examples.image_text import reports as R
 from examples.image_text.data import (
     FINDINGS,
     SITES,
@@ -55,9 +56,9 @@ def _positive_sentences(templates: tuple[str, ...], **fill: tuple[str, ...]) -> 
 
 
 def test_reports_agree_with_labels(sample: D.ImageTextData) -> None:
-    edema_sents = [set(t) for t in D._EDEMA_TEMPLATES]
-    eff_pos = {"right": _positive_sentences(D._EFFUSION_TEMPLATES, side=("right",)),
-               "left": _positive_sentences(D._EFFUSION_TEMPLATES, side=("left",))}
+    edema_sents = [set(t) for t in R._EDEMA_TEMPLATES]
+    eff_pos = {"right": _positive_sentences(R._EFFUSION_TEMPLATES, side=("right",)),
+               "left": _positive_sentences(R._EFFUSION_TEMPLATES, side=("left",))}
     for i, (sents, sites) in enumerate(zip(sample.reports, sample.sentence_sites, strict=True)):
         f = sample.findings[i].bool().tolist()
         assert sents, "every report has a sentence"
@@ -67,17 +68,17 @@ def test_reports_agree_with_labels(sample: D.ImageTextData) -> None:
         assert named == [z for z in range(6) if f[z]]
         for s, z in zip(sents, sites, strict=True):
             if 0 <= z < 6:
-                assert any(w in s.lower() for w in D._ZONE_WORDS[z]), (s, ZONES[z])
+                assert any(w in s.lower() for w in R._ZONE_WORDS[z]), (s, ZONES[z])
         # the effusion and device sentences carry their sites, and only they
         want = ({SITES.index("effusion_both")} if f[6] and f[7] else
                 {SITES.index("effusion_right")} if f[6] else
                 {SITES.index("effusion_left")} if f[7] else set())
         assert {z for z in sites if z >= 6} == want | ({SITES.index("device")} if f[8] else set())
         if any(f[:6]):
-            assert not set(sents) & set(D._OPACITY_NEGATIONS)
+            assert not set(sents) & set(R._OPACITY_NEGATIONS)
         # effusions
         if f[6] and f[7]:
-            assert set(sents) & set(D._EFFUSION_BOTH)
+            assert set(sents) & set(R._EFFUSION_BOTH)
         elif f[6] or f[7]:
             side = "right" if f[6] else "left"
             assert set(sents) & eff_pos[side]
@@ -85,10 +86,10 @@ def test_reports_agree_with_labels(sample: D.ImageTextData) -> None:
             negated = ("no", "there is no")
             assert not any("effusion" in s.lower() and not s.lower().startswith(negated)
                            for s in sents)
-        assert (f[8] and bool(set(sents) & set(D._DEVICE_TEMPLATES))) or (
-            not f[8] and not set(sents) & set(D._DEVICE_TEMPLATES))
-        assert (f[9] and bool(set(sents) & set(D._HEART_TEMPLATES))) or (
-            not f[9] and not set(sents) & set(D._HEART_TEMPLATES))
+        assert (f[8] and bool(set(sents) & set(R._DEVICE_TEMPLATES))) or (
+            not f[8] and not set(sents) & set(R._DEVICE_TEMPLATES))
+        assert (f[9] and bool(set(sents) & set(R._HEART_TEMPLATES))) or (
+            not f[9] and not set(sents) & set(R._HEART_TEMPLATES))
         # diffuse: the edema sentence (if any) names the labelled severity, and only it
         levels = {k for k, group in enumerate(edema_sents) if set(sents) & group}
         assert levels <= {int(sample.edema[i])}
@@ -99,7 +100,7 @@ def test_reports_agree_with_labels(sample: D.ImageTextData) -> None:
 def test_reports_are_shuffled_and_varied(sample: D.ImageTextData) -> None:
     first = [r[0] for r in sample.reports]
     assert len(set(first)) > 20
-    heart_first = sum(s in D._HEART_TEMPLATES + D._HEART_NEGATIONS for s in first)
+    heart_first = sum(s in R._HEART_TEMPLATES + R._HEART_NEGATIONS for s in first)
     assert 0 < heart_first < len(first) // 2
 
 
@@ -181,7 +182,8 @@ def test_label_sentence_and_pointing_mask_agree(site: int) -> None:
     assert label == want
     # the sentence: its site, and the side it names ("right" = the patient's right)
     for seed in range(20):
-        sents, sites = D._report(np.random.default_rng(seed), opacity, effusion, device, False, 0)
+        rng = np.random.default_rng(seed)
+        sents, sites = R.report_sentences(rng, opacity, effusion, device, False, 0)
         (sentence,) = [s for s, z in zip(sents, sites, strict=True) if z == site]
         words = sentence.lower()
         if name.startswith(("right", "effusion_right")):

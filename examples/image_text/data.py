@@ -31,6 +31,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .reports import report_sentences
+from .sites import (
+    EDEMA_LEVELS,
+    FINDINGS,
+    SITES,
+    ZONES,
+    site_cell_mask,
+    zone_cell_mask,
+)
+
 __all__ = [
     "EDEMA_LEVELS",
     "FINDINGS",
@@ -42,28 +52,6 @@ __all__ = [
     "zone_cell_mask",
 ]
 
-#: The six lung zones; index ``z`` is finding ``opacity_<zone>``. "right" is the patient's right.
-ZONES: tuple[str, ...] = (
-    "right_upper",
-    "right_middle",
-    "right_lower",
-    "left_upper",
-    "left_middle",
-    "left_lower",
-)
-#: Binary findings, in the column order of :attr:`ImageTextData.findings`.
-FINDINGS: tuple[str, ...] = (
-    *(f"opacity_{z}" for z in ZONES),
-    "effusion_right",
-    "effusion_left",
-    "device",
-    "cardiomegaly",
-)
-#: The sites of localized findings (the six opacity zones, the effusions, the line), indexed by
-#: ``ImageTextData.sentence_sites``; :func:`site_cell_mask` gives their cells.
-SITES: tuple[str, ...] = (*ZONES, "effusion_right", "effusion_left", "effusion_both", "device")
-#: Edema severity names, index = label.
-EDEMA_LEVELS: tuple[str, ...] = ("none", "vascular congestion", "interstitial", "alveolar")
 
 _CACHE_VERSION = 3
 _NUISANCE = (0.06, 0.05)  # healthy hilar prominence, healthy lung texture (max amplitudes)
@@ -73,165 +61,9 @@ _CHUNK = 512  # images rendered per vectorised chunk (bounds peak memory; part o
 # Lung fields as ellipses; the image-left lung is the patient's right lung.
 _LUNG_CENTRE = ((-0.40, -0.05), (0.40, -0.05))  # (u, v) of patient right, patient left
 _LUNG_RADII = ((0.30, 0.62), (0.28, 0.62))
-# The zones tile the chest's central square [-0.75, 0.75]^2: two sides (image left = patient
-# right) by three heights. The boundaries lie on cell boundaries of 4x4, 8x8 and 16x16 grids,
-# so a zone is a set of whole cells and a finding drawn in it has its peak cell there.
-_SIDE_U = ((-0.75, 0.0), (0.0, 0.75))  # patient right (image left), patient left
-_ZONE_V = ((-0.75, -0.25), (-0.25, 0.25), (0.25, 0.75))  # upper, middle, lower
 # Where an opacity's centre is drawn inside its zone (before pose): inside the lung, at least
 # 0.08 from the zone's edges (the pose moves a point by at most 0.08 near the zone edges).
 _OPACITY_V = ((-0.55, -0.35), (-0.17, 0.17), (0.33, 0.45))
-# The central line runs from the neck down to the superior vena cava: this box holds it.
-_DEVICE_BOX = (-0.5, 0.25, -1.0, 0.0)  # (u0, u1, v0, v1)
-
-
-def _site_box(site: int) -> tuple[float, float, float, float]:
-    """(u0, u1, v0, v1) of a site's box: a zone, an effusion (the lung base), the line."""
-    name = SITES[site]
-    if site < len(ZONES):
-        side, third = divmod(site, 3)
-        return (*_SIDE_U[side], *_ZONE_V[third])
-    if name == "effusion_right":
-        return (*_SIDE_U[0], *_ZONE_V[2])
-    if name == "effusion_left":
-        return (*_SIDE_U[1], *_ZONE_V[2])
-    if name == "effusion_both":
-        return (_SIDE_U[0][0], _SIDE_U[1][1], *_ZONE_V[2])
-    return _DEVICE_BOX
-
-
-def site_cell_mask(grid: int) -> Tensor:
-    """Which cells of a ``grid x grid`` feature map belong to each site of :data:`SITES`.
-
-    A cell belongs to a site when its centre lies in the site's box (half-open, so the six
-    zones never share a cell): the zones tile ``[-0.75, 0.75]^2`` in normalised image
-    coordinates (two sides, three heights; the patient's right is the image's left), an
-    effusion is the lower zone of its side (both sides for ``effusion_both``), the device is
-    the box its line runs through from the neck to the superior vena cava. Used by the
-    pointing score.
-
-    Args:
-        grid: cells per side of the local feature block (8 for 64x64 images).
-
-    Returns:
-        Boolean tensor of shape ``(len(SITES), grid, grid)``.
-
-    Raises:
-        ValueError: ``grid < 1``.
-
-    Example:
-        >>> m = site_cell_mask(8)
-        >>> m.shape, int(m[0].sum()), bool(m[0, 1, 1]), bool(m[0, 1, 6])
-        (torch.Size([10, 8, 8]), 6, True, False)
-    """
-    if isinstance(grid, bool) or not isinstance(grid, int) or grid < 1:
-        raise ValueError(f"grid must be a positive int, got {grid!r}")
-    centres = (torch.arange(grid, dtype=torch.float64) + 0.5) / grid * 2 - 1
-    masks = torch.zeros(len(SITES), grid, grid, dtype=torch.bool)
-    for k in range(len(SITES)):
-        u0, u1, v0, v1 = _site_box(k)
-        in_u = (centres >= u0) & (centres < u1)
-        in_v = (centres >= v0) & (centres < v1)
-        masks[k] = in_v[:, None] & in_u[None, :]
-    return masks
-
-
-def zone_cell_mask(grid: int) -> Tensor:
-    """The cells of each lung zone: the first six masks of :func:`site_cell_mask`.
-
-    Example:
-        >>> m = zone_cell_mask(8)
-        >>> m.shape, bool((m.sum(0) <= 1).all())  # the zones never share a cell
-        (torch.Size([6, 8, 8]), True)
-    """
-    return site_cell_mask(grid)[: len(ZONES)]
-
-
-# ---- reports ----
-_ZONE_WORDS: dict[int, tuple[str, ...]] = {
-    0: ("right upper zone", "right upper lobe", "right apex", "right upper lung"),
-    1: ("right mid zone", "right middle lobe", "right midlung", "right perihilar region"),
-    2: ("right lower zone", "right lower lobe", "right base", "right lung base"),
-    3: ("left upper zone", "left upper lobe", "left apex", "left upper lung"),
-    4: ("left mid zone", "lingula", "left midlung", "left perihilar region"),
-    5: ("left lower zone", "left lower lobe", "left base", "left lung base"),
-}
-_OPACITY_TEMPLATES = (
-    "Focal opacity in the {zone}.",
-    "There is a consolidation in the {zone}.",
-    "Patchy airspace opacity is seen in the {zone}.",
-    "New opacification of the {zone}, concerning for pneumonia.",
-    "{Zone} consolidation.",
-)
-_OPACITY_NEGATIONS = (
-    "No focal consolidation.",
-    "No focal airspace opacity.",
-    "There is no consolidation.",
-    "Lungs are without focal opacity.",
-)
-_EFFUSION_TEMPLATES = (
-    "Small {side} pleural effusion.",
-    "There is a {side} pleural effusion.",
-    "{Side}-sided pleural effusion is present.",
-    "Blunting of the {side} costophrenic angle, consistent with effusion.",
-)
-_EFFUSION_BOTH = (
-    "Bilateral pleural effusions.",
-    "Small bilateral pleural effusions are present.",
-)
-_EFFUSION_NEGATIONS = (
-    "No pleural effusion.",
-    "There is no pleural effusion.",
-    "No effusion is seen.",
-    "Costophrenic angles are sharp.",
-)
-_DEVICE_TEMPLATES = (
-    "A central venous catheter terminates in the superior vena cava.",
-    "Right internal jugular line is in place.",
-    "Support line with tip projecting over the cavoatrial junction.",
-    "A catheter is seen, tip in the mid SVC.",
-)
-_DEVICE_NEGATIONS = (
-    "No lines or tubes.",
-    "No support devices are seen.",
-)
-_HEART_TEMPLATES = (
-    "The heart is enlarged.",
-    "Cardiomegaly.",
-    "Enlarged cardiac silhouette.",
-    "Moderate cardiomegaly is present.",
-)
-_HEART_NEGATIONS = (
-    "Heart size is normal.",
-    "The cardiac silhouette is within normal limits.",
-    "Normal heart size.",
-)
-_EDEMA_TEMPLATES: tuple[tuple[str, ...], ...] = (
-    ("No pulmonary edema.", "No evidence of edema.", "There is no pulmonary vascular congestion."),
-    (
-        "Mild pulmonary vascular congestion.",
-        "Pulmonary vascular engorgement is noted.",
-        "Mild vascular congestion without frank edema.",
-    ),
-    (
-        "Interstitial pulmonary edema.",
-        "Moderate pulmonary edema with interstitial markings.",
-        "Increased interstitial markings consistent with edema.",
-    ),
-    (
-        "Alveolar pulmonary edema.",
-        "Severe pulmonary edema.",
-        "Diffuse airspace opacities consistent with alveolar edema.",
-    ),
-)
-_FILLER = (
-    "PA and lateral views of the chest.",
-    "Comparison is made to the prior study.",
-    "No pneumothorax.",
-    "The osseous structures are unremarkable.",
-    "Mediastinal contours are stable.",
-    "Portable AP view of the chest.",
-)
 
 
 @dataclass
@@ -244,9 +76,9 @@ class ImageTextData:
         edema: ``(N,)`` int64 edema severity in ``0..3``; ``-1`` where unknown.
         findings: ``(N, F)`` float32 binary finding labels; ``nan`` where unknown.
         finding_names: the F column names.
-        sentence_sites: per report and sentence, the index into :data:`SITES` of the
-            localized finding the sentence describes (an opacity's zone, an effusion's side,
-            the line), else ``-1``.
+        sentence_sites: per report and sentence, the index into
+            :data:`~examples.image_text.sites.SITES` of the localized finding the sentence
+            describes (an opacity's zone, an effusion's side, the line), else ``-1``.
     """
 
     images: Tensor
@@ -395,56 +227,6 @@ def _render(
     return img.clamp(0, 1)[:, None]
 
 
-def _report(
-    rng: np.random.Generator,
-    opacity: np.ndarray,
-    effusion: np.ndarray,
-    device: bool,
-    cardio: bool,
-    edema: int,
-) -> tuple[list[str], list[int]]:
-    """One report: its sentences and the site (index into :data:`SITES`) of the finding each
-    sentence describes (-1: none, a negation, a global finding), shuffled together."""
-
-    def pick(options: Sequence[str]) -> str:
-        return options[int(rng.integers(len(options)))]
-
-    out: list[tuple[str, int]] = []
-    zones = np.flatnonzero(opacity)
-    for z in zones:
-        zone = pick(_ZONE_WORDS[int(z)])
-        tmpl = pick(_OPACITY_TEMPLATES)
-        out.append((tmpl.format(zone=zone, Zone=zone[0].upper() + zone[1:]), int(z)))
-    if len(zones) == 0 and rng.random() < 0.7:
-        out.append((pick(_OPACITY_NEGATIONS), -1))
-    if effusion[0] and effusion[1]:
-        out.append((pick(_EFFUSION_BOTH), SITES.index("effusion_both")))
-    elif effusion.any():
-        side = "right" if effusion[0] else "left"
-        tmpl = pick(_EFFUSION_TEMPLATES)
-        out.append((tmpl.format(side=side, Side=side.capitalize()),
-                    SITES.index(f"effusion_{side}")))
-    elif rng.random() < 0.7:
-        out.append((pick(_EFFUSION_NEGATIONS), -1))
-    if device:
-        out.append((pick(_DEVICE_TEMPLATES), SITES.index("device")))
-    elif rng.random() < 0.3:
-        out.append((pick(_DEVICE_NEGATIONS), -1))
-    if cardio:
-        out.append((pick(_HEART_TEMPLATES), -1))
-    elif rng.random() < 0.6:
-        out.append((pick(_HEART_NEGATIONS), -1))
-    if edema > 0 or rng.random() < 0.8:
-        out.append((pick(_EDEMA_TEMPLATES[edema]), -1))
-    n_filler = int(rng.integers(0, 3))
-    for k in rng.choice(len(_FILLER), size=n_filler, replace=False):
-        out.append((_FILLER[int(k)], -1))
-    if not out:  # nothing present and nothing negated: a normal study
-        out.append(("No acute cardiopulmonary process.", -1))
-    order = rng.permutation(len(out))
-    return [out[i][0] for i in order], [out[i][1] for i in order]
-
-
 def _cache_path(cache_dir: str | Path, n: int, size: int, seed: int) -> Path:
     key = hashlib.sha1(f"{_CACHE_VERSION}-{n}-{size}-{seed}".encode()).hexdigest()[:12]
     return Path(cache_dir) / f"synthetic-n{n}-s{size}-seed{seed}-{key}.pt"
@@ -518,7 +300,7 @@ def generate_synthetic(
     dev_np, car_np, ed_np = device.numpy(), cardio.numpy(), edema.numpy()
     reports, sites = [], []
     for i in range(n):
-        sents, zs = _report(rng, op_np[i], ef_np[i], bool(dev_np[i]), bool(car_np[i]),
+        sents, zs = report_sentences(rng, op_np[i], ef_np[i], bool(dev_np[i]), bool(car_np[i]),
                             int(ed_np[i]))
         reports.append(sents)
         sites.append(zs)

@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import Config
-from .data import ZONES
 from .models import ImageEncoder
+from .sites import ZONES
 from .train import Datasets, EncodedPairs, Encoders, _progress, build_encoders, resolve_device
 
 __all__ = [

@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .config import Config
-from .data import SITES, ZONES, site_cell_mask
 from .evaluate import encode_cells
 from .objective import PretrainObjective
+from .sites import SITES, ZONES, site_cell_mask
 from .train import Datasets, EncodedPairs, Encoders, resolve_device
 
 __all__ = ["KINDS", "PointingResult", "cell_mi_figure", "pointing", "sentence_cell_maps",
@@ -31,7 +31,8 @@ KINDS = ("all", "opacity", "effusion", "device")
 
 
 def site_kind(site: int) -> str:
-    """``"opacity"``, ``"effusion"`` or ``"device"`` for an index into :data:`SITES`.
+    """``"opacity"``, ``"effusion"`` or ``"device"``: the kind of a site (an index into
+    :data:`~examples.image_text.sites.SITES`).
 
     Example:
         >>> [site_kind(s) for s in (0, 6, 8, 9)]
