@@ -43,8 +43,10 @@ from mitools import (
     training,
 )
 from mitools.critics import (
+    AttentionPoolCritic,
     BilinearCritic,
     ConcatCritic,
+    MaxPoolCritic,
     QuadraticCritic,
     SeparableCritic,
     get_critic,
@@ -96,6 +98,7 @@ __all__ = [
     "TUBA",
     "AllPairs",
     "AlphaInfoNCE",
+    "AttentionPoolCritic",
     "BilinearCritic",
     "ConcatCritic",
     "CorrelatedGaussian",
@@ -107,6 +110,7 @@ __all__ = [
     "LocalToGlobal",
     "MIEstimate",
     "Matched",
+    "MaxPoolCritic",
     "NegativeQueue",
     "Neighbourhood",
     "QuadraticCritic",

@@ -523,6 +523,7 @@ FORMULA_CALLS = {"logsumexp", "logaddexp", "softplus", "log_softmax", "softmax",
 ALLOWED = {
     ("local/attention.py", "_verify"),  # the kernel's self-check against float64 softmax
     ("estimators/mine.py", "_update"),  # MINE's moving average of the partition, in log space
+    ("critics/pooled.py", "weights"),  # attention weights over positions (GLoRIA), not a bound
 }
 
 
