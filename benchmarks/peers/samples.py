@@ -51,12 +51,15 @@ class Record:
 
 
 def save_sample(path: Path, name: str, source: str, true_mi: float,
-                x: np.ndarray, y: np.ndarray) -> None:
-    """Write one sample file (float32 arrays)."""
+                x: np.ndarray, y: np.ndarray, dtype: type | None = np.float32,
+                **metadata: object) -> None:
+    """Write one sample file (float32 arrays unless ``dtype`` says otherwise; ``None`` keeps
+    the arrays' own dtype).  Extra ``metadata`` (strings and numbers) is stored as 0-d
+    arrays beside ``name`` and ``source``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, x=np.asarray(x, dtype=np.float32),
-                        y=np.asarray(y, dtype=np.float32), true_mi=float(true_mi),
-                        name=name, source=source)
+    np.savez_compressed(path, x=np.asarray(x, dtype=dtype), y=np.asarray(y, dtype=dtype),
+                        true_mi=float(true_mi), name=name, source=source,
+                        **{k: np.asarray(v) for k, v in metadata.items()})
 
 
 def load_samples(paths: Iterable[str]) -> list[Sample]:
