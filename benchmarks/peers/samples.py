@@ -31,6 +31,7 @@ class Sample:
     x: np.ndarray
     y: np.ndarray
     path: str
+    seed: int | None = None
 
 
 @dataclass
@@ -48,6 +49,8 @@ class Record:
     settings: dict = field(default_factory=dict)
     status: str = "ok"
     message: str = ""
+    sample: str = ""
+    seed: int | None = None
 
 
 def save_sample(path: Path, name: str, source: str, true_mi: float,
@@ -68,7 +71,8 @@ def load_samples(paths: Iterable[str]) -> list[Sample]:
     for p in paths:
         with np.load(p) as d:
             out.append(Sample(name=str(d["name"]), source=str(d["source"]),
-                              true_mi=float(d["true_mi"]), x=d["x"], y=d["y"], path=str(p)))
+                              true_mi=float(d["true_mi"]), x=d["x"], y=d["y"], path=str(p),
+                              seed=int(d["seed"]) if "seed" in d.files else None))
     return out
 
 
@@ -84,18 +88,26 @@ def timed_estimate(library: str, version: str, estimator: str, sample: Sample,
     wall = time.perf_counter() - start
     return Record(library=library, version=version, estimator=estimator, task=sample.name,
                   true_mi=sample.true_mi, estimate=value, abs_error=abs(value - sample.true_mi),
-                  wall_time_s=wall, settings=settings, status=status, message=message[:500])
+                  wall_time_s=wall, settings=settings, status=status, message=message[:500],
+                  sample=Path(sample.path).name, seed=sample.seed)
 
 
-def write_records(path: str, records: list[Record], extra: dict | None = None) -> None:
+def write_records(path: str, records: list[Record | dict], extra: dict | None = None) -> None:
     """Write records with the interpreter and machine they were measured on."""
     payload = {
         "python": platform.python_version(),
         "machine": platform.machine(),
         "processor": platform.processor(),
-        "records": [asdict(r) for r in records],
+        "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "records": [r if isinstance(r, dict) else asdict(r) for r in records],
     }
     if extra:
         payload.update(extra)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(payload, indent=1))
+
+
+def read_records(path: str) -> list[dict]:
+    """The records of a file written by :func:`write_records` (none if it does not exist)."""
+    p = Path(path)
+    return json.loads(p.read_text())["records"] if p.exists() else []
