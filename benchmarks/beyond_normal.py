@@ -178,8 +178,10 @@ def main(argv: list[str] | None = None) -> None:
         options.setdefault("max_steps", 200)
     out = Path(args.out or RESULTS / ("beyond_normal_mitools"
                                       + ("_quick" if args.quick else "") + ".json"))
-    rows = select(ensure_samples(Path(args.data)), tasks,
-                  [int(s) for s in seeds.split(",")] if seeds else None)
+    index = ensure_samples(Path(args.data))
+    rows = select(index, tasks, [int(s) for s in seeds.split(",")] if seeds else None)
+    task_meta = {row["task_id"]: {k: row[k] for k in ("name", "family", "group", "dim_x",
+                                                      "dim_y", "true_mi")} for row in index}
     payload = json.loads(out.read_text()) if out.exists() and not args.fresh else {}
     records = [] if args.fresh else read_records(str(out))
     runs = payload.get("runs", [])
@@ -198,7 +200,8 @@ def main(argv: list[str] | None = None) -> None:
     def save() -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"benchmark": "beyond_normal", "side": "mitools",
-                                   "runs": runs, "records": records}, indent=1))
+                                   "runs": runs, "tasks": task_meta, "records": records},
+                                  indent=1))
 
     added = 0
     for row in rows:
