@@ -40,7 +40,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "peers"))
 
 from _provenance import provenance  # noqa: E402
-from samples import load_samples, read_records  # noqa: E402
+from samples import load_samples, read_records, write_json_atomic  # noqa: E402
 
 DATA = HERE / "peers" / "data" / "beyond_normal"
 RESULTS = HERE / "results"
@@ -198,10 +198,8 @@ def main(argv: list[str] | None = None) -> None:
     methods = [m for m in methods if m not in unavailable]
 
     def save() -> None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"benchmark": "beyond_normal", "side": "mitools",
-                                   "runs": runs, "tasks": task_meta, "records": records},
-                                  indent=1))
+        write_json_atomic(out, {"benchmark": "beyond_normal", "side": "mitools", "runs": runs,
+                                "tasks": task_meta, "records": records})
 
     added = 0
     for row in rows:

@@ -228,7 +228,7 @@ def per_task_table(res: Results, rows: list[dict] | None = None) -> tuple[list, 
 def summary_table(res: Results, s: dict | None = None) -> tuple[list, list]:
     """Per estimator: cases, solved, coverage, median and max time."""
     s = summary(res) if s is None else s
-    header = ["estimator", "cases", "solved (|log ratio| < log 1.5)", "interval covers",
+    header = ["estimator", "cases", "solved (true / 1.5 < estimate < 1.5 true)", "interval covers",
               "median time (s)", "max time (s)"]
     body = []
     for key, v in s["by_key"].items():
@@ -313,8 +313,8 @@ def main() -> None:
     rows, s = task_rows(res), summary(res)
     md = ["# Beyond Normal benchmark", "", *summary_lines(res, s), "",
           markdown_table(*summary_table(res, s)), "",
-          "Per task: mean error over seeds, nats (mean |log(estimate / true)|); bold: the "
-          "smallest mean absolute error.", "", markdown_table(*per_task_table(res, rows))]
+          "Per task: mean error over seeds, nats (mean \\|log(estimate / true)\\|); bold: "
+          "the smallest mean absolute error.", "", markdown_table(*per_task_table(res, rows))]
     (RESULTS / "beyond_normal.md").write_text("\n".join(md))
     figure(res, RESULTS / "beyond_normal.png", rows)
     print("\n".join(md))

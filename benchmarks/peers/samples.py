@@ -12,6 +12,7 @@ An ``.npz`` sample file holds ``x (n, dx)``, ``y (n, dy)`` (float32), ``true_mi`
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from collections.abc import Callable, Iterable
@@ -103,8 +104,15 @@ def write_records(path: str, records: list[Record | dict], extra: dict | None = 
     }
     if extra:
         payload.update(extra)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(payload, indent=1))
+    write_json_atomic(Path(path), payload)
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """Write JSON through a temporary file and a rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1))
+    os.replace(tmp, path)
 
 
 def read_records(path: str) -> list[dict]:
