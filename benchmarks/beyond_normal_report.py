@@ -45,6 +45,7 @@ LABELS = {
     "bmi:mine": "MINE (bmi)",
 }
 ORDER = list(LABELS)
+MISSING = "–"  # en dash: a lone "-" would start a bullet list in reST
 
 
 def key_of(record: dict) -> str:
@@ -184,7 +185,7 @@ def summary(res: Results) -> dict:
 
 def fmt(value: float | None, spec: str = ".3f") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
+        return MISSING
     if isinstance(value, float) and math.isinf(value):
         return "inf"
     return format(value, spec)
@@ -204,19 +205,19 @@ def per_task_table(res: Results, rows: list[dict] | None = None) -> tuple[list, 
     for row in rows:
         cells = row["by_key"]
         best = min((c["mean_abs_error"] for c in cells.values()), default=math.inf)
-        dims = f"{row['dim_x']} × {row['dim_y']}" if row["dim_x"] else "-"
+        dims = f"{row['dim_x']} × {row['dim_y']}" if row["dim_x"] else MISSING
         line = [row["name"], dims, fmt(row["true_mi"])]
         for key in keys:
             c = cells.get(key)
             if c is None:
-                line.append("-")
+                line.append(MISSING)
                 continue
             text = f"{fmt(c['mean_error'], '+.3f')} ({fmt(c['mean_log_ratio'], '.2f')})"
             line.append(f"**{text}**" if c["mean_abs_error"] == best < math.inf else text)
         if TARGET in keys:
             c = cells.get(TARGET)
             line.append(f"{c['covered']}/{c['with_interval']}" if c and c["with_interval"]
-                        else "-")
+                        else MISSING)
             line.append(fmt(c["median_time_s"] if c else None, ".0f"))
         if KSG_SAME_RUN in keys:
             c = cells.get(KSG_SAME_RUN)
@@ -233,7 +234,7 @@ def summary_table(res: Results, s: dict | None = None) -> tuple[list, list]:
     body = []
     for key, v in s["by_key"].items():
         cover = (f"{v['coverage']:.0%} of {v['with_interval']}" if v["coverage"] is not None
-                 else "-")
+                 else MISSING)
         body.append([LABELS.get(key, key), str(v["cases"]),
                      f"{v['solved']}/{v['cases']} ({v['solved'] / v['cases']:.0%})",
                      cover, fmt(v["median_time_s"], ".1f"), fmt(v["max_time_s"], ".1f")])
