@@ -7,11 +7,13 @@ Runs, in the project's environment, on the samples that bmi's own samplers drew
 * ``ksg``: ``mitools.classical.ksg`` (k = 10, as the paper's "KSG-10"), when importable;
 * ``gaussian``: ``mitools.classical.gaussian_mi`` (canonical correlations), when importable.
 
-Every method runs on each sample in turn, in this one process with the same thread count,
-so their times are comparable ("median time of estimate_mi vs KSG in the same run").  The
-results file is rewritten after each case and a re-run skips the (sample, method) pairs it
-already holds, so the run can be stopped and resumed.  bmi's estimators run separately in
-bmi's venv (``peers/run_bmi_beyond_normal.sh``); ``beyond_normal_report.py`` scores both.
+Samples are taken seed by seed, one task of each family in turn (a run stopped early has
+covered every family).  Every method runs on each sample in turn, in this one process with
+the same thread count, so their times are comparable ("median time of estimate_mi vs KSG
+in the same run").  The results file is rewritten after each case and a re-run skips the
+(sample, method) pairs it already holds, so the run can be stopped and resumed.  bmi's
+estimators run separately in bmi's venv (``peers/run_bmi_beyond_normal.sh``);
+``beyond_normal_report.py`` scores both.
 
 Usage::
 
@@ -40,7 +42,12 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "peers"))
 
 from _provenance import provenance  # noqa: E402
-from samples import load_samples, read_records, write_json_atomic  # noqa: E402
+from samples import (  # noqa: E402
+    interleave_families,
+    load_samples,
+    read_records,
+    write_json_atomic,
+)
 
 DATA = HERE / "peers" / "data" / "beyond_normal"
 RESULTS = HERE / "results"
@@ -179,7 +186,9 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out or RESULTS / ("beyond_normal_mitools"
                                       + ("_quick" if args.quick else "") + ".json"))
     index = ensure_samples(Path(args.data))
-    rows = select(index, tasks, [int(s) for s in seeds.split(",")] if seeds else None)
+    rows = interleave_families(
+        select(index, tasks, [int(s) for s in seeds.split(",")] if seeds else None),
+        lambda row: row["family"], lambda row: row["seed"])
     task_meta = {row["task_id"]: {k: row[k] for k in ("name", "family", "group", "dim_x",
                                                       "dim_y", "true_mi")} for row in index}
     payload = json.loads(out.read_text()) if out.exists() and not args.fresh else {}

@@ -138,3 +138,12 @@ def test_select_by_glob_family_and_seed() -> None:
         ("spiral-x", 1), ("student-identity-2-2-1", 1)}
     assert len(select(index, None, None)) == 6
     assert select(index, "additive-noise", [0]) == [index[2]]
+
+
+def test_interleave_families_covers_every_family_first() -> None:
+    from samples import interleave_families
+
+    items = [("a1", "a", 0), ("a2", "a", 0), ("b1", "b", 0), ("a1", "a", 1), ("c1", "c", 0)]
+    order = interleave_families(items, lambda i: i[1], lambda i: i[2])
+    assert [(i[0], i[2]) for i in order] == [("a1", 0), ("b1", 0), ("c1", 0), ("a2", 0),
+                                             ("a1", 1)]

@@ -20,9 +20,10 @@ Uses bmi's documented estimator classes with bmi's defaults unless given on the 
 * ``cca``: ``bmi.estimators.CCAMutualInformationEstimator()`` (Gaussian MI of the
   canonical correlations, sklearn's CCA).
 
-``--resume`` keeps the records already in ``--out`` and skips every (sample file,
-estimator) pair found there; the file is rewritten after each estimate, so a stopped run
-loses at most one case.  Thread count is set by the caller's environment (``OMP_NUM_THREADS``,
+``--interleave`` runs seed by seed, one task of each family in turn.  ``--resume`` keeps
+the records already in ``--out`` and skips every (sample file, estimator) pair found there;
+the file is rewritten after each estimate, so a stopped run loses at most one case.  Thread
+count is set by the caller's environment (``OMP_NUM_THREADS``,
 ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1``).
 """
 
@@ -40,7 +41,14 @@ from dataclasses import asdict
 from importlib.metadata import version
 
 import bmi
-from samples import load_samples, read_records, timed_estimate, write_records
+from samples import (
+    interleave_families,
+    load_samples,
+    read_records,
+    sample_metadata,
+    timed_estimate,
+    write_records,
+)
 
 NEURAL = {
     "infonce": bmi.estimators.InfoNCEEstimator,
@@ -101,8 +109,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="the neural estimators' seed")
     parser.add_argument("--resume", action="store_true",
                         help="keep the records in --out and skip the cases they hold")
+    parser.add_argument("--interleave", action="store_true",
+                        help="run seed by seed, one task of each family in turn (from the "
+                             "files' metadata), so a stopped run covers every family")
     args = parser.parse_args()
     names = args.estimators.split(",")
+    paths = args.samples
+    if args.interleave:
+        meta = {p: sample_metadata(p) for p in paths}
+        paths = interleave_families(paths, lambda p: meta[p]["family"],
+                                    lambda p: meta[p]["seed"])
     unknown = sorted(set(names) - set(ALL))
     if unknown:
         parser.error(f"unknown estimator(s) {unknown}; expected some of {ALL}")
@@ -115,7 +131,7 @@ def main() -> None:
              "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "XLA_FLAGS",
                                                     "JAX_PLATFORMS")},
              "command": " ".join(sys.argv)}
-    for path in args.samples:
+    for path in paths:
         if all((Path(path).name, name) in done for name in names):
             continue
         (sample,) = load_samples([path])

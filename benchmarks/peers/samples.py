@@ -119,3 +119,27 @@ def read_records(path: str) -> list[dict]:
     """The records of a file written by :func:`write_records` (none if it does not exist)."""
     p = Path(path)
     return json.loads(p.read_text())["records"] if p.exists() else []
+
+
+def interleave_families(items: list, family: Callable, seed: Callable) -> list:
+    """Order items seed by seed and, within a seed, one task of each family in turn (in
+    their given order within a family), so that a run stopped early has covered every
+    family rather than the first few."""
+    out = []
+    for s in sorted({seed(i) for i in items}):
+        queues: dict = {}
+        for item in items:
+            if seed(item) == s:
+                queues.setdefault(family(item), []).append(item)
+        while any(queues.values()):
+            for queue in queues.values():
+                if queue:
+                    out.append(queue.pop(0))
+    return out
+
+
+def sample_metadata(path: str) -> dict:
+    """``family`` and ``seed`` of a sample file (``"?"``/``0`` when not recorded)."""
+    with np.load(path) as d:
+        return {"family": str(d["family"]) if "family" in d.files else "?",
+                "seed": int(d["seed"]) if "seed" in d.files else 0}
