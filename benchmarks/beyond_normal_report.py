@@ -270,7 +270,7 @@ def markdown_table(header: list, rows: list) -> str:
 
 def figure(res: Results, path: Path, rows: list[dict] | None = None) -> None:
     """Tasks as rows, estimators as columns (and the true MI first), as in Czyz et al.'s
-    Fig. 2: each cell the mean estimate over seeds, coloured by its error in nats."""
+    main results figure: each cell the mean estimate over seeds, coloured by its error (nats)."""
     import matplotlib
 
     matplotlib.use("Agg")

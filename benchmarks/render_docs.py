@@ -179,7 +179,7 @@ def beyond_normal_section(results: Path = RESULTS) -> str:
         out += [f".. figure:: {rel.as_posix()}", "   :width: 100%", "",
                 "   Mean estimate over seeds per task (rows) and estimator (columns), "
                 "coloured by its error (blue: over, red: under the true MI, nats); the "
-                "shape of the paper's Figure 2.", ""]
+                "shape of the paper's main results figure.", ""]
     out += ["Per task: mean error over seeds in nats, and in brackets the mean "
             "\\|log(estimate / true)\\| (below 0.41 is solved); bold: the smallest mean "
             "absolute error of the task.", ""]
