@@ -177,10 +177,12 @@ def beyond_normal_section(results: Path = RESULTS) -> str:
     if png.exists():
         rel = Path("..") / png.relative_to(ROOT)
         out += [f".. figure:: {rel.as_posix()}", "   :width: 100%", "",
-                "   Mean estimate over seeds per task (rows) and estimator (columns), "
+                "   Mean estimate per task (rows) and estimator (columns), over the seeds "
+                "of the table below, "
                 "coloured by its error (blue: over, red: under the true MI, nats); the "
                 "shape of the paper's main results figure.", ""]
-    out += ["Per task: mean error over seeds in nats, and in brackets the mean "
+    out += ["Per task, over the seeds on which all of the task's estimators ran (column "
+            "*seeds*): mean error in nats, and in brackets the mean "
             "\\|log(estimate / true)\\| (below 0.41 is solved); bold: the smallest mean "
             "absolute error of the task.", ""]
     out.append(table(*bn.per_task_table(res, rows)))

@@ -41,7 +41,8 @@ def _fake() -> dict[str, dict]:
     # task b, true 0.5; seed 1's estimate_mi failed; its KSG ran in another run
     mit += [_rec("mitools", "estimate_mi", "b", 0, 0.5, 0.52, 20.0, 1, (0.45, 0.55)),
             _rec("mitools", "ksg", "b", 0, 0.5, 0.40, 1.0, 2),
-            _rec("mitools", "estimate_mi", "b", 1, 0.5, math.nan, 5.0, 1, status="error")]
+            _rec("mitools", "estimate_mi", "b", 1, 0.5, math.nan, 5.0, 1, status="error"),
+            _rec("mitools", "ksg", "b", 1, 0.5, 0.47, 1.0, 3)]
     for task, seed, true, ksg in (("a", 0, 1.0, 0.85), ("a", 1, 1.0, 0.80),
                                   ("b", 0, 0.5, 0.45), ("b", 1, 0.5, 0.48)):
         bmi.append(_rec("bmi", "ksg", task, seed, true, ksg))
@@ -88,21 +89,32 @@ def test_summary_best_coverage_solved_and_same_run_time() -> None:
 def test_per_task_table_errors_bold_and_coverage() -> None:
     res = bn.collect(_fake())
     header, rows = bn.per_task_table(res)
-    assert header[:4] == ["task", "dims", "true MI", "estimate_mi"]
+    assert header[:5] == ["task", "dims", "true MI", "seeds", "estimate_mi"]
     assert header[-3:] == ["estimate_mi covers", "estimate_mi time (s)", "KSG-10 time (s)"]
     a = dict(zip(header, rows[0], strict=True))
     assert a["task"] == "Task A" and a["dims"] == "1 × 1" and a["true MI"] == "1.000"
-    # estimate_mi on a: errors -0.02, -0.30 -> mean -0.160; |log| mean (0.0202+0.3567)/2
-    want = (abs(math.log(0.98)) + abs(math.log(0.7))) / 2
-    assert a["estimate_mi"] == f"-0.160 ({want:.2f})"
-    # mitools KSG: mean abs error 0.075 is the task's smallest -> bold
-    assert a["KSG-10 (mitools)"].startswith("**-0.075")
-    assert a["estimate_mi covers"] == "1/2"
+    # task a: seed 1 lacks the neural estimators, so the row uses seed 0 only, where
+    # estimate_mi (error -0.02) beats mitools' KSG (-0.10) and bmi's KSG (-0.15)
+    assert a["seeds"] == "0"
+    assert a["estimate_mi"] == f"**-0.020 ({abs(math.log(0.98)):.2f})**"
+    assert a["KSG-10 (mitools)"] == f"-0.100 ({abs(math.log(0.9)):.2f})"
+    assert a["InfoNCE (bmi)"] == "-1.200 (inf)"
+    assert a["estimate_mi covers"] == "1/1"
     b = dict(zip(header, rows[1], strict=True))
+    assert b["seeds"] == "0,1"  # every estimator has a record on both (one failed)
     assert b["estimate_mi covers"] == "1/1"
-    # the failed run makes estimate_mi's mean absolute error infinite on b: not bold
-    assert not b["estimate_mi"].startswith("**")
-    assert b["KSG (bmi)"].startswith("**")
+    # the failed run makes estimate_mi's mean absolute error infinite on b: not bold;
+    # its mean error is over the run that worked
+    assert b["estimate_mi"] == "+0.020 (inf)"
+    assert b["KSG (bmi)"].startswith("**-0.035")
+
+
+def test_task_rows_use_all_seeds_when_no_seed_is_complete() -> None:
+    payload = {"records": [_rec("bmi", "ksg", "t", 0, 1.0, 0.8),
+                           _rec("bmi", "cca", "t", 1, 1.0, 0.6)]}
+    (row,) = bn.task_rows(bn.collect({"bmi": payload}))
+    assert row["seeds"] == [0, 1]
+    assert row["by_key"]["bmi:ksg"]["n"] == 1
 
 
 def test_summary_lines_and_docs_section(tmp_path: Path) -> None:
