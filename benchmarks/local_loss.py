@@ -1,41 +1,36 @@
-"""Benchmark LocalMILoss against a naive loop: forward+backward time and peak memory.
+"""LocalMILoss's execution paths against the hand-written loss: time and peak memory.
 
 Run from the repository root::
 
-    python benchmarks/local_loss.py            # the full CPU sweep -> benchmarks/results/
-    python benchmarks/local_loss.py --quick    # a CI smoke run (seconds), *_quick.json (ignored)
-    python benchmarks/local_loss.py --device cuda --gpu   # the GPU comparison of the issue
+    OMP_NUM_THREADS=1 python benchmarks/local_loss.py              # CPU sweep -> results/
+    python benchmarks/local_loss.py --quick                        # smoke run (seconds)
+    python benchmarks/local_loss.py --gpu                          # the GPU check (CUDA)
 
-What is compared, on the same inputs, critic and bound (InfoNCE), in the same run:
+The task is the issue's: InfoNCE between every cell of a grid of ``D``-channel features and one
+sentence vector per sample (``x (B, D, S, S)``, ``y (B, D)``), dot-product critic, forward
+and backward. Compared, on the same inputs, in the same run:
 
-* ``naive``: a Python loop over position pairs and anchors, one critic call per anchor row,
-  the bound per pair, the mean over pairs (``tests/local_reference.py``);
-* ``unchunked``: ``LocalMILoss(chunk_size=None)``, every pair at once;
-* ``chunked``: ``LocalMILoss(chunk_size=C)``, C pairs at a time, recomputed in backward
-  (the blocked autograd function, since the critic is separable);
-* on CUDA (``--gpu``) also ``hand_written``: the dot-product scores of all cells by one einsum,
-  then logsumexp (what a user writes by hand), against ``LocalMILoss(critic=None, chunk_size=C)``.
+* ``hand_written``: what a user writes by hand: the scores of all cells by one ``einsum``
+  (``(S*S, B, B)``), the diagonal minus ``logsumexp``;
+* ``dense``, ``blocked``, ``attention``: ``LocalMILoss("infonce", None, backend=...)``.
 
-Time: median (and interquartile range) of ``--repeats`` forward+backward passes after a
-warm-up, single-threaded on CPU by default (``--threads``) so that runs on a shared machine are
-comparable; ratios are ``naive / loss`` of the same run. Configurations whose naive loop would
-take more than ``--naive-budget`` critic calls, or whose unchunked score tensor would exceed
-``--score-budget-mb``, are recorded as skipped rather than extrapolated.
-
-Peak memory (CPU): every configuration runs in a fresh subprocess; after building the inputs
-it resets the kernel's peak-RSS counter (``echo 5 > /proc/self/clear_refs``) and reads
-``VmHWM - VmRSS`` from ``/proc/self/status`` after one forward+backward pass: the extra
-resident memory the pass needed at its peak. (Where ``clear_refs`` is not writable the
-``ru_maxrss`` delta is used and the JSON says so.) On CUDA: ``torch.cuda.max_memory_allocated``
-after ``reset_peak_memory_stats``.
+Time: median (and quartiles) of ``--repeats`` forward+backward passes after a warm-up, with
+``ratio`` = time / the hand-written version's time in the same run. Peak memory: on CPU every
+configuration runs in a fresh subprocess, which resets the kernel's peak-RSS counter
+(``/proc/self/clear_refs``) after building the inputs and reads ``VmHWM - VmRSS`` after one
+pass (the extra resident memory the pass needed; the ``ru_maxrss`` delta where ``clear_refs``
+is not writable); on CUDA ``torch.cuda.max_memory_allocated`` minus the memory allocated
+before the pass. Configurations whose score tensor would exceed ``--score-budget-mb`` (the
+hand-written and dense versions) or whose estimated time exceeds ``--time-budget`` are recorded
+as skipped, not extrapolated. The JSON records the machine's load average before and after.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -46,85 +41,69 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from local_reference import naive_local_mi  # noqa: E402
+from _provenance import provenance  # noqa: E402
 
-from mitools.critics import SeparableCritic  # noqa: E402
-from mitools.estimators import get_estimator  # noqa: E402
 from mitools.local import LocalMILoss  # noqa: E402
-from mitools.samplers import AllPairs, LocalToGlobal  # noqa: E402
 
-DIM = 128
-
-
-# ---------------------------------------------------------------------------------------------
-# One configuration.
-# ---------------------------------------------------------------------------------------------
+VERSIONS = ("hand_written", "dense", "blocked", "attention")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float64": torch.float64}
 
 
-def make_inputs(batch: int, side: int, tokens: int, device: str, seed: int = 0):
+def make_inputs(batch: int, side: int, dim: int, device: str, dtype: torch.dtype, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, DIM, side, side, generator=gen).to(device).requires_grad_()
-    if tokens == 1:
-        y = torch.randn(batch, DIM, generator=gen).to(device).requires_grad_()
-    else:
-        y = torch.randn(batch, tokens, DIM, generator=gen).to(device).requires_grad_()
-    torch.manual_seed(seed)
-    critic = SeparableCritic(DIM, DIM, hidden=(256,), embed_dim=128).to(device)
-    return x, y, critic
+    x = torch.randn(batch, dim, side, side, generator=gen).to(device, dtype).requires_grad_()
+    y = torch.randn(batch, dim, generator=gen).to(device, dtype).requires_grad_()
+    return x, y
 
 
-def make_runner(variant: str, batch: int, side: int, tokens: int, chunk: int, device: str):
-    """A closure running one forward+backward pass of ``variant``."""
-    x, y, critic = make_inputs(batch, side, tokens, device)
-    sampler = LocalToGlobal() if tokens == 1 else AllPairs()
-    y_pattern = "b c" if tokens == 1 else "b l c"
-    if variant == "naive":
-        est = get_estimator("infonce")
+def make_runner(version: str, x: torch.Tensor, y: torch.Tensor):
+    """One forward+backward pass of ``version`` on ``x``, ``y``; returns the loss."""
+    if version == "hand_written":
 
-        def run() -> None:
-            objective, _ = naive_local_mi(est, critic, sampler, "mean", x, y, "b c h w", y_pattern)
-            assert objective is not None
-            (-objective).backward()
-
-        return run
-    if variant == "hand_written":  # dot-product critic, all cells at once (GPU comparison)
-        assert tokens == 1
-
-        def run() -> None:
-            scores = torch.einsum("bchw,mc->hwbm", x, y).flatten(0, 1)  # (P, B, B)
+        def run() -> float:
+            x.grad = y.grad = None
+            scores = torch.einsum("bchw,mc->hwbm", x, y).flatten(0, 1).float()  # (P, B, B)
             diag = torch.diagonal(scores, dim1=-2, dim2=-1)
-            per_row = diag - torch.logsumexp(scores, dim=-1)
-            loss = -(per_row.mean() + torch.log(torch.tensor(float(batch))))
+            loss = -((diag - torch.logsumexp(scores, dim=-1)).mean() + math.log(x.shape[0]))
             loss.backward()
+            return float(loss.detach())
 
         return run
-    kwargs: dict = {"chunk_size": chunk} if variant in ("chunked", "dot_chunked") else {}
-    use_critic = None if variant.startswith("dot") else critic
-    loss_fn = LocalMILoss("infonce", use_critic, sampler, "mean", y_pattern=y_pattern, **kwargs)
+    loss_fn = LocalMILoss("infonce", None, backend=version)
 
-    def run() -> None:
-        loss_fn(x, y).loss.backward()
+    def run() -> float:
+        x.grad = y.grad = None
+        out = loss_fn(x, y)
+        out.loss.backward()
+        assert loss_fn.last_backend == version, (loss_fn.last_backend, version)
+        return float(out.loss.detach())
 
     return run
 
 
-def time_variant(run, repeats: int, device: str, budget_s: float = 4.0) -> dict:
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_run(run, repeats: int, device: str) -> dict:
+    _sync(device)
     start = time.perf_counter()
-    run()  # warm-up; its duration caps the repeats of slow configurations
-    repeats = max(2, min(repeats, int(budget_s / max(time.perf_counter() - start, 1e-9))))
+    loss = run()  # warm-up (kernels, allocator)
+    _sync(device)
+    warm = time.perf_counter() - start
     times = []
     for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
+        _sync(device)
         start = time.perf_counter()
         run()
-        if device == "cuda":
-            torch.cuda.synchronize()
+        _sync(device)
         times.append(time.perf_counter() - start)
     qs = statistics.quantiles(times, n=4) if len(times) >= 2 else [times[0]] * 3
-    return {"median_s": statistics.median(times), "q1_s": qs[0], "q3_s": qs[2], "n": repeats}
+    return {"median_s": statistics.median(times), "q1_s": qs[0], "q3_s": qs[2],
+            "n": repeats, "warmup_s": warm, "loss": loss}  # fmt: skip
 
 
 def _status_kb(field: str) -> int:
@@ -134,17 +113,22 @@ def _status_kb(field: str) -> int:
     raise KeyError(field)
 
 
-def measure_peak(variant: str, batch: int, side: int, tokens: int, chunk: int, device: str) -> dict:
-    """Runs inside a fresh subprocess: peak extra memory of one forward+backward pass."""
-    make_runner(variant, 4, 2, min(tokens, 2), chunk, device)()  # load code paths, tiny sizes
-    run = make_runner(variant, batch, side, tokens, chunk, device)
-    if device == "cuda":
+def measure_peak(version: str, batch: int, side: int, dim: int, device: str, dtype: str) -> dict:
+    """Peak extra memory of one forward+backward pass (in this process)."""
+    small = make_inputs(4, 2, dim, device, DTYPES[dtype])
+    make_runner(version, *small)()  # load the code paths and kernels at tiny sizes
+    del small
+    x, y = make_inputs(batch, side, dim, device, DTYPES[dtype])
+    run = make_runner(version, x, y)
+    if device.startswith("cuda"):
         torch.cuda.synchronize()
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
         run()
         torch.cuda.synchronize()
-        return {"peak_mb": (torch.cuda.max_memory_allocated() - base) / 2**20, "method": "cuda"}
+        return {"peak_mb": (torch.cuda.max_memory_allocated() - base) / 2**20,
+                "method": "torch.cuda.max_memory_allocated"}  # fmt: skip
     import resource
 
     try:
@@ -156,241 +140,181 @@ def measure_peak(variant: str, batch: int, side: int, tokens: int, chunk: int, d
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         run()
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base
-        return {"peak_mb": peak / 1024, "method": "ru_maxrss delta (upper bound of base)"}
+        return {"peak_mb": peak / 1024, "method": "ru_maxrss delta"}
 
 
-def peak_in_subprocess(
-    variant: str, batch: int, side: int, tokens: int, chunk: int, device: str, threads: int
-) -> dict:
-    cmd = [
-        sys.executable, __file__, "--measure-peak",
-        json.dumps([variant, batch, side, tokens, chunk, device]),
-        "--threads", str(threads),
-    ]  # fmt: skip
-    # A fixed mmap threshold makes glibc return every large block to the kernel when freed, so
-    # the resident set tracks the live tensors (no retained heap inflating the baseline).
+def peak_in_subprocess(version: str, batch: int, side: int, dim: int, dtype: str,
+                       threads: int) -> dict:  # fmt: skip
+    cmd = [sys.executable, __file__, "--measure-peak",
+           json.dumps([version, batch, side, dim, "cpu", dtype]), "--threads", str(threads)]
+    # A fixed mmap threshold makes glibc return large blocks to the kernel when freed, so the
+    # resident set tracks the live tensors.
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
     out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=1800, env=env)
     if out.returncode != 0:
-        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
+        return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-# ---------------------------------------------------------------------------------------------
-# Sweeps.
-# ---------------------------------------------------------------------------------------------
+def score_mb(batch: int, side: int) -> float:
+    return side * side * batch * batch * 4 / 2**20
 
 
-def environment(device: str, threads: int) -> dict:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    env = {
-        "commit": commit,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "threads": threads,
-        "device": device,
-    }
-    if device == "cuda":
-        env["gpu"] = torch.cuda.get_device_name()
-    return env
-
-
-def sweep(args: argparse.Namespace) -> dict:
+def sweep(args: argparse.Namespace) -> list[dict]:
+    """One row per (dtype, batch): every version's time, ratio and peak memory."""
+    rows = []
     device = args.device
-    if args.quick:
-        batches, sides, token_counts = [8, 16], [4], [1, 4]
-    else:
-        batches, sides, token_counts = [16, 64, 256], [4, 8, 16, 32], [1, 16, 64]
-    rows = []
-    for batch in batches:
-        for side in sides:
-            for tokens in token_counts:
-                pairs = side * side * tokens
-                row: dict = {"batch": batch, "grid": f"{side}x{side}", "y_positions": tokens,
-                             "pairs": pairs}  # fmt: skip
-                score_mb = pairs * batch * batch * 4 / 2**20
-                for variant in ("naive", "unchunked", "chunked"):
-                    if variant == "naive" and pairs * batch > args.naive_budget:
-                        row[variant] = {"skipped": f"{pairs * batch} critic calls > budget"}
+    for dtype in args.dtypes:
+        previous: dict[str, tuple[int, float]] = {}
+        for batch in args.batches:
+            row: dict = {"dtype": dtype, "batch": batch, "grid": f"{args.side}x{args.side}",
+                         "dim": args.dim, "score_mb": score_mb(batch, args.side)}  # fmt: skip
+            for version in args.versions:
+                if version in ("hand_written", "dense") and row["score_mb"] > args.score_budget_mb:
+                    row[version] = {"skipped": f"scores {row['score_mb']:.0f} MB > budget"}
+                    continue
+                if version in previous:  # time grows like B^2 for every version
+                    b0, t0 = previous[version]
+                    estimate = t0 * (batch / b0) ** 2 * (args.repeats + 2)
+                    if estimate > args.time_budget:
+                        row[version] = {"skipped": f"estimated {estimate:.0f} s > time budget"}
                         continue
-                    if variant == "unchunked" and score_mb > args.score_budget_mb:
-                        row[variant] = {"skipped": f"scores {score_mb:.0f} MB > budget"}
-                        continue
-                    if variant == "chunked" and pairs * batch * batch > args.chunked_budget:
-                        row[variant] = {"skipped": "too long for this sweep"}
-                        continue
-                    run = make_runner(variant, batch, side, tokens, args.chunk_size, device)
-                    row[variant] = time_variant(run, args.repeats, device)
-                for variant in ("unchunked", "chunked"):
-                    if "median_s" in row.get("naive", {}) and "median_s" in row[variant]:
-                        row[f"speedup_{variant}"] = (
-                            row["naive"]["median_s"] / row[variant]["median_s"]
-                        )
-                rows.append(row)
-                print(format_row(row), flush=True)
-
-    return {"timing": rows, **memory_sweep(args)}
-
-
-def memory_sweep(args: argparse.Namespace) -> dict:
-    """Peak memory as the position pairs grow, two ways, with the batch and chunk fixed.
-
-    ``memory`` grows the pairs through the y positions on a fixed 8x8 grid (the inputs barely
-    grow: the pairs alone); ``memory_grid`` grows them through the grid at 16 y positions (the
-    x input, its embeddings and their gradients grow linearly with the cells too).
-    """
-    if args.quick:
-        series = {"memory": [(2, q) for q in (2, 8)], "memory_grid": [(s, 4) for s in (2, 4)]}
-    else:
-        series = {
-            "memory": [(8, q) for q in (4, 16, 64, 256)],
-            "memory_grid": [(s, 16) for s in (4, 8, 16, 32)],
-        }
-    out: dict = {}
-    for name, configs in series.items():
-        out[name] = []
-        for side, tokens in configs:
-            pairs = side * side * tokens
-            entry: dict = {"batch": args.memory_batch, "grid": f"{side}x{side}",
-                           "y_positions": tokens, "pairs": pairs}  # fmt: skip
-            for variant in ("unchunked", "chunked"):
-                entry[variant] = peak_in_subprocess(
-                    variant, args.memory_batch, side, tokens, args.chunk_size, args.device,
-                    args.threads,
-                )  # fmt: skip
-            out[name].append(entry)
-            print(
-                f"{name:11s} grid={side}x{side} y={tokens:3d} pairs={pairs:6d}  unchunked="
-                f"{entry['unchunked'].get('peak_mb', 'err')}  chunked="
-                f"{entry['chunked'].get('peak_mb', 'err')} MB",
-                flush=True,
-            )
-    return out
+                try:
+                    x, y = make_inputs(batch, args.side, args.dim, device, DTYPES[dtype])
+                    entry = time_run(make_runner(version, x, y), args.repeats, device)
+                    del x, y
+                    if device.startswith("cuda"):
+                        entry.update(measure_peak(version, batch, args.side, args.dim, device,
+                                                  dtype))  # fmt: skip
+                    elif not args.no_memory:
+                        entry.update(peak_in_subprocess(version, batch, args.side, args.dim,
+                                                        dtype, args.threads))  # fmt: skip
+                    previous[version] = (batch, entry["median_s"])
+                except (torch.cuda.OutOfMemoryError, RuntimeError) as err:
+                    entry = {"error": f"{type(err).__name__}: {err}"[:160]}
+                    if device.startswith("cuda"):
+                        torch.cuda.empty_cache()
+                row[version] = entry
+            hand = row.get("hand_written", {}).get("median_s")
+            for version in args.versions:
+                if hand and "median_s" in row[version]:
+                    row[version]["ratio"] = row[version]["median_s"] / hand
+            rows.append(row)
+            print(markdown_row(row, args.versions), flush=True)
+    return rows
 
 
-def gpu_comparison(args: argparse.Namespace) -> dict:
-    """The issue's GPU note: 16x16 cells x 1 sentence, 128-d, dot-product critic, InfoNCE."""
-    rows = []
-    for batch in (1024, 4096):
-        row: dict = {"batch": batch, "grid": "16x16", "y_positions": 1}
-        for variant in ("hand_written", "dot_chunked"):
-            try:
-                run = make_runner(variant, batch, 16, 1, args.gpu_chunk_size, "cuda")
-                row[variant] = time_variant(run, args.repeats, "cuda")
-                del run
-                torch.cuda.empty_cache()
-                row[variant].update(
-                    peak_in_subprocess(variant, batch, 16, 1, args.gpu_chunk_size, "cuda", 1)
-                )
-            except torch.cuda.OutOfMemoryError as err:
-                row[variant] = {"error": f"out of memory: {err}"[:200]}
-                torch.cuda.empty_cache()
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    return {"gpu": rows, "gpu_chunk_size": args.gpu_chunk_size}
+def _cell(entry: dict) -> str:
+    if "median_s" not in entry:
+        return "skipped" if "skipped" in entry else "error"
+    ms = entry["median_s"] * 1e3
+    text = f"{ms:.3g} ms" if ms < 100 else f"{ms:,.0f} ms"
+    if "ratio" in entry:
+        text += f" ({entry['ratio']:.2f}x)"
+    if "peak_mb" in entry:
+        text += f", {entry['peak_mb']:,.0f} MB"
+    return text
 
 
-def format_row(row: dict) -> str:
-    def ms(v: dict) -> str:
-        return f"{v['median_s'] * 1e3:9.2f}" if "median_s" in v else "        -"
-
-    sp = row.get("speedup_chunked")
-    return (
-        f"B={row['batch']:4d} grid={row['grid']:>5} y={row['y_positions']:3d} "
-        f"pairs={row['pairs']:6d} | naive {ms(row['naive'])} ms | unchunked "
-        f"{ms(row['unchunked'])} ms | chunked {ms(row['chunked'])} ms | speedup "
-        f"{row.get('speedup_unchunked', float('nan')):7.1f}x / "
-        f"{sp if sp is not None else float('nan'):7.1f}x"
-    )
+def markdown_header(versions: tuple[str, ...]) -> str:
+    return ("| dtype | batch | " + " | ".join(versions) + " |\n"
+            "| --- | ---: |" + " ---: |" * len(versions))  # fmt: skip
 
 
-def plot(result: dict, path: Path) -> None:
-    import matplotlib
+def markdown_row(row: dict, versions: tuple[str, ...]) -> str:
+    cells = " | ".join(_cell(row[v]) for v in versions)
+    return f"| {row['dtype']} | {row['batch']} | {cells} |"
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    for variant, marker in (("naive", "o"), ("unchunked", "s"), ("chunked", "^")):
-        pts = [
-            (r["pairs"] * r["batch"] ** 2, r[variant]["median_s"])
-            for r in result.get("timing", [])
-            if "median_s" in r[variant]
-        ]
-        if pts:
-            xs, ys = zip(*sorted(pts), strict=True)
-            ax1.loglog(xs, ys, marker, label=variant, alpha=0.8)
-    ax1.set_xlabel("scores per step (pairs x B^2)")
-    ax1.set_ylabel("forward+backward time (s)")
-    ax1.set_title("time, InfoNCE, separable critic, 128-d")
-    ax1.legend()
-    for series, style in (("memory", "-"), ("memory_grid", ":")):
-        how = "more y positions" if series == "memory" else "larger grid"
-        for variant, marker in (("unchunked", "s"), ("chunked", "^")):
-            pts = [(m["pairs"], m[variant].get("peak_mb")) for m in result.get(series, [])]
-            pts = [(a, b) for a, b in pts if b is not None]
-            if pts:
-                xs, ys = zip(*pts, strict=True)
-                ax2.loglog(xs, ys, marker + style, label=f"{variant}, {how}")
-    ax2.set_xlabel(f"position pairs (batch {result['args']['memory_batch']})")
-    ax2.set_ylabel("peak extra memory (MB)")
-    ax2.set_title(f"peak memory, chunk_size={result['args']['chunk_size']}")
-    ax2.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+def markdown(result: dict) -> str:
+    args, env = result["args"], result["provenance"]
+    versions = tuple(args["versions"])
+    lines = [
+        f"# LocalMILoss paths vs the hand-written loss ({result['device_name']})",
+        "",
+        f"InfoNCE, {args['side']}x{args['side']} cells x 1 sentence, {args['dim']}-d features, "
+        "dot-product critic, forward + backward. Each cell: median time (ratio to the "
+        "hand-written version of the same run), peak extra memory of one pass.",
+        "",
+        markdown_header(versions),
+        *(markdown_row(r, versions) for r in result["rows"]),
+        "",
+        f"Commit `{env['commit']}`, torch {env['torch']}, {env['cpu']}, "
+        f"{env['torch_threads']} thread(s); load average {result['load_before']} before, "
+        f"{result['load_after']} after (a shared machine: compare ratios, not times).",
+        "",
+        "Command: `"
+        + (f"OMP_NUM_THREADS={result['omp_num_threads']} " if result["omp_num_threads"] else "")
+        + f"{result['command']}`",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--gpu", action="store_true",
+                        help="the GPU check: cuda, 16x16 cells, D=128, B in 1024/4096/16384, "
+                        "float32 and bfloat16")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="a tiny smoke sweep")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--gpu", action="store_true", help="the GPU comparison of the issue")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--batches", default=None, help="comma-separated batch sizes")
+    parser.add_argument("--side", type=int, default=None, help="the grid is side x side")
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--dtypes", default=None, help="comma-separated: float32,bfloat16")
+    parser.add_argument("--versions", default=",".join(VERSIONS))
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--chunk-size", type=int, default=256)
-    parser.add_argument("--gpu-chunk-size", type=int, default=16)
-    parser.add_argument("--memory-batch", type=int, default=64)
-    parser.add_argument("--naive-budget", type=int, default=20_000, help="max critic calls")
-    parser.add_argument("--score-budget-mb", type=float, default=1024.0)
-    parser.add_argument("--chunked-budget", type=float, default=6.0e8, help="max scores")
-    parser.add_argument("--memory-only", action="store_true", help="only the memory sweeps")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--score-budget-mb", type=float, default=None)
+    parser.add_argument("--time-budget", type=float, default=None, help="seconds per config")
+    parser.add_argument("--no-memory", action="store_true", help="skip the CPU memory runs")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--measure-peak", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-
     if args.measure_peak is not None:
-        variant, batch, side, tokens, chunk, device = json.loads(args.measure_peak)
-        print(json.dumps(measure_peak(variant, batch, side, tokens, chunk, device)))
+        version, batch, side, dim, device, dtype = json.loads(args.measure_peak)
+        print(json.dumps(measure_peak(version, batch, side, dim, device, dtype)))
         return
-    if args.quick:
-        args.repeats = min(args.repeats, 3)
-    result: dict = {"environment": environment(args.device, args.threads), "args": {
-        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-    }}  # fmt: skip
-    if args.gpu:
-        result.update(gpu_comparison(args))
-    elif args.memory_only:
-        result.update(memory_sweep(args))
-    else:
-        result.update(sweep(args))
+
+    gpu = args.gpu
+    defaults = {  # (device, batches, side, dtypes, score budget MB, time budget s)
+        "gpu": ("cuda", "1024,4096,16384", 16, "float32,bfloat16", 80_000.0, 45.0),
+        "cpu": ("cpu", "256,512,1024,2048,4096", 4, "float32", 300.0, 400.0),
+        "quick": ("cpu", "32,64", 4, "float32", 300.0, 30.0),
+    }["gpu" if gpu else "quick" if args.quick else "cpu"]
+    args.device = args.device or defaults[0]
+    args.batches = [int(b) for b in (args.batches or defaults[1]).split(",")]
+    args.side = args.side or defaults[2]
+    args.dtypes = (args.dtypes or defaults[3]).split(",")
+    args.score_budget_mb = args.score_budget_mb or defaults[4]
+    args.time_budget = args.time_budget or defaults[5]
+    args.versions = tuple(args.versions.split(","))
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("--gpu / --device cuda: CUDA is not available to this torch")
+
+    load_before = [round(v, 2) for v in os.getloadavg()]
+    rows = sweep(args)
+    result = {
+        "provenance": provenance(),
+        "device_name": (torch.cuda.get_device_name() if args.device.startswith("cuda")
+                        else "CPU"),
+        "command": " ".join(["python", "benchmarks/local_loss.py", *sys.argv[1:]]),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "load_before": load_before,
+        "load_after": [round(v, 2) for v in os.getloadavg()],
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "rows": rows,
+    }
     out = args.out
     if out is None:  # quick runs are git-ignored (benchmarks/results/*_quick.*)
-        stem = "local_loss_gpu" if args.gpu else "local_loss"
-        out = ROOT / "benchmarks" / "results" / f"{stem}{'_quick' if args.quick else ''}.json"
+        stem = "local_loss_gpu" if gpu else "local_loss_quick" if args.quick else "local_loss"
+        out = ROOT / "benchmarks" / "results" / f"{stem}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    if not args.gpu:
-        plot(result, out.with_suffix(".png"))
-    print(f"wrote {out}")
+    out.with_suffix(".md").write_text(markdown(result))
+    print()
+    print(markdown(result))
+    print(f"wrote {out} and {out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":

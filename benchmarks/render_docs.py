@@ -4,19 +4,25 @@ Usage::
 
     python benchmarks/render_docs.py
 
-Reads ``benchmarks/results/peers.json``, ``benchmarks/results/staircase/*.json`` and
-``benchmarks/results/consistency.json`` (whichever exist) and writes the tables, figure
-references and provenance (commit, versions, hardware) into ``docs/benchmarks.rst``.
+Reads ``benchmarks/results/peers.json``, ``benchmarks/results/staircase/*.json``,
+``benchmarks/results/consistency.json``, ``benchmarks/results/estimate_accuracy*.json`` and
+``benchmarks/results/beyond_normal_{mitools,bmi}.json`` (whichever exist; the last pair is
+scored by ``beyond_normal_report.py``) and writes the tables, figure references and
+provenance (commit, versions, hardware) into ``docs/benchmarks.rst``.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 OUT = ROOT / "docs" / "benchmarks.rst"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import beyond_normal_report as bn  # noqa: E402
 
 
 def table(header: list[str], rows: list[list[str]], widths: str | None = None) -> str:
@@ -91,6 +97,8 @@ def staircase_section() -> str:
            "Produced by ``PYTHONPATH=. python benchmarks/staircase.py``.", ""]
     for path in files:
         data = json.loads(path.read_text())
+        if "summary" not in data:  # the sandwich tables have their own section
+            continue
         proto = data["protocol"]
         title = (f"{proto['critic']} critic, {proto['task']} task: "
                  f"{proto['steps_per_level']} steps per level, window {proto['window']}")
@@ -109,6 +117,74 @@ def staircase_section() -> str:
                     f"{proto['task']} task). Light: every step; dark: moving average.", ""]
         out.append(provenance_line(data["provenance"])
                    + f" Wall time {data['wall_time_s'] / 60:.1f} min.\n")
+    return "\n".join(out) + "\n"
+
+
+def sandwich_section() -> str:
+    files = sorted((RESULTS / "staircase").glob("sandwich-*.json"))
+    if not files:
+        return ""
+    out = [heading("Sandwich: the best lower and upper bound per level", "-"),
+           "From the staircase results above, per level: the highest mean among the bounds "
+           "that are lower bounds in expectation (InfoNCE, NWJ, JS, TUBA, α-InfoNCE, BA with "
+           "the true H(Y), FLO), the same without BA (critics only), and the lowest mean "
+           "among the upper bounds on the fitted "
+           "conditional q (CLUB, vCLUB, L1Out); beside them L1Out and CLUB on the task's true "
+           "conditional. Mean ± standard deviation over the window of each level. Produced by "
+           "``PYTHONPATH=. python benchmarks/staircase.py`` (the sandwich is written when the "
+           "three families' results exist).", ""]
+    for path in files:
+        data = json.loads(path.read_text())
+        out.append(heading(path.stem.replace("sandwich-", "").replace("-", " critics, ")
+                           + " task", "~"))
+        rows = []
+        for r in data["sandwich"]:
+            lo, up = r["lower"], r["upper"]
+            lc = r["lower_critic"]
+            rows.append([f"{r['true_mi']:g}",
+                         f"{lo['mean']:.2f} ± {lo['sd']:.2f} ({lo['bound']})",
+                         f"{lc['mean']:.2f} ± {lc['sd']:.2f} ({lc['bound']})",
+                         f"{up['mean']:.2f} ± {up['sd']:.2f} ({up['bound']})",
+                         f"{r.get('L1Out (true q)', float('nan')):.2f}",
+                         f"{r.get('CLUB (true q)', float('nan')):.2f}",
+                         "yes" if r["bracketed"] else "no"])
+        out.append(table(["true MI", "best lower bound", "best critic lower bound",
+                          "best upper bound (fitted q)",
+                          "L1Out, true q", "CLUB, true q", "bracketed"], rows))
+        png = path.with_suffix(".png")
+        if png.exists():
+            rel = Path("..") / png.relative_to(ROOT)
+            out += [f".. figure:: {rel.as_posix()}", "   :width: 80%", "",
+                    "   Best lower (blue) and upper (red) bound per level against the true "
+                    "MI (black); error bars: one standard deviation over the window.", ""]
+        out.append(provenance_line(data["provenance"]) + "\n")
+    return "\n".join(out) + "\n"
+
+
+def heldout_upper_section() -> str:
+    path = RESULTS / "upper_bounds_heldout.json"
+    if not path.exists():
+        return ""
+    data = json.loads(path.read_text())
+    s = data["setup"]
+    out = [heading("Upper bounds with a fitted q, held out", "-"),
+           f"Is a fitted-q upper bound on held-out data still above the MI? n = {s['n']} "
+           f"samples, {s['test_fraction']:.0%} held out and scored all pairs at once, "
+           f"{s['seeds']} seeds; q: {s['q']}. Cells: mean [min, max] over seeds. Produced by "
+           "``PYTHONPATH=. python benchmarks/upper_bounds_heldout.py``.", ""]
+    rows = []
+    for r in data["rows"]:
+        def cell(kind: str, key: str, r: dict = r) -> str:
+            return (f"{r[f'{kind}_{key}_mean']:.2f} [{r[f'{kind}_{key}_min']:.2f}, "
+                    f"{r[f'{kind}_{key}_max']:.2f}]")
+        rows.append([r["task"], f"{r['mi']:g}", f"{r['kl_gap_mean']:.3f}",
+                     cell("fitted", "l1out"), cell("true_q", "l1out"),
+                     cell("fitted", "club"), cell("true_q", "club"),
+                     "yes" if r["fitted_upper_holds"] else "no"])
+    out.append(table(["task", "true MI", "held-out KL(p‖q)", "L1Out, fitted q",
+                      "L1Out, true q", "CLUB, fitted q", "CLUB, true q",
+                      "both fitted ≥ truth"], rows))
+    out.append(provenance_line(data["provenance"]))
     return "\n".join(out) + "\n"
 
 
@@ -149,6 +225,59 @@ def accuracy_section() -> str:
     return "\n".join(out) + "\n"
 
 
+def beyond_normal_section(results: Path = RESULTS) -> str:
+    """The "Beyond Normal" benchmark: bmi's 40 tasks through mitools and bmi."""
+    res = bn.load(results)
+    if not res.cases:
+        return ""
+    rows, s = bn.task_rows(res), bn.summary(res)
+    seeds = sorted({seed for _, seed in res.cases})
+    out = [heading("Beyond Normal (Czyż et al., NeurIPS 2023)", "-"),
+           f"The public benchmark of bmi (``benchmark-mi``): its {len(res.task_ids)} tasks "
+           "(``bmi.benchmark.BENCHMARK_TASKS``: one-dimensional, multinormal, Student-t and "
+           "transformed distributions of known MI), n = 5,000 samples each, seeds "
+           f"{', '.join(map(str, seeds))}, drawn by bmi's own samplers in bmi's environment "
+           "and saved; every estimator reads the same files. mitools: ``estimate_mi`` with "
+           "its defaults, and ``mitools.classical`` where listed (KSG with k = 10, the paper's "
+           "KSG-10), all in one process on one thread. bmi 0.1.3 with its defaults: KSG "
+           "(mean of k = 5 and 10, Euclidean), CCA, and the neural InfoNCE, NWJ, DV and MINE "
+           "(MLP (16, 8), batch 256, lr 0.1, up to 10,000 steps with early stopping, 50 % "
+           "test split). bmi reports the *best* test value seen during training, an "
+           "upward-biased choice. \"Solved\": \\|log(estimate / true)\\| < log 1.5, the "
+           "paper's criterion. Produced by the commands in ``benchmarks/README.md`` "
+           "(*Beyond Normal*); scored by ``benchmarks/beyond_normal_report.py``.", ""]
+    total = len(res.cases)
+    partial = [f"{bn.LABELS.get(k, k)}: {v['cases']} of {total} cases"
+               for k, v in s["by_key"].items() if v["cases"] < total]
+    if partial:
+        out += ["Not every estimator has run on every case: " + "; ".join(partial) + ".", ""]
+    out += [" ".join(bn.summary_lines(res, s)), ""]
+    out.append(table(*bn.summary_table(res, s)))
+    png = results / "beyond_normal.png"
+    if png.exists():
+        rel = Path("..") / png.relative_to(ROOT)
+        out += [f".. figure:: {rel.as_posix()}", "   :width: 100%", "",
+                "   Mean estimate per task (rows) and estimator (columns), over the seeds "
+                "of the table below, "
+                "coloured by its error (blue: over, red: under the true MI, nats); the "
+                "shape of the paper's main results figure.", ""]
+    out += ["Per task, over the seeds on which all of the task's estimators ran (column "
+            "*seeds*): mean error in nats, and in brackets the mean "
+            "\\|log(estimate / true)\\| (below 0.41 is solved); bold: the smallest mean "
+            "absolute error of the task.", ""]
+    out.append(table(*bn.per_task_table(res, rows)))
+    for run in res.meta.get("mitools", {}).get("runs", []):
+        out.append(provenance_line(run["provenance"]) + f" (mitools, ``{' '.join(run['argv'])}``)")
+    bmi_meta = res.meta.get("bmi")
+    if bmi_meta:
+        out.append(f"*bmi {bmi_meta.get('bmi')}, jax {bmi_meta.get('jax')}, Python "
+                   f"{bmi_meta.get('python')}; last written {bmi_meta.get('written')}; "
+                   f"XLA_FLAGS ``{(bmi_meta.get('env') or {}).get('XLA_FLAGS')}``.*")
+    out += ["", "Times were measured on a 2-core machine shared with other jobs; compare "
+            "times within one run only."]
+    return "\n".join(out) + "\n"
+
+
 def consistency_section() -> str:
     path = RESULTS / "consistency.json"
     if not path.exists():
@@ -185,8 +314,11 @@ def main() -> None:
         "with the wins. For advice drawn from these results see :doc:`guide/choosing_a_bound`.",
         "",
         accuracy_section(),
+        beyond_normal_section(),
         peers_section(),
         staircase_section(),
+        sandwich_section(),
+        heldout_upper_section(),
         consistency_section(),
     ]
     OUT.write_text("\n".join(p for p in parts if p is not None))

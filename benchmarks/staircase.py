@@ -1,4 +1,4 @@
-"""The staircase benchmark of Poole et al. (2019): every bound against a known, rising MI.
+r"""The staircase benchmark of Poole et al. (2019): every bound against a known, rising MI.
 
 Protocol (REFERENCE.md): d = 20 correlated Gaussian (optionally cubed), batch K = 64, MI
 raised 2 -> 4 -> 6 -> 8 -> 10 nats in levels of 4,000 steps (20,000 in all), a fresh batch
@@ -12,14 +12,39 @@ bound sees the same sampled batch. Each bound still has its own critic, its own 
 state (MINE's moving average, TUBA/alpha-InfoNCE baselines) and, since Adam is elementwise,
 exactly the optimiser it would have alone.
 
+Three families of estimators, each trained by :func:`mitools.training.train_critic` on the
+same batches (the same generator seed):
+
+* ``lower``: the discriminative lower bounds above, stacked;
+* ``conditional``: one conditional density :math:`q(y \mid x)` (a diagonal Gaussian with a
+  2 x 256 MLP, :class:`mitools.conditionals.DiagonalGaussian`) fitted by maximum likelihood,
+  with a Gaussian marginal model for DoE; on its scores BA (true :math:`H(Y)`), DoE, CLUB,
+  vCLUB and L1Out. The same bounds on the task's *true* conditional, on the same batches, are
+  reported beside them ("true q");
+* ``flo``: FLO with a critic of the chosen kind and a 2 x 256 MLP per-pair term on
+  :math:`[x, y]`;
+* ``mixture`` (not run by default): the conditional bounds with a mixture of 8 diagonal
+  Gaussians as q (``conditional-mixture-{task}``), for the cubic task where a single
+  Gaussian is misspecified; the sandwich includes it when present.
+
+The *sandwich* (``sandwich-{critic}-{task}``) puts the best lower bound (the highest mean
+among the bounds that are lower bounds in expectation: InfoNCE, NWJ, JS, TUBA, the
+alpha-InfoNCE, BA and FLO; not DV/MINE, whose batch estimate is biased upward, nor SMILE,
+biased by its clip) and the best upper bound (the lowest mean among CLUB, vCLUB and L1Out on
+the fitted q) against the truth, per level.
+
 Usage::
 
     PYTHONPATH=. python benchmarks/staircase.py                       # full protocol, all
     PYTHONPATH=. python benchmarks/staircase.py --critics separable --tasks gaussian
+    PYTHONPATH=. python benchmarks/staircase.py --families conditional,flo  # new ones only
     PYTHONPATH=. python benchmarks/staircase.py --quick               # CI smoke test
+    PYTHONPATH=. python benchmarks/staircase.py --sandwich-only       # re-tabulate only
 
 Writes ``benchmarks/results/staircase/{critic}-{task}.json``, ``.md`` and ``.png`` (one
-panel per bound, like the paper's figure), and ``summary.md``.
+panel per bound, like the paper's figure) for the lower bounds,
+``conditional-{task}.*`` and ``flo-{critic}-{task}.*`` for the new families,
+``sandwich-{critic}-{task}.*`` when all three exist, and ``summary.md``.
 """
 
 from __future__ import annotations
@@ -42,8 +67,12 @@ import itertools
 
 from _provenance import ROOT, provenance
 
-from mitools.estimators import Estimator, get_estimator
-from mitools.tasks import Staircase
+from mitools.bounds import ba, club, l1out
+from mitools.conditionals import DiagonalGaussian, GaussianMarginal, MixtureOfGaussians
+from mitools.critics import mlp
+from mitools.estimators import BA, CLUB, FLO, VCLUB, DoE, Estimator, L1Out, get_estimator
+from mitools.tasks import CorrelatedGaussian, Staircase
+from mitools.training import train_critic
 
 
 @dataclass(frozen=True)
@@ -147,6 +176,23 @@ def make_critic(kind: str, models: int, dim: int) -> nn.Module:
     raise ValueError(f"unknown critic {kind!r}; choose 'separable' or 'concat'")
 
 
+class StackedEstimators(Estimator):
+    """One estimator per model of stacked scores: ``(B, K, K) -> (B,)``."""
+
+    def __init__(self, estimators: list[Estimator]):
+        super().__init__()
+        self.estimators = nn.ModuleList(estimators)
+        self.needs_targets = any(getattr(e, "needs_targets", False) for e in estimators)
+
+    def forward(self, scores: Tensor, *, anchors: Tensor | None = None,
+                targets: Tensor | None = None, **_: object) -> Tensor:
+        return torch.stack([
+            est(scores[m], anchors=anchors,
+                **({"targets": targets} if getattr(est, "needs_targets", False) else {}))
+            for m, est in enumerate(self.estimators)
+        ])
+
+
 def run_staircase(
     critic_kind: str,
     transform: str | None,
@@ -162,31 +208,103 @@ def run_staircase(
     torch.manual_seed(seed)
     critic = make_critic(critic_kind, len(bounds), dim)
     estimators: list[Estimator] = [get_estimator(b.name, **b.kwargs) for b in bounds]
-    params = list(critic.parameters())
     for est in estimators:
         est.train()
-        params += list(est.parameters())
-    optimizer = torch.optim.Adam(params, lr=lr)
+    return train_critic(
+        critic, StackedEstimators(estimators),
+        lambda step: schedule.task_at(step, dim=dim, transform=transform),
+        steps=schedule.total_steps, batch_size=batch_size, lr=lr, generator=seed + 1,
+        log_every=max(1, schedule.steps_per_level // 4),
+        log=lambda line: log(f"  {critic_kind}/{transform or 'gaussian'}{line}"),
+    )
+
+
+CONDITIONAL_LABELS = ["BA", "DoE", "CLUB", "vCLUB", "L1Out"]
+TRUE_Q_LABELS = ["BA (true q)", "CLUB (true q)", "L1Out (true q)"]
+MIXTURE_LABELS = [f"{label} (mixture q)" for label in CONDITIONAL_LABELS]
+LOWER_IN_EXPECTATION = {"InfoNCE", "NWJ", "JS", "TUBA", "α-InfoNCE α=0.01", "α-InfoNCE α=0.5",
+                        "BA (mixture q)",
+                        "BA", "FLO"}
+UPPER_WITH_FITTED_Q = {"CLUB", "vCLUB", "L1Out", "CLUB (mixture q)", "vCLUB (mixture q)",
+                       "L1Out (mixture q)"}
+
+
+class ConditionalPanel(Estimator):
+    """BA, DoE, CLUB, vCLUB and L1Out on one conditional's scores; q fitted by likelihood."""
+
+    needs_targets = True
+
+    def __init__(self, entropy_y: float, dim: int, generator: torch.Generator):
+        super().__init__()
+        self.ba, self.club, self.l1out = BA(entropy_y), CLUB(), L1Out()
+        self.vclub = VCLUB(generator)
+        self.doe = DoE(GaussianMarginal(dim))
+
+    def forward(self, scores: Tensor, *, targets: Tensor | None = None,
+                **_: object) -> Tensor:
+        return torch.stack([self.ba(scores), self.doe(scores, targets=targets),
+                            self.club(scores), self.vclub(scores), self.l1out(scores)])
+
+    def learning_objective(self, scores: Tensor, *, targets: Tensor | None = None,
+                           **_: object) -> Tensor:
+        # DoE's gradient is that of both log-likelihoods: q(y|x) and the marginal model.
+        return self.doe.learning_objective(scores, targets=targets)
+
+
+def run_conditional(transform: str | None, schedule: Staircase, batch_size: int = 64,
+                    dim: int = 20, lr: float = 5e-4, seed: int = 0,
+                    log: Callable[[str], None] = print, mixture: bool = False) -> Tensor:
+    """Fit q(y|x) by likelihood on the schedule; the conditional bounds ``(steps, 5)``.
+
+    ``q`` is a diagonal Gaussian, or with ``mixture`` a mixture of 8 diagonal Gaussians.
+    """
+    torch.manual_seed(seed)
+    q: nn.Module = (MixtureOfGaussians(dim, dim, components=8, hidden=(256, 256)) if mixture
+                    else DiagonalGaussian(dim, dim, hidden=(256, 256)))
+    entropy = CorrelatedGaussian(dim, 0.0, transform=transform).entropy_y()
+    panel = ConditionalPanel(entropy, dim, torch.Generator().manual_seed(seed + 2))
+    return train_critic(
+        q, panel, lambda step: schedule.task_at(step, dim=dim, transform=transform),
+        steps=schedule.total_steps, batch_size=batch_size, lr=lr, generator=seed + 1,
+        log_every=max(1, schedule.steps_per_level // 4),
+        log=lambda line: log(f"  conditional{'-mixture' if mixture else ''}/"
+                             f"{transform or 'gaussian'}{line}"),
+    )
+
+
+def run_flo(critic_kind: str, transform: str | None, schedule: Staircase,
+            batch_size: int = 64, dim: int = 20, lr: float = 5e-4, seed: int = 0,
+            log: Callable[[str], None] = print) -> Tensor:
+    """FLO with a critic of ``critic_kind`` and an MLP per-pair term; ``(steps, 1)``."""
+    torch.manual_seed(seed)
+    critic = make_critic(critic_kind, 1, dim)
+    flo = StackedEstimators([FLO(u_network=mlp(2 * dim, (256, 256), 1))])
+    return train_critic(
+        critic, flo, lambda step: schedule.task_at(step, dim=dim, transform=transform),
+        steps=schedule.total_steps, batch_size=batch_size, lr=lr, generator=seed + 1,
+        log_every=max(1, schedule.steps_per_level // 4),
+        log=lambda line: log(f"  flo-{critic_kind}/{transform or 'gaussian'}{line}"),
+    )
+
+
+def true_q_traces(transform: str | None, schedule: Staircase, batch_size: int = 64,
+                  dim: int = 20, seed: int = 0) -> Tensor:
+    """BA, CLUB and L1Out on the task's true conditional, on the trained models' batches."""
     gen = torch.Generator().manual_seed(seed + 1)
-    out = torch.empty(schedule.total_steps, len(bounds))
-    start = time.time()
+    out = torch.empty(schedule.total_steps, 3)
     for step in range(schedule.total_steps):
         task = schedule.task_at(step, dim=dim, transform=transform)
         x, y = task.sample(batch_size, generator=gen)
-        scores = critic(x, y)  # (B, K, K): one problem per bound
-        values = torch.stack([est(scores[m], anchors=x) for m, est in enumerate(estimators)])
-        optimizer.zero_grad(set_to_none=True)
-        (-values.sum()).backward()
-        optimizer.step()
-        out[step] = values.detach()
-        if (step + 1) % max(1, schedule.steps_per_level // 4) == 0:
-            log(f"  {critic_kind}/{transform or 'gaussian'} step {step + 1}/"
-                f"{schedule.total_steps} ({time.time() - start:.0f} s) "
-                + " ".join(f"{v:.2f}" for v in out[step].tolist()))
+        s = task.conditional_log_prob(x.double(), y.double())
+        out[step] = torch.stack([ba(s, task.entropy_y()), club(s), l1out(s)]).float()
     return out
 
 
-def summarize(estimates: Tensor, schedule: Staircase, bounds: list[BoundSpec],
+def _label(spec: BoundSpec | str) -> str:
+    return spec.label if isinstance(spec, BoundSpec) else spec
+
+
+def summarize(estimates: Tensor, schedule: Staircase, bounds: list[BoundSpec] | list[str],
               window: int = 500) -> dict:
     """Bias, variance and MSE of each bound at each level, from the last ``window`` steps."""
     window = min(window, schedule.steps_per_level)
@@ -204,7 +322,7 @@ def summarize(estimates: Tensor, schedule: Staircase, bounds: list[BoundSpec],
             rows.append({"true_mi": level, "mean": float(e_f.mean()) if len(e_f) else math.nan,
                          "bias": bias, "variance": var, "mse": mse,
                          "non_finite": int((~finite).sum())})
-        result[spec.label] = rows
+        result[_label(spec)] = rows
     return result
 
 
@@ -219,8 +337,8 @@ def markdown(summary: dict, levels: tuple[float, ...], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figure(estimates: Tensor, schedule: Staircase, bounds: list[BoundSpec], path: Path,
-           title: str, batch_size: int) -> None:
+def figure(estimates: Tensor, schedule: Staircase, bounds: list[BoundSpec] | list[str],
+           path: Path, title: str, batch_size: int, ylim: tuple[float, float] = (-1, 14)) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -236,7 +354,7 @@ def figure(estimates: Tensor, schedule: Staircase, bounds: list[BoundSpec], path
     alpha = 0.01
     for b_idx, spec in enumerate(bounds):
         ax = axes[b_idx // cols][b_idx % cols]
-        raw = estimates[:, b_idx].clamp(-5, 20)
+        raw = estimates[:, b_idx].clamp(ylim[0] - 4, ylim[1] + 6)
         ema = torch.empty_like(raw)
         acc = float(raw[0])
         for i, v in enumerate(raw.tolist()):  # plotting only: a sequential filter
@@ -246,8 +364,8 @@ def figure(estimates: Tensor, schedule: Staircase, bounds: list[BoundSpec], path
         ax.plot(steps, ema, color="tab:blue", linewidth=1.2)
         ax.plot(steps, truth, color="black", linewidth=1.0)
         ax.axhline(math.log(batch_size), color="tab:red", linestyle=":", linewidth=0.8)
-        ax.set_title(spec.label, fontsize=9)
-        ax.set_ylim(-1, 14)
+        ax.set_title(_label(spec), fontsize=9)
+        ax.set_ylim(*ylim)
     for idx in range(len(bounds), rows * cols):
         axes[idx // cols][idx % cols].axis("off")
     fig.suptitle(f"{title} (black: true MI, dotted: log {batch_size})", fontsize=10)
@@ -258,10 +376,103 @@ def figure(estimates: Tensor, schedule: Staircase, bounds: list[BoundSpec], path
     plt.close(fig)
 
 
+def sandwich(summaries: list[dict], levels: tuple[float, ...]) -> list[dict]:
+    """Per level: the best lower bound (highest mean) and best upper bound (lowest mean)."""
+    merged: dict = {}
+    for summary in summaries:
+        merged.update(summary)
+    rows = []
+
+    def pick(k: int, labels: set[str], best: Callable) -> dict:
+        cands = [(lab, merged[lab][k]) for lab in sorted(labels) if lab in merged
+                 and math.isfinite(merged[lab][k]["mean"])]
+        lab, cell = best(cands, key=lambda c: c[1]["mean"])
+        return {"bound": lab, "mean": cell["mean"], "sd": math.sqrt(cell["variance"])}
+
+    for k, level in enumerate(levels):
+        row = {"true_mi": level, "lower": pick(k, LOWER_IN_EXPECTATION, max),
+               "lower_critic": pick(k, LOWER_IN_EXPECTATION - {"BA", "BA (mixture q)"}, max),
+               "upper": pick(k, UPPER_WITH_FITTED_Q, min)}
+        for lab in TRUE_Q_LABELS:
+            if lab in merged:
+                row[lab] = merged[lab][k]["mean"]
+        row["bracketed"] = row["lower"]["mean"] <= level <= row["upper"]["mean"]
+        rows.append(row)
+    return rows
+
+
+def sandwich_markdown(rows: list[dict], title: str) -> str:
+    lines = [f"### {title}", "",
+             "| true MI | best lower bound | best critic lower bound | "
+             "best upper bound (fitted q) | L1Out, true q | CLUB, true q (= I + lautum) | "
+             "bracketed |",
+             "| ---: | --- | --- | --- | ---: | ---: | :---: |"]
+    for r in rows:
+        lo, up, lc = r["lower"], r["upper"], r["lower_critic"]
+        lines.append(
+            f"| {r['true_mi']:g} | {lo['mean']:.2f} ± {lo['sd']:.2f} ({lo['bound']}) | "
+            f"{lc['mean']:.2f} ± {lc['sd']:.2f} ({lc['bound']}) | "
+            f"{up['mean']:.2f} ± {up['sd']:.2f} ({up['bound']}) | "
+            f"{r.get('L1Out (true q)', math.nan):.2f} | {r.get('CLUB (true q)', math.nan):.2f} | "
+            f"{'yes' if r['bracketed'] else 'no'} |")
+    lines.append("")
+    lines.append("mean ± standard deviation of the estimates over the window of each level.")
+    return "\n".join(lines) + "\n"
+
+
+def sandwich_figure(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    n = len(rows)
+    edges = list(range(n + 1))
+    truth = [r["true_mi"] for r in rows]
+    ax.stairs(truth, edges, color="black", linewidth=1.5, label="true MI", baseline=None)
+    centres = [k + 0.5 for k in range(n)]
+    for key, color, name in (("lower", "tab:blue", "best lower bound"),
+                             ("lower_critic", "tab:cyan", "best critic lower bound"),
+                             ("upper", "tab:red", "best upper bound (fitted q)")):
+        means = [r[key]["mean"] for r in rows]
+        sds = [r[key]["sd"] for r in rows]
+        ax.errorbar(centres, means, yerr=sds, fmt="o", color=color, capsize=3, label=name)
+        for c, r in zip(centres, rows, strict=True):
+            ax.annotate(r[key]["bound"], (c, r[key]["mean"]), textcoords="offset points",
+                        xytext=(6, 3 if key == "upper" else -3), fontsize=6, color=color)
+    if all("L1Out (true q)" in r for r in rows):
+        ax.plot(centres, [r["L1Out (true q)"] for r in rows], "x--", color="tab:gray",
+                linewidth=0.8, label="L1Out, true q")
+    ax.set_xticks(centres, [f"{t:g}" for t in truth])
+    ax.set_xlabel("true MI of the level (nats)")
+    ax.set_ylabel("estimate (nats)")
+    ax.set_ylim(0, None)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _write(out_dir: Path, name: str, payload: dict, section: str, estimates: Tensor,
+           schedule: Staircase, labels: list[str], title: str, batch_size: int,
+           ylim: tuple[float, float] = (-1, 14)) -> None:
+    (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=1))
+    (out_dir / f"{name}.md").write_text(section)
+    figure(estimates, schedule, labels, out_dir / f"{name}.png", title, batch_size, ylim)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--critics", default="separable,concat")
     parser.add_argument("--tasks", default="gaussian,cubic")
+    parser.add_argument("--families", default="lower,conditional,flo",
+                        help="which estimator families to train (comma-separated): lower, "
+                             "conditional, flo, and mixture (the conditional bounds with a "
+                             "mixture-of-Gaussians q)")
+    parser.add_argument("--sandwich-only", action="store_true",
+                        help="train nothing: rebuild the sandwiches from the results on disk")
     parser.add_argument("--steps-per-level", type=int, default=4000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--window", type=int, default=500)
@@ -275,39 +486,112 @@ def main() -> None:
     steps_per_level, window = args.steps_per_level, args.window
     if args.quick:
         steps_per_level, window = 200, 100
+    families = set() if args.sandwich_only else set(args.families.split(","))
+    unknown = families - {"lower", "conditional", "flo", "mixture"}
+    if unknown:
+        parser.error(f"unknown families {sorted(unknown)}; choose lower, conditional, flo, "
+                     "mixture")
     schedule = Staircase(steps_per_level=steps_per_level)
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sections = []
-    for critic_kind in args.critics.split(","):
-        for task in args.tasks.split(","):
-            transform = None if task == "gaussian" else task
+
+    def protocol(critic: str, task: str, **extra: object) -> dict:
+        return {"critic": critic, "task": task, "dim": 20, "batch_size": args.batch_size,
+                "levels": list(schedule.levels), "steps_per_level": steps_per_level,
+                "window": window, "lr": 5e-4, "hidden": [256, 256], "seed": args.seed,
+                "quick": args.quick, **extra}
+
+    def emit(name: str, payload: dict, estimates: Tensor, labels: list[str], title: str,
+             ylim: tuple[float, float] = (-1, 14)) -> None:
+        section = markdown(payload["summary"], schedule.levels, title)
+        _write(out_dir, name, payload, section, estimates, schedule, labels, title,
+               args.batch_size, ylim)
+        sections.append(section)
+        print(section, f"({payload['wall_time_s']:.0f} s)", flush=True)
+
+    for task in args.tasks.split(","):
+        transform = None if task == "gaussian" else task
+        suffix = f"{steps_per_level} steps/level, batch {args.batch_size}"
+        if "conditional" in families:
             start = time.time()
-            estimates = run_staircase(critic_kind, transform, schedule, BOUNDS,
-                                      batch_size=args.batch_size, seed=args.seed)
-            wall = time.time() - start
-            summary = summarize(estimates, schedule, BOUNDS, window)
-            name = f"{critic_kind}-{task}"
-            title = (f"{critic_kind} critic, {task} task, {steps_per_level} steps/level, "
-                     f"batch {args.batch_size}")
-            payload = {
-                "provenance": provenance(),
-                "protocol": {"critic": critic_kind, "task": task, "dim": 20,
-                             "batch_size": args.batch_size, "levels": list(schedule.levels),
-                             "steps_per_level": steps_per_level, "window": window,
-                             "lr": 5e-4, "hidden": [256, 256], "embed_dim": 32,
-                             "seed": args.seed, "quick": args.quick},
-                "bounds": [{"label": b.label, "name": b.name, "kwargs": b.kwargs}
-                           for b in BOUNDS],
-                "wall_time_s": wall,
-                "summary": summary,
-            }
-            (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=1))
-            section = markdown(summary, schedule.levels, title)
-            (out_dir / f"{name}.md").write_text(section)
-            figure(estimates, schedule, BOUNDS, out_dir / f"{name}.png", title, args.batch_size)
-            sections.append(section)
-            print(section, f"({wall:.0f} s)", flush=True)
+            estimates = run_conditional(transform, schedule, batch_size=args.batch_size,
+                                        seed=args.seed)
+            estimates = torch.cat([estimates, true_q_traces(
+                transform, schedule, batch_size=args.batch_size, seed=args.seed)], dim=1)
+            labels = CONDITIONAL_LABELS + TRUE_Q_LABELS
+            payload = {"provenance": provenance(),
+                       "protocol": protocol("conditional (diagonal Gaussian q)", task,
+                                            model="DiagonalGaussian, marginal GaussianMarginal"),
+                       "bounds": [{"label": lab} for lab in labels],
+                       "wall_time_s": time.time() - start,
+                       "summary": summarize(estimates, schedule, labels, window)}
+            emit(f"conditional-{task}", payload, estimates, labels,
+                 f"conditional q(y|x), {task} task, {suffix}", ylim=(-1, 40))
+        if "mixture" in families:
+            start = time.time()
+            estimates = run_conditional(transform, schedule, batch_size=args.batch_size,
+                                        seed=args.seed, mixture=True)
+            payload = {"provenance": provenance(),
+                       "protocol": protocol("conditional (mixture of 8 Gaussians q)", task,
+                                            model="MixtureOfGaussians(components=8), "
+                                                  "marginal GaussianMarginal"),
+                       "bounds": [{"label": lab} for lab in MIXTURE_LABELS],
+                       "wall_time_s": time.time() - start,
+                       "summary": summarize(estimates, schedule, MIXTURE_LABELS, window)}
+            emit(f"conditional-mixture-{task}", payload, estimates, MIXTURE_LABELS,
+                 f"mixture q(y|x), {task} task, {suffix}", ylim=(-1, 40))
+        for critic_kind in args.critics.split(","):
+            if "lower" in families:
+                start = time.time()
+                estimates = run_staircase(critic_kind, transform, schedule, BOUNDS,
+                                          batch_size=args.batch_size, seed=args.seed)
+                payload = {
+                    "provenance": provenance(),
+                    "protocol": protocol(critic_kind, task, embed_dim=32),
+                    "bounds": [{"label": b.label, "name": b.name, "kwargs": b.kwargs}
+                               for b in BOUNDS],
+                    "wall_time_s": time.time() - start,
+                    "summary": summarize(estimates, schedule, BOUNDS, window),
+                }
+                emit(f"{critic_kind}-{task}", payload, estimates, [b.label for b in BOUNDS],
+                     f"{critic_kind} critic, {task} task, {suffix}")
+            if "flo" in families:
+                start = time.time()
+                estimates = run_flo(critic_kind, transform, schedule,
+                                    batch_size=args.batch_size, seed=args.seed)
+                payload = {"provenance": provenance(),
+                           "protocol": protocol(f"{critic_kind} + FLO per-pair MLP", task,
+                                                embed_dim=32),
+                           "bounds": [{"label": "FLO", "name": "flo"}],
+                           "wall_time_s": time.time() - start,
+                           "summary": summarize(estimates, schedule, ["FLO"], window)}
+                emit(f"flo-{critic_kind}-{task}", payload, estimates, ["FLO"],
+                     f"FLO, {critic_kind} critic, {task} task, {suffix}")
+            parts = [out_dir / f"{critic_kind}-{task}.json",
+                     out_dir / f"flo-{critic_kind}-{task}.json",
+                     out_dir / f"conditional-{task}.json"]
+            optional = out_dir / f"conditional-mixture-{task}.json"
+            if optional.exists() and all(p.exists() for p in parts):
+                parts.append(optional)
+            loaded = [json.loads(p.read_text()) for p in parts if p.exists()]
+            same = len({(d["protocol"]["steps_per_level"], d["protocol"]["window"])
+                        for d in loaded}) == 1
+            if len(loaded) == len(parts) and not same:
+                print(f"sandwich-{critic_kind}-{task}: skipped, the sources were run with "
+                      "different steps per level or windows", flush=True)
+            if len(loaded) == len(parts) and same:
+                summaries = [d["summary"] for d in loaded]
+                rows = sandwich(summaries, schedule.levels)
+                name = f"sandwich-{critic_kind}-{task}"
+                title = f"Sandwich: {critic_kind} critics and a fitted q, {task} task"
+                (out_dir / f"{name}.json").write_text(json.dumps(
+                    {"provenance": provenance(), "sources": [p.name for p in parts],
+                     "sandwich": rows}, indent=1))
+                section = sandwich_markdown(rows, title)
+                (out_dir / f"{name}.md").write_text(section)
+                sandwich_figure(rows, out_dir / f"{name}.png", title)
+                print(section, flush=True)
     (out_dir / "summary.md").write_text("\n".join(sections))
 
 

@@ -24,6 +24,7 @@ import torch
 import mitools
 from mitools.estimators import get_estimator
 from mitools.tasks import CorrelatedGaussian, Staircase
+from mitools.training import train_critic
 
 BOUNDS: dict[str, dict] = {
     "infonce": {},
@@ -39,22 +40,15 @@ BOUNDS: dict[str, dict] = {
 
 def train_one(name: str, kwargs: dict, schedule: Staircase, dim: int, batch: int, seed: int,
               window: int) -> list[float]:
-    """Train one critic on the staircase; return the per-step estimates."""
+    """Train one critic on the staircase with :func:`mitools.training.train_critic`."""
     torch.manual_seed(seed)
     critic = mitools.SeparableCritic(dim, dim, hidden=(256, 256), embed_dim=32)
     bound = get_estimator(name, **kwargs)
-    opt = torch.optim.Adam([*critic.parameters(), *bound.parameters()], lr=5e-4)
-    gen = torch.Generator().manual_seed(seed)  # the same batches for every bound
-    estimates: list[float] = []
     tasks = {mi: CorrelatedGaussian(dim, mi) for mi in schedule.levels}
-    for step in range(schedule.total_steps):
-        x, y = tasks[schedule.mi_at(step)].sample(batch, generator=gen)
-        value = bound(critic(x, y))
-        opt.zero_grad(set_to_none=True)
-        (-value).backward()
-        opt.step()
-        estimates.append(float(value.detach()))
-    return estimates
+    trace = train_critic(critic, bound, lambda step: tasks[schedule.mi_at(step)],
+                         steps=schedule.total_steps, batch_size=batch, lr=5e-4,
+                         generator=seed)  # the same batches for every bound
+    return trace.tolist()
 
 
 def main() -> None:

@@ -3,14 +3,21 @@
 The pieces meet at one intermediate, the score tensor ``scores[..., i, j] = f(x_i, y_j)``:
 
 * :mod:`mitools.critics` compute it from features,
-* :mod:`mitools.bounds` turn it into an MI estimate (pure functions),
+* :mod:`mitools.bounds` turn it into an MI estimate (pure functions): lower bounds, and the
+  generative and upper bounds on the log-densities of :mod:`mitools.conditionals`,
 * :mod:`mitools.estimators` wrap the bounds as modules, with state where a bound needs it,
 * :mod:`mitools.samplers` choose which positions of two feature grids are compared,
+  :mod:`mitools.negatives` which samples are negatives, :mod:`mitools.reductions` how the
+  per-pair estimates become one objective,
 * :mod:`mitools.local` composes them into :class:`~mitools.local.LocalMILoss` on grids of any
   shape (and the pooled :class:`~mitools.local.GlobalMILoss`),
 * :mod:`mitools.distributed` gathers negatives across processes,
 * :mod:`mitools.tasks` provide data of known mutual information,
-* :func:`mitools.estimate_mi` estimates the MI of two arrays in one call.
+* :func:`mitools.estimate_mi` estimates the MI of two arrays in one call,
+* :mod:`mitools.classical` holds the classical estimators users compare against (KSG, the
+  mixed discrete-continuous estimator, Gaussian MI; imported on first use, with scipy),
+* :func:`mitools.training.train_critic` is the training loop of the examples and benchmarks,
+* ``mitools estimate`` (or ``python -m mitools``) is the command line (:mod:`mitools.cli`).
 
 Example:
     >>> import torch, mitools
@@ -21,10 +28,25 @@ Example:
     True
 """
 
-from mitools import bounds, critics, distributed, estimate, estimators, local, samplers, tasks
+from mitools import (
+    bounds,
+    conditionals,
+    critics,
+    distributed,
+    estimate,
+    estimators,
+    local,
+    negatives,
+    reductions,
+    samplers,
+    tasks,
+    training,
+)
 from mitools.critics import (
+    AttentionPoolCritic,
     BilinearCritic,
     ConcatCritic,
+    MaxPoolCritic,
     QuadraticCritic,
     SeparableCritic,
     get_critic,
@@ -56,6 +78,16 @@ from mitools.tasks import CorrelatedGaussian, Staircase
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # mitools.classical needs scipy: import it on first use, so that `import mitools` does not
+    if name == "classical":
+        import importlib
+
+        return importlib.import_module("mitools.classical")
+    raise AttributeError(f"module 'mitools' has no attribute {name!r}")
+
+
 __all__ = [
     "DV",
     "JS",
@@ -66,6 +98,7 @@ __all__ = [
     "TUBA",
     "AllPairs",
     "AlphaInfoNCE",
+    "AttentionPoolCritic",
     "BilinearCritic",
     "ConcatCritic",
     "CorrelatedGaussian",
@@ -77,6 +110,7 @@ __all__ = [
     "LocalToGlobal",
     "MIEstimate",
     "Matched",
+    "MaxPoolCritic",
     "NegativeQueue",
     "Neighbourhood",
     "QuadraticCritic",
@@ -85,6 +119,8 @@ __all__ = [
     "Staircase",
     "__version__",
     "bounds",
+    "classical",
+    "conditionals",
     "critics",
     "distributed",
     "estimate",
@@ -93,6 +129,9 @@ __all__ = [
     "get_critic",
     "get_estimator",
     "local",
+    "negatives",
+    "reductions",
     "samplers",
     "tasks",
+    "training",
 ]

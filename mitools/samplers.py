@@ -1,4 +1,4 @@
-r"""Samplers for local mutual information: which position pairs, which negatives.
+r"""Samplers for local mutual information: which position pairs are compared.
 
 A local MI loss compares the features of two *grids*: ``x`` with ``P`` positions (e.g. the
 ``H x W`` cells of a CNN feature map) and ``y`` with ``Q`` positions (e.g. ``L`` tokens, or a
@@ -10,10 +10,9 @@ single sentence vector). Two independent choices make the loss:
   :class:`AllPairs`, :class:`Matched` (same position on same-shaped grids),
   :class:`RandomPairs` (``k`` pairs drawn per call) and :class:`Neighbourhood` (spatially
   close positions of one grid).
-* **Negatives** for an anchor ``x_i[p]``: every other sample of the batch (all off-diagonal
-  entries of the score matrix, the default), or one partner drawn by a random
-  :func:`random_derangement` (never the anchor itself), optionally extended by a
-  :class:`NegativeQueue` of past ``y`` features.
+* **Negatives** for an anchor ``x_i[p]``: see :mod:`mitools.negatives` (every other sample
+  of the batch, a random derangement, a queue of past features). ``random_derangement`` and
+  ``NegativeQueue`` are still importable from here.
 
 Padding masks ``(B, P)`` / ``(B, Q)`` mark valid positions: a padded position is never a
 positive nor a negative (see :class:`mitools.local.LocalMILoss`).
@@ -38,18 +37,18 @@ import math
 from typing import NamedTuple
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+from mitools.negatives import NegativeQueue, random_derangement  # noqa: F401  (moved there)
 
 __all__ = [
     "AllPairs",
     "LocalToGlobal",
     "Matched",
-    "NegativeQueue",
     "Neighbourhood",
     "PairSampler",
     "PositionPairs",
     "RandomPairs",
-    "random_derangement",
 ]
 
 Grid = tuple[int, ...]
@@ -274,106 +273,3 @@ class Neighbourhood(PairSampler):
 
     def __repr__(self) -> str:
         return f"Neighbourhood(radius={self.radius})"
-
-
-def random_derangement(valid: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """One random partner per valid entry, among the valid entries, never the entry itself.
-
-    Each row of ``valid`` is one problem; its valid entries are put on a random cycle, and
-    every valid entry is paired with the next one on the cycle (a derangement: no fixed
-    points, unlike a random permutation). Invalid entries, and rows with a single valid entry,
-    are their own partner (callers leave those out).
-
-    Args:
-        valid: ``(K, B)`` bool.
-        generator: optional :class:`torch.Generator`.
-
-    Returns:
-        ``(K, B)`` long: the partner of each entry, on ``valid``'s device.
-
-    Example:
-        >>> import torch
-        >>> partner = random_derangement(torch.ones(1, 5, dtype=torch.bool),
-        ...                              torch.Generator().manual_seed(0))
-        >>> bool((partner != torch.arange(5)).all()), sorted(partner[0].tolist())
-        (True, [0, 1, 2, 3, 4])
-    """
-    if not isinstance(valid, Tensor) or valid.dtype != torch.bool or valid.dim() != 2:
-        raise TypeError(f"valid must be a (K, B) bool tensor, got {valid!r:.80}")
-    gen_device = generator.device if generator is not None else torch.device("cpu")
-    keys = torch.rand(valid.shape, generator=generator, device=gen_device).to(valid.device)
-    keys = keys.masked_fill(~valid, 2.0)  # invalid entries sort last
-    order = keys.argsort(dim=-1)  # (K, B): valid entries first, in random order
-    n = valid.sum(-1, keepdim=True).clamp(min=1)  # (K, 1)
-    slot = torch.arange(valid.shape[-1], device=valid.device).expand_as(order)
-    nxt = torch.where(slot < n, (slot + 1) % n, slot)
-    partner = torch.empty_like(order)
-    partner.scatter_(-1, order, order.gather(-1, nxt))
-    return partner
-
-
-class NegativeQueue(nn.Module):
-    """A first-in first-out queue of past ``y`` features, extra negatives for every anchor.
-
-    As in MoCo (He et al. 2020): the features of the last ``size`` samples (detached) are
-    appended to the columns of every score matrix, so the number of negatives no longer
-    depends on the batch size. :class:`mitools.local.LocalMILoss` reads the queue before and
-    extends it after each training forward.
-
-    Args:
-        size: the number of past samples kept.
-
-    Example:
-        >>> import torch
-        >>> queue = NegativeQueue(size=4)
-        >>> queue.extend(torch.randn(3, 2, 8), torch.ones(3, 2, dtype=torch.bool))
-        >>> queue.extend(torch.randn(3, 2, 8), torch.ones(3, 2, dtype=torch.bool))
-        >>> queue.features().shape  # the 4 most recent samples, 2 positions, 8 channels
-        torch.Size([4, 2, 8])
-    """
-
-    features_buffer: Tensor
-    mask_buffer: Tensor
-
-    def __init__(self, size: int):
-        super().__init__()
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"NegativeQueue: size must be a positive int, got {size!r}")
-        self.size = size
-        self.register_buffer("features_buffer", torch.empty(0), persistent=False)
-        self.register_buffer("mask_buffer", torch.empty(0, dtype=torch.bool), persistent=False)
-
-    def __len__(self) -> int:
-        return int(self.features_buffer.shape[0]) if self.features_buffer.dim() > 1 else 0
-
-    def features(self) -> Tensor:
-        """The queued features ``(S, Q, C)``, most recent last (``S <= size``)."""
-        return self.features_buffer
-
-    def mask(self) -> Tensor:
-        """The validity mask ``(S, Q)`` of the queued features."""
-        return self.mask_buffer
-
-    @torch.no_grad()
-    def extend(self, features: Tensor, mask: Tensor) -> None:
-        """Append ``features (B, Q, C)`` with ``mask (B, Q)``, dropping the oldest beyond size."""
-        features = features.detach()
-        if len(self) and self.features_buffer.shape[1:] != features.shape[1:]:
-            raise ValueError(
-                f"NegativeQueue holds features of shape (S, Q, C) = "
-                f"{tuple(self.features_buffer.shape)}, got new features {tuple(features.shape)}; "
-                "positions and channels must match"
-            )
-        if len(self):
-            features = torch.cat([self.features_buffer, features.to(self.features_buffer)])
-            mask = torch.cat([self.mask_buffer, mask.to(self.mask_buffer.device)])
-        self.features_buffer = features[-self.size :].clone()
-        self.mask_buffer = mask[-self.size :].clone()
-
-    def reset(self) -> None:
-        """Empty the queue."""
-        self.features_buffer = self.features_buffer.new_empty(0)
-        self.mask_buffer = self.mask_buffer.new_empty(0)
-
-    def extra_repr(self) -> str:
-        return f"size={self.size}"

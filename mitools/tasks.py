@@ -4,7 +4,10 @@ Each task has ``sample(n, generator=None) -> (x, y)``, ``dim_x``, ``dim_y`` and
 ``mutual_information()``, the names of the sampler interface of ``bmi`` (Czyż et al. 2023),
 so the same objects serve both libraries' benchmarks. Where the density ratio is known in
 closed form, ``optimal_critic(x, y)`` returns the score matrix of the pointwise mutual
-information :math:`\log p(y \mid x) - \log p(y)`.
+information :math:`\log p(y \mid x) - \log p(y)`, and ``conditional_log_prob(x, y)`` the
+score matrix of the true conditional density :math:`\log p(y_j \mid x_i)`, the exact model
+for the generative and upper bounds (:func:`mitools.bounds.club`, :func:`mitools.bounds.ba`,
+...), with ``marginal_log_prob(y)``, ``entropy_y()`` and ``lautum_information()``.
 
 The staircase protocol of Poole et al. (2019), MI raised in steps during training, is
 described by :class:`Staircase`.
@@ -20,6 +23,8 @@ import torch
 from torch import Tensor
 
 __all__ = ["CorrelatedGaussian", "Staircase", "gaussian_mutual_information", "rho_for_mi"]
+
+_EULER_GAMMA = 0.5772156649015329
 
 
 def rho_for_mi(mi: float, dim: int) -> float:
@@ -203,6 +208,102 @@ class CorrelatedGaussian:
         xy = torch.matmul(x, y.transpose(-1, -2))  # (..., N, M)
         quad = yy - 2.0 * r * xy + r * r * xx
         return -0.5 * self.dim * math.log(one_minus) - quad / (2.0 * one_minus) + 0.5 * yy
+
+    def _check_pairs(self, x: Tensor, y: Tensor) -> None:
+        for name, t in (("x", x), ("y", y)):
+            if not isinstance(t, Tensor) or t.dim() < 2 or t.shape[-1] != self.dim:
+                shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+                raise ValueError(f"{name} must have shape (..., n, {self.dim}), got {shape}")
+
+    def _log_jacobian(self, y: Tensor) -> Tensor:
+        """``log |dz/dy|`` summed over components, ``(..., M)``: 0, or ``-log(3 z^2)`` if cubed."""
+        if self.transform != "cubic":
+            return y.new_zeros(y.shape[:-1])
+        z = self._latent_y(y)
+        return -(math.log(3.0) + 2.0 * torch.log(z.abs())).sum(-1)
+
+    def conditional_log_prob(self, x: Tensor, y: Tensor) -> Tensor:
+        r"""The true conditional log-density of every pair, :math:`\log p(y_j \mid x_i)`.
+
+        Shape ``(..., N, M)``.
+
+        .. math::
+
+            \log p(y \mid x) = \sum_k \Big[-\tfrac12 \log\big(2\pi(1-\rho^2)\big)
+                - \frac{(y_k - \rho x_k)^2}{2(1-\rho^2)}\Big]
+
+        For the cubic task the density of :math:`y = z^3` carries the Jacobian
+        :math:`-\sum_k \log(3 z_k^2)`. A score tensor for :func:`mitools.bounds.club`,
+        :func:`~mitools.bounds.l1out`, :func:`~mitools.bounds.ba` and
+        :func:`~mitools.bounds.doe`: the bounds evaluated at the exact model.
+
+        Args:
+            x: ``(..., N, dim)``.
+            y: ``(..., M, dim)``.
+
+        Example:
+            >>> import torch
+            >>> task = CorrelatedGaussian(dim=2, mi=1.0, dtype=torch.float64)
+            >>> x, y = task.sample(5, generator=0)
+            >>> s = task.conditional_log_prob(x, y) - task.marginal_log_prob(y)[None, :]
+            >>> torch.allclose(s, task.optimal_critic(x, y))
+            True
+        """
+        self._check_pairs(x, y)
+        z = self._latent_y(y)
+        one_minus = math.exp(-2.0 * self.mi / self.dim)
+        xx = (x * x).sum(-1)[..., :, None]
+        zz = (z * z).sum(-1)[..., None, :]
+        xz = torch.matmul(x, z.transpose(-1, -2))
+        quad = zz - 2.0 * self.rho * xz + self.rho**2 * xx
+        norm = -0.5 * self.dim * math.log(2.0 * math.pi * one_minus)
+        return norm - quad / (2.0 * one_minus) + self._log_jacobian(y)[..., None, :]
+
+    def marginal_log_prob(self, y: Tensor) -> Tensor:
+        r"""The true marginal log-density :math:`\log p(y_j)` of each row of ``y (..., M, dim)``.
+
+        Returns shape ``(..., M)``.
+        """
+        if not isinstance(y, Tensor) or y.dim() < 1 or y.shape[-1] != self.dim:
+            shape = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
+            raise ValueError(f"y must have shape (..., {self.dim}), got {shape}")
+        z = self._latent_y(y)
+        return -0.5 * self.dim * math.log(2.0 * math.pi) - 0.5 * (z * z).sum(-1) + (
+            self._log_jacobian(y)
+        )
+
+    def entropy_y(self) -> float:
+        r"""The differential entropy :math:`H(Y)` in nats, for :func:`mitools.bounds.ba`.
+
+        :math:`\tfrac d2\log(2\pi e)` for the Gaussian task; for the cubic task
+        :math:`H(Z^3) = H(Z) + \mathbb E\log|3Z^2|` adds
+        :math:`d(\log 3 - \gamma - \log 2)` (:math:`\mathbb E\log|Z| = -(\gamma + \log 2)/2`
+        for a standard normal, :math:`\gamma` Euler's constant).
+
+        Example:
+            >>> round(CorrelatedGaussian(dim=1, mi=1.0).entropy_y(), 4)
+            1.4189
+        """
+        h = 0.5 * self.dim * math.log(2.0 * math.pi * math.e)
+        if self.transform == "cubic":
+            h += self.dim * (math.log(3.0) - _EULER_GAMMA - math.log(2.0))
+        return h
+
+    def lautum_information(self) -> float:
+        r"""The lautum information :math:`L(X;Y) = \mathrm{KL}(p(x)p(y)\,\|\,p(x,y))` in nats.
+
+        .. math:: L = d\Big[\frac{\rho^2}{1-\rho^2} + \tfrac12\log(1-\rho^2)\Big]
+
+        so that :math:`I + L = d\,\rho^2/(1-\rho^2)`, the expectation of CLUB with the true
+        conditional (:func:`mitools.bounds.club`). Unchanged by the cubic map.
+
+        Example:
+            >>> task = CorrelatedGaussian(dim=20, mi=10.0)
+            >>> round(task.mutual_information() + task.lautum_information(), 2)
+            34.37
+        """
+        one_minus = math.exp(-2.0 * self.mi / self.dim)
+        return self.dim * (-math.expm1(-2.0 * self.mi / self.dim) / one_minus) - self.mi
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,16 @@ def naive_local_mi(
     y_mask: Tensor | None = None,
     negatives: str = "all",
     generator: torch.Generator | None = None,
+    estimator_of_pair=None,
 ) -> tuple[Tensor | None, list[float]]:
-    """Objective to maximise (``None`` if no pair is active), per-pair estimates (NaN: inactive)."""
+    """Objective (``None`` if no pair is active), per-pair estimates (NaN: inactive).
+
+    ``estimator_of_pair(p, q)``, when given, returns the estimator of position pair ``(p, q)``
+    (e.g. one MINE per pair, with its own moving average); otherwise ``estimator`` scores every
+    pair. An estimator that declares ``needs_anchors`` / ``needs_targets`` gets the pair's
+    anchors ``(B, Cx)`` / columns ``(B, Cy)``; a pair with fewer valid anchors than its
+    ``min_rows`` is inactive.
+    """
     xs, grid_x = flatten_grid(x, x_pattern)
     ys, grid_y = flatten_grid(y, y_pattern)
     b = xs.shape[0]
@@ -78,7 +86,7 @@ def naive_local_mi(
         row_mask = torch.tensor(rows_valid[k], dtype=torch.bool)
         if negatives == "all":
             col_mask = torch.tensor([bool(ym[j, q]) for j in range(b)], dtype=torch.bool)
-            if row_mask.sum() < 1 or col_mask.sum() < 2:
+            if row_mask.sum() < getattr(estimator, "min_rows", 1) or col_mask.sum() < 2:
                 estimates.append(math.nan)
                 continue
             scores = torch.stack([f(xs[i, p], ys[:, q]) for i in range(b)])
@@ -94,7 +102,13 @@ def naive_local_mi(
                 neg = f(xs[i, p], ys[int(partner[k, i]), q][None])[0]
                 entries.append(torch.stack([pos if j == i else neg for j in range(b)]))
             scores = torch.stack(entries)
-        value = estimator(scores, row_mask=row_mask, col_mask=col_mask)
+        est = estimator if estimator_of_pair is None else estimator_of_pair(p, q)
+        side = {}
+        if getattr(est, "needs_anchors", False):
+            side["anchors"] = xs[:, p]
+        if getattr(est, "needs_targets", False):
+            side["targets"] = ys[:, q]
+        value = est(scores, row_mask=row_mask, col_mask=col_mask, **side)
         values.append(value)
         estimates.append(float(value.detach()))
     if not values:

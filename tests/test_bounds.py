@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import bounds_reference as ref
 import pytest
@@ -404,3 +405,176 @@ def test_baseline_and_alpha_errors():
             bounds.smile(s, clip)
     # broadcasting baselines are accepted: one per row, shared across leading dims
     torch.testing.assert_close(bounds.tuba(s, torch.zeros(4)), bounds.tuba(s, 0.0))
+
+
+# ---------------------------------------------------------------------------------------------
+# Non-finite scores (issue 15, item 4): the bounds' contract.
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_non_finite_scores_raise_naming_scores_and_the_first_bad_index(name):
+    """``s[0, 0] = inf`` gave nan and ``s[0, 1] = inf`` gave -inf, silently."""
+    fn, _ = CASES[name]
+    a = torch.zeros(4)
+    for index, value in (((0, 0), math.inf), ((0, 1), math.inf), ((2, 3), math.nan)):
+        s = torch.randn(4, 4, generator=torch.Generator().manual_seed(0))
+        s[index] = value
+        s[3, 3] = value  # a later bad entry: the first one is named
+        where = re.escape(f"at index {index}")
+        with pytest.raises(ValueError, match=rf"scores hold a non-finite value .* {where}"):
+            fn(s, a)
+
+
+def test_check_finite_switches_the_check_off_and_restores_it():
+    s = torch.randn(4, 4)
+    s[0, 1] = math.inf
+    with bounds.check_finite(False):
+        assert bounds.infonce(s) == -math.inf
+        assert not bounds.check_finite.is_enabled()
+    assert bounds.check_finite.is_enabled()
+    bounds.check_finite(False)
+    try:
+        assert bounds.dv(s) < 0 or not math.isfinite(float(bounds.dv(s)))
+    finally:
+        bounds.check_finite(True)
+    with pytest.raises(ValueError, match="scores"):
+        bounds.dv(s)
+    with pytest.raises(TypeError, match="bool"):
+        bounds.check_finite(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The row-wise form: statistics accumulated block by block, one finisher.
+# ---------------------------------------------------------------------------------------------
+
+ROWWISE = {
+    "infonce": {},
+    "dv": {},
+    "nwj": {},
+    "jsd": {},
+    "js": {},
+    "smile": {},
+    "tuba": {"log_baseline": 0.4},
+}
+
+
+@pytest.mark.parametrize("name", sorted(ROWWISE))
+@given(problem=problems())
+def test_statistics_merged_over_column_blocks_equal_the_whole_bound(name, problem):
+    """The update/compute split: any split of the columns, merged, finishes to the bound; and
+    each statistic's block gradient is autograd's."""
+    scores, _, offset, row_mask, col_mask = problem
+    spec = bounds.rowwise_bound(getattr(bounds, name))
+    whole = spec.finish(
+        bounds.row_statistics(
+            scores, spec.statistics, offset=offset, row_mask=row_mask, col_mask=col_mask
+        ),
+        **ROWWISE[name],
+    )
+    fn = getattr(bounds, name)
+    args = (ROWWISE[name]["log_baseline"],) if name == "tuba" else ()
+    kw = {"offset": offset, "row_mask": row_mask, "col_mask": col_mask}
+    torch.testing.assert_close(whole, fn(scores, *args, **kw), atol=1e-12, rtol=0)
+
+    p = bounds._prepare(scores, offset, row_mask, col_mask, name)
+    cut = scores.shape[-1] // 2
+    for stat in spec.statistics:
+        valid = p.neg_valid if stat.over == "negatives" else p.col_valid
+        pieces = [
+            stat.reduce_block(p.scores[..., a:b], None if valid is None else valid[..., a:b])
+            for a, b in ((0, cut), (cut, scores.shape[-1]))
+        ]
+        merged = stat.merge(*pieces)
+        full = stat.reduce_block(p.scores, valid)
+        torch.testing.assert_close(merged, full, atol=1e-12, rtol=0, equal_nan=True)
+        s = p.scores.clone().requires_grad_()
+        g = torch.randn(full.shape, dtype=full.dtype, generator=torch.Generator().manual_seed(1))
+        if p.row_valid is not None:  # rows without an entry have result -inf: no gradient
+            g = torch.where(p.row_valid, g, 0.0)
+        (auto,) = torch.autograd.grad((stat.reduce_block(s, valid) * g).nan_to_num().sum(), [s])
+        manual = stat.block_gradient(p.scores, valid, full, g)
+        torch.testing.assert_close(manual, auto, atol=1e-12, rtol=1e-9)
+
+
+def test_rowwise_bounds_and_statistics_reject_bad_specs():
+    with pytest.raises(ValueError, match="reduce must be one of"):
+        bounds.RowStatistic("mean", "columns")
+    with pytest.raises(ValueError, match="over must be one of"):
+        bounds.RowStatistic("sum", "rows")
+    with pytest.raises(ValueError, match="softplus"):
+        bounds.Transform("relu")
+    with pytest.raises(ValueError, match="positive"):
+        bounds.Transform("clip", 0.0)
+    st = bounds.row_statistics(torch.zeros(3, 3), ())
+    with pytest.raises(KeyError, match="was not accumulated"):
+        st.of(bounds.RowStatistic("sum", "columns"))
+    assert bounds.rowwise_bound(bounds.alpha_infonce) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# One formula source: no bound's formula outside mitools/bounds/.
+# ---------------------------------------------------------------------------------------------
+
+# Reductions that make up the bounds' formulas. Outside mitools/bounds/ they may only appear in
+# these places (file, function), each for a reason that is not a bound's formula.
+FORMULA_CALLS = {"logsumexp", "logaddexp", "softplus", "log_softmax", "softmax", "sigmoid",
+                 "logsigmoid", "expm1", "log1p"}  # fmt: skip
+ALLOWED = {
+    ("local/attention.py", "_verify"),  # the kernel's self-check against float64 softmax
+    ("estimators/mine.py", "_update"),  # MINE's moving average of the partition, in log space
+    ("critics/pooled.py", "weights"),  # attention weights over positions (GLoRIA), not a bound
+}
+
+
+def _formula_calls(path):
+    import ast
+
+    tree = ast.parse(path.read_text())
+    found = []
+
+    def visit(node, function):
+        for child in ast.iter_child_nodes(node):
+            name = function
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                name = child.name
+            if isinstance(child, ast.Call):
+                f = child.func
+                called = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
+                if called in FORMULA_CALLS:
+                    found.append((function, called, child.lineno))
+            visit(child, name)
+
+    visit(tree, None)
+    return found
+
+
+def test_no_bound_formula_outside_mitools_bounds():
+    """The execution paths (mitools/local/) and the estimators take every formula from
+    mitools.bounds: its statistics, their merging and gradients, and the finishers."""
+    from pathlib import Path
+
+    root = Path(bounds.__file__).parents[1]
+    offenders = []
+    for package in ("local", "estimators", "critics", "negatives.py", "samplers.py"):
+        target = root / package
+        for path in [target] if target.is_file() else sorted(target.rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            for function, called, line in _formula_calls(path):
+                if (rel, function) not in ALLOWED:
+                    offenders.append(f"{rel}:{line} {function}() calls {called}")
+    assert not offenders, "formulas outside mitools/bounds/: " + "; ".join(offenders)
+    # The fused paths get their statistics from mitools.bounds.
+    for module in ("blocked", "attention"):
+        source = (root / "local" / f"{module}.py").read_text()
+        assert "from mitools.bounds import RowStatistic" in source, module
+
+
+def test_every_rowwise_estimator_finishes_with_a_finisher_of_mitools_bounds():
+    from mitools.estimators import available_estimators, get_estimator
+
+    required = {"ba": {"entropy_y": 1.0}}  # BA is no bound without H(Y)
+    for name in available_estimators():
+        est = get_estimator(name, **required.get(name, {}))
+        if est.rowwise is not None:
+            assert est.rowwise.finish.__module__.startswith("mitools.bounds"), name

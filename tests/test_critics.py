@@ -9,9 +9,11 @@ from torch.func import functional_call
 from mitools.critics import (
     BilinearCritic,
     ConcatCritic,
+    MarginalPotentials,
     QuadraticCritic,
     SeparableCritic,
     available_critics,
+    dot_scores,
     get_critic,
     mlp,
 )
@@ -208,3 +210,83 @@ def test_quadratic_residual_starts_at_zero():
     with_residual.load_state_dict(plain.state_dict(), strict=False)
     x, y = _xy()
     torch.testing.assert_close(with_residual(x.float(), y.float()), plain(x.float(), y.float()))
+
+
+# ---------------------------------------------------------------------------------------------
+# Factorisation: the capability the local losses' fast paths use.
+# ---------------------------------------------------------------------------------------------
+
+SEPARABLE = {
+    "separable": CRITICS["separable"],
+    "cosine": CRITICS["cosine"],
+    "bilinear": CRITICS["bilinear"],
+    "bilinear_no_bias": lambda: BilinearCritic(3, 2, bias=False),
+    "quadratic": CRITICS["quadratic"],
+    "quadratic_residual": CRITICS["quadratic_residual"],
+    "potentials": lambda: MarginalPotentials(SeparableCritic(3, 2, hidden=(4,)), 3, 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEPARABLE))
+def test_factors_give_the_scores(name):
+    """``forward(x, y) == u @ vᵀ``, the two sides factorised independently (any leading
+    shapes), gradients included."""
+    torch.manual_seed(0)
+    critic = SEPARABLE[name]().double()
+    assert critic.separable
+    x, y = _xy(lead=(2,))
+    u, v = critic.factorise(x[:1], y)  # different leading shapes: (1, ...) and (2, ...)
+    assert u.shape[:-1] == (1, 5) and v.shape[:-1] == (2, 4) and u.shape[-1] == v.shape[-1]
+    torch.testing.assert_close(u @ v.mT, critic(x[:1], y), atol=1e-12, rtol=0)
+    params = list(critic.parameters())
+    g1 = torch.autograd.grad(dot_scores(*critic.factorise(x, y)).sum(), params, allow_unused=True)
+    g2 = torch.autograd.grad(critic(x, y).sum(), params, allow_unused=True)
+    for a, b in zip(g1, g2, strict=True):
+        if a is not None or b is not None:
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+def test_non_separable_critics_and_overriding_subclasses_have_no_factorisation():
+    assert not ConcatCritic(3, 2, hidden=(4,)).separable
+    assert not MarginalPotentials(ConcatCritic(3, 2, hidden=(4,)), 3, 2).separable
+
+    class Shifted(SeparableCritic):  # a new forward: its factors are unknown
+        def forward(self, x, y):
+            return super().forward(x, y) + 1.0
+
+    class Renamed(SeparableCritic):  # nothing changed: still separable
+        pass
+
+    assert not Shifted(3, 2).separable and Renamed(3, 2).separable
+    with pytest.raises(TypeError, match="not separable"):
+        ConcatCritic(3, 2, hidden=(4,)).factorise(*_xy())
+    with pytest.raises(TypeError, match="not separable"):
+        MarginalPotentials(ConcatCritic(3, 2, hidden=(4,)), 3, 2).factorise(*_xy())
+
+
+@pytest.mark.parametrize("name", ["separable", "bilinear", "quadratic_residual"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_inputs_are_scored_in_float32(name, dtype):
+    """A positive pair's dot product passes float16's 65504 long before its factors do."""
+    torch.manual_seed(0)
+    critic = {
+        "separable": lambda: SeparableCritic(64, 64, hidden=(), embed_dim=64),
+        "bilinear": lambda: BilinearCritic(64, 64),
+        "quadratic_residual": lambda: QuadraticCritic(64, 64, hidden=(8,), embed_dim=4),
+    }[name]()
+    if name == "separable":
+        with torch.no_grad():
+            critic.g[0].weight.copy_(torch.eye(64))
+            critic.h[0].weight.copy_(torch.eye(64))
+    if name == "bilinear":
+        with torch.no_grad():
+            critic.weight.copy_(torch.eye(64))
+    x = 40 * torch.randn(4, 64, generator=torch.Generator().manual_seed(1))
+    scores = critic.to(dtype)(x.to(dtype), x.to(dtype))
+    assert scores.dtype == torch.float32 and bool(torch.isfinite(scores).all())
+    critic.float()
+    with torch.no_grad():
+        want = critic(x.to(dtype).float(), x.to(dtype).float())
+    # the critic's own layers run in half precision: their rounding, not the product's
+    torch.testing.assert_close(scores.detach(), want, rtol=0, atol=0.02 * float(want.abs().max()))
+    assert float(want.diagonal().min()) > 65504 or name == "quadratic_residual"

@@ -41,17 +41,26 @@ CONFIGS = {
         column_chunk_size=5,
     ),
     "global_infonce": lambda c: GlobalMILoss("infonce", c, y_pattern="b l c", gather=True),
+    # The fused paths with gathered columns: the positive of local row i at rank * N + i.
+    "infonce_attention": lambda c: LocalMILoss("infonce", c, gather=True, backend="attention"),
+    "nwj_attention_masked_max": lambda c: LocalMILoss(
+        "nwj", c, AllPairs(), "max", y_pattern="b l c", gather=True, backend="attention"
+    ),
+    "tuba_blocked_masked": lambda c: LocalMILoss(
+        "tuba", c, AllPairs(), y_pattern="b l c", gather=True, backend="blocked",
+        column_chunk_size=3,
+    ),
+    "global_nwj_attention": lambda c: GlobalMILoss(
+        "nwj", c, y_pattern="b l c", gather=True, backend="attention"
+    ),
 }
+SINGLE_VECTOR = ("infonce", "infonce_blocked", "nwj_max", "infonce_attention")
 
 
 def data(name: str):
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(WORLD * BATCH, 6, 3, 3, dtype=torch.float64, generator=gen)
-    y_shape = (
-        (WORLD * BATCH, 6)
-        if name in ("infonce", "infonce_blocked", "nwj_max")
-        else (WORLD * BATCH, 2, 6)
-    )
+    y_shape = (WORLD * BATCH, 6) if name in SINGLE_VECTOR else (WORLD * BATCH, 2, 6)
     y = torch.randn(y_shape, dtype=torch.float64, generator=gen)
     masks = (None, None)
     if "masked" in name:
@@ -65,22 +74,26 @@ def data(name: str):
     return x, y, critic, masks
 
 
-def run(name: str, rank: int | None):
+def run(name: str, rank: int | None, device: str = "cpu", dtype=torch.float64):
     """Loss and gradients on rank ``rank``'s slice (or on the whole batch for ``None``)."""
     x, y, critic, masks = data(name)
     if rank is not None:
         rows = slice(rank * BATCH, (rank + 1) * BATCH)
         x, y = x[rows], y[rows]
         masks = tuple(m[rows] if m is not None else None for m in masks)
-    x, y = x.clone().requires_grad_(), y.clone().requires_grad_()
+    x = x.to(device, dtype).requires_grad_()
+    y = y.to(device, dtype).requires_grad_()
+    masks = tuple(m.to(device) if m is not None else None for m in masks)
+    critic = critic.to(device, dtype)
     out = CONFIGS[name](critic)(x, y, *masks)
     out.loss.backward()
     return {
-        "loss": out.loss.detach(),
-        "x": x.grad,
-        "y": y.grad,
+        "loss": out.loss.detach().cpu().double(),
+        "x": x.grad.cpu().double(),
+        "y": y.grad.cpu().double(),
         "critic": [
-            torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in critic.parameters()
+            torch.zeros_like(p).cpu().double() if p.grad is None else p.grad.cpu().double()
+            for p in critic.parameters()
         ],
     }
 
@@ -117,22 +130,64 @@ def two_process_results():
         return [torch.load(os.path.join(outdir, f"rank{r}.pt")) for r in range(WORLD)]
 
 
-@pytest.mark.parametrize("name", list(CONFIGS))
-def test_two_processes_equal_one_process(two_process_results, name):
-    single = run(name, None)
-    ranks = [r[name] for r in two_process_results]
+def compare(ranks: list[dict], single: dict, tol: float) -> None:
     # Every rank holds the global loss; DDP averages the ranks' gradients, so the averaged
     # gradients are the single-process ones, and each rank's input gradients are W times its
     # slice (the gathered paths sum every rank's gradient).
     for r in ranks:
-        torch.testing.assert_close(r["loss"], single["loss"], atol=1e-6, rtol=0)
+        torch.testing.assert_close(r["loss"], single["loss"], atol=tol, rtol=0)
     for rank, r in enumerate(ranks):
         rows = slice(rank * BATCH, (rank + 1) * BATCH)
-        torch.testing.assert_close(r["x"] / WORLD, single["x"][rows], atol=1e-6, rtol=0)
-        torch.testing.assert_close(r["y"] / WORLD, single["y"][rows], atol=1e-6, rtol=0)
+        torch.testing.assert_close(r["x"] / WORLD, single["x"][rows], atol=tol, rtol=0)
+        torch.testing.assert_close(r["y"] / WORLD, single["y"][rows], atol=tol, rtol=0)
     for i, want in enumerate(single["critic"]):
         got = sum(r["critic"][i] for r in ranks) / WORLD
-        torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+        torch.testing.assert_close(got, want, atol=tol, rtol=0)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_two_processes_equal_one_process(two_process_results, name):
+    compare([r[name] for r in two_process_results], run(name, None), 1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# Two GPUs with NCCL (skipped unless two exist): every path in float32 and bfloat16.
+# ---------------------------------------------------------------------------------------------
+
+NCCL_DTYPES = {"float32": (torch.float32, 1e-4), "bfloat16": (torch.bfloat16, 5e-2)}
+
+
+def nccl_worker(rank: int, port: int, outdir: str) -> None:
+    dist.init_process_group(
+        "nccl", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
+    )
+    try:
+        torch.cuda.set_device(rank)
+        results = {
+            (name, key): run(name, rank, f"cuda:{rank}", dtype)
+            for name in CONFIGS
+            for key, (dtype, _) in NCCL_DTYPES.items()
+        }
+        torch.save(results, os.path.join(outdir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif(
+    not (torch.cuda.is_available() and torch.cuda.device_count() >= 2 and dist.is_nccl_available()),
+    reason="needs two CUDA devices and NCCL",
+)
+def test_two_gpus_with_nccl_equal_one_process():
+    with tempfile.TemporaryDirectory() as outdir:
+        mp.start_processes(
+            nccl_worker, args=(free_port(), outdir), nprocs=WORLD, join=True,
+            start_method="spawn",
+        )  # fmt: skip
+        ranks = [torch.load(os.path.join(outdir, f"rank{r}.pt")) for r in range(WORLD)]
+    for name in CONFIGS:
+        single = run(name, None)  # float64 on the CPU
+        for key, (_, tol) in NCCL_DTYPES.items():
+            compare([r[(name, key)] for r in ranks], single, tol)
 
 
 def test_unequal_batches_raise_clearly(two_process_results):

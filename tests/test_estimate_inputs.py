@@ -309,3 +309,19 @@ def test_negative_estimates_suggest_only_what_is_not_set() -> None:
     assert "critic='quadratic'" not in message
     with pytest.warns(RuntimeWarning, match=r"margins='ranks'.*critic='quadratic'"):
         _warn(-0.5, 0.1, (), "standardize", "separable")
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+def test_runs_under_a_callers_no_grad_or_inference_mode(mode: str) -> None:
+    # an evaluation loop wrapped in torch.no_grad() must not break the fit (it did: "element 0
+    # of tensors does not require grad"), and must give the same answer as outside it
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 1))
+    y = x + rng.normal(size=(300, 1))
+    options = dict(folds=2, max_steps=20, eval_every=10, hidden=(8,), threads=1)
+    outside = estimate_mi(x, y, **options)
+    context = torch.no_grad() if mode == "no_grad" else torch.inference_mode()
+    with context:
+        inside = estimate_mi(x, y, **options)
+        assert torch.is_grad_enabled() is False  # the caller's mode is back afterwards
+    assert inside.value == pytest.approx(outside.value, abs=1e-12)

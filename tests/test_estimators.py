@@ -22,6 +22,7 @@ from mitools.estimators import (
     FunctionalEstimator,
     InfoNCE,
     LogBaseline,
+    ProblemIndex,
     available_estimators,
     get_estimator,
 )
@@ -51,12 +52,18 @@ def test_modules_equal_functions(module, fn):
     torch.testing.assert_close(module(s, **kw), fn(s, **kw))
 
 
+# Estimators that cannot be built or called on scores alone, and what they need: BA needs the
+# entropy H(Y), DoE the log marginal density of the columns (mitools.estimators.generative).
+REQUIRED_INIT = {"ba": {"entropy_y": 1.0}}
+REQUIRED_CALL = {"doe": {"log_marginal": torch.zeros(5)}}
+
+
 def test_every_name_resolves_and_round_trips():
     for name in available_estimators():
-        est = get_estimator(name)
+        est = get_estimator(name, **REQUIRED_INIT.get(name, {}))
         assert isinstance(est, Estimator)
         assert est.name == name
-        out = est(_scores(5, 5))
+        out = est(_scores(5, 5), **REQUIRED_CALL.get(name, {}))
         assert out.shape == ()
     assert get_estimator("InfoNCE").name == "infonce"
     assert get_estimator("alpha-infonce").name == "alpha_infonce"
@@ -88,7 +95,8 @@ def test_get_estimator_errors():
 
 def test_jsd_is_flagged_as_not_nats():
     assert not JSD().nats
-    assert all(get_estimator(n).nats for n in available_estimators() if n != "jsd")
+    assert all(get_estimator(n, **REQUIRED_INIT.get(n, {})).nats
+               for n in available_estimators() if n != "jsd")
 
 
 def test_mine_value_is_dv_and_gradient_uses_moving_average():
@@ -189,3 +197,75 @@ def test_network_baseline_needs_anchors():
     bad = LogBaseline(nn.Linear(3, 2))
     with pytest.raises(ValueError, match=r"\(\.\.\., N\)"):
         bad(s, anchors=x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Declared capabilities and MINE's per-problem averages.
+# ---------------------------------------------------------------------------------------------
+
+
+def test_estimators_declare_what_they_need():
+    required = {"ba": {"entropy_y": 1.0}}  # BA is no bound without H(Y)
+    every = {n: get_estimator(n, **required.get(n, {})) for n in available_estimators()}
+    rowwise = {n for n, est in every.items() if est.rowwise is not None}
+    assert rowwise == {"infonce", "dv", "nwj", "js", "jsd", "smile", "tuba", "mine",
+                       "ba", "doe", "club", "flo"}  # fmt: skip
+    assert {n for n, est in every.items() if est.needs_row_partition} == {
+        "infonce", "alpha_infonce", "l1out"
+    }
+    assert [n for n, est in every.items() if est.per_problem_state] == ["mine"]
+    assert not TUBA(baseline=0.0).needs_anchors and TUBA(baseline=nn.Linear(2, 1)).needs_anchors
+    assert FunctionalEstimator(bounds.dv).rowwise is bounds.rowwise_bound(bounds.dv)
+    assert FunctionalEstimator(lambda s, **kw: s.mean((-2, -1))).rowwise is None
+
+
+@pytest.mark.parametrize("name", ["infonce", "dv", "nwj", "js", "jsd", "smile", "tuba", "mine"])
+def test_finish_on_statistics_equals_forward_on_scores(name):
+    est = get_estimator(name).eval()
+    s = _scores(3, 5, 7)
+    kw = {"offset": 2, "row_mask": torch.tensor([True, False, True, True, True])}
+    stats = bounds.row_statistics(s, est.rowwise.statistics, **kw)
+    torch.testing.assert_close(est.finish(stats), est(s, **kw))
+
+
+def test_tuba_network_baseline_takes_the_statistics_path_with_anchors():
+    torch.manual_seed(0)
+    est = TUBA(baseline=nn.Linear(3, 1).double())
+    s, x = _scores(2, 4, 4), _scores(2, 4, 3, seed=1)
+    stats = bounds.row_statistics(s, est.rowwise.statistics)
+    torch.testing.assert_close(
+        est.finish(stats, anchors=x), bounds.tuba(s, est.log_baseline.network(x).squeeze(-1))
+    )
+
+
+def test_mine_keeps_one_average_per_problem_of_the_index():
+    """Problems are identified by the index, not by their slot in the batch; inactive ones
+    keep their average."""
+    mine = MINE(momentum=0.5)
+    a, b = _scores(1, 6, 6, seed=1), _scores(1, 6, 6, seed=2)
+    off = ~torch.eye(6, dtype=torch.bool)
+
+    def log_z(s):
+        return float(torch.logsumexp(s.detach()[0][off], 0) - math.log(30))
+
+    mine(a.requires_grad_(), problems=ProblemIndex(torch.tensor([4]), (2, 3), None))
+    mine(b.requires_grad_(), problems=ProblemIndex(torch.tensor([1]), (2, 3), None))
+    assert mine.log_partition_ema.shape == (2, 3)
+    assert mine.seen.flatten().tolist() == [False, True, False, False, True, False]
+    assert float(mine.log_partition_ema.flatten()[4]) == pytest.approx(log_z(a))
+    assert float(mine.log_partition_ema.flatten()[1]) == pytest.approx(log_z(b))
+    mine(b, problems=ProblemIndex(torch.tensor([4]), (2, 3), torch.tensor([False])))
+    assert float(mine.log_partition_ema.flatten()[4]) == pytest.approx(log_z(a))  # inactive
+    mine(b, problems=ProblemIndex(torch.tensor([4]), (2, 3), torch.tensor([True])))
+    want = math.log(0.5 * math.exp(log_z(a)) + 0.5 * math.exp(log_z(b)))
+    assert float(mine.log_partition_ema.flatten()[4]) == pytest.approx(want)
+    with pytest.raises(ValueError, match="reset"):
+        mine(b, problems=ProblemIndex(torch.tensor([0]), (4,), None))
+
+
+def test_mine_loads_a_state_saved_before_per_problem_averages():
+    old = {"log_partition_ema": torch.tensor([0.5, 1.5]), "initialized": torch.tensor(True)}
+    mine = MINE()
+    mine.load_state_dict(old)
+    assert mine.seen.tolist() == [True, True]
+    torch.testing.assert_close(mine.log_partition_ema, old["log_partition_ema"])

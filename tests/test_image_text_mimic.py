@@ -91,7 +91,7 @@ def test_loads_layout_reports_and_labels(mimic: Path) -> None:
     assert d.findings[0, eff] == 1.0 and math.isnan(d.findings[0, edema])  # uncertain -> nan
     assert math.isnan(d.findings[0, 0])  # blank -> nan
     assert torch.all(d.findings[2] == 0)
-    assert d.sentence_zones[2] == [-1, -1]
+    assert d.sentence_sites[2] == [-1, -1]
 
 
 def test_sixteen_bit_images_do_not_overflow(mimic: Path) -> None:
@@ -138,3 +138,13 @@ def test_pipeline_pretrains_on_the_fixture(mimic: Path, tmp_path: Path) -> None:
     assert ds.train.images.shape[0] + ds.test.images.shape[0] == 3
     out = pretrain(cfg, ds)
     assert out.checkpoint.exists() and all(math.isfinite(v) for v in out.losses)
+    # evaluation runs; without zone annotations pointing has no sentences to score
+    from examples.image_text.evaluate import downstream
+    from examples.image_text.pointing import pointing
+    from examples.image_text.train import load_pretrained
+
+    model, objective, _ = load_pretrained(out.checkpoint)
+    res = downstream(cfg, ds, "frozen_grid", model, pretraining="local")
+    assert len(res.finding_auc) == ds.train.findings.shape[1]
+    pt = pointing(cfg, ds, model, objective, "local")
+    assert pt.sentences["all"] == 0 and math.isnan(pt.hit_rate["all"])

@@ -16,13 +16,16 @@ import torch
 from examples.image_text.__main__ import main
 from examples.image_text.config import make_config
 from examples.image_text.evaluate import (
+    REGIMES,
+    GridHead,
     downstream,
     edema_metrics,
-    pointing,
     roc_auc,
+    zone_accuracy,
 )
 from examples.image_text.objective import PretrainObjective
-from examples.image_text.train import load_datasets, load_pretrained, pretrain
+from examples.image_text.pointing import KINDS, pointing, sentence_cell_maps, site_kind
+from examples.image_text.train import load_checkpoint, load_datasets, load_pretrained, pretrain
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"n_train": 64, "n_test": 32, "batch_size": 16, "epochs": 1}
@@ -40,6 +43,8 @@ def tiny_ds():
         ("local", "mean", "infonce", "separable"),
         ("local", "pair_max", "infonce", "separable"),
         ("local", "pair_max", "dv", "concat"),
+        ("local", "attention", "infonce", "separable"),
+        ("local", "attention", "mine", "bilinear"),
         ("local", "max", "mine", "separable"),
         ("local", "max", "dv", "bilinear"),
         ("global", "mean", "infonce", "separable"),
@@ -55,30 +60,33 @@ def test_every_mode_trains_a_few_steps(tmp_path, tiny_ds, mode, reduction, bound
     model, _, saved = load_pretrained(out.checkpoint)
     assert saved.mode == mode and saved.bound == bound
     # the checkpoint restores the trained weights
-    state = torch.load(out.checkpoint, weights_only=False)
+    state = load_checkpoint(out.checkpoint)
     for k, v in model.state_dict().items():
         torch.testing.assert_close(v, state["model"][k])
 
 
-@pytest.mark.parametrize("reduction", ["mean", "max"])
+@pytest.mark.parametrize("reduction", ["mean", "max", "pair_max", "attention"])
 def test_all_sentences_mode_trains_and_restores(tmp_path, tiny_ds, reduction) -> None:
     cfg = make_config("tiny", **TINY, mode="local", reduction=reduction, sentences="all",
                       out_dir=str(tmp_path))
     out = pretrain(cfg, tiny_ds)
     assert len(out.losses) == 64 // 16
     assert all(math.isfinite(v) for v in out.losses + out.estimates)
-    _, objective, saved = load_pretrained(out.checkpoint)
-    assert saved.sentences == "all" and objective.loss.y_pattern == "b s c"
+    _, _, saved = load_pretrained(out.checkpoint)
+    assert saved.sentences == "all" and out.checkpoint.parent.name.endswith("-all")
 
 
-def test_all_sentences_with_one_sentence_each_is_the_one_sentence_objective() -> None:
-    from examples.image_text.objective import PretrainObjective
-
+@pytest.mark.parametrize("reduction, contrast", [
+    ("mean", "images"), ("pair_max", "images"), ("attention", "sentences"), ("attention", "both"),
+])
+def test_all_sentences_with_one_sentence_each_is_the_one_sentence_objective(reduction,
+                                                                            contrast) -> None:
     torch.manual_seed(0)
-    one = PretrainObjective("local", 8, 6, reduction="mean",
-                            critic_kwargs={"hidden": (), "embed_dim": 4}).double()
-    every = PretrainObjective("local", 8, 6, reduction="mean", all_sentences=True,
-                              critic_kwargs={"hidden": (), "embed_dim": 4}).double()
+    kw = {"reduction": reduction, "critic_kwargs": {"hidden": (), "embed_dim": 4}}
+    if reduction != "mean":
+        kw["contrast"] = contrast
+    one = PretrainObjective("local", 8, 6, **kw).double()
+    every = PretrainObjective("local", 8, 6, all_sentences=True, **kw).double()
     every.load_state_dict(one.state_dict())
     cells, text = torch.randn(5, 2, 2, 8).double(), torch.randn(5, 6).double()
     a = one(cells, text)
@@ -89,6 +97,26 @@ def test_all_sentences_with_one_sentence_each_is_the_one_sentence_objective() ->
     mask = torch.tensor([[True, False]] * 5)
     c = every(cells, padded, text_mask=mask)
     torch.testing.assert_close(a.loss, c.loss)
+
+
+def test_pooled_objectives_are_a_bound_on_pooled_scores_in_either_direction() -> None:
+    from mitools.bounds import infonce
+    from mitools.critics import AttentionPoolCritic, MaxPoolCritic
+
+    torch.manual_seed(0)
+    cells, text = torch.randn(6, 2, 2, 8).double(), torch.randn(6, 5).double()
+    for reduction, pool in (("pair_max", MaxPoolCritic), ("attention", AttentionPoolCritic)):
+        for contrast in ("images", "sentences", "both"):
+            obj = PretrainObjective("local", 8, 5, reduction=reduction, contrast=contrast,
+                                    attention_temperature=0.5,
+                                    critic_kwargs={"hidden": (3,), "embed_dim": 4}).double()
+            critic = pool(obj.critic, **({"temperature": 0.5} if reduction == "attention" else {}))
+            s = critic(cells.flatten(1, 2), text)
+            want = {"images": infonce(s), "sentences": infonce(s.T),
+                    "both": (infonce(s) + infonce(s.T)) / 2}[contrast]
+            torch.testing.assert_close(obj(cells, text).loss, -want)
+    with pytest.raises(ValueError, match="contrast must be"):
+        PretrainObjective("local", 8, 5, reduction="attention", contrast="rows")
 
 
 @pytest.mark.slow
@@ -113,8 +141,8 @@ def test_resume_equals_uninterrupted(tmp_path, tiny_ds) -> None:
     assert len(resumed.losses) == len(full.losses)
     diff = max(abs(a - b) for a, b in zip(full.losses, resumed.losses, strict=True))
     assert diff <= 1e-6, diff
-    a = torch.load(full.checkpoint, weights_only=False)["model"]
-    b = torch.load(resumed.checkpoint, weights_only=False)["model"]
+    a = load_checkpoint(full.checkpoint)["model"]
+    b = load_checkpoint(resumed.checkpoint)["model"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0)
 
@@ -166,47 +194,90 @@ def test_cell_map_matches_loop() -> None:
         torch.testing.assert_close(got[k, i, j], want, atol=1e-5, rtol=1e-5)
 
 
+def test_grid_head_matches_a_loop_and_zone_accuracy() -> None:
+    torch.manual_seed(0)
+    head = GridHead(5, 4, 3).double()
+    cells = torch.randn(2, 2, 2, 5, dtype=torch.float64)
+    head.norm.fit(cells)
+    flat = cells.reshape(-1, 5)
+    x = (cells.reshape(2, 4, 5) - flat.mean(0)) / flat.std(0)
+    w = head.linear.weight.reshape(3, 4, 5)
+    for b, k in itertools.product(range(2), range(3)):
+        want = sum(w[k, p] @ x[b, p] for p in range(4)) + head.linear.bias[k]
+        torch.testing.assert_close(head(cells)[b, k], want)
+    truth = torch.eye(6)[[1, 4, 4]]
+    truth = torch.cat([truth, torch.tensor([[1.0, 1, 0, 0, 0, 0], [float("nan"), 0, 0, 0, 0, 0]])])
+    logits = torch.eye(6)[[1, 4, 0, 0, 0]]  # two right, one wrong; the rest are not counted
+    assert zone_accuracy(logits, truth) == pytest.approx(2 / 3)
+    assert math.isnan(zone_accuracy(logits[:1], torch.zeros(1, 6)))
+
+
 def test_downstream_regimes_and_pointing(tmp_path, tiny_ds) -> None:
     cfg = make_config("tiny", **TINY, out_dir=str(tmp_path))
     out = pretrain(cfg, tiny_ds)
-    model, objective, _ = load_pretrained(out.checkpoint)
+    model, _, _ = load_pretrained(out.checkpoint)
     before = {k: v.clone() for k, v in model.image.state_dict().items()}
-    for regime in ("supervised", "frozen", "finetune"):
+    for regime in REGIMES:
         res = downstream(cfg, tiny_ds, regime, None if regime == "supervised" else model,
                          pretraining="local")
         assert 0.0 <= res.edema_accuracy <= 1.0
         assert len(res.finding_auc) == 10
-        assert not math.isnan(res.edema_auc)
+        assert not math.isnan(res.edema_auc) and not math.isnan(res.localized_auc)
     for k, v in model.image.state_dict().items():  # fine-tuning works on a copy
         torch.testing.assert_close(v, before[k])
-    pt = pointing(cfg, tiny_ds, model, objective, "local")
-    assert pt.sentences > 0 and 0.0 < pt.chance < 0.5 and 0.0 <= pt.hit_rate <= 1.0
     with pytest.raises(ValueError, match="needs pretrained"):
         downstream(cfg, tiny_ds, "frozen")
     with pytest.raises(ValueError, match="regime"):
         downstream(cfg, tiny_ds, "linear", model)
 
 
+def test_pointing_matches_a_loop_over_sentences(tmp_path, tiny_ds) -> None:
+    from examples.image_text.data import site_cell_mask
+
+    cfg = make_config("tiny", **TINY, out_dir=str(tmp_path))
+    model, objective, _ = load_pretrained(pretrain(cfg, tiny_ds).checkpoint)
+    pt = pointing(cfg, tiny_ds, model, objective, "local")
+    te = tiny_ds.test
+    img, slot = torch.nonzero(te.sites >= 0, as_tuple=True)
+    maps = sentence_cell_maps(model, objective, te, img, slot, torch.device("cpu"))
+    masks = site_cell_mask(maps.shape[-1])
+    for kind in KINDS:
+        rows = [k for k in range(img.numel())
+                if kind == "all" or site_kind(int(te.sites[img[k], slot[k]])) == kind]
+        assert pt.sentences[kind] == len(rows)
+        site_masks = [masks[int(te.sites[img[k], slot[k]])].flatten() for k in rows]
+        hits = [bool(m[int(maps[k].flatten().argmax())]) for k, m in zip(rows, site_masks,
+                                                                         strict=True)]
+        assert pt.hit_rate[kind] == pytest.approx(sum(hits) / len(rows))
+        assert pt.random_cell[kind] == pytest.approx(
+            sum(float(m.double().mean()) for m in site_masks) / len(rows))
+        fixed = max(sum(bool(m[c]) for m in site_masks) for c in range(masks[0].numel()))
+        assert pt.best_fixed[kind] == pytest.approx(fixed / len(rows))
+
+
 def test_cli_all_writes_table_json_and_figure(tmp_path, capsys) -> None:
     rc = main(["all", "--preset", "tiny", "--n-train", "64", "--n-test", "32",
-               "--batch-size", "16", "--out-dir", str(tmp_path)])
+               "--batch-size", "16", "--out-dir", str(tmp_path), "--threads", "1"])
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "| Fine-tuned | local (mean) |" in printed
+    assert "| Fine-tuned | local-attention |" in printed
+    assert "| Frozen + cell-grid probe | global |" in printed
     assert "| Supervised only | none |" in printed
-    assert "Pointing" in printed
+    assert "| best fixed cell |" in printed and "| random cell |" in printed
+    # one line per phase, with the elapsed time
+    assert "seed 0: pretraining local-attention (1 epochs)" in printed
+    assert "done: total" in printed and "CPU" in printed
     payload = json.loads((tmp_path / "results.json").read_text())
-    assert payload["seeds"] == [0] and len(payload["runs"][0]["downstream"]) == 6
+    assert payload["seeds"] == [0] and len(payload["runs"][0]["downstream"]) == 9
     assert (tmp_path / "results.md").exists()
     assert (tmp_path / "seed0" / "cell_mi.png").stat().st_size > 1000
-    # evaluate alone reuses the checkpoints; table averages per-seed results
-    assert main(["evaluate", "--preset", "tiny", "--n-train", "64", "--n-test", "32",
-                 "--batch-size", "16", "--out-dir", str(tmp_path)]) == 0
-    capsys.readouterr()
-    assert main(["table", "--preset", "tiny", "--out-dir", str(tmp_path), "--seeds", "0"]) == 0
-    assert "| Fine-tuned | local (mean) |" in capsys.readouterr().out
+    # evaluate alone reuses the checkpoints (and their data settings); table averages seeds
+    assert main(["evaluate", "--preset", "tiny", "--out-dir", str(tmp_path)]) == 0
+    assert "32 test pairs" in capsys.readouterr().out
+    assert main(["table", "--out-dir", str(tmp_path), "--seeds", "0"]) == 0
+    assert "| Fine-tuned | local-attention |" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError, match="no results for seed 1"):
-        main(["table", "--preset", "tiny", "--out-dir", str(tmp_path), "--seeds", "0", "1"])
+        main(["table", "--out-dir", str(tmp_path), "--seeds", "0", "1"])
 
 
 def test_cli_rejects_bad_input(tmp_path) -> None:
@@ -218,33 +289,44 @@ def test_cli_rejects_bad_input(tmp_path) -> None:
         make_config("tiny", mode="patch")
     with pytest.raises(ValueError, match="sentences must be 'one' or 'all'"):
         make_config("tiny", sentences="some")
-    with pytest.raises(ValueError, match="not 'pair_max'"):
-        make_config("tiny", sentences="all", reduction="pair_max")
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        make_config("tiny", reduction="median")
+    with pytest.raises(ValueError, match="attention_temperature must be > 0"):
+        make_config("tiny", attention_temperature=0.0)
+    with pytest.raises(ValueError, match="threads must be >= 0"):
+        make_config("tiny", threads=-2)
     with pytest.raises(ValueError, match="unknown config fields"):
         make_config("tiny", epochz=3)
     with pytest.raises(ValueError, match="unknown preset"):
         make_config("huge")
     with pytest.raises(SystemExit):
         main(["pretrain", "--batch-size", "many"])
+    with pytest.raises(SystemExit):  # evaluate takes no training options
+        main(["evaluate", "--epochs", "3"])
 
 
-def _torchrun(tmp_path: Path, nproc: int, out: str) -> subprocess.CompletedProcess:
+def _torchrun(tmp_path: Path, nproc: int, out: str, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc_per_node={nproc}", "-m", "examples.image_text", "pretrain", "--preset", "tiny",
            "--n-train", "64", "--n-test", "16", "--batch-size", "16", "--epochs", "2",
-           "--out-dir", str(tmp_path / out), "--device", "cpu"]
+           "--out-dir", str(tmp_path / out), "--device", "cpu", "--threads", "1", *extra]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_matches_one(tmp_path) -> None:
-    two = _torchrun(tmp_path, 2, "two")
+@pytest.mark.parametrize("extra, folder", [
+    ((), "local-attention"),
+    (("--contrast", "both", "--sentences", "all"), "local-attention-all"),
+    (("--mode", "global"), "global"),
+])
+def test_torchrun_two_processes_matches_one(tmp_path, extra, folder) -> None:
+    two = _torchrun(tmp_path, 2, "two", *extra)
     assert two.returncode == 0, two.stderr[-3000:]
-    one = _torchrun(tmp_path, 1, "one")
+    one = _torchrun(tmp_path, 1, "one", *extra)
     assert one.returncode == 0, one.stderr[-3000:]
-    a = torch.load(tmp_path / "one/seed0/pretrain-local/checkpoint.pt", weights_only=False)
-    b = torch.load(tmp_path / "two/seed0/pretrain-local/checkpoint.pt", weights_only=False)
+    a = load_checkpoint(tmp_path / f"one/seed0/pretrain-{folder}/checkpoint.pt")
+    b = load_checkpoint(tmp_path / f"two/seed0/pretrain-{folder}/checkpoint.pt")
     # the estimate is the global-batch one on both; gathered negatives make them equal
     torch.testing.assert_close(torch.tensor(a["estimates"]), torch.tensor(b["estimates"]),
                                atol=1e-4, rtol=1e-4)

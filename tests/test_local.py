@@ -11,16 +11,21 @@ from hypothesis import strategies as st
 from local_reference import flatten_grid, naive_local_mi
 
 from mitools import bounds
-from mitools.critics import BilinearCritic, ConcatCritic, SeparableCritic
+from mitools.critics import (
+    BilinearCritic,
+    ConcatCritic,
+    MarginalPotentials,
+    QuadraticCritic,
+    SeparableCritic,
+)
 from mitools.estimators import MINE, get_estimator
-from mitools.local import REDUCTIONS, GlobalMILoss, LocalMILoss, _BlockedBound, _Masks
+from mitools.local import REDUCTIONS, GlobalMILoss, LocalMILoss
 from mitools.samplers import (
     AllPairs,
     LocalToGlobal,
     Matched,
     NegativeQueue,
     Neighbourhood,
-    PositionPairs,
     RandomPairs,
 )
 
@@ -28,8 +33,21 @@ F64 = torch.float64
 X_PATTERNS = {1: "b l c", 2: "b c h w", 3: "b c t h w"}
 CHANNEL_LAST = {0: "b c", 1: "b l c", 2: "b h w c", 3: "b t h w c"}
 SAMPLERS = ("local_to_global", "all_pairs", "matched", "random_pairs", "neighbourhood")
-BOUNDS = ("infonce", "dv", "nwj", "jsd", "js", "smile", "tuba")
-BLOCKED = ("infonce", "dv", "nwj", "jsd", "js", "smile")  # the blocked autograd function's
+BOUNDS = ("infonce", "dv", "nwj", "jsd", "js", "smile", "tuba", "mine", "alpha_infonce")
+BLOCKED = ("infonce", "dv", "nwj", "jsd", "js", "smile", "tuba", "mine")  # row-wise bounds
+ATTENTION = ("infonce", "dv", "nwj", "tuba", "mine")  # log-sum-exps of the scores
+SEPARABLE = (None, "separable", "separable_cosine", "bilinear", "quadratic", "potentials")
+
+
+def backends_for(bound: str, critic_name: str | None, negatives: str) -> list[str]:
+    """The execution paths a configuration accepts."""
+    fused = critic_name in SEPARABLE and bound in BLOCKED and negatives == "all"
+    out = ["auto", "dense"]
+    if fused:
+        out.append("blocked")
+        if bound in ATTENTION:
+            out.append("attention")
+    return out
 
 
 def make_sampler(name: str, seed: int = 0):
@@ -51,15 +69,39 @@ def make_critic(name: str | None, c: int, seed: int):
             c, c, hidden=(), embed_dim=4, cosine=True, temperature=0.5, learn_temperature=True
         ),
         "bilinear": lambda: BilinearCritic(c, c),
+        "quadratic": lambda: _randomised(QuadraticCritic(c, c, hidden=(4,), embed_dim=2)),
+        "potentials": lambda: MarginalPotentials(
+            SeparableCritic(c, c, hidden=(4,), embed_dim=3), c, c, hidden=(3,)
+        ),
         "concat": lambda: ConcatCritic(c, c, hidden=(5,)),
     }[name]()
     return critic.double() if critic is not None else None
 
 
+def _randomised(critic):
+    """Every parameter non-zero (the quadratic critic's residual starts at zero)."""
+    with torch.no_grad():
+        for p in critic.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return critic
+
+
 def make_estimator(name: str):
     if name == "tuba":
         return get_estimator("tuba", baseline=0.3)
+    if name == "alpha_infonce":
+        return get_estimator("alpha_infonce", alpha=0.3, baseline=0.2)
+    if name == "mine":
+        return MINE(momentum=0.5)
     return get_estimator(name)
+
+
+def per_pair(name: str):
+    """The reference's estimator of each position pair: one MINE (own average) per pair."""
+    if name != "mine":
+        return None
+    table: dict = {}
+    return lambda p, q: table.setdefault((p, q), make_estimator(name))
 
 
 def grid_for(sampler: str, grid_x: tuple[int, ...], q_len: int) -> tuple[int, ...]:
@@ -106,6 +148,7 @@ def run_case(
     chunk_size: int | None,
     column_chunk_size: int | None,
     seed: int,
+    backend: str = "auto",
     tol: float = 1e-9,
 ) -> None:
     c = 3
@@ -134,6 +177,7 @@ def run_case(
         chunk_size=chunk_size,
         column_chunk_size=column_chunk_size,
         generator=torch.Generator().manual_seed(seed + 1),
+        backend=backend,
     )
     ref, ref_estimates = naive_local_mi(
         estimator,
@@ -148,6 +192,7 @@ def run_case(
         y_mask,
         negatives=negatives,
         generator=torch.Generator().manual_seed(seed + 1),
+        estimator_of_pair=per_pair(bound),
     )
     if ref is None:  # every pair is padding
         with pytest.raises(ValueError, match="no position pair"):
@@ -155,6 +200,8 @@ def run_case(
         return
     out = loss_fn(x, y, x_mask, y_mask)
     assert out.loss.dtype == F64
+    if backend != "auto":
+        assert loss_fn.last_backend == backend
     torch.testing.assert_close(out.estimate, ref.detach(), atol=tol, rtol=0)
     torch.testing.assert_close(out.loss, -ref.detach(), atol=tol, rtol=0)
     torch.testing.assert_close(
@@ -171,10 +218,15 @@ def cases(draw, bound: str):
     hi = {1: 4, 2: 3, 3: 2}[rank]
     grid_x = tuple(draw(st.integers(1, hi)) for _ in range(rank))
     sampler = draw(st.sampled_from(SAMPLERS))
-    negatives = draw(st.sampled_from(["all", "derangement"])) if bound != "infonce" else "all"
-    critic_name = draw(st.sampled_from([None, "separable", "bilinear", "concat"]))
-    fast = critic_name != "concat" and bound in BLOCKED and negatives == "all"
+    row_partition = bound in ("infonce", "alpha_infonce")
+    negatives = draw(st.sampled_from(["all", "derangement"])) if not row_partition else "all"
+    critic_name = draw(st.sampled_from([None, "separable", "bilinear", "quadratic", "concat"]))
+    backend = draw(st.sampled_from(backends_for(bound, critic_name, negatives)))
+    fast = backend in ("auto", "blocked") and "blocked" in backends_for(
+        bound, critic_name, negatives
+    )
     return dict(
+        backend=backend,
         rank=rank,
         grid_x=grid_x,
         q_len=draw(st.integers(1, 3)),
@@ -217,6 +269,35 @@ def test_every_bound_and_critic_chunked_equals_naive_loop(bound, critic_name):
         rank=1, grid_x=(4,), q_len=3, batch=5, sampler="all_pairs", reduction="logsumexp",
         bound=bound, critic_name=critic_name, negatives="all", masked=True, chunk_size=3,
         column_chunk_size=2 if fast else None, seed=3,
+    )  # fmt: skip
+
+
+BACKEND_CASES = [
+    (backend, bound, critic)
+    for bound in BOUNDS
+    for critic in (None, "separable_cosine", "bilinear", "quadratic", "potentials", "concat")
+    for backend in backends_for(bound, critic, "all")
+    if backend != "auto"
+]
+
+
+@pytest.mark.parametrize(("backend", "bound", "critic_name"), BACKEND_CASES)
+def test_every_backend_equals_naive_loop(backend, bound, critic_name):
+    """Every path a configuration accepts, forced, with masks: values and gradients to 1e-9."""
+    run_case(
+        rank=2, grid_x=(2, 2), q_len=3, batch=5, sampler="all_pairs", reduction="logsumexp",
+        bound=bound, critic_name=critic_name, negatives="all", masked=True, chunk_size=3,
+        column_chunk_size=2 if backend == "blocked" else None, seed=5, backend=backend,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("backend", ["blocked", "attention"])
+def test_fused_paths_with_every_sampler_equal_naive_loop(sampler, backend):
+    run_case(
+        rank=2, grid_x=(3, 2), q_len=2, batch=6, sampler=sampler, reduction="max",
+        bound="dv", critic_name="quadratic", negatives="all", masked=True, chunk_size=None,
+        column_chunk_size=None, seed=13, backend=backend,
     )  # fmt: skip
 
 
@@ -283,71 +364,6 @@ def test_chunked_equals_unchunked_float32(bound, reduction):
     for other in results[1:]:
         for a, b in zip(results[0], other, strict=True):
             torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
-
-
-def test_blocked_bound_gradcheck():
-    gen = torch.Generator().manual_seed(1)
-    u = torch.randn(3, 4, 2, dtype=F64, generator=gen, requires_grad=True)
-    v = torch.randn(2, 6, 2, dtype=F64, generator=gen, requires_grad=True)
-    bias = torch.tensor(0.3, dtype=F64, requires_grad=True)
-    pairs = PositionPairs(
-        torch.tensor([0, 1, 2, 2]), torch.tensor([0, 1, 0, 1]), (4,), torch.arange(4)
-    )
-    xm = torch.rand(3, 4, generator=gen) > 0.3
-    xm[:, 0] = True
-    ym = torch.ones(2, 6, dtype=torch.bool)
-    ym[1, 5] = False
-    masks = _Masks(xm, ym)
-    for kind in ("infonce", "dv", "nwj", "jsd"):  # js / smile: gradient is not d(value)
-
-        def fn(u, v, bias, kind=kind):
-            return _BlockedBound.apply(u, v, bias, kind, None, pairs, masks, None, 2, 3, 4)
-
-        assert torch.autograd.gradcheck(fn, (u, v, bias))
-
-
-def test_blocked_bound_matches_bound_functions_with_offset():
-    """The blocked formulas against mitools.bounds, with gathered-style columns (offset)."""
-    gen = torch.Generator().manual_seed(2)
-    u = torch.randn(1, 3, 4, dtype=F64, generator=gen)
-    v = torch.randn(1, 9, 4, dtype=F64, generator=gen)
-    pairs = PositionPairs(torch.tensor([0]), torch.tensor([0]), (1,), torch.tensor([0]))
-    scores = u[0] @ v[0].T
-    for kind, fn in (
-        ("infonce", bounds.infonce),
-        ("dv", bounds.dv),
-        ("nwj", bounds.nwj),
-        ("jsd", bounds.jsd),
-        ("js", bounds.js),
-        ("smile", lambda s, offset: bounds.smile(s, 0.7, offset=offset)),
-    ):
-        got = _BlockedBound.apply(
-            u, v, torch.zeros((), dtype=F64), kind, 0.7 if kind == "smile" else None, pairs,
-            _Masks(None, None), None, 3, 1, 2,
-        )  # fmt: skip
-        torch.testing.assert_close(got[0], fn(scores, offset=3), atol=1e-12, rtol=0)
-
-
-@pytest.mark.parametrize("kind", ["js", "smile"])
-def test_blocked_bound_js_gradients_match_bound_functions(kind):
-    """JS and SMILE: value of NWJ / clipped DV, gradient of the JS objective, as in bounds."""
-    gen = torch.Generator().manual_seed(3)
-    u = torch.randn(2, 5, 3, dtype=F64, generator=gen, requires_grad=True)
-    v = torch.randn(1, 5, 3, dtype=F64, generator=gen, requires_grad=True)
-    pairs = PositionPairs(torch.tensor([0, 1]), torch.tensor([0, 0]), (2,), torch.arange(2))
-    fn = bounds.js if kind == "js" else lambda s: bounds.smile(s, 0.5)
-    got = _BlockedBound.apply(
-        u, v, torch.zeros((), dtype=F64), kind, 0.5, pairs, _Masks(None, None), None, 0, 1, 2
-    )
-    want = fn(u @ v.transpose(-1, -2))
-    torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
-    weights = torch.tensor([0.3, -1.2], dtype=F64)
-    for a, b in zip(
-        torch.autograd.grad((got * weights).sum(), [u, v]),
-        torch.autograd.grad((want * weights).sum(), [u, v]),
-        strict=True,
-    ):
-        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -456,14 +472,27 @@ def test_batch_of_one_with_queue_is_allowed():
     assert torch.isfinite(out.loss)
 
 
-def test_mine_runs_unchunked_and_refuses_chunks():
-    loss_fn = LocalMILoss(MINE(), None, reduction="max")
-    x = torch.randn(6, 3, 2, 2, requires_grad=True)
-    out = loss_fn(x, torch.randn(6, 3))
-    out.loss.backward()
-    assert bool(torch.isfinite(loss_fn.estimator.log_partition_ema).all())
-    with pytest.raises(ValueError, match="MINE"):
-        LocalMILoss("mine", chunk_size=4)
+def test_mine_runs_chunked_with_one_average_per_cell():
+    """MINE's average is per position pair, so chunking (once refused) changes nothing."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 3, 2, 2, generator=gen, dtype=F64)
+    y = torch.randn(6, 3, generator=gen, dtype=F64)
+    runs = []
+    for kw in ({}, {"chunk_size": 3}, {"chunk_size": 1, "backend": "dense"}):
+        loss_fn = LocalMILoss(MINE(momentum=0.5), None, reduction="max", **kw)
+        grads_per_step = []
+        for step in range(3):
+            xs = (x + step).requires_grad_()
+            out = loss_fn(xs, y)
+            (g,) = torch.autograd.grad(out.loss, [xs])
+            grads_per_step.append(g)
+        assert loss_fn.estimator.log_partition_ema.shape == (2, 2)
+        assert bool(torch.isfinite(loss_fn.estimator.log_partition_ema).all())
+        runs.append((grads_per_step, loss_fn.estimator.log_partition_ema))
+    for grads_other, ema in runs[1:]:
+        torch.testing.assert_close(ema, runs[0][1], atol=1e-12, rtol=0)
+        for a, b in zip(grads_other, runs[0][0], strict=True):
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
 
 
 def test_learned_baseline_network_gets_anchor_features():
@@ -562,7 +591,7 @@ def test_error_options():
     with pytest.raises(ValueError, match="chunk_size"):
         LocalMILoss(chunk_size=0)
     with pytest.raises(ValueError, match="column_chunk_size needs a separable critic"):
-        LocalMILoss("tuba", column_chunk_size=8)
+        LocalMILoss("alpha_infonce", column_chunk_size=8)  # tuba is row-wise now
     with pytest.raises(ValueError, match="dot product"):
         LocalMILoss()(torch.randn(4, 3, 2, 2), torch.randn(4, 5))
 

@@ -154,3 +154,26 @@ def test_queue_is_fifo_and_detached():
         queue.extend(torch.randn(1, 3, 4), torch.ones(1, 3, dtype=torch.bool))
     queue.reset()
     assert len(queue) == 0
+
+
+def test_negatives_moved_to_their_module_and_still_import_from_samplers():
+    import mitools.negatives as negatives
+    import mitools.samplers as samplers
+
+    assert samplers.NegativeQueue is negatives.NegativeQueue
+    assert samplers.random_derangement is negatives.random_derangement
+    assert negatives.NEGATIVES == ("all", "derangement")
+
+
+def test_negative_columns_append_the_queue_after_the_batch():
+    from mitools.negatives import NegativeQueue, negative_columns
+
+    queue = NegativeQueue(3)
+    queue.extend(torch.zeros(3, 2, 4), torch.tensor([[True, False]] * 3))
+    y = torch.ones(5, 2, 4)
+    cols = negative_columns(y, None, gather=True, queue=queue)  # no process group: no gather
+    assert cols.features.shape == (8, 2, 4) and cols.offset == 0
+    assert cols.mask[:5].all() and cols.mask[5:, 1].logical_not().all()
+    assert cols.batch_features is y and cols.batch_mask is None
+    with pytest.raises(ValueError, match="reset the queue"):
+        negative_columns(torch.ones(5, 3, 4), None, gather=False, queue=queue)

@@ -74,3 +74,22 @@ def test_summary_reads_the_last_window_of_each_level() -> None:
     first = s[BOUNDS[0].label]
     assert first[0]["bias"] == 1.0 and first[0]["variance"] == 0.0 and first[0]["mse"] == 1.0
     assert first[1]["bias"] == 0.0
+
+
+def test_sandwich_picks_the_highest_lower_and_lowest_upper_bound() -> None:
+    from staircase import sandwich
+
+    def cell(mean):
+        return {"mean": mean, "variance": 0.25}
+
+    lower = {"InfoNCE": [cell(1.5), cell(3.0)], "DV": [cell(5.0), cell(9.0)],  # DV: excluded
+             "NWJ": [cell(1.8), cell(2.0)]}
+    upper = {"CLUB": [cell(4.0), cell(9.0)], "L1Out": [cell(2.5), cell(float("nan"))],
+             "L1Out (true q)": [cell(2.6), cell(5.0)]}
+    rows = sandwich([lower, upper], (2.0, 4.0))
+    assert rows[0]["lower"] == {"bound": "NWJ", "mean": 1.8, "sd": 0.5}
+    assert rows[1]["lower"]["bound"] == "InfoNCE"
+    assert rows[0]["upper"]["bound"] == "L1Out" and rows[1]["upper"]["bound"] == "CLUB"
+    assert rows[0]["bracketed"] and rows[1]["bracketed"]
+    assert rows[1]["L1Out (true q)"] == 5.0
+    assert rows[0]["lower_critic"]["bound"] == "NWJ"

@@ -97,3 +97,45 @@ def test_gaussian_mutual_information_matches_correlated_gaussian():
         gaussian_mutual_information(torch.zeros(2, 3), [0], [1])
     with pytest.raises(ValueError, match="positive definite"):
         gaussian_mutual_information(torch.ones(2, 2), [0], [1])
+
+
+@pytest.mark.parametrize("transform", [None, "cubic"])
+def test_conditional_and_marginal_densities_match_torch_distributions(transform):
+    task = CorrelatedGaussian(dim=3, mi=1.5, transform=transform, dtype=torch.float64)
+    x, y = task.sample(6, generator=3)
+    z = torch.sign(y) * y.abs() ** (1 / 3) if transform == "cubic" else y
+    # density of y = z^3 carries |dz/dy| = 1 / (3 z^2) per component
+    log_jac = -torch.log(3 * z**2).sum(-1) if transform == "cubic" else torch.zeros(6)
+    cond = Normal(task.rho * x[:, None, :], math.sqrt(1 - task.rho**2))
+    want = cond.log_prob(z[None, :, :]).sum(-1) + log_jac[None, :]
+    torch.testing.assert_close(task.conditional_log_prob(x, y), want)
+    marg = Normal(0.0, 1.0).log_prob(z).sum(-1) + log_jac
+    torch.testing.assert_close(task.marginal_log_prob(y), marg)
+    torch.testing.assert_close(
+        task.conditional_log_prob(x, y) - task.marginal_log_prob(y)[None, :],
+        task.optimal_critic(x, y),
+    )
+
+
+@pytest.mark.parametrize("transform", [None, "cubic"])
+def test_entropy_and_lautum_information_match_monte_carlo(transform):
+    task = CorrelatedGaussian(dim=4, mi=2.0, transform=transform, dtype=torch.float64)
+    x, y = task.sample(200_000, generator=4)
+    neg_log_p = -task.marginal_log_prob(y)
+    se = float(neg_log_p.std()) / math.sqrt(len(y))
+    assert abs(float(neg_log_p.mean()) - task.entropy_y()) < 4 * se
+    # lautum = -E_{p(x)p(y)} PMI, on independent pairs (x_i, y_{i+1})
+    pmi = task.optimal_critic(x[:, None, :], y.roll(1, 0)[:, None, :]).reshape(-1)
+    se = float(pmi.std()) / math.sqrt(len(pmi))
+    assert abs(float(-pmi.mean()) - task.lautum_information()) < 4 * se
+    rho2 = task.rho**2
+    assert math.isclose(task.mutual_information() + task.lautum_information(),
+                        4 * rho2 / (1 - rho2), rel_tol=1e-12)
+
+
+def test_density_errors():
+    task = CorrelatedGaussian(dim=2, mi=1.0)
+    with pytest.raises(ValueError, match=r"\(\.\.\., n, 2\)"):
+        task.conditional_log_prob(torch.zeros(3, 3), torch.zeros(3, 2))
+    with pytest.raises(ValueError, match=r"\(\.\.\., 2\)"):
+        task.marginal_log_prob(torch.zeros(3, 3))

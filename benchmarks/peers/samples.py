@@ -12,6 +12,7 @@ An ``.npz`` sample file holds ``x (n, dx)``, ``y (n, dy)`` (float32), ``true_mi`
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from collections.abc import Callable, Iterable
@@ -31,6 +32,7 @@ class Sample:
     x: np.ndarray
     y: np.ndarray
     path: str
+    seed: int | None = None
 
 
 @dataclass
@@ -48,15 +50,20 @@ class Record:
     settings: dict = field(default_factory=dict)
     status: str = "ok"
     message: str = ""
+    sample: str = ""
+    seed: int | None = None
 
 
 def save_sample(path: Path, name: str, source: str, true_mi: float,
-                x: np.ndarray, y: np.ndarray) -> None:
-    """Write one sample file (float32 arrays)."""
+                x: np.ndarray, y: np.ndarray, dtype: type | None = np.float32,
+                **metadata: object) -> None:
+    """Write one sample file (float32 arrays unless ``dtype`` says otherwise; ``None`` keeps
+    the arrays' own dtype).  Extra ``metadata`` (strings and numbers) is stored as 0-d
+    arrays beside ``name`` and ``source``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, x=np.asarray(x, dtype=np.float32),
-                        y=np.asarray(y, dtype=np.float32), true_mi=float(true_mi),
-                        name=name, source=source)
+    np.savez_compressed(path, x=np.asarray(x, dtype=dtype), y=np.asarray(y, dtype=dtype),
+                        true_mi=float(true_mi), name=name, source=source,
+                        **{k: np.asarray(v) for k, v in metadata.items()})
 
 
 def load_samples(paths: Iterable[str]) -> list[Sample]:
@@ -65,7 +72,8 @@ def load_samples(paths: Iterable[str]) -> list[Sample]:
     for p in paths:
         with np.load(p) as d:
             out.append(Sample(name=str(d["name"]), source=str(d["source"]),
-                              true_mi=float(d["true_mi"]), x=d["x"], y=d["y"], path=str(p)))
+                              true_mi=float(d["true_mi"]), x=d["x"], y=d["y"], path=str(p),
+                              seed=int(d["seed"]) if "seed" in d.files else None))
     return out
 
 
@@ -81,18 +89,57 @@ def timed_estimate(library: str, version: str, estimator: str, sample: Sample,
     wall = time.perf_counter() - start
     return Record(library=library, version=version, estimator=estimator, task=sample.name,
                   true_mi=sample.true_mi, estimate=value, abs_error=abs(value - sample.true_mi),
-                  wall_time_s=wall, settings=settings, status=status, message=message[:500])
+                  wall_time_s=wall, settings=settings, status=status, message=message[:500],
+                  sample=Path(sample.path).name, seed=sample.seed)
 
 
-def write_records(path: str, records: list[Record], extra: dict | None = None) -> None:
+def write_records(path: str, records: list[Record | dict], extra: dict | None = None) -> None:
     """Write records with the interpreter and machine they were measured on."""
     payload = {
         "python": platform.python_version(),
         "machine": platform.machine(),
         "processor": platform.processor(),
-        "records": [asdict(r) for r in records],
+        "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "records": [r if isinstance(r, dict) else asdict(r) for r in records],
     }
     if extra:
         payload.update(extra)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(payload, indent=1))
+    write_json_atomic(Path(path), payload)
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """Write JSON through a temporary file and a rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1))
+    os.replace(tmp, path)
+
+
+def read_records(path: str) -> list[dict]:
+    """The records of a file written by :func:`write_records` (none if it does not exist)."""
+    p = Path(path)
+    return json.loads(p.read_text())["records"] if p.exists() else []
+
+
+def interleave_families(items: list, family: Callable, seed: Callable) -> list:
+    """Order items seed by seed and, within a seed, one task of each family in turn (in
+    their given order within a family), so that a run stopped early has covered every
+    family rather than the first few."""
+    out = []
+    for s in sorted({seed(i) for i in items}):
+        queues: dict = {}
+        for item in items:
+            if seed(item) == s:
+                queues.setdefault(family(item), []).append(item)
+        while any(queues.values()):
+            for queue in queues.values():
+                if queue:
+                    out.append(queue.pop(0))
+    return out
+
+
+def sample_metadata(path: str) -> dict:
+    """``family`` and ``seed`` of a sample file (``"?"``/``0`` when not recorded)."""
+    with np.load(path) as d:
+        return {"family": str(d["family"]) if "family" in d.files else "?",
+                "seed": int(d["seed"]) if "seed" in d.files else 0}

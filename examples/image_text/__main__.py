@@ -1,22 +1,14 @@
-"""Command line: ``python -m examples.image_text {all,pretrain,evaluate} [options]``.
+"""Command line of the image-text example: ``python -m examples.image_text COMMAND [options]``.
 
-Examples::
-
-    python -m examples.image_text all --preset quick              # ~5 min on 2 CPU cores
-    python -m examples.image_text all --preset quick --seeds 0 1 2
-    python -m examples.image_text pretrain --mode local --epochs 10 --resume
-    python -m examples.image_text evaluate --out-dir runs/image_text
-    python -m examples.image_text table --seeds 0 1 2    # average seeds run separately
-    torchrun --nproc_per_node=2 -m examples.image_text pretrain --mode local
-
-Every :class:`~examples.image_text.config.Config` field is an option (``--batch-size 128``,
-``--bound dv``, ``--critic bilinear``, ``--data /path/to/mimic-cxr-jpg``, ...).
+Every option is listed by ``python -m examples.image_text COMMAND --help``, grouped by what
+it sets; each subcommand takes only the options it uses.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -26,26 +18,62 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .config import Config, add_config_arguments, config_from_args
-from .evaluate import (
-    PointingResult,
-    RegimeResult,
-    cell_mi_figure,
-    downstream,
-    pointing,
-    write_results,
-)
-from .objective import MODES
+from .config import GROUPS, Config, add_config_arguments, config_from_args, resolve_threads
+from .evaluate import REGIMES, RegimeResult, downstream
+from .pointing import PointingResult, cell_mi_figure, pointing
+from .report import Run, read_run, write_results
 from .train import (
     Datasets,
     build_encoders,
     build_objective,
+    config_from_checkpoint,
+    load_checkpoint,
     load_datasets,
     load_pretrained,
     pretrain,
     resolve_device,
-    run_dir,
+    run_label,
 )
+
+_DESCRIPTION = """\
+Pretrain an image encoder and a text encoder on paired chest radiographs and reports by
+maximising mutual information, between image cells and report sentences (local) or between
+the pooled image and the report (global), then evaluate the image encoder downstream
+(Liao, Moyer et al., MICCAI 2021). The default data is synthetic: nothing is downloaded."""
+
+_EPILOG = """\
+first try (about 10 s, the whole pipeline on a few images):
+  python -m examples.image_text all --preset tiny
+the documented tables (one seed; see docs/image_text.rst for the time it takes):
+  python -m examples.image_text all --preset quick --threads 2
+  python -m examples.image_text all --preset quick --seeds 0 1 2
+one pretraining, then evaluate every checkpoint of a seed, then average seeds:
+  python -m examples.image_text pretrain --mode local --reduction pair_max --seed 1
+  python -m examples.image_text evaluate --seed 1
+  python -m examples.image_text table --seeds 0 1 2
+does the data carry each finding? (fully supervised, every label)
+  python -m examples.image_text supervised --labelled-fraction 1 --finetune-epochs 20
+several processes or GPUs:
+  torchrun --nproc_per_node=2 -m examples.image_text pretrain --mode local"""
+
+
+class _Clock:
+    """Prints one line per phase with the elapsed wall time (rank 0 only)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.t0, self.c0 = time.perf_counter(), time.process_time()
+
+    def __call__(self, message: str) -> None:
+        if self.enabled:
+            s = int(time.perf_counter() - self.t0)
+            print(f"[{s // 60:3d}:{s % 60:02d}] {message}", flush=True)
+
+    def summary(self) -> str:
+        wall, cpu = time.perf_counter() - self.t0, time.process_time() - self.c0
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        return (f"total {wall:.0f} s wall, {cpu:.0f} s CPU, {torch.get_num_threads()} threads, "
+                f"load average {load:.1f}")
 
 
 def _init_distributed(cfg: Config) -> tuple[int, int]:
@@ -60,148 +88,220 @@ def _init_distributed(cfg: Config) -> tuple[int, int]:
     return 0, 1
 
 
-def evaluate_seed(cfg: Config, ds: Datasets, modes: Sequence[str] = MODES,
+def _checkpoints(cfg: Config) -> list[Path]:
+    """The pretraining checkpoints of ``cfg.seed``: global first, then the local ones."""
+    found = sorted((Path(cfg.out_dir) / f"seed{cfg.seed}").glob("pretrain-*/checkpoint.pt"))
+    return sorted(found, key=lambda p: p.parent.name != "pretrain-global")
+
+
+def evaluate_seed(cfg: Config, ds: Datasets, clock: _Clock | None = None,
                   ) -> tuple[list[RegimeResult], list[PointingResult], dict[str, float]]:
-    """Every downstream regime and the pointing score for the pretrained checkpoints of a seed."""
+    """Every downstream regime and the pointing score for every pretraining checkpoint of a
+    seed, plus the supervised and untrained baselines. Returns (rows, pointing, timings)."""
+    clock = clock or _Clock(False)
     device = resolve_device(cfg.device)
     timings: dict[str, float] = {}
-    results = []
-    t = time.perf_counter()
-    results.append(downstream(cfg, ds, "supervised"))
-    timings["supervised"] = time.perf_counter() - t
-    pts = []
-    models = {}
+    paths = _checkpoints(cfg)
+    if not paths:
+        raise FileNotFoundError(f"no pretraining checkpoint under {Path(cfg.out_dir)}/"
+                                f"seed{cfg.seed}; run `pretrain` (or `all`) first")
+
+    def timed(key: str, fn, *args, **kwargs):
+        t = time.perf_counter()
+        out = fn(*args, **kwargs)
+        timings[key] = time.perf_counter() - t
+        return out
+
+    clock(f"seed {cfg.seed}: supervised training from scratch on the labelled pairs")
+    results = [timed("supervised", downstream, cfg, ds, "supervised")]
     # untrained encoders and critic: what the architecture gives before any training
     torch.manual_seed(cfg.seed)
-    untrained = build_encoders(cfg, len(ds.tokenizer)).to(device)
-    untrained_obj = build_objective(dataclasses.replace(cfg, mode="local")).to(device)
-    results.append(downstream(cfg, ds, "frozen", untrained, pretraining="untrained"))
-    pts.append(pointing(cfg, ds, untrained, untrained_obj, "untrained"))
-    for mode in modes:
-        path = run_dir(cfg, mode) / "checkpoint.pt"
+    encoders = {"untrained": (build_encoders(cfg, len(ds.tokenizer)).to(device),
+                              build_objective(dataclasses.replace(cfg, mode="local",
+                                                                  reduction="mean")).to(device))}
+    for path in paths:
         model, objective, pcfg = load_pretrained(path, device)
-        label = "global"
-        if mode == "local":
-            extra = ", all sentences" if pcfg.sentences == "all" else ""
-            label = f"local ({pcfg.reduction}{extra})"
-        models[label] = (model.to(device), objective.to(device))
-        for regime in ("frozen", "finetune"):
-            t = time.perf_counter()
-            results.append(downstream(cfg, ds, regime, model, pretraining=label))
-            timings[f"{regime}-{mode}"] = time.perf_counter() - t
-        pts.append(pointing(cfg, ds, model, objective, label))
+        encoders[run_label(pcfg)] = (model.to(device), objective.to(device))
+    pts = []
+    for label, (model, objective) in encoders.items():
+        regimes = ("frozen", "frozen_grid") if label == "untrained" else REGIMES[1:]
+        clock(f"seed {cfg.seed}: evaluating {label} ({', '.join(regimes)}, pointing)")
+        for regime in regimes:
+            results.append(timed(f"{regime}-{label}", downstream, cfg, ds, regime, model,
+                                 pretraining=label))
+        pts.append(timed(f"pointing-{label}", pointing, cfg, ds, model, objective, label))
     # the same rows in the same order for every seed
-    order = {"supervised": 0, "frozen": 1, "finetune": 2}
-    kind = {"untrained": 0, "global": 1}
-    results.sort(key=lambda r: (order[r.regime], kind.get(r.pretraining, 2)))
-    fig = cell_mi_figure(Path(cfg.out_dir) / f"seed{cfg.seed}" / "cell_mi.png", ds, models, device)
-    if fig is not None:
-        print(f"figure: {fig}")
+    labels = list(encoders)
+    results.sort(key=lambda r: (REGIMES.index(r.regime),
+                                labels.index(r.pretraining) if r.pretraining in labels else -1))
+    figure = cell_mi_figure(Path(cfg.out_dir) / f"seed{cfg.seed}" / "cell_mi.png", ds,
+                            {k: v for k, v in encoders.items() if k != "untrained"}, device)
+    if figure is not None:
+        clock(f"seed {cfg.seed}: figure {figure}")
     return results, pts, timings
 
 
-def _cmd_pretrain(cfg: Config, resume: bool) -> None:
-    t = time.perf_counter()
-    out = pretrain(cfg, resume=resume)
-    if not dist.is_initialized() or dist.get_rank() == 0:
-        print(f"pretrained {cfg.mode} ({cfg.bound}, {cfg.critic}) for {cfg.epochs} epochs in "
-              f"{time.perf_counter() - t:.1f}s; final MI estimate "
-              f"{sum(out.estimates[-20:]) / max(1, len(out.estimates[-20:])):.3f} nats; "
-              f"checkpoint {out.checkpoint}")
+def _pretrain_modes(cfg: Config, ds: Datasets, resume: bool, clock: _Clock,
+                    timings: dict[str, float]) -> None:
+    for mcfg in (dataclasses.replace(cfg, mode="global"), dataclasses.replace(cfg, mode="local")):
+        clock(f"seed {cfg.seed}: pretraining {run_label(mcfg)} ({mcfg.epochs} epochs)")
+        t = time.perf_counter()
+        out = pretrain(mcfg, ds, resume=resume)
+        timings[f"seed{cfg.seed}/pretrain-{run_label(mcfg)}"] = time.perf_counter() - t
+        clock(f"seed {cfg.seed}: {run_label(mcfg)} done, final MI estimate "
+              f"{_final(out.estimates):.3f} nats")
+
+
+def _final(estimates: list[float]) -> float:
+    tail = estimates[-20:]
+    return sum(tail) / max(1, len(tail))
 
 
 def _evaluate_seeds(cfg: Config, seeds: Sequence[int], pretrain_first: bool, resume: bool,
-                    rank: int) -> str | None:
-    runs, all_timings = [], {}
-    ds = None
+                    rank: int, clock: _Clock) -> str | None:
+    runs: list[Run] = []
+    timings: dict[str, float] = {}
+    names: tuple[str, ...] = ()
     for seed in seeds:
         scfg = dataclasses.replace(cfg, seed=seed)
+        if not pretrain_first:
+            scfg = _config_of_checkpoints(scfg)
+        clock(f"seed {seed}: data ({scfg.n_train} training, {scfg.n_test} test pairs)")
         ds = load_datasets(scfg)
+        names = ds.finding_names
         if pretrain_first:
-            for mode in MODES:
-                t = time.perf_counter()
-                mcfg = dataclasses.replace(scfg, mode=mode,
-                                           reduction=cfg.reduction if mode == "local" else "mean")
-                pretrain(mcfg, ds, resume=resume)
-                all_timings[f"seed{seed}/pretrain-{mode}"] = time.perf_counter() - t
+            _pretrain_modes(scfg, ds, resume, clock, timings)
         if rank != 0:
             continue
-        modes = [m for m in MODES if (run_dir(scfg, m) / "checkpoint.pt").exists()]
-        if not modes:
-            raise FileNotFoundError(
-                f"no pretraining checkpoint under {Path(cfg.out_dir) / f'seed{seed}'}; "
-                "run `pretrain` (or `all`) first"
-            )
-        res, pts, timings = evaluate_seed(scfg, ds, modes)
-        all_timings.update({f"seed{seed}/{k}": v for k, v in timings.items()})
+        res, pts, seed_timings = evaluate_seed(scfg, ds, clock)
+        timings.update({f"seed{seed}/{k}": v for k, v in seed_timings.items()})
         runs.append((res, pts))
-        write_results(Path(cfg.out_dir) / f"seed{seed}", scfg, [(res, pts)], _names(ds), [seed])
-    if rank != 0 or ds is None:
+        write_results(Path(cfg.out_dir) / f"seed{seed}", scfg, [(res, pts)], names, [seed])
+    if rank != 0 or not runs:
         return None
-    return write_results(Path(cfg.out_dir), cfg, runs, _names(ds), list(seeds),
-                         {"timings_s": all_timings, "torch": torch.__version__,
+    return write_results(Path(cfg.out_dir), cfg, runs, names, list(seeds),
+                         {"timings_s": timings, "torch": torch.__version__,
                           "threads": torch.get_num_threads()})
 
 
-def _names(ds: Datasets) -> tuple[str, ...]:
-    return ds.finding_names
+def _config_of_checkpoints(cfg: Config) -> Config:
+    """``evaluate``: data and model settings from the seed's checkpoints, the rest from ``cfg``."""
+    paths = _checkpoints(cfg)
+    if not paths:
+        raise FileNotFoundError(f"no pretraining checkpoint under {Path(cfg.out_dir)}/"
+                                f"seed{cfg.seed}; run `pretrain` (or `all`) first")
+    kept = GROUPS["data"] + GROUPS["model"]
+    saved = [config_from_checkpoint(load_checkpoint(p)) for p in paths]
+    for other, path in zip(saved[1:], paths[1:], strict=True):
+        differ = [k for k in kept if getattr(other, k) != getattr(saved[0], k)]
+        if differ:
+            raise ValueError(f"{path} was pretrained on other data or model settings than "
+                             f"{paths[0]} ({', '.join(differ)}); evaluate them separately")
+    return dataclasses.replace(cfg, **{k: getattr(saved[0], k) for k in kept})
 
 
-def _cmd_table(cfg: Config, seeds: Sequence[int]) -> str:
+def _cmd_table(out_dir: str, seeds: Sequence[int]) -> str:
     """Aggregate ``seed<k>/results.json`` files (e.g. of seeds run in parallel processes)."""
-    import json
-
-    runs, names = [], ()
+    runs, names, cfg = [], (), None
     for seed in seeds:
-        path = Path(cfg.out_dir) / f"seed{seed}" / "results.json"
+        path = Path(out_dir) / f"seed{seed}" / "results.json"
         if not path.exists():
             raise FileNotFoundError(f"no results for seed {seed}: expected {path}")
         payload = json.loads(path.read_text())
         names = tuple(payload["finding_names"])
-        run = payload["runs"][0]
-        res = [RegimeResult(r["regime"], r["pretraining"], r["edema_auc"], r["edema_accuracy"],
-                            tuple(r["finding_auc"])) for r in run["downstream"]]
-        pts = [PointingResult(**p) for p in run["pointing"]]
-        runs.append((res, pts))
-    return write_results(Path(cfg.out_dir), cfg, runs, names, list(seeds))
+        runs.append(read_run(payload["runs"][0]))
+        cfg = cfg or Config(**{**payload["config"],
+                               "critic_hidden": tuple(payload["config"]["critic_hidden"])})
+    assert cfg is not None
+    return write_results(Path(out_dir), cfg, runs, names, list(seeds))
+
+
+def _cmd_supervised(cfg: Config, clock: _Clock) -> str:
+    """Train the image encoder with labels only and print the AUC of every finding."""
+    clock(f"data ({cfg.n_train} training pairs, {cfg.labelled_fraction:.0%} labelled)")
+    ds = load_datasets(cfg)
+    clock(f"supervised training, {cfg.finetune_epochs} epochs on {ds.labelled.numel()} pairs")
+    r = downstream(cfg, ds, "supervised")
+    lines = [f"Supervised only, {ds.labelled.numel()} labelled pairs, {cfg.finetune_epochs} "
+             f"epochs (seed {cfg.seed})", "", "| Finding | AUC |", "| --- | --- |"]
+    lines += [f"| {n} | {a:.3f} |" for n, a in zip(ds.finding_names, r.finding_auc, strict=True)]
+    lines += [f"| edema (macro) | {r.edema_auc:.3f} |",
+              f"| zone accuracy | {r.zone_accuracy:.3f} |"]
+    md = "\n".join(lines) + "\n"
+    out = Path(cfg.out_dir) / f"seed{cfg.seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "supervised.md").write_text(md)
+    (out / "supervised.json").write_text(json.dumps(
+        {"config": dataclasses.asdict(cfg), "result": {**r._asdict(),
+                                                       "localized_auc": r.localized_auc}},
+        indent=2, default=str))
+    return md
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m examples.image_text",
+                                     description=_DESCRIPTION, epilog=_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    seeds_help = "repeat over these seeds and average (default: --seed)"
+    p = sub.add_parser("all", help="pretrain global and local, evaluate, print the tables",
+                       description="Pretrain global and local (--reduction) for each seed, "
+                                   "evaluate every regime, write results.md/json and the "
+                                   "cell-MI figure under --out-dir.")
+    add_config_arguments(p, ("data", "model", "pretraining", "downstream", "run"),
+                         exclude=("mode",))
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help=seeds_help)
+    p.add_argument("--resume", action="store_true", help="continue from the epoch checkpoints")
+    p = sub.add_parser("pretrain", help="pretrain one objective (--mode, --reduction)",
+                       description="Pretrain one objective; the checkpoint goes to "
+                                   "OUT_DIR/seed<k>/pretrain-<global|local-REDUCTION>/.")
+    add_config_arguments(p, ("data", "model", "pretraining", "run"))
+    p.add_argument("--resume", action="store_true", help="continue from the epoch checkpoint")
+    p = sub.add_parser("evaluate", help="evaluate every pretraining checkpoint of a seed",
+                       description="Evaluate every checkpoint under OUT_DIR/seed<k>/ (data and "
+                                   "model settings come from the checkpoints).")
+    add_config_arguments(p, ("downstream", "run"))
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help=seeds_help)
+    p = sub.add_parser("supervised", help="labels only: does the data carry each finding?",
+                       description="Train the image encoder from scratch on the labelled "
+                                   "pairs (--labelled-fraction 1: all of them) and print each "
+                                   "finding's test AUC.")
+    add_config_arguments(p, ("data", "model", "downstream", "run"))
+    p = sub.add_parser("table", help="average the per-seed results.json of an output folder",
+                       description="Average OUT_DIR/seed<k>/results.json over --seeds.")
+    p.add_argument("--out-dir", default=Config.out_dir,
+                   help=f"folder of the per-seed results (default {Config.out_dir})")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to average")
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m examples.image_text",
-                                     description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_all = sub.add_parser("all", help="pretrain local and global, evaluate, print the table")
-    p_pre = sub.add_parser("pretrain", help="pretrain one mode (--mode local|global)")
-    p_eval = sub.add_parser("evaluate", help="evaluate the pretrained checkpoints of out_dir")
-    p_tab = sub.add_parser("table", help="average the per-seed results.json of out_dir")
-    for p in (p_all, p_pre, p_eval, p_tab):
-        add_config_arguments(p)
-    for p in (p_all, p_eval, p_tab):
-        p.add_argument("--seeds", type=int, nargs="+", default=None,
-                       help="repeat over these seeds and average (default: --seed)")
-    for p in (p_all, p_pre):
-        p.add_argument("--resume", action="store_true",
-                       help="continue from the last epoch checkpoint")
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
+    if args.command == "table":
+        print(_cmd_table(args.out_dir, args.seeds))
+        return 0
     cfg = config_from_args(args)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(resolve_threads(cfg.threads))
     rank, _ = _init_distributed(cfg)
-    t0, c0 = time.perf_counter(), time.process_time()
+    clock = _Clock(rank == 0)
+    clock(f"{args.command}: preset {args.preset}, {torch.get_num_threads()} threads, "
+          f"device {resolve_device(cfg.device)}")
     try:
         if args.command == "pretrain":
-            _cmd_pretrain(cfg, args.resume)
-        elif args.command == "table":
-            print(_cmd_table(cfg, args.seeds if args.seeds is not None else [cfg.seed]))
+            out = pretrain(cfg, resume=args.resume)
+            clock(f"pretrained {run_label(cfg)} ({cfg.bound}, {cfg.critic}) for {cfg.epochs} "
+                  f"epochs; final MI estimate {_final(out.estimates):.3f} nats; checkpoint "
+                  f"{out.checkpoint}")
+        elif args.command == "supervised":
+            print(_cmd_supervised(cfg, clock))
         else:
             seeds = args.seeds if args.seeds is not None else [cfg.seed]
             md = _evaluate_seeds(cfg, seeds, args.command == "all",
-                                 getattr(args, "resume", False), rank)
+                                 getattr(args, "resume", False), rank, clock)
             if md is not None:
                 print(md)
-                print(f"results: {Path(cfg.out_dir) / 'results.md'} (and results.json); "
-                      f"total {time.perf_counter() - t0:.0f}s wall, "
-                      f"{time.process_time() - c0:.0f}s CPU, {torch.get_num_threads()} threads")
+                print(f"results: {Path(cfg.out_dir) / 'results.md'} (and results.json)")
+        clock(f"done: {clock.summary()}")
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

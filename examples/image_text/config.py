@@ -1,14 +1,26 @@
-"""Run configuration: one dataclass, two presets, command-line overrides."""
+"""Run configuration: one dataclass, three presets, command-line options grouped by use."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import types
 from dataclasses import dataclass, fields
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-__all__ = ["PRESETS", "Config", "add_config_arguments", "config_from_args", "make_config"]
+__all__ = [
+    "GROUPS",
+    "PRESETS",
+    "Config",
+    "add_config_arguments",
+    "config_from_args",
+    "make_config",
+    "resolve_threads",
+]
+
+
+_REDUCTIONS = ("mean", "max", "pair_max", "attention")  # objective.REDUCTIONS (no torch import)
 
 
 @dataclass
@@ -30,10 +42,13 @@ class Config:
         text_heads.
         max_sentences, max_sentence_len, max_report_len: text truncation.
     Pretraining:
-        mode: ``"local"`` or ``"global"``; bound, critic: by name; reduction: ``"max"`` or
-        ``"mean"`` (local mode); sentences: ``"one"`` (local mode: one random sentence per
-        report and step, the paper) or ``"all"`` (every sentence of the report against every
-        cell, each an estimate of its own; same objective in expectation, less variance);
+        mode: ``"local"`` or ``"global"``; bound, critic: by name; reduction (local mode):
+        ``"mean"`` / ``"max"`` over per-cell estimates, ``"pair_max"`` (each pair scored by
+        its best cell, the paper) or ``"attention"`` (the sentence attends over the cells,
+        GLoRIA), see :mod:`~examples.image_text.objective`; attention_temperature; contrast
+        (pooled reductions: the bound's rows are the images, the sentences or both);
+        sentences: ``"one"`` (local mode: one random sentence per report and step, the paper)
+        or ``"all"`` (every sentence of the report at every step);
         critic_hidden, critic_embed_dim, critic_cosine,
         critic_temperature: separable-critic options;
         epochs, batch_size, lr, clip_grad_norm (0: off), weight_decay, warmup_steps.
@@ -42,8 +57,8 @@ class Config:
         linear_steps, linear_lr (the linear probe that every regime starts with),
         downstream_batch_size.
     Run:
-        seed, out_dir, device (``"auto"``: CUDA when present), threads (0: torch default),
-        progress (tqdm bars).
+        seed, out_dir, device (``"auto"``: CUDA when present), threads (CPU threads of torch;
+        0: :func:`resolve_threads`' default, at most 4), progress (tqdm bars).
     """
 
     # data
@@ -71,7 +86,9 @@ class Config:
     mode: str = "local"
     bound: str = "infonce"
     critic: str = "separable"
-    reduction: str = "mean"
+    reduction: str = "attention"
+    attention_temperature: float = 1.0
+    contrast: str = "both"
     sentences: str = "one"
     critic_hidden: tuple[int, ...] = ()
     critic_embed_dim: int = 64
@@ -100,14 +117,20 @@ class Config:
     def __post_init__(self) -> None:
         if self.mode not in ("local", "global"):
             raise ValueError(f"mode must be 'local' or 'global', got {self.mode!r}")
-        if self.reduction not in ("max", "mean", "pair_max"):
-            raise ValueError(
-                f"reduction must be 'max', 'mean' or 'pair_max', got {self.reduction!r}"
-            )
+        if self.reduction not in _REDUCTIONS:
+            raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {self.reduction!r}")
         if self.sentences not in ("one", "all"):
             raise ValueError(f"sentences must be 'one' or 'all', got {self.sentences!r}")
-        if self.sentences == "all" and self.reduction == "pair_max":
-            raise ValueError("sentences='all' works with reduction 'mean' or 'max', not 'pair_max'")
+        if self.contrast not in ("images", "sentences", "both"):
+            raise ValueError(
+                f"contrast must be 'images', 'sentences' or 'both', got {self.contrast!r}"
+            )
+        if not self.attention_temperature > 0:
+            raise ValueError(
+                f"attention_temperature must be > 0, got {self.attention_temperature}"
+            )
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0 (0: the default), got {self.threads}")
         if not 0.0 < self.labelled_fraction <= 1.0:
             raise ValueError(f"labelled_fraction must be in (0, 1], got {self.labelled_fraction}")
         for name in ("n_train", "n_test", "epochs", "batch_size", "dim", "width", "grid"):
@@ -119,10 +142,9 @@ class Config:
 
 #: Named presets: overrides of the defaults.
 PRESETS: dict[str, dict[str, Any]] = {
-    # the whole `all` run (one seed): 134 s wall on an idle 2-core CPU machine (torch 2.13)
+    # the documented tables; `all` (one seed) took 222 s of CPU with one thread (torch 2.13)
     "quick": {},
-    # the larger run: 3.3x the data, wider encoders, bigger batches (measured once on CPU:
-    # see docs/image_text.rst for its table and time)
+    # the larger run: 3.3x the data, wider encoders, bigger batches
     "full": {
         "n_train": 10000,
         "n_test": 2000,
@@ -168,6 +190,77 @@ def make_config(preset: str = "quick", **overrides: Any) -> Config:
     return Config(**{**PRESETS[preset], **overrides})
 
 
+#: Every option's help text (the field's meaning; the CLI appends the defaults).
+HELP: dict[str, str] = {
+    "data": "'synthetic' (generated, no download) or a MIMIC-CXR-JPG folder",
+    "reports_root": "MIMIC-CXR reports folder (default: inside --data)",
+    "labels_csv": "MIMIC-CXR CheXpert labels CSV (default: inside --data)",
+    "edema_csv": "optional CSV of edema severities (subject_id, study_id, edema_severity)",
+    "n_train": "synthetic training pairs (pretraining uses all, downstream the labelled share)",
+    "n_test": "synthetic test pairs",
+    "data_seed": "seed of the synthetic data (the same across training seeds)",
+    "image_size": "image side in pixels: 64, 128 or 256",
+    "labelled_fraction": "share of the training pairs whose labels downstream training sees",
+    "cache_dir": "folder to cache the generated data in (default: no cache)",
+    "width": "image encoder channels after the stem",
+    "dim": "feature size D of the cells, the pooled image vector and the text vectors",
+    "grid": "side M of the image's M x M block of cells",
+    "context_kernel": "1 keeps each cell's receptive field local (about 3 cells); 3 widens it",
+    "text_layers": "Transformer layers of the text encoder",
+    "text_heads": "attention heads of the text encoder",
+    "max_sentences": "sentences kept per report",
+    "max_sentence_len": "tokens kept per sentence",
+    "max_report_len": "tokens kept per report (global mode encodes the whole report)",
+    "mode": "'local' (cells vs one sentence) or 'global' (pooled image vs the whole report)",
+    "bound": "MI bound by name: infonce, dv, mine, nwj, js, smile, ...",
+    "critic": "cell critic by name: separable, bilinear, concat, quadratic",
+    "reduction": "local objective: mean or max of per-cell estimates, pair_max (each pair "
+                 "scored by its best cell, the paper) or attention (GLoRIA)",
+    "attention_temperature": "temperature of the sentence's attention over the cells "
+                             "(--reduction attention), in critic-score units",
+    "contrast": "pair_max/attention: the bound's rows are the images (each picks its "
+                "sentence), the sentences (each picks its image) or both",
+    "sentences": "local mode: 'one' random sentence per report and step, or 'all' of them",
+    "critic_hidden": "hidden widths of the separable critic's encoders, e.g. 128,128 ('' none)",
+    "critic_embed_dim": "embedding size of the separable critic",
+    "critic_cosine": "cosine similarity in the separable critic (true/false)",
+    "critic_temperature": "temperature of the separable critic's scores",
+    "epochs": "pretraining epochs per mode",
+    "batch_size": "pretraining batch (the negatives of each bound)",
+    "lr": "pretraining learning rate (AdamW, warm-up then cosine decay)",
+    "clip_grad_norm": "gradient-norm clip in pretraining (0: off)",
+    "weight_decay": "AdamW weight decay in pretraining",
+    "warmup_steps": "linear learning-rate warm-up steps",
+    "finetune_epochs": "epochs of supervised and fine-tuned training on the labelled pairs",
+    "finetune_lr": "encoder learning rate when fine-tuning and training from scratch",
+    "head_lr_factor": "head learning rate = finetune-lr times this",
+    "linear_steps": "full-batch steps of each frozen probe",
+    "linear_lr": "learning rate of the frozen probes",
+    "downstream_batch_size": "batch of supervised and fine-tuned training",
+    "seed": "training seed (initialisation, batches, labelled subset)",
+    "out_dir": "folder of checkpoints and results",
+    "device": "'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ...",
+    "threads": "CPU threads of torch; 0: min(4, the cores this process may use). On a "
+               "shared machine use 1",
+    "progress": "tqdm progress bars (true/false); the phase lines print regardless",
+}
+
+#: Which fields each option group holds; subcommands add only the groups they use.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "data": ("data", "reports_root", "labels_csv", "edema_csv", "n_train", "n_test",
+             "data_seed", "image_size", "cache_dir"),
+    "model": ("width", "dim", "grid", "context_kernel", "text_layers", "text_heads",
+              "max_sentences", "max_sentence_len", "max_report_len"),
+    "pretraining": ("mode", "bound", "critic", "reduction", "attention_temperature",
+                    "contrast", "sentences", "critic_hidden", "critic_embed_dim", "critic_cosine",
+                    "critic_temperature", "epochs", "batch_size", "lr", "clip_grad_norm",
+                    "weight_decay", "warmup_steps"),
+    "downstream": ("labelled_fraction", "finetune_epochs", "finetune_lr", "head_lr_factor",
+                   "linear_steps", "linear_lr", "downstream_batch_size"),
+    "run": ("seed", "out_dir", "device", "threads", "progress"),
+}
+
+
 def _field_types() -> dict[str, Any]:
     return get_type_hints(Config)
 
@@ -178,22 +271,64 @@ def _parser_for(tp: Any) -> Any:
         inner = [a for a in get_args(tp) if a is not type(None)]
         return _parser_for(inner[0])
     if tp is bool:
-        return lambda s: {"1": True, "true": True, "yes": True, "0": False, "false": False,
-                          "no": False}[s.lower()]
+        def boolean(s: str) -> bool:
+            table = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+            if s.lower() not in table:
+                raise argparse.ArgumentTypeError(f"expected true or false, got {s!r}")
+            return table[s.lower()]
+        return boolean
     if origin is tuple:
         return lambda s: tuple(int(v) for v in s.split(",") if v.strip())
     return tp
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--preset`` and one ``--field-name VALUE`` option per :class:`Config` field."""
-    parser.add_argument("--preset", default="quick", choices=sorted(PRESETS))
+def _defaults_text(name: str) -> str:
+    base = next(f.default for f in fields(Config) if f.name == name)
+    shown = ",".join(map(str, base)) if isinstance(base, tuple) else base
+    text = f"default {shown!s}" if shown not in ("", None) else "default none"
+    others = [f"{p} {PRESETS[p][name]}" for p in PRESETS if name in PRESETS[p]]
+    return text + (f"; {', '.join(others)}" if others else "")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, groups: tuple[str, ...],
+                         exclude: tuple[str, ...] = ()) -> None:
+    """``--preset`` and one ``--field-name VALUE`` option per field of ``groups``.
+
+    Each group becomes an argparse argument group with the fields' help texts and defaults
+    (the quick preset's, then the presets that change them). ``exclude`` drops fields that
+    a subcommand sets itself.
+    """
+    parser.add_argument("--preset", default="quick", choices=sorted(PRESETS),
+                        help="named settings: tiny (seconds, a smoke test), quick (the "
+                             "documented tables), full (3x the data); options override it")
     hints = _field_types()
-    for f in fields(Config):
-        flag = "--" + f.name.replace("_", "-")
-        parser.add_argument(flag, dest=f"cfg_{f.name}", type=_parser_for(hints[f.name]),
-                            default=None, metavar=f.name.upper(),
-                            help=f"(default: {f.default!r}, or the preset's)")
+    for group in groups:
+        g = parser.add_argument_group(f"{group} options")
+        for name in GROUPS[group]:
+            if name in exclude:
+                continue
+            flag = "--" + name.replace("_", "-")
+            g.add_argument(flag, dest=f"cfg_{name}", type=_parser_for(hints[name]),
+                           default=None, metavar=name.split("_")[-1].upper(),
+                           help=f"{HELP[name]} ({_defaults_text(name)})")
+
+
+def resolve_threads(threads: int) -> int:
+    """The CPU threads to give torch: ``threads``, or for 0 the smaller of 4 and the cores
+    this process may run on (torch's own default, every core, oversubscribes shared machines
+    and buys nothing for this example's small convolutions).
+
+    Example:
+        >>> resolve_threads(3), 1 <= resolve_threads(0) <= 4
+        (3, True)
+    """
+    if threads > 0:
+        return threads
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
 
 
 def config_from_args(args: argparse.Namespace, **forced: Any) -> Config:

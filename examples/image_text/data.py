@@ -31,36 +31,29 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .reports import report_sentences
+from .sites import (
+    EDEMA_LEVELS,
+    FINDINGS,
+    SITES,
+    ZONES,
+    site_cell_mask,
+    zone_cell_mask,
+)
+
 __all__ = [
     "EDEMA_LEVELS",
     "FINDINGS",
+    "SITES",
     "ZONES",
     "ImageTextData",
     "generate_synthetic",
+    "site_cell_mask",
     "zone_cell_mask",
 ]
 
-#: The six lung zones; index ``z`` is finding ``opacity_<zone>``. "right" is the patient's right.
-ZONES: tuple[str, ...] = (
-    "right_upper",
-    "right_middle",
-    "right_lower",
-    "left_upper",
-    "left_middle",
-    "left_lower",
-)
-#: Binary findings, in the column order of :attr:`ImageTextData.findings`.
-FINDINGS: tuple[str, ...] = (
-    *(f"opacity_{z}" for z in ZONES),
-    "effusion_right",
-    "effusion_left",
-    "device",
-    "cardiomegaly",
-)
-#: Edema severity names, index = label.
-EDEMA_LEVELS: tuple[str, ...] = ("none", "vascular congestion", "interstitial", "alveolar")
 
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3
 _NUISANCE = (0.06, 0.05)  # healthy hilar prominence, healthy lung texture (max amplitudes)
 _CHUNK = 512  # images rendered per vectorised chunk (bounds peak memory; part of the data)
 
@@ -68,133 +61,9 @@ _CHUNK = 512  # images rendered per vectorised chunk (bounds peak memory; part o
 # Lung fields as ellipses; the image-left lung is the patient's right lung.
 _LUNG_CENTRE = ((-0.40, -0.05), (0.40, -0.05))  # (u, v) of patient right, patient left
 _LUNG_RADII = ((0.30, 0.62), (0.28, 0.62))
-_ZONE_V = ((-0.62, -0.22), (-0.22, 0.16), (0.16, 0.52))  # upper, middle, lower (v-range)
-
-
-def _zone_box(zone: int) -> tuple[float, float, float, float]:
-    """(u0, u1, v0, v1) of a zone's rectangle, nominal geometry."""
-    side, third = divmod(zone, 3)
-    cu = _LUNG_CENTRE[side][0]
-    ru = _LUNG_RADII[side][0]
-    v0, v1 = _ZONE_V[third]
-    return cu - ru, cu + ru, v0, v1
-
-
-def zone_cell_mask(grid: int) -> Tensor:
-    """Which cells of a ``grid x grid`` feature map belong to each lung zone.
-
-    A cell belongs to a zone when its centre lies in the zone's rectangle widened by half a
-    cell on every side (zones may share border cells). Used by the pointing score.
-
-    Args:
-        grid: cells per side of the local feature block (8 for 64x64 images).
-
-    Returns:
-        Boolean tensor of shape ``(6, grid, grid)``, one mask per entry of :data:`ZONES`.
-
-    Example:
-        >>> m = zone_cell_mask(8)
-        >>> m.shape, bool(m[0, 1, 1]), bool(m[0, 1, 6])
-        (torch.Size([6, 8, 8]), True, False)
-    """
-    if grid < 1:
-        raise ValueError(f"grid must be >= 1, got {grid}")
-    centres = (torch.arange(grid, dtype=torch.float64) + 0.5) / grid * 2 - 1
-    half = 1.0 / grid
-    masks = torch.zeros(len(ZONES), grid, grid, dtype=torch.bool)
-    for z in range(len(ZONES)):
-        u0, u1, v0, v1 = _zone_box(z)
-        in_u = (centres >= u0 - half) & (centres <= u1 + half)
-        in_v = (centres >= v0 - half) & (centres <= v1 + half)
-        masks[z] = in_v[:, None] & in_u[None, :]
-    return masks
-
-
-# ---- reports ----
-_ZONE_WORDS: dict[int, tuple[str, ...]] = {
-    0: ("right upper zone", "right upper lobe", "right apex", "right upper lung"),
-    1: ("right mid zone", "right middle lobe", "right midlung", "right perihilar region"),
-    2: ("right lower zone", "right lower lobe", "right base", "right lung base"),
-    3: ("left upper zone", "left upper lobe", "left apex", "left upper lung"),
-    4: ("left mid zone", "lingula", "left midlung", "left perihilar region"),
-    5: ("left lower zone", "left lower lobe", "left base", "left lung base"),
-}
-_OPACITY_TEMPLATES = (
-    "Focal opacity in the {zone}.",
-    "There is a consolidation in the {zone}.",
-    "Patchy airspace opacity is seen in the {zone}.",
-    "New opacification of the {zone}, concerning for pneumonia.",
-    "{Zone} consolidation.",
-)
-_OPACITY_NEGATIONS = (
-    "No focal consolidation.",
-    "No focal airspace opacity.",
-    "There is no consolidation.",
-    "Lungs are without focal opacity.",
-)
-_EFFUSION_TEMPLATES = (
-    "Small {side} pleural effusion.",
-    "There is a {side} pleural effusion.",
-    "{Side}-sided pleural effusion is present.",
-    "Blunting of the {side} costophrenic angle, consistent with effusion.",
-)
-_EFFUSION_BOTH = (
-    "Bilateral pleural effusions.",
-    "Small bilateral pleural effusions are present.",
-)
-_EFFUSION_NEGATIONS = (
-    "No pleural effusion.",
-    "There is no pleural effusion.",
-    "No effusion is seen.",
-    "Costophrenic angles are sharp.",
-)
-_DEVICE_TEMPLATES = (
-    "A central venous catheter terminates in the superior vena cava.",
-    "Right internal jugular line is in place.",
-    "Support line with tip projecting over the cavoatrial junction.",
-    "A catheter is seen, tip in the mid SVC.",
-)
-_DEVICE_NEGATIONS = (
-    "No lines or tubes.",
-    "No support devices are seen.",
-)
-_HEART_TEMPLATES = (
-    "The heart is enlarged.",
-    "Cardiomegaly.",
-    "Enlarged cardiac silhouette.",
-    "Moderate cardiomegaly is present.",
-)
-_HEART_NEGATIONS = (
-    "Heart size is normal.",
-    "The cardiac silhouette is within normal limits.",
-    "Normal heart size.",
-)
-_EDEMA_TEMPLATES: tuple[tuple[str, ...], ...] = (
-    ("No pulmonary edema.", "No evidence of edema.", "There is no pulmonary vascular congestion."),
-    (
-        "Mild pulmonary vascular congestion.",
-        "Pulmonary vascular engorgement is noted.",
-        "Mild vascular congestion without frank edema.",
-    ),
-    (
-        "Interstitial pulmonary edema.",
-        "Moderate pulmonary edema with interstitial markings.",
-        "Increased interstitial markings consistent with edema.",
-    ),
-    (
-        "Alveolar pulmonary edema.",
-        "Severe pulmonary edema.",
-        "Diffuse airspace opacities consistent with alveolar edema.",
-    ),
-)
-_FILLER = (
-    "PA and lateral views of the chest.",
-    "Comparison is made to the prior study.",
-    "No pneumothorax.",
-    "The osseous structures are unremarkable.",
-    "Mediastinal contours are stable.",
-    "Portable AP view of the chest.",
-)
+# Where an opacity's centre is drawn inside its zone (before pose): inside the lung, at least
+# 0.08 from the zone's edges (the pose moves a point by at most 0.08 near the zone edges).
+_OPACITY_V = ((-0.55, -0.35), (-0.17, 0.17), (0.33, 0.45))
 
 
 @dataclass
@@ -207,8 +76,9 @@ class ImageTextData:
         edema: ``(N,)`` int64 edema severity in ``0..3``; ``-1`` where unknown.
         findings: ``(N, F)`` float32 binary finding labels; ``nan`` where unknown.
         finding_names: the F column names.
-        sentence_zones: per report and sentence, the index into :data:`ZONES` that the
-            sentence names as the site of an opacity, else ``-1``.
+        sentence_sites: per report and sentence, the index into
+            :data:`~examples.image_text.sites.SITES` of the localized finding the sentence
+            describes (an opacity's zone, an effusion's side, the line), else ``-1``.
     """
 
     images: Tensor
@@ -216,7 +86,7 @@ class ImageTextData:
     edema: Tensor
     findings: Tensor
     finding_names: tuple[str, ...]
-    sentence_zones: list[list[int]]
+    sentence_sites: list[list[int]]
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -231,7 +101,7 @@ class ImageTextData:
             edema=self.edema[idx],
             findings=self.findings[idx],
             finding_names=self.finding_names,
-            sentence_zones=[self.sentence_zones[i] for i in ids],
+            sentence_sites=[self.sentence_sites[i] for i in ids],
         )
 
 
@@ -323,12 +193,10 @@ def _render(
     # Local findings: opacities in lung zones (Gaussian blobs clipped to the lungs).
     for z in range(len(ZONES)):
         has = opacity[:, z]  # parameters are drawn for every sample: same draws, any labels
-        u0, u1, v0, v1 = _zone_box(z)
-        side = z // 3
-        cu_l = _LUNG_CENTRE[side][0]
-        ou = unif(0.0, 1.0) * (u1 - u0 - 0.24) + u0 + 0.12
-        ou = cu_l + (ou - cu_l) * 0.8
-        ov = unif(v0 + 0.08, v1 - 0.08)
+        side, third = divmod(z, 3)
+        cu_l, ru_l = _LUNG_CENTRE[side][0], _LUNG_RADII[side][0]
+        ou = cu_l + 0.8 * (unif(0.0, 1.0) * (2 * ru_l - 0.24) - ru_l + 0.12)
+        ov = unif(*_OPACITY_V[third])
         rad = unif(0.10, 0.15)[:, None, None]
         amp = torch.where(has, unif(0.36, 0.50), zero)[:, None, None]
         blob = torch.exp(-((uu - ou[:, None, None]) ** 2 + (vv - ov[:, None, None]) ** 2) / rad**2)
@@ -359,54 +227,6 @@ def _render(
     return img.clamp(0, 1)[:, None]
 
 
-def _report(
-    rng: np.random.Generator,
-    opacity: np.ndarray,
-    effusion: np.ndarray,
-    device: bool,
-    cardio: bool,
-    edema: int,
-) -> tuple[list[str], list[int]]:
-    """One report (sentences, the zone each sentence names or -1), shuffled."""
-
-    def pick(options: Sequence[str]) -> str:
-        return options[int(rng.integers(len(options)))]
-
-    out: list[tuple[str, int]] = []
-    zones = np.flatnonzero(opacity)
-    for z in zones:
-        zone = pick(_ZONE_WORDS[int(z)])
-        tmpl = pick(_OPACITY_TEMPLATES)
-        out.append((tmpl.format(zone=zone, Zone=zone[0].upper() + zone[1:]), int(z)))
-    if len(zones) == 0 and rng.random() < 0.7:
-        out.append((pick(_OPACITY_NEGATIONS), -1))
-    if effusion[0] and effusion[1]:
-        out.append((pick(_EFFUSION_BOTH), -1))
-    elif effusion.any():
-        side = "right" if effusion[0] else "left"
-        tmpl = pick(_EFFUSION_TEMPLATES)
-        out.append((tmpl.format(side=side, Side=side.capitalize()), -1))
-    elif rng.random() < 0.7:
-        out.append((pick(_EFFUSION_NEGATIONS), -1))
-    if device:
-        out.append((pick(_DEVICE_TEMPLATES), -1))
-    elif rng.random() < 0.3:
-        out.append((pick(_DEVICE_NEGATIONS), -1))
-    if cardio:
-        out.append((pick(_HEART_TEMPLATES), -1))
-    elif rng.random() < 0.6:
-        out.append((pick(_HEART_NEGATIONS), -1))
-    if edema > 0 or rng.random() < 0.8:
-        out.append((pick(_EDEMA_TEMPLATES[edema]), -1))
-    n_filler = int(rng.integers(0, 3))
-    for k in rng.choice(len(_FILLER), size=n_filler, replace=False):
-        out.append((_FILLER[int(k)], -1))
-    if not out:  # nothing present and nothing negated: a normal study
-        out.append(("No acute cardiopulmonary process.", -1))
-    order = rng.permutation(len(out))
-    return [out[i][0] for i in order], [out[i][1] for i in order]
-
-
 def _cache_path(cache_dir: str | Path, n: int, size: int, seed: int) -> Path:
     key = hashlib.sha1(f"{_CACHE_VERSION}-{n}-{size}-{seed}".encode()).hexdigest()[:12]
     return Path(cache_dir) / f"synthetic-n{n}-s{size}-seed{seed}-{key}.pt"
@@ -432,7 +252,7 @@ def generate_synthetic(
             loaded on later calls with the same arguments.
 
     Returns:
-        An :class:`ImageTextData`.
+        An :class:`ImageTextData`; images hold 8-bit grey levels (multiples of 1/255).
 
     Example:
         >>> d = generate_synthetic(4, seed=1)
@@ -456,7 +276,7 @@ def generate_synthetic(
                 edema=blob["edema"],
                 findings=blob["findings"],
                 finding_names=FINDINGS,
-                sentence_zones=meta["zones"],
+                sentence_sites=meta["sites"],
             )
     g = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -478,26 +298,27 @@ def generate_synthetic(
     )
     op_np, ef_np = opacity.numpy(), effusion.numpy()
     dev_np, car_np, ed_np = device.numpy(), cardio.numpy(), edema.numpy()
-    reports, zones = [], []
+    reports, sites = [], []
     for i in range(n):
-        sents, zs = _report(rng, op_np[i], ef_np[i], bool(dev_np[i]), bool(car_np[i]),
+        sents, zs = report_sentences(rng, op_np[i], ef_np[i], bool(dev_np[i]), bool(car_np[i]),
                             int(ed_np[i]))
         reports.append(sents)
-        zones.append(zs)
+        sites.append(zs)
     findings = torch.cat([opacity, effusion, device[:, None], cardio[:, None]], 1).float()
-    data = ImageTextData(images, reports, edema, findings, FINDINGS, zones)
+    # 8-bit grey levels, as a radiograph file holds them: the same values with and without
+    # the cache
+    images_u8 = (images * 255.0).round().to(torch.uint8)
+    data = ImageTextData(images_u8.float() / 255.0, reports, edema, findings, FINDINGS, sites)
     if cache_dir is not None:
         path = _cache_path(cache_dir, n, size, seed)
         path.parent.mkdir(parents=True, exist_ok=True)
-        images_u8 = (images * 255.0).round().to(torch.uint8)
         torch.save(
             {
                 "images": images_u8,
                 "edema": edema,
                 "findings": findings,
-                "meta": json.dumps({"reports": reports, "zones": zones}),
+                "meta": json.dumps({"reports": reports, "sites": sites}),
             },
             path,
         )
-        data.images = images_u8.float() / 255.0  # the same values a cache hit returns
     return data

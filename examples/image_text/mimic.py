@@ -173,7 +173,7 @@ def load_mimic_cxr(
         on_error: ``"raise"`` (default) or ``"skip"`` images without a usable report.
 
     Returns:
-        An :class:`~examples.image_text.data.ImageTextData` (``sentence_zones`` all -1).
+        An :class:`~examples.image_text.data.ImageTextData` (``sentence_sites`` all -1).
 
     Raises:
         FileNotFoundError: missing folder, no images, or an image whose report is missing.
@@ -247,5 +247,5 @@ def load_mimic_cxr(
         edema=torch.tensor(edema, dtype=torch.long),
         findings=torch.tensor(findings, dtype=torch.float32),
         finding_names=CHEXPERT_FINDINGS,
-        sentence_zones=[[-1] * len(r) for r in reports],
+        sentence_sites=[[-1] * len(r) for r in reports],
     )

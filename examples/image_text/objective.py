@@ -1,10 +1,20 @@
 """The pretraining objective: mitools' local / global MI losses between images and text.
 
-This module is the pipeline's only contact with the MI losses: ``mode="local"`` is
-:class:`mitools.LocalMILoss` (every cell of the image's ``M x M`` block against one sentence,
-reduction ``max`` as in Liao, Moyer et al. 2021, or ``mean`` as in Deep InfoMax), and
-``mode="global"`` is :class:`mitools.GlobalMILoss` (mean-pooled image against the whole report).
-The bound (``"infonce"``, ``"dv"``, ``"mine"``, ...) and the critic are chosen by name.
+This module is the pipeline's only contact with the MI losses. ``mode="global"`` is
+:class:`mitools.GlobalMILoss` (the mean-pooled image against the whole report). ``mode="local"``
+scores every cell of the image's ``M x M`` block against one sentence, in one of three ways
+(``reduction``):
+
+* **per-position** (``"mean"``, ``"max"``): :class:`mitools.LocalMILoss` estimates MI for each
+  cell position over the batch and maximises the mean (Deep InfoMax) or the best of them;
+* **the paper's** (``"pair_max"``): each (image, sentence) pair is scored by its best cell,
+  :class:`mitools.critics.MaxPoolCritic`, then one bound over the batch (Liao, Moyer et al.
+  2021: "the cell with the highest MI");
+* **attention** (``"attention"``): the sentence attends over the cells with a temperature and
+  the attended cell feature is scored, :class:`mitools.critics.AttentionPoolCritic`, then one
+  bound (GLoRIA's local alignment, Huang et al. ICCV 2021).
+
+The bound (``"infonce"``, ``"dv"``, ``"mine"``, ...) and the cell critic are chosen by name.
 """
 
 from __future__ import annotations
@@ -16,53 +26,21 @@ import torch
 from torch import Tensor, nn
 
 from mitools import GlobalMILoss, LocalMILoss
-from mitools.critics import get_critic
+from mitools.critics import AttentionPoolCritic, MaxPoolCritic, get_critic
 from mitools.distributed import all_gather_with_grad
+from mitools.estimators import get_estimator
 from mitools.samplers import AllPairs, LocalToGlobal
 
-__all__ = ["MODES", "REDUCTIONS", "CellMaxCritic", "PretrainObjective", "StepMI"]
+__all__ = ["CONTRASTS", "MODES", "POOLED", "REDUCTIONS", "PretrainObjective", "StepMI"]
 
 MODES = ("local", "global")
-#: Local-mode reductions over cells: ``max`` / ``mean`` of the per-cell MI estimates
-#: (:class:`mitools.LocalMILoss`), or ``pair_max``: each (image, sentence) pair scored by its
-#: best cell, inside the critic (:class:`CellMaxCritic`).
-REDUCTIONS = ("max", "mean", "pair_max")
-
-
-class CellMaxCritic(nn.Module):
-    r"""Score an image's cells against a text vector by the best cell: a multiple-instance critic.
-
-    .. math::
-
-        f(x_i, t_j) = \max_p f_0(x_{i,p}, t_j)
-
-    where :math:`f_0` is any mitools critic on one cell. The image enters flattened,
-    ``x (..., N, P * D)``, so the result is an ordinary score tensor ``(..., N, M)`` for any
-    bound; the sentence then only has to match the cell that shows its finding.
-
-    Args:
-        base: the cell critic :math:`f_0` (``x (..., N, D)``, ``y (..., M, Dy)``).
-        cells: P, the number of cells per image.
-
-    Example:
-        >>> from mitools.critics import BilinearCritic
-        >>> c = CellMaxCritic(BilinearCritic(3, 2), cells=4)
-        >>> c(torch.randn(5, 4 * 3), torch.randn(6, 2)).shape
-        torch.Size([5, 6])
-    """
-
-    def __init__(self, base: nn.Module, cells: int) -> None:
-        super().__init__()
-        self.base = base
-        self.cells = cells
-
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        if x.shape[-1] % self.cells:
-            raise ValueError(
-                f"x: expected (..., N, {self.cells} * D) flattened cells, got {tuple(x.shape)}"
-            )
-        cells = x.unflatten(-1, (self.cells, -1)).movedim(-2, -3)  # (..., P, N, D)
-        return self.base(cells, y[..., None, :, :]).amax(dim=-3)
+#: Local-mode reductions: per-position ``mean`` / ``max`` (:class:`mitools.LocalMILoss`), and
+#: the pair-level ``pair_max`` / ``attention`` (a pooled critic, then one bound).
+REDUCTIONS = ("mean", "max", "pair_max", "attention")
+#: The reductions that pool the cells inside the critic.
+POOLED = ("pair_max", "attention")
+#: What the bound's rows are, for pooled reductions (see ``PretrainObjective``).
+CONTRASTS = ("images", "sentences", "both")
 
 
 class StepMI(NamedTuple):
@@ -81,13 +59,20 @@ class PretrainObjective(nn.Module):
         dim_text: size of the text vectors.
         bound: a bound name accepted by :func:`mitools.get_estimator`.
         critic: a critic name accepted by :func:`mitools.get_critic`.
-        reduction: over cells, for ``mode="local"``: ``"max"`` (the paper) or ``"mean"``.
+        reduction: for ``mode="local"``, one of ``REDUCTIONS`` (see the module).
         gather: negatives from every rank under ``torch.distributed``.
         all_sentences: local mode with every sentence of a report: ``text (B, S, Dt)`` with a
-            ``text_mask (B, S)``; each (cell, sentence slot) pair of positions gets its own
-            estimate over the batch (:class:`mitools.samplers.AllPairs`), and ``reduction``
-            runs over all of them.
-        critic_kwargs: extra arguments of the critic.
+            ``text_mask (B, S)``. Per-position reductions give each (cell, sentence slot) pair
+            of positions its own estimate over the batch (:class:`mitools.samplers.AllPairs`)
+            and reduce over all of them; pooled ones give each sentence slot its own bound
+            over the batch and average them, weighted by their real sentences.
+        attention_temperature: the attention's temperature (``reduction="attention"``), in
+            the units of the critic's scores.
+        contrast: pooled reductions only: the bound's rows are the ``"images"`` (each image
+            picks its sentence from the batch's), the ``"sentences"`` (each sentence picks
+            its image: the question pointing asks), or ``"both"`` (their mean, as in CLIP and
+            GLoRIA). Per-position reductions estimate each cell's MI over images.
+        critic_kwargs: extra arguments of the cell critic.
 
     Example:
         >>> obj = PretrainObjective("local", 16, 8, critic_kwargs={"hidden": (), "embed_dim": 8})
@@ -98,8 +83,8 @@ class PretrainObjective(nn.Module):
 
     def __init__(self, mode: str, dim_image: int, dim_text: int, *, bound: str = "infonce",
                  critic: str = "separable", reduction: str = "max", gather: bool = False,
-                 all_sentences: bool = False,
-                 critic_kwargs: dict[str, Any] | None = None) -> None:
+                 all_sentences: bool = False, attention_temperature: float = 1.0,
+                 contrast: str = "images", critic_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -107,8 +92,10 @@ class PretrainObjective(nn.Module):
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         self.mode, self.reduction = mode, reduction
         self.critic = get_critic(critic, dim_image, dim_text, **(critic_kwargs or {}))
-        if mode == "local" and reduction == "pair_max":
-            self.loss = _PairMax(bound, self.critic, gather)
+        if mode == "local" and reduction in POOLED:
+            pooled = (MaxPoolCritic(self.critic) if reduction == "pair_max" else
+                      AttentionPoolCritic(self.critic, temperature=attention_temperature))
+            self.loss = _PooledLoss(bound, pooled, gather, contrast)
         elif mode == "local" and all_sentences:
             self.loss = LocalMILoss(bound=bound, critic=self.critic, sampler=AllPairs(),
                                     reduction=reduction, x_pattern="b h w c", y_pattern="b s c",
@@ -155,27 +142,74 @@ class PretrainObjective(nn.Module):
         return (own - norm).transpose(0, 1).reshape(k, h, w)
 
 
-class _PairMax(nn.Module):
-    """``reduction="pair_max"``: one score tensor from :class:`CellMaxCritic`, one bound."""
+class _PooledLoss(nn.Module):
+    """A pooled critic (one score per image-sentence pair), then one bound over the batch.
 
-    def __init__(self, bound: str, critic: nn.Module, gather: bool) -> None:
+    ``contrast`` says what the bound's rows are: ``"images"`` (each image picks its sentence
+    among the batch's), ``"sentences"`` (each sentence picks its image among the batch's: the
+    question pointing asks), or ``"both"`` (the mean of the two, as CLIP and GLoRIA do). With
+    every sentence of a report, each sentence slot is its own problem; slots are averaged,
+    weighted by their real sentences.
+    """
+
+    def __init__(self, bound: str, critic: MaxPoolCritic | AttentionPoolCritic,
+                 gather: bool, contrast: str = "images") -> None:
         super().__init__()
-        from mitools.estimators import get_estimator
-
-        self.estimator = get_estimator(bound)
+        if contrast not in CONTRASTS:
+            raise ValueError(f"contrast must be one of {CONTRASTS}, got {contrast!r}")
         self.critic = critic
         self.gather = gather
+        self.contrast = contrast
+        # one estimator per direction: MINE keeps a moving average per estimation problem
+        self.estimator = get_estimator(bound)
+        self.estimator_t = get_estimator(bound)
 
-    def forward(self, cells: Tensor, text: Tensor) -> StepMI:
-        b, h, w, d = cells.shape
-        critic = CellMaxCritic(self.critic, h * w)
-        offset = 0
-        if self.gather and torch.distributed.is_available() and torch.distributed.is_initialized():
-            offset = torch.distributed.get_rank() * b
-            text = all_gather_with_grad(text)
-        value = self.estimator(critic(cells.reshape(b, h * w * d), text), offset=offset)
+    def forward(self, cells: Tensor, text: Tensor, y_mask: Tensor | None = None) -> StepMI:
+        b = cells.shape[0]
+        x = cells.flatten(1, -2)  # (B, P, D)
+        # sentence slots lead: (S, B, Dt) and (S, B); one slot without a mask
+        slots = text[None] if y_mask is None else text.transpose(0, 1)
+        mask = (torch.ones(slots.shape[:2], dtype=torch.bool, device=text.device)
+                if y_mask is None else y_mask.transpose(0, 1))
+        distributed = (self.gather and torch.distributed.is_available()
+                       and torch.distributed.is_initialized())
+        offset = torch.distributed.get_rank() * b if distributed else 0
+        values = []
+        local_scores = None if distributed else self.critic(x, slots)  # (S, B, B)
+        if self.contrast in ("images", "both"):
+            cols, col_mask = slots, mask
+            if distributed:
+                cols = all_gather_with_grad(slots.transpose(0, 1)).transpose(0, 1)
+                col_mask = all_gather_with_grad(mask.T.to(text.dtype)).T.bool()
+            scores = local_scores if local_scores is not None else self.critic(x, cols)
+            used = mask.any(-1) & (col_mask.sum(-1) >= 2)  # an anchor and a negative
+            values.append(_slot_mean(self.estimator(scores[used], offset=offset,
+                                                    row_mask=mask[used],
+                                                    col_mask=col_mask[used]), mask[used],
+                                     distributed))
+        if self.contrast in ("sentences", "both"):
+            images = all_gather_with_grad(x) if distributed else x
+            scores = local_scores if local_scores is not None else self.critic(images, slots)
+            used = mask.any(-1)
+            values.append(_slot_mean(self.estimator_t(scores[used].transpose(-1, -2),
+                                                      offset=offset, row_mask=mask[used]),
+                                     mask[used], distributed))
+        value = sum(values) / len(values)
         estimate = value.detach().clone()
-        if offset or (self.gather and torch.distributed.is_initialized()):
+        if distributed:
             torch.distributed.all_reduce(estimate)
             estimate /= torch.distributed.get_world_size()
         return StepMI(-value, estimate)
+
+
+def _slot_mean(per_slot: Tensor, rows: Tensor, distributed: bool) -> Tensor:
+    """Mean of per-slot values ``(S,)`` weighted by each slot's real rows ``(S, B)``: the mean
+    over every real (image, sentence) row. Under ``torch.distributed`` the rows of all ranks
+    count, so that the mean over ranks is the one-process value on the whole batch."""
+    weight = rows.sum(-1).to(per_slot.dtype)
+    total, count = (per_slot * weight).sum(), weight.sum()
+    if not distributed:
+        return total / count
+    count = count.detach().clone()
+    torch.distributed.all_reduce(count)
+    return total * torch.distributed.get_world_size() / count

@@ -5,13 +5,17 @@ every rank sees the same permutation and sentence choices and takes its contiguo
 negatives come from all ranks (``gather=True``) and gradients are averaged over ranks, which is
 single-process training on the global batch. A checkpoint (encoders, critic and estimator state,
 optimizer, scheduler, RNG states, loss history) is written after every epoch; ``resume=True``
-continues from it exactly.
+continues from it exactly. Checkpoints hold only tensors and plain Python values (the config as
+a dict, the RNG states as tensors) and are read with ``torch.load(..., weights_only=True)``:
+a file that holds anything else is refused (:func:`load_checkpoint`), since unpickling
+arbitrary objects can run code.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import pickle
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -33,10 +37,14 @@ __all__ = [
     "Encoders",
     "PretrainOutcome",
     "build_encoders",
+    "config_from_checkpoint",
     "encode_pairs",
+    "load_checkpoint",
     "load_datasets",
+    "load_pretrained",
     "pretrain",
     "resolve_device",
+    "run_dir",
 ]
 
 
@@ -50,7 +58,8 @@ class EncodedPairs(NamedTuple):
         report: ``(N, R)`` token ids of the whole report.
         edema: ``(N,)`` int64 (-1 unknown).
         findings: ``(N, F)`` float32 (nan unknown).
-        zones: ``(N, Smax)`` int64, zone named by each sentence (-1 none).
+        sites: ``(N, Smax)`` int64, the site (:data:`~examples.image_text.data.SITES`) of
+            the finding each sentence describes (-1 none).
     """
 
     images: Tensor
@@ -59,7 +68,7 @@ class EncodedPairs(NamedTuple):
     report: Tensor
     edema: Tensor
     findings: Tensor
-    zones: Tensor
+    sites: Tensor
 
 
 class Datasets(NamedTuple):
@@ -105,12 +114,12 @@ def encode_pairs(data: ImageTextData, tok: WordTokenizer, cfg: Config) -> Encode
     sentences[owner, slot] = ids
     mask = torch.zeros(n, s_max, dtype=torch.bool)
     mask[owner, slot] = True
-    zones = torch.full((n, s_max), -1, dtype=torch.long)
-    zones[owner, slot] = torch.tensor(
-        [data.sentence_zones[i][k] for i, k in zip(owner, slot, strict=True)], dtype=torch.long
+    sites = torch.full((n, s_max), -1, dtype=torch.long)
+    sites[owner, slot] = torch.tensor(
+        [data.sentence_sites[i][k] for i, k in zip(owner, slot, strict=True)], dtype=torch.long
     )
     report = tok.encode([" ".join(r) for r in data.reports], cfg.max_report_len)
-    return EncodedPairs(data.images, sentences, mask, report, data.edema, data.findings, zones)
+    return EncodedPairs(data.images, sentences, mask, report, data.edema, data.findings, sites)
 
 
 def load_datasets(cfg: Config) -> Datasets:
@@ -149,6 +158,7 @@ def build_objective(cfg: Config, gather: bool = False) -> PretrainObjective:
     return PretrainObjective(
         cfg.mode, cfg.dim, cfg.dim, bound=cfg.bound, critic=cfg.critic, reduction=cfg.reduction,
         gather=gather, all_sentences=cfg.sentences == "all",
+        attention_temperature=cfg.attention_temperature, contrast=cfg.contrast,
         critic_kwargs=(
             {"hidden": cfg.critic_hidden, "embed_dim": cfg.critic_embed_dim,
              "cosine": cfg.critic_cosine, "temperature": cfg.critic_temperature}
@@ -182,9 +192,17 @@ def _lr_lambda(warmup: int, total: int):
     return f
 
 
-def run_dir(cfg: Config, mode: str | None = None) -> Path:
-    """``<out_dir>/seed<seed>/pretrain-<mode>``."""
-    return Path(cfg.out_dir) / f"seed{cfg.seed}" / f"pretrain-{mode or cfg.mode}"
+def run_label(cfg: Config) -> str:
+    """The pretraining's name in tables and folders: ``global``, ``local-attention``,
+    ``local-mean-all`` (``--sentences all``), ..."""
+    if cfg.mode == "global":
+        return "global"
+    return f"local-{cfg.reduction}" + ("-all" if cfg.sentences == "all" else "")
+
+
+def run_dir(cfg: Config) -> Path:
+    """``<out_dir>/seed<seed>/pretrain-<label>`` (:func:`run_label`)."""
+    return Path(cfg.out_dir) / f"seed{cfg.seed}" / f"pretrain-{run_label(cfg)}"
 
 
 def pretrain(cfg: Config, ds: Datasets | None = None, *, resume: bool = False,
@@ -194,7 +212,8 @@ def pretrain(cfg: Config, ds: Datasets | None = None, *, resume: bool = False,
     Args:
         cfg: the run configuration.
         ds: the data (loaded from ``cfg`` when ``None``).
-        resume: continue from ``run_dir(cfg)/checkpoint.pt`` if it exists.
+        resume: continue from ``run_dir(cfg)/checkpoint.pt`` if it exists (refused, with a
+            ``ValueError``, if that file holds anything but tensors and plain values).
         stop_after: return after this many epochs of this call, as if interrupted (the
             learning-rate schedule still spans ``cfg.epochs``).
 
@@ -226,7 +245,7 @@ def pretrain(cfg: Config, ds: Datasets | None = None, *, resume: bool = False,
     estimates: list[float] = []
     start_epoch = 0
     if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        state = load_checkpoint(ckpt_path, device)
         model.load_state_dict(state["model"])
         objective.load_state_dict(state["objective"])
         opt.load_state_dict(state["optimizer"])
@@ -319,16 +338,45 @@ def _progress(it: range, enabled: bool, desc: str):
     return tqdm(it, desc=desc, leave=False, dynamic_ncols=True)
 
 
-def load_pretrained(path: str | Path, device: torch.device | None = None,
-                    ) -> tuple[Encoders, PretrainObjective, Config]:
-    """Encoders, objective and config from a pretraining checkpoint."""
+def load_checkpoint(path: str | Path, device: torch.device | str | None = None
+                    ) -> dict[str, Any]:
+    """Read a checkpoint written by ``pretrain``: tensors and plain Python values only.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file holds other objects (it was not written by this example, or was
+            altered); unpickling those could run arbitrary code, so it is not loaded.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no pretraining checkpoint at {path}; run `pretrain` first")
-    state = torch.load(path, map_location=device or "cpu", weights_only=False)
+    try:
+        return torch.load(path, map_location=device or "cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        reason = str(err).strip().splitlines()
+        detail = next((line for line in reason if "GLOBAL" in line or "Unsupported" in line),
+                      reason[0] if reason else "")
+        raise ValueError(
+            f"refusing to load checkpoint {path}: it holds objects other than tensors and "
+            f"plain Python values, and unpickling them could run arbitrary code. Checkpoints "
+            f"written by this example never do; load only files you trust. ({detail.strip()})"
+        ) from None
+
+
+def config_from_checkpoint(state: dict[str, Any]) -> Config:
+    """The :class:`Config` stored (as a dict) in a checkpoint."""
     cfg_dict = dict(state["config"])
     cfg_dict["critic_hidden"] = tuple(cfg_dict["critic_hidden"])
-    cfg = Config(**cfg_dict)
+    known = {f for f in Config.__dataclass_fields__}
+    return Config(**{k: v for k, v in cfg_dict.items() if k in known})
+
+
+def load_pretrained(path: str | Path, device: torch.device | None = None,
+                    ) -> tuple[Encoders, PretrainObjective, Config]:
+    """Encoders, objective and config from a pretraining checkpoint (see
+    :func:`load_checkpoint` for what is refused)."""
+    state = load_checkpoint(path, device)
+    cfg = config_from_checkpoint(state)
     model = build_encoders(cfg, len(state["vocab"]))
     model.load_state_dict(state["model"])
     objective = build_objective(cfg)

@@ -1,10 +1,12 @@
-r"""Variational lower bounds on mutual information, as pure functions of a score tensor.
+r"""Variational bounds on mutual information, as pure functions of a score tensor.
 
-Every function takes ``scores`` of shape ``(..., N, M)`` with
-``scores[..., i, j] = f(x_i, y_j)`` for a critic ``f``. Row ``i`` is an *anchor*: its positive
-(the jointly drawn partner) sits at column ``i + offset``; every other entry of the row is a
-draw from the product of marginals :math:`p(x)p(y)`. Leading dimensions are independent
-estimation problems, so the result has shape ``scores.shape[:-2]``.
+The discriminative lower bounds take critic scores. The generative bounds and the upper
+bounds (:func:`ba`, :func:`doe`, :func:`club`, :func:`vclub`, :func:`l1out`) take log
+conditional densities :math:`\log q(y_j \mid x_i)` as scores (see :mod:`mitools.conditionals`);
+:func:`flo` takes a critic and a per-pair term. For an *upper* bound the gradient is the signal
+for a representation to **minimise**, while :math:`q` is fitted by maximising
+:func:`log_likelihood` with its own optimiser (see :doc:`/guide/upper_bounds`); :func:`doe`'s
+gradient is that of the two log-likelihoods it is made of.
 
 Conventions shared by every bound:
 
@@ -15,6 +17,9 @@ Conventions shared by every bound:
   gradient is that of the Jensen-Shannon objective.
 * All reductions happen in log space (``logsumexp``); float16/bfloat16 inputs are upcast to
   float32 (and the result is float32), float32 and float64 are preserved.
+* Scores must be finite where they count: an ``inf`` or ``nan`` in an unmasked entry raises a
+  ``ValueError`` naming ``scores`` and the first bad index (masked entries may hold anything).
+  :class:`check_finite` switches the check off for hot loops.
 * Optional boolean masks mark valid (unpadded) samples: ``row_mask (..., N)`` says which rows
   are anchors, ``col_mask (..., M)`` which columns may serve as positives or negatives. A
   masked-out sample is never a positive nor a negative. The positive column of every valid
@@ -44,16 +49,50 @@ from mitools.bounds._scores import (  # noqa: F401  (shared helpers, used by the
     _prepare,
     _Prepared,
     _row_mean,
+    check_finite,
 )
-from mitools.bounds.lower import alpha_infonce, dv, infonce, js, jsd, nwj, smile, tuba
+from mitools.bounds.generative import ba, doe, flo, log_likelihood
+from mitools.bounds.interpolated import alpha_infonce
+from mitools.bounds.lower import dv, dv_terms, infonce, js, jsd, nwj, smile, smile_rowwise, tuba
+from mitools.bounds.rowwise import (
+    RowStatistic,
+    RowStatistics,
+    RowwiseBound,
+    Transform,
+    row_statistics,
+    rows_logsumexp,
+    rows_mean,
+    rows_sum,
+    rowwise_bound,
+)
+from mitools.bounds.upper import club, l1out, vclub
 
 __all__ = [
+    "RowStatistic",
+    "RowStatistics",
+    "RowwiseBound",
+    "Transform",
     "alpha_infonce",
+    "ba",
+    "check_finite",
+    "club",
+    "doe",
     "dv",
+    "dv_terms",
+    "flo",
     "infonce",
     "js",
     "jsd",
+    "l1out",
+    "log_likelihood",
     "nwj",
+    "row_statistics",
+    "rows_logsumexp",
+    "rows_mean",
+    "rows_sum",
+    "rowwise_bound",
     "smile",
+    "smile_rowwise",
     "tuba",
+    "vclub",
 ]

@@ -1,17 +1,82 @@
 """The checked intermediate of every bound: scores, positives and which entries are valid.
 
 :func:`_prepare` validates a score tensor ``(..., N, M)`` and its masks once, upcasts half
-precision, and returns the bookkeeping every bound needs (positives, valid negatives, counts).
-The masked reductions below are shared by all bounds, so each formula reads the same way.
+precision, refuses non-finite scores where they count, and returns the bookkeeping every bound
+needs (positives, valid negatives, counts). The masked reductions below are shared by all
+bounds, so each formula reads the same way.
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
+
+__all__ = ["check_finite"]
+
+
+class _FiniteCheck:
+    enabled = True
+
+
+class check_finite:
+    """Switch the bounds' check for non-finite scores on or off (on by default).
+
+    Every bound refuses a score tensor holding ``inf`` or ``nan`` in an entry that counts (a
+    valid row against a valid column; masked entries may hold anything) with a ``ValueError``
+    naming ``scores`` and the first bad index. The check costs one pass over the scores and one
+    host synchronisation; switch it off in a hot loop once the pipeline is known to be sound.
+    Like :func:`torch.set_grad_enabled`, it acts at once when called and, used as a context
+    manager, restores the previous setting on exit. The local losses' fused paths, which never
+    form the scores, check the statistics they accumulate under the same setting.
+
+    Args:
+        enabled: ``True`` to check, ``False`` to skip the check.
+
+    Example:
+        >>> import torch
+        >>> from mitools import bounds
+        >>> s = torch.zeros(3, 3)
+        >>> s[0, 1] = float("inf")
+        >>> bounds.infonce(s)
+        Traceback (most recent call last):
+        ...
+        ValueError: infonce: scores hold a non-finite value (inf) at index (0, 1) ...
+        >>> with bounds.check_finite(False):
+        ...     float(bounds.infonce(s))
+        -inf
+    """
+
+    def __init__(self, enabled: bool):
+        if not isinstance(enabled, bool):
+            raise TypeError(f"check_finite: enabled must be a bool, got {type(enabled).__name__}")
+        self.previous = _FiniteCheck.enabled
+        _FiniteCheck.enabled = enabled
+
+    def __enter__(self) -> check_finite:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _FiniteCheck.enabled = self.previous
+
+    @staticmethod
+    def is_enabled() -> bool:
+        """Whether the check is on."""
+        return _FiniteCheck.enabled
+
+
+def _raise_non_finite(name: str, scores: Tensor, bad: Tensor, what: str = "scores") -> None:
+    """Raise the error of the finiteness contract for the first ``True`` entry of ``bad``."""
+    index = tuple(int(i) for i in bad.nonzero()[0])
+    value = float(scores[index])
+    raise ValueError(
+        f"{name}: {what} hold a non-finite value ({value}) at index {index} (shape "
+        f"{tuple(scores.shape)}); every unmasked score must be finite. Mask padding with "
+        "row_mask/col_mask (masked entries may hold anything), check the critic, or switch "
+        "the check off in a hot loop with mitools.bounds.check_finite(False)"
+    )
 
 
 class _Prepared(NamedTuple):
@@ -79,6 +144,7 @@ def _prepare(
         )
     if scores.dtype in (torch.float16, torch.bfloat16):
         scores = scores.float()
+    check = _FiniteCheck.enabled
 
     lead = scores.shape[:-2]
     device = scores.device
@@ -87,6 +153,10 @@ def _prepare(
     is_pos = cols[None, :] == (rows[:, None] + offset)  # (N, M)
 
     if row_mask is None and col_mask is None:
+        if check:
+            bad = ~torch.isfinite(scores)
+            if bool(bad.any()):
+                _raise_non_finite(name, scores, bad)
         neg_valid = (~is_pos).expand(*lead, n, m)
         positive = torch.diagonal(scores, offset=offset, dim1=-2, dim2=-1)
         ones = scores.new_ones(())
@@ -122,6 +192,10 @@ def _prepare(
             f"(col_mask shape {tuple(cv.shape)}); each row needs a positive and a negative"
         )
     valid = rv[..., :, None] & cv[..., None, :]  # (..., N, M)
+    if check:
+        bad = ~torch.isfinite(scores) & valid
+        if bool(bad.any()):
+            _raise_non_finite(name, scores, bad)
     # Zero out invalid entries so that garbage (even inf/nan) in padding cannot leak into values
     # or gradients; every reduction below also masks them explicitly.
     scores = scores.masked_fill(~valid, 0.0)
@@ -158,11 +232,15 @@ def _mean_negatives(values: Tensor, p: _Prepared) -> Tensor:
     return torch.where(p.neg_valid, values, torch.zeros_like(values)).sum((-2, -1)) / p.n_neg
 
 
-def _check_baseline(log_baseline: Tensor | float, p: _Prepared, name: str) -> Tensor:
-    """Broadcast a per-row log-baseline to ``(..., N)``."""
-    expected = p.scores.shape[:-1]
+def _check_baseline(log_baseline: Tensor | float, p: Any, name: str) -> Tensor:
+    """Broadcast a per-row log-baseline to ``(..., N)``.
+
+    ``p`` is a :class:`_Prepared` or the row statistics of :mod:`mitools.bounds.rowwise`
+    (anything with ``positive (..., N)`` and ``row_valid``).
+    """
+    expected = p.positive.shape
     if isinstance(log_baseline, (int, float)) and not isinstance(log_baseline, bool):
-        return p.scores.new_full(expected, float(log_baseline))
+        return p.positive.new_full(expected, float(log_baseline))
     if not isinstance(log_baseline, Tensor):
         raise TypeError(
             f"{name}: log_baseline must be a float or a torch.Tensor broadcastable to "
@@ -175,10 +253,9 @@ def _check_baseline(log_baseline: Tensor | float, p: _Prepared, name: str) -> Te
     except RuntimeError:
         raise ValueError(
             f"{name}: log_baseline has shape {tuple(log_baseline.shape)} but must broadcast to "
-            f"the rows of the scores, shape {tuple(expected)} (scores shape "
-            f"{tuple(p.scores.shape)}); give one log-baseline per row"
+            f"the rows of the scores, shape {tuple(expected)}; give one log-baseline per row"
         ) from None
-    out = out.to(p.scores.dtype)
+    out = out.to(p.positive.dtype)
     if p.row_valid is not None:
         out = out.masked_fill(~p.row_valid, 0.0)
     return out

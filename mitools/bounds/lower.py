@@ -1,37 +1,154 @@
-"""The discriminative lower bounds: InfoNCE, TUBA, NWJ, DV, JSD, JS, SMILE and alpha-InfoNCE.
+"""The row-wise lower bounds: InfoNCE, TUBA, NWJ, DV, JSD, JS and SMILE.
 
 Pure functions of a score tensor; see :mod:`mitools.bounds` for the conventions they share.
+Each bound is written once, as a finisher of per-row statistics
+(:mod:`mitools.bounds.rowwise`): the public function accumulates the statistics from the whole
+score tensor and finishes them; the local losses' blocked and attention paths accumulate the
+same statistics block by block and call the same finisher.
 """
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mitools.bounds._scores import (
-    _check_baseline,
-    _lme_negatives,
-    _mean_negatives,
-    _prepare,
-    _Prepared,
-    _row_mean,
+from mitools.bounds._scores import _check_baseline
+from mitools.bounds.rowwise import (
+    RowStatistic,
+    RowStatistics,
+    RowwiseBound,
+    Transform,
+    _registers,
+    rows_logsumexp,
+    rows_mean,
+    rows_sum,
 )
 
 __all__ = [
-    "alpha_infonce",
     "dv",
+    "dv_terms",
     "infonce",
     "js",
     "jsd",
     "nwj",
     "smile",
+    "smile_rowwise",
     "tuba",
 ]
 
+#: Every valid column of a row, the positive included: InfoNCE's log-partition.
+COLUMNS_LSE = RowStatistic("logsumexp", "columns")
+#: The valid negatives of a row: the log-partition of DV, NWJ, TUBA and MINE.
+NEGATIVES_LSE = RowStatistic("logsumexp", "negatives")
+#: Sum of softplus over the valid negatives: the Jensen-Shannon objective's marginal term.
+NEGATIVES_SOFTPLUS = RowStatistic("sum", "negatives", Transform("softplus"))
 
+
+# ---------------------------------------------------------------------------------------------
+# The finishers: every formula of this module, as a function of the per-row statistics.
+# ---------------------------------------------------------------------------------------------
+
+
+def _infonce(st: RowStatistics) -> Tensor:
+    return rows_mean(st.positive - st.of(COLUMNS_LSE) + torch.log(st.n_cols), st)
+
+
+def _log_mean_exp_negatives(st: RowStatistics, stat: RowStatistic = NEGATIVES_LSE) -> Tensor:
+    r""":math:`\operatorname{lme}_{\mathcal O}` of the (transformed) scores, ``(...)``."""
+    return rows_logsumexp(st.of(stat), st) - torch.log(st.n_neg)
+
+
+def dv_terms(st: RowStatistics, stat: RowStatistic = NEGATIVES_LSE) -> tuple[Tensor, Tensor]:
+    r"""DV's two terms: the mean positive score and :math:`\operatorname{lme}_{\mathcal O}(S)`.
+
+    Args:
+        st: the row statistics of a batch of problems (with ``stat`` accumulated).
+        stat: the log-sum-exp over the negatives to use (SMILE passes its clipped one).
+
+    Returns:
+        ``(joint, log_partition)``, each of shape ``(...)``, in nats: DV is their difference,
+        and :class:`~mitools.estimators.MINE` keeps a moving average of the second.
+
+    Example:
+        >>> import torch
+        >>> from mitools.bounds import row_statistics
+        >>> st = row_statistics(torch.zeros(3, 3), (NEGATIVES_LSE,))
+        >>> dv_terms(st)
+        (tensor(0.), tensor(0.))
+    """
+    return rows_mean(st.positive, st), _log_mean_exp_negatives(st, stat)
+
+
+def _dv(st: RowStatistics, stat: RowStatistic = NEGATIVES_LSE) -> Tensor:
+    joint, log_partition = dv_terms(st, stat)
+    return joint - log_partition
+
+
+def _tuba(st: RowStatistics, log_baseline: Tensor | float) -> Tensor:
+    a = _check_baseline(log_baseline, st, "tuba")
+    joint = rows_mean(st.positive - a, st)
+    # lme over the negatives of S_ij - a_i: a_i is constant along row i.
+    marginal = torch.exp(rows_logsumexp(st.of(NEGATIVES_LSE) - a, st) - torch.log(st.n_neg))
+    return 1.0 + joint - marginal
+
+
+def _nwj(st: RowStatistics) -> Tensor:
+    return _tuba(st, 1.0)
+
+
+def _jsd(st: RowStatistics) -> Tensor:
+    joint = rows_mean(-F.softplus(-st.positive), st)
+    return joint - rows_sum(st.of(NEGATIVES_SOFTPLUS), st) / st.n_neg
+
+
+def _with_js_gradient(value: Tensor, st: RowStatistics) -> Tensor:
+    """``value`` with the gradient of the Jensen-Shannon objective (stop-gradient)."""
+    objective = _jsd(st)
+    return objective + (value - objective).detach()
+
+
+def _js(st: RowStatistics) -> Tensor:
+    return _with_js_gradient(_tuba(st, 0.0), st)  # NWJ on S + 1
+
+
+INFONCE = RowwiseBound("infonce", (COLUMNS_LSE,), _infonce)
+TUBA = RowwiseBound("tuba", (NEGATIVES_LSE,), _tuba)
+NWJ = RowwiseBound("nwj", (NEGATIVES_LSE,), _nwj)
+DV = RowwiseBound("dv", (NEGATIVES_LSE,), _dv)
+JSD = RowwiseBound("jsd", (NEGATIVES_SOFTPLUS,), _jsd)
+JS = RowwiseBound("js", (NEGATIVES_LSE, NEGATIVES_SOFTPLUS), _js)
+
+
+def smile_rowwise(clip: float | None = 5.0) -> RowwiseBound:
+    r"""SMILE's :class:`~mitools.bounds.RowwiseBound` for a clip :math:`\tau` (``None``: none).
+
+    Example:
+        >>> smile_rowwise(5.0).statistics[0].transform
+        Transform(name='clip', param=5.0)
+    """
+    if clip is not None and (
+        isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0
+    ):
+        raise ValueError(f"smile: clip must be a positive number or None, got {clip!r}")
+    clipped = (
+        NEGATIVES_LSE if clip is None else RowStatistic(
+            "logsumexp", "negatives", Transform("clip", float(clip))
+        )
+    )  # fmt: skip
+
+    def finish(st: RowStatistics, **_: Any) -> Tensor:
+        return _with_js_gradient(_dv(st, clipped), st)
+
+    return RowwiseBound("smile", (clipped, NEGATIVES_SOFTPLUS), finish)
+
+
+_SMILE_DEFAULT = smile_rowwise(5.0)
+
+
+@_registers(INFONCE)
 def infonce(
     scores: Tensor,
     *,
@@ -66,14 +183,10 @@ def infonce(
         >>> float(infonce(100.0 * torch.eye(8))) <= float(torch.log(torch.tensor(8.0)))
         True
     """
-    p = _prepare(scores, offset, row_mask, col_mask, "infonce")
-    s = p.scores
-    if p.col_valid is not None:
-        s = s.masked_fill(~p.col_valid, -math.inf)
-    per_row = p.positive - torch.logsumexp(s, dim=-1) + torch.log(p.n_cols)
-    return _row_mean(per_row, p)
+    return INFONCE(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)
 
 
+@_registers(TUBA)
 def tuba(
     scores: Tensor,
     log_baseline: Tensor | float,
@@ -110,17 +223,12 @@ def tuba(
         >>> tuba(torch.zeros(4, 4), log_baseline=0.0)  # 1 + 0 - exp(0)
         tensor(0.)
     """
-    p = _prepare(scores, offset, row_mask, col_mask, "tuba")
-    a = _check_baseline(log_baseline, p, "tuba")
-    return _tuba_from_prepared(p, a)
+    return TUBA(
+        scores, offset=offset, row_mask=row_mask, col_mask=col_mask, log_baseline=log_baseline
+    )
 
 
-def _tuba_from_prepared(p: _Prepared, a: Tensor) -> Tensor:
-    joint = _row_mean(p.positive - a, p)
-    marginal = torch.exp(_lme_negatives(p.scores - a[..., None], p))
-    return 1.0 + joint - marginal
-
-
+@_registers(NWJ)
 def nwj(
     scores: Tensor,
     *,
@@ -153,14 +261,10 @@ def nwj(
         >>> nwj(torch.ones(4, 4))  # the critic f = 1 of independent variables gives 0
         tensor(0.)
     """
-    p = _prepare(scores, offset, row_mask, col_mask, "nwj")
-    return _nwj_from_prepared(p)
+    return NWJ(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)
 
 
-def _nwj_from_prepared(p: _Prepared) -> Tensor:
-    return _row_mean(p.positive, p) - torch.exp(_lme_negatives(p.scores, p) - 1.0)
-
-
+@_registers(DV)
 def dv(
     scores: Tensor,
     *,
@@ -193,10 +297,10 @@ def dv(
         >>> dv(torch.full((4, 4), 3.0))  # constant critics carry no information
         tensor(0.)
     """
-    p = _prepare(scores, offset, row_mask, col_mask, "dv")
-    return _row_mean(p.positive, p) - _lme_negatives(p.scores, p)
+    return DV(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)
 
 
+@_registers(JSD)
 def jsd(
     scores: Tensor,
     *,
@@ -231,16 +335,10 @@ def jsd(
         >>> round(float(jsd(torch.zeros(4, 4))), 4)  # -2 log 2 for an uninformative critic
         -1.3863
     """
-    p = _prepare(scores, offset, row_mask, col_mask, "jsd")
-    return _jsd_from_prepared(p)
+    return JSD(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)
 
 
-def _jsd_from_prepared(p: _Prepared) -> Tensor:
-    joint = _row_mean(-F.softplus(-p.positive), p)
-    marginal = _mean_negatives(F.softplus(p.scores), p)
-    return joint - marginal
-
-
+@_registers(JS)
 def js(
     scores: Tensor,
     *,
@@ -279,12 +377,10 @@ def js(
         >>> js(torch.zeros(4, 4))  # PMI = 0 for independent variables: estimate 0
         tensor(0.)
     """
-    p = _prepare(scores, offset, row_mask, col_mask, "js")
-    objective = _jsd_from_prepared(p)
-    value = _row_mean(p.positive, p) + 1.0 - torch.exp(_lme_negatives(p.scores, p))
-    return objective + (value - objective).detach()
+    return JS(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)
 
 
+@_registers(_SMILE_DEFAULT)
 def smile(
     scores: Tensor,
     clip: float | None = 5.0,
@@ -321,93 +417,5 @@ def smile(
         >>> smile(torch.zeros(4, 4), clip=5.0)
         tensor(0.)
     """
-    if clip is not None and (
-        isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0
-    ):
-        raise ValueError(f"smile: clip must be a positive number or None, got {clip!r}")
-    p = _prepare(scores, offset, row_mask, col_mask, "smile")
-    objective = _jsd_from_prepared(p)
-    clipped = p.scores if clip is None else p.scores.clamp(-float(clip), float(clip))
-    value = _row_mean(p.positive, p) - _lme_negatives(clipped, p)
-    return objective + (value - objective).detach()
-
-
-def _leave_one_out_lme(p: _Prepared) -> Tensor:
-    """``loo[..., i, j]`` = log of the mean of ``exp(S_ik)`` over valid ``k != j``.
-
-    Computed exactly in O(N M): for a column that is not the row's maximum,
-    ``log(sum - e^{S_ij}) = lse + log(-expm1(S_ij - lse))`` with ``S_ij - lse <= -log 2``
-    (no cancellation); the row's argmax column takes a separate log-sum-exp of the other
-    entries.
-    """
-    s = p.scores
-    if p.col_valid is not None:
-        s = s.masked_fill(~p.col_valid, -math.inf)
-    lse = torch.logsumexp(s, dim=-1, keepdim=True)  # (..., N, 1)
-    top = s.argmax(dim=-1, keepdim=True)  # (..., N, 1)
-    is_top = torch.zeros_like(s, dtype=torch.bool).scatter_(-1, top, True)
-    # Others: safe argument for log(-expm1(.)) at the argmax (that branch is discarded).
-    delta = torch.where(is_top, torch.full_like(s, -1.0), s - lse)
-    others = lse + torch.log(-torch.expm1(delta))
-    # Argmax column: logsumexp over the row without it.
-    without_top = torch.logsumexp(s.masked_fill(is_top, -math.inf), dim=-1, keepdim=True)
-    log_sum_loo = torch.where(is_top, without_top.expand_as(s), others)
-    return log_sum_loo - torch.log(p.n_cols - 1.0)[..., None]
-
-
-def alpha_infonce(
-    scores: Tensor,
-    log_baseline: Tensor | float,
-    alpha: float,
-    *,
-    offset: int = 0,
-    row_mask: Tensor | None = None,
-    col_mask: Tensor | None = None,
-) -> Tensor:
-    r"""Interpolated bound :math:`I_\alpha` between InfoNCE and TUBA (Poole et al. 2019, eq. 11).
-
-    With the leave-one-out log-mean-exp :math:`\ell_{ij} = \log \frac{1}{M-1}\sum_{k \ne j}
-    e^{S_{ik}}` and the interpolated log-baseline
-    :math:`m_{ij} = \log\big(\alpha e^{\ell_{ij}} + (1 - \alpha) e^{a_i}\big)`,
-
-    .. math::
-
-        I_\alpha = 1 + \frac{1}{|\mathcal{O}|}\sum_{(i,j)\in\mathcal{O}} (S_{i,i+o} - m_{ij})
-            - \exp\big(\operatorname{lme}_{\mathcal{O}}(S_{ij} - m_{i,i+o})\big).
-
-    :math:`\alpha \to 1` approaches InfoNCE, :math:`\alpha \to 0` approaches TUBA; the estimate
-    never exceeds :math:`1 + \log(M / \alpha)` nats on average, and small :math:`\alpha`
-    (e.g. 0.01) trades a little variance for a much higher ceiling.
-
-    Args:
-        scores: critic scores ``(..., N, M)``.
-        log_baseline: log-baseline :math:`a_i` per row, a float or a tensor broadcastable to
-            ``(..., N)``.
-        alpha: interpolation weight in the open interval (0, 1).
-        offset: column of the positive of row 0.
-        row_mask: optional ``(..., N)`` bool, valid anchors.
-        col_mask: optional ``(..., M)`` bool, valid columns.
-
-    Returns:
-        Tensor of shape ``scores.shape[:-2]``: the estimate in nats.
-
-    Example:
-        >>> import torch
-        >>> from mitools.bounds import alpha_infonce
-        >>> alpha_infonce(torch.zeros(4, 4), log_baseline=0.0, alpha=0.5)
-        tensor(0.)
-    """
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 < alpha < 1.0:
-        raise ValueError(
-            f"alpha_infonce: alpha must lie in the open interval (0, 1), got {alpha!r}"
-        )
-    p = _prepare(scores, offset, row_mask, col_mask, "alpha_infonce")
-    a = _check_baseline(log_baseline, p, "alpha_infonce")
-    loo = _leave_one_out_lme(p)  # (..., N, M)
-    m = torch.logaddexp(loo + math.log(alpha), a[..., None] + math.log1p(-alpha))
-    n = p.scores.shape[-2]
-    offset_cols = torch.arange(n, device=m.device) + offset
-    m_pos = torch.gather(m, -1, offset_cols.expand(*m.shape[:-2], n)[..., None]).squeeze(-1)
-    joint = _mean_negatives(p.positive[..., None] - m, p)
-    marginal = torch.exp(_lme_negatives(p.scores - m_pos[..., None], p))
-    return 1.0 + joint - marginal
+    bound = _SMILE_DEFAULT if clip == 5.0 and not isinstance(clip, bool) else smile_rowwise(clip)
+    return bound(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)

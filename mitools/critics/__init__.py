@@ -12,24 +12,40 @@ A critic maps ``x (..., N, Dx)`` and ``y (..., M, Dy)`` to ``scores (..., N, M)`
   (:meth:`QuadraticCritic.init_gaussian_`).
 * :class:`ConcatCritic`: :math:`f(x, y) = \mathrm{MLP}([x, y])`, the most expressive and the
   most expensive: ``N * M`` network passes, computed in row chunks.
+
+The separable, bilinear and quadratic critics (and :class:`MarginalPotentials` around a
+separable one) declare ``separable = True`` and :meth:`Critic.factorise` their scores as a dot
+product of per-side factors; that is what the local losses' fast paths use. Scores are
+computed in float32 or higher (:func:`dot_scores`), whatever the inputs' dtype.
+
+Pooled critics lift any of them to samples that are grids of positions (image cells, tokens),
+``x (..., N, P, Dx)``, with one score per (sample, vector) pair:
+
+* :class:`MaxPoolCritic`: the best position's score (Liao, Moyer et al. 2021);
+* :class:`AttentionPoolCritic`: the vector attends over the positions, the attended feature is
+  scored (GLoRIA, Huang et al. 2021).
 """
 
 
-from mitools.critics.base import Critic, mlp
+from mitools.critics.base import Critic, dot_scores, mlp
 from mitools.critics.concat import ConcatCritic
+from mitools.critics.pooled import AttentionPoolCritic, MaxPoolCritic
 from mitools.critics.potentials import MarginalPotentials
 from mitools.critics.quadratic import QuadraticCritic
 from mitools.critics.registry import available_critics, get_critic
 from mitools.critics.separable import BilinearCritic, SeparableCritic
 
 __all__ = [
+    "AttentionPoolCritic",
     "BilinearCritic",
     "ConcatCritic",
     "Critic",
     "MarginalPotentials",
+    "MaxPoolCritic",
     "QuadraticCritic",
     "SeparableCritic",
     "available_critics",
+    "dot_scores",
     "get_critic",
     "mlp",
 ]

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Critic", "mlp"]
+__all__ = ["Critic", "dot_scores", "mlp"]
 
 
 def mlp(
@@ -46,16 +46,61 @@ def _check_positive_int(value: Any, name: str) -> None:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
+def dot_scores(u: Tensor, v: Tensor) -> Tensor:
+    """Scores :math:`u_i^\top v_j`, computed in float32 or higher whatever the factors' dtype.
+
+    Half-precision factors are upcast before the product: a positive pair's dot product can
+    pass float16's largest value (65504) long before its factors do.
+
+    Args:
+        u: ``(..., N, E)``.
+        v: ``(..., M, E)``; leading dimensions broadcast.
+
+    Returns:
+        ``(..., N, M)`` in ``u``'s and ``v``'s promoted dtype, at least float32.
+
+    Example:
+        >>> import torch
+        >>> u = torch.full((2, 64), 40.0, dtype=torch.float16)
+        >>> dot_scores(u, u)[0, 0]  # 102400 does not fit in float16
+        tensor(102400.)
+    """
+    dtype = torch.promote_types(torch.promote_types(u.dtype, v.dtype), torch.float32)
+    return torch.matmul(u.to(dtype), v.to(dtype).transpose(-1, -2))
+
+
 class Critic(nn.Module):
     """Base class of critics: ``forward(x (..., N, Dx), y (..., M, Dy)) -> (..., N, M)``.
 
-    Subclasses call ``_check_inputs`` first, so every critic reports bad shapes alike.
+    Subclasses call ``_check_inputs`` first, so every critic reports bad shapes alike. Scores
+    are computed in float32 or higher, whatever the inputs' dtype.
+
+    A *separable* critic (``separable = True``) also implements :meth:`factorise`: factors
+    ``u = φ(x)`` and ``v = ψ(y)`` with ``forward(x, y) == u @ vᵀ``, its temperature, bias and
+    marginal terms folded in (as constant columns). That is the capability the local losses'
+    blocked and attention paths use. A subclass that overrides ``forward`` without overriding
+    ``factorise`` is treated as not separable.
     """
 
     dim_x: int
     dim_y: int
+    #: Whether ``factorise`` gives the scores as a dot product of per-side factors.
+    separable: bool = False
 
-    def _check_inputs(self, x: Tensor, y: Tensor) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__ and "factorise" not in cls.__dict__:
+            cls.separable = False  # a new forward is a black box to the fast paths
+
+    def factorise(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Factors ``u (..., N, E)`` of ``x`` and ``v (..., M, E)`` of ``y`` with
+        ``forward(x, y) == dot_scores(u, v)`` (separable critics only).
+
+        The two sides are independent: ``x`` and ``y`` may have different leading shapes.
+        """
+        raise TypeError(f"{type(self).__name__} is not separable: it has no factorisation")
+
+    def _check_inputs(self, x: Tensor, y: Tensor, broadcast: bool = True) -> None:
         name = type(self).__name__
         for arg, t, dim in (("x", x, self.dim_x), ("y", y, self.dim_y)):
             if not isinstance(t, Tensor):
@@ -72,6 +117,8 @@ class Critic(nn.Module):
                     f"{name}: {arg} has {t.shape[-1]} features (shape {tuple(t.shape)}) but "
                     f"the critic was built with dim_{arg}={dim}"
                 )
+        if not broadcast:  # factors: the two sides are independent
+            return
         try:
             torch.broadcast_shapes(x.shape[:-2], y.shape[:-2])
         except RuntimeError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from mitools.critics.base import mlp
@@ -58,6 +59,25 @@ class MarginalPotentials(nn.Module):
         b = self.b(y).squeeze(-1) - self.quad_y(y).square().sum(-1)
         return a, b
 
+    @property
+    def separable(self) -> bool:
+        """Separable when the wrapped critic is (see :meth:`factorise`)."""
+        return bool(getattr(self.critic, "separable", False))
+
+    def factorise(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """The wrapped critic's factors augmented with the potentials: ``[u, a(x), 1]`` and
+        ``[v, 1, b(y)]`` (only when the wrapped critic is separable)."""
+        if not self.separable:
+            raise TypeError(
+                f"MarginalPotentials: the wrapped {type(self.critic).__name__} is not separable"
+            )
+        u, v = self.critic.factorise(x, y)
+        a, b = self.potentials(x, y)
+        u = torch.cat([u, a[..., None].to(u.dtype), u.new_ones((*u.shape[:-1], 1))], dim=-1)
+        v = torch.cat([v, v.new_ones((*v.shape[:-1], 1)), b[..., None].to(v.dtype)], dim=-1)
+        return u, v
+
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         a, b = self.potentials(x, y)
-        return self.critic(x, y) + a[..., :, None] + b[..., None, :]
+        scores = self.critic(x, y)
+        return scores + a[..., :, None].to(scores.dtype) + b[..., None, :].to(scores.dtype)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from mitools.critics.base import Critic, _check_positive_int
+from mitools.critics.base import Critic, _check_positive_int, dot_scores
 from mitools.critics.separable import SeparableCritic
 
 __all__ = ["QuadraticCritic"]
@@ -28,8 +28,8 @@ class QuadraticCritic(Critic):
     moment (and maximum-likelihood) fit; training a bound from there refines it where the data
     are not Gaussian. With ``hidden``, a separable residual :math:`g(x)^\top h(y)` (MLPs,
     ``g``'s last layer started at zero, so the critic starts as the quadratic form) learns
-    dependence the quadratic form cannot express. It stays separable:
-    :math:`f = [x, g(x), a(x), 1]^\top [W y, h(y), 1, b(y)]`.
+    dependence the quadratic form cannot express. It stays separable
+    (:meth:`factorise`): :math:`f = [x W, a(x) + c, 1, g(x)]^\top [y, 1, b(y), h(y)]`.
 
     Args:
         dim_x: features of ``x``.
@@ -69,16 +69,32 @@ class QuadraticCritic(Critic):
 
     def potentials(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """The marginal terms :math:`a(x)` ``(..., N)`` and :math:`b(y)` ``(..., M)``."""
-        a = x @ self.lin_x - (x @ self.quad_x.T).square().sum(-1)
-        b = y @ self.lin_y - (y @ self.quad_y.T).square().sum(-1)
+        a = x @ self.lin_x.to(x.dtype) - (x @ self.quad_x.T.to(x.dtype)).square().sum(-1)
+        b = y @ self.lin_y.to(y.dtype) - (y @ self.quad_y.T.to(y.dtype)).square().sum(-1)
         return a, b
+
+    separable = True
+
+    def factorise(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """``u = [x W, a(x) + c, 1, g(x) / T]`` and ``v = [y, 1, b(y), h(y)]`` (the last block
+        with the residual only): the score is their dot product. Computed in float32 or higher
+        (half-precision inputs are upcast: the quadratic terms are scores already)."""
+        self._check_inputs(x, y, broadcast=False)
+        residual = self.residual.factorise(x, y) if self.residual is not None else None
+        dtype = torch.promote_types(x.dtype, torch.float32)
+        x, y = x.to(dtype), y.to(dtype)
+        a, b = self.potentials(x, y)
+        u = [torch.matmul(x, self.weight.to(x.dtype)), (a + self.bias.to(a.dtype))[..., None],
+             a.new_ones((*a.shape, 1))]  # fmt: skip
+        v = [y, b.new_ones((*b.shape, 1)), b[..., None]]
+        if residual is not None:
+            u.append(residual[0].to(dtype))
+            v.append(residual[1].to(dtype))
+        return torch.cat(u, dim=-1), torch.cat(v, dim=-1)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         self._check_inputs(x, y)
-        a, b = self.potentials(x, y)
-        scores = torch.matmul(torch.matmul(x, self.weight), y.transpose(-1, -2))
-        scores = scores + a[..., :, None] + b[..., None, :] + self.bias
-        return scores if self.residual is None else scores + self.residual(x, y)
+        return dot_scores(*self.factorise(x, y))
 
     @torch.no_grad()
     def init_gaussian_(self, x: Tensor, y: Tensor, ridge: float = 1e-6) -> QuadraticCritic:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mitools.critics.base import Critic, _check_positive_int, mlp
+from mitools.critics.base import Critic, _check_positive_int, dot_scores, mlp
 
 __all__ = ["BilinearCritic", "SeparableCritic"]
 
@@ -67,10 +67,17 @@ class SeparableCritic(Critic):
             gx, hy = F.normalize(gx, dim=-1), F.normalize(hy, dim=-1)
         return gx, hy
 
+    separable = True
+
+    def factorise(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """``u = g(x) / T`` ``(..., N, embed_dim)`` and ``v = h(y)`` ``(..., M, embed_dim)``."""
+        self._check_inputs(x, y, broadcast=False)
+        gx, hy = self.embed(x, y)
+        return gx * torch.exp(-self.log_temperature).to(gx.dtype), hy
+
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         self._check_inputs(x, y)
-        gx, hy = self.embed(x, y)
-        return torch.matmul(gx, hy.transpose(-1, -2)) * torch.exp(-self.log_temperature)
+        return dot_scores(*self.factorise(x, y))
 
 
 class BilinearCritic(Critic):
@@ -96,7 +103,21 @@ class BilinearCritic(Critic):
         nn.init.normal_(self.weight, std=1.0 / math.sqrt(dim_x * dim_y))  # unit-variance scores
         self.bias = nn.Parameter(torch.zeros(())) if bias else None
 
+    separable = True
+
+    def factorise(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """``u = [x W, 1]`` ``(..., N, dim_y + 1)`` and ``v = [y, bias]`` (without a bias:
+        ``u = x W``, ``v = y``), in float32 or higher."""
+        self._check_inputs(x, y, broadcast=False)
+        dtype = torch.promote_types(x.dtype, torch.float32)
+        x, y = x.to(dtype), y.to(dtype)
+        u = torch.matmul(x, self.weight.to(dtype))
+        if self.bias is None:
+            return u, y
+        u = torch.cat([u, u.new_ones((*u.shape[:-1], 1))], dim=-1)
+        v = torch.cat([y, self.bias.to(y.dtype).expand(*y.shape[:-1], 1)], dim=-1)
+        return u, v
+
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         self._check_inputs(x, y)
-        scores = torch.matmul(torch.matmul(x, self.weight), y.transpose(-1, -2))
-        return scores + self.bias if self.bias is not None else scores
+        return dot_scores(*self.factorise(x, y))

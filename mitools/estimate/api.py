@@ -35,6 +35,10 @@ __all__ = ["estimate_mi"]
 NOISE_NATS = 0.05
 
 
+# Fitting needs gradients even when the caller runs under torch.no_grad() or
+# torch.inference_mode() (an evaluation loop, for instance): both are switched off for the call.
+@torch.inference_mode(False)
+@torch.enable_grad()
 def estimate_mi(
     x: Any,
     y: Any,

@@ -1,33 +1,139 @@
-"""The estimator interface: a bound applied to a score tensor, as an ``nn.Module``."""
+r"""The estimator interface: a bound applied to a score tensor, as an ``nn.Module``.
+
+An estimator also *declares what it needs*, so that the local losses can pick an execution path
+without knowing its class:
+
+* ``rowwise``: the bound's per-row statistics and finisher (a
+  :class:`~mitools.bounds.RowwiseBound`), or ``None`` when the bound needs the whole score
+  tensor. Row-wise estimators run on every path of :class:`~mitools.local.LocalMILoss`
+  (dense, blocked, attention); the others on the dense path.
+* ``needs_row_partition``: whether each anchor needs its own set of negatives (a row-wise
+  log-partition, as InfoNCE), which one deranged partner per anchor cannot give.
+* ``needs_anchors``: whether :meth:`Estimator.finish` / ``forward`` need the row-side inputs
+  (a learned baseline :math:`a(x)`).
+* ``per_problem_state``: whether the estimator keeps state per estimation problem (MINE's
+  moving average), and so receives a :class:`ProblemIndex` saying which problems a batch
+  holds and which of them are real.
+* ``needs_targets``: whether :meth:`Estimator.finish` / ``forward`` need the column-side inputs
+  (FLO's per-pair network, DoE's marginal model).
+* ``direction``: what the value is for: ``"lower"`` (a lower bound, or an objective, to
+  maximise), ``"upper"`` (an upper bound, minimised by a representation while the model
+  producing the scores is fitted by ``model_objective``) or ``"neither"`` (an estimate whose
+  gradient fits the models, as DoE).
+* ``needs_log_density``: whether the scores must be log conditional densities
+  :math:`\log q(y_j \mid x_i)` (a critic that declares ``log_density = True``, such as a
+  :class:`~mitools.conditionals.ConditionalDensity`), not an unnormalised critic's.
+* ``model_objective``: for an upper bound, the row-wise objective the model producing the
+  scores maximises (the conditional log-likelihood); ``None`` when the value's own gradient
+  trains the model.
+* ``min_rows``: the valid anchors an estimation problem needs (2 for L1Out, whose mixture
+  leaves the positive's own anchor out).
+* ``stochastic``: whether ``forward`` draws random numbers (vCLUB's negatives), so that a
+  block must not be recomputed in the backward pass.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 from torch import Tensor, nn
 
-__all__ = ["Estimator", "FunctionalEstimator"]
+from mitools import bounds
+from mitools.bounds import RowStatistics, RowwiseBound
+
+__all__ = ["Estimator", "FunctionalEstimator", "ProblemIndex"]
+
+
+class ProblemIndex(NamedTuple):
+    """Which estimation problems a batch holds, for estimators with per-problem state.
+
+    Example:
+        >>> import torch
+        >>> ProblemIndex(torch.tensor([0, 5]), (2, 3), None).shape
+        (2, 3)
+    """
+
+    #: ``(K,)`` long: the flat index of each problem of the batch in a map of ``shape``.
+    index: Tensor
+    #: the shape of the map of every problem state can be kept for (e.g. the position pairs'
+    #: map of :class:`~mitools.samplers.PositionPairs`).
+    shape: tuple[int, ...]
+    #: ``(K,)`` bool, the real problems (with a valid anchor and two valid columns); only
+    #: they may update the state. ``None``: all.
+    active: Tensor | None
 
 
 class Estimator(nn.Module):
     """Base class: a mutual-information bound applied to a score tensor.
 
-    Subclasses implement :meth:`forward`. The attribute ``nats`` says whether the value is
-    an MI estimate in nats (``False`` only for :class:`JSD`).
+    A row-wise estimator sets ``rowwise`` and, if it has parameters or state, overrides
+    :meth:`finish`; :meth:`forward` then accumulates the statistics from the scores and
+    finishes them. Any other estimator overrides :meth:`forward`. The attribute ``nats`` says
+    whether the value is an MI estimate in nats (``False`` only for :class:`JSD`).
 
     Args of :meth:`forward`:
         scores: ``(..., N, M)``, ``scores[..., i, j] = f(x_i, y_j)``, positive at ``i + offset``.
         offset: column of the positive of row 0.
         row_mask: optional ``(..., N)`` bool, valid anchors.
         col_mask: optional ``(..., M)`` bool, valid columns.
-        anchors: optional row-side inputs ``(..., N, D)``, used only by learned baselines.
+        anchors: optional row-side inputs ``(..., N, D)`` (learned baselines, FLO's network).
+        targets: optional column-side inputs ``(..., M, Dy)`` (``needs_targets`` only).
+        problems: optional :class:`ProblemIndex` (estimators with per-problem state only).
 
     Returns of :meth:`forward`:
-        Tensor of shape ``scores.shape[:-2]``: the value (to maximise).
+        Tensor of shape ``scores.shape[:-2]``: the value (its use: see ``direction``).
     """
 
     name: str = "estimator"
     nats: bool = True
+    #: The bound's per-row statistics and finisher; ``None``: it needs the whole score tensor.
+    rowwise: RowwiseBound | None = None
+    #: Whether ``finish`` and ``forward`` take a :class:`ProblemIndex` (keeps state).
+    per_problem_state: bool = False
+    #: Whether ``finish`` and ``forward`` need the column-side inputs as ``targets``.
+    needs_targets: bool = False
+    #: ``"lower"`` (maximise the value), ``"upper"`` (minimise it) or ``"neither"``.
+    direction: str = "lower"
+    #: Whether the scores must be log conditional densities.
+    needs_log_density: bool = False
+    #: For an upper bound, what the model producing the scores maximises (row-wise).
+    model_objective: RowwiseBound | None = None
+    #: The valid anchors (rows) an estimation problem needs.
+    min_rows: int = 1
+    #: Whether ``forward`` draws random numbers.
+    stochastic: bool = False
+
+    @property
+    def needs_anchors(self) -> bool:
+        """Whether the row-side inputs must be passed as ``anchors``."""
+        return False
+
+    @property
+    def needs_row_partition(self) -> bool:
+        """Whether each anchor needs its own set of negatives (a per-row log-partition, as in
+        InfoNCE); such a bound would weight one deranged partner as ``N - 1`` negatives."""
+        stats = self.rowwise.statistics if self.rowwise is not None else ()
+        return any(s.over == "columns" for s in stats)
+
+    def finish(
+        self,
+        stats: RowStatistics,
+        *,
+        anchors: Tensor | None = None,
+        problems: ProblemIndex | None = None,
+    ) -> Tensor:
+        """The value of every problem from its accumulated row statistics, shape ``(...)``.
+
+        The losses also pass ``targets=`` (the column-side inputs of each row's *positive*,
+        ``(..., N, Dy)``) to estimators that declare ``needs_targets``.
+        """
+        if self.rowwise is None:
+            raise TypeError(
+                f"{type(self).__name__} is not row-wise (rowwise is None): call it on the score "
+                "tensor instead"
+            )
+        return self.rowwise.finish(stats)
 
     def forward(
         self,
@@ -37,12 +143,45 @@ class Estimator(nn.Module):
         row_mask: Tensor | None = None,
         col_mask: Tensor | None = None,
         anchors: Tensor | None = None,
+        targets: Tensor | None = None,
+        problems: ProblemIndex | None = None,
     ) -> Tensor:
-        raise NotImplementedError
+        if self.rowwise is None:
+            raise NotImplementedError(f"{type(self).__name__} must implement forward")
+        stats = bounds.row_statistics(
+            scores, self.rowwise.statistics, offset=offset, row_mask=row_mask,
+            col_mask=col_mask, name=self.name,
+        )  # fmt: skip
+        side: dict[str, Tensor | None] = {}
+        if self.needs_targets and targets is not None:  # finish takes each row's positive
+            side["targets"] = positive_targets(targets, scores.shape[-2], offset)
+        return self.finish(stats, anchors=anchors, problems=problems, **side)
+
+
+def positive_targets(targets: Tensor, n: int, offset: int) -> Tensor:
+    """The column-side inputs of each row's positive, ``(..., N, Dy)``, from ``(..., M, Dy)``.
+
+    Raises:
+        ValueError: fewer than ``N + offset`` columns.
+
+    Example:
+        >>> import torch
+        >>> positive_targets(torch.arange(5.0)[:, None], 2, 3).flatten()
+        tensor([3., 4.])
+    """
+    if targets.shape[-2] < n + offset:
+        raise ValueError(
+            f"targets {tuple(targets.shape)} must hold the positives of the {n} anchors at "
+            f"rows offset..offset+N (offset={offset})"
+        )
+    return targets[..., offset : offset + n, :]
 
 
 class FunctionalEstimator(Estimator):
     """Wraps a function ``fn(scores, *, offset, row_mask, col_mask) -> Tensor`` as an estimator.
+
+    A public bound of :mod:`mitools.bounds` brings its row-wise form along
+    (:func:`mitools.bounds.rowwise_bound`), so its estimator takes every execution path.
 
     Args:
         fn: a bound with the signature of :func:`mitools.bounds.infonce`.
@@ -63,6 +202,7 @@ class FunctionalEstimator(Estimator):
         self.fn = fn
         self.name = name or str(getattr(fn, "__name__", "custom"))
         self.nats = nats
+        self.rowwise = bounds.rowwise_bound(fn)
 
     def forward(
         self,
@@ -72,6 +212,7 @@ class FunctionalEstimator(Estimator):
         row_mask: Tensor | None = None,
         col_mask: Tensor | None = None,
         anchors: Tensor | None = None,
+        problems: ProblemIndex | None = None,
     ) -> Tensor:
         return self.fn(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)
 

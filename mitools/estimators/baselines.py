@@ -6,7 +6,8 @@ import torch
 from torch import Tensor, nn
 
 from mitools import bounds
-from mitools.estimators.base import Estimator
+from mitools.bounds import RowStatistics
+from mitools.estimators.base import Estimator, ProblemIndex
 
 __all__ = ["TUBA", "AlphaInfoNCE", "LogBaseline"]
 
@@ -49,12 +50,24 @@ class LogBaseline(nn.Module):
 
     def forward(self, scores: Tensor, anchors: Tensor | None = None) -> Tensor:
         """Return the log-baseline of every row, shape ``scores.shape[:-1]``."""
-        rows = scores.shape[:-1]
+        return self.for_rows(scores[..., 0], anchors)
+
+    def for_rows(self, rows_like: Tensor, anchors: Tensor | None = None) -> Tensor:
+        """The log-baseline of every row of a problem whose rows are shaped like ``rows_like``.
+
+        Args:
+            rows_like: any tensor of shape ``(..., N)`` (its dtype and device are used).
+            anchors: the row-side inputs ``(..., N, D)``, for a network baseline.
+
+        Returns:
+            ``(..., N)``.
+        """
+        rows = rows_like.shape
         if self.network is not None:
             if anchors is None:
                 raise ValueError(
                     "a learned baseline network needs the row-side inputs: pass anchors=x "
-                    f"with shape (..., N, D) matching the rows of scores {tuple(scores.shape)}"
+                    f"with shape (..., N, D) matching the rows, shape {tuple(rows)}"
                 )
             out = self.network(anchors)
             if out.dim() == len(rows) + 1 and out.shape[-1] == 1:
@@ -66,9 +79,9 @@ class LogBaseline(nn.Module):
                 )
             return out
         if self.constant is not None:
-            return self.constant.to(scores.dtype).expand(rows)
+            return self.constant.to(rows_like.dtype).expand(rows)
         assert self.fixed is not None
-        return scores.new_full(rows, self.fixed)
+        return rows_like.new_full(rows, self.fixed)
 
 
 class TUBA(Estimator):
@@ -85,22 +98,28 @@ class TUBA(Estimator):
     """
 
     name = "tuba"
+    rowwise = bounds.rowwise_bound(bounds.tuba)
 
     def __init__(self, baseline: str | float | nn.Module = "constant"):
         super().__init__()
         self.log_baseline = LogBaseline(baseline)
 
-    def forward(
+    @property
+    def needs_anchors(self) -> bool:
+        return self.log_baseline.network is not None
+
+    def finish(
         self,
-        scores: Tensor,
+        stats: RowStatistics,
         *,
-        offset: int = 0,
-        row_mask: Tensor | None = None,
-        col_mask: Tensor | None = None,
         anchors: Tensor | None = None,
+        problems: ProblemIndex | None = None,
     ) -> Tensor:
-        a = self.log_baseline(scores, anchors)
-        return bounds.tuba(scores, a, offset=offset, row_mask=row_mask, col_mask=col_mask)
+        """TUBA from the statistics, with the log-baseline of every row (of ``anchors`` for a
+        network baseline)."""
+        assert self.rowwise is not None
+        a = self.log_baseline.for_rows(stats.positive, anchors)
+        return self.rowwise.finish(stats, log_baseline=a)
 
 
 class AlphaInfoNCE(Estimator):
@@ -127,6 +146,14 @@ class AlphaInfoNCE(Estimator):
         self.alpha = float(alpha)
         self.log_baseline = LogBaseline(baseline)
 
+    @property
+    def needs_anchors(self) -> bool:
+        return self.log_baseline.network is not None
+
+    @property
+    def needs_row_partition(self) -> bool:
+        return True  # the leave-one-out log-mean-exp of each row
+
     def forward(
         self,
         scores: Tensor,
@@ -135,6 +162,7 @@ class AlphaInfoNCE(Estimator):
         row_mask: Tensor | None = None,
         col_mask: Tensor | None = None,
         anchors: Tensor | None = None,
+        problems: ProblemIndex | None = None,
     ) -> Tensor:
         a = self.log_baseline(scores, anchors)
         return bounds.alpha_infonce(

@@ -1,11 +1,12 @@
-"""The stateless lower bounds as modules: InfoNCE, NWJ, DV, JS, JSD and SMILE."""
+"""The stateless lower bounds as modules: InfoNCE, NWJ, DV, JS, JSD and SMILE.
+
+Each declares its row-wise form from :mod:`mitools.bounds` (``rowwise``) and nothing else: the
+base class accumulates the statistics and calls the bound's finisher.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-
-from torch import Tensor
 
 from mitools import bounds
 from mitools.estimators.base import Estimator
@@ -13,24 +14,7 @@ from mitools.estimators.base import Estimator
 __all__ = ["DV", "JS", "JSD", "NWJ", "SMILE", "InfoNCE"]
 
 
-class _Stateless(Estimator):
-    """An estimator that only forwards to one function of :mod:`mitools.bounds`."""
-
-    _fn: Callable[..., Tensor]
-
-    def forward(
-        self,
-        scores: Tensor,
-        *,
-        offset: int = 0,
-        row_mask: Tensor | None = None,
-        col_mask: Tensor | None = None,
-        anchors: Tensor | None = None,
-    ) -> Tensor:
-        return type(self)._fn(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)
-
-
-class InfoNCE(_Stateless):
+class InfoNCE(Estimator):
     """InfoNCE / CPC bound, see :func:`mitools.bounds.infonce`.
 
     Example:
@@ -40,10 +24,10 @@ class InfoNCE(_Stateless):
     """
 
     name = "infonce"
-    _fn = staticmethod(bounds.infonce)
+    rowwise = bounds.rowwise_bound(bounds.infonce)
 
 
-class NWJ(_Stateless):
+class NWJ(Estimator):
     """NWJ / f-MINE bound, see :func:`mitools.bounds.nwj`.
 
     Example:
@@ -53,10 +37,10 @@ class NWJ(_Stateless):
     """
 
     name = "nwj"
-    _fn = staticmethod(bounds.nwj)
+    rowwise = bounds.rowwise_bound(bounds.nwj)
 
 
-class DV(_Stateless):
+class DV(Estimator):
     """Donsker-Varadhan bound with its plain (biased) gradient, see :func:`mitools.bounds.dv`.
 
     Example:
@@ -66,10 +50,10 @@ class DV(_Stateless):
     """
 
     name = "dv"
-    _fn = staticmethod(bounds.dv)
+    rowwise = bounds.rowwise_bound(bounds.dv)
 
 
-class JS(_Stateless):
+class JS(Estimator):
     """NWJ-valued estimate with Jensen-Shannon gradients, see :func:`mitools.bounds.js`.
 
     Example:
@@ -79,10 +63,10 @@ class JS(_Stateless):
     """
 
     name = "js"
-    _fn = staticmethod(bounds.js)
+    rowwise = bounds.rowwise_bound(bounds.js)
 
 
-class JSD(_Stateless):
+class JSD(Estimator):
     """Jensen-Shannon objective of Deep InfoMax (not nats), see :func:`mitools.bounds.jsd`.
 
     Example:
@@ -93,7 +77,7 @@ class JSD(_Stateless):
 
     name = "jsd"
     nats = False
-    _fn = staticmethod(bounds.jsd)
+    rowwise = bounds.rowwise_bound(bounds.jsd)
 
 
 class SMILE(Estimator):
@@ -117,19 +101,7 @@ class SMILE(Estimator):
         ):
             raise ValueError(f"SMILE: clip must be a positive number or None, got {clip!r}")
         self.clip = None if clip is None or math.isinf(clip) else float(clip)
-
-    def forward(
-        self,
-        scores: Tensor,
-        *,
-        offset: int = 0,
-        row_mask: Tensor | None = None,
-        col_mask: Tensor | None = None,
-        anchors: Tensor | None = None,
-    ) -> Tensor:
-        return bounds.smile(
-            scores, self.clip, offset=offset, row_mask=row_mask, col_mask=col_mask
-        )
+        self.rowwise = bounds.smile_rowwise(self.clip)
 
     def extra_repr(self) -> str:
         return f"clip={self.clip}"

@@ -9,7 +9,8 @@ import torch
 from torch import Tensor
 
 from mitools import bounds
-from mitools.estimators.base import Estimator
+from mitools.bounds import RowStatistics
+from mitools.estimators.base import Estimator, ProblemIndex
 
 __all__ = ["MINE"]
 
@@ -30,6 +31,13 @@ class MINE(Estimator):
     batch; only the gradient differs. The average is updated in training mode when gradients
     are enabled; in evaluation mode MINE returns plain DV.
 
+    **One average per estimation problem.** Called on scores ``(..., N, M)``, MINE keeps one
+    average per leading index. Inside :class:`~mitools.local.LocalMILoss` it receives a
+    :class:`~mitools.estimators.ProblemIndex` and keeps one average per *position pair* (the
+    map of the sampler's pairs, e.g. one per cell), whichever pairs a call draws and in
+    whichever order, and only the real pairs of a call (a valid anchor and two valid columns)
+    update theirs; a pair's first update starts its average.
+
     Args:
         momentum: :math:`\beta \in [0, 1)`, the weight of the past in the moving average
             (``0`` recovers DV's gradient).
@@ -45,7 +53,10 @@ class MINE(Estimator):
     """
 
     name = "mine"
+    rowwise = bounds.rowwise_bound(bounds.dv)
+    per_problem_state = True
     log_partition_ema: Tensor
+    seen: Tensor
     initialized: Tensor
 
     def __init__(self, momentum: float = 0.99):
@@ -56,57 +67,84 @@ class MINE(Estimator):
             raise ValueError(f"MINE: momentum must lie in [0, 1), got {momentum!r}")
         self.momentum = float(momentum)
         self.register_buffer("log_partition_ema", torch.zeros(()))
+        #: which problems have an average yet (same shape as ``log_partition_ema``)
+        self.register_buffer("seen", torch.zeros((), dtype=torch.bool))
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
 
     def reset(self) -> None:
-        """Forget the moving average (e.g. before training on a new task)."""
-        self.log_partition_ema = torch.zeros((), device=self.log_partition_ema.device)
+        """Forget the moving averages (e.g. before training on a new task)."""
+        device = self.log_partition_ema.device
+        self.log_partition_ema = torch.zeros((), device=device)
+        self.seen = torch.zeros((), dtype=torch.bool, device=device)
         self.initialized.fill_(False)
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         key = prefix + "log_partition_ema"
-        if key in state_dict:  # the average's shape follows the problems it was fitted on
+        if key in state_dict:  # the averages' shape follows the problems they were fitted on
             self.log_partition_ema = torch.empty_like(state_dict[key])
+            seen = state_dict.get(prefix + "seen")
+            if seen is None:  # a state saved before per-problem averages: all were seen
+                init = state_dict.get(prefix + "initialized", torch.ones((), dtype=torch.bool))
+                state_dict[prefix + "seen"] = init.expand(state_dict[key].shape).clone()
+            self.seen = torch.empty_like(state_dict[prefix + "seen"])
         super()._load_from_state_dict(state_dict, prefix, *args)
 
-    def forward(
+    def finish(
         self,
-        scores: Tensor,
+        stats: RowStatistics,
         *,
-        offset: int = 0,
-        row_mask: Tensor | None = None,
-        col_mask: Tensor | None = None,
         anchors: Tensor | None = None,
+        problems: ProblemIndex | None = None,
     ) -> Tensor:
-        p = bounds._prepare(scores, offset, row_mask, col_mask, "MINE")
-        joint = bounds._row_mean(p.positive, p)
-        log_z = bounds._lme_negatives(p.scores, p)  # (...)
-        value = joint - log_z
+        """DV's value from the statistics; in training, the gradient of eq. 12 with the moving
+        average of each problem in ``problems`` (default: one per leading index)."""
+        assert self.rowwise is not None
+        value = self.rowwise.finish(stats)  # DV
         if not (self.training and torch.is_grad_enabled()):
             return value
-        batch = log_z.detach()
-        if not bool(self.initialized):
-            ema = batch.clone()
-        else:
-            if self.log_partition_ema.shape != batch.shape:
-                raise ValueError(
-                    f"MINE: the moving average was built for problems of shape "
-                    f"{tuple(self.log_partition_ema.shape)} but the scores give shape "
-                    f"{tuple(batch.shape)}; call reset() to start a new average"
-                )
-            past = self.log_partition_ema.to(batch.dtype)
-            ema = torch.logaddexp(
-                past + math.log(self.momentum) if self.momentum > 0 else past.new_full(
-                    past.shape, -math.inf
-                ),
-                batch + math.log1p(-self.momentum),
-            )
-        self.log_partition_ema = ema
-        self.initialized.fill_(True)
+        joint, log_z = bounds.dv_terms(stats)  # (...)
+        ema = self._update(log_z.detach(), problems)
         # d/dθ exp(log_z - log_ema) = (E_q[e^S ∇S] / E_q[e^S]) * exp(log_z - log_ema)
         #                           = E_q[e^S ∇S] / ema          (Belghazi et al. eq. 12)
         surrogate = joint - torch.exp(log_z - ema)
         return value.detach() + (surrogate - surrogate.detach())
+
+    def _update(self, batch: Tensor, problems: ProblemIndex | None) -> Tensor:
+        """Update the averages of the batch's real problems; the averages to use, ``batch``'s
+        shape (a problem's first estimate for one without an average)."""
+        if problems is None:
+            shape = tuple(batch.shape)
+            index = torch.arange(batch.numel(), device=batch.device)
+            active = None
+        else:
+            shape, index, active = tuple(problems.shape), problems.index, problems.active
+        if not bool(self.initialized):
+            self.log_partition_ema = batch.new_zeros(shape)
+            self.seen = torch.zeros(shape, dtype=torch.bool, device=batch.device)
+        elif tuple(self.log_partition_ema.shape) != shape:
+            raise ValueError(
+                f"MINE: the moving average was built for problems of shape "
+                f"{tuple(self.log_partition_ema.shape)} but the scores give shape {shape}; "
+                "call reset() to start a new average"
+            )
+        flat = batch.reshape(-1)
+        ema = self.log_partition_ema.to(flat.dtype).reshape(-1)
+        seen = self.seen.reshape(-1)
+        past, was_seen = ema[index], seen[index]
+        if self.momentum > 0:
+            blended = torch.logaddexp(
+                past + math.log(self.momentum), flat + math.log1p(-self.momentum)
+            )
+        else:
+            blended = flat
+        new = torch.where(was_seen, blended, flat)
+        real = torch.ones_like(was_seen) if active is None else active
+        self.log_partition_ema = ema.index_put((index,), torch.where(real, new, past)).reshape(
+            shape
+        )
+        self.seen = seen.index_put((index,), was_seen | real).reshape(shape)
+        self.initialized.fill_(True)
+        return new.reshape(batch.shape)
 
     def extra_repr(self) -> str:
         return f"momentum={self.momentum}"

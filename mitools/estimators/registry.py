@@ -10,6 +10,7 @@ from torch import Tensor
 
 from mitools.estimators.base import Estimator, FunctionalEstimator
 from mitools.estimators.baselines import TUBA, AlphaInfoNCE
+from mitools.estimators.generative import BA, CLUB, FLO, VCLUB, DoE, L1Out
 from mitools.estimators.lower import DV, JS, JSD, NWJ, SMILE, InfoNCE
 from mitools.estimators.mine import MINE
 
@@ -26,6 +27,12 @@ _REGISTRY: dict[str, Callable[..., Estimator]] = {
     "jsd": JSD,
     "smile": SMILE,
     "alpha_infonce": AlphaInfoNCE,
+    "ba": BA,
+    "doe": DoE,
+    "club": CLUB,
+    "vclub": VCLUB,
+    "l1out": L1Out,
+    "flo": FLO,
 }
 
 

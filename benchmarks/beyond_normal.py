@@ -1,0 +1,236 @@
+"""mitools on the public "Beyond Normal" benchmark (Czyz et al., NeurIPS 2023).
+
+Runs, in the project's environment, on the samples that bmi's own samplers drew
+(``peers/sample_bmi_tasks.py --benchmark``: bmi's 40 tasks, n = 5,000, seeds 0-2):
+
+* ``estimate_mi``: :func:`mitools.estimate_mi` with its defaults;
+* ``ksg``: ``mitools.classical.ksg`` (k = 10, as the paper's "KSG-10"), when importable;
+* ``gaussian``: ``mitools.classical.gaussian_mi`` (canonical correlations), when importable.
+
+Samples are taken seed by seed, one task of each family in turn (a run stopped early has
+covered every family).  Every method runs on each sample in turn, in this one process with
+the same thread count, so their times are comparable ("median time of estimate_mi vs KSG
+in the same run").  The results file is rewritten after each case and a re-run skips the
+(sample, method) pairs it already holds, so the run can be stopped and resumed.  bmi's
+estimators run separately in bmi's venv (``peers/run_bmi_beyond_normal.sh``);
+``beyond_normal_report.py`` scores both.
+
+Usage::
+
+    PYTHONPATH=. python benchmarks/beyond_normal.py                  # all 40 x 3, resumable
+    PYTHONPATH=. python benchmarks/beyond_normal.py --tasks 'spiral-*,1v1-*' --seeds 0
+    PYTHONPATH=. python benchmarks/beyond_normal.py --quick           # smoke run, ~1 min
+
+Writes ``benchmarks/results/beyond_normal_mitools.json`` (``--quick``:
+``beyond_normal_mitools_quick.json``, not committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE / "peers"))
+
+from _provenance import provenance  # noqa: E402
+from samples import (  # noqa: E402
+    interleave_families,
+    load_samples,
+    read_records,
+    write_json_atomic,
+)
+
+DATA = HERE / "peers" / "data" / "beyond_normal"
+RESULTS = HERE / "results"
+METHODS = ("estimate_mi", "ksg", "gaussian")
+KSG_K = 10
+QUICK_TASKS = "1v1-additive-0.1,spiral-multinormal-sparse-3-3-2-2.0,student-identity-2-2-1"
+
+
+def select(index: list[dict], tasks: str | None, seeds: list[int] | None) -> list[dict]:
+    """Index rows whose task id or family matches one of the comma-separated globs."""
+    patterns = [p.strip() for p in tasks.split(",")] if tasks else ["*"]
+    return [row for row in index
+            if any(fnmatch.fnmatchcase(row["task_id"], p) or row["family"] == p
+                   for p in patterns)
+            and (seeds is None or row["seed"] in seeds)]
+
+
+def ensure_samples(data: Path) -> list[dict]:
+    """The sample index; draws the samples with bmi's venv first if they are missing."""
+    index = data / "index.json"
+    if not index.exists():
+        bmi_python = HERE / "peers" / ".venv-bmi" / "bin" / "python"
+        if not bmi_python.exists():
+            sys.exit(f"no samples in {data} and no bmi venv to draw them: run "
+                     "`bash benchmarks/peers/make_venvs.sh bmi` first")
+        subprocess.run([str(bmi_python), str(HERE / "peers" / "sample_bmi_tasks.py"),
+                        "--benchmark", "--out-dir", str(data)], check=True,
+                       env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    return json.loads(index.read_text())["samples"]
+
+
+def classical_functions() -> dict:
+    """``mitools.classical``'s estimators, or why they are missing."""
+    try:
+        from mitools import classical
+    except ImportError as exc:
+        return {"missing": f"mitools.classical not importable: {exc}"}
+    return {"ksg": getattr(classical, "ksg", None),
+            "gaussian": getattr(classical, "gaussian_mi", None)}
+
+
+def _accepts(fn, name: str) -> bool:
+    import inspect
+
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def method_runner(method: str, x, y, threads: int, options: dict, classical: dict):
+    """A function running one method on ``(x, y)`` and returning an ``MIEstimate``, and
+    the settings it uses."""
+    if method == "estimate_mi":
+        from mitools import estimate_mi
+
+        return (lambda: estimate_mi(x, y, **options)), {"defaults": "estimate_mi", **options}
+    fn = classical[method]
+    kwargs: dict = {"k": KSG_K} if method == "ksg" else {}
+    if _accepts(fn, "threads"):
+        kwargs["threads"] = threads
+    return (lambda: fn(x, y, **kwargs)), kwargs
+
+
+def describe(result) -> dict:
+    """The fields of an ``MIEstimate`` the report needs (JSON-safe)."""
+    out = {"stderr": float(result.stderr), "interval": [float(v) for v in result.interval],
+           "level": float(result.level), "method": getattr(result, "method", None)}
+    for name in ("held_out", "in_sample", "optimism"):
+        value = getattr(result, name, None)
+        if value is not None and value == value:  # not NaN
+            out[name] = float(value)
+    folds = getattr(result, "folds", ())
+    if folds:
+        out["fold_steps"] = [f.steps for f in folds]
+        out["fold_best_step"] = [f.best_step for f in folds]
+    return out
+
+
+def run_case(method: str, row: dict, sample, threads: int, options: dict,
+             classical: dict, run_id: int) -> dict:
+    """One method on one sample: a record with estimate, interval, coverage and time."""
+    import mitools
+
+    run, settings = method_runner(method, sample.x, sample.y, threads, options, classical)
+    record = {"library": "mitools", "version": mitools.__version__, "estimator": method,
+              "task": row["task_id"], "sample": row["file"], "seed": row["seed"],
+              "true_mi": row["true_mi"], "settings": settings, "run": run_id}
+    start = time.perf_counter()
+    try:
+        result = run()
+        record.update(status="ok", message="", estimate=float(result.value),
+                      **describe(result))
+    except Exception as exc:  # reported, not dropped
+        record.update(status="error", message=f"{type(exc).__name__}: {exc}"[:500],
+                      estimate=float("nan"))
+    record["wall_time_s"] = time.perf_counter() - start
+    record["abs_error"] = abs(record["estimate"] - row["true_mi"])
+    if "interval" in record:
+        lo, hi = record["interval"]
+        record["covers"] = bool(lo <= row["true_mi"] <= hi)
+    return record
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(DATA), help="sample directory with index.json")
+    parser.add_argument("--tasks", default=None,
+                        help="comma-separated globs of task ids, or family names "
+                             "(e.g. 'spiral-*,additive-noise'); default all")
+    parser.add_argument("--seeds", default=None, help="e.g. 0,1 (default: all in the index)")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help=f"comma-separated, from {','.join(METHODS)}")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--estimate-mi-args", default="{}",
+                        help="JSON of keyword arguments for estimate_mi (default: none)")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--quick", action="store_true",
+                        help=f"smoke run: tasks {QUICK_TASKS}, seed 0, n = 1,000, "
+                             "estimate_mi max_steps=200")
+    parser.add_argument("--fresh", action="store_true", help="ignore existing results")
+    args = parser.parse_args(argv)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    methods = args.methods.split(",")
+    if set(methods) - set(METHODS):
+        parser.error(f"unknown method(s) {sorted(set(methods) - set(METHODS))}")
+    options = json.loads(args.estimate_mi_args)
+    tasks, seeds, n_max = args.tasks, args.seeds, None
+    if args.quick:
+        tasks, seeds, n_max = tasks or QUICK_TASKS, seeds or "0", 1000
+        options.setdefault("max_steps", 200)
+    out = Path(args.out or RESULTS / ("beyond_normal_mitools"
+                                      + ("_quick" if args.quick else "") + ".json"))
+    index = ensure_samples(Path(args.data))
+    rows = interleave_families(
+        select(index, tasks, [int(s) for s in seeds.split(",")] if seeds else None),
+        lambda row: row["family"], lambda row: row["seed"])
+    task_meta = {row["task_id"]: {k: row[k] for k in ("name", "family", "group", "dim_x",
+                                                      "dim_y", "true_mi")} for row in index}
+    payload = json.loads(out.read_text()) if out.exists() and not args.fresh else {}
+    records = [] if args.fresh else read_records(str(out))
+    runs = payload.get("runs", [])
+    runs.append({"provenance": provenance(), "threads": args.threads, "argv": sys.argv[1:],
+                 "quick": args.quick, "n_max": n_max, "estimate_mi_args": options})
+    run_id = len(runs) - 1
+    done = {(r["sample"], r["estimator"]) for r in records}
+    classical = classical_functions()
+    unavailable = {m: classical.get("missing", f"mitools.classical lacks {m}")
+                   for m in methods if m != "estimate_mi" and classical.get(m) is None}
+    if unavailable:
+        runs[run_id]["skipped"] = unavailable
+        print(f"skipped: {unavailable}", flush=True)
+    methods = [m for m in methods if m not in unavailable]
+
+    def save() -> None:
+        write_json_atomic(out, {"benchmark": "beyond_normal", "side": "mitools", "runs": runs,
+                                "tasks": task_meta, "records": records})
+
+    added = 0
+    for row in rows:
+        todo = [m for m in methods if (row["file"], m) not in done]
+        if not todo:
+            continue
+        (sample,) = load_samples([str(Path(args.data) / row["file"])])
+        if n_max is not None:
+            sample = replace(sample, x=sample.x[:n_max], y=sample.y[:n_max])
+        for method in todo:
+            record = run_case(method, row, sample, args.threads, options, classical, run_id)
+            records.append(record)
+            added += 1
+            ci = record.get("interval", [float("nan")] * 2)
+            print(f"{time.strftime('%H:%M:%S')} {method:12s} {row['file']:52s} "
+                  f"true {row['true_mi']:6.3f} est {record['estimate']:7.3f} "
+                  f"[{ci[0]:.3f}, {ci[1]:.3f}] ({record['wall_time_s']:6.1f} s) "
+                  f"{record['message']}", flush=True)
+            save()
+    if added == 0 and unavailable:
+        save()
+    print(f"{added} new, {len(records)} records in {out}")
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,332 @@
+"""Score the "Beyond Normal" results: per-task table, summary, and the paper-shaped figure.
+
+Reads the committed results of both sides, ``results/beyond_normal_mitools.json``
+(``beyond_normal.py``) and ``results/beyond_normal_bmi.json`` (``peers/run_bmi.py`` via
+``peers/run_bmi_beyond_normal.sh``), and writes ``results/beyond_normal.md`` and
+``results/beyond_normal.png``; ``render_docs.py`` renders the same tables into
+``docs/benchmarks.rst``.  Nothing is re-run::
+
+    python benchmarks/beyond_normal_report.py
+
+Scoring, per task x seed case (one sample):
+
+* error: estimate - true MI (nats); |log(estimate / true)|, and "solved" when it is below
+  log 1.5 (Czyz et al.'s criterion; an estimate <= 0 or a failed run is never solved);
+* coverage: whether the reported interval contains the true MI (methods with intervals);
+* best: whether ``estimate_mi`` has the smallest absolute error among itself and bmi's KSG,
+  CCA and neural estimators (ties count for ``estimate_mi``), over the cases where all of
+  them have a record;
+* time: wall time per estimate; the ratio of ``estimate_mi``'s median time to mitools' KSG
+  median time uses only cases where both ran in the same run (same process, same threads).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SOLVED_LOG_RATIO = math.log(1.5)
+TARGET = "mitools:estimate_mi"
+KSG_SAME_RUN = "mitools:ksg"
+COMPETITORS = ("bmi:ksg", "bmi:cca", "bmi:infonce", "bmi:nwj", "bmi:dv", "bmi:mine")
+LABELS = {
+    "mitools:estimate_mi": "estimate_mi",
+    "mitools:ksg": "KSG-10 (mitools)",
+    "mitools:gaussian": "Gaussian (mitools)",
+    "bmi:ksg": "KSG (bmi)",
+    "bmi:cca": "CCA (bmi)",
+    "bmi:infonce": "InfoNCE (bmi)",
+    "bmi:nwj": "NWJ (bmi)",
+    "bmi:dv": "DV (bmi)",
+    "bmi:mine": "MINE (bmi)",
+}
+ORDER = list(LABELS)
+MISSING = "–"  # en dash: a lone "-" would start a bullet list in reST
+
+
+def key_of(record: dict) -> str:
+    return f"{record['library']}:{record['estimator']}"
+
+
+def log_ratio(estimate: float, true: float) -> float:
+    """|log(estimate / true)|; infinite when the estimate is not positive or not finite."""
+    if not (math.isfinite(estimate) and estimate > 0 and true > 0):
+        return math.inf
+    return abs(math.log(estimate / true))
+
+
+def abs_error(record: dict) -> float:
+    """|estimate - true|, infinite for a failed or non-finite estimate."""
+    est = record.get("estimate", math.nan)
+    if record.get("status", "ok") != "ok" or not math.isfinite(est):
+        return math.inf
+    return abs(est - record["true_mi"])
+
+
+@dataclass
+class Results:
+    """Records of every estimator, by case ``(task_id, seed)`` and estimator key."""
+
+    cases: dict[tuple[str, int], dict[str, dict]] = field(default_factory=dict)
+    tasks: dict[str, dict] = field(default_factory=dict)
+    meta: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def keys(self) -> list[str]:
+        present = {k for by_key in self.cases.values() for k in by_key}
+        return [k for k in ORDER if k in present] + sorted(present - set(ORDER))
+
+    @property
+    def task_ids(self) -> list[str]:
+        seen = dict.fromkeys(self.tasks)
+        seen.update(dict.fromkeys(t for t, _ in self.cases))
+        return [t for t in seen if any(c[0] == t for c in self.cases)]
+
+
+def collect(payloads: dict[str, dict]) -> Results:
+    """Group the records of several result files (side name -> parsed JSON)."""
+    out = Results()
+    for side, payload in payloads.items():
+        out.meta[side] = {k: v for k, v in payload.items() if k != "records"}
+        out.tasks.update(payload.get("tasks", {}))
+        for r in payload["records"]:
+            case = (r["task"], int(r["seed"]) if r.get("seed") is not None else 0)
+            out.cases.setdefault(case, {})[key_of(r)] = r
+            out.tasks.setdefault(r["task"], {"true_mi": r["true_mi"]})
+    return out
+
+
+def load(results_dir: Path = RESULTS) -> Results:
+    """The committed result files that exist."""
+    payloads = {}
+    for side in ("mitools", "bmi"):
+        path = results_dir / f"beyond_normal_{side}.json"
+        if path.exists():
+            payloads[side] = json.loads(path.read_text())
+    return collect(payloads)
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+def task_rows(res: Results) -> list[dict]:
+    """Per task and estimator: mean signed error, mean |log ratio|, solved and covered
+    counts, median time; over the seeds on which every estimator present for the task ran
+    (all its seeds if there are none such), so that a row compares like with like."""
+    rows = []
+    for task in res.task_ids:
+        cases = {seed: by_key for (t, seed), by_key in res.cases.items() if t == task}
+        present = set().union(*cases.values())
+        common = {seed: c for seed, c in cases.items() if present <= set(c)}
+        cases = common or cases
+        meta = res.tasks.get(task, {})
+        row = {"task": task, "name": meta.get("name", task), "dim_x": meta.get("dim_x"),
+               "dim_y": meta.get("dim_y"), "true_mi": meta.get("true_mi"),
+               "seeds": sorted(cases), "by_key": {}}
+        for key in res.keys:
+            recs = [c[key] for c in cases.values() if key in c]
+            if not recs:
+                continue
+            true = recs[0]["true_mi"]
+            row["true_mi"] = true
+            ok = [r for r in recs if abs_error(r) < math.inf]
+            covered = [r["covers"] for r in recs if "covers" in r]
+            row["by_key"][key] = {
+                "n": len(recs),
+                "mean_estimate": statistics.fmean(r["estimate"] for r in ok) if ok else math.nan,
+                "mean_error": (statistics.fmean(r["estimate"] - true for r in ok)
+                               if ok else math.nan),
+                "mean_abs_error": statistics.fmean(abs_error(r) for r in recs),
+                "mean_log_ratio": statistics.fmean(log_ratio(r.get("estimate", math.nan), true)
+                                                   for r in recs),
+                "solved": sum(log_ratio(r.get("estimate", math.nan), true) < SOLVED_LOG_RATIO
+                              for r in recs),
+                "covered": sum(covered) if covered else None,
+                "with_interval": len(covered),
+                "median_time_s": _median([r["wall_time_s"] for r in recs]),
+            }
+        rows.append(row)
+    return rows
+
+
+def summary(res: Results) -> dict:
+    """The headline numbers (see the module docstring)."""
+    out: dict = {"cases": len(res.cases), "tasks": len(res.task_ids), "by_key": {}}
+    for key in res.keys:
+        recs = [c[key] for c in res.cases.values() if key in c]
+        covered = [r["covers"] for r in recs if "covers" in r]
+        times = [r["wall_time_s"] for r in recs]
+        out["by_key"][key] = {
+            "cases": len(recs),
+            "failed": sum(abs_error(r) == math.inf for r in recs),
+            "solved": sum(log_ratio(r.get("estimate", math.nan), r["true_mi"])
+                          < SOLVED_LOG_RATIO for r in recs),
+            "coverage": (sum(covered) / len(covered)) if covered else None,
+            "with_interval": len(covered),
+            "median_time_s": _median(times),
+            "max_time_s": max(times) if times else math.nan,
+        }
+    full = [c for c in res.cases.values()
+            if TARGET in c and all(k in c for k in COMPETITORS)]
+    wins = [abs_error(c[TARGET]) <= min(abs_error(c[k]) for k in COMPETITORS) for c in full]
+    out["best"] = {"cases": len(full), "wins": sum(wins),
+                   "fraction": sum(wins) / len(wins) if wins else None,
+                   "competitors": list(COMPETITORS)}
+    same = [c for c in res.cases.values()
+            if TARGET in c and KSG_SAME_RUN in c
+            and c[TARGET].get("run") == c[KSG_SAME_RUN].get("run")]
+    t_target = _median([c[TARGET]["wall_time_s"] for c in same])
+    t_ksg = _median([c[KSG_SAME_RUN]["wall_time_s"] for c in same])
+    out["time_vs_ksg"] = {"cases": len(same), "median_estimate_mi_s": t_target,
+                          "median_ksg_s": t_ksg,
+                          "ratio": t_target / t_ksg if same and t_ksg > 0 else None}
+    return out
+
+
+def fmt(value: float | None, spec: str = ".3f") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return format(value, spec)
+
+
+def per_task_table(res: Results, rows: list[dict] | None = None) -> tuple[list, list]:
+    """Header and rows: task, dims, true MI, seeds used (see :func:`task_rows`), then per
+    estimator "mean error (mean |log ratio|)", bold for the smallest mean absolute error;
+    estimate_mi's coverage; times."""
+    rows = task_rows(res) if rows is None else rows
+    keys = res.keys
+    header = ["task", "dims", "true MI", "seeds"] + [LABELS.get(k, k) for k in keys]
+    if TARGET in keys:
+        header += ["estimate_mi covers", "estimate_mi time (s)"]
+    if KSG_SAME_RUN in keys:
+        header += ["KSG-10 time (s)"]
+    body = []
+    for row in rows:
+        cells = row["by_key"]
+        best = min((c["mean_abs_error"] for c in cells.values()), default=math.inf)
+        dims = f"{row['dim_x']} × {row['dim_y']}" if row["dim_x"] else MISSING
+        line = [row["name"], dims, fmt(row["true_mi"]), ",".join(map(str, row["seeds"]))]
+        for key in keys:
+            c = cells.get(key)
+            if c is None:
+                line.append(MISSING)
+                continue
+            text = f"{fmt(c['mean_error'], '+.3f')} ({fmt(c['mean_log_ratio'], '.2f')})"
+            line.append(f"**{text}**" if c["mean_abs_error"] == best < math.inf else text)
+        if TARGET in keys:
+            c = cells.get(TARGET)
+            line.append(f"{c['covered']}/{c['with_interval']}" if c and c["with_interval"]
+                        else MISSING)
+            line.append(fmt(c["median_time_s"] if c else None, ".0f"))
+        if KSG_SAME_RUN in keys:
+            c = cells.get(KSG_SAME_RUN)
+            line.append(fmt(c["median_time_s"] if c else None, ".1f"))
+        body.append(line)
+    return header, body
+
+
+def summary_table(res: Results, s: dict | None = None) -> tuple[list, list]:
+    """Per estimator: cases, solved, coverage, median and max time."""
+    s = summary(res) if s is None else s
+    header = ["estimator", "cases", "solved (true / 1.5 < estimate < 1.5 true)", "interval covers",
+              "median time (s)", "max time (s)"]
+    body = []
+    for key, v in s["by_key"].items():
+        cover = (f"{v['coverage']:.0%} of {v['with_interval']}" if v["coverage"] is not None
+                 else MISSING)
+        body.append([LABELS.get(key, key), str(v["cases"]),
+                     f"{v['solved']}/{v['cases']} ({v['solved'] / v['cases']:.0%})",
+                     cover, fmt(v["median_time_s"], ".1f"), fmt(v["max_time_s"], ".1f")])
+    return header, body
+
+
+def summary_lines(res: Results, s: dict | None = None) -> list[str]:
+    """The headline sentences."""
+    s = summary(res) if s is None else s
+    lines = [f"{s['cases']} task × seed cases over {s['tasks']} tasks."]
+    b = s["best"]
+    if b["cases"]:
+        lines.append(f"``estimate_mi`` has the smallest absolute error among itself and bmi's "
+                     f"KSG, CCA, InfoNCE, NWJ, DV and MINE on {b['wins']} of {b['cases']} "
+                     f"cases ({b['fraction']:.0%}; cases where all seven ran).")
+    t = s["by_key"].get(TARGET)
+    if t and t["coverage"] is not None:
+        lines.append(f"Its {t['with_interval']} intervals cover the true MI in "
+                     f"{t['coverage']:.0%} of the cases.")
+    r = s["time_vs_ksg"]
+    if r["ratio"] is not None:
+        lines.append(f"Median time, same run and threads, over {r['cases']} cases: "
+                     f"``estimate_mi`` {r['median_estimate_mi_s']:.1f} s, mitools KSG-10 "
+                     f"{r['median_ksg_s']:.1f} s (ratio {r['ratio']:.1f}).")
+    return lines
+
+
+def markdown_table(header: list, rows: list) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def figure(res: Results, path: Path, rows: list[dict] | None = None) -> None:
+    """Tasks as rows, estimators as columns (and the true MI first), as in Czyz et al.'s
+    main results figure: each cell the mean estimate over seeds, coloured by its error (nats)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = task_rows(res) if rows is None else rows
+    keys = res.keys
+    err = np.full((len(rows), len(keys)), np.nan)
+    text = [[""] * (len(keys) + 1) for _ in rows]
+    for i, row in enumerate(rows):
+        text[i][0] = f"{row['true_mi']:.2f}"
+        for j, key in enumerate(keys):
+            c = row["by_key"].get(key)
+            if c is not None:
+                err[i, j] = c["mean_error"]
+                text[i][j + 1] = fmt(c["mean_estimate"], ".2f")
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * (len(keys) + 1) + 3.2, 0.8 + 0.26 * len(rows)))
+    shown = np.concatenate([np.zeros((len(rows), 1)), err], axis=1)
+    cmap = matplotlib.colormaps["RdBu"].with_extremes(bad="lightgrey")
+    im = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, vmin=-1, vmax=1, aspect="auto")
+    ax.add_patch(plt.Rectangle((-0.5, -0.5), 1, len(rows), color="whitesmoke", zorder=2))
+    for i in range(len(rows)):
+        for j in range(len(keys) + 1):
+            ax.text(j, i, text[i][j], ha="center", va="center", fontsize=6.5, zorder=3)
+    ax.set_xticks(range(len(keys) + 1), ["true MI"] + [LABELS.get(k, k) for k in keys],
+                  rotation=45, ha="left", fontsize=7)
+    ax.xaxis.tick_top()
+    ax.set_yticks(range(len(rows)), [r["name"] for r in rows], fontsize=7)
+    fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01).set_label(
+        "mean estimate - true MI (nats)", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def main() -> None:
+    res = load()
+    if not res.cases:
+        raise SystemExit("no beyond_normal_*.json results under benchmarks/results/")
+    rows, s = task_rows(res), summary(res)
+    md = ["# Beyond Normal benchmark", "", *summary_lines(res, s), "",
+          markdown_table(*summary_table(res, s)), "",
+          "Per task, over the seeds on which all its estimators ran: mean error, nats (mean "
+          "\\|log(estimate / true)\\|); bold: the smallest mean absolute error.", "",
+          markdown_table(*per_task_table(res, rows))]
+    (RESULTS / "beyond_normal.md").write_text("\n".join(md))
+    figure(res, RESULTS / "beyond_normal.png", rows)
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+r"""Gaussian mutual information from canonical correlations.
+
+For jointly Gaussian :math:`(X, Y)` with canonical correlations :math:`\rho_1, \dots, \rho_r`
+(the correlations of the pairs of linear combinations that canonical correlation analysis
+finds), :math:`I(X; Y) = -\tfrac12 \sum_k \log(1 - \rho_k^2)` (e.g. Kullback, *Information
+Theory and Statistics*, 1959; Cover & Thomas, ch. 8). With sample canonical correlations this
+is the maximum-likelihood estimate under a Gaussian model: exact (up to sampling noise) for
+jointly Gaussian data (also after invertible linear maps of each variable). Otherwise it is
+the MI of the Gaussian with the same covariance, which can miss in either direction: it is
+blind to non-linear dependence (``y = x**2`` with symmetric ``x`` gives 0), and it exceeds
+the truth for strongly correlated discrete variables (two binary variables that agree 95 % of
+the time share 0.49 nats; their correlation of 0.9 gives 0.83).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mitools.classical.inputs import paired_columns, standardize_columns
+from mitools.classical.jackknife import check_options, jackknife_estimate
+from mitools.estimate.result import MIEstimate
+
+__all__ = ["canonical_correlations", "gaussian_mi"]
+
+
+def _orthonormal_basis(a: np.ndarray) -> np.ndarray:
+    """Orthonormal basis of the column space of the centred ``a`` (rank-deficient columns,
+    constant ones included, add nothing)."""
+    u, s, _ = np.linalg.svd(a - a.mean(axis=0), full_matrices=False)
+    if s.size == 0 or s[0] == 0:
+        return u[:, :0]
+    return u[:, s > s[0] * max(a.shape) * np.finfo(np.float64).eps]
+
+
+def _correlations(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    ux, uy = _orthonormal_basis(x), _orthonormal_basis(y)
+    if ux.shape[1] == 0 or uy.shape[1] == 0:
+        return np.zeros(0)
+    return np.clip(np.linalg.svd(ux.T @ uy, compute_uv=False), 0.0, 1.0)
+
+
+def _gaussian_value(x: np.ndarray, y: np.ndarray) -> float:
+    rho = _correlations(x, y)
+    with np.errstate(divide="ignore"):  # a canonical correlation of 1: infinite MI
+        return float(-0.5 * np.sum(np.log1p(-(rho**2))))
+
+
+def canonical_correlations(x: Any, y: Any) -> np.ndarray:
+    """Sample canonical correlations of ``x`` and ``y``, largest first.
+
+    Computed stably as the singular values of :math:`Q_x^\\top Q_y`, where :math:`Q_x`,
+    :math:`Q_y` are orthonormal bases of the centred columns (Björck & Golub, Math. Comp.
+    1973); collinear or constant columns are dropped.
+
+    Args:
+        x: ``(n, dx)`` array-like of real numbers.
+        y: ``(n, dy)``, same ``n``.
+
+    Returns:
+        ``(r,)`` correlations in ``[0, 1]``, ``r = min(rank x, rank y)``.
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.array([[1.0, 0.0], [2.0, 1.0], [3.0, 0.0], [4.0, 1.0]])
+        >>> canonical_correlations(x, x[:, :1] ** 2).round(4)
+        array([0.9844])
+    """
+    xa, ya = (standardize_columns(a) for a in paired_columns(x, y))
+    return _correlations(xa, ya)
+
+
+def gaussian_mi(
+    x: Any, y: Any, *, groups: int = 10, level: float = 0.95, seed: int = 0
+) -> MIEstimate:
+    r"""MI of the Gaussian with the samples' covariance: :math:`-\tfrac12\sum_k\log(1-\rho_k^2)`.
+
+    The estimate from the sample canonical correlations :math:`\rho_k`
+    (:func:`canonical_correlations`), in nats. Exact for jointly Gaussian data up to
+    sampling noise; blind to non-linear dependence, and above the truth for strongly
+    correlated discrete data (see :mod:`mitools.classical.gaussian`).
+    For independent variables it is biased upwards by about :math:`d_x d_y / (2n)` nats
+    (:math:`2n\hat I` is then approximately :math:`\chi^2_{d_x d_y}`, Bartlett 1938).
+
+    Args:
+        x: ``(n, dx)`` array-like of real numbers (``(n,)`` is ``(n, 1)``).
+        y: ``(n, dy)``, same ``n``.
+        groups: groups of the delete-a-group jackknife for the interval (0: none).
+        level: confidence level of the interval.
+        seed: seeds the jackknife groups.
+
+    Returns:
+        :class:`~mitools.estimate.MIEstimate` with ``method="gaussian"``; ``inf`` when a
+        linear combination of ``y`` is an exact linear function of ``x``.
+
+    Raises:
+        TypeError: inputs that are not arrays of real numbers.
+        ValueError: different numbers of samples, NaN/inf values, bad options, or
+            ``n < dx + dy + 2`` samples (in every jackknife subsample): with fewer, some
+            canonical correlation is 1 whatever the data.
+
+    Example:
+        >>> import numpy as np
+        >>> from mitools.classical import gaussian_mi
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.standard_normal((20000, 3))
+        >>> y = 0.8 * x + 0.6 * rng.standard_normal((20000, 3))  # 3 x 0.511 nats
+        >>> result = gaussian_mi(x, y)
+        >>> round(result.value, 2), result.interval[0] < 1.533 < result.interval[1]
+        (1.53, True)
+    """
+    check_options(groups, level)
+    xs, ys = (standardize_columns(a) for a in paired_columns(x, y))
+    dims = xs.shape[1] + ys.shape[1]
+    return jackknife_estimate(
+        _gaussian_value, xs, ys, method="gaussian", needed=dims + 2,
+        why=f"more than dx + dy + 1 = {dims + 1}, or some canonical correlation is 1 "
+            "whatever the data",
+        groups=groups, level=level, seed=seed,
+    )

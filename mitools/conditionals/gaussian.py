@@ -1,0 +1,262 @@
+r"""Gaussian conditionals :math:`q(y \mid x) = \mathcal N(\mu(x), \Sigma(x))`, and a marginal.
+
+An MLP maps ``x`` to the parameters: a mean and a diagonal scale (:class:`DiagonalGaussian`),
+a mean and the Cholesky factor of the precision (:class:`FullGaussian`). Scales pass through
+``softplus`` plus ``min_scale``, so no density is degenerate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mitools.conditionals.base import (
+    LOG_2PI,
+    _check_min_scale,
+    _diagonal_gaussian_factors,
+    _diagonal_gaussian_pairs,
+    _MLPConditional,
+    _quadratic_features,
+)
+from mitools.critics import dot_scores
+from mitools.critics.base import _check_positive_int
+
+__all__ = ["DiagonalGaussian", "FullGaussian", "GaussianMarginal"]
+
+
+class DiagonalGaussian(_MLPConditional):
+    r"""Diagonal Gaussian :math:`q(y \mid x) = \mathcal N(\mu(x), \operatorname{diag}\sigma(x)^2)`.
+
+    The model of CLUB's reference implementation (Cheng et al. 2020): one MLP gives
+    :math:`\mu(x)` and :math:`\sigma(x) = \operatorname{softplus}(\cdot) + \sigma_{\min}`.
+
+    .. math::
+
+        \log q(y \mid x) = -\tfrac{D}{2}\log 2\pi - \sum_k \log\sigma_k(x)
+            - \sum_k \frac{(y_k - \mu_k(x))^2}{2\sigma_k(x)^2}
+
+    The log-density is quadratic in :math:`y`, so the model is *separable*
+    (:meth:`factorise`): ``log_prob(y, x)`` is the dot product of
+    :math:`u(x) = [-\tfrac12\sigma^{-2}, \mu\sigma^{-2}, c(x)]` and
+    :math:`v(y) = [y^2, y, 1]`, one matmul for all pairs, and the local losses' blocked and
+    attention paths take it.
+
+    Args:
+        dim_x: features of ``x``.
+        dim_y: features of ``y``.
+        hidden: hidden widths of the parameter MLP.
+        min_scale: :math:`\sigma_{\min} > 0`.
+
+    Example:
+        >>> import torch
+        >>> q = DiagonalGaussian(3, 2, hidden=(16,))
+        >>> x, y = torch.randn(5, 3), torch.randn(7, 2)
+        >>> q.log_prob(y, x).shape  # every pair: log q(y_j | x_i)
+        torch.Size([5, 7])
+        >>> q.log_prob_pairs(y[:5], x).shape, q.sample(x).shape
+        (torch.Size([5]), torch.Size([5, 2]))
+    """
+
+    def __init__(
+        self, dim_x: int, dim_y: int, hidden: Sequence[int] = (256, 256), min_scale: float = 1e-3
+    ):
+        _check_positive_int(dim_y, "dim_y")
+        super().__init__(dim_x, dim_y, hidden, min_scale, 2 * dim_y)
+
+    def parameters_of(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and scale, each ``(..., N, dim_y)``, of :math:`q(\\cdot \\mid x_i)`."""
+        self._check(x, None, same_n=False)
+        mean, raw = self.net(x).chunk(2, dim=-1)
+        return mean, F.softplus(raw) + self.min_scale
+
+    separable = True
+
+    def factorise(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """``u = [-1/(2 sigma^2), mu / sigma^2, c]`` ``(..., N, 2 dim_y + 1)`` and
+        ``v = [y^2, y, 1]`` ``(..., M, 2 dim_y + 1)``: ``log_prob(y, x) == u @ v.T``."""
+        self._check_inputs(x, y, broadcast=False)
+        mean, scale = self.parameters_of(x)
+        return _diagonal_gaussian_factors(mean, scale), _quadratic_features(y.to(mean.dtype))
+
+    def _log_prob(self, y: Tensor, x: Tensor) -> Tensor:
+        return dot_scores(*self.factorise(x, y))
+
+    def _log_prob_pairs(self, y: Tensor, x: Tensor) -> Tensor:
+        mean, scale = self.parameters_of(x)
+        return _diagonal_gaussian_pairs(y, mean, scale)
+
+    def _sample(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        mean, scale = self.parameters_of(x)
+        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        return mean + scale * eps
+
+
+class FullGaussian(_MLPConditional):
+    r"""Full-covariance Gaussian :math:`q(y \mid x) = \mathcal N\big(\mu(x), \Lambda(x)^{-1}\big)`.
+
+    The precision is parameterised by its Cholesky factor, :math:`\Lambda = U U^\top` with
+    :math:`U` lower triangular (positive diagonal via ``softplus`` plus ``min_scale``), so
+    scoring all pairs needs only products, no triangular solve:
+
+    .. math::
+
+        \log q(y \mid x) = -\tfrac{D}{2}\log 2\pi + \sum_k \log U_{kk}(x)
+            - \tfrac12 \big\lVert U(x)^\top (y - \mu(x)) \big\rVert^2 .
+
+    Scoring all pairs forms an ``(..., N, M, dim_y)`` tensor and costs
+    :math:`O(N M D^2)`; :meth:`~mitools.conditionals.ConditionalDensity.sample` solves one
+    triangular system per row. The log-density is quadratic in :math:`y`, so the model is
+    also *separable* (:meth:`factorise`: :math:`\operatorname{vec}\Lambda(x)` against the
+    products :math:`y_k y_l`, :math:`D(D+3)/2 + 1` factors a side): the local losses score
+    all pairs by one matmul, or never form them on their blocked and attention paths.
+
+    Args:
+        dim_x: features of ``x``.
+        dim_y: features of ``y``.
+        hidden: hidden widths of the parameter MLP (it outputs
+            :math:`D + D(D+1)/2` numbers).
+        min_scale: lower limit of the diagonal of :math:`U`.
+
+    Example:
+        >>> import torch
+        >>> q = FullGaussian(3, 2, hidden=(16,))
+        >>> q.log_prob(torch.randn(7, 2), torch.randn(5, 3)).shape
+        torch.Size([5, 7])
+    """
+
+    rows: Tensor
+    cols: Tensor
+
+    def __init__(
+        self, dim_x: int, dim_y: int, hidden: Sequence[int] = (256, 256), min_scale: float = 1e-3
+    ):
+        _check_positive_int(dim_y, "dim_y")
+        super().__init__(dim_x, dim_y, hidden, min_scale, dim_y + dim_y * (dim_y + 1) // 2)
+        rows, cols = torch.tril_indices(dim_y, dim_y)
+        self.register_buffer("rows", rows, persistent=False)
+        self.register_buffer("cols", cols, persistent=False)
+
+    def parameters_of(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean ``(..., N, D)`` and precision Cholesky factor ``U`` ``(..., N, D, D)``."""
+        self._check(x, None, same_n=False)
+        out = self.net(x)
+        d = self.dim_y
+        mean, entries = out[..., :d], out[..., d:]
+        diag = self.rows == self.cols
+        entries = torch.where(diag, F.softplus(entries) + self.min_scale, entries)
+        factor = entries.new_zeros(*entries.shape[:-1], d, d)
+        factor[..., self.rows, self.cols] = entries
+        return mean, factor
+
+    separable = True
+
+    def factorise(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        r"""Factors with ``log_prob(y, x) == u @ v.T`` (to rounding), :math:`E = D(D+3)/2 + 1`.
+
+        With :math:`\Lambda = U U^\top`, :math:`\log q(y\mid x) = -\tfrac12 y^\top\Lambda y
+        + y^\top\Lambda\mu + c(x)`, :math:`c = -\tfrac D2\log 2\pi + \sum_k\log U_{kk}
+        - \tfrac12\mu^\top\Lambda\mu`: ``u = [-diag(Λ)/2, -Λ_kl (k < l), Λμ, c]``
+        ``(..., N, E)`` against ``v = [y_k^2, y_k y_l (k < l), y, 1]`` ``(..., M, E)``. The
+        expanded quadratic loses the precision ``log_prob`` keeps by centring when
+        :math:`|y|` is large against the spread of :math:`q` (in float32).
+        """
+        self._check_inputs(x, y, broadcast=False)
+        mean, factor = self.parameters_of(x)
+        y = y.to(mean.dtype)
+        d = self.dim_y
+        upper = torch.triu_indices(d, d, offset=1, device=mean.device)
+        precision = factor @ factor.transpose(-1, -2)  # (..., N, D, D)
+        lam_mean = (precision @ mean[..., None]).squeeze(-1)
+        log_det = torch.log(torch.diagonal(factor, dim1=-2, dim2=-1)).sum(-1)
+        const = -0.5 * d * LOG_2PI + log_det - 0.5 * (mean * lam_mean).sum(-1)
+        u = torch.cat([-0.5 * torch.diagonal(precision, dim1=-2, dim2=-1),
+                       -precision[..., upper[0], upper[1]], lam_mean, const[..., None]], dim=-1)
+        v = torch.cat([y * y, y[..., upper[0]] * y[..., upper[1]], y,
+                       y.new_ones((*y.shape[:-1], 1))], dim=-1)  # fmt: skip
+        return u, v
+
+    def _log_prob(self, y: Tensor, x: Tensor) -> Tensor:
+        mean, factor = self.parameters_of(x)
+        # z[..., i, j, l] = sum_k U_ikl (y_jk - mu_ik)
+        z = torch.einsum("...nkl,...mk->...nml", factor, y) - torch.einsum(
+            "...nkl,...nk->...nl", factor, mean
+        ).unsqueeze(-2)
+        log_det = torch.log(torch.diagonal(factor, dim1=-2, dim2=-1)).sum(-1, keepdim=True)
+        return -0.5 * self.dim_y * LOG_2PI + log_det - 0.5 * (z * z).sum(-1)
+
+    def _log_prob_pairs(self, y: Tensor, x: Tensor) -> Tensor:
+        mean, factor = self.parameters_of(x)
+        z = torch.einsum("...nkl,...nk->...nl", factor, y - mean)
+        log_det = torch.log(torch.diagonal(factor, dim1=-2, dim2=-1)).sum(-1)
+        return -0.5 * self.dim_y * LOG_2PI + log_det - 0.5 * (z * z).sum(-1)
+
+    def _sample(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        mean, factor = self.parameters_of(x)
+        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        # y - mu = U^{-T} eps has covariance (U U^T)^{-1}
+        step = torch.linalg.solve_triangular(
+            factor.transpose(-1, -2), eps.unsqueeze(-1), upper=True
+        ).squeeze(-1)
+        return mean + step
+
+
+class GaussianMarginal(nn.Module):
+    r"""A diagonal Gaussian model of the marginal, :math:`q(y) = \mathcal N(\mu, \sigma^2)`.
+
+    The marginal model of the difference-of-entropies estimate (:func:`mitools.bounds.doe`):
+    its cross-entropy :math:`-\frac1M\sum_j \log q(y_j)` is an estimate of :math:`H(Y)` from
+    above (in expectation). Fit it by minimising :meth:`learning_loss`, or set it in closed form
+    with :meth:`fit_`.
+
+    Args:
+        dim_y: features of ``y``.
+        min_scale: lower limit of :math:`\sigma`.
+
+    Example:
+        >>> import torch
+        >>> q = GaussianMarginal(2).fit_(torch.randn(100, 2))
+        >>> q.log_prob(torch.zeros(3, 2)).shape
+        torch.Size([3])
+    """
+
+    def __init__(self, dim_y: int, min_scale: float = 1e-3):
+        super().__init__()
+        _check_positive_int(dim_y, "dim_y")
+        self.dim_y = dim_y
+        self.min_scale = _check_min_scale(min_scale)
+        self.mean = nn.Parameter(torch.zeros(dim_y))
+        self.raw_scale = nn.Parameter(torch.full((dim_y,), 0.5413))  # softplus -> about 1
+
+    @property
+    def scale(self) -> Tensor:
+        """The standard deviations :math:`\\sigma`, ``(dim_y,)``."""
+        return F.softplus(self.raw_scale) + self.min_scale
+
+    def log_prob(self, y: Tensor) -> Tensor:
+        """Log-density of every row of ``y (..., M, dim_y)``, shape ``(..., M)``, in nats."""
+        if not isinstance(y, Tensor) or not y.is_floating_point() or y.dim() < 1:
+            raise TypeError(f"GaussianMarginal: y must be a floating-point tensor, got {y!r}")
+        if y.shape[-1] != self.dim_y:
+            raise ValueError(
+                f"GaussianMarginal: y has shape {tuple(y.shape)}, expected (..., {self.dim_y})"
+            )
+        return _diagonal_gaussian_pairs(y, self.mean.to(y.dtype), self.scale.to(y.dtype))
+
+    def learning_loss(self, y: Tensor) -> Tensor:
+        """Negative mean log-likelihood of ``y``: minimise it to fit the model."""
+        return -self.log_prob(y).mean()
+
+    @torch.no_grad()
+    def fit_(self, y: Tensor) -> GaussianMarginal:
+        """Set the mean and scale to the sample moments of ``y (n, dim_y)`` (maximum likelihood)."""
+        flat = y.reshape(-1, self.dim_y).to(self.mean.dtype)
+        self.mean.copy_(flat.mean(0))
+        target = (flat.std(0, unbiased=False) - self.min_scale).clamp_min(1e-6)
+        self.raw_scale.copy_(target + torch.log(-torch.expm1(-target)))  # softplus inverse
+        return self
+
+    def extra_repr(self) -> str:
+        return f"dim_y={self.dim_y}, min_scale={self.min_scale}"

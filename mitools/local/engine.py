@@ -1,0 +1,234 @@
+"""What both losses share: the result, the checks of a bound and a critic, and the engine.
+
+The engine holds the patterns, the critic seen through its capabilities
+(:mod:`~mitools.local.scoring`), the estimator and the backend, and computes the per-pair values
+of a call on the chosen path. What it does with an estimator follows what the estimator
+declares (:class:`~mitools.estimators.Estimator`: ``direction``, ``needs_log_density``,
+``model_objective``, ``min_rows``, ...): it never asks for its class. For an upper bound it
+scores with the critic's parameters detached and computes the model's objective in a second,
+positives-only pass with the features detached (:class:`LocalMIResult`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from mitools import distributed
+from mitools.bounds import RowwiseBound
+from mitools.estimators import Estimator, get_estimator
+from mitools.local.backends import check_backend, choose_backend, problem_values
+from mitools.local.dense import derangement_values
+from mitools.local.grid import check_pair, pack, pack_mask, parse_pattern
+from mitools.local.problems import PairMasks, Problems
+from mitools.local.scoring import Scorer
+from mitools.negatives import NEGATIVES, NegativeColumns
+from mitools.reductions import reduce
+from mitools.samplers import PositionPairs
+
+__all__ = ["DIRECTIONS", "LocalMIResult"]
+
+DIRECTIONS = ("lower", "upper", "neither")
+
+
+class LocalMIResult(NamedTuple):
+    """What :class:`LocalMILoss` and :class:`GlobalMILoss` return.
+
+    **Sign convention.** ``loss`` is what to minimise to do what the estimator is for:
+    ``-objective`` for a lower bound (and for DoE, whose gradient fits its models), so that
+    minimising it maximises the bound over the critic and the features; ``+objective`` for an
+    upper bound (``direction == "upper"``: CLUB, vCLUB, L1Out), so that minimising it
+    minimises the MI of the features, with the critic's parameters *detached* (an upper
+    bound is not minimised over its model :math:`q`). The model is trained by ``model_loss``:
+    minus the reduced model objective (the log-likelihood of the positives, averaged over the
+    pairs), with the *features* detached. So one optimiser over everything does both players'
+    steps::
+
+        out = loss_fn(z, s)
+        (task_loss + beta * out.loss + out.model_loss).backward()
+        optimiser.step()
+
+    For every other estimator ``model_loss`` is a zero (``loss`` already trains the critic).
+    """
+
+    #: The scalar to minimise, ``-objective`` (lower bounds, DoE) or ``+objective`` (upper
+    #: bounds, whose critic parameters it does not reach); carries the gradient.
+    loss: Tensor
+    #: the reduced objective (detached), in nats of MI for every bound but
+    #: :class:`~mitools.estimators.JSD` (for ``"logsumexp"`` a soft maximum of them).
+    estimate: Tensor
+    #: detached per-position estimates unpacked to the sampler's map shape (e.g. ``(H, W)``
+    #: for cells against one sentence); NaN for pairs not sampled or without any valid
+    #: sample. A 0-dim tensor for :class:`GlobalMILoss`.
+    local: Tensor
+    #: ``(K,)`` detached estimate of each position pair (NaN where no valid sample);
+    #: ``(1,)`` for :class:`GlobalMILoss`.
+    pair_estimates: Tensor
+    #: the :class:`~mitools.samplers.PositionPairs` used (``None`` for :class:`GlobalMILoss`).
+    pairs: PositionPairs | None
+    #: The scalar to minimise to fit the critic of an upper bound (minus its mean
+    #: log-likelihood over the active pairs, features detached); a zero for the others.
+    model_loss: Tensor
+
+
+class _Objective(Estimator):
+    """A row-wise objective as an estimator: the model objective of an upper bound."""
+
+    def __init__(self, rowwise: RowwiseBound):
+        super().__init__()
+        self.rowwise = rowwise
+        self.name = rowwise.name
+
+
+def _check_bound_and_critic(bound: Any, critic: Any) -> tuple[Estimator, Any]:
+    estimator = get_estimator(bound)
+    if critic is not None and not isinstance(critic, nn.Module) and not callable(critic):
+        raise TypeError(
+            f"critic must be an nn.Module, a callable or None, got {type(critic).__name__}"
+        )
+    if estimator.direction not in DIRECTIONS:
+        raise ValueError(
+            f"the estimator {estimator.name!r} declares direction={estimator.direction!r}; "
+            f"expected one of {DIRECTIONS}"
+        )
+    if estimator.needs_log_density and not getattr(critic, "log_density", False):
+        name = "critic=None" if critic is None else type(critic).__name__
+        raise ValueError(
+            f"the bound {estimator.name!r} needs log conditional densities log q(y_j | x_i) as "
+            f"scores (needs_log_density), and {name} does not declare log_density = True: on an "
+            "unnormalised critic's scores it bounds nothing. Pass a "
+            "mitools.conditionals.ConditionalDensity (DiagonalGaussian, FullGaussian, "
+            "MixtureOfGaussians) as the critic, or set log_density = True on a critic that "
+            "returns normalised log-densities; with a critic use a discriminative bound "
+            "(infonce, dv, nwj, flo, ...)"
+        )
+    return estimator, critic
+
+
+def _check_chunk(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+    return value
+
+
+class _Engine(nn.Module):
+    """What both losses share: patterns, the critic's capabilities, the bound, the backend."""
+
+    gather: bool = False
+
+    def __init__(
+        self,
+        bound: Any,
+        critic: Any,
+        x_pattern: str,
+        y_pattern: str,
+        backend: str,
+        chunk_size: Any,
+        column_chunk_size: Any,
+        negatives: str,
+    ) -> None:
+        super().__init__()
+        self.estimator, critic = _check_bound_and_critic(bound, critic)
+        self.critic = critic
+        upper = self.estimator.direction == "upper"
+        # An upper bound reaches the features only; its model is fitted by model_loss.
+        self._scorer = Scorer(critic, detach_parameters=upper)
+        self._model_scorer = Scorer(critic)
+        objective = self.estimator.model_objective if upper else None
+        self._model_estimator = _Objective(objective) if objective is not None else None
+        self.x_pattern, self.y_pattern = x_pattern, y_pattern
+        self._x_axes = parse_pattern(x_pattern, "x_pattern")
+        self._y_axes = parse_pattern(y_pattern, "y_pattern")
+        if negatives not in NEGATIVES:
+            raise ValueError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
+        self.negatives = negatives
+        self.chunk_size = _check_chunk(chunk_size, "chunk_size")
+        self.column_chunk_size = _check_chunk(column_chunk_size, "column_chunk_size")
+        self.backend = check_backend(
+            backend, self.estimator, self._scorer, negatives, self.column_chunk_size
+        )
+        #: the path the last forward ran on (``"dense"``, ``"blocked"`` or ``"attention"``)
+        self.last_backend: str | None = None
+
+    def _pack(self, x: Any, y: Any, x_mask: Any, y_mask: Any):
+        dim_x, dim_y = self._scorer.channels()
+        name = self._scorer.name
+        xs, grid_x = pack(x, self._x_axes, "x", self.x_pattern, dim_x, name)
+        ys, grid_y = pack(y, self._y_axes, "y", self.y_pattern, dim_y, name)
+        check_pair(xs, ys)
+        self._scorer.check_dot_product(
+            xs.shape[-1], ys.shape[-1], (self.x_pattern, self.y_pattern), (x.shape, y.shape)
+        )
+        batch = xs.shape[0]
+        xm = pack_mask(x_mask, "x_mask", batch, grid_x, xs.device)
+        ym = pack_mask(y_mask, "y_mask", batch, grid_y, ys.device)
+        return xs, ys, grid_x, grid_y, xm, ym
+
+    def _values(
+        self,
+        xs: Tensor,
+        xm: Tensor | None,
+        cols: NegativeColumns,
+        pairs: PositionPairs,
+        generator: torch.Generator | None,
+        model: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Per-pair values ``(K,)`` and the active pairs (``None``: all).
+
+        ``model``: the model objective of an upper bound instead of the bound (the positives
+        only, on the dense path, the critic's parameters attached).
+        """
+        estimator = self._model_estimator if model else self.estimator
+        scorer = self._model_scorer if model else self._scorer
+        assert estimator is not None
+        xp = xs.transpose(0, 1)  # (P, N, Cx)
+        yq = cols.features.transpose(0, 1)  # (Q, M, Cy)
+        masks = PairMasks(
+            xm.transpose(0, 1) if xm is not None else None,
+            cols.mask.transpose(0, 1) if cols.mask is not None else None,
+        )
+        problems = Problems(pairs, masks, cols.offset, xs.shape[0], cols.features.shape[0],
+                            min_rows=self.estimator.min_rows)  # fmt: skip
+        if self.negatives == "derangement" and not model:
+            self.last_backend = "dense"
+            u, v = scorer.factors(xp, yq) if scorer.separable else (xp, yq)
+            return derangement_values(
+                problems, scorer, estimator, xp, yq, u, v, self.chunk_size, generator
+            )
+        if model:
+            backend, kernel, chunk = "dense", None, None
+        else:
+            backend, kernel = choose_backend(
+                self.backend, estimator, scorer, self.negatives, problems, xs.dtype,
+                xs.device, self.chunk_size is not None or self.column_chunk_size is not None,
+            )  # fmt: skip
+            self.last_backend, chunk = backend, self.chunk_size
+        values = problem_values(
+            backend, kernel, problems, scorer, estimator, xp, yq, chunk,
+            self.column_chunk_size,
+        )  # fmt: skip
+        if self.gather and distributed.is_distributed():
+            return problems.combine_ranks(values)
+        return values, problems.active
+
+    def _finish(
+        self,
+        objective: Tensor,
+        xs: Tensor,
+        xm: Tensor | None,
+        cols: NegativeColumns,
+        pairs: PositionPairs,
+        active: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """``(loss, model_loss)`` from the reduced objective (see :class:`LocalMIResult`)."""
+        if self.estimator.direction != "upper":
+            return -objective, objective.new_zeros(())
+        if self._model_estimator is None:
+            return objective, objective.new_zeros(())
+        detached = cols._replace(features=cols.features.detach())
+        model, _ = self._values(xs.detach(), xm, detached, pairs, None, model=True)
+        return objective, -reduce(model, active, "mean")

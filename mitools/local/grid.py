@@ -1,0 +1,162 @@
+"""Grids: einops patterns, packing to ``(B, P, C)``, padding masks, pooling.
+
+The first step of the data flow: any grid (``"b c h w"``, ``"b l c"``, ``"b c t h w"``,
+``"b c"``) is flattened to ``(B, P, C)`` with positions in row-major order of the grid axes,
+its mask to ``(B, P)``. Shapes are checked here, in the user's terms: the pattern, the tensor's
+shape and, when the critic declares them, the channels it expects.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import einops
+import torch
+from torch import Tensor
+
+__all__ = ["check_pair", "pack", "pack_mask", "parse_pattern", "pool", "take"]
+
+
+def parse_pattern(pattern: Any, name: str) -> tuple[str, ...]:
+    """The axes of an einops pattern naming ``b``, ``c`` and grid axes once each."""
+    if not isinstance(pattern, str):
+        raise TypeError(f"{name} must be an einops pattern string, got {type(pattern).__name__}")
+    axes = tuple(pattern.split())
+    bad = [a for a in axes if not a.isidentifier()]
+    if bad:
+        raise ValueError(
+            f"{name}={pattern!r}: axes must be plain names separated by spaces (got {bad}); "
+            "e.g. 'b c h w', 'b l c', 'b c t h w' or 'b c'"
+        )
+    if axes.count("b") != 1 or axes.count("c") != 1 or len(set(axes)) != len(axes):
+        raise ValueError(
+            f"{name}={pattern!r} must name the batch axis 'b' and the channel axis 'c' once each "
+            "and every other (grid) axis once, e.g. 'b c h w'"
+        )
+    return axes
+
+
+def _channel_hint(shape: tuple[int, ...], axes: tuple[str, ...], expected: int) -> str:
+    """Suggest the pattern that puts ``c`` on the dimension of size ``expected``, if one is."""
+    c_at = axes.index("c")
+    others = [d for d, size in enumerate(shape) if size == expected and axes[d] not in ("b", "c")]
+    if not others:
+        return ""
+    moved = [a for a in axes if a != "c"]
+    moved.insert(others[-1], "c")
+    layout = "channels-last" if others[-1] > c_at else "channels-first"
+    return f"; the size {expected} sits at dimension {others[-1]}: for {layout} input use " + (
+        f"pattern {' '.join(moved)!r}"
+    )
+
+
+def pack(
+    t: Any,
+    axes: tuple[str, ...],
+    name: str,
+    pattern: str,
+    channels: int | None = None,
+    critic: str = "the critic",
+) -> tuple[Tensor, tuple[int, ...]]:
+    """``t`` laid out as ``pattern`` -> ``(B, P, C)`` and the grid shape.
+
+    Args:
+        t: the tensor.
+        axes: the parsed ``pattern``.
+        name: ``"x"`` or ``"y"``, for messages.
+        pattern: the einops pattern.
+        channels: the channels the critic declares for this side (``None``: not checked).
+        critic: the critic's name, for messages.
+
+    Raises:
+        TypeError: not a floating-point tensor.
+        ValueError: a rank that does not match the pattern, or channels that do not match the
+            critic's.
+    """
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if not t.is_floating_point():
+        raise TypeError(f"{name} must be floating point, got dtype {t.dtype}")
+    if t.dim() != len(axes):
+        raise ValueError(
+            f"{name} has shape {tuple(t.shape)} ({t.dim()} dims) but {name}_pattern {pattern!r} "
+            f"names {len(axes)} axes"
+        )
+    c_at = axes.index("c")
+    if channels is not None and t.shape[c_at] != channels:
+        raise ValueError(
+            f"{name} has shape {tuple(t.shape)}; {name}_pattern {pattern!r} puts its channel "
+            f"axis 'c' at dimension {c_at}, of size {t.shape[c_at]}, but {critic} expects "
+            f"dim_{name}={channels} channels"
+            + _channel_hint(tuple(t.shape), axes, channels)
+        )
+    grid_axes = [a for a in axes if a not in ("b", "c")]
+    grid = tuple(int(t.shape[axes.index(a)]) for a in grid_axes)
+    target = f"b ({' '.join(grid_axes)}) c" if grid_axes else "b 1 c"
+    return einops.rearrange(t, f"{pattern} -> {target}"), grid
+
+
+def pack_mask(
+    mask: Any, name: str, batch: int, grid: tuple[int, ...], device: torch.device
+) -> Tensor | None:
+    """A padding mask ``(B, *grid)`` or ``(B, P)`` -> ``(B, P)`` bool on ``device``."""
+    if mask is None:
+        return None
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of booleans, got {type(mask).__name__}")
+    if mask.dtype != torch.bool:
+        raise TypeError(f"{name} must have dtype torch.bool, got {mask.dtype}")
+    n = math.prod(grid)
+    if tuple(mask.shape) not in ((batch, *grid), (batch, n)):
+        raise ValueError(
+            f"{name} has shape {tuple(mask.shape)}; expected (B, *grid) = {(batch, *grid)} or "
+            f"(B, P) = {(batch, n)}"
+        )
+    mask = mask.reshape(batch, n).to(device)
+    empty = ~mask.any(-1)
+    if bool(empty.any()):
+        idx = int(empty.nonzero()[0, 0])
+        raise ValueError(
+            f"{name} (shape {tuple(mask.shape)}) masks out every position of sample {idx}; "
+            "drop such samples from the batch"
+        )
+    return mask
+
+
+def check_pair(x: Tensor, y: Tensor) -> None:
+    """Packed ``x (B, P, Cx)`` and ``y (B, Q, Cy)`` hold the same samples, dtype and device."""
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"x and y must hold the same samples: x has batch size {x.shape[0]} (packed shape "
+            f"(B, P, Cx) = {tuple(x.shape)}) but y has {y.shape[0]} ({tuple(y.shape)})"
+        )
+    if x.dtype != y.dtype:
+        raise TypeError(f"x and y must share a dtype, got {x.dtype} and {y.dtype}")
+    if x.device != y.device:
+        raise ValueError(f"x and y must be on one device, got {x.device} and {y.device}")
+
+
+def take(t: Tensor, index: Tensor) -> Tensor:
+    """``t[index]`` along dim 0; a broadcastable view when ``t`` has a single position."""
+    return t[:1] if t.shape[0] == 1 else t.index_select(0, index)
+
+
+def pool(t: Tensor, mask: Tensor | None, how: str) -> Tensor:
+    """``(B, P, C)`` -> ``(B, C)``, the mean or max over the valid positions.
+
+    Computed in float32 or higher (a half-precision sum over many positions can overflow) and
+    returned in ``t``'s dtype.
+    """
+    dtype = torch.promote_types(t.dtype, torch.float32)
+    w = t.to(dtype)
+    if how == "mean":
+        if mask is None:
+            out = w.mean(1)
+        else:
+            out = w.masked_fill(~mask[..., None], 0.0).sum(1) / mask.sum(1, keepdim=True).to(dtype)
+    elif mask is None:
+        out = w.amax(1)
+    else:
+        out = w.masked_fill(~mask[..., None], -math.inf).amax(1)
+    return out.to(t.dtype)

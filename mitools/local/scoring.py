@@ -1,0 +1,115 @@
+"""Scoring: how a critic is evaluated on blocks of position pairs.
+
+The critic's declared capability decides: a *separable* critic (``critic.separable``, and
+``critic=None``, the plain dot product) is asked once for its factors ``u = φ(x)`` per
+``x`` position and ``v = ψ(y)`` per ``y`` position (:meth:`~mitools.critics.Critic.factorise`),
+and a block's scores are one batched matmul of factors; the fused paths never form the scores
+at all. Any other critic is called as a black box on each block. Scores are formed in float32
+or higher whatever the features' dtype.
+
+For an upper bound the critic (the conditional density :math:`q`) must not be trained on the
+bound: a ``Scorer`` built with ``detach_parameters=True`` evaluates it with its parameters
+detached (:func:`torch.func.functional_call`), so the bound's gradient reaches the features
+only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from mitools.critics import dot_scores
+
+__all__ = ["Scorer"]
+
+
+class _Method(nn.Module):
+    """A critic's method as a module's ``forward``, for :func:`torch.func.functional_call`."""
+
+    def __init__(self, critic: nn.Module, method: str):
+        super().__init__()
+        self.critic = critic
+        self.method = method
+
+    def forward(self, *args: Tensor) -> Any:
+        return _invoke(self.critic, self.method, args)
+
+
+def _invoke(critic: Any, method: str, args: tuple[Tensor, ...]) -> Any:
+    """``critic(*args)`` for ``"forward"`` (hooks included; any callable), else the method."""
+    return critic(*args) if method == "forward" else getattr(critic, method)(*args)
+
+
+class Scorer:
+    """A critic seen through its capabilities.
+
+    Args:
+        critic: an ``nn.Module`` or callable ``f(x (..., N, Cx), y (..., M, Cy)) -> (..., N, M)``,
+            or ``None`` for the dot product :math:`x^\\top y`.
+        detach_parameters: evaluate the critic with its parameters detached (no gradient
+            reaches them through these scores).
+    """
+
+    def __init__(
+        self, critic: Callable[[Tensor, Tensor], Tensor] | None, detach_parameters: bool = False
+    ):
+        self.critic = critic
+        self.separable = critic is None or bool(getattr(critic, "separable", False))
+        self.detach_parameters = detach_parameters and isinstance(critic, nn.Module)
+
+    def _call(self, method: str, *args: Tensor) -> Any:
+        """``critic.method(*args)``, with detached parameters when so built."""
+        assert self.critic is not None
+        if not self.detach_parameters:
+            return _invoke(self.critic, method, args)
+        assert isinstance(self.critic, nn.Module)
+        params = {f"critic.{n}": p.detach() for n, p in self.critic.named_parameters()}
+        return torch.func.functional_call(_Method(self.critic, method), params, args)
+
+    @property
+    def name(self) -> str:
+        """The critic's class name (``"critic=None"`` for the dot product)."""
+        return "critic=None" if self.critic is None else type(self.critic).__name__
+
+    def channels(self) -> tuple[int | None, int | None]:
+        """The channels the critic declares for ``x`` and ``y`` (``None``: undeclared)."""
+        dims = [getattr(self.critic, f"dim_{side}", None) for side in ("x", "y")]
+        return tuple(d if isinstance(d, int) else None for d in dims)  # type: ignore[return-value]
+
+    def check_dot_product(self, cx: int, cy: int, patterns: tuple[str, str], shapes: Any) -> None:
+        """``critic=None`` needs as many channels on both sides."""
+        if self.critic is None and cx != cy:
+            raise ValueError(
+                f"critic=None scores the dot product x·y, which needs as many channels on both "
+                f"sides; got Cx={cx} and Cy={cy} (x of shape {tuple(shapes[0])} with x_pattern "
+                f"{patterns[0]!r}, y of shape {tuple(shapes[1])} with y_pattern "
+                f"{patterns[1]!r}); pass a critic"
+            )
+
+    def factors(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """The factors ``u (P, N, E)``, ``v (Q, M, E)`` of position-major features."""
+        if self.critic is None:
+            return x, y
+        return self._call("factorise", x, y)
+
+    def score(self, x: Tensor, y: Tensor) -> Tensor:
+        """Scores ``(k, N, M)`` of a block: ``x (k|1, N, .)`` against ``y (k|1, M, .)``, given as
+        factors for a separable critic, as features otherwise."""
+        if self.separable:
+            return dot_scores(x, y)
+        assert self.critic is not None
+        if x.shape[0] == 1 and y.shape[0] == 1:  # one problem: the critic's plain 2-D call
+            scores = self._call("forward", x[0], y[0])[None]
+        else:
+            scores = self._call("forward", x, y)
+        return scores.to(torch.promote_types(scores.dtype, torch.float32))
+
+    def score_pairs(self, x: Tensor, y: Tensor) -> Tensor:
+        """Elementwise pairs ``x (k, N, .)``, ``y (k, N, .)`` -> ``(k, N)``."""
+        if self.separable:
+            dtype = torch.promote_types(torch.promote_types(x.dtype, y.dtype), torch.float32)
+            return (x.to(dtype) * y.to(dtype)).sum(-1)
+        return self.score(x[..., None, :], y[..., None, :])[..., 0, 0]

@@ -1,0 +1,197 @@
+r"""Negatives: which samples an anchor is contrasted with.
+
+For an anchor :math:`x_i` (at one position of a grid), the negatives are ``y`` features drawn
+from the product of marginals. :class:`~mitools.local.LocalMILoss` offers:
+
+* ``"all"`` (default): every other sample of the batch (all off-diagonal entries of the score
+  matrix), from every ``torch.distributed`` rank with ``gather=True``
+  (:func:`negative_columns`, the positive of local row ``i`` at column ``rank * N + i``), and
+  the past samples of a :class:`NegativeQueue` as extra columns;
+* ``"derangement"``: one partner per anchor drawn by :func:`random_derangement`, never the
+  anchor itself (unlike a random permutation, whose fixed points make estimates saturate):
+  the "shuffled pairs" of MINE-style training.
+
+Example:
+    >>> import torch
+    >>> cols = negative_columns(torch.randn(4, 2, 8), None, gather=False, queue=None)
+    >>> cols.features.shape, cols.offset
+    (torch.Size([4, 2, 8]), 0)
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from mitools import distributed
+
+__all__ = [
+    "NEGATIVES",
+    "NegativeColumns",
+    "NegativeQueue",
+    "negative_columns",
+    "random_derangement",
+]
+
+NEGATIVES = ("all", "derangement")
+"""The kinds of negatives :class:`~mitools.local.LocalMILoss` accepts."""
+
+
+def random_derangement(valid: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """One random partner per valid entry, among the valid entries, never the entry itself.
+
+    Each row of ``valid`` is one problem; its valid entries are put on a random cycle, and
+    every valid entry is paired with the next one on the cycle (a derangement: no fixed
+    points, unlike a random permutation). Invalid entries, and rows with a single valid entry,
+    are their own partner (callers leave those out).
+
+    Args:
+        valid: ``(K, B)`` bool.
+        generator: optional :class:`torch.Generator`.
+
+    Returns:
+        ``(K, B)`` long: the partner of each entry, on ``valid``'s device.
+
+    Example:
+        >>> import torch
+        >>> partner = random_derangement(torch.ones(1, 5, dtype=torch.bool),
+        ...                              torch.Generator().manual_seed(0))
+        >>> bool((partner != torch.arange(5)).all()), sorted(partner[0].tolist())
+        (True, [0, 1, 2, 3, 4])
+    """
+    if not isinstance(valid, Tensor) or valid.dtype != torch.bool or valid.dim() != 2:
+        raise TypeError(f"valid must be a (K, B) bool tensor, got {valid!r:.80}")
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    keys = torch.rand(valid.shape, generator=generator, device=gen_device).to(valid.device)
+    keys = keys.masked_fill(~valid, 2.0)  # invalid entries sort last
+    order = keys.argsort(dim=-1)  # (K, B): valid entries first, in random order
+    n = valid.sum(-1, keepdim=True).clamp(min=1)  # (K, 1)
+    slot = torch.arange(valid.shape[-1], device=valid.device).expand_as(order)
+    nxt = torch.where(slot < n, (slot + 1) % n, slot)
+    partner = torch.empty_like(order)
+    partner.scatter_(-1, order, order.gather(-1, nxt))
+    return partner
+
+
+class NegativeQueue(nn.Module):
+    """A first-in first-out queue of past ``y`` features, extra negatives for every anchor.
+
+    As in MoCo (He et al. 2020): the features of the last ``size`` samples (detached) are
+    appended to the columns of every score matrix, so the number of negatives no longer
+    depends on the batch size. :class:`mitools.local.LocalMILoss` reads the queue before and
+    extends it after each training forward.
+
+    Args:
+        size: the number of past samples kept.
+
+    Example:
+        >>> import torch
+        >>> queue = NegativeQueue(size=4)
+        >>> queue.extend(torch.randn(3, 2, 8), torch.ones(3, 2, dtype=torch.bool))
+        >>> queue.extend(torch.randn(3, 2, 8), torch.ones(3, 2, dtype=torch.bool))
+        >>> queue.features().shape  # the 4 most recent samples, 2 positions, 8 channels
+        torch.Size([4, 2, 8])
+    """
+
+    features_buffer: Tensor
+    mask_buffer: Tensor
+
+    def __init__(self, size: int):
+        super().__init__()
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"NegativeQueue: size must be a positive int, got {size!r}")
+        self.size = size
+        self.register_buffer("features_buffer", torch.empty(0), persistent=False)
+        self.register_buffer("mask_buffer", torch.empty(0, dtype=torch.bool), persistent=False)
+
+    def __len__(self) -> int:
+        return int(self.features_buffer.shape[0]) if self.features_buffer.dim() > 1 else 0
+
+    def features(self) -> Tensor:
+        """The queued features ``(S, Q, C)``, most recent last (``S <= size``)."""
+        return self.features_buffer
+
+    def mask(self) -> Tensor:
+        """The validity mask ``(S, Q)`` of the queued features."""
+        return self.mask_buffer
+
+    @torch.no_grad()
+    def extend(self, features: Tensor, mask: Tensor) -> None:
+        """Append ``features (B, Q, C)`` with ``mask (B, Q)``, dropping the oldest beyond size."""
+        features = features.detach()
+        if len(self) and self.features_buffer.shape[1:] != features.shape[1:]:
+            raise ValueError(
+                f"NegativeQueue holds features of shape (S, Q, C) = "
+                f"{tuple(self.features_buffer.shape)}, got new features {tuple(features.shape)}; "
+                "positions and channels must match"
+            )
+        if len(self):
+            features = torch.cat([self.features_buffer, features.to(self.features_buffer)])
+            mask = torch.cat([self.mask_buffer, mask.to(self.mask_buffer.device)])
+        self.features_buffer = features[-self.size :].clone()
+        self.mask_buffer = mask[-self.size :].clone()
+
+    def reset(self) -> None:
+        """Empty the queue."""
+        self.features_buffer = self.features_buffer.new_empty(0)
+        self.mask_buffer = self.mask_buffer.new_empty(0)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}"
+
+
+class NegativeColumns(NamedTuple):
+    """The columns every anchor is scored against, and where its positive sits."""
+
+    #: ``(M, Q, C)`` packed ``y`` features: the (gathered) batch, then the queue.
+    features: Tensor
+    #: ``(M, Q)`` bool validity, or ``None`` when every column is valid.
+    mask: Tensor | None
+    #: column of the positive of local row 0 (``rank * N`` when gathered).
+    offset: int
+    #: ``(M0, Q, C)``: the batch's columns without the queue (what extends the queue).
+    batch_features: Tensor
+    #: ``(M0, Q)`` bool or ``None``: their validity.
+    batch_mask: Tensor | None
+
+
+def negative_columns(
+    y: Tensor, y_mask: Tensor | None, *, gather: bool, queue: NegativeQueue | None
+) -> NegativeColumns:
+    """Assemble the columns of every score matrix: this batch (from every rank), then a queue.
+
+    Args:
+        y: ``(B, Q, C)`` this rank's packed ``y`` features.
+        y_mask: ``(B, Q)`` bool validity or ``None``.
+        gather: gather the columns of every ``torch.distributed`` rank, with gradients (a
+            no-op without a process group).
+        queue: a :class:`NegativeQueue` whose features are appended, or ``None``.
+
+    Returns:
+        :class:`NegativeColumns`.
+
+    Raises:
+        ValueError: the queue holds features of another shape.
+    """
+    cols, mask, offset = y, y_mask, 0
+    if gather and distributed.is_distributed():
+        if mask is None:
+            mask = torch.ones(y.shape[:2], dtype=torch.bool, device=y.device)
+        cols = distributed.all_gather_with_grad(y)
+        mask = distributed.all_gather_with_grad(mask)
+        offset = distributed.rank() * y.shape[0]
+    batch_cols, batch_mask = cols, mask
+    if queue is not None and len(queue):
+        qf, qm = queue.features(), queue.mask()
+        if qf.shape[1:] != cols.shape[1:]:
+            raise ValueError(
+                f"the queue holds y features of shape (S, Q, Cy) = {tuple(qf.shape)} but y "
+                f"packs to {tuple(cols.shape)}; reset the queue when the grid changes"
+            )
+        if mask is None:
+            mask = torch.ones(cols.shape[:2], dtype=torch.bool, device=cols.device)
+        cols = torch.cat([cols, qf.to(cols)])
+        mask = torch.cat([mask, qm.to(mask.device)])
+    return NegativeColumns(cols, mask, offset, batch_cols, batch_mask)

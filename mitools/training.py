@@ -1,0 +1,140 @@
+r"""One training loop for a critic (or a conditional density) and a bound on fresh batches.
+
+:func:`train_critic` is the loop the examples and benchmarks share: draw a fresh batch from a
+task of known MI, score every pair, maximise the estimator's training objective with Adam,
+and keep the trace of the estimates. It serves a single critic with a single bound as well as
+models stacked along a leading axis (the staircase benchmark trains every bound at once), and
+the two-player estimators (:class:`~mitools.estimators.GenerativeEstimator`): when the
+estimator has a ``learning_objective`` (CLUB, L1Out, BA, ... fit :math:`q` by maximum
+likelihood), the model maximises that and the trace records the estimator's value.
+
+Example:
+    >>> import torch, mitools
+    >>> from mitools.training import train_critic
+    >>> task = mitools.CorrelatedGaussian(dim=2, mi=1.0)
+    >>> critic = mitools.SeparableCritic(2, 2, hidden=(16,), embed_dim=8)
+    >>> trace = train_critic(critic, "infonce", task, steps=20, batch_size=32, generator=0)
+    >>> trace.shape
+    torch.Size([20])
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from mitools.estimators import Estimator, get_estimator
+
+__all__ = ["SamplesPairs", "train_critic"]
+
+
+class SamplesPairs(Protocol):
+    """A task of :mod:`mitools.tasks`: anything with ``sample(n, generator) -> (x, y)``."""
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Draw ``n`` joint samples ``(x (n, Dx), y (n, Dy))``."""
+        ...
+
+
+def _as_generator(generator: torch.Generator | int | None) -> torch.Generator:
+    if isinstance(generator, torch.Generator):
+        return generator
+    if generator is None:
+        return torch.Generator().manual_seed(int(torch.randint(2**62, ()).item()))
+    if isinstance(generator, int) and not isinstance(generator, bool):
+        return torch.Generator().manual_seed(generator)
+    raise TypeError(
+        f"generator must be a torch.Generator, an int seed or None, got {type(generator).__name__}"
+    )
+
+
+def train_critic(
+    critic: nn.Module,
+    estimator: str | Estimator,
+    task: SamplesPairs | Callable[[int], SamplesPairs],
+    *,
+    steps: int,
+    batch_size: int = 64,
+    lr: float = 5e-4,
+    generator: torch.Generator | int | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    log_every: int = 0,
+    log: Callable[[str], None] = print,
+) -> Tensor:
+    r"""Train ``critic`` with ``estimator`` on fresh batches of ``task``; return the estimates.
+
+    Each step draws ``x, y = task.sample(batch_size, generator)``, computes
+    ``scores = critic(x, y)`` ``(..., N, N)``, the value ``estimator(scores, anchors=x)``
+    (plus ``targets=y`` when the estimator declares ``needs_targets``), and takes one
+    optimiser step that maximises the training objective summed over leading dimensions: the
+    estimator's ``learning_objective`` when it has one (the generative estimators: a
+    conditional density :math:`q` is fitted by maximum likelihood, not by its bound), otherwise
+    the value itself (every lower bound: value and gradient are one).
+
+    Args:
+        critic: an ``nn.Module`` mapping ``x (n, Dx), y (n, Dy)`` to scores ``(..., n, n)``: a
+            critic of :mod:`mitools.critics`, a conditional density of
+            :mod:`mitools.conditionals` (called in critic order), or stacked models.
+        estimator: a name for :func:`~mitools.estimators.get_estimator` or an
+            :class:`~mitools.estimators.Estimator` (its parameters, e.g. a learned baseline
+            or FLO's per-pair network, are trained too).
+        task: an object with ``sample(n, generator)`` (a task of :mod:`mitools.tasks`), or a
+            function of the step returning one (a schedule, e.g.
+            ``lambda step: staircase.task_at(step)``).
+        steps: number of optimiser steps.
+        batch_size: samples per batch, :math:`N`.
+        lr: Adam's learning rate (ignored when ``optimizer`` is given).
+        generator: a ``torch.Generator`` or an int seed for the batches (the same seed gives
+            every model the same batches), or ``None``.
+        optimizer: an optimiser over the parameters to train; by default Adam over the
+            critic's and the estimator's parameters.
+        log_every: print a progress line every this many steps (0: never).
+        log: where progress lines go.
+
+    Returns:
+        Tensor ``(steps, *value_shape)``: the estimator's value at every step, detached,
+        in nats (one column per leading problem of the scores).
+
+    Raises:
+        ValueError: ``steps`` or ``batch_size`` not a positive int.
+        TypeError: a ``task`` without ``sample``, or a bad ``generator``.
+    """
+    for name, value in (("steps", steps), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"train_critic: {name} must be a positive int, got {value!r}")
+    est = get_estimator(estimator)
+    schedule: Callable[[int], Any] = task if not hasattr(task, "sample") else (lambda _: task)
+    gen = _as_generator(generator)
+    if optimizer is None:
+        params = [*critic.parameters(), *est.parameters()]
+        optimizer = torch.optim.Adam(params, lr=lr)
+    objective_fn = getattr(est, "learning_objective", None)
+    needs_targets = bool(getattr(est, "needs_targets", False))
+    trace: list[Tensor] = []
+    start = time.perf_counter()
+    for step in range(steps):
+        current = schedule(step)
+        if not hasattr(current, "sample"):
+            raise TypeError(
+                f"train_critic: task must have sample(n, generator) or be a function of the "
+                f"step returning such a task, got {type(current).__name__}"
+            )
+        x, y = current.sample(batch_size, generator=gen)
+        scores = critic(x, y)
+        extra: dict[str, Tensor] = {"anchors": x}
+        if needs_targets:
+            extra["targets"] = y
+        value = est(scores, **extra)
+        objective = value if objective_fn is None else objective_fn(scores, **extra)
+        optimizer.zero_grad(set_to_none=True)
+        (-objective.sum()).backward()
+        optimizer.step()
+        trace.append(value.detach())
+        if log_every and (step + 1) % log_every == 0:
+            shown = " ".join(f"{v:.2f}" for v in value.detach().reshape(-1).tolist()[:16])
+            log(f"  step {step + 1}/{steps} ({time.perf_counter() - start:.0f} s) {shown}")
+    return torch.stack(trace)

@@ -1,0 +1,192 @@
+"""mitools.conditionals against torch.distributions, shapes, sampling, gradients and errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.distributions import (
+    Categorical,
+    Independent,
+    MixtureSameFamily,
+    MultivariateNormal,
+    Normal,
+)
+
+from mitools.conditionals import (
+    ConditionalDensity,
+    DiagonalGaussian,
+    FullGaussian,
+    GaussianMarginal,
+    MixtureOfGaussians,
+)
+from mitools.tasks import CorrelatedGaussian
+
+MODELS = {
+    "diagonal": lambda dx, dy: DiagonalGaussian(dx, dy, hidden=(16,)),
+    "full": lambda dx, dy: FullGaussian(dx, dy, hidden=(16,)),
+    "mixture": lambda dx, dy: MixtureOfGaussians(dx, dy, components=3, hidden=(16,)),
+}
+
+
+def _model(name, dx=3, dy=2, seed=0):
+    torch.manual_seed(seed)
+    return MODELS[name](dx, dy).double()
+
+
+def _reference_distribution(name, q, x):
+    """The torch.distributions object of q(. | x_i), batched over the rows of x."""
+    if name == "diagonal":
+        mean, scale = q.parameters_of(x)
+        return Independent(Normal(mean, scale), 1)
+    if name == "full":
+        mean, factor = q.parameters_of(x)
+        return MultivariateNormal(mean, precision_matrix=factor @ factor.transpose(-1, -2))
+    log_w, mean, scale = q.parameters_of(x)
+    return MixtureSameFamily(Categorical(logits=log_w), Independent(Normal(mean, scale), 1))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_log_prob_matches_torch_distributions(name):
+    q = _model(name)
+    g = torch.Generator().manual_seed(1)
+    x = 2 * torch.randn(5, 3, generator=g, dtype=torch.float64)
+    y = 2 * torch.randn(7, 2, generator=g, dtype=torch.float64)
+    got = q.log_prob(y, x)
+    assert got.shape == (5, 7) and got.dtype == torch.float64
+    dist = _reference_distribution(name, q, x)  # batch (5,)
+    want = dist.log_prob(y[:, None, :]).transpose(0, 1)  # (7, 5) -> (5, 7)
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(q(x, y), got)  # critic order
+    pairs = q.log_prob_pairs(y[:5], x)
+    torch.testing.assert_close(pairs, torch.diagonal(q.log_prob(y[:5], x)), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_leading_dimensions_broadcast(name):
+    q = _model(name)
+    x = torch.randn(2, 1, 5, 3, dtype=torch.float64)
+    y = torch.randn(3, 4, 2, dtype=torch.float64)
+    out = q.log_prob(y, x)
+    assert out.shape == (2, 3, 5, 4)
+    torch.testing.assert_close(out[1, 2], q.log_prob(y[2], x[1, 0]))
+    assert q.log_prob_pairs(torch.randn(3, 5, 2, dtype=torch.float64), x).shape == (2, 3, 5)
+    assert q.sample(x).shape == (2, 1, 5, 2)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_samples_follow_the_density(name):
+    q = _model(name)
+    x = torch.randn(1, 3, dtype=torch.float64).expand(40_000, 3)
+    with torch.no_grad():
+        draws = q.sample(x, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        dist = _reference_distribution(name, q, x[:1])
+    mean = dist.mean[0]
+    cov = dist.covariance_matrix[0] if name == "full" else None
+    se = draws.std(0) / math.sqrt(len(draws))
+    assert torch.all((draws.mean(0) - mean).abs() < 4 * se)
+    if cov is not None:
+        emp = torch.cov(draws.T)
+        torch.testing.assert_close(emp, cov, rtol=0.05, atol=0.05 * float(cov.abs().max()))
+    else:
+        torch.testing.assert_close(draws.var(0), dist.variance[0], rtol=0.05, atol=1e-4)
+    a = q.sample(x[:4], generator=torch.Generator().manual_seed(3))
+    b = q.sample(x[:4], generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_gradcheck_in_inputs(name):
+    q = _model(name)
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(3, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(4, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: q.log_prob(b, a), (x, y))
+    assert torch.autograd.gradcheck(lambda a, b: q.log_prob_pairs(b, a), (x, y[:3]))
+
+
+@pytest.mark.parametrize("name", ["diagonal", "full"])
+def test_gaussians_factorise_their_log_density(name):
+    """log q(y | x) is quadratic in y: forward == dot_scores(factorise) in float64, with
+    leading dimensions on either side (the local losses' fast paths rely on it)."""
+    from mitools.critics import dot_scores
+
+    q = _model(name, dy=3)
+    assert q.separable and q.log_density
+    g = torch.Generator().manual_seed(7)
+    x = 2 * torch.randn(2, 5, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    y = 2 * torch.randn(1, 6, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    u, v = q.factorise(x, y)
+    e = {"diagonal": 2 * 3 + 1, "full": 3 * 6 // 2 + 1}[name]  # 2D + 1 and D(D + 3)/2 + 1
+    assert u.shape == (2, 5, e) and v.shape == (1, 6, e)
+    got, want = dot_scores(u, v), q.log_prob(y, x)
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+    for a, b in zip(torch.autograd.grad(got.sum(), [x, y, *q.parameters()]),
+                    torch.autograd.grad(want.sum(), [x, y, *q.parameters()]), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    assert not MixtureOfGaussians.separable  # a log-sum-exp of components: dense only
+
+
+def test_maximum_likelihood_recovers_the_true_conditional():
+    """learning_loss fits a diagonal Gaussian to the Gaussian task's p(y | x)."""
+    torch.manual_seed(0)
+    task = CorrelatedGaussian(dim=2, mi=1.0)
+    q = DiagonalGaussian(2, 2, hidden=(32,))
+    opt = torch.optim.Adam(q.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(5)
+    for _ in range(200):
+        x, y = task.sample(128, generator=g)
+        opt.zero_grad()
+        q.learning_loss(y, x).backward()
+        opt.step()
+    x, y = task.sample(4000, generator=g)
+    with torch.no_grad():
+        fitted = -q.learning_loss(y, x)
+        truth = torch.diagonal(task.conditional_log_prob(x, y)).mean()
+    assert float(truth - fitted) < 0.05  # KL(p || q) in nats, up to sampling noise
+
+
+def test_gaussian_marginal():
+    g = torch.Generator().manual_seed(6)
+    y = 3.0 + 2.0 * torch.randn(5000, 2, generator=g, dtype=torch.float64)
+    m = GaussianMarginal(2).double().fit_(y)
+    torch.testing.assert_close(m.mean.detach(), y.mean(0))
+    torch.testing.assert_close(m.scale.detach(), y.std(0, unbiased=False))
+    want = Normal(m.mean, m.scale).log_prob(y[:7]).sum(-1)
+    torch.testing.assert_close(m.log_prob(y[:7]), want)
+    assert m.learning_loss(y).dim() == 0
+    with pytest.raises(ValueError, match=r"expected \(\.\.\., 2\)"):
+        m.log_prob(torch.zeros(3, 3))
+
+
+def test_errors():
+    q = DiagonalGaussian(3, 2, hidden=(4,))
+    with pytest.raises(ValueError, match="dim_x=3"):
+        q.log_prob(torch.zeros(4, 2), torch.zeros(5, 4))
+    with pytest.raises(ValueError, match="dim_y=2"):
+        q.log_prob(torch.zeros(4, 3), torch.zeros(5, 3))
+    with pytest.raises(TypeError, match="floating point"):
+        q.log_prob(torch.zeros(4, 2, dtype=torch.long), torch.zeros(5, 3))
+    with pytest.raises(TypeError, match=r"torch\.Tensor"):
+        q.log_prob([[0.0, 0.0]], torch.zeros(5, 3))
+    with pytest.raises(ValueError, match="at least 2 dims"):
+        q.log_prob(torch.zeros(2), torch.zeros(5, 3))
+    with pytest.raises(ValueError, match="do not broadcast"):
+        q.log_prob(torch.zeros(3, 4, 2), torch.zeros(2, 5, 3))
+    with pytest.raises(ValueError, match="as many x as y"):
+        q.log_prob_pairs(torch.zeros(4, 2), torch.zeros(5, 3))
+    with pytest.raises(ValueError, match="min_scale"):
+        DiagonalGaussian(3, 2, min_scale=0.0)
+    with pytest.raises(ValueError, match="components"):
+        MixtureOfGaussians(3, 2, components=0)
+    with pytest.raises(ValueError, match="dim_y"):
+        FullGaussian(3, 0)
+    with pytest.raises(NotImplementedError, match="sample"):
+        _Bare().sample(torch.zeros(2, 1))
+
+
+class _Bare(ConditionalDensity):
+    dim_x = 1
+    dim_y = 1

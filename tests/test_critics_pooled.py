@@ -1,0 +1,179 @@
+"""mitools.critics.pooled: max- and attention-pooled critics against naive loops, gradcheck,
+limits, masks and errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mitools.bounds import infonce
+from mitools.critics import (
+    AttentionPoolCritic,
+    BilinearCritic,
+    ConcatCritic,
+    MaxPoolCritic,
+    SeparableCritic,
+)
+
+BASES = {
+    "separable": lambda: SeparableCritic(3, 2, hidden=(5,), embed_dim=4),
+    "bilinear": lambda: BilinearCritic(3, 2),
+    "concat": lambda: ConcatCritic(3, 2, hidden=(6,), chunk_size=2),
+}
+
+
+def _data(n=4, p=5, m=3, lead=(), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(*lead, n, p, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(*lead, m, 2, generator=g, dtype=torch.float64)
+    mask = torch.rand(*lead, n, p, generator=g) < 0.7
+    mask[..., 0] = True  # every sample keeps a position
+    return x, y, mask
+
+
+def _one(base, xi, yj):
+    """The base critic on a single (row, column) pair."""
+    return base(xi[None], yj[None])[0, 0]
+
+
+def _naive_max(base, x, y, mask=None):
+    n, p, m = x.shape[0], x.shape[1], y.shape[0]
+    out = torch.empty(n, m, dtype=x.dtype)
+    for i in range(n):
+        for j in range(m):
+            best = -float("inf")
+            for q in range(p):
+                if mask is None or mask[i, q]:
+                    best = max(best, float(_one(base, x[i, q], y[j]).detach()))
+            out[i, j] = best
+    return out
+
+
+def _naive_attention(critic, x, y, mask=None):
+    att = critic.attention if critic.attention is not None else critic.base
+    n, p, m = x.shape[0], x.shape[1], y.shape[0]
+    out = torch.empty(n, m, dtype=x.dtype)
+    for i in range(n):
+        for j in range(m):
+            keep = [q for q in range(p) if mask is None or mask[i, q]]
+            logits = torch.stack([_one(att, x[i, q], y[j]) for q in keep]) / critic.temperature
+            w = torch.softmax(logits, 0)
+            v = sum(w[k] * x[i, q] for k, q in enumerate(keep))
+            out[i, j] = _one(critic.base, v, y[j])
+    return out
+
+
+@pytest.mark.parametrize("base", list(BASES))
+@pytest.mark.parametrize("masked", [False, True])
+def test_max_pool_matches_naive_loop(base, masked) -> None:
+    torch.manual_seed(0)
+    critic = MaxPoolCritic(BASES[base]()).double()
+    x, y, mask = _data()
+    got = critic(x, y, mask if masked else None)
+    torch.testing.assert_close(got, _naive_max(critic.base, x, y, mask if masked else None))
+
+
+@pytest.mark.parametrize("base", list(BASES))
+@pytest.mark.parametrize("masked", [False, True])
+def test_attention_pool_matches_naive_loop(base, masked) -> None:
+    torch.manual_seed(0)
+    critic = AttentionPoolCritic(BASES[base](), temperature=0.7).double()
+    x, y, mask = _data()
+    m = mask if masked else None
+    torch.testing.assert_close(critic(x, y, m), _naive_attention(critic, x, y, m))
+    w = critic.weights(x, y, m)
+    torch.testing.assert_close(w.sum(-1), torch.ones(4, 3, dtype=torch.float64))
+    if masked:
+        assert bool((w.masked_select(~mask[:, None, :].expand_as(w)) == 0).all())
+
+
+def test_attention_with_its_own_attention_critic_matches_naive_loop() -> None:
+    torch.manual_seed(1)
+    critic = AttentionPoolCritic(SeparableCritic(3, 2, hidden=(5,)), temperature=2.0,
+                                 attention=BilinearCritic(3, 2)).double()
+    x, y, mask = _data(seed=3)
+    torch.testing.assert_close(critic(x, y, mask), _naive_attention(critic, x, y, mask))
+
+
+@pytest.mark.parametrize("cls", [MaxPoolCritic, AttentionPoolCritic])
+def test_leading_dimensions_broadcast(cls) -> None:
+    torch.manual_seed(0)
+    critic = cls(BASES["separable"]()).double()
+    x, y, mask = _data(lead=(2,))
+    got = critic(x, y[:1], mask)  # y's leading 1 broadcasts against x's 2
+    assert got.shape == (2, 4, 3)
+    for k in range(2):
+        torch.testing.assert_close(got[k], critic(x[k], y[0], mask[k]))
+
+
+@pytest.mark.parametrize("cls", [MaxPoolCritic, AttentionPoolCritic])
+def test_gradcheck(cls) -> None:
+    torch.manual_seed(0)
+    critic = cls(SeparableCritic(3, 2, hidden=(4,), embed_dim=3)).double()
+    x, y, mask = _data(n=3, p=4, m=2, seed=5)
+    x.requires_grad_(True)
+    y.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a, b: critic(a, b, mask), (x, y))
+
+
+def test_attention_limits_are_max_and_mean_pooling() -> None:
+    torch.manual_seed(0)
+    base = BilinearCritic(3, 2).double()
+    x, y, _ = _data()
+    cold = AttentionPoolCritic(base, temperature=1e-6)
+    torch.testing.assert_close(cold(x, y), MaxPoolCritic(base)(x, y))
+    hot = AttentionPoolCritic(base, temperature=1e8)
+    torch.testing.assert_close(hot(x, y), base(x.mean(-2), y))
+
+
+def test_affine_separable_attention_is_the_weighted_mean_of_position_scores() -> None:
+    torch.manual_seed(0)
+    critic = AttentionPoolCritic(SeparableCritic(3, 2, hidden=()), temperature=0.5).double()
+    x, y, mask = _data()
+    w = critic.weights(x, y, mask)
+    s = critic.position_scores(x, y, mask).nan_to_num(neginf=0.0)
+    torch.testing.assert_close(critic(x, y, mask), (w * s).sum(-1))
+
+
+def test_pooled_scores_train_through_a_bound() -> None:
+    torch.manual_seed(0)
+    critic = AttentionPoolCritic(SeparableCritic(3, 3, hidden=(8,)))
+    x = torch.randn(6, 4, 3, requires_grad=True)
+    value = infonce(critic(x, x[:, 2]))
+    value.backward()
+    assert torch.isfinite(value) and x.grad is not None and torch.isfinite(x.grad).all()
+    assert all(p.grad is not None for p in critic.parameters())
+
+
+@pytest.mark.parametrize("cls", [MaxPoolCritic, AttentionPoolCritic])
+def test_errors_name_the_argument(cls) -> None:
+    critic = cls(BilinearCritic(3, 2))
+    x, y = torch.randn(4, 5, 3), torch.randn(3, 2)
+    with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., N, P, Dx\)"):
+        critic(torch.randn(4, 3), y)
+    with pytest.raises(ValueError, match="y must have shape"):
+        critic(x, torch.randn(2))
+    with pytest.raises(ValueError, match=r"x \(\.\.\., N, P, Dx\) has 4 features .* dim_x=3"):
+        critic(torch.randn(4, 5, 4), y)
+    with pytest.raises(ValueError, match=r"y \(\.\.\., M, Dy\) has 3 features .* dim_y=2"):
+        critic(x, torch.randn(3, 3))
+    with pytest.raises(TypeError, match="x must be floating point"):
+        critic(x.long(), y)
+    with pytest.raises(TypeError, match="mask must be a bool tensor"):
+        critic(x, y, torch.ones(4, 5))
+    with pytest.raises(ValueError, match=r"mask must have shape x.shape\[:-1\] = \(4, 5\)"):
+        critic(x, y, torch.ones(4, 4, dtype=torch.bool))
+    empty = torch.ones(4, 5, dtype=torch.bool)
+    empty[2] = False
+    with pytest.raises(ValueError, match="no real position"):
+        critic(x, y, empty)
+    with pytest.raises(TypeError, match="base must be a critic"):
+        cls(lambda a, b: a @ b.T)
+
+
+def test_attention_rejects_bad_temperature_and_attention() -> None:
+    for bad in (0.0, -1.0, float("nan"), True, "1"):
+        with pytest.raises(ValueError, match="temperature must be a positive number"):
+            AttentionPoolCritic(BilinearCritic(3, 2), temperature=bad)
+    with pytest.raises(TypeError, match="attention must be a critic module"):
+        AttentionPoolCritic(BilinearCritic(3, 2), attention="bilinear")

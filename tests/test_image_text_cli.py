@@ -1,0 +1,116 @@
+"""examples.image_text: the command line's help, threads, and checkpoints that load safely."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+
+from examples.image_text.__main__ import _parser, main
+from examples.image_text.config import GROUPS, HELP, make_config, resolve_threads
+from examples.image_text.train import load_checkpoint, load_pretrained, pretrain
+
+TRAINING = ("--epochs", "--lr", "--reduction", "--bound", "--batch-size", "--mode")
+
+
+def _help(capsys, *argv: str) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--help"])
+    assert exit_.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_top_level_help_lists_every_command_without_markup(capsys) -> None:
+    text = _help(capsys)
+    for command in ("all", "pretrain", "evaluate", "supervised", "table"):
+        assert f"    {command}" in text, command
+    assert "``" not in text and ":class:" not in text
+    assert "--preset tiny" in text  # the first thing to try
+
+
+@pytest.mark.parametrize("command, groups", [
+    ("all", ("data", "model", "pretraining", "downstream", "run")),
+    ("pretrain", ("data", "model", "pretraining", "run")),
+    ("evaluate", ("downstream", "run")),
+    ("supervised", ("data", "model", "downstream", "run")),
+])
+def test_each_command_shows_only_its_option_groups(capsys, command, groups) -> None:
+    text = _help(capsys, command)
+    for group, names in GROUPS.items():
+        shown = f"{group} options:" in text
+        assert shown == (group in groups), (command, group)
+        for name in names:
+            flag = "--" + name.replace("_", "-") + " "
+            if group in groups and not (command == "all" and name == "mode"):
+                assert flag in text, (command, flag)
+                # real help text, not only a default
+                assert HELP[name].split()[0] in text
+            else:
+                assert flag not in text, (command, flag)
+    assert "or the preset's" not in text
+
+
+def test_table_and_evaluate_list_no_training_options(capsys) -> None:
+    for command in ("table", "evaluate"):
+        text = _help(capsys, command)
+        for flag in TRAINING:
+            assert f"{flag} " not in text, (command, flag)
+    text = _help(capsys, "table")
+    assert "--out-dir" in text and "--seeds" in text and "--preset" not in text
+
+
+def test_help_shows_defaults_and_preset_overrides(capsys) -> None:
+    text = " ".join(_help(capsys, "pretrain").split())  # argparse wraps lines
+    assert "pretraining epochs per mode (default 20; full 20, tiny 1)" in text
+    assert "--threads" in text and "On a shared machine use 1" in text
+
+
+def test_bool_options_reject_unknown_words() -> None:
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["pretrain", "--progress", "maybe"])
+    args = _parser().parse_args(["pretrain", "--progress", "no"])
+    assert isinstance(args, argparse.Namespace) and args.cfg_progress is False
+
+
+def test_threads_default_is_bounded_and_explicit_values_win(monkeypatch) -> None:
+    assert resolve_threads(3) == 3
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert resolve_threads(0) == 4
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0}, raising=False)
+    assert resolve_threads(0) == 1
+
+
+def test_main_sets_the_threads(tmp_path, capsys) -> None:
+    before = torch.get_num_threads()
+    try:
+        main(["pretrain", "--preset", "tiny", "--n-train", "32", "--n-test", "8",
+              "--batch-size", "16", "--threads", "1", "--out-dir", str(tmp_path)])
+        assert torch.get_num_threads() == 1
+        out = capsys.readouterr().out
+        assert "pretrain: preset tiny, 1 threads" in out and "done: total" in out
+    finally:
+        torch.set_num_threads(before)
+
+
+class _Payload:
+    """Not a tensor or a plain value: a weights-only load must refuse it."""
+
+
+def test_checkpoints_hold_plain_values_and_refuse_anything_else(tmp_path) -> None:
+    cfg = make_config("tiny", n_train=32, n_test=8, batch_size=16, out_dir=str(tmp_path))
+    path = pretrain(cfg).checkpoint
+    state = load_checkpoint(path)  # weights_only=True
+    assert isinstance(state["config"], dict) and isinstance(state["rng"]["torch"], torch.Tensor)
+    bad = tmp_path / "bad.pt"
+    torch.save({**state, "extra": _Payload()}, bad)
+    with pytest.raises(ValueError, match=r"refusing to load checkpoint .*bad\.pt"):
+        load_checkpoint(bad)
+    with pytest.raises(ValueError, match="refusing to load"):
+        load_pretrained(bad)
+    # resume refuses it too
+    torch.save({**state, "extra": _Payload()}, path)
+    with pytest.raises(ValueError, match="refusing to load checkpoint"):
+        pretrain(cfg, resume=True)
+    with pytest.raises(FileNotFoundError, match="no pretraining checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")

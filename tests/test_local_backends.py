@@ -1,0 +1,348 @@
+"""The execution paths of the local losses: agreement, precision, fallbacks, regressions.
+
+The reference equivalence of every path (values and gradients against the naive loop, 1e-9 in
+float64) is in ``test_local.py``; here: gradchecks, offsets, dtypes, the kernel fallback, the
+choice of ``"auto"``, MINE's per-pair averages and the regressions of issues 14 and 15.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from local_reference import naive_local_mi
+
+from mitools import bounds
+from mitools.critics import QuadraticCritic, SeparableCritic
+from mitools.estimators import MINE, get_estimator
+from mitools.local import GlobalMILoss, LocalMILoss, attention
+from mitools.local.backends import problem_values
+from mitools.local.problems import PairMasks, Problems
+from mitools.local.scoring import Scorer
+from mitools.samplers import AllPairs, LocalToGlobal, PositionPairs, RandomPairs
+
+F64 = torch.float64
+FUSED_BOUNDS = {
+    "infonce": ("blocked", "attention"),
+    "dv": ("blocked", "attention"),
+    "nwj": ("blocked", "attention"),
+    "tuba": ("blocked", "attention"),
+    "jsd": ("blocked",),
+    "js": ("blocked",),
+    "smile": ("blocked",),
+}
+
+
+def _estimator(name: str):
+    return get_estimator("tuba", baseline=0.3) if name == "tuba" else get_estimator(name)
+
+
+@pytest.mark.parametrize(
+    ("bound", "backend"),
+    [(b, p) for b in ("infonce", "dv", "nwj", "tuba", "jsd") for p in FUSED_BOUNDS[b]],
+)
+def test_fused_paths_gradcheck(bound, backend):
+    """js and smile are left out: their gradient is not that of their value."""
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(4, 3, 3, dtype=F64, generator=gen, requires_grad=True)  # b l c
+    y = torch.randn(4, 2, 3, dtype=F64, generator=gen, requires_grad=True)
+    x_mask = torch.tensor([[1, 1, 0], [1, 1, 1], [0, 1, 1], [1, 0, 1]], dtype=torch.bool)
+    loss_fn = LocalMILoss(_estimator(bound), None, AllPairs(), "logsumexp", x_pattern="b l c",
+                          y_pattern="b l c", backend=backend, chunk_size=2,
+                          column_chunk_size=3 if backend == "blocked" else None)  # fmt: skip
+    assert torch.autograd.gradcheck(lambda x, y: loss_fn(x, y, x_mask).loss, (x, y))
+    assert loss_fn.last_backend == backend
+
+
+@pytest.mark.parametrize("backend", ["dense", "blocked", "attention"])
+def test_every_path_matches_the_bounds_with_gathered_columns(backend):
+    """An offset positive (columns gathered from other ranks, then a queue), every row-wise
+    bound a path takes, against the bound functions on the explicit scores."""
+    gen = torch.Generator().manual_seed(2)
+    n, m, offset = 3, 9, 4
+    xp = torch.randn(2, n, 4, dtype=F64, generator=gen)  # 2 x positions
+    yq = torch.randn(1, m, 4, dtype=F64, generator=gen)  # 1 y position, 9 columns
+    col_mask = torch.ones(1, m, dtype=torch.bool)
+    col_mask[0, 8] = False  # a padded queue column
+    pairs = PositionPairs(torch.tensor([0, 1]), torch.tensor([0, 0]), (2,), torch.arange(2))
+    for name in FUSED_BOUNDS:
+        if backend != "dense" and backend not in FUSED_BOUNDS[name]:
+            continue
+        problems = Problems(pairs, PairMasks(None, col_mask), offset, n, m)
+        kernel = attention.find_kernel(xp.device, F64) if backend == "attention" else None
+        got = problem_values(
+            backend, kernel, problems, Scorer(None), _estimator(name), xp, yq, None, 2
+        )
+        scores = xp @ yq[0].T  # (2, n, m)
+        fn = {"tuba": lambda s, **kw: bounds.tuba(s, 0.3, **kw)}.get(name, getattr(bounds, name))
+        want = fn(scores, offset=offset, col_mask=col_mask[0].expand(2, m))
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dtypes: every path of both losses agrees to rounding in float32, float16 and bfloat16.
+# ---------------------------------------------------------------------------------------------
+
+
+def _issue_15_input():
+    """Cells (8, 64, 2, 2) sharing a sentence vector (8, 64), features about 40 N(0, 1)."""
+    gen = torch.Generator().manual_seed(0)
+    y = 40 * torch.randn(8, 64, generator=gen)
+    x = y[:, :, None, None] + 40 * torch.randn(8, 64, 2, 2, generator=gen)
+    return x, y
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_half_precision_unchunked_loss_is_finite_and_agrees(dtype):
+    """Issue 15, item 2: the unchunked loss returned NaN in float16 (a positive's dot product
+    passed 65504); every path now scores in float32 and gives log 8 = 2.0794 here."""
+    x, y = _issue_15_input()
+    reference = LocalMILoss("infonce", None)(x.double(), y.double()).estimate
+    assert float(reference) == pytest.approx(2.0794, abs=1e-4)
+    for kw in ({}, {"chunk_size": 2}, {"column_chunk_size": 4}, {"backend": "attention"},
+               {"backend": "dense"}):  # fmt: skip
+        xx = x.to(dtype).requires_grad_()
+        yy = y.to(dtype).requires_grad_()
+        out = LocalMILoss("infonce", None, **kw)(xx, yy)
+        out.loss.backward()
+        assert out.estimate.dtype == torch.float32
+        assert float(out.estimate) == pytest.approx(float(reference), abs=2e-4), kw
+        assert bool(torch.isfinite(xx.grad).all()) and bool(torch.isfinite(yy.grad).all())
+    glob = GlobalMILoss("infonce", None)(x.to(dtype), y.to(dtype)).estimate
+    assert float(glob) == pytest.approx(2.0794, abs=2e-4)
+
+
+@pytest.mark.parametrize("bound", ["dv", "nwj", "js", "jsd"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_every_path_agrees_in_half_precision(bound, dtype):
+    """Half-precision features, float32 scores: each path equals the float32 computation on
+    the same (rounded) features."""
+    gen = torch.Generator().manual_seed(3)
+    x = (3 * torch.randn(6, 8, 3, 3, generator=gen)).to(dtype)
+    y = (3 * torch.randn(6, 8, generator=gen)).to(dtype)
+    want = LocalMILoss(bound, None, backend="dense")(x.float(), y.float()).estimate
+    for backend in ("dense", *FUSED_BOUNDS[bound]):
+        got = LocalMILoss(bound, None, backend=backend)(x, y).estimate
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-5)
+
+
+def test_quadratic_critic_takes_the_fast_paths_in_half_precision():
+    torch.manual_seed(0)
+    critic = QuadraticCritic(8, 8, hidden=(8,), embed_dim=4)
+    gen = torch.Generator().manual_seed(4)
+    x, y = 20 * torch.randn(6, 8, 2, 2, generator=gen), 20 * torch.randn(6, 8, generator=gen)
+    want = LocalMILoss("dv", critic, backend="dense")(x, y).estimate
+    for backend in ("blocked", "attention"):
+        loss_fn = LocalMILoss("dv", critic.half(), backend=backend)
+        got = loss_fn(x.half(), y.half()).estimate
+        assert loss_fn.last_backend == backend and torch.isfinite(got)
+        critic.float()
+        torch.testing.assert_close(got, want, atol=0.05, rtol=0.01)
+
+
+# ---------------------------------------------------------------------------------------------
+# The attention kernel: a missing or wrong kernel falls back to the blocked path, once warned.
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_kernel_cache(monkeypatch):
+    monkeypatch.setattr(attention, "_KERNELS", {})
+    monkeypatch.setattr(attention, "_WARNED", set())
+
+
+@pytest.mark.parametrize("fault", ["missing", "wrong"])
+def test_attention_without_a_working_kernel_falls_back_with_one_warning(
+    monkeypatch, no_kernel_cache, fault
+):
+    real = attention._cpu_flash
+
+    def broken():
+        if fault == "missing":
+            return None
+        kernel = real()
+
+        def forward(q, k, causal):
+            out, lse, aux = kernel.forward(q, k, causal)
+            return out, lse + 1.0, aux  # a kernel that returns the wrong log-sum-exp
+
+        return kernel._replace(forward=forward)
+
+    monkeypatch.setattr(attention, "_cpu_flash", broken)
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(5, 4, 2, 2, generator=gen), torch.randn(5, 4, generator=gen)
+    loss_fn = LocalMILoss("infonce", None, backend="attention")
+    with pytest.warns(RuntimeWarning, match="falls back to the blocked path"):
+        out = loss_fn(x, y)
+    assert loss_fn.last_backend == "blocked"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # only once
+        loss_fn(x, y)
+    torch.testing.assert_close(out.estimate, LocalMILoss("infonce", None)(x, y).estimate)
+
+
+def test_attention_kernel_self_check_passes_on_cpu():
+    for dtype in (torch.float64, torch.float32, torch.bfloat16):
+        kernel = attention.find_kernel(torch.device("cpu"), dtype, warn=False)
+        assert kernel is not None and kernel.name == "flash (CPU)"
+
+
+# ---------------------------------------------------------------------------------------------
+# "auto", options and errors.
+# ---------------------------------------------------------------------------------------------
+
+
+def test_auto_chooses_by_capability_and_size():
+    x, y = torch.randn(6, 4, 2, 2), torch.randn(6, 4)
+    cases = [
+        (LocalMILoss("dv", None), "dense"),  # small: dense is fastest
+        (LocalMILoss("dv", None, chunk_size=2), "blocked"),  # a memory setting
+        (LocalMILoss("dv", QuadraticCritic(4, 4), column_chunk_size=3), "blocked"),
+        (LocalMILoss("alpha_infonce", None, chunk_size=2), "dense"),  # no row-wise form
+        (LocalMILoss("dv", None, negatives="derangement"), "dense"),
+    ]
+    for loss_fn, want in cases:
+        loss_fn(x, y)
+        assert loss_fn.last_backend == want, loss_fn
+    assert "backend='auto'" in repr(LocalMILoss()) and "backend='attention'" in repr(
+        GlobalMILoss(backend="attention")
+    )
+
+
+def test_backend_errors_name_what_is_missing():
+    from mitools.critics import ConcatCritic
+
+    with pytest.raises(ValueError, match="backend must be one of"):
+        LocalMILoss(backend="flash")
+    with pytest.raises(ValueError, match=r"backend=.blocked. needs a separable critic.*Concat"):
+        LocalMILoss("dv", ConcatCritic(3, 3, hidden=(4,)), backend="blocked")
+    with pytest.raises(ValueError, match="per-row"):
+        LocalMILoss("alpha_infonce", None, backend="attention")
+    with pytest.raises(ValueError, match="backend='attention' computes log-sum-exps"):
+        LocalMILoss("jsd", None, backend="attention")
+    with pytest.raises(ValueError, match="negatives='derangement'"):
+        LocalMILoss("dv", None, negatives="derangement", backend="blocked")
+
+
+def test_callable_reduction():
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(6, 4, 2, 2, generator=gen, dtype=F64), torch.randn(6, 4, dtype=F64)
+    out = LocalMILoss("dv", None, reduction=lambda v, a: v[a].min())(x, y)
+    torch.testing.assert_close(out.estimate, out.pair_estimates.min())
+    with pytest.raises(ValueError, match="0-dim"):
+        LocalMILoss("dv", None, reduction=lambda v, a: v)(x, y)
+    with pytest.raises(TypeError, match="reduction"):
+        LocalMILoss(reduction=3)
+
+
+def test_global_loss_every_path_agrees():
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(9, 4, 3, 3, generator=gen, dtype=F64), torch.randn(9, 4, dtype=F64)
+    for bound in ("infonce", "dv", "js"):
+        values = [
+            GlobalMILoss(bound, None, backend=b, column_chunk_size=4 if b == "blocked" else None)(
+                x, y
+            ).estimate
+            for b in ("dense", *FUSED_BOUNDS[bound])
+        ]
+        for v in values[1:]:
+            torch.testing.assert_close(v, values[0], atol=1e-12, rtol=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Regressions: non-finite scores (issue 15.4), channels-last grids (issue 14.5).
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["dense", "blocked", "attention"])
+def test_non_finite_features_raise_naming_the_pair(backend):
+    x, y = torch.randn(5, 4, 2, 2), torch.randn(5, 4)
+    x[2, 0, 1, 1] = float("inf")
+    with pytest.raises(ValueError, match=r"not finite|non-finite"):
+        LocalMILoss("dv", None, backend=backend)(x, y)
+    with bounds.check_finite(False):  # the hot-loop switch
+        out = LocalMILoss("dv", None, backend=backend)(x, y)
+    assert not bool(torch.isfinite(out.pair_estimates).all())
+
+
+def test_channels_last_grid_names_pattern_shape_and_channels():
+    """Issue 14, item 5: the error used to read ``SeparableCritic: x has 8 features (shape (1,
+    32, 8))``."""
+    loss_fn = LocalMILoss("infonce", SeparableCritic(64, 16, hidden=()), x_pattern="b c h w")
+    with pytest.raises(ValueError) as err:
+        loss_fn(torch.randn(32, 8, 8, 64), torch.randn(32, 16))
+    message = str(err.value)
+    for part in ("(32, 8, 8, 64)", "'b c h w'", "dim_x=64", "'b h w c'", "SeparableCritic"):
+        assert part in message, message
+    with pytest.raises(ValueError, match=r"critic=None.*\(4, 3, 2, 2\).*'b c h w'"):
+        LocalMILoss()(torch.randn(4, 3, 2, 2), torch.randn(4, 5))
+
+
+# ---------------------------------------------------------------------------------------------
+# MINE: one moving average per position pair (issue 15, item 3).
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["dense", "blocked", "attention"])
+def test_mine_moving_average_is_per_position_pair(backend):
+    """Issue 15, item 3: with one random pair per step the average was indexed by the
+    sampler's slot, so pairs mixed (relative gradient errors up to 9.2 from step 3). Now the
+    gradients equal one MINE per position pair at every step."""
+    gen = torch.Generator().manual_seed(0)
+    loss_fn = LocalMILoss(
+        MINE(momentum=0.9), None, RandomPairs(1, generator=torch.Generator().manual_seed(1)),
+        x_pattern="b c l", y_pattern="b c", backend=backend,
+    )  # fmt: skip
+    ref_sampler = RandomPairs(1, generator=torch.Generator().manual_seed(1))
+    table: dict = {}
+    drawn = set()
+    for _ in range(6):
+        x = torch.randn(16, 4, 2, dtype=F64, generator=gen)
+        x[:, :, 0] *= 3  # position 0 scaled x3: the two pairs' partition functions differ
+        y = torch.randn(16, 4, dtype=F64, generator=gen)
+        x.requires_grad_()
+        out = loss_fn(x, y)
+        ref, _ = naive_local_mi(
+            None, None, ref_sampler, "mean", x, y, "b c l", "b c",
+            estimator_of_pair=lambda p, q: table.setdefault((p, q), MINE(momentum=0.9)),
+        )  # fmt: skip
+        drawn.add(int(out.pairs.where[0]))
+        (got,) = torch.autograd.grad(out.loss, [x])
+        (want,) = torch.autograd.grad(-ref, [x])
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+    assert drawn == {0, 1}  # both pairs were drawn, in some order
+    for (p, _), mine in table.items():
+        torch.testing.assert_close(loss_fn.estimator.log_partition_ema[p], mine.log_partition_ema)
+
+
+def test_mine_padding_pairs_do_not_update_their_average():
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(6, 3, 4, generator=gen), torch.randn(6, 3, generator=gen)  # b c l
+    x_mask = torch.ones(6, 4, dtype=torch.bool)
+    x_mask[:, 2] = False  # position 2 is padding in every sample: pair 2 is never real
+    mine = MINE(momentum=0.5)
+    loss_fn = LocalMILoss(mine, None, LocalToGlobal(), x_pattern="b c l", chunk_size=1)
+    loss_fn(x.requires_grad_(), y, x_mask).loss.backward()
+    assert mine.seen.tolist() == [True, True, False, True]
+    assert float(mine.log_partition_ema[2]) == 0.0
+
+
+@pytest.mark.parametrize("make", ["_cuda_flash", "_cuda_efficient", "_cpu_flash"])
+def test_kernel_wrappers_fit_the_operators_on_meta_tensors(make):
+    """The CUDA wrappers cannot run here, but ATen's meta kernels check their arguments and the
+    shapes they return (the efficient kernel pads its log-sum-exp to a multiple of 32)."""
+    kernel = getattr(attention, make)()
+    if kernel is None:
+        pytest.skip("operator absent from this torch")
+    dtype = torch.float16 if make == "_cuda_flash" else torch.float32
+    q = torch.empty(1, 3, 37, 8, device="meta", dtype=dtype)
+    k = torch.empty(1, 3, 50, 8, device="meta", dtype=dtype)
+    for causal in (False, True):
+        try:
+            out, lse, aux = kernel.forward(q, k, causal)
+        except NotImplementedError:
+            pytest.skip("no meta kernel")
+        assert out.shape == q.shape and lse.shape == (1, 3, 37)
+        d_keys = kernel.backward(q, q, k, out, aux, causal)
+        assert d_keys.shape == k.shape
