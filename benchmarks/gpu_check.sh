@@ -7,7 +7,7 @@
 # downloaded when the project's other dependencies (numpy, einops, pytest, hypothesis) are
 # there. Otherwise it installs the project (`pip install -e .`) pinned to the torch already
 # installed, so pip never pulls a different torch. Phases run under timeouts and the whole
-# check finishes in under 5 minutes:
+# check finishes in about 6 minutes:
 #
 #   1. environment   (20 s)   torch, CUDA, GPU, dependencies
 #   2. CUDA tests    (110 s)  tests/test_local_cuda.py, the CUDA test of tests/test_local.py,
@@ -15,6 +15,8 @@
 #   3. benchmark     (150 s)  16x16 cells x 1 sentence, D = 128, B in {1024, 4096, 16384},
 #                             float32 and bfloat16: hand-written, dense, blocked, attention;
 #                             time and torch.cuda.max_memory_allocated per version
+#   4. estimate_mi   (150 s)   benchmarks/estimate_gpu.py: the default on n = 5,000 pairs on
+#                             the GPU it picks by itself (device=None) and on the CPU
 #
 # It prints a markdown table and writes benchmarks/results/local_loss_gpu.{json,md}. The exit
 # status is that of the first failed phase (the benchmark runs even when a test fails).
@@ -47,7 +49,8 @@ if ! timeout 20 "$PY" -c "import numpy, einops, pytest, hypothesis" 2>/dev/null;
 fi
 
 phase "2. CUDA tests"
-tests=(tests/test_local_cuda.py "tests/test_local.py::test_cuda_matches_cpu")
+tests=(tests/test_local_cuda.py "tests/test_local.py::test_cuda_matches_cpu"
+       "tests/test_estimate_inputs.py::test_device_none_uses_cuda_when_present")
 if [ "$("$PY" -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]; then
     tests+=("tests/test_distributed.py::test_two_gpus_with_nccl_equal_one_process")
 fi
@@ -60,6 +63,14 @@ timeout 150 "$PY" benchmarks/local_loss.py --gpu --repeats 3 --time-budget 25 ||
 if [ "$bench" -ne 0 ]; then
     echo "benchmark: exit status $bench"
     if [ "$status" -eq 0 ]; then status=$bench; fi
+fi
+
+phase "4. estimate_mi"
+est=0
+timeout 150 "$PY" benchmarks/estimate_gpu.py || est=$?
+if [ "$est" -ne 0 ]; then
+    echo "estimate_mi: exit status $est"
+    if [ "$status" -eq 0 ]; then status=$est; fi
 fi
 
 phase "done"

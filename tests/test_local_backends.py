@@ -71,9 +71,10 @@ def test_every_path_matches_the_bounds_with_gathered_columns(backend):
             continue
         problems = Problems(pairs, PairMasks(None, col_mask), offset, n, m)
         kernel = attention.find_kernel(xp.device, F64) if backend == "attention" else None
-        got = problem_values(
+        got, ran = problem_values(
             backend, kernel, problems, Scorer(None), _estimator(name), xp, yq, None, 2
         )
+        assert ran == backend
         scores = xp @ yq[0].T  # (2, n, m)
         fn = {"tuba": lambda s, **kw: bounds.tuba(s, 0.3, **kw)}.get(name, getattr(bounds, name))
         want = fn(scores, offset=offset, col_mask=col_mask[0].expand(2, m))
@@ -346,3 +347,86 @@ def test_kernel_wrappers_fit_the_operators_on_meta_tensors(make):
         assert out.shape == q.shape and lse.shape == (1, 3, 37)
         d_keys = kernel.backward(q, q, k, out, aux, causal)
         assert d_keys.shape == k.shape
+
+
+# ---------------------------------------------------------------------------------------------
+# The attention kernel is the one for the dtype the factors run in (found on an H200: CUDA's
+# flash kernel, chosen for bfloat16 features, was handed QuadraticCritic's float32 factors).
+# ---------------------------------------------------------------------------------------------
+
+
+class _Float32Factors(torch.nn.Module):
+    """A separable critic whose factors are float32 whatever its inputs' dtype."""
+
+    separable = True
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(3)
+        self.weight = torch.nn.Parameter(torch.randn(dim, dim, generator=gen) / dim**0.5)
+
+    def factorise(self, x, y):
+        return x.float() @ self.weight, y.float()
+
+    def forward(self, x, y):
+        u, v = self.factorise(x, y)
+        return u @ v.transpose(-1, -2)
+
+
+def test_attention_uses_the_kernel_for_the_factors_dtype():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 4, 2, 2, generator=gen, dtype=F64)
+    y = torch.randn(6, 4, generator=gen, dtype=F64)
+    critic = _Float32Factors(4)
+    loss_fn = LocalMILoss("infonce", critic, backend="attention")
+    out = loss_fn(x, y)  # the backend is chosen for float64 inputs, the factors are float32
+    assert loss_fn.last_backend == "attention"
+    dense = LocalMILoss("infonce", critic, backend="dense")(x, y)
+    torch.testing.assert_close(out.estimate.double(), dense.estimate.double(), atol=1e-5, rtol=0)
+
+
+def test_attention_statistics_refuses_a_kernel_for_another_dtype():
+    kernel = attention.find_kernel(torch.device("cpu"), F64)
+    assert kernel is not None and kernel.dtype == F64
+    u = torch.randn(2, 5, 4)
+    pairs = PositionPairs(torch.tensor([0, 1]), torch.tensor([0, 0]), (2,), torch.arange(2))
+    problems = Problems(pairs, PairMasks(None, None), 0, 5, 5)
+    stat = get_estimator("infonce").rowwise.statistics
+    with pytest.raises(ValueError, match=r"verified for torch.float64.*u \(2, 5, 4\).*float32"):
+        attention.attention_statistics(u, u[:1], problems, stat, None, kernel)
+
+
+def test_attention_chunks_pairs_for_memory_without_chunk_size(monkeypatch):
+    """Without ``chunk_size`` the attention path splits the pairs so that a float32 block stays
+    within ATTENTION_BLOCK_BYTES; the values and gradients do not change."""
+    from mitools.local import backends
+
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(7, 8, 3, 3, generator=gen, dtype=F64, requires_grad=True)
+    y = torch.randn(7, 8, generator=gen, dtype=F64, requires_grad=True)
+    whole = LocalMILoss("infonce", None, backend="attention")(x, y)
+    seen = []
+    real = attention.attention_statistics
+
+    def spy(u, v, problems, statistics, pair_chunk, kernel):
+        seen.append(pair_chunk)
+        return real(u, v, problems, statistics, pair_chunk, kernel)
+
+    multiple = attention.find_kernel(x.device, F64).multiple
+    monkeypatch.setattr(backends, "ATTENTION_BLOCK_BYTES", 2 * 7 * (8 + multiple) * 4)
+    monkeypatch.setattr(attention, "attention_statistics", spy)
+    split = LocalMILoss("infonce", None, backend="attention")(x, y)
+    assert seen == [2]  # two pairs per call: 5 calls for 9 pairs
+    torch.testing.assert_close(split.estimate, whole.estimate, atol=1e-12, rtol=0)
+    got = torch.autograd.grad(split.loss, [x, y])
+    want = torch.autograd.grad(whole.loss, [x, y])
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+def test_alpha_infonce_baseline_on_another_device_is_named():
+    from mitools.bounds import alpha_infonce
+
+    # (a CUDA baseline with CPU scores reads the same; a meta tensor stands in for the GPU)
+    with pytest.raises(ValueError, match=r"log_baseline is on meta but the scores are on cpu"):
+        alpha_infonce(torch.randn(4, 4), alpha=0.5, log_baseline=torch.zeros(4, device="meta"))

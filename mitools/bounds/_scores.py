@@ -248,6 +248,12 @@ def _check_baseline(log_baseline: Tensor | float, p: Any, name: str) -> Tensor:
         )
     if not log_baseline.is_floating_point():
         raise TypeError(f"{name}: log_baseline must be floating point, got {log_baseline.dtype}")
+    if log_baseline.device != p.positive.device:
+        raise ValueError(
+            f"{name}: log_baseline is on {log_baseline.device} but the scores are on "
+            f"{p.positive.device}; move the estimator (or the loss holding it) with "
+            f".to({str(p.positive.device)!r})"
+        )
     try:
         out = torch.broadcast_to(log_baseline, expected)
     except RuntimeError:

@@ -64,6 +64,8 @@ class Kernel(NamedTuple):
     backward: Callable[[Tensor, Tensor, Tensor, Tensor, tuple[Any, ...], bool], Tensor]
     #: the factor dimension is padded to a multiple of this
     multiple: int
+    #: the dtype the kernel was verified for (set by :func:`find_kernel`)
+    dtype: torch.dtype | None = None
 
 
 def _aten(forward: str) -> tuple[Any, Any] | None:
@@ -190,7 +192,7 @@ def find_kernel(device: torch.device, dtype: torch.dtype, warn: bool = True) -> 
             try:
                 kernel = make()
                 if kernel is not None and _verify(kernel, device, run_dtype):
-                    found = kernel
+                    found = kernel._replace(dtype=run_dtype)
                     break
             except Exception:
                 continue
@@ -441,7 +443,19 @@ def attention_statistics(
         problems: the pairs and masks.
         statistics: what to accumulate (see :func:`supports`).
         pair_chunk: pairs per kernel call (``None``: all).
-        kernel: from :func:`find_kernel`.
+        kernel: from :func:`find_kernel`, for the dtype the factors run in
+            (``compute_dtype(u.device, u.dtype)``).
+
+    Raises:
+        ValueError: ``kernel`` was verified for another dtype than the factors run in (a fused
+            kernel can refuse it: CUDA's flash kernel takes half precision only).
     """
+    run_dtype = compute_dtype(u.device, u.dtype)
+    if kernel.dtype is not None and kernel.dtype != run_dtype:
+        raise ValueError(
+            f"the {kernel.name} attention kernel was verified for {kernel.dtype}, but the factors "
+            f"u {tuple(u.shape)} run in {run_dtype}; look it up with find_kernel(device, "
+            f"{u.dtype})"
+        )
     positive, *values = _AttentionStatistics.apply(u, v, problems, statistics, pair_chunk, kernel)
     return positive, values

@@ -49,6 +49,10 @@ DENSE_BYTES = 2**28
 BLOCK_BYTES = 2**25
 """The blocked path's score block without chunk sizes (32 MiB; a pass holds about three)."""
 
+ATTENTION_BLOCK_BYTES = 2**27
+"""The attention path's pairs per call without ``chunk_size``: a float32 ``(pairs, N, E)`` block
+of at most this (128 MiB); its backward holds a few such blocks at once."""
+
 ROWWISE_NAMES = "infonce, dv, mine, nwj, tuba, jsd, js, smile, ba, doe, club, flo"
 
 
@@ -134,8 +138,11 @@ def problem_values(
     yq: Tensor,
     chunk_size: int | None,
     column_chunk_size: int | None,
-) -> Tensor:
-    """Per-pair values ``(K,)`` of every problem on ``backend``.
+) -> tuple[Tensor, str]:
+    """Per-pair values ``(K,)`` of every problem on ``backend``, and the path that ran.
+
+    The path differs from ``backend`` only when ``"attention"`` finds no fused kernel for the
+    dtype the critic's factors run in (a ``RuntimeWarning`` says so): then ``"blocked"``.
 
     Args:
         backend: ``"dense"``, ``"blocked"`` or ``"attention"`` (see :func:`choose_backend`).
@@ -150,13 +157,24 @@ def problem_values(
     """
     u, v = scorer.factors(xp, yq) if scorer.separable else (xp, yq)
     if backend == "dense":
-        return dense_values(problems, scorer, estimator, xp, yq, u, v, chunk_size)
+        return dense_values(problems, scorer, estimator, xp, yq, u, v, chunk_size), backend
     rowwise = estimator.rowwise
     assert rowwise is not None
     if backend == "attention":
+        # the critic can factorise in another dtype than its inputs (float32 factors of
+        # bfloat16 features): the kernel must be the one for the factors' dtype
+        if kernel is None or kernel.dtype != attention.compute_dtype(u.device, u.dtype):
+            kernel = attention.find_kernel(u.device, u.dtype, warn=True)
+    if backend == "attention" and kernel is None:
+        backend = "blocked"
+    if backend == "attention":
         assert kernel is not None
+        pair_chunk = chunk_size
+        if pair_chunk is None:  # bound the backward's float32 blocks
+            per_pair = u.shape[1] * (u.shape[-1] + kernel.multiple) * 4
+            pair_chunk = max(1, min(len(problems), ATTENTION_BLOCK_BYTES // per_pair))
         positive, values = attention.attention_statistics(
-            u, v, problems, rowwise.statistics, chunk_size, kernel
+            u, v, problems, rowwise.statistics, pair_chunk, kernel
         )
     else:
         dtype = torch.promote_types(u.dtype, torch.float32)
@@ -178,8 +196,9 @@ def problem_values(
         *row_bookkeeping(rows, cols, problems.batch, problems.columns, positive),
     )
     problems.check_finite(positive, values, stats.row_valid)
-    return estimator.finish(
+    values = estimator.finish(
         stats,
         **side_inputs(estimator, xp, yq, problems)(0, len(problems), True),
         problems=problems.index() if estimator.per_problem_state else None,
     )
+    return values, backend

@@ -206,11 +206,13 @@ class _Engine(nn.Module):
                 self.backend, estimator, scorer, self.negatives, problems, xs.dtype,
                 xs.device, self.chunk_size is not None or self.column_chunk_size is not None,
             )  # fmt: skip
-            self.last_backend, chunk = backend, self.chunk_size
-        values = problem_values(
+            chunk = self.chunk_size
+        values, ran = problem_values(
             backend, kernel, problems, scorer, estimator, xp, yq, chunk,
             self.column_chunk_size,
         )  # fmt: skip
+        if not model:
+            self.last_backend = ran
         if self.gather and distributed.is_distributed():
             return problems.combine_ranks(values)
         return values, problems.active
