@@ -323,5 +323,18 @@ def test_runs_under_a_callers_no_grad_or_inference_mode(mode: str) -> None:
     context = torch.no_grad() if mode == "no_grad" else torch.inference_mode()
     with context:
         inside = estimate_mi(x, y, **options)
+        # tensors made under the caller's mode (inference tensors, for inference_mode)
+        as_tensors = estimate_mi(torch.from_numpy(x) * 1.0, torch.from_numpy(y) * 1.0, **options)
         assert torch.is_grad_enabled() is False  # the caller's mode is back afterwards
     assert inside.value == pytest.approx(outside.value, abs=1e-12)
+    assert as_tensors.value == pytest.approx(outside.value, abs=1e-12)
+
+
+def test_warnings_point_at_the_callers_line() -> None:
+    # a warning is only useful if it names the user's line, not a frame inside mitools or torch
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, size=(300, 1))  # few-valued, not declared discrete: a warning
+    with pytest.warns(UserWarning) as record:
+        estimate_mi(labels, labels + rng.normal(size=(300, 1)), folds=2, max_steps=5,
+                    eval_every=1, hidden=(4,), threads=1)
+    assert record and {w.filename for w in record} == {__file__}

@@ -35,10 +35,6 @@ __all__ = ["estimate_mi"]
 NOISE_NATS = 0.05
 
 
-# Fitting needs gradients even when the caller runs under torch.no_grad() or
-# torch.inference_mode() (an evaluation loop, for instance): both are switched off for the call.
-@torch.inference_mode(False)
-@torch.enable_grad()
 def estimate_mi(
     x: Any,
     y: Any,
@@ -193,126 +189,129 @@ def estimate_mi(
         >>> 0.85 < result.value < 1.15, result.sided, result.interval[1]
         (True, 'lower', inf)
     """
-    xa, ya = _as_2d_tensor(x, "x"), _as_2d_tensor(y, "y")
-    if xa.shape[0] != ya.shape[0]:
-        raise ValueError(
-            f"x and y must hold the same number of samples (paired rows): got x of shape "
-            f"{tuple(xa.shape)} and y of shape {tuple(ya.shape)}"
-        )
-    _check_options(locals())
-    if margins not in ("ranks", "standardize"):
-        raise ValueError(f"margins must be 'ranks' or 'standardize', got {margins!r}")
-    margin_x, xt = MarginTransform.fit(xa, "discrete" if discrete_x else margins, "x")
-    margin_y, yt = MarginTransform.fit(ya, "discrete" if discrete_y else margins, "y")
-    for name, raw, discrete in (("x", xa, discrete_x), ("y", ya, discrete_y)):
-        if not discrete:
-            _warn_if_labels(raw, name, stacklevel=3)
-    is_quadratic = isinstance(critic, (QuadraticCritic, QuadraticJointCritic)) or (
-        isinstance(critic, str) and critic.lower() == "quadratic")
-    init = init if init is not None else ("gaussian" if is_quadratic else "random")
-    if init not in ("gaussian", "random"):
-        raise ValueError(f"init must be 'gaussian', 'random' or None, got {init!r}")
-    if init == "gaussian" and not is_quadratic:
-        raise ValueError(
-            f"init='gaussian' needs the quadratic critic (critic='quadratic' or a "
-            f"QuadraticCritic), got critic={critic!r}"
-        )
-    device = resolve_device(device, x)
-    n = xt.shape[0]
-    gen = torch.Generator().manual_seed(seed)
-    dims = xt.shape[1] + yt.shape[1]
-    check_sample_size(n, folds, dims, int((1 - 1 / folds) * (1 - val_fraction) * n) - 1
-                      if init == "gaussian" else n)
-    splits = fold_indices(n, folds, val_fraction, gen)
-    # jackknife groups over all samples, so that leaving one out touches every fold at once;
-    # dealt out evenly within each fold's test part
-    groups = min(JACKKNIFE_GROUPS, n // (2 * folds))
-    group_of = torch.empty(n, dtype=torch.long)
-    for split in splits:
-        group_of[split.test[torch.randperm(len(split.test), generator=gen)]] = (
-            torch.arange(len(split.test)) % groups)
-    group_of = group_of.to(device)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        probe = get_estimator(bound, **bound_kwargs)
-    bound_name = bound if isinstance(bound, str) else getattr(probe, "name", "custom")
-    if not getattr(probe, "nats", True):
-        raise ValueError(f"bound {bound_name!r} is not an MI estimate in nats; choose another")
-    if residual == "auto":
-        residual = "joint" if isinstance(probe, SAMPLED_NEGATIVES_BOUNDS) else "separable"
-
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(resolve_threads(threads))
-    bar = Progress(progress, folds, max_steps, bound_name)
-    results, leave_out = [], []
-    try:
-        for k, split in enumerate(splits):
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed * 1009 + k)
-                model = _build_critic(critic, xt.shape[1], yt.shape[1], hidden, embed_dim,
-                                      potentials, residual)
-                estimator = (copy.deepcopy(bound) if isinstance(bound, Estimator)
-                             else get_estimator(bound, **bound_kwargs))
-            bar.start_fold(k)
-            fold, loo = _fit_fold(
-                xt, yt, split, model, estimator, init=init, report=report, dtype=dtype,
-                device=device, batch_size=batch_size, negatives=negatives,
-                max_steps=max_steps, lr=lr,
-                weight_decay=weight_decay, ema=ema, eval_every=eval_every, patience=patience,
-                gen=gen, on_eval=bar.evaluated, group_of=group_of, groups=groups,
+    # Fitting needs gradients even when the caller runs under torch.no_grad() or
+    # torch.inference_mode() (an evaluation loop, for instance): both are off for the call.
+    with torch.inference_mode(False), torch.enable_grad():
+        xa, ya = _as_2d_tensor(x, "x"), _as_2d_tensor(y, "y")
+        if xa.shape[0] != ya.shape[0]:
+            raise ValueError(
+                f"x and y must hold the same number of samples (paired rows): got x of shape "
+                f"{tuple(xa.shape)} and y of shape {tuple(ya.shape)}"
             )
-            results.append(fold)
-            leave_out.append(loo)
-            bar.end_fold(fold.value, fold.steps)
-    finally:
-        bar.close()
-        torch.set_num_threads(previous_threads)
+        _check_options(locals())
+        if margins not in ("ranks", "standardize"):
+            raise ValueError(f"margins must be 'ranks' or 'standardize', got {margins!r}")
+        margin_x, xt = MarginTransform.fit(xa, "discrete" if discrete_x else margins, "x")
+        margin_y, yt = MarginTransform.fit(ya, "discrete" if discrete_y else margins, "y")
+        for name, raw, discrete in (("x", xa, discrete_x), ("y", ya, discrete_y)):
+            if not discrete:
+                _warn_if_labels(raw, name, stacklevel=3)
+        is_quadratic = isinstance(critic, (QuadraticCritic, QuadraticJointCritic)) or (
+            isinstance(critic, str) and critic.lower() == "quadratic")
+        init = init if init is not None else ("gaussian" if is_quadratic else "random")
+        if init not in ("gaussian", "random"):
+            raise ValueError(f"init must be 'gaussian', 'random' or None, got {init!r}")
+        if init == "gaussian" and not is_quadratic:
+            raise ValueError(
+                f"init='gaussian' needs the quadratic critic (critic='quadratic' or a "
+                f"QuadraticCritic), got critic={critic!r}"
+            )
+        device = resolve_device(device, x)
+        n = xt.shape[0]
+        gen = torch.Generator().manual_seed(seed)
+        dims = xt.shape[1] + yt.shape[1]
+        check_sample_size(n, folds, dims, int((1 - 1 / folds) * (1 - val_fraction) * n) - 1
+                          if init == "gaussian" else n)
+        splits = fold_indices(n, folds, val_fraction, gen)
+        # jackknife groups over all samples, so that leaving one out touches every fold at once;
+        # dealt out evenly within each fold's test part
+        groups = min(JACKKNIFE_GROUPS, n // (2 * folds))
+        group_of = torch.empty(n, dtype=torch.long)
+        for split in splits:
+            group_of[split.test[torch.randperm(len(split.test), generator=gen)]] = (
+                torch.arange(len(split.test)) % groups)
+        group_of = group_of.to(device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            probe = get_estimator(bound, **bound_kwargs)
+        bound_name = bound if isinstance(bound, str) else getattr(probe, "name", "custom")
+        if not getattr(probe, "nats", True):
+            raise ValueError(f"bound {bound_name!r} is not an MI estimate in nats; choose another")
+        if residual == "auto":
+            residual = "joint" if isinstance(probe, SAMPLED_NEGATIVES_BOUNDS) else "separable"
 
-    value = sum(r.value for r in results) / folds
-    # delete-a-group jackknife over samples, critics held fixed: the estimate without group g
-    stderr = jackknife_stderr(torch.stack(leave_out).mean(0))
-    if sided == "lower":
-        low, high = value - t_quantile(level, groups - 1) * stderr, float("inf")
-        kind = f"a one-sided Student's t lower bound ({groups - 1} degrees of freedom)"
-    else:
-        half = t_quantile(0.5 + level / 2, groups - 1) * stderr
-        low, high = value - half, value + half
-        kind = f"a two-sided Student's t interval ({groups - 1} degrees of freedom)"
-    held_out = sum(r.held_out for r in results) / folds
-    in_sample = sum(r.in_sample for r in results) / folds
-    diagnostics = diagnose(results, value, stderr, max_steps)
-    _warn(value, t_quantile(0.975, groups - 1) * stderr, diagnostics.flags, margins, critic)
-    settings = {
-        "critic": critic.lower() if isinstance(critic, str) else "custom",
-        "residual": residual, "hidden": list(hidden), "embed_dim": embed_dim,
-        "potentials": potentials, "dim_x": xt.shape[1], "dim_y": yt.shape[1],
-        "bound": bound_name if isinstance(bound, str) and _is_plain(bound_kwargs) else "custom",
-        "bound_kwargs": dict(bound_kwargs) if _is_plain(bound_kwargs) else {},
-        "margins": margins, "discrete_x": discrete_x, "discrete_y": discrete_y, "init": init,
-        "folds": folds, "seed": seed, "max_steps": max_steps, "batch_size": batch_size,
-        "lr": lr, "dtype": str(dtype).removeprefix("torch."), "n": n,
-    }
-    return MIEstimate(
-        value=value,
-        stderr=stderr,
-        interval=(low, high),
-        level=level,
-        method="neural",
-        uncertainty=(
-            f"delete-a-group jackknife over the samples ({groups} groups, fold critics held "
-            f"fixed); {kind}"
-        ),
-        held_out=held_out,
-        in_sample=in_sample,
-        optimism=(in_sample - held_out) / 2,
-        report=report,
-        bound=bound_name,
-        folds=tuple(results),
-        sided=sided,
-        diagnostics=diagnostics,
-        margins=(margin_x, margin_y),
-        settings=settings,
-    )
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(resolve_threads(threads))
+        bar = Progress(progress, folds, max_steps, bound_name)
+        results, leave_out = [], []
+        try:
+            for k, split in enumerate(splits):
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed * 1009 + k)
+                    model = _build_critic(critic, xt.shape[1], yt.shape[1], hidden, embed_dim,
+                                          potentials, residual)
+                    estimator = (copy.deepcopy(bound) if isinstance(bound, Estimator)
+                                 else get_estimator(bound, **bound_kwargs))
+                bar.start_fold(k)
+                fold, loo = _fit_fold(
+                    xt, yt, split, model, estimator, init=init, report=report, dtype=dtype,
+                    device=device, batch_size=batch_size, negatives=negatives,
+                    max_steps=max_steps, lr=lr,
+                    weight_decay=weight_decay, ema=ema, eval_every=eval_every, patience=patience,
+                    gen=gen, on_eval=bar.evaluated, group_of=group_of, groups=groups,
+                )
+                results.append(fold)
+                leave_out.append(loo)
+                bar.end_fold(fold.value, fold.steps)
+        finally:
+            bar.close()
+            torch.set_num_threads(previous_threads)
+
+        value = sum(r.value for r in results) / folds
+        # delete-a-group jackknife over samples, critics held fixed: the estimate without group g
+        stderr = jackknife_stderr(torch.stack(leave_out).mean(0))
+        if sided == "lower":
+            low, high = value - t_quantile(level, groups - 1) * stderr, float("inf")
+            kind = f"a one-sided Student's t lower bound ({groups - 1} degrees of freedom)"
+        else:
+            half = t_quantile(0.5 + level / 2, groups - 1) * stderr
+            low, high = value - half, value + half
+            kind = f"a two-sided Student's t interval ({groups - 1} degrees of freedom)"
+        held_out = sum(r.held_out for r in results) / folds
+        in_sample = sum(r.in_sample for r in results) / folds
+        diagnostics = diagnose(results, value, stderr, max_steps)
+        _warn(value, t_quantile(0.975, groups - 1) * stderr, diagnostics.flags, margins, critic)
+        settings = {
+            "critic": critic.lower() if isinstance(critic, str) else "custom",
+            "residual": residual, "hidden": list(hidden), "embed_dim": embed_dim,
+            "potentials": potentials, "dim_x": xt.shape[1], "dim_y": yt.shape[1],
+            "bound": bound_name if isinstance(bound, str) and _is_plain(bound_kwargs) else "custom",
+            "bound_kwargs": dict(bound_kwargs) if _is_plain(bound_kwargs) else {},
+            "margins": margins, "discrete_x": discrete_x, "discrete_y": discrete_y, "init": init,
+            "folds": folds, "seed": seed, "max_steps": max_steps, "batch_size": batch_size,
+            "lr": lr, "dtype": str(dtype).removeprefix("torch."), "n": n,
+        }
+        return MIEstimate(
+            value=value,
+            stderr=stderr,
+            interval=(low, high),
+            level=level,
+            method="neural",
+            uncertainty=(
+                f"delete-a-group jackknife over the samples ({groups} groups, fold critics held "
+                f"fixed); {kind}"
+            ),
+            held_out=held_out,
+            in_sample=in_sample,
+            optimism=(in_sample - held_out) / 2,
+            report=report,
+            bound=bound_name,
+            folds=tuple(results),
+            sided=sided,
+            diagnostics=diagnostics,
+            margins=(margin_x, margin_y),
+            settings=settings,
+        )
 
 
 def _check_options(o: dict[str, Any]) -> None:
