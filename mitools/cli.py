@@ -45,6 +45,10 @@ import numpy as np
 
 __all__ = ["main"]
 
+#: the bounds ``--method neural`` takes: mitools.estimate.options.estimate_bounds() (a test
+#: keeps them equal), spelled out so that ``--help`` does not import torch
+NEURAL_BOUNDS = ("infonce", "nwj", "dv", "mine", "tuba", "js", "smile", "alpha_infonce", "flo")
+
 METHODS = ("neural", "ksg", "ksg2", "gaussian", "mixed")
 _COMPRESSION = (".gz", ".bz2", ".zip", ".xz", ".zst")
 
@@ -389,7 +393,9 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="neural: mitools.estimate_mi (default); ksg / ksg2: Kraskov et al.'s "
                      "estimators 1 / 2; gaussian: from canonical correlations; mixed: Gao et "
                      "al. for discrete or mixed data (labels)")
-    est.add_argument("--bound", help="bound trained by --method neural (default: dv)")
+    est.add_argument("--bound", choices=NEURAL_BOUNDS, metavar="BOUND",
+                     help=f"lower bound trained by --method neural: {', '.join(NEURAL_BOUNDS)} "
+                     "(default: dv)")
     est.add_argument("--k", type=_positive, help="neighbours of ksg, ksg2, mixed (default: 3)")
     est.add_argument("--max-steps", type=_positive, help="training steps per fold (neural)")
     est.add_argument("--folds", type=_positive, help="cross-fitting folds (neural)")

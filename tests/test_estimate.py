@@ -129,14 +129,33 @@ def test_non_arrays_and_non_numbers_are_rejected() -> None:
         (dict(init="zeros"), "init must be"),
         (dict(critic="separable", init="gaussian"), "init='gaussian' needs the quadratic"),
         (dict(weight_decay=-1.0), "weight_decay"),
-        (dict(bound="jsd"), "not an MI estimate in nats"),
+        (dict(bound="jsd"), "jsd is not in nats"),
         (dict(bound="no-such-bound"), "no-such-bound"),
+        (dict(bound="infonse"), "Did you mean 'infonce'"),
     ],
 )
 def test_bad_options_are_rejected(kwargs, match) -> None:
     x, y = _gaussian(100)
     with pytest.raises(ValueError, match=match):
         estimate_mi(x, y, **{**FAST, **kwargs})
+
+
+@pytest.mark.parametrize("bound", ["club", "vclub", "l1out", "ba", "doe", "CLUB-instance"])
+def test_upper_and_generative_bounds_are_refused(bound) -> None:
+    # found by a new user: bound="club" printed "I(X; Y) >= 4261 nats (95 % lower confidence
+    # bound)" for data of 0.5 nats, an upper bound's training objective reported as a lower bound
+    from mitools.estimate.options import estimate_bounds
+    from mitools.estimators import CLUB
+
+    x, y = _gaussian(100)
+    arg = CLUB() if bound == "CLUB-instance" else bound
+    match = "an upper bound" if bound == "CLUB-instance" else "not one estimate_mi can fit"
+    with pytest.raises(ValueError, match=match) as info:
+        estimate_mi(x, y, bound=arg, **FAST)
+    listed = str(info.value).split("takes: ")[1]
+    assert "'dv'" in listed and "'infonce'" in listed and "club" not in listed
+    assert set(estimate_bounds()) == {"infonce", "nwj", "dv", "mine", "tuba", "js", "smile",
+                                      "alpha_infonce", "flo"}
 
 
 # --- determinism and the result ------------------------------------------------------------

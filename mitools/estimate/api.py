@@ -17,9 +17,11 @@ from mitools.estimate.diagnostics import diagnose
 from mitools.estimate.fit import SAMPLED_NEGATIVES_BOUNDS, _build_critic, _fit_fold
 from mitools.estimate.folds import fold_indices
 from mitools.estimate.options import (
+    check_estimate_bound,
     check_int,
     check_number,
     check_sample_size,
+    estimate_bounds,
     resolve_device,
     resolve_threads,
 )
@@ -88,10 +90,13 @@ def estimate_mi(
             anything with ``__array__``; numeric columns (integers and booleans are
             numbers). A 1-D array is taken as ``(n, 1)``.
         y: ``(n, dy)``, same ``n``.
-        bound: a name for :func:`mitools.estimators.get_estimator` (``"dv"``, ``"mine"``,
-            ``"nwj"``, ``"infonce"``, ``"smile"``, ``"js"``, ``"tuba"``, ``"alpha_infonce"``)
-            or an :class:`~mitools.estimators.Estimator` (each fold trains a copy). It is
-            trained and reported. InfoNCE's held-out value cannot exceed
+        bound: a lower bound in nats, by name (``"dv"``, ``"mine"``, ``"nwj"``,
+            ``"infonce"``, ``"smile"``, ``"js"``, ``"tuba"``, ``"alpha_infonce"``, ``"flo"``:
+            ``mitools.estimate.options.estimate_bounds()``) or as an
+            :class:`~mitools.estimators.Estimator` (each fold trains a copy). It is trained
+            and reported. Upper bounds (CLUB, vCLUB, L1Out) and the generative estimators
+            (BA, DoE) are refused: they need a conditional density model
+            (:doc:`/guide/upper_bounds`). InfoNCE's held-out value cannot exceed
             :math:`\log n_{test}`.
         critic: ``"quadratic"`` (the Gaussian form, with the residual ``residual``),
             ``"separable"``, ``"bilinear"``, ``"concat"``, or an ``nn.Module`` mapping
@@ -233,10 +238,11 @@ def estimate_mi(
         group_of = group_of.to(device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
+            if isinstance(bound, str) and bound.lower() not in estimate_bounds():
+                check_estimate_bound(bound, None)  # raises, naming the bounds that work
             probe = get_estimator(bound, **bound_kwargs)
         bound_name = bound if isinstance(bound, str) else getattr(probe, "name", "custom")
-        if not getattr(probe, "nats", True):
-            raise ValueError(f"bound {bound_name!r} is not an MI estimate in nats; choose another")
+        check_estimate_bound(bound, probe)
         if residual == "auto":
             residual = "joint" if isinstance(probe, SAMPLED_NEGATIVES_BOUNDS) else "separable"
 

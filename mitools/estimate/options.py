@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
 import os
 from typing import Any
 
@@ -115,3 +117,70 @@ def check_sample_size(n: int, folds: int, dim: int, train_size: int) -> None:
             f"{train_size} training samples, which needs more samples than features: use more "
             "samples, fewer folds, or init='random' with another critic"
         )
+
+
+@functools.cache
+def estimate_bounds() -> tuple[str, ...]:
+    """The registered bounds :func:`~mitools.estimate.estimate_mi` can fit a critic with: lower
+    bounds on MI in nats from unnormalised critic scores. Upper bounds (CLUB, vCLUB, L1Out) and
+    the generative estimators (BA, DoE) need a conditional density model, and JSD is not in
+    nats, so they are left out."""
+    from mitools.estimators import available_estimators, get_estimator
+
+    names = []
+    for name in available_estimators():
+        try:
+            e = get_estimator(name)
+        except (TypeError, ValueError):  # needs arguments only a density model supplies (BA)
+            continue
+        if (e.direction == "lower" and not e.needs_log_density
+                and getattr(e, "nats", True)):  # fmt: skip
+            names.append(name)
+    return tuple(names)
+
+
+def _kind(estimator: Any) -> str:
+    return "an upper bound" if estimator.direction == "upper" else "an estimate, not a bound,"
+
+
+def check_estimate_bound(bound: Any, estimator: Any) -> None:
+    """Refuse, in the user's terms, a bound ``estimate_mi`` cannot report as a lower bound.
+
+    Raises:
+        ValueError: an unknown name, an upper bound or a generative estimator, or a value not
+            in nats; the message lists the bounds that work.
+    """
+    valid = estimate_bounds()
+    label = bound if isinstance(bound, str) else type(bound).__name__
+    if estimator is None:  # a name outside estimate_bounds()
+        from mitools.estimators import available_estimators
+
+        if str(bound).lower() in available_estimators():
+            raise ValueError(
+                f"bound {bound!r} is not one estimate_mi can fit: estimate_mi trains a critic "
+                "and reports a lower bound in nats, and the upper bounds (club, vclub, l1out) "
+                "and generative estimators (ba, doe) need a conditional density model q(y|x) "
+                "(mitools.train_critic or LocalMILoss/GlobalMILoss with a mitools.conditionals "
+                "model; docs: guide/upper_bounds), while jsd is not in nats. Bounds "
+                f"estimate_mi takes: {list(valid)}"
+            )
+        close = difflib.get_close_matches(str(bound).lower(), valid, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown bound {bound!r} for estimate_mi; choose one of "
+                         f"{list(valid)}.{hint}")
+    if getattr(estimator, "direction", "lower") != "lower":
+        raise ValueError(
+            f"estimate_mi fits a critic and reports a lower bound on the MI, but bound "
+            f"{label!r} is {_kind(estimator)} that needs a conditional density model q(y|x): "
+            "fit it with mitools.train_critic or LocalMILoss/GlobalMILoss and a "
+            "mitools.conditionals model (docs: "
+            f"guide/upper_bounds). Bounds estimate_mi takes: {list(valid)}"
+        )
+    if getattr(estimator, "needs_log_density", False):
+        raise ValueError(
+            f"bound {label!r} needs log conditional densities log q(y|x), which estimate_mi's "
+            f"critics do not give; bounds estimate_mi takes: {list(valid)}"
+        )
+    if not getattr(estimator, "nats", True):
+        raise ValueError(f"bound {label!r} is not an MI estimate in nats; bounds estimate_mi "
+                         f"takes: {list(valid)}")
