@@ -183,7 +183,10 @@ def _check_finite(a: np.ndarray | Tensor, name: str, columns: Sequence[str] | No
     if isinstance(a, Tensor):
         if not a.is_floating_point():
             return
-        finite = torch.isfinite(a).cpu().numpy()
+        ok = torch.isfinite(a)
+        if bool(ok.all()):  # on the tensor's device: one number comes back
+            return
+        finite = ok.cpu().numpy()
     else:
         if a.dtype.kind != "f":
             return
