@@ -279,6 +279,15 @@ def _case_critic_bfloat16_potentials():
                                                       y.bfloat16().float()), 0.0
 
 
+def _case_conditional_float64_targets():
+    torch.manual_seed(0)
+    model = mitools.conditionals.FullGaussian(3, 2, hidden=(4,))
+    x, y = torch.randn(4, 3, generator=_g()), torch.randn(5, 2, generator=_g(1)).double()
+    value = model.log_prob(y, x)  # float32 model, float64 targets: computed in float64
+    assert value.dtype == torch.float64
+    return value, model.double().log_prob(y, x.double()), 1e-10
+
+
 def _case_quadratic_expanded():
     critic = QuadraticCritic(3, 2, hidden=(4,))
     x = torch.randn(1, 3, generator=_g()).expand(4, 3)
