@@ -166,7 +166,7 @@ def _read(path: Path, key: str | None, default_key: str | None, header: bool) ->
 
 def _numeric(table: _Table, idx: list[int], role: str) -> list[np.ndarray]:
     """The chosen columns as numpy arrays (NaN kept); non-numeric columns are named."""
-    from mitools.classical.inputs import column_values
+    from mitools.inputs import column_values, describe_column
 
     if not idx:
         raise DataError(f"no columns left for {role} in {table.source}")
@@ -174,9 +174,7 @@ def _numeric(table: _Table, idx: list[int], role: str) -> list[np.ndarray]:
     for j in idx:
         col = table.columns[j]
         if getattr(col.dtype, "kind", "O") not in "biuf":
-            values = np.asarray(col)
-            example = next((v for v in values if not isinstance(v, (int, float))), values[0])
-            bad.append(f"{table.names[j]!r} (dtype {col.dtype}, e.g. {example!r})")
+            bad.append(describe_column(col, table.names[j]))
             continue
         out.append(col if isinstance(col, np.ndarray) else column_values(col, role))
     if bad:
@@ -259,8 +257,8 @@ def _drop_missing(
 
 
 def _stack(cols: list[np.ndarray], role: str) -> np.ndarray:
-    """Exact float64 columns (integers shifted first, see :mod:`mitools.classical.inputs`)."""
-    from mitools.classical.inputs import as_float64_columns
+    """Exact float64 columns (integers shifted first, see :mod:`mitools.inputs`)."""
+    from mitools.inputs import as_float64_columns
 
     try:
         return np.hstack([as_float64_columns(c, role) for c in cols])

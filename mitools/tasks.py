@@ -19,6 +19,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -54,7 +55,8 @@ def gaussian_mutual_information(
             - \log\det\Sigma_{A\cup B}\big]
 
     Args:
-        cov: the covariance matrix ``(D, D)``, symmetric positive definite.
+        cov: the covariance matrix ``(D, D)``, symmetric positive definite: a tensor, numpy
+            array or nested list (computed in float64).
         a: indices of the first group.
         b: indices of the second group (disjoint from ``a``).
 
@@ -64,13 +66,22 @@ def gaussian_mutual_information(
         >>> round(gaussian_mutual_information(cov, [0], [1]), 4)  # -0.5 log(1 - 0.64)
         0.5108
     """
-    if not isinstance(cov, Tensor) or cov.dim() != 2 or cov.shape[0] != cov.shape[1]:
-        shape = tuple(cov.shape) if isinstance(cov, Tensor) else type(cov).__name__
-        raise ValueError(f"cov must be a square matrix (D, D), got {shape}")
+    if not isinstance(cov, Tensor):
+        try:
+            cov = torch.as_tensor(np.asarray(cov, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"cov must be a matrix of real numbers (tensor, numpy array or nested list), "
+                f"got {type(cov).__name__}"
+            ) from None
+    if cov.is_complex():
+        raise TypeError(f"cov must hold real numbers, got dtype {cov.dtype}")
+    if cov.dim() != 2 or cov.shape[0] != cov.shape[1]:
+        raise ValueError(f"cov must be a square matrix (D, D), got shape {tuple(cov.shape)}")
     a, b = list(a), list(b)
     if not a or not b or set(a) & set(b):
         raise ValueError(f"a and b must be non-empty and disjoint, got a={a}, b={b}")
-    cov = cov.double()
+    cov = cov.double()  # exact for every float and any integer below 2**53
 
     def logdet(idx: list[int]) -> float:
         sub = cov[idx][:, idx]
@@ -192,14 +203,14 @@ class CorrelatedGaussian:
         :math:`f^*` (up to a constant), NWJ and TUBA with :math:`a = 1` at :math:`f^* + 1`.
 
         Args:
-            x: ``(..., N, dim)``.
-            y: ``(..., M, dim)``.
+            x: ``(..., N, dim)``, floating point (half precision is computed in float32).
+            y: ``(..., M, dim)``, on ``x``'s device.
+
+        Raises:
+            TypeError: not a floating-point tensor.
+            ValueError: a shape that is not ``(..., n, dim)``, or two devices.
         """
-        for name, t in (("x", x), ("y", y)):
-            if t.dim() < 2 or t.shape[-1] != self.dim:
-                raise ValueError(
-                    f"{name} must have shape (..., n, {self.dim}), got {tuple(t.shape)}"
-                )
+        x, y = self._check_pairs(x, y)
         y = self._latent_y(y)
         r = self.rho
         one_minus = math.exp(-2.0 * self.mi / self.dim)  # 1 - rho^2, without cancellation
@@ -209,11 +220,25 @@ class CorrelatedGaussian:
         quad = yy - 2.0 * r * xy + r * r * xx
         return -0.5 * self.dim * math.log(one_minus) - quad / (2.0 * one_minus) + 0.5 * yy
 
-    def _check_pairs(self, x: Tensor, y: Tensor) -> None:
-        for name, t in (("x", x), ("y", y)):
-            if not isinstance(t, Tensor) or t.dim() < 2 or t.shape[-1] != self.dim:
-                shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
-                raise ValueError(f"{name} must have shape (..., n, {self.dim}), got {shape}")
+    def _check_samples(self, t: Tensor, name: str, min_dim: int) -> Tensor:
+        """``t`` checked as samples of this task, half precision widened to float32."""
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor of samples, got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise TypeError(
+                f"{name} must be floating point (samples of {self!r}), got dtype {t.dtype}"
+            )
+        if t.dim() < min_dim or t.shape[-1] != self.dim:
+            lead = "..., n, " if min_dim == 2 else "..., "
+            raise ValueError(f"{name} must have shape ({lead}{self.dim}), got {tuple(t.shape)}")
+        return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+    def _check_pairs(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Both sides checked (:meth:`_check_samples`), on one device."""
+        x, y = self._check_samples(x, "x", 2), self._check_samples(y, "y", 2)
+        if x.device != y.device:
+            raise ValueError(f"x is on {x.device} but y is on {y.device}; put both on one device")
+        return x, y
 
     def _log_jacobian(self, y: Tensor) -> Tensor:
         """``log |dz/dy|`` summed over components, ``(..., M)``: 0, or ``-log(3 z^2)`` if cubed."""
@@ -249,7 +274,7 @@ class CorrelatedGaussian:
             >>> torch.allclose(s, task.optimal_critic(x, y))
             True
         """
-        self._check_pairs(x, y)
+        x, y = self._check_pairs(x, y)
         z = self._latent_y(y)
         one_minus = math.exp(-2.0 * self.mi / self.dim)
         xx = (x * x).sum(-1)[..., :, None]
@@ -264,9 +289,7 @@ class CorrelatedGaussian:
 
         Returns shape ``(..., M)``.
         """
-        if not isinstance(y, Tensor) or y.dim() < 1 or y.shape[-1] != self.dim:
-            shape = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
-            raise ValueError(f"y must have shape (..., {self.dim}), got {shape}")
+        y = self._check_samples(y, "y", 1)
         z = self._latent_y(y)
         return -0.5 * self.dim * math.log(2.0 * math.pi) - 0.5 * (z * z).sum(-1) + (
             self._log_jacobian(y)

@@ -386,5 +386,7 @@ def test_errors_in_the_users_terms(call, error, match) -> None:
 def test_dataframe_with_text_columns_names_them() -> None:
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "city": ["x", "y", "z"]})
-    with pytest.raises(TypeError, match=r"non-numeric columns \['city'\]"):
+    # the message shared with estimate_mi (mitools.inputs): the column, its dtype and a value
+    with pytest.raises(TypeError, match=r"x must have numeric columns only; non-numeric: "
+                                        r"'city' \(dtype \w+, e\.g\. 'x'\)"):
         ksg(frame, [1.0, 2.0, 3.0])

@@ -193,7 +193,7 @@ def test_data_errors_in_the_users_terms(capsys, data: Path, args, message) -> No
     [
         (("--method", "ksg", "--bound", "dv"), "--bound does not apply to --method ksg"),
         (("--method", "gaussian", "--k", "5"), "--k does not apply to --method gaussian"),
-        (("--bound", "nope"), "unknown bound 'nope'"),
+        (("--bound", "nope"), "invalid choice: 'nope' (choose from 'infonce'"),
         (("--method", "kde"), "invalid choice: 'kde'"),
         (("--groups", "1", "--method", "ksg"), "must be 0 (no interval) or at least 2"),
         (("--level", "95", "--method", "ksg"), "strictly between 0 and 1"),

@@ -190,3 +190,23 @@ def test_errors():
 class _Bare(ConditionalDensity):
     dim_x = 1
     dim_y = 1
+
+
+def test_float64_targets_are_never_rounded_to_the_models_float32() -> None:
+    # issue 15, item 1: y far from 0 in float64 was cast to float32 before the quadratic
+    # (factorise) or before its moments were taken (GaussianMarginal.fit_)
+    g = torch.Generator().manual_seed(0)
+    y = 1e6 + 0.01 * torch.randn(200, 2, generator=g, dtype=torch.float64)
+    marginal = GaussianMarginal(2, min_scale=1e-4).fit_(y)
+    assert torch.allclose(marginal.scale.double(), y.std(0, unbiased=False), rtol=1e-3)
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, generator=g)
+    for model in (DiagonalGaussian(3, 2, hidden=(8,)), FullGaussian(3, 2, hidden=(8,))):
+        with torch.no_grad():
+            model.net[-1].bias.zero_()
+            model.net[-1].bias[:2] = 300.0  # means near the targets' scale
+        y4 = 300.0 + torch.randn(4, 2, generator=g, dtype=torch.float64)
+        u, v = model.factorise(x, y4)
+        assert u.dtype == v.dtype == torch.float64
+        pairs = model.log_prob_pairs(y4, x)
+        torch.testing.assert_close(torch.diagonal(u @ v.T), pairs.double(), rtol=0, atol=1e-6)

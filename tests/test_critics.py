@@ -290,3 +290,44 @@ def test_half_precision_inputs_are_scored_in_float32(name, dtype):
     # the critic's own layers run in half precision: their rounding, not the product's
     torch.testing.assert_close(scores.detach(), want, rtol=0, atol=0.02 * float(want.abs().max()))
     assert float(want.diagonal().min()) > 65504 or name == "quadratic_residual"
+
+
+# --- issue 15: any floating dtype, and inputs on the critic's device --------------------------
+
+
+def _every_critic():
+    torch.manual_seed(0)
+    return [
+        SeparableCritic(3, 2, hidden=(4,), embed_dim=4),
+        ConcatCritic(3, 2, hidden=(4, 4)),
+        BilinearCritic(3, 2),
+        QuadraticCritic(3, 2, hidden=(4,)),
+        MarginalPotentials(SeparableCritic(3, 2, hidden=(4,)), 3, 2),
+    ]
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_critics_take_half_and_double_features(index: int) -> None:
+    # float16 / bfloat16 / float64 features met float32 weights in nn.Linear: "mat1 and mat2
+    # must have the same dtype". Half is widened (exact), float64 casts the weights up (exact).
+    critic = _every_critic()[index]
+    g = torch.Generator().manual_seed(1)
+    x, y = 30 * torch.randn(5, 3, generator=g), torch.randn(6, 2, generator=g)
+    for half in (torch.float16, torch.bfloat16):
+        s = critic(x.to(half), y.to(half))
+        assert s.dtype == torch.float32
+        torch.testing.assert_close(s, critic(x.to(half).float(), y.to(half).float()), rtol=0,
+                                   atol=0)
+    s64 = critic(x.double(), y.double())
+    assert s64.dtype == torch.float64
+    s64.sum().backward()  # the gradient reaches the float32 parameters
+    assert all(p.grad is None or p.grad.dtype == torch.float32 for p in critic.parameters())
+    torch.testing.assert_close(s64, critic.double()(x.double(), y.double()), rtol=1e-12,
+                               atol=1e-10)
+
+
+def test_critics_name_an_input_on_another_device() -> None:
+    for critic in _every_critic():
+        with pytest.raises(ValueError, match=r"x is on meta but the critic's parameters are on "
+                                             r"cpu; move the critic"):
+            critic(torch.randn(5, 3, device="meta"), torch.randn(6, 2, device="meta"))

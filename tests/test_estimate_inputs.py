@@ -12,8 +12,8 @@ import torch
 
 from mitools import CorrelatedGaussian
 from mitools.estimate import MarginTransform, estimate_mi, gaussianize_margins
-from mitools.estimate.data import _as_2d_tensor
 from mitools.estimate.options import default_threads
+from mitools.inputs import as_sample_tensor as _as_2d_tensor
 
 FAST = dict(max_steps=40, eval_every=20, folds=3, hidden=(16,), embed_dim=8, threads=1)
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch.distributions import Normal
 
-from mitools.tasks import CorrelatedGaussian, Staircase, rho_for_mi
+from mitools.tasks import CorrelatedGaussian, Staircase, gaussian_mutual_information, rho_for_mi
 
 
 def test_mi_formula_round_trips():
@@ -139,3 +140,24 @@ def test_density_errors():
         task.conditional_log_prob(torch.zeros(3, 3), torch.zeros(3, 2))
     with pytest.raises(ValueError, match=r"\(\.\.\., 2\)"):
         task.marginal_log_prob(torch.zeros(3, 3))
+
+
+def test_tasks_check_their_samples_and_widen_half_precision() -> None:
+    task = CorrelatedGaussian(2, 1.0)
+    x, y = task.sample(4, generator=0)
+    with pytest.raises(TypeError, match=r"x must be floating point \(samples of "
+                                        r"CorrelatedGaussian\(dim=2, mi=1.0\)\), got dtype "
+                                        r"torch.int64"):
+        task.optimal_critic(x.long(), y)
+    with pytest.raises(TypeError, match=r"y must be a torch.Tensor of samples, got list"):
+        task.marginal_log_prob(y.tolist())
+    with pytest.raises(ValueError, match=r"x is on cpu but y is on meta"):
+        task.conditional_log_prob(x, y.to("meta"))
+    s = task.conditional_log_prob(x.half(), y.half())
+    assert s.dtype == torch.float32
+    assert torch.equal(s, task.conditional_log_prob(x.half().float(), y.half().float()))
+    cov = [[1.0, 0.8], [0.8, 1.0]]
+    assert gaussian_mutual_information(np.array(cov), [0], [1]) == pytest.approx(
+        gaussian_mutual_information(torch.tensor(cov, dtype=torch.float64), [0], [1]), abs=0)
+    with pytest.raises(TypeError, match="cov must be a matrix of real numbers"):
+        gaussian_mutual_information([["a", "b"], ["c", "d"]], [0], [1])

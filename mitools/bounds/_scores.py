@@ -99,6 +99,11 @@ def _check_mask(mask: Tensor | None, name: str, expected: torch.Size, scores: Te
         raise TypeError(f"{name} must be a torch.Tensor of booleans, got {type(mask).__name__}")
     if mask.dtype != torch.bool:
         raise TypeError(f"{name} must have dtype torch.bool, got {mask.dtype}")
+    if mask.device != scores.device:
+        raise ValueError(
+            f"{name} is on {mask.device} but the scores are on {scores.device}; move it with "
+            f"{name}.to(scores.device)"
+        )
     try:
         return torch.broadcast_to(mask, expected)
     except RuntimeError:

@@ -55,10 +55,15 @@ class ConditionalDensity(Critic):
                     f"y {tuple(y.shape)}; use log_prob(y, x) to score every pair"
                 )
             return
-        if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() < 2 or (
-            x.shape[-1] != self.dim_x
-        ):
-            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        if not isinstance(x, Tensor) or not x.is_floating_point():
+            got = f"dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
+            raise TypeError(
+                f"{name}: x must be a floating-point tensor of shape (..., n, {self.dim_x}), "
+                f"got {got}"
+            )
+        self._check_device("x", x)
+        if x.dim() < 2 or x.shape[-1] != self.dim_x:
+            got = tuple(x.shape)
             raise ValueError(
                 f"{name}: x must be a floating-point tensor of shape (..., n, {self.dim_x}), "
                 f"got {got}"

@@ -79,7 +79,9 @@ class DiagonalGaussian(_MLPConditional):
         ``v = [y^2, y, 1]`` ``(..., M, 2 dim_y + 1)``: ``log_prob(y, x) == u @ v.T``."""
         self._check_inputs(x, y, broadcast=False)
         mean, scale = self.parameters_of(x)
-        return _diagonal_gaussian_factors(mean, scale), _quadratic_features(y.to(mean.dtype))
+        dtype = torch.promote_types(mean.dtype, y.dtype)  # never round y to the model's dtype
+        return (_diagonal_gaussian_factors(mean.to(dtype), scale.to(dtype)),
+                _quadratic_features(y.to(dtype)))
 
     def _log_prob(self, y: Tensor, x: Tensor) -> Tensor:
         return dot_scores(*self.factorise(x, y))
@@ -164,8 +166,7 @@ class FullGaussian(_MLPConditional):
         :math:`|y|` is large against the spread of :math:`q` (in float32).
         """
         self._check_inputs(x, y, broadcast=False)
-        mean, factor = self.parameters_of(x)
-        y = y.to(mean.dtype)
+        mean, factor, y = self._promoted(x, y)
         d = self.dim_y
         upper = torch.triu_indices(d, d, offset=1, device=mean.device)
         precision = factor @ factor.transpose(-1, -2)  # (..., N, D, D)
@@ -178,8 +179,14 @@ class FullGaussian(_MLPConditional):
                        y.new_ones((*y.shape[:-1], 1))], dim=-1)  # fmt: skip
         return u, v
 
-    def _log_prob(self, y: Tensor, x: Tensor) -> Tensor:
+    def _promoted(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Mean, factor and ``y`` in their promoted dtype: ``y`` is never rounded."""
         mean, factor = self.parameters_of(x)
+        dtype = torch.promote_types(mean.dtype, y.dtype)
+        return mean.to(dtype), factor.to(dtype), y.to(dtype)
+
+    def _log_prob(self, y: Tensor, x: Tensor) -> Tensor:
+        mean, factor, y = self._promoted(x, y)
         # z[..., i, j, l] = sum_k U_ikl (y_jk - mu_ik)
         z = torch.einsum("...nkl,...mk->...nml", factor, y) - torch.einsum(
             "...nkl,...nk->...nl", factor, mean
@@ -188,7 +195,7 @@ class FullGaussian(_MLPConditional):
         return -0.5 * self.dim_y * LOG_2PI + log_det - 0.5 * (z * z).sum(-1)
 
     def _log_prob_pairs(self, y: Tensor, x: Tensor) -> Tensor:
-        mean, factor = self.parameters_of(x)
+        mean, factor, y = self._promoted(x, y)
         z = torch.einsum("...nkl,...nk->...nl", factor, y - mean)
         log_det = torch.log(torch.diagonal(factor, dim1=-2, dim2=-1)).sum(-1)
         return -0.5 * self.dim_y * LOG_2PI + log_det - 0.5 * (z * z).sum(-1)
@@ -243,7 +250,8 @@ class GaussianMarginal(nn.Module):
             raise ValueError(
                 f"GaussianMarginal: y has shape {tuple(y.shape)}, expected (..., {self.dim_y})"
             )
-        return _diagonal_gaussian_pairs(y, self.mean.to(y.dtype), self.scale.to(y.dtype))
+        dtype = torch.promote_types(torch.promote_types(y.dtype, self.mean.dtype), torch.float32)
+        return _diagonal_gaussian_pairs(y.to(dtype), self.mean.to(dtype), self.scale.to(dtype))
 
     def learning_loss(self, y: Tensor) -> Tensor:
         """Negative mean log-likelihood of ``y``: minimise it to fit the model."""
@@ -252,7 +260,7 @@ class GaussianMarginal(nn.Module):
     @torch.no_grad()
     def fit_(self, y: Tensor) -> GaussianMarginal:
         """Set the mean and scale to the sample moments of ``y (n, dim_y)`` (maximum likelihood)."""
-        flat = y.reshape(-1, self.dim_y).to(self.mean.dtype)
+        flat = y.reshape(-1, self.dim_y).to(torch.float64)  # moments before any narrowing
         self.mean.copy_(flat.mean(0))
         target = (flat.std(0, unbiased=False) - self.min_scale).clamp_min(1e-6)
         self.raw_scale.copy_(target + torch.log(-torch.expm1(-target)))  # softplus inverse

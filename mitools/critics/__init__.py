@@ -27,7 +27,7 @@ Pooled critics lift any of them to samples that are grids of positions (image ce
 """
 
 
-from mitools.critics.base import Critic, dot_scores, mlp
+from mitools.critics.base import MLP, Critic, dot_scores, mlp, promoted_linear
 from mitools.critics.concat import ConcatCritic
 from mitools.critics.pooled import AttentionPoolCritic, MaxPoolCritic
 from mitools.critics.potentials import MarginalPotentials
@@ -36,6 +36,7 @@ from mitools.critics.registry import available_critics, get_critic
 from mitools.critics.separable import BilinearCritic, SeparableCritic
 
 __all__ = [
+    "MLP",
     "AttentionPoolCritic",
     "BilinearCritic",
     "ConcatCritic",
@@ -48,5 +49,6 @@ __all__ = [
     "dot_scores",
     "get_critic",
     "mlp",
+    "promoted_linear",
 ]
 

@@ -6,9 +6,40 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Critic", "dot_scores", "mlp"]
+__all__ = ["MLP", "Critic", "dot_scores", "mlp", "promoted_linear"]
+
+
+def promoted_linear(layer: nn.Linear, x: Tensor) -> Tensor:
+    """``layer(x)`` in the promoted dtype of ``x`` and the layer's weight.
+
+    Half-precision features meet float32 weights in float32 (exact), float64 features get the
+    weights cast to float64 (exact, and the gradient still reaches the float32 parameters):
+    nothing is rounded, and a critic takes features of any floating dtype. Equal dtypes call
+    the layer itself.
+
+    Example:
+        >>> import torch
+        >>> promoted_linear(torch.nn.Linear(3, 2), torch.ones(4, 3, dtype=torch.float64)).dtype
+        torch.float64
+    """
+    dtype = torch.promote_types(x.dtype, layer.weight.dtype)
+    if x.dtype == dtype == layer.weight.dtype:
+        return layer(x)
+    bias = None if layer.bias is None else layer.bias.to(dtype)
+    return F.linear(x.to(dtype), layer.weight.to(dtype), bias)
+
+
+class MLP(nn.Sequential):
+    """The multilayer perceptron of :func:`mlp`: an ``nn.Sequential`` whose linear layers run
+    in the promoted dtype of their input and weights (:func:`promoted_linear`)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self:
+            x = promoted_linear(layer, x) if isinstance(layer, nn.Linear) else layer(x)
+        return x
 
 
 def mlp(
@@ -16,8 +47,11 @@ def mlp(
     hidden: Sequence[int],
     dim_out: int,
     activation: type[nn.Module] = nn.ReLU,
-) -> nn.Sequential:
+) -> MLP:
     """A multilayer perceptron ``Linear -> activation -> ... -> Linear``.
+
+    It takes inputs of any floating dtype: half precision is computed in the parameters'
+    float32, float64 in float64 (see :class:`MLP`).
 
     Args:
         dim_in: input features.
@@ -38,7 +72,7 @@ def mlp(
         layers += [nn.Linear(width, h), activation()]
         width = h
     layers.append(nn.Linear(width, dim_out))
-    return nn.Sequential(*layers)
+    return MLP(*layers)
 
 
 def _check_positive_int(value: Any, name: str) -> None:
@@ -72,8 +106,11 @@ def dot_scores(u: Tensor, v: Tensor) -> Tensor:
 class Critic(nn.Module):
     """Base class of critics: ``forward(x (..., N, Dx), y (..., M, Dy)) -> (..., N, M)``.
 
-    Subclasses call ``_check_inputs`` first, so every critic reports bad shapes alike. Scores
-    are computed in float32 or higher, whatever the inputs' dtype.
+    Subclasses call ``_check_inputs`` first, so every critic reports bad types, shapes and
+    devices alike. Scores are computed in float32 or higher, whatever the inputs' floating
+    dtype: half precision is widened, float64 is kept (the parameters are cast up, exactly).
+    Integer features are refused: standardise them first (a float32 cast of large integers,
+    e.g. timestamps, rounds them before their location is removed).
 
     A *separable* critic (``separable = True``) also implements :meth:`factorise`: factors
     ``u = φ(x)`` and ``v = ψ(y)`` with ``forward(x, y) == u @ vᵀ``, its temperature, bias and
@@ -106,7 +143,12 @@ class Critic(nn.Module):
             if not isinstance(t, Tensor):
                 raise TypeError(f"{name}: {arg} must be a torch.Tensor, got {type(t).__name__}")
             if not t.is_floating_point():
-                raise TypeError(f"{name}: {arg} must be floating point, got dtype {t.dtype}")
+                raise TypeError(
+                    f"{name}: {arg} must be floating point, got dtype {t.dtype}; standardise "
+                    f"the features first, e.g. (({arg} - {arg}.mean(0)) / {arg}.std(0)) in "
+                    "float64, then convert (a float32 cast of large integers rounds them)"
+                )
+            self._check_device(arg, t)
             if t.dim() < 2:
                 raise ValueError(
                     f"{name}: {arg} must have shape (..., n, {dim}) with at least 2 dims, "
@@ -117,6 +159,10 @@ class Critic(nn.Module):
                     f"{name}: {arg} has {t.shape[-1]} features (shape {tuple(t.shape)}) but "
                     f"the critic was built with dim_{arg}={dim}"
                 )
+        if x.device != y.device:
+            raise ValueError(
+                f"{name}: x is on {x.device} but y is on {y.device}; put both on one device"
+            )
         if not broadcast:  # factors: the two sides are independent
             return
         try:
@@ -126,3 +172,13 @@ class Critic(nn.Module):
                 f"{name}: the leading dimensions of x {tuple(x.shape)} and y {tuple(y.shape)} "
                 "do not broadcast"
             ) from None
+
+    def _check_device(self, arg: str, t: Tensor) -> None:
+        """Refuse an input on another device than the critic's parameters."""
+        param = next(self.parameters(), None)
+        if param is not None and t.device != param.device:
+            raise ValueError(
+                f"{type(self).__name__}: {arg} is on {t.device} but the critic's parameters "
+                f"are on {param.device}; move the critic (critic.to({str(t.device)!r})) or "
+                f"the inputs ({arg}.to({str(param.device)!r}))"
+            )

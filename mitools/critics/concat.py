@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from mitools.critics.base import Critic, _check_positive_int, mlp
+from mitools.critics.base import Critic, _check_positive_int, mlp, promoted_linear
 
 __all__ = ["ConcatCritic"]
 
@@ -66,7 +66,7 @@ class ConcatCritic(Critic):
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         self._check_inputs(x, y)
-        hx, hy = self.first_x(x), self.first_y(y)
+        hx, hy = promoted_linear(self.first_x, x), promoted_linear(self.first_y, y)
         lead = torch.broadcast_shapes(hx.shape[:-2], hy.shape[:-2])
         hx = hx.expand(*lead, *hx.shape[-2:])
         hy = hy.expand(*lead, *hy.shape[-2:])

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from mitools.critics.base import mlp
+from mitools.critics.base import mlp, promoted_linear
 
 __all__ = ["MarginalPotentials"]
 
@@ -55,8 +55,8 @@ class MarginalPotentials(nn.Module):
 
     def potentials(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """The potentials :math:`a(x)` ``(..., N)`` and :math:`b(y)` ``(..., M)``."""
-        a = self.a(x).squeeze(-1) - self.quad_x(x).square().sum(-1)
-        b = self.b(y).squeeze(-1) - self.quad_y(y).square().sum(-1)
+        a = self.a(x).squeeze(-1) - promoted_linear(self.quad_x, x).square().sum(-1)
+        b = self.b(y).squeeze(-1) - promoted_linear(self.quad_y, y).square().sum(-1)
         return a, b
 
     @property
@@ -78,6 +78,6 @@ class MarginalPotentials(nn.Module):
         return u, v
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        scores = self.critic(x, y)  # checks the inputs first
         a, b = self.potentials(x, y)
-        scores = self.critic(x, y)
         return scores + a[..., :, None].to(scores.dtype) + b[..., None, :].to(scores.dtype)

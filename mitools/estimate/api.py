@@ -12,7 +12,7 @@ from torch import nn
 
 from mitools.critics import QuadraticCritic
 from mitools.estimate.critic import QuadraticJointCritic
-from mitools.estimate.data import MarginTransform, _as_2d_tensor, _warn_if_labels
+from mitools.estimate.data import MarginTransform, _warn_if_labels
 from mitools.estimate.diagnostics import diagnose
 from mitools.estimate.fit import SAMPLED_NEGATIVES_BOUNDS, _build_critic, _fit_fold
 from mitools.estimate.folds import fold_indices
@@ -30,6 +30,7 @@ from mitools.estimate.progress import Progress
 from mitools.estimate.result import MIEstimate
 from mitools.estimate.stats import JACKKNIFE_GROUPS, jackknife_stderr, t_quantile
 from mitools.estimators import Estimator, get_estimator
+from mitools.inputs import as_sample_tensor, check_paired
 
 __all__ = ["estimate_mi"]
 
@@ -197,12 +198,8 @@ def estimate_mi(
     # Fitting needs gradients even when the caller runs under torch.no_grad() or
     # torch.inference_mode() (an evaluation loop, for instance): both are off for the call.
     with torch.inference_mode(False), torch.enable_grad():
-        xa, ya = _as_2d_tensor(x, "x"), _as_2d_tensor(y, "y")
-        if xa.shape[0] != ya.shape[0]:
-            raise ValueError(
-                f"x and y must hold the same number of samples (paired rows): got x of shape "
-                f"{tuple(xa.shape)} and y of shape {tuple(ya.shape)}"
-            )
+        xa, ya = as_sample_tensor(x, "x"), as_sample_tensor(y, "y")
+        check_paired(xa, ya)
         _check_options(locals())
         if margins not in ("ranks", "standardize"):
             raise ValueError(f"margins must be 'ranks' or 'standardize', got {margins!r}")

@@ -1,9 +1,10 @@
 r"""Inputs of :func:`~mitools.estimate.estimate_mi`: coercion, margins, standardisation.
 
-Precision: inputs keep their own precision (``int64``, ``float64``, ...) until their location
-and scale are gone. Ranks are computed on the values as given, and the standardised values are
-computed in float64; only then are they cast to the compute dtype (float32 by default). So
-``1_700_000_000 + i`` as ``int64`` gives exactly the estimate of ``i``.
+Precision: inputs are read by :func:`mitools.inputs.as_sample_tensor`, which keeps their own
+precision (``int64``, ``float64``, ...); they keep it until their location and scale are gone.
+Ranks are computed on the values as given, and the standardised values are computed in float64;
+only then are they cast to the compute dtype (float32 by default). So ``1_700_000_000 + i`` as
+``int64`` gives exactly the estimate of ``i``.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -35,90 +35,6 @@ class Standardization(NamedTuple):
     x_scale: Tensor
     y_mean: Tensor
     y_scale: Tensor
-
-
-def _as_2d_tensor(a: Any, name: str) -> Tensor:
-    """``a`` as an ``(n, d)`` tensor in a dtype that loses nothing: ``float64``/``float32`` as
-    given (half precision widened to float32), integers and booleans as ``int64``."""
-    if isinstance(a, Tensor):
-        t = a.detach()
-        if t.is_complex():
-            raise TypeError(f"{name} must hold real numbers, got a tensor of dtype {t.dtype}")
-    else:
-        if isinstance(a, (str, bytes)) or a is None or isinstance(a, (int, float)):
-            raise TypeError(
-                f"{name} must be array-like with one row per sample (numpy array, torch.Tensor, "
-                f"pandas DataFrame or Series, list), got {type(a).__name__}"
-            )
-        arr = np.ascontiguousarray(_to_numpy(a, name))
-        t = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
-    if t.dtype == torch.bool:
-        t = t.to(torch.int64)  # 0/1
-    elif not t.is_floating_point():
-        t = t.to(torch.int64)
-    elif t.dtype not in (torch.float32, torch.float64):
-        t = t.to(torch.float32)  # float16 / bfloat16: exact in float32
-    if t.dim() == 1:
-        t = t[:, None]  # n scalar samples: shape (n,) -> (n, 1)
-    elif t.dim() != 2:
-        raise ValueError(
-            f"{name} must have shape (n, d) (or (n,) for scalars), got shape {tuple(t.shape)}"
-        )
-    if t.shape[1] < 1:
-        raise ValueError(f"{name} must have at least one feature, got shape {tuple(t.shape)}")
-    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-        bad = int((~torch.isfinite(t)).any(dim=1).sum())
-        raise ValueError(
-            f"{name} contains NaN or infinite values in {bad} of {t.shape[0]} rows; drop or "
-            "impute those rows first"
-        )
-    return t
-
-
-def _to_numpy(a: Any, name: str) -> np.ndarray:
-    """Duck-typed conversion of pandas objects (``to_numpy``), objects with ``__array__`` and
-    nested sequences, with errors that name the offending column or dtype."""
-    dtypes = getattr(a, "dtypes", None)
-    if dtypes is not None and hasattr(dtypes, "items"):  # a DataFrame: check every column
-        bad = [f"{col!r} ({dt})" for col, dt in dtypes.items()
-               if getattr(dt, "kind", "O") not in "biuf"]
-        if bad:
-            raise TypeError(
-                f"{name} must have numeric columns only; non-numeric: {', '.join(bad[:5])}"
-                + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-                + ". Select the numeric columns, or encode labels as integers (and pass "
-                f"discrete_{name}=True)"
-            )
-    try:
-        arr = a.to_numpy() if hasattr(a, "to_numpy") else np.asarray(a)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"{name} must be array-like with numeric entries, got {type(a).__name__} that numpy "
-            f"cannot convert ({exc})"
-        ) from None
-    kind = arr.dtype.kind
-    if kind == "O":  # e.g. pandas nullable integers with missing values, or mixed lists
-        try:
-            arr = arr.astype(np.float64)
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"{name} must hold real numbers, got {type(a).__name__} with numpy dtype object "
-                "(mixed or non-numeric entries)"
-            ) from None
-    elif kind == "c":
-        raise TypeError(f"{name} must hold real numbers, got numpy dtype {arr.dtype} (complex)")
-    elif kind in "mM":
-        raise TypeError(
-            f"{name} must hold real numbers, got numpy dtype {arr.dtype} (dates/durations): "
-            "convert to numbers first, e.g. .astype('int64')"
-        )
-    elif kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers, got numpy dtype {arr.dtype}")
-    if kind == "u" and arr.dtype.itemsize == 8:
-        arr = arr.astype(np.float64)  # uint64 does not fit int64
-    elif kind == "f" and arr.dtype not in (np.float32, np.float64):
-        arr = arr.astype(np.float32)  # float16: exact in float32
-    return arr
 
 
 def _normal_scores(u: Tensor) -> Tensor:

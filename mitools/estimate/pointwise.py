@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from mitools.bounds import _lme_negatives, _prepare
-from mitools.estimate.data import _as_2d_tensor
+from mitools.inputs import as_sample_tensor, check_paired
 
 if TYPE_CHECKING:
     from mitools.estimate.result import MIEstimate
@@ -67,12 +67,8 @@ def pointwise_mi(result: MIEstimate, x: Any, y: Any, fold: int | None = None) ->
     k = len(result.folds)
     if fold is not None and not (isinstance(fold, int) and 0 <= fold < k):
         raise ValueError(f"fold must be an int in [0, {k}), got {fold!r}")
-    xa, ya = _as_2d_tensor(x, "x"), _as_2d_tensor(y, "y")
-    if xa.shape[0] != ya.shape[0]:
-        raise ValueError(
-            f"x and y must hold the same number of pairs, got shapes {tuple(xa.shape)} and "
-            f"{tuple(ya.shape)}"
-        )
+    xa, ya = as_sample_tensor(x, "x"), as_sample_tensor(y, "y")
+    check_paired(xa, ya, "pairs")
     xt = result.margins[0].transform(xa, "x")
     yt = result.margins[1].transform(ya, "y")
     chosen = range(k) if fold is None else [fold]

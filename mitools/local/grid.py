@@ -77,7 +77,10 @@ def pack(
     if not isinstance(t, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if not t.is_floating_point():
-        raise TypeError(f"{name} must be floating point, got dtype {t.dtype}")
+        raise TypeError(
+            f"{name} must be floating point, got dtype {t.dtype}; standardise the features "
+            "first (in float64), then convert: a float32 cast of large integers rounds them"
+        )
     if t.dim() != len(axes):
         raise ValueError(
             f"{name} has shape {tuple(t.shape)} ({t.dim()} dims) but {name}_pattern {pattern!r} "

@@ -187,8 +187,8 @@ class LocalMILoss(_Engine):
         cols = negative_columns(ys, ym, gather=self.gather, queue=self.queue)
         if cols.features.shape[0] < 2:
             raise ValueError(
-                f"a batch of one sample has no negatives: x has shape {tuple(x.shape)} and y "
-                f"{tuple(y.shape)} (batch size {xs.shape[0]}); use at least 2 samples (or "
+                f"a batch of {_samples(xs.shape[0])} has no negatives: x has shape "
+                f"{tuple(x.shape)} and y {tuple(y.shape)}; use at least 2 samples (or "
                 "gather across ranks / a queue)"
             )
         values, active = self._values(xs, xm, cols, pairs, self.generator)
@@ -294,8 +294,8 @@ class GlobalMILoss(_Engine):
         cols = negative_columns(yg, None, gather=self.gather, queue=None)
         if cols.features.shape[0] < 2:
             raise ValueError(
-                f"a batch of one sample has no negatives: x has shape {tuple(x.shape)} and y "
-                f"{tuple(y.shape)}; use at least 2 samples"
+                f"a batch of {_samples(xs.shape[0])} has no negatives: x has shape "
+                f"{tuple(x.shape)} and y {tuple(y.shape)}; use at least 2 samples"
             )
         pairs = LocalToGlobal()((), (), xg.device)
         values, _ = self._values(xg, None, cols, pairs, None)
@@ -304,3 +304,7 @@ class GlobalMILoss(_Engine):
                                                                                dtype=torch.bool))
         est = value.detach()
         return LocalMIResult(loss, est, est, est.reshape(1), None, model_loss)
+
+
+def _samples(n: int) -> str:
+    return "one sample" if n == 1 else f"{n} samples"

@@ -1,0 +1,299 @@
+r"""Samples a user has (arrays, tensors, tables, lists) as numbers, without losing precision.
+
+:func:`~mitools.estimate.estimate_mi`, :func:`~mitools.estimate.pointwise_mi`, the classical
+estimators (:mod:`mitools.classical`) and the command line (:mod:`mitools.cli`) all read their
+samples here, so they accept the same inputs and fail with the same messages:
+
+* **Inputs**: numpy arrays, torch tensors (any device), pandas DataFrames and Series (pandas'
+  nullable dtypes included: a missing value becomes NaN), lists and tuples, and anything with
+  ``__array__``. ``(n,)`` is ``n`` scalar samples, ``(n, d)`` is ``n`` samples of ``d``
+  features. Booleans count as 0 and 1.
+* **Errors** name the argument, the dtype or shape seen (for a DataFrame, the offending
+  columns) and what to do: a ``TypeError`` for what is not real numbers (strings, complex,
+  dates, objects), a ``ValueError`` for a shape that is not ``(n, d)``, no features, NaN or
+  infinite values (with the first bad row), or two variables of different lengths.
+* **Precision**: nothing is rounded before the location is removed. :func:`as_sample_tensor`
+  keeps every dtype that loses nothing (integers as ``int64``, float32 and float64 as given,
+  half precision widened to float32) and leaves centring and scaling to its caller (in
+  float64); :func:`as_float64_columns` shifts every integer column by its minimum *before* the
+  conversion to float64. Either way ``1_700_000_000 + i`` as ``int64`` (timestamps, where
+  float32's spacing is 128) gives the same numbers to an estimator as ``i``, and so the same
+  estimate: mutual information does not change under a shift.
+
+See :doc:`/guide/inputs` for every entry point of mitools and what it does with dtypes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "as_float64_columns",
+    "as_sample_tensor",
+    "check_paired",
+    "column_values",
+    "describe_column",
+]
+
+_ARRAY_LIKE = "numpy array, torch.Tensor, pandas DataFrame or Series, list"
+
+
+def describe_column(values: Any, name: str) -> str:
+    """A column for an error message: its name, dtype and a value that is not a number.
+
+    Example:
+        >>> import numpy as np
+        >>> describe_column(np.array([1.5, "a"], dtype=object), "city")
+        "'city' (dtype object, e.g. 'a')"
+    """
+    arr = np.asarray(values)
+    example = next((v for v in arr.ravel() if not isinstance(v, (int, float))),
+                   arr.ravel()[0] if arr.size else None)
+    return f"{name!r} (dtype {getattr(values, 'dtype', arr.dtype)}, e.g. {example!r})"
+
+
+def column_values(s: Any, name: str) -> np.ndarray:
+    """A pandas Series' values as numpy; pandas' nullable dtypes' missing values become NaN.
+
+    Args:
+        s: a pandas Series (or anything with ``dtype`` and ``to_numpy``).
+        name: the argument's name, for error messages.
+
+    Raises:
+        TypeError: a column that does not hold real numbers.
+
+    Example:
+        >>> import pandas as pd
+        >>> column_values(pd.Series([1, None, 3], dtype="Int64"), "x")
+        array([ 1., nan,  3.])
+    """
+    if getattr(s.dtype, "kind", "O") not in "biuf":
+        raise TypeError(
+            f"{name} must hold real numbers, got a column of dtype {s.dtype}: "
+            f"{describe_column(s, str(getattr(s, 'name', name)))}"
+        )
+    if isinstance(s.dtype, np.dtype):
+        return s.to_numpy()
+    if bool(s.isna().any()):  # pandas' nullable dtypes (Int64, Float64, boolean)
+        return s.to_numpy(dtype=np.float64, na_value=np.nan)
+    return s.to_numpy(dtype=s.dtype.numpy_dtype)
+
+
+def _shifted(arr: np.ndarray) -> np.ndarray:
+    """Integer columns minus their minimum, as unsigned (exact for any range below 2**64)."""
+    shifted = arr - arr.min(axis=0)  # wraps around; read as unsigned, exact
+    return shifted.astype(arr.dtype.str.replace("i", "u"), copy=False)
+
+
+def _exact_float64(arr: np.ndarray) -> np.ndarray:
+    """float64; integer columns are shifted by their minimum first (exact below 2**53)."""
+    if arr.dtype.kind in "iu" and arr.shape[0] > 0:
+        return _shifted(arr).astype(np.float64)
+    return arr.astype(np.float64)
+
+
+def _frame(a: Any, name: str) -> tuple[np.ndarray, list[str]]:
+    """A DataFrame's columns checked and stacked in one dtype that loses nothing."""
+    names = [str(c) for c in a.columns]
+    bad = [describe_column(a.iloc[:, j], names[j]) for j, dt in enumerate(a.dtypes)
+           if getattr(dt, "kind", "O") not in "biuf"]
+    if bad:
+        raise TypeError(
+            f"{name} must have numeric columns only; non-numeric: {', '.join(bad[:5])}"
+            + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+            + ". Select the numeric columns, or encode categories as integer codes (e.g. "
+            "frame[col].astype('category').cat.codes)"
+        )
+    if a.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one feature, got shape {a.shape}")
+    cols = [column_values(a.iloc[:, j], name) for j in range(a.shape[1])]
+    if len({c.dtype for c in cols}) > 1:  # mixed: integers shifted before they meet floats
+        cols = [_exact_float64(c[:, None])[:, 0] for c in cols]
+    return np.column_stack(cols), names
+
+
+def _numpy(a: Any, name: str) -> tuple[np.ndarray, list[str] | None]:
+    """Anything array-like but a tensor as numpy real numbers (column names of a DataFrame)."""
+    dtypes = getattr(a, "dtypes", None)
+    if dtypes is not None and hasattr(a, "columns") and hasattr(a, "iloc"):
+        return _frame(a, name)
+    if hasattr(a, "dtype") and hasattr(a, "to_numpy") and hasattr(a, "isna"):  # a Series
+        return column_values(a, name), None
+    if isinstance(a, (str, bytes, dict, set)) or a is None or np.isscalar(a):
+        raise TypeError(
+            f"{name} must be array-like with one row per sample ({_ARRAY_LIKE}), got "
+            f"{type(a).__name__}"
+        )
+    try:
+        arr = np.asarray(a)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{name} must be array-like with numeric entries, got {type(a).__name__} that numpy "
+            f"cannot convert ({exc})"
+        ) from None
+    kind = arr.dtype.kind
+    if kind == "O":  # mixed lists, None entries
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{name} must hold real numbers, got {type(a).__name__} with numpy dtype object "
+                "(mixed or non-numeric entries)"
+            ) from None
+    elif kind == "c":
+        raise TypeError(f"{name} must hold real numbers, got numpy dtype {arr.dtype} (complex)")
+    elif kind in "mM":
+        raise TypeError(
+            f"{name} must hold real numbers, got numpy dtype {arr.dtype} (dates/durations): "
+            "convert to numbers first, e.g. .astype('int64')"
+        )
+    elif kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got numpy dtype {arr.dtype}")
+    return arr, None
+
+
+def _raw(a: Any, name: str) -> tuple[np.ndarray | Tensor, list[str] | None]:
+    if isinstance(a, Tensor):
+        t = a.detach()
+        if t.is_complex():
+            raise TypeError(f"{name} must hold real numbers, got a tensor of dtype {t.dtype}")
+        return t, None
+    return _numpy(a, name)
+
+
+def _two_dims(a: Any, name: str) -> Any:
+    """``(n,)`` -> ``(n, 1)``; refuse anything but ``(n, d)`` with ``d >= 1``."""
+    if a.ndim == 1:
+        a = a[:, None]  # n scalar samples: (n,) -> (n, 1)
+    elif a.ndim != 2:
+        raise ValueError(
+            f"{name} must have shape (n, d) (or (n,) for scalars), got shape {tuple(a.shape)}"
+        )
+    if a.shape[1] < 1:
+        raise ValueError(f"{name} must have at least one feature, got shape {tuple(a.shape)}")
+    return a
+
+
+def _check_finite(a: np.ndarray | Tensor, name: str, columns: Sequence[str] | None) -> None:
+    if isinstance(a, Tensor):
+        if not a.is_floating_point():
+            return
+        ok = torch.isfinite(a)
+        if bool(ok.all()):  # on the tensor's device: one number comes back
+            return
+        finite = ok.cpu().numpy()
+    else:
+        if a.dtype.kind != "f":
+            return
+        finite = np.isfinite(a)
+    if finite.all():
+        return
+    rows = np.flatnonzero(~finite.all(axis=1))
+    where = ""
+    if columns is not None:
+        bad = [columns[j] for j in np.flatnonzero(~finite.all(axis=0))]
+        where = f"; columns {', '.join(repr(c) for c in bad[:5])}"
+    raise ValueError(
+        f"{name} contains NaN or infinite values in {rows.size} of {finite.shape[0]} rows "
+        f"(first: row {rows[0]}{where}); drop or impute those rows first"
+    )
+
+
+def as_sample_tensor(a: Any, name: str) -> Tensor:
+    """Samples as an ``(n, d)`` tensor in a dtype that loses nothing, for ranks or centring.
+
+    float32 and float64 stay as they are, float16 and bfloat16 become float32 (exactly),
+    booleans and integers ``int64`` (``uint64`` shifted by its minimum first). A tensor keeps
+    its device. The caller removes location and scale (in float64) before any narrower cast.
+
+    Args:
+        a: ``(n, d)`` or ``(n,)`` array-like of real numbers (see the module's list).
+        name: the argument's name, for error messages.
+
+    Returns:
+        ``(n, d)`` tensor, ``int64``, ``float32`` or ``float64``.
+
+    Raises:
+        TypeError: not array-like, or not real numbers (the dtype or columns are named).
+        ValueError: not ``(n, d)`` or ``(n,)``, no features, or NaN / infinite values.
+
+    Example:
+        >>> import numpy as np
+        >>> as_sample_tensor(np.array([1_700_000_000, 1_700_000_001]), "x")
+        tensor([[1700000000],
+                [1700000001]])
+    """
+    raw, columns = _raw(a, name)
+    if isinstance(raw, Tensor):
+        t = raw
+    else:
+        arr = raw
+        if arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.size:
+            arr = _shifted(arr.reshape(arr.shape[0], -1)).reshape(arr.shape)
+            arr = arr.astype(np.int64) if arr.max() < 2**63 else arr.astype(np.float64)
+        elif arr.dtype == np.float16:
+            arr = arr.astype(np.float32)  # exact
+        arr = np.ascontiguousarray(arr)
+        t = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+    if not t.is_floating_point():
+        t = t.to(torch.int64)  # booleans as 0 / 1
+    elif t.dtype not in (torch.float32, torch.float64):
+        t = t.to(torch.float32)  # float16 / bfloat16: exact in float32
+    t = _two_dims(t, name)
+    _check_finite(t, name, columns)
+    return t
+
+
+def as_float64_columns(a: Any, name: str) -> np.ndarray:
+    """Samples as an ``(n, d)`` float64 numpy array, integer columns shifted first.
+
+    Args:
+        a: ``(n, d)`` or ``(n,)`` array-like of real numbers (see the module's list).
+        name: the argument's name, for error messages.
+
+    Returns:
+        ``(n, d)`` float64 array. An integer column is shifted by its minimum before the
+        conversion, so values up to :math:`2^{53}` apart stay exact however large they are.
+
+    Raises:
+        TypeError: not array-like, or not real numbers (strings, complex, dates, objects).
+        ValueError: more than two dimensions, no features, or NaN / infinite values.
+
+    Example:
+        >>> import numpy as np
+        >>> t = np.array([1_700_000_000_000_000_000, 1_700_000_000_000_000_001])
+        >>> as_float64_columns(t, "x").ravel()  # nanosecond timestamps one unit apart
+        array([0., 1.])
+    """
+    raw, columns = _raw(a, name)
+    if isinstance(raw, Tensor):
+        t = raw.cpu()
+        raw = (t.to(torch.float64) if t.is_floating_point() else t).numpy()
+    out = _exact_float64(_two_dims(raw, name))
+    _check_finite(out, name, columns)
+    return out
+
+
+def check_paired(x: Any, y: Any, what: str = "samples") -> None:
+    """Refuse two variables with different numbers of rows (they are paired row by row).
+
+    Raises:
+        ValueError: ``x.shape[0] != y.shape[0]``, with both shapes.
+
+    Example:
+        >>> import numpy as np
+        >>> check_paired(np.zeros((3, 1)), np.zeros((4, 2)))
+        Traceback (most recent call last):
+        ...
+        ValueError: x and y must hold the same number of samples (paired rows): got x of ...
+    """
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"x and y must hold the same number of {what} (paired rows): got x of shape "
+            f"{tuple(x.shape)} and y of shape {tuple(y.shape)}"
+        )

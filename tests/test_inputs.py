@@ -1,0 +1,52 @@
+"""mitools.inputs, the one conversion of user samples: precision, dtypes and messages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mitools.inputs import as_float64_columns, as_sample_tensor, check_paired, describe_column
+
+pd = pytest.importorskip("pandas")
+
+
+def test_a_mixed_frame_shifts_its_integer_columns_before_float64() -> None:
+    # float64 spacing near 1.7e18 is 256: a plain to_numpy() would merge these three rows
+    ts = np.array([0, 1, 2], dtype=np.int64) + 1_700_000_000_000_000_000
+    frame = pd.DataFrame({"ts": ts, "v": [0.5, 0.25, 0.0]})
+    for out in (as_float64_columns(frame, "x"), as_sample_tensor(frame, "x").numpy()):
+        np.testing.assert_array_equal(out, [[0.0, 0.5], [1.0, 0.25], [2.0, 0.0]])
+    same = pd.DataFrame({"a": ts, "b": ts + 5})  # one dtype: kept as int64, exactly
+    t = as_sample_tensor(same, "x")
+    assert t.dtype == torch.int64 and int(t[2, 1] - t[0, 0]) == 7
+
+
+def test_uint64_beyond_int64_is_shifted_not_rounded() -> None:
+    big = np.uint64(2**63) + np.array([0, 1, 2], dtype=np.uint64)
+    t = as_sample_tensor(big, "x")
+    assert t.dtype == torch.int64 and t.ravel().tolist() == [0, 1, 2]
+    np.testing.assert_array_equal(as_float64_columns(big, "x").ravel(), [0.0, 1.0, 2.0])
+
+
+def test_half_precision_is_widened_exactly() -> None:
+    h = torch.tensor([[1.5], [65504.0]], dtype=torch.float16)
+    assert as_sample_tensor(h, "x").dtype == torch.float32
+    assert as_sample_tensor(h.bfloat16(), "x").dtype == torch.float32
+    np.testing.assert_array_equal(as_float64_columns(h, "x"), [[1.5], [65504.0]])
+
+
+def test_messages_name_the_argument_the_rows_and_the_columns() -> None:
+    frame = pd.DataFrame({"a": [1.0, np.nan, 3.0], "b": [1.0, 2.0, np.inf]})
+    with pytest.raises(ValueError, match=r"y contains NaN or infinite values in 2 of 3 rows "
+                                         r"\(first: row 1; columns 'a', 'b'\); drop or impute"):
+        as_float64_columns(frame, "y")
+    with pytest.raises(TypeError, match=r"x must have numeric columns only; non-numeric: "
+                                        r"'city' \(dtype \w+, e\.g\. 'p'\)"):
+        as_sample_tensor(pd.DataFrame({"v": [1.0], "city": ["p"]}), "x")
+    with pytest.raises(TypeError, match=r"x must hold real numbers, got a column of dtype"):
+        as_float64_columns(pd.Series(["p", "q"], name="s"), "x")
+    with pytest.raises(ValueError, match=r"same number of pairs \(paired rows\): got x of "
+                                         r"shape \(2, 1\) and y of shape \(3, 1\)"):
+        check_paired(np.zeros((2, 1)), np.zeros((3, 1)), "pairs")
+    assert describe_column(np.array([1, "q"], dtype=object), "c") == "'c' (dtype object, e.g. 'q')"
