@@ -41,8 +41,7 @@ def plot_history(result: MIEstimate, ax: Any = None) -> Any:
         import matplotlib.pyplot as plt
     except ImportError:
         raise ImportError(
-            "plot_history needs matplotlib, which is not installed: pip install matplotlib "
-            "(or pip install 'mitools[examples]')"
+            "plot_history needs matplotlib, which is not installed: pip install matplotlib"
         ) from None
     if ax is None:
         _, ax = plt.subplots(figsize=(6.4, 4.0))
