@@ -324,6 +324,7 @@ def _warning_line(message: str) -> str:
     if text.endswith(_API_TAIL):
         text = text.removesuffix(_API_TAIL) + ' --json lists them under "diagnostics".'
     text = re.sub(r"\bmax_steps[= ]", "--max-steps ", text)
+    text = text.replace("progress=True needs tqdm", "the progress bar needs tqdm")
     return re.sub(r"\) or lr\b", ")", text)  # the learning rate is not a command-line option
 
 

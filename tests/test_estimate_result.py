@@ -216,6 +216,30 @@ def test_gaussian_data_raise_no_flags() -> None:
     assert abs(r.diagnostics.residual_share) < 0.1
 
 
+def test_progress_without_tqdm_warns_once_and_points_at_the_caller(monkeypatch) -> None:
+    from mitools.classical import ksg, mixed_ksg
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    x, y = CorrelatedGaussian(1, 0.5).sample(200, generator=0)
+    for fit in (lambda: estimate_mi(x, y, progress=True, max_steps=20, eval_every=10, folds=2,
+                                    threads=1),
+                lambda: ksg(x.numpy(), y.numpy(), progress=True),
+                lambda: ksg(x.numpy(), y.numpy(), progress=True, algorithm="brute"),
+                lambda: mixed_ksg(x.numpy(), y.numpy(), progress=True)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fit()
+        tqdm_warnings = [w for w in caught if "needs tqdm" in str(w.message)]
+        assert len(tqdm_warnings) == 1, [str(w.message) for w in caught]
+        assert "progress=True needs tqdm" in str(tqdm_warnings[0].message)
+        assert "pip install tqdm" in str(tqdm_warnings[0].message)
+        assert tqdm_warnings[0].filename == __file__
+    with warnings.catch_warnings():  # nothing asked for, nothing said
+        warnings.simplefilter("error")
+        ksg(x.numpy(), y.numpy())
+
+
 def test_progress_bar_shows_the_estimate_so_far(fitted, capsys) -> None:
     pytest.importorskip("tqdm")
     x, y, _ = fitted

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mitools.estimate.progress import tqdm_class
 from mitools.estimate.result import MIEstimate
 from mitools.estimate.stats import jackknife_stderr, t_quantile
 
@@ -91,15 +92,13 @@ def assign_groups(n: int, groups: int, seed: int) -> tuple[np.ndarray, int]:
     return group_of, g
 
 
-def progress_bar(total: int, desc: str, show: bool) -> Any:
-    """A ``tqdm`` bar on stderr, or ``None`` (not asked for, or tqdm not installed)."""
+def progress_bar(total: int, desc: str, show: bool, stacklevel: int = 4) -> Any:
+    """A ``tqdm`` bar on stderr, or ``None`` (not asked for, or tqdm not installed: then a
+    warning says to install it; ``stacklevel`` points it at the estimator's caller)."""
     if not show:
         return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # tqdm is optional: no bar
-        return None
-    return tqdm(total=total, desc=desc, leave=False)
+    tqdm = tqdm_class(stacklevel=stacklevel)
+    return None if tqdm is None else tqdm(total=total, desc=desc, leave=False)
 
 
 def recompute(
@@ -173,7 +172,7 @@ def jackknife_estimate(
         groups: jackknife groups (``min(groups, n)`` are used); 0: no interval.
         level: confidence level of the interval.
         seed: seeds the assignment of samples to groups.
-        progress: show a ``tqdm`` bar over the groups on stderr (if tqdm is installed).
+        progress: show a ``tqdm`` bar over the groups on stderr (without tqdm: a warning).
 
     Returns:
         :class:`~mitools.estimate.MIEstimate`; with ``groups=0``, ``stderr`` and the

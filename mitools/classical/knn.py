@@ -277,7 +277,8 @@ def ksg(
             :mod:`mitools.classical.pairwise`) or ``"auto"`` (the tree up to
             :data:`~mitools.classical.knn.KDTREE_MAX_DIM` joint dimensions). The answers are
             identical.
-        progress: show a progress bar over the jackknife groups on stderr.
+        progress: show a progress bar over the jackknife groups on stderr (needs tqdm;
+            without it, a warning says to ``pip install tqdm``).
 
     Returns:
         :class:`~mitools.estimate.MIEstimate` with ``method`` ``"ksg1"`` or ``"ksg2"``.
@@ -342,7 +343,8 @@ def mixed_ksg(
         seed: seeds the jackknife groups.
         threads: worker threads (``None``: every CPU this process may use).
         algorithm: ``"auto"``, ``"kdtree"`` or ``"brute"`` (identical answers).
-        progress: show a progress bar over the jackknife groups on stderr.
+        progress: show a progress bar over the jackknife groups on stderr (needs tqdm;
+            without it, a warning says to ``pip install tqdm``).
 
     Returns:
         :class:`~mitools.estimate.MIEstimate` with ``method="mixed_ksg"``.

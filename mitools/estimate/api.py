@@ -162,8 +162,9 @@ def estimate_mi(
             lower count set with ``torch.set_num_threads`` or ``OMP_NUM_THREADS`` is kept.
         seed: seeds the folds, the minibatches and the critics' initialisation (global RNG
             state is left untouched).
-        progress: show a ``tqdm`` progress bar (if tqdm is installed) with the estimate so far
-            (the mean of the finished folds) and the current fold's validation bound.
+        progress: show a ``tqdm`` progress bar with the estimate so far (the mean of the
+            finished folds) and the current fold's validation bound. tqdm is optional:
+            without it there is no bar, and a warning says to ``pip install tqdm``.
         **bound_kwargs: passed to the estimator (e.g. ``clip=5.0`` for SMILE,
             ``alpha=0.01`` for alpha-InfoNCE).
 
@@ -184,6 +185,7 @@ def estimate_mi(
             folds stopped at ``max_steps`` while improving, a large held-out/in-sample gap, a
             large non-Gaussian share), or an estimate significantly below zero.
         UserWarning: a column that looks like labels without ``discrete_x``/``discrete_y``.
+        RuntimeWarning: ``progress=True`` without tqdm installed.
 
     Example:
         >>> import torch, mitools
