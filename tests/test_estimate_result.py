@@ -180,6 +180,46 @@ def test_plot_history_without_matplotlib_says_how_to_install(fitted, monkeypatch
         r.plot_history()
 
 
+def test_pointwise_matches_dataframe_columns_by_name_and_keeps_them_on_load(tmp_path) -> None:
+    pd = pytest.importorskip("pandas")
+    rng = torch.Generator().manual_seed(0)
+    x = torch.randn(600, 2, generator=rng, dtype=torch.float64)
+    y = x[:, :1] + 0.5 * torch.randn(600, 1, generator=rng, dtype=torch.float64)  # x1 matters
+    frame = pd.DataFrame({"x1": x[:, 0].numpy(), "x2": x[:, 1].numpy()})
+    target = pd.DataFrame({"y": y[:, 0].numpy()})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        r = estimate_mi(frame, target, **FAST)
+    assert r.settings["x_columns"] == ["x1", "x2"] and r.settings["y_columns"] == ["y"]
+    new = frame.iloc[:50]
+    right = r.pointwise(new, target.iloc[:50])
+    # the same columns in another order: put back in the fitted order, the same answer
+    assert torch.equal(r.pointwise(new[["x2", "x1"]], target.iloc[:50]), right)
+    # by position, an array in the wrong order gives another answer: names are what protect
+    assert not torch.allclose(r.pointwise(new[["x2", "x1"]].to_numpy(), target.iloc[:50]), right)
+    assert torch.equal(r.pointwise(new.to_numpy(), target["y"].iloc[:50].to_numpy()), right)
+    with pytest.raises(ValueError, match=r"x has columns \['x1', 'x3'\], but the estimate was "
+                                         r"fitted on x columns \['x1', 'x2'\].*missing \['x2'\]"):
+        r.pointwise(new.rename(columns={"x2": "x3"}), target.iloc[:50])
+    with pytest.raises(ValueError, match=r"y has columns \['z'\].*fitted on y columns \['y'\]"):
+        r.pointwise(new, target["y"].iloc[:50].rename("z"))  # a named Series: its name counts
+    path = tmp_path / "named.pt"
+    r.save(path)
+    loaded = MIEstimate.load(path)
+    assert loaded.settings["x_columns"] == ["x1", "x2"]
+    assert torch.equal(loaded.pointwise(new[["x2", "x1"]], target.iloc[:50]), right)
+    with pytest.raises(ValueError, match="fitted on x columns"):
+        loaded.pointwise(new[["x1"]].assign(other=0.0), target.iloc[:50])
+
+
+def test_fits_on_arrays_take_new_columns_by_position(fitted) -> None:
+    pd = pytest.importorskip("pandas")
+    x, y, r = fitted
+    assert r.settings["x_columns"] is None and r.settings["y_columns"] is None
+    frame = pd.DataFrame(x[:5].numpy(), columns=["b", "a"])
+    assert torch.equal(r.pointwise(frame, y[:5]), r.pointwise(x[:5], y[:5]))
+
+
 # --- what the result claims, diagnostics, progress -------------------------------------------
 
 

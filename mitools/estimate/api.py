@@ -26,6 +26,7 @@ from mitools.estimate.options import (
     resolve_threads,
 )
 from mitools.estimate.persist import _is_plain
+from mitools.estimate.pointwise import column_names
 from mitools.estimate.progress import Progress
 from mitools.estimate.result import MIEstimate
 from mitools.estimate.stats import JACKKNIFE_GROUPS, jackknife_stderr, t_quantile
@@ -298,6 +299,8 @@ def estimate_mi(
             "margins": margins, "discrete_x": discrete_x, "discrete_y": discrete_y, "init": init,
             "folds": folds, "seed": seed, "max_steps": max_steps, "batch_size": batch_size,
             "lr": lr, "dtype": str(dtype).removeprefix("torch."), "n": n,
+            # pandas column names (None: an array), so pointwise matches new columns by name
+            "x_columns": column_names(x), "y_columns": column_names(y),
         }
         return MIEstimate(
             value=value,

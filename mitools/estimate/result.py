@@ -113,7 +113,9 @@ class MIEstimate:
         margins: the fitted margins transforms of ``x`` and ``y`` (neural only), used by
             :meth:`pointwise` on new samples.
         settings: the options the estimate was made with (plain values), used by
-            :meth:`load` to rebuild the critics.
+            :meth:`load` to rebuild the critics; ``x_columns`` / ``y_columns`` hold the
+            column names of pandas inputs (``None`` for arrays), by which :meth:`pointwise`
+            matches new DataFrames' columns.
     """
 
     value: float
