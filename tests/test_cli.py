@@ -171,7 +171,7 @@ def test_integer_timestamps_keep_their_precision(capsys, data: Path) -> None:
         (("d.csv", "--y-cols", "c"), "non-numeric columns in d.csv: 'city'"),
         (("x.npy", "y_short.npy"), "X has 300 rows (x.npy) but Y has 299 (y_short.npy)"),
         (("tiny.csv", "--x-cols", "a", "--y-cols", "c"),
-         "ksg1 needs at least 5 samples (every sample needs k=3 neighbours"),
+         "ksg1 needs at least 20 samples (every sample needs k=3 neighbours"),
         (("d.csv", "--x-cols", "a,zz", "--y-cols", "c"), "d.csv has no column 'zz'"),
         (("xy.npz", "--x-key", "q"), "xy.npz has no array 'q' (it has: x, y)"),
         (("d.csv",), "d.csv has 5 columns (a, b, c, city, ts): say which are X and which Y"),

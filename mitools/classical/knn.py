@@ -267,8 +267,8 @@ def ksg(
         estimator: 1 or 2 (Kraskov et al.'s two estimators).
         noise: standard deviation of the tie-breaking noise, in units of each column's
             standard deviation (0: none).
-        groups: groups of the jackknife (at most ``n``); 0 skips the interval, and the
-            ``groups`` recomputations it costs.
+        groups: groups of the jackknife, of at least 2 samples each (``n >= 2 * groups``);
+            0 skips the interval, and the ``groups`` recomputations it costs.
         level: confidence level of the interval.
         seed: seeds the noise and the jackknife groups.
         threads: worker threads (``None``: every CPU this process may use).
@@ -285,8 +285,13 @@ def ksg(
 
     Raises:
         TypeError: inputs that are not arrays of real numbers.
-        ValueError: different numbers of samples, NaN/inf values, bad options, or fewer than
-            ``k + 1`` samples (in every jackknife subsample).
+        ValueError: different numbers of samples, NaN/inf values, bad options, or too few
+            samples: ``k + 1`` in every jackknife subsample and 2 in each group (the message
+            says how many, and why).
+
+    Warns:
+        RuntimeWarning: the jackknife's left-out values are all equal (a few samples, or
+            heavily tied data): ``stderr`` and the interval are NaN, not a zero-width interval.
 
     Example:
         >>> import numpy as np
@@ -351,8 +356,13 @@ def mixed_ksg(
 
     Raises:
         TypeError: inputs that are not arrays of real numbers.
-        ValueError: different numbers of samples, NaN/inf values, bad options, or fewer than
-            ``k + 1`` samples (in every jackknife subsample).
+        ValueError: different numbers of samples, NaN/inf values, bad options, or too few
+            samples: ``k + 1`` in every jackknife subsample and 2 in each group (the message
+            says how many, and why).
+
+    Warns:
+        RuntimeWarning: the jackknife's left-out values are all equal (a few samples, or
+            heavily tied data): ``stderr`` and the interval are NaN, not a zero-width interval.
 
     Example:
         >>> import numpy as np

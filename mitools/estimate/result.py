@@ -137,7 +137,9 @@ class MIEstimate:
 
     def __str__(self) -> str:
         pct = f"{100 * self.level:g} %"
-        if self.sided == "lower":
+        if math.isnan(self.stderr):  # groups=0, or a jackknife without spread
+            text = f"I(X; Y) = {self.value:.4f} nats (no interval)"
+        elif self.sided == "lower":
             text = (f"I(X; Y) >= {self.interval[0]:.4f} nats ({pct} lower confidence bound); "
                     f"estimate {self.value:.4f} ± {self.stderr:.4f} (sampling noise)")
         else:
