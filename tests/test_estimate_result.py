@@ -167,6 +167,11 @@ def test_plot_history_draws_every_fold(fitted) -> None:
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels[:3] == ["fold 1: validation", "fold 2: validation", "fold 3: validation"]
     assert labels[-1].startswith("estimate ")
+    # the kept step of each fold is marked, with what that critic scored held out
+    assert "kept critic: validation" in labels and "kept critic: held out" in labels
+    crosses = [line for line in ax.get_lines() if line.get_marker() == "x"]
+    assert sorted(float(c.get_ydata()[0]) for c in crosses) == sorted(f.held_out for f in r.folds)
+    assert [int(c.get_xdata()[0]) for c in crosses] == [f.best_step for f in r.folds]
     import matplotlib.pyplot as plt
 
     plt.close("all")
@@ -288,3 +293,18 @@ def test_progress_bar_shows_the_estimate_so_far(fitted, capsys) -> None:
         estimate_mi(x, y, progress=True, **FAST)
     err = capsys.readouterr().err
     assert "fold_val=" in err and "estimate=" in err and "folds" in err
+
+
+def test_the_non_gaussian_flag_names_each_number() -> None:
+    # it read "91 % of the held-out bound was learned beyond the Gaussian fit (-0.002 nats)"
+    from types import SimpleNamespace
+
+    from mitools.estimate.diagnostics import diagnose
+
+    folds = [SimpleNamespace(held_out=0.30, in_sample=0.34, start_held_out=-0.002,
+                             converged=True)] * 3
+    d = diagnose(folds, value=0.32, stderr=0.01, max_steps=2000)
+    assert len(d.flags) == 1, d.flags
+    flag = d.flags[0]
+    assert "the Gaussian start scored -0.002 nats held out, the trained critics 0.300" in flag
+    assert "made 94 % of the held-out bound" in flag and "pairs 0.040 nats higher" in flag
