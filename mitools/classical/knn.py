@@ -356,13 +356,10 @@ def mixed_ksg(
 
     Raises:
         TypeError: inputs that are not arrays of real numbers.
-        ValueError: different numbers of samples, NaN/inf values, bad options, or too few
-            samples: ``k + 1`` in every jackknife subsample and 2 in each group (the message
-            says how many, and why).
+        ValueError: as :func:`ksg` (bad inputs or options, too few samples).
 
     Warns:
-        RuntimeWarning: the jackknife's left-out values are all equal (a few samples, or
-            heavily tied data): ``stderr`` and the interval are NaN, not a zero-width interval.
+        RuntimeWarning: as :func:`ksg`, when the jackknife's left-out values are all equal.
 
     Example:
         >>> import numpy as np

@@ -84,9 +84,9 @@ _FIELD_DOCS = {
     "estimate": "``()`` the reduced objective (detached), in nats of MI for every bound but "
                 ":class:`~mitools.estimators.JSD` (for ``reduction='logsumexp'`` a soft "
                 "maximum of the position pairs' estimates).",
-    "local": "detached per-position estimates, in nats, unpacked to the sampler's map shape: "
-             "``(H, W)`` for the cells of an ``'b c h w'`` grid against a global ``'b c'`` "
-             "(one estimate per cell), ``(*grid_x, *grid_y)`` for all pairs of two grids; NaN "
+    "local": "detached per-position estimates in nats, unpacked to the sampler's map shape "
+             "(``(H, W)`` for the cells of an ``'b c h w'`` grid against a global ``'b c'``, "
+             "one estimate per cell; ``(*grid_x, *grid_y)`` for all pairs of two grids); NaN "
              "for pairs not sampled or without any valid sample. ``()`` for "
              ":class:`GlobalMILoss`.",
     "pair_estimates": "``(K,)`` detached estimate of each of the ``K`` position pairs, in "
