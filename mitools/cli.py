@@ -6,13 +6,19 @@ messages go to stderr.
 
 Inputs: ``.npy``; ``.npz`` (arrays ``x`` and ``y``, or ``--x-key`` / ``--y-key``);
 ``.csv`` / ``.tsv`` (also compressed, e.g. ``.csv.gz``) and ``.parquet``, read with pandas
-(``pip install "mitools[io]"``). One file may hold both variables: choose the columns with
-``--x-cols`` / ``--y-cols`` (names, indices or ranges like ``0:3``); the other variable gets
-the remaining columns. With two files, ``X`` and ``Y`` hold the same samples row by row.
+(from a clone: ``pip install -e ".[io]"``). One file may hold both variables: choose the
+columns with ``--x-cols`` / ``--y-cols`` (names, indices or ranges like ``0:3``); the other
+variable gets the remaining columns. With two files, ``X`` and ``Y`` hold the same samples
+row by row.
+
+Warnings (signs that an estimate falls short, an interval that cannot be computed) print as
+one line each, ``mitools: warning: ...``, on stderr; ``--json`` also holds them
+(``"warnings"``, and the neural method's ``"diagnostics"``).
 
 Exit codes: 0 success; 1 a problem with the data (a missing or unreadable file, a missing
 column or key, non-numeric columns, NaN rows without ``--dropna``, differing row counts, too
-few samples, a missing optional reader); 2 a usage error (unknown option or bad value).
+few samples, a missing optional reader); 2 a usage error (unknown option, bad value, a
+column chosen for both X and Y).
 
 Example:
     >>> import contextlib, io, json, tempfile, os
@@ -31,11 +37,12 @@ Example:
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
+import re
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +62,10 @@ _COMPRESSION = (".gz", ".bz2", ".zip", ".xz", ".zst")
 
 class DataError(Exception):
     """A problem with the user's data or files (exit code 1)."""
+
+
+class UsageError(Exception):
+    """Options that contradict each other (exit code 2, like argparse's own errors)."""
 
 
 @dataclass
@@ -113,7 +124,8 @@ def _pandas(path: Path) -> Any:
         import pandas
     except ImportError as exc:
         raise DataError(
-            f"reading {path.name} needs pandas: pip install 'mitools[io]' (or use .npy / .npz)"
+            f"reading {path.name} needs pandas: pip install pandas, or from a clone pip "
+            "install -e '.[io]' (or use .npy / .npz)"
         ) from exc
     return pandas
 
@@ -153,7 +165,8 @@ def _read(path: Path, key: str | None, default_key: str | None, header: bool) ->
                 frame = pd.read_parquet(path)
             except ImportError as exc:
                 raise DataError(
-                    f"reading {path.name} needs pyarrow: pip install 'mitools[io]'"
+                    f"reading {path.name} needs pyarrow: pip install pyarrow, or from a clone "
+                    "pip install -e '.[io]'"
                 ) from exc
         else:
             sep = "\t" if kind == ".tsv" else ","
@@ -211,8 +224,9 @@ def _load(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], dict[str, np
                 ix = tx.select(args.x_cols, exclude=iy)
             both = sorted(set(ix) & set(iy))
             if both:
-                raise DataError(
-                    f"columns {_names([tx.names[j] for j in both])} are in both X and Y"
+                raise UsageError(
+                    f"columns {_names([tx.names[j] for j in both])} are in both X and Y "
+                    "(--x-cols and --y-cols must not overlap)"
                 )
     else:
         tx = _read(Path(args.x), args.x_key, "x", header)
@@ -282,9 +296,7 @@ def _estimate(args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> Any:
         if args.folds is not None:
             options["folds"] = args.folds
         if args.threads is not None:
-            torch.set_num_threads(args.threads)
-            if "threads" in inspect.signature(estimate_mi).parameters:
-                options["threads"] = args.threads
+            options["threads"] = args.threads  # None: estimate_mi's load-aware default
         if args.device is not None and str(args.device).startswith("cuda") and not (
                 torch.cuda.is_available()):
             raise DataError("--device cuda: CUDA is not available here; use --device cpu")
@@ -300,10 +312,58 @@ def _estimate(args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> Any:
     return classical.ksg(x, y, estimator=2 if args.method == "ksg2" else 1, **knn)
 
 
+#: the Python API's pointer to ``result.diagnostics``, which the command line has not got
+_API_TAIL = " See result.diagnostics."
+
+
+def _warning_line(message: str) -> str:
+    """A warning of the library in command-line terms: one line, options as flags."""
+    text = " ".join(message.split())
+    if text.endswith(_API_TAIL):
+        text = text.removesuffix(_API_TAIL) + ' --json lists them under "diagnostics".'
+    text = re.sub(r"\bmax_steps[= ]", "--max-steps ", text)
+    text = text.replace("progress=True needs tqdm", "the progress bar needs tqdm")
+    return re.sub(r"\) or lr\b", ")", text)  # the learning rate is not a command-line option
+
+
+def _with_warnings(run: Any) -> tuple[Any, list[str]]:
+    """``run()``, printing each warning it raises once, as ``mitools: warning: ...`` on stderr
+    (no Python file:line prefix); returns its result and the warning lines."""
+    lines: list[str] = []
+
+    def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+             line: Any = None) -> None:
+        text = _warning_line(str(message))
+        if text not in lines:
+            lines.append(text)
+            print(f"mitools: warning: {text}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        return run(), lines
+
+
+def _number(v: Any) -> Any:
+    """JSON has no NaN or infinity: ``None`` for them."""
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def _diagnostics(result: Any) -> dict[str, Any] | None:
+    """``result.diagnostics`` as plain JSON values (``None`` for a classical estimate)."""
+    diagnostics = getattr(result, "diagnostics", None)
+    if diagnostics is None:
+        return None
+    from dataclasses import asdict
+
+    plain = {k: _number(v) for k, v in asdict(diagnostics).items()}
+    plain["flags"] = list(diagnostics.flags)
+    return plain
+
+
 def _report(result: Any, args: argparse.Namespace, x: np.ndarray, y: np.ndarray,
-            describe: str, dropped: int, seconds: float) -> None:
-    def number(v: Any) -> Any:
-        return None if isinstance(v, float) and not math.isfinite(v) else v
+            describe: str, dropped: int, seconds: float, warned: list[str]) -> None:
+    number = _number
 
     if args.json:
         record = {
@@ -318,6 +378,7 @@ def _report(result: Any, args: argparse.Namespace, x: np.ndarray, y: np.ndarray,
             record.update(bound=result.bound, report=result.report,
                           held_out=number(result.held_out), in_sample=number(result.in_sample),
                           optimism=number(result.optimism))
+        record.update(diagnostics=_diagnostics(result), warnings=warned)
         print(json.dumps(record, allow_nan=False))
         return
     low, high = result.interval
@@ -334,6 +395,9 @@ def _report(result: Any, args: argparse.Namespace, x: np.ndarray, y: np.ndarray,
           f"{y.shape[1]} columns; {seconds:.1f} s")
     print(f"inputs: {describe}")
     print(f"uncertainty: {result.uncertainty}")
+    diagnostics = _diagnostics(result)
+    for flag in diagnostics["flags"] if diagnostics else ():
+        print(f"diagnostics: {_warning_line(flag)}")
 
 
 def _positive(text: str) -> int:
@@ -404,9 +468,14 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="confidence level of the interval (default: 0.95)")
     est.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     run = p.add_argument_group("running")
-    run.add_argument("--device", help="neural: cpu, cuda, cuda:1, ... (default: cpu)")
+    run.add_argument("--device", help="neural: cpu, cuda, cuda:1, ... (default, as "
+                     "estimate_mi: a GPU when CUDA is available, else the CPU)")
     run.add_argument("--threads", type=_positive,
-                     help="CPU threads (default: torch's setting; all cores for k-NN searches)")
+                     help="CPU threads. neural: torch's threads during the fit (default, as "
+                     "estimate_mi: min(4, idle CPUs), idle meaning the CPUs this process may "
+                     "use less the 1-minute load average); ksg, ksg2, mixed: workers of the "
+                     "neighbour searches (default: every CPU this process may use); gaussian: "
+                     "not used. On a shared machine use 1")
     run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     run.add_argument("--no-progress", action="store_true",
                      help="no progress bar (shown on stderr when it is a terminal)")
@@ -438,10 +507,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         x, y = _stack(xs, "X"), _stack(ys, "Y")
         start = time.perf_counter()
         try:
-            result = _estimate(args, x, y)
+            result, warned = _with_warnings(lambda: _estimate(args, x, y))
         except (TypeError, ValueError) as exc:
             raise DataError(str(exc)) from exc
-        _report(result, args, x, y, describe, dropped, time.perf_counter() - start)
+        _report(result, args, x, y, describe, dropped, time.perf_counter() - start, warned)
+    except UsageError as exc:
+        args.subparser.error(str(exc))
     except DataError as exc:
         print(f"mitools: error: {exc}", file=sys.stderr)
         return 1

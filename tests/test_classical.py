@@ -360,11 +360,13 @@ def test_ksg_warns_about_discrete_columns() -> None:
         (lambda: ksg(np.zeros((4, 0)), np.zeros(4)), ValueError, "at least one feature"),
         (lambda: ksg({"x": 1}, [1]), TypeError, "array-like"),
         (lambda: ksg(np.arange(3.0), np.arange(3.0)), ValueError,
-         r"ksg1 needs at least 5 samples \(every sample needs k=3 neighbours.*got 3"),
+         r"ksg1 needs at least 20 samples \(every sample needs k=3 neighbours.*got 3"),
         (lambda: ksg(np.arange(3.0), np.arange(3.0), groups=0), ValueError,
          "needs at least 4 samples"),
         (lambda: gaussian_mi(np.zeros((6, 3)), np.zeros((6, 2))), ValueError,
-         r"gaussian needs at least 8 samples \(more than dx \+ dy \+ 1 = 6"),
+         r"gaussian needs at least 20 samples \(more than dx \+ dy \+ 1 = 6"),
+        (lambda: gaussian_mi(np.zeros((6, 3)), np.zeros((6, 2)), groups=0), ValueError,
+         r"gaussian needs at least 7 samples \(more than dx \+ dy \+ 1 = 6.*got 6$"),
         (lambda: ksg(np.arange(9.0), np.arange(9.0), k=0), ValueError, "k must be an int >= 1"),
         (lambda: ksg(np.arange(9.0), np.arange(9.0), estimator=3), ValueError,
          "estimator must be 1 or 2"),
@@ -381,6 +383,39 @@ def test_ksg_warns_about_discrete_columns() -> None:
 def test_errors_in_the_users_terms(call, error, match) -> None:
     with pytest.raises(error, match=match):
         call()
+
+
+def test_five_samples_get_no_zero_width_interval() -> None:
+    # a new user's ksg on 5 samples printed the interval [0.0667, 0.0667] (stderr 0)
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal(5), rng.standard_normal(5)
+    with pytest.raises(ValueError, match=r"ksg1 needs at least 20 samples .*groups of at least 2 "
+                                         r"samples.*got 5\. Use groups=0 for the value alone"):
+        ksg(x, y)
+    x12, y12 = rng.standard_normal(12), rng.standard_normal(12)
+    with pytest.raises(ValueError, match=r"got 12\. Use groups=6 \(a rougher interval\)"):
+        ksg(x12, y12)
+    assert np.isfinite(ksg(x12, y12, groups=6).stderr)  # the advice works
+    assert all(math.isnan(v) for v in ksg(x, y, groups=0).interval)  # the value, no interval
+
+
+def test_equal_left_out_values_give_nan_and_a_warning_not_a_zero_width_interval() -> None:
+    # every left-out value equal: k = n - 1 neighbours, so the counts are the same everywhere
+    from mitools.classical.jackknife import summarize
+
+    with pytest.warns(RuntimeWarning, match=r"ksg1: the jackknife's 4 leave-group-out values "
+                                            r"are all equal \(0.0667 nats\).*NaN"):
+        r = summarize(0.0667, [0.0667] * 4, 0.95, "ksg1", "recomputed")
+    assert math.isnan(r.stderr) and all(math.isnan(v) for v in r.interval)
+    assert "all equal" in r.uncertainty
+    # y = x: every sample's counts are k - 1 whatever the subsample, so every subsample of
+    # the same size gives the same value (KSG on a deterministic relation)
+    x = np.random.default_rng(0).standard_normal(40)
+    for fit in (lambda: ksg(x, x, groups=4), lambda: mixed_ksg(x, x)):
+        with pytest.warns(RuntimeWarning, match="leave-group-out values are all equal"):
+            r = fit()
+        assert math.isnan(r.stderr) and math.isnan(r.interval[0]) and r.value > 2
+        assert str(r).endswith(f"nats (no interval) [{r.method}]"), str(r)
 
 
 def test_dataframe_with_text_columns_names_them() -> None:

@@ -171,11 +171,10 @@ def test_integer_timestamps_keep_their_precision(capsys, data: Path) -> None:
         (("d.csv", "--y-cols", "c"), "non-numeric columns in d.csv: 'city'"),
         (("x.npy", "y_short.npy"), "X has 300 rows (x.npy) but Y has 299 (y_short.npy)"),
         (("tiny.csv", "--x-cols", "a", "--y-cols", "c"),
-         "ksg1 needs at least 5 samples (every sample needs k=3 neighbours"),
+         "ksg1 needs at least 20 samples (every sample needs k=3 neighbours"),
         (("d.csv", "--x-cols", "a,zz", "--y-cols", "c"), "d.csv has no column 'zz'"),
         (("xy.npz", "--x-key", "q"), "xy.npz has no array 'q' (it has: x, y)"),
         (("d.csv",), "d.csv has 5 columns (a, b, c, city, ts): say which are X and which Y"),
-        (("d.csv", "--x-cols", "a,c", "--y-cols", "c"), "columns c are in both X and Y"),
         (("x.npy", "data.xlsx"), "cannot tell the format of data.xlsx"),
         (("x.npy", "missing.npy"), "no such file: missing.npy"),
     ],
@@ -206,6 +205,42 @@ def test_usage_errors_exit_with_2(capsys, data: Path, args, message) -> None:
     assert message in capsys.readouterr().err
 
 
+def test_a_column_in_both_x_and_y_is_a_usage_error(capsys, data: Path) -> None:
+    with pytest.raises(SystemExit) as stop:
+        _main(capsys, data, "d.csv", "--x-cols", "a,c", "--y-cols", "c", "--method", "ksg")
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "columns c are in both X and Y" in err and "usage: mitools estimate" in err
+
+
+def test_warnings_are_one_line_each_and_json_holds_the_diagnostics(capsys, tmp_path) -> None:
+    # y = sin(3x) + noise: 100 steps are too few, and the fit says so
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-2, 2, 400)
+    np.savez(tmp_path / "sin.npz", x=x, y=np.sin(3 * x) + 0.1 * rng.standard_normal(400))
+    common = ("sin.npz", "--max-steps", "100", "--folds", "2", "--threads", "1")
+    code, out, err = _main(capsys, tmp_path, *common, "--json")
+    assert code == 0, err
+    lines = err.splitlines()
+    assert lines and all(line.startswith("mitools: warning: ") for line in lines), err
+    assert "result.diagnostics" not in err and ".py:" not in err and "Warning" not in err
+    assert "ran to --max-steps 100" in err and '--json lists them under "diagnostics"' in err
+    record = json.loads(out)
+    flags = record["diagnostics"]["flags"]
+    assert flags and "2 of 2 folds ran to max_steps=100" in flags[0]
+    assert record["diagnostics"]["unconverged_folds"] == 2 and record["diagnostics"]["folds"] == 2
+    assert [w.removeprefix("mitools: warning: ") for w in lines] == record["warnings"]
+    code, out, _ = _main(capsys, tmp_path, *common)  # plain text repeats the flags
+    assert code == 0 and "diagnostics: estimate_mi" not in out
+    assert "diagnostics: 2 of 2 folds ran to --max-steps 100" in out
+
+
+def test_classical_json_has_no_diagnostics(capsys, data: Path) -> None:
+    code, out, _ = _main(capsys, data, "xy.npz", "--method", "gaussian", "--json")
+    record = json.loads(out)
+    assert code == 0 and record["diagnostics"] is None and record["warnings"] == []
+
+
 def test_parquet_without_pyarrow_says_what_to_install(capsys, data: Path, monkeypatch) -> None:
     if not (data / "d.parquet").exists():
         pytest.skip("pyarrow is not installed")
@@ -213,7 +248,7 @@ def test_parquet_without_pyarrow_says_what_to_install(capsys, data: Path, monkey
     monkeypatch.setitem(sys.modules, "fastparquet", None)
     code, _, err = _main(capsys, data, "d.parquet", "--x-cols", "a", "--y-cols", "c",
                          "--method", "ksg")
-    assert code == 1 and "pip install 'mitools[io]'" in err
+    assert code == 1 and "pip install pyarrow, or from a clone pip install -e '.[io]'" in err
 
 
 def test_neural_method_with_few_steps(capsys, data: Path) -> None:
@@ -235,6 +270,10 @@ def test_help_documents_exit_codes_and_the_console_script_is_declared(capsys) ->
     for option in ("--x-cols", "--y-cols", "--x-key", "--dropna", "--method", "--bound",
                    "--seed", "--device", "--threads", "--json"):
         assert option in text
+    # the defaults are estimate_mi's (auto device, load-aware threads), and say so
+    flat = " ".join(text.split())
+    assert "(default, as estimate_mi: a GPU when CUDA is available, else the CPU)" in flat
+    assert "default, as estimate_mi: min(4, idle CPUs)" in flat and "gaussian: not used" in flat
     pyproject = (ROOT / "pyproject.toml").read_text()  # (tomllib needs Python 3.11)
     scripts = pyproject.split("[project.scripts]", 1)[1].split("\n[", 1)[0]
     assert 'mitools = "mitools.cli:main"' in scripts

@@ -167,6 +167,11 @@ def test_plot_history_draws_every_fold(fitted) -> None:
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels[:3] == ["fold 1: validation", "fold 2: validation", "fold 3: validation"]
     assert labels[-1].startswith("estimate ")
+    # the kept step of each fold is marked, with what that critic scored held out
+    assert "kept critic: validation" in labels and "kept critic: held out" in labels
+    crosses = [line for line in ax.get_lines() if line.get_marker() == "x"]
+    assert sorted(float(c.get_ydata()[0]) for c in crosses) == sorted(f.held_out for f in r.folds)
+    assert [int(c.get_xdata()[0]) for c in crosses] == [f.best_step for f in r.folds]
     import matplotlib.pyplot as plt
 
     plt.close("all")
@@ -178,6 +183,46 @@ def test_plot_history_without_matplotlib_says_how_to_install(fitted, monkeypatch
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match="pip install matplotlib"):
         r.plot_history()
+
+
+def test_pointwise_matches_dataframe_columns_by_name_and_keeps_them_on_load(tmp_path) -> None:
+    pd = pytest.importorskip("pandas")
+    rng = torch.Generator().manual_seed(0)
+    x = torch.randn(600, 2, generator=rng, dtype=torch.float64)
+    y = x[:, :1] + 0.5 * torch.randn(600, 1, generator=rng, dtype=torch.float64)  # x1 matters
+    frame = pd.DataFrame({"x1": x[:, 0].numpy(), "x2": x[:, 1].numpy()})
+    target = pd.DataFrame({"y": y[:, 0].numpy()})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        r = estimate_mi(frame, target, **FAST)
+    assert r.settings["x_columns"] == ["x1", "x2"] and r.settings["y_columns"] == ["y"]
+    new = frame.iloc[:50]
+    right = r.pointwise(new, target.iloc[:50])
+    # the same columns in another order: put back in the fitted order, the same answer
+    assert torch.equal(r.pointwise(new[["x2", "x1"]], target.iloc[:50]), right)
+    # by position, an array in the wrong order gives another answer: names are what protect
+    assert not torch.allclose(r.pointwise(new[["x2", "x1"]].to_numpy(), target.iloc[:50]), right)
+    assert torch.equal(r.pointwise(new.to_numpy(), target["y"].iloc[:50].to_numpy()), right)
+    with pytest.raises(ValueError, match=r"x has columns \['x1', 'x3'\], but the estimate was "
+                                         r"fitted on x columns \['x1', 'x2'\].*missing \['x2'\]"):
+        r.pointwise(new.rename(columns={"x2": "x3"}), target.iloc[:50])
+    with pytest.raises(ValueError, match=r"y has columns \['z'\].*fitted on y columns \['y'\]"):
+        r.pointwise(new, target["y"].iloc[:50].rename("z"))  # a named Series: its name counts
+    path = tmp_path / "named.pt"
+    r.save(path)
+    loaded = MIEstimate.load(path)
+    assert loaded.settings["x_columns"] == ["x1", "x2"]
+    assert torch.equal(loaded.pointwise(new[["x2", "x1"]], target.iloc[:50]), right)
+    with pytest.raises(ValueError, match="fitted on x columns"):
+        loaded.pointwise(new[["x1"]].assign(other=0.0), target.iloc[:50])
+
+
+def test_fits_on_arrays_take_new_columns_by_position(fitted) -> None:
+    pd = pytest.importorskip("pandas")
+    x, y, r = fitted
+    assert r.settings["x_columns"] is None and r.settings["y_columns"] is None
+    frame = pd.DataFrame(x[:5].numpy(), columns=["b", "a"])
+    assert torch.equal(r.pointwise(frame, y[:5]), r.pointwise(x[:5], y[:5]))
 
 
 # --- what the result claims, diagnostics, progress -------------------------------------------
@@ -216,6 +261,30 @@ def test_gaussian_data_raise_no_flags() -> None:
     assert abs(r.diagnostics.residual_share) < 0.1
 
 
+def test_progress_without_tqdm_warns_once_and_points_at_the_caller(monkeypatch) -> None:
+    from mitools.classical import ksg, mixed_ksg
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    x, y = CorrelatedGaussian(1, 0.5).sample(200, generator=0)
+    for fit in (lambda: estimate_mi(x, y, progress=True, max_steps=20, eval_every=10, folds=2,
+                                    threads=1),
+                lambda: ksg(x.numpy(), y.numpy(), progress=True),
+                lambda: ksg(x.numpy(), y.numpy(), progress=True, algorithm="brute"),
+                lambda: mixed_ksg(x.numpy(), y.numpy(), progress=True)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fit()
+        tqdm_warnings = [w for w in caught if "needs tqdm" in str(w.message)]
+        assert len(tqdm_warnings) == 1, [str(w.message) for w in caught]
+        assert "progress=True needs tqdm" in str(tqdm_warnings[0].message)
+        assert "pip install tqdm" in str(tqdm_warnings[0].message)
+        assert tqdm_warnings[0].filename == __file__
+    with warnings.catch_warnings():  # nothing asked for, nothing said
+        warnings.simplefilter("error")
+        ksg(x.numpy(), y.numpy())
+
+
 def test_progress_bar_shows_the_estimate_so_far(fitted, capsys) -> None:
     pytest.importorskip("tqdm")
     x, y, _ = fitted
@@ -224,3 +293,18 @@ def test_progress_bar_shows_the_estimate_so_far(fitted, capsys) -> None:
         estimate_mi(x, y, progress=True, **FAST)
     err = capsys.readouterr().err
     assert "fold_val=" in err and "estimate=" in err and "folds" in err
+
+
+def test_the_non_gaussian_flag_names_each_number() -> None:
+    # it read "91 % of the held-out bound was learned beyond the Gaussian fit (-0.002 nats)"
+    from types import SimpleNamespace
+
+    from mitools.estimate.diagnostics import diagnose
+
+    folds = [SimpleNamespace(held_out=0.30, in_sample=0.34, start_held_out=-0.002,
+                             converged=True)] * 3
+    d = diagnose(folds, value=0.32, stderr=0.01, max_steps=2000)
+    assert len(d.flags) == 1, d.flags
+    flag = d.flags[0]
+    assert "the Gaussian start scored -0.002 nats held out, the trained critics 0.300" in flag
+    assert "made 94 % of the held-out bound" in flag and "pairs 0.040 nats higher" in flag

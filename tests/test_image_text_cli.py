@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 import pytest
 import torch
 
 from examples.image_text.__main__ import _parser, main
-from examples.image_text.config import GROUPS, HELP, make_config, resolve_threads
+from examples.image_text.config import CHOICES, GROUPS, HELP, make_config, resolve_threads
 from examples.image_text.train import load_checkpoint, load_pretrained, pretrain
 
 TRAINING = ("--epochs", "--lr", "--reduction", "--bound", "--batch-size", "--mode")
@@ -66,11 +67,53 @@ def test_help_shows_defaults_and_preset_overrides(capsys) -> None:
     assert "--threads" in text and "On a shared machine use 1" in text
 
 
-def test_bool_options_reject_unknown_words() -> None:
+def test_on_off_options_are_flags() -> None:
+    # --progress took a value (true/false); an on/off option is a flag pair
     with pytest.raises(SystemExit):
-        _parser().parse_args(["pretrain", "--progress", "maybe"])
-    args = _parser().parse_args(["pretrain", "--progress", "no"])
-    assert isinstance(args, argparse.Namespace) and args.cfg_progress is False
+        _parser().parse_args(["pretrain", "--progress", "no"])
+    args = _parser().parse_args(["pretrain", "--no-progress", "--critic-cosine"])
+    assert isinstance(args, argparse.Namespace)
+    assert args.cfg_progress is False and args.cfg_critic_cosine is True
+    assert _parser().parse_args(["pretrain"]).cfg_progress is None  # the preset decides
+
+
+def test_help_shows_one_default_each_and_the_choices(capsys) -> None:
+    text = " ".join(_help(capsys, "all").split())
+    # "(default: inside --data) (default none)": two defaults in one option
+    assert re.search(r"\(default[^()]*\) \(default", text) is None
+    assert "MIMIC-CXR reports folder (default: inside --data) --labels-csv" in text
+    assert "--progress, --no-progress" in text and "(true/false)" not in text
+    assert "(default on; tiny off)" in text
+    for flag, choices in (("--reduction", "{mean,max,pair_max,attention}"),
+                          ("--contrast", "{images,sentences,both}"),
+                          ("--sentences", "{one,all}"),
+                          ("--critic", "{separable,bilinear,concat,quadratic}")):
+        assert f"{flag} {choices}" in text, flag
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["pretrain", "--reduction", "median"])
+    assert "(default none)" in text and "(default )" not in text  # --critic-hidden: none
+
+
+def test_critic_choices_are_the_registered_critics() -> None:
+    from mitools.critics import available_critics
+
+    assert set(CHOICES["critic"]) == set(available_critics())
+
+
+def test_tiny_is_called_a_smoke_test_and_threads_advice_agrees(capsys) -> None:
+    from pathlib import Path
+
+    top = " ".join(_help(capsys).split())
+    assert "about 10 s" in top and "smoke test" in top and "near 0" in top
+    assert "--threads 2" not in top and "--preset quick --threads 1" in top
+    preset = " ".join(_help(capsys, "all").split())
+    assert "tiny (about 10 s: a smoke test" in preset
+    root = Path(__file__).resolve().parents[1]
+    docs = (root / "docs" / "image_text.rst").read_text()
+    readme = (root / "README.md").read_text()
+    for text in (docs, readme):
+        assert "--threads 2 " not in text and "about 10 s" in text and "7 s" not in text
+    assert "quadratic" in docs and "smoke test" in docs and "near zero" in docs
 
 
 def test_threads_default_is_bounded_and_explicit_values_win(monkeypatch) -> None:

@@ -278,6 +278,43 @@ def test_channels_last_grid_names_pattern_shape_and_channels():
         assert part in message, message
     with pytest.raises(ValueError, match=r"critic=None.*\(4, 3, 2, 2\).*'b c h w'"):
         LocalMILoss()(torch.randn(4, 3, 2, 2), torch.randn(4, 5))
+    # critic=None: a channels-last grid is a pattern to fix, not a critic to add (issue 14 b)
+    with pytest.raises(ValueError) as err:
+        LocalMILoss("infonce", None, x_pattern="b c h w")(torch.randn(4, 8, 8, 64),
+                                                          torch.randn(4, 64))
+    message = str(err.value)
+    assert "Cx=8 and Cy=64" in message and "use x_pattern 'b h w c'" in message, message
+    assert "pass a critic" not in message
+    loss_fn = LocalMILoss("infonce", None, x_pattern="b h w c")  # the advice works
+    assert loss_fn(torch.randn(4, 8, 8, 64), torch.randn(4, 64)).local.shape == (8, 8)
+    with pytest.raises(ValueError, match=r"use y_pattern 'b l c'"):  # on the y side too
+        LocalMILoss("infonce", None, x_pattern="b c", y_pattern="b c l")(
+            torch.randn(4, 16), torch.randn(4, 10, 16))
+    with pytest.raises(ValueError, match=r"Cx=3 and Cy=5.*critic=mitools.SeparableCritic\(3, 5\)"):
+        LocalMILoss()(torch.randn(4, 3, 2, 2), torch.randn(4, 5))
+    # a pattern of the wrong rank: suggest one of the tensor's rank
+    with pytest.raises(ValueError, match=r"\(4, 10, 64\) \(3 dims\) but x_pattern 'b c h w' names "
+                                         r"4 axes; for 3 dims use e.g. 'b l c' \(channels last\) "
+                                         r"or 'b c l'"):
+        LocalMILoss("infonce", None, x_pattern="b c h w")(torch.randn(4, 10, 64),
+                                                          torch.randn(4, 64))
+    with pytest.raises(ValueError, match=r"with the critic's 64 channels last use 'b l c'"):
+        LocalMILoss("infonce", SeparableCritic(64, 16, hidden=()), x_pattern="b c h w")(
+            torch.randn(4, 10, 64), torch.randn(4, 16))
+
+
+def test_help_of_the_result_describes_every_field_with_its_shape():
+    import pydoc
+
+    from mitools.local import LocalMIResult
+
+    text = pydoc.render_doc(LocalMIResult, renderer=pydoc.plaintext)
+    assert "Alias for field number" not in text
+    for field in LocalMIResult._fields:
+        doc = getattr(LocalMIResult, field).__doc__
+        assert " ".join(doc.split()) in " ".join(text.split()), field
+    for shape in ("``(K,)``", "``(H, W)``", "``()``"):
+        assert shape in text
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,3 +28,28 @@ def test_ci_runs_the_readme_test_command_verbatim():
     assert "pytest" in test_command
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert test_command in ci
+
+
+def test_install_instructions_work_from_a_clone():
+    # mitools is not on PyPI: "pip install mitools[io]" would resolve against the registry
+    texts = {p: p.read_text() for p in [ROOT / "README.md", *ROOT.glob("docs/**/*.rst"),
+                                        *ROOT.glob("mitools/**/*.py"),
+                                        *ROOT.glob("examples/**/*.py")]
+             if "_build" not in p.parts}
+    for path, text in texts.items():
+        assert not re.search(r"install ['\"]?mitools\[", text), path
+    guide = (ROOT / "docs" / "getting_started.rst").read_text()
+    install = guide.split("Install\n-------", 1)[1].split("\n\n.. code-block", 2)[1]
+    assert "pip install torch==2.13.0 -e .  " in install  # as the README's "Installing"
+    assert 'pip install torch==2.13.0 -e .              # the library' in (
+        ROOT / "README.md").read_text()
+    assert "``[io]``" in guide and '-e ".[NAME]"' in guide
+
+
+def test_readme_says_where_mi_estimate_comes_from():
+    import mitools
+
+    readme = (ROOT / "README.md").read_text()
+    assert "from mitools import MIEstimate" in readme
+    assert readme.index("from mitools import MIEstimate") < readme.index('MIEstimate.load("mi.pt")')
+    assert "MIEstimate" in mitools.__all__ and mitools.MIEstimate is mitools.estimate.MIEstimate

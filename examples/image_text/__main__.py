@@ -42,10 +42,12 @@ the pooled image and the report (global), then evaluate the image encoder downst
 (Liao, Moyer et al., MICCAI 2021). The default data is synthetic: nothing is downloaded."""
 
 _EPILOG = """\
-first try (about 10 s, the whole pipeline on a few images):
+first try (about 10 s, the whole pipeline on a few images; a smoke test: its MI estimates
+come out near 0 and its tables mean nothing, there is too little training):
   python -m examples.image_text all --preset tiny
-the documented tables (one seed; see docs/image_text.rst for the time it takes):
-  python -m examples.image_text all --preset quick --threads 2
+the documented tables (one seed; see docs/image_text.rst for the time it takes; --threads 1
+on a machine shared with other jobs):
+  python -m examples.image_text all --preset quick --threads 1
   python -m examples.image_text all --preset quick --seeds 0 1 2
 one pretraining, then evaluate every checkpoint of a seed, then average seeds:
   python -m examples.image_text pretrain --mode local --reduction pair_max --seed 1

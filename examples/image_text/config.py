@@ -213,17 +213,18 @@ HELP: dict[str, str] = {
     "max_report_len": "tokens kept per report (global mode encodes the whole report)",
     "mode": "'local' (cells vs one sentence) or 'global' (pooled image vs the whole report)",
     "bound": "MI bound by name: infonce, dv, mine, nwj, js, smile, ...",
-    "critic": "cell critic by name: separable, bilinear, concat, quadratic",
+    "critic": "cell critic: separable (dot product of embeddings), bilinear (x W y), concat "
+              "(an MLP of the pair) or quadratic (the Gaussian log density ratio)",
     "reduction": "local objective: mean or max of per-cell estimates, pair_max (each pair "
                  "scored by its best cell, the paper) or attention (GLoRIA)",
     "attention_temperature": "temperature of the sentence's attention over the cells "
                              "(--reduction attention), in critic-score units",
     "contrast": "pair_max/attention: the bound's rows are the images (each picks its "
                 "sentence), the sentences (each picks its image) or both",
-    "sentences": "local mode: 'one' random sentence per report and step, or 'all' of them",
+    "sentences": "local mode: one random sentence per report and step, or all of them",
     "critic_hidden": "hidden widths of the separable critic's encoders, e.g. 128,128 ('' none)",
     "critic_embed_dim": "embedding size of the separable critic",
-    "critic_cosine": "cosine similarity in the separable critic (true/false)",
+    "critic_cosine": "cosine similarity in the separable critic",
     "critic_temperature": "temperature of the separable critic's scores",
     "epochs": "pretraining epochs per mode",
     "batch_size": "pretraining batch (the negatives of each bound)",
@@ -242,7 +243,7 @@ HELP: dict[str, str] = {
     "device": "'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ...",
     "threads": "CPU threads of torch; 0: min(4, the cores this process may use). On a "
                "shared machine use 1",
-    "progress": "tqdm progress bars (true/false); the phase lines print regardless",
+    "progress": "tqdm progress bars (--no-progress: none); the phase lines print regardless",
 }
 
 #: Which fields each option group holds; subcommands add only the groups they use.
@@ -270,24 +271,36 @@ def _parser_for(tp: Any) -> Any:
     if origin in (Union, types.UnionType):
         inner = [a for a in get_args(tp) if a is not type(None)]
         return _parser_for(inner[0])
-    if tp is bool:
-        def boolean(s: str) -> bool:
-            table = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
-            if s.lower() not in table:
-                raise argparse.ArgumentTypeError(f"expected true or false, got {s!r}")
-            return table[s.lower()]
-        return boolean
     if origin is tuple:
         return lambda s: tuple(int(v) for v in s.split(",") if v.strip())
     return tp
 
 
+#: The options that take one of a few words (argparse lists them in the help).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "mode": ("local", "global"),
+    "critic": ("separable", "bilinear", "concat", "quadratic"),
+    "reduction": _REDUCTIONS,
+    "contrast": ("images", "sentences", "both"),
+    "sentences": ("one", "all"),
+}
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
 def _defaults_text(name: str) -> str:
+    """``" (default X; full Y, tiny Z)"``; a help text that states its own default (a field
+    whose default is none) gets only the presets' values."""
     base = next(f.default for f in fields(Config) if f.name == name)
-    shown = ",".join(map(str, base)) if isinstance(base, tuple) else base
-    text = f"default {shown!s}" if shown not in ("", None) else "default none"
-    others = [f"{p} {PRESETS[p][name]}" for p in PRESETS if name in PRESETS[p]]
-    return text + (f"; {', '.join(others)}" if others else "")
+    others = [f"{p} {_shown(PRESETS[p][name])}" for p in PRESETS if name in PRESETS[p]]
+    if "(default" in HELP[name]:
+        return f" ({', '.join(others)})" if others else ""
+    text = f"default {_shown(base)}" if base not in ("", None, ()) else "default none"
+    return f" ({text}" + (f"; {', '.join(others)}" if others else "") + ")"
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, groups: tuple[str, ...],
@@ -299,8 +312,11 @@ def add_config_arguments(parser: argparse.ArgumentParser, groups: tuple[str, ...
     a subcommand sets itself.
     """
     parser.add_argument("--preset", default="quick", choices=sorted(PRESETS),
-                        help="named settings: tiny (seconds, a smoke test), quick (the "
-                             "documented tables), full (3x the data); options override it")
+                        help="named settings: tiny (about 10 s: a smoke test of the whole "
+                             "pipeline, with too little training for its MI estimates, near "
+                             "0, or its tables to mean anything), quick (the documented "
+                             "tables), full (3x the data); options override it "
+                             "(default: quick)")
     hints = _field_types()
     for group in groups:
         g = parser.add_argument_group(f"{group} options")
@@ -308,9 +324,17 @@ def add_config_arguments(parser: argparse.ArgumentParser, groups: tuple[str, ...
             if name in exclude:
                 continue
             flag = "--" + name.replace("_", "-")
-            g.add_argument(flag, dest=f"cfg_{name}", type=_parser_for(hints[name]),
-                           default=None, metavar=name.split("_")[-1].upper(),
-                           help=f"{HELP[name]} ({_defaults_text(name)})")
+            help_text = HELP[name] + _defaults_text(name)
+            if hints[name] is bool:  # an on/off flag: --progress / --no-progress
+                g.add_argument(flag, dest=f"cfg_{name}", action=argparse.BooleanOptionalAction,
+                               default=None, help=help_text)
+            elif CHOICES.get(name):
+                g.add_argument(flag, dest=f"cfg_{name}", choices=CHOICES[name], default=None,
+                               help=help_text)
+            else:
+                g.add_argument(flag, dest=f"cfg_{name}", type=_parser_for(hints[name]),
+                               default=None, metavar=name.split("_")[-1].upper(),
+                               help=help_text)
 
 
 def resolve_threads(threads: int) -> int:

@@ -98,7 +98,8 @@ def gaussian_mi(
         TypeError: inputs that are not arrays of real numbers.
         ValueError: different numbers of samples, NaN/inf values, bad options, or
             ``n < dx + dy + 2`` samples (in every jackknife subsample): with fewer, some
-            canonical correlation is 1 whatever the data.
+            canonical correlation is 1 whatever the data; with an interval, also fewer than
+            2 samples per jackknife group.
 
     Example:
         >>> import numpy as np

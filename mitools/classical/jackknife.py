@@ -23,12 +23,14 @@ see :mod:`mitools.classical`).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from mitools.estimate.progress import tqdm_class
 from mitools.estimate.result import MIEstimate
 from mitools.estimate.stats import jackknife_stderr, t_quantile
 
@@ -45,23 +47,35 @@ __all__ = [
 
 Statistic = Callable[[np.ndarray, np.ndarray], float]
 
+#: fewest samples in each jackknife group. With one sample per group (the leave-one-out
+#: jackknife) on a handful of samples, the left-out values of a k-NN estimator are few and
+#: often identical (5 samples gave a zero-width interval), and the leave-one-out jackknife is
+#: inconsistent for non-smooth statistics such as neighbour counts (Shao & Wu 1989: the
+#: number left out must grow with n), so an interval needs groups of at least 2 samples
+MIN_GROUP_SIZE = 2
+#: why :data:`MIN_GROUP_SIZE`, in the words of the error message
+_GROUP_SIZE_WHY = (
+    "and the interval needs groups of at least 2 samples: leaving out one sample at a time, "
+    "the jackknife cannot measure the noise of neighbour counts, and on a few samples its "
+    "left-out values can all be equal, a zero-width interval"
+)
+
 
 def minimum_samples(needed: int, groups: int) -> int:
-    """Fewest samples such that every jackknife subsample still holds ``needed`` samples.
-
-    With ``n < groups`` the jackknife leaves one sample out at a time (``groups = n``).
+    """Fewest samples such that the jackknife's ``groups`` groups hold at least
+    :data:`MIN_GROUP_SIZE` samples each and every subsample still holds ``needed``.
 
     Example:
-        >>> minimum_samples(4, 10)  # 5 samples: leave-one-out subsamples hold 4
-        5
+        >>> minimum_samples(4, 10)  # 10 groups of 2
+        20
         >>> minimum_samples(20, 10)  # 23 samples in 10 groups: subsamples hold 20
         23
+        >>> minimum_samples(4, 0)  # no interval: the estimator's own minimum
+        4
     """
     if groups == 0:
         return needed
-    if needed + 1 < groups:
-        return needed + 1
-    return max(groups, math.ceil(needed * groups / (groups - 1)))
+    return max(MIN_GROUP_SIZE * groups, math.ceil(needed * groups / (groups - 1)))
 
 
 def check_options(groups: int, level: float) -> None:
@@ -76,9 +90,16 @@ def check_samples(n: int, needed: int, why: str, groups: int, method: str) -> No
     """Raise a ``ValueError`` saying how many samples ``method`` needs, and why."""
     required = minimum_samples(needed, groups)
     if n < required:
-        extra = (f", also without each of the jackknife's {min(groups, required)} groups"
-                 if groups else "")
-        raise ValueError(f"{method} needs at least {required} samples ({why}{extra}); got {n}")
+        extra, advice = "", ""
+        if groups:
+            extra = f", also without each of the jackknife's {groups} groups, {_GROUP_SIZE_WHY}"
+            fewer = [g for g in range(groups - 1, 1, -1) if minimum_samples(needed, g) <= n]
+            advice = (f". Use groups={fewer[0]} (a rougher interval) or groups=0 (the value "
+                      "alone), or collect more samples" if fewer else
+                      ". Use groups=0 for the value alone (no interval), or collect more "
+                      "samples" if n >= needed else ". Collect more samples")
+        raise ValueError(f"{method} needs at least {required} samples ({why}{extra}); "
+                         f"got {n}{advice}")
 
 
 def assign_groups(n: int, groups: int, seed: int) -> tuple[np.ndarray, int]:
@@ -91,15 +112,13 @@ def assign_groups(n: int, groups: int, seed: int) -> tuple[np.ndarray, int]:
     return group_of, g
 
 
-def progress_bar(total: int, desc: str, show: bool) -> Any:
-    """A ``tqdm`` bar on stderr, or ``None`` (not asked for, or tqdm not installed)."""
+def progress_bar(total: int, desc: str, show: bool, stacklevel: int = 4) -> Any:
+    """A ``tqdm`` bar on stderr, or ``None`` (not asked for, or tqdm not installed: then a
+    warning says to install it; ``stacklevel`` points it at the estimator's caller)."""
     if not show:
         return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # tqdm is optional: no bar
-        return None
-    return tqdm(total=total, desc=desc, leave=False)
+    tqdm = tqdm_class(stacklevel=stacklevel)
+    return None if tqdm is None else tqdm(total=total, desc=desc, leave=False)
 
 
 def recompute(
@@ -133,6 +152,18 @@ def summarize(
         return MIEstimate(value=value, stderr=math.nan, interval=(math.nan, math.nan),
                           level=level, method=method, uncertainty="none (groups=0)")
     stderr = jackknife_stderr(torch.tensor(list(leave_out), dtype=torch.float64))
+    if stderr == 0.0:  # every left-out value equal: no spread to measure, not no noise
+        warnings.warn(
+            f"{method}: the jackknife's {g} leave-group-out values are all equal "
+            f"({leave_out[0]:.4f} nats), so they say nothing about the noise of the estimate "
+            f"{value:.4f}; stderr and the interval are NaN rather than a zero-width interval. "
+            "This happens on a few samples, on heavily tied data, or when y is an exact "
+            "function of x (for continuous variables, infinite MI)",
+            RuntimeWarning, stacklevel=4)
+        return MIEstimate(value=value, stderr=math.nan, interval=(math.nan, math.nan),
+                          level=level, method=method,
+                          uncertainty=f"none: the jackknife's {g} leave-group-out values were "
+                                      "all equal")
     half = t_quantile(0.5 + level / 2, g - 1) * stderr
     return MIEstimate(
         value=value,
@@ -170,14 +201,15 @@ def jackknife_estimate(
         method: name stored in the result.
         needed: fewest samples ``statistic`` accepts.
         why: why it needs them, for the error message.
-        groups: jackknife groups (``min(groups, n)`` are used); 0: no interval.
+        groups: jackknife groups, of at least :data:`MIN_GROUP_SIZE` samples each; 0: no
+            interval.
         level: confidence level of the interval.
         seed: seeds the assignment of samples to groups.
-        progress: show a ``tqdm`` bar over the groups on stderr (if tqdm is installed).
+        progress: show a ``tqdm`` bar over the groups on stderr (without tqdm: a warning).
 
     Returns:
-        :class:`~mitools.estimate.MIEstimate`; with ``groups=0``, ``stderr`` and the
-        interval are NaN.
+        :class:`~mitools.estimate.MIEstimate`; with ``groups=0``, or when the left-out values
+        are all equal (a warning says so), ``stderr`` and the interval are NaN.
 
     Raises:
         ValueError: fewer samples than needed, saying how many and why.

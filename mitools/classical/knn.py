@@ -267,8 +267,8 @@ def ksg(
         estimator: 1 or 2 (Kraskov et al.'s two estimators).
         noise: standard deviation of the tie-breaking noise, in units of each column's
             standard deviation (0: none).
-        groups: groups of the jackknife (at most ``n``); 0 skips the interval, and the
-            ``groups`` recomputations it costs.
+        groups: groups of the jackknife, of at least 2 samples each (``n >= 2 * groups``);
+            0 skips the interval, and the ``groups`` recomputations it costs.
         level: confidence level of the interval.
         seed: seeds the noise and the jackknife groups.
         threads: worker threads (``None``: every CPU this process may use).
@@ -277,15 +277,21 @@ def ksg(
             :mod:`mitools.classical.pairwise`) or ``"auto"`` (the tree up to
             :data:`~mitools.classical.knn.KDTREE_MAX_DIM` joint dimensions). The answers are
             identical.
-        progress: show a progress bar over the jackknife groups on stderr.
+        progress: show a progress bar over the jackknife groups on stderr (needs tqdm;
+            without it, a warning says to ``pip install tqdm``).
 
     Returns:
         :class:`~mitools.estimate.MIEstimate` with ``method`` ``"ksg1"`` or ``"ksg2"``.
 
     Raises:
         TypeError: inputs that are not arrays of real numbers.
-        ValueError: different numbers of samples, NaN/inf values, bad options, or fewer than
-            ``k + 1`` samples (in every jackknife subsample).
+        ValueError: different numbers of samples, NaN/inf values, bad options, or too few
+            samples: ``k + 1`` in every jackknife subsample and 2 in each group (the message
+            says how many, and why).
+
+    Warns:
+        RuntimeWarning: the jackknife's left-out values are all equal (a few samples, or
+            heavily tied data): ``stderr`` and the interval are NaN, not a zero-width interval.
 
     Example:
         >>> import numpy as np
@@ -342,15 +348,18 @@ def mixed_ksg(
         seed: seeds the jackknife groups.
         threads: worker threads (``None``: every CPU this process may use).
         algorithm: ``"auto"``, ``"kdtree"`` or ``"brute"`` (identical answers).
-        progress: show a progress bar over the jackknife groups on stderr.
+        progress: show a progress bar over the jackknife groups on stderr (needs tqdm;
+            without it, a warning says to ``pip install tqdm``).
 
     Returns:
         :class:`~mitools.estimate.MIEstimate` with ``method="mixed_ksg"``.
 
     Raises:
         TypeError: inputs that are not arrays of real numbers.
-        ValueError: different numbers of samples, NaN/inf values, bad options, or fewer than
-            ``k + 1`` samples (in every jackknife subsample).
+        ValueError: as :func:`ksg` (bad inputs or options, too few samples).
+
+    Warns:
+        RuntimeWarning: as :func:`ksg`, when the jackknife's left-out values are all equal.
 
     Example:
         >>> import numpy as np

@@ -26,6 +26,7 @@ from mitools.estimate.options import (
     resolve_threads,
 )
 from mitools.estimate.persist import _is_plain
+from mitools.estimate.pointwise import column_names
 from mitools.estimate.progress import Progress
 from mitools.estimate.result import MIEstimate
 from mitools.estimate.stats import JACKKNIFE_GROUPS, jackknife_stderr, t_quantile
@@ -163,8 +164,9 @@ def estimate_mi(
             lower count set with ``torch.set_num_threads`` or ``OMP_NUM_THREADS`` is kept.
         seed: seeds the folds, the minibatches and the critics' initialisation (global RNG
             state is left untouched).
-        progress: show a ``tqdm`` progress bar (if tqdm is installed) with the estimate so far
-            (the mean of the finished folds) and the current fold's validation bound.
+        progress: show a ``tqdm`` progress bar with the estimate so far (the mean of the
+            finished folds) and the current fold's validation bound. tqdm is optional:
+            without it there is no bar, and a warning says to ``pip install tqdm``.
         **bound_kwargs: passed to the estimator (e.g. ``clip=5.0`` for SMILE,
             ``alpha=0.01`` for alpha-InfoNCE).
 
@@ -185,6 +187,7 @@ def estimate_mi(
             folds stopped at ``max_steps`` while improving, a large held-out/in-sample gap, a
             large non-Gaussian share), or an estimate significantly below zero.
         UserWarning: a column that looks like labels without ``discrete_x``/``discrete_y``.
+        RuntimeWarning: ``progress=True`` without tqdm installed.
 
     Example:
         >>> import torch, mitools
@@ -293,6 +296,8 @@ def estimate_mi(
             "margins": margins, "discrete_x": discrete_x, "discrete_y": discrete_y, "init": init,
             "folds": folds, "seed": seed, "max_steps": max_steps, "batch_size": batch_size,
             "lr": lr, "dtype": str(dtype).removeprefix("torch."), "n": n,
+            # pandas column names (None: an array), so pointwise matches new columns by name
+            "x_columns": column_names(x), "y_columns": column_names(y),
         }
         return MIEstimate(
             value=value,

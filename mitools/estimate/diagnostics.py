@@ -90,8 +90,9 @@ def diagnose(folds: Sequence[FoldResult], value: float, stderr: float,
     if (residual_share > RESIDUAL_SHARE and held_out - start > 2 * stderr
             and OPTIMISM_SHARE / 2 < optimism_share <= OPTIMISM_SHARE):
         flags.append(
-            f"{100 * residual_share:.0f} % of the held-out bound was learned beyond the "
-            f"Gaussian fit ({start:.3f} nats), by critics that score their own training pairs "
+            f"training beyond the Gaussian start made {100 * residual_share:.0f} % of the "
+            f"held-out bound (the Gaussian start scored {start:.3f} nats held out, the trained "
+            f"critics {held_out:.3f}), and the trained critics score their own training pairs "
             f"{2 * optimism:.3f} nats higher than new ones: the dependence is not Gaussian after "
             "the margins transform, where a critic family can fall short of the MI"
         )

@@ -26,6 +26,39 @@ def log_partition(scores: Tensor) -> float:
     return float(_lme_negatives(p.scores, p))
 
 
+def column_names(a: Any) -> list[str] | None:
+    """The column names a pandas DataFrame (its columns) or named Series (its name) carries,
+    as strings; ``None`` for anything else (arrays, tensors, lists)."""
+    columns = getattr(a, "columns", None)
+    if columns is not None and getattr(a, "ndim", 2) == 2:
+        return [str(c) for c in columns]
+    if getattr(a, "ndim", None) == 1 and hasattr(a, "to_numpy") and hasattr(a, "name"):
+        return None if a.name is None else [str(a.name)]
+    return None
+
+
+def align_columns(a: Any, expected: list[str] | None, name: str) -> Any:
+    """``a`` with its columns in the fitted order: a DataFrame whose columns are the fitted
+    ones in another order is reordered by name; other names are refused. Inputs without
+    names (arrays, tensors, lists), and fits made without names, are taken by position."""
+    given = column_names(a)
+    if expected is None or given is None or given == expected:
+        return a
+    if sorted(given) == sorted(expected) and len(set(given)) == len(given) and hasattr(
+            a, "columns"):
+        label = {str(c): c for c in a.columns}
+        return a[[label[c] for c in expected]]
+    missing = [c for c in expected if c not in given]
+    extra = [c for c in given if c not in expected]
+    detail = "; ".join(part for part in (
+        f"missing {missing}" if missing else "", f"not fitted {extra}" if extra else "") if part)
+    raise ValueError(
+        f"{name} has columns {given}, but the estimate was fitted on {name} columns {expected}"
+        f"{f' ({detail})' if detail else ''}: pass the same columns (in any order: they are "
+        "matched by name), or a numpy array / tensor to match them by position"
+    )
+
+
 @torch.no_grad()
 def pointwise_mi(result: MIEstimate, x: Any, y: Any, fold: int | None = None) -> Tensor:
     r"""Pointwise mutual information :math:`\log \frac{p(x, y)}{p(x)\,p(y)}` of new pairs, in nats.
@@ -42,8 +75,11 @@ def pointwise_mi(result: MIEstimate, x: Any, y: Any, fold: int | None = None) ->
     Args:
         result: a neural :class:`~mitools.estimate.MIEstimate` (from ``estimate_mi`` or
             :meth:`~mitools.estimate.MIEstimate.load`).
-        x: ``(m, dx)`` array-like, the same columns as the fitted ``x``.
-        y: ``(m, dy)`` array-like.
+        x: ``(m, dx)`` array-like, the same columns as the fitted ``x``. When both the
+            fitted ``x`` and this one are pandas DataFrames (or named Series), their columns
+            are matched by name: reordered columns are put back in the fitted order, and
+            other names are refused. Arrays, tensors and lists are taken by position.
+        y: ``(m, dy)`` array-like, likewise.
         fold: use that fold's critic only; ``None`` (default): the mean over folds.
 
     Returns:
@@ -51,7 +87,8 @@ def pointwise_mi(result: MIEstimate, x: Any, y: Any, fold: int | None = None) ->
 
     Raises:
         ValueError: a result without critics, a fold out of range, different numbers of
-            rows, a wrong number of columns, or a category not seen when fitting.
+            rows, a wrong number of columns, columns named otherwise than when fitting (the
+            message lists both), or a category not seen when fitting.
 
     Example:
         >>> import mitools
@@ -67,6 +104,8 @@ def pointwise_mi(result: MIEstimate, x: Any, y: Any, fold: int | None = None) ->
     k = len(result.folds)
     if fold is not None and not (isinstance(fold, int) and 0 <= fold < k):
         raise ValueError(f"fold must be an int in [0, {k}), got {fold!r}")
+    x = align_columns(x, result.settings.get("x_columns"), "x")
+    y = align_columns(y, result.settings.get("y_columns"), "y")
     xa, ya = as_sample_tensor(x, "x"), as_sample_tensor(y, "y")
     check_paired(xa, ya, "pairs")
     xt = result.margins[0].transform(xa, "x")

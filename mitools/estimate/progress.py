@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
+
+__all__ = ["Progress", "tqdm_class"]
+
+#: what a caller who asked for a progress bar is told when tqdm is missing
+NO_TQDM = "progress=True needs tqdm, which is not installed: pip install tqdm (no progress bar)"
+
+
+def tqdm_class(stacklevel: int = 2) -> Any:
+    """``tqdm.auto.tqdm``, or ``None`` with a warning that names what to install: tqdm is an
+    optional dependency, and a bar that was asked for should not silently not appear.
+    ``stacklevel`` counts from the caller of this function, as in :func:`warnings.warn`."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        warnings.warn(NO_TQDM, RuntimeWarning, stacklevel=stacklevel + 1)
+        return None
+    return tqdm
 
 
 class Progress:
-    """A tqdm bar over all folds' steps (nothing when ``enabled`` is False or tqdm is missing).
+    """A tqdm bar over all folds' steps (nothing when ``enabled`` is False; a warning and
+    nothing when tqdm is missing).
 
     Its postfix names what it shows: ``estimate`` is the mean of the finished folds' values
     (what the result will hold, once every fold is done), ``fold_val`` the current fold's
@@ -20,9 +39,8 @@ class Progress:
         self.values: list[float] = []
         self.done_steps = 0
         if enabled:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:  # tqdm is optional: no bar
+            tqdm = tqdm_class(stacklevel=3)  # points at estimate_mi's caller
+            if tqdm is None:
                 return
             self.bar = tqdm(total=folds * max_steps, desc=f"estimate_mi[{bound}]", leave=False,
                             unit="step")

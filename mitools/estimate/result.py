@@ -113,7 +113,9 @@ class MIEstimate:
         margins: the fitted margins transforms of ``x`` and ``y`` (neural only), used by
             :meth:`pointwise` on new samples.
         settings: the options the estimate was made with (plain values), used by
-            :meth:`load` to rebuild the critics.
+            :meth:`load` to rebuild the critics; ``x_columns`` / ``y_columns`` hold the
+            column names of pandas inputs (``None`` for arrays), by which :meth:`pointwise`
+            matches new DataFrames' columns.
     """
 
     value: float
@@ -135,7 +137,9 @@ class MIEstimate:
 
     def __str__(self) -> str:
         pct = f"{100 * self.level:g} %"
-        if self.sided == "lower":
+        if math.isnan(self.stderr):  # groups=0, or a jackknife without spread
+            text = f"I(X; Y) = {self.value:.4f} nats (no interval)"
+        elif self.sided == "lower":
             text = (f"I(X; Y) >= {self.interval[0]:.4f} nats ({pct} lower confidence bound); "
                     f"estimate {self.value:.4f} ± {self.stderr:.4f} (sampling noise)")
         else:

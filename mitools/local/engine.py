@@ -51,26 +51,56 @@ class LocalMIResult(NamedTuple):
         optimiser.step()
 
     For every other estimator ``model_loss`` is a zero (``loss`` already trains the critic).
+
+    **Fields**, with their shapes (``K`` position pairs; each field is described in full
+    under its name below): ``loss`` ``()``, ``estimate`` ``()``, ``local`` (the sampler's
+    map: ``(H, W)`` for the cells of ``"b c h w"`` against ``"b c"``, ``(H, W, L)`` for
+    :class:`~mitools.samplers.AllPairs` against ``"b c l"``; ``()`` for
+    :class:`GlobalMILoss`), ``pair_estimates`` ``(K,)``, ``pairs``
+    (:class:`~mitools.samplers.PositionPairs` or ``None``), ``model_loss`` ``()``.
+
+    Example:
+        >>> import torch
+        >>> from mitools.local import LocalMILoss
+        >>> out = LocalMILoss("infonce", x_pattern="b c h w")(torch.randn(8, 4, 3, 2),
+        ...                                                   torch.randn(8, 4))
+        >>> out.loss.shape, out.local.shape, out.pair_estimates.shape, len(out.pairs)
+        (torch.Size([]), torch.Size([3, 2]), torch.Size([6]), 6)
     """
 
-    #: The scalar to minimise, ``-objective`` (lower bounds, DoE) or ``+objective`` (upper
-    #: bounds, whose critic parameters it does not reach); carries the gradient.
     loss: Tensor
-    #: the reduced objective (detached), in nats of MI for every bound but
-    #: :class:`~mitools.estimators.JSD` (for ``"logsumexp"`` a soft maximum of them).
     estimate: Tensor
-    #: detached per-position estimates unpacked to the sampler's map shape (e.g. ``(H, W)``
-    #: for cells against one sentence); NaN for pairs not sampled or without any valid
-    #: sample. A 0-dim tensor for :class:`GlobalMILoss`.
     local: Tensor
-    #: ``(K,)`` detached estimate of each position pair (NaN where no valid sample);
-    #: ``(1,)`` for :class:`GlobalMILoss`.
     pair_estimates: Tensor
-    #: the :class:`~mitools.samplers.PositionPairs` used (``None`` for :class:`GlobalMILoss`).
     pairs: PositionPairs | None
-    #: The scalar to minimise to fit the critic of an upper bound (minus its mean
-    #: log-likelihood over the active pairs, features detached); a zero for the others.
     model_loss: Tensor
+
+
+#: each field's documentation: what ``help(LocalMIResult)`` and the API pages show under it
+_FIELD_DOCS = {
+    "loss": "``()`` the scalar to minimise, ``-objective`` (lower bounds, DoE) or "
+            "``+objective`` (upper bounds, whose critic parameters it does not reach); "
+            "carries the gradient.",
+    "estimate": "``()`` the reduced objective (detached), in nats of MI for every bound but "
+                ":class:`~mitools.estimators.JSD` (for ``reduction='logsumexp'`` a soft "
+                "maximum of the position pairs' estimates).",
+    "local": "detached per-position estimates in nats, unpacked to the sampler's map shape "
+             "(``(H, W)`` for the cells of an ``'b c h w'`` grid against a global ``'b c'``, "
+             "one estimate per cell; ``(*grid_x, *grid_y)`` for all pairs of two grids); NaN "
+             "for pairs not sampled or without any valid sample. ``()`` for "
+             ":class:`GlobalMILoss`.",
+    "pair_estimates": "``(K,)`` detached estimate of each of the ``K`` position pairs, in "
+                      "nats, in the order of ``pairs`` (NaN where no valid sample); ``(1,)`` "
+                      "for :class:`GlobalMILoss`.",
+    "pairs": "the :class:`~mitools.samplers.PositionPairs` scored this call (``K`` pairs of an "
+             "x position and a y position, and where each lands in ``local``); ``None`` for "
+             ":class:`GlobalMILoss`.",
+    "model_loss": "``()`` the scalar to minimise to fit the critic of an upper bound (minus "
+                  "its mean log-likelihood over the active pairs, features detached); a zero "
+                  "for every other estimator.",
+}
+for _name, _doc in _FIELD_DOCS.items():
+    getattr(LocalMIResult, _name).__doc__ = _doc
 
 
 class _Objective(Estimator):
@@ -161,7 +191,8 @@ class _Engine(nn.Module):
         ys, grid_y = pack(y, self._y_axes, "y", self.y_pattern, dim_y, name)
         check_pair(xs, ys)
         self._scorer.check_dot_product(
-            xs.shape[-1], ys.shape[-1], (self.x_pattern, self.y_pattern), (x.shape, y.shape)
+            xs.shape[-1], ys.shape[-1], (self.x_pattern, self.y_pattern), (x.shape, y.shape),
+            (self._x_axes, self._y_axes),
         )
         batch = xs.shape[0]
         xm = pack_mask(x_mask, "x_mask", batch, grid_x, xs.device)

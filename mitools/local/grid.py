@@ -15,7 +15,10 @@ import einops
 import torch
 from torch import Tensor
 
-__all__ = ["check_pair", "pack", "pack_mask", "parse_pattern", "pool", "take"]
+__all__ = ["channel_hint", "check_pair", "pack", "pack_mask", "parse_pattern", "pool", "take"]
+
+#: names of the grid axes of patterns suggested in errors, by the number of grid axes
+_GRID_NAMES = {0: (), 1: ("l",), 2: ("h", "w"), 3: ("t", "h", "w")}
 
 
 def parse_pattern(pattern: Any, name: str) -> tuple[str, ...]:
@@ -37,8 +40,15 @@ def parse_pattern(pattern: Any, name: str) -> tuple[str, ...]:
     return axes
 
 
-def _channel_hint(shape: tuple[int, ...], axes: tuple[str, ...], expected: int) -> str:
-    """Suggest the pattern that puts ``c`` on the dimension of size ``expected``, if one is."""
+def channel_hint(shape: tuple[int, ...], axes: tuple[str, ...], expected: int) -> str:
+    """Suggest the pattern that puts ``c`` on the dimension of size ``expected``, if one is
+    (``""`` otherwise): ``"; the size 64 sits at dimension 3: for channels-last input use
+    pattern 'b h w c'"``.
+
+    Example:
+        >>> channel_hint((32, 8, 8, 64), ("b", "c", "h", "w"), 64)
+        "; the size 64 sits at dimension 3: for channels-last input use pattern 'b h w c'"
+    """
     c_at = axes.index("c")
     others = [d for d, size in enumerate(shape) if size == expected and axes[d] not in ("b", "c")]
     if not others:
@@ -49,6 +59,24 @@ def _channel_hint(shape: tuple[int, ...], axes: tuple[str, ...], expected: int) 
     return f"; the size {expected} sits at dimension {others[-1]}: for {layout} input use " + (
         f"pattern {' '.join(moved)!r}"
     )
+
+
+def _rank_hint(shape: tuple[int, ...], channels: int | None) -> str:
+    """Patterns of the tensor's rank, channels first and last; the one that puts ``c`` on a
+    dimension of size ``channels`` when the critic declares it."""
+    rank = len(shape)
+    if rank < 2:
+        return "; a pattern names at least the batch 'b' and the channels 'c'"
+    grid = _GRID_NAMES.get(rank - 2, tuple(f"d{i}" for i in range(rank - 2)))
+    first, last = " ".join(("b", "c", *grid)), " ".join(("b", *grid, "c"))
+    if rank == 2:
+        return f"; for {rank} dims use {first!r}"
+    if channels is not None and shape[-1] == channels != shape[1]:
+        return (f"; for {rank} dims with the critic's {channels} channels last use {last!r}")
+    if channels is not None and shape[1] == channels != shape[-1]:
+        return (f"; for {rank} dims with the critic's {channels} channels first use "
+                f"{first!r}")
+    return f"; for {rank} dims use e.g. {last!r} (channels last) or {first!r} (channels first)"
 
 
 def pack(
@@ -84,7 +112,7 @@ def pack(
     if t.dim() != len(axes):
         raise ValueError(
             f"{name} has shape {tuple(t.shape)} ({t.dim()} dims) but {name}_pattern {pattern!r} "
-            f"names {len(axes)} axes"
+            f"names {len(axes)} axes" + _rank_hint(tuple(t.shape), channels)
         )
     c_at = axes.index("c")
     if channels is not None and t.shape[c_at] != channels:
@@ -92,7 +120,7 @@ def pack(
             f"{name} has shape {tuple(t.shape)}; {name}_pattern {pattern!r} puts its channel "
             f"axis 'c' at dimension {c_at}, of size {t.shape[c_at]}, but {critic} expects "
             f"dim_{name}={channels} channels"
-            + _channel_hint(tuple(t.shape), axes, channels)
+            + channel_hint(tuple(t.shape), axes, channels)
         )
     grid_axes = [a for a in axes if a not in ("b", "c")]
     grid = tuple(int(t.shape[axes.index(a)]) for a in grid_axes)

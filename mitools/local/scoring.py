@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from mitools.critics import dot_scores
+from mitools.local.grid import channel_hint
 
 __all__ = ["Scorer"]
 
@@ -79,14 +80,25 @@ class Scorer:
         dims = [getattr(self.critic, f"dim_{side}", None) for side in ("x", "y")]
         return tuple(d if isinstance(d, int) else None for d in dims)  # type: ignore[return-value]
 
-    def check_dot_product(self, cx: int, cy: int, patterns: tuple[str, str], shapes: Any) -> None:
-        """``critic=None`` needs as many channels on both sides."""
+    def check_dot_product(self, cx: int, cy: int, patterns: tuple[str, str], shapes: Any,
+                          axes: tuple[tuple[str, ...], tuple[str, ...]]) -> None:
+        """``critic=None`` needs as many channels on both sides. When the other side's channel
+        count sits at another dimension of a grid (channels-last input read as channels-first,
+        say), the message suggests that pattern; otherwise a critic that maps ``Cx`` to
+        ``Cy`` channels."""
         if self.critic is None and cx != cy:
+            hint = (channel_hint(tuple(shapes[0]), axes[0], cy).replace("; the", "the", 1)
+                    .replace(" use pattern", " use x_pattern")
+                    or channel_hint(tuple(shapes[1]), axes[1], cx).replace("; the", "the", 1)
+                    .replace(" use pattern", " use y_pattern"))
+            advice = (f"{hint}" if hint else
+                      f"if the channels differ, pass a critic that takes Cx={cx} and Cy={cy} "
+                      f"channels, e.g. critic=mitools.SeparableCritic({cx}, {cy})")
             raise ValueError(
                 f"critic=None scores the dot product x·y, which needs as many channels on both "
                 f"sides; got Cx={cx} and Cy={cy} (x of shape {tuple(shapes[0])} with x_pattern "
                 f"{patterns[0]!r}, y of shape {tuple(shapes[1])} with y_pattern "
-                f"{patterns[1]!r}); pass a critic"
+                f"{patterns[1]!r}): {advice}"
             )
 
     def factors(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
