@@ -7,7 +7,7 @@
 # downloaded when the project's other dependencies (numpy, einops, pytest, hypothesis) are
 # there. Otherwise it installs the project (`pip install -e .`) pinned to the torch already
 # installed, so pip never pulls a different torch. Phases run under timeouts and the whole
-# check finishes in about 6 minutes:
+# check finishes in under 5 minutes (220 s on an NVIDIA H200):
 #
 #   1. environment   (20 s)   torch, CUDA, GPU, dependencies
 #   2. CUDA tests    (110 s)  tests/test_local_cuda.py, the CUDA test of tests/test_local.py,
