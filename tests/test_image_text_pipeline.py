@@ -337,3 +337,28 @@ def test_torchrun_two_processes_matches_one(tmp_path, extra, folder) -> None:
     diff = torch.cat([(a["model"][k] - b["model"][k]).flatten() for k in a["model"]])
     ref = torch.cat([a["model"][k].flatten() for k in a["model"]])
     assert float(diff.norm() / ref.norm()) < 1e-3
+
+
+def test_all_evaluates_only_the_checkpoints_it_wrote(tmp_path, tiny_ds, capsys) -> None:
+    # found measuring the README's main job: a run left in the output folder by another
+    # preset or an older version (here: another width and reduction) was picked up by
+    # `all`'s evaluation and crashed it with a state-dict size mismatch
+    stale = make_config("tiny", **TINY, out_dir=str(tmp_path), mode="local", reduction="max",
+                        width=4)
+    pretrain(stale, tiny_ds)
+    rc = main(["all", "--preset", "tiny", "--n-train", "64", "--n-test", "32",
+               "--batch-size", "16", "--out-dir", str(tmp_path), "--threads", "1"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "| Fine-tuned | local-attention |" in printed and "local-max" not in printed
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_is_named(tmp_path, tiny_ds) -> None:
+    cfg = make_config("tiny", **TINY, out_dir=str(tmp_path))
+    pretrain(cfg, tiny_ds)
+    path = next(tmp_path.glob("seed0/pretrain-*/checkpoint.pt"))
+    state = torch.load(path, weights_only=True)
+    state["config"]["width"] = state["config"]["width"] * 2  # settings of another version
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=r"checkpoint.pt: its weights do not fit .*--out-dir"):
+        load_pretrained(path)

@@ -32,6 +32,7 @@ from .train import (
     load_pretrained,
     pretrain,
     resolve_device,
+    run_dir,
     run_label,
 )
 
@@ -97,13 +98,18 @@ def _checkpoints(cfg: Config) -> list[Path]:
 
 
 def evaluate_seed(cfg: Config, ds: Datasets, clock: _Clock | None = None,
+                  paths: Sequence[Path] | None = None,
                   ) -> tuple[list[RegimeResult], list[PointingResult], dict[str, float]]:
     """Every downstream regime and the pointing score for every pretraining checkpoint of a
-    seed, plus the supervised and untrained baselines. Returns (rows, pointing, timings)."""
+    seed, plus the supervised and untrained baselines. Returns (rows, pointing, timings).
+
+    ``paths``: the checkpoints to evaluate (``all`` passes the ones it has just written, so
+    that older runs left in ``--out-dir``, by another preset or version, never mix in);
+    ``None``: every checkpoint of the seed under ``cfg.out_dir``."""
     clock = clock or _Clock(False)
     device = resolve_device(cfg.device)
     timings: dict[str, float] = {}
-    paths = _checkpoints(cfg)
+    paths = list(paths) if paths is not None else _checkpoints(cfg)
     if not paths:
         raise FileNotFoundError(f"no pretraining checkpoint under {Path(cfg.out_dir)}/"
                                 f"seed{cfg.seed}; run `pretrain` (or `all`) first")
@@ -144,7 +150,9 @@ def evaluate_seed(cfg: Config, ds: Datasets, clock: _Clock | None = None,
 
 
 def _pretrain_modes(cfg: Config, ds: Datasets, resume: bool, clock: _Clock,
-                    timings: dict[str, float]) -> None:
+                    timings: dict[str, float]) -> list[Path]:
+    """Pretrain global, then local MI; return the two checkpoints written."""
+    paths = []
     for mcfg in (dataclasses.replace(cfg, mode="global"), dataclasses.replace(cfg, mode="local")):
         clock(f"seed {cfg.seed}: pretraining {run_label(mcfg)} ({mcfg.epochs} epochs)")
         t = time.perf_counter()
@@ -152,6 +160,8 @@ def _pretrain_modes(cfg: Config, ds: Datasets, resume: bool, clock: _Clock,
         timings[f"seed{cfg.seed}/pretrain-{run_label(mcfg)}"] = time.perf_counter() - t
         clock(f"seed {cfg.seed}: {run_label(mcfg)} done, final MI estimate "
               f"{_final(out.estimates):.3f} nats")
+        paths.append(run_dir(mcfg) / "checkpoint.pt")
+    return paths
 
 
 def _final(estimates: list[float]) -> float:
@@ -171,11 +181,10 @@ def _evaluate_seeds(cfg: Config, seeds: Sequence[int], pretrain_first: bool, res
         clock(f"seed {seed}: data ({scfg.n_train} training, {scfg.n_test} test pairs)")
         ds = load_datasets(scfg)
         names = ds.finding_names
-        if pretrain_first:
-            _pretrain_modes(scfg, ds, resume, clock, timings)
+        paths = _pretrain_modes(scfg, ds, resume, clock, timings) if pretrain_first else None
         if rank != 0:
             continue
-        res, pts, seed_timings = evaluate_seed(scfg, ds, clock)
+        res, pts, seed_timings = evaluate_seed(scfg, ds, clock, paths)
         timings.update({f"seed{seed}/{k}": v for k, v in seed_timings.items()})
         runs.append((res, pts))
         write_results(Path(cfg.out_dir) / f"seed{seed}", scfg, [(res, pts)], names, [seed])

@@ -378,7 +378,14 @@ def load_pretrained(path: str | Path, device: torch.device | None = None,
     state = load_checkpoint(path, device)
     cfg = config_from_checkpoint(state)
     model = build_encoders(cfg, len(state["vocab"]))
-    model.load_state_dict(state["model"])
     objective = build_objective(cfg)
-    objective.load_state_dict(state["objective"])
+    try:
+        model.load_state_dict(state["model"])
+        objective.load_state_dict(state["objective"])
+    except RuntimeError as err:  # weights of another architecture (an older version's run)
+        raise ValueError(
+            f"{path}: its weights do not fit the model its saved settings describe in this "
+            f"version of the example (first difference: {str(err).splitlines()[1].strip()}); "
+            "it was written by another version: delete its folder or use another --out-dir"
+        ) from None
     return model, objective, cfg
