@@ -280,6 +280,34 @@ def beyond_normal_section(results: Path = RESULTS) -> str:
     return "\n".join(out) + "\n"
 
 
+def time_claims_section() -> str:
+    path = RESULTS / "time_claims.json"
+    if not path.exists():
+        return ""
+    data = json.loads(path.read_text())
+    out = [heading("Time claims: the README's jobs on a 2-core machine", "-"),
+           "Every time the README and the docs state, measured in one run by ``PYTHONPATH=. "
+           "python benchmarks/time_claims.py`` on a quiet machine (nothing else running; the "
+           "load average before each job is recorded: the jobs' own load lingers into the "
+           "next). Each job runs in a child process: wall time, CPU time (user + system) and "
+           "peak memory are its own.", ""]
+    rows = []
+    for key in ("main", "tiny", "tests"):
+        job = data.get(key)
+        if job:
+            command = job["command"].split("python ", 1)[-1]
+            rows.append([f"{key}: ``python {command}``", f"{job['wall_s']:.1f}",
+                         f"{job['cpu_s']:.1f}", f"{job['peak_rss_mb']}",
+                         f"{job['load_before']:.2f}"])
+    for job in data.get("estimate", []):
+        rows.append([f"``estimate_mi``, d = 20, n = 5,000, {job['dtype']} input, "
+                     f"{job['threads']} thread(s)", f"{job['wall_s']:.1f}", f"{job['cpu_s']:.1f}",
+                     f"{job['peak_rss_mb']}", f"{job['load_before']:.2f}"])
+    out.append(table(["job", "wall (s)", "CPU (s)", "peak memory (MB)", "load before"], rows))
+    out.append(provenance_line(data["provenance"]))
+    return "\n".join(out) + "\n"
+
+
 def consistency_section() -> str:
     path = RESULTS / "consistency.json"
     if not path.exists():
@@ -315,6 +343,7 @@ def main() -> None:
         "committed with the code; this page is rendered from that JSON. Losses are published "
         "with the wins. For advice drawn from these results see :doc:`guide/choosing_a_bound`.",
         "",
+        time_claims_section(),
         accuracy_section(),
         beyond_normal_section(),
         peers_section(),

@@ -104,15 +104,15 @@ def test_tiny_is_called_a_smoke_test_and_threads_advice_agrees(capsys) -> None:
     from pathlib import Path
 
     top = " ".join(_help(capsys).split())
-    assert "about 10 s" in top and "smoke test" in top and "near 0" in top
+    assert "about 5 s" in top and "smoke test" in top and "near 0" in top
     assert "--threads 2" not in top and "--preset quick --threads 1" in top
     preset = " ".join(_help(capsys, "all").split())
-    assert "tiny (about 10 s: a smoke test" in preset
+    assert "tiny (about 5 s: a smoke test" in preset
     root = Path(__file__).resolve().parents[1]
     docs = (root / "docs" / "image_text.rst").read_text()
     readme = (root / "README.md").read_text()
     for text in (docs, readme):
-        assert "--threads 2 " not in text and "about 10 s" in text and "7 s" not in text
+        assert "--threads 2 " not in text and "about 5 s" in text and "7 s" not in text
     assert "quadratic" in docs and "smoke test" in docs and "near zero" in docs
 
 
