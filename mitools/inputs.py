@@ -200,7 +200,8 @@ def _check_finite(a: np.ndarray | Tensor, name: str, columns: Sequence[str] | No
         where = f"; columns {', '.join(repr(c) for c in bad[:5])}"
     raise ValueError(
         f"{name} contains NaN or infinite values in {rows.size} of {finite.shape[0]} rows "
-        f"(first: row {rows[0]}{where}); drop or impute those rows first"
+        f"(first: row {rows[0]}{where}); drop or impute those rows first, from both variables "
+        "at once so the pairs stay aligned (e.g. frame.dropna() before selecting the columns)"
     )
 
 
