@@ -39,7 +39,8 @@ def test_half_precision_is_widened_exactly() -> None:
 def test_messages_name_the_argument_the_rows_and_the_columns() -> None:
     frame = pd.DataFrame({"a": [1.0, np.nan, 3.0], "b": [1.0, 2.0, np.inf]})
     with pytest.raises(ValueError, match=r"y contains NaN or infinite values in 2 of 3 rows "
-                                         r"\(first: row 1; columns 'a', 'b'\); drop or impute .* both variables at once"):
+                                         r"\(first: row 1; columns 'a', 'b'\); drop or impute "
+                                         r".* both variables at once"):
         as_float64_columns(frame, "y")
     with pytest.raises(TypeError, match=r"x must have numeric columns only; non-numeric: "
                                         r"'city' \(dtype \w+, e\.g\. 'p'\)"):
