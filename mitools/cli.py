@@ -52,10 +52,6 @@ import numpy as np
 
 __all__ = ["main"]
 
-#: the bounds ``--method neural`` takes: mitools.estimate.options.estimate_bounds() (a test
-#: keeps them equal), spelled out so that ``--help`` does not import torch
-NEURAL_BOUNDS = ("infonce", "nwj", "dv", "mine", "tuba", "js", "smile", "alpha_infonce", "flo")
-
 METHODS = ("neural", "ksg", "ksg2", "gaussian", "mixed")
 _COMPRESSION = (".gz", ".bz2", ".zip", ".xz", ".zst")
 
@@ -422,6 +418,8 @@ def _level(text: str) -> float:
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    from mitools.estimate.options import estimate_bounds
+
     """The argument parser of ``mitools`` (its ``--help`` documents every option)."""
     parser = argparse.ArgumentParser(
         prog="mitools", description="Mutual-information estimation from the command line.",
@@ -455,8 +453,9 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="neural: mitools.estimate_mi (default); ksg / ksg2: Kraskov et al.'s "
                      "estimators 1 / 2; gaussian: from canonical correlations; mixed: Gao et "
                      "al. for discrete or mixed data (labels)")
-    est.add_argument("--bound", choices=NEURAL_BOUNDS, metavar="BOUND",
-                     help=f"lower bound trained by --method neural: {', '.join(NEURAL_BOUNDS)} "
+    bounds = estimate_bounds()  # the lower bounds estimate_mi takes
+    est.add_argument("--bound", choices=bounds, metavar="BOUND",
+                     help=f"lower bound trained by --method neural: {', '.join(bounds)} "
                      "(default: dv)")
     est.add_argument("--k", type=_positive, help="neighbours of ksg, ksg2, mixed (default: 3)")
     est.add_argument("--max-steps", type=_positive, help="training steps per fold (neural)")
