@@ -160,13 +160,12 @@ def problem_values(
         return dense_values(problems, scorer, estimator, xp, yq, u, v, chunk_size), backend
     rowwise = estimator.rowwise
     assert rowwise is not None
-    if backend == "attention":
-        # the critic can factorise in another dtype than its inputs (float32 factors of
-        # bfloat16 features): the kernel must be the one for the factors' dtype
-        if kernel is None or kernel.dtype != attention.compute_dtype(u.device, u.dtype):
-            kernel = attention.find_kernel(u.device, u.dtype, warn=True)
-    if backend == "attention" and kernel is None:
-        backend = "blocked"
+    # the critic can factorise in another dtype than its inputs (float32 factors of bfloat16
+    # features): the kernel must be the one for the factors' dtype
+    run_dtype = attention.compute_dtype(u.device, u.dtype)
+    if backend == "attention" and (kernel is None or kernel.dtype != run_dtype):
+        kernel = attention.find_kernel(u.device, u.dtype, warn=True)
+        backend = "attention" if kernel is not None else "blocked"
     if backend == "attention":
         assert kernel is not None
         pair_chunk = chunk_size
