@@ -363,3 +363,14 @@ def test_bad_margins_are_rejected() -> None:
     x, y = _gaussian(100)
     with pytest.raises(ValueError, match="margins must be 'ranks' or 'standardize'"):
         estimate_mi(x, y, margins="copula", **FAST)
+
+
+def test_listing_the_bounds_leaves_the_global_rng_alone() -> None:
+    # estimate_mi checks a bound's name against estimate_bounds() before it forks the RNG, and
+    # estimate_bounds() builds every registered estimator once: none may draw random numbers
+    from mitools.estimate.options import estimate_bounds
+
+    estimate_bounds.cache_clear()
+    before = torch.random.get_rng_state()
+    estimate_bounds()
+    assert torch.equal(torch.random.get_rng_state(), before)

@@ -204,6 +204,8 @@ def estimate_mi(
         xa, ya = as_sample_tensor(x, "x"), as_sample_tensor(y, "y")
         check_paired(xa, ya)
         _check_options(locals())
+        if isinstance(bound, str) and bound.lower() not in estimate_bounds():
+            check_estimate_bound(bound, None)  # raises, naming the bounds that work
         if margins not in ("ranks", "standardize"):
             raise ValueError(f"margins must be 'ranks' or 'standardize', got {margins!r}")
         margin_x, xt = MarginTransform.fit(xa, "discrete" if discrete_x else margins, "x")
@@ -238,8 +240,6 @@ def estimate_mi(
         group_of = group_of.to(device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            if isinstance(bound, str) and bound.lower() not in estimate_bounds():
-                check_estimate_bound(bound, None)  # raises, naming the bounds that work
             probe = get_estimator(bound, **bound_kwargs)
         bound_name = bound if isinstance(bound, str) else getattr(probe, "name", "custom")
         check_estimate_bound(bound, probe)
