@@ -383,9 +383,10 @@ def load_pretrained(path: str | Path, device: torch.device | None = None,
         model.load_state_dict(state["model"])
         objective.load_state_dict(state["objective"])
     except RuntimeError as err:  # weights of another architecture (an older version's run)
+        lines = str(err).splitlines()  # torch's heading, then one line per difference
         raise ValueError(
             f"{path}: its weights do not fit the model its saved settings describe in this "
-            f"version of the example (first difference: {str(err).splitlines()[1].strip()}); "
+            f"version of the example (first difference: {lines[min(1, len(lines) - 1)].strip()}); "
             "it was written by another version: delete its folder or use another --out-dir"
         ) from None
     return model, objective, cfg
