@@ -65,11 +65,33 @@ def test_the_residual_starts_at_zero_after_the_gaussian_fit() -> None:
     torch.testing.assert_close(c(x, y), c.quadratic(x, y))
 
 
-def test_score_pairs_are_entries_of_the_score_matrix() -> None:
-    c = _critic()
-    x, y = torch.randn(10, 3), torch.randn(10, 2)
-    rows, cols = torch.randint(0, 10, (30,)), torch.randint(0, 10, (30,))
-    torch.testing.assert_close(c.score_pairs(x, y, rows, cols), c(x, y)[rows, cols])
+def test_score_shifted_are_entries_of_the_score_matrix() -> None:
+    c = _critic(dtype=torch.float64)  # its residual is not zero, so its pairing is checked
+    x, y = torch.randn(10, 3, dtype=torch.float64), torch.randn(10, 2, dtype=torch.float64)
+    shifts = torch.tensor([3, 1, 9])
+    rows = torch.arange(10)
+    expected = torch.stack([c(x, y)[rows, (rows + s) % 10] for s in [0, 3, 1, 9]])
+    torch.testing.assert_close(c.score_shifted(x, y, shifts), expected, rtol=0, atol=1e-12)
+
+
+def test_score_shifted_gradients_match_the_score_matrix() -> None:
+    c = _critic(dtype=torch.float64)
+    x, y = torch.randn(8, 3, dtype=torch.float64), torch.randn(8, 2, dtype=torch.float64)
+    shifts, rows = torch.tensor([2, 5]), torch.arange(8)
+    weights = torch.randn(3, 8, dtype=torch.float64)
+    grads = []
+    for fn in (lambda: c.score_shifted(x, y, shifts),
+               lambda: torch.stack([c(x, y)[rows, (rows + s) % 8] for s in [0, 2, 5]])):
+        c.zero_grad()
+        (fn() * weights).sum().backward()
+        grads.append([p.grad.clone() for p in c.parameters()])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_score_shifted_names_unpaired_inputs() -> None:
+    with pytest.raises(ValueError, match=r"score_shifted needs paired samples"):
+        _critic().score_shifted(torch.randn(10, 3), torch.randn(9, 2), torch.tensor([1]))
 
 
 @pytest.mark.parametrize("name", ["dv", "mine", "nwj"])

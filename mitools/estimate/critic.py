@@ -42,8 +42,9 @@ class JointResidual(nn.Module):
         self.v = nn.Parameter(torch.zeros(width))
 
     def pairs(self, gx: Tensor, hy: Tensor) -> Tensor:
-        """The residual of matched pairs from their encodings ``gx, hy (P, H)``: ``(P,)``."""
-        return torch.relu(gx + hy) @ self.v
+        """The residual of matched pairs from their encodings ``gx, hy (..., H)`` (broadcast
+        against each other): ``(...)``."""
+        return torch.relu(gx + hy) @ self.v.to(gx.dtype)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         gx, hy = self.g(x), self.h(y)  # (..., N, H), (..., M, H)
@@ -77,13 +78,27 @@ class QuadraticJointCritic(Critic):
         self._check_inputs(x, y)
         return self.quadratic(x, y) + self.residual(x, y)
 
-    def score_pairs(self, x: Tensor, y: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
-        """Scores of the pairs ``(x[rows[k]], y[cols[k]])``, ``(P,)``, without scoring all
-        ``N * M`` pairs: each sample is encoded once, and the quadratic form is the critic's
-        own forward on one pair at a time (leading dimensions)."""
-        quadratic = self.quadratic(x[rows][:, None, :], y[cols][:, None, :])[:, 0, 0]
-        gx, hy = self.residual.g(x), self.residual.h(y)
-        return quadratic + self.residual.pairs(gx[rows], hy[cols])
+    def score_shifted(self, x: Tensor, y: Tensor, shifts: Tensor) -> Tensor:
+        """Scores of the matched pairs and of ``len(shifts)`` shifted pairings, ``(1 + S, N)``:
+        row 0 holds ``f(x[i], y[i])``, row ``1 + k`` holds ``f(x[i], y[(i + shifts[k]) % N])``,
+        without scoring all ``N * N`` pairs.
+
+        Each sample is encoded once, as the quadratic critic's factors (:meth:`~mitools.critics.
+        QuadraticCritic.factorise`) beside the residual's encoding; only the y side's encodings
+        are gathered, and the x side is broadcast against them (gathering both sides pair by
+        pair cost more, in the backward's scatter, than the scores themselves)."""
+        self._check_inputs(x, y, broadcast=False)
+        if x.dim() != 2 or x.shape[0] != y.shape[0]:
+            raise ValueError(f"score_shifted needs paired samples x (N, {self.dim_x}) and y "
+                             f"(N, {self.dim_y}), got {tuple(x.shape)} and {tuple(y.shape)}")
+        u, v = self.quadratic.factorise(x, y)  # (N, K) each
+        gx, hy = self.residual.g(x).to(u.dtype), self.residual.h(y).to(v.dtype)  # (N, H)
+        n = x.shape[0]
+        offsets = torch.cat([shifts.new_zeros(1), shifts]).to(x.device)
+        partner = (torch.arange(n, device=x.device) + offsets[:, None]) % n  # (1 + S, N)
+        # each side's factors gathered on their own: slicing one gathered tensor costs a
+        # zero-filled copy of all of it per slice in the backward
+        return (u * v[partner]).sum(-1) + self.residual.pairs(gx, hy[partner])
 
     @torch.no_grad()
     def init_gaussian_(self, x: Tensor, y: Tensor, ridge: float = 1e-6) -> QuadraticJointCritic:

@@ -125,7 +125,7 @@ def _batch_value(estimator: Estimator, model: nn.Module, x: Tensor, y: Tensor, n
                  gen: torch.Generator) -> Tensor:
     """The bound on one training batch ``x, y (B, d)``.
 
-    All ``B * B`` pairs in general. A critic with ``score_pairs`` and a bound of
+    All ``B * B`` pairs in general. A critic with ``score_shifted`` and a bound of
     :data:`SAMPLED_NEGATIVES_BOUNDS` score only the ``B`` positives and ``negatives``
     shifted partners per sample (``y[(i + s) % B]`` for ``negatives`` distinct shifts
     ``s``, never the positive): the bound is then the estimator on a single row holding the
@@ -134,14 +134,11 @@ def _batch_value(estimator: Estimator, model: nn.Module, x: Tensor, y: Tensor, n
     negatives (the same formula, on fewer pairs)."""
     b = x.shape[0]
     m = min(negatives, b - 1)
-    if not (hasattr(model, "score_pairs") and isinstance(estimator, SAMPLED_NEGATIVES_BOUNDS)):
+    if not (hasattr(model, "score_shifted") and isinstance(estimator, SAMPLED_NEGATIVES_BOUNDS)):
         return estimator(model(x, y), anchors=x)
-    rows = torch.arange(b, device=x.device)
-    shifts = (torch.randperm(b - 1, generator=gen)[:m] + 1).to(x.device)
-    neg_rows = rows.repeat(m)
-    neg_cols = ((rows[None, :] + shifts[:, None]) % b).reshape(-1)
-    scores = model.score_pairs(x, y, torch.cat([rows, neg_rows]), torch.cat([rows, neg_cols]))
-    row = torch.cat([scores[:b].mean()[None], scores[b:]])[None, :]  # (1, 1 + B * m)
+    shifts = torch.randperm(b - 1, generator=gen)[:m] + 1
+    scores = model.score_shifted(x, y, shifts)  # (1 + m, B): positives, then each shift
+    row = torch.cat([scores[0].mean()[None], scores[1:].reshape(-1)])[None, :]  # (1, 1 + B m)
     return estimator(row)
 
 
