@@ -89,6 +89,28 @@ def test_score_shifted_gradients_match_the_score_matrix() -> None:
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
+def test_score_shifted_gradients_are_the_same_on_every_run_with_two_threads() -> None:
+    """The gather's backward must not accumulate in a thread-dependent order (``t[index]``
+    did: two threads gave different gradients from run to run, so estimates varied)."""
+    c = _critic(dx=3, dy=3)
+    x, y = torch.randn(512, 3), torch.randn(512, 3)
+    shifts = torch.randperm(511)[:16] + 1
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        runs = []
+        for _ in range(5):
+            c.zero_grad()
+            scores = c.score_shifted(x, y, shifts)
+            (scores[0].mean() - torch.logsumexp(scores[1:].reshape(-1), 0)).backward()
+            runs.append([p.grad.clone() for p in c.parameters()])
+    finally:
+        torch.set_num_threads(before)
+    for run in runs[1:]:
+        for a, b in zip(runs[0], run, strict=True):
+            assert torch.equal(a, b)
+
+
 def test_score_shifted_names_unpaired_inputs() -> None:
     with pytest.raises(ValueError, match=r"score_shifted needs paired samples"):
         _critic().score_shifted(torch.randn(10, 3), torch.randn(9, 2), torch.tensor([1]))

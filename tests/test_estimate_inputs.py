@@ -276,12 +276,7 @@ def test_threads_are_set_during_the_call_and_restored() -> None:
     finally:
         api._fit_fold = original
     assert seen == [1, 1, 1] and torch.get_num_threads() == before
-    assert 1 <= default_threads() <= 4
-    torch.set_num_threads(1)  # a caller's lower setting is kept
-    try:
-        assert default_threads() == 1
-    finally:
-        torch.set_num_threads(before)
+    assert default_threads() == 1  # one thread unless asked: more were slower (options.py)
     with pytest.raises(ValueError, match="threads must be an int >= 1"):
         estimate_mi(x, y, **{**FAST, "threads": 0})
 

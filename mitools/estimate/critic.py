@@ -95,10 +95,16 @@ class QuadraticJointCritic(Critic):
         gx, hy = self.residual.g(x).to(u.dtype), self.residual.h(y).to(v.dtype)  # (N, H)
         n = x.shape[0]
         offsets = torch.cat([shifts.new_zeros(1), shifts]).to(x.device)
-        partner = (torch.arange(n, device=x.device) + offsets[:, None]) % n  # (1 + S, N)
-        # each side's factors gathered on their own: slicing one gathered tensor costs a
-        # zero-filled copy of all of it per slice in the backward
-        return (u * v[partner]).sum(-1) + self.residual.pairs(gx, hy[partner])
+        partner = ((torch.arange(n, device=x.device) + offsets[:, None]) % n).reshape(-1)
+
+        def shifted(t: Tensor) -> Tensor:  # (N, C) -> (1 + S, N, C)
+            # index_select: its backward (index_add) is deterministic on a multithreaded CPU,
+            # where that of t[index] (index_put with accumulation) varies from run to run;
+            # each side's factors on their own, since slicing one gathered tensor costs a
+            # zero-filled copy of all of it per slice in the backward
+            return t.index_select(0, partner).view(-1, n, t.shape[-1])
+
+        return (u * shifted(v)).sum(-1) + self.residual.pairs(gx, shifted(hy))
 
     @torch.no_grad()
     def init_gaussian_(self, x: Tensor, y: Tensor, ridge: float = 1e-6) -> QuadraticJointCritic:
