@@ -292,7 +292,7 @@ def _estimate(args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> Any:
         if args.folds is not None:
             options["folds"] = args.folds
         if args.threads is not None:
-            options["threads"] = args.threads  # None: estimate_mi's default, one thread
+            options["threads"] = args.threads  # None: estimate_mi's load-aware default
         if args.device is not None and str(args.device).startswith("cuda") and not (
                 torch.cuda.is_available()):
             raise DataError("--device cuda: CUDA is not available here; use --device cpu")
@@ -471,8 +471,8 @@ def _build_parser() -> argparse.ArgumentParser:
                      "estimate_mi: a GPU when CUDA is available, else the CPU)")
     run.add_argument("--threads", type=_positive,
                      help="CPU threads. neural: torch's threads during the fit (default, as "
-                     "estimate_mi: 1, faster than more for its small matrices); ksg, ksg2, "
-                     "mixed: workers of the "
+                     "estimate_mi: min(4, idle CPUs), idle meaning the CPUs this process may "
+                     "use less the 1-minute load average); ksg, ksg2, mixed: workers of the "
                      "neighbour searches (default: every CPU this process may use); gaussian: "
                      "not used. On a shared machine use 1")
     run.add_argument("--json", action="store_true", help="print one JSON object on stdout")

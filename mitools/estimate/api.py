@@ -158,10 +158,10 @@ def estimate_mi(
             own precision and float64 first, so float32 (default) loses nothing that matters
             and float64 input costs no more; float64 computes in double precision (slower).
         threads: CPU threads torch may use during the call (restored afterwards). ``None``:
-            one thread (or fewer set with ``torch.set_num_threads``): the critic's matrices
-            are small, and on a quiet 2-core machine two threads were 1.3-1.4x slower than
-            one (``benchmarks/results/time_claims.md``). More can pay with much larger
-            ``batch_size`` or feature counts.
+            ``min(4, idle CPUs, torch.get_num_threads())``, at least 1, where idle CPUs are
+            those available less the 1-minute load average: threads beyond the idle CPUs wait
+            on each other (on a busy 2-core machine, 2 threads ran 10-40x slower than 1); a
+            lower count set with ``torch.set_num_threads`` or ``OMP_NUM_THREADS`` is kept.
         seed: seeds the folds, the minibatches and the critics' initialisation (global RNG
             state is left untouched).
         progress: show a ``tqdm`` progress bar with the estimate so far (the mean of the

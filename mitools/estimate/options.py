@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import difflib
 import functools
+import os
 from typing import Any
 
 import torch
 from torch import Tensor
 
-#: CPU threads by default: the critic's matrices are small (a batch of 512 samples), so extra
-#: threads cost more in synchronisation than they save; on a quiet 2-core machine, two threads
-#: were 1.3-1.4x slower than one at n = 5,000 with 3, 25 and 50 features per side
-DEFAULT_THREADS = 1
+#: at most this many threads by default: more rarely helps the small matrices of a critic,
+#: and on a shared machine every extra thread competes with other jobs
+DEFAULT_MAX_THREADS = 4
 #: samples needed per fold: each fold's test part is split into at least 5 jackknife groups
 #: of at least 2 samples
 MIN_SAMPLES_PER_FOLD = 10
@@ -76,9 +76,20 @@ def resolve_device(device: Any, x: Any) -> torch.device:
 
 
 def default_threads() -> int:
-    """:data:`DEFAULT_THREADS`, or a lower thread count set by the caller
-    (``torch.set_num_threads``, ``OMP_NUM_THREADS``)."""
-    return max(1, min(DEFAULT_THREADS, torch.get_num_threads()))
+    """``min(4, idle CPUs, torch.get_num_threads())``, at least 1. Idle CPUs are those this
+    process may use less the 1-minute load average (rounded): threads beyond them make torch's
+    threads wait for each other (on a 2-core machine running other jobs, 2 threads were
+    10-40x slower than 1). A lower thread count set by the caller (``torch.set_num_threads``,
+    ``OMP_NUM_THREADS``) is kept."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    try:
+        idle = cpus - round(os.getloadavg()[0])
+    except (AttributeError, OSError):  # no load average (Windows)
+        idle = cpus
+    return max(1, min(DEFAULT_MAX_THREADS, cpus, idle, torch.get_num_threads()))
 
 
 def resolve_threads(threads: Any) -> int:
