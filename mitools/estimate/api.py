@@ -51,7 +51,7 @@ def estimate_mi(
     discrete_x: bool = False,
     discrete_y: bool = False,
     hidden: Sequence[int] = (64, 64),
-    embed_dim: int = 32,
+    embed_dim: int = 64,
     potentials: bool = True,
     folds: int = 3,
     val_fraction: float = 0.2,
