@@ -71,7 +71,9 @@ Design notes (measured on the d = 20 correlated Gaussian, n = 5,000, and on the 
 * The residual is **joint**, not separable: a separable :math:`g(x)^\top h(y)` needs a rank
   that grows as the dependence sharpens (the band :math:`|y - x| < 0.1` of bmi's
   additive-noise task: 1.53 nats of 1.71), where :math:`v^\top\mathrm{relu}(g(x) + h(y))`
-  draws the band with a few units (1.67).
+  draws the band with a few units (1.67). Its pair layer has **64 units** (``embed_dim``):
+  with 32, bmi's 3 × 3 spiral was 7.4-11.2 % low over three seeds; with 64, 5.4-9.7 %, at
+  the same median time over the benchmark.
 
 References:
     Poole et al. *On Variational Bounds of Mutual Information*, ICML 2019.
