@@ -111,6 +111,20 @@ def test_score_shifted_gradients_are_the_same_on_every_run_with_two_threads() ->
             assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("critic_dtype, input_dtype", [
+    (torch.float64, torch.float32), (torch.float32, torch.float64),
+    (torch.float32, torch.bfloat16)])
+def test_score_shifted_has_the_dtype_and_values_of_the_score_matrix(critic_dtype,
+                                                                    input_dtype) -> None:
+    c = _critic(dtype=critic_dtype)
+    x, y = torch.randn(6, 3).to(input_dtype), torch.randn(6, 2).to(input_dtype)
+    scores, rows = c(x, y), torch.arange(6)
+    expected = torch.stack([scores[rows, (rows + s) % 6] for s in [0, 1, 4]])
+    shifted = c.score_shifted(x, y, torch.tensor([1, 4]))
+    assert shifted.dtype == scores.dtype
+    torch.testing.assert_close(shifted, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_score_shifted_names_unpaired_inputs() -> None:
     with pytest.raises(ValueError, match=r"score_shifted needs paired samples"):
         _critic().score_shifted(torch.randn(10, 3), torch.randn(9, 2), torch.tensor([1]))

@@ -44,14 +44,15 @@ class JointResidual(nn.Module):
     def pairs(self, gx: Tensor, hy: Tensor) -> Tensor:
         """The residual of matched pairs from their encodings ``gx, hy (..., H)`` (broadcast
         against each other): ``(...)``."""
-        return torch.relu(gx + hy) @ self.v.to(gx.dtype)
+        return torch.relu(gx + hy) @ self.v.to(torch.promote_types(gx.dtype, hy.dtype))
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         gx, hy = self.g(x), self.h(y)  # (..., N, H), (..., M, H)
         n, m, width = gx.shape[-2], hy.shape[-2], gx.shape[-1]
         step = max(1, CHUNK_ELEMENTS // max(1, m * width))
+        v = self.v.to(torch.promote_types(gx.dtype, hy.dtype))
         blocks = [  # blocks of rows, each vectorised over all its pairs
-            torch.relu_(gx[..., i : i + step, None, :] + hy[..., None, :, :]) @ self.v
+            torch.relu_(gx[..., i : i + step, None, :] + hy[..., None, :, :]) @ v
             for i in range(0, n, step)
         ]
         return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-2)
@@ -91,8 +92,10 @@ class QuadraticJointCritic(Critic):
         if x.dim() != 2 or x.shape[0] != y.shape[0]:
             raise ValueError(f"score_shifted needs paired samples x (N, {self.dim_x}) and y "
                              f"(N, {self.dim_y}), got {tuple(x.shape)} and {tuple(y.shape)}")
-        u, v = self.quadratic.factorise(x, y)  # (N, K) each
-        gx, hy = self.residual.g(x).to(u.dtype), self.residual.h(y).to(v.dtype)  # (N, H)
+        u, v = self.quadratic.factorise(x, y)  # (N, K) each, float32 or wider
+        gx, hy = self.residual.g(x), self.residual.h(y)  # (N, H)
+        dtype = torch.promote_types(u.dtype, gx.dtype)  # as forward: the wider of the two
+        u, v, gx, hy = u.to(dtype), v.to(dtype), gx.to(dtype), hy.to(dtype)
         n = x.shape[0]
         offsets = torch.cat([shifts.new_zeros(1), shifts]).to(x.device)
         partner = ((torch.arange(n, device=x.device) + offsets[:, None]) % n).reshape(-1)

@@ -31,7 +31,7 @@ class Diagnostics:
     exceeds 0.1 (and twice the standard error); or when ``residual_share`` exceeds 0.5 while
     ``optimism_share`` exceeds 0.05. These are signs, not proof: on the Beyond Normal
     benchmark (``docs/benchmarks.rst``) most flagged estimates were still within 10 % of the
-    MI, and one spiral 12 % short went unflagged. The one-sided interval holds either way.
+    MI, and one spiral 11 % short went unflagged. The one-sided interval holds either way.
 
     Attributes:
         optimism_share: ``(in_sample - held_out) / 2`` relative to the estimate: how much
