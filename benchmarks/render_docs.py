@@ -46,11 +46,17 @@ def heading(text: str, char: str) -> str:
     return f"{text}\n{char * len(text)}\n"
 
 
+def load_result(name: str) -> dict | None:
+    """``benchmarks/results/<name>`` parsed, or ``None`` when that benchmark has not been run
+    (its section is then left out)."""
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def peers_section() -> str:
-    path = RESULTS / "peers.json"
-    if not path.exists():
+    data = load_result("peers.json")
+    if data is None:
         return ""
-    data = json.loads(path.read_text())
     out = [heading("Peers side by side", "-"),
            "The same fixed samples (n = 5,000) through ``mitools.estimate_mi`` (defaults, "
            "bound as listed), bmi (``benchmark-mi``, its defaults) and torch-mist "
@@ -162,10 +168,9 @@ def sandwich_section() -> str:
 
 
 def heldout_upper_section() -> str:
-    path = RESULTS / "upper_bounds_heldout.json"
-    if not path.exists():
+    data = load_result("upper_bounds_heldout.json")
+    if data is None:
         return ""
-    data = json.loads(path.read_text())
     s = data["setup"]
     out = [heading("Upper bounds with a fitted q, held out", "-"),
            f"Is a fitted-q upper bound on held-out data still above the MI? n = {s['n']} "
@@ -281,10 +286,9 @@ def beyond_normal_section(results: Path = RESULTS) -> str:
 
 
 def time_claims_section() -> str:
-    path = RESULTS / "time_claims.json"
-    if not path.exists():
+    data = load_result("time_claims.json")
+    if data is None:
         return ""
-    data = json.loads(path.read_text())
     out = [heading("Time claims: the README's jobs on a 2-core machine", "-"),
            "Every time the README and the docs state, measured in one run by ``PYTHONPATH=. "
            "python benchmarks/time_claims.py`` on a quiet machine (nothing else running; the "
@@ -309,10 +313,9 @@ def time_claims_section() -> str:
 
 
 def consistency_section() -> str:
-    path = RESULTS / "consistency.json"
-    if not path.exists():
+    data = load_result("consistency.json")
+    if data is None:
         return ""
-    data = json.loads(path.read_text())
     s = data["setup"]
     out = [heading("Self-consistency (Song & Ermon 2020)", "-"),
            f"Base: d = {s['dim']} correlated Gaussian at {s['mi']:g} nats, n = {s['n']}, "
