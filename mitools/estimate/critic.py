@@ -44,15 +44,15 @@ class JointResidual(nn.Module):
     def pairs(self, gx: Tensor, hy: Tensor) -> Tensor:
         """The residual of matched pairs from their encodings ``gx, hy (..., H)`` (broadcast
         against each other): ``(...)``."""
-        return torch.relu(gx + hy) @ self.v.to(torch.promote_types(gx.dtype, hy.dtype))
+        # in place on the sum, a fresh tensor: relu's backward needs only its output
+        return torch.relu_(gx + hy) @ self.v.to(torch.promote_types(gx.dtype, hy.dtype))
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         gx, hy = self.g(x), self.h(y)  # (..., N, H), (..., M, H)
         n, m, width = gx.shape[-2], hy.shape[-2], gx.shape[-1]
         step = max(1, CHUNK_ELEMENTS // max(1, m * width))
-        v = self.v.to(torch.promote_types(gx.dtype, hy.dtype))
         blocks = [  # blocks of rows, each vectorised over all its pairs
-            torch.relu_(gx[..., i : i + step, None, :] + hy[..., None, :, :]) @ v
+            self.pairs(gx[..., i : i + step, None, :], hy[..., None, :, :])
             for i in range(0, n, step)
         ]
         return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-2)
