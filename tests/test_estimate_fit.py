@@ -4,6 +4,7 @@ on sampled negatives, the jackknife's fast path, and the log-partition."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -63,6 +64,28 @@ def test_the_residual_starts_at_zero_after_the_gaussian_fit() -> None:
     c.init_gaussian_(x, y)
     torch.testing.assert_close(c.residual(x, y), torch.zeros(200, 200))
     torch.testing.assert_close(c(x, y), c.quadratic(x, y))
+
+
+def test_a_zero_residual_is_skipped_only_without_gradients(monkeypatch) -> None:
+    """With v = 0 and gradients off (evaluation), the residual is zeros of the right shape and
+    dtype without scoring the pairs; with gradients on (training from the start), it is
+    scored, so that v gets its gradient."""
+    c = _critic(dtype=torch.float64)
+    with torch.no_grad():
+        c.residual.v.zero_()
+    x, y = torch.randn(2, 6, 3, dtype=torch.float64), torch.randn(5, 2, dtype=torch.float64)
+    calls = []
+    pairs = c.residual.pairs
+    monkeypatch.setattr(c.residual, "pairs", lambda *a: calls.append(1) or pairs(*a))
+    with torch.no_grad():
+        zero = c.residual(x, y)
+    assert zero.shape == (2, 6, 5) and zero.dtype == torch.float64 and not calls
+    assert not zero.any()
+    scored = c.residual(x, y)
+    assert calls and scored.requires_grad
+    torch.testing.assert_close(scored.detach(), zero)
+    scored.sum().backward()
+    assert c.residual.v.grad is not None and c.residual.v.grad.abs().sum() > 0
 
 
 def test_score_shifted_are_entries_of_the_score_matrix() -> None:
@@ -180,3 +203,48 @@ def test_jackknife_values_equal_masked_evaluations(name: str) -> None:
     off = scores[~torch.eye(n, dtype=torch.bool)]
     assert log_z == pytest.approx(float(torch.logsumexp(off, 0) - math.log(off.numel())))
     assert log_partition(scores) == log_z
+
+
+def test_adamw_is_fused_where_torch_has_the_kernel_and_foreach_elsewhere(monkeypatch) -> None:
+    from mitools.estimate import fit
+
+    p = torch.nn.Parameter(torch.zeros(3))
+    assert fit._adamw([{"params": [p]}], 0.1).defaults["fused"]  # CPU, torch >= 2.4
+    real = torch.optim.AdamW
+
+    def no_fused(params, **kwargs):
+        if kwargs.get("fused"):
+            raise RuntimeError("`fused=True` requires all the params to be on a supported device")
+        return real(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "AdamW", no_fused)
+    opt = fit._adamw([{"params": [p]}], 0.1)
+    assert opt.defaults["foreach"] and not opt.defaults["fused"]
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 7])
+def test_the_start_noise_of_a_tiny_validation_part_is_finite(n) -> None:
+    """A validation part of 2-7 samples (small n, default val_fraction): every jackknife
+    group left out keeps a negative pair, or there is no jackknife (noise 0 below 4)."""
+    from mitools.estimate.fit import _start_value_and_noise
+
+    c = _critic()
+    x, y = torch.randn(n, 3), torch.randn(n, 2)
+    value, noise = _start_value_and_noise(get_estimator("dv"), c, x, y,
+                                          torch.Generator().manual_seed(0))
+    assert math.isfinite(value) and math.isfinite(noise) and noise >= 0
+    assert (noise == 0) == (n < 4)
+
+
+def test_estimate_mi_with_a_validation_part_of_three_samples() -> None:
+    """n = 40 in 3 folds: 27 non-test samples, of which round(0.1 * 27) = 3 validate."""
+    from mitools.estimate import estimate_mi, fold_indices
+
+    split = fold_indices(40, 3, 0.1, torch.Generator().manual_seed(0))[0]
+    assert len(split.val) == 3
+    x = torch.randn(40, 1, generator=torch.Generator().manual_seed(1))
+    y = x + 0.5 * torch.randn(40, 1, generator=torch.Generator().manual_seed(2))
+    with warnings.catch_warnings():  # the diagnostics may flag a fit this uncertain
+        warnings.simplefilter("ignore", RuntimeWarning)
+        r = estimate_mi(x, y, max_steps=20, eval_every=10)
+    assert math.isfinite(r.value) and math.isfinite(r.stderr)

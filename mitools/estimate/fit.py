@@ -85,10 +85,11 @@ def _start_value_and_noise(estimator: Estimator, critic: nn.Module, x: Tensor, y
     """The bound of the initial critic on the validation pairs and its standard error (a
     delete-a-group jackknife over :data:`~mitools.estimate.stats.JACKKNIFE_GROUPS` random
     groups; 0 for bounds outside :data:`SAMPLED_NEGATIVES_BOUNDS`, whose jackknife needs one
-    evaluation per group)."""
-    if not isinstance(estimator, SAMPLED_NEGATIVES_BOUNDS):
-        return _evaluate(estimator, critic, x, y), 0.0
+    evaluation per group, and for fewer than 4 validation samples, where leaving a group out
+    would leave fewer than the 2 samples a negative pair needs)."""
     n = x.shape[0]
+    if not isinstance(estimator, SAMPLED_NEGATIVES_BOUNDS) or n < 4:
+        return _evaluate(estimator, critic, x, y), 0.0
     groups = max(2, min(JACKKNIFE_GROUPS, n // 2))
     group_of = (torch.randperm(n, generator=gen) % groups).to(x.device)
     value, loo, _ = _evaluate_leaving_groups_out(estimator, critic, x, y, group_of, groups)
@@ -142,6 +143,16 @@ def _batch_value(estimator: Estimator, model: nn.Module, x: Tensor, y: Tensor, n
     return estimator(row)
 
 
+def _adamw(groups: list[dict], lr: float) -> torch.optim.AdamW:
+    """AdamW with its fused kernel, one call per step for all parameters (on a CPU, 0.2 ms
+    against 0.5 ms for the default ``foreach`` path with the default critic), where this torch
+    and device have it (CPU from torch 2.4, CUDA), else ``foreach``; the same update."""
+    try:
+        return torch.optim.AdamW(groups, lr=lr, fused=True)
+    except RuntimeError:  # no fused kernel for these parameters' device
+        return torch.optim.AdamW(groups, lr=lr, foreach=True)
+
+
 def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator: Estimator, *,
               init: str, report: str, dtype: torch.dtype, device: torch.device,
               batch_size: int, negatives: int, max_steps: int, lr: float, weight_decay: float,
@@ -166,14 +177,10 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
     estimator = estimator.to(device=device, dtype=dtype)
     if init == "gaussian":
         model.init_gaussian_(xs[train], ys[train])
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": list(model.parameters()), "weight_decay": float(weight_decay)},
-            {"params": list(estimator.parameters()), "weight_decay": 0.0},
-        ],
-        lr=lr,
-        foreach=True,  # one fused update for all parameters (the CPU default loops over them)
-    )
+    optimizer = _adamw([
+        {"params": list(model.parameters()), "weight_decay": float(weight_decay)},
+        {"params": list(estimator.parameters()), "weight_decay": 0.0},
+    ], lr)
     batch = min(batch_size, len(train))
     # the critic that is evaluated and kept: the trained one, or the average of its weights
     average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema),
