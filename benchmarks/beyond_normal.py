@@ -5,7 +5,12 @@ Runs, in the project's environment, on the samples that bmi's own samplers drew
 
 * ``estimate_mi``: :func:`mitools.estimate_mi` with its defaults;
 * ``ksg``: ``mitools.classical.ksg`` (k = 10, as the paper's "KSG-10"), when importable;
-* ``gaussian``: ``mitools.classical.gaussian_mi`` (canonical correlations), when importable.
+* ``gaussian``: ``mitools.classical.gaussian_mi`` (canonical correlations), when importable;
+* ``bmi_ksg``: bmi's own KSG (``KSGEnsembleFirstEstimator()``, bmi's defaults), run in bmi's
+  venv (``peers/.venv-bmi``, one subprocess per sample, timed inside it around the estimate
+  alone, with the same thread count), when that venv exists. This is the KSG the issue's
+  users compare against, timed in the same run as ``estimate_mi``; its estimates equal those
+  of ``peers/run_bmi_beyond_normal.sh`` (KSG has no randomness).
 
 Samples are taken seed by seed, one task of each family in turn (a run stopped early has
 covered every family).  Every method runs on each sample in turn, in this one process with
@@ -51,7 +56,8 @@ from samples import (  # noqa: E402
 
 DATA = HERE / "peers" / "data" / "beyond_normal"
 RESULTS = HERE / "results"
-METHODS = ("estimate_mi", "ksg", "gaussian")
+METHODS = ("estimate_mi", "ksg", "gaussian", "bmi_ksg")
+BMI_PYTHON = HERE / "peers" / ".venv-bmi" / "bin" / "python"
 KSG_K = 10
 QUICK_TASKS = "1v1-additive-0.1,spiral-multinormal-sparse-3-3-2-2.0,student-identity-2-2-1"
 
@@ -127,11 +133,41 @@ def describe(result) -> dict:
     return out
 
 
+def run_bmi_ksg(row: dict, path: Path, threads: int, run_id: int) -> dict:
+    """bmi's KSG on one sample file, in bmi's venv: its record (``peers/run_bmi.py``; time
+    measured in that process around the estimate alone), tagged as this run's."""
+    import tempfile
+
+    env = dict(os.environ, JAX_PLATFORMS="cpu", OMP_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+               XLA_FLAGS="--xla_cpu_multi_thread_eigen=false "
+                         f"intra_op_parallelism_threads={threads}")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "ksg.json"
+        start = time.perf_counter()
+        proc = subprocess.run([str(BMI_PYTHON), str(HERE / "peers" / "run_bmi.py"),
+                               "--estimators", "ksg", "--out", str(out), str(path)],
+                              env=env, capture_output=True, text=True)
+        process_s = time.perf_counter() - start
+        if proc.returncode != 0 or not out.exists():
+            record = {"library": "bmi", "estimator": "bmi_ksg", "status": "error",
+                      "message": (proc.stderr or proc.stdout)[-500:], "estimate": float("nan"),
+                      "wall_time_s": float("nan"), "abs_error": float("nan")}
+        else:
+            (record,) = json.loads(out.read_text())["records"]
+    record.update(estimator="bmi_ksg", task=row["task_id"], sample=row["file"],
+                  seed=row["seed"], true_mi=row["true_mi"], run=run_id,
+                  process_time_s=process_s)
+    return record
+
+
 def run_case(method: str, row: dict, sample, threads: int, options: dict,
              classical: dict, run_id: int) -> dict:
     """One method on one sample: a record with estimate, interval, coverage and time."""
     import mitools
 
+    if method == "bmi_ksg":
+        return run_bmi_ksg(row, Path(sample.path), threads, run_id)
     run, settings = method_runner(method, sample.x, sample.y, threads, options, classical)
     record = {"library": "mitools", "version": mitools.__version__, "estimator": method,
               "task": row["task_id"], "sample": row["file"], "seed": row["seed"],
@@ -183,14 +219,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         tasks, seeds, n_max = tasks or QUICK_TASKS, seeds or "0", 1000
         options.setdefault("max_steps", 200)
+        if args.methods == parser.get_default("methods"):  # bmi would read all 5,000 rows
+            methods = [m for m in methods if m != "bmi_ksg"]
     out = Path(args.out or RESULTS / ("beyond_normal_mitools"
                                       + ("_quick" if args.quick else "") + ".json"))
     index = ensure_samples(Path(args.data))
     rows = interleave_families(
         select(index, tasks, [int(s) for s in seeds.split(",")] if seeds else None),
         lambda row: row["family"], lambda row: row["seed"])
-    task_meta = {row["task_id"]: {k: row[k] for k in ("name", "family", "group", "dim_x",
-                                                      "dim_y", "true_mi")} for row in index}
+    task_meta = {row["task_id"]: {k: row.get(k) for k in ("name", "family", "group", "dim_x",
+                                                          "dim_y", "true_mi", "n", "params")}
+                 for row in index}
     payload = json.loads(out.read_text()) if out.exists() and not args.fresh else {}
     records = [] if args.fresh else read_records(str(out))
     runs = payload.get("runs", [])
@@ -200,10 +239,16 @@ def main(argv: list[str] | None = None) -> None:
     done = {(r["sample"], r["estimator"]) for r in records}
     classical = classical_functions()
     unavailable = {m: classical.get("missing", f"mitools.classical lacks {m}")
-                   for m in methods if m != "estimate_mi" and classical.get(m) is None}
+                   for m in methods
+                   if m not in ("estimate_mi", "bmi_ksg") and classical.get(m) is None}
     if unavailable:
         runs[run_id]["skipped"] = unavailable
         print(f"skipped: {unavailable}", flush=True)
+    if "bmi_ksg" in methods and not BMI_PYTHON.exists():
+        unavailable["bmi_ksg"] = (f"no bmi venv at {BMI_PYTHON} (make it with `bash "
+                                  "benchmarks/peers/make_venvs.sh bmi`)")
+        runs[run_id]["skipped"] = unavailable
+        print(f"skipped: bmi_ksg ({unavailable['bmi_ksg']})", flush=True)
     methods = [m for m in methods if m not in unavailable]
 
     def save() -> None:

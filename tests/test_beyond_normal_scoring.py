@@ -43,6 +43,12 @@ def _fake() -> dict[str, dict]:
             _rec("mitools", "ksg", "b", 0, 0.5, 0.40, 1.0, 2),
             _rec("mitools", "estimate_mi", "b", 1, 0.5, math.nan, 5.0, 1, status="error"),
             _rec("mitools", "ksg", "b", 1, 0.5, 0.47, 1.0, 3)]
+    # bmi's KSG timed in the same runs (timings only): a,0 and a,1 in run 0, b,0 in run 1;
+    # b,1 failed; its estimate differs from bmi's own file on purpose, to show it is not used
+    mit += [_rec("bmi", "bmi_ksg", "a", 0, 1.0, 0.5, 6.0, 0),
+            _rec("bmi", "bmi_ksg", "a", 1, 1.0, 0.5, 8.0, 0),
+            _rec("bmi", "bmi_ksg", "b", 0, 0.5, 0.5, 5.0, 1),
+            _rec("bmi", "bmi_ksg", "b", 1, 0.5, math.nan, 1.0, 1, status="error")]
     for task, seed, true, ksg in (("a", 0, 1.0, 0.85), ("a", 1, 1.0, 0.80),
                                   ("b", 0, 0.5, 0.45), ("b", 1, 0.5, 0.48)):
         bmi.append(_rec("bmi", "ksg", task, seed, true, ksg))
@@ -80,10 +86,19 @@ def test_summary_best_coverage_solved_and_same_run_time() -> None:
     assert s["by_key"]["bmi:infonce"]["solved"] == 0  # negative estimates
     assert s["by_key"]["mitools:estimate_mi"]["median_time_s"] == pytest.approx(15.0)
     # same run only: task a (runs 0/0); task b's KSG ran in run 2, estimate_mi in run 1
-    r = s["time_vs_ksg"]
+    r = s["time_vs_ksg"]["mitools:ksg"]
     assert r["cases"] == 2
     assert (r["median_estimate_mi_s"], r["median_ksg_s"]) == (20.0, 3.0)
     assert r["ratio"] == pytest.approx(20 / 3)
+    # bmi's KSG in the same runs: (a,0), (a,1), (b,0); the failed (b,1) is left out
+    r = s["time_vs_ksg"]["bmi:bmi_ksg"]
+    assert r["cases"] == 3
+    assert (r["median_estimate_mi_s"], r["median_ksg_s"]) == (20.0, 6.0)
+    assert r["ratio"] == pytest.approx(20 / 6)
+    # timings only: not an estimator of the accuracy tables, and bmi's KSG is scored from its
+    # own file (0.85 on (a,0), not the 0.5 of the timing record)
+    assert "bmi:bmi_ksg" not in res.keys
+    assert res.cases[("a", 0)]["bmi:ksg"]["estimate"] == 0.85
 
 
 def test_per_task_table_errors_bold_and_coverage() -> None:
@@ -125,7 +140,8 @@ def test_summary_lines_and_docs_section(tmp_path: Path) -> None:
     text = " ".join(bn.summary_lines(res))
     assert "on 2 of 3 cases (67%" in text
     assert "cover the true MI in 67% of the cases" in text
-    assert "ratio 6.7" in text
+    assert "mitools KSG-10 3.0 s (ratio 6.67)" in text
+    assert "bmi's KSG 6.0 s (ratio 3.33)" in text
     import render_docs
 
     rst = render_docs.beyond_normal_section(tmp_path)
@@ -159,3 +175,22 @@ def test_interleave_families_covers_every_family_first() -> None:
     order = interleave_families(items, lambda i: i[1], lambda i: i[2])
     assert [(i[0], i[2]) for i in order] == [("a1", 0), ("b1", 0), ("c1", 0), ("a2", 0),
                                              ("a1", 1)]
+
+
+def test_efficient_reference_on_gaussian_copula_cases() -> None:
+    # closed form: one correlation of 0.75 (0.4133 nats) from 5,000 samples: sd = 0.75 / sqrt(n)
+    assert bn.efficient_sd(-0.5 * math.log(1 - 0.75**2), 1, 5000) == pytest.approx(
+        0.75 / math.sqrt(5000))
+    # two equal correlations sharing 1.0217 nats: rho^2 = 1 - exp(-1.0217) each
+    rho2 = 1 - math.exp(-1.0217)
+    assert bn.efficient_sd(1.0217, 2, 5000) == pytest.approx(math.sqrt(2 * rho2 / 5000))
+    fake = _fake()
+    fake["mitools"]["tasks"]["a"].update(family="binormal", params={}, n=5000)
+    fake["mitools"]["tasks"]["b"].update(family="student-t", params={"dof": 1}, n=5000)
+    e = bn.summary(bn.collect(fake))["efficient"]
+    # complete cases: (a,0) is Gaussian-copula (won: 0.02 < bmi KSG's 0.15); (b,0), (b,1) not
+    sd = bn.efficient_sd(1.0, 1, 5000)
+    assert (e["cases"], e["wins"], e["other_cases"]) == (1, 1, 2)
+    assert e["expected_efficient_wins"] == pytest.approx(math.erf(0.15 / (sd * math.sqrt(2))))
+    # without the task table's family and parameters, no case is counted
+    assert bn.summary(bn.collect(_fake()))["efficient"]["cases"] == 0
