@@ -24,8 +24,9 @@ from mitools.estimators import DV, MINE, NWJ, Estimator
 #: the bound on one row holding that mean and the sampled negatives (see _batch_value)
 SAMPLED_NEGATIVES_BOUNDS = (DV, MINE, NWJ)
 #: a trained critic replaces the initial one only when its validation bound is higher by more
-#: than this many standard errors of the initial critic's validation bound
-REPLACE_START_SE = 0.5
+#: than this many standard errors of the difference between the two bounds (a paired
+#: delete-a-group jackknife over the validation samples)
+REPLACE_START_SE = 2.0
 
 
 @torch.no_grad()
@@ -79,21 +80,34 @@ def _summaries_leaving_groups_out(scores: Tensor, group_of: Tensor, groups: int)
     return torch.stack([pos, log_mean_exp], dim=-1)[:, None, :]
 
 
-@torch.no_grad()
-def _start_value_and_noise(estimator: Estimator, critic: nn.Module, x: Tensor, y: Tensor,
-                           gen: torch.Generator) -> tuple[float, float]:
-    """The bound of the initial critic on the validation pairs and its standard error (a
-    delete-a-group jackknife over :data:`~mitools.estimate.stats.JACKKNIFE_GROUPS` random
-    groups; 0 for bounds outside :data:`SAMPLED_NEGATIVES_BOUNDS`, whose jackknife needs one
-    evaluation per group, and for fewer than 4 validation samples, where leaving a group out
-    would leave fewer than the 2 samples a negative pair needs)."""
-    n = x.shape[0]
-    if not isinstance(estimator, SAMPLED_NEGATIVES_BOUNDS) or n < 4:
-        return _evaluate(estimator, critic, x, y), 0.0
-    groups = max(2, min(JACKKNIFE_GROUPS, n // 2))
-    group_of = (torch.randperm(n, generator=gen) % groups).to(x.device)
-    value, loo, _ = _evaluate_leaving_groups_out(estimator, critic, x, y, group_of, groups)
-    return value, jackknife_stderr(loo)
+def _validation_groups(n: int, gen: torch.Generator) -> tuple[Tensor, int] | None:
+    """Random delete-a-group jackknife groups for ``n`` validation samples: ``(group_of,
+    groups)`` with :data:`~mitools.estimate.stats.JACKKNIFE_GROUPS` groups or fewer, of at least
+    2 samples each, so that leaving one out keeps a negative pair; ``None`` below 4 samples."""
+    if n < 4:
+        return None
+    groups = min(JACKKNIFE_GROUPS, n // 2)
+    return torch.randperm(n, generator=gen) % groups, groups
+
+
+def _replaces_start(estimator: Estimator, start_val: float, start_loo: Tensor | None,
+                    trained_val: float, trained: nn.Module, x: Tensor, y: Tensor,
+                    jackknife: tuple[Tensor, int] | None) -> bool:
+    """Whether the best trained critic (validation bound ``trained_val``) replaces the initial
+    one (``start_val``): by a margin of more than :data:`REPLACE_START_SE` standard errors of
+    the difference, a paired jackknife over the validation pairs ``x, y`` with the groups the
+    start's values ``start_loo`` were computed with. At high MI the validation bound is noisy
+    enough to prefer, by chance, critics much worse held out. Bounds outside
+    :data:`SAMPLED_NEGATIVES_BOUNDS` (whose jackknife needs one evaluation per group) and
+    validation parts too small for groups need any improvement."""
+    if trained_val <= start_val:
+        return False
+    if start_loo is None or jackknife is None:
+        return True
+    group_of, groups = jackknife
+    _, trained_loo, _ = _evaluate_leaving_groups_out(estimator, trained, x, y,
+                                                     group_of.to(x.device), groups)
+    return trained_val - start_val > REPLACE_START_SE * jackknife_stderr(trained_loo - start_loo)
 
 
 def _build_critic(critic: str | nn.Module, dim_x: int, dim_y: int, hidden: Sequence[int],
@@ -193,7 +207,12 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
     model.eval()
     estimator.eval()
     start_held_out = _evaluate(estimator, model, xs[test], ys[test])
-    start_val, noise = _start_value_and_noise(estimator, model, xs[val], ys[val], gen)
+    jackknife = _validation_groups(len(val), gen)
+    if jackknife is not None and isinstance(estimator, SAMPLED_NEGATIVES_BOUNDS):
+        start_val, start_loo, _ = _evaluate_leaving_groups_out(
+            estimator, model, xs[val], ys[val], jackknife[0].to(device), jackknife[1])
+    else:
+        start_val, start_loo = _evaluate(estimator, model, xs[val], ys[val]), None
     history = [HistoryPoint(0, math.nan, start_val)]
     if on_eval is not None:
         on_eval(0, start_val)
@@ -234,10 +253,14 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
                 since_best += 1
                 if since_best >= patience:
                     break
-    # the best trained critic replaces the start only when its validation bound beats the
-    # start's by more than part of that bound's noise: at high MI the validation bound is noisy
-    # enough to prefer critics much worse held out
-    if trained_val > start_val + REPLACE_START_SE * noise:
+    # the best trained critic replaces the start only when its validation bound is higher by
+    # more than the noise of that comparison (see _replaces_start)
+    model.load_state_dict(trained_state[0])
+    estimator.load_state_dict(trained_state[1])
+    model.eval()
+    estimator.eval()
+    if _replaces_start(estimator, start_val, start_loo, trained_val, model, xs[val], ys[val],
+                       jackknife):
         best_step, best_state = trained_step, trained_state
     else:
         best_step, best_state = 0, start_state
