@@ -318,11 +318,12 @@ def summary_lines(res: Results, s: dict | None = None) -> list[str]:
         bound = e["expected_efficient_wins"] + e["other_cases"]
         lines.append(
             f"On the {e['cases']} of those cases whose data are Gaussian after an increasing map "
-            f"of each coordinate, where CCA and KSG are nearly efficient, ``estimate_mi`` has "
-            f"the smallest error on {e['wins']}; an unbiased estimator at the Cramér-Rao limit "
-            f"would have it on {e['expected_efficient_wins']:.1f} in expectation, so even one "
-            f"that also won all {e['other_cases']} other cases would expect "
-            f"{bound:.1f} of {b['cases']} ({bound / b['cases']:.0%}).")
+            f"of each coordinate, ``estimate_mi`` has the smallest error on {e['wins']}; no "
+            f"estimator can expect many more there, since CCA and KSG come close to the best "
+            f"possible: an unbiased estimator at the Cramér-Rao limit would have it on "
+            f"{e['expected_efficient_wins']:.1f} in expectation, and even with all "
+            f"{e['other_cases']} other cases won it would expect {bound:.1f} of {b['cases']} "
+            f"({bound / b['cases']:.0%}).")
     t = s["by_key"].get(TARGET)
     if t and t["coverage"] is not None:
         lines.append(f"Its {t['with_interval']} intervals cover the true MI in "
