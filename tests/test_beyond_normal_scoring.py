@@ -178,19 +178,26 @@ def test_interleave_families_covers_every_family_first() -> None:
 
 
 def test_efficient_reference_on_gaussian_copula_cases() -> None:
-    # closed form: one correlation of 0.75 (0.4133 nats) from 5,000 samples: sd = 0.75 / sqrt(n)
+    # closed forms: one correlation of 0.75 (0.4133 nats) from 5,000 samples has sd 0.75 / sqrt(n);
+    # two correlations of 0.8 (2 x 0.5108 nats) have sd sqrt(2 * 0.64 / n)
     assert bn.efficient_sd(-0.5 * math.log(1 - 0.75**2), 1, 5000) == pytest.approx(
         0.75 / math.sqrt(5000))
-    # two equal correlations sharing 1.0217 nats: rho^2 = 1 - exp(-1.0217) each
-    rho2 = 1 - math.exp(-1.0217)
-    assert bn.efficient_sd(1.0217, 2, 5000) == pytest.approx(math.sqrt(2 * rho2 / 5000))
+    assert bn.efficient_sd(-math.log(1 - 0.64), 2, 5000) == pytest.approx(
+        math.sqrt(2 * 0.64 / 5000))
     fake = _fake()
+    # task a (true 1.0: rho^2 = 1 - e^-2, sd = 0.01315): bmi's KSG within one sd on seed 0
+    for r in fake["bmi"]["records"]:
+        if (r["task"], r["seed"], r["estimator"]) == ("a", 0, "ksg"):
+            r["estimate"] = 0.99
+    for r in fake["mitools"]["records"]:
+        if (r["task"], r["seed"], r["estimator"]) == ("a", 0, "estimate_mi"):
+            r["estimate"] = 0.985
     fake["mitools"]["tasks"]["a"].update(family="binormal", params={}, n=5000)
     fake["mitools"]["tasks"]["b"].update(family="student-t", params={"dof": 1}, n=5000)
     e = bn.summary(bn.collect(fake))["efficient"]
-    # complete cases: (a,0) is Gaussian-copula (won: 0.02 < bmi KSG's 0.15); (b,0), (b,1) not
-    sd = bn.efficient_sd(1.0, 1, 5000)
-    assert (e["cases"], e["wins"], e["other_cases"]) == (1, 1, 2)
-    assert e["expected_efficient_wins"] == pytest.approx(math.erf(0.15 / (sd * math.sqrt(2))))
+    # complete cases: (a,0) is Gaussian-copula, lost (0.015 > 0.01); (b,0), (b,1) are not
+    assert (e["cases"], e["wins"], e["other_cases"]) == (1, 0, 2)
+    # P(|N(0, 0.01315^2)| <= 0.01) = 2 Phi(0.7604) - 1 = 0.553
+    assert e["expected_efficient_wins"] == pytest.approx(0.553, abs=0.002)
     # without the task table's family and parameters, no case is counted
     assert bn.summary(bn.collect(_fake()))["efficient"]["cases"] == 0

@@ -210,9 +210,16 @@ def test_adamw_is_fused_where_torch_has_the_kernel_and_foreach_elsewhere(monkeyp
 
     p = torch.nn.Parameter(torch.zeros(3))
     assert fit._adamw([{"params": [p]}], 0.1).defaults["fused"]  # CPU, torch >= 2.4
+    # a complex parameter has no fused kernel, which torch would only say at the first step:
+    # foreach is chosen up front, and a step runs
+    z = torch.nn.Parameter(torch.zeros(2, dtype=torch.complex64))
+    opt = fit._adamw([{"params": [p]}, {"params": [z]}], 0.1)
+    assert opt.defaults["foreach"] and not opt.defaults["fused"]
+    (p.sum() + z.abs().sum()).backward()
+    opt.step()
     real = torch.optim.AdamW
 
-    def no_fused(params, **kwargs):
+    def no_fused(params, **kwargs):  # torch < 2.4: no fused kernel on the CPU
         if kwargs.get("fused"):
             raise RuntimeError("`fused=True` requires all the params to be on a supported device")
         return real(params, **kwargs)
@@ -220,6 +227,27 @@ def test_adamw_is_fused_where_torch_has_the_kernel_and_foreach_elsewhere(monkeyp
     monkeypatch.setattr(torch.optim, "AdamW", no_fused)
     opt = fit._adamw([{"params": [p]}], 0.1)
     assert opt.defaults["foreach"] and not opt.defaults["fused"]
+
+
+def test_a_kept_start_counts_as_converged_even_if_training_gained_late(monkeypatch) -> None:
+    """Training that improves up to the last step without beating the start by the
+    replacement margin keeps the start, and is not flagged: noise-level gains late in
+    training would otherwise flag runs on Gaussian data. With the replacement allowed, the
+    same run keeps a trained critic from the last evaluation and is flagged."""
+    from mitools.estimate import estimate_mi, fit
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1500, 1, generator=g) * 6 - 3
+    y = torch.sin(3 * x) + 0.1 * torch.randn(1500, 1, generator=g)  # no Gaussian start fits
+    options = dict(max_steps=60, eval_every=20, patience=5, threads=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        trained = estimate_mi(x, y, **options)
+        monkeypatch.setattr(fit, "_replaces_start", lambda *a, **k: False)
+        kept = estimate_mi(x, y, **options)
+    assert any(f.best_step == 60 and not f.converged for f in trained.folds)
+    assert all(f.best_step == 0 and f.converged for f in kept.folds)
+    assert kept.diagnostics.unconverged_folds == 0
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 5, 7, 333])

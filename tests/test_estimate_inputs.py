@@ -353,3 +353,19 @@ def test_warnings_point_at_the_callers_line() -> None:
         estimate_mi(labels, labels + rng.normal(size=(300, 1)), folds=2, max_steps=5,
                     eval_every=1, hidden=(4,), threads=1)
     assert record and {w.filename for w in record} == {__file__}
+
+
+def test_the_smallest_n_for_two_folds_keeps_a_validation_pair() -> None:
+    """n = 20 with folds=2 (what the too-few-samples error advises): 10 non-test samples per
+    fold, of which round(0.1 * 10) = 1 would validate; at least 2 do."""
+    from mitools.estimate import fold_indices
+
+    for n in (20, 25, 29):
+        splits = fold_indices(n, 2, 0.1, torch.Generator().manual_seed(0))
+        assert all(len(s.val) == 2 and len(s.train) >= 2 for s in splits)
+    x = torch.randn(20, 1, generator=torch.Generator().manual_seed(0))
+    y = x + torch.randn(20, 1, generator=torch.Generator().manual_seed(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        r = estimate_mi(x, y, folds=2, max_steps=20, eval_every=10, threads=1)
+    assert math.isfinite(r.value)

@@ -26,7 +26,10 @@ cross-fitting so that every sample serves once as held-out data:
 4. every ``eval_every`` steps (and before the first), evaluate the bound on the whole
    validation part (all :math:`n_{val}(n_{val} - 1)` negative pairs) with an exponential
    moving average of the critic's weights (``ema``), keep the best, and stop when it has not
-   improved for ``patience`` evaluations;
+   improved for ``patience`` evaluations; the best trained critic replaces the initial one
+   only when its validation bound is higher by more than two standard errors of the
+   difference (a paired jackknife over the validation samples; DV, MINE and NWJ; any gain
+   with the other bounds);
 5. evaluate that critic's bound on the fold's **test** part, which took no part in training
    or selection (``held_out``), and on as many of its own training samples (``in_sample``).
 
@@ -66,8 +69,10 @@ Design notes (measured on the d = 20 correlated Gaussian, n = 5,000, and on the 
   critic calibrated for it.
 * The critic starts at the **Gaussian fit** (``init="gaussian"``). From random starts,
   minibatch DV training on 10-nat data stalls near 9 nats; from the Gaussian fit it starts at
-  the answer for Gaussian data, and early stopping keeps that start when training does not
-  improve the validation bound.
+  the answer for Gaussian data, and that start is kept unless training beats it on the
+  validation part by more than two standard errors of the difference: at 10 nats the
+  validation bound is noisy enough that a smaller margin let folds keep critics several nats
+  worse held out.
 * The residual is **joint**, not separable: a separable :math:`g(x)^\top h(y)` needs a rank
   that grows as the dependence sharpens (the band :math:`|y - x| < 0.1` of bmi's
   additive-noise task: 1.53 nats of 1.71), where :math:`v^\top\mathrm{relu}(g(x) + h(y))`

@@ -28,8 +28,8 @@ def fold_indices(
     """Cross-fitting splits: each sample is in exactly one fold's test part.
 
     The samples are permuted and cut into ``folds`` near-equal parts. Fold ``k`` tests on part
-    ``k``; of the other samples, the first ``round(val_fraction * rest)`` (in permuted order)
-    validate and the others train.
+    ``k``; of the other samples, the first ``round(val_fraction * rest)`` (in permuted order,
+    but at least 2, a negative pair, and at most ``rest - 2``) validate and the others train.
 
     Args:
         n: number of samples.
@@ -62,7 +62,8 @@ def fold_indices(
     splits = []
     for k in range(folds):
         rest = torch.cat([parts[j] for j in range(folds) if j != k])
-        n_val = round(val_fraction * len(rest))
+        # at least 2 validation samples (a negative pair) where the rest allows it
+        n_val = min(max(2, round(val_fraction * len(rest))), max(0, len(rest) - 2))
         split = Split(rest[n_val:], rest[:n_val], parts[k])
         if min(len(p) for p in split) < 2:
             raise ValueError(

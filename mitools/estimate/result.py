@@ -38,7 +38,8 @@ class FoldResult:
         value: what this fold reports: ``held_out``, or the midpoint of ``held_out`` and
             ``in_sample`` with ``report="corrected"``.
         history: evaluations during training (validation values, not the estimate).
-        best_step: the step whose critic was kept (best validation value; 0: the initial one).
+        best_step: the step whose critic was kept (the best validation value of training,
+            if it beat the initial critic's by the replacement margin; 0: the initial one).
         steps: training steps run (early stopping may end before ``max_steps``).
         split: the fold's train / validation / test indices into the samples.
         critic: the trained critic (on standardised inputs, in evaluation mode).
@@ -50,7 +51,8 @@ class FoldResult:
         log_partition: :math:`\\log` of the mean of :math:`e^{f}` over the test part's
             negative pairs, in nats; :meth:`MIEstimate.pointwise` subtracts it.
         converged: False when training ran to ``max_steps`` while still improving the kept
-            critic (a trained one, from one of the last two evaluations).
+            critic (a trained one, from one of the last two evaluations); a kept initial
+            critic counts as converged (training never beat it by the replacement margin).
     """
 
     held_out: float
