@@ -28,8 +28,7 @@ cross-fitting so that every sample serves once as held-out data:
    moving average of the critic's weights (``ema``), keep the best, and stop when it has not
    improved for ``patience`` evaluations; the best trained critic replaces the initial one
    only when its validation bound is higher by more than two standard errors of the
-   difference (a paired jackknife over the validation samples; DV, MINE and NWJ; any gain
-   with the other bounds);
+   difference (a paired jackknife over the validation samples);
 5. evaluate that critic's bound on the fold's **test** part, which took no part in training
    or selection (``held_out``), and on as many of its own training samples (``in_sample``).
 

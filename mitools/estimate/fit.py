@@ -97,9 +97,8 @@ def _replaces_start(estimator: Estimator, start_val: float, start_loo: Tensor | 
     one (``start_val``): by a margin of more than :data:`REPLACE_START_SE` standard errors of
     the difference, a paired jackknife over the validation pairs ``x, y`` with the groups the
     start's values ``start_loo`` were computed with. At high MI the validation bound is noisy
-    enough to prefer, by chance, critics much worse held out. Bounds outside
-    :data:`SAMPLED_NEGATIVES_BOUNDS` (whose jackknife needs one evaluation per group) and
-    validation parts too small for groups need any improvement."""
+    enough to prefer, by chance, critics much worse held out, and on independent data a
+    critic fitted to noise. Validation parts too small for groups need any improvement."""
     if trained_val <= start_val:
         return False
     if start_loo is None or jackknife is None:
@@ -218,9 +217,9 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
     estimator.eval()
     start_held_out = _evaluate(estimator, model, xs[test], ys[test])
     # the start's validation bound, with each jackknife group left out for the replacement
-    # test (DV, MINE, NWJ; the other bounds would need one evaluation per group)
-    jackknife = (_validation_groups(len(val), gen)
-                 if isinstance(estimator, SAMPLED_NEGATIVES_BOUNDS) else None)
+    # test (one pass for DV, MINE and NWJ; one masked evaluation per group for the other
+    # bounds, affordable on the validation part)
+    jackknife = _validation_groups(len(val), gen)
     if jackknife is not None:
         start_val, start_loo, _ = _evaluate_leaving_groups_out(
             estimator, model, xs[val], ys[val], jackknife[0].to(device), jackknife[1])
