@@ -336,9 +336,10 @@ def summary_lines(res: Results, s: dict | None = None) -> list[str]:
     for key, label in SAME_RUN.items():
         r = s["time_vs_ksg"][key]
         if r["ratio"] is not None:
+            ksg = r["median_ksg_s"]
             lines.append(f"Median time, same run and threads, over {r['cases']} cases: "
                          f"``estimate_mi`` {r['median_estimate_mi_s']:.1f} s, {label} "
-                         f"{r['median_ksg_s']:.1f} s (ratio {r['ratio']:.2f}).")
+                         f"{ksg:.{2 if ksg < 1 else 1}f} s (ratio {r['ratio']:.2f}).")
     return lines
 
 
