@@ -241,14 +241,12 @@ def main(argv: list[str] | None = None) -> None:
     unavailable = {m: classical.get("missing", f"mitools.classical lacks {m}")
                    for m in methods
                    if m not in ("estimate_mi", "bmi_ksg") and classical.get(m) is None}
-    if unavailable:
-        runs[run_id]["skipped"] = unavailable
-        print(f"skipped: {unavailable}", flush=True)
     if "bmi_ksg" in methods and not BMI_PYTHON.exists():
         unavailable["bmi_ksg"] = (f"no bmi venv at {BMI_PYTHON} (make it with `bash "
                                   "benchmarks/peers/make_venvs.sh bmi`)")
+    if unavailable:
         runs[run_id]["skipped"] = unavailable
-        print(f"skipped: bmi_ksg ({unavailable['bmi_ksg']})", flush=True)
+        print(f"skipped: {unavailable}", flush=True)
     methods = [m for m in methods if m not in unavailable]
 
     def save() -> None:

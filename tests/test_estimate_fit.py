@@ -284,12 +284,13 @@ def test_a_trained_critic_replaces_the_start_by_more_than_two_paired_standard_er
     shift = torch.linspace(-1.0, 1.0, jackknife[1], dtype=loo.dtype) * 0.05
     se = jackknife_stderr(shift)  # of the difference, trained_loo - start_loo = shift
     start_loo = loo - shift
+    trained = (c.state_dict(), dv.state_dict())
     for margin, expected in ((1.9, False), (2.1, True)):
-        assert _replaces_start(dv, value - margin * se, start_loo, value, c, x, y,
+        assert _replaces_start(dv, value - margin * se, start_loo, value, trained, c, x, y,
                                jackknife) is expected
-    assert not _replaces_start(dv, value, start_loo, value, c, x, y, jackknife)  # no gain
-    # no jackknife (tiny validation part, or bounds outside DV/MINE/NWJ): any gain
-    assert _replaces_start(dv, value - 1e-6, None, value, c, x, y, None)
+    assert not _replaces_start(dv, value, start_loo, value, trained, c, x, y, jackknife)  # no gain
+    # no jackknife (a validation part too small for groups): any gain
+    assert _replaces_start(dv, value - 1e-6, None, value, trained, c, x, y, None)
 
 
 def test_a_noisy_validation_gain_at_10_nats_keeps_the_gaussian_start() -> None:

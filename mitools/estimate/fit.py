@@ -80,32 +80,37 @@ def _summaries_leaving_groups_out(scores: Tensor, group_of: Tensor, groups: int)
     return torch.stack([pos, log_mean_exp], dim=-1)[:, None, :]
 
 
-def _validation_groups(n: int, gen: torch.Generator) -> tuple[Tensor, int] | None:
+def _validation_groups(n: int, gen: torch.Generator,
+                       device: torch.device | None = None) -> tuple[Tensor, int] | None:
     """Random delete-a-group jackknife groups for ``n`` validation samples: ``(group_of,
-    groups)`` with :data:`~mitools.estimate.stats.JACKKNIFE_GROUPS` groups or fewer, of at least
-    2 samples each, so that leaving one out keeps a negative pair; ``None`` below 4 samples."""
+    groups)`` (``group_of`` on ``device``) with :data:`~mitools.estimate.stats.JACKKNIFE_GROUPS`
+    groups or fewer, of at least 2 samples each, so that leaving one out keeps a negative
+    pair; ``None`` below 4 samples."""
     if n < 4:
         return None
     groups = min(JACKKNIFE_GROUPS, n // 2)
-    return torch.randperm(n, generator=gen) % groups, groups
+    return (torch.randperm(n, generator=gen) % groups).to(device), groups
 
 
 def _replaces_start(estimator: Estimator, start_val: float, start_loo: Tensor | None,
-                    trained_val: float, trained: nn.Module, x: Tensor, y: Tensor,
-                    jackknife: tuple[Tensor, int] | None) -> bool:
-    """Whether the best trained critic (validation bound ``trained_val``) replaces the initial
-    one (``start_val``): by a margin of more than :data:`REPLACE_START_SE` standard errors of
-    the difference, a paired jackknife over the validation pairs ``x, y`` with the groups the
-    start's values ``start_loo`` were computed with. At high MI the validation bound is noisy
-    enough to prefer, by chance, critics much worse held out, and on independent data a
-    critic fitted to noise. Validation parts too small for groups need any improvement."""
+                    trained_val: float, trained_state: tuple[dict, dict], model: nn.Module,
+                    x: Tensor, y: Tensor, jackknife: tuple[Tensor, int] | None) -> bool:
+    """Whether the best trained critic (validation bound ``trained_val``, its state and the
+    estimator's in ``trained_state``) replaces the initial one (``start_val``): by a margin of
+    more than :data:`REPLACE_START_SE` standard errors of the difference, a paired jackknife
+    over the validation pairs ``x, y`` with the groups the start's values ``start_loo`` were
+    computed with. At high MI the validation bound is noisy enough to prefer, by chance,
+    critics much worse held out, and on independent data a critic fitted to noise. Validation
+    parts too small for groups need any improvement. Only when the jackknife is needed is
+    ``trained_state`` loaded into ``model`` and ``estimator`` (both in evaluation mode) to
+    score the validation pairs."""
     if trained_val <= start_val:
         return False
     if start_loo is None or jackknife is None:
         return True
-    group_of, groups = jackknife
-    _, trained_loo, _ = _evaluate_leaving_groups_out(estimator, trained, x, y,
-                                                     group_of.to(x.device), groups)
+    model.load_state_dict(trained_state[0])
+    estimator.load_state_dict(trained_state[1])
+    _, trained_loo, _ = _evaluate_leaving_groups_out(estimator, model, x, y, *jackknife)
     return trained_val - start_val > REPLACE_START_SE * jackknife_stderr(trained_loo - start_loo)
 
 
@@ -219,10 +224,10 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
     # the start's validation bound, with each jackknife group left out for the replacement
     # test (one pass for DV, MINE and NWJ; one masked evaluation per group for the other
     # bounds, affordable on the validation part)
-    jackknife = _validation_groups(len(val), gen)
+    jackknife = _validation_groups(len(val), gen, device)
     if jackknife is not None:
         start_val, start_loo, _ = _evaluate_leaving_groups_out(
-            estimator, model, xs[val], ys[val], jackknife[0].to(device), jackknife[1])
+            estimator, model, xs[val], ys[val], *jackknife)
     else:
         start_val, start_loo = _evaluate(estimator, model, xs[val], ys[val]), None
     history = [HistoryPoint(0, math.nan, start_val)]
@@ -267,12 +272,10 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
                     break
     # the best trained critic replaces the start only when its validation bound is higher by
     # more than the noise of that comparison (see _replaces_start)
-    model.load_state_dict(trained_state[0])
-    estimator.load_state_dict(trained_state[1])
     model.eval()
     estimator.eval()
-    if _replaces_start(estimator, start_val, start_loo, trained_val, model, xs[val], ys[val],
-                       jackknife):
+    if _replaces_start(estimator, start_val, start_loo, trained_val, trained_state, model,
+                       xs[val], ys[val], jackknife):
         best_step, best_state = trained_step, trained_state
     else:
         best_step, best_state = 0, start_state
