@@ -243,10 +243,11 @@ def test_a_kept_start_counts_as_converged_even_if_training_gained_late(monkeypat
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         trained = estimate_mi(x, y, **options)
-        monkeypatch.setattr(fit, "_replaces_start", lambda *a, **k: False)
-        kept = estimate_mi(x, y, **options)
+        # a gain below the replacement margin; every fold trains (no screening)
+        monkeypatch.setattr(fit, "_gain_over_start", lambda *a, **k: 0.0)
+        kept = estimate_mi(x, y, screen=False, **options)
     assert any(f.best_step == 60 and not f.converged for f in trained.folds)
-    assert all(f.best_step == 0 and f.converged for f in kept.folds)
+    assert all(f.best_step == 0 and f.converged and f.steps == 60 for f in kept.folds)
     assert kept.diagnostics.unconverged_folds == 0
 
 
@@ -272,8 +273,9 @@ def test_validation_jackknife_groups_keep_a_negative_pair(n) -> None:
 def test_a_trained_critic_replaces_the_start_by_more_than_two_paired_standard_errors() -> None:
     """The rule on the validation pairs: the trained critic's bound must beat the start's by
     more than REPLACE_START_SE (2) standard errors of the difference, a jackknife over the same
-    groups (the start's own noise does not enter)."""
-    from mitools.estimate.fit import REPLACE_START_SE, _replaces_start, _validation_groups
+    groups (the start's own noise does not enter); _gain_over_start gives that difference in
+    standard errors."""
+    from mitools.estimate.fit import REPLACE_START_SE, _gain_over_start, _validation_groups
     from mitools.estimate.stats import jackknife_stderr
 
     assert REPLACE_START_SE == 2.0
@@ -286,11 +288,16 @@ def test_a_trained_critic_replaces_the_start_by_more_than_two_paired_standard_er
     start_loo = loo - shift
     trained = (c.state_dict(), dv.state_dict())
     for margin, expected in ((1.9, False), (2.1, True)):
-        assert _replaces_start(dv, value - margin * se, start_loo, value, trained, c, x, y,
-                               jackknife) is expected
-    assert not _replaces_start(dv, value, start_loo, value, trained, c, x, y, jackknife)  # no gain
+        gain = _gain_over_start(dv, value - margin * se, start_loo, value, trained, c, x, y,
+                                jackknife)
+        assert gain == pytest.approx(margin, rel=1e-9)
+        assert (gain > REPLACE_START_SE) is expected
+    # no gain, nothing trained
+    assert _gain_over_start(dv, value, start_loo, value, trained, c, x, y, jackknife) == -math.inf
+    assert _gain_over_start(dv, value, start_loo, -math.inf, trained, c, x, y,
+                            jackknife) == -math.inf
     # no jackknife (a validation part too small for groups): any gain
-    assert _replaces_start(dv, value - 1e-6, None, value, trained, c, x, y, None)
+    assert _gain_over_start(dv, value - 1e-6, None, value, trained, c, x, y, None) == math.inf
 
 
 def test_a_noisy_validation_gain_at_10_nats_keeps_the_gaussian_start() -> None:
@@ -343,3 +350,102 @@ def test_infonce_on_independent_data_keeps_the_start() -> None:
         r = estimate_mi(x, y, bound="infonce", seed=0, threads=1)
     assert all(f.best_step == 0 for f in r.folds)
     assert abs(r.value) < 2 * r.stderr + 1e-3, (r.value, r.stderr)
+
+
+# --- screening: the first fold decides whether the others train --------------------------------
+
+SCREEN_FAST = dict(max_steps=60, eval_every=20, batch_size=128, threads=1)
+
+
+def _gaussian_pairs(n: int = 1500, seed: int = 0):
+    from mitools.tasks import CorrelatedGaussian
+
+    return CorrelatedGaussian(2, 0.5).sample(n, generator=seed)
+
+
+def test_screened_folds_are_the_start_an_unscreened_run_keeps() -> None:
+    """On Gaussian data the first fold's critic does not beat the start: the other folds keep
+    it untrained (0 steps, one history point). Each such fold is, bit for bit, the fold that
+    training and then keeping the start gives, and the first fold is the same either way."""
+    from mitools.estimate import estimate_mi
+
+    x, y = _gaussian_pairs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        screened = estimate_mi(x, y, **SCREEN_FAST)
+        trained = estimate_mi(x, y, screen=False, **SCREEN_FAST)
+    first = screened.folds[0]
+    assert first.steps > 0 and first.gain_over_start <= 1.0
+    assert [f.steps for f in screened.folds[1:]] == [0, 0]
+    assert all(len(f.history) == 1 and f.best_step == 0 and f.converged
+               and f.gain_over_start == -math.inf for f in screened.folds[1:])
+    assert screened.diagnostics.untrained_folds == 2 and trained.diagnostics.untrained_folds == 0
+    assert screened.settings["screen"] is True and trained.settings["screen"] is False
+    assert all(f.steps > 0 for f in trained.folds)
+    compared = 0
+    for a, b in zip(screened.folds, trained.folds, strict=True):
+        if b.best_step == 0:  # the unscreened fold kept its start too
+            compared += 1
+            assert (a.held_out, a.in_sample, a.value, a.start_held_out, a.log_partition) == (
+                b.held_out, b.in_sample, b.value, b.start_held_out, b.log_partition)
+            assert a.held_out == a.start_held_out
+    assert compared >= 2  # the first fold and at least one other
+
+
+def test_screening_trains_every_fold_where_the_first_gains() -> None:
+    """y = sin(3x) + noise: no Gaussian start fits, the first fold's critic beats it by many
+    standard errors, and every fold trains: the estimate is the unscreened one, bit for bit."""
+    from mitools.estimate import estimate_mi
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1500, 1, generator=g) * 6 - 3
+    y = torch.sin(3 * x) + 0.1 * torch.randn(1500, 1, generator=g)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        screened = estimate_mi(x, y, **SCREEN_FAST)
+        trained = estimate_mi(x, y, screen=False, **SCREEN_FAST)
+    assert screened.folds[0].gain_over_start > 2.0
+    assert screened.diagnostics.untrained_folds == 0
+    assert screened.value == trained.value and screened.stderr == trained.stderr
+
+
+@pytest.mark.parametrize(("gain", "untrained"), [(-math.inf, 2), (1.0, 2), (1.01, 0),
+                                                 (math.nan, 0), (math.inf, 0)])
+def test_the_screen_keeps_the_start_up_to_one_standard_error(monkeypatch, gain,
+                                                             untrained) -> None:
+    """The other folds go untrained when the first fold's gain is at most SCREEN_SE (1)
+    standard error, and train above it, or when the gain has no standard error (NaN: not
+    known to be small; inf: a validation part too small for one)."""
+    from mitools.estimate import estimate_mi, fit
+
+    assert fit.SCREEN_SE == 1.0
+    monkeypatch.setattr(fit, "_gain_over_start", lambda *a, **k: gain)
+    x, y = _gaussian_pairs(600)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        r = estimate_mi(x, y, **SCREEN_FAST)
+    assert r.diagnostics.untrained_folds == untrained
+    assert [f.steps == 0 for f in r.folds] == [False] + [untrained > 0] * 2
+
+
+def test_random_starts_are_never_screened(monkeypatch) -> None:
+    """Without the Gaussian start (init="random", or a critic that has none) there is no
+    closed-form fit to keep: every fold trains whatever the first one gained."""
+    from mitools.estimate import estimate_mi, fit
+
+    monkeypatch.setattr(fit, "_gain_over_start", lambda *a, **k: -math.inf)
+    x, y = _gaussian_pairs(600)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for kwargs in (dict(init="random"), dict(critic="separable")):
+            r = estimate_mi(x, y, **SCREEN_FAST, **kwargs)
+            assert r.diagnostics.untrained_folds == 0
+            assert all(f.steps > 0 for f in r.folds)
+
+
+def test_screen_must_be_a_bool() -> None:
+    from mitools.estimate import estimate_mi
+
+    x, y = _gaussian_pairs(300)
+    with pytest.raises(ValueError, match="screen must be True or False, got 'yes'"):
+        estimate_mi(x, y, screen="yes")

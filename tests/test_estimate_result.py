@@ -89,7 +89,7 @@ def test_save_and_load_give_back_the_estimate_and_its_critics(fitted, tmp_path) 
     for a, b in zip(r.folds, back.folds, strict=True):
         torch.testing.assert_close(torch.tensor(a.history), torch.tensor(b.history),
                                    equal_nan=True)
-        assert a.best_step == b.best_step
+        assert (a.best_step, a.gain_over_start) == (b.best_step, b.gain_over_start)
         assert all(torch.equal(p, q) for p, q in zip(a.split, b.split, strict=True))
         assert type(a.critic) is type(b.critic) and not b.critic.training
     torch.testing.assert_close(back.pointwise(x[:20], y[:20]), r.pointwise(x[:20], y[:20]))
@@ -101,6 +101,23 @@ def test_the_file_loads_with_weights_only(fitted, tmp_path) -> None:
     r.save(path)
     payload = torch.load(path, weights_only=True)  # tensors and plain values only
     assert payload["format"] == "mitools.MIEstimate"
+
+
+def test_a_file_from_before_screening_loads_with_the_new_fields_unknown(fitted,
+                                                                          tmp_path) -> None:
+    """Files written before FoldResult.gain_over_start and Diagnostics.untrained_folds
+    existed load, with NaN and 0 for them."""
+    _, _, r = fitted
+    path = tmp_path / "estimate.pt"
+    r.save(path)
+    payload = torch.load(path, weights_only=True)
+    for fold in payload["folds"]:
+        del fold["gain_over_start"]
+    del payload["diagnostics"]["untrained_folds"]
+    torch.save(payload, path)
+    back = load_estimate(path)
+    assert all(math.isnan(f.gain_over_start) for f in back.folds)
+    assert back.diagnostics.untrained_folds == 0 and back.value == r.value
 
 
 class _Payload:
@@ -302,7 +319,7 @@ def test_the_non_gaussian_flag_names_each_number() -> None:
     from mitools.estimate.diagnostics import diagnose
 
     folds = [SimpleNamespace(held_out=0.30, in_sample=0.34, start_held_out=-0.002,
-                             converged=True)] * 3
+                             converged=True, steps=300)] * 3
     d = diagnose(folds, value=0.32, stderr=0.01, max_steps=2000)
     assert len(d.flags) == 1, d.flags
     flag = d.flags[0]

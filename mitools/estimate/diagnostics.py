@@ -47,6 +47,8 @@ class Diagnostics:
             still improving.
         folds: number of folds.
         flags: one sentence per sign found.
+        untrained_folds: folds that kept the Gaussian start without training, because the
+            first fold's trained critic did not beat it (``screen=True``, the default).
     """
 
     optimism_share: float
@@ -55,6 +57,7 @@ class Diagnostics:
     unconverged_folds: int
     folds: int
     flags: tuple[str, ...]
+    untrained_folds: int = 0
 
     @property
     def likely_misspecified(self) -> bool:
@@ -103,4 +106,5 @@ def diagnose(folds: Sequence[FoldResult], value: float, stderr: float,
         unconverged_folds=unconverged,
         folds=k,
         flags=tuple(flags),
+        untrained_folds=sum(f.steps == 0 for f in folds),
     )

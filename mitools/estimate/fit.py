@@ -27,6 +27,10 @@ SAMPLED_NEGATIVES_BOUNDS = (DV, MINE, NWJ)
 #: than this many standard errors of the difference between the two bounds (a paired
 #: delete-a-group jackknife over the validation samples)
 REPLACE_START_SE = 2.0
+#: with ``screen=True``, the other folds keep the Gaussian start untrained when the first
+#: fold's best trained critic beat it on validation by at most this many standard errors of
+#: the difference (half the replacement margin: folds in between are still trained)
+SCREEN_SE = 1.0
 
 
 @torch.no_grad()
@@ -92,26 +96,30 @@ def _validation_groups(n: int, gen: torch.Generator,
     return (torch.randperm(n, generator=gen) % groups).to(device), groups
 
 
-def _replaces_start(estimator: Estimator, start_val: float, start_loo: Tensor | None,
-                    trained_val: float, trained_state: tuple[dict, dict], model: nn.Module,
-                    x: Tensor, y: Tensor, jackknife: tuple[Tensor, int] | None) -> bool:
-    """Whether the best trained critic (validation bound ``trained_val``, its state and the
-    estimator's in ``trained_state``) replaces the initial one (``start_val``): by a margin of
-    more than :data:`REPLACE_START_SE` standard errors of the difference, a paired jackknife
-    over the validation pairs ``x, y`` with the groups the start's values ``start_loo`` were
-    computed with. At high MI the validation bound is noisy enough to prefer, by chance,
-    critics much worse held out, and on independent data a critic fitted to noise. Validation
-    parts too small for groups need any improvement. Only when the jackknife is needed is
+def _gain_over_start(estimator: Estimator, start_val: float, start_loo: Tensor | None,
+                     trained_val: float, trained_state: tuple[dict, dict], model: nn.Module,
+                     x: Tensor, y: Tensor, jackknife: tuple[Tensor, int] | None) -> float:
+    """How much the best trained critic (validation bound ``trained_val``, its state and the
+    estimator's in ``trained_state``) beats the initial one (``start_val``) on the validation
+    pairs ``x, y``: the difference of the two bounds in standard errors of that difference, a
+    paired jackknife over the validation pairs with the groups the start's values
+    ``start_loo`` were computed with. ``-inf``: no gain (or nothing trained); ``inf``: a
+    gain on a validation part too small for groups, or with no spread.
+
+    The trained critic replaces the start above :data:`REPLACE_START_SE`: at high MI the
+    validation bound is noisy enough to prefer, by chance, critics much worse held out, and on
+    independent data a critic fitted to noise. Only when the jackknife is needed is
     ``trained_state`` loaded into ``model`` and ``estimator`` (both in evaluation mode) to
     score the validation pairs."""
-    if trained_val <= start_val:
-        return False
+    if not trained_val > start_val:
+        return -math.inf
     if start_loo is None or jackknife is None:
-        return True
+        return math.inf
     model.load_state_dict(trained_state[0])
     estimator.load_state_dict(trained_state[1])
     _, trained_loo, _ = _evaluate_leaving_groups_out(estimator, model, x, y, *jackknife)
-    return trained_val - start_val > REPLACE_START_SE * jackknife_stderr(trained_loo - start_loo)
+    stderr = jackknife_stderr(trained_loo - start_loo)
+    return (trained_val - start_val) / stderr if stderr != 0 else math.inf
 
 
 def _build_critic(critic: str | nn.Module, dim_x: int, dim_y: int, hidden: Sequence[int],
@@ -220,11 +228,10 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
 
     model.eval()
     estimator.eval()
-    start_held_out = _evaluate(estimator, model, xs[test], ys[test])
     # the start's validation bound, with each jackknife group left out for the replacement
     # test (one pass for DV, MINE and NWJ; one masked evaluation per group for the other
     # bounds, affordable on the validation part)
-    jackknife = _validation_groups(len(val), gen, device)
+    jackknife = _validation_groups(len(val), gen, device) if max_steps > 0 else None
     if jackknife is not None:
         start_val, start_loo, _ = _evaluate_leaving_groups_out(
             estimator, model, xs[val], ys[val], *jackknife)
@@ -271,11 +278,12 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
                 if since_best >= patience:
                     break
     # the best trained critic replaces the start only when its validation bound is higher by
-    # more than the noise of that comparison (see _replaces_start)
+    # more than the noise of that comparison (see _gain_over_start)
     model.eval()
     estimator.eval()
-    if _replaces_start(estimator, start_val, start_loo, trained_val, trained_state, model,
-                       xs[val], ys[val], jackknife):
+    gain = _gain_over_start(estimator, start_val, start_loo, trained_val, trained_state, model,
+                            xs[val], ys[val], jackknife)
+    if gain > REPLACE_START_SE:
         best_step, best_state = trained_step, trained_state
     else:
         best_step, best_state = 0, start_state
@@ -299,6 +307,14 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
     value = (held_out + in_sample) / 2 if corrected else held_out
     if corrected:
         loo = (loo + own_loo) / 2
+    if best_step == 0:  # the start is kept: its held-out bound is the one just evaluated
+        start_held_out = held_out
+    else:
+        model.load_state_dict(start_state[0])
+        estimator.load_state_dict(start_state[1])
+        start_held_out = _evaluate(estimator, model, xs[test], ys[test])
+        model.load_state_dict(best_state[0])
+        estimator.load_state_dict(best_state[1])
     return FoldResult(
         held_out=held_out,
         in_sample=in_sample,
@@ -313,5 +329,6 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
         start_held_out=start_held_out,
         log_partition=log_z,
         converged=converged,
+        gain_over_start=gain,
     ), loo
 

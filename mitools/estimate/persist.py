@@ -33,7 +33,7 @@ VERSION = 1
 _SCALARS = ("value", "stderr", "level", "method", "uncertainty", "bound", "held_out",
             "in_sample", "optimism", "report", "sided")
 _FOLD_SCALARS = ("held_out", "in_sample", "value", "best_step", "steps", "start_held_out",
-                 "log_partition", "converged")
+                 "log_partition", "converged", "gain_over_start")
 
 
 def save_estimate(result: MIEstimate, path: str | Path) -> None:
@@ -127,7 +127,7 @@ def load_estimate(path: str | Path, critic: nn.Module | None = None,
             estimator=_load(f["estimator"], settings, "bound", bound, lambda: get_estimator(
                 settings["bound"], **settings.get("bound_kwargs", {})), path),
             standardization=Standardization(*f["standardization"]),
-            **{name: f[name] for name in _FOLD_SCALARS},
+            **{name: f[name] for name in _FOLD_SCALARS if name in f},  # older: defaults
         ))
     diagnostics = payload["diagnostics"]
     if diagnostics is not None:

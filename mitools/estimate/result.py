@@ -53,6 +53,11 @@ class FoldResult:
         converged: False when training ran to ``max_steps`` while still improving the kept
             critic (a trained one, from one of the last two evaluations); a kept initial
             critic counts as converged (training never beat it by the replacement margin).
+        gain_over_start: how much the best trained critic beat the initial one on the
+            validation part, in standard errors of the difference (a paired jackknife); above
+            2 it replaced the initial critic. ``-inf``: no gain, or no training (a fold
+            left untrained by ``screen``); ``inf``: a gain on a validation part too small
+            for a standard error; NaN: not recorded (a file saved by an older mitools).
     """
 
     held_out: float
@@ -68,6 +73,7 @@ class FoldResult:
     start_held_out: float = math.nan
     log_partition: float = math.nan
     converged: bool = True
+    gain_over_start: float = math.nan
 
 
 @dataclass(frozen=True)
