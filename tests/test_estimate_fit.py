@@ -202,7 +202,22 @@ def test_jackknife_values_equal_masked_evaluations(name: str) -> None:
     assert value == pytest.approx(float(estimator(scores)))
     off = scores[~torch.eye(n, dtype=torch.bool)]
     assert log_z == pytest.approx(float(torch.logsumexp(off, 0) - math.log(off.numel())))
-    assert log_partition(scores) == log_z
+    assert log_partition(scores) == pytest.approx(log_z, rel=1e-12, abs=1e-12)
+
+
+def test_the_bound_without_groups_is_the_bound_on_all_pairs() -> None:
+    """groups=0 (the in-sample bound with report="held_out"): the value and log-partition
+    alone, the same as with groups."""
+    torch.manual_seed(0)
+    n = 50
+    scores = torch.randn(n, n, dtype=torch.float64) + 2 * torch.eye(n, dtype=torch.float64)
+    estimator = get_estimator("dv").eval()
+    group_of = torch.randint(0, 5, (n,))
+    value, loo, log_z = _evaluate_leaving_groups_out(
+        estimator, lambda a, b: scores, torch.zeros(n, 1), None, group_of, 0)
+    assert loo.shape == (0,)
+    assert value == pytest.approx(float(estimator(scores)), rel=1e-12)
+    assert log_z == pytest.approx(log_partition(scores), rel=1e-12)
 
 
 def test_adamw_is_fused_where_torch_has_the_kernel_and_foreach_elsewhere(monkeypatch) -> None:

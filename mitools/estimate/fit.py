@@ -48,38 +48,42 @@ def _evaluate_leaving_groups_out(estimator: Estimator, critic: nn.Module, x: Ten
     log-partition of the scores; the scores are computed once for all of them.
 
     For the bounds of :data:`SAMPLED_NEGATIVES_BOUNDS` (functions of the mean positive score
-    and the mean exponentiated negative score) the left-out values come from per-group sums
-    of the scores, each passed to the estimator as a row of two entries: the mean positive
-    score and the log-mean-exp of the negatives. Other bounds are evaluated once per group
-    with masks."""
+    and the mean exponentiated negative score) all of them come from one pass over the
+    scores (:func:`_summaries_leaving_groups_out`): each set of samples is passed to the
+    estimator as a row of two entries, the mean positive score and the log-mean-exp of the
+    negatives, and the latter over all samples is the log-partition. Other bounds are
+    evaluated once on all pairs, then once per group with masks."""
     scores = critic(x, y)
-    value = float(estimator(scores, anchors=x))
-    if groups and isinstance(estimator, SAMPLED_NEGATIVES_BOUNDS):
-        rows = _summaries_leaving_groups_out(scores, group_of, groups)  # (groups, 1, 2)
+    if isinstance(estimator, SAMPLED_NEGATIVES_BOUNDS) and not estimator.needs_anchors:
+        rows = _summaries_leaving_groups_out(scores, group_of, groups)  # (1 + groups, 1, 2)
         values = estimator(rows.to(scores.dtype)).double().cpu()
-    else:
-        out = []
-        for g in range(groups):  # a loop over groups (20), each a full vectorised evaluation
-            keep = group_of != g
-            out.append(float(estimator(scores, row_mask=keep, col_mask=keep, anchors=x)))
-        values = torch.tensor(out, dtype=torch.float64)
-    return value, values, log_partition(scores)
+        return float(values[0]), values[1:], float(rows[0, 0, 1])
+    value = float(estimator(scores, anchors=x))
+    out = []
+    for g in range(groups):  # a loop over groups (20), each a full vectorised evaluation
+        keep = group_of != g
+        out.append(float(estimator(scores, row_mask=keep, col_mask=keep, anchors=x)))
+    return value, torch.tensor(out, dtype=torch.float64), log_partition(scores)
 
 
 def _summaries_leaving_groups_out(scores: Tensor, group_of: Tensor, groups: int) -> Tensor:
-    """``(groups, 1, 2)``: for each group g, the mean of the positive (diagonal) scores and the
-    log of the mean of ``exp`` over the negative (off-diagonal) scores, both over the samples
-    outside g, from one pass over the scores (group-by-group block sums, float64)."""
+    """``(1 + groups, 1, 2)``: for all samples (row 0) and for the samples outside each
+    group g (row 1 + g), the mean of the positive (diagonal) scores and the log of the mean
+    of ``exp`` over the negative (off-diagonal) scores, from one pass over the scores
+    (group-by-group block sums, float64)."""
     s = scores.double()
     n = s.shape[0]
     peak = s.max()
     e = torch.exp(s - peak)
     e.diagonal().zero_()
-    one_hot = torch.nn.functional.one_hot(group_of, groups).to(e.dtype)  # (n, groups)
+    diagonal = s.diagonal()
+    total = e.sum()
+    one_hot = (torch.nn.functional.one_hot(group_of, groups).to(e.dtype) if groups
+               else e.new_zeros(n, 0))  # (n, groups)
     blocks = one_hot.T @ e @ one_hot  # (groups, groups): sums of exp over group pairs
-    kept = blocks.sum() - blocks.sum(0) - blocks.sum(1) + blocks.diagonal()
-    size = n - one_hot.sum(0)  # samples outside each group
-    pos = (s.diagonal().sum() - one_hot.T @ s.diagonal()) / size
+    kept = torch.cat([total[None], total - blocks.sum(0) - blocks.sum(1) + blocks.diagonal()])
+    size = torch.cat([s.new_full((1,), n), n - one_hot.sum(0)])  # samples in each set
+    pos = torch.cat([diagonal.sum()[None], diagonal.sum() - one_hot.T @ diagonal]) / size
     log_mean_exp = peak + torch.log(kept) - torch.log(size * (size - 1))
     return torch.stack([pos, log_mean_exp], dim=-1)[:, None, :]
 
