@@ -258,6 +258,7 @@ def estimate_mi(
         torch.set_num_threads(resolve_threads(threads))
         bar = Progress(progress, folds, max_steps, bound_name)
         results, leave_out = [], []
+        screening = screen and init == "gaussian"
         steps = max_steps  # 0 once screening has found nothing for training to gain
         try:
             for k, split in enumerate(splits):
@@ -274,10 +275,11 @@ def estimate_mi(
                     max_steps=steps, lr=lr,
                     weight_decay=weight_decay, ema=ema, eval_every=eval_every, patience=patience,
                     gen=gen, on_eval=bar.evaluated, group_of=group_of, groups=groups,
+                    screen_on_test=screening and k == 0,
                 )
                 results.append(fold)
                 leave_out.append(loo)
-                if screen and init == "gaussian" and k == 0 and fold.gain_over_start <= SCREEN_SE:
+                if screening and k == 0 and fold.held_out_gain <= SCREEN_SE:
                     steps = 0
                 bar.end_fold(fold.value, fold.steps)
         finally:

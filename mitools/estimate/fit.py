@@ -28,9 +28,10 @@ SAMPLED_NEGATIVES_BOUNDS = (DV, MINE, NWJ)
 #: delete-a-group jackknife over the validation samples)
 REPLACE_START_SE = 2.0
 #: with ``screen=True``, the other folds keep the Gaussian start untrained when the first
-#: fold's best trained critic beat it on validation by at most this many standard errors of
-#: the difference (half the replacement margin: folds in between are still trained)
-SCREEN_SE = 1.0
+#: fold's best trained critic beats it on that fold's test part by at most this many standard
+#: errors of the difference (a paired jackknife): the replacement margin, on 5 times the
+#: samples (the test part, on which the other folds train but never test)
+SCREEN_SE = 2.0
 
 
 @torch.no_grad()
@@ -73,10 +74,13 @@ def _summaries_leaving_groups_out(scores: Tensor, group_of: Tensor, groups: int)
     (group-by-group block sums, float64)."""
     s = scores.double()
     n = s.shape[0]
-    peak = s.max()
-    e = torch.exp(s - peak)
-    e.diagonal().zero_()
     diagonal = s.diagonal()
+    # the negatives alone, shifted by their largest (the positives may exceed them by more
+    # than exp can span; they get no exp here)
+    negatives = s.clone()
+    negatives.diagonal().fill_(-math.inf)
+    peak = negatives.max()
+    e = torch.exp(negatives.sub_(peak))
     total = e.sum()
     one_hot = (torch.nn.functional.one_hot(group_of, groups).to(e.dtype) if groups
                else e.new_zeros(n, 0))  # (n, groups)
@@ -100,21 +104,36 @@ def _validation_groups(n: int, gen: torch.Generator,
     return (torch.randperm(n, generator=gen) % groups).to(device), groups
 
 
+def _paired_gain(base: float, base_loo: Tensor, other: float, other_loo: Tensor) -> float:
+    """``other - base`` in standard errors of that difference: a paired delete-a-group
+    jackknife over the leave-a-group-out values of both, computed with the same groups.
+    ``inf`` for a gain with no spread (identical leave-a-group-out differences); NaN when
+    either value is NaN."""
+    if math.isnan(base) or math.isnan(other):
+        return math.nan
+    stderr = jackknife_stderr(other_loo - base_loo)
+    if stderr == 0:
+        return math.inf if other > base else (-math.inf if other < base else 0.0)
+    return (other - base) / stderr
+
+
 def _gain_over_start(estimator: Estimator, start_val: float, start_loo: Tensor | None,
                      trained_val: float, trained_state: tuple[dict, dict], model: nn.Module,
                      x: Tensor, y: Tensor, jackknife: tuple[Tensor, int] | None) -> float:
     """How much the best trained critic (validation bound ``trained_val``, its state and the
     estimator's in ``trained_state``) beats the initial one (``start_val``) on the validation
-    pairs ``x, y``: the difference of the two bounds in standard errors of that difference, a
-    paired jackknife over the validation pairs with the groups the start's values
-    ``start_loo`` were computed with. ``-inf``: no gain (or nothing trained); ``inf``: a
-    gain on a validation part too small for groups, or with no spread.
+    pairs ``x, y``: the difference of the two bounds in standard errors of that difference
+    (:func:`_paired_gain`, with the groups the start's values ``start_loo`` were computed
+    with). ``-inf``: no gain (or nothing trained); ``inf``: a gain on a validation part too
+    small for groups, or with no spread; NaN: a NaN bound.
 
     The trained critic replaces the start above :data:`REPLACE_START_SE`: at high MI the
     validation bound is noisy enough to prefer, by chance, critics much worse held out, and on
     independent data a critic fitted to noise. Only when the jackknife is needed is
     ``trained_state`` loaded into ``model`` and ``estimator`` (both in evaluation mode) to
     score the validation pairs."""
+    if math.isnan(start_val) or math.isnan(trained_val):
+        return math.nan
     if not trained_val > start_val:
         return -math.inf
     if start_loo is None or jackknife is None:
@@ -122,8 +141,7 @@ def _gain_over_start(estimator: Estimator, start_val: float, start_loo: Tensor |
     model.load_state_dict(trained_state[0])
     estimator.load_state_dict(trained_state[1])
     _, trained_loo, _ = _evaluate_leaving_groups_out(estimator, model, x, y, *jackknife)
-    stderr = jackknife_stderr(trained_loo - start_loo)
-    return (trained_val - start_val) / stderr if stderr != 0 else math.inf
+    return _paired_gain(start_val, start_loo, trained_val, trained_loo)
 
 
 def _build_critic(critic: str | nn.Module, dim_x: int, dim_y: int, hidden: Sequence[int],
@@ -198,7 +216,8 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
               batch_size: int, negatives: int, max_steps: int, lr: float, weight_decay: float,
               ema: float, eval_every: int, patience: int, gen: torch.Generator,
               on_eval: Callable[[int, float], None] | None,
-              group_of: Tensor, groups: int) -> tuple[FoldResult, Tensor]:
+              group_of: Tensor, groups: int, screen_on_test: bool = False
+              ) -> tuple[FoldResult, Tensor]:
     """Train one fold's critic with early stopping; evaluate it held out and in sample, also
     with each jackknife group left out (``(groups,)``, the fold's value without group g).
 
@@ -206,7 +225,9 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
     float64 and casts to ``dtype``. With ``ema > 0`` an exponential moving average of the
     critic's weights (decay ``ema`` per step) is what is evaluated and kept: it averages out
     the minibatch noise of the last ~1 / (1 - ema) steps. ``on_eval(steps_done, val)`` is
-    called after every validation evaluation (for progress reports)."""
+    called after every validation evaluation (for progress reports). With
+    ``screen_on_test``, the best trained critic is also scored on the test part against the
+    start (``FoldResult.held_out_gain``, which decides the screen)."""
     fit = torch.cat([split.train, split.val])
     x_mean, x_scale = _standardize(xt, fit)
     y_mean, y_scale = _standardize(yt, fit)
@@ -302,23 +323,32 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
     model.eval()
     estimator.eval()
     # the bounds, and the fold's value with each jackknife group left out of its evaluations
-    held_out, loo, log_z = _evaluate_leaving_groups_out(estimator, model, xs[test], ys[test],
-                                                        group_of[test], groups)
+    held_out, test_loo, log_z = _evaluate_leaving_groups_out(
+        estimator, model, xs[test], ys[test], group_of[test], groups)
     own = train[: len(test)]
     corrected = report == "corrected"
     in_sample, own_loo, _ = _evaluate_leaving_groups_out(
         estimator, model, xs[own], ys[own], group_of[own], groups if corrected else 0)
     value = (held_out + in_sample) / 2 if corrected else held_out
-    if corrected:
-        loo = (loo + own_loo) / 2
-    if best_step == 0:  # the start is kept: its held-out bound is the one just evaluated
-        start_held_out = held_out
-    else:
-        model.load_state_dict(start_state[0])
-        estimator.load_state_dict(start_state[1])
-        start_held_out = _evaluate(estimator, model, xs[test], ys[test])
-        model.load_state_dict(best_state[0])
+    loo = (test_loo + own_loo) / 2 if corrected else test_loo
+
+    def held_out_of(state: tuple[dict, dict]) -> tuple[float, Tensor]:
+        """Another critic's bound on the test part, and its leave-a-group-out values."""
+        model.load_state_dict(state[0])
+        estimator.load_state_dict(state[1])
+        other, other_loo, _ = _evaluate_leaving_groups_out(
+            estimator, model, xs[test], ys[test], group_of[test], groups)
+        model.load_state_dict(best_state[0])  # the kept critic again
         estimator.load_state_dict(best_state[1])
+        return other, other_loo
+
+    # the start's held-out bound; for the screen, the best trained critic's gain over it on
+    # the test part (the other folds train on these samples, never test on them)
+    start = (held_out, test_loo) if best_step == 0 else held_out_of(start_state)
+    held_out_gain = math.nan
+    if screen_on_test and trained_val > -math.inf:
+        trained = (held_out, test_loo) if best_step != 0 else held_out_of(trained_state)
+        held_out_gain = _paired_gain(start[0], start[1], trained[0], trained[1])
     return FoldResult(
         held_out=held_out,
         in_sample=in_sample,
@@ -330,9 +360,10 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
         critic=model,
         estimator=estimator,
         standardization=Standardization(x_mean, x_scale, y_mean, y_scale),
-        start_held_out=start_held_out,
+        start_held_out=start[0],
         log_partition=log_z,
         converged=converged,
         gain_over_start=gain,
+        held_out_gain=held_out_gain,
     ), loo
 

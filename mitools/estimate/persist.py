@@ -33,7 +33,8 @@ VERSION = 1
 _SCALARS = ("value", "stderr", "level", "method", "uncertainty", "bound", "held_out",
             "in_sample", "optimism", "report", "sided")
 _FOLD_SCALARS = ("held_out", "in_sample", "value", "best_step", "steps", "start_held_out",
-                 "log_partition", "converged", "gain_over_start")
+                 "log_partition", "converged", "gain_over_start",
+                 "held_out_gain")
 
 
 def save_estimate(result: MIEstimate, path: str | Path) -> None:

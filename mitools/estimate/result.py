@@ -57,7 +57,12 @@ class FoldResult:
             validation part, in standard errors of the difference (a paired jackknife); above
             2 it replaced the initial critic. ``-inf``: no gain, or no training (a fold
             left untrained by ``screen``); ``inf``: a gain on a validation part too small
-            for a standard error; NaN: not recorded (a file saved by an older mitools).
+            for a standard error, or with none; NaN: a NaN bound, or not recorded (a file
+            saved by an older mitools).
+        held_out_gain: the first fold's, with ``screen``: how much the best trained critic
+            beat the initial one on the test part, in standard errors of the difference (a
+            paired jackknife over the test part's groups); at most 1 leaves the other folds
+            untrained. NaN in the other folds.
     """
 
     held_out: float
@@ -74,6 +79,7 @@ class FoldResult:
     log_partition: float = math.nan
     converged: bool = True
     gain_over_start: float = math.nan
+    held_out_gain: float = math.nan
 
 
 @dataclass(frozen=True)
