@@ -28,7 +28,7 @@ def _fit(n: int = 600, mi: float = 0.5, **kwargs):
 
 @pytest.fixture(scope="module")
 def fitted():
-    return _fit()
+    return _fit(screen=False)
 
 
 # --- pointwise MI ----------------------------------------------------------------------------
@@ -93,6 +93,18 @@ def test_save_and_load_give_back_the_estimate_and_its_critics(fitted, tmp_path) 
         assert all(torch.equal(p, q) for p, q in zip(a.split, b.split, strict=True))
         assert type(a.critic) is type(b.critic) and not b.critic.training
     torch.testing.assert_close(back.pointwise(x[:20], y[:20]), r.pointwise(x[:20], y[:20]))
+
+
+def test_a_screened_estimate_saves_and_loads(tmp_path) -> None:
+    _, _, r = _fit(n=1500, max_steps=60)
+    assert r.diagnostics.untrained_folds == 2
+    r.save(tmp_path / "screened.pt")
+    back = MIEstimate.load(tmp_path / "screened.pt")
+    assert back.diagnostics == r.diagnostics and back.settings["screen"] is True
+    assert [f.steps for f in back.folds] == [f.steps for f in r.folds]
+    assert back.folds[0].held_out_gain == r.folds[0].held_out_gain <= 2.0
+    assert all(math.isnan(f.held_out_gain) for f in back.folds[1:])
+    assert back.value == r.value
 
 
 def test_the_file_loads_with_weights_only(fitted, tmp_path) -> None:
@@ -183,12 +195,26 @@ def test_plot_history_draws_every_fold(fitted) -> None:
     ax = r.plot_history()
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels[:3] == ["fold 1: validation", "fold 2: validation", "fold 3: validation"]
+    assert r.diagnostics.untrained_folds == 0  # screen=False: every fold trains
     assert labels[-1].startswith("estimate ")
     # the kept step of each fold is marked, with what that critic scored held out
     assert "kept critic: validation" in labels and "kept critic: held out" in labels
     crosses = [line for line in ax.get_lines() if line.get_marker() == "x"]
     assert sorted(float(c.get_ydata()[0]) for c in crosses) == sorted(f.held_out for f in r.folds)
     assert [int(c.get_xdata()[0]) for c in crosses] == [f.best_step for f in r.folds]
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def test_plot_history_names_the_folds_the_screen_left_untrained() -> None:
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    _, _, r = _fit(n=1500, max_steps=60)
+    assert r.diagnostics.untrained_folds == 2
+    labels = [t.get_text() for t in r.plot_history().get_legend().get_texts()]
+    assert labels[:3] == ["fold 1: validation", "fold 2: untrained (screen)",
+                          "fold 3: untrained (screen)"]
     import matplotlib.pyplot as plt
 
     plt.close("all")

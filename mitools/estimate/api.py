@@ -117,11 +117,12 @@ def estimate_mi(
             ``"random"`` at its random initialisation. ``None`` (default): ``"gaussian"`` for
             the quadratic critic, ``"random"`` for every other.
         screen: with ``init="gaussian"``, train the first fold's critic, and train the other
-            folds' only if it beat the Gaussian start on its validation part by more than one
-            standard error of the difference (half the margin that replaces the start, see
-            :mod:`mitools.estimate`); otherwise they keep the start untrained
-            (``result.diagnostics.untrained_folds``). On data whose dependence is Gaussian
-            after the margins transform, training never beats the start and this saves
+            folds' only if it beat the Gaussian start on the first fold's test part by more
+            than two standard errors of the difference (a paired jackknife; that part is
+            training data for the other folds, never their test data); otherwise they keep
+            the start untrained (``result.diagnostics.untrained_folds``;
+            ``result.folds[0].held_out_gain`` is the gain). Where the dependence is Gaussian
+            after the margins transform, training rarely beats the start, and this saves
             most of the time. ``False`` trains every fold.
         margins: ``"ranks"`` replaces every column by the normal scores of its ranks
             (:func:`gaussianize_margins`) before anything else: an increasing map of each

@@ -57,7 +57,8 @@ def plot_history(result: MIEstimate, ax: Any = None) -> Any:
     colors = []
     for k, fold in enumerate(result.folds):  # a loop over folds
         steps = [h.step for h in fold.history]
-        (line,) = ax.plot(steps, [h.val for h in fold.history], label=f"fold {k + 1}: validation")
+        label = f"fold {k + 1}: " + ("validation" if fold.steps else "untrained (screen)")
+        (line,) = ax.plot(steps, [h.val for h in fold.history], label=label)
         colors.append(line.get_color())
         ax.plot(steps[1:], [h.train for h in fold.history][1:], ls=":", color=colors[-1])
     ax.plot([], [], ls=":", color="gray", label="training minibatches")
