@@ -531,3 +531,30 @@ def test_a_replaced_start_is_still_scored_held_out_and_the_kept_critic_returned(
                                       ((yr[test] - s.y_mean) / s.y_scale).float()))
         assert float(held) == pytest.approx(a.held_out, abs=1e-5)
     assert replaced >= 2
+
+
+def test_a_bound_that_needs_anchors_is_never_summarised(monkeypatch) -> None:
+    """A DV subclass with row-side inputs (needs_anchors) cannot be reduced to summary rows:
+    training scores all pairs of the batch and evaluation uses the masked path, both with the
+    anchors passed."""
+    from mitools.estimate import fit
+    from mitools.estimators import DV
+
+    seen: list[bool] = []
+
+    class AnchoredDV(DV):
+        @property
+        def needs_anchors(self) -> bool:
+            return True
+
+        def forward(self, scores, *args, anchors=None, **kwargs):
+            seen.append(anchors is not None and scores.shape[-1] == scores.shape[-2])
+            return super().forward(scores, *args, **kwargs)
+
+    est, c = AnchoredDV().eval(), _critic()
+    x, y = torch.randn(40, 3), torch.randn(40, 2)
+    assert not fit._summarisable(est) and fit._summarisable(DV())
+    fit._batch_value(est, c, x, y, 4, torch.Generator().manual_seed(0))
+    group_of = torch.arange(40) % 4
+    fit._evaluate_leaving_groups_out(est, c, x, y, group_of, 4)
+    assert len(seen) == 6 and all(seen)  # the batch, all pairs, then 4 groups left out

@@ -34,6 +34,13 @@ REPLACE_START_SE = 2.0
 SCREEN_SE = 2.0
 
 
+def _summarisable(estimator: Estimator) -> bool:
+    """Whether the bound is a function of the mean positive score and the mean exponentiated
+    negative score alone (:data:`SAMPLED_NEGATIVES_BOUNDS`, without row-side inputs such as a
+    learned baseline), so that a row of those two summaries stands for any set of pairs."""
+    return isinstance(estimator, SAMPLED_NEGATIVES_BOUNDS) and not estimator.needs_anchors
+
+
 @torch.no_grad()
 def _evaluate(estimator: Estimator, critic: nn.Module, x: Tensor, y: Tensor) -> float:
     """The bound on all pairs of ``(x, y)``."""
@@ -55,7 +62,7 @@ def _evaluate_leaving_groups_out(estimator: Estimator, critic: nn.Module, x: Ten
     negatives, and the latter over all samples is the log-partition. Other bounds are
     evaluated once on all pairs, then once per group with masks."""
     scores = critic(x, y)
-    if isinstance(estimator, SAMPLED_NEGATIVES_BOUNDS) and not estimator.needs_anchors:
+    if _summarisable(estimator):
         rows = _summaries_leaving_groups_out(scores, group_of, groups)  # (1 + groups, 1, 2)
         values = estimator(rows.to(scores.dtype)).double().cpu()
         return float(values[0]), values[1:], float(rows[0, 0, 1])
@@ -183,7 +190,7 @@ def _batch_value(estimator: Estimator, model: nn.Module, x: Tensor, y: Tensor, n
     negatives (the same formula, on fewer pairs)."""
     b = x.shape[0]
     m = min(negatives, b - 1)
-    if not (hasattr(model, "score_shifted") and isinstance(estimator, SAMPLED_NEGATIVES_BOUNDS)):
+    if not (hasattr(model, "score_shifted") and _summarisable(estimator)):
         return estimator(model(x, y), anchors=x)
     shifts = torch.randperm(b - 1, generator=gen)[:m] + 1
     scores = model.score_shifted(x, y, shifts)  # (1 + m, B): positives, then each shift
