@@ -124,12 +124,18 @@ def test_a_file_from_before_screening_loads_with_the_new_fields_unknown(fitted,
     r.save(path)
     payload = torch.load(path, weights_only=True)
     for fold in payload["folds"]:
-        del fold["gain_over_start"]
+        del fold["gain_over_start"], fold["held_out_gain"]
     del payload["diagnostics"]["untrained_folds"]
     torch.save(payload, path)
     back = load_estimate(path)
-    assert all(math.isnan(f.gain_over_start) for f in back.folds)
+    assert all(math.isnan(f.gain_over_start) and math.isnan(f.held_out_gain)
+               for f in back.folds)
     assert back.diagnostics.untrained_folds == 0 and back.value == r.value
+    # other fields stay required: a file without them is refused, not loaded with defaults
+    del payload["folds"][0]["held_out"]
+    torch.save(payload, path)
+    with pytest.raises(KeyError, match="held_out"):
+        load_estimate(path)
 
 
 class _Payload:

@@ -121,9 +121,9 @@ def estimate_mi(
             than two standard errors of the difference (a paired jackknife; that part is
             training data for the other folds, never their test data); otherwise they keep
             the start untrained (``result.diagnostics.untrained_folds``;
-            ``result.folds[0].held_out_gain`` is the gain). Where the dependence is Gaussian
-            after the margins transform, training rarely beats the start, and this saves
-            most of the time. ``False`` trains every fold.
+            ``result.folds[0].held_out_gain`` is the gain; a NaN gain trains them). Where the
+            dependence is Gaussian after the margins transform, training rarely beats the
+            start, and this saves most of the time. ``False`` trains every fold.
         margins: ``"ranks"`` replaces every column by the normal scores of its ranks
             (:func:`gaussianize_margins`) before anything else: an increasing map of each
             variable, so the MI is unchanged, and heavy tails are gone. ``"standardize"`` keeps

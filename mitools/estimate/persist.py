@@ -32,6 +32,8 @@ FORMAT = "mitools.MIEstimate"
 VERSION = 1
 _SCALARS = ("value", "stderr", "level", "method", "uncertainty", "bound", "held_out",
             "in_sample", "optimism", "report", "sided")
+#: fold fields that files written before them lack (loaded with the field's default)
+_FOLD_SCALARS_ADDED = ("gain_over_start", "held_out_gain")
 _FOLD_SCALARS = ("held_out", "in_sample", "value", "best_step", "steps", "start_held_out",
                  "log_partition", "converged", "gain_over_start",
                  "held_out_gain")
@@ -128,7 +130,8 @@ def load_estimate(path: str | Path, critic: nn.Module | None = None,
             estimator=_load(f["estimator"], settings, "bound", bound, lambda: get_estimator(
                 settings["bound"], **settings.get("bound_kwargs", {})), path),
             standardization=Standardization(*f["standardization"]),
-            **{name: f[name] for name in _FOLD_SCALARS if name in f},  # older: defaults
+            **{name: f[name] for name in _FOLD_SCALARS  # fields added later: defaults
+               if name in f or name not in _FOLD_SCALARS_ADDED},
         ))
     diagnostics = payload["diagnostics"]
     if diagnostics is not None:

@@ -59,10 +59,11 @@ class FoldResult:
             left untrained by ``screen``); ``inf``: a gain on a validation part too small
             for a standard error, or with none; NaN: a NaN bound, or not recorded (a file
             saved by an older mitools).
-        held_out_gain: the first fold's, with ``screen``: how much the best trained critic
-            beat the initial one on the test part, in standard errors of the difference (a
-            paired jackknife over the test part's groups); at most 1 leaves the other folds
-            untrained. NaN in the other folds.
+        held_out_gain: the first fold's, with ``screen`` and the Gaussian start: how much
+            the best trained critic beat the initial one on the test part, in standard
+            errors of the difference (a paired jackknife over the test part's groups); at
+            most 2 leaves the other folds untrained, NaN (a NaN bound) never does. NaN in the
+            other folds, and without the screen.
     """
 
     held_out: float
