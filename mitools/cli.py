@@ -291,6 +291,8 @@ def _estimate(args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> Any:
             options["eval_every"] = min(100, args.max_steps)
         if args.folds is not None:
             options["folds"] = args.folds
+        if args.no_screen:
+            options["screen"] = False
         if args.threads is not None:
             options["threads"] = args.threads  # None: estimate_mi's load-aware default
         if args.device is not None and str(args.device).startswith("cuda") and not (
@@ -460,6 +462,9 @@ def _build_parser() -> argparse.ArgumentParser:
     est.add_argument("--k", type=_positive, help="neighbours of ksg, ksg2, mixed (default: 3)")
     est.add_argument("--max-steps", type=_positive, help="training steps per fold (neural)")
     est.add_argument("--folds", type=_positive, help="cross-fitting folds (neural)")
+    est.add_argument("--no-screen", action="store_true",
+                     help="train every fold, not only the first when it finds nothing beyond "
+                          "the Gaussian fit (neural)")
     est.add_argument("--groups", type=_groups, default=10,
                      help="jackknife groups of the classical methods' interval (0: none; "
                      "default: 10)")
@@ -489,6 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for option, value, applies in (("--bound", args.bound, neural),
                                    ("--max-steps", args.max_steps, neural),
                                    ("--folds", args.folds, neural),
+                                   ("--no-screen", args.no_screen or None, neural),
                                    ("--device", args.device, neural),
                                    ("--k", args.k, args.method in ("ksg", "ksg2", "mixed"))):
         if value is not None and not applies:

@@ -192,6 +192,7 @@ def test_data_errors_in_the_users_terms(capsys, data: Path, args, message) -> No
     [
         (("--method", "ksg", "--bound", "dv"), "--bound does not apply to --method ksg"),
         (("--method", "gaussian", "--k", "5"), "--k does not apply to --method gaussian"),
+        (("--method", "ksg", "--no-screen"), "--no-screen does not apply to --method ksg"),
         (("--bound", "nope"), "invalid choice: 'nope' (choose from 'infonce'"),
         (("--method", "kde"), "invalid choice: 'kde'"),
         (("--groups", "1", "--method", "ksg"), "must be 0 (no interval) or at least 2"),
@@ -260,6 +261,13 @@ def test_neural_method_with_few_steps(capsys, data: Path) -> None:
     # one-sided by default: a lower confidence bound, and no upper end (JSON null, not inf)
     assert record["sided"] == "lower" and record["interval"][1] is None
     assert record["interval"][0] < record["value"]
+
+
+def test_no_screen_trains_every_fold(capsys, data: Path) -> None:
+    code, out, err = _main(capsys, data, "xy.npz", "--max-steps", "5", "--folds", "2",
+                           "--threads", "1", "--no-screen", "--json")
+    assert code == 0, err
+    assert json.loads(out)["diagnostics"]["untrained_folds"] == 0
 
 
 def test_help_documents_exit_codes_and_the_console_script_is_declared(capsys) -> None:
