@@ -186,6 +186,12 @@ def test_other_bounds_and_critics_train_on_all_pairs() -> None:
     torch.testing.assert_close(_batch_value(estimator, c, x, y, 4, gen), estimator(c(x, y)))
 
 
+def _masked_values(estimator, scores, group_of, groups: int) -> torch.Tensor:
+    """The reference: the bound with each group's rows and columns masked out, one by one."""
+    return torch.tensor([float(estimator(scores, row_mask=group_of != g, col_mask=group_of != g))
+                         for g in range(groups)], dtype=torch.float64)
+
+
 @pytest.mark.parametrize("name", ["dv", "nwj", "mine", "infonce", "smile"])
 def test_jackknife_values_equal_masked_evaluations(name: str) -> None:
     torch.manual_seed(0)
@@ -195,10 +201,8 @@ def test_jackknife_values_equal_masked_evaluations(name: str) -> None:
     estimator = get_estimator(name).eval()
     value, loo, log_z = _evaluate_leaving_groups_out(
         estimator, lambda a, b: scores, torch.zeros(n, 1), None, group_of, groups)
-    expected = torch.tensor([float(estimator(scores, row_mask=group_of != g,
-                                             col_mask=group_of != g)) for g in range(groups)],
-                            dtype=torch.float64)
-    torch.testing.assert_close(loo, expected, atol=1e-9, rtol=1e-9)
+    torch.testing.assert_close(loo, _masked_values(estimator, scores, group_of, groups),
+                               atol=1e-9, rtol=1e-9)
     assert value == pytest.approx(float(estimator(scores)))
     off = scores[~torch.eye(n, dtype=torch.bool)]
     assert log_z == pytest.approx(float(torch.logsumexp(off, 0) - math.log(off.numel())))
@@ -222,10 +226,8 @@ def test_jackknife_values_of_extreme_scores_match_masked_evaluations(case: str) 
     estimator = get_estimator("dv").eval()
     value, loo, _ = _evaluate_leaving_groups_out(
         estimator, lambda a, b: scores, torch.zeros(n, 1), None, group_of, groups)
-    masked = torch.tensor([float(estimator(scores, row_mask=group_of != g,
-                                           col_mask=group_of != g)) for g in range(groups)],
-                          dtype=torch.float64)
-    torch.testing.assert_close(loo, masked, atol=1e-9, rtol=1e-9)
+    torch.testing.assert_close(loo, _masked_values(estimator, scores, group_of, groups),
+                               atol=1e-9, rtol=1e-9)
     assert value == pytest.approx(float(estimator(scores)), rel=1e-12)
 
 
