@@ -119,12 +119,6 @@ def method_runner(method: str, x, y, threads: int, options: dict, classical: dic
     return (lambda: fn(x, y, **kwargs)), kwargs
 
 
-def _finite_or_str(value: float):
-    """A float for JSON: finite ones as they are, others as "inf", "-inf" or "nan"."""
-    value = float(value)
-    return value if value == value and abs(value) != float("inf") else str(value)
-
-
 def describe(result) -> dict:
     """The fields of an ``MIEstimate`` the report needs (JSON-safe)."""
     out = {"stderr": float(result.stderr), "interval": [float(v) for v in result.interval],
@@ -138,10 +132,10 @@ def describe(result) -> dict:
         out["fold_steps"] = [f.steps for f in folds]
         out["fold_best_step"] = [f.best_step for f in folds]
         # in paired standard errors: on validation (replaces the start above 2) and, for the
-        # first fold, on its test part (screens the other folds at 2 or below); JSON has no inf
-        for key, name in (("fold_gain_over_start", "gain_over_start"),
-                          ("fold_held_out_gain", "held_out_gain")):
-            out[key] = [_finite_or_str(getattr(f, name, float("nan"))) for f in folds]
+        # first fold, on its test part (screens the other folds at 2 or below); +-inf and NaN
+        # are written as JSON's Infinity and NaN, like the intervals' open ends
+        out["fold_gain_over_start"] = [float(f.gain_over_start) for f in folds]
+        out["fold_held_out_gain"] = [float(f.held_out_gain) for f in folds]
     return out
 
 
