@@ -35,8 +35,7 @@ _SCALARS = ("value", "stderr", "level", "method", "uncertainty", "bound", "held_
 #: fold fields that files written before them lack (loaded with the field's default)
 _FOLD_SCALARS_ADDED = ("gain_over_start", "held_out_gain")
 _FOLD_SCALARS = ("held_out", "in_sample", "value", "best_step", "steps", "start_held_out",
-                 "log_partition", "converged", "gain_over_start",
-                 "held_out_gain")
+                 "log_partition", "converged", *_FOLD_SCALARS_ADDED)
 
 
 def save_estimate(result: MIEstimate, path: str | Path) -> None:
