@@ -14,7 +14,14 @@ from mitools.critics import QuadraticCritic
 from mitools.estimate.critic import QuadraticJointCritic
 from mitools.estimate.data import MarginTransform, _warn_if_labels
 from mitools.estimate.diagnostics import diagnose
-from mitools.estimate.fit import SAMPLED_NEGATIVES_BOUNDS, SCREEN_SE, _build_critic, _fit_fold
+from mitools.estimate.fit import (
+    REPLACE_AFTER_GAIN_SE,
+    REPLACE_START_SE,
+    SAMPLED_NEGATIVES_BOUNDS,
+    SCREEN_SE,
+    _build_critic,
+    _fit_fold,
+)
 from mitools.estimate.folds import fold_indices
 from mitools.estimate.options import (
     check_estimate_bound,
@@ -261,6 +268,8 @@ def estimate_mi(
         results, leave_out = [], []
         screening = screen and init == "gaussian"
         steps = max_steps  # 0 once screening has found nothing for training to gain
+        replace_se = REPLACE_START_SE  # REPLACE_AFTER_GAIN_SE once it has found a gain
+        first_trained = None  # the first fold with its best trained critic, if it kept the start
         try:
             for k, split in enumerate(splits):
                 with torch.random.fork_rng(devices=[]):
@@ -270,18 +279,29 @@ def estimate_mi(
                     estimator = (copy.deepcopy(bound) if isinstance(bound, Estimator)
                                  else get_estimator(bound, **bound_kwargs))
                 bar.start_fold(k)
-                fold, loo = _fit_fold(
+                fold, loo, trained = _fit_fold(
                     xt, yt, split, model, estimator, init=init, report=report, dtype=dtype,
                     device=device, batch_size=batch_size, negatives=negatives,
                     max_steps=steps, lr=lr,
                     weight_decay=weight_decay, ema=ema, eval_every=eval_every, patience=patience,
                     gen=gen, on_eval=bar.evaluated, group_of=group_of, groups=groups,
-                    screen_on_test=screening and k == 0,
+                    # the second fold's held-out gain, when it trains, is measured for the first
+                    screen_on_test=screening and (k == 0 or (k == 1 and steps > 0)),
+                    replace_se=replace_se,
                 )
                 results.append(fold)
                 leave_out.append(loo)
-                if screening and k == 0 and fold.held_out_gain <= SCREEN_SE:
-                    steps = 0
+                if screening and k == 0:
+                    first_trained = trained
+                    if fold.held_out_gain <= SCREEN_SE:
+                        steps = 0
+                    elif fold.held_out_gain > SCREEN_SE:  # (not NaN)
+                        replace_se = REPLACE_AFTER_GAIN_SE
+                if (screening and k == 1 and first_trained is not None
+                        and fold.held_out_gain > SCREEN_SE):
+                    # the first fold's choice, made on its validation part, revisited with the
+                    # second's held-out gain: samples the first trains and validates on
+                    results[0], leave_out[0] = first_trained
                 bar.end_fold(fold.value, fold.steps)
         finally:
             bar.close()
