@@ -295,13 +295,14 @@ def estimate_mi(
                     first_trained = trained
                     if fold.held_out_gain <= SCREEN_SE:
                         steps = 0
-                    elif fold.held_out_gain > SCREEN_SE:  # (not NaN)
-                        replace_se = REPLACE_AFTER_GAIN_SE
-                if (screening and k == 1 and first_trained is not None
-                        and fold.held_out_gain > SCREEN_SE):
-                    # the first fold's choice, made on its validation part, revisited with the
-                    # second's held-out gain: samples the first trains and validates on
-                    results[0], leave_out[0] = first_trained
+                if screening and fold.held_out_gain > SCREEN_SE:  # (not NaN)
+                    # training beats the start held out: the later folds replace it on any
+                    # validation gain, and the second's gain revisits the first fold's choice
+                    # (made on its validation part) on samples the first trains and
+                    # validates on, never tests on
+                    replace_se = REPLACE_AFTER_GAIN_SE
+                    if k == 1 and first_trained is not None:
+                        results[0], leave_out[0] = first_trained
                 bar.end_fold(fold.value, fold.steps)
         finally:
             bar.close()
