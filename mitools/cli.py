@@ -464,7 +464,8 @@ def _build_parser() -> argparse.ArgumentParser:
     est.add_argument("--folds", type=_positive, help="cross-fitting folds (neural)")
     est.add_argument("--no-screen", action="store_true",
                      help="train every fold, not only the first when it finds nothing beyond "
-                          "the Gaussian fit (neural)")
+                          "the Gaussian fit, each choosing its critic on its validation part "
+                          "alone (neural)")
     est.add_argument("--groups", type=_groups, default=10,
                      help="jackknife groups of the classical methods' interval (0: none; "
                      "default: 10)")

@@ -25,8 +25,7 @@ from mitools.estimate.fit import (
 from mitools.estimate.folds import fold_indices
 from mitools.estimate.options import (
     check_estimate_bound,
-    check_int,
-    check_number,
+    check_options,
     check_sample_size,
     estimate_bounds,
     resolve_device,
@@ -130,7 +129,14 @@ def estimate_mi(
             the start untrained (``result.diagnostics.untrained_folds``;
             ``result.folds[0].held_out_gain`` is the gain; a NaN gain trains them). Where the
             dependence is Gaussian after the margins transform, training rarely beats the
-            start, and this saves most of the time. ``False`` trains every fold.
+            start, and this saves most of the time. A gain above two standard errors is
+            evidence that training helps, measured on samples the other folds train and
+            validate on: they then replace the start whenever their best trained critic's
+            validation bound is higher (without the screen's evidence, only when higher by
+            two standard errors), and the second fold's gain on its own test part
+            (``folds[1].held_out_gain``), above two, gives the first fold its trained critic
+            too on the same terms. ``False`` trains every fold, each choosing on its
+            validation part alone.
         margins: ``"ranks"`` replaces every column by the normal scores of its ranks
             (:func:`gaussianize_margins`) before anything else: an increasing map of each
             variable, so the MI is unchanged, and heavy tails are gone. ``"standardize"`` keeps
@@ -219,7 +225,7 @@ def estimate_mi(
     with torch.inference_mode(False), torch.enable_grad():
         xa, ya = as_sample_tensor(x, "x"), as_sample_tensor(y, "y")
         check_paired(xa, ya)
-        _check_options(locals())
+        check_options(locals())
         if isinstance(bound, str) and bound.lower() not in estimate_bounds():
             check_estimate_bound(bound, None)  # raises, naming the bounds that work
         if margins not in ("ranks", "standardize"):
@@ -356,32 +362,6 @@ def estimate_mi(
             margins=(margin_x, margin_y),
             settings=settings,
         )
-
-
-def _check_options(o: dict[str, Any]) -> None:
-    for name in ("max_steps", "eval_every", "patience", "embed_dim", "negatives"):
-        check_int(name, o[name])
-    check_int("batch_size", o["batch_size"], 2)
-    check_int("folds", o["folds"], 2)
-    check_int("seed", o["seed"], 0)
-    check_number("lr", o["lr"], 0)
-    check_number("weight_decay", o["weight_decay"], 0, strict=False)
-    if not (isinstance(o["ema"], (int, float)) and 0 <= o["ema"] < 1):
-        raise ValueError(f"ema must be a number in [0, 1), got {o['ema']!r}")
-    if not (isinstance(o["level"], float) and 0.0 < o["level"] < 1.0):
-        raise ValueError(f"level must be a float in (0, 1), got {o['level']!r}")
-    for name, allowed in (("report", ("corrected", "held_out")),
-                          ("sided", ("lower", "two-sided")),
-                          ("residual", ("auto", "joint", "separable", None))):
-        if o[name] not in allowed:
-            names = [repr(a) for a in allowed]
-            raise ValueError(f"{name} must be {', '.join(names[:-1])} or {names[-1]}, "
-                             f"got {o[name]!r}")
-    if o["dtype"] not in (torch.float32, torch.float64):
-        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {o['dtype']!r}")
-    for name in ("discrete_x", "discrete_y", "potentials", "progress", "screen"):
-        if not isinstance(o[name], bool):
-            raise ValueError(f"{name} must be True or False, got {o[name]!r}")
 
 
 def _warn(value: float, noise: float, flags: tuple[str, ...], margins: str, critic: Any) -> None:

@@ -184,3 +184,31 @@ def check_estimate_bound(bound: Any, estimator: Any) -> None:
     if not getattr(estimator, "nats", True):
         raise ValueError(f"bound {label!r} is not an MI estimate in nats; bounds estimate_mi "
                          f"takes: {list(valid)}")
+
+
+def check_options(o: dict[str, Any]) -> None:
+    """Check :func:`~mitools.estimate.estimate_mi`'s options (its ``locals()``): each bad
+    value raises a ``ValueError`` that names the argument and the value."""
+    for name in ("max_steps", "eval_every", "patience", "embed_dim", "negatives"):
+        check_int(name, o[name])
+    check_int("batch_size", o["batch_size"], 2)
+    check_int("folds", o["folds"], 2)
+    check_int("seed", o["seed"], 0)
+    check_number("lr", o["lr"], 0)
+    check_number("weight_decay", o["weight_decay"], 0, strict=False)
+    if not (isinstance(o["ema"], (int, float)) and 0 <= o["ema"] < 1):
+        raise ValueError(f"ema must be a number in [0, 1), got {o['ema']!r}")
+    if not (isinstance(o["level"], float) and 0.0 < o["level"] < 1.0):
+        raise ValueError(f"level must be a float in (0, 1), got {o['level']!r}")
+    for name, allowed in (("report", ("corrected", "held_out")),
+                          ("sided", ("lower", "two-sided")),
+                          ("residual", ("auto", "joint", "separable", None))):
+        if o[name] not in allowed:
+            names = [repr(a) for a in allowed]
+            raise ValueError(f"{name} must be {', '.join(names[:-1])} or {names[-1]}, "
+                             f"got {o[name]!r}")
+    if o["dtype"] not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {o['dtype']!r}")
+    for name in ("discrete_x", "discrete_y", "potentials", "progress", "screen"):
+        if not isinstance(o[name], bool):
+            raise ValueError(f"{name} must be True or False, got {o[name]!r}")
