@@ -448,6 +448,9 @@ def test_screening_trains_every_fold_where_the_first_gains() -> None:
         trained = estimate_mi(x, y, screen=False, **SCREEN_FAST)
     assert screened.folds[0].held_out_gain > 2.0
     assert screened.diagnostics.untrained_folds == 0
+    # every fold's validation gain clears the usual margin, so the margin after the screen's
+    # gain (any gain) chooses as it does
+    assert all(f.gain_over_start > 2.0 for f in trained.folds)
     assert screened.value == trained.value and screened.stderr == trained.stderr
 
 
@@ -488,13 +491,12 @@ def test_the_held_out_gain_decides_the_screen_not_the_validation_gain(monkeypatc
 
 
 def test_a_mildly_non_gaussian_sample_is_not_screened() -> None:
-    """Regression (review): y = x + 0.35 (x^2 - 1) + 0.7 noise, n = 1,000, seed 22 (true MI
-    0.5547 nats, by quadrature). The first fold's best trained critic beat the start by only
-    0.84 standard errors on its validation part (67 samples), so a screen read there (at 1)
-    left the other folds untrained: the estimate lost their gain. On the first fold's test
-    part (333 samples) the gain is 5, so every fold trains; the second fold's held-out gain
-    (above 2) then gives the first fold its trained critic too. Unscreened, each fold
-    decides on its validation part alone and the first keeps the start: 0.528."""
+    """Regression (review): y = x + 0.35 (x^2 - 1) + 0.7 noise, n = 1,000, seed 22. The
+    first fold's best trained critic beat the start by only 0.84 standard errors on its
+    validation part (67 samples), so a screen read there (at 1) left the other folds
+    untrained, although both replace the start when trained (2.9 and 2.1 standard errors):
+    the estimate lost their gain. On the first fold's test part (333 samples) the gain is
+    5, and the estimate is the unscreened one."""
     from mitools.estimate import estimate_mi
 
     g = torch.Generator().manual_seed(22)
@@ -504,14 +506,12 @@ def test_a_mildly_non_gaussian_sample_is_not_screened() -> None:
         warnings.simplefilter("ignore", RuntimeWarning)
         r = estimate_mi(x, y, seed=22, threads=1)
         unscreened = estimate_mi(x, y, seed=22, threads=1, screen=False)
-    first, second = r.folds[0], r.folds[1]
+    first = r.folds[0]
     assert first.gain_over_start < 1.0 and first.held_out_gain > 2.0
-    assert second.held_out_gain > 2.0 and math.isnan(r.folds[2].held_out_gain)
     assert r.diagnostics.untrained_folds == 0
-    assert all(f.best_step > 0 for f in r.folds)  # the first by the second's held-out gain
-    assert unscreened.folds[0].best_step == 0
-    assert r.value == pytest.approx(0.5721, abs=1e-3)
-    assert abs(r.value - 0.5547) < abs(unscreened.value - 0.5547)
+    assert all(f.best_step > 0 for f in r.folds[1:])  # the gain a screen would have lost
+    assert r.value == unscreened.value
+    assert all(math.isnan(f.held_out_gain) for f in r.folds[1:])
 
 
 def test_paired_gain_is_the_difference_in_jackknife_standard_errors() -> None:

@@ -275,7 +275,6 @@ def estimate_mi(
         screening = screen and init == "gaussian"
         steps = max_steps  # 0 once screening has found nothing for training to gain
         replace_se = REPLACE_START_SE  # REPLACE_AFTER_GAIN_SE once it has found a gain
-        first_trained = None  # the first fold with its best trained critic, if it kept the start
         try:
             for k, split in enumerate(splits):
                 with torch.random.fork_rng(devices=[]):
@@ -285,30 +284,25 @@ def estimate_mi(
                     estimator = (copy.deepcopy(bound) if isinstance(bound, Estimator)
                                  else get_estimator(bound, **bound_kwargs))
                 bar.start_fold(k)
-                fold, loo, trained = _fit_fold(
+                fold, loo = _fit_fold(
                     xt, yt, split, model, estimator, init=init, report=report, dtype=dtype,
                     device=device, batch_size=batch_size, negatives=negatives,
                     max_steps=steps, lr=lr,
                     weight_decay=weight_decay, ema=ema, eval_every=eval_every, patience=patience,
                     gen=gen, on_eval=bar.evaluated, group_of=group_of, groups=groups,
-                    # the second fold's held-out gain, when it trains, is measured for the first
-                    screen_on_test=screening and (k == 0 or (k == 1 and steps > 0)),
-                    replace_se=replace_se,
+                    screen_on_test=screening and k == 0, replace_se=replace_se,
                 )
                 results.append(fold)
                 leave_out.append(loo)
-                if screening and k == 0:
-                    first_trained = trained
-                    if fold.held_out_gain <= SCREEN_SE:
-                        steps = 0
-                if screening and fold.held_out_gain > SCREEN_SE:  # (not NaN)
-                    # training beats the start held out: the later folds replace it on any
-                    # validation gain, and the second's gain revisits the first fold's choice
-                    # (made on its validation part) on samples the first trains and
-                    # validates on, never tests on
+                if screening and k == 0 and fold.held_out_gain <= SCREEN_SE:
+                    steps = 0
+                elif screening and k == 0 and fold.held_out_gain > SCREEN_SE:  # (not NaN)
+                    # training beats the start held out, on samples the other folds train
+                    # and validate on: they replace it on any validation gain. (The first
+                    # fold's own choice stays with its validation part: revisiting it after
+                    # this gain, read on its test part, would select on the samples it
+                    # reports.)
                     replace_se = REPLACE_AFTER_GAIN_SE
-                    if k == 1 and first_trained is not None:
-                        results[0], leave_out[0] = first_trained
                 bar.end_fold(fold.value, fold.steps)
         finally:
             bar.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 import torch
@@ -33,12 +32,12 @@ REPLACE_START_SE = 2.0
 #: errors of the difference (a paired jackknife): the replacement margin, on 5 times the
 #: samples (the test part, on which the other folds train but never test)
 SCREEN_SE = 2.0
-#: once a fold's held-out gain (:data:`SCREEN_SE`, on samples the folds that use it train and
-#: validate on) has shown that training beats the start, those folds replace the start with
-#: their best trained critic whenever its validation bound is higher: the margin of
-#: :data:`REPLACE_START_SE` guards against chance gains where training has not been shown to
-#: help, and on a validation part of a few hundred samples it kept the start in folds whose
-#: trained critic was 3 to 8 standard errors better held out
+#: once the screen's held-out gain (above :data:`SCREEN_SE`, on the first fold's test part,
+#: which the other folds train and validate on) has shown that training beats the start,
+#: the other folds replace the start with their best trained critic whenever its validation
+#: bound is higher: the margin of :data:`REPLACE_START_SE` guards against chance gains where
+#: training has not been shown to help, and validation parts of a few dozen samples kept the
+#: start in folds whose trained critic was 3 to 8 standard errors better held out
 REPLACE_AFTER_GAIN_SE = 0.0
 
 
@@ -145,8 +144,9 @@ def _gain_over_start(estimator: Estimator, start_val: float, start_loo: Tensor |
     with). ``-inf``: no gain (or nothing trained); ``inf``: a gain on a validation part too
     small for groups, or with no spread; NaN: a NaN bound.
 
-    The trained critic replaces the start above :data:`REPLACE_START_SE`: at high MI the
-    validation bound is noisy enough to prefer, by chance, critics much worse held out, and on
+    The trained critic replaces the start above :data:`REPLACE_START_SE` (unless the screen
+    has shown that training helps: :data:`REPLACE_AFTER_GAIN_SE`): at high MI the validation
+    bound is noisy enough to prefer, by chance, critics much worse held out, and on
     independent data a critic fitted to noise. Only when the jackknife is needed is
     ``trained_state`` loaded into ``model`` and ``estimator`` (both in evaluation mode) to
     score the validation pairs."""
@@ -236,7 +236,7 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
               on_eval: Callable[[int, float], None] | None,
               group_of: Tensor, groups: int, screen_on_test: bool = False,
               replace_se: float = REPLACE_START_SE
-              ) -> tuple[FoldResult, Tensor, tuple[FoldResult, Tensor] | None]:
+              ) -> tuple[FoldResult, Tensor]:
     """Train one fold's critic with early stopping; evaluate it held out and in sample, also
     with each jackknife group left out (``(groups,)``, the fold's value without group g).
 
@@ -248,13 +248,7 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
     critic replaces the start when its validation gain (:func:`_gain_over_start`) exceeds
     ``replace_se`` standard errors. With ``screen_on_test``, the best trained critic is also
     scored on the test part against the start (``FoldResult.held_out_gain``, which decides
-    the screen).
-
-    Returns the fold, its ``(groups,)`` leave-a-group-out values, and, with
-    ``screen_on_test`` where the fold kept the start although its best trained critic's
-    validation bound is higher, the fold and values it would have with that critic instead
-    (a critic and estimator of its own), for a decision taken later on other samples; else
-    ``None``."""
+    the screen)."""
     fit = torch.cat([split.train, split.val])
     x_mean, x_scale = _standardize(xt, fit)
     y_mean, y_scale = _standardize(yt, fit)
@@ -339,74 +333,64 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
         best_step, best_state = trained_step, trained_state
     else:
         best_step, best_state = 0, start_state
-    corrected = report == "corrected"
+    # not converged: the steps ran out while training was still improving the critic that is
+    # kept (a trained one, from one of the last two evaluations). A kept start counts as
+    # converged: training never beat it by the replacement margin, so nothing says more steps
+    # would (on Gaussian data, noise-level gains late in training would flag every run)
+    converged = (since_best >= patience or best_step == 0
+                 or best_step < history[max(0, len(history) - 2)].step)
+    model.load_state_dict(best_state[0])  # the same architecture as the average's module
+    estimator.load_state_dict(best_state[1])
+    model.eval()
+    estimator.eval()
+    # the bounds, and the fold's value with each jackknife group left out of its evaluations
+    held_out, test_loo, log_z = _evaluate_leaving_groups_out(
+        estimator, model, xs[test], ys[test], group_of[test], groups)
     own = train[: len(test)]
+    corrected = report == "corrected"
+    in_sample, own_loo, _ = _evaluate_leaving_groups_out(
+        estimator, model, xs[own], ys[own], group_of[own], groups if corrected else 0)
+    value = (held_out + in_sample) / 2 if corrected else held_out
+    loo = (test_loo + own_loo) / 2 if corrected else test_loo
 
-    def bounds(state: tuple[dict, dict], part: Tensor, with_groups: int
-               ) -> tuple[float, Tensor, float]:
-        """A critic's bound on a part of the fold, its leave-a-group-out values (none for
-        ``with_groups=0``) and the log-partition of its scores there."""
-        model.load_state_dict(state[0])  # the same architecture as the average's module
-        estimator.load_state_dict(state[1])
-        return _evaluate_leaving_groups_out(estimator, model, xs[part], ys[part],
-                                            group_of[part], with_groups)
-
-    def fold_with(step: int, state: tuple[dict, dict],
-                  test_bounds: tuple[float, Tensor, float] | None = None
-                  ) -> tuple[FoldResult, Tensor, tuple[float, Tensor, float]]:
-        """The fold keeping the critic of ``state`` (from training step ``step``; 0: the
-        start), left loaded in ``model`` and ``estimator``: the fold, its value with each
-        jackknife group left out of both its evaluations, and its bounds on the test part
-        (``test_bounds``, if already evaluated with all groups)."""
-        test_bounds = test_bounds or bounds(state, test, groups)
-        held_out, test_loo, log_z = test_bounds
-        in_sample, own_loo, _ = bounds(state, own, groups if corrected else 0)
-        # not converged: the steps ran out while training was still improving the critic
-        # that is kept (a trained one, from one of the last two evaluations). A kept start
-        # counts as converged: training never beat it by the replacement margin, so nothing
-        # says more steps would (on Gaussian data, noise-level gains late in training would
-        # flag every run)
-        converged = (since_best >= patience or step == 0
-                     or step < history[max(0, len(history) - 2)].step)
-        fold = FoldResult(
-            held_out=held_out,
-            in_sample=in_sample,
-            value=(held_out + in_sample) / 2 if corrected else held_out,
-            history=history,
-            best_step=step,
-            steps=steps_run,
-            split=split,
-            critic=model,
-            estimator=estimator,
-            standardization=Standardization(x_mean, x_scale, y_mean, y_scale),
-            log_partition=log_z,
-            converged=converged,
-            gain_over_start=gain,
-        )
-        return fold, (test_loo + own_loo) / 2 if corrected else test_loo, test_bounds
-
-    steps_run = step
-    kept, loo, kept_test = fold_with(best_step, best_state)
     # the screen compares critics on the test part with the jackknife groups; otherwise
     # only the start's bound is needed (no per-group evaluations: 20 masked passes with
     # bounds other than DV, MINE and NWJ)
     test_groups = groups if screen_on_test else 0
-    start = kept_test if best_step == 0 else bounds(start_state, test, test_groups)
-    held_out_gain, alternative = math.nan, None
+
+    def held_out_of(state: tuple[dict, dict]) -> tuple[float, Tensor]:
+        """Another critic's bound on the test part, and its leave-a-group-out values (none
+        without the screen)."""
+        model.load_state_dict(state[0])
+        estimator.load_state_dict(state[1])
+        other, other_loo, _ = _evaluate_leaving_groups_out(
+            estimator, model, xs[test], ys[test], group_of[test], test_groups)
+        model.load_state_dict(best_state[0])  # the kept critic again
+        estimator.load_state_dict(best_state[1])
+        return other, other_loo
+
+    # the start's held-out bound; for the screen, the best trained critic's gain over it on
+    # the test part (samples the other folds train and validate on, never test on)
+    start = (held_out, test_loo) if best_step == 0 else held_out_of(start_state)
+    held_out_gain = math.nan
     if screen_on_test and trained_val > -math.inf:
-        # the best trained critic's gain over the start on the test part (samples the other
-        # folds train and validate on, never test on)
-        trained = kept_test if best_step != 0 else bounds(trained_state, test, groups)
+        trained = (held_out, test_loo) if best_step != 0 else held_out_of(trained_state)
         held_out_gain = _paired_gain(start[0], start[1], trained[0], trained[1])
-        if best_step == 0 and trained_val > start_val:
-            # the fold with its best trained critic instead, for a later decision
-            fold, fold_loo, _ = fold_with(trained_step, trained_state, trained)
-            alternative = (replace(fold, critic=copy.deepcopy(model),
-                                   estimator=copy.deepcopy(estimator), start_held_out=start[0],
-                                   held_out_gain=held_out_gain), fold_loo)
-    model.load_state_dict(best_state[0])  # the kept critic again
-    estimator.load_state_dict(best_state[1])
-    model.eval()
-    estimator.eval()
-    return (replace(kept, start_held_out=start[0], held_out_gain=held_out_gain), loo,
-            alternative)
+    return FoldResult(
+        held_out=held_out,
+        in_sample=in_sample,
+        value=value,
+        history=history,
+        best_step=best_step,
+        steps=step,
+        split=split,
+        critic=model,
+        estimator=estimator,
+        standardization=Standardization(x_mean, x_scale, y_mean, y_scale),
+        start_held_out=start[0],
+        log_partition=log_z,
+        converged=converged,
+        gain_over_start=gain,
+        held_out_gain=held_out_gain,
+    ), loo
+
