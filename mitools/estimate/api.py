@@ -132,11 +132,9 @@ def estimate_mi(
             start, and this saves most of the time. A gain above two standard errors is
             evidence that training helps, measured on samples the other folds train and
             validate on: they then replace the start whenever their best trained critic's
-            validation bound is higher (without the screen's evidence, only when higher by
-            two standard errors), and the second fold's gain on its own test part
-            (``folds[1].held_out_gain``), above two, gives the first fold its trained critic
-            too on the same terms. ``False`` trains every fold, each choosing on its
-            validation part alone.
+            validation bound is higher (without that evidence, only when higher by two
+            standard errors, as the first fold does). ``False`` trains every fold, each
+            choosing on its validation part alone.
         margins: ``"ranks"`` replaces every column by the normal scores of its ranks
             (:func:`gaussianize_margins`) before anything else: an increasing map of each
             variable, so the MI is unchanged, and heavy tails are gone. ``"standardize"`` keeps

@@ -39,9 +39,9 @@ class FoldResult:
             ``in_sample`` with ``report="corrected"``.
         history: evaluations during training (validation values, not the estimate).
         best_step: the step whose critic was kept (the best validation value of training,
-            if it beat the initial critic's by the replacement margin, 2 standard errors, or
-            at all once the screen's held-out gain has shown that training helps; 0: the
-            initial one).
+            if it beat the initial critic's by the replacement margin: 2 standard errors, or
+            any gain in the folds after a screen's held-out gain above 2; 0: the initial
+            one).
         steps: training steps run (early stopping may end before ``max_steps``).
         split: the fold's train / validation / test indices into the samples.
         critic: the trained critic (on standardised inputs, in evaluation mode).
@@ -57,18 +57,16 @@ class FoldResult:
             critic counts as converged (training never beat it by the replacement margin).
         gain_over_start: how much the best trained critic beat the initial one on the
             validation part, in standard errors of the difference (a paired jackknife); above
-            2 it replaced the initial critic. ``-inf``: no gain, or no training (a fold
+            the replacement margin (see ``best_step``) it replaced the initial critic. ``-inf``: no gain, or no training (a fold
             left untrained by ``screen``); ``inf``: a gain on a validation part too small
             for a standard error, or with none; NaN: a NaN bound, or not recorded (a file
             saved by an older mitools).
-        held_out_gain: the first fold's, with ``screen`` and the Gaussian start, and the
-            second's when it trains: how much the best trained critic beat the initial one on
-            the fold's test part, in standard errors of the difference (a paired jackknife
-            over the test part's groups). The first fold's at most 2 leaves the other folds
-            untrained (NaN, a NaN bound, never does); either above 2 lets the later folds
-            replace the start on any validation gain, and the second's above 2 gives the first
-            fold its best trained critic if that critic's validation bound is higher. NaN in
-            the other folds, and without the screen.
+        held_out_gain: the first fold's, with ``screen`` and the Gaussian start: how much
+            the best trained critic beat the initial one on the test part, in standard
+            errors of the difference (a paired jackknife over the test part's groups); at
+            most 2 leaves the other folds untrained, NaN (a NaN bound) never does, and above
+            2 the other folds replace the start on any validation gain. It never changes the
+            first fold's own choice. NaN in the other folds, and without the screen.
     """
 
     held_out: float
