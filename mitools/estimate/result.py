@@ -57,10 +57,10 @@ class FoldResult:
             critic counts as converged (training never beat it by the replacement margin).
         gain_over_start: how much the best trained critic beat the initial one on the
             validation part, in standard errors of the difference (a paired jackknife); above
-            the replacement margin (see ``best_step``) it replaced the initial critic. ``-inf``: no gain, or no training (a fold
-            left untrained by ``screen``); ``inf``: a gain on a validation part too small
-            for a standard error, or with none; NaN: a NaN bound, or not recorded (a file
-            saved by an older mitools).
+            the replacement margin (see ``best_step``) it replaced the initial critic.
+            ``-inf``: no gain, or no training (a fold left untrained by ``screen``); ``inf``:
+            a gain on a validation part too small for a standard error, or with none; NaN: a
+            NaN bound, or not recorded (a file saved by an older mitools).
         held_out_gain: the first fold's, with ``screen`` and the Gaussian start: how much
             the best trained critic beat the initial one on the test part, in standard
             errors of the difference (a paired jackknife over the test part's groups); at
