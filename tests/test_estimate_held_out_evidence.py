@@ -61,6 +61,59 @@ def test_the_screen_gain_sets_the_other_folds_margin(monkeypatch, held_out_gain,
     assert all(math.isnan(f.held_out_gain) for f in r.folds[1:])
 
 
+def test_above_two_nats_the_other_folds_keep_the_usual_margin(monkeypatch) -> None:
+    """A d = 4 Gaussian at 6 nats: the start's validation bound is above
+    AFTER_GAIN_MAX_NATS (2), where the best of several noisy validation values beats the
+    start's by chance; after a screen gain of 5 the other folds still need a validation gain
+    above 2, so a gain of 1 keeps the start everywhere."""
+    from mitools.estimate.fit import AFTER_GAIN_MAX_NATS
+    from mitools.tasks import CorrelatedGaussian
+
+    assert AFTER_GAIN_MAX_NATS == 2.0
+    x, y = CorrelatedGaussian(4, 6.0).sample(1500, generator=0)
+    _validation_gains(monkeypatch, [1.0, 1.0, 1.0])
+    monkeypatch.setattr(fit, "_paired_gain", lambda *a, **k: 5.0)
+    r = _quiet(x, y)
+    assert all(f.history[0].val > 2.0 for f in r.folds)
+    assert all(f.steps > 0 and f.best_step == 0 for f in r.folds)
+    # the same data with the threshold above the bound: the other folds replace the start
+    monkeypatch.setattr(fit, "AFTER_GAIN_MAX_NATS", 10.0)
+    _validation_gains(monkeypatch, [1.0, 1.0, 1.0])
+    assert [f.best_step > 0 for f in _quiet(x, y).folds] == [False, True, True]
+
+
+@pytest.mark.slow
+def test_a_chance_screen_gain_at_10_nats_costs_no_fold_its_start() -> None:
+    """Review: with the screen's gain forced (5) on the d = 20 Gaussian at 10 nats (n =
+    5,000), folds replacing the start on any validation gain took critics up to 3.6 nats
+    worse held out (the estimate 9.36). At that MI the usual margin holds: no fold keeps a
+    critic more than 0.5 nats below its start held out."""
+    import dataclasses
+
+    from mitools.estimate import api
+    from mitools.tasks import CorrelatedGaussian
+
+    original = api._fit_fold
+
+    def forced(*args, **kwargs):
+        fold, loo = original(*args, **kwargs)
+        if kwargs.get("screen_on_test"):
+            fold = dataclasses.replace(fold, held_out_gain=5.0)
+        return fold, loo
+
+    x, y = CorrelatedGaussian(20, 10.0).sample(5000, generator=103)
+    api._fit_fold = forced
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            r = estimate_mi(x, y, seed=3, threads=1)
+    finally:
+        api._fit_fold = original
+    assert r.diagnostics.untrained_folds == 0
+    assert all(f.held_out > f.start_held_out - 0.5 for f in r.folds)
+    assert abs(r.value - 10.0) < 0.3
+
+
 def test_a_replaced_start_after_the_screen_is_the_one_a_larger_gain_gives(monkeypatch) -> None:
     """After a screen gain, the other folds replacing the start on a validation gain of 1
     give, bit for bit, the estimate (value, standard error, every fold) of folds that gain 3
@@ -114,8 +167,9 @@ def test_folds_whose_small_validation_parts_miss_the_gain_take_their_critics() -
         r = estimate_mi(x, y, seed=7, threads=1)
         unscreened = estimate_mi(x, y, seed=7, threads=1, screen=False)
     assert all(f.best_step == 0 for f in unscreened.folds)
-    assert unscreened.value == pytest.approx(0.401, abs=1e-3)
+    assert unscreened.value == pytest.approx(0.401, abs=0.01)
     assert r.folds[0].held_out_gain > 8
     assert [f.best_step > 0 for f in r.folds] == [False, True, True]
     assert all(0 < f.gain_over_start < 2 for f in r.folds[1:])
-    assert r.value == pytest.approx(0.470, abs=1e-3)
+    assert r.value == pytest.approx(0.470, abs=0.01)
+    assert r.value > unscreened.value + 0.05

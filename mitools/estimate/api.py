@@ -15,8 +15,6 @@ from mitools.estimate.critic import QuadraticJointCritic
 from mitools.estimate.data import MarginTransform, _warn_if_labels
 from mitools.estimate.diagnostics import diagnose
 from mitools.estimate.fit import (
-    REPLACE_AFTER_GAIN_SE,
-    REPLACE_START_SE,
     SAMPLED_NEGATIVES_BOUNDS,
     SCREEN_SE,
     _build_critic,
@@ -132,9 +130,10 @@ def estimate_mi(
             start, and this saves most of the time. A gain above two standard errors is
             evidence that training helps, measured on samples the other folds train and
             validate on: they then replace the start whenever their best trained critic's
-            validation bound is higher (without that evidence, only when higher by two
-            standard errors, as the first fold does). ``False`` trains every fold, each
-            choosing on its validation part alone.
+            validation bound is higher, where the start's is at most 2 nats (without that
+            evidence, or above 2 nats, only when higher by two standard errors, as the first
+            fold does). ``False`` trains every fold, each choosing on its validation part
+            alone.
         margins: ``"ranks"`` replaces every column by the normal scores of its ranks
             (:func:`gaussianize_margins`) before anything else: an increasing map of each
             variable, so the MI is unchanged, and heavy tails are gone. ``"standardize"`` keeps
@@ -272,7 +271,7 @@ def estimate_mi(
         results, leave_out = [], []
         screening = screen and init == "gaussian"
         steps = max_steps  # 0 once screening has found nothing for training to gain
-        replace_se = REPLACE_START_SE  # REPLACE_AFTER_GAIN_SE once it has found a gain
+        shown_gain = False  # whether it has found a gain (the other folds' margin)
         try:
             for k, split in enumerate(splits):
                 with torch.random.fork_rng(devices=[]):
@@ -288,7 +287,7 @@ def estimate_mi(
                     max_steps=steps, lr=lr,
                     weight_decay=weight_decay, ema=ema, eval_every=eval_every, patience=patience,
                     gen=gen, on_eval=bar.evaluated, group_of=group_of, groups=groups,
-                    screen_on_test=screening and k == 0, replace_se=replace_se,
+                    screen_on_test=screening and k == 0, shown_gain=shown_gain,
                 )
                 results.append(fold)
                 leave_out.append(loo)
@@ -296,11 +295,12 @@ def estimate_mi(
                     steps = 0
                 elif screening and k == 0 and fold.held_out_gain > SCREEN_SE:  # (not NaN)
                     # training beats the start held out, on samples the other folds train
-                    # and validate on: they replace it on any validation gain. (The first
+                    # and validate on: they replace it on any validation gain, at low MI
+                    # (AFTER_GAIN_MAX_NATS). (The first
                     # fold's own choice stays with its validation part: revisiting it after
                     # this gain, read on its test part, would select on the samples it
                     # reports.)
-                    replace_se = REPLACE_AFTER_GAIN_SE
+                    shown_gain = True
                 bar.end_fold(fold.value, fold.steps)
         finally:
             bar.close()

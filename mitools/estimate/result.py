@@ -40,8 +40,8 @@ class FoldResult:
         history: evaluations during training (validation values, not the estimate).
         best_step: the step whose critic was kept (the best validation value of training,
             if it beat the initial critic's by the replacement margin: 2 standard errors, or
-            any gain in the folds after a screen's held-out gain above 2; 0: the initial
-            one).
+            any gain in the folds after a screen's held-out gain above 2 where the initial
+            critic's validation bound is at most 2 nats; 0: the initial one).
         steps: training steps run (early stopping may end before ``max_steps``).
         split: the fold's train / validation / test indices into the samples.
         critic: the trained critic (on standardised inputs, in evaluation mode).
@@ -65,8 +65,9 @@ class FoldResult:
             the best trained critic beat the initial one on the test part, in standard
             errors of the difference (a paired jackknife over the test part's groups); at
             most 2 leaves the other folds untrained, NaN (a NaN bound) never does, and above
-            2 the other folds replace the start on any validation gain. It never changes the
-            first fold's own choice. NaN in the other folds, and without the screen.
+            2 the other folds replace the start on any validation gain (at low MI; see
+            ``best_step``). It never changes the first fold's own choice. NaN in the other
+            folds, and without the screen.
     """
 
     held_out: float
