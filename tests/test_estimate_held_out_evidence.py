@@ -61,6 +61,17 @@ def test_the_screen_gain_sets_the_other_folds_margin(monkeypatch, held_out_gain,
     assert all(math.isnan(f.held_out_gain) for f in r.folds[1:])
 
 
+@pytest.mark.parametrize("gain", [-math.inf, math.nan, 0.0])
+def test_after_a_screen_gain_no_validation_gain_keeps_the_start(monkeypatch, gain) -> None:
+    """The margin after a screen gain is 0 exclusive: a fold whose trained critic is not
+    better on validation (-inf), scores NaN, or ties keeps the start."""
+    _validation_gains(monkeypatch, [gain, gain, gain])
+    monkeypatch.setattr(fit, "_paired_gain", lambda *a, **k: 5.0)
+    x, y = _sine()
+    r = _quiet(x, y)
+    assert all(f.steps > 0 and f.best_step == 0 for f in r.folds)
+
+
 def test_above_two_nats_the_other_folds_keep_the_usual_margin(monkeypatch) -> None:
     """A d = 4 Gaussian at 6 nats: the start's validation bound is above
     AFTER_GAIN_MAX_NATS (2), where the best of several noisy validation values beats the
