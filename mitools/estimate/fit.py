@@ -95,12 +95,12 @@ def _summaries_leaving_groups_out(scores: Tensor, group_of: Tensor, groups: int)
     group g (row 1 + g), the mean of the positive (diagonal) scores and the log of the mean
     of ``exp`` over the negative (off-diagonal) scores, from one pass over the scores
     (group-by-group block sums, float64)."""
-    s = scores.double()
-    n = s.shape[0]
-    diagonal = s.diagonal()
+    # one float64 copy of the scores, turned in place into the negatives' exponentials
+    negatives = scores.to(torch.float64, copy=True)
+    n = negatives.shape[0]
+    diagonal = negatives.diagonal().clone()
     # the negatives alone, shifted by their largest (the positives may exceed them by more
     # than exp can span; they get no exp here)
-    negatives = s.clone()
     negatives.diagonal().fill_(-math.inf)
     peak = negatives.max()
     e = negatives.sub_(peak).exp_()
@@ -112,7 +112,7 @@ def _summaries_leaving_groups_out(scores: Tensor, group_of: Tensor, groups: int)
     # g's row and column from the total cancels away a small rest when one pair dominates)
     others = 1.0 - torch.eye(groups, dtype=e.dtype, device=e.device)
     kept = torch.cat([total[None], (others @ blocks @ others).diagonal()])
-    size = torch.cat([s.new_full((1,), n), n - one_hot.sum(0)])  # samples in each set
+    size = torch.cat([e.new_full((1,), n), n - one_hot.sum(0)])  # samples in each set
     pos = torch.cat([diagonal.sum()[None], diagonal.sum() - one_hot.T @ diagonal]) / size
     log_mean_exp = peak + torch.log(kept) - torch.log(size * (size - 1))
     return torch.stack([pos, log_mean_exp], dim=-1)[:, None, :]
