@@ -291,16 +291,16 @@ def estimate_mi(
                 )
                 results.append(fold)
                 leave_out.append(loo)
-                if screening and k == 0 and fold.held_out_gain <= SCREEN_SE:
-                    steps = 0
-                elif screening and k == 0 and fold.held_out_gain > SCREEN_SE:  # (not NaN)
-                    # training beats the start held out, on samples the other folds train
-                    # and validate on: they replace it on any validation gain, at low MI
-                    # (AFTER_GAIN_MAX_NATS). (The first
-                    # fold's own choice stays with its validation part: revisiting it after
-                    # this gain, read on its test part, would select on the samples it
-                    # reports.)
-                    shown_gain = True
+                if screening and k == 0:
+                    if fold.held_out_gain <= SCREEN_SE:
+                        steps = 0
+                    elif fold.held_out_gain > SCREEN_SE:  # (not NaN)
+                        # training beats the start held out, on samples the other folds
+                        # train and validate on: they replace it on any validation gain, at
+                        # low MI (AFTER_GAIN_MAX_NATS). The first fold's own choice stays
+                        # with its validation part: revisiting it after this gain, read on
+                        # its test part, would select on the samples it reports.
+                        shown_gain = True
                 bar.end_fold(fold.value, fold.steps)
         finally:
             bar.close()
