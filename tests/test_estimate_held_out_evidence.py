@@ -177,23 +177,27 @@ def test_without_the_screen_every_fold_keeps_the_usual_margin(monkeypatch) -> No
 
 def test_folds_whose_small_validation_parts_miss_the_gain_take_their_critics() -> None:
     """Regression: y = x + 0.35 (x^2 - 1) + 0.7 noise, n = 1,000, seed 7 (true MI 0.5547
-    nats, by quadrature). The first fold's trained critic beat the start by 8 standard errors
-    on its test part, but on validation parts of 67 samples no fold's did by 2: all three
-    kept the start, and the estimate was 0.401. After the screen's gain the other two take
-    their trained critics (validation gains 0.9 and 1.0): 0.470. The first fold keeps the
-    start (validation gain 0.6)."""
+    nats, by quadrature). The first fold's trained critic beats the start by 8 standard errors
+    on its test part, but on validation parts of 67 samples the first and third folds' do by
+    less than 2 (0.6 each): with the usual margin they keep the start, and the estimate is
+    0.446. After the screen's gain the third fold takes its trained critic: 0.490. The first
+    fold keeps the start (its choice never reads the screen's gain).
+
+    (With the validation parts of the second and third folds cut from the same samples, as
+    before each fold took its own part's head, all three kept the start without the screen,
+    0.401, and the other two took their critics with it, 0.470.)"""
     x, y = _mild(7)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         r = estimate_mi(x, y, seed=7, threads=1)
         unscreened = estimate_mi(x, y, seed=7, threads=1, screen=False)
-    assert all(f.best_step == 0 for f in unscreened.folds)
-    assert unscreened.value == pytest.approx(0.401, abs=0.01)
+    assert [f.best_step > 0 for f in unscreened.folds] == [False, True, False]
+    assert unscreened.value == pytest.approx(0.446, abs=0.01)
     assert r.folds[0].held_out_gain > 8
     assert [f.best_step > 0 for f in r.folds] == [False, True, True]
-    assert all(0 < f.gain_over_start < 2 for f in r.folds[1:])
-    assert r.value == pytest.approx(0.470, abs=0.01)
-    assert r.value > unscreened.value + 0.05
+    assert 0 < r.folds[2].gain_over_start < 2 and r.folds[1].gain_over_start > 2
+    assert r.value == pytest.approx(0.490, abs=0.01)
+    assert r.value > unscreened.value + 0.03
 
 
 def test_a_mildly_non_gaussian_sample_is_not_screened() -> None:

@@ -52,8 +52,9 @@ def test_large_integers_give_the_estimate_of_their_shift() -> None:
     assert as_int.value == shifted.value == as_float64.value
     # y = i + N(0, 25), i uniform on 0..599: I = h(Y) - h(N) = 6.412 - 3.028 = 3.38 nats (by
     # quadrature); 60 steps reach most of it, and the value is the one pinned here (it was
-    # 2.66 with the earlier defaults of 16 negatives and a validation part of 20 %)
-    assert as_int.value == pytest.approx(2.745, abs=0.06)
+    # 2.66 with the earlier defaults of 16 negatives and a validation part of 20 %, and 2.745
+    # while two folds validated on the same samples; seeds 0-7 give 2.60-2.68 now)
+    assert as_int.value == pytest.approx(2.632, abs=0.06)
     assert as_int.value < 3.38
 
 

@@ -28,8 +28,13 @@ def fold_indices(
     """Cross-fitting splits: each sample is in exactly one fold's test part.
 
     The samples are permuted and cut into ``folds`` near-equal parts. Fold ``k`` tests on part
-    ``k``; of the other samples, the first ``round(val_fraction * rest)`` (in permuted order,
-    but at least 2, a negative pair, and at most ``rest - 2``) validate and the others train.
+    ``k``; the other parts are joined starting from part ``k + 1`` (cyclically), and of them the
+    first ``round(val_fraction * rest)`` samples (at least 2, a negative pair, and at most
+    ``rest - 2``) validate and the others train. Each fold's validation samples are thus taken
+    from the head of a different part, so no two folds validate on the same samples whenever
+    a validation part fits in one part (``val_fraction * (folds - 1) <= 1``, up to rounding;
+    the default of :func:`~mitools.estimate.estimate_mi`, 0.1 with 3 folds, fits): the folds'
+    choices between critics then rest on disjoint evidence.
 
     Args:
         n: number of samples.
@@ -61,7 +66,7 @@ def fold_indices(
     parts = list(perm.tensor_split(folds))
     splits = []
     for k in range(folds):
-        rest = torch.cat([parts[j] for j in range(folds) if j != k])
+        rest = torch.cat([parts[(k + j) % folds] for j in range(1, folds)])
         # at least 2 validation samples (a negative pair) where the rest allows it
         n_val = min(max(2, round(val_fraction * len(rest))), max(0, len(rest) - 2))
         split = Split(rest[n_val:], rest[:n_val], parts[k])
