@@ -209,20 +209,26 @@ def test_jackknife_values_equal_masked_evaluations(name: str) -> None:
     assert log_partition(scores) == pytest.approx(log_z, rel=1e-12, abs=1e-12)
 
 
-@pytest.mark.parametrize("case", ["positive far above", "one dominant negative"])
+@pytest.mark.parametrize("case", ["positive far above", "one dominant negative",
+                                  "negatives of one group far above"])
 def test_jackknife_values_of_extreme_scores_match_masked_evaluations(case: str) -> None:
     """Regressions (review): a positive score ~1000 nats above every negative underflowed
     the shifted negatives to zero (the bound failed as non-finite); one negative ~60 nats
     above the others made the left-out sums cancel to a rest of rounding error (NaN, or a
-    wrong value: 7.38 for 4.49)."""
+    wrong value: 7.38 for 4.49); negatives ~1000 nats above the others, all within one
+    group's rows and columns, left the other sets' sums to underflow when that group was
+    left out (the bound failed as -inf: estimate_mi(X, X) with X of 2 columns)."""
     torch.manual_seed(0)
     n, groups = 60, 6
     scores = torch.randn(n, n, dtype=torch.float64) + 5 * torch.eye(n, dtype=torch.float64)
+    group_of = torch.arange(n) % groups
     if case == "positive far above":
         scores.diagonal().add_(1000.0)
-    else:
+    elif case == "one dominant negative":
         scores[0, 1] = 60.0
-    group_of = torch.arange(n) % groups
+    else:  # rows 0 and 6 are in group 0: their negative pairs only
+        scores[0, 6] = scores[6, 0] = 1000.0
+        scores[0, 12] = 990.0
     estimator = get_estimator("dv").eval()
     value, loo, _ = _evaluate_leaving_groups_out(
         estimator, lambda a, b: scores, torch.zeros(n, 1), None, group_of, groups)

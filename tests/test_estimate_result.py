@@ -351,7 +351,8 @@ def test_the_non_gaussian_flag_names_each_number() -> None:
     from mitools.estimate.diagnostics import diagnose
 
     folds = [SimpleNamespace(held_out=0.30, in_sample=0.34, start_held_out=-0.002,
-                             converged=True, steps=300)] * 3
+                             converged=True, steps=300,
+                             split=SimpleNamespace(test=range(100)))] * 3
     d = diagnose(folds, value=0.32, stderr=0.01, max_steps=2000)
     assert len(d.flags) == 1, d.flags
     flag = d.flags[0]

@@ -28,8 +28,15 @@ class Diagnostics:
     fixed. These numbers show when that is likely; ``flags`` says it in words (empty when
     nothing is flagged), and :func:`~mitools.estimate.estimate_mi` warns with them. A fit is
     flagged when folds ran out of steps while still improving; when ``optimism_share``
-    exceeds 0.1 (and twice the standard error); or when ``residual_share`` exceeds 0.5 while
-    ``optimism_share`` exceeds 0.05. These are signs, not proof: on the Beyond Normal
+    exceeds 0.1 and the gap ``(in_sample - held_out) / 2`` exceeds twice the standard error;
+    when ``residual_share`` exceeds 0.5, the trained critics' held-out gain over the start
+    exceeds twice the standard error and ``optimism_share`` lies in (0.05, 0.1] (above 0.1
+    the previous flag speaks); or when the estimate exceeds the log of the number of
+    negative pairs in a fold's test part, :math:`\log(n_{test}(n_{test} - 1))`: no lower
+    bound estimated from a sample can certify much more than the log of its size (McAllester
+    & Stratos, AISTATS 2020), and there the log-partition rests on pairs the sample barely
+    holds, so the value and its interval may be far too high (with ``X = X``, n = 300, the
+    DV bound reported hundreds of nats). These are signs, not proof: on the Beyond Normal
     benchmark (``docs/benchmarks.rst``) most flagged estimates were still within 10 % of the
     MI, and one spiral 11 % short went unflagged. The one-sided interval holds either way.
 
@@ -77,7 +84,18 @@ def diagnose(folds: Sequence[FoldResult], value: float, stderr: float,
     start = sum(f.start_held_out for f in folds) / k
     residual_share = (held_out - start) / scale if math.isfinite(start) else math.nan
     unconverged = sum(not f.converged for f in folds)
+    n_test = min(len(f.split.test) for f in folds)
+    certifiable = math.log(n_test * (n_test - 1))
     flags = []
+    if value > certifiable:
+        flags.append(
+            f"the estimate, {value:.3g} nats, exceeds log(n_test (n_test - 1)) = "
+            f"{certifiable:.1f} nats, the log of the number of negative pairs in a fold's "
+            f"{n_test} test samples: a bound estimated from a sample cannot certify much more "
+            "than the log of its size, and its log-partition term rests on pairs too rare to "
+            "be seen, so the value and its interval may be far too high; collect more "
+            "samples, or report that the MI is large"
+        )
     if unconverged:
         flags.append(
             f"{unconverged} of {k} folds ran to max_steps={max_steps} while the validation bound "

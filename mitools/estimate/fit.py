@@ -48,6 +48,10 @@ REPLACE_AFTER_GAIN_SE = 0.0
 #: any validation gain lost at most 0.014 nats held out at 1 nat, none replaced it at 2,
 #: they lost 0.08 and 0.14 at 4 and up to 3.6 at 10
 AFTER_GAIN_MAX_NATS = 2.0
+#: a set's sum of negatives' ``exp``, shifted by the largest negative of all samples, below
+#: this is recomputed shifted by its own largest: entries more than ~708 nats below the shift
+#: underflow to 0 in float64, and above it their share of the sum is below e^-100 n^2
+UNDERFLOW_GUARD = math.exp(-600.0)
 
 
 def _summarisable(estimator: Estimator) -> bool:
@@ -114,7 +118,16 @@ def _summaries_leaving_groups_out(scores: Tensor, group_of: Tensor, groups: int)
     kept = torch.cat([total[None], (others @ blocks @ others).diagonal()])
     size = torch.cat([e.new_full((1,), n), n - one_hot.sum(0)])  # samples in each set
     pos = torch.cat([diagonal.sum()[None], diagonal.sum() - one_hot.T @ diagonal]) / size
-    log_mean_exp = peak + torch.log(kept) - torch.log(size * (size - 1))
+    log_kept = torch.log(kept) + peak
+    # a set whose largest negative lies far below the peak (the group left out holds the
+    # largest negatives, at very high MI) lost its sum to underflow: its log-sum-exp again,
+    # from the scores, shifted by its own largest (rare: a loop over such groups only)
+    for g in (torch.nonzero(kept[1:] < UNDERFLOW_GUARD).flatten() + 1).tolist():
+        keep = group_of != g - 1
+        rest = scores[keep][:, keep].to(torch.float64)
+        rest.diagonal().fill_(-math.inf)
+        log_kept[g] = torch.logsumexp(rest.flatten(), dim=0)
+    log_mean_exp = log_kept - torch.log(size * (size - 1))
     return torch.stack([pos, log_mean_exp], dim=-1)[:, None, :]
 
 
