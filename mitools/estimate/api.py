@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +23,7 @@ from mitools.estimate.fit import (
 )
 from mitools.estimate.folds import fold_indices
 from mitools.estimate.options import (
+    bound_with_options,
     check_estimate_bound,
     check_options,
     check_sample_size,
@@ -259,7 +261,7 @@ def estimate_mi(
         group_of = group_of.to(device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            probe = get_estimator(bound, **bound_kwargs)
+            probe = bound_with_options(bound, bound_kwargs, list(_OPTIONS))
         bound_name = bound if isinstance(bound, str) else getattr(probe, "name", "custom")
         check_estimate_bound(bound, probe)
         if residual == "auto":
@@ -354,6 +356,11 @@ def estimate_mi(
             margins=(margin_x, margin_y),
             settings=settings,
         )
+
+
+#: estimate_mi's own options (a keyword outside them goes to the bound)
+_OPTIONS = tuple(p for p in inspect.signature(estimate_mi).parameters
+                 if p not in ("x", "y", "bound_kwargs"))
 
 
 def _warn(value: float, noise: float, flags: tuple[str, ...], margins: str, critic: Any) -> None:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import difflib
 import functools
+import numbers
 import os
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from mitools.option_checks import check_flag, check_int, check_number
 
 #: at most this many threads by default: more rarely helps the small matrices of a critic,
 #: and on a shared machine every extra thread competes with other jobs
@@ -16,19 +20,6 @@ DEFAULT_MAX_THREADS = 4
 #: samples needed per fold: each fold's test part is split into at least 5 jackknife groups
 #: of at least 2 samples
 MIN_SAMPLES_PER_FOLD = 10
-
-
-def check_int(name: str, value: Any, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-
-
-def check_number(name: str, value: Any, low: float, *, strict: bool = True) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
-        value > low if strict else value >= low)
-    if not ok:
-        what = "a positive number" if (low == 0 and strict) else f"a number >= {low}"
-        raise ValueError(f"{name} must be {what}, got {value!r}")
 
 
 def available_devices() -> list[str]:
@@ -196,10 +187,15 @@ def check_options(o: dict[str, Any]) -> None:
     check_int("seed", o["seed"], 0)
     check_number("lr", o["lr"], 0)
     check_number("weight_decay", o["weight_decay"], 0, strict=False)
-    if not (isinstance(o["ema"], (int, float)) and 0 <= o["ema"] < 1):
-        raise ValueError(f"ema must be a number in [0, 1), got {o['ema']!r}")
-    if not (isinstance(o["level"], float) and 0.0 < o["level"] < 1.0):
-        raise ValueError(f"level must be a float in (0, 1), got {o['level']!r}")
+    check_number("ema", o["ema"], 0, strict=False, high=1)
+    check_number("level", o["level"], 0, high=1)
+    check_number("val_fraction", o["val_fraction"], 0, high=1)
+    hidden = o["hidden"]
+    if (isinstance(hidden, (str, bytes)) or not isinstance(hidden, (list, tuple))
+            or not all(not isinstance(h, (bool, np.bool_)) and isinstance(h, numbers.Integral)
+                       and h >= 1 for h in hidden)):
+        raise ValueError(f"hidden must be a tuple of positive ints (the widths of the critic's "
+                         f"hidden layers, e.g. (64, 64); () for none), got {hidden!r}")
     for name, allowed in (("report", ("corrected", "held_out")),
                           ("sided", ("lower", "two-sided")),
                           ("residual", ("auto", "joint", "separable", None))):
@@ -210,5 +206,32 @@ def check_options(o: dict[str, Any]) -> None:
     if o["dtype"] not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {o['dtype']!r}")
     for name in ("discrete_x", "discrete_y", "potentials", "progress", "screen"):
-        if not isinstance(o[name], bool):
-            raise ValueError(f"{name} must be True or False, got {o[name]!r}")
+        check_flag(name, o[name])
+
+
+def bound_with_options(bound: Any, bound_kwargs: dict[str, Any], options: list[str]) -> Any:
+    """The estimator ``get_estimator(bound, **bound_kwargs)``, where ``bound_kwargs`` are the
+    keywords :func:`~mitools.estimate.estimate_mi` does not know itself (``options``).
+
+    Raises:
+        TypeError: a keyword the bound does not take either (a misspelled option, most
+            often): the message names it, says where it went, and suggests the closest of
+            ``options``.
+    """
+    from mitools.estimators import get_estimator
+
+    try:
+        return get_estimator(bound, **bound_kwargs)
+    except TypeError as err:
+        if not bound_kwargs or "keyword" not in str(err):
+            raise
+        hints = [f"did you mean {close[0]!r} instead of {key!r}?"
+                 for key in bound_kwargs
+                 for close in [difflib.get_close_matches(key, options, n=1)] if close]
+        label = bound if isinstance(bound, str) else type(bound).__name__
+        raise TypeError(
+            f"estimate_mi got {', '.join(map(repr, bound_kwargs))}, not one of its options: "
+            f"it passed them on to the bound {label!r}, which does not take them either "
+            f"({err}). " + (" ".join(hints) if hints else f"Its options: {', '.join(options)}")
+        ) from None
+

@@ -1,0 +1,80 @@
+"""Checks of scalar options, shared by every entry point: integers, real numbers and flags.
+
+One rule everywhere: a boolean is not a number (``k=True`` is refused, not read as 1), numpy
+scalars are numbers (``k=np.int64(3)`` is accepted, as ``3``), and a real option must be
+finite. Each check raises a ``ValueError`` that names the option and the value seen.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+__all__ = ["check_flag", "check_int", "check_number"]
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, (bool, np.bool_))
+
+
+def check_int(name: str, value: Any, minimum: int = 1) -> None:
+    """Refuse anything but an integer (Python or numpy) of at least ``minimum``.
+
+    Raises:
+        ValueError: a bool, a float (even ``3.0``), a string, or an integer below
+            ``minimum``; the message names ``name``.
+
+    Example:
+        >>> import numpy as np
+        >>> check_int("k", np.int64(3))
+        >>> check_int("k", True)
+        Traceback (most recent call last):
+        ...
+        ValueError: k must be an int >= 1, got True
+    """
+    if _is_bool(value) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+def check_number(name: str, value: Any, low: float, *, strict: bool = True,
+                 high: float | None = None) -> None:
+    """Refuse anything but a finite real number (Python or numpy) above ``low`` (at least
+    ``low`` with ``strict=False``) and, with ``high``, below ``high``.
+
+    Raises:
+        ValueError: a bool, a string, NaN or an infinity, or a number out of range; the
+            message names ``name`` and the range.
+
+    Example:
+        >>> check_number("lr", 1e-3, 0)
+        >>> check_number("lr", float("inf"), 0)
+        Traceback (most recent call last):
+        ...
+        ValueError: lr must be a finite number > 0, got inf
+    """
+    ok = (not _is_bool(value) and isinstance(value, numbers.Real) and math.isfinite(value)
+          and (value > low if strict else value >= low) and (high is None or value < high))
+    if not ok:
+        what = f"> {low}" if strict else f">= {low}"
+        if high is not None:
+            what = f"in {'(' if strict else '['}{low}, {high})"
+        raise ValueError(f"{name} must be a finite number {what}, got {value!r}")
+
+
+def check_flag(name: str, value: Any) -> None:
+    """Refuse anything but ``True`` or ``False`` (a numpy bool counts).
+
+    Raises:
+        ValueError: any other value, ``0`` and ``1`` included; the message names ``name``.
+
+    Example:
+        >>> check_flag("screen", 1)
+        Traceback (most recent call last):
+        ...
+        ValueError: screen must be True or False, got 1
+    """
+    if not _is_bool(value):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
