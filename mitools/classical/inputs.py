@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from mitools.estimate.data import SAFE_MAGNITUDE
 from mitools.inputs import as_float64_columns, check_paired
 
 __all__ = [
@@ -26,7 +27,9 @@ __all__ = [
 def standardize_columns(a: np.ndarray) -> np.ndarray:
     """Centre every column and divide it by its standard deviation (constant columns by 1).
 
-    Equal values stay exactly equal, so ties (discrete columns) are kept.
+    Equal values stay exactly equal, so ties (discrete columns) are kept. Any magnitude
+    works: a column of values near 1e-300 or 1e300 is divided by its largest magnitude first
+    (:data:`~mitools.estimate.data.SAFE_MAGNITUDE`).
 
     Example:
         >>> import numpy as np
@@ -34,7 +37,14 @@ def standardize_columns(a: np.ndarray) -> np.ndarray:
         array([[-1.,  0.],
                [ 1.,  0.]])
     """
-    centred = a - a.mean(axis=0)
+    # columns of very large or very small magnitude are divided by it first: squares of
+    # values below ~1e-162 underflow and above ~1e154 overflow in float64 (a column of
+    # 1e-300 became constant and MI 0); elsewhere the unit is 1 and changes no bit
+    magnitude = np.abs(a).max(axis=0, initial=0.0)
+    unit = np.where((magnitude > SAFE_MAGNITUDE) | (magnitude < 1 / SAFE_MAGNITUDE),
+                    magnitude, 1.0)
+    u = a / np.where(unit > 0, unit, 1.0)
+    centred = u - u.mean(axis=0)
     scale = centred.std(axis=0)
     return centred / np.where(scale > 0, scale, 1.0)
 

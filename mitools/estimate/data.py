@@ -118,11 +118,7 @@ class MarginTransform:
                 params += [knots.to(torch.float64), out[first, j]]
             return cls(kind, tuple(params), d), out
         if kind == "standardize":
-            a64 = a.to(torch.float64)
-            center = a64.mean(0)
-            scale = a64.std(0) if n > 1 else torch.ones(d, dtype=torch.float64)
-            scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-            transform = cls(kind, (center, scale), d)
+            transform = cls(kind, location_scale(a.to(torch.float64)), d)
             return transform, transform.transform(a)
         if kind == "discrete":
             categories = torch.unique(a.to(torch.float64), dim=0)
@@ -227,8 +223,25 @@ def _warn_if_labels(a: Tensor, name: str, stacklevel: int) -> None:
         )
 
 
+#: columns whose largest magnitude lies outside [1 / SAFE_MAGNITUDE, SAFE_MAGNITUDE] are
+#: divided by it before their mean and standard deviation are taken: the squares of values
+#: below ~1e-162 underflow and above ~1e154 overflow in float64 (a column of 1e-170 became
+#: constant, and MI 0)
+SAFE_MAGNITUDE = 1e150
+
+
+def location_scale(a: Tensor) -> tuple[Tensor, Tensor]:
+    """``(d,)`` mean and standard deviation of the columns of float ``a`` ``(n, d)``, at any
+    magnitude (:data:`SAFE_MAGNITUDE`); a constant column, or a single sample, has scale 1."""
+    magnitude = a.abs().amax(0)
+    unit = torch.where((magnitude > SAFE_MAGNITUDE) | (magnitude < 1 / SAFE_MAGNITUDE),
+                       magnitude, torch.ones_like(magnitude))
+    unit = torch.where(unit > 0, unit, torch.ones_like(unit))  # an all-zero column
+    u = a / unit  # a itself where the magnitude is safe: the same bits as without the unit
+    center = u.mean(0) * unit
+    scale = u.std(0) * unit if a.shape[0] > 1 else torch.ones_like(unit)
+    return center, torch.where(scale > 0, scale, torch.ones_like(scale))
+
+
 def _standardize(x: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
-    mean = x[idx].mean(0)
-    scale = x[idx].std(0)
-    scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # constant columns
-    return mean, scale
+    return location_scale(x[idx])
