@@ -340,7 +340,7 @@ def warn_if_unaligned(x: Any, y: Any, who: str, stacklevel: int = 3) -> None:
 def repeated_rows(x: np.ndarray | Tensor, y: np.ndarray | Tensor) -> int:
     """How many of the ``(x, y)`` rows repeat an earlier row exactly, where the data look
     continuous: every column holds more distinct values than half the number of distinct
-    rows, and more than :data:`CONTINUOUS_MIN_VALUES` (0 otherwise: with a column of a few
+    rows, and more than ``CONTINUOUS_MIN_VALUES`` (20; 0 otherwise: with a column of a few
     values, a label or a count, repeated rows are the data).
 
     Continuous estimators read a repeated row as a sample at distance 0 from another (KSG) or
