@@ -355,11 +355,11 @@ def repeated_rows(x: np.ndarray | Tensor, y: np.ndarray | Tensor) -> int:
         1
     """
     xt, yt = (torch.as_tensor(a) for a in (x, y))
-    joint = torch.cat([xt.reshape(len(xt), -1).double(),
-                       yt.reshape(len(yt), -1).double().to(xt.device)], dim=1)
-    n = joint.shape[0]
-    if n < 2:
+    n = len(xt)
+    if n < 2 or xt.numel() == 0 or yt.numel() == 0:
         return 0
+    joint = torch.cat([xt.reshape(n, -1).double(),
+                       yt.reshape(n, -1).double().to(xt.device)], dim=1)
     rows = torch.unique(joint, dim=0).shape[0]
     ordered = joint.sort(dim=0).values
     distinct = 1 + (ordered[1:] != ordered[:-1]).sum(dim=0)  # values in each column

@@ -13,19 +13,24 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_flag", "check_int", "check_number"]
+__all__ = ["MAX_SEED", "check_flag", "check_int", "check_number"]
+
+#: the largest seed every entry point takes (torch's generators take 64-bit seeds, and
+#: estimate_mi derives one per fold from it)
+MAX_SEED = 2**32 - 1
 
 
 def _is_bool(value: Any) -> bool:
     return isinstance(value, (bool, np.bool_))
 
 
-def check_int(name: str, value: Any, minimum: int = 1) -> None:
-    """Refuse anything but an integer (Python or numpy) of at least ``minimum``.
+def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None) -> None:
+    """Refuse anything but an integer (Python or numpy) of at least ``minimum`` (and, with
+    ``maximum``, at most ``maximum``).
 
     Raises:
-        ValueError: a bool, a float (even ``3.0``), a string, or an integer below
-            ``minimum``; the message names ``name``.
+        ValueError: a bool, a float (even ``3.0``), a string, or an integer out of range;
+            the message names ``name``.
 
     Example:
         >>> import numpy as np
@@ -35,8 +40,10 @@ def check_int(name: str, value: Any, minimum: int = 1) -> None:
         ...
         ValueError: k must be an int >= 1, got True
     """
-    if _is_bool(value) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if (_is_bool(value) or not isinstance(value, numbers.Integral) or value < minimum
+            or (maximum is not None and value > maximum)):
+        what = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"{name} must be an int {what}, got {value!r}")
 
 
 def check_number(name: str, value: Any, low: float, *, strict: bool = True,

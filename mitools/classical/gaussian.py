@@ -89,7 +89,7 @@ def gaussian_mi(
         y: ``(n, dy)``, same ``n``.
         groups: groups of the delete-a-group jackknife for the interval (0: none).
         level: confidence level of the interval.
-        seed: seeds the jackknife groups.
+        seed: an int in [0, 2**32 - 1]; seeds the jackknife groups.
 
     Returns:
         :class:`~mitools.estimate.MIEstimate` with ``method="gaussian"``; ``inf`` when a

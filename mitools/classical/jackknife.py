@@ -33,7 +33,7 @@ import torch
 from mitools.estimate.progress import tqdm_class
 from mitools.estimate.result import MIEstimate
 from mitools.estimate.stats import jackknife_stderr, t_quantile
-from mitools.option_checks import check_int, check_number
+from mitools.option_checks import MAX_SEED, check_int, check_number
 
 __all__ = [
     "assign_groups",
@@ -91,7 +91,7 @@ def check_options(groups: int, level: float, seed: int) -> None:
         raise ValueError(f"groups must be 0 (no interval) or an int >= 2, got {groups!r}"
                          ) from None
     check_number("level", level, 0, high=1)
-    check_int("seed", seed, 0)
+    check_int("seed", seed, 0, MAX_SEED)
 
 
 def check_samples(n: int, needed: int, why: str, groups: int, method: str) -> None:

@@ -306,7 +306,7 @@ def ksg(
         groups: groups of the jackknife, of at least 2 samples each (``n >= 2 * groups``);
             0 skips the interval, and the ``groups`` recomputations it costs.
         level: confidence level of the interval.
-        seed: seeds the noise and the jackknife groups.
+        seed: an int in [0, 2**32 - 1]; seeds the noise and the jackknife groups.
         threads: worker threads (``None``: every CPU this process may use).
         algorithm: ``"kdtree"`` (``scipy.spatial.cKDTree``,
             :mod:`mitools.classical.neighbours`), ``"brute"`` (blocks of pairwise distances,
@@ -401,7 +401,7 @@ def mixed_ksg(
             fewer has neighbours in other cells, at distances the coding sets.
         groups: groups of the delete-a-group jackknife (0: no interval).
         level: confidence level of the interval.
-        seed: seeds the jackknife groups.
+        seed: an int in [0, 2**32 - 1]; seeds the jackknife groups.
         threads: worker threads (``None``: every CPU this process may use).
         algorithm: ``"auto"``, ``"kdtree"`` or ``"brute"`` (identical answers).
         progress: show a progress bar over the jackknife groups on stderr (needs tqdm;

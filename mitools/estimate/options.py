@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mitools.option_checks import check_flag, check_int, check_number
+from mitools.option_checks import MAX_SEED, check_flag, check_int, check_number
 
 #: at most this many threads by default: more rarely helps the small matrices of a critic,
 #: and on a shared machine every extra thread competes with other jobs
@@ -184,7 +184,7 @@ def check_options(o: dict[str, Any]) -> None:
         check_int(name, o[name])
     check_int("batch_size", o["batch_size"], 2)
     check_int("folds", o["folds"], 2)
-    check_int("seed", o["seed"], 0)
+    check_int("seed", o["seed"], 0, MAX_SEED)
     check_number("lr", o["lr"], 0)
     check_number("weight_decay", o["weight_decay"], 0, strict=False)
     check_number("ema", o["ema"], 0, strict=False, high=1)
