@@ -58,7 +58,8 @@ def test_check_flag_takes_only_booleans() -> None:
     (dict(estimator=2.0), "estimator must be 1 or 2, got 2.0"),  # was a KeyError 'ksg2.0'
     (dict(estimator=True), "estimator must be 1 or 2, got True"),
     (dict(estimator=3), "estimator must be 1 or 2, got 3"),
-    (dict(seed=None), r"seed must be an int in \[0, 4294967295\], got None"),  # was a TypeError from numpy
+    # seed=None was a TypeError from numpy
+    (dict(seed=None), r"seed must be an int in \[0, 4294967295\], got None"),
     (dict(seed=-1), r"seed must be an int in \[0, 4294967295\], got -1"),
     (dict(k=True), "k must be an int >= 1, got True"),
     (dict(groups=True), "groups must be 0 .* got True"),

@@ -188,8 +188,8 @@ def estimate_mi(
             those available less the 1-minute load average: threads beyond the idle CPUs wait
             on each other (on a busy 2-core machine, 2 threads ran 10-40x slower than 1); a
             lower count set with ``torch.set_num_threads`` or ``OMP_NUM_THREADS`` is kept.
-        seed: an int in [0, 2**32 - 1]; seeds the folds, the minibatches and the critics' initialisation (global RNG
-            state is left untouched).
+        seed: an int in [0, 2**32 - 1]; seeds the folds, the minibatches and the critics'
+            initialisation (global RNG state is left untouched).
         progress: show a ``tqdm`` progress bar with the estimate so far (the mean of the
             finished folds) and the current fold's validation bound. tqdm is optional:
             without it there is no bar, and a warning says to ``pip install tqdm``.
