@@ -33,7 +33,7 @@ _TERMS = (
     (r"\bscreen=False", "--no-screen"),
     (r"\b[Ll]eave device=None", "leave out --device"),
     (r"\bdevice='([^']*)'", r"--device \1"),
-    (r"\buse (?:mitools\.classical\.)?mixed_ksg\b", "use --method mixed"),
+    (r"\b([Uu]se) (?:mitools\.classical\.)?mixed_ksg\b", r"\1 --method mixed"),
     (r"progress=True needs tqdm", "the progress bar needs tqdm"),
     (r" \('noise'\)", ""),  # KSG's tie-breaking noise is not a command-line option
     (r"\) or lr\b", ")"),  # nor is the learning rate
