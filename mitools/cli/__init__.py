@@ -22,8 +22,8 @@ rows without ``--dropna``, differing row counts, too few samples, a missing opti
 twice or for both X and Y); 141 stdout closed before the output was written (``| head``;
 128 + SIGPIPE, as a shell reports a program that SIGPIPE ended); 130 interrupted.
 
-Layout: :mod:`mitools.cli.parser` (options), :mod:`mitools.cli.tables` (files and columns),
-:mod:`mitools.cli.report` (output, the library's messages in command-line terms).
+Layout: ``mitools.cli.parser`` (options), ``mitools.cli.tables`` (files and columns),
+``mitools.cli.report`` (output, the library's messages in command-line terms).
 
 Example:
     >>> import contextlib, io, json, tempfile, os
