@@ -362,7 +362,7 @@ def test_ksg_warns_about_discrete_columns() -> None:
         (lambda: ksg(np.arange(3.0), np.arange(3.0)), ValueError,
          r"ksg1 needs at least 20 samples \(every sample needs k=3 neighbours.*got 3"),
         (lambda: ksg(np.arange(3.0), np.arange(3.0), groups=0), ValueError,
-         "needs at least 4 samples"),
+         "needs at least 5 samples"),
         (lambda: gaussian_mi(np.zeros((6, 3)), np.zeros((6, 2))), ValueError,
          r"gaussian needs at least 20 samples \(more than dx \+ dy \+ 1 = 6"),
         (lambda: gaussian_mi(np.zeros((6, 3)), np.zeros((6, 2)), groups=0), ValueError,

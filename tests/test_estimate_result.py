@@ -358,3 +358,49 @@ def test_the_non_gaussian_flag_names_each_number() -> None:
     flag = d.flags[0]
     assert "the Gaussian start scored -0.002 nats held out, the trained critics 0.300" in flag
     assert "made 94 % of the held-out bound" in flag and "pairs 0.040 nats higher" in flag
+
+
+def _folds(held_out: float, in_sample: float, start: float, n_test: int = 100):
+    from types import SimpleNamespace
+
+    return [SimpleNamespace(held_out=held_out, in_sample=in_sample, start_held_out=start,
+                            converged=True, steps=300,
+                            split=SimpleNamespace(test=range(n_test)))] * 3
+
+
+def test_an_estimate_within_noise_of_zero_is_not_flagged_for_its_shares() -> None:
+    """Regression (review): independent data (estimate -0.0036) was flagged "the critics
+    score their own training pairs 0.017 nats higher than new pairs (17 % of the
+    estimate)": a share of 0.05 nats, the floor, not of the estimate."""
+    from mitools.estimate.diagnostics import diagnose
+
+    d = diagnose(_folds(-0.0122, 0.0050, 0.0), value=-0.0036, stderr=0.004, max_steps=2000)
+    assert d.flags == ()
+    # the same gap above a clear estimate is flagged
+    d = diagnose(_folds(0.30, 0.40, 0.29), value=0.35, stderr=0.01, max_steps=2000)
+    assert len(d.flags) == 1 and "own training pairs 0.100 nats higher" in d.flags[0]
+
+
+def test_an_estimate_beyond_what_the_test_parts_can_certify_is_flagged() -> None:
+    """Regression (review): X + 0.01 noise against X, 5 columns, n = 300 (true MI 23 nats):
+    the DV bound reported 519 nats, interval from 341, with no warning."""
+    from mitools.estimate.diagnostics import diagnose
+
+    # 100 test samples per fold: log(100 * 99) = 9.2 nats can be told apart
+    d = diagnose(_folds(519.0, 520.0, 40.0), value=519.2, stderr=100.0, max_steps=100)
+    assert any("exceeds log(n_test (n_test - 1)) = 9.2 nats" in f for f in d.flags)
+    d = diagnose(_folds(9.0, 9.1, 9.0), value=9.05, stderr=0.1, max_steps=100)
+    assert not any("n_test" in f for f in d.flags)
+
+
+def test_perfectly_dependent_columns_give_a_finite_flagged_estimate() -> None:
+    """Regression (review): estimate_mi(X, X) with 2 columns failed: "dv: scores hold a
+    non-finite value (-inf)" (the jackknife's sums without one group underflowed)."""
+    import numpy as np
+
+    from mitools.estimate import estimate_mi
+
+    x = np.random.default_rng(0).standard_normal((300, 2))
+    with pytest.warns(RuntimeWarning, match=r"exceeds log\(n_test \(n_test - 1\)\)"):
+        r = estimate_mi(x, x, max_steps=100, eval_every=50, threads=1)
+    assert math.isfinite(r.value) and r.value > 9.2

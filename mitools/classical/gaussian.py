@@ -21,6 +21,7 @@ import numpy as np
 from mitools.classical.inputs import paired_columns, standardize_columns
 from mitools.classical.jackknife import check_options, jackknife_estimate
 from mitools.estimate.result import MIEstimate
+from mitools.inputs import warn_if_unaligned
 
 __all__ = ["canonical_correlations", "gaussian_mi"]
 
@@ -111,7 +112,8 @@ def gaussian_mi(
         >>> round(result.value, 2), result.interval[0] < 1.533 < result.interval[1]
         (1.53, True)
     """
-    check_options(groups, level)
+    check_options(groups, level, seed)
+    warn_if_unaligned(x, y, "gaussian_mi")
     xs, ys = (standardize_columns(a) for a in paired_columns(x, y))
     dims = xs.shape[1] + ys.shape[1]
     return jackknife_estimate(

@@ -29,7 +29,7 @@ def standardize_columns(a: np.ndarray) -> np.ndarray:
 
     Equal values stay exactly equal, so ties (discrete columns) are kept. Any magnitude
     works: a column of values near 1e-300 or 1e300 is divided by its largest magnitude first
-    (:data:`~mitools.estimate.data.SAFE_MAGNITUDE`).
+    (``mitools.estimate.data.SAFE_MAGNITUDE``, 1e150).
 
     Example:
         >>> import numpy as np

@@ -33,6 +33,7 @@ import torch
 from mitools.estimate.progress import tqdm_class
 from mitools.estimate.result import MIEstimate
 from mitools.estimate.stats import jackknife_stderr, t_quantile
+from mitools.option_checks import check_int, check_number
 
 __all__ = [
     "assign_groups",
@@ -79,12 +80,19 @@ def minimum_samples(needed: int, groups: int) -> int:
     return max(MIN_GROUP_SIZE * groups, math.ceil(needed * groups / (groups - 1)))
 
 
-def check_options(groups: int, level: float) -> None:
-    """Validate ``groups`` (0, or at least 2) and ``level`` (in (0, 1))."""
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups == 1 or groups < 0:
-        raise ValueError(f"groups must be 0 (no interval) or an int >= 2, got {groups!r}")
-    if not (isinstance(level, (int, float)) and 0.0 < level < 1.0):
-        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+def check_options(groups: int, level: float, seed: int) -> None:
+    """Validate ``groups`` (0, or an int of at least 2), ``level`` (in (0, 1)) and ``seed``
+    (an int >= 0); numpy integers count as ints, booleans do not
+    (:mod:`mitools.option_checks`)."""
+    try:
+        check_int("groups", groups, 0)
+        if groups == 1:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"groups must be 0 (no interval) or an int >= 2, got {groups!r}"
+                         ) from None
+    check_number("level", level, 0, high=1)
+    check_int("seed", seed, 0)
 
 
 def check_samples(n: int, needed: int, why: str, groups: int, method: str) -> None:
@@ -152,6 +160,15 @@ def summarize(
     if g == 0:
         return MIEstimate(value=value, stderr=math.nan, interval=(math.nan, math.nan),
                           level=level, method=method, uncertainty="none (groups=0)")
+    if not all(math.isfinite(v) for v in (value, *leave_out)):
+        warnings.warn(
+            f"{method}: the estimate ({value} nats) or a value of it without one of the "
+            "jackknife's groups is not finite: a combination of y is an exact function of x "
+            "(for continuous variables, infinite MI); stderr and the interval are NaN",
+            RuntimeWarning, stacklevel=4)
+        return MIEstimate(value=value, stderr=math.nan, interval=(math.nan, math.nan),
+                          level=level, method=method,
+                          uncertainty="none: the estimate (or a left-out value) is not finite")
     stderr = jackknife_stderr(torch.tensor(list(leave_out), dtype=torch.float64))
     if stderr == 0.0:  # every left-out value equal: no spread to measure, not no noise
         warnings.warn(

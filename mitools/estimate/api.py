@@ -37,7 +37,12 @@ from mitools.estimate.progress import Progress
 from mitools.estimate.result import MIEstimate
 from mitools.estimate.stats import JACKKNIFE_GROUPS, jackknife_stderr, t_quantile
 from mitools.estimators import Estimator, get_estimator
-from mitools.inputs import as_sample_tensor, check_paired
+from mitools.inputs import (
+    as_sample_tensor,
+    check_paired,
+    warn_if_unaligned,
+    warn_repeated_rows,
+)
 
 __all__ = ["estimate_mi"]
 
@@ -225,6 +230,16 @@ def estimate_mi(
         xa, ya = as_sample_tensor(x, "x"), as_sample_tensor(y, "y")
         check_paired(xa, ya)
         check_options(locals())
+        # numpy scalars pass the checks: from here on, plain Python numbers
+        seed, folds, max_steps, eval_every, patience, batch_size, negatives, embed_dim = (
+            int(v) for v in (seed, folds, max_steps, eval_every, patience, batch_size,
+                             negatives, embed_dim))
+        lr, weight_decay, ema, level, val_fraction = (
+            float(v) for v in (lr, weight_decay, ema, level, val_fraction))
+        hidden = tuple(int(h) for h in hidden)
+        warn_if_unaligned(x, y, "estimate_mi")
+        warn_repeated_rows(xa, ya, "estimate_mi", "a repeated row can fall in one fold's "
+                           "training part and another's test part", stacklevel=3)
         if isinstance(bound, str) and bound.lower() not in estimate_bounds():
             check_estimate_bound(bound, None)  # raises, naming the bounds that work
         if margins not in ("ranks", "standardize"):

@@ -27,9 +27,11 @@ class Diagnostics:
     the interval cannot show it: the jackknife measures sampling noise with the critics held
     fixed. These numbers show when that is likely; ``flags`` says it in words (empty when
     nothing is flagged), and :func:`~mitools.estimate.estimate_mi` warns with them. A fit is
-    flagged when folds ran out of steps while still improving; when ``optimism_share``
-    exceeds 0.1 and the gap ``(in_sample - held_out) / 2`` exceeds twice the standard error;
-    when ``residual_share`` exceeds 0.5, the trained critics' held-out gain over the start
+    flagged when folds ran out of steps while still improving; when the estimate is more
+    than twice its standard error above 0 (below, it reads as no dependence, and shares of
+    it mean nothing) and ``optimism_share`` exceeds 0.1 and the gap
+    ``(in_sample - held_out) / 2`` exceeds twice the standard error; when, for such an
+    estimate, ``residual_share`` exceeds 0.5, the trained critics' held-out gain over the start
     exceeds twice the standard error and ``optimism_share`` lies in (0.05, 0.1] (above 0.1
     the previous flag speaks); or when the estimate exceeds the log of the number of
     negative pairs in a fold's test part, :math:`\log(n_{test}(n_{test} - 1))`: no lower
@@ -102,13 +104,16 @@ def diagnose(folds: Sequence[FoldResult], value: float, stderr: float,
             f"was still improving; the estimate may be low: raise max_steps (e.g. to "
             f"{2 * max_steps}) or lr"
         )
-    if optimism_share > OPTIMISM_SHARE and optimism > 2 * stderr:
+    # an estimate within two standard errors of 0 reads as no dependence: a share of it
+    # means nothing there (independent data flagged "17 % of the estimate" at -0.004)
+    dependent = value > 2 * stderr
+    if dependent and optimism_share > OPTIMISM_SHARE and optimism > 2 * stderr:
         flags.append(
             f"the critics score their own training pairs {2 * optimism:.3f} nats higher than new "
             f"pairs ({100 * optimism_share:.0f} % of the estimate): the fit is uncertain beyond "
             "the sampling noise that stderr measures"
         )
-    if (residual_share > RESIDUAL_SHARE and held_out - start > 2 * stderr
+    if (dependent and residual_share > RESIDUAL_SHARE and held_out - start > 2 * stderr
             and OPTIMISM_SHARE / 2 < optimism_share <= OPTIMISM_SHARE):
         flags.append(
             f"training beyond the Gaussian start made {100 * residual_share:.0f} % of the "

@@ -87,7 +87,7 @@ def resolve_threads(threads: Any) -> int:
     if threads is None:
         return default_threads()
     check_int("threads", threads)
-    return threads
+    return int(threads)
 
 
 def check_sample_size(n: int, folds: int, dim: int, train_size: int) -> None:

@@ -1,0 +1,112 @@
+"""Edge cases of the classical estimators: labels compared by equality (discrete_x / discrete_y),
+the tie warning, infinite estimates, and columns of extreme magnitude."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from mitools.classical import ksg, mixed_ksg
+
+
+def _label_and_feature(n: int = 1500, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, 3, n)
+    return label, label + rng.standard_normal(n)  # true MI 0.254 nats
+
+
+@pytest.mark.parametrize("codes", [[0, 1, 2], [0, 1, 1000], [5, -3, 7e6], [2, 0, 1]])
+def test_a_discrete_label_gives_the_same_estimate_whatever_its_codes(codes) -> None:
+    """Regression (review): without discrete_x, codes [0, 1, 1000] gave 0.205 and
+    [5, -3, 7e6] 0.164 for the 0.236 of codes [0, 1, 2] (standardised codes far apart
+    squeeze the other classes together)."""
+    label, feature = _label_and_feature()
+    reference = mixed_ksg(label, feature, discrete_x=True, groups=0).value
+    assert reference == pytest.approx(0.2362, abs=1e-4)
+    coded = np.asarray(codes)[label]
+    assert mixed_ksg(coded, feature, discrete_x=True, groups=0).value == pytest.approx(
+        reference, abs=1e-12)
+    assert mixed_ksg(feature, coded, discrete_y=True, groups=0).value == pytest.approx(
+        reference, abs=1e-12)
+
+
+def test_without_the_flag_the_codes_are_values() -> None:
+    label, feature = _label_and_feature()
+    far = mixed_ksg(np.array([0, 1, 1000])[label], feature, groups=0).value
+    assert far == pytest.approx(0.2051, abs=1e-3)  # classes 0 and 1 squeezed together
+
+
+def test_a_discrete_label_matches_the_estimator_of_ross_and_sklearn() -> None:
+    """Against a continuous feature, equality-only labels give Ross's (2014) estimator,
+    which scikit-learn's mutual_info_classif computes (up to its log N for psi(N), and its
+    tiny noise)."""
+    sklearn = pytest.importorskip("sklearn.feature_selection")
+    label, feature = _label_and_feature()
+    ours = mixed_ksg(label, feature, discrete_x=True, groups=0).value
+    theirs = sklearn.mutual_info_classif(feature[:, None], label, n_neighbors=3,
+                                         random_state=0)[0]
+    assert ours == pytest.approx(theirs, abs=2e-3)
+
+
+def test_a_class_of_k_samples_or_fewer_is_refused() -> None:
+    label, feature = _label_and_feature(200)
+    label[5:8] = 7  # a class of 3 samples: its samples' 3 neighbours cannot stay inside it
+    with pytest.raises(ValueError, match=r"discrete_x=True: the class of x's row 5 holds 3 "
+                                         r"samples; every class needs at least k \+ 1 = 4"):
+        mixed_ksg(label, feature, discrete_x=True)
+
+
+def test_the_flags_are_booleans() -> None:
+    label, feature = _label_and_feature(200)
+    with pytest.raises(ValueError, match="discrete_x must be True or False"):
+        mixed_ksg(label, feature, discrete_x=1)
+
+
+def test_the_ksg_tie_warning_tells_labels_from_rounded_quantities() -> None:
+    """Regression (review): the warning sent every tied column to mixed_ksg, which takes a
+    Gaussian rounded to steps of a third for structure (1.24 nats for 1.00), where ksg gives
+    0.99."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2000, 2))
+    y = 0.8 * x + 0.6 * rng.standard_normal((2000, 2))
+    with pytest.warns(UserWarning, match="for a continuous quantity rounded to many values, "
+                                         "keep ksg"):
+        rounded = ksg(np.round(3 * x), y, groups=0).value
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert abs(rounded - 1.005) < abs(mixed_ksg(np.round(3 * x), y, groups=0).value - 1.005)
+
+
+def test_an_infinite_gaussian_estimate_warns_and_claims_no_jackknife() -> None:
+    """Regression (review): gaussian_mi(X, X) returned inf with a NaN interval, no warning,
+    and an ``uncertainty`` that described a jackknife."""
+    from mitools.classical import gaussian_mi
+
+    x = np.random.default_rng(0).standard_normal((300, 2))
+    with pytest.warns(RuntimeWarning, match="not finite: a combination of y is an exact "
+                                            "function of x"):
+        r = gaussian_mi(x, x)
+    assert r.value == np.inf and np.isnan(r.stderr) and all(np.isnan(r.interval))
+    assert r.uncertainty.startswith("none: the estimate")
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-170, 1e160, 1e300])
+def test_estimates_do_not_depend_on_the_magnitude_of_a_column(scale) -> None:
+    """Regression (review): squares of values below ~1e-162 underflow and above ~1e154
+    overflow in float64; such a column became constant after standardising, and the MI 0
+    (ksg, gaussian_mi; estimate_mi with margins="standardize")."""
+    from mitools.classical import gaussian_mi
+    from mitools.estimate import estimate_mi
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(300)
+    y = 0.8 * x + 0.6 * rng.standard_normal(300)
+    assert ksg(x * scale, y).value == pytest.approx(ksg(x, y).value, rel=1e-9)
+    assert gaussian_mi(x * scale, y).value == pytest.approx(gaussian_mi(x, y).value, rel=1e-9)
+    fast = dict(margins="standardize", max_steps=20, eval_every=10, folds=2, threads=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert estimate_mi(x * scale, y, **fast).value == pytest.approx(
+            estimate_mi(x, y, **fast).value, rel=1e-5)

@@ -1,0 +1,65 @@
+"""Rows are paired by position: warnings for pandas objects with different indexes and for
+repeated rows in continuous data, at every entry point."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from mitools.classical import gaussian_mi, ksg, mixed_ksg
+from mitools.estimate import estimate_mi
+from mitools.inputs import repeated_rows
+
+FAST = dict(max_steps=20, eval_every=10, hidden=(8,), folds=2, threads=1)
+
+
+def _gaussian(n: int = 400, d: int = 2, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d))
+    return x, 0.8 * x + 0.6 * rng.standard_normal((n, d))
+
+
+@pytest.mark.parametrize("estimator", [
+    lambda x, y: gaussian_mi(x, y), lambda x, y: ksg(x, y), lambda x, y: mixed_ksg(x, y),
+    lambda x, y: estimate_mi(x, y, **FAST)])
+def test_frames_with_different_indexes_warn_that_rows_pair_by_position(estimator) -> None:
+    """Regression (review): gaussian_mi(dx.sample(frac=1), dy) gave 0.0009 nats for 1.01,
+    silently."""
+    pd = pytest.importorskip("pandas")
+    x, y = _gaussian()
+    dx, dy = pd.DataFrame(x), pd.DataFrame(y)
+    with pytest.warns(UserWarning, match="pairs rows by position, not by index"):
+        estimator(dx.sample(frac=1, random_state=0), dy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        gaussian_mi(dx, dy)  # the same index: no warning
+
+
+def test_repeated_rows_are_counted_where_the_columns_look_continuous() -> None:
+    x, y = _gaussian(1000)
+    assert repeated_rows(x, y) == 0
+    assert repeated_rows(np.repeat(x[:250], 4, 0), np.repeat(y[:250], 4, 0)) == 750
+    label = np.random.default_rng(0).integers(0, 3, 1000)[:, None]
+    assert repeated_rows(np.r_[label, label], np.r_[label, label]) == 0  # the data of a label
+
+
+@pytest.mark.parametrize("estimator", [
+    lambda x, y: ksg(x, y), lambda x, y: mixed_ksg(x, y),
+    lambda x, y: estimate_mi(x, y, **FAST)])
+def test_repeated_rows_of_continuous_data_warn(estimator) -> None:
+    """Regression (review): every row repeated 4 times gave 5.65 nats for 1.02 (KSG and
+    mixed_ksg, the latter without a warning) and 2.86 (estimate_mi)."""
+    x, y = _gaussian(1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.warns(UserWarning, match="750 of 1000 .* rows repeat an earlier row"):
+            estimator(np.repeat(x[:250], 4, 0), np.repeat(y[:250], 4, 0))
+
+
+def test_a_label_with_repeated_rows_does_not_warn() -> None:
+    label = np.random.default_rng(0).integers(0, 3, 600)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        mixed_ksg(label, label, groups=0)
