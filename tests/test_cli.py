@@ -457,9 +457,9 @@ def test_a_closed_stdout_is_quiet_in_a_subprocess(data: Path) -> None:
 def test_library_messages_read_as_options(capsys, data: Path) -> None:
     from mitools.cli.report import cli_terms
 
-    code, _, err = _main(capsys, data, "tiny.csv", "--x-cols", "a", "--y-cols", "c",
-                         "--method", "ksg")
-    assert code == 1 and "--groups 0" in err and "groups=0" not in err
+    code, _, err = _main(capsys, data, "xy.npz", "--method", "ksg", "--groups", "200")
+    assert code == 1 and "Use --groups 150 (a rougher interval) or --groups 0" in err
+    assert "groups=" not in err
     code, _, err = _main(capsys, data, "tiny.csv", "--x-cols", "a", "--y-cols", "c",
                          "--method", "gaussian")
     assert code == 1 and "for every classical estimator" in err
@@ -506,3 +506,18 @@ def test_an_infinite_estimate_in_json_and_text(capsys, data: Path, monkeypatch) 
     monkeypatch.undo()
     code, out, _ = _main(capsys, data, "xy.npz", "--method", "gaussian", "--json")
     assert code == 0 and json.loads(out)["infinite"] is False
+
+
+def test_discrete_x_reaches_mixed_ksg(capsys, data: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    from mitools.classical import mixed_ksg
+
+    frame = pd.read_csv(data / "labels.csv")
+    args = ("labels.csv", "--x-cols", "lab", "--y-cols", "a", "--method", "mixed", "--json")
+    code, out, err = _main(capsys, data, *args, "--discrete-x")
+    assert code == 0, err
+    expected = mixed_ksg(frame["lab"].to_numpy(), frame["a"].to_numpy(), discrete_x=True)
+    assert json.loads(out)["value"] == expected.value
+    code, out, err = _main(capsys, data, *args)
+    plain = mixed_ksg(frame["lab"].to_numpy(), frame["a"].to_numpy())
+    assert code == 0 and json.loads(out)["value"] == plain.value
