@@ -48,6 +48,22 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     holes.loc[[7, 9], "c"] = np.nan
     holes.to_csv(d / "nan.csv", index=False)
     frame[["a", "b", "c"]].iloc[:4].to_csv(d / "tiny.csv", index=False)
+    # the files of a new user's tryout
+    for name in ("empty.npy", "empty.npz", "empty.csv"):
+        (d / name).write_bytes(b"")
+    (d / "corrupt.npz").write_bytes(b"not a zip archive")
+    (d / "header_only.csv").write_text("a,b,c\n")
+    infinite = frame[["a", "b", "c"]].copy()
+    infinite.loc[5, "a"], infinite.loc[9, "c"], infinite.loc[11, "b"] = np.inf, -np.inf, np.nan
+    infinite.to_csv(d / "inf.csv", index=False)
+    empty_column = frame[["a", "c"]].assign(e=np.nan)
+    empty_column.to_csv(d / "allnan.csv", index=False)
+    text = frame[["a", "c", "city"]].assign(
+        c=["0.5", "0.25"] + ["abc"] + [f"{v}" for v in frame["c"][3:]],
+        lab=np.where(x[:, 0] > 0, "pos", "neg"))
+    text.to_csv(d / "text.csv", index=False)
+    frame[["a", "c"]].assign(lab=(x[:, 0] > 0).astype(int) + (x[:, 1] > 0)).to_csv(
+        d / "labels.csv", index=False)
     return d
 
 
@@ -298,3 +314,210 @@ def test_bound_choices_are_estimate_mis_and_upper_bounds_are_a_usage_error(capsy
     with pytest.raises(SystemExit) as info:
         main(["estimate", "x.npy", "--bound", "club"])
     assert info.value.code == 2 and "invalid choice: 'club'" in capsys.readouterr().err
+
+
+# --- the faults of a new user's tryout, each kept as a regression test ---
+
+
+def test_unreadable_files_say_so_in_a_subprocess(data: Path) -> None:
+    done = _run(data, "empty.npy", "y.npy", "--method", "gaussian")
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == "mitools: error: cannot read empty.npy: empty file\n", done.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("empty.npz",), "cannot read empty.npz: empty file"),
+        (("empty.csv",), "cannot read empty.csv: empty file"),
+        (("corrupt.npz",), "cannot read corrupt.npz: "),
+        (("header_only.csv", "--x-cols", "a"), "header_only.csv has no data rows (only a "
+                                              "header row: a, b, c)"),
+        # the first data row of a header-less table was read as its names, silently
+        (("noheader.csv.gz", "--y-cols", "2"), "the header row of noheader.csv.gz holds only "
+                                               "numbers"),
+        (("inf.csv", "--x-cols", "a,b", "--y-cols", "c"),
+         "3 of 300 rows have missing (NaN) or infinite values in inf.csv (X column 'a': 1 (1 "
+         "infinite); X column 'b': 1; Y column 'c': 1 (1 infinite); the first is data row 5"),
+        (("allnan.csv", "--x-cols", "a", "--y-cols", "e", "--dropna"),
+         "--dropna dropped all 300 rows of allnan.csv (Y column 'e' has no finite values)"),
+        # the example was a valid number, '0.5'
+        (("text.csv", "--x-cols", "a", "--y-cols", "c"),
+         "Y has non-numeric columns in text.csv: 'c' (dtype str; data row 2 holds 'abc', not "
+         "a number)"),
+        (("text.csv", "--x-cols", "lab", "--y-cols", "city"),
+         "X has non-numeric columns in text.csv: 'lab' (dtype str; data row 0 holds 'pos', "
+         "not a number); Y has non-numeric columns in text.csv: 'city' (dtype str; data row 0 "
+         "holds 'Paris', not a number); choose numeric columns"),
+    ],
+)
+def test_tryout_data_errors(capsys, data: Path, args, message) -> None:
+    code, out, err = _main(capsys, data, *args, "--method", "gaussian")
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and err.startswith("mitools: error: ") and message in err, err
+
+
+def test_a_numeric_header_needs_no_header_or_header(capsys, data: Path) -> None:
+    code, out, err = _main(capsys, data, "noheader.csv.gz", "--y-cols", "2", "--method",
+                           "gaussian")
+    assert code == 1 and "pass --no-header" in err and "pass --header" in err
+    code, out, err = _main(capsys, data, "noheader.csv.gz", "--y-cols", "2", "--header",
+                           "--method", "gaussian", "--json")
+    assert code == 0, err
+    assert json.loads(out)["n_samples"] == N - 1  # asked for: the first row is the header
+
+
+def test_dropna_drops_infinite_rows_and_says_so(capsys, data: Path) -> None:
+    code, out, err = _main(capsys, data, "inf.csv", "--x-cols", "a,b", "--y-cols", "c",
+                           "--method", "gaussian", "--json", "--dropna")
+    assert code == 0, err
+    assert "dropped 3 of 300 rows with missing (NaN) or infinite values" in err
+    record = json.loads(out)
+    assert record["dropped_rows"] == 3 and record["n_samples"] == N - 3
+
+
+def test_dropping_every_row_leaks_no_numpy_warning(capsys, data: Path) -> None:
+    code, _, err = _main(capsys, data, "allnan.csv", "--x-cols", "a", "--y-cols", "e",
+                         "--dropna", "--method", "gaussian")
+    assert code == 1 and "warning" not in err and "Mean of empty slice" not in err
+
+
+@pytest.mark.parametrize(
+    "args, columns",
+    [
+        (("--x-cols", "-5,-4", "--y-cols", "-3"), "X: a, b of d.csv; Y: c of d.csv"),
+        (("--x-cols", "-5:-3", "--y-cols", "c"), "X: a, b of d.csv; Y: c of d.csv"),
+        (("--y-cols", "-3", "--x-cols=-4,-5"), "X: b, a of d.csv; Y: c of d.csv"),
+    ],
+)
+def test_negative_columns_with_a_space(capsys, data: Path, args, columns) -> None:
+    # "--y-cols -2,-1" failed in argparse: "expected one argument"
+    code, out, err = _main(capsys, data, "d.csv", *args, "--method", "gaussian", "--json")
+    assert code == 0, err
+    assert json.loads(out)["inputs"] == columns
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("xy.npz", "--seed", "-1"), "argument --seed: must be an integer from 0 to 4294967295"),
+        (("xy.npz", "--seed", "99999999999999999999"), "argument --seed: must be an integer"),
+        (("xy.npz", "--seed", "one"), "argument --seed: must be an integer from 0 to "
+                                      "4294967295, got 'one'"),
+        (("xy.npz", "--method", "neural", "--folds", "1"), "argument --folds: must be an "
+                                                           "integer of at least 2"),
+        (("xy.npz", "--method", "neural", "--device", "banana"),
+         "argument --device: 'banana' is not a device (cpu, cuda, cuda:1, mps); available "
+         "here: cpu"),
+        (("xy.npz", "--k", "three"), "argument --k: must be a positive integer, got 'three'"),
+        (("x.npy", "y.npy", "--x-key", "foo"), "--x-key applies to .npz files only; X's file "
+                                               "is .npy"),
+        (("x.npy", "xy.npz", "--y-key", "y", "--x-key", "x"), "--x-key applies to .npz"),
+        (("x.npy", "y.npy", "--no-header"), "--no-header applies to .csv / .tsv files only"),
+        (("xy.npz", "--discrete-x"), "--discrete-x does not apply to --method ksg"),
+        (("xy.npz", "--method", "gaussian", "--discrete-y"), "--discrete-y does not apply"),
+        (("d.csv", "--x-cols", "0,a", "--y-cols", "c"),
+         "--x-cols 0,a names column 'a' of d.csv twice"),
+        (("d.csv", "--x-cols", "a", "--y-cols", "c,1:3"), "names column 'c' of d.csv twice"),
+        # two names of one file gave 17.7 nats for a column against itself
+        (("d.csv", "./d.csv", "--x-cols", "a", "--y-cols", "a"),
+         "columns a are in both X and Y: X and Y name the same file, d.csv"),
+        (("--header", "d.csv", "--no-header"), "not allowed with argument"),
+    ],
+)
+def test_tryout_usage_errors_exit_with_2(capsys, data: Path, args, message) -> None:
+    with pytest.raises(SystemExit) as stop:
+        _main(capsys, data, *args, *(() if "--method" in args else ("--method", "ksg")))
+    assert stop.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert message in err, err
+
+
+def test_seed_and_folds_in_a_subprocess(data: Path) -> None:
+    done = _run(data, "xy.npz", "--seed", "-1", "--method", "gaussian")
+    assert done.returncode == 2 and "argument --seed: must be an integer" in done.stderr
+    done = _run(data, "d.csv", "--x-cols", "a", "--y-cols", "-3,-2", "--method", "gaussian")
+    assert "argument --y-cols" not in done.stderr
+    assert done.returncode == 1 and "non-numeric columns in d.csv: 'city'" in done.stderr
+
+
+def test_a_closed_stdout_is_quiet_in_a_subprocess(data: Path) -> None:
+    # mitools estimate ... | head -1 printed a BrokenPipeError traceback
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "mitools", "estimate", "x.npy", "y.npy",
+                             "--method", "gaussian"], cwd=data, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # closed before anything is written: the write must fail
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=600) == 141
+    assert err == "", err
+
+
+def test_library_messages_read_as_options(capsys, data: Path) -> None:
+    from mitools.cli.report import cli_terms
+
+    code, _, err = _main(capsys, data, "xy.npz", "--method", "ksg", "--groups", "200")
+    assert code == 1 and "Use --groups 150 (a rougher interval) or --groups 0" in err
+    assert "groups=" not in err
+    code, _, err = _main(capsys, data, "tiny.csv", "--x-cols", "a", "--y-cols", "c",
+                         "--method", "gaussian")
+    assert code == 1 and "for every classical estimator" in err
+    # the warnings of the estimators (today's and the ones the lead is writing)
+    assert cli_terms("pass discrete_x=True, which one-hot encodes") == (
+        "pass --discrete-x, which one-hot encodes")
+    tie = cli_terms("ties are broken by tiny noise ('noise'), which biases the estimate. Use "
+                    "mitools.classical.mixed_ksg (discrete_x=True / discrete_y=True for a "
+                    "label); for a discrete variable use mixed_ksg with discrete_y=True")
+    assert tie == ("ties are broken by tiny noise, which biases the estimate. Use --method "
+                   "mixed (--discrete-x / --discrete-y for a label); for a discrete variable "
+                   "use --method mixed with --discrete-y")
+    assert cli_terms("Use folds=2 or more samples.") == "Use --folds 2 or more samples."
+    code, _, err = _main(capsys, data, "labels.csv", "--x-cols", "lab", "--y-cols", "a",
+                         "--method", "ksg", "--groups", "0")
+    assert code == 0 and "repeats values" in err and "--method mixed" in err
+    assert "mitools.classical" not in err and "'noise'" not in err
+
+
+def test_discrete_x_reaches_the_neural_method(capsys, data: Path) -> None:
+    common = ("labels.csv", "--x-cols", "lab", "--y-cols", "a", "--max-steps", "5", "--folds",
+              "2", "--threads", "1", "--json")
+    code, out, err = _main(capsys, data, *common)
+    assert code == 0, err
+    assert "x looks discrete" in err and "pass --discrete-x" in err and "discrete_x" not in err
+    code, out, err = _main(capsys, data, *common, "--discrete-x")
+    assert code == 0, err
+    assert "looks discrete" not in err and json.loads(out)["method"] == "neural"
+
+
+def test_an_infinite_estimate_in_json_and_text(capsys, data: Path, monkeypatch) -> None:
+    from mitools import classical
+    from mitools.estimate import MIEstimate
+
+    infinite = MIEstimate(value=float("inf"), stderr=float("nan"),
+                          interval=(float("nan"), float("nan")), level=0.95, method="gaussian",
+                          uncertainty="none: the estimate is not finite")
+    monkeypatch.setattr(classical, "gaussian_mi", lambda *a, **k: infinite)
+    code, out, _ = _main(capsys, data, "xy.npz", "--method", "gaussian", "--json")
+    record = json.loads(out)
+    assert code == 0 and record["value"] is None and record["infinite"] is True
+    code, out, _ = _main(capsys, data, "xy.npz", "--method", "gaussian")
+    assert out.startswith("I(X; Y) = inf nats (no interval: the estimate is infinite)\n")
+    monkeypatch.undo()
+    code, out, _ = _main(capsys, data, "xy.npz", "--method", "gaussian", "--json")
+    assert code == 0 and json.loads(out)["infinite"] is False
+
+
+def test_discrete_x_reaches_mixed_ksg(capsys, data: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    from mitools.classical import mixed_ksg
+
+    frame = pd.read_csv(data / "labels.csv")
+    args = ("labels.csv", "--x-cols", "lab", "--y-cols", "a", "--method", "mixed", "--json")
+    code, out, err = _main(capsys, data, *args, "--discrete-x")
+    assert code == 0, err
+    expected = mixed_ksg(frame["lab"].to_numpy(), frame["a"].to_numpy(), discrete_x=True)
+    assert json.loads(out)["value"] == expected.value
+    code, out, err = _main(capsys, data, *args)
+    plain = mixed_ksg(frame["lab"].to_numpy(), frame["a"].to_numpy())
+    assert code == 0 and json.loads(out)["value"] == plain.value

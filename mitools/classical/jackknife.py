@@ -56,9 +56,10 @@ Statistic = Callable[[np.ndarray, np.ndarray], float]
 MIN_GROUP_SIZE = 2
 #: why :data:`MIN_GROUP_SIZE`, in the words of the error message
 _GROUP_SIZE_WHY = (
-    "and the interval needs groups of at least 2 samples: leaving out one sample at a time, "
-    "the jackknife cannot measure the noise of neighbour counts, and on a few samples its "
-    "left-out values can all be equal, a zero-width interval"
+    "and the interval needs groups of at least 2 samples, for every classical estimator: "
+    "leaving out one sample at a time, the jackknife cannot measure the noise of a non-smooth "
+    "estimate such as KSG's neighbour counts, and on a few samples its left-out values can "
+    "all be equal, a zero-width interval"
 )
 
 

@@ -1,0 +1,363 @@
+"""Reading the command line's files: tables of named columns, X's and Y's columns, NaN / inf rows.
+
+Every problem is a :class:`DataError` (exit code 1) or a :class:`UsageError` (exit code 2) whose
+message names the file, the column and the option concerned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["DataError", "UsageError", "drop_nonfinite", "load", "stack"]
+
+_COMPRESSION = (".gz", ".bz2", ".zip", ".xz", ".zst")
+_TEXT_TABLES = (".csv", ".tsv")
+
+
+class DataError(Exception):
+    """A problem with the user's data or files (exit code 1)."""
+
+
+class UsageError(Exception):
+    """Options that contradict each other or the files (exit code 2, like argparse's own)."""
+
+
+@dataclass
+class Table:
+    """Columns read from one file (or one array of an ``.npz``), before any conversion."""
+
+    source: str  #: the file's name (``name[key]`` for an array of an ``.npz``), for messages
+    origin: tuple[str, str | None]  #: the resolved path and the ``.npz`` key: what it is
+    names: list[str]
+    columns: list[Any]
+
+    def select(self, spec: str | None, option: str, exclude: Sequence[int] = ()) -> list[int]:
+        """Indices of the columns ``spec`` names (``None``: every column not in ``exclude``).
+
+        A name wins over an index (a column named ``"0"`` is chosen by ``0``); a range
+        ``lo:hi`` excludes ``hi``, as in Python. A column named twice is a usage error.
+        """
+        if spec is None:
+            return [j for j in range(len(self.names)) if j not in exclude]
+        chosen: list[int] = []
+        d = len(self.names)
+        for token in (t.strip() for t in spec.split(",")):
+            if token in self.names:
+                picked = [self.names.index(token)]
+            elif _is_int(token) and -d <= int(token) < d:
+                picked = [int(token) % d]
+            elif token.count(":") == 1 and all(_is_int(p) or not p for p in token.split(":")):
+                lo, hi = (int(p) if p else None for p in token.split(":"))
+                picked = list(range(d)[lo:hi])
+            else:
+                raise DataError(
+                    f"{self.source} has no column {token!r} (columns: {_names(self.names)}; "
+                    "give names, 0-based indices or ranges like 0:3)"
+                )
+            twice = [self.names[j] for j in picked if j in chosen]
+            if twice:
+                raise UsageError(f"{option} {spec} names column {twice[0]!r} of {self.source} "
+                                 "twice; give each column once")
+            chosen.extend(picked)
+        return chosen
+
+
+def _is_int(s: str) -> bool:
+    return s.lstrip("-").isdigit()
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _names(names: Sequence[str], limit: int = 12) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def file_kind(path: Path) -> str:
+    """``.npy``, ``.npz``, ``.csv``, ``.tsv``, ``.parquet`` or ``.pq`` (a compression suffix
+    is looked through); anything else is a :class:`DataError`."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in _COMPRESSION:
+        suffixes = suffixes[:-1]
+    kind = suffixes[-1] if suffixes else ""
+    if kind in (".npy", ".npz", *_TEXT_TABLES, ".parquet", ".pq"):
+        return kind
+    raise DataError(
+        f"cannot tell the format of {path} from its name (expected .npy, .npz, .csv, .tsv or "
+        ".parquet)"
+    )
+
+
+def _pandas(path: Path) -> Any:
+    try:
+        import pandas
+    except ImportError as exc:
+        raise DataError(
+            f"reading {path.name} needs pandas: pip install pandas, or from a clone pip "
+            "install -e '.[io]' (or use .npy / .npz)"
+        ) from exc
+    return pandas
+
+
+def _from_array(source: str, origin: tuple[str, str | None], arr: np.ndarray) -> Table:
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise DataError(f"{source} must hold a 1-D or 2-D array, got shape {arr.shape}")
+    return Table(source, origin, [str(j) for j in range(arr.shape[1])], list(arr.T))
+
+
+def _check_header(pd: Any, path: Path, sep: str) -> None:
+    """Refuse a header row of numbers only: it is most likely the first data row."""
+    first = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
+    cells = [str(c).strip() for c in first.iloc[0]] if len(first) else []
+    if any(cells) and all(_is_number(c) for c in cells if c):
+        raise DataError(
+            f"the header row of {path} holds only numbers ({_names(cells, 4)}): it looks like "
+            "a data row, which would be lost. If the file has no header row, pass --no-header "
+            "(columns are then 0, 1, ...); if its header really is numbers, pass --header"
+        )
+
+
+def read(path: Path, key: str | None, default_key: str | None, header: bool | None) -> Table:
+    """One table from ``path``; for ``.npz``, the array ``key`` (or ``default_key``, or the
+    only array). ``header``: ``None`` a header row, refused when it holds only numbers;
+    ``True`` a header row whatever it holds; ``False`` none. A table without columns or
+    rows is a :class:`DataError`."""
+    table = _read(path, key, default_key, header)
+    if not table.columns:
+        raise DataError(f"{table.source} has no columns")
+    if len(table.columns[0]) == 0:
+        heading = (f" (only a header row: {_names(table.names)})"
+                   if file_kind(path) in _TEXT_TABLES else "")
+        raise DataError(f"{table.source} has no data rows{heading}")
+    return table
+
+
+def _read(path: Path, key: str | None, default_key: str | None, header: bool | None) -> Table:
+    if not path.exists():
+        raise DataError(f"no such file: {path}")
+    if path.is_dir():
+        raise DataError(f"{path} is a directory, not a file")
+    kind = file_kind(path)
+    if path.stat().st_size == 0:
+        raise DataError(f"cannot read {path}: empty file")
+    resolved = str(path.resolve())
+    try:
+        if kind == ".npy":
+            return _from_array(path.name, (resolved, None), np.load(path, allow_pickle=False))
+        if kind == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                keys = list(archive.keys())
+                name = key or (default_key if default_key in keys else None)
+                if name is None and len(keys) == 1:
+                    name = keys[0]
+                if name not in keys:
+                    raise DataError(
+                        f"{path.name} has no array {key or default_key!r} (it has: "
+                        f"{_names(keys)}); choose with --x-key / --y-key"
+                    )
+                return _from_array(f"{path.name}[{name}]", (resolved, name), archive[name])
+        pd = _pandas(path)
+        if kind in (".parquet", ".pq"):
+            try:
+                frame = pd.read_parquet(path)
+            except ImportError as exc:
+                raise DataError(
+                    f"reading {path.name} needs pyarrow: pip install pyarrow, or from a clone "
+                    "pip install -e '.[io]'"
+                ) from exc
+        else:
+            sep = "\t" if kind == ".tsv" else ","
+            if header is None:
+                _check_header(pd, path, sep)
+            frame = pd.read_csv(path, sep=sep, header=0 if header is not False else None)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        if type(exc).__name__ == "EmptyDataError":  # pandas: not even a header row
+            raise DataError(f"cannot read {path}: empty file (no header, no rows)") from exc
+        raise DataError(f"cannot read {path}: {exc}") from exc
+    names = [str(c) for c in frame.columns]
+    return Table(path.name, (resolved, None), names,
+                 [frame.iloc[:, j] for j in range(frame.shape[1])])
+
+
+def _not_a_number(col: Any, name: str) -> str:
+    """Why ``col`` is not numbers: its dtype and the first value that does not parse as one."""
+    dtype = getattr(col, "dtype", None)
+    values = np.asarray(col, dtype=object).ravel()
+    if getattr(dtype, "kind", "O") in "mM":
+        return (f"{name!r} (dtype {dtype}: dates and times are not numbers; convert them, e.g. "
+                "to seconds)")
+    try:
+        import pandas as pd
+
+        parsed = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy()
+        bad = np.flatnonzero(np.isnan(parsed.astype(float)) & ~pd.isna(values))
+        row = int(bad[0]) if bad.size else None
+    except ImportError:  # an .npy of strings, without pandas: look for one by one
+        row = next((i for i, v in enumerate(values) if not _is_number(str(v))), None)
+    if row is None:
+        return (f"{name!r} (dtype {dtype}: numbers not stored as numbers; store them as "
+                "numbers)")
+    return f"{name!r} (dtype {dtype}; data row {row} holds {values[row]!r}, not a number)"
+
+
+def _numeric(table: Table, idx: list[int], role: str) -> tuple[list[np.ndarray], str | None]:
+    """The chosen columns as numpy arrays (NaN kept), and the non-numeric ones described."""
+    from mitools.inputs import column_values
+
+    if not idx:
+        raise DataError(f"no columns left for {role} in {table.source}")
+    bad, out = [], []
+    for j in idx:
+        col = table.columns[j]
+        if getattr(col.dtype, "kind", "O") not in "biuf":
+            bad.append(_not_a_number(col, table.names[j]))
+            continue
+        out.append(col if isinstance(col, np.ndarray) else column_values(col, role))
+    problem = f"{role} has non-numeric columns in {table.source}: {', '.join(bad)}" if bad else None
+    return out, problem
+
+
+def _check_options_apply(args: argparse.Namespace, kx: str, ky: str | None) -> None:
+    """``--x-key`` / ``--y-key`` need an ``.npz``, ``--no-header`` / ``--header`` a text
+    table: given with other files, they are usage errors (they would do nothing)."""
+    for option, value, kind, role in (("--x-key", args.x_key, kx, "X"),
+                                      ("--y-key", args.y_key, ky or kx, "Y")):
+        if value is not None and kind != ".npz":
+            raise UsageError(f"{option} applies to .npz files only; {role}'s file is {kind}")
+    header = "--no-header" if args.no_header else "--header" if args.header else None
+    if header and not {kx, ky} & set(_TEXT_TABLES):
+        raise UsageError(f"{header} applies to .csv / .tsv files only")
+
+
+def _overlap(tx: Table, ix: list[int], iy: list[int], same_file: bool = False) -> None:
+    both = [tx.names[j] for j in ix if j in iy]
+    if both:
+        raise UsageError(
+            f"columns {_names(both)} are in both X and Y"
+            + (f": X and Y name the same file, {tx.source}; give it once, with --x-cols and "
+               "--y-cols that do not overlap" if same_file else
+               " (--x-cols and --y-cols must not overlap)")
+        )
+
+
+def load(args: argparse.Namespace) -> tuple[list[tuple[str, str, str, np.ndarray]], str]:
+    """X's and Y's columns as ``(role, name, source, values)`` (numeric, NaN kept), and a
+    description of where they came from."""
+    header = False if args.no_header else True if args.header else None
+    px = Path(args.x)
+    kx = file_kind(px)
+    ky = None if args.y is None else file_kind(Path(args.y))
+    _check_options_apply(args, kx, ky)
+    if args.y is None and kx == ".npz":
+        tx = read(px, args.x_key, "x", header)
+        ty = read(px, args.y_key, "y", header)
+        ix, iy = tx.select(args.x_cols, "--x-cols"), ty.select(args.y_cols, "--y-cols")
+    elif args.y is None:
+        tx = ty = read(px, None, None, header)
+        if args.x_cols is None and args.y_cols is None:
+            if len(tx.names) != 2:
+                raise DataError(
+                    f"{tx.source} has {len(tx.names)} columns ({_names(tx.names)}): say "
+                    "which are X and which Y with --x-cols and/or --y-cols"
+                )
+            ix, iy = [0], [1]
+        elif args.y_cols is None:
+            ix = tx.select(args.x_cols, "--x-cols")
+            iy = tx.select(None, "--y-cols", exclude=ix)
+        else:
+            iy = ty.select(args.y_cols, "--y-cols")
+            ix = tx.select(args.x_cols, "--x-cols", exclude=iy)
+        _overlap(tx, ix, iy)
+    else:
+        tx = read(px, args.x_key, "x", header)
+        ty = read(Path(args.y), args.y_key, "y", header)
+        ix, iy = tx.select(args.x_cols, "--x-cols"), ty.select(args.y_cols, "--y-cols")
+        if tx.origin == ty.origin:  # two names of one file: its columns must not overlap
+            _overlap(tx, ix, iy, same_file=True)
+    xs, x_problem = _numeric(tx, ix, "X")
+    ys, y_problem = _numeric(ty, iy, "Y")
+    problems = [p for p in (x_problem, y_problem) if p]
+    if problems:
+        raise DataError(
+            f"{'; '.join(problems)}; choose numeric columns with --x-cols / --y-cols, or encode "
+            "these as numbers (a label as codes 0, 1, ..., with --method mixed or --discrete-x "
+            "/ --discrete-y)"
+        )
+    nx, ny = len(xs[0]), len(ys[0])
+    if nx != ny:
+        raise DataError(
+            f"X has {nx} rows ({tx.source}) but Y has {ny} ({ty.source}); "
+            "the rows must be paired samples"
+        )
+    columns = ([("X", tx.names[j], tx.source, c) for j, c in zip(ix, xs, strict=True)]
+               + [("Y", ty.names[j], ty.source, c) for j, c in zip(iy, ys, strict=True)])
+    describe = (f"X: {_names([tx.names[j] for j in ix])} of {tx.source}; "
+                f"Y: {_names([ty.names[j] for j in iy])} of {ty.source}")
+    return columns, describe
+
+
+def drop_nonfinite(
+    columns: list[tuple[str, str, str, np.ndarray]], dropna: bool
+) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+    """X's and Y's columns without the rows holding NaN or an infinity (``dropna``; without
+    it such rows are a :class:`DataError` naming the file, the columns and the first row)."""
+    n = len(columns[0][3])
+    bad = np.zeros(n, dtype=bool)
+    where, empty, any_inf = [], [], False
+    for role, name, _, col in columns:
+        if col.dtype.kind != "f":
+            continue
+        nan, inf = np.isnan(col), np.isinf(col)
+        if nan.any() or inf.any():
+            bad |= nan | inf
+            any_inf |= bool(inf.any())
+            count = int((nan | inf).sum())
+            where.append(f"{role} column {name!r}: {count}"
+                         + (f" ({int(inf.sum())} infinite)" if inf.any() else ""))
+            if count == n:
+                empty.append(f"{role} column {name!r}")
+    count = int(bad.sum())
+    what = "missing (NaN) or infinite values" if any_inf else "missing values (NaN)"
+    files = " and ".join(dict.fromkeys(source for _, _, source, _ in columns))
+    if count and not dropna:
+        first = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{count} of {n} rows have {what} in {files} ({'; '.join(where)}; the first is "
+            f"data row {first}, counting from 0); pass --dropna to drop them"
+        )
+    if count == n:
+        why = (f"{', '.join(empty)} {'has' if len(empty) == 1 else 'have'} no finite values"
+               if empty else f"no row has a finite value in every column: {'; '.join(where)}")
+        raise DataError(f"--dropna dropped all {n} rows of {files} ({why})")
+    if count:
+        print(f"mitools: dropped {count} of {n} rows with {what} ({'; '.join(where)})",
+              file=sys.stderr)
+    keep = ~bad
+    return ([c[keep] for role, _, _, c in columns if role == "X"],
+            [c[keep] for role, _, _, c in columns if role == "Y"], count)
+
+
+def stack(cols: list[np.ndarray], role: str) -> np.ndarray:
+    """Exact float64 columns (integers shifted first, see :mod:`mitools.inputs`)."""
+    from mitools.inputs import as_float64_columns
+
+    try:
+        return np.hstack([as_float64_columns(c, role) for c in cols])
+    except (TypeError, ValueError) as exc:
+        raise DataError(str(exc)) from exc
