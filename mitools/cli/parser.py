@@ -10,11 +10,11 @@ import argparse
 import re
 from collections.abc import Callable, Sequence
 
+from mitools.option_checks import MAX_SEED  # the library's limit, said by --seed
+
 __all__ = ["METHODS", "attach_negative_columns", "build_parser"]
 
 METHODS = ("neural", "ksg", "ksg2", "gaussian", "mixed")
-#: the largest --seed: every random generator of mitools takes it (and derived seeds) exactly
-MAX_SEED = 2**32 - 1
 EXIT_CODES = ("Exit codes: 0 success, 1 a problem with the data, 2 a usage error, 141 stdout "
               "closed early (e.g. piped into head).")
 
