@@ -156,19 +156,20 @@ def summarize(
         method: name stored in the result.
         how: how the leave-out values were obtained, for ``uncertainty``.
     """
+    def without_interval(uncertainty: str) -> MIEstimate:
+        return MIEstimate(value=value, stderr=math.nan, interval=(math.nan, math.nan),
+                          level=level, method=method, uncertainty=uncertainty)
+
     g = len(leave_out)
     if g == 0:
-        return MIEstimate(value=value, stderr=math.nan, interval=(math.nan, math.nan),
-                          level=level, method=method, uncertainty="none (groups=0)")
+        return without_interval("none (groups=0)")
     if not all(math.isfinite(v) for v in (value, *leave_out)):
         warnings.warn(
             f"{method}: the estimate ({value} nats) or a value of it without one of the "
             "jackknife's groups is not finite: a combination of y is an exact function of x "
             "(for continuous variables, infinite MI); stderr and the interval are NaN",
             RuntimeWarning, stacklevel=4)
-        return MIEstimate(value=value, stderr=math.nan, interval=(math.nan, math.nan),
-                          level=level, method=method,
-                          uncertainty="none: the estimate (or a left-out value) is not finite")
+        return without_interval("none: the estimate (or a left-out value) is not finite")
     stderr = jackknife_stderr(torch.tensor(list(leave_out), dtype=torch.float64))
     if stderr == 0.0:  # every left-out value equal: no spread to measure, not no noise
         warnings.warn(
@@ -178,10 +179,8 @@ def summarize(
             "This happens on a few samples, on heavily tied data, or when y is an exact "
             "function of x (for continuous variables, infinite MI)",
             RuntimeWarning, stacklevel=4)
-        return MIEstimate(value=value, stderr=math.nan, interval=(math.nan, math.nan),
-                          level=level, method=method,
-                          uncertainty=f"none: the jackknife's {g} leave-group-out values were "
-                                      "all equal")
+        return without_interval(f"none: the jackknife's {g} leave-group-out values were all "
+                                "equal")
     half = t_quantile(0.5 + level / 2, g - 1) * stderr
     return MIEstimate(
         value=value,
