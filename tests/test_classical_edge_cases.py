@@ -110,3 +110,15 @@ def test_estimates_do_not_depend_on_the_magnitude_of_a_column(scale) -> None:
         warnings.simplefilter("ignore", RuntimeWarning)
         assert estimate_mi(x * scale, y, **fast).value == pytest.approx(
             estimate_mi(x, y, **fast).value, rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["ksg", "mixed_ksg", "gaussian_mi"])
+def test_empty_inputs_give_the_sample_size_error_alone(name) -> None:
+    """Regression (review): about 10 numpy warnings ("Mean of empty slice", ...) came before
+    the error."""
+    import mitools.classical as classical
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="needs at least 20 samples"):
+            getattr(classical, name)(np.array([]), np.array([]))

@@ -40,6 +40,8 @@ def standardize_columns(a: np.ndarray) -> np.ndarray:
     # columns of very large or very small magnitude are divided by it first: squares of
     # values below ~1e-162 underflow and above ~1e154 overflow in float64 (a column of
     # 1e-300 became constant and MI 0); elsewhere the unit is 1 and changes no bit
+    if a.shape[0] == 0:  # nothing to standardise: the estimator's sample-size error follows
+        return a.copy()
     magnitude = np.abs(a).max(axis=0, initial=0.0)
     unit = np.where((magnitude > SAFE_MAGNITUDE) | (magnitude < 1 / SAFE_MAGNITUDE),
                     magnitude, 1.0)

@@ -12,7 +12,8 @@ cross-fitting so that every sample serves once as held-out data:
    integers such as timestamps lose nothing;
 1. split the samples at random into ``folds`` parts (3 by default); for each fold ``k``,
    that part is the **test** part, and the rest is split into a **validation** part
-   (``val_fraction`` of it) and a **training** part;
+   (``val_fraction`` of it, cut from the part that fold ``k + 1`` tests on, so that no two
+   folds validate on the same samples) and a **training** part;
 2. standardise both variables with the mean and scale of the fold's training and validation
    samples (float64), then cast to the compute dtype (float32 by default);
 3. build the critic (by default the Gaussian form of
@@ -112,11 +113,12 @@ Design notes (measured on the d = 20 correlated Gaussian, n = 5,000, and on the 
   data, several nats worse held out); it also keeps the start where training helps but the
   validation part is too small to show it. On y = x + 0.35 (x² - 1) + 0.7 ε at n = 1,000
   (validation parts of 67 samples) folds whose trained critic was 3 to 8 standard errors
-  better held out kept the start in 8 of 16 samples, and the estimate was 0.077 nats low on
-  average (RMSE 0.103; MI 0.555). The screen's held-out gain above two standard errors is
-  that evidence, on 5 times the samples: after it, the other folds take their trained
-  critic on any validation gain. There the mean error is -0.038 nats (RMSE 0.063; at
-  n = 300, -0.084 against -0.148; ``benchmarks/mild_non_gaussian.py``). Only up to a
+  better held out kept the start in 8 of 16 samples; with that margin alone (``screen=False``)
+  the estimate is 0.080 nats low on average (RMSE 0.096; MI 0.555). The screen's held-out
+  gain above two standard errors is that evidence, on 5 times the samples: after it, the
+  other folds take their trained critic on any validation gain. There the mean error is
+  -0.036 nats (RMSE 0.056; at n = 300, -0.079 against -0.141;
+  ``benchmarks/mild_non_gaussian.py``). Only up to a
   start's validation bound of 2 nats: a critic is chosen as the best of several noisy
   validation values, which beat the start's by chance, the more so at high MI. With the
   screen's gain forced on the d = 20 Gaussian, folds taking any validation gain lost at
