@@ -352,8 +352,8 @@ def test_within_five_percent_on_the_issue_task(mi: float) -> None:
 @pytest.mark.xfail(strict=True, reason=(
     "known shortfall (issue 11): since the defaults of 2811c93 (patience 2, max_steps 3000) "
     "this sample's estimate is 1.613, 5.6 % low: the first fold runs to max_steps and the "
-    "second stops at 900-1,200 steps at 1.519. bmi's three samples of the task are 2.4-3.8 % "
-    "low (docs/benchmarks.rst)"))
+    "second stops early, at 1.519. bmi's three samples of the task are 2.4-4.5 % low "
+    "(docs/benchmarks.rst)"))
 def test_additive_uniform_noise_within_five_percent() -> None:
     # Beyond Normal's additive-noise task: x ~ U(0, 1), y = x + U(-0.1, 0.1); I = log 5 + 0.1
     g = torch.Generator().manual_seed(0)
