@@ -53,9 +53,32 @@ def test_a_discrete_label_matches_the_estimator_of_ross_and_sklearn() -> None:
 def test_a_class_of_k_samples_or_fewer_is_refused() -> None:
     label, feature = _label_and_feature(200)
     label[5:8] = 7  # a class of 3 samples: its samples' 3 neighbours cannot stay inside it
-    with pytest.raises(ValueError, match=r"discrete_x=True: the class of x's row 5 holds 3 "
-                                         r"samples; every class needs at least k \+ 1 = 4"):
+    with pytest.raises(ValueError, match=r"discrete_x=True: the class of x's row 5 holds only "
+                                         r"3 of the samples; every class needs at least "
+                                         r"k \+ 1 = 4"):
         mixed_ksg(label, feature, discrete_x=True)
+
+
+@pytest.mark.parametrize("algorithm", ["kdtree", "brute"])
+def test_two_discrete_variables_give_the_same_estimate_whatever_their_codes(algorithm) -> None:
+    """Regression (review): with both flags and a cell of k samples or fewer (the pair
+    (0, 0) once), codings [0, 1, 2] and [1, 0, 2] of x gave 0.18062 and 0.18509: codes on a
+    line put some classes farther apart than others. One-hot codes keep all equally far."""
+    cells = {(0, 2): 50, (2, 0): 50, (2, 2): 80, (1, 2): 40, (2, 1): 40, (0, 0): 1}
+    x = np.repeat([c[0] for c in cells], list(cells.values()))
+    y = np.repeat([c[1] for c in cells], list(cells.values()))
+    values = {mixed_ksg(np.asarray(codes)[x], np.asarray(ycodes)[y], discrete_x=True,
+                        discrete_y=True, groups=0, algorithm=algorithm).value
+              for codes in ([0, 1, 2], [1, 0, 2], [2, 0, 1], [10, -4, 1e6])
+              for ycodes in ([0, 1, 2], [5, 3, 4])}
+    assert len(values) == 1, values
+    # all cells but one far above k: close to the plug-in MI of the table
+    counts = np.zeros((3, 3))
+    np.add.at(counts, (x, y), 1)
+    p = counts / counts.sum()
+    outer = p.sum(1, keepdims=True) * p.sum(0, keepdims=True)
+    plug_in = float(np.sum(p[p > 0] * np.log(p[p > 0] / outer[p > 0])))
+    assert values.pop() == pytest.approx(plug_in, abs=0.01)
 
 
 def test_the_flags_are_booleans() -> None:
@@ -90,6 +113,8 @@ def test_an_infinite_gaussian_estimate_warns_and_claims_no_jackknife() -> None:
         r = gaussian_mi(x, x)
     assert r.value == np.inf and np.isnan(r.stderr) and all(np.isnan(r.interval))
     assert r.uncertainty.startswith("none: the estimate")
+    with pytest.warns(RuntimeWarning, match="not finite"):  # also without the jackknife
+        assert gaussian_mi(x, x, groups=0).value == np.inf
 
 
 @pytest.mark.parametrize("scale", [1e-300, 1e-170, 1e160, 1e300])
@@ -112,13 +137,14 @@ def test_estimates_do_not_depend_on_the_magnitude_of_a_column(scale) -> None:
             estimate_mi(x, y, **fast).value, rel=1e-5)
 
 
-@pytest.mark.parametrize("name", ["ksg", "mixed_ksg", "gaussian_mi"])
-def test_empty_inputs_give_the_sample_size_error_alone(name) -> None:
+@pytest.mark.parametrize("name, kwargs", [
+    ("ksg", {}), ("mixed_ksg", {}), ("gaussian_mi", {}), ("mixed_ksg", {"discrete_x": True})])
+def test_empty_inputs_give_the_sample_size_error_alone(name, kwargs) -> None:
     """Regression (review): about 10 numpy warnings ("Mean of empty slice", ...) came before
-    the error."""
+    the error; with discrete_x, numpy's "zero-size array to reduction operation" instead."""
     import mitools.classical as classical
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match="needs at least 20 samples"):
-            getattr(classical, name)(np.array([]), np.array([]))
+            getattr(classical, name)(np.array([]), np.array([]), **kwargs)

@@ -244,7 +244,7 @@ def test_warnings_are_one_line_each_and_json_holds_the_diagnostics(capsys, tmp_p
     assert "ran to --max-steps 100" in err and '--json lists them under "diagnostics"' in err
     record = json.loads(out)
     flags = record["diagnostics"]["flags"]
-    assert flags and "2 of 2 folds ran to max_steps=100" in flags[0]
+    assert flags and "2 of 2 folds ran to --max-steps 100" in flags[0]  # in the CLI's words
     assert record["diagnostics"]["unconverged_folds"] == 2 and record["diagnostics"]["folds"] == 2
     assert [w.removeprefix("mitools: warning: ") for w in lines] == record["warnings"]
     code, out, _ = _main(capsys, tmp_path, *common)  # plain text repeats the flags
@@ -452,6 +452,26 @@ def test_a_closed_stdout_is_quiet_in_a_subprocess(data: Path) -> None:
     proc.stderr.close()
     assert proc.wait(timeout=600) == 141
     assert err == "", err
+
+
+def test_a_stdout_closed_from_the_start_is_quiet_in_a_subprocess(data: Path) -> None:
+    """Regression (review): started with stdout closed (`>&-`, sys.stdout None), the command
+    failed with "AttributeError: 'NoneType' object has no attribute 'flush'" (exit 1)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    done = subprocess.run(f'"{sys.executable}" -m mitools estimate x.npy y.npy --method '
+                          "gaussian >&-", shell=True, cwd=data, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 141, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("spec", ["--1", "²", "-²", "1:--2"])
+def test_column_specs_that_are_not_indices_are_names(capsys, data: Path, spec) -> None:
+    """Regression (review): "--x-cols=--1" ended in int('--1')'s traceback (str.isdigit
+    after stripping every minus; a superscript digit passes isdigit too)."""
+    code, _, err = _main(capsys, data, "d.csv", f"--x-cols={spec}", "--y-cols", "c",
+                         "--method", "gaussian")
+    assert code in (1, 2) and "Traceback" not in err and spec in err
 
 
 def test_library_messages_read_as_options(capsys, data: Path) -> None:

@@ -368,15 +368,19 @@ def _folds(held_out: float, in_sample: float, start: float, n_test: int = 100):
                             split=SimpleNamespace(test=range(n_test)))] * 3
 
 
-def test_an_estimate_within_noise_of_zero_is_not_flagged_for_its_shares() -> None:
+def test_an_estimate_near_zero_is_flagged_with_a_share_that_says_what_it_is_of() -> None:
     """Regression (review): independent data (estimate -0.0036) was flagged "the critics
     score their own training pairs 0.017 nats higher than new pairs (17 % of the
-    estimate)": a share of 0.05 nats, the floor, not of the estimate."""
+    estimate)": a share of 0.05 nats, the floor, not of the estimate. And (second review)
+    the flag must stay where the estimate is small and the fit poor: n = 120 of
+    y = sin(3x) + 0.3 noise gave 0.154 with stderr 0.094 and an optimism of 0.279."""
     from mitools.estimate.diagnostics import diagnose
 
     d = diagnose(_folds(-0.0122, 0.0050, 0.0), value=-0.0036, stderr=0.004, max_steps=2000)
-    assert d.flags == ()
-    # the same gap above a clear estimate is flagged
+    assert len(d.flags) == 1
+    assert "(17 % of 0.05 nats, the scale taken for an estimate near 0)" in d.flags[0]
+    d = diagnose(_folds(-0.125, 0.433, 0.05), value=0.154, stderr=0.094, max_steps=2000)
+    assert len(d.flags) == 1 and "% of the estimate)" in d.flags[0]
     d = diagnose(_folds(0.30, 0.40, 0.29), value=0.35, stderr=0.01, max_steps=2000)
     assert len(d.flags) == 1 and "own training pairs 0.100 nats higher" in d.flags[0]
 

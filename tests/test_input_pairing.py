@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 
 from mitools.classical import gaussian_mi, ksg, mixed_ksg
 from mitools.estimate import estimate_mi
@@ -63,3 +64,24 @@ def test_a_label_with_repeated_rows_does_not_warn() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         mixed_ksg(label, label, groups=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_repeated_rows_counts_exactly_across_hash_blocks(monkeypatch, dtype) -> None:
+    """The hash only preselects: the count equals an exact comparison of all rows, for
+    copies in different blocks of rows, and -0.0 equals 0.0."""
+    import mitools.inputs as inputs
+
+    monkeypatch.setattr(inputs, "HASH_BLOCK_ROWS", 7)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 3, generator=g).to(dtype)
+    y = torch.randn(300, 2, generator=g).to(dtype)
+    copies = torch.randint(0, 300, (40,), generator=g)
+    x, y = torch.cat([x, x[copies]]), torch.cat([y, y[copies]])
+    x[0, 0], x[1, 0] = 0.0, -0.0
+    y[1] = y[0]
+    x[1, 1:] = x[0, 1:]  # row 1 equals row 0 up to the sign of a zero
+    joint = torch.cat([x, y], dim=1).double() + 0.0
+    exact = len(joint) - len(torch.unique(joint, dim=0))
+    assert exact >= 40
+    assert inputs.repeated_rows(x, y) == exact

@@ -102,9 +102,9 @@ def test_ksg_on_k_plus_one_samples_is_refused() -> None:
     (dict(lr=float("inf")), "lr must be a finite number > 0"),  # a non-finite score later
     (dict(ema=False), "ema must be a finite number"),
     (dict(level=1), "level must be a finite number"),
-    (dict(hidden=5), r"hidden must be a tuple of positive ints .* got 5"),
-    (dict(hidden="64"), r"hidden must be a tuple of positive ints .* got '64'"),
-    (dict(hidden=(64, True)), "hidden must be a tuple of positive ints"),
+    (dict(hidden=5), r"hidden must be a sequence of positive ints .* got 5"),
+    (dict(hidden="64"), r"hidden must be a sequence of positive ints .* got '64'"),
+    (dict(hidden=(64, True)), "hidden must be a sequence of positive ints"),
     (dict(seed=True), r"seed must be an int in \[0, "),
     (dict(seed=2**62), r"seed must be an int in \[0, 4294967295\]"),  # overflowed in torch
 ])
@@ -130,6 +130,22 @@ def test_a_misspelled_option_names_itself_and_the_closest_option(typo, suggestio
     with pytest.raises(TypeError, match=rf"estimate_mi got '{typo}', not one of its options"
                                         rf".*did you mean '{suggestion}'"):
         estimate_mi(x, y, **{typo: 1}, **FAST)
+
+
+def test_a_misspelled_option_beside_a_bound_object_names_itself() -> None:
+    from mitools.estimators import DV
+
+    x, y = _xy()
+    with pytest.raises(TypeError, match=r"estimate_mi got 'max_setps', not one of its options: "
+                                        r"with the bound given as an object \(DV\).*did you "
+                                        r"mean 'max_steps'"):
+        estimate_mi(x, y, bound=DV(), max_setps=3, **FAST)
+
+
+def test_hidden_takes_any_sequence_of_widths() -> None:
+    x, y = _xy()
+    assert estimate_mi(x, y, **{**FAST, "hidden": range(8, 9)}).value == estimate_mi(
+        x, y, **FAST).value  # FAST's hidden is (8,)
 
 
 def test_a_bound_option_still_reaches_the_bound() -> None:

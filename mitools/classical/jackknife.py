@@ -82,7 +82,7 @@ def minimum_samples(needed: int, groups: int) -> int:
 
 def check_options(groups: int, level: float, seed: int) -> None:
     """Validate ``groups`` (0, or an int of at least 2), ``level`` (in (0, 1)) and ``seed``
-    (an int >= 0); numpy integers count as ints, booleans do not
+    (an int in [0, 2**32 - 1]); numpy integers count as ints, booleans do not
     (:mod:`mitools.option_checks`)."""
     try:
         check_int("groups", groups, 0)
@@ -161,8 +161,6 @@ def summarize(
                           level=level, method=method, uncertainty=uncertainty)
 
     g = len(leave_out)
-    if g == 0:
-        return without_interval("none (groups=0)")
     if not all(math.isfinite(v) for v in (value, *leave_out)):
         warnings.warn(
             f"{method}: the estimate ({value} nats) or a value of it without one of the "
@@ -170,6 +168,8 @@ def summarize(
             "(for continuous variables, infinite MI); stderr and the interval are NaN",
             RuntimeWarning, stacklevel=4)
         return without_interval("none: the estimate (or a left-out value) is not finite")
+    if g == 0:
+        return without_interval("none (groups=0)")
     stderr = jackknife_stderr(torch.tensor(list(leave_out), dtype=torch.float64))
     if stderr == 0.0:  # every left-out value equal: no spread to measure, not no noise
         warnings.warn(

@@ -164,10 +164,15 @@ def _use_tree(algorithm: str, dim: int) -> bool:
     raise ValueError(f"algorithm must be 'auto', 'kdtree' or 'brute', got {algorithm!r}")
 
 
-def _as_categories(a: np.ndarray, gap: float, k: int, name: str) -> np.ndarray:
-    """``(n, 1)`` codes of the distinct rows of ``a`` (as given), ``gap`` apart: with every class
-    holding more than ``k`` samples, no neighbour radius reaches another class, so only
-    equality matters (not the values that code the classes).
+def _as_categories(a: np.ndarray, gap: float, k: int, name: str,
+                   one_hot: bool = False) -> np.ndarray:
+    """Codes of the distinct rows of ``a`` (as given): ``(n, 1)`` codes ``gap`` apart, or with
+    ``one_hot`` ``(n, classes)`` one-hot rows times ``gap``, every two classes ``gap`` apart
+    in the max-norm. With every class holding more than ``k`` samples, no neighbour radius
+    of a sample reaches another class of its own variable, so only equality matters (not
+    the values that code the classes). With both variables discrete, a cell (a pair of
+    classes) of ``k`` samples or fewer reaches into others: there, one-hot codes keep every
+    other class equally far, so that the estimate still does not depend on the coding.
 
     Raises:
         ValueError: a class with ``k`` samples or fewer (its samples' neighbours would lie in
@@ -178,11 +183,14 @@ def _as_categories(a: np.ndarray, gap: float, k: int, name: str) -> np.ndarray:
     if counts.min() <= k:
         small = int(np.argmin(counts))
         raise ValueError(
-            f"discrete_{name}=True: the class of {name}'s row {first[small]} holds "
-            f"{counts[small]} samples; every class needs at least k + 1 = {k + 1} "
+            f"discrete_{name}=True: the class of {name}'s row {first[small]} holds only "
+            f"{counts[small]} of the samples; every class needs at least k + 1 = {k + 1} "
             "(its samples' k neighbours are taken within the class): merge rare classes, "
             "drop them, or lower k")
-    return (codes.reshape(-1) * gap)[:, None]
+    codes = codes.reshape(-1)
+    if one_hot:
+        return np.eye(len(counts))[codes] * gap
+    return (codes * gap)[:, None]
 
 
 def _knn_estimate(
@@ -204,13 +212,15 @@ def _knn_estimate(
     if not any(discrete):
         warn_repeated_rows(x, y, method, "for a discrete variable use mixed_ksg with "
                            "discrete_x=True or discrete_y=True", stacklevel=4)
+    check_samples(x.shape[0], k + 2, f"every sample needs k={k} neighbours and a sample "
+                  "beyond them", groups, method)
     raw = (x, y)
     x, y = standardize_columns(x), standardize_columns(y)
     if any(discrete):
         # wider than the range of every standardised column: within a class of more than k
         # samples, the k-th neighbour is nearer than any sample of another class
         gap = 2.0 * max(float(np.ptp(a, axis=0).max(initial=0.0)) for a in (x, y)) + 1.0
-        x, y = (_as_categories(r, gap, k, name) if flag else a
+        x, y = (_as_categories(r, gap, k, name, one_hot=all(discrete)) if flag else a
                 for a, r, flag, name in zip((x, y), raw, discrete, "xy", strict=True))
     if method != "mixed_ksg":
         _warn_ties(x, y)
@@ -221,8 +231,6 @@ def _knn_estimate(
     tree_counts, rule, finish = _KINDS[method]
     n = x.shape[0]
     use_tree = _use_tree(algorithm, x.shape[1] + y.shape[1])
-    check_samples(n, k + 2, f"every sample needs k={k} neighbours and a sample beyond them",
-                  groups, method)
     group_of, g = assign_groups(n, groups, seed)
     if use_tree:  # cheap trees: recompute without each group
         def statistic(a: np.ndarray, b: np.ndarray) -> float:
@@ -397,8 +405,9 @@ def mixed_ksg(
         discrete_x: compare the rows of ``x`` by equality only (a label: the estimate does
             not depend on the numbers that code the classes); each class needs at least
             ``k + 1`` samples.
-        discrete_y: the same for ``y``. With both, a pair of classes seen ``k`` times or
-            fewer has neighbours in other cells, at distances the coding sets.
+        discrete_y: the same for ``y``. With both, each is one-hot encoded, so that a pair
+            of classes seen ``k`` times or fewer finds its neighbours in other cells at
+            distances that do not depend on the coding either.
         groups: groups of the delete-a-group jackknife (0: no interval).
         level: confidence level of the interval.
         seed: an int in [0, 2**32 - 1]; seeds the jackknife groups.

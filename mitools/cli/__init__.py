@@ -160,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             result, warned = with_warnings(lambda: _estimate(args, x, y))
         except (TypeError, ValueError) as exc:
             raise DataError(cli_terms(str(exc))) from exc
+        if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere to write
+            return EXIT_BROKEN_PIPE
         report(result, args, x, y, describe, dropped, time.perf_counter() - start, warned)
         sys.stdout.flush()  # a closed pipe fails here, not at exit
     except BrokenPipeError:

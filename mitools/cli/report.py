@@ -38,6 +38,7 @@ _TERMS = (
     (r" \('noise'\)", ""),  # KSG's tie-breaking noise is not a command-line option
     (r"\) or lr\b", ")"),  # nor is the learning rate
     (r", or init='random' with another critic", ""),  # nor the critic's start
+    (r"\bor lower k\b", "or lower --k"),
 )
 
 
@@ -85,7 +86,7 @@ def _diagnostics(result: Any) -> dict[str, Any] | None:
     if diagnostics is None:
         return None
     plain = {k: _number(v) for k, v in asdict(diagnostics).items()}
-    plain["flags"] = list(diagnostics.flags)
+    plain["flags"] = [cli_terms(flag) for flag in diagnostics.flags]
     return plain
 
 

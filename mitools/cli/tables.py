@@ -71,7 +71,10 @@ class Table:
 
 
 def _is_int(s: str) -> bool:
-    return s.lstrip("-").isdigit()
+    """A column index: ASCII digits, with at most one leading minus (``-2``; not ``--1``,
+    nor a superscript digit, which ``str.isdigit`` takes)."""
+    digits = s[1:] if s.startswith("-") else s
+    return digits.isascii() and digits.isdecimal()
 
 
 def _is_number(cell: str) -> bool:

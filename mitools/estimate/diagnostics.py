@@ -17,6 +17,8 @@ OPTIMISM_SHARE = 0.1
 #: the share of the held-out bound learned beyond the Gaussian start above which it is flagged,
 #: when the critics also fit their training pairs better than new ones by half OPTIMISM_SHARE
 RESIDUAL_SHARE = 0.5
+#: shares are taken of the estimate, or of this many nats where the estimate is smaller
+SHARE_FLOOR = 0.05
 
 
 @dataclass(frozen=True)
@@ -27,11 +29,9 @@ class Diagnostics:
     the interval cannot show it: the jackknife measures sampling noise with the critics held
     fixed. These numbers show when that is likely; ``flags`` says it in words (empty when
     nothing is flagged), and :func:`~mitools.estimate.estimate_mi` warns with them. A fit is
-    flagged when folds ran out of steps while still improving; when the estimate is more
-    than twice its standard error above 0 (below, it reads as no dependence, and shares of
-    it mean nothing) and ``optimism_share`` exceeds 0.1 and the gap
-    ``(in_sample - held_out) / 2`` exceeds twice the standard error; when, for such an
-    estimate, ``residual_share`` exceeds 0.5, the trained critics' held-out gain over the start
+    flagged when folds ran out of steps while still improving; when ``optimism_share``
+    exceeds 0.1 and the gap ``(in_sample - held_out) / 2`` exceeds twice the standard error;
+    when ``residual_share`` exceeds 0.5, the trained critics' held-out gain over the start
     exceeds twice the standard error and ``optimism_share`` lies in (0.05, 0.1] (above 0.1
     the previous flag speaks); or when the estimate exceeds the log of the number of
     negative pairs in a fold's test part, :math:`\log(n_{test}(n_{test} - 1))`: no lower
@@ -43,14 +43,15 @@ class Diagnostics:
     MI, and one spiral 11 % short went unflagged. The one-sided interval holds either way.
 
     Attributes:
-        optimism_share: ``(in_sample - held_out) / 2`` relative to the estimate: how much
+        optimism_share: ``(in_sample - held_out) / 2`` relative to the estimate (to
+            :data:`SHARE_FLOOR` nats where the estimate's magnitude is smaller): how much
             better the critics score their own training pairs than new ones. Large values
             mean a family flexible enough to fit noise, trained on few samples for it.
-        residual_share: the share of the held-out bound gained by training beyond the
-            initial critic (the Gaussian fit with ``init="gaussian"``); NaN without that
-            start. Large values mean dependence that is not Gaussian after the margins
-            transform, where the trained part of the critic, and so the estimate, is
-            least certain.
+        residual_share: the share of the held-out bound (or of :data:`SHARE_FLOOR`)
+            gained by training beyond the initial critic (the Gaussian fit with
+            ``init="gaussian"``); NaN without that start. Large values mean dependence
+            that is not Gaussian after the margins transform, where the trained part of
+            the critic, and so the estimate, is least certain.
         start_value: mean over folds of the initial critic's held-out bound, nats.
         unconverged_folds: folds that ran to ``max_steps`` while the validation bound was
             still improving.
@@ -80,7 +81,7 @@ def diagnose(folds: Sequence[FoldResult], value: float, stderr: float,
     k = len(folds)
     held_out = sum(f.held_out for f in folds) / k
     in_sample = sum(f.in_sample for f in folds) / k
-    scale = max(abs(value), 0.05)  # below ~0.05 nats, shares of the estimate mean nothing
+    scale = max(abs(value), SHARE_FLOOR)  # shares of smaller estimates mean nothing
     optimism = (in_sample - held_out) / 2
     optimism_share = optimism / scale
     start = sum(f.start_held_out for f in folds) / k
@@ -104,20 +105,22 @@ def diagnose(folds: Sequence[FoldResult], value: float, stderr: float,
             f"was still improving; the estimate may be low: raise max_steps (e.g. to "
             f"{2 * max_steps}) or lr"
         )
-    # an estimate within two standard errors of 0 reads as no dependence: a share of it
-    # means nothing there (independent data flagged "17 % of the estimate" at -0.004)
-    dependent = value > 2 * stderr
-    if dependent and optimism_share > OPTIMISM_SHARE and optimism > 2 * stderr:
+    # below SHARE_FLOOR the shares are of the floor, not of the estimate, and are said so
+    # (independent data read "17 % of the estimate" for an estimate of -0.004)
+    share_of = ("of the estimate" if abs(value) >= SHARE_FLOOR else
+                f"of {SHARE_FLOOR} nats, the scale taken for an estimate near 0")
+    if optimism_share > OPTIMISM_SHARE and optimism > 2 * stderr:
         flags.append(
             f"the critics score their own training pairs {2 * optimism:.3f} nats higher than new "
-            f"pairs ({100 * optimism_share:.0f} % of the estimate): the fit is uncertain beyond "
+            f"pairs ({100 * optimism_share:.0f} % {share_of}): the fit is uncertain beyond "
             "the sampling noise that stderr measures"
         )
-    if (dependent and residual_share > RESIDUAL_SHARE and held_out - start > 2 * stderr
+    if (residual_share > RESIDUAL_SHARE and held_out - start > 2 * stderr
             and OPTIMISM_SHARE / 2 < optimism_share <= OPTIMISM_SHARE):
         flags.append(
-            f"training beyond the Gaussian start made {100 * residual_share:.0f} % of the "
-            f"held-out bound (the Gaussian start scored {start:.3f} nats held out, the trained "
+            f"training beyond the Gaussian start made {100 * residual_share:.0f} % "
+            f"{share_of.replace('estimate', 'held-out bound')} (the Gaussian start scored "
+            f"{start:.3f} nats held out, the trained "
             f"critics {held_out:.3f}), and the trained critics score their own training pairs "
             f"{2 * optimism:.3f} nats higher than new ones: the dependence is not Gaussian after "
             "the margins transform, where a critic family can fall short of the MI"

@@ -6,6 +6,7 @@ import difflib
 import functools
 import numbers
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -191,10 +192,10 @@ def check_options(o: dict[str, Any]) -> None:
     check_number("level", o["level"], 0, high=1)
     check_number("val_fraction", o["val_fraction"], 0, high=1)
     hidden = o["hidden"]
-    if (isinstance(hidden, (str, bytes)) or not isinstance(hidden, (list, tuple))
+    if (isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence)
             or not all(not isinstance(h, (bool, np.bool_)) and isinstance(h, numbers.Integral)
                        and h >= 1 for h in hidden)):
-        raise ValueError(f"hidden must be a tuple of positive ints (the widths of the critic's "
+        raise ValueError(f"hidden must be a sequence of positive ints (the widths of the critic's "
                          f"hidden layers, e.g. (64, 64); () for none), got {hidden!r}")
     for name, allowed in (("report", ("corrected", "held_out")),
                           ("sided", ("lower", "two-sided")),
@@ -218,20 +219,24 @@ def bound_with_options(bound: Any, bound_kwargs: dict[str, Any], options: list[s
             often): the message names it, says where it went, and suggests the closest of
             ``options``.
     """
-    from mitools.estimators import get_estimator
+    from mitools.estimators import Estimator, get_estimator
 
+    def unknown(where: str) -> TypeError:
+        hints = [f"did you mean {close[0]!r} instead of {key!r}?"
+                 for key in bound_kwargs
+                 for close in [difflib.get_close_matches(key, options, n=1)] if close]
+        return TypeError(
+            f"estimate_mi got {', '.join(map(repr, bound_kwargs))}, not one of its options: "
+            f"{where}. " + (" ".join(hints) if hints else f"Its options: {', '.join(options)}"))
+
+    if isinstance(bound, Estimator) and bound_kwargs:
+        raise unknown(f"with the bound given as an object ({type(bound).__name__}), there is "
+                      "no bound to pass them to")
     try:
         return get_estimator(bound, **bound_kwargs)
     except TypeError as err:
         if not bound_kwargs or "keyword" not in str(err):
             raise
-        hints = [f"did you mean {close[0]!r} instead of {key!r}?"
-                 for key in bound_kwargs
-                 for close in [difflib.get_close_matches(key, options, n=1)] if close]
-        label = bound if isinstance(bound, str) else type(bound).__name__
-        raise TypeError(
-            f"estimate_mi got {', '.join(map(repr, bound_kwargs))}, not one of its options: "
-            f"it passed them on to the bound {label!r}, which does not take them either "
-            f"({err}). " + (" ".join(hints) if hints else f"Its options: {', '.join(options)}")
-        ) from None
+        raise unknown(f"it passed them on to the bound {bound!r}, which does not take them "
+                      f"either ({err})") from None
 
