@@ -160,7 +160,7 @@ def test_non_arrays_and_non_numbers_are_rejected() -> None:
         (dict(init="zeros"), "init must be"),
         (dict(critic="separable", init="gaussian"), "init='gaussian' needs the quadratic"),
         (dict(weight_decay=-1.0), "weight_decay"),
-        (dict(bound="jsd"), "jsd is not in nats"),
+        (dict(bound="jsd"), "but it is not in nats"),
         (dict(bound="no-such-bound"), "no-such-bound"),
         (dict(bound="infonse"), "Did you mean 'infonce'"),
     ],

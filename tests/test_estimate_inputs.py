@@ -306,7 +306,7 @@ def test_the_same_seed_gives_the_same_estimate_on_two_threads() -> None:
 
 
 def test_small_negative_estimates_are_called_noise() -> None:
-    from mitools.estimate.api import _warn
+    from mitools.estimate.diagnostics import warn_about_estimate as _warn
 
     with pytest.warns(RuntimeWarning, match=r"slightly below zero.*independent variables"):
         _warn(-0.01, 0.004, (), "ranks", "quadratic")
@@ -316,7 +316,7 @@ def test_small_negative_estimates_are_called_noise() -> None:
 
 
 def test_negative_estimates_suggest_only_what_is_not_set() -> None:
-    from mitools.estimate.api import _warn
+    from mitools.estimate.diagnostics import warn_about_estimate as _warn
 
     with pytest.warns(RuntimeWarning) as record:
         _warn(-0.5, 0.1, (), "ranks", "quadratic")

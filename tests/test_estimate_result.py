@@ -408,3 +408,62 @@ def test_perfectly_dependent_columns_give_a_finite_flagged_estimate() -> None:
     with pytest.warns(RuntimeWarning, match=r"exceeds log\(n_test \(n_test - 1\)\)"):
         r = estimate_mi(x, x, max_steps=100, eval_every=50, threads=1)
     assert math.isfinite(r.value) and r.value > 9.2
+
+
+def test_loading_checks_the_kind_of_bound_and_the_critic_architecture(tmp_path) -> None:
+    """Regression (review): an estimate made with SMILE loaded with bound=DV() silently (its
+    ``bound`` said 'smile', its folds held DV), and a critic of another architecture failed
+    with torch's raw load_state_dict error."""
+    import numpy as np
+    import torch
+
+    from mitools.critics import SeparableCritic
+    from mitools.estimate import MIEstimate, estimate_mi
+    from mitools.estimators import get_estimator
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 2))
+    y = x[:, :1] + rng.normal(size=(300, 1))
+    fast = dict(max_steps=20, eval_every=10, threads=1)
+    with pytest.warns(RuntimeWarning):
+        estimate_mi(x, y, bound=get_estimator("smile", clip=5.0), **fast).save(tmp_path / "s.pt")
+        estimate_mi(x, y, critic=SeparableCritic(2, 1, hidden=(8,), embed_dim=4),
+                    **fast).save(tmp_path / "c.pt")
+    with pytest.raises(ValueError, match="made with the bound 'smile'; bound= must be one of "
+                                         "that kind, got 'dv'"):
+        MIEstimate.load(tmp_path / "s.pt", bound=get_estimator("dv"))
+    assert MIEstimate.load(tmp_path / "s.pt", bound=get_estimator("smile", clip=5.0)).bound == (
+        "smile")
+    with pytest.raises(ValueError, match=r"c\.pt: the saved critic does not fit Bilinear"):
+        MIEstimate.load(tmp_path / "c.pt", critic=torch.nn.Bilinear(2, 1, 1))
+
+
+def test_small_classes_of_a_discrete_variable_are_refused_and_constants_warn() -> None:
+    """Regression (review): 500 classes of 2 samples with discrete_x=True gave -1.7 nats,
+    with the advice to pass discrete_x=True; a constant y gave 0 +- 0 with advice to raise
+    max_steps and nothing about y."""
+    import numpy as np
+
+    from mitools.estimate import estimate_mi
+
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"x's 500 classes hold 2\.0 samples each on average"):
+        estimate_mi(np.repeat(np.arange(500), 2), rng.normal(size=(1000, 2)), discrete_x=True)
+    with pytest.warns(RuntimeWarning, match="y is constant"):
+        r = estimate_mi(rng.normal(size=300), np.ones(300), max_steps=20, eval_every=10,
+                        threads=1)
+    assert r.value == 0.0
+
+
+@pytest.mark.parametrize("bound, why", [
+    ("club", "but it is an upper bound"), ("ba", "but it is a generative estimator"),
+    ("jsd", "but it is not in nats")])
+def test_a_refused_bound_is_told_its_own_reason(bound, why) -> None:
+    """Regression (review): every refusal ended "... while jsd is not in nats"."""
+    import numpy as np
+
+    from mitools.estimate import estimate_mi
+
+    with pytest.raises(ValueError, match=why) as caught:
+        estimate_mi(np.zeros(100), np.zeros(100), bound=bound)
+    assert ("jsd" in str(caught.value).split("Bounds")[0]) == (bound == "jsd")

@@ -120,8 +120,14 @@ def test_tiny_is_called_a_smoke_test_and_threads_advice_agrees(capsys) -> None:
 def test_threads_default_is_bounded_and_explicit_values_win(monkeypatch) -> None:
     assert resolve_threads(3) == 3
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 64)
     assert resolve_threads(0) == 4
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0}, raising=False)
+    assert resolve_threads(0) == 1
+    # a lower torch count (OMP_NUM_THREADS=1 or torch.set_num_threads(1)) is kept: on a
+    # 2-core machine the example printed "2 threads" under OMP_NUM_THREADS=1
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
     assert resolve_threads(0) == 1
 
 

@@ -467,3 +467,15 @@ def test_alpha_infonce_baseline_on_another_device_is_named():
     # (a CUDA baseline with CPU scores reads the same; a meta tensor stands in for the GPU)
     with pytest.raises(ValueError, match=r"log_baseline is on meta but the scores are on cpu"):
         alpha_infonce(torch.randn(4, 4), alpha=0.5, log_baseline=torch.zeros(4, device="meta"))
+
+
+def test_a_non_finite_feature_names_the_masks_of_the_loss() -> None:
+    """Regression (review): LocalMILoss's non-finite error said "Mask padding with
+    row_mask/col_mask", the bounds' arguments, not the loss's x_mask/y_mask."""
+    from mitools.local import LocalMILoss
+
+    g = torch.Generator().manual_seed(0)
+    img, sent = torch.randn(4, 8, 3, 3, generator=g), torch.randn(4, 8, generator=g)
+    img[0, 0, 1, 1] = float("nan")
+    with pytest.raises(ValueError, match="LocalMILoss's and GlobalMILoss's x_mask/y_mask"):
+        LocalMILoss("infonce", None, x_pattern="b c h w", y_pattern="b c")(img, sent)

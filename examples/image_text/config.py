@@ -9,6 +9,8 @@ import types
 from dataclasses import dataclass, fields
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+import torch
+
 __all__ = [
     "GROUPS",
     "PRESETS",
@@ -338,9 +340,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, groups: tuple[str, ...
 
 
 def resolve_threads(threads: int) -> int:
-    """The CPU threads to give torch: ``threads``, or for 0 the smaller of 4 and the cores
-    this process may run on (torch's own default, every core, oversubscribes shared machines
-    and buys nothing for this example's small convolutions).
+    """The CPU threads to give torch: ``threads``, or for 0 the smallest of 4, the cores this
+    process may run on, and torch's current count (which keeps a lower ``OMP_NUM_THREADS``
+    or ``torch.set_num_threads``; torch's own default, every core, oversubscribes shared
+    machines and buys nothing for this example's small convolutions).
 
     Example:
         >>> resolve_threads(3), 1 <= resolve_threads(0) <= 4
@@ -352,7 +355,7 @@ def resolve_threads(threads: int) -> int:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
+    return max(1, min(4, cores, torch.get_num_threads()))
 
 
 def config_from_args(args: argparse.Namespace, **forced: Any) -> Config:

@@ -335,7 +335,8 @@ def _progress(it: range, enabled: bool, desc: str):
         from tqdm.auto import tqdm
     except ImportError:  # tqdm is an optional extra
         return it
-    return tqdm(it, desc=desc, leave=False, dynamic_ncols=True)
+    # disable=None: no bars when stderr is not a terminal (a log filled with 289 KB of them)
+    return tqdm(it, desc=desc, leave=False, dynamic_ncols=True, disable=None)
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str | None = None

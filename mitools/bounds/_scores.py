@@ -73,9 +73,10 @@ def _raise_non_finite(name: str, scores: Tensor, bad: Tensor, what: str = "score
     value = float(scores[index])
     raise ValueError(
         f"{name}: {what} hold a non-finite value ({value}) at index {index} (shape "
-        f"{tuple(scores.shape)}); every unmasked score must be finite. Mask padding with "
-        "row_mask/col_mask (masked entries may hold anything), check the critic, or switch "
-        "the check off in a hot loop with mitools.bounds.check_finite(False)"
+        f"{tuple(scores.shape)}); every unmasked score must be finite. Mask padding (the "
+        "bounds' row_mask/col_mask, LocalMILoss's and GlobalMILoss's x_mask/y_mask: masked "
+        "entries may hold anything), check the features and the critic, or switch the check "
+        "off in a hot loop with mitools.bounds.check_finite(False)"
     )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,8 +12,8 @@ from torch import nn
 
 from mitools.critics import QuadraticCritic
 from mitools.estimate.critic import QuadraticJointCritic
-from mitools.estimate.data import MarginTransform, _warn_if_labels
-from mitools.estimate.diagnostics import diagnose
+from mitools.estimate.data import MarginTransform, _warn_if_labels, warn_if_constant
+from mitools.estimate.diagnostics import diagnose, warn_about_estimate
 from mitools.estimate.fit import (
     SAMPLED_NEGATIVES_BOUNDS,
     SCREEN_SE,
@@ -45,10 +44,6 @@ from mitools.inputs import (
 )
 
 __all__ = ["estimate_mi"]
-
-#: a negative estimate this close to 0 is what independent variables give
-NOISE_NATS = 0.05
-
 
 def estimate_mi(
     x: Any,
@@ -115,7 +110,9 @@ def estimate_mi(
         critic: ``"quadratic"`` (the Gaussian form, with the residual ``residual``),
             ``"separable"``, ``"bilinear"``, ``"concat"``, or an ``nn.Module`` mapping
             ``(N, dx), (M, dy) -> (N, M)`` (each fold trains a deep copy; no potentials are
-            added).
+            added). ``"concat"`` runs its network on every pair of a batch and of each
+            evaluation, :math:`n_{test}^2` pairs: about 25 times slower than
+            ``"separable"`` (55 s against 2.1 s for 50 steps at n = 1,000).
         residual: what the quadratic critic adds to its Gaussian form: ``"joint"``
             :math:`v^\top \mathrm{relu}(g(x) + h(y))`, a network of the pair that can follow
             sharp or twisted dependence; ``"separable"`` :math:`g(x)^\top h(y)`
@@ -247,6 +244,7 @@ def estimate_mi(
         margin_x, xt = MarginTransform.fit(xa, "discrete" if discrete_x else margins, "x")
         margin_y, yt = MarginTransform.fit(ya, "discrete" if discrete_y else margins, "y")
         for name, raw, discrete in (("x", xa, discrete_x), ("y", ya, discrete_y)):
+            warn_if_constant(raw, name, stacklevel=3)
             if not discrete:
                 _warn_if_labels(raw, name, stacklevel=3)
         is_quadratic = isinstance(critic, (QuadraticCritic, QuadraticJointCritic)) or (
@@ -336,7 +334,8 @@ def estimate_mi(
         held_out = sum(r.held_out for r in results) / folds
         in_sample = sum(r.in_sample for r in results) / folds
         diagnostics = diagnose(results, value, stderr, max_steps)
-        _warn(value, t_quantile(0.975, groups - 1) * stderr, diagnostics.flags, margins, critic)
+        warn_about_estimate(value, t_quantile(0.975, groups - 1) * stderr, diagnostics.flags,
+                            margins, critic, discrete_x or discrete_y)
         settings = {
             "critic": critic.lower() if isinstance(critic, str) else "custom",
             "residual": residual, "hidden": list(hidden), "embed_dim": embed_dim,
@@ -376,32 +375,3 @@ def estimate_mi(
 #: estimate_mi's own options (a keyword outside them goes to the bound)
 _OPTIONS = tuple(p for p in inspect.signature(estimate_mi).parameters
                  if p not in ("x", "y", "bound_kwargs"))
-
-
-def _warn(value: float, noise: float, flags: tuple[str, ...], margins: str, critic: Any) -> None:
-    """Warn about signs of misspecification, and about estimates significantly below 0."""
-    if flags:
-        warnings.warn("estimate_mi: " + "; ".join(flags) + ". See result.diagnostics.",
-                      RuntimeWarning, stacklevel=3)
-    if value + noise >= 0:  # within the noise of 0 (a 95 % two-sided half-width)
-        return
-    if value > -NOISE_NATS:
-        warnings.warn(
-            f"estimate_mi: the estimate {value:.4f} nats lies slightly below zero. That is what "
-            "independent variables give: with no dependence to find, a critic fitted to noise "
-            "scores new pairs slightly worse than chance. Read it as no detectable "
-            "dependence (MI near 0).",
-            RuntimeWarning, stacklevel=3)
-        return
-    tips = []
-    if margins != "ranks":
-        tips.append("margins='ranks' (removes heavy tails)")
-    if not (isinstance(critic, str) and critic.lower() == "quadratic"):
-        tips.append("the default critic='quadratic'")
-    tips.append("discrete_x/discrete_y=True for label columns")
-    tips.append("more samples or a smaller critic (e.g. hidden=(32,))")
-    warnings.warn(
-        f"estimate_mi: the estimate {value:.3f} nats lies significantly below zero (up to "
-        f"{value + noise:.3f} with the noise); MI is never negative, so the critics "
-        f"generalise badly to held-out pairs. Try {'; '.join(tips)}.",
-        RuntimeWarning, stacklevel=3)

@@ -133,6 +133,15 @@ class MarginTransform:
                     f"discrete_{name}=True but {name} has {k} distinct values among {n} samples: "
                     f"that is a continuous variable; pass discrete_{name}=False"
                 )
+            if n < MIN_MEAN_CLASS_SIZE * k:
+                raise ValueError(
+                    f"discrete_{name}=True but {name}'s {k} classes hold {n / k:.1f} samples "
+                    f"each on average among {n}: a critic cannot learn a class from the few "
+                    "samples of it that a fold trains on, and its held-out bound falls below 0 "
+                    f"(n/2 classes of 2 gave -1.7 nats); every class needs about "
+                    f"{MIN_MEAN_CLASS_SIZE} samples on average or more: merge rare classes, or "
+                    "use mitools.classical.mixed_ksg"
+                )
             transform = cls(kind, (categories,), d)
             return transform, transform.transform(a, name)
         raise ValueError(f"unknown margins kind {kind!r}")
@@ -223,11 +232,25 @@ def _warn_if_labels(a: Tensor, name: str, stacklevel: int) -> None:
         )
 
 
+#: fewest samples per class, on average, that ``discrete_x`` / ``discrete_y`` take: each
+#: fold trains on about half of a class's samples
+MIN_MEAN_CLASS_SIZE = 5
 #: columns whose largest magnitude lies outside [1 / SAFE_MAGNITUDE, SAFE_MAGNITUDE] are
 #: divided by it before their mean and standard deviation are taken: the squares of values
 #: below ~1e-162 underflow and above ~1e154 overflow in float64 (a column of 1e-170 became
 #: constant, and MI 0)
 SAFE_MAGNITUDE = 1e150
+
+
+def warn_if_constant(a: Tensor, name: str, stacklevel: int = 3) -> None:
+    """Warn when every column of ``a`` ``(n, d)`` holds a single value: its MI with anything
+    is 0, and the estimate's zero-width interval says nothing more (a constant y read as
+    "0.0000 +- 0.0000", with advice to raise max_steps)."""
+    if a.shape[0] > 1 and bool((a == a[:1]).all()):
+        warnings.warn(
+            f"estimate_mi: {name} is constant (every column holds one value): its mutual "
+            "information with anything is 0, which is the estimate; its interval and "
+            "diagnostics say nothing more", RuntimeWarning, stacklevel=stacklevel)
 
 
 def location_scale(a: Tensor) -> tuple[Tensor, Tensor]:

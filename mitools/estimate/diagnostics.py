@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mitools.estimate.result import FoldResult
 
-__all__ = ["Diagnostics"]
+__all__ = ["Diagnostics", "warn_about_estimate"]
 
 #: the held-out/in-sample gap, relative to the estimate, above which a fit is flagged
 OPTIMISM_SHARE = 0.1
@@ -19,6 +20,8 @@ OPTIMISM_SHARE = 0.1
 RESIDUAL_SHARE = 0.5
 #: shares are taken of the estimate, or of this many nats where the estimate is smaller
 SHARE_FLOOR = 0.05
+#: a negative estimate this close to 0 is what independent variables give
+NOISE_NATS = 0.05
 
 
 @dataclass(frozen=True)
@@ -134,3 +137,34 @@ def diagnose(folds: Sequence[FoldResult], value: float, stderr: float,
         flags=tuple(flags),
         untrained_folds=sum(f.steps == 0 for f in folds),
     )
+
+
+def warn_about_estimate(value: float, noise: float, flags: tuple[str, ...], margins: str,
+                        critic: Any, discrete: bool = False) -> None:
+    """Warn about signs of misspecification, and about estimates significantly below 0."""
+    if flags:
+        warnings.warn("estimate_mi: " + "; ".join(flags) + ". See result.diagnostics.",
+                      RuntimeWarning, stacklevel=3)
+    if value + noise >= 0:  # within the noise of 0 (a 95 % two-sided half-width)
+        return
+    if value > -NOISE_NATS:
+        warnings.warn(
+            f"estimate_mi: the estimate {value:.4f} nats lies slightly below zero. That is what "
+            "independent variables give: with no dependence to find, a critic fitted to noise "
+            "scores new pairs slightly worse than chance. Read it as no detectable "
+            "dependence (MI near 0).",
+            RuntimeWarning, stacklevel=3)
+        return
+    tips = []
+    if margins != "ranks":
+        tips.append("margins='ranks' (removes heavy tails)")
+    if not (isinstance(critic, str) and critic.lower() == "quadratic"):
+        tips.append("the default critic='quadratic'")
+    tips.append("coarser labels (merging rare classes): a class seen a few times cannot be "
+                "learned" if discrete else "discrete_x/discrete_y=True for label columns")
+    tips.append("more samples or a smaller critic (e.g. hidden=(32,))")
+    warnings.warn(
+        f"estimate_mi: the estimate {value:.3f} nats lies significantly below zero (up to "
+        f"{value + noise:.3f} with the noise); MI is never negative, so the critics "
+        f"generalise badly to held-out pairs. Try {'; '.join(tips)}.",
+        RuntimeWarning, stacklevel=3)

@@ -147,14 +147,18 @@ def check_estimate_bound(bound: Any, estimator: Any) -> None:
     if estimator is None:  # a name outside estimate_bounds()
         from mitools.estimators import available_estimators
 
-        if str(bound).lower() in available_estimators():
+        name = str(bound).lower()
+        if name in available_estimators():
+            kind = ("it is an upper bound" if name in ("club", "vclub", "l1out")
+                    else "it is a generative estimator")
+            why = ("it is not in nats (the Jensen-Shannon divergence)" if name == "jsd" else
+                   f"{kind}, which needs a conditional density model q(y|x) "
+                   "(mitools.train_critic or LocalMILoss/GlobalMILoss with a "
+                   "mitools.conditionals model; docs: guide/upper_bounds)")
             raise ValueError(
                 f"bound {bound!r} is not one estimate_mi can fit: estimate_mi trains a critic "
-                "and reports a lower bound in nats, and the upper bounds (club, vclub, l1out) "
-                "and generative estimators (ba, doe) need a conditional density model q(y|x) "
-                "(mitools.train_critic or LocalMILoss/GlobalMILoss with a mitools.conditionals "
-                "model; docs: guide/upper_bounds), while jsd is not in nats. Bounds "
-                f"estimate_mi takes: {list(valid)}"
+                f"and reports a lower bound in nats, but {why}. Bounds estimate_mi takes: "
+                f"{list(valid)}"
             )
         close = difflib.get_close_matches(str(bound).lower(), valid, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""

@@ -96,8 +96,10 @@ def load_estimate(path: str | Path, critic: nn.Module | None = None,
 
     Raises:
         ValueError: the file is not a mitools estimate, holds objects other than tensors and
-            plain values (refused by ``torch.load(weights_only=True)``), or needs ``critic=``
-            or ``bound=`` (the message says which).
+            plain values (refused by ``torch.load(weights_only=True)``), needs ``critic=``
+            or ``bound=`` (the message says which), or is given a ``bound=`` of another kind
+            (another ``name``) or a ``critic=`` or ``bound=`` whose weights do not fit the
+            saved ones.
         FileNotFoundError: no such file.
     """
     from mitools.estimate.fit import _build_critic
@@ -117,6 +119,11 @@ def load_estimate(path: str | Path, critic: nn.Module | None = None,
         raise ValueError(f"{path}: estimate file version {payload.get('version')!r}; this "
                          f"mitools reads version {VERSION}")
     settings = payload["settings"]
+    saved = payload.get("bound")
+    if bound is not None and saved not in (None, "custom") and getattr(
+            bound, "name", saved) != saved:
+        raise ValueError(f"{path}: the estimate was made with the bound {saved!r}; bound= "
+                         f"must be one of that kind, got {getattr(bound, 'name', bound)!r}")
     folds = []
     for f in payload["folds"]:  # a loop over folds
         folds.append(FoldResult(
@@ -162,7 +169,13 @@ def _load(state: dict, settings: dict, key: str, template: nn.Module | None,
     else:
         module = build()
     module = module.to(getattr(torch, settings.get("dtype", "float32")))
-    module.load_state_dict(state)
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:  # another architecture: missing, unexpected or resized weights
+        detail = " ".join(str(exc).split())[:300]
+        raise ValueError(f"{path}: the saved {key} does not fit {type(module).__name__}: "
+                         f"{detail} (pass a {key}= of the same architecture "
+                         "as the one the estimate was made with)") from None
     return module.eval()
 
 
