@@ -47,10 +47,10 @@ class Diagnostics:
 
     Attributes:
         optimism_share: ``(in_sample - held_out) / 2`` relative to the estimate (to
-            :data:`SHARE_FLOOR` nats where the estimate's magnitude is smaller): how much
+            ``SHARE_FLOOR`` (0.05) nats where the estimate's magnitude is smaller): how much
             better the critics score their own training pairs than new ones. Large values
             mean a family flexible enough to fit noise, trained on few samples for it.
-        residual_share: the share of the held-out bound (or of :data:`SHARE_FLOOR`)
+        residual_share: the share of the held-out bound (or of ``SHARE_FLOOR`` (0.05))
             gained by training beyond the initial critic (the Gaussian fit with
             ``init="gaussian"``); NaN without that start. Large values mean dependence
             that is not Gaussian after the margins transform, where the trained part of
