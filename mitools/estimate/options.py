@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import difflib
 import functools
-import numbers
 import os
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -196,11 +194,14 @@ def check_options(o: dict[str, Any]) -> None:
     check_number("level", o["level"], 0, high=1)
     check_number("val_fraction", o["val_fraction"], 0, high=1)
     hidden = o["hidden"]
-    if (isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence)
-            or not all(not isinstance(h, (bool, np.bool_)) and isinstance(h, numbers.Integral)
-                       and h >= 1 for h in hidden)):
+    try:  # each width is an int option of its own; the message names the whole sequence
+        if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence):
+            raise ValueError
+        for width in hidden:
+            check_int("hidden", width, 1)
+    except ValueError:
         raise ValueError(f"hidden must be a sequence of positive ints (the widths of the critic's "
-                         f"hidden layers, e.g. (64, 64); () for none), got {hidden!r}")
+                         f"hidden layers, e.g. (64, 64); () for none), got {hidden!r}") from None
     for name, allowed in (("report", ("corrected", "held_out")),
                           ("sided", ("lower", "two-sided")),
                           ("residual", ("auto", "joint", "separable", None))):
