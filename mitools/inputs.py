@@ -42,6 +42,7 @@ __all__ = [
     "check_paired",
     "column_values",
     "describe_column",
+    "parses_as_number",
     "repeated_rows",
     "warn_if_unaligned",
     "warn_repeated_rows",
@@ -54,18 +55,63 @@ HASH_BLOCK_ROWS = 65536
 _ARRAY_LIKE = "numpy array, torch.Tensor, pandas DataFrame or Series, list"
 
 
-def describe_column(values: Any, name: str) -> str:
-    """A column for an error message: its name, dtype and a value that is not a number.
+def parses_as_number(cell: Any) -> bool:
+    """Whether ``float(cell)`` succeeds: numbers, and text such as ``'0.352'``, ``'1e3'`` or
+    ``'nan'``.
+
+    Example:
+        >>> parses_as_number("0.352"), parses_as_number("abc")
+        (True, False)
+    """
+    try:
+        float(cell)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _first_non_number(values: np.ndarray) -> int | None:
+    """The position of the first value that does not parse as a real number, or ``None``.
+
+    Missing values (``None``, NaN) parse; pandas does the parsing when it is installed
+    (vectorised), else each value is tried in turn (this runs only to word an error).
+    """
+    try:
+        import pandas as pd
+    except ImportError:
+        return next((i for i, v in enumerate(values)
+                     if v is not None and not parses_as_number(v)), None)
+    parsed = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
+    bad = np.flatnonzero(parsed.isna().to_numpy() & ~pd.isna(values))
+    return int(bad[0]) if bad.size else None
+
+
+def describe_column(values: Any, name: str, row_label: str = "row") -> str:
+    """A column for an error message: its name, dtype and the first value that is not a number.
+
+    Text that parses as a number (``'0.352'``) is not shown as the culprit: the message names
+    the first value that does not parse, with its position (``row_label`` and a 0-based row),
+    or says that the column holds numbers stored as text.
 
     Example:
         >>> import numpy as np
-        >>> describe_column(np.array([1.5, "a"], dtype=object), "city")
-        "'city' (dtype object, e.g. 'a')"
+        >>> describe_column(np.array(["0.5", "a"], dtype=object), "city")
+        "'city' (dtype object; row 1 holds 'a', not a number)"
     """
-    arr = np.asarray(values)
-    example = next((v for v in arr.ravel() if not isinstance(v, (int, float))),
-                   arr.ravel()[0] if arr.size else None)
-    return f"{name!r} (dtype {getattr(values, 'dtype', arr.dtype)}, e.g. {example!r})"
+    dtype = getattr(values, "dtype", None)
+    arr = np.asarray(values, dtype=object).ravel()
+    if dtype is None:
+        dtype = np.asarray(values).dtype
+    kind = getattr(dtype, "kind", "O")
+    if kind in "mM":
+        return (f"{name!r} (dtype {dtype}: dates and times are not numbers; convert them, "
+                "e.g. to seconds)")
+    if kind == "c":
+        return f"{name!r} (dtype {dtype}: complex numbers are not real numbers)"
+    row = _first_non_number(arr)
+    if row is None:
+        return f"{name!r} (dtype {dtype}: numbers stored as text; store them as numbers)"
+    return f"{name!r} (dtype {dtype}; {row_label} {row} holds {arr[row]!r}, not a number)"
 
 
 def column_values(s: Any, name: str) -> np.ndarray:

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from mitools.inputs import as_float64_columns, as_sample_tensor, check_paired, describe_column
+from mitools.inputs import (
+    as_float64_columns,
+    as_sample_tensor,
+    check_paired,
+    describe_column,
+    parses_as_number,
+)
 
 pd = pytest.importorskip("pandas")
 
@@ -43,11 +49,28 @@ def test_messages_name_the_argument_the_rows_and_the_columns() -> None:
                                          r".* both variables at once"):
         as_float64_columns(frame, "y")
     with pytest.raises(TypeError, match=r"x must have numeric columns only; non-numeric: "
-                                        r"'city' \(dtype \w+, e\.g\. 'p'\)"):
+                                        r"'city' \(dtype \w+; row 0 holds 'p', not a number\)"):
         as_sample_tensor(pd.DataFrame({"v": [1.0], "city": ["p"]}), "x")
     with pytest.raises(TypeError, match=r"x must hold real numbers, got a column of dtype"):
         as_float64_columns(pd.Series(["p", "q"], name="s"), "x")
     with pytest.raises(ValueError, match=r"same number of pairs \(paired rows\): got x of "
                                          r"shape \(2, 1\) and y of shape \(3, 1\)"):
         check_paired(np.zeros((2, 1)), np.zeros((3, 1)), "pairs")
-    assert describe_column(np.array([1, "q"], dtype=object), "c") == "'c' (dtype object, e.g. 'q')"
+    assert describe_column(np.array([1, "q"], dtype=object), "c") == (
+        "'c' (dtype object; row 1 holds 'q', not a number)")
+
+
+def test_describe_column_names_the_first_value_that_is_not_a_number():
+    """Regression (second tryout): a text column whose first cells are numeric text was shown
+    by its first value, "e.g. '0.352'", which is a number; the message must show the culprit."""
+    text = pd.DataFrame({"v": [1.0, 2.0, 3.0], "score": ["0.352", "0.1", "n/a "]})
+    with pytest.raises(TypeError, match=r"'score' \(dtype \w+; row 2 holds 'n/a ', not a number\)"):
+        as_sample_tensor(text, "x")
+    assert describe_column(np.array(["1.5", "2"], dtype=object), "s") == (
+        "'s' (dtype object: numbers stored as text; store them as numbers)")
+    assert describe_column(np.array([None, "1", "x"], dtype=object), "s", row_label="data row") == (
+        "'s' (dtype object; data row 2 holds 'x', not a number)")
+    stamps = pd.Series(pd.to_datetime(["2026-01-01", "2026-01-02"]))
+    assert "dates and times are not numbers" in describe_column(stamps, "t")
+    assert "complex numbers" in describe_column(np.array([1 + 2j]), "z")
+    assert parses_as_number(" 1e3") and parses_as_number("nan") and not parses_as_number("a")

@@ -77,14 +77,6 @@ def _is_int(s: str) -> bool:
     return digits.isascii() and digits.isdecimal()
 
 
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
 def _names(names: Sequence[str], limit: int = 12) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
@@ -126,9 +118,11 @@ def _from_array(source: str, origin: tuple[str, str | None], arr: np.ndarray) ->
 
 def _check_header(pd: Any, path: Path, sep: str) -> None:
     """Refuse a header row of numbers only: it is most likely the first data row."""
+    from mitools.inputs import parses_as_number
+
     first = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
     cells = [str(c).strip() for c in first.iloc[0]] if len(first) else []
-    if any(cells) and all(_is_number(c) for c in cells if c):
+    if any(cells) and all(parses_as_number(c) for c in cells if c):
         raise DataError(
             f"the header row of {path} holds only numbers ({_names(cells, 4)}): it looks like "
             "a data row, which would be lost. If the file has no header row, pass --no-header "
@@ -198,30 +192,9 @@ def _read(path: Path, key: str | None, default_key: str | None, header: bool | N
                  [frame.iloc[:, j] for j in range(frame.shape[1])])
 
 
-def _not_a_number(col: Any, name: str) -> str:
-    """Why ``col`` is not numbers: its dtype and the first value that does not parse as one."""
-    dtype = getattr(col, "dtype", None)
-    values = np.asarray(col, dtype=object).ravel()
-    if getattr(dtype, "kind", "O") in "mM":
-        return (f"{name!r} (dtype {dtype}: dates and times are not numbers; convert them, e.g. "
-                "to seconds)")
-    try:
-        import pandas as pd
-
-        parsed = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy()
-        bad = np.flatnonzero(np.isnan(parsed.astype(float)) & ~pd.isna(values))
-        row = int(bad[0]) if bad.size else None
-    except ImportError:  # an .npy of strings, without pandas: look for one by one
-        row = next((i for i, v in enumerate(values) if not _is_number(str(v))), None)
-    if row is None:
-        return (f"{name!r} (dtype {dtype}: numbers not stored as numbers; store them as "
-                "numbers)")
-    return f"{name!r} (dtype {dtype}; data row {row} holds {values[row]!r}, not a number)"
-
-
 def _numeric(table: Table, idx: list[int], role: str) -> tuple[list[np.ndarray], str | None]:
     """The chosen columns as numpy arrays (NaN kept), and the non-numeric ones described."""
-    from mitools.inputs import column_values
+    from mitools.inputs import column_values, describe_column
 
     if not idx:
         raise DataError(f"no columns left for {role} in {table.source}")
@@ -229,7 +202,7 @@ def _numeric(table: Table, idx: list[int], role: str) -> tuple[list[np.ndarray],
     for j in idx:
         col = table.columns[j]
         if getattr(col.dtype, "kind", "O") not in "biuf":
-            bad.append(_not_a_number(col, table.names[j]))
+            bad.append(describe_column(col, table.names[j], row_label="data row"))
             continue
         out.append(col if isinstance(col, np.ndarray) else column_values(col, role))
     problem = f"{role} has non-numeric columns in {table.source}: {', '.join(bad)}" if bad else None
