@@ -70,8 +70,54 @@ def test_every_name_resolves_and_round_trips():
     obj = SMILE(1.0)
     assert get_estimator(obj) is obj
     wrapped = get_estimator(bounds.dv)
-    assert isinstance(wrapped, FunctionalEstimator)
+    assert isinstance(wrapped, DV)  # a public bound function resolves to its estimator
     torch.testing.assert_close(wrapped(_scores(4, 4)), bounds.dv(_scores(4, 4)))
+    own = get_estimator(lambda s, **kw: bounds.dv(s, **kw))
+    assert isinstance(own, FunctionalEstimator)
+    torch.testing.assert_close(own(_scores(4, 4)), bounds.dv(_scores(4, 4)))
+
+
+@pytest.mark.parametrize("fn", [bounds.infonce, bounds.nwj, bounds.dv, bounds.js, bounds.jsd,
+                                bounds.smile, bounds.club, bounds.vclub, bounds.l1out])
+def test_a_bound_function_resolves_to_the_estimator_of_its_name(fn):
+    """Regression (core review): ``bounds.club`` given as a function was wrapped as a lower
+    bound, so LocalMILoss maximised the upper bound, sent its gradient to q, fitted q by no
+    likelihood (model_loss 0) and accepted an unnormalised critic; ``bounds.jsd`` said nats."""
+    by_function, by_name = get_estimator(fn), get_estimator(fn.__name__)
+    assert type(by_function) is type(by_name)
+    for attr in ("direction", "needs_log_density", "nats", "model_objective"):
+        assert getattr(by_function, attr) == getattr(by_name, attr), attr
+    scores = _scores(5, 5)
+    if fn is not bounds.vclub:  # vCLUB draws its negatives
+        torch.testing.assert_close(by_function(scores), fn(scores))
+
+
+def test_bound_functions_that_need_their_own_arguments_are_refused_when_given():
+    """Regression (core review): ``bounds.tuba`` / ``ba`` / ``doe`` / ``alpha_infonce`` / ``flo``
+    were accepted and failed at the first forward with an internal TypeError."""
+    for fn, arg, cls in [(bounds.tuba, "log_baseline", "TUBA"), (bounds.ba, "entropy_y", "BA"),
+                         (bounds.doe, "log_marginal", "DoE"), (bounds.flo, "u", "FLO"),
+                         (bounds.alpha_infonce, "log_baseline, alpha", "AlphaInfoNCE")]:
+        with pytest.raises(TypeError, match=rf"bounds\.{fn.__name__} needs {arg}, .* by name "
+                                            rf"\('{fn.__name__}'\) or as mitools\.estimators\."
+                                            rf"{cls}\(\.\.\.\)"):
+            get_estimator(fn)
+        with pytest.raises(TypeError, match=rf"bounds\.{fn.__name__} needs {arg}"):
+            FunctionalEstimator(fn)
+    with pytest.raises(TypeError, match="log_likelihood is the objective that fits the model"):
+        get_estimator(bounds.log_likelihood)
+    with pytest.raises(TypeError, match=r"bounds\.club is an upper bound .* maximise as a lower "
+                                        r"bound .* get_estimator\('club'\)"):
+        FunctionalEstimator(bounds.club)
+    with pytest.raises(TypeError, match=r"'mine' is called as fn\(scores, offset=, row_mask=, "
+                                        r"col_mask=\), but it requires baseline and it does "
+                                        r"not take offset: .*functools\.partial"):
+        def mine(scores, baseline, *, row_mask=None, col_mask=None):
+            return scores.mean()
+        get_estimator(mine)
+    assert FunctionalEstimator(bounds.jsd).nats is False and get_estimator(bounds.jsd).nats is False
+    assert FunctionalEstimator(bounds.jsd, nats=True).nats is True
+    assert FunctionalEstimator(lambda *a, **k: a[0].mean()).nats is True
 
 
 def test_get_estimator_errors():

@@ -430,3 +430,26 @@ def test_a_critic_declaring_log_density_is_accepted():
     want = bounds.l1out(TrueConditional()(x, y))
     torch.testing.assert_close(out.estimate, want)
     assert not out.model_loss.requires_grad  # nothing to fit
+
+
+@pytest.mark.parametrize("fn", [bounds.club, bounds.l1out, bounds.vclub])
+def test_an_upper_bound_given_as_a_function_is_minimised_and_fits_q(fn):
+    """Regression (core review): ``LocalMILoss(bounds.club, q)`` maximised CLUB (loss = -0.2396
+    where "club" gives +0.2396), q got the bound's gradient and no likelihood (model_loss 0),
+    and ``LocalMILoss(bounds.club, None)`` was accepted."""
+    torch.manual_seed(0)
+    q = DiagonalGaussian(3, 3, hidden=(8,)).double()
+    x = torch.randn(8, 3, 2, 2, dtype=F64, requires_grad=True)
+    y = torch.randn(8, 3, dtype=F64)
+    by_name, by_function = LocalMILoss(fn.__name__, q), LocalMILoss(fn, q)
+    assert by_function.estimator.direction == "upper"
+    a, b = by_name(x, y), by_function(x, y)
+    if fn is not bounds.vclub:  # vCLUB draws its negatives
+        torch.testing.assert_close(b.loss, a.loss)
+        torch.testing.assert_close(b.model_loss, a.model_loss)
+    assert float(b.model_loss) > 0  # minus the log-likelihood of 3 Gaussian dims, not 0
+    grads = torch.autograd.grad(b.loss, [x, *q.parameters()], allow_unused=True)
+    assert float(grads[0].abs().max()) > 0  # the bound reaches the features ...
+    assert all(g is None or float(g.abs().max()) == 0 for g in grads[1:])  # ... and not q
+    with pytest.raises(ValueError, match="log_density"):
+        LocalMILoss(fn, None)(x, y)

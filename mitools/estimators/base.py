@@ -34,6 +34,7 @@ without knowing its class:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -42,7 +43,7 @@ from torch import Tensor, nn
 from mitools import bounds
 from mitools.bounds import RowStatistics, RowwiseBound
 
-__all__ = ["Estimator", "FunctionalEstimator", "ProblemIndex"]
+__all__ = ["Estimator", "FunctionalEstimator", "ProblemIndex", "extra_required_arguments"]
 
 
 class ProblemIndex(NamedTuple):
@@ -177,16 +178,61 @@ def positive_targets(targets: Tensor, n: int, offset: int) -> Tensor:
     return targets[..., offset : offset + n, :]
 
 
+_SCORE_KEYWORDS = ("offset", "row_mask", "col_mask")
+
+
+def extra_required_arguments(fn: Callable[..., Tensor]) -> list[str]:
+    """The arguments ``fn`` requires after the scores, which the call
+    ``fn(scores, offset=, row_mask=, col_mask=)`` of an estimator cannot give; empty when its
+    signature cannot be read.
+
+    Example:
+        >>> from mitools import bounds
+        >>> extra_required_arguments(bounds.tuba), extra_required_arguments(bounds.dv)
+        (['log_baseline'], [])
+    """
+    params = _parameters(fn)
+    return [p.name for p in params[1:] if p.default is p.empty
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def _parameters(fn: Callable[..., Tensor]) -> list[inspect.Parameter]:
+    """``fn``'s parameters; none when its signature cannot be read or it takes ``*args``."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # a builtin or an extension without a signature
+        return []
+    return [] if params and params[0].kind is params[0].VAR_POSITIONAL else params
+
+
+def _untaken_keywords(fn: Callable[..., Tensor]) -> list[str]:
+    """Which of ``offset``, ``row_mask``, ``col_mask`` ``fn`` does not take."""
+    params = _parameters(fn)
+    if not params or any(p.kind is p.VAR_KEYWORD for p in params):
+        return []
+    named = {p.name for p in params if p.kind is not p.POSITIONAL_ONLY}
+    return [k for k in _SCORE_KEYWORDS if k not in named]
+
+
 class FunctionalEstimator(Estimator):
     """Wraps a function ``fn(scores, *, offset, row_mask, col_mask) -> Tensor`` as an estimator.
 
-    A public bound of :mod:`mitools.bounds` brings its row-wise form along
-    (:func:`mitools.bounds.rowwise_bound`), so its estimator takes every execution path.
+    The wrapped value is a lower bound (or objective) of critic scores, to maximise
+    (``direction = "lower"``). A public bound of :mod:`mitools.bounds` brings its row-wise form
+    along (:func:`mitools.bounds.rowwise_bound`), so its estimator takes every execution path;
+    an upper bound or a bound on log densities (``bounds.club``, ``bounds.l1out``) is refused
+    here: :func:`~mitools.estimators.get_estimator` gives its own estimator.
 
     Args:
         fn: a bound with the signature of :func:`mitools.bounds.infonce`.
         name: a label for ``repr`` and logs.
-        nats: whether the value is an MI estimate in nats.
+        nats: whether the value is an MI estimate in nats; by default ``False`` for
+            ``bounds.jsd`` (as :class:`~mitools.estimators.JSD`) and ``True`` otherwise.
+
+    Raises:
+        TypeError: ``fn`` is not callable, needs arguments beyond the scores, does not take
+            ``offset``, ``row_mask`` and ``col_mask``, or is a public bound that is not a
+            lower bound of critic scores.
 
     Example:
         >>> import torch
@@ -195,13 +241,34 @@ class FunctionalEstimator(Estimator):
         tensor(0.)
     """
 
-    def __init__(self, fn: Callable[..., Tensor], name: str | None = None, nats: bool = True):
+    def __init__(self, fn: Callable[..., Tensor], name: str | None = None,
+                 nats: bool | None = None):
         super().__init__()
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+        from mitools.estimators.registry import estimator_for_function  # imports this module
+
+        label = str(getattr(fn, "__name__", "custom"))
+        own = estimator_for_function(fn)
+        if own is not None and (own.direction != "lower" or own.needs_log_density):
+            raise TypeError(
+                f"bounds.{label} is {'an upper bound' if own.direction == 'upper' else 'a bound'}"
+                f" on log densities (direction={own.direction!r}), which FunctionalEstimator "
+                f"would maximise as a lower bound of critic scores; use "
+                f"get_estimator({label!r}) or mitools.estimators.{type(own).__name__}()"
+            )
+        needs, untaken = extra_required_arguments(fn), _untaken_keywords(fn)
+        if needs or untaken:
+            what = ([f"it requires {', '.join(needs)}"] if needs else []) + (
+                [f"it does not take {', '.join(untaken)}"] if untaken else [])
+            raise TypeError(
+                f"the bound function {label!r} is called as fn(scores, offset=, row_mask=, "
+                f"col_mask=), but {' and '.join(what)}: bind required arguments first (e.g. "
+                "with functools.partial), and take the keywords (or **kwargs)"
+            )
         self.fn = fn
-        self.name = name or str(getattr(fn, "__name__", "custom"))
-        self.nats = nats
+        self.name = name or label
+        self.nats = (own.nats if own is not None else True) if nats is None else nats
         self.rowwise = bounds.rowwise_bound(fn)
 
     def forward(
