@@ -479,3 +479,28 @@ def test_a_non_finite_feature_names_the_masks_of_the_loss() -> None:
     img[0, 0, 1, 1] = float("nan")
     with pytest.raises(ValueError, match="LocalMILoss's and GlobalMILoss's x_mask/y_mask"):
         LocalMILoss("infonce", None, x_pattern="b c h w", y_pattern="b c")(img, sent)
+
+
+@pytest.mark.parametrize("bound", ["dv", "infonce"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("scale", [1.0, 200.0, 2000.0])
+def test_padding_stays_out_of_the_attention_path_whatever_the_scores_scale(bound, dtype, scale):
+    """Regression (core review): padding was removed by adding -32768 to its score, so in a row
+    whose valid scores were all lower (critic=None on large raw features) the padding column
+    dominated the log-sum-exp: DV gave -7231.307 for the dense path's -198.208."""
+    x = torch.full((4, 1), scale, dtype=dtype)
+    x[0] = scale + 1.0
+    y = torch.full((4, 2, 1), -scale, dtype=dtype)
+    y[1] = 1.0 - scale
+    y_mask = torch.ones(4, 2, dtype=torch.bool)
+    y_mask[3, 1] = False
+    values = {
+        backend: LocalMILoss(bound, None, AllPairs(), backend=backend, x_pattern="b c",
+                             y_pattern="b l c")(x, y, y_mask=y_mask).pair_estimates
+        for backend in ("dense", "blocked", "attention")
+    }  # fmt: skip
+    if scale == 200.0 and bound == "dv" and dtype == torch.float64:
+        torch.testing.assert_close(values["dense"], torch.full((2,), -198.20824053077376,
+                                                               dtype=dtype))  # fmt: skip
+    for backend in ("blocked", "attention"):
+        torch.testing.assert_close(values[backend], values["dense"])

@@ -19,8 +19,11 @@ the columns ``j < i`` and the same on the reversed rows covers ``j > i``; the pa
 when the positive dominates its row.) The log-sum-exp over all columns (InfoNCE) is that over
 the negatives merged with the row's positive score, which therefore enters the bound as one
 number: ``pos - lse`` cancels exactly even in float32 with scores of magnitude 10^5. Padding
-columns are removed by one extra factor column, ``1`` on the anchors' side and ``0`` or
-``-32768`` on the columns' side.
+columns are removed by one extra factor column, ``1`` on the anchors' side and, on the
+columns' side, ``0`` or a bias ``b`` below every valid score of the pair: by Cauchy-Schwarz a
+score lies in ``[-R, R]`` with ``R = max_i |Q_i| max_j |K_j|``, so ``b = -(2R + 80 + log M)``
+puts every padding score at least ``80 + log M`` nats below every valid one, whatever the
+scores' scale (a fixed ``-32768`` let padding dominate rows whose valid scores were lower).
 
 A plain *sum* of the scores over a row's columns (CLUB's statistic) needs no kernel: it is
 linear, ``Σ_j S_ij = Q_i · Σ_j K_j`` over the valid columns (less the positive for the
@@ -50,8 +53,9 @@ from mitools.local.problems import Problems
 
 __all__ = ["attention_statistics", "find_kernel", "supports"]
 
-#: Added to the score of a padding column; exp of it is 0 in every dtype the kernels take.
-MASKED_SCORE = -32768.0
+#: How far (in nats) a padding column's score is put below every valid score of its row, plus
+#: log M: exp(-MASK_MARGIN) = 2e-35, below every dtype's resolution.
+MASK_MARGIN = 80.0
 
 
 class Kernel(NamedTuple):
@@ -253,6 +257,19 @@ class _Call(NamedTuple):
     lse: Tensor  # (k, L) in the block's row order
 
 
+def _padding_bias(uu: Tensor, vv: Tensor, cols: Tensor, k: int, dtype: torch.dtype) -> Tensor:
+    """``(k, M, 1)``: 0 on valid columns; on padding, a bias that puts its score at least
+    ``MASK_MARGIN + log M`` below every valid score of its pair (see the module docstring),
+    bounded to stay finite in ``dtype``."""
+    wide = torch.promote_types(dtype, torch.float32)
+    reach = (uu.to(wide).norm(dim=-1).amax(-1) * vv.to(wide).norm(dim=-1).amax(-1))  # (k|1,)
+    gap = 2 * reach + MASK_MARGIN + math.log(max(cols.shape[-1], 1))
+    floor = torch.finfo(dtype).max / 4  # scores + bias stay finite in dtype
+    bias = -gap.clamp(max=floor).expand(k)[:, None]
+    return torch.where(cols, torch.zeros((), dtype=wide, device=cols.device), bias
+                       ).to(dtype)[..., None]  # fmt: skip
+
+
 def _layout(
     uu: Tensor, vv: Tensor, cols: Tensor | None, k: int, kernel: Kernel, dtype: torch.dtype
 ) -> tuple[Tensor, Tensor]:
@@ -260,7 +277,7 @@ def _layout(
     q = uu.expand(k, -1, -1).to(dtype)
     kk = vv.to(dtype)
     if cols is not None:
-        bias = torch.where(cols, 0.0, MASKED_SCORE).to(dtype)[..., None]  # (k, M, 1)
+        bias = _padding_bias(uu, vv, cols, k, dtype)  # (k, M, 1)
         q = torch.cat([q, q.new_ones((*q.shape[:-1], 1))], -1)
         kk = torch.cat([kk.expand(k, -1, -1), bias], -1)
     pad = (-q.shape[-1]) % kernel.multiple
