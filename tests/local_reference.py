@@ -71,30 +71,27 @@ def naive_local_mi(
             return (xi[None] @ yj.T)[0]
         return critic(xi[None], yj)[0]
 
-    rows_valid = []
+    rows_valid, cols_valid = [], []
     for k in range(len(pairs)):
         p, q = int(pairs.x_index[k]), int(pairs.y_index[k])
         rows_valid.append([bool(xm[i, p]) and bool(ym[i, q]) for i in range(b)])
+        cols_valid.append([bool(ym[j, q]) for j in range(b)])
     partner = None
-    if negatives == "derangement":
-        partner = random_derangement(torch.tensor(rows_valid, dtype=torch.bool), generator)
+    if negatives == "derangement":  # every anchor's partner: another valid column
+        partner = random_derangement(torch.tensor(cols_valid, dtype=torch.bool), generator)
 
     values: list[Tensor] = []
     estimates: list[float] = []
     for k in range(len(pairs)):
         p, q = int(pairs.x_index[k]), int(pairs.y_index[k])
         row_mask = torch.tensor(rows_valid[k], dtype=torch.bool)
+        col_mask = torch.tensor(cols_valid[k], dtype=torch.bool)
+        if row_mask.sum() < getattr(estimator, "min_rows", 1) or col_mask.sum() < 2:
+            estimates.append(math.nan)
+            continue
         if negatives == "all":
-            col_mask = torch.tensor([bool(ym[j, q]) for j in range(b)], dtype=torch.bool)
-            if row_mask.sum() < getattr(estimator, "min_rows", 1) or col_mask.sum() < 2:
-                estimates.append(math.nan)
-                continue
             scores = torch.stack([f(xs[i, p], ys[:, q]) for i in range(b)])
         else:
-            col_mask = row_mask
-            if row_mask.sum() < 2:
-                estimates.append(math.nan)
-                continue
             assert partner is not None
             entries = []
             for i in range(b):

@@ -627,3 +627,26 @@ def test_user_guide_examples_run():
     namespace: dict = {}
     for block in blocks:
         exec(compile(textwrap.dedent(block), "local_mi.rst", "exec"), namespace)
+
+
+def test_derangement_estimates_a_pair_with_one_valid_anchor():
+    """Regression (core review): the partners were drawn among the valid anchors, so a pair
+    with one valid anchor (and valid columns) came out NaN and was left out of the reduction
+    silently, where negatives="all" estimates it; with every pair so, the error said the
+    pairs were all padding."""
+    torch.manual_seed(0)
+    x, y = torch.randn(4, 3, 2, dtype=F64), torch.randn(4, 3, dtype=F64)
+    x_mask = torch.tensor([[True, True], [False, True], [False, True], [False, True]])
+    kw = dict(x_pattern="b c l", y_pattern="b c")
+    everything = LocalMILoss("dv", None, **kw)(x, y, x_mask=x_mask).pair_estimates
+    out = LocalMILoss("dv", None, negatives="derangement", generator=torch.Generator()
+                      .manual_seed(3), **kw)(x, y, x_mask=x_mask)  # fmt: skip
+    assert bool(torch.isfinite(everything).all()) and bool(torch.isfinite(out.pair_estimates).all())
+    # pair 0 has the single anchor 0: DV = S(x0, y0) - S(x0, y_partner), partner in 1..3
+    s = x[0, :, 0] @ y.T
+    assert any(math.isclose(float(out.pair_estimates[0]), float(s[0] - s[j]), abs_tol=1e-12)
+               for j in (1, 2, 3))  # fmt: skip
+    one_anchor_each = torch.tensor([[True, False], [False, True]])
+    pair_values = LocalMILoss("dv", None, negatives="derangement", **kw)(
+        x[:2], y[:2], x_mask=one_anchor_each).pair_estimates
+    assert bool(torch.isfinite(pair_values).all())

@@ -170,19 +170,24 @@ def derangement_values(
 ) -> tuple[Tensor, Tensor]:
     """Per-pair values ``(K,)`` with one deranged partner per anchor, and the active pairs.
 
-    Row ``i`` holds its positive on the diagonal and its one negative everywhere else: pooled
-    bounds (means over the negatives) then weight every anchor's negative equally, exactly the
-    mean over the ``N`` shuffled pairs. (CLUB is then vCLUB on the deranged partners.)
+    The partners are a derangement of the valid *columns* (every valid anchor is a valid
+    column: its positive is), so an anchor's negative is another sample's valid ``y`` even
+    where that sample's ``x`` is padding; a pair is active with one valid anchor and two valid
+    columns, as with ``negatives="all"``. Row ``i`` holds its positive on the diagonal and its
+    one negative in every other valid column: pooled bounds (means over the negatives) then
+    weight every anchor's negative equally, exactly the mean over the shuffled pairs. (CLUB is
+    then vCLUB on the deranged partners.)
     """
     batch = problems.batch
-    rows, _ = problems.masks.block(
+    rows, cols = problems.masks.block(
         problems.pairs.x_index, problems.pairs.y_index, 0, batch, None
     )
-    if rows is None:
-        rows = torch.ones(len(problems), batch, dtype=torch.bool, device=xp.device)
-    partner = random_derangement(rows, generator)  # (K, N)
-    active = rows.sum(-1) >= 2
-    rows = rows | ~active[:, None]
+    every = torch.ones(len(problems), batch, dtype=torch.bool, device=xp.device)
+    rows = every if rows is None else rows
+    cols = every if cols is None else cols[:, :batch]
+    partner = random_derangement(cols, generator)  # (K, N)
+    active = (rows.sum(-1) >= estimator.min_rows) & (cols.sum(-1) >= 2)
+    rows, cols = rows | ~active[:, None], cols | ~active[:, None]
     eye = torch.eye(batch, dtype=torch.bool, device=xp.device)
 
     def pair_factors(u: Tensor, v: Tensor, start: int, stop: int) -> tuple[Tensor, Tensor]:
@@ -198,13 +203,12 @@ def derangement_values(
         idx = partner[start:stop, :, None].expand(-1, -1, vv.shape[-1])
         pos = scorer.score_pairs(uu, vv)
         neg = scorer.score_pairs(uu, vv.gather(1, idx))
-        r = rows[start:stop]
-        return torch.where(eye, pos[..., None], neg[..., None]), r, r
+        return torch.where(eye, pos[..., None], neg[..., None]), rows[start:stop], cols[start:stop]
 
     # no gather, no queue: the columns are the batch itself (offset 0, M = N)
     index = ProblemIndex(problems.pairs.where, tuple(problems.pairs.shape), active)
     values = _evaluate(
         estimator, score_block, positive_block, u, v, problems, chunk_size, 0,
-        side_inputs(estimator, xp, yq, problems), (rows, rows, batch, batch), index,
+        side_inputs(estimator, xp, yq, problems), (rows, cols, batch, batch), index,
     )  # fmt: skip
     return values, active

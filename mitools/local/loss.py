@@ -58,7 +58,8 @@ class LocalMILoss(_Engine):
             and any grid axes, e.g. ``"b c h w"``, ``"b l c"``, ``"b c t h w"``, ``"b c"``.
         y_pattern: einops pattern of ``y``.
         negatives: ``"all"`` (every other sample of the batch, all off-diagonal entries) or
-            ``"derangement"`` (one random partner per anchor, never itself; not with bounds
+            ``"derangement"`` (one random partner per anchor among the valid columns, never
+            itself; not with bounds
             that need every pair, ``needs_row_partition``: InfoNCE's per-row log-partition,
             L1Out's per-column mixture; nor with gather or a queue).
         queue: a :class:`~mitools.negatives.NegativeQueue` or its size: past ``y`` features
