@@ -177,3 +177,22 @@ def test_attention_rejects_bad_temperature_and_attention() -> None:
             AttentionPoolCritic(BilinearCritic(3, 2), temperature=bad)
     with pytest.raises(TypeError, match="attention must be a critic module"):
         AttentionPoolCritic(BilinearCritic(3, 2), attention="bilinear")
+
+
+@pytest.mark.parametrize("cls", [MaxPoolCritic, AttentionPoolCritic])
+@pytest.mark.parametrize("padding", [float("nan"), float("inf")])
+def test_padding_values_reach_neither_scores_nor_gradients(cls, padding) -> None:
+    """Regression (core review): AttentionPoolCritic gave an all-NaN row when a masked position
+    held NaN (w @ x multiplies its weight 0 by NaN); MaxPool's values were right but its
+    base critic's weight gradients were NaN (x^T grad with x NaN)."""
+    torch.manual_seed(0)
+    critic = cls(SeparableCritic(3, 2, hidden=(5,))).double()
+    x, y, mask = _data()
+    clean = critic(x, y, mask)
+    dirty = x.masked_fill(~mask[..., None], padding)
+    got = critic(dirty, y, mask)
+    torch.testing.assert_close(got, clean)
+    grads = torch.autograd.grad(got.sum(), list(critic.parameters()))
+    want = torch.autograd.grad(clean.sum(), list(critic.parameters()))
+    for g, w in zip(grads, want, strict=True):
+        torch.testing.assert_close(g, w)

@@ -76,12 +76,19 @@ class _PooledCritic(Critic):
             if not bool(mask.any(dim=-1).all()):
                 raise ValueError(f"{name}: mask leaves a sample with no real position")
 
+    @staticmethod
+    def _without_padding(x: Tensor, mask: Tensor | None) -> Tensor:
+        """``x`` with its masked positions set to 0, so that whatever padding holds (NaN, inf)
+        reaches neither a value nor a gradient (``0 * NaN`` is NaN)."""
+        return x if mask is None else x.masked_fill(~mask.unsqueeze(-1), 0.0)
+
     def position_scores(self, x: Tensor, y: Tensor, mask: Tensor | None = None) -> Tensor:
         """The base critic on every (sample, position, vector): ``(..., N, M, P)``.
 
-        Masked positions (``mask`` False) score ``-inf``.
+        Masked positions (``mask`` False) score ``-inf``, whatever values they hold.
         """
         self._check_grid(x, y, mask)
+        x = self._without_padding(x, mask)
         s = self.base(x.movedim(-2, -3), y.unsqueeze(-3))  # (..., P, N, M)
         if mask is not None:
             s = s.masked_fill(~mask.movedim(-1, -2).unsqueeze(-1), float("-inf"))
@@ -191,6 +198,7 @@ class AttentionPoolCritic(_PooledCritic):
             logits = self.position_scores(x, y, mask)
         else:
             self._check_grid(x, y, mask)
+            x = self._without_padding(x, mask)
             logits = self.attention(x.movedim(-2, -3), y.unsqueeze(-3))  # (..., P, N, M)
             if mask is not None:
                 logits = logits.masked_fill(~mask.movedim(-1, -2).unsqueeze(-1), float("-inf"))
@@ -199,7 +207,7 @@ class AttentionPoolCritic(_PooledCritic):
 
     def forward(self, x: Tensor, y: Tensor, mask: Tensor | None = None) -> Tensor:
         w = self.weights(x, y, mask)  # (..., N, M, P)
-        attended = w @ x  # (..., N, M, Dx): batched over (..., N)
+        attended = w @ self._without_padding(x, mask)  # (..., N, M, Dx): batched over (..., N)
         # score pair (i, j) against its own column only: columns lead, one row per sample
         s = self.base(attended.movedim(-2, -3), y.unsqueeze(-2))  # (..., M, N, 1)
         return s.squeeze(-1).movedim(-2, -1)
