@@ -423,5 +423,5 @@ def test_dataframe_with_text_columns_names_them() -> None:
     frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "city": ["x", "y", "z"]})
     # the message shared with estimate_mi (mitools.inputs): the column, its dtype and a value
     with pytest.raises(TypeError, match=r"x must have numeric columns only; non-numeric: "
-                                        r"'city' \(dtype \w+, e\.g\. 'x'\)"):
+                                        r"'city' \(dtype \w+; row 0 holds 'x', not a number\)"):
         ksg(frame, [1.0, 2.0, 3.0])
