@@ -89,11 +89,18 @@ class MarginTransform:
     * ``"discrete"``: each distinct row is a category, one-hot encoded without the last
       category (``k`` categories give ``k - 1`` columns); new rows must be fitted categories.
 
+    Integer samples stay integers wherever a value is compared or subtracted: the knots and
+    categories are kept as ``int64``, and ``"standardize"`` subtracts each column's minimum in
+    ``int64`` before float64. So integers of any size (nanosecond timestamps, hashed IDs as
+    labels) are neither merged nor rounded: ``2**60 + i`` gives what ``i`` gives.
+
     Attributes:
         kind: ``"ranks"``, ``"standardize"`` or ``"discrete"``.
-        params: the fitted values, float64 tensors: per column ``(knots, scores)`` for
-            ``"ranks"``; ``(center, scale)`` for ``"standardize"``; ``(categories,)`` of
-            shape ``(k, d)`` for ``"discrete"``.
+        params: the fitted values, tensors: per column ``(knots, scores)`` for ``"ranks"``;
+            ``(center, scale, origin)`` for ``"standardize"`` (``origin``: the minimum
+            subtracted first, ``int64`` for integer samples); ``(categories,)`` of shape
+            ``(k, d)`` for ``"discrete"``. Knots, origins and categories are ``int64`` for
+            integer samples, float64 otherwise; scores, centres and scales are float64.
         dim_in: columns of the raw variable.
     """
 
@@ -114,14 +121,16 @@ class MarginTransform:
             out = _rank_scores(a)
             params = []
             for j in range(d):  # a loop over columns, each vectorised
-                knots, first = _unique_first(a[:, j])
-                params += [knots.to(torch.float64), out[first, j]]
+                knots, first = _unique_first(_exact(a[:, j]))
+                params += [knots, out[first, j]]
             return cls(kind, tuple(params), d), out
         if kind == "standardize":
-            transform = cls(kind, location_scale(a.to(torch.float64)), d)
+            origin = _origin(a)
+            center, scale = location_scale(_relative(a, origin))
+            transform = cls(kind, (center, scale, origin), d)
             return transform, transform.transform(a)
         if kind == "discrete":
-            categories = torch.unique(a.to(torch.float64), dim=0)
+            categories = torch.unique(_exact(a), dim=0)
             k = categories.shape[0]
             if k < 2:
                 raise ValueError(
@@ -163,26 +172,26 @@ class MarginTransform:
                 f"{name} must have shape (m, {self.dim_in}) like the fitted samples, got "
                 f"{tuple(a.shape)}"
             )
-        a64 = a.to(torch.float64)
         if self.kind == "standardize":
-            center, scale = (p.to(a64.device) for p in self.params)
-            return (a64 - center) / scale
+            center, scale, *origin = (p.to(a.device) for p in self.params)
+            rel = _relative(a, origin[0]) if origin else a.to(torch.float64)  # (files of 2)
+            return (rel - center) / scale
         if self.kind == "discrete":
-            categories = self.params[0].to(a64.device)
-            match = (a64[:, None, :] == categories[None, :, :]).all(-1)  # (m, k)
+            values, categories = _common(a, self.params[0].to(a.device))
+            match = (values[:, None, :] == categories[None, :, :]).all(-1)  # (m, k)
             unknown = ~match.any(1)
             if bool(unknown.any()):
                 row = int(unknown.nonzero()[0, 0])
                 raise ValueError(
-                    f"{name} row {row} holds {a64[row].tolist()}, not one of the "
+                    f"{name} row {row} holds {a[row].tolist()}, not one of the "
                     f"{categories.shape[0]} categories seen when fitting"
                 )
             return match[:, :-1].to(torch.float64)
         columns = []
         for j in range(self.dim_in):  # a loop over columns, each vectorised
-            knots = self.params[2 * j].to(a64.device)
-            scores = self.params[2 * j + 1].to(a64.device)
-            columns.append(_interpolate(a64[:, j].contiguous(), knots, scores))
+            values, knots = _common(a[:, j].contiguous(), self.params[2 * j].to(a.device))
+            scores = self.params[2 * j + 1].to(a.device)
+            columns.append(_interpolate(values, knots, scores))
         return torch.stack(columns, dim=1)
 
 
@@ -194,14 +203,44 @@ def _unique_first(col: Tensor) -> tuple[Tensor, Tensor]:
     return ordered[new], order[new]
 
 
+def _exact(a: Tensor) -> Tensor:
+    """``a`` in a dtype that holds its values exactly: ``int64`` for integers, else float64."""
+    return a.to(torch.float64 if a.is_floating_point() else torch.int64)
+
+
+def _common(values: Tensor, fitted: Tensor) -> tuple[Tensor, Tensor]:
+    """``values`` and ``fitted`` in one dtype for comparison: ``int64`` when both are
+    integers (exact at any size), else float64."""
+    if values.is_floating_point() or fitted.is_floating_point():
+        return values.to(torch.float64), fitted.to(torch.float64)
+    return values.to(torch.int64), fitted.to(torch.int64)
+
+
+def _origin(a: Tensor) -> Tensor:
+    """``(d,)`` what :func:`_relative` subtracts: an integer column's minimum (``int64``), so
+    that a shift of the data changes nothing; 0 where the range does not fit in ``int64``
+    and for floating-point samples (float64)."""
+    if a.is_floating_point() or a.shape[0] == 0:
+        return torch.zeros(a.shape[1], dtype=torch.float64, device=a.device)
+    lo, hi = a.to(torch.int64).aminmax(dim=0)
+    return torch.where(hi - lo >= 0, lo, torch.zeros_like(lo))  # hi - lo < 0: it wrapped
+
+
+def _relative(a: Tensor, origin: Tensor) -> Tensor:
+    """``a - origin`` in float64, the subtraction done in ``int64`` for integers (exact)."""
+    values, origin = _common(a, origin)
+    return (values - origin).to(torch.float64)
+
+
 def _interpolate(v: Tensor, knots: Tensor, scores: Tensor) -> Tensor:
-    """Piecewise-linear map through ``(knots, scores)`` in the uniform (CDF) scale, clamped."""
+    """Piecewise-linear map through ``(knots, scores)`` in the uniform (CDF) scale, clamped.
+    ``v`` and ``knots`` share a dtype (:func:`_common`): differences are exact for integers."""
     if knots.numel() == 1:
-        return torch.zeros_like(v)
+        return torch.zeros(v.shape, dtype=torch.float64, device=v.device)
     u_knots = torch.special.ndtr(scores)
     i = (torch.searchsorted(knots, v, right=True) - 1).clamp(0, knots.numel() - 2)
     lo, hi = knots[i], knots[i + 1]
-    w = ((v - lo) / (hi - lo)).clamp(0.0, 1.0)
+    w = ((v - lo).to(torch.float64) / (hi - lo).to(torch.float64)).clamp(0.0, 1.0)
     u = u_knots[i] + w * (u_knots[i + 1] - u_knots[i])
     out = _normal_scores(u)
     exact = knots[i] == v  # fitted values map to their own scores, bit for bit
