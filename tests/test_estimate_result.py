@@ -8,6 +8,7 @@ import pickle
 import sys
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -146,7 +147,8 @@ class _Payload:
 def test_a_file_holding_other_objects_is_refused_and_named(tmp_path) -> None:
     path = tmp_path / "evil.pt"
     torch.save({"format": "mitools.MIEstimate", "version": 1, "x": _Payload()}, path)
-    with pytest.raises(ValueError, match=r"evil\.pt: refused: not a file of tensors"):
+    with pytest.raises(ValueError, match=r"evil\.pt: refused: not a mitools estimate, nor a "
+                                         r"file of tensors and plain values"):
         load_estimate(path)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(2)}, other)
@@ -155,6 +157,38 @@ def test_a_file_holding_other_objects_is_refused_and_named(tmp_path) -> None:
     with pytest.raises(FileNotFoundError):
         load_estimate(tmp_path / "missing.pt")
     assert pickle  # the refused payload is a pickle reduce hook
+
+
+@pytest.mark.parametrize(("content", "error"), [(b"hello", "KeyError: 101"), (b"", "EOFError"),
+                                                 (b"a,b\n1,2\n", "IndexError")])
+def test_files_that_are_not_estimates_are_a_value_error(tmp_path, content, error) -> None:
+    """Regression (third tryout): a text file raised KeyError: 101, an empty one a bare
+    EOFError and a CSV IndexError, where the docstring promises a ValueError."""
+    path = tmp_path / "notes.pt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"notes\.pt: refused: not a mitools estimate.*{error}"):
+        load_estimate(path)
+    with pytest.raises(IsADirectoryError):
+        load_estimate(tmp_path)
+
+
+def test_numpy_scalar_options_save_and_load_back(tmp_path) -> None:
+    """Regression (third tryout): clip=np.float64(5.0) saved silently and the file was refused
+    on loading (weights_only refuses numpy scalars; its message held terminal colour codes)."""
+    _, _, r = _fit(bound="smile", clip=np.float64(5.0))
+    r.save(tmp_path / "np.pt")
+    back = load_estimate(tmp_path / "np.pt")
+    assert back.settings["bound_kwargs"] == {"clip": 5.0} and back.settings["bound"] == "smile"
+    assert type(back.settings["bound_kwargs"]["clip"]) is float and back.value == r.value
+
+
+def test_what_load_could_not_read_is_refused_when_saving(tmp_path) -> None:
+    _, _, r = _fit()
+    r.settings["note"] = _Payload()  # an object nobody should store: refused before writing
+    with pytest.raises(ValueError, match=r"cannot save this estimate: load\(\) could not read "
+                                         r"it back.*result\.settings"):
+        r.save(tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
 
 
 def test_custom_critics_load_into_a_given_template(tmp_path) -> None:

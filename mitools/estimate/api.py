@@ -30,7 +30,7 @@ from mitools.estimate.options import (
     resolve_device,
     resolve_threads,
 )
-from mitools.estimate.persist import _is_plain
+from mitools.estimate.persist import _is_plain, plain
 from mitools.estimate.pointwise import column_names
 from mitools.estimate.progress import Progress
 from mitools.estimate.result import MIEstimate
@@ -336,12 +336,13 @@ def estimate_mi(
         diagnostics = diagnose(results, value, stderr, max_steps)
         warn_about_estimate(value, t_quantile(0.975, groups - 1) * stderr, diagnostics.flags,
                             margins, critic, discrete_x or discrete_y)
+        plain_kwargs = plain(dict(bound_kwargs))
         settings = {
             "critic": critic.lower() if isinstance(critic, str) else "custom",
             "residual": residual, "hidden": list(hidden), "embed_dim": embed_dim,
             "potentials": potentials, "dim_x": xt.shape[1], "dim_y": yt.shape[1],
-            "bound": bound_name if isinstance(bound, str) and _is_plain(bound_kwargs) else "custom",
-            "bound_kwargs": dict(bound_kwargs) if _is_plain(bound_kwargs) else {},
+            "bound": bound_name if isinstance(bound, str) and _is_plain(plain_kwargs) else "custom",
+            "bound_kwargs": plain_kwargs if _is_plain(plain_kwargs) else {},
             "margins": margins, "discrete_x": discrete_x, "discrete_y": discrete_y, "init": init,
             "screen": screen,
             "folds": folds, "seed": seed, "max_steps": max_steps, "batch_size": batch_size,

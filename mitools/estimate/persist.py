@@ -9,7 +9,8 @@ anything else: loading a file from elsewhere cannot run code. Critics are stored
 from __future__ import annotations
 
 import copy
-import pickle
+import io
+import re
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -65,9 +66,51 @@ def save_estimate(result: MIEstimate, path: str | Path) -> None:
         {"kind": m.kind, "params": [p.cpu() for p in m.params], "dim_in": m.dim_in}
         for m in result.margins
     ]
-    payload["settings"] = dict(result.settings)
+    payload["settings"] = plain(dict(result.settings))
     payload["folds"] = [_fold_payload(f) for f in result.folds]
+    _check_loadable(payload)
     torch.save(payload, Path(path))
+
+
+def plain(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers and tuples as lists, recursively: what
+    ``torch.load(weights_only=True)`` reads back (it refuses ``np.float64(5.0)``, a float
+    subclass). Anything else is returned as is.
+
+    Example:
+        >>> import numpy as np
+        >>> plain({"clip": np.float64(5.0), "hidden": (np.int64(8),)})
+        {'clip': 5.0, 'hidden': [8]}
+    """
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    item = getattr(value, "item", None)
+    if type(value).__module__ == "numpy" and callable(item) and getattr(value, "ndim", 1) == 0:
+        return item()
+    return value
+
+
+def _check_loadable(payload: dict[str, Any]) -> None:
+    """Refuse to write what :func:`load_estimate` could not read back."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    buffer.seek(0)
+    try:
+        torch.load(buffer, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any refusal: the file would be unreadable
+        raise ValueError(
+            "cannot save this estimate: load() could not read it back, because it holds a "
+            f"value other than tensors and plain values ({_first_line(exc)}); look for an "
+            "option given as an object in result.settings"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's type and first line, without terminal colour codes."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def _fold_payload(fold: Any) -> dict[str, Any]:
@@ -108,10 +151,12 @@ def load_estimate(path: str | Path, critic: nn.Module | None = None,
     path = Path(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as exc:
+    except OSError:  # no such file, a directory, no permission: as they are
+        raise
+    except Exception as exc:  # an empty, truncated or foreign file
         raise ValueError(
-            f"{path}: refused: not a file of tensors and plain values (torch.load with "
-            f"weights_only=True could not read it safely: {str(exc).splitlines()[0]})"
+            f"{path}: refused: not a mitools estimate, nor a file of tensors and plain values "
+            f"(torch.load with weights_only=True could not read it: {_first_line(exc)})"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not a mitools estimate (no {FORMAT!r} format marker)")
@@ -181,7 +226,7 @@ def _load(state: dict, settings: dict, key: str, template: nn.Module | None,
 
 def _is_plain(value: Any) -> bool:
     """Whether ``value`` is a plain value ``weights_only`` loading accepts."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if value is None or type(value) in (bool, int, float, str):  # not numpy's subclasses
         return True
     if isinstance(value, (list, tuple)):
         return all(_is_plain(v) for v in value)
