@@ -15,6 +15,7 @@ import torch
 from mitools import CorrelatedGaussian
 from mitools.critics import SeparableCritic
 from mitools.estimate import Diagnostics, MIEstimate, estimate_mi, load_estimate
+from mitools.estimate.result import HistoryPoint
 from mitools.estimate.stats import t_quantile
 
 FAST = dict(max_steps=40, eval_every=20, folds=3, hidden=(16,), embed_dim=8, threads=1)
@@ -335,6 +336,35 @@ def test_unfinished_training_is_flagged_and_says_what_to_change() -> None:
     assert not all(f.converged for f in r.folds)
 
 
+def test_diverged_training_is_flagged() -> None:
+    """Regression (third tryout): with lr=1e3 the first fold's validation bound reached -1e21
+    nats, the screen kept the Gaussian start, and the estimate read -0.0000 +- 0.0007 with no
+    flag and no warning (the data hold 0.85 nats)."""
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=600)
+    y = np.sin(3 * x) + 0.3 * rng.normal(size=600)
+    with pytest.warns(RuntimeWarning, match=r"1 of 3 folds' validation bound fell far below the "
+                                            r"initial critic's during training \(fold 0: to "
+                                            r"-.*e\+\d+ nats.*diverged.*lower lr"):
+        r = estimate_mi(x, y, lr=1e3, threads=1)
+    assert r.diagnostics.diverged_folds == 1
+
+
+def test_the_gaussian_start_is_not_blamed_when_the_start_was_random() -> None:
+    """Regression (third tryout): with init="random" (a separable critic) on Gaussian data,
+    residual_share was 1.22 and a flag said that "training beyond the Gaussian start" showed
+    non-Gaussian dependence; there was no Gaussian start."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 2))
+    y = x[:, :1] + rng.normal(size=(400, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        r = estimate_mi(x, y, critic="separable", max_steps=100, eval_every=50,
+                        dtype=torch.float64, threads=1)
+    assert r.settings["init"] == "random" and math.isnan(r.diagnostics.residual_share)
+    assert not any("Gaussian start" in flag for flag in r.diagnostics.flags)
+
+
 def test_gaussian_data_raise_no_flags() -> None:
     x, y = CorrelatedGaussian(2, 1.0).sample(1500, generator=3)
     with warnings.catch_warnings():
@@ -385,7 +415,7 @@ def test_the_non_gaussian_flag_names_each_number() -> None:
     from mitools.estimate.diagnostics import diagnose
 
     folds = [SimpleNamespace(held_out=0.30, in_sample=0.34, start_held_out=-0.002,
-                             converged=True, steps=300,
+                             converged=True, steps=300, history=_history(-0.002, 0.31),
                              split=SimpleNamespace(test=range(100)))] * 3
     d = diagnose(folds, value=0.32, stderr=0.01, max_steps=2000)
     assert len(d.flags) == 1, d.flags
@@ -394,11 +424,15 @@ def test_the_non_gaussian_flag_names_each_number() -> None:
     assert "made 94 % of the held-out bound" in flag and "pairs 0.040 nats higher" in flag
 
 
+def _history(start: float, trained: float) -> list[HistoryPoint]:
+    return [HistoryPoint(0, math.nan, start), HistoryPoint(300, trained, trained)]
+
+
 def _folds(held_out: float, in_sample: float, start: float, n_test: int = 100):
     from types import SimpleNamespace
 
     return [SimpleNamespace(held_out=held_out, in_sample=in_sample, start_held_out=start,
-                            converged=True, steps=300,
+                            converged=True, steps=300, history=_history(start, held_out),
                             split=SimpleNamespace(test=range(n_test)))] * 3
 
 

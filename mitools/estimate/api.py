@@ -333,7 +333,7 @@ def estimate_mi(
             kind = f"a two-sided Student's t interval ({groups - 1} degrees of freedom)"
         held_out = sum(r.held_out for r in results) / folds
         in_sample = sum(r.in_sample for r in results) / folds
-        diagnostics = diagnose(results, value, stderr, max_steps)
+        diagnostics = diagnose(results, value, stderr, max_steps, init)
         warn_about_estimate(value, t_quantile(0.975, groups - 1) * stderr, diagnostics.flags,
                             margins, critic, discrete_x or discrete_y)
         plain_kwargs = plain(dict(bound_kwargs))

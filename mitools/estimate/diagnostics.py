@@ -22,6 +22,10 @@ RESIDUAL_SHARE = 0.5
 SHARE_FLOOR = 0.05
 #: a negative estimate this close to 0 is what independent variables give
 NOISE_NATS = 0.05
+#: a validation bound this far below the initial critic's during training means the
+#: optimisation diverged (lr=1e3 reached -1e21 nats); noise on a small validation part
+#: reached 1 nat below at n = 100
+DIVERGED_NATS = 10.0
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,8 @@ class Diagnostics:
             better the critics score their own training pairs than new ones. Large values
             mean a family flexible enough to fit noise, trained on few samples for it.
         residual_share: the share of the held-out bound (or of ``SHARE_FLOOR`` (0.05))
-            gained by training beyond the initial critic (the Gaussian fit with
-            ``init="gaussian"``); NaN without that start. Large values mean dependence
+            gained by training beyond the Gaussian start (``init="gaussian"``); NaN with
+            another start (``init="random"``). Large values mean dependence
             that is not Gaussian after the margins transform, where the trained part of
             the critic, and so the estimate, is least certain.
         start_value: mean over folds of the initial critic's held-out bound, nats.
@@ -62,6 +66,8 @@ class Diagnostics:
         flags: one sentence per sign found.
         untrained_folds: folds that kept the Gaussian start without training, because the
             first fold's trained critic did not beat it (``screen=True``, the default).
+        diverged_folds: folds whose validation bound fell more than ``DIVERGED_NATS`` below
+            the initial critic's during training, or was not finite.
     """
 
     optimism_share: float
@@ -71,6 +77,7 @@ class Diagnostics:
     folds: int
     flags: tuple[str, ...]
     untrained_folds: int = 0
+    diverged_folds: int = 0
 
     @property
     def likely_misspecified(self) -> bool:
@@ -78,9 +85,19 @@ class Diagnostics:
         return bool(self.flags)
 
 
+def _diverged(fold: FoldResult) -> float | None:
+    """The lowest validation bound of a fold whose training diverged, else ``None``."""
+    start, during = fold.history[0].val, [h.val for h in fold.history[1:]]
+    if not during or not math.isfinite(start):
+        return None
+    worst = min(during, key=lambda v: v if math.isfinite(v) else -math.inf)
+    return worst if not math.isfinite(worst) or worst < start - DIVERGED_NATS else None
+
+
 def diagnose(folds: Sequence[FoldResult], value: float, stderr: float,
-             max_steps: int) -> Diagnostics:
-    """The :class:`Diagnostics` of fitted folds (``value``, ``stderr``: the estimate's)."""
+             max_steps: int, init: str = "gaussian") -> Diagnostics:
+    """The :class:`Diagnostics` of fitted folds (``value``, ``stderr``: the estimate's;
+    ``init``: the initial critic, ``"gaussian"`` or ``"random"``)."""
     k = len(folds)
     held_out = sum(f.held_out for f in folds) / k
     in_sample = sum(f.in_sample for f in folds) / k
@@ -88,7 +105,8 @@ def diagnose(folds: Sequence[FoldResult], value: float, stderr: float,
     optimism = (in_sample - held_out) / 2
     optimism_share = optimism / scale
     start = sum(f.start_held_out for f in folds) / k
-    residual_share = (held_out - start) / scale if math.isfinite(start) else math.nan
+    gaussian = init == "gaussian" and math.isfinite(start)
+    residual_share = (held_out - start) / scale if gaussian else math.nan
     unconverged = sum(not f.converged for f in folds)
     n_test = min(len(f.split.test) for f in folds)
     certifiable = math.log(n_test * (n_test - 1))
@@ -101,6 +119,15 @@ def diagnose(folds: Sequence[FoldResult], value: float, stderr: float,
             "than the log of its size, and its log-partition term rests on pairs too rare to "
             "be seen, so the value and its interval may be far too high; collect more "
             "samples, or report that the MI is large"
+        )
+    diverged = [(i, v) for i, v in enumerate(map(_diverged, folds)) if v is not None]
+    if diverged:
+        i, worst = diverged[0]
+        flags.append(
+            f"{len(diverged)} of {k} folds' validation bound fell far below the initial "
+            f"critic's during training (fold {i}: to {worst:.3g} nats, from "
+            f"{folds[i].history[0].val:.3g}): the optimisation diverged, and the estimate "
+            "rests on what training kept; lower lr"
         )
     if unconverged:
         flags.append(
@@ -136,6 +163,7 @@ def diagnose(folds: Sequence[FoldResult], value: float, stderr: float,
         folds=k,
         flags=tuple(flags),
         untrained_folds=sum(f.steps == 0 for f in folds),
+        diverged_folds=len(diverged),
     )
 
 
