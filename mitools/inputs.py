@@ -29,6 +29,7 @@ See :doc:`/guide/inputs` for every entry point of mitools and what it does with 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,6 +45,7 @@ __all__ = [
     "describe_column",
     "parses_as_number",
     "repeated_rows",
+    "warn_if_constant",
     "warn_if_unaligned",
     "warn_repeated_rows",
 ]
@@ -465,3 +467,27 @@ def warn_repeated_rows(x: np.ndarray | Tensor, y: np.ndarray | Tensor, who: str,
             "(e.g. np.unique(np.hstack([x, y]), axis=0)) unless they are part of the data; "
             f"{advice}",
             UserWarning, stacklevel=stacklevel)
+
+
+def warn_if_constant(a: np.ndarray | Tensor, name: str, caller: str, stacklevel: int = 3) -> bool:
+    """Warn when every column of ``a`` ``(n, d)`` holds a single value: its MI with anything
+    is 0, and an interval of zero width (or none) says nothing more (a constant y read as
+    "0.0000 +- 0.0000", with advice to raise max_steps; the classical estimators blamed an
+    exact function of x). Returns whether it warned.
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as seen:
+        ...     warnings.simplefilter("always")
+        ...     warn_if_constant(np.ones((5, 1)), "x", "ksg")
+        True
+        >>> "x is constant" in str(seen[0].message)
+        True
+    """
+    constant = a.shape[0] > 1 and bool((a == a[:1]).all())
+    if constant:
+        warnings.warn(
+            f"{caller}: {name} is constant (every column holds one value): its mutual "
+            "information with anything is 0, which is the estimate; its interval and "
+            "diagnostics say nothing more", RuntimeWarning, stacklevel=stacklevel)
+    return constant

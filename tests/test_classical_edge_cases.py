@@ -148,3 +148,34 @@ def test_empty_inputs_give_the_sample_size_error_alone(name, kwargs) -> None:
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match="needs at least 20 samples"):
             getattr(classical, name)(np.array([]), np.array([]), **kwargs)
+
+
+@pytest.mark.parametrize("method", ["ksg", "mixed_ksg", "gaussian_mi"])
+def test_a_constant_variable_is_named_as_such(method) -> None:
+    """Regression (third tryout): a constant x got only the jackknife's warning, which
+    suggested "y is an exact function of x" (infinite MI), where estimate_mi says that x is
+    constant."""
+    from mitools import classical
+
+    y = np.random.default_rng(0).standard_normal(300)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        result = getattr(classical, method)(np.ones(300), y)
+    messages = [str(w.message) for w in seen]
+    assert any(": x is constant (every column holds one value): its mutual information with "
+               "anything is 0" in m for m in messages), messages
+    assert all(w.filename == __file__ for w in seen)  # they point at the caller's line
+    assert abs(result.value) < 0.01
+    assert not any("repeats values" in m for m in messages)  # no advice about ties
+
+
+def test_the_tie_warning_says_what_noise_zero_does() -> None:
+    """Regression (third tryout): with noise=0 on tied data ksg gave 8.0 nats for 0.75 while
+    the warning said that ties are broken by tiny noise."""
+    rng = np.random.default_rng(0)
+    t = np.round(rng.standard_normal(300), 1)
+    with pytest.warns(UserWarning, match=r"with noise=0 ties are not broken: tied samples lie at "
+                                         r"distance 0, which biases the estimate far up"):
+        ksg(t, t + rng.standard_normal(300), noise=0, groups=0)
+    with pytest.warns(UserWarning, match=r"ties are broken by tiny noise \('noise'\)"):
+        ksg(t, t + rng.standard_normal(300), groups=0)

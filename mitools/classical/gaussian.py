@@ -21,7 +21,7 @@ import numpy as np
 from mitools.classical.inputs import paired_columns, standardize_columns
 from mitools.classical.jackknife import check_options, jackknife_estimate
 from mitools.estimate.result import MIEstimate
-from mitools.inputs import warn_if_unaligned
+from mitools.inputs import warn_if_constant, warn_if_unaligned
 
 __all__ = ["canonical_correlations", "gaussian_mi"]
 
@@ -114,7 +114,10 @@ def gaussian_mi(
     """
     check_options(groups, level, seed)
     warn_if_unaligned(x, y, "gaussian_mi")
-    xs, ys = (standardize_columns(a) for a in paired_columns(x, y))
+    xa, ya = paired_columns(x, y)
+    for a, name in ((xa, "x"), (ya, "y")):
+        warn_if_constant(a, name, "gaussian_mi", stacklevel=3)
+    xs, ys = standardize_columns(xa), standardize_columns(ya)
     dims = xs.shape[1] + ys.shape[1]
     return jackknife_estimate(
         _gaussian_value, xs, ys, method="gaussian", needed=dims + 2,

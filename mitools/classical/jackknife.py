@@ -176,8 +176,8 @@ def summarize(
             f"{method}: the jackknife's {g} leave-group-out values are all equal "
             f"({leave_out[0]:.4f} nats), so they say nothing about the noise of the estimate "
             f"{value:.4f}; stderr and the interval are NaN rather than a zero-width interval. "
-            "This happens on a few samples, on heavily tied data, or when y is an exact "
-            "function of x (for continuous variables, infinite MI)",
+            "This happens on a few samples, on heavily tied data, for a constant variable, or "
+            "when y is an exact function of x (for continuous variables, infinite MI)",
             RuntimeWarning, stacklevel=4)
         return without_interval(f"none: the jackknife's {g} leave-group-out values were all "
                                 "equal")

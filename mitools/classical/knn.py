@@ -52,7 +52,7 @@ from mitools.classical.jackknife import (
 from mitools.classical.neighbours import count_within, kth_neighbours, resolve_threads
 from mitools.classical.pairwise import Counts, Rule, subset_counts
 from mitools.estimate.result import MIEstimate
-from mitools.inputs import warn_if_unaligned, warn_repeated_rows
+from mitools.inputs import warn_if_constant, warn_if_unaligned, warn_repeated_rows
 from mitools.option_checks import check_flag, check_int, check_number
 
 __all__ = ["KDTREE_MAX_DIM", "TIED_WARNING", "ksg", "mixed_ksg"]
@@ -209,7 +209,8 @@ def _knn_estimate(
     _use_tree(algorithm, 0)  # validates the name
     threads = resolve_threads(threads)
     x, y = paired_columns(x, y)
-    if not any(discrete):
+    constant = [warn_if_constant(a, name, method, stacklevel=5) for a, name in ((x, "x"), (y, "y"))]
+    if not any(discrete) and not any(constant):
         warn_repeated_rows(x, y, method, "for a discrete variable use mixed_ksg with "
                            "discrete_x=True or discrete_y=True", stacklevel=4)
     check_samples(x.shape[0], k + 2, f"every sample needs k={k} neighbours and a sample "
@@ -222,8 +223,8 @@ def _knn_estimate(
         gap = 2.0 * max(float(np.ptp(a, axis=0).max(initial=0.0)) for a in (x, y)) + 1.0
         x, y = (_as_categories(r, gap, k, name, one_hot=all(discrete)) if flag else a
                 for a, r, flag, name in zip((x, y), raw, discrete, "xy", strict=True))
-    if method != "mixed_ksg":
-        _warn_ties(x, y)
+    if method != "mixed_ksg" and not any(constant):
+        _warn_ties(x, y, noise)
     if noise > 0:
         rng = np.random.default_rng([seed, 1])
         x = x + noise * rng.standard_normal(x.shape)
@@ -258,18 +259,20 @@ def _knn_estimate(
     return summarize(value, leave_out, level, method, how)
 
 
-def _warn_ties(xs: np.ndarray, ys: np.ndarray) -> None:
+def _warn_ties(xs: np.ndarray, ys: np.ndarray, noise: float) -> None:
+    broken = ("ties are broken by tiny noise ('noise'), which biases the estimate" if noise > 0
+              else "with noise=0 ties are not broken: tied samples lie at distance 0, which "
+              "biases the estimate far up (raise 'noise' to its default 1e-10)")
     for name, a in (("x", xs), ("y", ys)):
         tied = tied_fraction(a)
         for col in np.flatnonzero(tied > TIED_WARNING):
             warnings.warn(
                 f"ksg: {name} column {col} repeats values in {tied[col]:.0%} of the samples. "
-                "KSG assumes continuous data: ties are broken by tiny noise ('noise'), which "
-                "biases the estimate. For a label or a column of a few values, or one mixing "
-                "a point mass with a continuous part, use mitools.classical.mixed_ksg "
-                "(discrete_x=True / discrete_y=True for a label); for a continuous quantity "
-                "rounded to many values, keep ksg (mixed_ksg takes the rounding for structure "
-                "and overestimates).",
+                f"KSG assumes continuous data: {broken}. For a label or a column of a few "
+                "values, or one mixing a point mass with a continuous part, use "
+                "mitools.classical.mixed_ksg (discrete_x=True / discrete_y=True for a label); "
+                "for a continuous quantity rounded to many values, keep ksg (mixed_ksg takes "
+                "the rounding for structure and overestimates).",
                 UserWarning,
                 stacklevel=4,
             )

@@ -12,7 +12,7 @@ from torch import nn
 
 from mitools.critics import QuadraticCritic
 from mitools.estimate.critic import QuadraticJointCritic
-from mitools.estimate.data import MarginTransform, _warn_if_labels, warn_if_constant
+from mitools.estimate.data import MarginTransform, _warn_if_labels
 from mitools.estimate.diagnostics import diagnose, warn_about_estimate
 from mitools.estimate.fit import (
     SAMPLED_NEGATIVES_BOUNDS,
@@ -39,6 +39,7 @@ from mitools.estimators import Estimator, get_estimator
 from mitools.inputs import (
     as_sample_tensor,
     check_paired,
+    warn_if_constant,
     warn_if_unaligned,
     warn_repeated_rows,
 )
@@ -244,7 +245,7 @@ def estimate_mi(
         margin_x, xt = MarginTransform.fit(xa, "discrete" if discrete_x else margins, "x")
         margin_y, yt = MarginTransform.fit(ya, "discrete" if discrete_y else margins, "y")
         for name, raw, discrete in (("x", xa, discrete_x), ("y", ya, discrete_y)):
-            warn_if_constant(raw, name, stacklevel=3)
+            warn_if_constant(raw, name, "estimate_mi", stacklevel=3)
             if not discrete:
                 _warn_if_labels(raw, name, stacklevel=3)
         is_quadratic = isinstance(critic, (QuadraticCritic, QuadraticJointCritic)) or (

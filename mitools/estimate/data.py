@@ -281,17 +281,6 @@ MIN_MEAN_CLASS_SIZE = 5
 SAFE_MAGNITUDE = 1e150
 
 
-def warn_if_constant(a: Tensor, name: str, stacklevel: int = 3) -> None:
-    """Warn when every column of ``a`` ``(n, d)`` holds a single value: its MI with anything
-    is 0, and the estimate's zero-width interval says nothing more (a constant y read as
-    "0.0000 +- 0.0000", with advice to raise max_steps)."""
-    if a.shape[0] > 1 and bool((a == a[:1]).all()):
-        warnings.warn(
-            f"estimate_mi: {name} is constant (every column holds one value): its mutual "
-            "information with anything is 0, which is the estimate; its interval and "
-            "diagnostics say nothing more", RuntimeWarning, stacklevel=stacklevel)
-
-
 def location_scale(a: Tensor) -> tuple[Tensor, Tensor]:
     """``(d,)`` mean and standard deviation of the columns of float ``a`` ``(n, d)``, at any
     magnitude (:data:`SAFE_MAGNITUDE`); a constant column, or a single sample, has scale 1."""
