@@ -159,6 +159,10 @@ def test_non_arrays_and_non_numbers_are_rejected() -> None:
         (dict(report="max"), "report must be 'corrected' or 'held_out'"),
         (dict(init="zeros"), "init must be"),
         (dict(critic="separable", init="gaussian"), "init='gaussian' needs the quadratic"),
+        # third tryout: ignored, and recorded in settings as if it had been used
+        (dict(critic="separable", residual="joint"), "residual='joint' chooses what "
+         "critic='quadratic' adds to its Gaussian form; critic='separable' has no residual"),
+        (dict(critic="concat", residual="separable"), "critic='concat' has no residual"),
         (dict(weight_decay=-1.0), "weight_decay"),
         (dict(bound="jsd"), "but it is not in nats"),
         (dict(bound="no-such-bound"), "no-such-bound"),

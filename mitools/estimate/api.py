@@ -120,7 +120,8 @@ def estimate_mi(
             (:class:`~mitools.critics.QuadraticCritic`'s residual, cheaper on all pairs,
             smoother); ``None``: the pure quadratic form. ``"auto"`` (default): ``"joint"``
             for DV, MINE and NWJ, which train it on sampled negative pairs (``negatives``),
-            ``"separable"`` for the other bounds, which score all pairs of each batch.
+            ``"separable"`` for the other bounds, which score all pairs of each batch. Other
+            critics have none: with them, ``"joint"`` or ``"separable"`` is refused.
         init: ``"gaussian"`` starts the quadratic critic at the closed-form Gaussian fit of
             each fold's training part (:meth:`~mitools.critics.QuadraticCritic.init_gaussian_`);
             ``"random"`` at its random initialisation. ``None`` (default): ``"gaussian"`` for
@@ -258,6 +259,12 @@ def estimate_mi(
                 f"init='gaussian' needs the quadratic critic (critic='quadratic' or a "
                 f"QuadraticCritic), got critic={critic!r}"
             )
+        quadratic = isinstance(critic, str) and critic.lower() == "quadratic"
+        if residual not in ("auto", None) and not quadratic:  # it was ignored, and recorded
+            raise ValueError(
+                f"residual={residual!r} chooses what critic='quadratic' adds to its Gaussian "
+                f"form; critic={critic if isinstance(critic, str) else 'a module'!r} has no "
+                "residual: leave residual='auto'")
         device = resolve_device(device, x)
         n = xt.shape[0]
         gen = torch.Generator().manual_seed(seed)
@@ -279,7 +286,8 @@ def estimate_mi(
         bound_name = bound if isinstance(bound, str) else getattr(probe, "name", "custom")
         check_estimate_bound(bound, probe)
         if residual == "auto":
-            residual = "joint" if isinstance(probe, SAMPLED_NEGATIVES_BOUNDS) else "separable"
+            residual = ("joint" if isinstance(probe, SAMPLED_NEGATIVES_BOUNDS) else "separable"
+                        ) if quadratic else None
 
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(resolve_threads(threads))
