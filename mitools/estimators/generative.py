@@ -175,7 +175,7 @@ class BA(GenerativeEstimator):
                 "task.entropy_y()); without it use 'doe' with a marginal model, which is an "
                 "estimate but not a bound"
             )
-        self.entropy_y = check_number("BA: entropy_y (nats)", entropy_y, None)
+        self.entropy_y = check_number("BA: entropy_y", entropy_y, None)
 
     def finish(self, stats: bounds.RowStatistics, **_: Any) -> Tensor:
         """:math:`H(Y)` plus the mean positive log-density, from the row statistics."""
