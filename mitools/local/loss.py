@@ -22,7 +22,7 @@ from mitools.estimators import Estimator
 from mitools.local.engine import LocalMIResult, _Engine
 from mitools.local.grid import pool
 from mitools.negatives import NegativeQueue, negative_columns
-from mitools.option_checks import check_int
+from mitools.option_checks import check_flag, check_int
 from mitools.reductions import Reduction, check_reduction, reduce, reduction_name
 from mitools.samplers import LocalToGlobal, PairSampler
 
@@ -138,7 +138,7 @@ class LocalMILoss(_Engine):
                 f"queue must be a NegativeQueue, a positive int or None, got {type(queue).__name__}"
             )
         self.queue = queue
-        self.gather = bool(gather)
+        self.gather = check_flag("gather", gather)
         self.generator = generator
         if negatives == "derangement":
             if self.estimator.needs_row_partition:
@@ -277,7 +277,7 @@ class GlobalMILoss(_Engine):
         if pool not in ("mean", "max"):
             raise ValueError(f"pool must be 'mean' or 'max', got {pool!r}")
         self.pool = pool
-        self.gather = bool(gather)
+        self.gather = check_flag("gather", gather)
 
     def extra_repr(self) -> str:
         return (
