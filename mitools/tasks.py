@@ -178,7 +178,7 @@ class CorrelatedGaussian:
         Returns:
             ``(x, y)``, each of shape ``(n, dim)``.
         """
-        n = check_int("n", n)
+        n = check_int(f"{type(self).__name__}.sample: n", n)
         g = _generator(generator)
         x = torch.randn(n, self.dim, generator=g, dtype=self.dtype)
         eps = torch.randn(n, self.dim, generator=g, dtype=self.dtype)
