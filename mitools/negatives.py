@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from mitools import distributed
+from mitools.option_checks import check_int
 
 __all__ = [
     "NEGATIVES",
@@ -100,9 +101,7 @@ class NegativeQueue(nn.Module):
 
     def __init__(self, size: int):
         super().__init__()
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"NegativeQueue: size must be a positive int, got {size!r}")
-        self.size = size
+        self.size = check_int("NegativeQueue: size", size)
         self.register_buffer("features_buffer", torch.empty(0), persistent=False)
         self.register_buffer("mask_buffer", torch.empty(0, dtype=torch.bool), persistent=False)
 

@@ -2,7 +2,9 @@
 
 One rule everywhere: a boolean is not a number (``k=True`` is refused, not read as 1), numpy
 scalars are numbers (``k=np.int64(3)`` is accepted, as ``3``), and a real option must be
-finite. Each check raises a ``ValueError`` that names the option and the value seen.
+finite. Each check raises a ``ValueError`` that names the option and the value seen, and
+returns the value as a plain Python ``int`` / ``float`` / ``bool`` (what an object stores: a
+numpy scalar in a saved module's state needs ``weights_only=False`` to load).
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ def _is_bool(value: Any) -> bool:
     return isinstance(value, (bool, np.bool_))
 
 
-def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None) -> None:
+def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None) -> int:
     """Refuse anything but an integer (Python or numpy) of at least ``minimum`` (and, with
-    ``maximum``, at most ``maximum``).
+    ``maximum``, at most ``maximum``); return it as a Python ``int``.
 
     Raises:
         ValueError: a bool, a float (even ``3.0``), a string, or an integer out of range;
@@ -35,6 +37,7 @@ def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = Non
     Example:
         >>> import numpy as np
         >>> check_int("k", np.int64(3))
+        3
         >>> check_int("k", True)
         Traceback (most recent call last):
         ...
@@ -44,35 +47,41 @@ def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = Non
             or (maximum is not None and value > maximum)):
         what = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
         raise ValueError(f"{name} must be an int {what}, got {value!r}")
+    return int(value)
 
 
-def check_number(name: str, value: Any, low: float, *, strict: bool = True,
-                 high: float | None = None) -> None:
+def check_number(name: str, value: Any, low: float | None, *, strict: bool = True,
+                 high: float | None = None) -> float:
     """Refuse anything but a finite real number (Python or numpy) above ``low`` (at least
-    ``low`` with ``strict=False``) and, with ``high``, below ``high``.
+    ``low`` with ``strict=False``; ``None``: no lower limit) and, with ``high``, below
+    ``high``; return it as a Python ``float``.
 
     Raises:
         ValueError: a bool, a string, NaN or an infinity, or a number out of range; the
             message names ``name`` and the range.
 
     Example:
-        >>> check_number("lr", 1e-3, 0)
+        >>> check_number("lr", np.float32(0.5), 0)
+        0.5
         >>> check_number("lr", float("inf"), 0)
         Traceback (most recent call last):
         ...
         ValueError: lr must be a finite number > 0, got inf
     """
     ok = (not _is_bool(value) and isinstance(value, numbers.Real) and math.isfinite(value)
-          and (value > low if strict else value >= low) and (high is None or value < high))
+          and (low is None or (value > low if strict else value >= low))
+          and (high is None or value < high))
     if not ok:
-        what = f"> {low}" if strict else f">= {low}"
+        what = "" if low is None else f" > {low}" if strict else f" >= {low}"
         if high is not None:
-            what = f"in {'(' if strict else '['}{low}, {high})"
-        raise ValueError(f"{name} must be a finite number {what}, got {value!r}")
+            what = f" < {high}" if low is None else f" in {'(' if strict else '['}{low}, {high})"
+        raise ValueError(f"{name} must be a finite number{what}, got {value!r}")
+    return float(value)
 
 
-def check_flag(name: str, value: Any) -> None:
-    """Refuse anything but ``True`` or ``False`` (a numpy bool counts).
+def check_flag(name: str, value: Any) -> bool:
+    """Refuse anything but ``True`` or ``False`` (a numpy bool counts); return a Python
+    ``bool``.
 
     Raises:
         ValueError: any other value, ``0`` and ``1`` included; the message names ``name``.
@@ -85,3 +94,4 @@ def check_flag(name: str, value: Any) -> None:
     """
     if not _is_bool(value):
         raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)

@@ -34,12 +34,14 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from mitools.negatives import NegativeQueue, random_derangement  # noqa: F401  (moved there)
+from mitools.option_checks import check_int
 
 __all__ = [
     "AllPairs",
@@ -77,10 +79,10 @@ def _numel(grid: Grid) -> int:
 
 def _check_grid(grid: Grid, name: str) -> Grid:
     if not isinstance(grid, (tuple, list)) or not all(
-        isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in grid
+        isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in grid
     ):
         raise ValueError(f"{name} must be a tuple of positive ints, got {grid!r}")
-    return tuple(grid)
+    return tuple(int(s) for s in grid)  # numpy ints count
 
 
 class PairSampler:
@@ -203,8 +205,7 @@ class RandomPairs(PairSampler):
     """
 
     def __init__(self, k: int, generator: torch.Generator | None = None):
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"RandomPairs: k must be a positive int, got {k!r}")
+        k = check_int("RandomPairs: k", k)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(
                 f"RandomPairs: generator must be a torch.Generator, got {type(generator).__name__}"
@@ -241,9 +242,7 @@ class Neighbourhood(PairSampler):
     """
 
     def __init__(self, radius: int = 1):
-        if isinstance(radius, bool) or not isinstance(radius, int) or radius < 0:
-            raise ValueError(f"Neighbourhood: radius must be a non-negative int, got {radius!r}")
-        self.radius = radius
+        self.radius = check_int("Neighbourhood: radius", radius, 0)
 
     def _pairs(self, grid_x: Grid, grid_y: Grid, device: torch.device) -> PositionPairs:
         if grid_x != grid_y:

@@ -16,12 +16,15 @@ described by :class:`Staircase`.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from mitools.option_checks import check_int, check_number
 
 __all__ = ["CorrelatedGaussian", "Staircase", "gaussian_mutual_information", "rho_for_mi"]
 
@@ -37,10 +40,8 @@ def rho_for_mi(mi: float, dim: int) -> float:
         >>> round(rho_for_mi(2.0, 20), 4)
         0.4258
     """
-    if not mi >= 0:
-        raise ValueError(f"mi must be a non-negative number of nats, got {mi!r}")
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"dim must be a positive int, got {dim!r}")
+    mi = check_number("mi", mi, 0, strict=False)
+    dim = check_int("dim", dim)
     return math.sqrt(-math.expm1(-2.0 * mi / dim))
 
 
@@ -96,8 +97,8 @@ def gaussian_mutual_information(
 def _generator(generator: torch.Generator | int | None) -> torch.Generator | None:
     if generator is None or isinstance(generator, torch.Generator):
         return generator
-    if isinstance(generator, int) and not isinstance(generator, bool):
-        return torch.Generator().manual_seed(generator)
+    if isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
+        return torch.Generator().manual_seed(int(generator))  # numpy ints count
     raise TypeError(
         f"generator must be a torch.Generator, an int seed or None, got {type(generator).__name__}"
     )
@@ -136,6 +137,7 @@ class CorrelatedGaussian:
         transform: str | None = None,
         dtype: torch.dtype = torch.float32,
     ):
+        mi, dim = check_number("mi", mi, 0, strict=False), check_int("dim", dim)
         self.rho = rho_for_mi(mi, dim)
         if transform not in (None, "cubic"):
             raise ValueError(f"transform must be None or 'cubic', got {transform!r}")
@@ -176,8 +178,7 @@ class CorrelatedGaussian:
         Returns:
             ``(x, y)``, each of shape ``(n, dim)``.
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        n = check_int(f"{type(self).__name__}.sample: n", n)
         g = _generator(generator)
         x = torch.randn(n, self.dim, generator=g, dtype=self.dtype)
         eps = torch.randn(n, self.dim, generator=g, dtype=self.dtype)
@@ -349,19 +350,12 @@ class Staircase:
     steps_per_level: int = 4000
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "levels", tuple(float(v) for v in self.levels))
+        levels = tuple(check_number("levels", v, 0, strict=False) for v in self.levels)
+        object.__setattr__(self, "levels", levels)
         if not self.levels:
             raise ValueError("levels must not be empty")
-        if any(not v >= 0 for v in self.levels):
-            raise ValueError(f"levels must be non-negative nats, got {self.levels}")
-        if (
-            isinstance(self.steps_per_level, bool)
-            or not isinstance(self.steps_per_level, int)
-            or self.steps_per_level < 1
-        ):
-            raise ValueError(
-                f"steps_per_level must be a positive int, got {self.steps_per_level!r}"
-            )
+        object.__setattr__(self, "steps_per_level",
+                           check_int("steps_per_level", self.steps_per_level))
 
     @property
     def total_steps(self) -> int:

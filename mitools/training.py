@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -28,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from mitools.estimators import Estimator, get_estimator
+from mitools.option_checks import check_int, check_number
 
 __all__ = ["SamplesPairs", "train_critic"]
 
@@ -45,8 +47,8 @@ def _as_generator(generator: torch.Generator | int | None) -> torch.Generator:
         return generator
     if generator is None:
         return torch.Generator().manual_seed(int(torch.randint(2**62, ()).item()))
-    if isinstance(generator, int) and not isinstance(generator, bool):
-        return torch.Generator().manual_seed(generator)
+    if isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
+        return torch.Generator().manual_seed(int(generator))  # numpy ints count
     raise TypeError(
         f"generator must be a torch.Generator, an int seed or None, got {type(generator).__name__}"
     )
@@ -100,12 +102,15 @@ def train_critic(
         in nats (one column per leading problem of the scores).
 
     Raises:
-        ValueError: ``steps`` or ``batch_size`` not a positive int.
+        ValueError: ``steps`` or ``batch_size`` not a positive int, ``log_every`` not a
+            non-negative int, or ``lr`` not a finite number > 0.
         TypeError: a ``task`` without ``sample``, or a bad ``generator``.
     """
-    for name, value in (("steps", steps), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"train_critic: {name} must be a positive int, got {value!r}")
+    steps = check_int("train_critic: steps", steps)
+    batch_size = check_int("train_critic: batch_size", batch_size)
+    log_every = check_int("train_critic: log_every", log_every, 0)
+    if optimizer is None:
+        lr = check_number("train_critic: lr", lr, 0)
     est = get_estimator(estimator)
     schedule: Callable[[int], Any] = task if not hasattr(task, "sample") else (lambda _: task)
     gen = _as_generator(generator)

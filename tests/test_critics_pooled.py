@@ -172,8 +172,8 @@ def test_errors_name_the_argument(cls) -> None:
 
 
 def test_attention_rejects_bad_temperature_and_attention() -> None:
-    for bad in (0.0, -1.0, float("nan"), True, "1"):
-        with pytest.raises(ValueError, match="temperature must be a positive number"):
+    for bad in (0.0, -1.0, float("nan"), float("inf"), True, "1"):
+        with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
             AttentionPoolCritic(BilinearCritic(3, 2), temperature=bad)
     with pytest.raises(TypeError, match="attention must be a critic module"):
         AttentionPoolCritic(BilinearCritic(3, 2), attention="bilinear")

@@ -65,7 +65,7 @@ def test_pointwise_tracks_the_true_pointwise_mi() -> None:
 
 def test_pointwise_errors_name_the_problem(fitted) -> None:
     x, y, r = fitted
-    with pytest.raises(ValueError, match=r"fold must be an int in \[0, 3\)"):
+    with pytest.raises(ValueError, match=r"fold must be an int in \[0, 2\], got 3"):
         r.pointwise(x, y, fold=3)
     with pytest.raises(ValueError, match=r"x must have shape \(m, 2\)"):
         r.pointwise(x[:, :1], y)

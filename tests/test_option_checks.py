@@ -7,9 +7,25 @@ import numpy as np
 import pytest
 import torch
 
+from mitools import bounds
 from mitools.classical import gaussian_mi, ksg, mixed_ksg
+from mitools.conditionals import DiagonalGaussian, GaussianMarginal, MixtureOfGaussians
+from mitools.critics import (
+    AttentionPoolCritic,
+    BilinearCritic,
+    ConcatCritic,
+    MarginalPotentials,
+    QuadraticCritic,
+    SeparableCritic,
+)
 from mitools.estimate import estimate_mi
+from mitools.estimators import BA, MINE, SMILE, AlphaInfoNCE, LogBaseline
+from mitools.local import GlobalMILoss, LocalMILoss
+from mitools.negatives import NegativeQueue
 from mitools.option_checks import check_flag, check_int, check_number
+from mitools.samplers import Neighbourhood, RandomPairs
+from mitools.tasks import CorrelatedGaussian, Staircase, rho_for_mi
+from mitools.training import train_critic
 
 FAST = dict(max_steps=20, eval_every=10, hidden=(8,), folds=2, threads=1)
 
@@ -153,3 +169,154 @@ def test_a_bound_option_still_reaches_the_bound() -> None:
     r = estimate_mi(x, y, bound="smile", clip=5.0, **FAST)
     assert r.settings["bound_kwargs"] == {"clip": 5.0} and torch.isfinite(
         torch.tensor(r.value))
+
+
+# --- every other entry point: critics, conditionals, bounds, estimators, local, samplers, ----
+# --- negatives, tasks, training (the tryout's reproductions are marked "tryout") ----------------
+
+i64, f32 = np.int64, np.float32
+NUMPY_OPTIONS = {  # each refused a numpy scalar before
+    "SeparableCritic": lambda: SeparableCritic(i64(2), i64(1), hidden=(i64(4),),  # tryout
+                                               embed_dim=i64(3), temperature=f32(0.5)),
+    "BilinearCritic": lambda: BilinearCritic(i64(2), np.int32(3)),
+    "ConcatCritic": lambda: ConcatCritic(i64(2), i64(3), hidden=(i64(4),), chunk_size=i64(4)),
+    "QuadraticCritic": lambda: QuadraticCritic(i64(2), i64(2), hidden=(i64(4),),
+                                               embed_dim=i64(3)),
+    "MarginalPotentials": lambda: MarginalPotentials(BilinearCritic(2, 2), i64(2), i64(2),
+                                                     hidden=(i64(4),)),
+    "AttentionPoolCritic": lambda: AttentionPoolCritic(BilinearCritic(2, 2), f32(0.5)),
+    "DiagonalGaussian": lambda: DiagonalGaussian(i64(2), i64(2), hidden=(i64(4),),
+                                                 min_scale=f32(1e-3)),
+    "MixtureOfGaussians": lambda: MixtureOfGaussians(i64(2), i64(2), components=i64(2),
+                                                     hidden=(i64(4),)),
+    "GaussianMarginal": lambda: GaussianMarginal(i64(2), min_scale=f32(1e-3)),
+    "NegativeQueue": lambda: NegativeQueue(i64(4)),
+    "RandomPairs": lambda: RandomPairs(k=i64(3)),  # tryout
+    "Neighbourhood": lambda: Neighbourhood(i64(1)),
+    "LocalMILoss": lambda: LocalMILoss(chunk_size=i64(4), column_chunk_size=i64(8),  # tryout
+                                       queue=i64(4)),
+    "GlobalMILoss": lambda: GlobalMILoss(column_chunk_size=i64(8)),
+    "AlphaInfoNCE": lambda: AlphaInfoNCE(alpha=f32(0.01), baseline=f32(0.5)),  # tryout
+    "LogBaseline": lambda: LogBaseline(init=f32(0.5)),
+    "SMILE": lambda: SMILE(clip=f32(5.0)),
+    "MINE": lambda: MINE(momentum=f32(0.9)),
+    "BA": lambda: BA(entropy_y=f32(1.5)),
+    "CorrelatedGaussian": lambda: CorrelatedGaussian(dim=i64(2), mi=f32(1.0)),
+    "Staircase": lambda: Staircase(levels=(f32(1.0), i64(2)), steps_per_level=i64(10)),
+}
+
+
+def _numpy_scalars(obj, seen=None) -> list[str]:
+    """The attributes, on ``obj`` and every module inside it, that hold a numpy scalar."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return []
+    seen.add(id(obj))
+    found = []
+    for name, value in vars(obj).items():
+        if isinstance(value, np.generic):
+            found.append(f"{type(obj).__name__}.{name}")
+        elif isinstance(value, (tuple, list)):
+            found += [f"{type(obj).__name__}.{name}" for v in value if isinstance(v, np.generic)]
+        elif isinstance(value, dict) and name == "_modules":
+            for module in value.values():
+                found += _numpy_scalars(module, seen) if module is not None else []
+        elif hasattr(value, "__dict__") and type(value).__module__.startswith("mitools"):
+            found += _numpy_scalars(value, seen)
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(NUMPY_OPTIONS))
+def test_entry_points_take_numpy_scalars_and_store_python_values(name) -> None:
+    obj = NUMPY_OPTIONS[name]()
+    assert _numpy_scalars(obj) == []  # what torch.save(..., weights_only) readers can load
+
+
+BAD_OPTIONS = [  # (call, the message: it names the argument the user passed)
+    (lambda: SeparableCritic(True, 1), "dim_x must be an int >= 1, got True"),
+    (lambda: SeparableCritic(2, 1, embed_dim=True), "embed_dim must be an int >= 1, got True"),
+    (lambda: SeparableCritic(2, 1, hidden=(4, True)), "hidden must be an int >= 1, got True"),
+    (lambda: SeparableCritic(2, 1, temperature=float("inf")), "temperature must be a finite"),
+    (lambda: ConcatCritic(2, 1, chunk_size=True), "chunk_size must be an int >= 1, got True"),
+    (lambda: MarginalPotentials(BilinearCritic(2, 2), True, 2), "dim_x must be an int >= 1"),
+    (lambda: AttentionPoolCritic(BilinearCritic(2, 2), float("inf")), "temperature must be"),
+    (lambda: DiagonalGaussian(2, 2, min_scale=float("nan")), "min_scale must be a finite"),
+    (lambda: MixtureOfGaussians(2, 2, components=True), "components must be an int >= 1"),
+    (lambda: NegativeQueue(True), "NegativeQueue: size must be an int >= 1, got True"),
+    (lambda: RandomPairs(2.0), "RandomPairs: k must be an int >= 1, got 2.0"),
+    (lambda: Neighbourhood(True), "Neighbourhood: radius must be an int >= 0, got True"),
+    (lambda: LocalMILoss(chunk_size=True), "chunk_size must be an int >= 1, got True"),
+    (lambda: LocalMILoss(queue=True), "queue must be an int >= 1, got True"),
+    (lambda: LocalMILoss(gather=1), "gather must be True or False, got 1"),  # was read as True
+    (lambda: GlobalMILoss(gather="no"), "gather must be True or False, got 'no'"),
+    (lambda: AlphaInfoNCE(alpha=True), r"AlphaInfoNCE: alpha must be a finite number in \(0, 1\)"),
+    (lambda: AlphaInfoNCE(baseline=float("nan")), "baseline must be a finite number, got nan"),
+    (lambda: LogBaseline(init=True), "init must be a finite number, got True"),  # was 1.0
+    (lambda: SMILE(clip=True), "SMILE: clip must be a finite number > 0, got True"),
+    (lambda: SMILE(clip=float("nan")), "SMILE: clip must be a finite number > 0, got nan"),
+    (lambda: MINE(momentum=True), r"MINE: momentum must be a finite number in \[0, 1\)"),
+    (lambda: BA(entropy_y=float("inf")), "BA: entropy_y must be a finite number, got inf"),
+    (lambda: BA(entropy_y=True), "BA: entropy_y must be a finite number, got True"),
+    (lambda: bounds.tuba(torch.zeros(4, 4), float("nan")), "tuba: log_baseline must be a fin"),
+    (lambda: bounds.ba(torch.zeros(4, 4), True), "ba: entropy_y must be a finite number"),
+    (lambda: bounds.infonce(torch.zeros(4, 4), offset=True), "infonce: offset must be an int"),
+    (lambda: bounds.smile(torch.zeros(4, 4), clip=True), "smile: clip must be a finite number"),
+    (lambda: bounds.check_finite(1), "check_finite: enabled must be True or False, got 1"),
+    (lambda: CorrelatedGaussian(dim=True, mi=1.0), "dim must be an int >= 1, got True"),
+    (lambda: CorrelatedGaussian(dim=2, mi=True), "mi must be a finite number >= 0, got True"),
+    (lambda: rho_for_mi(float("inf"), 2), "mi must be a finite number >= 0, got inf"),
+    (lambda: CorrelatedGaussian(dim=2, mi=1.0).sample(True),
+     "CorrelatedGaussian.sample: n must be an int >= 1, got True"),
+    (lambda: Staircase(levels=(1.0, True)), "levels must be a finite number >= 0, got True"),
+    (lambda: Staircase(steps_per_level=True), "steps_per_level must be an int >= 1, got True"),
+    (lambda: train_critic(BilinearCritic(2, 2), "infonce", CorrelatedGaussian(2, 1.0),
+                          steps=True), "train_critic: steps must be an int >= 1, got True"),
+    (lambda: train_critic(BilinearCritic(2, 2), "infonce", CorrelatedGaussian(2, 1.0),
+                          steps=1, log_every=True), "train_critic: log_every must be an int"),
+    (lambda: ksg(*_xy(), threads=True), "threads must be an int >= 1, got True"),
+]
+
+
+@pytest.mark.parametrize("call, match", BAD_OPTIONS, ids=[m[:40] for _, m in BAD_OPTIONS])
+def test_entry_points_name_each_bad_option(call, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_numpy_scalars_give_the_python_values_results() -> None:
+    s = torch.randn(2, 5, 5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(bounds.alpha_infonce(s, f32(0.5), f32(0.25)),
+                       bounds.alpha_infonce(s, 0.5, 0.25))
+    assert torch.equal(bounds.ba(s, f32(1.5)), bounds.ba(s, 1.5))
+    assert torch.equal(bounds.dv(s[:, :4], offset=i64(1)), bounds.dv(s[:, :4], offset=1))
+    task = CorrelatedGaussian(dim=2, mi=1.0)
+    for a, b in zip(task.sample(i64(5), generator=i64(3)), task.sample(5, generator=3),
+                    strict=True):
+        assert torch.equal(a, b)
+    x, y = _xy()
+    assert ksg(x, y, threads=np.int64(1)).value == ksg(x, y, threads=1).value  # tryout
+    torch.manual_seed(0)
+    numpy_ = train_critic(BilinearCritic(2, 2), "infonce", task, steps=i64(2),
+                          batch_size=i64(8), lr=f32(1e-2), generator=i64(0))
+    torch.manual_seed(0)
+    plain = train_critic(BilinearCritic(2, 2), "infonce", task, steps=2, batch_size=8,
+                         lr=1e-2, generator=0)
+    assert numpy_.shape == plain.shape == (2,)
+
+
+def test_estimate_mi_passes_numpy_bound_options_through() -> None:
+    """Tryout: estimate_mi(bound="alpha_infonce", alpha=np.float32(0.01)) failed in
+    AlphaInfoNCE."""
+    x, y = _xy()
+    r = estimate_mi(x, y, bound="alpha_infonce", alpha=np.float32(0.01), **FAST)
+    assert np.isfinite(r.value)
+
+
+def test_pointwise_takes_a_numpy_fold_and_refuses_a_bool() -> None:
+    """Tryout: fold=np.int64(1) was refused while fold=True was read as fold 1."""
+    x, y = _xy()
+    r = estimate_mi(x, y, **FAST)
+    assert torch.equal(r.pointwise(x[:5], y[:5], fold=np.int64(1)),
+                       r.pointwise(x[:5], y[:5], fold=1))
+    with pytest.raises(ValueError, match=r"fold must be an int in \[0, 1\], got True"):
+        r.pointwise(x[:5], y[:5], fold=True)

@@ -96,7 +96,7 @@ def test_random_pairs_are_distinct_reproducible_and_capped():
     sampler = RandomPairs(2, generator=torch.Generator().manual_seed(0))
     draws = {tuple(sampler((3, 3), (3,)).where.tolist()) for _ in range(20)}
     assert len(draws) > 1  # a fresh draw per call
-    with pytest.raises(ValueError, match="k must be a positive int"):
+    with pytest.raises(ValueError, match="RandomPairs: k must be an int >= 1, got 0"):
         RandomPairs(0)
 
 

@@ -9,10 +9,14 @@ bounds, so each formula reads the same way.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from mitools.option_checks import check_flag, check_int, check_number
 
 __all__ = ["check_finite"]
 
@@ -50,8 +54,7 @@ class check_finite:
     """
 
     def __init__(self, enabled: bool):
-        if not isinstance(enabled, bool):
-            raise TypeError(f"check_finite: enabled must be a bool, got {type(enabled).__name__}")
+        enabled = check_flag("check_finite: enabled", enabled)
         self.previous = _FiniteCheck.enabled
         _FiniteCheck.enabled = enabled
 
@@ -133,8 +136,7 @@ def _prepare(
             f"{name}: scores must have shape (..., N, M) with at least 2 dimensions, "
             f"got shape {tuple(scores.shape)}"
         )
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise ValueError(f"{name}: offset must be a non-negative int, got {offset!r}")
+    offset = check_int(f"{name}: offset", offset, 0)
     n, m = scores.shape[-2], scores.shape[-1]
     if m < 2:
         raise ValueError(
@@ -245,8 +247,9 @@ def _check_baseline(log_baseline: Tensor | float, p: Any, name: str) -> Tensor:
     (anything with ``positive (..., N)`` and ``row_valid``).
     """
     expected = p.positive.shape
-    if isinstance(log_baseline, (int, float)) and not isinstance(log_baseline, bool):
-        return p.positive.new_full(expected, float(log_baseline))
+    if isinstance(log_baseline, (numbers.Real, np.bool_)):  # a bool is refused by name
+        value = check_number(f"{name}: log_baseline", log_baseline, None)
+        return p.positive.new_full(expected, value)
     if not isinstance(log_baseline, Tensor):
         raise TypeError(
             f"{name}: log_baseline must be a float or a torch.Tensor broadcastable to "

@@ -38,6 +38,9 @@ References:
 
 from __future__ import annotations
 
+import numbers
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -49,6 +52,7 @@ from mitools.bounds.rowwise import (
     row_statistics,
     rows_mean,
 )
+from mitools.option_checks import check_number
 
 __all__ = ["ba", "doe", "flo", "log_likelihood"]
 
@@ -57,8 +61,8 @@ def _per_problem(value: Tensor | float, like: Tensor, name: str, arg: str) -> Te
     """Broadcast a float or tensor to the problems' shape ``like.shape[:-1]`` (``like``: a
     per-row tensor ``(..., N)``, whose dtype the result takes)."""
     lead = like.shape[:-1]
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return like.new_full(lead, float(value))
+    if isinstance(value, (numbers.Real, np.bool_)):  # a bool is refused by name
+        return like.new_full(lead, check_number(f"{name}: {arg}", value, None))
     if not isinstance(value, Tensor) or not value.is_floating_point():
         raise TypeError(
             f"{name}: {arg} must be a float or a floating-point tensor broadcastable to "

@@ -18,6 +18,7 @@ from mitools.bounds._scores import (
     _prepare,
     _Prepared,
 )
+from mitools.option_checks import check_number
 
 __all__ = ["alpha_infonce"]
 
@@ -87,10 +88,7 @@ def alpha_infonce(
         >>> alpha_infonce(torch.zeros(4, 4), log_baseline=0.0, alpha=0.5)
         tensor(0.)
     """
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 < alpha < 1.0:
-        raise ValueError(
-            f"alpha_infonce: alpha must lie in the open interval (0, 1), got {alpha!r}"
-        )
+    alpha = check_number("alpha_infonce: alpha", alpha, 0, high=1)
     p = _prepare(scores, offset, row_mask, col_mask, "alpha_infonce")
     a = _check_baseline(log_baseline, p, "alpha_infonce")
     loo = _leave_one_out_lme(p)  # (..., N, M)

@@ -9,6 +9,8 @@ same statistics block by block and call the same finisher.
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
 import torch
@@ -26,6 +28,7 @@ from mitools.bounds.rowwise import (
     rows_mean,
     rows_sum,
 )
+from mitools.option_checks import check_number
 
 __all__ = [
     "dv",
@@ -122,6 +125,14 @@ JSD = RowwiseBound("jsd", (NEGATIVES_SOFTPLUS,), _jsd)
 JS = RowwiseBound("js", (NEGATIVES_LSE, NEGATIVES_SOFTPLUS), _js)
 
 
+def _check_clip(clip: Any, name: str) -> float | None:
+    """SMILE's clip as a Python float or ``None``: a finite number > 0, or ``None`` or
+    ``inf`` (no clipping, returned as given). Numpy reals count, bools do not."""
+    if clip is None or (isinstance(clip, numbers.Real) and clip == math.inf):
+        return None if clip is None else math.inf
+    return check_number(f"{name}: clip", clip, 0)
+
+
 def smile_rowwise(clip: float | None = 5.0) -> RowwiseBound:
     r"""SMILE's :class:`~mitools.bounds.RowwiseBound` for a clip :math:`\tau` (``None``: none).
 
@@ -129,10 +140,7 @@ def smile_rowwise(clip: float | None = 5.0) -> RowwiseBound:
         >>> smile_rowwise(5.0).statistics[0].transform
         Transform(name='clip', param=5.0)
     """
-    if clip is not None and (
-        isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0
-    ):
-        raise ValueError(f"smile: clip must be a positive number or None, got {clip!r}")
+    clip = _check_clip(clip, "smile")
     clipped = (
         NEGATIVES_LSE if clip is None else RowStatistic(
             "logsumexp", "negatives", Transform("clip", float(clip))

@@ -25,6 +25,8 @@ import os
 import numpy as np
 from scipy.spatial import cKDTree
 
+from mitools.option_checks import check_int
+
 __all__ = ["count_within", "kth_neighbours", "resolve_threads"]
 
 
@@ -35,9 +37,7 @@ def resolve_threads(threads: int | None) -> int:
             return max(1, len(os.sched_getaffinity(0)))
         except AttributeError:  # not on Linux
             return max(1, os.cpu_count() or 1)
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
-    return threads
+    return check_int("threads", threads)
 
 
 def kth_neighbours(z: np.ndarray, k: int, *, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from mitools.critics.base import Critic, _check_positive_int, dot_scores, mlp
+from mitools.critics.base import Critic, _check_positive_int, _check_widths, dot_scores, mlp
+from mitools.option_checks import check_number
 
 __all__ = ["ConditionalDensity"]
 
@@ -147,9 +148,7 @@ class ConditionalDensity(Critic):
 
 
 def _check_min_scale(min_scale: float) -> float:
-    if isinstance(min_scale, bool) or not isinstance(min_scale, (int, float)) or min_scale <= 0:
-        raise ValueError(f"min_scale must be a positive number, got {min_scale!r}")
-    return float(min_scale)
+    return check_number("min_scale", min_scale, 0)
 
 
 class _MLPConditional(ConditionalDensity):
@@ -158,11 +157,10 @@ class _MLPConditional(ConditionalDensity):
     def __init__(self, dim_x: int, dim_y: int, hidden: Sequence[int], min_scale: float,
                  n_params: int):
         super().__init__()
-        _check_positive_int(dim_x, "dim_x")
-        _check_positive_int(dim_y, "dim_y")
+        dim_x, dim_y = _check_positive_int(dim_x, "dim_x"), _check_positive_int(dim_y, "dim_y")
         self.dim_x, self.dim_y = dim_x, dim_y
         self.min_scale = _check_min_scale(min_scale)
-        self.net = mlp(dim_x, tuple(hidden), n_params)
+        self.net = mlp(dim_x, _check_widths(hidden), n_params)
 
     def extra_repr(self) -> str:
         return f"dim_x={self.dim_x}, dim_y={self.dim_y}, min_scale={self.min_scale}"

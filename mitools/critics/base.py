@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mitools.option_checks import check_int
+
 __all__ = ["MLP", "Critic", "dot_scores", "mlp", "promoted_linear"]
 
 
@@ -63,21 +65,26 @@ def mlp(
         >>> mlp(20, (256, 256), 32)[0]
         Linear(in_features=20, out_features=256, bias=True)
     """
-    _check_positive_int(dim_in, "dim_in")
-    _check_positive_int(dim_out, "dim_out")
+    dim_in = _check_positive_int(dim_in, "dim_in")
+    dim_out = _check_positive_int(dim_out, "dim_out")
     layers: list[nn.Module] = []
     width = dim_in
     for h in hidden:
-        _check_positive_int(h, "hidden")
+        h = _check_positive_int(h, "hidden")
         layers += [nn.Linear(width, h), activation()]
         width = h
     layers.append(nn.Linear(width, dim_out))
     return MLP(*layers)
 
 
-def _check_positive_int(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+def _check_positive_int(value: Any, name: str) -> int:
+    """``value`` as a Python int (numpy ints accepted, bools refused), named ``name`` if bad."""
+    return check_int(name, value, 1)
+
+
+def _check_widths(hidden: Any, name: str = "hidden") -> tuple[int, ...]:
+    """Hidden widths as a tuple of Python ints, named ``name`` if one is bad."""
+    return tuple(_check_positive_int(h, name) for h in hidden)
 
 
 def dot_scores(u: Tensor, v: Tensor) -> Tensor:

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from mitools.critics.base import Critic
+from mitools.option_checks import check_number
 
 __all__ = ["AttentionPoolCritic", "MaxPoolCritic"]
 
@@ -177,10 +178,7 @@ class AttentionPoolCritic(_PooledCritic):
     def __init__(self, base: nn.Module, temperature: float = 1.0,
                  attention: nn.Module | None = None) -> None:
         super().__init__(base)
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
-            temperature > 0
-        ):
-            raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+        temperature = check_number("temperature", temperature, 0)
         if attention is not None and not isinstance(attention, nn.Module):
             raise TypeError(
                 f"AttentionPoolCritic: attention must be a critic module or None, got "

@@ -51,8 +51,7 @@ class QuadraticCritic(Critic):
     def __init__(self, dim_x: int, dim_y: int, hidden: Sequence[int] | None = None,
                  embed_dim: int = 32):
         super().__init__()
-        _check_positive_int(dim_x, "dim_x")
-        _check_positive_int(dim_y, "dim_y")
+        dim_x, dim_y = _check_positive_int(dim_x, "dim_x"), _check_positive_int(dim_y, "dim_y")
         self.dim_x, self.dim_y = dim_x, dim_y
         self.weight = nn.Parameter(torch.empty(dim_x, dim_y))
         nn.init.normal_(self.weight, std=1.0 / math.sqrt(dim_x * dim_y))

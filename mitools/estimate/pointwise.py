@@ -9,6 +9,7 @@ from torch import Tensor
 
 from mitools.bounds import _lme_negatives, _prepare
 from mitools.inputs import as_sample_tensor, check_paired
+from mitools.option_checks import check_int
 
 if TYPE_CHECKING:
     from mitools.estimate.result import MIEstimate
@@ -102,8 +103,8 @@ def pointwise_mi(result: MIEstimate, x: Any, y: Any, fold: int | None = None) ->
     if result.margins is None:
         raise ValueError("pointwise needs the fitted margins transforms, which this result lacks")
     k = len(result.folds)
-    if fold is not None and not (isinstance(fold, int) and 0 <= fold < k):
-        raise ValueError(f"fold must be an int in [0, {k}), got {fold!r}")
+    if fold is not None:  # a numpy int counts, a bool does not (True was fold 1)
+        fold = check_int("fold", fold, 0, k - 1)
     x = align_columns(x, result.settings.get("x_columns"), "x")
     y = align_columns(y, result.settings.get("y_columns"), "y")
     xa, ya = as_sample_tensor(x, "x"), as_sample_tensor(y, "y")

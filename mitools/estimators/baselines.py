@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import numbers
+
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from mitools import bounds
 from mitools.bounds import RowStatistics
 from mitools.estimators.base import Estimator, ProblemIndex
+from mitools.option_checks import check_number
 
 __all__ = ["TUBA", "AlphaInfoNCE", "LogBaseline"]
 
@@ -39,9 +43,9 @@ class LogBaseline(nn.Module):
                 raise ValueError(
                     f"baseline must be 'constant', a float or an nn.Module, got {baseline!r}"
                 )
-            self.constant = nn.Parameter(torch.tensor(float(init)))
-        elif isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
-            self.fixed = float(baseline)
+            self.constant = nn.Parameter(torch.tensor(check_number("init", init, None)))
+        elif isinstance(baseline, (numbers.Real, np.bool_)):  # a bool is refused by name
+            self.fixed = check_number("baseline", baseline, None)
         else:
             raise TypeError(
                 "baseline must be 'constant', a float or an nn.Module, got "
@@ -139,11 +143,7 @@ class AlphaInfoNCE(Estimator):
 
     def __init__(self, alpha: float = 0.01, baseline: str | float | nn.Module = "constant"):
         super().__init__()
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
-            raise ValueError(
-                f"AlphaInfoNCE: alpha must lie in the open interval (0, 1), got {alpha!r}"
-            )
-        self.alpha = float(alpha)
+        self.alpha = check_number("AlphaInfoNCE: alpha", alpha, 0, high=1)
         self.log_baseline = LogBaseline(baseline)
 
     @property

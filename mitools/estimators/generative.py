@@ -43,6 +43,7 @@ from mitools import bounds
 from mitools.bounds import generative as gen
 from mitools.bounds import upper
 from mitools.estimators.base import Estimator, ProblemIndex, positive_targets
+from mitools.option_checks import check_number
 
 __all__ = ["BA", "CLUB", "FLO", "VCLUB", "DoE", "GenerativeEstimator", "L1Out"]
 
@@ -174,11 +175,7 @@ class BA(GenerativeEstimator):
                 "task.entropy_y()); without it use 'doe' with a marginal model, which is an "
                 "estimate but not a bound"
             )
-        if isinstance(entropy_y, bool) or not isinstance(entropy_y, (int, float)) or not (
-            abs(float(entropy_y)) < float("inf")
-        ):
-            raise ValueError(f"BA: entropy_y must be a finite number of nats, got {entropy_y!r}")
-        self.entropy_y = float(entropy_y)
+        self.entropy_y = check_number("BA: entropy_y", entropy_y, None)
 
     def finish(self, stats: bounds.RowStatistics, **_: Any) -> Tensor:
         """:math:`H(Y)` plus the mean positive log-density, from the row statistics."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from mitools import bounds
+from mitools.bounds.lower import _check_clip
 from mitools.estimators.base import Estimator
 
 __all__ = ["DV", "JS", "JSD", "NWJ", "SMILE", "InfoNCE"]
@@ -96,11 +97,8 @@ class SMILE(Estimator):
 
     def __init__(self, clip: float | None = 5.0):
         super().__init__()
-        if clip is not None and (
-            isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0
-        ):
-            raise ValueError(f"SMILE: clip must be a positive number or None, got {clip!r}")
-        self.clip = None if clip is None or math.isinf(clip) else float(clip)
+        clip = _check_clip(clip, "SMILE")
+        self.clip = None if clip is None or math.isinf(clip) else clip
         self.rowwise = bounds.smile_rowwise(self.clip)
 
     def extra_repr(self) -> str:

@@ -11,6 +11,7 @@ from torch import Tensor
 from mitools import bounds
 from mitools.bounds import RowStatistics
 from mitools.estimators.base import Estimator, ProblemIndex
+from mitools.option_checks import check_number
 
 __all__ = ["MINE"]
 
@@ -61,11 +62,7 @@ class MINE(Estimator):
 
     def __init__(self, momentum: float = 0.99):
         super().__init__()
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)):
-            raise TypeError(f"MINE: momentum must be a float, got {type(momentum).__name__}")
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"MINE: momentum must lie in [0, 1), got {momentum!r}")
-        self.momentum = float(momentum)
+        self.momentum = check_number("MINE: momentum", momentum, 0, strict=False, high=1)
         self.register_buffer("log_partition_ema", torch.zeros(()))
         #: which problems have an average yet (same shape as ``log_partition_ema``)
         self.register_buffer("seen", torch.zeros((), dtype=torch.bool))

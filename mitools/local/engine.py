@@ -25,6 +25,7 @@ from mitools.local.grid import check_pair, pack, pack_mask, parse_pattern
 from mitools.local.problems import PairMasks, Problems
 from mitools.local.scoring import Scorer
 from mitools.negatives import NEGATIVES, NegativeColumns
+from mitools.option_checks import check_int
 from mitools.reductions import reduce
 from mitools.samplers import PositionPairs
 
@@ -140,9 +141,7 @@ def _check_bound_and_critic(bound: Any, critic: Any) -> tuple[Estimator, Any]:
 def _check_chunk(value: Any, name: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int or None, got {value!r}")
-    return value
+    return check_int(name, value)
 
 
 class _Engine(nn.Module):

@@ -11,8 +11,10 @@ bound or critic by its class: what they do with an estimator follows what it dec
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -20,6 +22,7 @@ from mitools.estimators import Estimator
 from mitools.local.engine import LocalMIResult, _Engine
 from mitools.local.grid import pool
 from mitools.negatives import NegativeQueue, negative_columns
+from mitools.option_checks import check_flag, check_int
 from mitools.reductions import Reduction, check_reduction, reduce, reduction_name
 from mitools.samplers import LocalToGlobal, PairSampler
 
@@ -128,14 +131,14 @@ class LocalMILoss(_Engine):
                 "'logsumexp' (each bounds that reduction of the local MIs, never the MI between "
                 "the whole grids)"
             )
-        if isinstance(queue, int) and not isinstance(queue, bool):
-            queue = NegativeQueue(queue)
+        if isinstance(queue, (numbers.Integral, np.bool_)):  # a bool is refused by name
+            queue = NegativeQueue(check_int("queue", queue))
         if queue is not None and not isinstance(queue, NegativeQueue):
             raise TypeError(
                 f"queue must be a NegativeQueue, a positive int or None, got {type(queue).__name__}"
             )
         self.queue = queue
-        self.gather = bool(gather)
+        self.gather = check_flag("gather", gather)
         self.generator = generator
         if negatives == "derangement":
             if self.estimator.needs_row_partition:
@@ -274,7 +277,7 @@ class GlobalMILoss(_Engine):
         if pool not in ("mean", "max"):
             raise ValueError(f"pool must be 'mean' or 'max', got {pool!r}")
         self.pool = pool
-        self.gather = bool(gather)
+        self.gather = check_flag("gather", gather)
 
     def extra_repr(self) -> str:
         return (

@@ -15,6 +15,7 @@ only.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -78,7 +79,10 @@ class Scorer:
     def channels(self) -> tuple[int | None, int | None]:
         """The channels the critic declares for ``x`` and ``y`` (``None``: undeclared)."""
         dims = [getattr(self.critic, f"dim_{side}", None) for side in ("x", "y")]
-        return tuple(d if isinstance(d, int) else None for d in dims)  # type: ignore[return-value]
+        return tuple(  # type: ignore[return-value]
+            int(d) if isinstance(d, numbers.Integral) and not isinstance(d, bool) else None
+            for d in dims
+        )
 
     def check_dot_product(self, cx: int, cy: int, patterns: tuple[str, str], shapes: Any,
                           axes: tuple[tuple[str, ...], tuple[str, ...]]) -> None:
