@@ -145,11 +145,16 @@ def read(path: Path, key: str | None, default_key: str | None, header: bool | No
     return table
 
 
-def _read(path: Path, key: str | None, default_key: str | None, header: bool | None) -> Table:
+def _existing(path: Path) -> None:
+    """A missing path or a directory said as such (not as an unknown format)."""
     if not path.exists():
         raise DataError(f"no such file: {path}")
     if path.is_dir():
-        raise DataError(f"{path} is a directory, not a file")
+        raise DataError(f"{path} is a directory, not a file: give a file inside it")
+
+
+def _read(path: Path, key: str | None, default_key: str | None, header: bool | None) -> Table:
+    _existing(path)
     kind = file_kind(path)
     if path.stat().st_size == 0:
         raise DataError(f"cannot read {path}: empty file")
@@ -232,39 +237,96 @@ def _overlap(tx: Table, ix: list[int], iy: list[int], same_file: bool = False) -
         )
 
 
+def _split(t: Table, args: argparse.Namespace) -> tuple[list[int], list[int]]:
+    """X's and Y's columns of one table holding both: the variable left out gets the
+    remaining columns, a table of two columns needs neither; the two must not overlap."""
+    if args.x_cols is None and args.y_cols is None:
+        if len(t.names) != 2:
+            raise DataError(
+                f"{t.source} has {len(t.names)} columns ({_names(t.names)}): say "
+                "which are X and which Y with --x-cols and/or --y-cols"
+            )
+        return [0], [1]
+    if args.y_cols is None:
+        ix = t.select(args.x_cols, "--x-cols")
+        iy = t.select(None, "--y-cols", exclude=ix)
+    else:
+        iy = t.select(args.y_cols, "--y-cols")
+        ix = t.select(args.x_cols, "--x-cols", exclude=iy)
+    _overlap(t, ix, iy)
+    return ix, iy
+
+
+def _archive_keys(path: Path) -> list[str]:
+    if path.stat().st_size == 0:
+        raise DataError(f"cannot read {path}: empty file")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return list(archive.keys())
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from exc
+
+
+def _one_archive(path: Path, args: argparse.Namespace,
+                 header: bool | None) -> tuple[Table, Table, list[int], list[int]]:
+    """X and Y from one ``.npz``: its arrays ``x`` and ``y`` (or ``--x-key`` / ``--y-key``).
+    No lone array stands in for a missing one (it would be X and Y at once); one array
+    named for both is split by ``--x-cols`` / ``--y-cols`` like a table."""
+    keys = _archive_keys(path)
+    given = {"X": args.x_key, "Y": args.y_key}
+    names = {role: key or role.lower() for role, key in given.items()}
+    for role, name in names.items():
+        if name not in keys:
+            advice = (f"choose with --{role.lower()}-key" if given[role] else
+                      "with one .npz, X and Y are its arrays x and y: choose them with --x-key "
+                      "/ --y-key (one key for both, with --x-cols / --y-cols, splits an array)")
+            raise DataError(f"{path.name} has no array {name!r} (it has: {_names(keys)}); "
+                            f"{advice}")
+    tx = read(path, names["X"], None, header)
+    if names["X"] != names["Y"]:
+        ty = read(path, names["Y"], None, header)
+        return tx, ty, tx.select(args.x_cols, "--x-cols"), ty.select(args.y_cols, "--y-cols")
+    if args.x_cols is None and args.y_cols is None:
+        raise UsageError(
+            f"X and Y are both the array {names['X']!r} of {path.name} (it has: {_names(keys)}): "
+            "give them different arrays with --x-key / --y-key, or split its columns with "
+            "--x-cols / --y-cols"
+        )
+    ix, iy = _split(tx, args)
+    return tx, tx, ix, iy
+
+
+def _identity(table: Table) -> tuple[object, str | None]:
+    """What a table is, whatever the path that named it (a symlink, a hard link, ``./``)."""
+    path, key = table.origin
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return path, key
+    return (stat.st_dev, stat.st_ino), key
+
+
 def load(args: argparse.Namespace) -> tuple[list[tuple[str, str, str, np.ndarray]], str]:
     """X's and Y's columns as ``(role, name, source, values)`` (numeric, NaN kept), and a
-    description of where they came from."""
+    description of where they came from. X and Y never share a column, whichever files,
+    keys and columns name them."""
     header = False if args.no_header else True if args.header else None
     px = Path(args.x)
+    for path in (px,) if args.y is None else (px, Path(args.y)):
+        _existing(path)
     kx = file_kind(px)
     ky = None if args.y is None else file_kind(Path(args.y))
     _check_options_apply(args, kx, ky)
     if args.y is None and kx == ".npz":
-        tx = read(px, args.x_key, "x", header)
-        ty = read(px, args.y_key, "y", header)
-        ix, iy = tx.select(args.x_cols, "--x-cols"), ty.select(args.y_cols, "--y-cols")
+        tx, ty, ix, iy = _one_archive(px, args, header)
     elif args.y is None:
         tx = ty = read(px, None, None, header)
-        if args.x_cols is None and args.y_cols is None:
-            if len(tx.names) != 2:
-                raise DataError(
-                    f"{tx.source} has {len(tx.names)} columns ({_names(tx.names)}): say "
-                    "which are X and which Y with --x-cols and/or --y-cols"
-                )
-            ix, iy = [0], [1]
-        elif args.y_cols is None:
-            ix = tx.select(args.x_cols, "--x-cols")
-            iy = tx.select(None, "--y-cols", exclude=ix)
-        else:
-            iy = ty.select(args.y_cols, "--y-cols")
-            ix = tx.select(args.x_cols, "--x-cols", exclude=iy)
-        _overlap(tx, ix, iy)
+        ix, iy = _split(tx, args)
     else:
         tx = read(px, args.x_key, "x", header)
         ty = read(Path(args.y), args.y_key, "y", header)
         ix, iy = tx.select(args.x_cols, "--x-cols"), ty.select(args.y_cols, "--y-cols")
-        if tx.origin == ty.origin:  # two names of one file: its columns must not overlap
+        if _identity(tx) == _identity(ty):  # two names of one file: its columns must not overlap
             _overlap(tx, ix, iy, same_file=True)
     xs, x_problem = _numeric(tx, ix, "X")
     ys, y_problem = _numeric(ty, iy, "Y")
