@@ -134,3 +134,49 @@ def test_a_directory_is_said_to_be_one(capsys, data: Path) -> None:
         assert code == 1 and out == "" and f"{data} is a directory, not a file" in err, err
     code, _, err = _main(capsys, data, "x.npy", "missing.xlsx", "--method", "gaussian")
     assert code == 1 and "no such file: missing.xlsx" in err, err
+
+
+# --- fault 2: an option of another method was silently ignored (--groups with neural) ---
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        # printed "20 groups", exit 0
+        (("--groups", "0", "--max-steps", "50"), "--groups does not apply to --method neural"),
+        (("--groups", "10"), "--groups does not apply to --method neural"),  # even the default
+        (("--method", "gaussian", "--threads", "1"), "--threads does not apply to --method "
+                                                     "gaussian"),
+        (("--method", "gaussian", "--device", "cpu"), "--device does not apply"),
+        (("--method", "ksg", "--folds", "2"), "--folds does not apply to --method ksg"),
+        (("--method", "ksg2", "--max-steps", "5"), "--max-steps does not apply"),
+        (("--method", "mixed", "--bound", "dv"), "--bound does not apply"),
+    ],
+)
+def test_an_option_of_another_method_is_a_usage_error(capsys, data: Path, args, message):
+    assert message in _usage(capsys, data, "xy.npz", *args)
+
+
+def test_the_options_of_each_method_still_apply(capsys, data: Path) -> None:
+    for args in (("--method", "ksg", "--groups", "0", "--threads", "1"),
+                 ("--method", "gaussian", "--groups", "5"),
+                 ("--method", "mixed", "--groups", "4", "--k", "2")):
+        code, out, err = _main(capsys, data, "xy.npz", *args, "--json")
+        assert code == 0, err
+        groups = args[args.index("--groups") + 1]
+        uncertainty = json.loads(out)["uncertainty"]
+        assert (f"({groups} groups" in uncertainty) if groups != "0" else (
+            "none" in uncertainty or json.loads(out)["stderr"] is None), uncertainty
+    code, out, err = _main(capsys, data, "xy.npz", "--method", "ksg", "--json")
+    assert code == 0 and "(10 groups" in json.loads(out)["uncertainty"], err
+
+
+# --- fault 3: the text output rounded the confidence level (0.975 printed "98%") ---
+
+
+@pytest.mark.parametrize("level, shown", [("0.975", "97.5%"), ("0.999", "99.9%"),
+                                          ("0.95", "95%"), ("0.5", "50%")])
+def test_the_level_is_printed_as_given(capsys, data: Path, level, shown) -> None:
+    code, out, err = _main(capsys, data, "xy.npz", "--method", "gaussian", "--level", level)
+    assert code == 0, err
+    assert out.startswith("I(X; Y) = ") and f"({shown} interval " in out, out

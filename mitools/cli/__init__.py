@@ -87,7 +87,8 @@ def _estimate(args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> Any:
         return estimate_mi(x, y, **options)
     from mitools import classical
 
-    common = dict(groups=args.groups, level=args.level, seed=args.seed)
+    common = dict(groups=10 if args.groups is None else args.groups, level=args.level,
+                  seed=args.seed)
     if args.method == "gaussian":
         return classical.gaussian_mi(x, y, **common)
     knn = dict(common, k=args.k or 3, threads=args.threads, progress=progress)
@@ -101,7 +102,11 @@ def _check_options(args: argparse.Namespace) -> None:
     """Refuse (exit code 2) an option that does not apply to ``--method`` or a bad value the
     parser cannot see alone."""
     neural = args.method == "neural"
+    # every option that some method ignores has the default None (or False), so that one
+    # given to a method that ignores it is told, not silently dropped
     for option, value, applies in (("--bound", args.bound, neural),
+                                   ("--groups", args.groups, not neural),
+                                   ("--threads", args.threads, args.method != "gaussian"),
                                    ("--max-steps", args.max_steps, neural),
                                    ("--folds", args.folds, neural),
                                    ("--no-screen", args.no_screen or None, neural),

@@ -138,9 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="train every fold, not only the first when it finds nothing beyond "
                           "the Gaussian fit, each choosing its critic on its validation part "
                           "alone (neural)")
-    est.add_argument("--groups", type=_groups, default=10,
+    est.add_argument("--groups", type=_groups,
                      help="jackknife groups of the classical methods' interval (0: none; "
-                     "default: 10)")
+                     "default: 10); not neural, whose folds set its groups")
     est.add_argument("--level", type=_level, default=0.95,
                      help="confidence level of the interval (default: 0.95)")
     est.add_argument("--seed", type=_seed, default=0,
@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "estimate_mi: min(4, idle CPUs), idle meaning the CPUs this process may "
                      "use less the 1-minute load average); ksg, ksg2, mixed: workers of the "
                      "neighbour searches (default: every CPU this process may use); gaussian: "
-                     "not used. On a shared machine use 1")
+                     "does not take it. On a shared machine use 1")
     run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     run.add_argument("--no-progress", action="store_true",
                      help="no progress bar (shown on stderr when it is a terminal)")

@@ -75,6 +75,16 @@ def with_warnings(run: Any) -> tuple[Any, list[str]]:
         return run(), lines
 
 
+def percent(level: float) -> str:
+    """A confidence level as the percentage it was given, unrounded (not ``:.0%``).
+
+    Example:
+        >>> percent(0.95), percent(0.975), percent(0.999), percent(0.9999999)
+        ('95%', '97.5%', '99.9%', '99.99999%')
+    """
+    return f"{100 * level:.12g}%"  # 12 digits: 97.49999999999999 (0.975 * 100) is 97.5
+
+
 def _number(v: Any) -> Any:
     """JSON has no NaN or infinity: ``None`` for them."""
     return None if isinstance(v, float) and not math.isfinite(v) else v
@@ -118,15 +128,16 @@ def report(result: Any, args: argparse.Namespace, x: np.ndarray, y: np.ndarray,
         print(json.dumps(record, allow_nan=False))
         return
     low, high = result.interval
+    level = percent(result.level)
     if infinite:
         interval = "no interval: the estimate is infinite"
     elif math.isnan(result.stderr):
         interval = "no interval"
     elif result.sided == "lower":
-        interval = (f"{result.level:.0%} lower confidence bound {low:.4f}, "
+        interval = (f"{level} lower confidence bound {low:.4f}, "
                     f"stderr {result.stderr:.4f}")
     else:
-        interval = (f"{result.level:.0%} interval {low:.4f} to {high:.4f}, "
+        interval = (f"{level} interval {low:.4f} to {high:.4f}, "
                     f"stderr {result.stderr:.4f}")
     print(f"I(X; Y) = {result.value:.4f} nats ({interval})")
     print(f"method: {result.method}; {x.shape[0]} samples, X of {x.shape[1]} and Y of "
