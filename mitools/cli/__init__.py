@@ -23,7 +23,8 @@ twice or for both X and Y); 141 stdout closed before the output was written (``|
 128 + SIGPIPE, as a shell reports a program that SIGPIPE ended); 130 interrupted.
 
 Layout: ``mitools.cli.parser`` (options), ``mitools.cli.tables`` (files and columns),
-``mitools.cli.report`` (output, the library's messages in command-line terms).
+``mitools.cli.rows`` (NaN / inf rows), ``mitools.cli.report`` (output, the library's messages
+in command-line terms).
 
 Example:
     >>> import contextlib, io, json, tempfile, os
@@ -52,7 +53,8 @@ import numpy as np
 
 from mitools.cli.parser import attach_negative_columns, build_parser
 from mitools.cli.report import cli_terms, report, with_warnings
-from mitools.cli.tables import DataError, UsageError, drop_nonfinite, load, stack
+from mitools.cli.rows import drop_nonfinite, stack
+from mitools.cli.tables import DataError, UsageError, load
 
 __all__ = ["main"]
 
