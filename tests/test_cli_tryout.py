@@ -180,3 +180,128 @@ def test_the_level_is_printed_as_given(capsys, data: Path, level, shown) -> None
     code, out, err = _main(capsys, data, "xy.npz", "--method", "gaussian", "--level", level)
     assert code == 0, err
     assert out.startswith("I(X; Y) = ") and f"({shown} interval " in out, out
+
+
+# --- fault 4: messages in the Python API's words, advice that fails, readings that mislead ---
+
+
+@pytest.fixture(scope="module")
+def tables(data: Path) -> Path:
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(1)
+    a, c = rng.standard_normal((2, N))
+    pd.DataFrame({"a": a, "c": a + c}).to_csv(data / "d.csv", index=False)
+    # 99 classes of 3 and 3 of 1; 100 classes of 3
+    for name, lab in (("rare1", np.r_[np.repeat(np.arange(99), 3), 99, 100, 101]),
+                      ("rare3", np.repeat(np.arange(100), 3))):
+        pd.DataFrame({"lab": lab, "a": lab % 7 + c}).to_csv(data / f"{name}.csv", index=False)
+    flags = pd.DataFrame({"a": a, "flag": pd.array([True, False] * (N // 2), dtype="boolean")})
+    flags.loc[3, "flag"] = None
+    flags.to_csv(data / "boolna.csv", index=False)
+    pd.DataFrame({"a": a, "c": a + c}).to_csv(data / "semi.csv", sep=";", index=False)
+    pd.DataFrame({"a": a, "c": a + c}).to_csv(data / "commas.tsv", index=False)
+    pd.DataFrame({"a": a, "b": c, "c": a + c}).to_csv(data / "idx.csv")  # with its index
+    pd.DataFrame({"c": a + c}).to_csv(data / "idx2.csv")
+    return data
+
+
+def test_discrete_x_on_a_continuous_column_says_leave_it_out(capsys, tables: Path) -> None:
+    # the neural method ended "pass discrete_x=False"
+    args = ("d.csv", "--x-cols", "a", "--y-cols", "c", "--discrete-x")
+    code, _, err = _main(capsys, tables, *args, "--max-steps", "5")
+    assert code == 1 and "continuous variable; leave out --discrete-x" in err, err
+    assert "discrete_x" not in err
+    # mixed advised a lower --k, which cannot help a class of 1 sample
+    code, _, err = _main(capsys, tables, *args, "--method", "mixed")
+    assert code == 1 and "lower --k" not in err, err
+    assert "x has 300 distinct values among 300 samples: if it is a continuous variable, " \
+           "leave out --discrete-x" in err, err
+
+
+def test_class_advice_is_given_only_where_it_works(capsys, tables: Path) -> None:
+    # neural advised --method mixed, which then failed on the same data (a class of 1)
+    common = ("--x-cols", "lab", "--y-cols", "a", "--discrete-x")
+    code, _, err = _main(capsys, tables, "rare1.csv", *common, "--max-steps", "5")
+    assert code == 1 and "use --method mixed" not in err, err
+    assert "(not --method mixed: a class of x holds 1 sample" in err, err
+    for k in ("1", "2", "3"):  # and indeed mixed fails whatever --k
+        code, _, err = _main(capsys, tables, "rare1.csv", *common, "--method", "mixed",
+                             "--k", k, "--groups", "0")
+        assert code == 1 and "whatever --k" in err and "lower --k" not in err, err
+    # classes of 3: the advice names the --k that works, and following it works
+    code, _, err = _main(capsys, tables, "rare3.csv", *common, "--max-steps", "5")
+    assert code == 1 and "or use --method mixed --discrete-x --k 2" in err, err
+    code, _, err = _main(capsys, tables, "rare3.csv", *common, "--method", "mixed")
+    assert code == 1 and "drop them, or lower --k to 2" in err, err
+    code, out, err = _main(capsys, tables, "rare3.csv", *common, "--method", "mixed", "--k",
+                           "2", "--json")
+    assert code == 0 and json.loads(out)["method"] == "mixed_ksg", err
+
+
+def test_a_flag_column_with_gaps_is_numbers_with_missing_values(capsys, tables: Path) -> None:
+    # "numbers stored as text; store them as numbers", and --dropna did not help
+    args = ("boolna.csv", "--x-cols", "flag", "--y-cols", "a", "--method", "gaussian")
+    code, _, err = _main(capsys, tables, *args)
+    assert code == 1 and "stored as text" not in err, err
+    assert "1 of 300 rows have missing values (NaN) in boolna.csv (X column 'flag': 1; the " \
+           "first is data row 3" in err and "--dropna" in err, err
+    code, out, err = _main(capsys, tables, *args, "--dropna", "--json")
+    assert code == 0 and json.loads(out)["dropped_rows"] == 1, err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        # "semi.csv has 1 columns (a;c): say which are X and which Y"
+        (("semi.csv",), "the first row of semi.csv is one column when split at ',' ('a;c') "
+                        "but holds ';': the file looks separated by ';'; pass --sep ';'"),
+        (("commas.tsv",), "commas.tsv is one column when split at '\\t' ('a,c') but holds "
+                          "',': the file looks separated by ','; pass --sep ','"),
+    ],
+)
+def test_another_separator_is_named(capsys, tables: Path, args, message) -> None:
+    code, out, err = _main(capsys, tables, *args, "--method", "gaussian")
+    assert code == 1 and out == "" and message in err, err
+
+
+def test_sep_reads_the_table(capsys, tables: Path) -> None:
+    for args in (("semi.csv", "--sep", ";"), ("commas.tsv", "--sep", ",")):
+        code, out, err = _main(capsys, tables, *args, "--method", "gaussian", "--json")
+        assert code == 0 and json.loads(out)["inputs"] == (
+            f"X: a of {args[0]}; Y: c of {args[0]}"), err
+    assert "--sep applies to .csv / .tsv files only" in _usage(
+        capsys, tables, "xy.npz", "--sep", ";", "--method", "gaussian")
+    assert "argument --sep: must be one character" in _usage(
+        capsys, tables, "semi.csv", "--sep", ";;", "--method", "gaussian")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        # X silently held the index, "X: Unnamed: 0, a, b of idx.csv"
+        (("idx.csv", "--y-cols", "c"), "column 0 of idx.csv has no name in its header row "
+                                       "(read as 'Unnamed: 0'): most likely a row index"),
+        (("idx.csv", "--x-cols", "a"), "Name Y's columns with --y-cols"),
+        (("idx2.csv",), "column 0 of idx2.csv has no name"),  # two columns: X was the index
+    ],
+)
+def test_a_saved_index_is_no_feature(capsys, tables: Path, args, message) -> None:
+    code, out, err = _main(capsys, tables, *args, "--method", "gaussian")
+    assert code == 1 and out == "" and message in err, err
+
+
+def test_columns_named_around_a_saved_index(capsys, tables: Path) -> None:
+    for args, inputs in ((("--x-cols", "a,b", "--y-cols", "c"), "X: a, b of idx.csv"),
+                         (("--x-cols", "0", "--y-cols", "c"), "X: Unnamed: 0 of idx.csv")):
+        code, out, err = _main(capsys, tables, "idx.csv", *args, "--method", "gaussian",
+                               "--json")
+        assert code == 0 and json.loads(out)["inputs"].startswith(inputs), err
+
+
+def test_library_words_in_command_line_terms() -> None:
+    from mitools.cli.report import cli_terms
+
+    assert cli_terms("a continuous variable; pass discrete_y=False") == (
+        "a continuous variable; leave out --discrete-y")
+    assert cli_terms("keep ksg (mixed_ksg takes the rounding for structure)") == (
+        "keep ksg (--method mixed takes the rounding for structure)")

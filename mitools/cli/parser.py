@@ -72,6 +72,15 @@ def _groups(text: str) -> int:
     return value
 
 
+def _separator(text: str) -> str:
+    """One character; ``\\t`` (as typed in a shell) or ``tab`` is a tab."""
+    sep = "\t" if text in ("\\t", "tab") else text
+    if len(sep) != 1 or sep in "\n\r\"":
+        raise argparse.ArgumentTypeError(f"must be one character such as ';' or '\\t', got "
+                                         f"{text!r}")
+    return sep
+
+
 def _level(text: str) -> float:
     try:
         value = float(text)
@@ -116,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     header.add_argument("--header", action="store_true",
                         help="the .csv/.tsv's first row is its header even if it holds only "
                         "numbers (without this, such a row is refused as a likely data row)")
+    io.add_argument("--sep", type=_separator, metavar="SEP",
+                    help="the .csv/.tsv's field separator, e.g. ';' or '\\t' (default: , for "
+                    ".csv, a tab for .tsv)")
     io.add_argument("--dropna", action="store_true",
                     help="drop rows with missing (NaN) or infinite values and say how many")
     est = p.add_argument_group("estimator")

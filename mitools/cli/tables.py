@@ -7,6 +7,7 @@ message names the file, the column and the option concerned.
 from __future__ import annotations
 
 import argparse
+import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ class Table:
     origin: tuple[str, str | None]  #: the resolved path and the ``.npz`` key: what it is
     names: list[str]
     columns: list[Any]
+    unnamed: tuple[int, ...] = ()  #: columns of a text table whose header cell is empty
 
     def select(self, spec: str | None, option: str, exclude: Sequence[int] = ()) -> list[int]:
         """Indices of the columns ``spec`` names (``None``: every column not in ``exclude``).
@@ -115,13 +117,27 @@ def _from_array(source: str, origin: tuple[str, str | None], arr: np.ndarray) ->
     return Table(source, origin, [str(j) for j in range(arr.shape[1])], list(arr.T))
 
 
-def _check_header(pd: Any, path: Path, sep: str) -> None:
-    """Refuse a header row of numbers only: it is most likely the first data row."""
+_SEPARATORS = (",", ";", "\t", "|")
+
+
+def _check_first_row(pd: Any, path: Path, sep: str, header: bool | None,
+                     sep_given: bool) -> None:
+    """Refuse a first row that is one column holding another separator (a ``;``-separated
+    file read at ``,``), and a header row of numbers only (most likely the first data row)."""
     from mitools.inputs import parses_as_number
 
     first = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
     cells = [str(c).strip() for c in first.iloc[0]] if len(first) else []
-    if any(cells) and all(parses_as_number(c) for c in cells if c):
+    other = next((c for c in _SEPARATORS if c != sep and len(cells) == 1 and c in cells[0]),
+                 None)
+    if other and not sep_given:
+        shown = "\\t" if other == "\t" else other
+        raise DataError(
+            f"the first row of {path} is one column when split at {sep!r} ({cells[0][:40]!r}) "
+            f"but holds {other!r}: the file looks separated by {other!r}; pass --sep "
+            f"'{shown}' (or --sep {sep!r} if it is one column)"
+        )
+    if header is None and any(cells) and all(parses_as_number(c) for c in cells if c):
         raise DataError(
             f"the header row of {path} holds only numbers ({_names(cells, 4)}): it looks like "
             "a data row, which would be lost. If the file has no header row, pass --no-header "
@@ -129,12 +145,25 @@ def _check_header(pd: Any, path: Path, sep: str) -> None:
         )
 
 
-def read(path: Path, key: str | None, default_key: str | None, header: bool | None) -> Table:
+def _flags_with_gaps(frame: Any) -> Any:
+    """Columns of True / False with missing cells, which pandas reads as Python objects,
+    as its nullable ``boolean`` (missing cells then become NaN, which --dropna drops)."""
+    for j in range(frame.shape[1]):
+        col = frame.iloc[:, j]
+        present = col.dropna()
+        if col.dtype == object and len(present) and all(
+                isinstance(v, (bool, np.bool_)) for v in present):
+            frame[frame.columns[j]] = col.astype("boolean")
+    return frame
+
+
+def read(path: Path, key: str | None, default_key: str | None, header: bool | None,
+         sep: str | None = None) -> Table:
     """One table from ``path``; for ``.npz``, the array ``key`` (or ``default_key``, or the
     only array). ``header``: ``None`` a header row, refused when it holds only numbers;
     ``True`` a header row whatever it holds; ``False`` none. A table without columns or
-    rows is a :class:`DataError`."""
-    table = _read(path, key, default_key, header)
+    rows is a :class:`DataError`. ``sep``: a text table's separator (default by suffix)."""
+    table = _read(path, key, default_key, header, sep)
     if not table.columns:
         raise DataError(f"{table.source} has no columns")
     if len(table.columns[0]) == 0:
@@ -152,7 +181,8 @@ def _existing(path: Path) -> None:
         raise DataError(f"{path} is a directory, not a file: give a file inside it")
 
 
-def _read(path: Path, key: str | None, default_key: str | None, header: bool | None) -> Table:
+def _read(path: Path, key: str | None, default_key: str | None, header: bool | None,
+          sep: str | None) -> Table:
     _existing(path)
     kind = file_kind(path)
     if path.stat().st_size == 0:
@@ -183,17 +213,19 @@ def _read(path: Path, key: str | None, default_key: str | None, header: bool | N
                     "pip install -e '.[io]'"
                 ) from exc
         else:
-            sep = "\t" if kind == ".tsv" else ","
-            if header is None:
-                _check_header(pd, path, sep)
+            given, sep = sep is not None, sep or ("\t" if kind == ".tsv" else ",")
+            _check_first_row(pd, path, sep, header, given)
             frame = pd.read_csv(path, sep=sep, header=0 if header is not False else None)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         if type(exc).__name__ == "EmptyDataError":  # pandas: not even a header row
             raise DataError(f"cannot read {path}: empty file (no header, no rows)") from exc
         raise DataError(f"cannot read {path}: {exc}") from exc
+    frame = _flags_with_gaps(frame)
     names = [str(c) for c in frame.columns]
+    unnamed = tuple(j for j, c in enumerate(names) if kind in _TEXT_TABLES and header is not False
+                    and re.fullmatch(r"Unnamed: \d+", c))
     return Table(path.name, (resolved, None), names,
-                 [frame.iloc[:, j] for j in range(frame.shape[1])])
+                 [frame.iloc[:, j] for j in range(frame.shape[1])], unnamed)
 
 
 def _numeric(table: Table, idx: list[int], role: str) -> tuple[list[np.ndarray], str | None]:
@@ -221,8 +253,9 @@ def _check_options_apply(args: argparse.Namespace, kx: str, ky: str | None) -> N
         if value is not None and kind != ".npz":
             raise UsageError(f"{option} applies to .npz files only; {role}'s file is {kind}")
     header = "--no-header" if args.no_header else "--header" if args.header else None
-    if header and not {kx, ky} & set(_TEXT_TABLES):
-        raise UsageError(f"{header} applies to .csv / .tsv files only")
+    for option in (header, "--sep" if args.sep is not None else None):
+        if option and not {kx, ky} & set(_TEXT_TABLES):
+            raise UsageError(f"{option} applies to .csv / .tsv files only")
 
 
 def _overlap(tx: Table, ix: list[int], iy: list[int], same_file: bool = False) -> None:
@@ -295,6 +328,20 @@ def _one_archive(path: Path, args: argparse.Namespace,
     return tx, tx, ix, iy
 
 
+def _no_index(t: Table, idx: list[int], spec: str | None, role: str) -> None:
+    """Refuse a column without a name in the header row that no option named: most likely
+    the row index pandas writes with a table, which would be taken as a feature."""
+    unnamed = [j for j in idx if j in t.unnamed]
+    if unnamed and spec is None:
+        j = unnamed[0]
+        raise DataError(
+            f"column {j} of {t.source} has no name in its header row (read as {t.names[j]!r}): "
+            "most likely a row index saved with the table (pandas' to_csv without "
+            f"index=False), not a feature. Name {role}'s columns with "
+            f"--{role.lower()}-cols (or save the table with index=False)"
+        )
+
+
 def _identity(table: Table) -> tuple[object, str | None]:
     """What a table is, whatever the path that named it (a symlink, a hard link, ``./``)."""
     path, key = table.origin
@@ -319,14 +366,16 @@ def load(args: argparse.Namespace) -> tuple[list[tuple[str, str, str, np.ndarray
     if args.y is None and kx == ".npz":
         tx, ty, ix, iy = _one_archive(px, args, header)
     elif args.y is None:
-        tx = ty = read(px, None, None, header)
+        tx = ty = read(px, None, None, header, args.sep)
         ix, iy = _split(tx, args)
     else:
-        tx = read(px, args.x_key, "x", header)
-        ty = read(Path(args.y), args.y_key, "y", header)
+        tx = read(px, args.x_key, "x", header, args.sep)
+        ty = read(Path(args.y), args.y_key, "y", header, args.sep)
         ix, iy = tx.select(args.x_cols, "--x-cols"), ty.select(args.y_cols, "--y-cols")
         if _identity(tx) == _identity(ty):  # two names of one file: its columns must not overlap
             _overlap(tx, ix, iy, same_file=True)
+    _no_index(tx, ix, args.x_cols, "X")
+    _no_index(ty, iy, args.y_cols, "Y")
     xs, x_problem = _numeric(tx, ix, "X")
     ys, y_problem = _numeric(ty, iy, "Y")
     problems = [p for p in (x_problem, y_problem) if p]
