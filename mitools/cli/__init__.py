@@ -23,7 +23,8 @@ twice or for both X and Y); 141 stdout closed before the output was written (``|
 128 + SIGPIPE, as a shell reports a program that SIGPIPE ended); 130 interrupted.
 
 Layout: ``mitools.cli.parser`` (options), ``mitools.cli.tables`` (files and columns),
-``mitools.cli.report`` (output, the library's messages in command-line terms).
+``mitools.cli.rows`` (NaN / inf rows), ``mitools.cli.report`` (output, the library's messages
+in command-line terms).
 
 Example:
     >>> import contextlib, io, json, tempfile, os
@@ -51,8 +52,9 @@ from typing import Any
 import numpy as np
 
 from mitools.cli.parser import attach_negative_columns, build_parser
-from mitools.cli.report import cli_terms, report, with_warnings
-from mitools.cli.tables import DataError, UsageError, drop_nonfinite, load, stack
+from mitools.cli.report import cli_terms, fit_advice, report, with_warnings
+from mitools.cli.rows import drop_nonfinite, stack
+from mitools.cli.tables import DataError, UsageError, load
 
 __all__ = ["main"]
 
@@ -87,7 +89,8 @@ def _estimate(args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> Any:
         return estimate_mi(x, y, **options)
     from mitools import classical
 
-    common = dict(groups=args.groups, level=args.level, seed=args.seed)
+    common = dict(groups=10 if args.groups is None else args.groups, level=args.level,
+                  seed=args.seed)
     if args.method == "gaussian":
         return classical.gaussian_mi(x, y, **common)
     knn = dict(common, k=args.k or 3, threads=args.threads, progress=progress)
@@ -101,7 +104,11 @@ def _check_options(args: argparse.Namespace) -> None:
     """Refuse (exit code 2) an option that does not apply to ``--method`` or a bad value the
     parser cannot see alone."""
     neural = args.method == "neural"
+    # every option that some method ignores has the default None (or False), so that one
+    # given to a method that ignores it is told, not silently dropped
     for option, value, applies in (("--bound", args.bound, neural),
+                                   ("--groups", args.groups, not neural),
+                                   ("--threads", args.threads, args.method != "gaussian"),
                                    ("--max-steps", args.max_steps, neural),
                                    ("--folds", args.folds, neural),
                                    ("--no-screen", args.no_screen or None, neural),
@@ -159,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             result, warned = with_warnings(lambda: _estimate(args, x, y))
         except (TypeError, ValueError) as exc:
-            raise DataError(cli_terms(str(exc))) from exc
+            raise DataError(fit_advice(cli_terms(str(exc)), args, x, y)) from exc
         if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere to write
             return EXIT_BROKEN_PIPE
         report(result, args, x, y, describe, dropped, time.perf_counter() - start, warned)

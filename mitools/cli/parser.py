@@ -72,6 +72,15 @@ def _groups(text: str) -> int:
     return value
 
 
+def _separator(text: str) -> str:
+    """One character; ``\\t`` (as typed in a shell) or ``tab`` is a tab."""
+    sep = "\t" if text in ("\\t", "tab") else text
+    if len(sep) != 1 or sep in "\n\r\"":
+        raise argparse.ArgumentTypeError(f"must be one character such as ';' or '\\t', got "
+                                         f"{text!r}")
+    return sep
+
+
 def _level(text: str) -> float:
     try:
         value = float(text)
@@ -116,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     header.add_argument("--header", action="store_true",
                         help="the .csv/.tsv's first row is its header even if it holds only "
                         "numbers (without this, such a row is refused as a likely data row)")
+    io.add_argument("--sep", type=_separator, metavar="SEP",
+                    help="the .csv/.tsv's field separator, e.g. ';' or '\\t' (default: , for "
+                    ".csv, a tab for .tsv)")
     io.add_argument("--dropna", action="store_true",
                     help="drop rows with missing (NaN) or infinite values and say how many")
     est = p.add_argument_group("estimator")
@@ -138,9 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="train every fold, not only the first when it finds nothing beyond "
                           "the Gaussian fit, each choosing its critic on its validation part "
                           "alone (neural)")
-    est.add_argument("--groups", type=_groups, default=10,
+    est.add_argument("--groups", type=_groups,
                      help="jackknife groups of the classical methods' interval (0: none; "
-                     "default: 10)")
+                     "default: 10); not neural, whose folds set its groups")
     est.add_argument("--level", type=_level, default=0.95,
                      help="confidence level of the interval (default: 0.95)")
     est.add_argument("--seed", type=_seed, default=0,
@@ -153,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "estimate_mi: min(4, idle CPUs), idle meaning the CPUs this process may "
                      "use less the 1-minute load average); ksg, ksg2, mixed: workers of the "
                      "neighbour searches (default: every CPU this process may use); gaussian: "
-                     "not used. On a shared machine use 1")
+                     "does not take it. On a shared machine use 1")
     run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     run.add_argument("--no-progress", action="store_true",
                      help="no progress bar (shown on stderr when it is a terminal)")

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["cli_terms", "report", "with_warnings"]
+__all__ = ["cli_terms", "fit_advice", "percent", "report", "with_warnings"]
 
 #: the Python API's pointer to ``result.diagnostics``, which the command line has not got
 _API_TAIL = " See result.diagnostics."
@@ -29,11 +29,14 @@ _TERMS = (
     (r"\bgroups=(\d+)", r"--groups \1"),
     (r"\bfolds=(\d+)", r"--folds \1"),
     (r"\bthreads=(\d+)", r"--threads \1"),
+    (r"\bpass discrete_([xy])=False", r"leave out --discrete-\1"),
     (r"\bdiscrete_([xy])=True", r"--discrete-\1"),
+    (r"\bdiscrete_([xy])=False", r"without --discrete-\1"),
     (r"\bscreen=False", "--no-screen"),
     (r"\b[Ll]eave device=None", "leave out --device"),
     (r"\bdevice='([^']*)'", r"--device \1"),
     (r"\b([Uu]se) (?:mitools\.classical\.)?mixed_ksg\b", r"\1 --method mixed"),
+    (r"\((?:mitools\.classical\.)?mixed_ksg\b", "(--method mixed"),
     (r"progress=True needs tqdm", "the progress bar needs tqdm"),
     (r" \('noise'\)", ""),  # KSG's tie-breaking noise is not a command-line option
     (r"\) or lr\b", ")"),  # nor is the learning rate
@@ -57,6 +60,47 @@ def cli_terms(message: str) -> str:
     return text
 
 
+#: the neural method's classes too small on average, and its advice of --method mixed
+_FEW_PER_CLASS = re.compile(r"--discrete-([xy]) but \1's \d+ classes.*, or use --method mixed$")
+#: mixed_ksg's class of fewer than k + 1 samples, and its advice of a lower --k
+_SMALL_CLASS = re.compile(r"--discrete-([xy]): the class of \1's row \d+ holds only (\d+) of "
+                          r"the samples.*(, drop them, or lower --k)$")
+
+
+def fit_advice(text: str, args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> str:
+    """An estimator's error (in :func:`cli_terms`) with advice that works on this data.
+
+    The neural method's "use --method mixed" for classes too small on average is given only
+    when ``--method mixed`` can take them (every class of at least ``--k`` + 1 samples, with
+    the ``--k`` that allows); mixed's "lower --k" only when a lower ``--k`` helps (not for a
+    class of 1 sample); a "class" of a variable whose values are mostly distinct is called a
+    continuous variable, whose ``--discrete-x`` is to be left out.
+    """
+    few, small = _FEW_PER_CLASS.search(text), _SMALL_CLASS.search(text)
+    match = few or small
+    if match is None:
+        return text
+    name = match.group(1)
+    values = x if name == "x" else y
+    distinct, counts = np.unique(values, axis=0, return_counts=True)
+    smallest = int(counts.min())
+    if few:
+        flags = "".join(f" --discrete-{r}" for r in "xy" if getattr(args, f"discrete_{r}"))
+        k = "" if smallest > 3 else f" --k {smallest - 1}"
+        advice = (f", or use --method mixed{flags}{k}" if smallest >= 2 else
+                  f" (not --method mixed: a class of {name} holds 1 sample, and mixed needs "
+                  "at least 2 in every class, with --k 1)")
+        return text.removesuffix(", or use --method mixed") + advice
+    count = int(small.group(2))
+    advice = (f", drop them, or lower --k to {count - 1}" if count >= 2 else
+              " or drop them (a class of 1 sample has no neighbour within it, whatever --k)")
+    text = text.removesuffix(small.group(3)) + advice
+    if len(distinct) > len(values) // 2:
+        text += (f"; {name} has {len(distinct)} distinct values among {len(values)} samples: "
+                 f"if it is a continuous variable, leave out --discrete-{name}")
+    return text
+
+
 def with_warnings(run: Any) -> tuple[Any, list[str]]:
     """``run()``, printing each warning it raises once, as ``mitools: warning: ...`` on stderr
     (no Python file:line prefix); returns its result and the warning lines."""
@@ -73,6 +117,16 @@ def with_warnings(run: Any) -> tuple[Any, list[str]]:
         warnings.simplefilter("always")
         warnings.showwarning = show
         return run(), lines
+
+
+def percent(level: float) -> str:
+    """A confidence level as the percentage it was given, unrounded (not ``:.0%``).
+
+    Example:
+        >>> percent(0.95), percent(0.975), percent(0.999), percent(0.9999999)
+        ('95%', '97.5%', '99.9%', '99.99999%')
+    """
+    return f"{100 * level:.12g}%"  # 12 digits: 97.49999999999999 (0.975 * 100) is 97.5
 
 
 def _number(v: Any) -> Any:
@@ -118,15 +172,16 @@ def report(result: Any, args: argparse.Namespace, x: np.ndarray, y: np.ndarray,
         print(json.dumps(record, allow_nan=False))
         return
     low, high = result.interval
+    level = percent(result.level)
     if infinite:
         interval = "no interval: the estimate is infinite"
     elif math.isnan(result.stderr):
         interval = "no interval"
     elif result.sided == "lower":
-        interval = (f"{result.level:.0%} lower confidence bound {low:.4f}, "
+        interval = (f"{level} lower confidence bound {low:.4f}, "
                     f"stderr {result.stderr:.4f}")
     else:
-        interval = (f"{result.level:.0%} interval {low:.4f} to {high:.4f}, "
+        interval = (f"{level} interval {low:.4f} to {high:.4f}, "
                     f"stderr {result.stderr:.4f}")
     print(f"I(X; Y) = {result.value:.4f} nats ({interval})")
     print(f"method: {result.method}; {x.shape[0]} samples, X of {x.shape[1]} and Y of "

@@ -1,4 +1,4 @@
-"""Reading the command line's files: tables of named columns, X's and Y's columns, NaN / inf rows.
+"""Reading the command line's files: tables of named columns, X's and Y's columns.
 
 Every problem is a :class:`DataError` (exit code 1) or a :class:`UsageError` (exit code 2) whose
 message names the file, the column and the option concerned.
@@ -7,7 +7,7 @@ message names the file, the column and the option concerned.
 from __future__ import annotations
 
 import argparse
-import sys
+import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DataError", "UsageError", "drop_nonfinite", "load", "stack"]
+__all__ = ["DataError", "UsageError", "load"]
 
 _COMPRESSION = (".gz", ".bz2", ".zip", ".xz", ".zst")
 _TEXT_TABLES = (".csv", ".tsv")
@@ -38,6 +38,7 @@ class Table:
     origin: tuple[str, str | None]  #: the resolved path and the ``.npz`` key: what it is
     names: list[str]
     columns: list[Any]
+    unnamed: tuple[int, ...] = ()  #: columns of a text table whose header cell is empty
 
     def select(self, spec: str | None, option: str, exclude: Sequence[int] = ()) -> list[int]:
         """Indices of the columns ``spec`` names (``None``: every column not in ``exclude``).
@@ -116,13 +117,27 @@ def _from_array(source: str, origin: tuple[str, str | None], arr: np.ndarray) ->
     return Table(source, origin, [str(j) for j in range(arr.shape[1])], list(arr.T))
 
 
-def _check_header(pd: Any, path: Path, sep: str) -> None:
-    """Refuse a header row of numbers only: it is most likely the first data row."""
+_SEPARATORS = (",", ";", "\t", "|")
+
+
+def _check_first_row(pd: Any, path: Path, sep: str, header: bool | None,
+                     sep_given: bool) -> None:
+    """Refuse a first row that is one column holding another separator (a ``;``-separated
+    file read at ``,``), and a header row of numbers only (most likely the first data row)."""
     from mitools.inputs import parses_as_number
 
     first = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
     cells = [str(c).strip() for c in first.iloc[0]] if len(first) else []
-    if any(cells) and all(parses_as_number(c) for c in cells if c):
+    other = next((c for c in _SEPARATORS if c != sep and len(cells) == 1 and c in cells[0]),
+                 None)
+    if other and not sep_given:
+        shown = "\\t" if other == "\t" else other
+        raise DataError(
+            f"the first row of {path} is one column when split at {sep!r} ({cells[0][:40]!r}) "
+            f"but holds {other!r}: the file looks separated by {other!r}; pass --sep "
+            f"'{shown}' (or --sep {sep!r} if it is one column)"
+        )
+    if header is None and any(cells) and all(parses_as_number(c) for c in cells if c):
         raise DataError(
             f"the header row of {path} holds only numbers ({_names(cells, 4)}): it looks like "
             "a data row, which would be lost. If the file has no header row, pass --no-header "
@@ -130,12 +145,25 @@ def _check_header(pd: Any, path: Path, sep: str) -> None:
         )
 
 
-def read(path: Path, key: str | None, default_key: str | None, header: bool | None) -> Table:
+def _flags_with_gaps(frame: Any) -> Any:
+    """Columns of True / False with missing cells, which pandas reads as Python objects,
+    as its nullable ``boolean`` (missing cells then become NaN, which --dropna drops)."""
+    for j in range(frame.shape[1]):
+        col = frame.iloc[:, j]
+        present = col.dropna()
+        if col.dtype == object and len(present) and all(
+                isinstance(v, (bool, np.bool_)) for v in present):
+            frame[frame.columns[j]] = col.astype("boolean")
+    return frame
+
+
+def read(path: Path, key: str | None, default_key: str | None, header: bool | None,
+         sep: str | None = None) -> Table:
     """One table from ``path``; for ``.npz``, the array ``key`` (or ``default_key``, or the
     only array). ``header``: ``None`` a header row, refused when it holds only numbers;
     ``True`` a header row whatever it holds; ``False`` none. A table without columns or
-    rows is a :class:`DataError`."""
-    table = _read(path, key, default_key, header)
+    rows is a :class:`DataError`. ``sep``: a text table's separator (default by suffix)."""
+    table = _read(path, key, default_key, header, sep)
     if not table.columns:
         raise DataError(f"{table.source} has no columns")
     if len(table.columns[0]) == 0:
@@ -145,11 +173,17 @@ def read(path: Path, key: str | None, default_key: str | None, header: bool | No
     return table
 
 
-def _read(path: Path, key: str | None, default_key: str | None, header: bool | None) -> Table:
+def _existing(path: Path) -> None:
+    """A missing path or a directory said as such (not as an unknown format)."""
     if not path.exists():
         raise DataError(f"no such file: {path}")
     if path.is_dir():
-        raise DataError(f"{path} is a directory, not a file")
+        raise DataError(f"{path} is a directory, not a file: give a file inside it")
+
+
+def _read(path: Path, key: str | None, default_key: str | None, header: bool | None,
+          sep: str | None) -> Table:
+    _existing(path)
     kind = file_kind(path)
     if path.stat().st_size == 0:
         raise DataError(f"cannot read {path}: empty file")
@@ -179,17 +213,19 @@ def _read(path: Path, key: str | None, default_key: str | None, header: bool | N
                     "pip install -e '.[io]'"
                 ) from exc
         else:
-            sep = "\t" if kind == ".tsv" else ","
-            if header is None:
-                _check_header(pd, path, sep)
+            given, sep = sep is not None, sep or ("\t" if kind == ".tsv" else ",")
+            _check_first_row(pd, path, sep, header, given)
             frame = pd.read_csv(path, sep=sep, header=0 if header is not False else None)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         if type(exc).__name__ == "EmptyDataError":  # pandas: not even a header row
             raise DataError(f"cannot read {path}: empty file (no header, no rows)") from exc
         raise DataError(f"cannot read {path}: {exc}") from exc
+    frame = _flags_with_gaps(frame)
     names = [str(c) for c in frame.columns]
+    unnamed = tuple(j for j, c in enumerate(names) if kind in _TEXT_TABLES and header is not False
+                    and re.fullmatch(r"Unnamed: \d+", c))
     return Table(path.name, (resolved, None), names,
-                 [frame.iloc[:, j] for j in range(frame.shape[1])])
+                 [frame.iloc[:, j] for j in range(frame.shape[1])], unnamed)
 
 
 def _numeric(table: Table, idx: list[int], role: str) -> tuple[list[np.ndarray], str | None]:
@@ -217,8 +253,9 @@ def _check_options_apply(args: argparse.Namespace, kx: str, ky: str | None) -> N
         if value is not None and kind != ".npz":
             raise UsageError(f"{option} applies to .npz files only; {role}'s file is {kind}")
     header = "--no-header" if args.no_header else "--header" if args.header else None
-    if header and not {kx, ky} & set(_TEXT_TABLES):
-        raise UsageError(f"{header} applies to .csv / .tsv files only")
+    for option in (header, "--sep" if args.sep is not None else None):
+        if option and not {kx, ky} & set(_TEXT_TABLES):
+            raise UsageError(f"{option} applies to .csv / .tsv files only")
 
 
 def _overlap(tx: Table, ix: list[int], iy: list[int], same_file: bool = False) -> None:
@@ -232,40 +269,113 @@ def _overlap(tx: Table, ix: list[int], iy: list[int], same_file: bool = False) -
         )
 
 
+def _split(t: Table, args: argparse.Namespace) -> tuple[list[int], list[int]]:
+    """X's and Y's columns of one table holding both: the variable left out gets the
+    remaining columns, a table of two columns needs neither; the two must not overlap."""
+    if args.x_cols is None and args.y_cols is None:
+        if len(t.names) != 2:
+            raise DataError(
+                f"{t.source} has {len(t.names)} columns ({_names(t.names)}): say "
+                "which are X and which Y with --x-cols and/or --y-cols"
+            )
+        return [0], [1]
+    if args.y_cols is None:
+        ix = t.select(args.x_cols, "--x-cols")
+        iy = t.select(None, "--y-cols", exclude=ix)
+    else:
+        iy = t.select(args.y_cols, "--y-cols")
+        ix = t.select(args.x_cols, "--x-cols", exclude=iy)
+    _overlap(t, ix, iy)
+    return ix, iy
+
+
+def _archive_keys(path: Path) -> list[str]:
+    if path.stat().st_size == 0:
+        raise DataError(f"cannot read {path}: empty file")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return list(archive.keys())
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from exc
+
+
+def _one_archive(path: Path, args: argparse.Namespace,
+                 header: bool | None) -> tuple[Table, Table, list[int], list[int]]:
+    """X and Y from one ``.npz``: its arrays ``x`` and ``y`` (or ``--x-key`` / ``--y-key``).
+    No lone array stands in for a missing one (it would be X and Y at once); one array
+    named for both is split by ``--x-cols`` / ``--y-cols`` like a table."""
+    keys = _archive_keys(path)
+    given = {"X": args.x_key, "Y": args.y_key}
+    names = {role: key or role.lower() for role, key in given.items()}
+    for role, name in names.items():
+        if name not in keys:
+            advice = (f"choose with --{role.lower()}-key" if given[role] else
+                      "with one .npz, X and Y are its arrays x and y: choose them with --x-key "
+                      "/ --y-key (one key for both, with --x-cols / --y-cols, splits an array)")
+            raise DataError(f"{path.name} has no array {name!r} (it has: {_names(keys)}); "
+                            f"{advice}")
+    tx = read(path, names["X"], None, header)
+    if names["X"] != names["Y"]:
+        ty = read(path, names["Y"], None, header)
+        return tx, ty, tx.select(args.x_cols, "--x-cols"), ty.select(args.y_cols, "--y-cols")
+    if args.x_cols is None and args.y_cols is None:
+        raise UsageError(
+            f"X and Y are both the array {names['X']!r} of {path.name} (it has: {_names(keys)}): "
+            "give them different arrays with --x-key / --y-key, or split its columns with "
+            "--x-cols / --y-cols"
+        )
+    ix, iy = _split(tx, args)
+    return tx, tx, ix, iy
+
+
+def _no_index(t: Table, idx: list[int], spec: str | None, role: str) -> None:
+    """Refuse a column without a name in the header row that no option named: most likely
+    the row index pandas writes with a table, which would be taken as a feature."""
+    unnamed = [j for j in idx if j in t.unnamed]
+    if unnamed and spec is None:
+        j = unnamed[0]
+        raise DataError(
+            f"column {j} of {t.source} has no name in its header row (read as {t.names[j]!r}): "
+            "most likely a row index saved with the table (pandas' to_csv without "
+            f"index=False), not a feature. Name {role}'s columns with "
+            f"--{role.lower()}-cols (or save the table with index=False)"
+        )
+
+
+def _identity(table: Table) -> tuple[object, str | None]:
+    """What a table is, whatever the path that named it (a symlink, a hard link, ``./``)."""
+    path, key = table.origin
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return path, key
+    return (stat.st_dev, stat.st_ino), key
+
+
 def load(args: argparse.Namespace) -> tuple[list[tuple[str, str, str, np.ndarray]], str]:
     """X's and Y's columns as ``(role, name, source, values)`` (numeric, NaN kept), and a
-    description of where they came from."""
+    description of where they came from. X and Y never share a column, whichever files,
+    keys and columns name them."""
     header = False if args.no_header else True if args.header else None
     px = Path(args.x)
+    for path in (px,) if args.y is None else (px, Path(args.y)):
+        _existing(path)
     kx = file_kind(px)
     ky = None if args.y is None else file_kind(Path(args.y))
     _check_options_apply(args, kx, ky)
     if args.y is None and kx == ".npz":
-        tx = read(px, args.x_key, "x", header)
-        ty = read(px, args.y_key, "y", header)
-        ix, iy = tx.select(args.x_cols, "--x-cols"), ty.select(args.y_cols, "--y-cols")
+        tx, ty, ix, iy = _one_archive(px, args, header)
     elif args.y is None:
-        tx = ty = read(px, None, None, header)
-        if args.x_cols is None and args.y_cols is None:
-            if len(tx.names) != 2:
-                raise DataError(
-                    f"{tx.source} has {len(tx.names)} columns ({_names(tx.names)}): say "
-                    "which are X and which Y with --x-cols and/or --y-cols"
-                )
-            ix, iy = [0], [1]
-        elif args.y_cols is None:
-            ix = tx.select(args.x_cols, "--x-cols")
-            iy = tx.select(None, "--y-cols", exclude=ix)
-        else:
-            iy = ty.select(args.y_cols, "--y-cols")
-            ix = tx.select(args.x_cols, "--x-cols", exclude=iy)
-        _overlap(tx, ix, iy)
+        tx = ty = read(px, None, None, header, args.sep)
+        ix, iy = _split(tx, args)
     else:
-        tx = read(px, args.x_key, "x", header)
-        ty = read(Path(args.y), args.y_key, "y", header)
+        tx = read(px, args.x_key, "x", header, args.sep)
+        ty = read(Path(args.y), args.y_key, "y", header, args.sep)
         ix, iy = tx.select(args.x_cols, "--x-cols"), ty.select(args.y_cols, "--y-cols")
-        if tx.origin == ty.origin:  # two names of one file: its columns must not overlap
+        if _identity(tx) == _identity(ty):  # two names of one file: its columns must not overlap
             _overlap(tx, ix, iy, same_file=True)
+    _no_index(tx, ix, args.x_cols, "X")
+    _no_index(ty, iy, args.y_cols, "Y")
     xs, x_problem = _numeric(tx, ix, "X")
     ys, y_problem = _numeric(ty, iy, "Y")
     problems = [p for p in (x_problem, y_problem) if p]
@@ -286,54 +396,3 @@ def load(args: argparse.Namespace) -> tuple[list[tuple[str, str, str, np.ndarray
     describe = (f"X: {_names([tx.names[j] for j in ix])} of {tx.source}; "
                 f"Y: {_names([ty.names[j] for j in iy])} of {ty.source}")
     return columns, describe
-
-
-def drop_nonfinite(
-    columns: list[tuple[str, str, str, np.ndarray]], dropna: bool
-) -> tuple[list[np.ndarray], list[np.ndarray], int]:
-    """X's and Y's columns without the rows holding NaN or an infinity (``dropna``; without
-    it such rows are a :class:`DataError` naming the file, the columns and the first row)."""
-    n = len(columns[0][3])
-    bad = np.zeros(n, dtype=bool)
-    where, empty, any_inf = [], [], False
-    for role, name, _, col in columns:
-        if col.dtype.kind != "f":
-            continue
-        nan, inf = np.isnan(col), np.isinf(col)
-        if nan.any() or inf.any():
-            bad |= nan | inf
-            any_inf |= bool(inf.any())
-            count = int((nan | inf).sum())
-            where.append(f"{role} column {name!r}: {count}"
-                         + (f" ({int(inf.sum())} infinite)" if inf.any() else ""))
-            if count == n:
-                empty.append(f"{role} column {name!r}")
-    count = int(bad.sum())
-    what = "missing (NaN) or infinite values" if any_inf else "missing values (NaN)"
-    files = " and ".join(dict.fromkeys(source for _, _, source, _ in columns))
-    if count and not dropna:
-        first = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"{count} of {n} rows have {what} in {files} ({'; '.join(where)}; the first is "
-            f"data row {first}, counting from 0); pass --dropna to drop them"
-        )
-    if count == n:
-        why = (f"{', '.join(empty)} {'has' if len(empty) == 1 else 'have'} no finite values"
-               if empty else f"no row has a finite value in every column: {'; '.join(where)}")
-        raise DataError(f"--dropna dropped all {n} rows of {files} ({why})")
-    if count:
-        print(f"mitools: dropped {count} of {n} rows with {what} ({'; '.join(where)})",
-              file=sys.stderr)
-    keep = ~bad
-    return ([c[keep] for role, _, _, c in columns if role == "X"],
-            [c[keep] for role, _, _, c in columns if role == "Y"], count)
-
-
-def stack(cols: list[np.ndarray], role: str) -> np.ndarray:
-    """Exact float64 columns (integers shifted first, see :mod:`mitools.inputs`)."""
-    from mitools.inputs import as_float64_columns
-
-    try:
-        return np.hstack([as_float64_columns(c, role) for c in cols])
-    except (TypeError, ValueError) as exc:
-        raise DataError(str(exc)) from exc
