@@ -185,8 +185,9 @@ def _as_categories(a: np.ndarray, gap: float, k: int, name: str,
         raise ValueError(
             f"discrete_{name}=True: the class of {name}'s row {first[small]} holds only "
             f"{counts[small]} of the samples; every class needs at least k + 1 = {k + 1} "
-            "(its samples' k neighbours are taken within the class): merge rare classes, "
-            "drop them, or lower k")
+            "(its samples' k neighbours are taken within the class): merge rare classes or "
+            "drop them" + (f", or lower k to {counts[small] - 1}" if counts[small] >= 2 else
+                           " (a class of one sample fits no k)"))
     codes = codes.reshape(-1)
     if one_hot:
         return np.eye(len(counts))[codes] * gap

@@ -148,8 +148,8 @@ class MarginTransform:
                     f"each on average among {n}: a critic cannot learn a class from the few "
                     "samples of it that a fold trains on, and its held-out bound falls below 0 "
                     f"(n/2 classes of 2 gave -1.7 nats); every class needs about "
-                    f"{MIN_MEAN_CLASS_SIZE} samples on average or more: merge rare classes, or "
-                    "use mitools.classical.mixed_ksg"
+                    f"{MIN_MEAN_CLASS_SIZE} samples on average or more: merge rare classes"
+                    + _mixed_ksg_advice(a)
                 )
             transform = cls(kind, (categories,), d)
             return transform, transform.transform(a, name)
@@ -193,6 +193,16 @@ class MarginTransform:
             scores = self.params[2 * j + 1].to(a.device)
             columns.append(_interpolate(values, knots, scores))
         return torch.stack(columns, dim=1)
+
+
+def _mixed_ksg_advice(a: Tensor) -> str:
+    """Whether :func:`mitools.classical.mixed_ksg` can take these labels, and with which k:
+    it needs every class to hold more than k >= 1 samples."""
+    smallest = int(torch.unique(_exact(a), dim=0, return_counts=True)[1].min())
+    if smallest < 2:
+        return (" (mitools.classical.mixed_ksg cannot take them either: a class holds one "
+                "sample, and it needs more than k >= 1 in each)")
+    return f", or use mitools.classical.mixed_ksg with k <= {smallest - 1}"
 
 
 def _unique_first(col: Tensor) -> tuple[Tensor, Tensor]:
