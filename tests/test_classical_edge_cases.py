@@ -190,11 +190,12 @@ def test_advice_for_small_classes_is_advice_that_works() -> None:
     pairs = np.repeat(np.arange(100), 2)  # 100 classes of 2
     y = pairs + rng.standard_normal(200)
     with pytest.raises(ValueError, match=r"merge rare classes, or use mitools\.classical\."
-                                         r"mixed_ksg with k <= 1$"):
+                                         r"mixed_ksg with discrete_x=True and k=1$"):
         mitools.estimate_mi(pairs, y, discrete_x=True)
     with pytest.raises(ValueError, match=r"or lower k to 1$"):
         mixed_ksg(pairs, y, discrete_x=True, k=3, groups=0)
     assert np.isfinite(mixed_ksg(pairs, y, discrete_x=True, k=1, groups=0).value)  # it works
     single = np.r_[np.repeat(np.arange(60), 3), [60]]  # one class of a single sample
-    with pytest.raises(ValueError, match=r"\(a class of one sample fits no k\)$"):
+    with pytest.raises(ValueError, match=r"\(a class of 1 sample has no neighbour within it, "
+                                         r"whatever k\)$"):
         mixed_ksg(single, rng.standard_normal(181), discrete_x=True, k=1, groups=0)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import run_main
 
 from mitools.classical import ksg
 from mitools.cli import main
@@ -77,17 +78,6 @@ def _run(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
-def _main(capsys: pytest.CaptureFixture[str], data: Path, *args: str) -> tuple[int, str, str]:
-    cwd = os.getcwd()
-    os.chdir(data)
-    try:
-        code = main(["estimate", *args])
-    finally:
-        os.chdir(cwd)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.mark.parametrize(
     "args",
     [
@@ -122,7 +112,7 @@ def test_errors_in_a_subprocess_have_exit_codes_and_no_traceback(data: Path) -> 
 
 
 def test_human_readable_output(capsys: pytest.CaptureFixture[str], data: Path) -> None:
-    code, out, _ = _main(capsys, data, "d.csv", "--y-cols", "c", "--x-cols", "a,b",
+    code, out, _ = run_main(capsys, data, "d.csv", "--y-cols", "c", "--x-cols", "a,b",
                          "--method", "gaussian")
     assert code == 0
     assert out.startswith("I(X; Y) = ") and "95% interval" in out and "nats" in out
@@ -139,36 +129,36 @@ def test_human_readable_output(capsys: pytest.CaptureFixture[str], data: Path) -
     ],
 )
 def test_column_selection(capsys, data: Path, args, columns) -> None:
-    code, out, err = _main(capsys, data, "d.csv", *args, "--method", "gaussian", "--json")
+    code, out, err = run_main(capsys, data, "d.csv", *args, "--method", "gaussian", "--json")
     assert code == 0, err
     assert json.loads(out)["inputs"] == f"X: {columns[0]} of d.csv; Y: {columns[1]} of d.csv"
 
 
 def test_one_file_default_columns(capsys, data: Path) -> None:
-    code, out, _ = _main(capsys, data, "noheader.csv.gz", "--no-header", "--y-cols", "2",
+    code, out, _ = run_main(capsys, data, "noheader.csv.gz", "--no-header", "--y-cols", "2",
                          "--method", "ksg", "--json")
     assert code == 0 and json.loads(out)["value"] == pytest.approx(_expected(data), rel=1e-12)
-    code, out, _ = _main(capsys, data, "x.npy", "--method", "gaussian", "--json")
+    code, out, _ = run_main(capsys, data, "x.npy", "--method", "gaussian", "--json")
     assert code == 0 and json.loads(out)["inputs"] == "X: 0 of x.npy; Y: 1 of x.npy"
-    code, out, _ = _main(capsys, data, "other.npz", "--x-key", "features", "--y-key", "target",
+    code, out, _ = run_main(capsys, data, "other.npz", "--x-key", "features", "--y-key", "target",
                          "--method", "ksg", "--json")
     assert code == 0 and json.loads(out)["value"] == pytest.approx(_expected(data), rel=1e-12)
 
 
 def test_missing_values_and_dropna(capsys, data: Path) -> None:
     args = ("nan.csv", "--x-cols", "a,b", "--y-cols", "c", "--method", "ksg", "--json")
-    code, out, err = _main(capsys, data, *args)
+    code, out, err = run_main(capsys, data, *args)
     assert code == 1 and out == ""
     assert "3 of 300 rows have missing values" in err and "--dropna" in err
     assert "X column 'a': 2; Y column 'c': 2" in err
-    code, out, err = _main(capsys, data, *args, "--dropna")
+    code, out, err = run_main(capsys, data, *args, "--dropna")
     assert code == 0 and "dropped 3 of 300 rows" in err
     record = json.loads(out)
     assert record["dropped_rows"] == 3 and record["n_samples"] == N - 3
 
 
 def test_integer_timestamps_keep_their_precision(capsys, data: Path) -> None:
-    code, out, _ = _main(capsys, data, "d.csv", "--x-cols", "ts", "--y-cols", "c",
+    code, out, _ = run_main(capsys, data, "d.csv", "--x-cols", "ts", "--y-cols", "c",
                          "--method", "mixed", "--json", "--groups", "0")
     pd = pytest.importorskip("pandas")
     frame = pd.read_csv(data / "d.csv")
@@ -198,7 +188,7 @@ def test_integer_timestamps_keep_their_precision(capsys, data: Path) -> None:
 def test_data_errors_in_the_users_terms(capsys, data: Path, args, message) -> None:
     if "data.xlsx" in args:
         (data / "data.xlsx").write_text("not a spreadsheet")
-    code, out, err = _main(capsys, data, *args, "--method", "ksg")
+    code, out, err = run_main(capsys, data, *args, "--method", "ksg")
     assert code == 1 and out == ""
     assert err.startswith("mitools: error: ") and message in err, err
 
@@ -217,14 +207,14 @@ def test_data_errors_in_the_users_terms(capsys, data: Path, args, message) -> No
 )
 def test_usage_errors_exit_with_2(capsys, data: Path, args, message) -> None:
     with pytest.raises(SystemExit) as stop:
-        _main(capsys, data, "xy.npz", *args)
+        run_main(capsys, data, "xy.npz", *args)
     assert stop.value.code == 2
     assert message in capsys.readouterr().err
 
 
 def test_a_column_in_both_x_and_y_is_a_usage_error(capsys, data: Path) -> None:
     with pytest.raises(SystemExit) as stop:
-        _main(capsys, data, "d.csv", "--x-cols", "a,c", "--y-cols", "c", "--method", "ksg")
+        run_main(capsys, data, "d.csv", "--x-cols", "a,c", "--y-cols", "c", "--method", "ksg")
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert "columns c are in both X and Y" in err and "usage: mitools estimate" in err
@@ -236,7 +226,7 @@ def test_warnings_are_one_line_each_and_json_holds_the_diagnostics(capsys, tmp_p
     x = rng.uniform(-2, 2, 400)
     np.savez(tmp_path / "sin.npz", x=x, y=np.sin(3 * x) + 0.1 * rng.standard_normal(400))
     common = ("sin.npz", "--max-steps", "100", "--folds", "2", "--threads", "1")
-    code, out, err = _main(capsys, tmp_path, *common, "--json")
+    code, out, err = run_main(capsys, tmp_path, *common, "--json")
     assert code == 0, err
     lines = err.splitlines()
     assert lines and all(line.startswith("mitools: warning: ") for line in lines), err
@@ -247,13 +237,13 @@ def test_warnings_are_one_line_each_and_json_holds_the_diagnostics(capsys, tmp_p
     assert flags and "2 of 2 folds ran to --max-steps 100" in flags[0]  # in the CLI's words
     assert record["diagnostics"]["unconverged_folds"] == 2 and record["diagnostics"]["folds"] == 2
     assert [w.removeprefix("mitools: warning: ") for w in lines] == record["warnings"]
-    code, out, _ = _main(capsys, tmp_path, *common)  # plain text repeats the flags
+    code, out, _ = run_main(capsys, tmp_path, *common)  # plain text repeats the flags
     assert code == 0 and "diagnostics: estimate_mi" not in out
     assert "diagnostics: 2 of 2 folds ran to --max-steps 100" in out
 
 
 def test_classical_json_has_no_diagnostics(capsys, data: Path) -> None:
-    code, out, _ = _main(capsys, data, "xy.npz", "--method", "gaussian", "--json")
+    code, out, _ = run_main(capsys, data, "xy.npz", "--method", "gaussian", "--json")
     record = json.loads(out)
     assert code == 0 and record["diagnostics"] is None and record["warnings"] == []
 
@@ -263,13 +253,13 @@ def test_parquet_without_pyarrow_says_what_to_install(capsys, data: Path, monkey
         pytest.skip("pyarrow is not installed")
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     monkeypatch.setitem(sys.modules, "fastparquet", None)
-    code, _, err = _main(capsys, data, "d.parquet", "--x-cols", "a", "--y-cols", "c",
+    code, _, err = run_main(capsys, data, "d.parquet", "--x-cols", "a", "--y-cols", "c",
                          "--method", "ksg")
     assert code == 1 and "pip install pyarrow, or from a clone pip install -e '.[io]'" in err
 
 
 def test_neural_method_with_few_steps(capsys, data: Path) -> None:
-    code, out, err = _main(capsys, data, "xy.npz", "--max-steps", "5", "--folds", "2",
+    code, out, err = run_main(capsys, data, "xy.npz", "--max-steps", "5", "--folds", "2",
                            "--threads", "1", "--seed", "1", "--json")
     assert code == 0, err
     record = json.loads(out)
@@ -280,7 +270,7 @@ def test_neural_method_with_few_steps(capsys, data: Path) -> None:
 
 
 def test_no_screen_trains_every_fold(capsys, data: Path) -> None:
-    code, out, err = _main(capsys, data, "xy.npz", "--max-steps", "5", "--folds", "2",
+    code, out, err = run_main(capsys, data, "xy.npz", "--max-steps", "5", "--folds", "2",
                            "--threads", "1", "--no-screen", "--json")
     assert code == 0, err
     assert json.loads(out)["diagnostics"]["untrained_folds"] == 0
@@ -353,23 +343,23 @@ def test_unreadable_files_say_so_in_a_subprocess(data: Path) -> None:
     ],
 )
 def test_tryout_data_errors(capsys, data: Path, args, message) -> None:
-    code, out, err = _main(capsys, data, *args, "--method", "gaussian")
+    code, out, err = run_main(capsys, data, *args, "--method", "gaussian")
     assert code == 1 and out == ""
     assert err.count("\n") == 1 and err.startswith("mitools: error: ") and message in err, err
 
 
 def test_a_numeric_header_needs_no_header_or_header(capsys, data: Path) -> None:
-    code, out, err = _main(capsys, data, "noheader.csv.gz", "--y-cols", "2", "--method",
+    code, out, err = run_main(capsys, data, "noheader.csv.gz", "--y-cols", "2", "--method",
                            "gaussian")
     assert code == 1 and "pass --no-header" in err and "pass --header" in err
-    code, out, err = _main(capsys, data, "noheader.csv.gz", "--y-cols", "2", "--header",
+    code, out, err = run_main(capsys, data, "noheader.csv.gz", "--y-cols", "2", "--header",
                            "--method", "gaussian", "--json")
     assert code == 0, err
     assert json.loads(out)["n_samples"] == N - 1  # asked for: the first row is the header
 
 
 def test_dropna_drops_infinite_rows_and_says_so(capsys, data: Path) -> None:
-    code, out, err = _main(capsys, data, "inf.csv", "--x-cols", "a,b", "--y-cols", "c",
+    code, out, err = run_main(capsys, data, "inf.csv", "--x-cols", "a,b", "--y-cols", "c",
                            "--method", "gaussian", "--json", "--dropna")
     assert code == 0, err
     assert "dropped 3 of 300 rows with missing (NaN) or infinite values" in err
@@ -378,7 +368,7 @@ def test_dropna_drops_infinite_rows_and_says_so(capsys, data: Path) -> None:
 
 
 def test_dropping_every_row_leaks_no_numpy_warning(capsys, data: Path) -> None:
-    code, _, err = _main(capsys, data, "allnan.csv", "--x-cols", "a", "--y-cols", "e",
+    code, _, err = run_main(capsys, data, "allnan.csv", "--x-cols", "a", "--y-cols", "e",
                          "--dropna", "--method", "gaussian")
     assert code == 1 and "warning" not in err and "Mean of empty slice" not in err
 
@@ -393,7 +383,7 @@ def test_dropping_every_row_leaks_no_numpy_warning(capsys, data: Path) -> None:
 )
 def test_negative_columns_with_a_space(capsys, data: Path, args, columns) -> None:
     # "--y-cols -2,-1" failed in argparse: "expected one argument"
-    code, out, err = _main(capsys, data, "d.csv", *args, "--method", "gaussian", "--json")
+    code, out, err = run_main(capsys, data, "d.csv", *args, "--method", "gaussian", "--json")
     assert code == 0, err
     assert json.loads(out)["inputs"] == columns
 
@@ -428,7 +418,7 @@ def test_negative_columns_with_a_space(capsys, data: Path, args, columns) -> Non
 )
 def test_tryout_usage_errors_exit_with_2(capsys, data: Path, args, message) -> None:
     with pytest.raises(SystemExit) as stop:
-        _main(capsys, data, *args, *(() if "--method" in args else ("--method", "ksg")))
+        run_main(capsys, data, *args, *(() if "--method" in args else ("--method", "ksg")))
     assert stop.value.code == 2
     err = " ".join(capsys.readouterr().err.split())
     assert message in err, err
@@ -470,7 +460,7 @@ def test_a_stdout_closed_from_the_start_is_quiet_in_a_subprocess(data: Path) -> 
 def test_column_specs_that_are_not_indices_are_names(capsys, data: Path, spec) -> None:
     """Regression (review): "--x-cols=--1" ended in int('--1')'s traceback (str.isdigit
     after stripping every minus; a superscript digit passes isdigit too)."""
-    code, _, err = _main(capsys, data, "d.csv", f"--x-cols={spec}", "--y-cols", "c",
+    code, _, err = run_main(capsys, data, "d.csv", f"--x-cols={spec}", "--y-cols", "c",
                          "--method", "gaussian")
     assert code in (1, 2) and "Traceback" not in err and spec in err
 
@@ -478,10 +468,10 @@ def test_column_specs_that_are_not_indices_are_names(capsys, data: Path, spec) -
 def test_library_messages_read_as_options(capsys, data: Path) -> None:
     from mitools.cli.report import cli_terms
 
-    code, _, err = _main(capsys, data, "xy.npz", "--method", "ksg", "--groups", "200")
+    code, _, err = run_main(capsys, data, "xy.npz", "--method", "ksg", "--groups", "200")
     assert code == 1 and "Use --groups 150 (a rougher interval) or --groups 0" in err
     assert "groups=" not in err
-    code, _, err = _main(capsys, data, "tiny.csv", "--x-cols", "a", "--y-cols", "c",
+    code, _, err = run_main(capsys, data, "tiny.csv", "--x-cols", "a", "--y-cols", "c",
                          "--method", "gaussian")
     assert code == 1 and "for every classical estimator" in err
     # the warnings of the estimators (today's and the ones the lead is writing)
@@ -494,7 +484,7 @@ def test_library_messages_read_as_options(capsys, data: Path) -> None:
                    "mixed (--discrete-x / --discrete-y for a label); for a discrete variable "
                    "use --method mixed with --discrete-y")
     assert cli_terms("Use folds=2 or more samples.") == "Use --folds 2 or more samples."
-    code, _, err = _main(capsys, data, "labels.csv", "--x-cols", "lab", "--y-cols", "a",
+    code, _, err = run_main(capsys, data, "labels.csv", "--x-cols", "lab", "--y-cols", "a",
                          "--method", "ksg", "--groups", "0")
     assert code == 0 and "repeats values" in err and "--method mixed" in err
     assert "mitools.classical" not in err and "'noise'" not in err
@@ -503,10 +493,10 @@ def test_library_messages_read_as_options(capsys, data: Path) -> None:
 def test_discrete_x_reaches_the_neural_method(capsys, data: Path) -> None:
     common = ("labels.csv", "--x-cols", "lab", "--y-cols", "a", "--max-steps", "5", "--folds",
               "2", "--threads", "1", "--json")
-    code, out, err = _main(capsys, data, *common)
+    code, out, err = run_main(capsys, data, *common)
     assert code == 0, err
     assert "x looks discrete" in err and "pass --discrete-x" in err and "discrete_x" not in err
-    code, out, err = _main(capsys, data, *common, "--discrete-x")
+    code, out, err = run_main(capsys, data, *common, "--discrete-x")
     assert code == 0, err
     assert "looks discrete" not in err and json.loads(out)["method"] == "neural"
 
@@ -519,13 +509,13 @@ def test_an_infinite_estimate_in_json_and_text(capsys, data: Path, monkeypatch) 
                           interval=(float("nan"), float("nan")), level=0.95, method="gaussian",
                           uncertainty="none: the estimate is not finite")
     monkeypatch.setattr(classical, "gaussian_mi", lambda *a, **k: infinite)
-    code, out, _ = _main(capsys, data, "xy.npz", "--method", "gaussian", "--json")
+    code, out, _ = run_main(capsys, data, "xy.npz", "--method", "gaussian", "--json")
     record = json.loads(out)
     assert code == 0 and record["value"] is None and record["infinite"] is True
-    code, out, _ = _main(capsys, data, "xy.npz", "--method", "gaussian")
+    code, out, _ = run_main(capsys, data, "xy.npz", "--method", "gaussian")
     assert out.startswith("I(X; Y) = inf nats (no interval: the estimate is infinite)\n")
     monkeypatch.undo()
-    code, out, _ = _main(capsys, data, "xy.npz", "--method", "gaussian", "--json")
+    code, out, _ = run_main(capsys, data, "xy.npz", "--method", "gaussian", "--json")
     assert code == 0 and json.loads(out)["infinite"] is False
 
 
@@ -535,10 +525,10 @@ def test_discrete_x_reaches_mixed_ksg(capsys, data: Path) -> None:
 
     frame = pd.read_csv(data / "labels.csv")
     args = ("labels.csv", "--x-cols", "lab", "--y-cols", "a", "--method", "mixed", "--json")
-    code, out, err = _main(capsys, data, *args, "--discrete-x")
+    code, out, err = run_main(capsys, data, *args, "--discrete-x")
     assert code == 0, err
     expected = mixed_ksg(frame["lab"].to_numpy(), frame["a"].to_numpy(), discrete_x=True)
     assert json.loads(out)["value"] == expected.value
-    code, out, err = _main(capsys, data, *args)
+    code, out, err = run_main(capsys, data, *args)
     plain = mixed_ksg(frame["lab"].to_numpy(), frame["a"].to_numpy())
     assert code == 0 and json.loads(out)["value"] == plain.value

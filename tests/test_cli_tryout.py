@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from mitools.cli import main
+from cli_runner import run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 300
@@ -34,20 +33,9 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def _main(capsys: pytest.CaptureFixture[str], data: Path, *args: str) -> tuple[int, str, str]:
-    cwd = os.getcwd()
-    os.chdir(data)
-    try:
-        code = main(["estimate", *args])
-    finally:
-        os.chdir(cwd)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def _usage(capsys: pytest.CaptureFixture[str], data: Path, *args: str) -> str:
     with pytest.raises(SystemExit) as stop:
-        _main(capsys, data, *args)
+        run_main(capsys, data, *args)
     err = " ".join(capsys.readouterr().err.split())
     assert stop.value.code == 2, err
     return err
@@ -79,7 +67,7 @@ def test_an_archive_without_y_is_an_error_in_a_subprocess(data: Path) -> None:
     ],
 )
 def test_one_archive_needs_its_x_and_y(capsys, data: Path, args, message) -> None:
-    code, out, err = _main(capsys, data, *args, "--method", "ksg")
+    code, out, err = run_main(capsys, data, *args, "--method", "ksg")
     assert code == 1 and out == "" and message in err, err
 
 
@@ -122,7 +110,7 @@ def test_x_and_y_never_share_a_column(capsys, data: Path, args, message) -> None
     ],
 )
 def test_archives_that_name_x_and_y(capsys, data: Path, args, inputs) -> None:
-    code, out, err = _main(capsys, data, *args, "--method", "gaussian", "--json")
+    code, out, err = run_main(capsys, data, *args, "--method", "gaussian", "--json")
     assert code == 0, err
     assert json.loads(out)["inputs"] == inputs
 
@@ -130,9 +118,9 @@ def test_archives_that_name_x_and_y(capsys, data: Path, args, inputs) -> None:
 def test_a_directory_is_said_to_be_one(capsys, data: Path) -> None:
     # "cannot tell the format of /tmp/somedir from its name"
     for args in ((str(data),), ("x.npy", str(data))):
-        code, out, err = _main(capsys, data, *args, "--method", "gaussian")
+        code, out, err = run_main(capsys, data, *args, "--method", "gaussian")
         assert code == 1 and out == "" and f"{data} is a directory, not a file" in err, err
-    code, _, err = _main(capsys, data, "x.npy", "missing.xlsx", "--method", "gaussian")
+    code, _, err = run_main(capsys, data, "x.npy", "missing.xlsx", "--method", "gaussian")
     assert code == 1 and "no such file: missing.xlsx" in err, err
 
 
@@ -161,13 +149,13 @@ def test_the_options_of_each_method_still_apply(capsys, data: Path) -> None:
     for args in (("--method", "ksg", "--groups", "0", "--threads", "1"),
                  ("--method", "gaussian", "--groups", "5"),
                  ("--method", "mixed", "--groups", "4", "--k", "2")):
-        code, out, err = _main(capsys, data, "xy.npz", *args, "--json")
+        code, out, err = run_main(capsys, data, "xy.npz", *args, "--json")
         assert code == 0, err
         groups = args[args.index("--groups") + 1]
         uncertainty = json.loads(out)["uncertainty"]
         assert (f"({groups} groups" in uncertainty) if groups != "0" else (
             "none" in uncertainty or json.loads(out)["stderr"] is None), uncertainty
-    code, out, err = _main(capsys, data, "xy.npz", "--method", "ksg", "--json")
+    code, out, err = run_main(capsys, data, "xy.npz", "--method", "ksg", "--json")
     assert code == 0 and "(10 groups" in json.loads(out)["uncertainty"], err
 
 
@@ -177,7 +165,7 @@ def test_the_options_of_each_method_still_apply(capsys, data: Path) -> None:
 @pytest.mark.parametrize("level, shown", [("0.975", "97.5%"), ("0.999", "99.9%"),
                                           ("0.95", "95%"), ("0.5", "50%")])
 def test_the_level_is_printed_as_given(capsys, data: Path, level, shown) -> None:
-    code, out, err = _main(capsys, data, "xy.npz", "--method", "gaussian", "--level", level)
+    code, out, err = run_main(capsys, data, "xy.npz", "--method", "gaussian", "--level", level)
     assert code == 0, err
     assert out.startswith("I(X; Y) = ") and f"({shown} interval " in out, out
 
@@ -208,11 +196,11 @@ def tables(data: Path) -> Path:
 def test_discrete_x_on_a_continuous_column_says_leave_it_out(capsys, tables: Path) -> None:
     # the neural method ended "pass discrete_x=False"
     args = ("d.csv", "--x-cols", "a", "--y-cols", "c", "--discrete-x")
-    code, _, err = _main(capsys, tables, *args, "--max-steps", "5")
+    code, _, err = run_main(capsys, tables, *args, "--max-steps", "5")
     assert code == 1 and "continuous variable; leave out --discrete-x" in err, err
     assert "discrete_x" not in err
     # mixed advised a lower --k, which cannot help a class of 1 sample
-    code, _, err = _main(capsys, tables, *args, "--method", "mixed")
+    code, _, err = run_main(capsys, tables, *args, "--method", "mixed")
     assert code == 1 and "lower --k" not in err, err
     assert "x has 300 distinct values among 300 samples: if it is a continuous variable, " \
            "leave out --discrete-x" in err, err
@@ -221,19 +209,20 @@ def test_discrete_x_on_a_continuous_column_says_leave_it_out(capsys, tables: Pat
 def test_class_advice_is_given_only_where_it_works(capsys, tables: Path) -> None:
     # neural advised --method mixed, which then failed on the same data (a class of 1)
     common = ("--x-cols", "lab", "--y-cols", "a", "--discrete-x")
-    code, _, err = _main(capsys, tables, "rare1.csv", *common, "--max-steps", "5")
+    code, _, err = run_main(capsys, tables, "rare1.csv", *common, "--max-steps", "5")
     assert code == 1 and "use --method mixed" not in err, err
-    assert "(not --method mixed: a class of x holds 1 sample" in err, err
+    assert "(--method mixed cannot take them either: a class of x holds 1 sample, and it " \
+           "needs at least 2 in every class, with --k 1)" in err, err
     for k in ("1", "2", "3"):  # and indeed mixed fails whatever --k
-        code, _, err = _main(capsys, tables, "rare1.csv", *common, "--method", "mixed",
+        code, _, err = run_main(capsys, tables, "rare1.csv", *common, "--method", "mixed",
                              "--k", k, "--groups", "0")
         assert code == 1 and "whatever --k" in err and "lower --k" not in err, err
     # classes of 3: the advice names the --k that works, and following it works
-    code, _, err = _main(capsys, tables, "rare3.csv", *common, "--max-steps", "5")
-    assert code == 1 and "or use --method mixed --discrete-x --k 2" in err, err
-    code, _, err = _main(capsys, tables, "rare3.csv", *common, "--method", "mixed")
+    code, _, err = run_main(capsys, tables, "rare3.csv", *common, "--max-steps", "5")
+    assert code == 1 and "or use --method mixed with --discrete-x and --k 2" in err, err
+    code, _, err = run_main(capsys, tables, "rare3.csv", *common, "--method", "mixed")
     assert code == 1 and "drop them, or lower --k to 2" in err, err
-    code, out, err = _main(capsys, tables, "rare3.csv", *common, "--method", "mixed", "--k",
+    code, out, err = run_main(capsys, tables, "rare3.csv", *common, "--method", "mixed", "--k",
                            "2", "--json")
     assert code == 0 and json.loads(out)["method"] == "mixed_ksg", err
 
@@ -241,11 +230,11 @@ def test_class_advice_is_given_only_where_it_works(capsys, tables: Path) -> None
 def test_a_flag_column_with_gaps_is_numbers_with_missing_values(capsys, tables: Path) -> None:
     # "numbers stored as text; store them as numbers", and --dropna did not help
     args = ("boolna.csv", "--x-cols", "flag", "--y-cols", "a", "--method", "gaussian")
-    code, _, err = _main(capsys, tables, *args)
+    code, _, err = run_main(capsys, tables, *args)
     assert code == 1 and "stored as text" not in err, err
     assert "1 of 300 rows have missing values (NaN) in boolna.csv (X column 'flag': 1; the " \
            "first is data row 3" in err and "--dropna" in err, err
-    code, out, err = _main(capsys, tables, *args, "--dropna", "--json")
+    code, out, err = run_main(capsys, tables, *args, "--dropna", "--json")
     assert code == 0 and json.loads(out)["dropped_rows"] == 1, err
 
 
@@ -260,13 +249,13 @@ def test_a_flag_column_with_gaps_is_numbers_with_missing_values(capsys, tables: 
     ],
 )
 def test_another_separator_is_named(capsys, tables: Path, args, message) -> None:
-    code, out, err = _main(capsys, tables, *args, "--method", "gaussian")
+    code, out, err = run_main(capsys, tables, *args, "--method", "gaussian")
     assert code == 1 and out == "" and message in err, err
 
 
 def test_sep_reads_the_table(capsys, tables: Path) -> None:
     for args in (("semi.csv", "--sep", ";"), ("commas.tsv", "--sep", ",")):
-        code, out, err = _main(capsys, tables, *args, "--method", "gaussian", "--json")
+        code, out, err = run_main(capsys, tables, *args, "--method", "gaussian", "--json")
         assert code == 0 and json.loads(out)["inputs"] == (
             f"X: a of {args[0]}; Y: c of {args[0]}"), err
     assert "--sep applies to .csv / .tsv files only" in _usage(
@@ -286,14 +275,14 @@ def test_sep_reads_the_table(capsys, tables: Path) -> None:
     ],
 )
 def test_a_saved_index_is_no_feature(capsys, tables: Path, args, message) -> None:
-    code, out, err = _main(capsys, tables, *args, "--method", "gaussian")
+    code, out, err = run_main(capsys, tables, *args, "--method", "gaussian")
     assert code == 1 and out == "" and message in err, err
 
 
 def test_columns_named_around_a_saved_index(capsys, tables: Path) -> None:
     for args, inputs in ((("--x-cols", "a,b", "--y-cols", "c"), "X: a, b of idx.csv"),
                          (("--x-cols", "0", "--y-cols", "c"), "X: Unnamed: 0 of idx.csv")):
-        code, out, err = _main(capsys, tables, "idx.csv", *args, "--method", "gaussian",
+        code, out, err = run_main(capsys, tables, "idx.csv", *args, "--method", "gaussian",
                                "--json")
         assert code == 0 and json.loads(out)["inputs"].startswith(inputs), err
 

@@ -187,7 +187,10 @@ def _as_categories(a: np.ndarray, gap: float, k: int, name: str,
             f"{counts[small]} of the samples; every class needs at least k + 1 = {k + 1} "
             "(its samples' k neighbours are taken within the class): merge rare classes or "
             "drop them" + (f", or lower k to {counts[small] - 1}" if counts[small] >= 2 else
-                           " (a class of one sample fits no k)"))
+                           " (a class of 1 sample has no neighbour within it, whatever k)")
+            + (f"; {name} has {len(counts)} distinct values among {len(codes)} samples: if it "
+               f"is a continuous variable, pass discrete_{name}=False"
+               if len(counts) > len(codes) // 2 else ""))
     codes = codes.reshape(-1)
     if one_hot:
         return np.eye(len(counts))[codes] * gap

@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from mitools.cli.parser import attach_negative_columns, build_parser
-from mitools.cli.report import cli_terms, fit_advice, report, with_warnings
+from mitools.cli.report import cli_terms, report, with_warnings
 from mitools.cli.rows import drop_nonfinite, stack
 from mitools.cli.tables import DataError, UsageError, load
 
@@ -166,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             result, warned = with_warnings(lambda: _estimate(args, x, y))
         except (TypeError, ValueError) as exc:
-            raise DataError(fit_advice(cli_terms(str(exc)), args, x, y)) from exc
+            raise DataError(cli_terms(str(exc))) from exc
         if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere to write
             return EXIT_BROKEN_PIPE
         report(result, args, x, y, describe, dropped, time.perf_counter() - start, warned)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["cli_terms", "fit_advice", "percent", "report", "with_warnings"]
+__all__ = ["cli_terms", "percent", "report", "with_warnings"]
 
 #: the Python API's pointer to ``result.diagnostics``, which the command line has not got
 _API_TAIL = " See result.diagnostics."
@@ -41,7 +41,9 @@ _TERMS = (
     (r" \('noise'\)", ""),  # KSG's tie-breaking noise is not a command-line option
     (r"\) or lr\b", ")"),  # nor is the learning rate
     (r", or init='random' with another critic", ""),  # nor the critic's start
-    (r"\bor lower k\b", "or lower --k"),
+    (r"\blower k\b", "lower --k"),
+    (r"\bwhatever k\b", "whatever --k"),
+    (r"\b(and|with) k=(\d+)", r"\1 --k \2"),  # advice of a k (not "needs k=3 neighbours")
 )
 
 
@@ -57,47 +59,6 @@ def cli_terms(message: str) -> str:
         text = text.removesuffix(_API_TAIL) + ' --json lists them under "diagnostics".'
     for pattern, replacement in _TERMS:
         text = re.sub(pattern, replacement, text)
-    return text
-
-
-#: the neural method's classes too small on average, and its advice of --method mixed
-_FEW_PER_CLASS = re.compile(r"--discrete-([xy]) but \1's \d+ classes.*, or use --method mixed$")
-#: mixed_ksg's class of fewer than k + 1 samples, and its advice of a lower --k
-_SMALL_CLASS = re.compile(r"--discrete-([xy]): the class of \1's row \d+ holds only (\d+) of "
-                          r"the samples.*(, drop them, or lower --k)$")
-
-
-def fit_advice(text: str, args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> str:
-    """An estimator's error (in :func:`cli_terms`) with advice that works on this data.
-
-    The neural method's "use --method mixed" for classes too small on average is given only
-    when ``--method mixed`` can take them (every class of at least ``--k`` + 1 samples, with
-    the ``--k`` that allows); mixed's "lower --k" only when a lower ``--k`` helps (not for a
-    class of 1 sample); a "class" of a variable whose values are mostly distinct is called a
-    continuous variable, whose ``--discrete-x`` is to be left out.
-    """
-    few, small = _FEW_PER_CLASS.search(text), _SMALL_CLASS.search(text)
-    match = few or small
-    if match is None:
-        return text
-    name = match.group(1)
-    values = x if name == "x" else y
-    distinct, counts = np.unique(values, axis=0, return_counts=True)
-    smallest = int(counts.min())
-    if few:
-        flags = "".join(f" --discrete-{r}" for r in "xy" if getattr(args, f"discrete_{r}"))
-        k = "" if smallest > 3 else f" --k {smallest - 1}"
-        advice = (f", or use --method mixed{flags}{k}" if smallest >= 2 else
-                  f" (not --method mixed: a class of {name} holds 1 sample, and mixed needs "
-                  "at least 2 in every class, with --k 1)")
-        return text.removesuffix(", or use --method mixed") + advice
-    count = int(small.group(2))
-    advice = (f", drop them, or lower --k to {count - 1}" if count >= 2 else
-              " or drop them (a class of 1 sample has no neighbour within it, whatever --k)")
-    text = text.removesuffix(small.group(3)) + advice
-    if len(distinct) > len(values) // 2:
-        text += (f"; {name} has {len(distinct)} distinct values among {len(values)} samples: "
-                 f"if it is a continuous variable, leave out --discrete-{name}")
     return text
 
 

@@ -149,7 +149,7 @@ class MarginTransform:
                     "samples of it that a fold trains on, and its held-out bound falls below 0 "
                     f"(n/2 classes of 2 gave -1.7 nats); every class needs about "
                     f"{MIN_MEAN_CLASS_SIZE} samples on average or more: merge rare classes"
-                    + _mixed_ksg_advice(a)
+                    + _mixed_ksg_advice(a, name)
                 )
             transform = cls(kind, (categories,), d)
             return transform, transform.transform(a, name)
@@ -195,14 +195,15 @@ class MarginTransform:
         return torch.stack(columns, dim=1)
 
 
-def _mixed_ksg_advice(a: Tensor) -> str:
+def _mixed_ksg_advice(a: Tensor, name: str) -> str:
     """Whether :func:`mitools.classical.mixed_ksg` can take these labels, and with which k:
-    it needs every class to hold more than k >= 1 samples."""
+    it needs every class to hold more than k >= 1 samples (its default k is 3)."""
     smallest = int(torch.unique(_exact(a), dim=0, return_counts=True)[1].min())
     if smallest < 2:
-        return (" (mitools.classical.mixed_ksg cannot take them either: a class holds one "
-                "sample, and it needs more than k >= 1 in each)")
-    return f", or use mitools.classical.mixed_ksg with k <= {smallest - 1}"
+        return (f" (mitools.classical.mixed_ksg cannot take them either: a class of {name} "
+                "holds 1 sample, and it needs at least 2 in every class, with k=1)")
+    k = f" and k={smallest - 1}" if smallest - 1 < 3 else ""
+    return f", or use mitools.classical.mixed_ksg with discrete_{name}=True{k}"
 
 
 def _unique_first(col: Tensor) -> tuple[Tensor, Tensor]:
