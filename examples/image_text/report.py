@@ -37,12 +37,39 @@ def _mean(values: list[float]) -> str:
     return f"{sum(vals) / len(vals):.3f}" if vals else "n/a"
 
 
-def results_markdown(runs: list[Run], finding_names: tuple[str, ...]) -> str:
-    """The results tables (mean ± sd over the runs given, one run per seed)."""
+def _rows_by_label(runs: list[Run], seeds: list[int] | None) -> None:
+    """Refuse runs whose rows differ: every seed must hold the same (regime, pretraining)
+    rows and the same pointing rows, or a mean would mix rows or drop some."""
+    seeds = seeds if seeds is not None else list(range(len(runs)))
+    sets = [({(r.regime, r.pretraining) for r in res}, {p.pretraining for p in pts})
+            for res, pts in runs]
+    for kind, i in (("downstream", 0), ("pointing", 1)):
+        union = set.union(*(s[i] for s in sets))
+        missing = [f"seed {seed} lacks " + ", ".join(sorted(map(_row_name, union - s[i])))
+                   for seed, s in zip(seeds, sets, strict=True) if union - s[i]]
+        if missing:
+            raise ValueError(
+                f"the seeds do not hold the same {kind} rows ({'; '.join(missing)}), so their "
+                "mean would mix or drop rows; evaluate the same pretrainings for every seed "
+                "(or average only the seeds that share them)"
+            )
+
+
+def _row_name(key: object) -> str:
+    if isinstance(key, tuple):
+        return f"{_REGIME_NAMES.get(key[0], key[0])} ({key[1]})"
+    return f"pointing ({key})"
+
+
+def results_markdown(runs: list[Run], finding_names: tuple[str, ...],
+                     seeds: list[int] | None = None) -> str:
+    """The results tables (mean ± sd over the runs given, one run per seed). Rows are matched
+    by their labels; runs that do not hold the same rows are refused (a ``ValueError`` naming
+    the seeds, ``seeds``, and the rows they lack)."""
+    _rows_by_label(runs, seeds)
     keys = [(r.regime, r.pretraining) for r in runs[0][0]]
     n = len(runs)
-    per = {k: [dict(zip([(r.regime, r.pretraining) for r in res], res, strict=True))[k]
-               for res, _ in runs] for k in keys}
+    per = {k: [{(r.regime, r.pretraining): r for r in res}[k] for res, _ in runs] for k in keys}
     lines = [
         f"Downstream classification on the test split ({n} seed{'s' if n > 1 else ''}; "
         "mean ± sd over seeds). Localized: the mean AUC of the zone opacities, effusions and "
@@ -72,8 +99,8 @@ def results_markdown(runs: list[Run], finding_names: tuple[str, ...]) -> str:
                   "the finding's site (hit rate; mean ± sd over seeds)", "",
                   "| Pointer | " + " | ".join(k.capitalize() for k in KINDS) + " |",
                   "| --- |" + " --- |" * len(KINDS)]
-        for i, p in enumerate(pts0):
-            ps = [pts[i] for _, pts in runs]
+        for p in pts0:
+            ps = [{q.pretraining: q for q in pts}[p.pretraining] for _, pts in runs]
             lines.append(f"| {p.pretraining} | "
                          + " | ".join(_fmt([q.hit_rate[k] for q in ps]) for k in KINDS) + " |")
         for attr, label in (("best_fixed", "best fixed cell"), ("random_cell", "random cell")):
@@ -107,7 +134,7 @@ def read_run(payload: dict[str, Any]) -> Run:
 def write_results(out_dir: Path, cfg: Config, runs: list[Run], finding_names: tuple[str, ...],
                   seeds: list[int], extra: dict[str, object] | None = None) -> str:
     """Write ``results.md`` and ``results.json`` under ``out_dir``; return the markdown."""
-    md = results_markdown(runs, finding_names)
+    md = results_markdown(runs, finding_names, seeds)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.md").write_text(md)
     payload = {
