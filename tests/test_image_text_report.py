@@ -49,3 +49,34 @@ def test_seeds_with_other_rows_are_refused_naming_seed_and_rows(order) -> None:
     with pytest.raises(ValueError, match=r"seed 0 lacks Frozen \+ linear \(pooled\) "
                                          r"\(local-attention\).*evaluate the same"):
         results_markdown([runs[s] for s in order], NAMES, list(order))
+
+
+def _write_seed(root, seed: int, values: dict[str, float], **settings) -> None:
+    from examples.image_text.config import make_config
+    from examples.image_text.report import write_results
+
+    cfg = make_config(settings.pop("preset", "quick"), seed=seed, **settings)
+    write_results(root / f"seed{seed}", cfg, [_run(values)], NAMES, [seed])
+
+
+def test_seeds_run_with_other_settings_are_refused_naming_the_keys(tmp_path) -> None:
+    # the tryout: a quick-preset seed 0 and a tiny-preset seed 1 gave "0.702 ± 0.245" and
+    # results.json recorded seed 0's config only
+    from examples.image_text.__main__ import _cmd_table
+
+    _write_seed(tmp_path, 0, {"global": 0.9})
+    _write_seed(tmp_path, 1, {"global": 0.5}, preset="tiny")
+    with pytest.raises(ValueError, match=r"seeds 0 and 1 were run with different settings "
+                                         r"\(.*epochs 20 vs 1.*n_train 3000 vs 96"):
+        _cmd_table(str(tmp_path), [0, 1])
+    # the run options and the seed may differ
+    _write_seed(tmp_path, 2, {"global": 0.7}, threads=1, device="cpu", progress=False)
+    assert "0.800 ± " in _cmd_table(str(tmp_path), [0, 2])
+
+
+def test_check_same_settings_takes_lists_for_tuples() -> None:
+    from examples.image_text.report import check_same_settings
+
+    check_same_settings({0: {"critic_hidden": (4,)}, 1: {"critic_hidden": [4]}})
+    with pytest.raises(ValueError, match=r"critic_hidden \(4,\) vs \[8\]"):
+        check_same_settings({0: {"critic_hidden": (4,)}, 1: {"critic_hidden": [8]}})

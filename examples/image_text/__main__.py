@@ -21,7 +21,7 @@ import torch.distributed as dist
 from .config import GROUPS, Config, add_config_arguments, config_from_args, resolve_threads
 from .evaluate import REGIMES, RegimeResult, downstream
 from .pointing import PointingResult, cell_mi_figure, pointing
-from .report import Run, read_run, write_results
+from .report import Run, check_same_settings, read_run, write_results
 from .train import (
     Datasets,
     build_encoders,
@@ -174,10 +174,11 @@ def _evaluate_seeds(cfg: Config, seeds: Sequence[int], pretrain_first: bool, res
     runs: list[Run] = []
     timings: dict[str, float] = {}
     names: tuple[str, ...] = ()
+    configs = {seed: dataclasses.replace(cfg, seed=seed) if pretrain_first else
+               _config_of_checkpoints(dataclasses.replace(cfg, seed=seed)) for seed in seeds}
+    check_same_settings({seed: dataclasses.asdict(c) for seed, c in configs.items()})
     for seed in seeds:
-        scfg = dataclasses.replace(cfg, seed=seed)
-        if not pretrain_first:
-            scfg = _config_of_checkpoints(scfg)
+        scfg = configs[seed]
         clock(f"seed {seed}: data ({scfg.n_train} training, {scfg.n_test} test pairs)")
         ds = load_datasets(scfg)
         names = ds.finding_names
@@ -196,24 +197,28 @@ def _evaluate_seeds(cfg: Config, seeds: Sequence[int], pretrain_first: bool, res
 
 
 def _config_of_checkpoints(cfg: Config) -> Config:
-    """``evaluate``: data and model settings from the seed's checkpoints, the rest from ``cfg``."""
+    """``evaluate``: data, model and pretraining settings from the seed's checkpoints (which
+    must agree but for the objective, ``mode`` / ``reduction`` / ``sentences``), the rest from
+    ``cfg``."""
     paths = _checkpoints(cfg)
     if not paths:
         raise FileNotFoundError(f"no pretraining checkpoint under {Path(cfg.out_dir)}/"
                                 f"seed{cfg.seed}; run `pretrain` (or `all`) first")
-    kept = GROUPS["data"] + GROUPS["model"]
+    kept = GROUPS["data"] + GROUPS["model"] + tuple(
+        k for k in GROUPS["pretraining"] if k not in ("mode", "reduction", "sentences"))
     saved = [config_from_checkpoint(load_checkpoint(p)) for p in paths]
     for other, path in zip(saved[1:], paths[1:], strict=True):
         differ = [k for k in kept if getattr(other, k) != getattr(saved[0], k)]
         if differ:
-            raise ValueError(f"{path} was pretrained on other data or model settings than "
+            raise ValueError(f"{path} was pretrained with other data, model or pretraining "
+                             f"settings than "
                              f"{paths[0]} ({', '.join(differ)}); evaluate them separately")
     return dataclasses.replace(cfg, **{k: getattr(saved[0], k) for k in kept})
 
 
 def _cmd_table(out_dir: str, seeds: Sequence[int]) -> str:
     """Aggregate ``seed<k>/results.json`` files (e.g. of seeds run in parallel processes)."""
-    runs, names, cfg = [], (), None
+    runs, names, configs = [], (), {}
     for seed in seeds:
         path = Path(out_dir) / f"seed{seed}" / "results.json"
         if not path.exists():
@@ -221,9 +226,10 @@ def _cmd_table(out_dir: str, seeds: Sequence[int]) -> str:
         payload = json.loads(path.read_text())
         names = tuple(payload["finding_names"])
         runs.append(read_run(payload["runs"][0]))
-        cfg = cfg or Config(**{**payload["config"],
-                               "critic_hidden": tuple(payload["config"]["critic_hidden"])})
-    assert cfg is not None
+        configs[seed] = payload["config"]
+    check_same_settings(configs)
+    first = configs[seeds[0]]
+    cfg = Config(**{**first, "critic_hidden": tuple(first["critic_hidden"])})
     return write_results(Path(out_dir), cfg, runs, names, list(seeds))
 
 

@@ -12,13 +12,38 @@ from .config import Config
 from .evaluate import RegimeResult
 from .pointing import KINDS, PointingResult
 
-__all__ = ["Run", "read_run", "results_markdown", "write_results"]
+__all__ = ["Run", "check_same_settings", "read_run", "results_markdown", "write_results"]
 
 #: One seed's results: the downstream rows and the pointing rows.
 Run = tuple[list[RegimeResult], list[PointingResult]]
 
 _REGIME_NAMES = {"supervised": "Supervised only", "frozen": "Frozen + linear (pooled)",
                  "frozen_grid": "Frozen + cell-grid probe", "finetune": "Fine-tuned"}
+
+
+#: Settings that may differ between the seeds averaged: the seed, the run's bookkeeping (device
+#: and threads change results by float rounding only), and what names each checkpoint's row.
+_PER_SEED = ("seed", "out_dir", "device", "threads", "progress", "mode", "reduction", "sentences")
+
+
+def check_same_settings(configs: dict[int, dict[str, Any]]) -> None:
+    """Refuse to average seeds run with different settings: ``configs`` maps each seed to its
+    config (a dict, as in ``results.json``); a ``ValueError`` names the seeds and the keys that
+    differ, with their values (everything but :data:`_PER_SEED` must agree)."""
+    (first, ref), *others = configs.items()
+    for seed, cfg in others:
+        keys = sorted(k for k in {*ref, *cfg} - set(_PER_SEED)
+                      if _plain(ref.get(k)) != _plain(cfg.get(k)))
+        if keys:
+            shown = ", ".join(f"{k} {ref.get(k)!r} vs {cfg.get(k)!r}" for k in keys)
+            raise ValueError(
+                f"seeds {first} and {seed} were run with different settings ({shown}); "
+                "only seeds run alike are averaged: rerun one of them with the other's settings"
+            )
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _fmt(values: list[float]) -> str:
