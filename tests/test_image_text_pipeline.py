@@ -362,3 +362,24 @@ def test_a_checkpoint_whose_weights_do_not_fit_is_named(tmp_path, tiny_ds) -> No
     torch.save(state, path)
     with pytest.raises(ValueError, match=r"checkpoint.pt: its weights do not fit .*--out-dir"):
         load_pretrained(path)
+
+
+@pytest.mark.parametrize("bound", ["club", "vclub", "l1out", "doe"])
+@pytest.mark.parametrize("mode, reduction", [("local", "pair_max"), ("local", "attention"),
+                                             ("local", "max"), ("local", "mean"),
+                                             ("global", "mean")])
+def test_every_objective_refuses_bounds_that_are_not_lower_bounds(bound, mode, reduction) -> None:
+    # the tryout: `pretrain --bound club --reduction pair_max` (or attention) maximised an
+    # upper bound on an unnormalised critic and printed a "final MI estimate"; the pooled
+    # reductions skipped the checks that LocalMILoss / GlobalMILoss apply
+    with pytest.raises(ValueError, match=rf"the bound '{bound}' needs log conditional densities"):
+        PretrainObjective(mode, 8, 8, bound=bound, reduction=reduction)
+
+
+def test_the_objective_refuses_an_upper_bound_even_on_a_log_density_critic(monkeypatch) -> None:
+    from mitools.critics import SeparableCritic
+
+    monkeypatch.setattr(SeparableCritic, "log_density", True, raising=False)
+    for reduction in ("pair_max", "max"):
+        with pytest.raises(ValueError, match="'club' is not a lower bound"):
+            PretrainObjective("local", 8, 8, bound="club", reduction=reduction)
