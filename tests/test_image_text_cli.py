@@ -164,3 +164,60 @@ def test_checkpoints_hold_plain_values_and_refuse_anything_else(tmp_path) -> Non
         pretrain(cfg, resume=True)
     with pytest.raises(FileNotFoundError, match="no pretraining checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("pretrain", "--max-sentences", "0"), "--max-sentences must be >= 1, got 0"),
+    (("pretrain", "--text-heads", "3"), "--text-heads (3) must divide dim (16)"),
+    (("pretrain", "--width", "3"), "--width must be 1, 2, 4 or a multiple of 8, got 3"),
+    (("pretrain", "--device", "gpu"), "--device must be 'auto', 'cpu', 'cuda'"),
+    (("all", "--lr", "-1"), "--lr must be > 0, got -1.0"),
+    (("supervised", "--finetune-lr", "nan"), "--finetune-lr must be > 0, got nan"),
+    (("pretrain", "--image-size", "100"), "--image-size must be 64, 128 or 256, got 100"),
+    (("pretrain", "--batch-size", "500"), "--batch-size (500) exceeds --n-train (96)"),
+    (("all", "--bound", "club"), "the bound 'club' needs log conditional densities"),
+])
+def test_bad_option_values_are_usage_errors_before_any_data(tmp_path, capsys, monkeypatch,
+                                                           argv, message) -> None:
+    # the tryout: each of these ended in a traceback, some after generating the data
+    def no_data(*args, **kwargs):
+        raise AssertionError("data generated before the options were checked")
+
+    monkeypatch.setattr("examples.image_text.__main__.load_datasets", no_data)
+    monkeypatch.setattr("examples.image_text.train.load_datasets", no_data)
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--preset", "tiny", "--out-dir", str(tmp_path)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"python -m examples.image_text {argv[0]}: error: {message}" in err
+    assert "Traceback" not in err
+
+
+def test_a_cuda_device_without_cuda_is_a_usage_error(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as exit_:
+        main(["pretrain", "--preset", "tiny", "--device", "cuda", "--out-dir", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert "--device 'cuda': this torch build or machine has no CUDA" in capsys.readouterr().err
+
+
+def test_ctrl_c_exits_130_with_the_resume_hint(tmp_path, capsys, monkeypatch) -> None:
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("examples.image_text.__main__.pretrain", interrupted)
+    rc = main(["all", "--preset", "tiny", "--n-train", "32", "--n-test", "8", "--batch-size",
+               "16", "--threads", "1", "--out-dir", str(tmp_path)])
+    assert rc == 130
+    err = capsys.readouterr().err
+    assert err == ("python -m examples.image_text all: interrupted; rerun the same command with "
+                   "--resume to continue from the last epoch checkpoint\n")
+
+
+def test_config_refuses_what_the_models_would_fail_on() -> None:
+    for bad in ({"text_heads": 0}, {"dim": 12, "text_heads": 8}, {"width": 12},
+                {"image_size": 100}, {"grid": 64}, {"context_kernel": 2}, {"lr": 0.0},
+                {"weight_decay": -1.0}, {"linear_steps": 0}, {"device": "gpu"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            make_config("tiny", **bad)
+    make_config("tiny", width=24, device="cuda:1", image_size=128, grid=16)  # accepted

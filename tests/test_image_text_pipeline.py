@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -276,15 +277,20 @@ def test_cli_all_writes_table_json_and_figure(tmp_path, capsys) -> None:
     assert "32 test pairs" in capsys.readouterr().out
     assert main(["table", "--out-dir", str(tmp_path), "--seeds", "0"]) == 0
     assert "| Fine-tuned | local-attention |" in capsys.readouterr().out
-    with pytest.raises(FileNotFoundError, match="no results for seed 1"):
-        main(["table", "--out-dir", str(tmp_path), "--seeds", "0", "1"])
+    # a missing seed: one line naming the file, no traceback
+    assert main(["table", "--out-dir", str(tmp_path), "--seeds", "0", "1"]) == 1
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"python -m examples.image_text table: error: no results for seed 1: "
+                        r"expected .*seed1/results\.json\n", err)
 
 
-def test_cli_rejects_bad_input(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="no pretraining checkpoint"):
-        main(["evaluate", "--preset", "tiny", "--out-dir", str(tmp_path)])
-    with pytest.raises(FileNotFoundError, match="MIMIC-CXR-JPG folder not found"):
-        main(["pretrain", "--preset", "tiny", "--data", str(tmp_path / "nowhere")])
+def test_cli_rejects_bad_input(tmp_path, capsys) -> None:
+    # runtime errors: one line on stderr, exit 1, no traceback
+    assert main(["evaluate", "--preset", "tiny", "--out-dir", str(tmp_path)]) == 1
+    assert "error: no pretraining checkpoint" in capsys.readouterr().err
+    assert main(["pretrain", "--preset", "tiny", "--data", str(tmp_path / "nowhere")]) == 1
+    err = capsys.readouterr().err
+    assert "MIMIC-CXR-JPG folder not found" in err and len(err.splitlines()) == 1
     with pytest.raises(ValueError, match="mode must be"):
         make_config("tiny", mode="patch")
     with pytest.raises(ValueError, match="sentences must be 'one' or 'all'"):
@@ -380,6 +386,8 @@ def test_the_objective_refuses_an_upper_bound_even_on_a_log_density_critic(monke
     from mitools.critics import SeparableCritic
 
     monkeypatch.setattr(SeparableCritic, "log_density", True, raising=False)
-    for reduction in ("pair_max", "max"):
+    for mode, reduction in (("local", "max"), ("local", "mean"), ("global", "mean")):
         with pytest.raises(ValueError, match="'club' is not a lower bound"):
-            PretrainObjective("local", 8, 8, bound="club", reduction=reduction)
+            PretrainObjective(mode, 8, 8, bound="club", reduction=reduction)
+    with pytest.raises(ValueError, match="MaxPoolCritic does not declare log_density"):
+        PretrainObjective("local", 8, 8, bound="club", reduction="pair_max")

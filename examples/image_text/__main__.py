@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -289,15 +290,58 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default=Config.out_dir,
                    help=f"folder of the per-seed results (default {Config.out_dir})")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to average")
+    for name, p in sub.choices.items():
+        p.set_defaults(subparser=p, command=name)
     return parser
 
 
+def _option_terms(message: str) -> str:
+    """A :class:`Config` error in option terms: ``n_train`` -> ``--n-train`` (a leading field
+    name, and any other field name with an underscore)."""
+    names = {f.name for f in dataclasses.fields(Config)}
+
+    def flag(word: str) -> str:
+        return "--" + word.replace("_", "-") if word in names else word
+
+    head, sep, rest = message.partition(" ")
+    return flag(head) + sep + re.sub(r"\b[a-z]+(?:_[a-z]+)+\b", lambda m: flag(m.group(0)),
+                                     rest)
+
+
+def _usage_checks(cfg: Config, command: str) -> None:
+    """What can be refused before any data is generated: the device, and the objectives."""
+    resolve_device(cfg.device)
+    if command in ("pretrain", "all"):
+        for mode in (cfg.mode,) if command == "pretrain" else ("global", "local"):
+            build_objective(dataclasses.replace(cfg, mode=mode))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "table":
-        print(_cmd_table(args.out_dir, args.seeds))
-        return 0
-    cfg = config_from_args(args)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    prog = f"{parser.prog} {args.command}"
+    if args.command != "table":
+        try:
+            cfg = config_from_args(args)
+            _usage_checks(cfg, args.command)
+        except ValueError as err:  # a usage error: exit 2, with the command's usage line
+            args.subparser.error(_option_terms(str(err)))
+    try:
+        if args.command == "table":
+            print(_cmd_table(args.out_dir, args.seeds))
+            return 0
+        return _run(args, cfg)
+    except (ValueError, OSError) as err:  # a runtime error: one line, no traceback
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        hint = ("; rerun the same command with --resume to continue from the last epoch "
+                "checkpoint" if args.command in ("pretrain", "all") else "")
+        print(f"{prog}: interrupted{hint}", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace, cfg: Config) -> int:
     torch.set_num_threads(resolve_threads(cfg.threads))
     rank, _ = _init_distributed(cfg)
     clock = _Clock(rank == 0)

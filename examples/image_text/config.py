@@ -11,6 +11,8 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import torch
 
+from .checks import _REDUCTIONS, validate_config
+
 __all__ = [
     "GROUPS",
     "PRESETS",
@@ -20,9 +22,6 @@ __all__ = [
     "make_config",
     "resolve_threads",
 ]
-
-
-_REDUCTIONS = ("mean", "max", "pair_max", "attention")  # objective.REDUCTIONS (no torch import)
 
 
 @dataclass
@@ -117,29 +116,7 @@ class Config:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.mode not in ("local", "global"):
-            raise ValueError(f"mode must be 'local' or 'global', got {self.mode!r}")
-        if self.reduction not in _REDUCTIONS:
-            raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {self.reduction!r}")
-        if self.sentences not in ("one", "all"):
-            raise ValueError(f"sentences must be 'one' or 'all', got {self.sentences!r}")
-        if self.contrast not in ("images", "sentences", "both"):
-            raise ValueError(
-                f"contrast must be 'images', 'sentences' or 'both', got {self.contrast!r}"
-            )
-        if not self.attention_temperature > 0:
-            raise ValueError(
-                f"attention_temperature must be > 0, got {self.attention_temperature}"
-            )
-        if self.threads < 0:
-            raise ValueError(f"threads must be >= 0 (0: the default), got {self.threads}")
-        if not 0.0 < self.labelled_fraction <= 1.0:
-            raise ValueError(f"labelled_fraction must be in (0, 1], got {self.labelled_fraction}")
-        for name in ("n_train", "n_test", "epochs", "batch_size", "dim", "width", "grid"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.batch_size > self.n_train and self.data == "synthetic":
-            raise ValueError(f"batch_size ({self.batch_size}) exceeds n_train ({self.n_train})")
+        validate_config(self)
 
 
 #: Named presets: overrides of the defaults.

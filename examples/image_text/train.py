@@ -168,9 +168,14 @@ def build_objective(cfg: Config, gather: bool = False) -> PretrainObjective:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``"auto"``: this rank's CUDA device when CUDA is present, else CPU."""
+    """``"auto"``: this rank's CUDA device when CUDA is present, else CPU; a CUDA device when
+    CUDA is not present is refused (``ValueError``)."""
     if name != "auto":
-        return torch.device(name)
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {name!r}: this torch build or machine has no CUDA device; "
+                             "use --device cpu (or auto)")
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return torch.device("cpu")
