@@ -221,3 +221,40 @@ def test_config_refuses_what_the_models_would_fail_on() -> None:
         with pytest.raises(ValueError, match=next(iter(bad))):
             make_config("tiny", **bad)
     make_config("tiny", width=24, device="cuda:1", image_size=128, grid=16)  # accepted
+
+
+def _damage(path, how: str) -> None:
+    import os
+
+    data = path.read_bytes()
+    path.write_bytes({"truncated": data[: len(data) // 2], "garbage": os.urandom(2000),
+                      "empty": b""}[how])
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "empty"])
+def test_a_damaged_checkpoint_is_named_damaged_not_unsafe(tmp_path, capsys, how) -> None:
+    # the tryout: a garbage checkpoint got the warning about arbitrary code, a truncated one a
+    # raw "PytorchStreamReader failed reading zip archive" traceback
+    cfg = make_config("tiny", n_train=32, n_test=8, batch_size=16, out_dir=str(tmp_path))
+    path = pretrain(cfg).checkpoint
+    _damage(path, how)
+    with pytest.raises(ValueError, match=r"checkpoint .*checkpoint\.pt is damaged \(truncated"
+                                         r".*delete it") as err:
+        load_checkpoint(path)
+    assert "arbitrary code" not in str(err.value)
+    assert main(["evaluate", "--preset", "tiny", "--out-dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().err
+    assert "checkpoint.pt is damaged" in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage"])
+def test_a_damaged_cache_file_is_named_as_a_cache_file(tmp_path, how) -> None:
+    from examples.image_text.data import generate_synthetic
+
+    generate_synthetic(8, cache_dir=tmp_path)
+    (path,) = tmp_path.glob("synthetic-*.pt")
+    _damage(path, how)
+    with pytest.raises(ValueError, match=rf"data cache file {re.escape(str(path))} is damaged "
+                                         r".*generated anew"):
+        generate_synthetic(8, cache_dir=tmp_path)
+    assert not list(tmp_path.glob("*.tmp"))  # written atomically

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -26,6 +25,7 @@ from torch import Tensor, nn
 
 from .config import Config
 from .data import ImageTextData, generate_synthetic
+from .files import load_tensor_file, save_atomic
 from .mimic import load_mimic_cxr
 from .models import ImageEncoder, TextEncoder
 from .objective import PretrainObjective
@@ -305,7 +305,7 @@ def pretrain(cfg: Config, ds: Datasets | None = None, *, resume: bool = False,
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(mi=f"{estimates[-1]:.3f}")
         if rank == 0:
-            _save(ckpt_path, {
+            save_atomic(ckpt_path, {
                 "epoch": epoch,
                 "config": asdict(cfg),
                 "vocab": ds.tokenizer.vocab,
@@ -326,13 +326,6 @@ def pretrain(cfg: Config, ds: Datasets | None = None, *, resume: bool = False,
     return PretrainOutcome(ckpt_path, losses, estimates)
 
 
-def _save(path: Path, state: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
 def _progress(it: range, enabled: bool, desc: str):
     if not enabled:
         return it
@@ -350,23 +343,16 @@ def load_checkpoint(path: str | Path, device: torch.device | str | None = None
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: the file holds other objects (it was not written by this example, or was
-            altered); unpickling those could run arbitrary code, so it is not loaded.
+        ValueError: the file is damaged (truncated, or not a torch file), or holds other
+            objects (it was not written by this example, or was altered; unpickling those
+            could run arbitrary code, so it is not loaded): see :mod:`.files`.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no pretraining checkpoint at {path}; run `pretrain` first")
-    try:
-        return torch.load(path, map_location=device or "cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        reason = str(err).strip().splitlines()
-        detail = next((line for line in reason if "GLOBAL" in line or "Unsupported" in line),
-                      reason[0] if reason else "")
-        raise ValueError(
-            f"refusing to load checkpoint {path}: it holds objects other than tensors and "
-            f"plain Python values, and unpickling them could run arbitrary code. Checkpoints "
-            f"written by this example never do; load only files you trust. ({detail.strip()})"
-        ) from None
+    return load_tensor_file(path, "checkpoint", "delete it (or its run folder) and rerun "
+                            "`pretrain`, or `pretrain --resume`, which starts that run anew",
+                            device)
 
 
 def config_from_checkpoint(state: dict[str, Any]) -> Config:
