@@ -156,6 +156,46 @@ def test_a_finished_run_resumes_to_a_no_op_and_a_missing_one_starts(tmp_path, ti
     assert again.losses == out.losses
 
 
+@pytest.mark.parametrize("change, named", [
+    ({"bound": "dv"}, "--bound 'infonce' in the checkpoint, 'dv' now"),
+    ({"lr": 1e-2}, "--lr 0.001 in the checkpoint, 0.01 now"),
+    ({"critic": "bilinear"}, "--critic 'separable'"),
+    ({"dim": 32, "critic_embed_dim": 32}, "--critic-embed-dim 16 in the checkpoint, 32 now, "
+                                          "--dim 16"),
+    ({"preset": "quick"}, "--batch-size 16 in the checkpoint, 64 now"),
+])
+def test_resume_refuses_other_settings_naming_them(tmp_path, tiny_ds, change, named) -> None:
+    # the tryout: --resume with another --bound, --lr, --critic, --dim or preset went on
+    # silently, mislabelled the checkpoint, or ended in a raw load_state_dict traceback
+    pretrain(make_config("tiny", **dict(TINY, epochs=2), out_dir=str(tmp_path)), tiny_ds,
+             stop_after=1)
+    change = dict(change)
+    preset = change.pop("preset", "tiny")
+    settings = {**(TINY if preset == "tiny" else {"n_train": 64, "n_test": 32}), "epochs": 2,
+                **change}
+    cfg = make_config(preset, **settings, out_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="cannot resume .*checkpoint.pt: it was pretrained with "
+                                         "other settings .*" + re.escape(named)):
+        pretrain(cfg, tiny_ds, resume=True)
+
+
+def test_resume_extends_epochs_and_refuses_fewer_than_done(tmp_path, tiny_ds, capsys) -> None:
+    cfg = make_config("tiny", **dict(TINY, epochs=2), out_dir=str(tmp_path))
+    pretrain(cfg, tiny_ds)
+    with pytest.raises(ValueError, match=r"to --epochs 1: it has done 2 epochs already; "
+                                         r"resume with --epochs 2 or more"):
+        pretrain(make_config("tiny", **TINY, out_dir=str(tmp_path)), tiny_ds, resume=True)
+    more = pretrain(make_config("tiny", **dict(TINY, epochs=3, device="cpu", threads=1),
+                                out_dir=str(tmp_path)), tiny_ds, resume=True)
+    assert len(more.losses) == 3 * 64 // 16 and load_checkpoint(more.checkpoint)["epoch"] == 2
+    # from the command line: one line, exit 1
+    assert main(["pretrain", "--preset", "tiny", "--n-train", "64", "--n-test", "32",
+                 "--batch-size", "16", "--epochs", "3", "--bound", "dv", "--resume",
+                 "--out-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and "--bound 'infonce'" in err and len(err.splitlines()) == 1
+
+
 def _brute_auc(s, y) -> float:
     pos = [a for a, t in zip(s, y, strict=True) if t]
     neg = [a for a, t in zip(s, y, strict=True) if not t]

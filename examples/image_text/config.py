@@ -19,6 +19,7 @@ __all__ = [
     "Config",
     "add_config_arguments",
     "config_from_args",
+    "differing_fields",
     "make_config",
     "resolve_threads",
 ]
@@ -152,6 +153,23 @@ PRESETS: dict[str, dict[str, Any]] = {
         "progress": False,
     },
 }
+
+
+def differing_fields(a: Config | dict[str, Any], b: Config | dict[str, Any],
+                     ignore: tuple[str, ...] = ()) -> list[str]:
+    """The fields (sorted) whose values differ between two configs or their dicts (a tuple
+    equals the list JSON makes of it), leaving out ``ignore``.
+
+    Example:
+        >>> differing_fields(make_config("tiny"), make_config("quick"), ignore=("progress",))[:3]
+        ['batch_size', 'critic_embed_dim', 'dim']
+    """
+    da, db = (dataclasses.asdict(c) if isinstance(c, Config) else c for c in (a, b))
+
+    def plain(v: Any) -> Any:
+        return list(v) if isinstance(v, tuple) else v
+
+    return sorted(k for k in {*da, *db} - set(ignore) if plain(da.get(k)) != plain(db.get(k)))
 
 
 def make_config(preset: str = "quick", **overrides: Any) -> Config:

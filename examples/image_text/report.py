@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .config import Config
+from .config import Config, differing_fields
 from .evaluate import RegimeResult
 from .pointing import KINDS, PointingResult
 
@@ -23,7 +23,8 @@ _REGIME_NAMES = {"supervised": "Supervised only", "frozen": "Frozen + linear (po
 
 #: Settings that may differ between the seeds averaged: the seed, the run's bookkeeping (device
 #: and threads change results by float rounding only), and what names each checkpoint's row.
-_PER_SEED = ("seed", "out_dir", "device", "threads", "progress", "mode", "reduction", "sentences")
+_PER_SEED = ("seed", "out_dir", "device", "threads", "progress", "cache_dir", "mode", "reduction",
+             "sentences")
 
 
 def check_same_settings(configs: dict[int, dict[str, Any]]) -> None:
@@ -32,18 +33,13 @@ def check_same_settings(configs: dict[int, dict[str, Any]]) -> None:
     differ, with their values (everything but :data:`_PER_SEED` must agree)."""
     (first, ref), *others = configs.items()
     for seed, cfg in others:
-        keys = sorted(k for k in {*ref, *cfg} - set(_PER_SEED)
-                      if _plain(ref.get(k)) != _plain(cfg.get(k)))
+        keys = differing_fields(ref, cfg, ignore=_PER_SEED)
         if keys:
             shown = ", ".join(f"{k} {ref.get(k)!r} vs {cfg.get(k)!r}" for k in keys)
             raise ValueError(
                 f"seeds {first} and {seed} were run with different settings ({shown}); "
                 "only seeds run alike are averaged: rerun one of them with the other's settings"
             )
-
-
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
 
 
 def _fmt(values: list[float]) -> str:

@@ -17,15 +17,16 @@ import math
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from .checkpoint import check_resumable, config_from_checkpoint, load_checkpoint, load_weights
 from .config import Config
 from .data import ImageTextData, generate_synthetic
-from .files import load_tensor_file, save_atomic
+from .files import save_atomic
 from .mimic import load_mimic_cxr
 from .models import ImageEncoder, TextEncoder
 from .objective import PretrainObjective
@@ -251,8 +252,8 @@ def pretrain(cfg: Config, ds: Datasets | None = None, *, resume: bool = False,
     start_epoch = 0
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path, device)
-        model.load_state_dict(state["model"])
-        objective.load_state_dict(state["objective"])
+        check_resumable(ckpt_path, state, cfg)
+        load_weights(ckpt_path, state, model, objective)
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         g.set_state(state["rng"]["sampler"])
@@ -337,32 +338,6 @@ def _progress(it: range, enabled: bool, desc: str):
     return tqdm(it, desc=desc, leave=False, dynamic_ncols=True, disable=None)
 
 
-def load_checkpoint(path: str | Path, device: torch.device | str | None = None
-                    ) -> dict[str, Any]:
-    """Read a checkpoint written by ``pretrain``: tensors and plain Python values only.
-
-    Raises:
-        FileNotFoundError: no file at ``path``.
-        ValueError: the file is damaged (truncated, or not a torch file), or holds other
-            objects (it was not written by this example, or was altered; unpickling those
-            could run arbitrary code, so it is not loaded): see :mod:`.files`.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no pretraining checkpoint at {path}; run `pretrain` first")
-    return load_tensor_file(path, "checkpoint", "delete it (or its run folder) and rerun "
-                            "`pretrain`, or `pretrain --resume`, which starts that run anew",
-                            device)
-
-
-def config_from_checkpoint(state: dict[str, Any]) -> Config:
-    """The :class:`Config` stored (as a dict) in a checkpoint."""
-    cfg_dict = dict(state["config"])
-    cfg_dict["critic_hidden"] = tuple(cfg_dict["critic_hidden"])
-    known = {f for f in Config.__dataclass_fields__}
-    return Config(**{k: v for k, v in cfg_dict.items() if k in known})
-
-
 def load_pretrained(path: str | Path, device: torch.device | None = None,
                     ) -> tuple[Encoders, PretrainObjective, Config]:
     """Encoders, objective and config from a pretraining checkpoint (see
@@ -371,14 +346,5 @@ def load_pretrained(path: str | Path, device: torch.device | None = None,
     cfg = config_from_checkpoint(state)
     model = build_encoders(cfg, len(state["vocab"]))
     objective = build_objective(cfg)
-    try:
-        model.load_state_dict(state["model"])
-        objective.load_state_dict(state["objective"])
-    except RuntimeError as err:  # weights of another architecture (an older version's run)
-        lines = str(err).splitlines()  # torch's heading, then one line per difference
-        raise ValueError(
-            f"{path}: its weights do not fit the model its saved settings describe in this "
-            f"version of the example (first difference: {lines[min(1, len(lines) - 1)].strip()}); "
-            "it was written by another version: delete its folder or use another --out-dir"
-        ) from None
+    load_weights(path, state, model, objective)
     return model, objective, cfg
