@@ -431,3 +431,15 @@ def test_the_objective_refuses_an_upper_bound_even_on_a_log_density_critic(monke
             PretrainObjective(mode, 8, 8, bound="club", reduction=reduction)
     with pytest.raises(ValueError, match="MaxPoolCritic does not declare log_density"):
         PretrainObjective("local", 8, 8, bound="club", reduction="pair_max")
+
+
+def test_evaluate_refuses_an_interrupted_checkpoint(tmp_path, tiny_ds, capsys) -> None:
+    # the tryout: a run interrupted after 1 of 10 epochs was scored without a word
+    cfg = make_config("tiny", **dict(TINY, epochs=3), out_dir=str(tmp_path))
+    pretrain(cfg, tiny_ds, stop_after=1)
+    assert main(["evaluate", "--preset", "tiny", "--out-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert re.search(r"checkpoint\.pt has done 1 of its 3 epochs \(an interrupted run\); "
+                     r"finish it with .* --resume", err) and len(err.splitlines()) == 1
+    pretrain(cfg, tiny_ds, resume=True)
+    assert main(["evaluate", "--preset", "tiny", "--out-dir", str(tmp_path)]) == 0

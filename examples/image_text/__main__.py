@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from .checkpoint import check_finished
 from .config import GROUPS, Config, add_config_arguments, config_from_args, resolve_threads
 from .evaluate import REGIMES, RegimeResult, downstream
 from .pointing import PointingResult, cell_mi_figure, pointing
@@ -207,7 +208,10 @@ def _config_of_checkpoints(cfg: Config) -> Config:
                                 f"seed{cfg.seed}; run `pretrain` (or `all`) first")
     kept = GROUPS["data"] + GROUPS["model"] + tuple(
         k for k in GROUPS["pretraining"] if k not in ("mode", "reduction", "sentences"))
-    saved = [config_from_checkpoint(load_checkpoint(p)) for p in paths]
+    states = [load_checkpoint(p) for p in paths]
+    for path, state in zip(paths, states, strict=True):
+        check_finished(path, state)
+    saved = [config_from_checkpoint(state) for state in states]
     for other, path in zip(saved[1:], paths[1:], strict=True):
         differ = [k for k in kept if getattr(other, k) != getattr(saved[0], k)]
         if differ:

@@ -11,7 +11,8 @@ from torch import nn
 from .config import Config, differing_fields
 from .files import load_tensor_file
 
-__all__ = ["check_resumable", "config_from_checkpoint", "load_checkpoint", "load_weights"]
+__all__ = ["check_finished", "check_resumable", "config_from_checkpoint", "load_checkpoint",
+           "load_weights"]
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str | None = None
@@ -76,4 +77,15 @@ def check_resumable(path: Path, state: dict[str, Any], cfg: Config) -> None:
         raise ValueError(
             f"cannot resume {path} to --epochs {cfg.epochs}: it has done {done} epochs "
             f"already; resume with --epochs {done} or more"
+        )
+
+
+def check_finished(path: str | Path, state: dict[str, Any]) -> None:
+    """Refuse a checkpoint whose run stopped before its last epoch (an interrupted run): its
+    scores would be read as those of the run its settings describe."""
+    done, planned = int(state["epoch"]) + 1, int(state["config"]["epochs"])
+    if done < planned:
+        raise ValueError(
+            f"{path} has done {done} of its {planned} epochs (an interrupted run); finish it "
+            "with the `pretrain` (or `all`) command that wrote it plus --resume, then evaluate"
         )
