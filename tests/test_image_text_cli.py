@@ -258,3 +258,23 @@ def test_a_damaged_cache_file_is_named_as_a_cache_file(tmp_path, how) -> None:
                                          r".*generated anew"):
         generate_synthetic(8, cache_dir=tmp_path)
     assert not list(tmp_path.glob("*.tmp"))  # written atomically
+
+
+def test_every_text_names_max_not_pair_max_the_papers_objective() -> None:
+    # REFERENCE.md (Liao, Moyer et al.): MI estimated between every local feature and the
+    # sentence, the cell with the highest MI maximised, i.e. LocalMILoss(reduction="max"), as
+    # the README and the guide say; image_text.rst, --reduction's help and objective.py called
+    # pair_max "the paper's"
+    from pathlib import Path
+
+    from examples.image_text import config, objective
+
+    root = Path(__file__).resolve().parents[1]
+    texts = {"image_text.rst": (root / "docs" / "image_text.rst").read_text(),
+             "objective.py": objective.__doc__, "--reduction": HELP["reduction"],
+             "Config": config.Config.__doc__}
+    for name, text in texts.items():
+        flat = " ".join(text.split())
+        assert re.search(r"\*\*the paper's\*\*,? \(?``\"?pair_max"
+                         r"|pair_max[^;.)]*(?<!not )the paper\b", flat) is None, name
+        assert re.search(r"max[`\"]*:? (is )?(\*\*)?the paper's", flat), name

@@ -45,9 +45,10 @@ class Config:
         max_sentences, max_sentence_len, max_report_len: text truncation.
     Pretraining:
         mode: ``"local"`` or ``"global"``; bound, critic: by name; reduction (local mode):
-        ``"mean"`` / ``"max"`` over per-cell estimates, ``"pair_max"`` (each pair scored by
-        its best cell, the paper) or ``"attention"`` (the sentence attends over the cells,
-        GLoRIA), see :mod:`~examples.image_text.objective`; attention_temperature; contrast
+        ``"mean"`` / ``"max"`` over per-cell estimates (``"max"``: the paper's objective),
+        ``"pair_max"`` (a pair-level variant: each pair scored by its best cell) or
+        ``"attention"`` (the sentence attends over the cells, GLoRIA), see
+        :mod:`~examples.image_text.objective`; attention_temperature; contrast
         (pooled reductions: the bound's rows are the images, the sentences or both);
         sentences: ``"one"`` (local mode: one random sentence per report and step, the paper)
         or ``"all"`` (every sentence of the report at every step);
@@ -212,8 +213,9 @@ HELP: dict[str, str] = {
     "bound": "MI bound by name: infonce, dv, mine, nwj, js, smile, ...",
     "critic": "cell critic: separable (dot product of embeddings), bilinear (x W y), concat "
               "(an MLP of the pair) or quadratic (the Gaussian log density ratio)",
-    "reduction": "local objective: mean or max of per-cell estimates, pair_max (each pair "
-                 "scored by its best cell, the paper) or attention (GLoRIA)",
+    "reduction": "local objective: mean or max of per-cell estimates (max: the paper's), "
+                 "pair_max (a pair-level variant: each pair scored by its best cell) or "
+                 "attention (GLoRIA)",
     "attention_temperature": "temperature of the sentence's attention over the cells "
                              "(--reduction attention), in critic-score units",
     "contrast": "pair_max/attention: the bound's rows are the images (each picks its "

@@ -7,9 +7,11 @@ scores every cell of the image's ``M x M`` block against one sentence, in one of
 
 * **per-position** (``"mean"``, ``"max"``): :class:`mitools.LocalMILoss` estimates MI for each
   cell position over the batch and maximises the mean (Deep InfoMax) or the best of them;
-* **the paper's** (``"pair_max"``): each (image, sentence) pair is scored by its best cell,
-  :class:`mitools.critics.MaxPoolCritic`, then one bound over the batch (Liao, Moyer et al.
-  2021: "the cell with the highest MI");
+  ``"max"`` is the paper's objective (Liao, Moyer et al. 2021: MI estimated between every
+  local feature and the sentence, the cell with the highest MI maximised);
+* **pair-level max** (``"pair_max"``), a pair-level variant: each (image, sentence) pair is
+  scored by its best cell, :class:`mitools.critics.MaxPoolCritic`, then one bound over the
+  batch;
 * **attention** (``"attention"``): the sentence attends over the cells with a temperature and
   the attended cell feature is scored, :class:`mitools.critics.AttentionPoolCritic`, then one
   bound (GLoRIA's local alignment, Huang et al. ICCV 2021).
