@@ -56,10 +56,12 @@ one pretraining, then evaluate every checkpoint of a seed, then average seeds:
   python -m examples.image_text pretrain --mode local --reduction pair_max --seed 1
   python -m examples.image_text evaluate --seed 1
   python -m examples.image_text table --seeds 0 1 2
-does the data carry each finding? (fully supervised, every label)
-  python -m examples.image_text supervised --labelled-fraction 1 --finetune-epochs 20
+does the data carry each finding? (fully supervised, every label; the documented run's 10
+epochs, not the default DEFAULT_FT)
+  python -m examples.image_text supervised --labelled-fraction 1 --finetune-epochs 10
 several processes or GPUs:
-  torchrun --nproc_per_node=2 -m examples.image_text pretrain --mode local"""
+  torchrun --nproc_per_node=2 -m examples.image_text pretrain --mode local""".replace(
+    "DEFAULT_FT", str(Config.finetune_epochs))
 
 
 class _Clock:
