@@ -6,7 +6,7 @@ import pytest
 
 from examples.image_text.evaluate import RegimeResult
 from examples.image_text.pointing import KINDS, PointingResult
-from examples.image_text.report import results_markdown
+from examples.image_text.report import results_markdown, table_of_seeds
 
 NAMES = ("a", "b")
 
@@ -62,16 +62,15 @@ def _write_seed(root, seed: int, values: dict[str, float], **settings) -> None:
 def test_seeds_run_with_other_settings_are_refused_naming_the_keys(tmp_path) -> None:
     # the tryout: a quick-preset seed 0 and a tiny-preset seed 1 gave "0.702 ± 0.245" and
     # results.json recorded seed 0's config only
-    from examples.image_text.__main__ import _cmd_table
 
     _write_seed(tmp_path, 0, {"global": 0.9})
     _write_seed(tmp_path, 1, {"global": 0.5}, preset="tiny")
     with pytest.raises(ValueError, match=r"seeds 0 and 1 were run with different settings "
                                          r"\(.*epochs 20 vs 1.*n_train 3000 vs 96"):
-        _cmd_table(str(tmp_path), [0, 1])
+        table_of_seeds(str(tmp_path), [0, 1])
     # the run options and the seed may differ
     _write_seed(tmp_path, 2, {"global": 0.7}, threads=1, device="cpu", progress=False)
-    assert "0.800 ± " in _cmd_table(str(tmp_path), [0, 2])
+    assert "0.800 ± " in table_of_seeds(str(tmp_path), [0, 2])
 
 
 def test_check_same_settings_takes_lists_for_tuples() -> None:
@@ -80,3 +79,24 @@ def test_check_same_settings_takes_lists_for_tuples() -> None:
     check_same_settings({0: {"critic_hidden": (4,)}, 1: {"critic_hidden": [4]}})
     with pytest.raises(ValueError, match=r"critic_hidden \(4,\) vs \[8\]"):
         check_same_settings({0: {"critic_hidden": (4,)}, 1: {"critic_hidden": [8]}})
+
+
+def test_table_keeps_the_timings_all_wrote(tmp_path) -> None:
+    # the tryout: `table` rewrote the results.json that `all` wrote, losing its timings
+    import json
+
+    from examples.image_text.config import make_config
+    from examples.image_text.report import write_results
+
+    for seed in (0, 1):
+        _write_seed(tmp_path, seed, {"global": 0.5 + seed / 10})
+    write_results(tmp_path, make_config(), [_run({"global": 0.5}), _run({"global": 0.6})],
+                  NAMES, [0, 1], {"timings_s": {"seed0/supervised": 3.0, "seed1/supervised": 4.0},
+                                  "torch": "2.13", "threads": 1})
+    table_of_seeds(str(tmp_path), [0, 1])
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert payload["timings_s"] == {"seed0/supervised": 3.0, "seed1/supervised": 4.0}
+    assert payload["torch"] == "2.13" and payload["threads"] == 1
+    table_of_seeds(str(tmp_path), [1])  # only the timings of the seeds averaged
+    assert json.loads((tmp_path / "results.json").read_text())["timings_s"] == {
+        "seed1/supervised": 4.0}

@@ -23,7 +23,7 @@ from .checkpoint import check_finished
 from .config import GROUPS, Config, add_config_arguments, config_from_args, resolve_threads
 from .evaluate import REGIMES, RegimeResult, downstream
 from .pointing import PointingResult, cell_mi_figure, pointing
-from .report import Run, check_same_settings, read_run, write_results
+from .report import Run, check_same_settings, table_of_seeds, write_results
 from .train import (
     Datasets,
     build_encoders,
@@ -183,8 +183,8 @@ def _evaluate_seeds(cfg: Config, seeds: Sequence[int], pretrain_first: bool, res
     check_same_settings({seed: dataclasses.asdict(c) for seed, c in configs.items()})
     for seed in seeds:
         scfg = configs[seed]
-        clock(f"seed {seed}: data ({scfg.n_train} training, {scfg.n_test} test pairs)")
         ds = load_datasets(scfg)
+        clock(f"seed {seed}: data ({_sizes(ds)})")
         names = ds.finding_names
         paths = _pretrain_modes(scfg, ds, resume, clock, timings) if pretrain_first else None
         if rank != 0:
@@ -223,27 +223,15 @@ def _config_of_checkpoints(cfg: Config) -> Config:
     return dataclasses.replace(cfg, **{k: getattr(saved[0], k) for k in kept})
 
 
-def _cmd_table(out_dir: str, seeds: Sequence[int]) -> str:
-    """Aggregate ``seed<k>/results.json`` files (e.g. of seeds run in parallel processes)."""
-    runs, names, configs = [], (), {}
-    for seed in seeds:
-        path = Path(out_dir) / f"seed{seed}" / "results.json"
-        if not path.exists():
-            raise FileNotFoundError(f"no results for seed {seed}: expected {path}")
-        payload = json.loads(path.read_text())
-        names = tuple(payload["finding_names"])
-        runs.append(read_run(payload["runs"][0]))
-        configs[seed] = payload["config"]
-    check_same_settings(configs)
-    first = configs[seeds[0]]
-    cfg = Config(**{**first, "critic_hidden": tuple(first["critic_hidden"])})
-    return write_results(Path(out_dir), cfg, runs, names, list(seeds))
+def _sizes(ds: Datasets) -> str:
+    """The split sizes of the data loaded (MIMIC-CXR's, not the preset's synthetic sizes)."""
+    return f"{ds.train.images.shape[0]} training, {ds.test.images.shape[0]} test pairs"
 
 
 def _cmd_supervised(cfg: Config, clock: _Clock) -> str:
     """Train the image encoder with labels only and print the AUC of every finding."""
-    clock(f"data ({cfg.n_train} training pairs, {cfg.labelled_fraction:.0%} labelled)")
     ds = load_datasets(cfg)
+    clock(f"data ({_sizes(ds)}, {cfg.labelled_fraction:.0%} of the training pairs labelled)")
     clock(f"supervised training, {cfg.finetune_epochs} epochs on {ds.labelled.numel()} pairs")
     r = downstream(cfg, ds, "supervised")
     lines = [f"Supervised only, {ds.labelled.numel()} labelled pairs, {cfg.finetune_epochs} "
@@ -334,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.subparser.error(_option_terms(str(err)))
     try:
         if args.command == "table":
-            print(_cmd_table(args.out_dir, args.seeds))
+            print(table_of_seeds(args.out_dir, args.seeds))
             return 0
         return _run(args, cfg)
     except (ValueError, OSError) as err:  # a runtime error: one line, no traceback

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,8 @@ from .config import Config, differing_fields
 from .evaluate import RegimeResult
 from .pointing import KINDS, PointingResult
 
-__all__ = ["Run", "check_same_settings", "read_run", "results_markdown", "write_results"]
+__all__ = ["Run", "check_same_settings", "read_run", "results_markdown", "table_of_seeds",
+           "write_results"]
 
 #: One seed's results: the downstream rows and the pointing rows.
 Run = tuple[list[RegimeResult], list[PointingResult]]
@@ -167,3 +169,37 @@ def write_results(out_dir: Path, cfg: Config, runs: list[Run], finding_names: tu
     }
     (out_dir / "results.json").write_text(json.dumps(payload, indent=2, default=str))
     return md
+
+
+def table_of_seeds(out_dir: str, seeds: Sequence[int]) -> str:
+    """``table``: average ``seed<k>/results.json`` files (e.g. of seeds run in parallel
+    processes) into ``out_dir/results.md`` and ``.json``; return the markdown."""
+    runs, names, configs = [], (), {}
+    for seed in seeds:
+        path = Path(out_dir) / f"seed{seed}" / "results.json"
+        if not path.exists():
+            raise FileNotFoundError(f"no results for seed {seed}: expected {path}")
+        payload = json.loads(path.read_text())
+        names = tuple(payload["finding_names"])
+        runs.append(read_run(payload["runs"][0]))
+        configs[seed] = payload["config"]
+    check_same_settings(configs)
+    first = configs[seeds[0]]
+    cfg = Config(**{**first, "critic_hidden": tuple(first["critic_hidden"])})
+    return write_results(Path(out_dir), cfg, runs, names, list(seeds),
+                         _kept_extras(Path(out_dir) / "results.json", seeds))
+
+
+def _kept_extras(path: Path, seeds: Sequence[int]) -> dict[str, object]:
+    """What ``all`` recorded in ``results.json`` beside the tables (timings, torch version,
+    threads), kept when ``table`` rewrites it; timings only of the seeds averaged."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):  # none yet, or unreadable: nothing to keep
+        return {}
+    extra = {k: v for k, v in old.items()
+             if k not in ("config", "seeds", "finding_names", "runs")}
+    if isinstance(extra.get("timings_s"), dict):
+        extra["timings_s"] = {k: v for k, v in extra["timings_s"].items()
+                              if k.split("/")[0] in {f"seed{s}" for s in seeds}}
+    return extra
