@@ -23,7 +23,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str | None = None
         FileNotFoundError: no file at ``path``.
         ValueError: the file is damaged (truncated, or not a torch file), or holds other
             objects (it was not written by this example, or was altered; unpickling those
-            could run arbitrary code, so it is not loaded): see :mod:`.files`.
+            could run arbitrary code, so it is not loaded): see ``examples.image_text.files``.
     """
     path = Path(path)
     if not path.exists():
