@@ -148,3 +148,19 @@ def test_pipeline_pretrains_on_the_fixture(mimic: Path, tmp_path: Path) -> None:
     assert len(res.finding_auc) == ds.train.findings.shape[1]
     pt = pointing(cfg, ds, model, objective, "local")
     assert pt.sentences["all"] == 0 and math.isnan(pt.hit_rate["all"])
+
+
+def test_the_phase_line_gives_the_real_split_sizes(mimic: Path, tmp_path: Path, capsys,
+                                                   monkeypatch) -> None:
+    # the tryout: with --data <MIMIC folder> the phase line printed the preset's synthetic
+    # sizes (96 training pairs for tiny), not the folder's
+    from examples.image_text.__main__ import main
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("examples.image_text.__main__.downstream", stop)
+    assert main(["supervised", "--preset", "tiny", "--data", str(mimic),
+                 "--threads", "1", "--out-dir", str(tmp_path / "run")]) == 130
+    out = capsys.readouterr().out
+    assert "data (2 training, 1 test pairs" in out and "96" not in out

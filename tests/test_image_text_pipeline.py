@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -155,6 +156,46 @@ def test_a_finished_run_resumes_to_a_no_op_and_a_missing_one_starts(tmp_path, ti
     assert again.losses == out.losses
 
 
+@pytest.mark.parametrize("change, named", [
+    ({"bound": "dv"}, "--bound 'infonce' in the checkpoint, 'dv' now"),
+    ({"lr": 1e-2}, "--lr 0.001 in the checkpoint, 0.01 now"),
+    ({"critic": "bilinear"}, "--critic 'separable'"),
+    ({"dim": 32, "critic_embed_dim": 32}, "--critic-embed-dim 16 in the checkpoint, 32 now, "
+                                          "--dim 16"),
+    ({"preset": "quick"}, "--batch-size 16 in the checkpoint, 64 now"),
+])
+def test_resume_refuses_other_settings_naming_them(tmp_path, tiny_ds, change, named) -> None:
+    # the tryout: --resume with another --bound, --lr, --critic, --dim or preset went on
+    # silently, mislabelled the checkpoint, or ended in a raw load_state_dict traceback
+    pretrain(make_config("tiny", **dict(TINY, epochs=2), out_dir=str(tmp_path)), tiny_ds,
+             stop_after=1)
+    change = dict(change)
+    preset = change.pop("preset", "tiny")
+    settings = {**(TINY if preset == "tiny" else {"n_train": 64, "n_test": 32}), "epochs": 2,
+                **change}
+    cfg = make_config(preset, **settings, out_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="cannot resume .*checkpoint.pt: it was pretrained with "
+                                         "other settings .*" + re.escape(named)):
+        pretrain(cfg, tiny_ds, resume=True)
+
+
+def test_resume_extends_epochs_and_refuses_fewer_than_done(tmp_path, tiny_ds, capsys) -> None:
+    cfg = make_config("tiny", **dict(TINY, epochs=2), out_dir=str(tmp_path))
+    pretrain(cfg, tiny_ds)
+    with pytest.raises(ValueError, match=r"to --epochs 1: it has done 2 epochs already; "
+                                         r"resume with --epochs 2 or more"):
+        pretrain(make_config("tiny", **TINY, out_dir=str(tmp_path)), tiny_ds, resume=True)
+    more = pretrain(make_config("tiny", **dict(TINY, epochs=3, device="cpu", threads=1),
+                                out_dir=str(tmp_path)), tiny_ds, resume=True)
+    assert len(more.losses) == 3 * 64 // 16 and load_checkpoint(more.checkpoint)["epoch"] == 2
+    # from the command line: one line, exit 1
+    assert main(["pretrain", "--preset", "tiny", "--n-train", "64", "--n-test", "32",
+                 "--batch-size", "16", "--epochs", "3", "--bound", "dv", "--resume",
+                 "--out-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and "--bound 'infonce'" in err and len(err.splitlines()) == 1
+
+
 def _brute_auc(s, y) -> float:
     pos = [a for a, t in zip(s, y, strict=True) if t]
     neg = [a for a, t in zip(s, y, strict=True) if not t]
@@ -276,15 +317,20 @@ def test_cli_all_writes_table_json_and_figure(tmp_path, capsys) -> None:
     assert "32 test pairs" in capsys.readouterr().out
     assert main(["table", "--out-dir", str(tmp_path), "--seeds", "0"]) == 0
     assert "| Fine-tuned | local-attention |" in capsys.readouterr().out
-    with pytest.raises(FileNotFoundError, match="no results for seed 1"):
-        main(["table", "--out-dir", str(tmp_path), "--seeds", "0", "1"])
+    # a missing seed: one line naming the file, no traceback
+    assert main(["table", "--out-dir", str(tmp_path), "--seeds", "0", "1"]) == 1
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"python -m examples.image_text table: error: no results for seed 1: "
+                        r"expected .*seed1/results\.json\n", err)
 
 
-def test_cli_rejects_bad_input(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="no pretraining checkpoint"):
-        main(["evaluate", "--preset", "tiny", "--out-dir", str(tmp_path)])
-    with pytest.raises(FileNotFoundError, match="MIMIC-CXR-JPG folder not found"):
-        main(["pretrain", "--preset", "tiny", "--data", str(tmp_path / "nowhere")])
+def test_cli_rejects_bad_input(tmp_path, capsys) -> None:
+    # runtime errors: one line on stderr, exit 1, no traceback
+    assert main(["evaluate", "--preset", "tiny", "--out-dir", str(tmp_path)]) == 1
+    assert "error: no pretraining checkpoint" in capsys.readouterr().err
+    assert main(["pretrain", "--preset", "tiny", "--data", str(tmp_path / "nowhere")]) == 1
+    err = capsys.readouterr().err
+    assert "MIMIC-CXR-JPG folder not found" in err and len(err.splitlines()) == 1
     with pytest.raises(ValueError, match="mode must be"):
         make_config("tiny", mode="patch")
     with pytest.raises(ValueError, match="sentences must be 'one' or 'all'"):
@@ -362,3 +408,38 @@ def test_a_checkpoint_whose_weights_do_not_fit_is_named(tmp_path, tiny_ds) -> No
     torch.save(state, path)
     with pytest.raises(ValueError, match=r"checkpoint.pt: its weights do not fit .*--out-dir"):
         load_pretrained(path)
+
+
+@pytest.mark.parametrize("bound", ["club", "vclub", "l1out", "doe"])
+@pytest.mark.parametrize("mode, reduction", [("local", "pair_max"), ("local", "attention"),
+                                             ("local", "max"), ("local", "mean"),
+                                             ("global", "mean")])
+def test_every_objective_refuses_bounds_that_are_not_lower_bounds(bound, mode, reduction) -> None:
+    # the tryout: `pretrain --bound club --reduction pair_max` (or attention) maximised an
+    # upper bound on an unnormalised critic and printed a "final MI estimate"; the pooled
+    # reductions skipped the checks that LocalMILoss / GlobalMILoss apply
+    with pytest.raises(ValueError, match=rf"the bound '{bound}' needs log conditional densities"):
+        PretrainObjective(mode, 8, 8, bound=bound, reduction=reduction)
+
+
+def test_the_objective_refuses_an_upper_bound_even_on_a_log_density_critic(monkeypatch) -> None:
+    from mitools.critics import SeparableCritic
+
+    monkeypatch.setattr(SeparableCritic, "log_density", True, raising=False)
+    for mode, reduction in (("local", "max"), ("local", "mean"), ("global", "mean")):
+        with pytest.raises(ValueError, match="'club' is not a lower bound"):
+            PretrainObjective(mode, 8, 8, bound="club", reduction=reduction)
+    with pytest.raises(ValueError, match="MaxPoolCritic does not declare log_density"):
+        PretrainObjective("local", 8, 8, bound="club", reduction="pair_max")
+
+
+def test_evaluate_refuses_an_interrupted_checkpoint(tmp_path, tiny_ds, capsys) -> None:
+    # the tryout: a run interrupted after 1 of 10 epochs was scored without a word
+    cfg = make_config("tiny", **dict(TINY, epochs=3), out_dir=str(tmp_path))
+    pretrain(cfg, tiny_ds, stop_after=1)
+    assert main(["evaluate", "--preset", "tiny", "--out-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert re.search(r"checkpoint\.pt has done 1 of its 3 epochs \(an interrupted run\); "
+                     r"finish it with .* --resume", err) and len(err.splitlines()) == 1
+    pretrain(cfg, tiny_ds, resume=True)
+    assert main(["evaluate", "--preset", "tiny", "--out-dir", str(tmp_path)]) == 0

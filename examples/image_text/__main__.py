@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -18,10 +19,11 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from .checkpoint import check_finished
 from .config import GROUPS, Config, add_config_arguments, config_from_args, resolve_threads
 from .evaluate import REGIMES, RegimeResult, downstream
 from .pointing import PointingResult, cell_mi_figure, pointing
-from .report import Run, read_run, write_results
+from .report import Run, check_same_settings, table_of_seeds, write_results
 from .train import (
     Datasets,
     build_encoders,
@@ -54,10 +56,12 @@ one pretraining, then evaluate every checkpoint of a seed, then average seeds:
   python -m examples.image_text pretrain --mode local --reduction pair_max --seed 1
   python -m examples.image_text evaluate --seed 1
   python -m examples.image_text table --seeds 0 1 2
-does the data carry each finding? (fully supervised, every label)
-  python -m examples.image_text supervised --labelled-fraction 1 --finetune-epochs 20
+does the data carry each finding? (fully supervised, every label; the documented run's 10
+epochs, not the default DEFAULT_FT)
+  python -m examples.image_text supervised --labelled-fraction 1 --finetune-epochs 10
 several processes or GPUs:
-  torchrun --nproc_per_node=2 -m examples.image_text pretrain --mode local"""
+  torchrun --nproc_per_node=2 -m examples.image_text pretrain --mode local""".replace(
+    "DEFAULT_FT", str(Config.finetune_epochs))
 
 
 class _Clock:
@@ -174,12 +178,13 @@ def _evaluate_seeds(cfg: Config, seeds: Sequence[int], pretrain_first: bool, res
     runs: list[Run] = []
     timings: dict[str, float] = {}
     names: tuple[str, ...] = ()
+    configs = {seed: dataclasses.replace(cfg, seed=seed) if pretrain_first else
+               _config_of_checkpoints(dataclasses.replace(cfg, seed=seed)) for seed in seeds}
+    check_same_settings({seed: dataclasses.asdict(c) for seed, c in configs.items()})
     for seed in seeds:
-        scfg = dataclasses.replace(cfg, seed=seed)
-        if not pretrain_first:
-            scfg = _config_of_checkpoints(scfg)
-        clock(f"seed {seed}: data ({scfg.n_train} training, {scfg.n_test} test pairs)")
+        scfg = configs[seed]
         ds = load_datasets(scfg)
+        clock(f"seed {seed}: data ({_sizes(ds)})")
         names = ds.finding_names
         paths = _pretrain_modes(scfg, ds, resume, clock, timings) if pretrain_first else None
         if rank != 0:
@@ -196,41 +201,37 @@ def _evaluate_seeds(cfg: Config, seeds: Sequence[int], pretrain_first: bool, res
 
 
 def _config_of_checkpoints(cfg: Config) -> Config:
-    """``evaluate``: data and model settings from the seed's checkpoints, the rest from ``cfg``."""
+    """``evaluate``: data, model and pretraining settings from the seed's checkpoints (which
+    must agree but for the objective, ``mode`` / ``reduction`` / ``sentences``), the rest from
+    ``cfg``."""
     paths = _checkpoints(cfg)
     if not paths:
         raise FileNotFoundError(f"no pretraining checkpoint under {Path(cfg.out_dir)}/"
                                 f"seed{cfg.seed}; run `pretrain` (or `all`) first")
-    kept = GROUPS["data"] + GROUPS["model"]
-    saved = [config_from_checkpoint(load_checkpoint(p)) for p in paths]
+    kept = GROUPS["data"] + GROUPS["model"] + tuple(
+        k for k in GROUPS["pretraining"] if k not in ("mode", "reduction", "sentences"))
+    states = [load_checkpoint(p) for p in paths]
+    for path, state in zip(paths, states, strict=True):
+        check_finished(path, state)
+    saved = [config_from_checkpoint(state) for state in states]
     for other, path in zip(saved[1:], paths[1:], strict=True):
         differ = [k for k in kept if getattr(other, k) != getattr(saved[0], k)]
         if differ:
-            raise ValueError(f"{path} was pretrained on other data or model settings than "
+            raise ValueError(f"{path} was pretrained with other data, model or pretraining "
+                             f"settings than "
                              f"{paths[0]} ({', '.join(differ)}); evaluate them separately")
     return dataclasses.replace(cfg, **{k: getattr(saved[0], k) for k in kept})
 
 
-def _cmd_table(out_dir: str, seeds: Sequence[int]) -> str:
-    """Aggregate ``seed<k>/results.json`` files (e.g. of seeds run in parallel processes)."""
-    runs, names, cfg = [], (), None
-    for seed in seeds:
-        path = Path(out_dir) / f"seed{seed}" / "results.json"
-        if not path.exists():
-            raise FileNotFoundError(f"no results for seed {seed}: expected {path}")
-        payload = json.loads(path.read_text())
-        names = tuple(payload["finding_names"])
-        runs.append(read_run(payload["runs"][0]))
-        cfg = cfg or Config(**{**payload["config"],
-                               "critic_hidden": tuple(payload["config"]["critic_hidden"])})
-    assert cfg is not None
-    return write_results(Path(out_dir), cfg, runs, names, list(seeds))
+def _sizes(ds: Datasets) -> str:
+    """The split sizes of the data loaded (MIMIC-CXR's, not the preset's synthetic sizes)."""
+    return f"{ds.train.images.shape[0]} training, {ds.test.images.shape[0]} test pairs"
 
 
 def _cmd_supervised(cfg: Config, clock: _Clock) -> str:
     """Train the image encoder with labels only and print the AUC of every finding."""
-    clock(f"data ({cfg.n_train} training pairs, {cfg.labelled_fraction:.0%} labelled)")
     ds = load_datasets(cfg)
+    clock(f"data ({_sizes(ds)}, {cfg.labelled_fraction:.0%} of the training pairs labelled)")
     clock(f"supervised training, {cfg.finetune_epochs} epochs on {ds.labelled.numel()} pairs")
     r = downstream(cfg, ds, "supervised")
     lines = [f"Supervised only, {ds.labelled.numel()} labelled pairs, {cfg.finetune_epochs} "
@@ -283,15 +284,58 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default=Config.out_dir,
                    help=f"folder of the per-seed results (default {Config.out_dir})")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to average")
+    for name, p in sub.choices.items():
+        p.set_defaults(subparser=p, command=name)
     return parser
 
 
+def _option_terms(message: str) -> str:
+    """A :class:`Config` error in option terms: ``n_train`` -> ``--n-train`` (a leading field
+    name, and any other field name with an underscore)."""
+    names = {f.name for f in dataclasses.fields(Config)}
+
+    def flag(word: str) -> str:
+        return "--" + word.replace("_", "-") if word in names else word
+
+    head, sep, rest = message.partition(" ")
+    return flag(head) + sep + re.sub(r"\b[a-z]+(?:_[a-z]+)+\b", lambda m: flag(m.group(0)),
+                                     rest)
+
+
+def _usage_checks(cfg: Config, command: str) -> None:
+    """What can be refused before any data is generated: the device, and the objectives."""
+    resolve_device(cfg.device)
+    if command in ("pretrain", "all"):
+        for mode in (cfg.mode,) if command == "pretrain" else ("global", "local"):
+            build_objective(dataclasses.replace(cfg, mode=mode))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "table":
-        print(_cmd_table(args.out_dir, args.seeds))
-        return 0
-    cfg = config_from_args(args)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    prog = f"{parser.prog} {args.command}"
+    if args.command != "table":
+        try:
+            cfg = config_from_args(args)
+            _usage_checks(cfg, args.command)
+        except ValueError as err:  # a usage error: exit 2, with the command's usage line
+            args.subparser.error(_option_terms(str(err)))
+    try:
+        if args.command == "table":
+            print(table_of_seeds(args.out_dir, args.seeds))
+            return 0
+        return _run(args, cfg)
+    except (ValueError, OSError) as err:  # a runtime error: one line, no traceback
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        hint = ("; rerun the same command with --resume to continue from the last epoch "
+                "checkpoint" if args.command in ("pretrain", "all") else "")
+        print(f"{prog}: interrupted{hint}", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace, cfg: Config) -> int:
     torch.set_num_threads(resolve_threads(cfg.threads))
     rank, _ = _init_distributed(cfg)
     clock = _Clock(rank == 0)

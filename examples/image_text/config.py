@@ -11,18 +11,18 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import torch
 
+from .checks import _REDUCTIONS, validate_config
+
 __all__ = [
     "GROUPS",
     "PRESETS",
     "Config",
     "add_config_arguments",
     "config_from_args",
+    "differing_fields",
     "make_config",
     "resolve_threads",
 ]
-
-
-_REDUCTIONS = ("mean", "max", "pair_max", "attention")  # objective.REDUCTIONS (no torch import)
 
 
 @dataclass
@@ -45,9 +45,10 @@ class Config:
         max_sentences, max_sentence_len, max_report_len: text truncation.
     Pretraining:
         mode: ``"local"`` or ``"global"``; bound, critic: by name; reduction (local mode):
-        ``"mean"`` / ``"max"`` over per-cell estimates, ``"pair_max"`` (each pair scored by
-        its best cell, the paper) or ``"attention"`` (the sentence attends over the cells,
-        GLoRIA), see :mod:`~examples.image_text.objective`; attention_temperature; contrast
+        ``"mean"`` / ``"max"`` over per-cell estimates (``"max"``: the paper's objective),
+        ``"pair_max"`` (a pair-level variant: each pair scored by its best cell) or
+        ``"attention"`` (the sentence attends over the cells, GLoRIA), see
+        :mod:`~examples.image_text.objective`; attention_temperature; contrast
         (pooled reductions: the bound's rows are the images, the sentences or both);
         sentences: ``"one"`` (local mode: one random sentence per report and step, the paper)
         or ``"all"`` (every sentence of the report at every step);
@@ -117,29 +118,7 @@ class Config:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.mode not in ("local", "global"):
-            raise ValueError(f"mode must be 'local' or 'global', got {self.mode!r}")
-        if self.reduction not in _REDUCTIONS:
-            raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {self.reduction!r}")
-        if self.sentences not in ("one", "all"):
-            raise ValueError(f"sentences must be 'one' or 'all', got {self.sentences!r}")
-        if self.contrast not in ("images", "sentences", "both"):
-            raise ValueError(
-                f"contrast must be 'images', 'sentences' or 'both', got {self.contrast!r}"
-            )
-        if not self.attention_temperature > 0:
-            raise ValueError(
-                f"attention_temperature must be > 0, got {self.attention_temperature}"
-            )
-        if self.threads < 0:
-            raise ValueError(f"threads must be >= 0 (0: the default), got {self.threads}")
-        if not 0.0 < self.labelled_fraction <= 1.0:
-            raise ValueError(f"labelled_fraction must be in (0, 1], got {self.labelled_fraction}")
-        for name in ("n_train", "n_test", "epochs", "batch_size", "dim", "width", "grid"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.batch_size > self.n_train and self.data == "synthetic":
-            raise ValueError(f"batch_size ({self.batch_size}) exceeds n_train ({self.n_train})")
+        validate_config(self)
 
 
 #: Named presets: overrides of the defaults.
@@ -175,6 +154,23 @@ PRESETS: dict[str, dict[str, Any]] = {
         "progress": False,
     },
 }
+
+
+def differing_fields(a: Config | dict[str, Any], b: Config | dict[str, Any],
+                     ignore: tuple[str, ...] = ()) -> list[str]:
+    """The fields (sorted) whose values differ between two configs or their dicts (a tuple
+    equals the list JSON makes of it), leaving out ``ignore``.
+
+    Example:
+        >>> differing_fields(make_config("tiny"), make_config("quick"), ignore=("progress",))[:3]
+        ['batch_size', 'critic_embed_dim', 'dim']
+    """
+    da, db = (dataclasses.asdict(c) if isinstance(c, Config) else c for c in (a, b))
+
+    def plain(v: Any) -> Any:
+        return list(v) if isinstance(v, tuple) else v
+
+    return sorted(k for k in {*da, *db} - set(ignore) if plain(da.get(k)) != plain(db.get(k)))
 
 
 def make_config(preset: str = "quick", **overrides: Any) -> Config:
@@ -217,8 +213,9 @@ HELP: dict[str, str] = {
     "bound": "MI bound by name: infonce, dv, mine, nwj, js, smile, ...",
     "critic": "cell critic: separable (dot product of embeddings), bilinear (x W y), concat "
               "(an MLP of the pair) or quadratic (the Gaussian log density ratio)",
-    "reduction": "local objective: mean or max of per-cell estimates, pair_max (each pair "
-                 "scored by its best cell, the paper) or attention (GLoRIA)",
+    "reduction": "local objective: mean or max of per-cell estimates (max: the paper's), "
+                 "pair_max (a pair-level variant: each pair scored by its best cell) or "
+                 "attention (GLoRIA)",
     "attention_temperature": "temperature of the sentence's attention over the cells "
                              "(--reduction attention), in critic-score units",
     "contrast": "pair_max/attention: the bound's rows are the images (each picks its "

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .files import load_tensor_file, save_atomic
 from .reports import report_sentences
 from .sites import (
     EDEMA_LEVELS,
@@ -268,7 +269,8 @@ def generate_synthetic(
     if cache_dir is not None:
         path = _cache_path(cache_dir, n, size, seed)
         if path.exists():
-            blob = torch.load(path, weights_only=True)
+            blob = load_tensor_file(path, "data cache file",
+                                    "delete it; the data is generated anew on the next run")
             meta = json.loads(blob["meta"])
             return ImageTextData(
                 images=blob["images"].float() / 255.0,
@@ -311,14 +313,13 @@ def generate_synthetic(
     data = ImageTextData(images_u8.float() / 255.0, reports, edema, findings, FINDINGS, sites)
     if cache_dir is not None:
         path = _cache_path(cache_dir, n, size, seed)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(
+        save_atomic(
+            path,
             {
                 "images": images_u8,
                 "edema": edema,
                 "findings": findings,
                 "meta": json.dumps({"reports": reports, "sites": sites}),
             },
-            path,
         )
     return data

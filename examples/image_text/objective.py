@@ -7,9 +7,11 @@ scores every cell of the image's ``M x M`` block against one sentence, in one of
 
 * **per-position** (``"mean"``, ``"max"``): :class:`mitools.LocalMILoss` estimates MI for each
   cell position over the batch and maximises the mean (Deep InfoMax) or the best of them;
-* **the paper's** (``"pair_max"``): each (image, sentence) pair is scored by its best cell,
-  :class:`mitools.critics.MaxPoolCritic`, then one bound over the batch (Liao, Moyer et al.
-  2021: "the cell with the highest MI");
+  ``"max"`` is the paper's objective (Liao, Moyer et al. 2021: MI estimated between every
+  local feature and the sentence, the cell with the highest MI maximised);
+* **pair-level max** (``"pair_max"``), a pair-level variant: each (image, sentence) pair is
+  scored by its best cell, :class:`mitools.critics.MaxPoolCritic`, then one bound over the
+  batch;
 * **attention** (``"attention"``): the sentence attends over the cells with a temperature and
   the attended cell feature is scored, :class:`mitools.critics.AttentionPoolCritic`, then one
   bound (GLoRIA's local alignment, Huang et al. ICCV 2021).
@@ -28,7 +30,7 @@ from torch import Tensor, nn
 from mitools import GlobalMILoss, LocalMILoss
 from mitools.critics import AttentionPoolCritic, MaxPoolCritic, get_critic
 from mitools.distributed import all_gather_with_grad
-from mitools.estimators import get_estimator
+from mitools.local.engine import _check_bound_and_critic
 from mitools.samplers import AllPairs, LocalToGlobal
 
 __all__ = ["CONTRASTS", "MODES", "POOLED", "REDUCTIONS", "PretrainObjective", "StepMI"]
@@ -107,6 +109,13 @@ class PretrainObjective(nn.Module):
         else:
             self.loss = GlobalMILoss(bound=bound, critic=self.critic, x_pattern="b h w c",
                                      y_pattern="b c", pool="mean", gather=gather)
+        estimator = self.loss.estimator
+        if estimator.direction != "lower":  # e.g. club on a log-density critic
+            raise ValueError(
+                f"the bound {estimator.name!r} is not a lower bound "
+                f"(direction={estimator.direction!r}): pretraining maximises a lower bound of "
+                "the critic's scores; use a discriminative bound (infonce, dv, nwj, flo, ...)"
+            )
 
     def forward(self, cells: Tensor, text: Tensor, text_mask: Tensor | None = None) -> StepMI:
         """``cells (B, M, M, D)``, ``text (B, Dt)`` (a sentence or a report per pair), or
@@ -160,9 +169,11 @@ class _PooledLoss(nn.Module):
         self.critic = critic
         self.gather = gather
         self.contrast = contrast
-        # one estimator per direction: MINE keeps a moving average per estimation problem
-        self.estimator = get_estimator(bound)
-        self.estimator_t = get_estimator(bound)
+        # one estimator per direction: MINE keeps a moving average per estimation problem.
+        # The checks of mitools.local (LocalMILoss, GlobalMILoss): a bound that needs
+        # log-densities is refused on a critic that does not declare them.
+        self.estimator, _ = _check_bound_and_critic(bound, critic)
+        self.estimator_t, _ = _check_bound_and_critic(bound, critic)
 
     def forward(self, cells: Tensor, text: Tensor, y_mask: Tensor | None = None) -> StepMI:
         b = cells.shape[0]

@@ -4,21 +4,44 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .config import Config
+from .config import Config, differing_fields
 from .evaluate import RegimeResult
 from .pointing import KINDS, PointingResult
 
-__all__ = ["Run", "read_run", "results_markdown", "write_results"]
+__all__ = ["Run", "check_same_settings", "read_run", "results_markdown", "table_of_seeds",
+           "write_results"]
 
 #: One seed's results: the downstream rows and the pointing rows.
 Run = tuple[list[RegimeResult], list[PointingResult]]
 
 _REGIME_NAMES = {"supervised": "Supervised only", "frozen": "Frozen + linear (pooled)",
                  "frozen_grid": "Frozen + cell-grid probe", "finetune": "Fine-tuned"}
+
+
+#: Settings that may differ between the seeds averaged: the seed, the run's bookkeeping (device
+#: and threads change results by float rounding only), and what names each checkpoint's row.
+_PER_SEED = ("seed", "out_dir", "device", "threads", "progress", "cache_dir", "mode", "reduction",
+             "sentences")
+
+
+def check_same_settings(configs: dict[int, dict[str, Any]]) -> None:
+    """Refuse to average seeds run with different settings: ``configs`` maps each seed to its
+    config (a dict, as in ``results.json``); a ``ValueError`` names the seeds and the keys that
+    differ, with their values (everything but :data:`_PER_SEED` must agree)."""
+    (first, ref), *others = configs.items()
+    for seed, cfg in others:
+        keys = differing_fields(ref, cfg, ignore=_PER_SEED)
+        if keys:
+            shown = ", ".join(f"{k} {ref.get(k)!r} vs {cfg.get(k)!r}" for k in keys)
+            raise ValueError(
+                f"seeds {first} and {seed} were run with different settings ({shown}); "
+                "only seeds run alike are averaged: rerun one of them with the other's settings"
+            )
 
 
 def _fmt(values: list[float]) -> str:
@@ -37,12 +60,39 @@ def _mean(values: list[float]) -> str:
     return f"{sum(vals) / len(vals):.3f}" if vals else "n/a"
 
 
-def results_markdown(runs: list[Run], finding_names: tuple[str, ...]) -> str:
-    """The results tables (mean ± sd over the runs given, one run per seed)."""
+def _rows_by_label(runs: list[Run], seeds: list[int] | None) -> None:
+    """Refuse runs whose rows differ: every seed must hold the same (regime, pretraining)
+    rows and the same pointing rows, or a mean would mix rows or drop some."""
+    seeds = seeds if seeds is not None else list(range(len(runs)))
+    sets = [({(r.regime, r.pretraining) for r in res}, {p.pretraining for p in pts})
+            for res, pts in runs]
+    for kind, i in (("downstream", 0), ("pointing", 1)):
+        union = set.union(*(s[i] for s in sets))
+        missing = [f"seed {seed} lacks " + ", ".join(sorted(map(_row_name, union - s[i])))
+                   for seed, s in zip(seeds, sets, strict=True) if union - s[i]]
+        if missing:
+            raise ValueError(
+                f"the seeds do not hold the same {kind} rows ({'; '.join(missing)}), so their "
+                "mean would mix or drop rows; evaluate the same pretrainings for every seed "
+                "(or average only the seeds that share them)"
+            )
+
+
+def _row_name(key: object) -> str:
+    if isinstance(key, tuple):
+        return f"{_REGIME_NAMES.get(key[0], key[0])} ({key[1]})"
+    return f"pointing ({key})"
+
+
+def results_markdown(runs: list[Run], finding_names: tuple[str, ...],
+                     seeds: list[int] | None = None) -> str:
+    """The results tables (mean ± sd over the runs given, one run per seed). Rows are matched
+    by their labels; runs that do not hold the same rows are refused (a ``ValueError`` naming
+    the seeds, ``seeds``, and the rows they lack)."""
+    _rows_by_label(runs, seeds)
     keys = [(r.regime, r.pretraining) for r in runs[0][0]]
     n = len(runs)
-    per = {k: [dict(zip([(r.regime, r.pretraining) for r in res], res, strict=True))[k]
-               for res, _ in runs] for k in keys}
+    per = {k: [{(r.regime, r.pretraining): r for r in res}[k] for res, _ in runs] for k in keys}
     lines = [
         f"Downstream classification on the test split ({n} seed{'s' if n > 1 else ''}; "
         "mean ± sd over seeds). Localized: the mean AUC of the zone opacities, effusions and "
@@ -72,8 +122,8 @@ def results_markdown(runs: list[Run], finding_names: tuple[str, ...]) -> str:
                   "the finding's site (hit rate; mean ± sd over seeds)", "",
                   "| Pointer | " + " | ".join(k.capitalize() for k in KINDS) + " |",
                   "| --- |" + " --- |" * len(KINDS)]
-        for i, p in enumerate(pts0):
-            ps = [pts[i] for _, pts in runs]
+        for p in pts0:
+            ps = [{q.pretraining: q for q in pts}[p.pretraining] for _, pts in runs]
             lines.append(f"| {p.pretraining} | "
                          + " | ".join(_fmt([q.hit_rate[k] for q in ps]) for k in KINDS) + " |")
         for attr, label in (("best_fixed", "best fixed cell"), ("random_cell", "random cell")):
@@ -107,7 +157,7 @@ def read_run(payload: dict[str, Any]) -> Run:
 def write_results(out_dir: Path, cfg: Config, runs: list[Run], finding_names: tuple[str, ...],
                   seeds: list[int], extra: dict[str, object] | None = None) -> str:
     """Write ``results.md`` and ``results.json`` under ``out_dir``; return the markdown."""
-    md = results_markdown(runs, finding_names)
+    md = results_markdown(runs, finding_names, seeds)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.md").write_text(md)
     payload = {
@@ -119,3 +169,37 @@ def write_results(out_dir: Path, cfg: Config, runs: list[Run], finding_names: tu
     }
     (out_dir / "results.json").write_text(json.dumps(payload, indent=2, default=str))
     return md
+
+
+def table_of_seeds(out_dir: str, seeds: Sequence[int]) -> str:
+    """``table``: average ``seed<k>/results.json`` files (e.g. of seeds run in parallel
+    processes) into ``out_dir/results.md`` and ``.json``; return the markdown."""
+    runs, names, configs = [], (), {}
+    for seed in seeds:
+        path = Path(out_dir) / f"seed{seed}" / "results.json"
+        if not path.exists():
+            raise FileNotFoundError(f"no results for seed {seed}: expected {path}")
+        payload = json.loads(path.read_text())
+        names = tuple(payload["finding_names"])
+        runs.append(read_run(payload["runs"][0]))
+        configs[seed] = payload["config"]
+    check_same_settings(configs)
+    first = configs[seeds[0]]
+    cfg = Config(**{**first, "critic_hidden": tuple(first["critic_hidden"])})
+    return write_results(Path(out_dir), cfg, runs, names, list(seeds),
+                         _kept_extras(Path(out_dir) / "results.json", seeds))
+
+
+def _kept_extras(path: Path, seeds: Sequence[int]) -> dict[str, object]:
+    """What ``all`` recorded in ``results.json`` beside the tables (timings, torch version,
+    threads), kept when ``table`` rewrites it; timings only of the seeds averaged."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):  # none yet, or unreadable: nothing to keep
+        return {}
+    extra = {k: v for k, v in old.items()
+             if k not in ("config", "seeds", "finding_names", "runs")}
+    if isinstance(extra.get("timings_s"), dict):
+        extra["timings_s"] = {k: v for k, v in extra["timings_s"].items()
+                              if k.split("/")[0] in {f"seed{s}" for s in seeds}}
+    return extra

@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from .checkpoint import check_resumable, config_from_checkpoint, load_checkpoint, load_weights
 from .config import Config
 from .data import ImageTextData, generate_synthetic
+from .files import save_atomic
 from .mimic import load_mimic_cxr
 from .models import ImageEncoder, TextEncoder
 from .objective import PretrainObjective
@@ -168,9 +169,14 @@ def build_objective(cfg: Config, gather: bool = False) -> PretrainObjective:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``"auto"``: this rank's CUDA device when CUDA is present, else CPU."""
+    """``"auto"``: this rank's CUDA device when CUDA is present, else CPU; a CUDA device when
+    CUDA is not present is refused (``ValueError``)."""
     if name != "auto":
-        return torch.device(name)
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {name!r}: this torch build or machine has no CUDA device; "
+                             "use --device cpu (or auto)")
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return torch.device("cpu")
@@ -246,8 +252,8 @@ def pretrain(cfg: Config, ds: Datasets | None = None, *, resume: bool = False,
     start_epoch = 0
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path, device)
-        model.load_state_dict(state["model"])
-        objective.load_state_dict(state["objective"])
+        check_resumable(ckpt_path, state, cfg)
+        load_weights(ckpt_path, state, model, objective)
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         g.set_state(state["rng"]["sampler"])
@@ -300,7 +306,7 @@ def pretrain(cfg: Config, ds: Datasets | None = None, *, resume: bool = False,
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(mi=f"{estimates[-1]:.3f}")
         if rank == 0:
-            _save(ckpt_path, {
+            save_atomic(ckpt_path, {
                 "epoch": epoch,
                 "config": asdict(cfg),
                 "vocab": ds.tokenizer.vocab,
@@ -321,13 +327,6 @@ def pretrain(cfg: Config, ds: Datasets | None = None, *, resume: bool = False,
     return PretrainOutcome(ckpt_path, losses, estimates)
 
 
-def _save(path: Path, state: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
 def _progress(it: range, enabled: bool, desc: str):
     if not enabled:
         return it
@@ -339,39 +338,6 @@ def _progress(it: range, enabled: bool, desc: str):
     return tqdm(it, desc=desc, leave=False, dynamic_ncols=True, disable=None)
 
 
-def load_checkpoint(path: str | Path, device: torch.device | str | None = None
-                    ) -> dict[str, Any]:
-    """Read a checkpoint written by ``pretrain``: tensors and plain Python values only.
-
-    Raises:
-        FileNotFoundError: no file at ``path``.
-        ValueError: the file holds other objects (it was not written by this example, or was
-            altered); unpickling those could run arbitrary code, so it is not loaded.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no pretraining checkpoint at {path}; run `pretrain` first")
-    try:
-        return torch.load(path, map_location=device or "cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        reason = str(err).strip().splitlines()
-        detail = next((line for line in reason if "GLOBAL" in line or "Unsupported" in line),
-                      reason[0] if reason else "")
-        raise ValueError(
-            f"refusing to load checkpoint {path}: it holds objects other than tensors and "
-            f"plain Python values, and unpickling them could run arbitrary code. Checkpoints "
-            f"written by this example never do; load only files you trust. ({detail.strip()})"
-        ) from None
-
-
-def config_from_checkpoint(state: dict[str, Any]) -> Config:
-    """The :class:`Config` stored (as a dict) in a checkpoint."""
-    cfg_dict = dict(state["config"])
-    cfg_dict["critic_hidden"] = tuple(cfg_dict["critic_hidden"])
-    known = {f for f in Config.__dataclass_fields__}
-    return Config(**{k: v for k, v in cfg_dict.items() if k in known})
-
-
 def load_pretrained(path: str | Path, device: torch.device | None = None,
                     ) -> tuple[Encoders, PretrainObjective, Config]:
     """Encoders, objective and config from a pretraining checkpoint (see
@@ -380,14 +346,5 @@ def load_pretrained(path: str | Path, device: torch.device | None = None,
     cfg = config_from_checkpoint(state)
     model = build_encoders(cfg, len(state["vocab"]))
     objective = build_objective(cfg)
-    try:
-        model.load_state_dict(state["model"])
-        objective.load_state_dict(state["objective"])
-    except RuntimeError as err:  # weights of another architecture (an older version's run)
-        lines = str(err).splitlines()  # torch's heading, then one line per difference
-        raise ValueError(
-            f"{path}: its weights do not fit the model its saved settings describe in this "
-            f"version of the example (first difference: {lines[min(1, len(lines) - 1)].strip()}); "
-            "it was written by another version: delete its folder or use another --out-dir"
-        ) from None
+    load_weights(path, state, model, objective)
     return model, objective, cfg

@@ -1,0 +1,91 @@
+"""Pretraining checkpoints: reading them safely, their settings, and what may resume them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import Config, differing_fields
+from .files import load_tensor_file
+
+__all__ = ["check_finished", "check_resumable", "config_from_checkpoint", "load_checkpoint",
+           "load_weights"]
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str | None = None
+                    ) -> dict[str, Any]:
+    """Read a checkpoint written by ``pretrain``: tensors and plain Python values only.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is damaged (truncated, or not a torch file), or holds other
+            objects (it was not written by this example, or was altered; unpickling those
+            could run arbitrary code, so it is not loaded): see ``examples.image_text.files``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no pretraining checkpoint at {path}; run `pretrain` first")
+    return load_tensor_file(path, "checkpoint", "delete it (or its run folder) and rerun "
+                            "`pretrain`, or `pretrain --resume`, which starts that run anew",
+                            device)
+
+
+def config_from_checkpoint(state: dict[str, Any]) -> Config:
+    """The :class:`Config` stored (as a dict) in a checkpoint."""
+    cfg_dict = dict(state["config"])
+    cfg_dict["critic_hidden"] = tuple(cfg_dict["critic_hidden"])
+    known = {f for f in Config.__dataclass_fields__}
+    return Config(**{k: v for k, v in cfg_dict.items() if k in known})
+
+
+def load_weights(path: str | Path, state: dict[str, Any], model: nn.Module,
+                  objective: nn.Module) -> None:
+    try:
+        model.load_state_dict(state["model"])
+        objective.load_state_dict(state["objective"])
+    except RuntimeError as err:  # weights of another architecture (an older version's run)
+        lines = str(err).splitlines()  # torch's heading, then one line per difference
+        raise ValueError(
+            f"{path}: its weights do not fit the model its saved settings describe in this "
+            f"version of the example (first difference: {lines[min(1, len(lines) - 1)].strip()}); "
+            "it was written by another version: delete its folder or use another --out-dir"
+        ) from None
+
+
+#: What a resumed run may change: the epochs to extend to, and how it runs.
+_RESUME_FREE = ("epochs", "device", "threads", "progress", "cache_dir")
+
+
+def check_resumable(path: Path, state: dict[str, Any], cfg: Config) -> None:
+    """Refuse to resume a checkpoint with other settings than ``cfg`` (it would go on under
+    another objective or schedule, or mislabel the run), or with fewer epochs than it has."""
+    saved = config_from_checkpoint(state)
+    differ = differing_fields(saved, cfg, ignore=_RESUME_FREE)
+    if differ:
+        shown = ", ".join(f"--{k.replace('_', '-')} {getattr(saved, k)!r} in the checkpoint, "
+                          f"{getattr(cfg, k)!r} now" for k in differ)
+        raise ValueError(
+            f"cannot resume {path}: it was pretrained with other settings ({shown}); resume "
+            "with the checkpoint's settings (only --epochs may be raised, to extend the run), "
+            "or use another --out-dir"
+        )
+    done = int(state["epoch"]) + 1
+    if cfg.epochs < done:
+        raise ValueError(
+            f"cannot resume {path} to --epochs {cfg.epochs}: it has done {done} epochs "
+            f"already; resume with --epochs {done} or more"
+        )
+
+
+def check_finished(path: str | Path, state: dict[str, Any]) -> None:
+    """Refuse a checkpoint whose run stopped before its last epoch (an interrupted run): its
+    scores would be read as those of the run its settings describe."""
+    done, planned = int(state["epoch"]) + 1, int(state["config"]["epochs"])
+    if done < planned:
+        raise ValueError(
+            f"{path} has done {done} of its {planned} epochs (an interrupted run); finish it "
+            "with the `pretrain` (or `all`) command that wrote it plus --resume, then evaluate"
+        )

@@ -1,0 +1,102 @@
+"""examples.image_text: averaging seeds matches rows by label and refuses what does not match."""
+
+from __future__ import annotations
+
+import pytest
+
+from examples.image_text.evaluate import RegimeResult
+from examples.image_text.pointing import KINDS, PointingResult
+from examples.image_text.report import results_markdown, table_of_seeds
+
+NAMES = ("a", "b")
+
+
+def _row(label: str, auc: float, regime: str = "frozen") -> RegimeResult:
+    return RegimeResult(regime, label, auc, auc, (auc, auc), auc, NAMES)
+
+
+def _pt(label: str, rate: float) -> PointingResult:
+    return PointingResult(label, {k: rate for k in KINDS}, {k: 0.1 for k in KINDS},
+                          {k: 0.2 for k in KINDS}, {k: 5 for k in KINDS})
+
+
+def _run(values: dict[str, float]):
+    return [_row(k, v) for k, v in values.items()], [_pt(k, v) for k, v in values.items()]
+
+
+def _cell(md: str, start: str, column: int = 2) -> str:
+    line = next(x for x in md.splitlines() if x.startswith(start))
+    return line.split("|")[column + 1].strip()
+
+
+def test_rows_are_matched_by_label_not_by_position() -> None:
+    seed0 = _run({"global": 0.5, "local-mean": 0.7})
+    seed1 = _run({"local-mean": 0.9, "global": 0.3})  # the same rows in another order
+    md = results_markdown([seed0, seed1], NAMES, [0, 1])
+    assert _cell(md, "| Frozen + linear (pooled) | local-mean |").startswith("0.800 ± ")
+    assert _cell(md, "| Frozen + linear (pooled) | global |").startswith("0.400 ± ")
+    assert _cell(md, "| local-mean |", 1).startswith("0.800 ± ")  # pointing
+    assert _cell(md, "| global |", 1).startswith("0.400 ± ")
+
+
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_seeds_with_other_rows_are_refused_naming_seed_and_rows(order) -> None:
+    # the tryout: seed 0 = {global, local-mean}, seed 1 = {..., local-attention}; evaluate
+    # printed local-mean's mean over seed 0's local-mean and seed 1's local-attention and
+    # dropped local-attention under "(2 seeds)"; table --seeds 1 0 crashed with KeyError
+    runs = {0: _run({"global": 0.5, "local-mean": 0.7}),
+            1: _run({"global": 0.5, "local-attention": 0.9, "local-mean": 0.6})}
+    with pytest.raises(ValueError, match=r"seed 0 lacks Frozen \+ linear \(pooled\) "
+                                         r"\(local-attention\).*evaluate the same"):
+        results_markdown([runs[s] for s in order], NAMES, list(order))
+
+
+def _write_seed(root, seed: int, values: dict[str, float], **settings) -> None:
+    from examples.image_text.config import make_config
+    from examples.image_text.report import write_results
+
+    cfg = make_config(settings.pop("preset", "quick"), seed=seed, **settings)
+    write_results(root / f"seed{seed}", cfg, [_run(values)], NAMES, [seed])
+
+
+def test_seeds_run_with_other_settings_are_refused_naming_the_keys(tmp_path) -> None:
+    # the tryout: a quick-preset seed 0 and a tiny-preset seed 1 gave "0.702 ± 0.245" and
+    # results.json recorded seed 0's config only
+
+    _write_seed(tmp_path, 0, {"global": 0.9})
+    _write_seed(tmp_path, 1, {"global": 0.5}, preset="tiny")
+    with pytest.raises(ValueError, match=r"seeds 0 and 1 were run with different settings "
+                                         r"\(.*epochs 20 vs 1.*n_train 3000 vs 96"):
+        table_of_seeds(str(tmp_path), [0, 1])
+    # the run options and the seed may differ
+    _write_seed(tmp_path, 2, {"global": 0.7}, threads=1, device="cpu", progress=False)
+    assert "0.800 ± " in table_of_seeds(str(tmp_path), [0, 2])
+
+
+def test_check_same_settings_takes_lists_for_tuples() -> None:
+    from examples.image_text.report import check_same_settings
+
+    check_same_settings({0: {"critic_hidden": (4,)}, 1: {"critic_hidden": [4]}})
+    with pytest.raises(ValueError, match=r"critic_hidden \(4,\) vs \[8\]"):
+        check_same_settings({0: {"critic_hidden": (4,)}, 1: {"critic_hidden": [8]}})
+
+
+def test_table_keeps_the_timings_all_wrote(tmp_path) -> None:
+    # the tryout: `table` rewrote the results.json that `all` wrote, losing its timings
+    import json
+
+    from examples.image_text.config import make_config
+    from examples.image_text.report import write_results
+
+    for seed in (0, 1):
+        _write_seed(tmp_path, seed, {"global": 0.5 + seed / 10})
+    write_results(tmp_path, make_config(), [_run({"global": 0.5}), _run({"global": 0.6})],
+                  NAMES, [0, 1], {"timings_s": {"seed0/supervised": 3.0, "seed1/supervised": 4.0},
+                                  "torch": "2.13", "threads": 1})
+    table_of_seeds(str(tmp_path), [0, 1])
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert payload["timings_s"] == {"seed0/supervised": 3.0, "seed1/supervised": 4.0}
+    assert payload["torch"] == "2.13" and payload["threads"] == 1
+    table_of_seeds(str(tmp_path), [1])  # only the timings of the seeds averaged
+    assert json.loads((tmp_path / "results.json").read_text())["timings_s"] == {
+        "seed1/supervised": 4.0}
