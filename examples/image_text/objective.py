@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from mitools import GlobalMILoss, LocalMILoss
 from mitools.critics import AttentionPoolCritic, MaxPoolCritic, get_critic
 from mitools.distributed import all_gather_with_grad
-from mitools.local.engine import _check_bound_and_critic
+from mitools.local import check_bound_and_critic
 from mitools.samplers import AllPairs, LocalToGlobal
 
 __all__ = ["CONTRASTS", "MODES", "POOLED", "REDUCTIONS", "PretrainObjective", "StepMI"]
@@ -172,8 +172,8 @@ class _PooledLoss(nn.Module):
         # one estimator per direction: MINE keeps a moving average per estimation problem.
         # The checks of mitools.local (LocalMILoss, GlobalMILoss): a bound that needs
         # log-densities is refused on a critic that does not declare them.
-        self.estimator, _ = _check_bound_and_critic(bound, critic)
-        self.estimator_t, _ = _check_bound_and_critic(bound, critic)
+        self.estimator, _ = check_bound_and_critic(bound, critic)
+        self.estimator_t, _ = check_bound_and_critic(bound, critic)
 
     def forward(self, cells: Tensor, text: Tensor, y_mask: Tensor | None = None) -> StepMI:
         b = cells.shape[0]

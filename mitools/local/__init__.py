@@ -46,8 +46,15 @@ References:
 """
 
 from mitools.local.backends import BACKENDS
-from mitools.local.engine import LocalMIResult
+from mitools.local.engine import LocalMIResult, check_bound_and_critic
 from mitools.local.loss import GlobalMILoss, LocalMILoss
 from mitools.reductions import REDUCTIONS
 
-__all__ = ["BACKENDS", "REDUCTIONS", "GlobalMILoss", "LocalMILoss", "LocalMIResult"]
+__all__ = [
+    "BACKENDS",
+    "REDUCTIONS",
+    "GlobalMILoss",
+    "LocalMILoss",
+    "LocalMIResult",
+    "check_bound_and_critic",
+]

@@ -29,7 +29,7 @@ from mitools.option_checks import check_int
 from mitools.reductions import reduce
 from mitools.samplers import PositionPairs
 
-__all__ = ["DIRECTIONS", "LocalMIResult"]
+__all__ = ["DIRECTIONS", "LocalMIResult", "check_bound_and_critic"]
 
 DIRECTIONS = ("lower", "upper", "neither")
 
@@ -113,7 +113,20 @@ class _Objective(Estimator):
         self.name = rowwise.name
 
 
-def _check_bound_and_critic(bound: Any, critic: Any) -> tuple[Estimator, Any]:
+def check_bound_and_critic(bound: Any, critic: Any) -> tuple[Estimator, Any]:
+    """The estimator of ``bound`` (:func:`~mitools.estimators.get_estimator`), checked against
+    ``critic``: what every local or pooled objective runs before it trains.
+
+    Raises:
+        TypeError: ``critic`` is neither a module, a callable nor ``None``.
+        ValueError: the estimator declares an unknown ``direction``, or needs log conditional
+            densities (an upper or generative bound) from a critic that does not declare
+            ``log_density = True``: on an unnormalised critic's scores it bounds nothing.
+
+    Example:
+        >>> check_bound_and_critic("infonce", None)[0].name
+        'infonce'
+    """
     estimator = get_estimator(bound)
     if critic is not None and not isinstance(critic, nn.Module) and not callable(critic):
         raise TypeError(
@@ -161,7 +174,7 @@ class _Engine(nn.Module):
         negatives: str,
     ) -> None:
         super().__init__()
-        self.estimator, critic = _check_bound_and_critic(bound, critic)
+        self.estimator, critic = check_bound_and_critic(bound, critic)
         self.critic = critic
         upper = self.estimator.direction == "upper"
         # An upper bound reaches the features only; its model is fitted by model_loss.
