@@ -84,8 +84,9 @@ def _first_non_number(values: np.ndarray) -> int | None:
         return next((i for i, v in enumerate(values)
                      if v is not None and not parses_as_number(v)), None)
     parsed = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
-    bad = np.flatnonzero(parsed.isna().to_numpy() & ~pd.isna(values))
-    return int(bad[0]) if bad.size else None
+    suspects = np.flatnonzero(parsed.isna().to_numpy() & ~pd.isna(values))
+    # pandas' parser refuses some text float() reads ('nan', '1_000'): the one rule decides
+    return next((int(i) for i in suspects if not parses_as_number(values[i])), None)
 
 
 def describe_column(values: Any, name: str, row_label: str = "row") -> str:

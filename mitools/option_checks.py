@@ -1,7 +1,8 @@
 """Checks of scalar options, shared by every entry point: integers, real numbers and flags.
 
 One rule everywhere: a boolean is not a number (``k=True`` is refused, not read as 1), numpy
-scalars are numbers (``k=np.int64(3)`` is accepted, as ``3``), and a real option must be
+scalars and 0-d tensors or arrays are numbers (``k=np.int64(3)`` and ``lr=torch.tensor(1e-3)``
+are accepted, as ``3`` and ``0.001``), and a real option must be
 finite. Each check raises a ``ValueError`` that names the option and the value seen, and
 returns the value as a plain Python ``int`` / ``float`` / ``bool`` (what an object stores: a
 numpy scalar in a saved module's state needs ``weights_only=False`` to load).
@@ -14,12 +15,21 @@ import numbers
 from typing import Any
 
 import numpy as np
+import torch
 
 __all__ = ["MAX_SEED", "check_flag", "check_int", "check_number"]
 
 #: the largest seed every entry point takes (torch's generators take 64-bit seeds, and
 #: estimate_mi derives one per fold from it)
 MAX_SEED = 2**32 - 1
+
+
+def _scalar(value: Any) -> Any:
+    """A 0-d tensor or array as the Python number it holds (``torch.tensor(1e-3)`` for
+    ``lr``, the items of ``torch.linspace`` for levels); anything else as it is."""
+    if isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim == 0:
+        return value.item()
+    return value
 
 
 def _is_bool(value: Any) -> bool:
@@ -43,6 +53,7 @@ def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = Non
         ...
         ValueError: k must be an int >= 1, got True
     """
+    value = _scalar(value)
     if (_is_bool(value) or not isinstance(value, numbers.Integral) or value < minimum
             or (maximum is not None and value > maximum)):
         what = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
@@ -68,6 +79,7 @@ def check_number(name: str, value: Any, low: float | None, *, strict: bool = Tru
         ...
         ValueError: lr must be a finite number > 0, got inf
     """
+    value = _scalar(value)
     ok = (not _is_bool(value) and isinstance(value, numbers.Real) and math.isfinite(value)
           and (low is None or (value > low if strict else value >= low))
           and (high is None or value < high))
@@ -92,6 +104,7 @@ def check_flag(name: str, value: Any) -> bool:
         ...
         ValueError: screen must be True or False, got 1
     """
+    value = _scalar(value)
     if not _is_bool(value):
         raise ValueError(f"{name} must be True or False, got {value!r}")
     return bool(value)

@@ -64,7 +64,7 @@ def train_critic(
     lr: float = 5e-4,
     generator: torch.Generator | int | None = None,
     optimizer: torch.optim.Optimizer | None = None,
-    log_every: int = 0,
+    log_every: int | None = 0,
     log: Callable[[str], None] = print,
 ) -> Tensor:
     r"""Train ``critic`` with ``estimator`` on fresh batches of ``task``; return the estimates.
@@ -94,7 +94,7 @@ def train_critic(
             every model the same batches), or ``None``.
         optimizer: an optimiser over the parameters to train; by default Adam over the
             critic's and the estimator's parameters.
-        log_every: print a progress line every this many steps (0: never).
+        log_every: print a progress line every this many steps (0 or ``None``: never).
         log: where progress lines go.
 
     Returns:
@@ -108,7 +108,7 @@ def train_critic(
     """
     steps = check_int("train_critic: steps", steps)
     batch_size = check_int("train_critic: batch_size", batch_size)
-    log_every = check_int("train_critic: log_every", log_every, 0)
+    log_every = 0 if log_every is None else check_int("train_critic: log_every", log_every, 0)
     if optimizer is None:
         lr = check_number("train_critic: lr", lr, 0)
     est = get_estimator(estimator)

@@ -89,11 +89,21 @@ def test_folds_depend_on_seed_only() -> None:
 @pytest.mark.parametrize(
     "kwargs, match",
     [(dict(folds=1), "folds must be an int >= 2"), (dict(folds=2.0), "folds"),
-     (dict(val_fraction=0.0), "val_fraction"), (dict(val_fraction=1.0), "val_fraction")],
+     (dict(val_fraction=0.0), "val_fraction"), (dict(val_fraction=1.0), "val_fraction"),
+     (dict(folds=True), "folds must be an int >= 2, got True"),
+     (dict(val_fraction=float("nan")), "val_fraction must be a finite number in \\(0, 1\\)")],
 )
 def test_folds_reject_bad_options(kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
         fold_indices(100, **kwargs)
+
+
+def test_folds_take_numpy_scalars() -> None:
+    """Review: fold_indices, public, kept hand-written checks that refused numpy scalars."""
+    gen = torch.Generator().manual_seed(0)
+    splits = fold_indices(np.int64(10), folds=np.int64(5), val_fraction=np.float32(0.25),
+                          generator=gen)
+    assert [len(s.test) for s in splits] == [2] * 5
 
 
 def test_folds_reject_tiny_parts() -> None:
@@ -163,6 +173,8 @@ def test_non_arrays_and_non_numbers_are_rejected() -> None:
         (dict(critic="separable", residual="joint"), "residual='joint' chooses what "
          "critic='quadratic' adds to its Gaussian form; critic='separable' has no residual"),
         (dict(critic="concat", residual="separable"), "critic='concat' has no residual"),
+        (dict(critic=SeparableCritic(2, 2, hidden=(4,)), init="random", residual="joint"),
+         "a critic given as a module keeps its own: leave residual='auto'"),
         (dict(weight_decay=-1.0), "weight_decay"),
         (dict(bound="jsd"), "but it is not in nats"),
         (dict(bound="no-such-bound"), "no-such-bound"),

@@ -97,6 +97,10 @@ def test_integers_beyond_two_to_the_53_are_neither_merged_nor_rounded() -> None:
                                as_i.pointwise(997 * i[:5] + 3, yy[:5]), rtol=0, atol=0)
     full_range = torch.tensor([[-(2**63)], [0], [2**63 - 1]])  # a range beyond int64: no shift
     assert torch.isfinite(MarginTransform.fit(full_range, "standardize")[1]).all()
+    # review: a new value far below the fitted range wrapped around int64 and came out far
+    # above it (+3.2e17 for -2**62 - 1000 against values near 2**62)
+    fitted, _ = MarginTransform.fit(torch.arange(100)[:, None] + 2**62, "standardize")
+    assert float(fitted.transform(torch.tensor([[-(2**62) - 1000]]))) < -1e16
 
 
 def test_dtypes_are_kept_until_the_margins_transform() -> None:

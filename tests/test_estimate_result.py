@@ -350,6 +350,24 @@ def test_diverged_training_is_flagged() -> None:
     assert r.diagnostics.diverged_folds == 1
 
 
+def test_a_spike_after_training_beat_the_start_is_not_divergence() -> None:
+    """Regression (review): NWJ's validation history [-0.52, 1.53, 3.12, 3.06, -11.02] kept a
+    trained critic (held out 3.08) and was flagged as diverged, with advice to lower lr beside
+    the unconverged flag's advice to raise it."""
+    from types import SimpleNamespace
+
+    from mitools.estimate.diagnostics import diagnose
+
+    spiked = [HistoryPoint(0, math.nan, -0.52)] + [
+        HistoryPoint(100 * i, v, v) for i, v in enumerate([1.53, 3.12, 3.06, -11.02], 1)]
+    fold = SimpleNamespace(held_out=3.08, in_sample=3.1, start_held_out=-0.52, converged=True,
+                           steps=400, best_step=200, history=spiked,
+                           split=SimpleNamespace(test=range(600)))
+    assert diagnose([fold] * 3, value=3.09, stderr=0.05, max_steps=600).diverged_folds == 0
+    kept_start = SimpleNamespace(**{**vars(fold), "best_step": 0})
+    assert diagnose([kept_start] * 3, value=3.09, stderr=0.05, max_steps=600).diverged_folds == 3
+
+
 def test_the_gaussian_start_is_not_blamed_when_the_start_was_random() -> None:
     """Regression (third tryout): with init="random" (a separable critic) on Gaussian data,
     residual_share was 1.22 and a flag said that "training beyond the Gaussian start" showed
@@ -415,7 +433,8 @@ def test_the_non_gaussian_flag_names_each_number() -> None:
     from mitools.estimate.diagnostics import diagnose
 
     folds = [SimpleNamespace(held_out=0.30, in_sample=0.34, start_held_out=-0.002,
-                             converged=True, steps=300, history=_history(-0.002, 0.31),
+                             converged=True, steps=300, best_step=300,
+                             history=_history(-0.002, 0.31),
                              split=SimpleNamespace(test=range(100)))] * 3
     d = diagnose(folds, value=0.32, stderr=0.01, max_steps=2000)
     assert len(d.flags) == 1, d.flags
@@ -432,7 +451,8 @@ def _folds(held_out: float, in_sample: float, start: float, n_test: int = 100):
     from types import SimpleNamespace
 
     return [SimpleNamespace(held_out=held_out, in_sample=in_sample, start_held_out=start,
-                            converged=True, steps=300, history=_history(start, held_out),
+                            converged=True, steps=300, best_step=300,
+                            history=_history(start, held_out),
                             split=SimpleNamespace(test=range(n_test)))] * 3
 
 

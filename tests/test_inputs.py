@@ -74,3 +74,6 @@ def test_describe_column_names_the_first_value_that_is_not_a_number():
     assert "dates and times are not numbers" in describe_column(stamps, "t")
     assert "complex numbers" in describe_column(np.array([1 + 2j]), "z")
     assert parses_as_number(" 1e3") and parses_as_number("nan") and not parses_as_number("a")
+    # review: pandas' parser refused text float() reads, so 'nan' was named the culprit
+    assert describe_column(np.array(["nan", "1_000", "x"], dtype=object), "c") == (
+        "'c' (dtype object; row 2 holds 'x', not a number)")

@@ -3,6 +3,8 @@ number, numpy scalars are numbers, reals are finite; each error names the option
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -252,15 +254,17 @@ BAD_OPTIONS = [  # (call, the message: it names the argument the user passed)
     (lambda: AlphaInfoNCE(alpha=True), r"AlphaInfoNCE: alpha must be a finite number in \(0, 1\)"),
     (lambda: AlphaInfoNCE(baseline=float("nan")), "baseline must be a finite number, got nan"),
     (lambda: LogBaseline(init=True), "init must be a finite number, got True"),  # was 1.0
-    (lambda: SMILE(clip=True), "SMILE: clip must be a finite number > 0, got True"),
-    (lambda: SMILE(clip=float("nan")), "SMILE: clip must be a finite number > 0, got nan"),
+    (lambda: SMILE(clip=True), r"SMILE: clip must be a number > 0, inf or None \(no "
+                               r"clipping\), got True"),
+    (lambda: SMILE(clip=float("nan")), "SMILE: clip must be a number > 0, inf or None"),
     (lambda: MINE(momentum=True), r"MINE: momentum must be a finite number in \[0, 1\)"),
     (lambda: BA(entropy_y=float("inf")), "BA: entropy_y must be a finite number, got inf"),
     (lambda: BA(entropy_y=True), "BA: entropy_y must be a finite number, got True"),
     (lambda: bounds.tuba(torch.zeros(4, 4), float("nan")), "tuba: log_baseline must be a fin"),
     (lambda: bounds.ba(torch.zeros(4, 4), True), "ba: entropy_y must be a finite number"),
     (lambda: bounds.infonce(torch.zeros(4, 4), offset=True), "infonce: offset must be an int"),
-    (lambda: bounds.smile(torch.zeros(4, 4), clip=True), "smile: clip must be a finite number"),
+    (lambda: bounds.smile(torch.zeros(4, 4), clip=-math.inf),
+     "smile: clip must be a number > 0, inf or None"),
     (lambda: bounds.check_finite(1), "check_finite: enabled must be True or False, got 1"),
     (lambda: CorrelatedGaussian(dim=True, mi=1.0), "dim must be an int >= 1, got True"),
     (lambda: CorrelatedGaussian(dim=2, mi=True), "mi must be a finite number >= 0, got True"),
@@ -320,3 +324,38 @@ def test_pointwise_takes_a_numpy_fold_and_refuses_a_bool() -> None:
                        r.pointwise(x[:5], y[:5], fold=1))
     with pytest.raises(ValueError, match=r"fold must be an int in \[0, 1\], got True"):
         r.pointwise(x[:5], y[:5], fold=True)
+
+
+def test_zero_dimensional_tensors_are_numbers() -> None:
+    """Review: after the option checks, tensors that had worked were refused:
+    Staircase(levels=torch.linspace(...)), CorrelatedGaussian(mi=torch.tensor(1.)),
+    train_critic(lr=torch.tensor(1e-3)) (torch optimisers take a tensor lr), and
+    train_critic(log_every=None) ("never")."""
+    import torch
+
+    from mitools import CorrelatedGaussian
+    from mitools.option_checks import check_flag, check_int, check_number
+    from mitools.tasks import Staircase
+
+    assert check_number("lr", torch.tensor(1e-3), 0) == pytest.approx(1e-3)
+    assert check_int("k", torch.tensor(3)) == 3 and check_int("k", np.array(3)) == 3
+    assert check_flag("screen", torch.tensor(True)) is True
+    with pytest.raises(ValueError, match="k must be an int"):
+        check_int("k", torch.tensor(3.0))
+    with pytest.raises(ValueError, match="lr must be a finite number"):
+        check_number("lr", torch.tensor([1e-3, 1e-2]), 0)  # not a scalar
+    assert CorrelatedGaussian(dim=2, mi=torch.tensor(1.0)).mi == pytest.approx(1.0)
+    Staircase(levels=torch.linspace(1.0, 2.0, 2), steps_per_level=1)
+
+
+def test_train_critic_takes_a_tensor_lr_and_no_logging() -> None:
+    import torch
+
+    from mitools import CorrelatedGaussian
+    from mitools.critics import SeparableCritic
+    from mitools.training import train_critic
+
+    critic = SeparableCritic(2, 2, hidden=(8,))
+    history = train_critic(critic, "infonce", CorrelatedGaussian(dim=2, mi=0.5), steps=3,
+                           batch_size=8, lr=torch.tensor(1e-3), generator=0, log_every=None)
+    assert history.shape == (3,)

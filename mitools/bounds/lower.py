@@ -130,7 +130,11 @@ def _check_clip(clip: Any, name: str) -> float | None:
     ``inf`` (no clipping, returned as given). Numpy reals count, bools do not."""
     if clip is None or (isinstance(clip, numbers.Real) and clip == math.inf):
         return None if clip is None else math.inf
-    return check_number(f"{name}: clip", clip, 0)
+    try:
+        return check_number(f"{name}: clip", clip, 0)
+    except ValueError:
+        raise ValueError(f"{name}: clip must be a number > 0, inf or None (no clipping), "
+                         f"got {clip!r}") from None
 
 
 def smile_rowwise(clip: float | None = 5.0) -> RowwiseBound:

@@ -213,8 +213,10 @@ def _knn_estimate(
     _use_tree(algorithm, 0)  # validates the name
     threads = resolve_threads(threads)
     x, y = paired_columns(x, y)
-    constant = [warn_if_constant(a, name, method, stacklevel=5) for a, name in ((x, "x"), (y, "y"))]
-    if not any(discrete) and not any(constant):
+    constant = False
+    for a, name in ((x, "x"), (y, "y")):  # (not a comprehension: its frame counts until 3.12)
+        constant = warn_if_constant(a, name, method, stacklevel=4) or constant
+    if not any(discrete) and not constant:
         warn_repeated_rows(x, y, method, "for a discrete variable use mixed_ksg with "
                            "discrete_x=True or discrete_y=True", stacklevel=4)
     check_samples(x.shape[0], k + 2, f"every sample needs k={k} neighbours and a sample "
@@ -227,7 +229,7 @@ def _knn_estimate(
         gap = 2.0 * max(float(np.ptp(a, axis=0).max(initial=0.0)) for a in (x, y)) + 1.0
         x, y = (_as_categories(r, gap, k, name, one_hot=all(discrete)) if flag else a
                 for a, r, flag, name in zip((x, y), raw, discrete, "xy", strict=True))
-    if method != "mixed_ksg" and not any(constant):
+    if method != "mixed_ksg" and not constant:
         _warn_ties(x, y, noise)
     if noise > 0:
         rng = np.random.default_rng([seed, 1])

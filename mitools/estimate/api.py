@@ -263,8 +263,9 @@ def estimate_mi(
         if residual not in ("auto", None) and not quadratic:  # it was ignored, and recorded
             raise ValueError(
                 f"residual={residual!r} chooses what critic='quadratic' adds to its Gaussian "
-                f"form; critic={critic if isinstance(critic, str) else 'a module'!r} has no "
-                "residual: leave residual='auto'")
+                "form; " + (f"critic={critic!r} has no residual" if isinstance(critic, str) else
+                            "a critic given as a module keeps its own") +
+                ": leave residual='auto'")
         device = resolve_device(device, x)
         n = xt.shape[0]
         gen = torch.Generator().manual_seed(seed)

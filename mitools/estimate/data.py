@@ -238,9 +238,14 @@ def _origin(a: Tensor) -> Tensor:
 
 
 def _relative(a: Tensor, origin: Tensor) -> Tensor:
-    """``a - origin`` in float64, the subtraction done in ``int64`` for integers (exact)."""
+    """``a - origin`` in float64, the subtraction done in ``int64`` for integers (exact), and
+    in float64 where the difference would wrap around ``int64`` (a value far outside the
+    fitted range)."""
     values, origin = _common(a, origin)
-    return (values - origin).to(torch.float64)
+    if values.is_floating_point():
+        return values - origin
+    rough = values.to(torch.float64) - origin.to(torch.float64)
+    return torch.where(rough.abs() < 2.0**62, (values - origin).to(torch.float64), rough)
 
 
 def _interpolate(v: Tensor, knots: Tensor, scores: Tensor) -> Tensor:

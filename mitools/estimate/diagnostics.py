@@ -66,8 +66,9 @@ class Diagnostics:
         flags: one sentence per sign found.
         untrained_folds: folds that kept the Gaussian start without training, because the
             first fold's trained critic did not beat it (``screen=True``, the default).
-        diverged_folds: folds whose validation bound fell more than ``DIVERGED_NATS`` below
-            the initial critic's during training, or was not finite.
+        diverged_folds: folds that kept their initial critic after their validation bound fell
+            more than ``DIVERGED_NATS`` below the initial critic's during training, or was
+            not finite.
     """
 
     optimism_share: float
@@ -86,9 +87,11 @@ class Diagnostics:
 
 
 def _diverged(fold: FoldResult) -> float | None:
-    """The lowest validation bound of a fold whose training diverged, else ``None``."""
+    """The lowest validation bound of a fold whose training diverged and so kept its
+    initial critic, else ``None`` (a spike after training had beaten the start, as NWJ's
+    exponential term gives, leaves a trained critic that is kept and is not flagged)."""
     start, during = fold.history[0].val, [h.val for h in fold.history[1:]]
-    if not during or not math.isfinite(start):
+    if not during or not math.isfinite(start) or fold.best_step != 0:
         return None
     worst = min(during, key=lambda v: v if math.isfinite(v) else -math.inf)
     return worst if not math.isfinite(worst) or worst < start - DIVERGED_NATS else None

@@ -7,6 +7,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from mitools.option_checks import check_int, check_number
+
 __all__ = ["Split", "fold_indices"]
 
 
@@ -58,10 +60,9 @@ def fold_indices(
         >>> sorted(torch.cat([s.test for s in splits]).tolist()) == list(range(10))
         True
     """
-    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise ValueError(f"folds must be an int >= 2, got {folds!r}")
-    if not (isinstance(val_fraction, (int, float)) and 0.0 < val_fraction < 1.0):
-        raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction!r}")
+    n = check_int("n", n, 0)
+    folds = check_int("folds", folds, 2)
+    val_fraction = check_number("val_fraction", val_fraction, 0, high=1)
     perm = torch.randperm(n, generator=generator)
     parts = list(perm.tensor_split(folds))
     splits = []

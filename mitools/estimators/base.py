@@ -192,7 +192,7 @@ def extra_required_arguments(fn: Callable[..., Tensor]) -> list[str]:
         (['log_baseline'], [])
     """
     params = _parameters(fn)
-    return [p.name for p in params[1:] if p.default is p.empty
+    return [p.name for p in params[1:] if p.default is p.empty and p.name not in _SCORE_KEYWORDS
             and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
 

@@ -19,11 +19,13 @@ the columns ``j < i`` and the same on the reversed rows covers ``j > i``; the pa
 when the positive dominates its row.) The log-sum-exp over all columns (InfoNCE) is that over
 the negatives merged with the row's positive score, which therefore enters the bound as one
 number: ``pos - lse`` cancels exactly even in float32 with scores of magnitude 10^5. Padding
-columns are removed by one extra factor column, ``1`` on the anchors' side and, on the
-columns' side, ``0`` or a bias ``b`` below every valid score of the pair: by Cauchy-Schwarz a
-score lies in ``[-R, R]`` with ``R = max_i |Q_i| max_j |K_j|``, so ``b = -(2R + 80 + log M)``
-puts every padding score at least ``80 + log M`` nats below every valid one, whatever the
-scores' scale (a fixed ``-32768`` let padding dominate rows whose valid scores were lower).
+columns are removed by zeroing their key factors and one extra factor column, ``1`` on the
+anchors' side and, on the columns' side, ``0`` or a bias ``b``, which is then a padding
+column's whole score: by Cauchy-Schwarz a valid score lies in ``[-R, R]`` with
+``R = max_i |Q_i| max_j |K_j|`` (valid ``j``), so ``b = -(R + 80 + log M)`` puts every padding
+score at least ``80 + log M`` nats below every valid one, for any valid score down to 99 % of
+the dtype's largest number (a fixed ``-32768`` let padding dominate rows whose valid scores
+were lower).
 
 A plain *sum* of the scores over a row's columns (CLUB's statistic) needs no kernel: it is
 linear, ``Σ_j S_ij = Q_i · Σ_j K_j`` over the valid columns (less the positive for the
@@ -258,14 +260,14 @@ class _Call(NamedTuple):
 
 
 def _padding_bias(uu: Tensor, vv: Tensor, cols: Tensor, k: int, dtype: torch.dtype) -> Tensor:
-    """``(k, M, 1)``: 0 on valid columns; on padding, a bias that puts its score at least
-    ``MASK_MARGIN + log M`` below every valid score of its pair (see the module docstring),
-    bounded to stay finite in ``dtype``."""
+    """``(k, M, 1)``: 0 on valid columns; on padding, whose key factors are zeroed, the score
+    itself: ``MASK_MARGIN + log M`` below every valid score of its pair (see the module
+    docstring), at most 99 % of ``dtype``'s largest number (so that it stays finite)."""
     wide = torch.promote_types(dtype, torch.float32)
-    reach = (uu.to(wide).norm(dim=-1).amax(-1) * vv.to(wide).norm(dim=-1).amax(-1))  # (k|1,)
-    gap = 2 * reach + MASK_MARGIN + math.log(max(cols.shape[-1], 1))
-    floor = torch.finfo(dtype).max / 4  # scores + bias stay finite in dtype
-    bias = -gap.clamp(max=floor).expand(k)[:, None]
+    valid = cols[..., None].to(wide)
+    reach = uu.to(wide).norm(dim=-1).amax(-1) * (vv.to(wide) * valid).norm(dim=-1).amax(-1)
+    gap = reach + MASK_MARGIN + math.log(max(cols.shape[-1], 1))  # (k|1,)
+    bias = -gap.clamp(max=0.99 * torch.finfo(dtype).max).expand(k)[:, None]
     return torch.where(cols, torch.zeros((), dtype=wide, device=cols.device), bias
                        ).to(dtype)[..., None]  # fmt: skip
 
@@ -279,7 +281,8 @@ def _layout(
     if cols is not None:
         bias = _padding_bias(uu, vv, cols, k, dtype)  # (k, M, 1)
         q = torch.cat([q, q.new_ones((*q.shape[:-1], 1))], -1)
-        kk = torch.cat([kk.expand(k, -1, -1), bias], -1)
+        keys = kk.expand(k, -1, -1).masked_fill(~cols[..., None], 0.0)  # padding scores 0 ...
+        kk = torch.cat([keys, bias], -1)  # ... plus its bias
     pad = (-q.shape[-1]) % kernel.multiple
     if pad:
         q, kk = F.pad(q, (0, pad)), F.pad(kk, (0, pad))
