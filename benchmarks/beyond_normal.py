@@ -265,10 +265,14 @@ def main(argv: list[str] | None = None) -> None:
     rows = interleave_families(
         select(index, tasks, [int(s) for s in seeds.split(",")] if seeds else None),
         lambda row: row["family"], lambda row: row["seed"])
-    task_meta = {row["task_id"]: {k: row.get(k) for k in ("name", "family", "group", "dim_x",
-                                                          "dim_y", "true_mi", "n", "params")}
-                 for row in index}
     payload = json.loads(out.read_text()) if out.exists() and not args.fresh else {}
+    # merged into the tasks already recorded: a run on another samples folder (or a subset
+    # of the tasks) must not drop the metadata of the tasks whose records the file keeps
+    task_meta = dict(payload.get("tasks", {}))
+    task_meta.update({row["task_id"]: {k: row.get(k) for k in ("name", "family", "group",
+                                                               "dim_x", "dim_y", "true_mi",
+                                                               "n", "params")}
+                      for row in index})
     records = [] if args.fresh else read_records(str(out))
     runs = payload.get("runs", [])
     runs.append({"provenance": provenance(), "threads": args.threads, "argv": sys.argv[1:],
@@ -310,9 +314,9 @@ def main(argv: list[str] | None = None) -> None:
                   f"[{ci[0]:.3f}, {ci[1]:.3f}] ({record['wall_time_s']:6.1f} s) "
                   f"{record['message']}", flush=True)
             save()
-    if added == 0 and unavailable:
-        save()
-    print(f"{added} new, {len(records)} records in {out}")
+    # nothing added: the file is left as it was (no run entry for a run that did nothing)
+    print(f"{added} new, {len(records)} records in {out}"
+          + ("" if added else " (nothing written)"))
 
 if __name__ == "__main__":
     main()
