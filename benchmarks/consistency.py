@@ -25,7 +25,8 @@ Usage::
     PYTHONPATH=. python benchmarks/consistency.py --generative   # the generative rows only
 
 Writes ``benchmarks/results/consistency.json`` and ``consistency.md``
-(``consistency_generative.*`` with ``--generative``).
+(``consistency_generative.*`` with ``--generative``; ``--quick``: ``consistency_quick.*``
+or ``consistency_generative_quick.*``, not committed).
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     out_name = "consistency_generative" if args.generative else "consistency"
+    # a smoke run never overwrites the committed results (``*_quick.*`` is git-ignored)
+    out_name += "_quick" if args.quick else ""
     args.out = args.out or str(ROOT / "benchmarks" / "results" / out_name)
     n, max_steps = (600, 100) if args.quick else (args.n, args.max_steps)
     steps = {} if max_steps is None else {"max_steps": max_steps}

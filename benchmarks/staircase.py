@@ -44,7 +44,8 @@ Usage::
 Writes ``benchmarks/results/staircase/{critic}-{task}.json``, ``.md`` and ``.png`` (one
 panel per bound, like the paper's figure) for the lower bounds,
 ``conditional-{task}.*`` and ``flo-{critic}-{task}.*`` for the new families,
-``sandwich-{critic}-{task}.*`` when all three exist, and ``summary.md``.
+``sandwich-{critic}-{task}.*`` when all three exist, and ``summary.md``
+(``--quick``: into ``benchmarks/results/staircase_quick/``, not committed).
 """
 
 from __future__ import annotations
@@ -480,7 +481,9 @@ def main() -> None:
                         help="200 steps per level, window 100: a smoke test")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out-dir", default=str(ROOT / "benchmarks" / "results" / "staircase"))
+    parser.add_argument("--out-dir", default=None,
+                        help="default: benchmarks/results/staircase (--quick: "
+                             "benchmarks/results/staircase_quick, not committed)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     steps_per_level, window = args.steps_per_level, args.window
@@ -492,7 +495,9 @@ def main() -> None:
         parser.error(f"unknown families {sorted(unknown)}; choose lower, conditional, flo, "
                      "mixture")
     schedule = Staircase(steps_per_level=steps_per_level)
-    out_dir = Path(args.out_dir)
+    # a smoke run never overwrites the committed results (``*_quick/`` is git-ignored)
+    out_dir = Path(args.out_dir or ROOT / "benchmarks" / "results" /
+                   ("staircase_quick" if args.quick else "staircase"))
     out_dir.mkdir(parents=True, exist_ok=True)
     sections = []
 
