@@ -194,8 +194,19 @@ def heldout_upper_section() -> str:
     return "\n".join(out) + "\n"
 
 
+#: the committed full runs of ``estimate_accuracy.py`` (never its smoke or local outputs,
+#: such as the git-ignored ``estimate_accuracy_quick.json``)
+ACCURACY_RUNS = ("estimate_accuracy.json", "estimate_accuracy_high.json")
+
+
+def _levels(run: dict) -> str:
+    levels = [f"{s['mi']:g}" for s in run["summary"]]
+    return (", ".join(levels[:-1]) + " and " + levels[-1] if len(levels) > 1
+            else levels[0]) + " nats"
+
+
 def accuracy_section() -> str:
-    paths = sorted(RESULTS.glob("estimate_accuracy*.json"))
+    paths = [RESULTS / name for name in ACCURACY_RUNS if (RESULTS / name).exists()]
     if not paths:
         return ""
     runs = [json.loads(p.read_text()) for p in paths]
@@ -210,8 +221,8 @@ def accuracy_section() -> str:
            "lower bound (covered: the truth lies above it), the two-sided column "
            "``value ± t·stderr``. Produced by ``PYTHONPATH=. python "
            "benchmarks/estimate_accuracy.py`` (2 and 4 nats, 20 seeds) and ``... "
-           "--levels 6,8,10 --seeds 5 --out benchmarks/results/estimate_accuracy_high.json``. "
-           "The two runs ran side by side, one core each.", ""]
+           "--levels 6,8,10 --seeds 5 --out benchmarks/results/estimate_accuracy_high.json``.",
+           ""]
     rows = [[f"{s['mi']:g}", str(s["seeds"]), f"{s['mean']:.3f}",
              f"{s['mean_held_out']:.3f}" if "mean_held_out" in s else "-",
              f"{s['within_5_percent']:.0%}", f"{s['coverage']:.0%}",
@@ -224,12 +235,23 @@ def accuracy_section() -> str:
                       "median time (s)", "median CPU (s)", "max time (s)"], rows))
     out.append(" ".join(provenance_line(r["provenance"]) for r in runs))
     out.append("")
-    threads = data.get("threads", 1)
-    load = data.get("load_average")
-    out.append(f"Times were measured on a 2-core machine with {threads} torch thread(s)"
-               + (f", at a load average of {load[1]:.1f} (other jobs running): wall times "
-                  "there are not those of a quiet machine, CPU times are closer."
-                  if load else "."))
+    # what each run recorded of its machine: cores, threads, load at its end (a load near or
+    # above the run's own thread count means other jobs ran beside it)
+    loaded = False
+    parts = []
+    for run in runs:
+        p, load = run["provenance"], run.get("load_average")
+        part = (f"the {_levels(run)} run on a {p['cpu_count']}-core machine with "
+                f"{run.get('threads', 1)} torch thread(s)")
+        if load:
+            part += f", at a load average of {load[1]:.1f}"
+            if load[1] > run.get("threads", 1) + 0.25:
+                loaded = True
+                part += " (other jobs running beside it)"
+        parts.append(part)
+    out.append("Times were measured for " + "; ".join(parts) + "."
+               + (" Which jobs: ``benchmarks/README.md``. Wall times under load are not "
+                  "those of a quiet machine; CPU times are closer." if loaded else ""))
     return "\n".join(out) + "\n"
 
 

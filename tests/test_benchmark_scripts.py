@@ -70,3 +70,28 @@ def test_beyond_normal_merges_task_metadata(tmp_path: Path) -> None:
     assert set(payload["tasks"]) == {"old", "one", "two"}
     assert payload["tasks"]["old"] == {"name": "Old"}
     assert len(payload["runs"]) == 2 and len(payload["records"]) == 1
+
+
+def _accuracy_run(mi: float, load: float) -> dict:
+    return {"provenance": {"date": "d", "commit": "c" * 40 + "+dirty", "python": "3",
+                           "torch": "t", "numpy": "n", "cpu": "cpu", "cpu_count": 2,
+                           "torch_threads": 1},
+            "n": 5000, "threads": 1, "load_average": [load, load, load],
+            "summary": [{"mi": mi, "seeds": 2, "mean": mi, "within_5_percent": 1.0,
+                         "coverage": 1.0, "median_time_s": 1.0, "max_time_s": 1.0}]}
+
+
+def test_accuracy_section_reads_only_the_committed_runs(tmp_path: Path, monkeypatch) -> None:
+    import render_docs
+
+    monkeypatch.setattr(render_docs, "RESULTS", tmp_path)
+    (tmp_path / "estimate_accuracy.json").write_text(json.dumps(_accuracy_run(2.0, 1.0)))
+    (tmp_path / "estimate_accuracy_high.json").write_text(json.dumps(_accuracy_run(6.0, 2.0)))
+    (tmp_path / "estimate_accuracy_quick.json").write_text(json.dumps(_accuracy_run(9.0, 0)))
+    rst = render_docs.accuracy_section()
+    assert "* - 2\n" in rst and "* - 6\n" in rst and "* - 9\n" not in rst
+    assert "side by side" not in rst
+    assert "2 nats run on a 2-core machine with 1 torch thread(s), at a load average of 1.0;" \
+        in rst
+    assert "6 nats run on a 2-core machine with 1 torch thread(s), at a load average of 2.0 " \
+        "(other jobs running beside it)" in rst
