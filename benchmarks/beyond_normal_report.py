@@ -37,6 +37,7 @@ Scoring, per task x seed case (one sample):
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import statistics
@@ -388,7 +389,9 @@ def figure(res: Results, path: Path, rows: list[dict] | None = None) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    # a parser, so that --help (or a stray argument) answers without rewriting the outputs
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     res = load()
     if not res.cases:
         raise SystemExit("no beyond_normal_*.json results under benchmarks/results/")

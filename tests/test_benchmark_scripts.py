@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH))
@@ -95,3 +96,17 @@ def test_accuracy_section_reads_only_the_committed_runs(tmp_path: Path, monkeypa
         in rst
     assert "6 nats run on a 2-core machine with 1 torch thread(s), at a load average of 2.0 " \
         "(other jobs running beside it)" in rst
+
+
+@pytest.mark.parametrize("script", ["render_docs", "beyond_normal_report", "estimate_gpu"])
+def test_help_answers_without_running(script: str, tmp_path: Path, monkeypatch,
+                                      capsys) -> None:
+    module = __import__(script)
+    for name in ("RESULTS", "OUT"):  # anything written would land here
+        if hasattr(module, name):
+            monkeypatch.setattr(module, name, tmp_path / name)
+    with pytest.raises(SystemExit) as exc:
+        module.main(["--help"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: ")
+    assert not any(tmp_path.iterdir())
