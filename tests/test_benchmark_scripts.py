@@ -110,3 +110,46 @@ def test_help_answers_without_running(script: str, tmp_path: Path, monkeypatch,
     assert exc.value.code == 0
     assert capsys.readouterr().out.startswith("usage: ")
     assert not any(tmp_path.iterdir())
+
+
+def _results_copy(tmp_path: Path, monkeypatch):
+    import shutil
+
+    import render_docs
+
+    results = tmp_path / "benchmarks" / "results"
+    shutil.copytree(BENCH / "results", results)
+    monkeypatch.setattr(render_docs, "ROOT", tmp_path)
+    monkeypatch.setattr(render_docs, "RESULTS", results)
+    monkeypatch.setattr(render_docs, "OUT", tmp_path / "benchmarks.rst")
+    return render_docs, results
+
+
+def test_render_docs_refuses_missing_results(tmp_path: Path, monkeypatch) -> None:
+    render_docs, results = _results_copy(tmp_path, monkeypatch)
+    (results / "consistency.json").unlink()
+    (results / "time_claims.json").unlink()
+    with pytest.raises(SystemExit) as exc:
+        render_docs.main([])
+    message = str(exc.value.code)
+    assert "consistency.json" in message and "time_claims.json" in message
+    assert "\n" not in message and not (tmp_path / "benchmarks.rst").exists()
+
+
+def test_render_docs_refuses_corrupt_json(tmp_path: Path, monkeypatch) -> None:
+    render_docs, results = _results_copy(tmp_path, monkeypatch)
+    (results / "consistency.json").write_text("{bad")
+    with pytest.raises(SystemExit) as exc:
+        render_docs.main([])
+    message = str(exc.value.code)
+    assert "consistency.json" in message and "not valid JSON" in message
+    assert "\n" not in message and not (tmp_path / "benchmarks.rst").exists()
+
+
+def test_beyond_normal_report_refuses_a_missing_side(tmp_path: Path) -> None:
+    import beyond_normal_report as bn
+
+    (tmp_path / "beyond_normal_mitools.json").write_text(
+        (BENCH / "results" / "beyond_normal_mitools.json").read_text())
+    with pytest.raises(SystemExit, match=r"missing .*beyond_normal_bmi\.json"):
+        bn.load(tmp_path, require=True)
