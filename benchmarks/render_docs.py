@@ -38,8 +38,16 @@ def table(header: list[str], rows: list[list[str]], widths: str | None = None) -
     return "\n".join(lines) + "\n"
 
 
+def short_commit(commit: str) -> str:
+    """The commit's first 12 hex digits, keeping a ``+dirty`` suffix: a run on an
+    uncommitted tree is not the code of that commit."""
+    sha, plus, suffix = commit.partition("+")
+    return sha[:12] + plus + suffix
+
+
 def provenance_line(p: dict) -> str:
-    return (f"*Measured {p['date']} at commit ``{p['commit'][:12]}``; Python {p['python']}, "
+    return (f"*Measured {p['date']} at commit ``{short_commit(p['commit'])}``; "
+            f"Python {p['python']}, "
             f"torch {p['torch']}, numpy {p['numpy']}; {p['cpu']} ({p['cpu_count']} cores, "
             f"{p['torch_threads']} torch thread(s)).*")
 

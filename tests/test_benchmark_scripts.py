@@ -153,3 +153,12 @@ def test_beyond_normal_report_refuses_a_missing_side(tmp_path: Path) -> None:
         (BENCH / "results" / "beyond_normal_mitools.json").read_text())
     with pytest.raises(SystemExit, match=r"missing .*beyond_normal_bmi\.json"):
         bn.load(tmp_path, require=True)
+
+
+def test_provenance_line_keeps_the_dirty_suffix() -> None:
+    import render_docs
+
+    prov = _accuracy_run(2.0, 1.0)["provenance"]
+    assert f"commit ``{'c' * 12}+dirty``" in render_docs.provenance_line(prov)
+    assert f"commit ``{'c' * 12}``" in render_docs.provenance_line(
+        {**prov, "commit": "c" * 40})
