@@ -47,6 +47,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "peers"))
 
+from _cli import positive_int  # noqa: E402
 from _provenance import provenance  # noqa: E402
 from samples import (  # noqa: E402
     interleave_families,
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default=None, help="e.g. 0,1 (default: all in the index)")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help=f"comma-separated, from {','.join(METHODS)}")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--estimate-mi-args", default="{}",
                         help="JSON of keyword arguments for estimate_mi (default: none)")
     parser.add_argument("--out", default=None)
@@ -252,7 +253,12 @@ def main(argv: list[str] | None = None) -> None:
     methods = args.methods.split(",")
     if set(methods) - set(METHODS):
         parser.error(f"unknown method(s) {sorted(set(methods) - set(METHODS))}")
-    options = json.loads(args.estimate_mi_args)
+    try:
+        options = json.loads(args.estimate_mi_args)
+    except json.JSONDecodeError as exc:
+        parser.error(f"--estimate-mi-args is not valid JSON ({exc})")
+    if not isinstance(options, dict):
+        parser.error("--estimate-mi-args must be a JSON object of keyword arguments")
     tasks, seeds, n_max = args.tasks, args.seeds, None
     if args.quick:
         tasks, seeds, n_max = tasks or QUICK_TASKS, seeds or "0", 1000

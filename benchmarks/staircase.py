@@ -66,6 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import itertools
 
+from _cli import positive_int
 from _provenance import ROOT, provenance
 
 from mitools.bounds import ba, club, l1out
@@ -474,12 +475,12 @@ def main() -> None:
                              "mixture-of-Gaussians q)")
     parser.add_argument("--sandwich-only", action="store_true",
                         help="train nothing: rebuild the sandwiches from the results on disk")
-    parser.add_argument("--steps-per-level", type=int, default=4000)
+    parser.add_argument("--steps-per-level", type=positive_int, default=4000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--window", type=int, default=500)
     parser.add_argument("--quick", action="store_true",
                         help="200 steps per level, window 100: a smoke test")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", default=None,
                         help="default: benchmarks/results/staircase (--quick: "
@@ -489,6 +490,11 @@ def main() -> None:
     steps_per_level, window = args.steps_per_level, args.window
     if args.quick:
         steps_per_level, window = 200, 100
+    for name, given, known in (("critics", args.critics, ("separable", "concat")),
+                               ("tasks", args.tasks, ("gaussian", "cubic"))):
+        unknown = set(given.split(",")) - set(known)
+        if unknown:  # before anything is created or run
+            parser.error(f"unknown {name} {sorted(unknown)}; choose {', '.join(known)}")
     families = set() if args.sandwich_only else set(args.families.split(","))
     unknown = families - {"lower", "conditional", "flo", "mixture"}
     if unknown:

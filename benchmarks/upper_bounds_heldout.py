@@ -31,6 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _cli import at_least, positive_int
 from _conditional_fit import fit_q
 from _provenance import ROOT, provenance
 
@@ -60,10 +61,10 @@ def one_case(task, n, seed, max_steps):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=5000)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--n", type=at_least(100), default=5000)
+    parser.add_argument("--seeds", type=positive_int, default=3)
     parser.add_argument("--max-steps", type=int, default=3000)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--quick", action="store_true", help="n=1000, 1 seed, 300 steps")
     parser.add_argument("--out", default=None,
                         help="output path without suffix (default: benchmarks/results/"

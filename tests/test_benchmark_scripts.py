@@ -162,3 +162,21 @@ def test_provenance_line_keeps_the_dirty_suffix() -> None:
     assert f"commit ``{'c' * 12}+dirty``" in render_docs.provenance_line(prov)
     assert f"commit ``{'c' * 12}``" in render_docs.provenance_line(
         {**prov, "commit": "c" * 40})
+
+
+@pytest.mark.parametrize("script, args", [
+    ("staircase", ["--critics", "foo"]), ("staircase", ["--steps-per-level", "0"]),
+    ("consistency", ["--mi", "-1"]), ("estimate_accuracy", ["--levels", "abc"]),
+    ("estimate_accuracy", ["--n", "10"]), ("mild_non_gaussian", ["--sizes", "10"]),
+    ("training_check", ["--dim", "0"]), ("beyond_normal", ["--estimate-mi-args", "{bad"]),
+    ("upper_bounds_heldout", ["--n", "10"])])
+def test_bad_options_are_usage_errors(script: str, args: list, tmp_path: Path) -> None:
+    import subprocess
+
+    proc = subprocess.run([sys.executable, str(BENCH / f"{script}.py"), *args],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={**__import__("os").environ,
+                               "PYTHONPATH": str(BENCH.parent)})
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"{script}.py: error: ")
