@@ -47,6 +47,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "peers"))
 
+from _cli import positive_int  # noqa: E402
 from _provenance import provenance  # noqa: E402
 from samples import (  # noqa: E402
     interleave_families,
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default=None, help="e.g. 0,1 (default: all in the index)")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help=f"comma-separated, from {','.join(METHODS)}")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--estimate-mi-args", default="{}",
                         help="JSON of keyword arguments for estimate_mi (default: none)")
     parser.add_argument("--out", default=None)
@@ -252,7 +253,12 @@ def main(argv: list[str] | None = None) -> None:
     methods = args.methods.split(",")
     if set(methods) - set(METHODS):
         parser.error(f"unknown method(s) {sorted(set(methods) - set(METHODS))}")
-    options = json.loads(args.estimate_mi_args)
+    try:
+        options = json.loads(args.estimate_mi_args)
+    except json.JSONDecodeError as exc:
+        parser.error(f"--estimate-mi-args is not valid JSON ({exc})")
+    if not isinstance(options, dict):
+        parser.error("--estimate-mi-args must be a JSON object of keyword arguments")
     tasks, seeds, n_max = args.tasks, args.seeds, None
     if args.quick:
         tasks, seeds, n_max = tasks or QUICK_TASKS, seeds or "0", 1000
@@ -265,10 +271,14 @@ def main(argv: list[str] | None = None) -> None:
     rows = interleave_families(
         select(index, tasks, [int(s) for s in seeds.split(",")] if seeds else None),
         lambda row: row["family"], lambda row: row["seed"])
-    task_meta = {row["task_id"]: {k: row.get(k) for k in ("name", "family", "group", "dim_x",
-                                                          "dim_y", "true_mi", "n", "params")}
-                 for row in index}
     payload = json.loads(out.read_text()) if out.exists() and not args.fresh else {}
+    # merged into the tasks already recorded: a run on another samples folder (or a subset
+    # of the tasks) must not drop the metadata of the tasks whose records the file keeps
+    task_meta = dict(payload.get("tasks", {}))
+    task_meta.update({row["task_id"]: {k: row.get(k) for k in ("name", "family", "group",
+                                                               "dim_x", "dim_y", "true_mi",
+                                                               "n", "params")}
+                      for row in index})
     records = [] if args.fresh else read_records(str(out))
     runs = payload.get("runs", [])
     runs.append({"provenance": provenance(), "threads": args.threads, "argv": sys.argv[1:],
@@ -310,9 +320,9 @@ def main(argv: list[str] | None = None) -> None:
                   f"[{ci[0]:.3f}, {ci[1]:.3f}] ({record['wall_time_s']:6.1f} s) "
                   f"{record['message']}", flush=True)
             save()
-    if added == 0 and unavailable:
-        save()
-    print(f"{added} new, {len(records)} records in {out}")
+    # nothing added: the file is left as it was (no run entry for a run that did nothing)
+    print(f"{added} new, {len(records)} records in {out}"
+          + ("" if added else " (nothing written)"))
 
 if __name__ == "__main__":
     main()

@@ -37,6 +37,7 @@ Scoring, per task x seed case (one sample):
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import statistics
@@ -125,13 +126,30 @@ def collect(payloads: dict[str, dict]) -> Results:
     return out
 
 
-def load(results_dir: Path = RESULTS) -> Results:
-    """The committed result files that exist."""
+SIDES = ("mitools", "bmi")
+
+
+def read_json(path: Path) -> dict:
+    """``path`` parsed; a file that is not valid JSON stops the script with a one-line
+    message naming it (not a traceback)."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"{path}: not valid JSON ({exc}); restore it with "
+                         f"`git checkout -- {path.name}` or rerun its benchmark") from None
+
+
+def load(results_dir: Path = RESULTS, require: bool = False) -> Results:
+    """The committed result files that exist (``require``: both sides, or a one-line
+    error naming the missing file)."""
     payloads = {}
-    for side in ("mitools", "bmi"):
+    for side in SIDES:
         path = results_dir / f"beyond_normal_{side}.json"
         if path.exists():
-            payloads[side] = json.loads(path.read_text())
+            payloads[side] = read_json(path)
+        elif require:
+            raise SystemExit(f"missing {path}: the report scores both sides (see "
+                             "benchmarks/README.md, Beyond Normal, for the run that writes it)")
     return collect(payloads)
 
 
@@ -388,8 +406,10 @@ def figure(res: Results, path: Path, rows: list[dict] | None = None) -> None:
     plt.close(fig)
 
 
-def main() -> None:
-    res = load()
+def main(argv: list[str] | None = None) -> None:
+    # a parser, so that --help (or a stray argument) answers without rewriting the outputs
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
+    res = load(require=True)
     if not res.cases:
         raise SystemExit("no beyond_normal_*.json results under benchmarks/results/")
     rows, s = task_rows(res), summary(res)

@@ -25,7 +25,8 @@ Usage::
     PYTHONPATH=. python benchmarks/consistency.py --generative   # the generative rows only
 
 Writes ``benchmarks/results/consistency.json`` and ``consistency.md``
-(``consistency_generative.*`` with ``--generative``).
+(``consistency_generative.*`` with ``--generative``; ``--quick``: ``consistency_quick.*``
+or ``consistency_generative_quick.*``, not committed).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _cli import at_least, positive_float, positive_int
 from _conditional_fit import held_out_generative
 from _provenance import ROOT, provenance
 
@@ -78,14 +80,14 @@ def datasets(dim: int, mi: float, n: int, seed: int) -> dict[str, tuple[torch.Te
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dim", type=int, default=10)
-    parser.add_argument("--mi", type=float, default=2.0)
-    parser.add_argument("--n", type=int, default=4000)
+    parser.add_argument("--dim", type=positive_int, default=10)
+    parser.add_argument("--mi", type=positive_float, default=2.0)
+    parser.add_argument("--n", type=at_least(100), default=4000)
     parser.add_argument("--max-steps", type=int, default=None,
                         help="estimate_mi's max_steps (default: its own); the generative q "
                              "fits use 2,000 unless given")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--quick", action="store_true", help="n=600, 100 steps: smoke test")
     parser.add_argument("--generative", action="store_true",
                         help="only the generative estimators, through the bounds directly")
@@ -93,6 +95,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     out_name = "consistency_generative" if args.generative else "consistency"
+    # a smoke run never overwrites the committed results (``*_quick.*`` is git-ignored)
+    out_name += "_quick" if args.quick else ""
     args.out = args.out or str(ROOT / "benchmarks" / "results" / out_name)
     n, max_steps = (600, 100) if args.quick else (args.n, args.max_steps)
     steps = {} if max_steps is None else {"max_steps": max_steps}

@@ -30,6 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _cli import at_least, number_list, positive_int
 from _provenance import ROOT, provenance
 
 from mitools.estimate import estimate_mi
@@ -56,16 +57,16 @@ def one(mi: float, seed: int, n: int, threads: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--levels", default="2,4")
-    parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--n", type=int, default=5000)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--levels", type=number_list(float), default="2,4")
+    parser.add_argument("--seeds", type=positive_int, default=20)
+    parser.add_argument("--n", type=at_least(100), default=5000)
+    parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" /
                                              "estimate_accuracy"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     runs = []
-    for mi in (float(v) for v in args.levels.split(",")):
+    for mi in args.levels:
         for seed in range(args.seeds):
             row = one(mi, seed, args.n, args.threads)
             runs.append(row)

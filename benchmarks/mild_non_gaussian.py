@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _cli import number_list, positive_int
 from _provenance import ROOT, provenance
 
 from mitools.estimate import estimate_mi
@@ -59,16 +60,17 @@ def sample(n: int, a: float, s: float, seed: int) -> tuple[torch.Tensor, torch.T
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="300,1000,3000")
-    parser.add_argument("--seeds", type=int, default=16)
+    parser.add_argument("--sizes", type=number_list(int, 100, strict=False),
+                        default="300,1000,3000", help="comma-separated, each at least 100")
+    parser.add_argument("--seeds", type=positive_int, default=16)
     parser.add_argument("--a", type=float, default=0.35)
     parser.add_argument("--s", type=float, default=0.7)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--out",
                         default=str(ROOT / "benchmarks" / "results" / "mild_non_gaussian"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    sizes = [int(v) for v in args.sizes.split(",")]
+    sizes = args.sizes
     truth = true_mi(args.a, args.s)
     start = time.time()
     records = []

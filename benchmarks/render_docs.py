@@ -14,7 +14,7 @@ provenance (commit, versions, hardware) into ``docs/benchmarks.rst``.
 
 from __future__ import annotations
 
-import json
+import argparse
 import sys
 from pathlib import Path
 
@@ -24,6 +24,7 @@ OUT = ROOT / "docs" / "benchmarks.rst"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import beyond_normal_report as bn  # noqa: E402
+from beyond_normal_report import read_json  # noqa: E402
 
 
 def table(header: list[str], rows: list[list[str]], widths: str | None = None) -> str:
@@ -37,8 +38,16 @@ def table(header: list[str], rows: list[list[str]], widths: str | None = None) -
     return "\n".join(lines) + "\n"
 
 
+def short_commit(commit: str) -> str:
+    """The commit's first 12 hex digits, keeping a ``+dirty`` suffix: a run on an
+    uncommitted tree is not the code of that commit."""
+    sha, plus, suffix = commit.partition("+")
+    return sha[:12] + plus + suffix
+
+
 def provenance_line(p: dict) -> str:
-    return (f"*Measured {p['date']} at commit ``{p['commit'][:12]}``; Python {p['python']}, "
+    return (f"*Measured {p['date']} at commit ``{short_commit(p['commit'])}``; "
+            f"Python {p['python']}, "
             f"torch {p['torch']}, numpy {p['numpy']}; {p['cpu']} ({p['cpu_count']} cores, "
             f"{p['torch_threads']} torch thread(s)).*")
 
@@ -51,7 +60,7 @@ def load_result(name: str) -> dict | None:
     """``benchmarks/results/<name>`` parsed, or ``None`` when that benchmark has not been run
     (its section is then left out)."""
     path = RESULTS / name
-    return json.loads(path.read_text()) if path.exists() else None
+    return read_json(path) if path.exists() else None
 
 
 def peers_section() -> str:
@@ -103,7 +112,7 @@ def staircase_section() -> str:
            "MSE of the estimates over the last steps of the level (window given per table). "
            "Produced by ``PYTHONPATH=. python benchmarks/staircase.py``.", ""]
     for path in files:
-        data = json.loads(path.read_text())
+        data = read_json(path)
         if "summary" not in data:  # the sandwich tables have their own section
             continue
         proto = data["protocol"]
@@ -141,7 +150,7 @@ def sandwich_section() -> str:
            "``PYTHONPATH=. python benchmarks/staircase.py`` (the sandwich is written when the "
            "three families' results exist).", ""]
     for path in files:
-        data = json.loads(path.read_text())
+        data = read_json(path)
         out.append(heading(path.stem.replace("sandwich-", "").replace("-", " critics, ")
                            + " task", "~"))
         rows = []
@@ -194,11 +203,22 @@ def heldout_upper_section() -> str:
     return "\n".join(out) + "\n"
 
 
+#: the committed full runs of ``estimate_accuracy.py`` (never its smoke or local outputs,
+#: such as the git-ignored ``estimate_accuracy_quick.json``)
+ACCURACY_RUNS = ("estimate_accuracy.json", "estimate_accuracy_high.json")
+
+
+def _levels(run: dict) -> str:
+    levels = [f"{s['mi']:g}" for s in run["summary"]]
+    return (", ".join(levels[:-1]) + " and " + levels[-1] if len(levels) > 1
+            else levels[0]) + " nats"
+
+
 def accuracy_section() -> str:
-    paths = sorted(RESULTS.glob("estimate_accuracy*.json"))
+    paths = [RESULTS / name for name in ACCURACY_RUNS if (RESULTS / name).exists()]
     if not paths:
         return ""
-    runs = [json.loads(p.read_text()) for p in paths]
+    runs = [read_json(p) for p in paths]
     data = runs[0]
     summaries = [s for r in runs for s in r["summary"]]
     out = [heading("estimate_mi: accuracy, time, coverage", "-"),
@@ -210,8 +230,8 @@ def accuracy_section() -> str:
            "lower bound (covered: the truth lies above it), the two-sided column "
            "``value ± t·stderr``. Produced by ``PYTHONPATH=. python "
            "benchmarks/estimate_accuracy.py`` (2 and 4 nats, 20 seeds) and ``... "
-           "--levels 6,8,10 --seeds 5 --out benchmarks/results/estimate_accuracy_high.json``. "
-           "The two runs ran side by side, one core each.", ""]
+           "--levels 6,8,10 --seeds 5 --out benchmarks/results/estimate_accuracy_high.json``.",
+           ""]
     rows = [[f"{s['mi']:g}", str(s["seeds"]), f"{s['mean']:.3f}",
              f"{s['mean_held_out']:.3f}" if "mean_held_out" in s else "-",
              f"{s['within_5_percent']:.0%}", f"{s['coverage']:.0%}",
@@ -224,17 +244,29 @@ def accuracy_section() -> str:
                       "median time (s)", "median CPU (s)", "max time (s)"], rows))
     out.append(" ".join(provenance_line(r["provenance"]) for r in runs))
     out.append("")
-    threads = data.get("threads", 1)
-    load = data.get("load_average")
-    out.append(f"Times were measured on a 2-core machine with {threads} torch thread(s)"
-               + (f", at a load average of {load[1]:.1f} (other jobs running): wall times "
-                  "there are not those of a quiet machine, CPU times are closer."
-                  if load else "."))
+    # what each run recorded of its machine: cores, threads, load at its end (a load near or
+    # above the run's own thread count means other jobs ran beside it)
+    loaded = False
+    parts = []
+    for run in runs:
+        p, load = run["provenance"], run.get("load_average")
+        part = (f"the {_levels(run)} run on a {p['cpu_count']}-core machine with "
+                f"{run.get('threads', 1)} torch thread(s)")
+        if load:
+            part += f", at a load average of {load[1]:.1f}"
+            if load[1] > run.get("threads", 1) + 0.25:
+                loaded = True
+                part += " (other jobs running beside it)"
+        parts.append(part)
+    out.append("Times were measured for " + "; ".join(parts) + "."
+               + (" Which jobs: ``benchmarks/README.md``. Wall times under load are not "
+                  "those of a quiet machine; CPU times are closer." if loaded else ""))
     return "\n".join(out) + "\n"
 
 
-def beyond_normal_section(results: Path = RESULTS) -> str:
+def beyond_normal_section(results: Path | None = None) -> str:
     """The "Beyond Normal" benchmark: bmi's 40 tasks through mitools and bmi."""
+    results = RESULTS if results is None else results
     res = bn.load(results)
     if not res.cases:
         return ""
@@ -367,7 +399,29 @@ def mild_non_gaussian_section() -> str:
     return "\n".join(out) + "\n"
 
 
-def main() -> None:
+def required_inputs() -> list[Path]:
+    """Every result the page renders: a missing one would silently drop its section."""
+    names = ["time_claims.json", *ACCURACY_RUNS,
+             *(f"beyond_normal_{side}.json" for side in bn.SIDES), "mild_non_gaussian.json",
+             "peers.json", "upper_bounds_heldout.json", "consistency.json"]
+    return [RESULTS / name for name in names]
+
+
+def check_inputs() -> None:
+    """Stop with a one-line error naming the missing results (nothing is written)."""
+    missing = [str(p.relative_to(ROOT)) for p in required_inputs() if not p.exists()]
+    if not any((RESULTS / "staircase").glob("*.json")):
+        missing.append(str((RESULTS / "staircase" / "*.json").relative_to(ROOT)))
+    if missing:
+        raise SystemExit(f"render_docs.py: missing {', '.join(missing)}; restore it with "
+                         "`git checkout -- <file>` or rerun its benchmark "
+                         "(benchmarks/README.md); docs/benchmarks.rst is left as it was")
+
+
+def main(argv: list[str] | None = None) -> None:
+    # a parser, so that --help (or a stray argument) answers without rewriting the page
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
+    check_inputs()
     parts = [
         ".. This page is generated by benchmarks/render_docs.py from benchmarks/results/*.json;"
         " edit that script, not this file.",

@@ -44,7 +44,8 @@ Usage::
 Writes ``benchmarks/results/staircase/{critic}-{task}.json``, ``.md`` and ``.png`` (one
 panel per bound, like the paper's figure) for the lower bounds,
 ``conditional-{task}.*`` and ``flo-{critic}-{task}.*`` for the new families,
-``sandwich-{critic}-{task}.*`` when all three exist, and ``summary.md``.
+``sandwich-{critic}-{task}.*`` when all three exist, and ``summary.md``
+(``--quick``: into ``benchmarks/results/staircase_quick/``, not committed).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import itertools
 
+from _cli import positive_int
 from _provenance import ROOT, provenance
 
 from mitools.bounds import ba, club, l1out
@@ -473,26 +475,35 @@ def main() -> None:
                              "mixture-of-Gaussians q)")
     parser.add_argument("--sandwich-only", action="store_true",
                         help="train nothing: rebuild the sandwiches from the results on disk")
-    parser.add_argument("--steps-per-level", type=int, default=4000)
+    parser.add_argument("--steps-per-level", type=positive_int, default=4000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--window", type=int, default=500)
     parser.add_argument("--quick", action="store_true",
                         help="200 steps per level, window 100: a smoke test")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out-dir", default=str(ROOT / "benchmarks" / "results" / "staircase"))
+    parser.add_argument("--out-dir", default=None,
+                        help="default: benchmarks/results/staircase (--quick: "
+                             "benchmarks/results/staircase_quick, not committed)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     steps_per_level, window = args.steps_per_level, args.window
     if args.quick:
         steps_per_level, window = 200, 100
+    for name, given, known in (("critics", args.critics, ("separable", "concat")),
+                               ("tasks", args.tasks, ("gaussian", "cubic"))):
+        unknown = set(given.split(",")) - set(known)
+        if unknown:  # before anything is created or run
+            parser.error(f"unknown {name} {sorted(unknown)}; choose {', '.join(known)}")
     families = set() if args.sandwich_only else set(args.families.split(","))
     unknown = families - {"lower", "conditional", "flo", "mixture"}
     if unknown:
         parser.error(f"unknown families {sorted(unknown)}; choose lower, conditional, flo, "
                      "mixture")
     schedule = Staircase(steps_per_level=steps_per_level)
-    out_dir = Path(args.out_dir)
+    # a smoke run never overwrites the committed results (``*_quick/`` is git-ignored)
+    out_dir = Path(args.out_dir or ROOT / "benchmarks" / "results" /
+                   ("staircase_quick" if args.quick else "staircase"))
     out_dir.mkdir(parents=True, exist_ok=True)
     sections = []
 

@@ -137,8 +137,9 @@ def main() -> None:
                      f"{r['peak_rss_mb']} | {r['load_before']} |")
     prov = results["provenance"]
     lines.append("")
+    sha, plus, suffix = prov["commit"].partition("+")  # keep "+dirty": not that commit's code
     lines.append(f"{results['cores']} cores ({prov['cpu']}), torch {prov['torch']}, commit "
-                 f"{prov['commit'][:12]}, {prov['date']}.")
+                 f"{sha[:12]}{plus}{suffix}, {prov['date']}.")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

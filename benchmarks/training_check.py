@@ -16,10 +16,15 @@ import argparse
 import json
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _cli import positive_int
 
 import mitools
 from mitools.estimators import get_estimator
@@ -53,10 +58,10 @@ def train_one(name: str, kwargs: dict, schedule: Staircase, dim: int, batch: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps-per-level", type=int, default=4000)
+    parser.add_argument("--steps-per-level", type=positive_int, default=4000)
     parser.add_argument("--window", type=int, default=500, help="last steps averaged per level")
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--dim", type=int, default=20)
+    parser.add_argument("--dim", type=positive_int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bounds", nargs="*", default=list(BOUNDS), choices=list(BOUNDS))
     parser.add_argument("--quick", action="store_true", help="200 steps per level, window 100")

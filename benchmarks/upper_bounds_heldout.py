@@ -15,7 +15,8 @@ Usage::
 
     PYTHONPATH=. python benchmarks/upper_bounds_heldout.py [--seeds 3] [--n 5000] [--quick]
 
-Writes ``benchmarks/results/upper_bounds_heldout.{json,md}``.
+Writes ``benchmarks/results/upper_bounds_heldout.{json,md}`` (``--quick``:
+``upper_bounds_heldout_quick.{json,md}``, not committed).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _cli import at_least, positive_int
 from _conditional_fit import fit_q
 from _provenance import ROOT, provenance
 
@@ -59,13 +61,14 @@ def one_case(task, n, seed, max_steps):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=5000)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--n", type=at_least(100), default=5000)
+    parser.add_argument("--seeds", type=positive_int, default=3)
     parser.add_argument("--max-steps", type=int, default=3000)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--quick", action="store_true", help="n=1000, 1 seed, 300 steps")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" /
-                                             "upper_bounds_heldout"))
+    parser.add_argument("--out", default=None,
+                        help="output path without suffix (default: benchmarks/results/"
+                             "upper_bounds_heldout, --quick: upper_bounds_heldout_quick)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     n, seeds, max_steps = (1000, 1, 300) if args.quick else (args.n, args.seeds, args.max_steps)
@@ -97,7 +100,9 @@ def main() -> None:
                          "q": "DiagonalGaussian 2 x 256, early stopping on validation NLL",
                          "quick": args.quick},
                "wall_time_s": time.time() - start, "rows": rows}
-    out = Path(args.out)
+    # a smoke run never overwrites the committed results (``*_quick.*`` is git-ignored)
+    out = Path(args.out or ROOT / "benchmarks" / "results" /
+               ("upper_bounds_heldout" + ("_quick" if args.quick else "")))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(payload, indent=1))
     lines = [f"n = {n} (20 % held out, all {n // 5} test pairs scored), {seeds} seeds; "

@@ -1,0 +1,182 @@
+"""The benchmark scripts' command lines: what they write, and what they refuse (no timing
+runs: only the cheap paths of each script)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(BENCH / "peers"))
+
+from samples import save_sample  # noqa: E402
+
+
+def _fake_samples(folder: Path, tasks: list[str]) -> list[dict]:
+    """A samples folder as ``peers/sample_bmi_tasks.py --benchmark`` writes it (tiny)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, task in enumerate(tasks):
+        x = rng.normal(size=(200, 1))
+        y = x + rng.normal(size=(200, 1))
+        name = f"{task}-seed0.npz"
+        save_sample(folder / name, task, "fake", 0.35, x, y, seed=0)
+        rows.append({"task_id": task, "file": name, "seed": 0, "family": f"family{i}",
+                     "name": task.upper(), "group": "fake", "dim_x": 1, "dim_y": 1,
+                     "true_mi": 0.35, "n": 200, "params": {}})
+    (folder / "index.json").write_text(json.dumps({"samples": rows}))
+    return rows
+
+
+def _existing(path: Path, tasks: dict, records: list) -> str:
+    text = json.dumps({"benchmark": "beyond_normal", "side": "mitools",
+                       "runs": [{"provenance": {}, "argv": []}], "tasks": tasks,
+                       "records": records}, indent=1)
+    path.write_text(text)
+    return text
+
+
+def test_beyond_normal_run_adding_nothing_leaves_the_file(tmp_path: Path,
+                                                           monkeypatch) -> None:
+    import beyond_normal
+
+    # bmi's venv missing: the run skips bmi_ksg and has nothing to add
+    monkeypatch.setattr(beyond_normal, "BMI_PYTHON", tmp_path / "no-venv" / "python")
+
+    data = tmp_path / "data"
+    rows = _fake_samples(data, ["one", "two"])
+    out = tmp_path / "out.json"
+    done = [{"sample": rows[0]["file"], "estimator": "gaussian", "task": "one"}]
+    before = _existing(out, {"old": {"name": "Old"}, "one": {"name": "ONE"}}, done)
+    beyond_normal.main(["--data", str(data), "--tasks", "one", "--seeds", "0",
+                        "--methods", "gaussian,bmi_ksg", "--out", str(out)])
+    assert out.read_text() == before
+
+
+def test_beyond_normal_merges_task_metadata(tmp_path: Path) -> None:
+    import beyond_normal
+
+    data = tmp_path / "data"
+    _fake_samples(data, ["one", "two"])
+    out = tmp_path / "out.json"
+    _existing(out, {"old": {"name": "Old"}}, [])
+    beyond_normal.main(["--data", str(data), "--tasks", "one", "--seeds", "0",
+                        "--methods", "gaussian", "--out", str(out)])
+    payload = json.loads(out.read_text())
+    assert set(payload["tasks"]) == {"old", "one", "two"}
+    assert payload["tasks"]["old"] == {"name": "Old"}
+    assert len(payload["runs"]) == 2 and len(payload["records"]) == 1
+
+
+def _accuracy_run(mi: float, load: float) -> dict:
+    return {"provenance": {"date": "d", "commit": "c" * 40 + "+dirty", "python": "3",
+                           "torch": "t", "numpy": "n", "cpu": "cpu", "cpu_count": 2,
+                           "torch_threads": 1},
+            "n": 5000, "threads": 1, "load_average": [load, load, load],
+            "summary": [{"mi": mi, "seeds": 2, "mean": mi, "within_5_percent": 1.0,
+                         "coverage": 1.0, "median_time_s": 1.0, "max_time_s": 1.0}]}
+
+
+def test_accuracy_section_reads_only_the_committed_runs(tmp_path: Path, monkeypatch) -> None:
+    import render_docs
+
+    monkeypatch.setattr(render_docs, "RESULTS", tmp_path)
+    (tmp_path / "estimate_accuracy.json").write_text(json.dumps(_accuracy_run(2.0, 1.0)))
+    (tmp_path / "estimate_accuracy_high.json").write_text(json.dumps(_accuracy_run(6.0, 2.0)))
+    (tmp_path / "estimate_accuracy_quick.json").write_text(json.dumps(_accuracy_run(9.0, 0)))
+    rst = render_docs.accuracy_section()
+    assert "* - 2\n" in rst and "* - 6\n" in rst and "* - 9\n" not in rst
+    assert "side by side" not in rst
+    assert "2 nats run on a 2-core machine with 1 torch thread(s), at a load average of 1.0;" \
+        in rst
+    assert "6 nats run on a 2-core machine with 1 torch thread(s), at a load average of 2.0 " \
+        "(other jobs running beside it)" in rst
+
+
+@pytest.mark.parametrize("script", ["render_docs", "beyond_normal_report", "estimate_gpu"])
+def test_help_answers_without_running(script: str, tmp_path: Path, monkeypatch,
+                                      capsys) -> None:
+    module = __import__(script)
+    for name in ("RESULTS", "OUT"):  # anything written would land here
+        if hasattr(module, name):
+            monkeypatch.setattr(module, name, tmp_path / name)
+    with pytest.raises(SystemExit) as exc:
+        module.main(["--help"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: ")
+    assert not any(tmp_path.iterdir())
+
+
+def _results_copy(tmp_path: Path, monkeypatch):
+    import shutil
+
+    import render_docs
+
+    results = tmp_path / "benchmarks" / "results"
+    shutil.copytree(BENCH / "results", results)
+    monkeypatch.setattr(render_docs, "ROOT", tmp_path)
+    monkeypatch.setattr(render_docs, "RESULTS", results)
+    monkeypatch.setattr(render_docs, "OUT", tmp_path / "benchmarks.rst")
+    return render_docs, results
+
+
+def test_render_docs_refuses_missing_results(tmp_path: Path, monkeypatch) -> None:
+    render_docs, results = _results_copy(tmp_path, monkeypatch)
+    (results / "consistency.json").unlink()
+    (results / "time_claims.json").unlink()
+    with pytest.raises(SystemExit) as exc:
+        render_docs.main([])
+    message = str(exc.value.code)
+    assert "consistency.json" in message and "time_claims.json" in message
+    assert "\n" not in message and not (tmp_path / "benchmarks.rst").exists()
+
+
+def test_render_docs_refuses_corrupt_json(tmp_path: Path, monkeypatch) -> None:
+    render_docs, results = _results_copy(tmp_path, monkeypatch)
+    (results / "consistency.json").write_text("{bad")
+    with pytest.raises(SystemExit) as exc:
+        render_docs.main([])
+    message = str(exc.value.code)
+    assert "consistency.json" in message and "not valid JSON" in message
+    assert "\n" not in message and not (tmp_path / "benchmarks.rst").exists()
+
+
+def test_beyond_normal_report_refuses_a_missing_side(tmp_path: Path) -> None:
+    import beyond_normal_report as bn
+
+    (tmp_path / "beyond_normal_mitools.json").write_text(
+        (BENCH / "results" / "beyond_normal_mitools.json").read_text())
+    with pytest.raises(SystemExit, match=r"missing .*beyond_normal_bmi\.json"):
+        bn.load(tmp_path, require=True)
+
+
+def test_provenance_line_keeps_the_dirty_suffix() -> None:
+    import render_docs
+
+    prov = _accuracy_run(2.0, 1.0)["provenance"]
+    assert f"commit ``{'c' * 12}+dirty``" in render_docs.provenance_line(prov)
+    assert f"commit ``{'c' * 12}``" in render_docs.provenance_line(
+        {**prov, "commit": "c" * 40})
+
+
+@pytest.mark.parametrize("script, args", [
+    ("staircase", ["--critics", "foo"]), ("staircase", ["--steps-per-level", "0"]),
+    ("consistency", ["--mi", "-1"]), ("estimate_accuracy", ["--levels", "abc"]),
+    ("estimate_accuracy", ["--n", "10"]), ("mild_non_gaussian", ["--sizes", "10"]),
+    ("training_check", ["--dim", "0"]), ("beyond_normal", ["--estimate-mi-args", "{bad"]),
+    ("upper_bounds_heldout", ["--n", "10"])])
+def test_bad_options_are_usage_errors(script: str, args: list, tmp_path: Path) -> None:
+    import subprocess
+
+    proc = subprocess.run([sys.executable, str(BENCH / f"{script}.py"), *args],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={**__import__("os").environ,
+                               "PYTHONPATH": str(BENCH.parent)})
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"{script}.py: error: ")
