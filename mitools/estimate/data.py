@@ -130,7 +130,7 @@ class MarginTransform:
             transform = cls(kind, (center, scale, origin), d)
             return transform, transform.transform(a)
         if kind == "discrete":
-            categories = torch.unique(_exact(a), dim=0)
+            categories, counts = torch.unique(_exact(a), dim=0, return_counts=True)
             k = categories.shape[0]
             if k < 2:
                 raise ValueError(
@@ -149,7 +149,7 @@ class MarginTransform:
                     "samples of it that a fold trains on, and its held-out bound falls below 0 "
                     f"(n/2 classes of 2 gave -1.7 nats); every class needs about "
                     f"{MIN_MEAN_CLASS_SIZE} samples on average or more: merge rare classes"
-                    + _mixed_ksg_advice(a, name)
+                    + _mixed_ksg_advice(int(counts.min()), name)
                 )
             transform = cls(kind, (categories,), d)
             return transform, transform.transform(a, name)
@@ -195,10 +195,10 @@ class MarginTransform:
         return torch.stack(columns, dim=1)
 
 
-def _mixed_ksg_advice(a: Tensor, name: str) -> str:
-    """Whether :func:`mitools.classical.mixed_ksg` can take these labels, and with which k:
-    it needs every class to hold more than k >= 1 samples (its default k is 3)."""
-    smallest = int(torch.unique(_exact(a), dim=0, return_counts=True)[1].min())
+def _mixed_ksg_advice(smallest: int, name: str) -> str:
+    """Whether :func:`mitools.classical.mixed_ksg` can take labels whose smallest class holds
+    ``smallest`` samples, and with which k: it needs every class to hold more than k >= 1
+    samples (its default k is 3)."""
     if smallest < 2:
         return (f" (mitools.classical.mixed_ksg cannot take them either: a class of {name} "
                 "holds 1 sample, and it needs at least 2 in every class, with k=1)")

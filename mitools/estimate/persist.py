@@ -68,8 +68,7 @@ def save_estimate(result: MIEstimate, path: str | Path) -> None:
     ]
     payload["settings"] = plain(dict(result.settings))
     payload["folds"] = [_fold_payload(f) for f in result.folds]
-    _check_loadable(payload)
-    torch.save(payload, Path(path))
+    Path(path).write_bytes(_loadable_bytes(payload))
 
 
 def plain(value: Any) -> Any:
@@ -92,8 +91,9 @@ def plain(value: Any) -> Any:
     return value
 
 
-def _check_loadable(payload: dict[str, Any]) -> None:
-    """Refuse to write what :func:`load_estimate` could not read back."""
+def _loadable_bytes(payload: dict[str, Any]) -> bytes:
+    """``payload`` as :func:`torch.save` writes it, once :func:`load_estimate`'s own reading
+    (``weights_only``) has read it back; what it could not read is refused, not written."""
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     buffer.seek(0)
@@ -105,6 +105,7 @@ def _check_loadable(payload: dict[str, Any]) -> None:
             f"value other than tensors and plain values ({_first_line(exc)}); look for an "
             "option given as an object in result.settings"
         ) from None
+    return buffer.getvalue()
 
 
 def _first_line(exc: BaseException) -> str:
