@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import numbers
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -30,6 +29,7 @@ from torch import Tensor, nn
 
 from mitools.estimators import Estimator, get_estimator
 from mitools.option_checks import check_int, check_number
+from mitools.tasks import _generator
 
 __all__ = ["SamplesPairs", "train_critic"]
 
@@ -47,11 +47,7 @@ def _as_generator(generator: torch.Generator | int | None) -> torch.Generator:
         return generator
     if generator is None:
         return torch.Generator().manual_seed(int(torch.randint(2**62, ()).item()))
-    if isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
-        return torch.Generator().manual_seed(int(generator))  # numpy ints count
-    raise TypeError(
-        f"generator must be a torch.Generator, an int seed or None, got {type(generator).__name__}"
-    )
+    return _generator(generator)  # a seed (numpy ints count), or a TypeError
 
 
 def train_critic(

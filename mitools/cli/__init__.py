@@ -89,8 +89,9 @@ def _estimate(args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> Any:
         return estimate_mi(x, y, **options)
     from mitools import classical
 
-    common = dict(groups=10 if args.groups is None else args.groups, level=args.level,
-                  seed=args.seed)
+    common = dict(level=args.level, seed=args.seed)
+    if args.groups is not None:  # else the estimators' own default
+        common["groups"] = args.groups
     if args.method == "gaussian":
         return classical.gaussian_mi(x, y, **common)
     knn = dict(common, k=args.k or 3, threads=args.threads, progress=progress)
