@@ -132,7 +132,7 @@ def evaluate_seed(cfg: Config, ds: Datasets, clock: _Clock | None = None,
                               build_objective(dataclasses.replace(cfg, mode="local",
                                                                   reduction="mean")).to(device))}
     for path in paths:
-        model, objective, pcfg = load_pretrained(path, device)
+        model, objective, pcfg = load_pretrained(path, device, finished=True)
         encoders[run_label(pcfg)] = (model.to(device), objective.to(device))
     pts = []
     for label, (model, objective) in encoders.items():

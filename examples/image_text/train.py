@@ -23,7 +23,13 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from .checkpoint import check_resumable, config_from_checkpoint, load_checkpoint, load_weights
+from .checkpoint import (
+    check_finished,
+    check_resumable,
+    config_from_checkpoint,
+    load_checkpoint,
+    load_weights,
+)
 from .config import Config
 from .data import ImageTextData, generate_synthetic
 from .files import save_atomic
@@ -338,11 +344,16 @@ def _progress(it: range, enabled: bool, desc: str):
     return tqdm(it, desc=desc, leave=False, dynamic_ncols=True, disable=None)
 
 
-def load_pretrained(path: str | Path, device: torch.device | None = None,
-                    ) -> tuple[Encoders, PretrainObjective, Config]:
+def load_pretrained(path: str | Path, device: torch.device | None = None, *,
+                    finished: bool = False) -> tuple[Encoders, PretrainObjective, Config]:
     """Encoders, objective and config from a pretraining checkpoint (see
-    :func:`load_checkpoint` for what is refused)."""
+    :func:`load_checkpoint` for what is refused). With ``finished=True`` a checkpoint whose
+    run stopped before its last epoch is refused too (``ValueError``, see
+    :func:`~examples.image_text.checkpoint.check_finished`): scores of its encoders would be
+    read as those of the run its settings describe."""
     state = load_checkpoint(path, device)
+    if finished:
+        check_finished(path, state)
     cfg = config_from_checkpoint(state)
     model = build_encoders(cfg, len(state["vocab"]))
     objective = build_objective(cfg)
