@@ -8,8 +8,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from mitools.critics.base import Critic, _check_positive_int, dot_scores
+from mitools.critics.base import Critic, dot_scores
 from mitools.critics.separable import SeparableCritic
+from mitools.option_checks import check_int
 
 __all__ = ["QuadraticCritic"]
 
@@ -51,7 +52,7 @@ class QuadraticCritic(Critic):
     def __init__(self, dim_x: int, dim_y: int, hidden: Sequence[int] | None = None,
                  embed_dim: int = 32):
         super().__init__()
-        dim_x, dim_y = _check_positive_int(dim_x, "dim_x"), _check_positive_int(dim_y, "dim_y")
+        dim_x, dim_y = check_int("dim_x", dim_x), check_int("dim_y", dim_y)
         self.dim_x, self.dim_y = dim_x, dim_y
         self.weight = nn.Parameter(torch.empty(dim_x, dim_y))
         nn.init.normal_(self.weight, std=1.0 / math.sqrt(dim_x * dim_y))
