@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from mitools.critics.base import Critic, _check_widths, mlp, promoted_linear
-from mitools.option_checks import check_int
+from mitools.option_checks import check_flag, check_int
 
 __all__ = ["ConcatCritic"]
 
@@ -53,6 +53,7 @@ class ConcatCritic(Critic):
         hidden = _check_widths(hidden)
         if chunk_size is not None:
             chunk_size = check_int("chunk_size", chunk_size)
+        checkpoint = check_flag("checkpoint", checkpoint)
         dim_x, dim_y = check_int("dim_x", dim_x), check_int("dim_y", dim_y)
         self.dim_x, self.dim_y = dim_x, dim_y
         self.first_x = nn.Linear(dim_x, hidden[0])
