@@ -7,17 +7,40 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
+from mitools import bounds
+from mitools.classical import ksg, mixed_ksg
 from mitools.critics import BilinearCritic, ConcatCritic, SeparableCritic
+from mitools.distributed import all_gather_with_grad
+from mitools.estimators import FunctionalEstimator
+from mitools.negatives import negative_columns
+
+_x = np.random.default_rng(0).standard_normal(40)
+_y = _x + np.random.default_rng(1).standard_normal(40)
 
 #: option -> a call that passes ``value`` as that option, returning what it built or computed
 FLAGS = {
+    # critics
     "SeparableCritic(cosine)": lambda value: SeparableCritic(2, 2, hidden=(4,), cosine=value),
     "SeparableCritic(learn_temperature)": lambda value: SeparableCritic(
         2, 2, hidden=(4,), learn_temperature=value),
     "BilinearCritic(bias)": lambda value: BilinearCritic(2, 2, bias=value),
     "ConcatCritic(checkpoint)": lambda value: ConcatCritic(2, 2, hidden=(4,), checkpoint=value),
+    # estimators
+    "FunctionalEstimator(nats)": lambda value: FunctionalEstimator(bounds.dv, nats=value),
+    # negatives, distributed
+    "negative_columns(gather)": lambda value: negative_columns(
+        torch.ones(2, 1, 3), None, gather=value, queue=None),
+    "all_gather_with_grad(check_shapes)": lambda value: all_gather_with_grad(
+        torch.ones(2, 3), check_shapes=value),
+    # classical estimators
+    "ksg(progress)": lambda value: ksg(_x, _y, groups=0, progress=value),
+    "mixed_ksg(progress)": lambda value: mixed_ksg(_x, _y, groups=0, progress=value),
 }
+#: flags where ``None`` means a default (the bound's own unit)
+TAKE_NONE = {"FunctionalEstimator(nats)"}
+NOT_BOOLS = [1, 0, "no", None]
 
 
 def _option(label: str) -> str:
@@ -25,10 +48,12 @@ def _option(label: str) -> str:
     return label[label.index("(") + 1 : -1]
 
 
-@pytest.mark.parametrize("value", [1, 0, "no", None], ids=repr)
-@pytest.mark.parametrize("label", sorted(FLAGS))
+@pytest.mark.parametrize("label, value", [
+    (label, value) for label in sorted(FLAGS) for value in NOT_BOOLS
+    if not (value is None and label in TAKE_NONE)], ids=str)
 def test_a_flag_refuses_what_is_not_a_bool_by_name(label, value) -> None:
-    with pytest.raises(ValueError, match=rf"{_option(label)} must be True or False, got "
+    allowed = "True, False or None" if label in TAKE_NONE else "True or False"
+    with pytest.raises(ValueError, match=rf"{_option(label)} must be {allowed}.*, got "
                                          rf"{value!r}"):
         FLAGS[label](value)
 
@@ -50,3 +75,11 @@ def test_critic_flags_do_what_they_say_and_are_stored_as_python_bools() -> None:
     assert "log_temperature" not in dict(fixed.named_parameters())
     assert BilinearCritic(2, 2, bias=np.bool_(False)).bias is None
     assert ConcatCritic(2, 2, hidden=(4,), checkpoint=np.bool_(True)).checkpoint is True
+
+
+def test_other_flags_are_read_as_their_value() -> None:
+    assert FunctionalEstimator(bounds.dv, nats=np.bool_(False)).nats is False
+    assert FunctionalEstimator(bounds.jsd).nats is False  # None: the bound's own
+    t = torch.ones(2, 3)
+    assert all_gather_with_grad(t, check_shapes=np.bool_(False)) is t  # no process group
+    assert ksg(_x, _y, groups=0, progress=np.bool_(False)).value == ksg(_x, _y, groups=0).value
