@@ -83,3 +83,53 @@ def test_other_flags_are_read_as_their_value() -> None:
     t = torch.ones(2, 3)
     assert all_gather_with_grad(t, check_shapes=np.bool_(False)) is t  # no process group
     assert ksg(_x, _y, groups=0, progress=np.bool_(False)).value == ksg(_x, _y, groups=0).value
+
+
+#: flags checked before this table, and where their refusal is tested
+CHECKED_ELSEWHERE = {
+    "check_finite(enabled)",  # test_bounds.py, test_option_checks.py
+    "LocalMILoss(gather)", "GlobalMILoss(gather)",  # test_option_checks.py
+    "mixed_ksg(discrete_x)", "mixed_ksg(discrete_y)",  # test_classical_edge_cases.py
+    # estimate.options.check_options, one loop over the five (test_estimate_fit.py: screen)
+    "estimate_mi(screen)", "estimate_mi(discrete_x)", "estimate_mi(discrete_y)",
+    "estimate_mi(potentials)", "estimate_mi(progress)",
+}
+#: bool-annotated parameters that are not options: fields of a result
+NOT_OPTIONS = {"FoldResult(converged)"}
+PUBLIC_MODULES = ["bounds", "classical", "conditionals", "critics", "distributed", "estimate",
+                  "estimators", "inputs", "local", "negatives", "reductions", "samplers",
+                  "tasks", "training"]
+
+
+def _bool_parameters() -> set[str]:
+    """``"owner(parameter)"`` for every parameter annotated ``bool`` (or ``bool | None``) of
+    the public functions, constructors and methods of ``mitools``' modules."""
+    import importlib
+    import inspect
+
+    found = set()
+    for name in PUBLIC_MODULES:
+        module = importlib.import_module(f"mitools.{name}")
+        for public in module.__all__:
+            obj = getattr(module, public)
+            if inspect.isclass(obj):
+                calls = [(public, obj.__init__)] + [
+                    (f"{public}.{k}", v) for k, v in vars(obj).items()
+                    if inspect.isfunction(v) and not k.startswith("_")]
+            elif inspect.isfunction(obj):
+                calls = [(public, obj)]
+            else:
+                continue
+            for owner, call in calls:
+                for p in inspect.signature(call).parameters.values():
+                    annotation = str(p.annotation).replace("<class 'bool'>", "bool")
+                    if annotation.split("|")[0].strip() == "bool":
+                        found.add(f"{owner}({p.name})")
+    return found
+
+
+def test_every_public_flag_is_checked() -> None:
+    """A new on/off option joins :data:`FLAGS` (or is checked and listed above)."""
+    found, listed = _bool_parameters(), set(FLAGS) | CHECKED_ELSEWHERE | NOT_OPTIONS
+    assert not found - listed, f"flags not in the tables of this file: {sorted(found - listed)}"
+    assert not listed - found, f"listed here, not in the API: {sorted(listed - found)}"
