@@ -40,6 +40,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from mitools.option_checks import check_flag
+
 __all__ = [
     "all_gather_with_grad",
     "all_reduce_sum_with_grad",
@@ -147,8 +149,10 @@ def all_gather_with_grad(tensor: Tensor, *, check_shapes: bool = True) -> Tensor
         itself without a process group.
 
     Raises:
-        ValueError: the ranks hold different shapes.
+        ValueError: the ranks hold different shapes, or ``check_shapes`` is not ``True`` or
+            ``False``.
     """
+    check_shapes = check_flag("all_gather_with_grad: check_shapes", check_shapes)
     if not is_distributed():
         return tensor
     if check_shapes:

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from mitools import distributed
-from mitools.option_checks import check_int
+from mitools.option_checks import check_flag, check_int
 
 __all__ = [
     "NEGATIVES",
@@ -172,8 +172,10 @@ def negative_columns(
         :class:`NegativeColumns`.
 
     Raises:
-        ValueError: the queue holds features of another shape.
+        ValueError: the queue holds features of another shape, or ``gather`` is not ``True``
+            or ``False``.
     """
+    gather = check_flag("negative_columns: gather", gather)
     cols, mask, offset = y, y_mask, 0
     if gather and distributed.is_distributed():
         if mask is None:

@@ -58,7 +58,7 @@ def gaussian_mutual_information(
     Args:
         cov: the covariance matrix ``(D, D)``, symmetric positive definite: a tensor, numpy
             array or nested list (computed in float64).
-        a: indices of the first group.
+        a: indices of the first group, ints in ``[0, D)``.
         b: indices of the second group (disjoint from ``a``).
 
     Example:
@@ -79,7 +79,10 @@ def gaussian_mutual_information(
         raise TypeError(f"cov must hold real numbers, got dtype {cov.dtype}")
     if cov.dim() != 2 or cov.shape[0] != cov.shape[1]:
         raise ValueError(f"cov must be a square matrix (D, D), got shape {tuple(cov.shape)}")
-    a, b = list(a), list(b)
+    # indices of the matrix: a bool or a float is not one, and a negative one would slip past
+    # the disjointness check (-1 is also D - 1)
+    a, b = ([check_int(f"gaussian_mutual_information: {name}", i, 0, cov.shape[0] - 1)
+             for i in idx] for name, idx in (("a", a), ("b", b)))
     if not a or not b or set(a) & set(b):
         raise ValueError(f"a and b must be non-empty and disjoint, got a={a}, b={b}")
     cov = cov.double()  # exact for every float and any integer below 2**53
@@ -364,9 +367,7 @@ class Staircase:
 
     def level_of(self, step: int) -> int:
         """Index of the level that ``step`` (0-based) belongs to."""
-        if not 0 <= step < self.total_steps:
-            raise ValueError(f"step must lie in [0, {self.total_steps}), got {step}")
-        return step // self.steps_per_level
+        return check_int("step", step, 0, self.total_steps - 1) // self.steps_per_level
 
     def mi_at(self, step: int) -> float:
         """True MI (nats) at ``step``."""

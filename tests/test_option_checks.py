@@ -21,15 +21,20 @@ from mitools.critics import (
     SeparableCritic,
 )
 from mitools.estimate import estimate_mi
-from mitools.estimators import BA, MINE, SMILE, AlphaInfoNCE, LogBaseline
+from mitools.estimators import BA, FLO, MINE, SMILE, AlphaInfoNCE, LogBaseline
 from mitools.local import GlobalMILoss, LocalMILoss
 from mitools.negatives import NegativeQueue
 from mitools.option_checks import check_flag, check_int, check_number
 from mitools.samplers import Neighbourhood, RandomPairs
-from mitools.tasks import CorrelatedGaussian, Staircase, rho_for_mi
+from mitools.tasks import CorrelatedGaussian, Staircase, gaussian_mutual_information, rho_for_mi
 from mitools.training import train_critic
 
 FAST = dict(max_steps=20, eval_every=10, hidden=(8,), folds=2, threads=1)
+
+
+def _gaussian_xy(n: int = 50):
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(n, 2, generator=g), torch.randn(n, 2, generator=g)
 
 
 def _xy(n: int = 120):
@@ -205,6 +210,7 @@ NUMPY_OPTIONS = {  # each refused a numpy scalar before
     "BA": lambda: BA(entropy_y=f32(1.5)),
     "CorrelatedGaussian": lambda: CorrelatedGaussian(dim=i64(2), mi=f32(1.0)),
     "Staircase": lambda: Staircase(levels=(f32(1.0), i64(2)), steps_per_level=i64(10)),
+    "Transform": lambda: bounds.Transform("clip", f32(2.0)),
 }
 
 
@@ -278,6 +284,24 @@ BAD_OPTIONS = [  # (call, the message: it names the argument the user passed)
     (lambda: train_critic(BilinearCritic(2, 2), "infonce", CorrelatedGaussian(2, 1.0),
                           steps=1, log_every=True), "train_critic: log_every must be an int"),
     (lambda: ksg(*_xy(), threads=True), "threads must be an int >= 1, got True"),
+    # checked since the flags audit: ignored, read as 1, or a TypeError / wrong answer later
+    (lambda: QuadraticCritic(2, 2, embed_dim=True), "embed_dim must be an int >= 1, got True"),
+    (lambda: QuadraticCritic(2, 2).init_gaussian_(*_gaussian_xy(), ridge=True),
+     "init_gaussian_: ridge must be a finite number >= 0, got True"),
+    (lambda: QuadraticCritic(2, 2).init_gaussian_(*_gaussian_xy(), ridge=float("nan")),
+     "init_gaussian_: ridge must be a finite number >= 0, got nan"),
+    (lambda: bounds.Transform("clip", True),
+     r"Transform\('clip'\): param must be a finite positive number, got True"),
+    (lambda: bounds.Transform("clip", math.inf), r"Transform\('clip'\): param must be a finite"),
+    (lambda: FLO(torch.nn.Linear(4, 1)).pair_term(torch.zeros(3, 2), torch.zeros(4, 2),
+                                                  offset=True),
+     "FLO.pair_term: offset must be an int >= 0, got True"),
+    (lambda: Staircase().mi_at(True), r"step must be an int in \[0, 19999\], got True"),
+    (lambda: Staircase().mi_at(2.5), r"step must be an int in \[0, 19999\], got 2.5"),
+    (lambda: gaussian_mutual_information(torch.eye(2), [1], [-1]),  # -1 is 1: not disjoint
+     r"gaussian_mutual_information: b must be an int in \[0, 1\], got -1"),
+    (lambda: gaussian_mutual_information(torch.eye(2), [0], [1.0]),
+     r"gaussian_mutual_information: b must be an int in \[0, 1\], got 1.0"),
 ]
 
 
@@ -306,6 +330,21 @@ def test_numpy_scalars_give_the_python_values_results() -> None:
     plain = train_critic(BilinearCritic(2, 2), "infonce", task, steps=2, batch_size=8,
                          lr=1e-2, generator=0)
     assert numpy_.shape == plain.shape == (2,)
+
+
+def test_newly_checked_numbers_take_numpy_scalars_and_tensors() -> None:
+    assert Staircase().mi_at(np.int64(4000)) == Staircase().mi_at(4000) == 4.0
+    cov = torch.tensor([[1.0, 0.8], [0.8, 1.0]])
+    assert gaussian_mutual_information(cov, np.array([0]), torch.tensor([1])) == (
+        gaussian_mutual_information(cov, [0], [1]))
+    x, y = _gaussian_xy()
+    a = QuadraticCritic(2, 2).init_gaussian_(x, y, ridge=np.float32(1e-3))
+    b = QuadraticCritic(2, 2).init_gaussian_(x, y, ridge=1e-3)
+    torch.testing.assert_close(a(x, y), b(x, y), rtol=1e-6, atol=1e-6)
+    anchors, targets = torch.zeros(3, 2), torch.randn(4, 2)
+    flo = FLO(torch.nn.Linear(4, 1))
+    assert torch.equal(flo.pair_term(anchors, targets, offset=np.int64(1)),
+                       flo.pair_term(anchors, targets, offset=1))
 
 
 def test_estimate_mi_passes_numpy_bound_options_through() -> None:

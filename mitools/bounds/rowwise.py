@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mitools.bounds._scores import _prepare, _row_mean
+from mitools.option_checks import check_number
 
 __all__ = [
     "RowStatistic",
@@ -71,7 +72,7 @@ class Transform:
 
     Args:
         name: ``"softplus"`` or ``"clip"`` (to :math:`[-\\tau, \\tau]`).
-        param: :math:`\\tau` for ``"clip"``.
+        param: :math:`\\tau` for ``"clip"``, a finite number > 0 (stored as a Python float).
 
     Example:
         >>> import torch
@@ -85,10 +86,12 @@ class Transform:
     def __post_init__(self) -> None:
         if self.name not in ("softplus", "clip"):
             raise ValueError(f"Transform: name must be 'softplus' or 'clip', got {self.name!r}")
-        if self.name == "clip" and not (self.param is not None and self.param > 0):
-            raise ValueError(
-                f"Transform('clip'): param must be a positive number, got {self.param!r}"
-            )
+        if self.name == "clip":
+            try:  # frozen: the checked value replaces the given one
+                object.__setattr__(self, "param", check_number("param", self.param, 0))
+            except ValueError:
+                raise ValueError(f"Transform('clip'): param must be a finite positive number, "
+                                 f"got {self.param!r}") from None
 
     def __call__(self, scores: Tensor) -> Tensor:
         if self.name == "softplus":

@@ -209,6 +209,7 @@ def _knn_estimate(
     variable marked in ``discrete`` (x, y) is replaced by class codes farther apart than
     any neighbour radius (:func:`_as_categories`)."""
     check_int("k", k, 1)
+    check_flag("progress", progress)
     check_options(groups, level, seed)
     _use_tree(algorithm, 0)  # validates the name
     threads = resolve_threads(threads)
@@ -340,10 +341,11 @@ def ksg(
 
     Raises:
         TypeError: inputs that are not arrays of real numbers.
-        ValueError: different numbers of samples, NaN/inf values, bad options, or too few
-            samples: ``k + 2`` in every jackknife subsample (with ``k + 1``, each sample's
-            k-th neighbour is the farthest sample, and the estimate is 0 whatever the data)
-            and 2 in each group (the message says how many, and why).
+        ValueError: different numbers of samples, NaN/inf values, bad options (a
+            ``progress`` other than ``True`` or ``False`` included), or too few samples:
+            ``k + 2`` in every jackknife subsample (with ``k + 1``, each sample's k-th
+            neighbour is the farthest sample, and the estimate is 0 whatever the data) and 2
+            in each group (the message says how many, and why).
 
     Warns:
         RuntimeWarning: the jackknife's left-out values are all equal (a few samples, or

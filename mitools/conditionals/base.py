@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from mitools.critics.base import Critic, _check_positive_int, _check_widths, dot_scores, mlp
-from mitools.option_checks import check_number
+from mitools.critics.base import Critic, _check_widths, dot_scores, mlp
+from mitools.option_checks import check_int, check_number
 
 __all__ = ["ConditionalDensity"]
 
@@ -157,7 +157,7 @@ class _MLPConditional(ConditionalDensity):
     def __init__(self, dim_x: int, dim_y: int, hidden: Sequence[int], min_scale: float,
                  n_params: int):
         super().__init__()
-        dim_x, dim_y = _check_positive_int(dim_x, "dim_x"), _check_positive_int(dim_y, "dim_y")
+        dim_x, dim_y = check_int("dim_x", dim_x), check_int("dim_y", dim_y)
         self.dim_x, self.dim_y = dim_x, dim_y
         self.min_scale = _check_min_scale(min_scale)
         self.net = mlp(dim_x, _check_widths(hidden), n_params)

@@ -22,7 +22,7 @@ from mitools.conditionals.base import (
     _quadratic_features,
 )
 from mitools.critics import dot_scores
-from mitools.critics.base import _check_positive_int
+from mitools.option_checks import check_int
 
 __all__ = ["DiagonalGaussian", "FullGaussian", "GaussianMarginal"]
 
@@ -63,7 +63,7 @@ class DiagonalGaussian(_MLPConditional):
     def __init__(
         self, dim_x: int, dim_y: int, hidden: Sequence[int] = (256, 256), min_scale: float = 1e-3
     ):
-        dim_y = _check_positive_int(dim_y, "dim_y")
+        dim_y = check_int("dim_y", dim_y)
         super().__init__(dim_x, dim_y, hidden, min_scale, 2 * dim_y)
 
     def parameters_of(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -135,7 +135,7 @@ class FullGaussian(_MLPConditional):
     def __init__(
         self, dim_x: int, dim_y: int, hidden: Sequence[int] = (256, 256), min_scale: float = 1e-3
     ):
-        dim_y = _check_positive_int(dim_y, "dim_y")
+        dim_y = check_int("dim_y", dim_y)
         super().__init__(dim_x, dim_y, hidden, min_scale, dim_y + dim_y * (dim_y + 1) // 2)
         rows, cols = torch.tril_indices(dim_y, dim_y)
         self.register_buffer("rows", rows, persistent=False)
@@ -231,7 +231,7 @@ class GaussianMarginal(nn.Module):
 
     def __init__(self, dim_y: int, min_scale: float = 1e-3):
         super().__init__()
-        self.dim_y = dim_y = _check_positive_int(dim_y, "dim_y")
+        self.dim_y = dim_y = check_int("dim_y", dim_y)
         self.min_scale = _check_min_scale(min_scale)
         self.mean = nn.Parameter(torch.zeros(dim_y))
         self.raw_scale = nn.Parameter(torch.full((dim_y,), 0.5413))  # softplus -> about 1

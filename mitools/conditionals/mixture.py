@@ -13,7 +13,7 @@ from mitools.conditionals.base import (
     _diagonal_gaussian_pairs,
     _MLPConditional,
 )
-from mitools.critics.base import _check_positive_int
+from mitools.option_checks import check_int
 
 __all__ = ["MixtureOfGaussians"]
 
@@ -55,8 +55,8 @@ class MixtureOfGaussians(_MLPConditional):
         hidden: Sequence[int] = (256, 256),
         min_scale: float = 1e-3,
     ):
-        dim_y = _check_positive_int(dim_y, "dim_y")
-        components = _check_positive_int(components, "components")
+        dim_y = check_int("dim_y", dim_y)
+        components = check_int("components", components)
         super().__init__(dim_x, dim_y, hidden, min_scale, components * (1 + 2 * dim_y))
         self.components = components
 

@@ -65,26 +65,23 @@ def mlp(
         >>> mlp(20, (256, 256), 32)[0]
         Linear(in_features=20, out_features=256, bias=True)
     """
-    dim_in = _check_positive_int(dim_in, "dim_in")
-    dim_out = _check_positive_int(dim_out, "dim_out")
+    dim_in = check_int("dim_in", dim_in)
+    dim_out = check_int("dim_out", dim_out)
     layers: list[nn.Module] = []
     width = dim_in
     for h in hidden:
-        h = _check_positive_int(h, "hidden")
+        h = check_int("hidden", h)
         layers += [nn.Linear(width, h), activation()]
         width = h
     layers.append(nn.Linear(width, dim_out))
     return MLP(*layers)
 
 
-def _check_positive_int(value: Any, name: str) -> int:
-    """``value`` as a Python int (numpy ints accepted, bools refused), named ``name`` if bad."""
-    return check_int(name, value, 1)
-
-
 def _check_widths(hidden: Any, name: str = "hidden") -> tuple[int, ...]:
-    """Hidden widths as a tuple of Python ints, named ``name`` if one is bad."""
-    return tuple(_check_positive_int(h, name) for h in hidden)
+    """Hidden widths as a tuple of Python ints (:func:`~mitools.option_checks.check_int`),
+    named ``name`` if one is bad; a tuple, so that two encoders can be built from one
+    iterable."""
+    return tuple(check_int(name, h) for h in hidden)
 
 
 def dot_scores(u: Tensor, v: Tensor) -> Tensor:

@@ -8,13 +8,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from mitools.critics.base import (
-    Critic,
-    _check_positive_int,
-    _check_widths,
-    mlp,
-    promoted_linear,
-)
+from mitools.critics.base import Critic, _check_widths, mlp, promoted_linear
+from mitools.option_checks import check_flag, check_int
 
 __all__ = ["ConcatCritic"]
 
@@ -57,8 +52,9 @@ class ConcatCritic(Critic):
             raise ValueError("ConcatCritic needs at least one hidden layer, got hidden=()")
         hidden = _check_widths(hidden)
         if chunk_size is not None:
-            chunk_size = _check_positive_int(chunk_size, "chunk_size")
-        dim_x, dim_y = _check_positive_int(dim_x, "dim_x"), _check_positive_int(dim_y, "dim_y")
+            chunk_size = check_int("chunk_size", chunk_size)
+        checkpoint = check_flag("checkpoint", checkpoint)
+        dim_x, dim_y = check_int("dim_x", dim_x), check_int("dim_y", dim_y)
         self.dim_x, self.dim_y = dim_x, dim_y
         self.first_x = nn.Linear(dim_x, hidden[0])
         self.first_y = nn.Linear(dim_y, hidden[0], bias=False)

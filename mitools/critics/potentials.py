@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from mitools.critics.base import _check_positive_int, mlp, promoted_linear
+from mitools.critics.base import mlp, promoted_linear
+from mitools.option_checks import check_int
 
 __all__ = ["MarginalPotentials"]
 
@@ -44,7 +45,7 @@ class MarginalPotentials(nn.Module):
     def __init__(self, critic: nn.Module, dim_x: int, dim_y: int, hidden: Sequence[int] = (64,)):
         super().__init__()
         self.critic = critic
-        dim_x, dim_y = _check_positive_int(dim_x, "dim_x"), _check_positive_int(dim_y, "dim_y")
+        dim_x, dim_y = check_int("dim_x", dim_x), check_int("dim_y", dim_y)
         self.dim_x, self.dim_y = dim_x, dim_y
         self.a = mlp(dim_x, tuple(hidden), 1)
         self.b = mlp(dim_y, tuple(hidden), 1)

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from mitools.critics.base import Critic, _check_positive_int, dot_scores
+from mitools.critics.base import Critic, dot_scores
 from mitools.critics.separable import SeparableCritic
+from mitools.option_checks import check_int, check_number
 
 __all__ = ["QuadraticCritic"]
 
@@ -51,7 +52,8 @@ class QuadraticCritic(Critic):
     def __init__(self, dim_x: int, dim_y: int, hidden: Sequence[int] | None = None,
                  embed_dim: int = 32):
         super().__init__()
-        dim_x, dim_y = _check_positive_int(dim_x, "dim_x"), _check_positive_int(dim_y, "dim_y")
+        dim_x, dim_y = check_int("dim_x", dim_x), check_int("dim_y", dim_y)
+        embed_dim = check_int("embed_dim", embed_dim)  # also without a residual to use it
         self.dim_x, self.dim_y = dim_x, dim_y
         self.weight = nn.Parameter(torch.empty(dim_x, dim_y))
         nn.init.normal_(self.weight, std=1.0 / math.sqrt(dim_x * dim_y))
@@ -112,11 +114,12 @@ class QuadraticCritic(Critic):
             x: ``(n, dim_x)`` samples, ``n > dim_x + dim_y``.
             y: ``(n, dim_y)`` paired samples.
             ridge: added to the covariance's diagonal, relative to its mean variance, so
-                that collinear features do not make it singular.
+                that collinear features do not make it singular: a finite number >= 0.
 
         Returns:
             ``self``, initialised in place.
         """
+        ridge = check_number("init_gaussian_: ridge", ridge, 0, strict=False)
         if x.dim() != 2 or y.dim() != 2 or x.shape[0] != y.shape[0]:
             raise ValueError(
                 f"init_gaussian_ needs paired samples x (n, {self.dim_x}) and y (n, "

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mitools.critics.base import Critic, _check_positive_int, _check_widths, dot_scores, mlp
-from mitools.option_checks import check_number
+from mitools.critics.base import Critic, _check_widths, dot_scores, mlp
+from mitools.option_checks import check_flag, check_int, check_number
 
 __all__ = ["BilinearCritic", "SeparableCritic"]
 
@@ -50,8 +50,10 @@ class SeparableCritic(Critic):
     ):
         super().__init__()
         temperature = check_number("temperature", temperature, 0)
-        dim_x, dim_y = _check_positive_int(dim_x, "dim_x"), _check_positive_int(dim_y, "dim_y")
-        embed_dim = _check_positive_int(embed_dim, "embed_dim")
+        cosine = check_flag("cosine", cosine)
+        learn_temperature = check_flag("learn_temperature", learn_temperature)
+        dim_x, dim_y = check_int("dim_x", dim_x), check_int("dim_y", dim_y)
+        embed_dim = check_int("embed_dim", embed_dim)
         hidden = _check_widths(hidden)
         self.dim_x, self.dim_y = dim_x, dim_y
         self.g = mlp(dim_x, hidden, embed_dim, activation)
@@ -99,7 +101,8 @@ class BilinearCritic(Critic):
 
     def __init__(self, dim_x: int, dim_y: int, bias: bool = True):
         super().__init__()
-        dim_x, dim_y = _check_positive_int(dim_x, "dim_x"), _check_positive_int(dim_y, "dim_y")
+        dim_x, dim_y = check_int("dim_x", dim_x), check_int("dim_y", dim_y)
+        bias = check_flag("bias", bias)
         self.dim_x, self.dim_y = dim_x, dim_y
         self.weight = nn.Parameter(torch.empty(dim_x, dim_y))
         nn.init.normal_(self.weight, std=1.0 / math.sqrt(dim_x * dim_y))  # unit-variance scores

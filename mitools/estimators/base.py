@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 from mitools import bounds
 from mitools.bounds import RowStatistics, RowwiseBound
+from mitools.option_checks import check_flag
 
 __all__ = ["Estimator", "FunctionalEstimator", "ProblemIndex", "extra_required_arguments"]
 
@@ -233,6 +234,7 @@ class FunctionalEstimator(Estimator):
         TypeError: ``fn`` is not callable, needs arguments beyond the scores, does not take
             ``offset``, ``row_mask`` and ``col_mask``, or is a public bound that is not a
             lower bound of critic scores.
+        ValueError: ``nats`` is not ``None``, ``True`` or ``False`` (``1`` included).
 
     Example:
         >>> import torch
@@ -246,6 +248,12 @@ class FunctionalEstimator(Estimator):
         super().__init__()
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+        if nats is not None:
+            try:
+                nats = check_flag("nats", nats)
+            except ValueError:
+                raise ValueError(f"FunctionalEstimator: nats must be True, False or None (the "
+                                 f"bound's own), got {nats!r}") from None
         from mitools.estimators.registry import estimator_for_function  # imports this module
 
         label = str(getattr(fn, "__name__", "custom"))

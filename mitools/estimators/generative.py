@@ -43,7 +43,7 @@ from mitools import bounds
 from mitools.bounds import generative as gen
 from mitools.bounds import upper
 from mitools.estimators.base import Estimator, ProblemIndex, positive_targets
-from mitools.option_checks import check_number
+from mitools.option_checks import check_int, check_number
 
 __all__ = ["BA", "CLUB", "FLO", "VCLUB", "DoE", "GenerativeEstimator", "L1Out"]
 
@@ -385,6 +385,7 @@ class FLO(GenerativeEstimator):
 
     def pair_term(self, anchors: Tensor, targets: Tensor, offset: int = 0) -> Tensor:
         """:math:`u(x_i, y_{i+o})` of every positive pair, ``(..., N)``."""
+        offset = check_int("FLO.pair_term: offset", offset, 0)
         return self._pair_term(anchors, positive_targets(targets, anchors.shape[-2], offset))
 
     def forward(
