@@ -185,7 +185,9 @@ class CorrelatedGaussian:
         g = _generator(generator)
         x = torch.randn(n, self.dim, generator=g, dtype=self.dtype)
         eps = torch.randn(n, self.dim, generator=g, dtype=self.dtype)
-        y = self.rho * x + math.sqrt(1.0 - self.rho**2) * eps
+        # sqrt(1 - rho^2) = e^{-I/d}, without the cancellation of 1 - rho**2 (rho rounds
+        # to 1 above ~17 nats per dimension, where that noise became 0)
+        y = self.rho * x + math.exp(-self.mi / self.dim) * eps
         if self.transform == "cubic":
             y = y**3
         return x, y

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mitools import bounds
+from mitools.local import LocalMILoss
 from mitools.tasks import CorrelatedGaussian
 
 # name -> (vectorised call, reference call); each call takes (scores, offset, row_mask, col_mask)
@@ -443,6 +444,47 @@ def test_check_finite_switches_the_check_off_and_restores_it():
         bounds.dv(s)
     with pytest.raises(ValueError, match="check_finite: enabled must be True or False, got 1"):
         bounds.check_finite(1)
+
+
+EXP_BOUNDS = {  # the bounds whose partition term leaves log space, as exp(...)
+    "nwj": lambda s: bounds.nwj(s),
+    "tuba": lambda s: bounds.tuba(s, log_baseline=0.0),
+    "js": lambda s: bounds.js(s),
+    "flo": lambda s: bounds.flo(s, None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXP_BOUNDS))
+def test_a_partition_term_that_overflows_is_refused_by_name(name):
+    """The review: nwj on float32 scores with one entry at 100 returned -inf and the gradient
+    -inf on every other entry (the true one there is -exp(-1) / 12), with no message; an
+    optimiser step then made every parameter NaN."""
+    fn = EXP_BOUNDS[name]
+    s = torch.zeros(4, 4)
+    s[0, 1] = 100.0
+    with pytest.raises(ValueError, match=rf"{name}: the partition term .* overflows "
+                                         r"torch\.float32 \(its log is \d+\.\d, above 88\.7\)"
+                                         r".*float64 scores"):
+        fn(s)
+    # representable in float64: a finite value and gradient, which the check leaves alone
+    s64 = s.double().requires_grad_(True)
+    fn(s64).backward()
+    assert torch.isfinite(s64.grad).all()
+    # just below the overflow, float32 agrees with float64
+    s[0, 1] = 80.0
+    assert torch.isclose(fn(s).double(), fn(s.double()), rtol=1e-5)
+    with bounds.check_finite(False):  # the check off: the overflow as IEEE gives it
+        assert not math.isfinite(float(fn(torch.where(s > 1, 100.0, s))))
+
+
+def test_local_loss_refuses_an_overflowing_partition_term_alike():
+    # the local paths call the same finishers: a dot-product critic on large features
+    loss = LocalMILoss("nwj", None, x_pattern="b c h w", y_pattern="b c")
+    x, y = torch.full((2, 4, 3, 3), 6.0), torch.full((2, 4), 6.0)  # every score 144
+    with pytest.raises(ValueError, match=r"nwj: the partition term .* overflows"):
+        loss(x, y)
+    x, y = x / 3, y / 3  # scores 16: finite
+    assert math.isfinite(float(loss(x, y).loss))
 
 
 # ---------------------------------------------------------------------------------------------

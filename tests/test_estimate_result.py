@@ -339,15 +339,32 @@ def test_unfinished_training_is_flagged_and_says_what_to_change() -> None:
 def test_diverged_training_is_flagged() -> None:
     """Regression (third tryout): with lr=1e3 the first fold's validation bound reached -1e21
     nats, the screen kept the Gaussian start, and the estimate read -0.0000 +- 0.0007 with no
-    flag and no warning (the data hold 0.85 nats)."""
+    flag and no warning (the data hold 0.85 nats). Training now stops at the first step
+    whose gradient is not finite (step 149, after -7e21), so the fall reads -inf."""
     rng = np.random.default_rng(9)
     x = rng.normal(size=600)
     y = np.sin(3 * x) + 0.3 * rng.normal(size=600)
     with pytest.warns(RuntimeWarning, match=r"1 of 3 folds' validation bound fell far below the "
                                             r"initial critic's during training \(fold 0: to "
-                                            r"-.*e\+\d+ nats.*diverged.*lower lr"):
+                                            r"-(inf|.*e\+\d+) nats.*diverged.*lower lr"):
         r = estimate_mi(x, y, lr=1e3, threads=1)
     assert r.diagnostics.diverged_folds == 1
+
+
+@pytest.mark.parametrize("bound", ["nwj", "tuba"])
+def test_an_overflowing_bound_is_a_diverged_fold_not_a_crash(bound) -> None:
+    """Regression (review): with bound='nwj' or 'tuba' and lr=1 the exp term overflowed, the
+    next step's scores were NaN, and estimate_mi stopped with 'scores hold a non-finite
+    value (nan)', about its own critic. Training now stops before such a step; the fold
+    keeps its best critic so far and is flagged."""
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=600)
+    y = np.sin(3 * x) + 0.3 * rng.normal(size=600)
+    with pytest.warns(RuntimeWarning, match=r"diverged.*lower lr"):
+        r = estimate_mi(x, y, bound=bound, lr=1.0, threads=1)
+    assert r.diagnostics.diverged_folds >= 1
+    assert math.isfinite(r.value)
+    assert all(f.history[-1].val == -math.inf for f in r.folds if f.steps)
 
 
 def test_a_spike_after_training_beat_the_start_is_not_divergence() -> None:

@@ -161,3 +161,15 @@ def test_tasks_check_their_samples_and_widen_half_precision() -> None:
         gaussian_mutual_information(torch.tensor(cov, dtype=torch.float64), [0], [1]), abs=0)
     with pytest.raises(TypeError, match="cov must be a matrix of real numbers"):
         gaussian_mutual_information([["a", "b"], ["c", "d"]], [0], [1])
+
+
+@pytest.mark.parametrize("mi", [18.0, 20.0, 30.0])
+def test_samples_keep_their_noise_at_high_mi_per_dimension(mi) -> None:
+    """Regression (review): the noise scale was sqrt(1 - rho**2), which cancels once rho
+    rounds to 1 (above ~17 nats per dimension): at 20 nats y was exactly rho * x. Its scale
+    is e^{-I/d}."""
+    t = CorrelatedGaussian(dim=1, mi=mi, dtype=torch.float64)
+    x, y = t.sample(20_000, generator=0)
+    noise = (y - t.rho * x) / math.exp(-mi)
+    assert abs(float(noise.std()) - 1.0) < 0.03
+    assert abs(float(noise.mean())) < 0.03

@@ -23,6 +23,23 @@ __all__ = ["check_finite"]
 
 class _FiniteCheck:
     enabled = True
+    #: whether :func:`exp_of_log_term` refuses an overflow (see :func:`partition_overflow_allowed`)
+    refuse_overflow = True
+
+
+class partition_overflow_allowed:
+    """Within this context, :func:`exp_of_log_term` returns ``inf`` on an overflow instead
+    of raising, whatever :class:`check_finite` says: for callers that treat a non-finite
+    bound as a diverged fit (:func:`~mitools.estimate.estimate_mi` keeps the fold's initial
+    critic and flags it). Not public API."""
+
+    def __enter__(self) -> partition_overflow_allowed:
+        self.previous = _FiniteCheck.refuse_overflow
+        _FiniteCheck.refuse_overflow = False
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _FiniteCheck.refuse_overflow = self.previous
 
 
 class check_finite:
@@ -30,8 +47,11 @@ class check_finite:
 
     Every bound refuses a score tensor holding ``inf`` or ``nan`` in an entry that counts (a
     valid row against a valid column; masked entries may hold anything) with a ``ValueError``
-    naming ``scores`` and the first bad index. The check costs one pass over the scores and one
-    host synchronisation; switch it off in a hot loop once the pipeline is known to be sound.
+    naming ``scores`` and the first bad index. TUBA, NWJ, JS and FLO, whose partition term
+    leaves log space, also refuse finite scores whose term ``exp(...)`` overflows the dtype
+    (above about 88.7 in float32): their value and gradient would not be finite. The check
+    costs one pass over the scores and one host synchronisation; switch it off in a hot loop
+    once the pipeline is known to be sound.
     Like :func:`torch.set_grad_enabled`, it acts at once when called and, used as a context
     manager, restores the previous setting on exit. The local losses' fused paths, which never
     form the scores, check the statistics they accumulate under the same setting.
@@ -81,6 +101,36 @@ def _raise_non_finite(name: str, scores: Tensor, bad: Tensor, what: str = "score
         "entries may hold anything), check the features and the critic, or switch the check "
         "off in a hot loop with mitools.bounds.check_finite(False)"
     )
+
+
+def exp_of_log_term(log_term: Tensor, name: str, term: str) -> Tensor:
+    """``exp(log_term)``, the partition term of a bound that leaves log space (TUBA, NWJ, FLO).
+
+    Under :class:`check_finite` (on by default), a finite ``log_term`` whose ``exp`` overflows
+    the dtype (above about 88.7 in float32, 709.8 in float64) is refused: the bound's value
+    and its gradient are then infinite or NaN, and one optimiser step would silently turn
+    every parameter into NaN. (JS reports the NWJ value of ``S + 1``, so it is refused alike,
+    although its gradient, the Jensen-Shannon objective's, stays finite.)
+
+    Raises:
+        ValueError: the overflow; the message names the bound, ``term`` and the largest
+            ``log_term``, and says what to do.
+    """
+    out = torch.exp(log_term)
+    if _FiniteCheck.enabled and _FiniteCheck.refuse_overflow:
+        over = torch.isinf(out) & torch.isfinite(log_term)
+        if bool(over.any()):
+            largest = float(log_term[over].max())
+            limit = math.log(torch.finfo(out.dtype).max)
+            raise ValueError(
+                f"{name}: the partition term {term} overflows {out.dtype} (its log is "
+                f"{largest:.1f}, above {limit:.1f}), so the bound is not finite, nor its "
+                "gradient where it is trained through this term. The critic's scores are far "
+                "too large for this bound: use float64 scores, a bound that stays in log "
+                "space (dv, infonce), or bound the critic's scores (a larger temperature, a "
+                "clip)"
+            )
+    return out
 
 
 class _Prepared(NamedTuple):

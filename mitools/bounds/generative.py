@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mitools.bounds._scores import exp_of_log_term
 from mitools.bounds.lower import NEGATIVES_LSE
 from mitools.bounds.rowwise import (
     RowStatistics,
@@ -133,7 +134,8 @@ def _flo(st: RowStatistics, u: Tensor | None = None) -> Tensor:
     u = -positive if u is None else _per_row(u, st, "flo", "u")
     # log-mean-exp over the row's valid negatives: every valid column but the positive
     lme_row = _valid_rows(st.of(NEGATIVES_LSE) - torch.log(st.n_cols - 1.0), st)
-    return 1.0 + rows_mean(-u - torch.exp(-u + lme_row - positive), st)
+    return 1.0 + rows_mean(-u - exp_of_log_term(-u + lme_row - positive, "flo",
+                                                "exp(-u + lme(S) - S_pos)"), st)
 
 
 LOG_LIKELIHOOD = RowwiseBound("log_likelihood", (), _log_likelihood)

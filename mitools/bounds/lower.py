@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mitools.bounds._scores import _check_baseline
+from mitools.bounds._scores import _check_baseline, exp_of_log_term
 from mitools.bounds.rowwise import (
     RowStatistic,
     RowStatistics,
@@ -90,16 +90,17 @@ def _dv(st: RowStatistics, stat: RowStatistic = NEGATIVES_LSE) -> Tensor:
     return joint - log_partition
 
 
-def _tuba(st: RowStatistics, log_baseline: Tensor | float) -> Tensor:
-    a = _check_baseline(log_baseline, st, "tuba")
+def _tuba(st: RowStatistics, log_baseline: Tensor | float, name: str = "tuba") -> Tensor:
+    a = _check_baseline(log_baseline, st, name)
     joint = rows_mean(st.positive - a, st)
     # lme over the negatives of S_ij - a_i: a_i is constant along row i.
-    marginal = torch.exp(rows_logsumexp(st.of(NEGATIVES_LSE) - a, st) - torch.log(st.n_neg))
+    marginal = exp_of_log_term(rows_logsumexp(st.of(NEGATIVES_LSE) - a, st)
+                               - torch.log(st.n_neg), name, "exp(lme(S - a))")
     return 1.0 + joint - marginal
 
 
 def _nwj(st: RowStatistics) -> Tensor:
-    return _tuba(st, 1.0)
+    return _tuba(st, 1.0, "nwj")
 
 
 def _jsd(st: RowStatistics) -> Tensor:
@@ -114,7 +115,7 @@ def _with_js_gradient(value: Tensor, st: RowStatistics) -> Tensor:
 
 
 def _js(st: RowStatistics) -> Tensor:
-    return _with_js_gradient(_tuba(st, 0.0), st)  # NWJ on S + 1
+    return _with_js_gradient(_tuba(st, 0.0, "js"), st)  # NWJ on S + 1
 
 
 INFONCE = RowwiseBound("infonce", (COLUMNS_LSE,), _infonce)

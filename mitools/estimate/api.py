@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mitools.bounds._scores import partition_overflow_allowed
 from mitools.critics import QuadraticCritic
 from mitools.estimate.critic import QuadraticJointCritic
 from mitools.estimate.data import MarginTransform, _warn_if_labels
@@ -306,14 +307,18 @@ def estimate_mi(
                     estimator = (copy.deepcopy(bound) if isinstance(bound, Estimator)
                                  else get_estimator(bound, **bound_kwargs))
                 bar.start_fold(k)
-                fold, loo = _fit_fold(
-                    xt, yt, split, model, estimator, init=init, report=report, dtype=dtype,
-                    device=device, batch_size=batch_size, negatives=negatives,
-                    max_steps=steps, lr=lr,
-                    weight_decay=weight_decay, ema=ema, eval_every=eval_every, patience=patience,
-                    gen=gen, on_eval=bar.evaluated, group_of=group_of, groups=groups,
-                    screen_on_test=screening and k == 0, shown_gain=shown_gain,
-                )
+                # a partition term that overflows (NWJ, TUBA, JS, FLO) is a diverged fit here,
+                # not an error: the fold keeps its initial critic and is flagged
+                with partition_overflow_allowed():
+                    fold, loo = _fit_fold(
+                        xt, yt, split, model, estimator, init=init, report=report,
+                        dtype=dtype, device=device, batch_size=batch_size,
+                        negatives=negatives, max_steps=steps, lr=lr,
+                        weight_decay=weight_decay, ema=ema, eval_every=eval_every,
+                        patience=patience, gen=gen, on_eval=bar.evaluated,
+                        group_of=group_of, groups=groups,
+                        screen_on_test=screening and k == 0, shown_gain=shown_gain,
+                    )
                 results.append(fold)
                 leave_out.append(loo)
                 if screening and k == 0:
