@@ -180,3 +180,46 @@ def test_bad_options_are_usage_errors(script: str, args: list, tmp_path: Path) -
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(f"{script}.py: error: ")
+
+
+def _usage_error(module, argv: list, capsys) -> str:
+    """``module.main(argv)``'s usage error: exit status 2 and one line, no traceback."""
+    with pytest.raises(SystemExit) as exc:
+        module.main(argv)
+    assert exc.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("args, names", [
+    (["--dtypes", "float99"], ["--dtypes", "'float99'", "float32, bfloat16, float64"]),
+    (["--versions", "nonsense"], ["--versions", "'nonsense'", "hand_written, dense"]),
+    (["--batches", "0,-3"], ["--batches", "0 is not above 0"]),
+    (["--batches", "abc"], ["--batches", "'abc' is not an integer"]),
+    (["--device", "cuda"], ["--device", "'cuda'", "CUDA is not available", "cpu"]),
+    (["--device", "tpu9"], ["--device", "'tpu9'", "cpu, cuda or cuda:N"]),
+    (["--gpu"], ["--gpu", "CUDA is not available"]),
+    (["--repeats", "0"], ["--repeats", "0 is below 1"]),
+])
+def test_local_loss_refuses_bad_values_before_running(args, names, tmp_path: Path,
+                                                      monkeypatch, capsys) -> None:
+    """Tryout: each of these gave a traceback (--device cuda on a machine without a GPU
+    after building the first inputs)."""
+    import local_loss
+
+    monkeypatch.setattr(local_loss.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(local_loss, "sweep", lambda args: pytest.fail("the sweep ran"))
+    line = _usage_error(local_loss, [*args, "--out", str(tmp_path / "o" / "x.json")], capsys)
+    assert ": error: argument " in line
+    for name in names:
+        assert name in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_local_loss_modes_only_fill_the_options_not_given() -> None:
+    import local_loss
+
+    args = local_loss.parse_args(["--quick", "--batches", "8", "--dtypes", "float64",
+                                  "--versions", "dense"])
+    assert (args.batches, args.dtypes, args.versions, args.side) == ([8], ["float64"],
+                                                                      ("dense",), 4)
+    assert args.time_budget == 30.0 and args.out.name == "local_loss_quick.json"
