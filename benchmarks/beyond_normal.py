@@ -47,7 +47,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "peers"))
 
-from _cli import positive_int  # noqa: E402
+from _cli import number_list, positive_int  # noqa: E402
 from _provenance import provenance  # noqa: E402
 from samples import (  # noqa: E402
     interleave_families,
@@ -233,7 +233,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", default=None,
                         help="comma-separated globs of task ids, or family names "
                              "(e.g. 'spiral-*,additive-noise'); default all")
-    parser.add_argument("--seeds", default=None, help="e.g. 0,1 (default: all in the index)")
+    parser.add_argument("--seeds", type=number_list(int, 0, strict=False), default=None,
+                        help="e.g. 0,1 (default: all in the index)")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help=f"comma-separated, from {','.join(METHODS)}")
     parser.add_argument("--threads", type=positive_int, default=1)
@@ -261,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--estimate-mi-args must be a JSON object of keyword arguments")
     tasks, seeds, n_max = args.tasks, args.seeds, None
     if args.quick:
-        tasks, seeds, n_max = tasks or QUICK_TASKS, seeds or "0", 1000
+        tasks, seeds, n_max = tasks or QUICK_TASKS, seeds or [0], 1000
         options.setdefault("max_steps", 200)
         if args.methods == parser.get_default("methods"):  # bmi would read all 5,000 rows
             methods = [m for m in methods if m != "bmi_ksg"]
@@ -269,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
                                       + ("_quick" if args.quick else "") + ".json"))
     index = ensure_samples(Path(args.data))
     rows = interleave_families(
-        select(index, tasks, [int(s) for s in seeds.split(",")] if seeds else None),
+        select(index, tasks, seeds),
         lambda row: row["family"], lambda row: row["seed"])
     payload = json.loads(out.read_text()) if out.exists() and not args.fresh else {}
     # merged into the tasks already recorded: a run on another samples folder (or a subset

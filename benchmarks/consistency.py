@@ -83,10 +83,10 @@ def main() -> None:
     parser.add_argument("--dim", type=positive_int, default=10)
     parser.add_argument("--mi", type=positive_float, default=2.0)
     parser.add_argument("--n", type=at_least(100), default=4000)
-    parser.add_argument("--max-steps", type=int, default=None,
+    parser.add_argument("--max-steps", type=positive_int, default=None,
                         help="estimate_mi's max_steps (default: its own); the generative q "
                              "fits use 2,000 unless given")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=at_least(0), default=0)
     parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--quick", action="store_true", help="n=600, 100 steps: smoke test")
     parser.add_argument("--generative", action="store_true",

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cli import number_list, positive_int
+from _cli import number_list, positive_float, positive_int
 from _provenance import ROOT, provenance
 
 from mitools.estimate import estimate_mi
@@ -64,7 +64,7 @@ def main() -> None:
                         default="300,1000,3000", help="comma-separated, each at least 100")
     parser.add_argument("--seeds", type=positive_int, default=16)
     parser.add_argument("--a", type=float, default=0.35)
-    parser.add_argument("--s", type=float, default=0.7)
+    parser.add_argument("--s", type=positive_float, default=0.7)
     parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--out",
                         default=str(ROOT / "benchmarks" / "results" / "mild_non_gaussian"))

@@ -66,7 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import itertools
 
-from _cli import positive_int
+from _cli import at_least, name_list, positive_int
 from _provenance import ROOT, provenance
 
 from mitools.bounds import ba, club, l1out
@@ -224,6 +224,7 @@ def run_staircase(
 CONDITIONAL_LABELS = ["BA", "DoE", "CLUB", "vCLUB", "L1Out"]
 TRUE_Q_LABELS = ["BA (true q)", "CLUB (true q)", "L1Out (true q)"]
 MIXTURE_LABELS = [f"{label} (mixture q)" for label in CONDITIONAL_LABELS]
+FAMILIES = ("lower", "conditional", "flo", "mixture")
 LOWER_IN_EXPECTATION = {"InfoNCE", "NWJ", "JS", "TUBA", "α-InfoNCE α=0.01", "α-InfoNCE α=0.5",
                         "BA (mixture q)",
                         "BA", "FLO"}
@@ -467,21 +468,23 @@ def _write(out_dir: Path, name: str, payload: dict, section: str, estimates: Ten
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--critics", default="separable,concat")
-    parser.add_argument("--tasks", default="gaussian,cubic")
-    parser.add_argument("--families", default="lower,conditional,flo",
+    parser.add_argument("--critics", type=name_list(("separable", "concat")),
+                        default="separable,concat")
+    parser.add_argument("--tasks", type=name_list(("gaussian", "cubic")),
+                        default="gaussian,cubic")
+    parser.add_argument("--families", type=name_list(FAMILIES), default="lower,conditional,flo",
                         help="which estimator families to train (comma-separated): lower, "
                              "conditional, flo, and mixture (the conditional bounds with a "
                              "mixture-of-Gaussians q)")
     parser.add_argument("--sandwich-only", action="store_true",
                         help="train nothing: rebuild the sandwiches from the results on disk")
     parser.add_argument("--steps-per-level", type=positive_int, default=4000)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=at_least(2), default=64)
     parser.add_argument("--window", type=int, default=500)
     parser.add_argument("--quick", action="store_true",
                         help="200 steps per level, window 100: a smoke test")
     parser.add_argument("--threads", type=positive_int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=at_least(0), default=0)
     parser.add_argument("--out-dir", default=None,
                         help="default: benchmarks/results/staircase (--quick: "
                              "benchmarks/results/staircase_quick, not committed)")
@@ -490,16 +493,7 @@ def main() -> None:
     steps_per_level, window = args.steps_per_level, args.window
     if args.quick:
         steps_per_level, window = 200, 100
-    for name, given, known in (("critics", args.critics, ("separable", "concat")),
-                               ("tasks", args.tasks, ("gaussian", "cubic"))):
-        unknown = set(given.split(",")) - set(known)
-        if unknown:  # before anything is created or run
-            parser.error(f"unknown {name} {sorted(unknown)}; choose {', '.join(known)}")
-    families = set() if args.sandwich_only else set(args.families.split(","))
-    unknown = families - {"lower", "conditional", "flo", "mixture"}
-    if unknown:
-        parser.error(f"unknown families {sorted(unknown)}; choose lower, conditional, flo, "
-                     "mixture")
+    families = set() if args.sandwich_only else set(args.families)
     schedule = Staircase(steps_per_level=steps_per_level)
     # a smoke run never overwrites the committed results (``*_quick/`` is git-ignored)
     out_dir = Path(args.out_dir or ROOT / "benchmarks" / "results" /
@@ -521,7 +515,7 @@ def main() -> None:
         sections.append(section)
         print(section, f"({payload['wall_time_s']:.0f} s)", flush=True)
 
-    for task in args.tasks.split(","):
+    for task in args.tasks:
         transform = None if task == "gaussian" else task
         suffix = f"{steps_per_level} steps/level, batch {args.batch_size}"
         if "conditional" in families:
@@ -552,7 +546,7 @@ def main() -> None:
                        "summary": summarize(estimates, schedule, MIXTURE_LABELS, window)}
             emit(f"conditional-mixture-{task}", payload, estimates, MIXTURE_LABELS,
                  f"mixture q(y|x), {task} task, {suffix}", ylim=(-1, 40))
-        for critic_kind in args.critics.split(","):
+        for critic_kind in args.critics:
             if "lower" in families:
                 start = time.time()
                 estimates = run_staircase(critic_kind, transform, schedule, BOUNDS,

@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cli import positive_int
+from _cli import at_least, positive_int
 
 import mitools
 from mitools.estimators import get_estimator
@@ -59,14 +59,15 @@ def train_one(name: str, kwargs: dict, schedule: Staircase, dim: int, batch: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps-per-level", type=positive_int, default=4000)
-    parser.add_argument("--window", type=int, default=500, help="last steps averaged per level")
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--window", type=positive_int, default=500,
+                        help="last steps averaged per level")
+    parser.add_argument("--batch", type=at_least(2), default=64)
     parser.add_argument("--dim", type=positive_int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=at_least(0), default=0)
     parser.add_argument("--bounds", nargs="*", default=list(BOUNDS), choices=list(BOUNDS))
     parser.add_argument("--quick", action="store_true", help="200 steps per level, window 100")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=positive_int, default=1,
                         help="torch threads (small batches gain nothing from more)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -63,7 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=at_least(100), default=5000)
     parser.add_argument("--seeds", type=positive_int, default=3)
-    parser.add_argument("--max-steps", type=int, default=3000)
+    parser.add_argument("--max-steps", type=positive_int, default=3000)
     parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--quick", action="store_true", help="n=1000, 1 seed, 300 steps")
     parser.add_argument("--out", default=None,

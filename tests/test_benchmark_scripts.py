@@ -169,7 +169,11 @@ def test_provenance_line_keeps_the_dirty_suffix() -> None:
     ("consistency", ["--mi", "-1"]), ("estimate_accuracy", ["--levels", "abc"]),
     ("estimate_accuracy", ["--n", "10"]), ("mild_non_gaussian", ["--sizes", "10"]),
     ("training_check", ["--dim", "0"]), ("beyond_normal", ["--estimate-mi-args", "{bad"]),
-    ("upper_bounds_heldout", ["--n", "10"])])
+    ("upper_bounds_heldout", ["--n", "10"]), ("upper_bounds_heldout", ["--max-steps", "0"]),
+    ("beyond_normal", ["--seeds", "a"]), ("peers/compare", ["--peers", "foo"]),
+    ("peers/compare", ["--levels", "x"]), ("training_check", ["--window", "0"]),
+    ("staircase", ["--batch-size", "1"]), ("consistency", ["--seed", "-1"]),
+    ("mild_non_gaussian", ["--s", "0"])])
 def test_bad_options_are_usage_errors(script: str, args: list, tmp_path: Path) -> None:
     import subprocess
 
@@ -179,7 +183,8 @@ def test_bad_options_are_usage_errors(script: str, args: list, tmp_path: Path) -
                                "PYTHONPATH": str(BENCH.parent)})
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith(f"{script}.py: error: ")
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"{Path(script).name}.py: error: ") and args[0] in line
 
 
 def _usage_error(module, argv: list, capsys) -> str:

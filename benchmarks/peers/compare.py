@@ -32,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from _cli import at_least, name_list, number_list, positive_int  # noqa: E402
 from _provenance import ROOT, provenance  # noqa: E402
 from samples import Record, load_samples, save_sample, timed_estimate  # noqa: E402
 
@@ -130,12 +131,13 @@ def markdown(records: list[dict], skipped: dict[str, str]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--levels", default="2,4,6,8,10")
-    parser.add_argument("--n", type=int, default=5000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--levels", type=number_list(float, 0, strict=False),
+                        default="2,4,6,8,10")
+    parser.add_argument("--n", type=at_least(100), default=5000)
+    parser.add_argument("--seed", type=at_least(0), default=0)
+    parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--mitools-bounds", default="dv,smile,infonce")
-    parser.add_argument("--peers", default="bmi,torch-mist")
+    parser.add_argument("--peers", type=name_list(PEERS), default="bmi,torch-mist")
     parser.add_argument("--no-bmi-tasks", action="store_true")
     parser.add_argument("--reuse", action="store_true",
                         help="keep existing samples and reuse the per-library outputs "
@@ -152,7 +154,7 @@ def main() -> None:
                          f"intra_op_parallelism_threads={args.threads}",
                JAX_PLATFORMS="cpu")
     data = HERE / "data"
-    levels = [float(v) for v in args.levels.split(",")]
+    levels = args.levels
     if args.reuse:
         samples = [data / f"gaussian-d20-mi{mi:g}.npz" for mi in levels]
     else:
@@ -175,7 +177,7 @@ def main() -> None:
                                                    args.seed)]
         mitools_out.write_text(json.dumps({"records": records}, indent=1))
     peers_info, skipped = {}, {}
-    for name in args.peers.split(","):
+    for name in args.peers:
         out_json = data / f"out-{name}.json"
         parts = sorted(data.glob(f"out-{name}-*.json")) or [out_json]
         if args.reuse and all(p.exists() for p in parts):
