@@ -47,7 +47,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "peers"))
 
-from _cli import number_list, positive_int  # noqa: E402
+from _cli import number_list, output_location, positive_int  # noqa: E402
 from _provenance import provenance  # noqa: E402
 from samples import (  # noqa: E402
     interleave_families,
@@ -268,6 +268,7 @@ def main(argv: list[str] | None = None) -> None:
             methods = [m for m in methods if m != "bmi_ksg"]
     out = Path(args.out or RESULTS / ("beyond_normal_mitools"
                                       + ("_quick" if args.quick else "") + ".json"))
+    output_location(parser, "--out", out)
     index = ensure_samples(Path(args.data))
     rows = interleave_families(
         select(index, tasks, seeds),

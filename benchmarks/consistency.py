@@ -41,7 +41,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cli import at_least, positive_float, positive_int
+from _cli import at_least, output_location, positive_float, positive_int
 from _conditional_fit import held_out_generative
 from _provenance import ROOT, provenance
 
@@ -97,7 +97,8 @@ def main() -> None:
     out_name = "consistency_generative" if args.generative else "consistency"
     # a smoke run never overwrites the committed results (``*_quick.*`` is git-ignored)
     out_name += "_quick" if args.quick else ""
-    args.out = args.out or str(ROOT / "benchmarks" / "results" / out_name)
+    out = Path(args.out or ROOT / "benchmarks" / "results" / out_name)
+    output_location(parser, "--out", out.with_suffix(".json"), out.with_suffix(".md"))
     n, max_steps = (600, 100) if args.quick else (args.n, args.max_steps)
     steps = {} if max_steps is None else {"max_steps": max_steps}
     if max_steps is None:  # recorded as the default it ran with
@@ -138,8 +139,6 @@ def main() -> None:
                "setup": {"dim": args.dim, "mi": args.mi, "n": n, "max_steps": max_steps,
                          "seed": args.seed, "quick": args.quick, "h": "cube"},
                "wall_time_s": time.time() - start, "rows": rows}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(payload, indent=1))
     lines = [f"Base: d = {args.dim} correlated Gaussian, I = {args.mi:g} nats, n = {n}; "
              "ideal: independence 0, data-processing ratio 1, additivity ratio 2.", "",

@@ -66,7 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import itertools
 
-from _cli import at_least, name_list, positive_int
+from _cli import at_least, name_list, output_location, positive_int
 from _provenance import ROOT, provenance
 
 from mitools.bounds import ba, club, l1out
@@ -498,7 +498,7 @@ def main() -> None:
     # a smoke run never overwrites the committed results (``*_quick/`` is git-ignored)
     out_dir = Path(args.out_dir or ROOT / "benchmarks" / "results" /
                    ("staircase_quick" if args.quick else "staircase"))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    output_location(parser, "--out-dir", out_dir / "summary.md")
     sections = []
 
     def protocol(critic: str, task: str, **extra: object) -> dict:

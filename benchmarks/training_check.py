@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cli import at_least, positive_int
+from _cli import at_least, output_location, positive_int
 
 import mitools
 from mitools.estimators import get_estimator
@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--threads", type=positive_int, default=1,
                         help="torch threads (small batches gain nothing from more)")
     args = parser.parse_args()
+    stem = "training_check_quick" if args.quick else "training_check"
+    output_location(parser, "--out", args.out / f"{stem}.md", args.out / f"{stem}.json")
     torch.set_num_threads(args.threads)
     if args.quick:
         args.steps_per_level, args.window = 200, 100
@@ -105,13 +107,11 @@ def main() -> None:
           f"(log {args.batch} = {torch.log(torch.tensor(float(args.batch))):.2f})")
     print(table)
 
-    args.out.mkdir(parents=True, exist_ok=True)
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True, check=False).stdout.strip()
     except OSError:
         commit = ""
-    stem = "training_check_quick" if args.quick else "training_check"
     (args.out / f"{stem}.md").write_text(table + "\n")
     (args.out / f"{stem}.json").write_text(json.dumps({
         "levels": list(schedule.levels), "steps_per_level": schedule.steps_per_level,

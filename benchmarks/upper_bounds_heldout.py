@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cli import at_least, positive_int
+from _cli import at_least, output_location, positive_int
 from _conditional_fit import fit_q
 from _provenance import ROOT, provenance
 
@@ -70,6 +70,10 @@ def main() -> None:
                         help="output path without suffix (default: benchmarks/results/"
                              "upper_bounds_heldout, --quick: upper_bounds_heldout_quick)")
     args = parser.parse_args()
+    # a smoke run never overwrites the committed results (``*_quick.*`` is git-ignored)
+    out = Path(args.out or ROOT / "benchmarks" / "results" /
+               ("upper_bounds_heldout" + ("_quick" if args.quick else "")))
+    output_location(parser, "--out", out.with_suffix(".json"), out.with_suffix(".md"))
     torch.set_num_threads(args.threads)
     n, seeds, max_steps = (1000, 1, 300) if args.quick else (args.n, args.seeds, args.max_steps)
     tasks = [(None, mi) for mi in (2.0, 4.0, 6.0, 8.0, 10.0)] + [("cubic", 2.0), ("cubic", 4.0)]
@@ -100,10 +104,6 @@ def main() -> None:
                          "q": "DiagonalGaussian 2 x 256, early stopping on validation NLL",
                          "quick": args.quick},
                "wall_time_s": time.time() - start, "rows": rows}
-    # a smoke run never overwrites the committed results (``*_quick.*`` is git-ignored)
-    out = Path(args.out or ROOT / "benchmarks" / "results" /
-               ("upper_bounds_heldout" + ("_quick" if args.quick else "")))
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(payload, indent=1))
     lines = [f"n = {n} (20 % held out, all {n // 5} test pairs scored), {seeds} seeds; "
              "q: diagonal Gaussian, 2 x 256 MLP, maximum likelihood with early stopping. "

@@ -228,3 +228,37 @@ def test_local_loss_modes_only_fill_the_options_not_given() -> None:
     assert (args.batches, args.dtypes, args.versions, args.side) == ([8], ["float64"],
                                                                       ("dense",), 4)
     assert args.time_budget == 30.0 and args.out.name == "local_loss_quick.json"
+
+
+def test_time_claims_makes_the_output_folder_before_the_first_job(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    """Tryout: a bad --out failed only after every job had run (minutes lost)."""
+    import time_claims
+
+    out = tmp_path / "some" / "missing" / "dir" / "file.json"
+    seen = []
+
+    def measure(argv: list) -> dict:
+        seen.append(out.parent.is_dir())  # made before the job, not after
+        return {"command": "x", "wall_s": 1.0, "cpu_s": 1.0, "peak_rss_mb": 1,
+                "load_before": 0.0, "stdout_tail": ""}
+
+    monkeypatch.setattr(time_claims, "measure", measure)
+    time_claims.main(["--jobs", "tiny", "--out", str(out)])
+    assert seen == [True] and out.exists() and out.with_suffix(".md").exists()
+
+
+@pytest.mark.parametrize("blocker", ["file", "folder"])
+def test_time_claims_refuses_an_unwritable_output_before_any_job(blocker: str, tmp_path: Path,
+                                                                 monkeypatch, capsys) -> None:
+    import time_claims
+
+    monkeypatch.setattr(time_claims, "measure", lambda argv: pytest.fail("a job ran"))
+    if blocker == "file":  # a file where a folder must be
+        (tmp_path / "taken").write_text("")
+        out, why = tmp_path / "taken" / "dir" / "x.json", "taken is a file"
+    else:  # a folder where the output file must be
+        (tmp_path / "x.json").mkdir()
+        out, why = tmp_path / "x.json", "is a folder, not a file"
+    line = _usage_error(time_claims, ["--out", str(out)], capsys)
+    assert "error: argument --out: " in line and why in line

@@ -32,7 +32,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from _cli import at_least, name_list, number_list, positive_int  # noqa: E402
+from _cli import (  # noqa: E402
+    at_least,
+    name_list,
+    number_list,
+    output_location,
+    positive_int,
+)
 from _provenance import ROOT, provenance  # noqa: E402
 from samples import Record, load_samples, save_sample, timed_estimate  # noqa: E402
 
@@ -145,6 +151,8 @@ def main() -> None:
                              "(to assemble a table from runs made separately)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "peers"))
     args = parser.parse_args()
+    out = Path(args.out)
+    output_location(parser, "--out", out.with_suffix(".json"), out.with_suffix(".md"))
 
     import torch
 
@@ -199,8 +207,6 @@ def main() -> None:
                             "dim_x": s.x.shape[1], "dim_y": s.y.shape[1]}
                            for s in load_samples(map(str, samples))],
                "records": records}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(payload, indent=1))
     out.with_suffix(".md").write_text(markdown(records, skipped))
     print(out.with_suffix(".md").read_text())

@@ -58,6 +58,9 @@ NEURAL = {
 }
 ALL = [*NEURAL, "ksg", "cca"]
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/: _cli
+from _cli import output_location  # noqa: E402
+
 
 def neural_runner(name: str, sample, settings: dict, max_n_steps: int | None, seed: int):
     kwargs = {"verbose": False, "seed": seed}
@@ -122,6 +125,7 @@ def main() -> None:
     unknown = sorted(set(names) - set(ALL))
     if unknown:
         parser.error(f"unknown estimator(s) {unknown}; expected some of {ALL}")
+    output_location(parser, "--out", args.out)
 
     import jax
     bmi_version = version("benchmark-mi")
