@@ -262,3 +262,35 @@ def test_time_claims_refuses_an_unwritable_output_before_any_job(blocker: str, t
         out, why = tmp_path / "x.json", "is a folder, not a file"
     line = _usage_error(time_claims, ["--out", str(out)], capsys)
     assert "error: argument --out: " in line and why in line
+
+
+@pytest.mark.parametrize("failed", [False, True])
+def test_run_bmi_beyond_normal_names_the_missing_venv_and_its_command(failed: bool,
+                                                                     tmp_path: Path) -> None:
+    """Tryout: without bmi's venv the script exited 127 with bash's bare "No such file or
+    directory". A copy of the script runs, so that a venv next to the real one is not used."""
+    import shutil
+    import subprocess
+
+    script = tmp_path / "run_bmi_beyond_normal.sh"
+    shutil.copy(BENCH / "peers" / script.name, script)
+    if failed:  # make_venvs.sh leaves this after a failed install
+        (tmp_path / ".venv-bmi.failed").write_text("install failed\n")
+    proc = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1
+    assert "bash benchmarks/peers/make_venvs.sh bmi" in proc.stderr
+    assert ("install failed" if failed else f"no {tmp_path / '.venv-bmi'}") in proc.stderr
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("script", ["peers/make_venvs.sh", "gpu_check.sh"])
+def test_shell_scripts_name_a_missing_python(script: str, tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    proc = subprocess.run(["bash", str(BENCH / script)], capture_output=True, text=True,
+                          timeout=30, cwd=tmp_path,
+                          env={**os.environ, "PYTHON": "no-such-python-here"})
+    assert proc.returncode == 1
+    assert "no Python interpreter 'no-such-python-here'" in proc.stderr
+    assert "PYTHON=" in proc.stderr
