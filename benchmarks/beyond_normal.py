@@ -242,8 +242,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="JSON of keyword arguments for estimate_mi (default: none)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--quick", action="store_true",
-                        help=f"smoke run: tasks {QUICK_TASKS}, seed 0, n = 1,000, "
-                             "estimate_mi max_steps=200")
+                        help=f"smoke run into *_quick.json: its defaults are tasks "
+                             f"{QUICK_TASKS}, seed 0, methods without bmi_ksg and "
+                             "estimate_mi max_steps=200 (n = 1,000); --tasks, --seeds, "
+                             "--methods and --estimate-mi-args given explicitly win")
     parser.add_argument("--fresh", action="store_true", help="ignore existing results")
     args = parser.parse_args(argv)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):

@@ -66,7 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import itertools
 
-from _cli import at_least, name_list, output_location, positive_int
+from _cli import at_least, fill_defaults, name_list, output_location, positive_int
 from _provenance import ROOT, provenance
 
 from mitools.bounds import ba, club, l1out
@@ -466,7 +466,9 @@ def _write(out_dir: Path, name: str, payload: dict, section: str, estimates: Ten
     figure(estimates, schedule, labels, out_dir / f"{name}.png", title, batch_size, ylim)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options, checked, with ``--quick``'s defaults where none was given and
+    ``out_dir`` made."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--critics", type=name_list(("separable", "concat")),
                         default="separable,concat")
@@ -478,27 +480,38 @@ def main() -> None:
                              "mixture-of-Gaussians q)")
     parser.add_argument("--sandwich-only", action="store_true",
                         help="train nothing: rebuild the sandwiches from the results on disk")
-    parser.add_argument("--steps-per-level", type=positive_int, default=4000)
+    parser.add_argument("--steps-per-level", type=positive_int, default=None,
+                        help="default: 4000; --quick: 200")
     parser.add_argument("--batch-size", type=at_least(2), default=64)
-    parser.add_argument("--window", type=int, default=500)
+    parser.add_argument("--window", type=int, default=None,
+                        help="the last steps of each level summarised (default: 500; "
+                             "--quick: 100)")
     parser.add_argument("--quick", action="store_true",
-                        help="200 steps per level, window 100: a smoke test")
+                        help="a smoke test into staircase_quick/: its defaults are "
+                             "--steps-per-level 200 and --window 100; options given "
+                             "explicitly win")
     parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument("--seed", type=at_least(0), default=0)
     parser.add_argument("--out-dir", default=None,
                         help="default: benchmarks/results/staircase (--quick: "
                              "benchmarks/results/staircase_quick, not committed)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    # --quick changes the defaults only: an option given explicitly wins
+    fill_defaults(args, {"steps_per_level": 200, "window": 100} if args.quick
+                  else {"steps_per_level": 4000, "window": 500})
+    # a smoke run never overwrites the committed results (``*_quick/`` is git-ignored)
+    args.out_dir = Path(args.out_dir or ROOT / "benchmarks" / "results" /
+                        ("staircase_quick" if args.quick else "staircase"))
+    output_location(parser, "--out-dir", args.out_dir / "summary.md")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    steps_per_level, window = args.steps_per_level, args.window
-    if args.quick:
-        steps_per_level, window = 200, 100
+    steps_per_level, window, out_dir = args.steps_per_level, args.window, args.out_dir
     families = set() if args.sandwich_only else set(args.families)
     schedule = Staircase(steps_per_level=steps_per_level)
-    # a smoke run never overwrites the committed results (``*_quick/`` is git-ignored)
-    out_dir = Path(args.out_dir or ROOT / "benchmarks" / "results" /
-                   ("staircase_quick" if args.quick else "staircase"))
-    output_location(parser, "--out-dir", out_dir / "summary.md")
     sections = []
 
     def protocol(critic: str, task: str, **extra: object) -> dict:

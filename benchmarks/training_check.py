@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cli import at_least, output_location, positive_int
+from _cli import at_least, fill_defaults, output_location, positive_int
 
 import mitools
 from mitools.estimators import get_estimator
@@ -56,25 +56,36 @@ def train_one(name: str, kwargs: dict, schedule: Staircase, dim: int, batch: int
     return trace.tolist()
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options, checked, with ``--quick``'s defaults where none was given."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps-per-level", type=positive_int, default=4000)
-    parser.add_argument("--window", type=positive_int, default=500,
-                        help="last steps averaged per level")
+    parser.add_argument("--steps-per-level", type=positive_int, default=None,
+                        help="default: 4000; --quick: 200")
+    parser.add_argument("--window", type=positive_int, default=None,
+                        help="last steps averaged per level, at most --steps-per-level "
+                             "(default: 500; --quick: 100)")
     parser.add_argument("--batch", type=at_least(2), default=64)
     parser.add_argument("--dim", type=positive_int, default=20)
     parser.add_argument("--seed", type=at_least(0), default=0)
     parser.add_argument("--bounds", nargs="*", default=list(BOUNDS), choices=list(BOUNDS))
-    parser.add_argument("--quick", action="store_true", help="200 steps per level, window 100")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run into training_check_quick.*: its defaults are "
+                             "--steps-per-level 200 and --window 100; options given "
+                             "explicitly win")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--threads", type=positive_int, default=1,
                         help="torch threads (small batches gain nothing from more)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     stem = "training_check_quick" if args.quick else "training_check"
     output_location(parser, "--out", args.out / f"{stem}.md", args.out / f"{stem}.json")
+    # --quick changes the defaults only: an option given explicitly wins
+    return fill_defaults(args, {"steps_per_level": 200, "window": 100} if args.quick
+                         else {"steps_per_level": 4000, "window": 500})
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.quick:
-        args.steps_per_level, args.window = 200, 100
     schedule = Staircase(steps_per_level=args.steps_per_level)
     window = min(args.window, args.steps_per_level)
 
@@ -112,6 +123,7 @@ def main() -> None:
                                 text=True, check=False).stdout.strip()
     except OSError:
         commit = ""
+    stem = "training_check_quick" if args.quick else "training_check"
     (args.out / f"{stem}.md").write_text(table + "\n")
     (args.out / f"{stem}.json").write_text(json.dumps({
         "levels": list(schedule.levels), "steps_per_level": schedule.steps_per_level,

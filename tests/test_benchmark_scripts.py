@@ -294,3 +294,59 @@ def test_shell_scripts_name_a_missing_python(script: str, tmp_path: Path) -> Non
     assert proc.returncode == 1
     assert "no Python interpreter 'no-such-python-here'" in proc.stderr
     assert "PYTHON=" in proc.stderr
+
+
+@pytest.mark.parametrize("script, argv, expected", [
+    ("consistency", ["--quick", "--n", "1000"], {"n": 1000, "max_steps": 100}),
+    ("consistency", ["--quick", "--max-steps", "7"], {"n": 600, "max_steps": 7}),
+    ("consistency", [], {"n": 4000, "max_steps": None}),  # None: estimate_mi's own
+    ("training_check", ["--quick", "--steps-per-level", "150"],
+     {"steps_per_level": 150, "window": 100}),
+    ("training_check", ["--quick", "--window", "20"], {"steps_per_level": 200, "window": 20}),
+    ("training_check", [], {"steps_per_level": 4000, "window": 500}),
+    ("staircase", ["--quick", "--steps-per-level", "300", "--window", "30"],
+     {"steps_per_level": 300, "window": 30}),
+    ("staircase", ["--quick"], {"steps_per_level": 200, "window": 100}),
+])
+def test_quick_changes_only_the_defaults(script: str, argv: list, expected: dict,
+                                         tmp_path: Path) -> None:
+    """Tryout: --quick silently replaced --n, --max-steps, --steps-per-level and --window
+    given on the same command line."""
+    module = __import__(script)
+    out = ["--out-dir" if script == "staircase" else "--out", str(tmp_path / "out")]
+    args = module.parse_args([*argv, *out])
+    assert {k: getattr(args, k) for k in expected} == expected
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--quick", "--n", "2000", "--max-steps", "40"], (2000, 40)),
+    (["--quick"], (1000, 300)),
+])
+def test_upper_bounds_heldout_quick_keeps_explicit_options(argv, expected, tmp_path: Path,
+                                                           monkeypatch) -> None:
+    import upper_bounds_heldout as ub
+
+    seen = []
+
+    def one_case(task, n, seed, max_steps):
+        seen.append((n, max_steps))
+        raise KeyboardInterrupt  # stop before any fitting
+
+    monkeypatch.setattr(ub, "one_case", one_case)
+    with pytest.raises(KeyboardInterrupt):
+        ub.main([*argv, "--out", str(tmp_path / "ub")])
+    assert seen == [expected]
+
+
+def test_beyond_normal_quick_keeps_explicit_tasks_and_steps(tmp_path: Path) -> None:
+    import beyond_normal
+
+    data = tmp_path / "data"
+    _fake_samples(data, ["one", "two"])
+    out = tmp_path / "out.json"
+    beyond_normal.main(["--quick", "--data", str(data), "--tasks", "two", "--methods",
+                        "gaussian", "--estimate-mi-args", '{"max_steps": 7}', "--out",
+                        str(out)])
+    payload = json.loads(out.read_text())
+    assert [r["task"] for r in payload["records"]] == ["two"]
+    assert payload["runs"][-1]["estimate_mi_args"] == {"max_steps": 7}
