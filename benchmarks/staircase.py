@@ -483,9 +483,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps-per-level", type=positive_int, default=None,
                         help="default: 4000; --quick: 200")
     parser.add_argument("--batch-size", type=at_least(2), default=64)
-    parser.add_argument("--window", type=int, default=None,
+    parser.add_argument("--window", type=positive_int, default=None,
                         help="the last steps of each level summarised (default: 500; "
-                             "--quick: 100)")
+                             "--quick: 100); one longer than a level is cut to the level's "
+                             "steps, and the results record the window used")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke test into staircase_quick/: its defaults are "
                              "--steps-per-level 200 and --window 100; options given "
@@ -499,6 +500,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # --quick changes the defaults only: an option given explicitly wins
     fill_defaults(args, {"steps_per_level": 200, "window": 100} if args.quick
                   else {"steps_per_level": 4000, "window": 500})
+    if args.window > args.steps_per_level:  # the results record the window actually used
+        print(f"--window {args.window} is longer than a level: using {args.steps_per_level} "
+              "(--steps-per-level)", file=sys.stderr)
+        args.window = args.steps_per_level
     # a smoke run never overwrites the committed results (``*_quick/`` is git-ignored)
     args.out_dir = Path(args.out_dir or ROOT / "benchmarks" / "results" /
                         ("staircase_quick" if args.quick else "staircase"))

@@ -62,8 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps-per-level", type=positive_int, default=None,
                         help="default: 4000; --quick: 200")
     parser.add_argument("--window", type=positive_int, default=None,
-                        help="last steps averaged per level, at most --steps-per-level "
-                             "(default: 500; --quick: 100)")
+                        help="last steps averaged per level (default: 500; --quick: 100); "
+                             "one longer than a level is cut to the level's steps, and the "
+                             "results record the window used")
     parser.add_argument("--batch", type=at_least(2), default=64)
     parser.add_argument("--dim", type=positive_int, default=20)
     parser.add_argument("--seed", type=at_least(0), default=0)
@@ -79,15 +80,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     stem = "training_check_quick" if args.quick else "training_check"
     output_location(parser, "--out", args.out / f"{stem}.md", args.out / f"{stem}.json")
     # --quick changes the defaults only: an option given explicitly wins
-    return fill_defaults(args, {"steps_per_level": 200, "window": 100} if args.quick
-                         else {"steps_per_level": 4000, "window": 500})
+    fill_defaults(args, {"steps_per_level": 200, "window": 100} if args.quick
+                  else {"steps_per_level": 4000, "window": 500})
+    if args.window > args.steps_per_level:  # the results record the window actually used
+        print(f"--window {args.window} is longer than a level: using {args.steps_per_level} "
+              "(--steps-per-level)", file=sys.stderr)
+        args.window = args.steps_per_level
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     schedule = Staircase(steps_per_level=args.steps_per_level)
-    window = min(args.window, args.steps_per_level)
+    window = args.window
 
     rows = {}
     timings = {}

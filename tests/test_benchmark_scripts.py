@@ -350,3 +350,27 @@ def test_beyond_normal_quick_keeps_explicit_tasks_and_steps(tmp_path: Path) -> N
     payload = json.loads(out.read_text())
     assert [r["task"] for r in payload["records"]] == ["two"]
     assert payload["runs"][-1]["estimate_mi_args"] == {"max_steps": 7}
+
+
+@pytest.mark.parametrize("script", ["staircase", "training_check"])
+def test_a_window_longer_than_a_level_is_recorded_as_used(script: str, tmp_path: Path) -> None:
+    module = __import__(script)
+    out = ["--out-dir" if script == "staircase" else "--out", str(tmp_path)]
+    args = module.parse_args(["--steps-per-level", "40", "--window", "100", *out])
+    assert (args.steps_per_level, args.window) == (40, 40)
+
+
+def test_staircase_records_the_window_it_used(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Tryout: --steps-per-level 3 summarised 3 steps per level but recorded window 500."""
+    import staircase
+    import torch
+
+    monkeypatch.setattr(staircase, "run_staircase",  # no training: a trace of the right size
+                        lambda kind, transform, schedule, bounds, **kw:
+                        torch.zeros(schedule.total_steps, len(bounds)))
+    monkeypatch.setattr(staircase, "figure", lambda *args, **kwargs: None)
+    staircase.main(["--critics", "separable", "--tasks", "gaussian", "--families", "lower",
+                    "--steps-per-level", "3", "--threads", "1", "--out-dir", str(tmp_path)])
+    protocol = json.loads((tmp_path / "separable-gaussian.json").read_text())["protocol"]
+    assert (protocol["steps_per_level"], protocol["window"]) == (3, 3)
+    assert "--window 500 is longer than a level: using 3" in capsys.readouterr().err
