@@ -374,3 +374,52 @@ def test_staircase_records_the_window_it_used(tmp_path: Path, monkeypatch, capsy
     protocol = json.loads((tmp_path / "separable-gaussian.json").read_text())["protocol"]
     assert (protocol["steps_per_level"], protocol["window"]) == (3, 3)
     assert "--window 500 is longer than a level: using 3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, why", [
+    (b"{bad", "is not valid JSON (line 1, column 2"),
+    (b"\xff\xfe\x00", "cannot be read"),  # not text
+    (b'{"records": [{"estimator": "ksg"}]}', "is not a results file"),  # no "sample"
+    (b'{"records": [], "written": "x"}', "is not a results file of beyond_normal.py"),
+])
+def test_beyond_normal_refuses_a_results_file_it_cannot_resume_from(content: bytes, why: str,
+                                                                    tmp_path: Path) -> None:
+    """Tryout: a corrupt results file gave a JSONDecodeError traceback; one of another
+    shape (bmi's side, say) would have been rewritten as this script's."""
+    import beyond_normal
+
+    data = tmp_path / "data"
+    _fake_samples(data, ["one"])
+    out = tmp_path / "out.json"
+    out.write_bytes(content)
+    with pytest.raises(SystemExit) as exc:
+        beyond_normal.main(["--data", str(data), "--methods", "gaussian", "--out", str(out)])
+    message = str(exc.value.code)
+    assert message.startswith(f"beyond_normal.py: {out} ") and why in message
+    assert "--fresh" in message and "left as it is" in message and "\n" not in message
+    assert out.read_bytes() == content  # nothing written over it
+    beyond_normal.main(["--data", str(data), "--methods", "gaussian", "--out", str(out),
+                        "--fresh"])  # what the message offers: start over
+    assert len(json.loads(out.read_text())["records"]) == 1
+
+
+def test_beyond_normal_names_a_corrupt_sample_index(tmp_path: Path) -> None:
+    import beyond_normal
+
+    (tmp_path / "index.json").write_text('{"samples": ')
+    with pytest.raises(SystemExit) as exc:
+        beyond_normal.main(["--data", str(tmp_path), "--out", str(tmp_path / "o.json")])
+    message = str(exc.value.code)
+    assert f"{tmp_path / 'index.json'} is not a sample index" in message
+    assert "delete it and run again" in message
+
+
+def test_read_records_names_a_corrupt_file(tmp_path: Path) -> None:
+    """run_bmi.py --resume and compare.py --reuse read their files through it."""
+    from samples import read_records
+
+    path = tmp_path / "out.json"
+    assert read_records(str(path)) == []
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match=rf"{path} is not a results file"):
+        read_records(str(path))

@@ -40,7 +40,13 @@ from _cli import (  # noqa: E402
     positive_int,
 )
 from _provenance import ROOT, provenance  # noqa: E402
-from samples import Record, load_samples, save_sample, timed_estimate  # noqa: E402
+from samples import (  # noqa: E402
+    Record,
+    load_samples,
+    read_results,
+    save_sample,
+    timed_estimate,
+)
 
 PEERS = {
     "bmi": ("run_bmi.py", HERE / ".venv-bmi"),
@@ -135,6 +141,15 @@ def markdown(records: list[dict], skipped: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def reused(path: Path) -> dict:
+    """A per-library output kept by ``--reuse``; exits naming it when it cannot be read."""
+    try:
+        return read_results(path)
+    except ValueError as exc:
+        sys.exit(f"compare.py: {exc}; --reuse cannot use it. Delete it to run that library "
+                 "again, or run without --reuse")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--levels", type=number_list(float, 0, strict=False),
@@ -179,7 +194,7 @@ def main() -> None:
     start = time.time()
     mitools_out = data / "out-mitools.json"
     if args.reuse and mitools_out.exists():
-        records = json.loads(mitools_out.read_text())["records"]
+        records = reused(mitools_out)["records"]
     else:
         records = [asdict(r) for r in run_mitools(samples, args.mitools_bounds.split(","),
                                                    args.seed)]
@@ -190,7 +205,7 @@ def main() -> None:
         parts = sorted(data.glob(f"out-{name}-*.json")) or [out_json]
         if args.reuse and all(p.exists() for p in parts):
             # outputs of one or several runner invocations (e.g. estimators split in two)
-            loaded = [json.loads(p.read_text()) for p in parts]
+            loaded = [reused(p) for p in parts]
             result = {k: v for k, v in loaded[0].items() if k != "records"}
             result["records"] = [r for part in loaded for r in part["records"]]
             result["status"] = "ok"

@@ -129,7 +129,11 @@ def main() -> None:
 
     import jax
     bmi_version = version("benchmark-mi")
-    records = read_records(args.out) if args.resume else []
+    try:
+        records = read_records(args.out) if args.resume else []
+    except ValueError as exc:  # stop before the first estimate would write over it
+        sys.exit(f"run_bmi.py: {exc}, so --resume cannot skip the cases it holds. The file is "
+                 "left as it is: move it aside or pass another --out")
     done = {(r.get("sample") or r["task"], r["estimator"]) for r in records}
     extra = {"jax": jax.__version__, "bmi": bmi_version,
              "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "XLA_FLAGS",
