@@ -48,3 +48,49 @@ def number_list(kind: type = float, minimum: float = 0, strict: bool = True):
         return values
     parse.__name__ = f"comma-separated {kind.__name__}s"
     return parse
+
+
+def name_list(choices):
+    """Comma-separated names, each one of ``choices`` (in the order given, repeats dropped)."""
+    choices = tuple(choices)
+
+    def parse(text: str) -> list[str]:
+        names = list(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
+        unknown = [v for v in names if v not in choices]
+        if unknown or not names:
+            what = f"unknown {', '.join(map(repr, unknown))}" if unknown else "no values"
+            raise argparse.ArgumentTypeError(f"{what}; choose from {', '.join(choices)}")
+        return names
+    parse.__name__ = "comma-separated names"
+    return parse
+
+
+def fill_defaults(args: argparse.Namespace, defaults: dict) -> argparse.Namespace:
+    """Give each option still ``None`` (not given) its value in ``defaults``, the defaults
+    of the mode chosen (``--quick``, ``--gpu``, ...): an option given explicitly wins."""
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+def output_location(parser: argparse.ArgumentParser, option: str, *files) -> None:
+    """Create the folders of the ``files`` a run will write, and check that they can be
+    written there, before the run: like every benchmark script, a missing folder is
+    created; one that cannot be is a usage error now, not a traceback after the run."""
+    import os
+    from pathlib import Path
+
+    for file in map(Path, files):
+        folder = file.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            blocker = next((p for p in (folder, *folder.parents)
+                            if p.exists() and not p.is_dir()), None)
+            why = f"{blocker} is a file" if blocker else exc.strerror or str(exc)
+            parser.error(f"argument {option}: cannot create the folder {folder} ({why})")
+        if file.is_dir():
+            parser.error(f"argument {option}: {file} is a folder, not a file to write")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            parser.error(f"argument {option}: the folder {folder} is not writable")

@@ -47,12 +47,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "peers"))
 
-from _cli import positive_int  # noqa: E402
+from _cli import number_list, output_location, positive_int  # noqa: E402
 from _provenance import provenance  # noqa: E402
 from samples import (  # noqa: E402
     interleave_families,
     load_samples,
-    read_records,
+    read_results,
     write_json_atomic,
 )
 
@@ -84,7 +84,15 @@ def ensure_samples(data: Path) -> list[dict]:
         subprocess.run([str(bmi_python), str(HERE / "peers" / "sample_bmi_tasks.py"),
                         "--benchmark", "--out-dir", str(data)], check=True,
                        env=dict(os.environ, JAX_PLATFORMS="cpu"))
-    return json.loads(index.read_text())["samples"]
+    try:
+        samples = json.loads(index.read_text())["samples"]
+        if not isinstance(samples, list):
+            raise TypeError
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        why = f"{type(exc).__name__}: {exc}" if str(exc) else "no list of 'samples'"
+        sys.exit(f"beyond_normal.py: {index} is not a sample index ({why}); delete it and run "
+                 "again to draw the samples anew (with bmi's venv), or pass --data")
+    return samples
 
 
 def classical_functions() -> dict:
@@ -227,13 +235,33 @@ def run_case(method: str, row: dict, sample, threads: int, options: dict,
     return record
 
 
+def read_previous(out: Path) -> dict:
+    """The results already in ``out`` (``{}`` if none), to resume from; exits naming the
+    file, and leaving it as it is, when it is not a results file of this script."""
+    advice = ("so the run cannot skip the cases it holds. The file is left as it is: move "
+              "it aside, pass --fresh to start over (which replaces it) or --out to write "
+              "elsewhere")
+    try:
+        payload = read_results(out, keys=("sample", "estimator"))
+    except ValueError as exc:
+        sys.exit(f"beyond_normal.py: {exc}, {advice}")
+    if payload and ((payload.get("benchmark"), payload.get("side")) != ("beyond_normal",
+                                                                        "mitools")
+                    or not isinstance(payload.get("runs", []), list)
+                    or not isinstance(payload.get("tasks", {}), dict)):
+        sys.exit(f"beyond_normal.py: {out} is not a results file of beyond_normal.py "
+                 f"(benchmark 'beyond_normal', side 'mitools', with runs and tasks), {advice}")
+    return payload
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(DATA), help="sample directory with index.json")
     parser.add_argument("--tasks", default=None,
                         help="comma-separated globs of task ids, or family names "
                              "(e.g. 'spiral-*,additive-noise'); default all")
-    parser.add_argument("--seeds", default=None, help="e.g. 0,1 (default: all in the index)")
+    parser.add_argument("--seeds", type=number_list(int, 0, strict=False), default=None,
+                        help="e.g. 0,1 (default: all in the index)")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help=f"comma-separated, from {','.join(METHODS)}")
     parser.add_argument("--threads", type=positive_int, default=1)
@@ -241,8 +269,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="JSON of keyword arguments for estimate_mi (default: none)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--quick", action="store_true",
-                        help=f"smoke run: tasks {QUICK_TASKS}, seed 0, n = 1,000, "
-                             "estimate_mi max_steps=200")
+                        help=f"smoke run into *_quick.json: its defaults are tasks "
+                             f"{QUICK_TASKS}, seed 0, methods without bmi_ksg and "
+                             "estimate_mi max_steps=200 (n = 1,000); --tasks, --seeds, "
+                             "--methods and --estimate-mi-args given explicitly win")
     parser.add_argument("--fresh", action="store_true", help="ignore existing results")
     args = parser.parse_args(argv)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -261,17 +291,18 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--estimate-mi-args must be a JSON object of keyword arguments")
     tasks, seeds, n_max = args.tasks, args.seeds, None
     if args.quick:
-        tasks, seeds, n_max = tasks or QUICK_TASKS, seeds or "0", 1000
+        tasks, seeds, n_max = tasks or QUICK_TASKS, seeds or [0], 1000
         options.setdefault("max_steps", 200)
         if args.methods == parser.get_default("methods"):  # bmi would read all 5,000 rows
             methods = [m for m in methods if m != "bmi_ksg"]
     out = Path(args.out or RESULTS / ("beyond_normal_mitools"
                                       + ("_quick" if args.quick else "") + ".json"))
+    output_location(parser, "--out", out)
+    payload = {} if args.fresh else read_previous(out)
     index = ensure_samples(Path(args.data))
     rows = interleave_families(
-        select(index, tasks, [int(s) for s in seeds.split(",")] if seeds else None),
+        select(index, tasks, seeds),
         lambda row: row["family"], lambda row: row["seed"])
-    payload = json.loads(out.read_text()) if out.exists() and not args.fresh else {}
     # merged into the tasks already recorded: a run on another samples folder (or a subset
     # of the tasks) must not drop the metadata of the tasks whose records the file keeps
     task_meta = dict(payload.get("tasks", {}))
@@ -279,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
                                                                "dim_x", "dim_y", "true_mi",
                                                                "n", "params")}
                       for row in index})
-    records = [] if args.fresh else read_records(str(out))
+    records = payload.get("records", [])
     runs = payload.get("runs", [])
     runs.append({"provenance": provenance(), "threads": args.threads, "argv": sys.argv[1:],
                  "quick": args.quick, "n_max": n_max, "estimate_mi_args": options})

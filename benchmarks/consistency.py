@@ -41,7 +41,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cli import at_least, positive_float, positive_int
+from _cli import at_least, fill_defaults, output_location, positive_float, positive_int
 from _conditional_fit import held_out_generative
 from _provenance import ROOT, provenance
 
@@ -78,29 +78,44 @@ def datasets(dim: int, mi: float, n: int, seed: int) -> dict[str, tuple[torch.Te
     }
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options, checked, with ``--quick``'s defaults where none was given and ``out``
+    the output path (its folder made)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dim", type=positive_int, default=10)
     parser.add_argument("--mi", type=positive_float, default=2.0)
-    parser.add_argument("--n", type=at_least(100), default=4000)
-    parser.add_argument("--max-steps", type=int, default=None,
-                        help="estimate_mi's max_steps (default: its own); the generative q "
-                             "fits use 2,000 unless given")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n", type=at_least(100), default=None,
+                        help="samples per data set (default: 4000; --quick: 600)")
+    parser.add_argument("--max-steps", type=positive_int, default=None,
+                        help="estimate_mi's max_steps (default: its own), or the steps of the "
+                             "generative q fits (default: 2,000); --quick: 100")
+    parser.add_argument("--seed", type=at_least(0), default=0)
     parser.add_argument("--threads", type=positive_int, default=1)
-    parser.add_argument("--quick", action="store_true", help="n=600, 100 steps: smoke test")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke test into *_quick.*: its defaults are --n 600 and "
+                             "--max-steps 100; options given explicitly win")
     parser.add_argument("--generative", action="store_true",
                         help="only the generative estimators, through the bounds directly")
     parser.add_argument("--out", default=None)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parser.parse_args(argv)
     out_name = "consistency_generative" if args.generative else "consistency"
     # a smoke run never overwrites the committed results (``*_quick.*`` is git-ignored)
     out_name += "_quick" if args.quick else ""
-    args.out = args.out or str(ROOT / "benchmarks" / "results" / out_name)
-    n, max_steps = (600, 100) if args.quick else (args.n, args.max_steps)
+    args.out = Path(args.out or ROOT / "benchmarks" / "results" / out_name)
+    output_location(parser, "--out", args.out.with_suffix(".json"),
+                    args.out.with_suffix(".md"))
+    # --quick changes the defaults only: an option given explicitly wins
+    return fill_defaults(args, {"n": 600, "max_steps": 100} if args.quick else {"n": 4000})
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    n, max_steps, out = args.n, args.max_steps, args.out
     steps = {} if max_steps is None else {"max_steps": max_steps}
-    if max_steps is None:  # recorded as the default it ran with
+    if args.generative:  # recorded as the steps it ran with
+        max_steps = max_steps or 2000
+    elif max_steps is None:
         import inspect
 
         max_steps = inspect.signature(estimate_mi).parameters["max_steps"].default
@@ -109,7 +124,7 @@ def main() -> None:
     start = time.time()
     generative = {}
     if args.generative:  # fit one q per data set; every generative bound reads it
-        generative = {key: held_out_generative(x, y, args.seed, args.max_steps or 2000)
+        generative = {key: held_out_generative(x, y, args.seed, max_steps)
                       for key, (x, y) in data.items()}
     for label, name, kwargs in (BOUNDS if not args.generative
                                 else [(lab, nm, {}) for lab, nm in GENERATIVE]):
@@ -138,8 +153,6 @@ def main() -> None:
                "setup": {"dim": args.dim, "mi": args.mi, "n": n, "max_steps": max_steps,
                          "seed": args.seed, "quick": args.quick, "h": "cube"},
                "wall_time_s": time.time() - start, "rows": rows}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(payload, indent=1))
     lines = [f"Base: d = {args.dim} correlated Gaussian, I = {args.mi:g} nats, n = {n}; "
              "ideal: independence 0, data-processing ratio 1, additivity ratio 2.", "",

@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cli import at_least, number_list, positive_int
+from _cli import at_least, number_list, output_location, positive_int
 from _provenance import ROOT, provenance
 
 from mitools.estimate import estimate_mi
@@ -64,6 +64,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" /
                                              "estimate_accuracy"))
     args = parser.parse_args()
+    out = Path(args.out)
+    output_location(parser, "--out", out.with_suffix(".json"), out.with_suffix(".md"))
     torch.set_num_threads(args.threads)
     runs = []
     for mi in args.levels:
@@ -91,8 +93,6 @@ def main() -> None:
         })
     payload = {"provenance": provenance(), "n": args.n, "dim": 20, "threads": args.threads,
                "load_average": list(os.getloadavg()), "runs": runs, "summary": summary}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(payload, indent=1))
     lines = ["| true MI | seeds | mean estimate | mean held-out bound | within 5 % | "
              "95 % lower bound covers | two-sided covers | flagged | median time (s) | "

@@ -24,6 +24,11 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python}"
+if ! command -v "$PY" >/dev/null 2>&1; then
+    echo "gpu_check.sh: no Python interpreter '$PY' on PATH; set PYTHON=/path/to/python" \
+         "(the one with torch and CUDA)" >&2
+    exit 1
+fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this copy's mitools, installed or not
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-4}"
 status=0

@@ -43,6 +43,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _cli import (  # noqa: E402
+    fill_defaults,
+    name_list,
+    number_list,
+    output_location,
+    positive_float,
+    positive_int,
+)
 from _provenance import provenance  # noqa: E402
 
 from mitools.local import LocalMILoss  # noqa: E402
@@ -250,47 +258,96 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+#: the defaults of each mode: (device, batches, side, dtypes, score budget MB, time budget s)
+MODES = {
+    "gpu": dict(device="cuda", batches=[1024, 4096, 16384], side=16,
+                dtypes=["float32", "bfloat16"], score_budget_mb=80_000.0, time_budget=45.0),
+    "cpu": dict(device="cpu", batches=[256, 512, 1024, 2048, 4096], side=4,
+                dtypes=["float32"], score_budget_mb=300.0, time_budget=400.0),
+    "quick": dict(device="cpu", batches=[32, 64], side=4, dtypes=["float32"],
+                  score_budget_mb=300.0, time_budget=30.0),
+}
+
+
+def device_name(text: str) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N``, where this torch can use it."""
+    allowed = "cpu, cuda or cuda:N"
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device; choose {allowed}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"{text!r}: choose {allowed}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: CUDA is not available to this torch ({torch.__version__}); "
+                "choose cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: this machine has {torch.cuda.device_count()} GPU(s), "
+                f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    return text
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options, checked before anything runs (a bad value is a usage error, exit 2),
+    with the chosen mode's defaults filled in where no value was given."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        epilog="--gpu and --quick set the defaults of --device, --batches, --side, --dtypes, "
+               "--score-budget-mb and --time-budget; an option given explicitly wins.")
     parser.add_argument("--gpu", action="store_true",
                         help="the GPU check: cuda, 16x16 cells, D=128, B in 1024/4096/16384, "
                         "float32 and bfloat16")  # fmt: skip
-    parser.add_argument("--quick", action="store_true", help="a tiny smoke sweep")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--batches", default=None, help="comma-separated batch sizes")
-    parser.add_argument("--side", type=int, default=None, help="the grid is side x side")
-    parser.add_argument("--dim", type=int, default=128)
-    parser.add_argument("--dtypes", default=None, help="comma-separated: float32,bfloat16")
-    parser.add_argument("--versions", default=",".join(VERSIONS))
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--score-budget-mb", type=float, default=None)
-    parser.add_argument("--time-budget", type=float, default=None, help="seconds per config")
+    parser.add_argument("--quick", action="store_true",
+                        help="a tiny smoke sweep: cpu, B in 32/64, 4x4 cells, float32, "
+                             "time budget 30 s")
+    parser.add_argument("--device", type=device_name, default=None,
+                        help="cpu, cuda or cuda:N (default: cpu; --gpu: cuda)")
+    parser.add_argument("--batches", type=number_list(int), default=None,
+                        help="comma-separated batch sizes, each >= 1 (default: "
+                             "256,512,1024,2048,4096)")
+    parser.add_argument("--side", type=positive_int, default=None,
+                        help="the grid is side x side (default: 4; --gpu: 16)")
+    parser.add_argument("--dim", type=positive_int, default=128)
+    parser.add_argument("--dtypes", type=name_list(DTYPES), default=None,
+                        help=f"comma-separated, from {','.join(DTYPES)} (default: float32; "
+                             "--gpu: float32,bfloat16)")
+    parser.add_argument("--versions", type=name_list(VERSIONS), default=list(VERSIONS),
+                        help=f"comma-separated, from {','.join(VERSIONS)} (default: all)")
+    parser.add_argument("--threads", type=positive_int, default=1)
+    parser.add_argument("--repeats", type=positive_int, default=3)
+    parser.add_argument("--score-budget-mb", type=positive_float, default=None)
+    parser.add_argument("--time-budget", type=positive_float, default=None,
+                        help="seconds per config")
     parser.add_argument("--no-memory", action="store_true", help="skip the CPU memory runs")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--measure-peak", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.measure_peak is not None:
+        return args
+    mode = "gpu" if args.gpu else "quick" if args.quick else "cpu"
+    if mode == "gpu" and args.device is None and not torch.cuda.is_available():
+        parser.error(f"argument --gpu: CUDA is not available to this torch "
+                     f"({torch.__version__}); run it on a GPU machine")
+    fill_defaults(args, MODES[mode])
+    args.versions = tuple(args.versions)
+    if args.out is None:  # quick runs are git-ignored (benchmarks/results/*_quick.*)
+        stem = "local_loss_gpu" if args.gpu else "local_loss_quick" if args.quick else \
+            "local_loss"
+        args.out = ROOT / "benchmarks" / "results" / f"{stem}.json"
+    output_location(parser, "--out", args.out, args.out.with_suffix(".md"))
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.measure_peak is not None:
         version, batch, side, dim, device, dtype = json.loads(args.measure_peak)
         print(json.dumps(measure_peak(version, batch, side, dim, device, dtype)))
         return
-
-    gpu = args.gpu
-    defaults = {  # (device, batches, side, dtypes, score budget MB, time budget s)
-        "gpu": ("cuda", "1024,4096,16384", 16, "float32,bfloat16", 80_000.0, 45.0),
-        "cpu": ("cpu", "256,512,1024,2048,4096", 4, "float32", 300.0, 400.0),
-        "quick": ("cpu", "32,64", 4, "float32", 300.0, 30.0),
-    }["gpu" if gpu else "quick" if args.quick else "cpu"]
-    args.device = args.device or defaults[0]
-    args.batches = [int(b) for b in (args.batches or defaults[1]).split(",")]
-    args.side = args.side or defaults[2]
-    args.dtypes = (args.dtypes or defaults[3]).split(",")
-    args.score_budget_mb = args.score_budget_mb or defaults[4]
-    args.time_budget = args.time_budget or defaults[5]
-    args.versions = tuple(args.versions.split(","))
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit("--gpu / --device cuda: CUDA is not available to this torch")
 
     load_before = [round(v, 2) for v in os.getloadavg()]
     rows = sweep(args)
@@ -306,10 +363,6 @@ def main() -> None:
         "rows": rows,
     }
     out = args.out
-    if out is None:  # quick runs are git-ignored (benchmarks/results/*_quick.*)
-        stem = "local_loss_gpu" if gpu else "local_loss_quick" if args.quick else "local_loss"
-        out = ROOT / "benchmarks" / "results" / f"{stem}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     out.with_suffix(".md").write_text(markdown(result))
     print()

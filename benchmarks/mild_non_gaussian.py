@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cli import number_list, positive_int
+from _cli import number_list, output_location, positive_float, positive_int
 from _provenance import ROOT, provenance
 
 from mitools.estimate import estimate_mi
@@ -64,11 +64,13 @@ def main() -> None:
                         default="300,1000,3000", help="comma-separated, each at least 100")
     parser.add_argument("--seeds", type=positive_int, default=16)
     parser.add_argument("--a", type=float, default=0.35)
-    parser.add_argument("--s", type=float, default=0.7)
+    parser.add_argument("--s", type=positive_float, default=0.7)
     parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--out",
                         default=str(ROOT / "benchmarks" / "results" / "mild_non_gaussian"))
     args = parser.parse_args()
+    out = Path(args.out)
+    output_location(parser, "--out", out.with_suffix(".json"), out.with_suffix(".md"))
     torch.set_num_threads(args.threads)
     sizes = args.sizes
     truth = true_mi(args.a, args.s)
@@ -98,8 +100,6 @@ def main() -> None:
                "setup": {"a": args.a, "s": args.s, "true_mi": truth, "seeds": args.seeds,
                          "sizes": sizes, "threads": args.threads},
                "rows": rows, "records": records}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(payload, indent=1))
     lines = [f"y = x + {args.a:g} (x² - 1) + {args.s:g} ε, true MI {truth:.4f} nats; "
              f"{args.seeds} seeds per size; estimate_mi's defaults, with and without the screen.",

@@ -66,7 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import itertools
 
-from _cli import positive_int
+from _cli import at_least, fill_defaults, name_list, output_location, positive_int
 from _provenance import ROOT, provenance
 
 from mitools.bounds import ba, club, l1out
@@ -224,6 +224,7 @@ def run_staircase(
 CONDITIONAL_LABELS = ["BA", "DoE", "CLUB", "vCLUB", "L1Out"]
 TRUE_Q_LABELS = ["BA (true q)", "CLUB (true q)", "L1Out (true q)"]
 MIXTURE_LABELS = [f"{label} (mixture q)" for label in CONDITIONAL_LABELS]
+FAMILIES = ("lower", "conditional", "flo", "mixture")
 LOWER_IN_EXPECTATION = {"InfoNCE", "NWJ", "JS", "TUBA", "α-InfoNCE α=0.01", "α-InfoNCE α=0.5",
                         "BA (mixture q)",
                         "BA", "FLO"}
@@ -465,46 +466,57 @@ def _write(out_dir: Path, name: str, payload: dict, section: str, estimates: Ten
     figure(estimates, schedule, labels, out_dir / f"{name}.png", title, batch_size, ylim)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options, checked, with ``--quick``'s defaults where none was given and
+    ``out_dir`` made."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--critics", default="separable,concat")
-    parser.add_argument("--tasks", default="gaussian,cubic")
-    parser.add_argument("--families", default="lower,conditional,flo",
+    parser.add_argument("--critics", type=name_list(("separable", "concat")),
+                        default="separable,concat")
+    parser.add_argument("--tasks", type=name_list(("gaussian", "cubic")),
+                        default="gaussian,cubic")
+    parser.add_argument("--families", type=name_list(FAMILIES), default="lower,conditional,flo",
                         help="which estimator families to train (comma-separated): lower, "
                              "conditional, flo, and mixture (the conditional bounds with a "
                              "mixture-of-Gaussians q)")
     parser.add_argument("--sandwich-only", action="store_true",
                         help="train nothing: rebuild the sandwiches from the results on disk")
-    parser.add_argument("--steps-per-level", type=positive_int, default=4000)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--window", type=int, default=500)
+    parser.add_argument("--steps-per-level", type=positive_int, default=None,
+                        help="default: 4000; --quick: 200")
+    parser.add_argument("--batch-size", type=at_least(2), default=64)
+    parser.add_argument("--window", type=positive_int, default=None,
+                        help="the last steps of each level summarised (default: 500; "
+                             "--quick: 100); one longer than a level is cut to the level's "
+                             "steps, and the results record the window used")
     parser.add_argument("--quick", action="store_true",
-                        help="200 steps per level, window 100: a smoke test")
+                        help="a smoke test into staircase_quick/: its defaults are "
+                             "--steps-per-level 200 and --window 100; options given "
+                             "explicitly win")
     parser.add_argument("--threads", type=positive_int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=at_least(0), default=0)
     parser.add_argument("--out-dir", default=None,
                         help="default: benchmarks/results/staircase (--quick: "
                              "benchmarks/results/staircase_quick, not committed)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    steps_per_level, window = args.steps_per_level, args.window
-    if args.quick:
-        steps_per_level, window = 200, 100
-    for name, given, known in (("critics", args.critics, ("separable", "concat")),
-                               ("tasks", args.tasks, ("gaussian", "cubic"))):
-        unknown = set(given.split(",")) - set(known)
-        if unknown:  # before anything is created or run
-            parser.error(f"unknown {name} {sorted(unknown)}; choose {', '.join(known)}")
-    families = set() if args.sandwich_only else set(args.families.split(","))
-    unknown = families - {"lower", "conditional", "flo", "mixture"}
-    if unknown:
-        parser.error(f"unknown families {sorted(unknown)}; choose lower, conditional, flo, "
-                     "mixture")
-    schedule = Staircase(steps_per_level=steps_per_level)
+    args = parser.parse_args(argv)
+    # --quick changes the defaults only: an option given explicitly wins
+    fill_defaults(args, {"steps_per_level": 200, "window": 100} if args.quick
+                  else {"steps_per_level": 4000, "window": 500})
+    if args.window > args.steps_per_level:  # the results record the window actually used
+        print(f"--window {args.window} is longer than a level: using {args.steps_per_level} "
+              "(--steps-per-level)", file=sys.stderr)
+        args.window = args.steps_per_level
     # a smoke run never overwrites the committed results (``*_quick/`` is git-ignored)
-    out_dir = Path(args.out_dir or ROOT / "benchmarks" / "results" /
-                   ("staircase_quick" if args.quick else "staircase"))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    args.out_dir = Path(args.out_dir or ROOT / "benchmarks" / "results" /
+                        ("staircase_quick" if args.quick else "staircase"))
+    output_location(parser, "--out-dir", args.out_dir / "summary.md")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    steps_per_level, window, out_dir = args.steps_per_level, args.window, args.out_dir
+    families = set() if args.sandwich_only else set(args.families)
+    schedule = Staircase(steps_per_level=steps_per_level)
     sections = []
 
     def protocol(critic: str, task: str, **extra: object) -> dict:
@@ -521,7 +533,7 @@ def main() -> None:
         sections.append(section)
         print(section, f"({payload['wall_time_s']:.0f} s)", flush=True)
 
-    for task in args.tasks.split(","):
+    for task in args.tasks:
         transform = None if task == "gaussian" else task
         suffix = f"{steps_per_level} steps/level, batch {args.batch_size}"
         if "conditional" in families:
@@ -552,7 +564,7 @@ def main() -> None:
                        "summary": summarize(estimates, schedule, MIXTURE_LABELS, window)}
             emit(f"conditional-mixture-{task}", payload, estimates, MIXTURE_LABELS,
                  f"mixture q(y|x), {task} task, {suffix}", ylim=(-1, 40))
-        for critic_kind in args.critics.split(","):
+        for critic_kind in args.critics:
             if "lower" in families:
                 start = time.time()
                 estimates = run_staircase(critic_kind, transform, schedule, BOUNDS,

@@ -35,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _cli import output_location
 from _provenance import ROOT, provenance
 
 ESTIMATE_SNIPPET = """
@@ -94,12 +95,17 @@ def measure(argv: list[str]) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", nargs="+", default=["main", "tiny", "tests", "estimate"],
                         choices=["main", "tiny", "tests", "estimate"])
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "time_claims"))
-    args = parser.parse_args()
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "time_claims"),
+                        help="output path; .json and .md are written beside it (default: "
+                             "benchmarks/results/time_claims); missing folders are created "
+                             "before the first job")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    output_location(parser, "--out", out.with_suffix(".json"), out.with_suffix(".md"))
 
     py = sys.executable
     results: dict[str, object] = {"provenance": provenance(), "cores": os.cpu_count()}
@@ -122,8 +128,6 @@ def main() -> None:
                 rows.append(row)
         results["estimate"] = rows
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     lines = ["| job | wall (s) | CPU (s) | peak RSS (MB) | load before |", "|---|---|---|---|---|"]
     for key in ("main", "tiny", "tests"):

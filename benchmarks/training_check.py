@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cli import positive_int
+from _cli import at_least, fill_defaults, output_location, positive_int
 
 import mitools
 from mitools.estimators import get_estimator
@@ -56,24 +56,44 @@ def train_one(name: str, kwargs: dict, schedule: Staircase, dim: int, batch: int
     return trace.tolist()
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options, checked, with ``--quick``'s defaults where none was given."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps-per-level", type=positive_int, default=4000)
-    parser.add_argument("--window", type=int, default=500, help="last steps averaged per level")
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps-per-level", type=positive_int, default=None,
+                        help="default: 4000; --quick: 200")
+    parser.add_argument("--window", type=positive_int, default=None,
+                        help="last steps averaged per level (default: 500; --quick: 100); "
+                             "one longer than a level is cut to the level's steps, and the "
+                             "results record the window used")
+    parser.add_argument("--batch", type=at_least(2), default=64)
     parser.add_argument("--dim", type=positive_int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=at_least(0), default=0)
     parser.add_argument("--bounds", nargs="*", default=list(BOUNDS), choices=list(BOUNDS))
-    parser.add_argument("--quick", action="store_true", help="200 steps per level, window 100")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run into training_check_quick.*: its defaults are "
+                             "--steps-per-level 200 and --window 100; options given "
+                             "explicitly win")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=positive_int, default=1,
                         help="torch threads (small batches gain nothing from more)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    stem = "training_check_quick" if args.quick else "training_check"
+    output_location(parser, "--out", args.out / f"{stem}.md", args.out / f"{stem}.json")
+    # --quick changes the defaults only: an option given explicitly wins
+    fill_defaults(args, {"steps_per_level": 200, "window": 100} if args.quick
+                  else {"steps_per_level": 4000, "window": 500})
+    if args.window > args.steps_per_level:  # the results record the window actually used
+        print(f"--window {args.window} is longer than a level: using {args.steps_per_level} "
+              "(--steps-per-level)", file=sys.stderr)
+        args.window = args.steps_per_level
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.quick:
-        args.steps_per_level, args.window = 200, 100
     schedule = Staircase(steps_per_level=args.steps_per_level)
-    window = min(args.window, args.steps_per_level)
+    window = args.window
 
     rows = {}
     timings = {}
@@ -104,7 +124,6 @@ def main() -> None:
           f"(log {args.batch} = {torch.log(torch.tensor(float(args.batch))):.2f})")
     print(table)
 
-    args.out.mkdir(parents=True, exist_ok=True)
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True, check=False).stdout.strip()

@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cli import at_least, positive_int
+from _cli import at_least, fill_defaults, output_location, positive_int
 from _conditional_fit import fit_q
 from _provenance import ROOT, provenance
 
@@ -59,19 +59,30 @@ def one_case(task, n, seed, max_steps):
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=at_least(100), default=5000)
-    parser.add_argument("--seeds", type=positive_int, default=3)
-    parser.add_argument("--max-steps", type=int, default=3000)
+    parser.add_argument("--n", type=at_least(100), default=None,
+                        help="default: 5000; --quick: 1000")
+    parser.add_argument("--seeds", type=positive_int, default=None, help="default: 3; --quick: 1")
+    parser.add_argument("--max-steps", type=positive_int, default=None,
+                        help="default: 3000; --quick: 300")
     parser.add_argument("--threads", type=positive_int, default=1)
-    parser.add_argument("--quick", action="store_true", help="n=1000, 1 seed, 300 steps")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run into *_quick.*: its defaults are --n 1000, --seeds 1 "
+                             "and --max-steps 300; options given explicitly win")
     parser.add_argument("--out", default=None,
                         help="output path without suffix (default: benchmarks/results/"
                              "upper_bounds_heldout, --quick: upper_bounds_heldout_quick)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    # --quick changes the defaults only: an option given explicitly wins
+    fill_defaults(args, {"n": 1000, "seeds": 1, "max_steps": 300} if args.quick
+                  else {"n": 5000, "seeds": 3, "max_steps": 3000})
+    # a smoke run never overwrites the committed results (``*_quick.*`` is git-ignored)
+    out = Path(args.out or ROOT / "benchmarks" / "results" /
+               ("upper_bounds_heldout" + ("_quick" if args.quick else "")))
+    output_location(parser, "--out", out.with_suffix(".json"), out.with_suffix(".md"))
     torch.set_num_threads(args.threads)
-    n, seeds, max_steps = (1000, 1, 300) if args.quick else (args.n, args.seeds, args.max_steps)
+    n, seeds, max_steps = args.n, args.seeds, args.max_steps
     tasks = [(None, mi) for mi in (2.0, 4.0, 6.0, 8.0, 10.0)] + [("cubic", 2.0), ("cubic", 4.0)]
     rows = []
     start = time.time()
@@ -100,10 +111,6 @@ def main() -> None:
                          "q": "DiagonalGaussian 2 x 256, early stopping on validation NLL",
                          "quick": args.quick},
                "wall_time_s": time.time() - start, "rows": rows}
-    # a smoke run never overwrites the committed results (``*_quick.*`` is git-ignored)
-    out = Path(args.out or ROOT / "benchmarks" / "results" /
-               ("upper_bounds_heldout" + ("_quick" if args.quick else "")))
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(payload, indent=1))
     lines = [f"n = {n} (20 % held out, all {n // 5} test pairs scored), {seeds} seeds; "
              "q: diagonal Gaussian, 2 x 256 MLP, maximum likelihood with early stopping. "

@@ -169,7 +169,11 @@ def test_provenance_line_keeps_the_dirty_suffix() -> None:
     ("consistency", ["--mi", "-1"]), ("estimate_accuracy", ["--levels", "abc"]),
     ("estimate_accuracy", ["--n", "10"]), ("mild_non_gaussian", ["--sizes", "10"]),
     ("training_check", ["--dim", "0"]), ("beyond_normal", ["--estimate-mi-args", "{bad"]),
-    ("upper_bounds_heldout", ["--n", "10"])])
+    ("upper_bounds_heldout", ["--n", "10"]), ("upper_bounds_heldout", ["--max-steps", "0"]),
+    ("beyond_normal", ["--seeds", "a"]), ("peers/compare", ["--peers", "foo"]),
+    ("peers/compare", ["--levels", "x"]), ("training_check", ["--window", "0"]),
+    ("staircase", ["--batch-size", "1"]), ("consistency", ["--seed", "-1"]),
+    ("mild_non_gaussian", ["--s", "0"])])
 def test_bad_options_are_usage_errors(script: str, args: list, tmp_path: Path) -> None:
     import subprocess
 
@@ -179,4 +183,243 @@ def test_bad_options_are_usage_errors(script: str, args: list, tmp_path: Path) -
                                "PYTHONPATH": str(BENCH.parent)})
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith(f"{script}.py: error: ")
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"{Path(script).name}.py: error: ") and args[0] in line
+
+
+def _usage_error(module, argv: list, capsys) -> str:
+    """``module.main(argv)``'s usage error: exit status 2 and one line, no traceback."""
+    with pytest.raises(SystemExit) as exc:
+        module.main(argv)
+    assert exc.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("args, names", [
+    (["--dtypes", "float99"], ["--dtypes", "'float99'", "float32, bfloat16, float64"]),
+    (["--versions", "nonsense"], ["--versions", "'nonsense'", "hand_written, dense"]),
+    (["--batches", "0,-3"], ["--batches", "0 is not above 0"]),
+    (["--batches", "abc"], ["--batches", "'abc' is not an integer"]),
+    (["--device", "cuda"], ["--device", "'cuda'", "CUDA is not available", "cpu"]),
+    (["--device", "tpu9"], ["--device", "'tpu9'", "cpu, cuda or cuda:N"]),
+    (["--gpu"], ["--gpu", "CUDA is not available"]),
+    (["--repeats", "0"], ["--repeats", "0 is below 1"]),
+])
+def test_local_loss_refuses_bad_values_before_running(args, names, tmp_path: Path,
+                                                      monkeypatch, capsys) -> None:
+    """Tryout: each of these gave a traceback (--device cuda on a machine without a GPU
+    after building the first inputs)."""
+    import local_loss
+
+    monkeypatch.setattr(local_loss.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(local_loss, "sweep", lambda args: pytest.fail("the sweep ran"))
+    line = _usage_error(local_loss, [*args, "--out", str(tmp_path / "o" / "x.json")], capsys)
+    assert ": error: argument " in line
+    for name in names:
+        assert name in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_local_loss_modes_only_fill_the_options_not_given() -> None:
+    import local_loss
+
+    args = local_loss.parse_args(["--quick", "--batches", "8", "--dtypes", "float64",
+                                  "--versions", "dense"])
+    assert (args.batches, args.dtypes, args.versions, args.side) == ([8], ["float64"],
+                                                                      ("dense",), 4)
+    assert args.time_budget == 30.0 and args.out.name == "local_loss_quick.json"
+
+
+def test_time_claims_makes_the_output_folder_before_the_first_job(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    """Tryout: a bad --out failed only after every job had run (minutes lost)."""
+    import time_claims
+
+    out = tmp_path / "some" / "missing" / "dir" / "file.json"
+    seen = []
+
+    def measure(argv: list) -> dict:
+        seen.append(out.parent.is_dir())  # made before the job, not after
+        return {"command": "x", "wall_s": 1.0, "cpu_s": 1.0, "peak_rss_mb": 1,
+                "load_before": 0.0, "stdout_tail": ""}
+
+    monkeypatch.setattr(time_claims, "measure", measure)
+    time_claims.main(["--jobs", "tiny", "--out", str(out)])
+    assert seen == [True] and out.exists() and out.with_suffix(".md").exists()
+
+
+@pytest.mark.parametrize("blocker", ["file", "folder"])
+def test_time_claims_refuses_an_unwritable_output_before_any_job(blocker: str, tmp_path: Path,
+                                                                 monkeypatch, capsys) -> None:
+    import time_claims
+
+    monkeypatch.setattr(time_claims, "measure", lambda argv: pytest.fail("a job ran"))
+    if blocker == "file":  # a file where a folder must be
+        (tmp_path / "taken").write_text("")
+        out, why = tmp_path / "taken" / "dir" / "x.json", "taken is a file"
+    else:  # a folder where the output file must be
+        (tmp_path / "x.json").mkdir()
+        out, why = tmp_path / "x.json", "is a folder, not a file"
+    line = _usage_error(time_claims, ["--out", str(out)], capsys)
+    assert "error: argument --out: " in line and why in line
+
+
+@pytest.mark.parametrize("failed", [False, True])
+def test_run_bmi_beyond_normal_names_the_missing_venv_and_its_command(failed: bool,
+                                                                     tmp_path: Path) -> None:
+    """Tryout: without bmi's venv the script exited 127 with bash's bare "No such file or
+    directory". A copy of the script runs, so that a venv next to the real one is not used."""
+    import shutil
+    import subprocess
+
+    script = tmp_path / "run_bmi_beyond_normal.sh"
+    shutil.copy(BENCH / "peers" / script.name, script)
+    if failed:  # make_venvs.sh leaves this after a failed install
+        (tmp_path / ".venv-bmi.failed").write_text("install failed\n")
+    proc = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1
+    assert "bash benchmarks/peers/make_venvs.sh bmi" in proc.stderr
+    assert ("install failed" if failed else f"no {tmp_path / '.venv-bmi'}") in proc.stderr
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("script", ["peers/make_venvs.sh", "gpu_check.sh"])
+def test_shell_scripts_name_a_missing_python(script: str, tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    proc = subprocess.run(["bash", str(BENCH / script)], capture_output=True, text=True,
+                          timeout=30, cwd=tmp_path,
+                          env={**os.environ, "PYTHON": "no-such-python-here"})
+    assert proc.returncode == 1
+    assert "no Python interpreter 'no-such-python-here'" in proc.stderr
+    assert "PYTHON=" in proc.stderr
+
+
+@pytest.mark.parametrize("script, argv, expected", [
+    ("consistency", ["--quick", "--n", "1000"], {"n": 1000, "max_steps": 100}),
+    ("consistency", ["--quick", "--max-steps", "7"], {"n": 600, "max_steps": 7}),
+    ("consistency", [], {"n": 4000, "max_steps": None}),  # None: estimate_mi's own
+    ("training_check", ["--quick", "--steps-per-level", "150"],
+     {"steps_per_level": 150, "window": 100}),
+    ("training_check", ["--quick", "--window", "20"], {"steps_per_level": 200, "window": 20}),
+    ("training_check", [], {"steps_per_level": 4000, "window": 500}),
+    ("staircase", ["--quick", "--steps-per-level", "300", "--window", "30"],
+     {"steps_per_level": 300, "window": 30}),
+    ("staircase", ["--quick"], {"steps_per_level": 200, "window": 100}),
+])
+def test_quick_changes_only_the_defaults(script: str, argv: list, expected: dict,
+                                         tmp_path: Path) -> None:
+    """Tryout: --quick silently replaced --n, --max-steps, --steps-per-level and --window
+    given on the same command line."""
+    module = __import__(script)
+    out = ["--out-dir" if script == "staircase" else "--out", str(tmp_path / "out")]
+    args = module.parse_args([*argv, *out])
+    assert {k: getattr(args, k) for k in expected} == expected
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--quick", "--n", "2000", "--max-steps", "40"], (2000, 40)),
+    (["--quick"], (1000, 300)),
+])
+def test_upper_bounds_heldout_quick_keeps_explicit_options(argv, expected, tmp_path: Path,
+                                                           monkeypatch) -> None:
+    import upper_bounds_heldout as ub
+
+    seen = []
+
+    def one_case(task, n, seed, max_steps):
+        seen.append((n, max_steps))
+        raise KeyboardInterrupt  # stop before any fitting
+
+    monkeypatch.setattr(ub, "one_case", one_case)
+    with pytest.raises(KeyboardInterrupt):
+        ub.main([*argv, "--out", str(tmp_path / "ub")])
+    assert seen == [expected]
+
+
+def test_beyond_normal_quick_keeps_explicit_tasks_and_steps(tmp_path: Path) -> None:
+    import beyond_normal
+
+    data = tmp_path / "data"
+    _fake_samples(data, ["one", "two"])
+    out = tmp_path / "out.json"
+    beyond_normal.main(["--quick", "--data", str(data), "--tasks", "two", "--methods",
+                        "gaussian", "--estimate-mi-args", '{"max_steps": 7}', "--out",
+                        str(out)])
+    payload = json.loads(out.read_text())
+    assert [r["task"] for r in payload["records"]] == ["two"]
+    assert payload["runs"][-1]["estimate_mi_args"] == {"max_steps": 7}
+
+
+@pytest.mark.parametrize("script", ["staircase", "training_check"])
+def test_a_window_longer_than_a_level_is_recorded_as_used(script: str, tmp_path: Path) -> None:
+    module = __import__(script)
+    out = ["--out-dir" if script == "staircase" else "--out", str(tmp_path)]
+    args = module.parse_args(["--steps-per-level", "40", "--window", "100", *out])
+    assert (args.steps_per_level, args.window) == (40, 40)
+
+
+def test_staircase_records_the_window_it_used(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Tryout: --steps-per-level 3 summarised 3 steps per level but recorded window 500."""
+    import staircase
+    import torch
+
+    monkeypatch.setattr(staircase, "run_staircase",  # no training: a trace of the right size
+                        lambda kind, transform, schedule, bounds, **kw:
+                        torch.zeros(schedule.total_steps, len(bounds)))
+    monkeypatch.setattr(staircase, "figure", lambda *args, **kwargs: None)
+    staircase.main(["--critics", "separable", "--tasks", "gaussian", "--families", "lower",
+                    "--steps-per-level", "3", "--threads", "1", "--out-dir", str(tmp_path)])
+    protocol = json.loads((tmp_path / "separable-gaussian.json").read_text())["protocol"]
+    assert (protocol["steps_per_level"], protocol["window"]) == (3, 3)
+    assert "--window 500 is longer than a level: using 3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, why", [
+    (b"{bad", "is not valid JSON (line 1, column 2"),
+    (b"\xff\xfe\x00", "cannot be read"),  # not text
+    (b'{"records": [{"estimator": "ksg"}]}', "is not a results file"),  # no "sample"
+    (b'{"records": [], "written": "x"}', "is not a results file of beyond_normal.py"),
+])
+def test_beyond_normal_refuses_a_results_file_it_cannot_resume_from(content: bytes, why: str,
+                                                                    tmp_path: Path) -> None:
+    """Tryout: a corrupt results file gave a JSONDecodeError traceback; one of another
+    shape (bmi's side, say) would have been rewritten as this script's."""
+    import beyond_normal
+
+    data = tmp_path / "data"
+    _fake_samples(data, ["one"])
+    out = tmp_path / "out.json"
+    out.write_bytes(content)
+    with pytest.raises(SystemExit) as exc:
+        beyond_normal.main(["--data", str(data), "--methods", "gaussian", "--out", str(out)])
+    message = str(exc.value.code)
+    assert message.startswith(f"beyond_normal.py: {out} ") and why in message
+    assert "--fresh" in message and "left as it is" in message and "\n" not in message
+    assert out.read_bytes() == content  # nothing written over it
+    beyond_normal.main(["--data", str(data), "--methods", "gaussian", "--out", str(out),
+                        "--fresh"])  # what the message offers: start over
+    assert len(json.loads(out.read_text())["records"]) == 1
+
+
+def test_beyond_normal_names_a_corrupt_sample_index(tmp_path: Path) -> None:
+    import beyond_normal
+
+    (tmp_path / "index.json").write_text('{"samples": ')
+    with pytest.raises(SystemExit) as exc:
+        beyond_normal.main(["--data", str(tmp_path), "--out", str(tmp_path / "o.json")])
+    message = str(exc.value.code)
+    assert f"{tmp_path / 'index.json'} is not a sample index" in message
+    assert "delete it and run again" in message
+
+
+def test_read_records_names_a_corrupt_file(tmp_path: Path) -> None:
+    """run_bmi.py --resume and compare.py --reuse read their files through it."""
+    from samples import read_records
+
+    path = tmp_path / "out.json"
+    assert read_records(str(path)) == []
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match=rf"{path} is not a results file"):
+        read_records(str(path))

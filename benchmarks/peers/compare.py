@@ -32,8 +32,21 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from _cli import (  # noqa: E402
+    at_least,
+    name_list,
+    number_list,
+    output_location,
+    positive_int,
+)
 from _provenance import ROOT, provenance  # noqa: E402
-from samples import Record, load_samples, save_sample, timed_estimate  # noqa: E402
+from samples import (  # noqa: E402
+    Record,
+    load_samples,
+    read_results,
+    save_sample,
+    timed_estimate,
+)
 
 PEERS = {
     "bmi": ("run_bmi.py", HERE / ".venv-bmi"),
@@ -128,14 +141,24 @@ def markdown(records: list[dict], skipped: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def reused(path: Path) -> dict:
+    """A per-library output kept by ``--reuse``; exits naming it when it cannot be read."""
+    try:
+        return read_results(path)
+    except ValueError as exc:
+        sys.exit(f"compare.py: {exc}; --reuse cannot use it. Delete it to run that library "
+                 "again, or run without --reuse")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--levels", default="2,4,6,8,10")
-    parser.add_argument("--n", type=int, default=5000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--levels", type=number_list(float, 0, strict=False),
+                        default="2,4,6,8,10")
+    parser.add_argument("--n", type=at_least(100), default=5000)
+    parser.add_argument("--seed", type=at_least(0), default=0)
+    parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--mitools-bounds", default="dv,smile,infonce")
-    parser.add_argument("--peers", default="bmi,torch-mist")
+    parser.add_argument("--peers", type=name_list(PEERS), default="bmi,torch-mist")
     parser.add_argument("--no-bmi-tasks", action="store_true")
     parser.add_argument("--reuse", action="store_true",
                         help="keep existing samples and reuse the per-library outputs "
@@ -143,6 +166,8 @@ def main() -> None:
                              "(to assemble a table from runs made separately)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "peers"))
     args = parser.parse_args()
+    out = Path(args.out)
+    output_location(parser, "--out", out.with_suffix(".json"), out.with_suffix(".md"))
 
     import torch
 
@@ -152,7 +177,7 @@ def main() -> None:
                          f"intra_op_parallelism_threads={args.threads}",
                JAX_PLATFORMS="cpu")
     data = HERE / "data"
-    levels = [float(v) for v in args.levels.split(",")]
+    levels = args.levels
     if args.reuse:
         samples = [data / f"gaussian-d20-mi{mi:g}.npz" for mi in levels]
     else:
@@ -169,18 +194,18 @@ def main() -> None:
     start = time.time()
     mitools_out = data / "out-mitools.json"
     if args.reuse and mitools_out.exists():
-        records = json.loads(mitools_out.read_text())["records"]
+        records = reused(mitools_out)["records"]
     else:
         records = [asdict(r) for r in run_mitools(samples, args.mitools_bounds.split(","),
                                                    args.seed)]
         mitools_out.write_text(json.dumps({"records": records}, indent=1))
     peers_info, skipped = {}, {}
-    for name in args.peers.split(","):
+    for name in args.peers:
         out_json = data / f"out-{name}.json"
         parts = sorted(data.glob(f"out-{name}-*.json")) or [out_json]
         if args.reuse and all(p.exists() for p in parts):
             # outputs of one or several runner invocations (e.g. estimators split in two)
-            loaded = [json.loads(p.read_text()) for p in parts]
+            loaded = [reused(p) for p in parts]
             result = {k: v for k, v in loaded[0].items() if k != "records"}
             result["records"] = [r for part in loaded for r in part["records"]]
             result["status"] = "ok"
@@ -197,8 +222,6 @@ def main() -> None:
                             "dim_x": s.x.shape[1], "dim_y": s.y.shape[1]}
                            for s in load_samples(map(str, samples))],
                "records": records}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(payload, indent=1))
     out.with_suffix(".md").write_text(markdown(records, skipped))
     print(out.with_suffix(".md").read_text())

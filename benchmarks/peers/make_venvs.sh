@@ -11,6 +11,10 @@
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 python="${PYTHON:-python3}"
+if ! command -v "$python" >/dev/null 2>&1; then
+    echo "make_venvs.sh: no Python interpreter '$python' on PATH; set PYTHON=/path/to/python3" >&2
+    exit 1
+fi
 peers=("$@")
 [ ${#peers[@]} -eq 0 ] && peers=(bmi torch-mist)
 

@@ -58,6 +58,9 @@ NEURAL = {
 }
 ALL = [*NEURAL, "ksg", "cca"]
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/: _cli
+from _cli import output_location  # noqa: E402
+
 
 def neural_runner(name: str, sample, settings: dict, max_n_steps: int | None, seed: int):
     kwargs = {"verbose": False, "seed": seed}
@@ -122,10 +125,15 @@ def main() -> None:
     unknown = sorted(set(names) - set(ALL))
     if unknown:
         parser.error(f"unknown estimator(s) {unknown}; expected some of {ALL}")
+    output_location(parser, "--out", args.out)
 
     import jax
     bmi_version = version("benchmark-mi")
-    records = read_records(args.out) if args.resume else []
+    try:
+        records = read_records(args.out) if args.resume else []
+    except ValueError as exc:  # stop before the first estimate would write over it
+        sys.exit(f"run_bmi.py: {exc}, so --resume cannot skip the cases it holds. The file is "
+                 "left as it is: move it aside or pass another --out")
     done = {(r.get("sample") or r["task"], r["estimator"]) for r in records}
     extra = {"jax": jax.__version__, "bmi": bmi_version,
              "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "XLA_FLAGS",

@@ -16,11 +16,16 @@ test split (torch-mist evaluates on the training data when none is given, and wa
 from __future__ import annotations
 
 import argparse
+import sys
 from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 import torch
 from samples import load_samples, timed_estimate, write_records
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/: _cli
+from _cli import output_location
 
 
 def main() -> None:
@@ -35,6 +40,7 @@ def main() -> None:
                              "default of evaluating on the training data)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    output_location(parser, "--out", args.out)  # written after every estimate has run
 
     import torch_mist
     hidden = [int(h) for h in args.hidden.split(",")]

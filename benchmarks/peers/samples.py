@@ -115,10 +115,35 @@ def write_json_atomic(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def read_records(path: str) -> list[dict]:
-    """The records of a file written by :func:`write_records` (none if it does not exist)."""
+def read_results(path: str | Path, keys: tuple[str, ...] = ()) -> dict:
+    """The payload of a results file (``{}`` if there is none): a JSON object whose
+    ``records`` are objects with ``keys``. Raises ``ValueError`` saying what is wrong with
+    the file (unreadable, not JSON, another shape), so that a caller resuming from it can
+    stop before it writes over it."""
     p = Path(path)
-    return json.loads(p.read_text())["records"] if p.exists() else []
+    if not p.exists():
+        return {}
+    try:
+        payload = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{p} cannot be read ({getattr(exc, 'strerror', None) or exc})") \
+            from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{p} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+                         f"{exc.msg})") from None
+    records = payload.get("records") if isinstance(payload, dict) else None
+    if not isinstance(records, list) or not all(
+            isinstance(r, dict) and all(k in r for k in keys) for r in records):
+        need = f" with {', '.join(keys)}" if keys else ""
+        raise ValueError(f"{p} is not a results file (a JSON object whose 'records' is a "
+                         f"list of records{need})")
+    return payload
+
+
+def read_records(path: str) -> list[dict]:
+    """The records of a file written by :func:`write_records` (none if it does not exist);
+    ``ValueError`` naming the file when it cannot be read as one."""
+    return read_results(path).get("records", [])
 
 
 def interleave_families(items: list, family: Callable, seed: Callable) -> list:
