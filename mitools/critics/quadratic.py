@@ -98,9 +98,10 @@ class QuadraticCritic(Critic):
         return dot_scores(*self.factorise(x, y))
 
     @torch.no_grad()
-    def init_gaussian_(self, x: Tensor, y: Tensor, ridge: float = 1e-6) -> QuadraticCritic:
-        r"""Set the parameters to the pointwise MI of the Gaussian fitted to ``(x, y)``
-        (the residual, if any, is set to output zero).
+    def init_gaussian_(self, x: Tensor, y: Tensor, ridge: float = 1e-6,
+                       offset: float = 0.0) -> QuadraticCritic:
+        r"""Set the parameters to the pointwise MI of the Gaussian fitted to ``(x, y)``, plus
+        ``offset`` (the residual, if any, is set to output zero).
 
         With :math:`z = (x, y)` of mean :math:`m` and covariance :math:`\Sigma`,
         :math:`\Lambda = \Sigma^{-1}`, the Gaussian pointwise MI is
@@ -115,11 +116,19 @@ class QuadraticCritic(Critic):
             y: ``(n, dim_y)`` paired samples.
             ridge: added to the covariance's diagonal, relative to its mean variance, so
                 that collinear features do not make it singular: a finite number >= 0.
+            offset: a constant added to every score, where the bound to be trained is tight
+                at the pointwise MI plus a constant (1 for NWJ: the estimator's
+                :attr:`~mitools.estimators.Estimator.optimal_offset`); a finite number.
 
         Returns:
             ``self``, initialised in place.
+
+        Raises:
+            ValueError: a bad ``ridge`` or ``offset``, shapes that do not pair, or too few
+                samples for the covariance.
         """
         ridge = check_number("init_gaussian_: ridge", ridge, 0, strict=False)
+        offset = check_number("init_gaussian_: offset", offset, None)
         if x.dim() != 2 or y.dim() != 2 or x.shape[0] != y.shape[0]:
             raise ValueError(
                 f"init_gaussian_ needs paired samples x (n, {self.dim_x}) and y (n, "
@@ -160,7 +169,7 @@ class QuadraticCritic(Critic):
             (self.quad_y, py),
             (self.lin_x, qx @ mx + lxy @ my),
             (self.lin_y, qy @ my + lxy.T @ mx),
-            (self.bias, const),
+            (self.bias, const + offset),
         ):
             param.copy_(value.to(param.dtype))
         if self.residual is not None:

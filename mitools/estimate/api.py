@@ -124,7 +124,8 @@ def estimate_mi(
             ``"separable"`` for the other bounds, which score all pairs of each batch. Other
             critics have none: with them, ``"joint"`` or ``"separable"`` is refused.
         init: ``"gaussian"`` starts the quadratic critic at the closed-form Gaussian fit of
-            each fold's training part (:meth:`~mitools.critics.QuadraticCritic.init_gaussian_`);
+            each fold's training part (:meth:`~mitools.critics.QuadraticCritic.init_gaussian_`,
+            plus the bound's :attr:`~mitools.estimators.Estimator.optimal_offset`: 1 for NWJ);
             ``"random"`` at its random initialisation. ``None`` (default): ``"gaussian"`` for
             the quadratic critic, ``"random"`` for every other.
         screen: with ``init="gaussian"``, train the first fold's critic, and train the other

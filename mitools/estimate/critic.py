@@ -116,8 +116,10 @@ class QuadraticJointCritic(Critic):
         return (u * shifted(v)).sum(-1) + self.residual.pairs(gx, shifted(hy))
 
     @torch.no_grad()
-    def init_gaussian_(self, x: Tensor, y: Tensor, ridge: float = 1e-6) -> QuadraticJointCritic:
-        """Start at the Gaussian fit (:meth:`QuadraticCritic.init_gaussian_`), residual zero."""
-        self.quadratic.init_gaussian_(x, y, ridge)
+    def init_gaussian_(self, x: Tensor, y: Tensor, ridge: float = 1e-6,
+                       offset: float = 0.0) -> QuadraticJointCritic:
+        """Start at the Gaussian fit plus ``offset`` (:meth:`QuadraticCritic.init_gaussian_`),
+        residual zero."""
+        self.quadratic.init_gaussian_(x, y, ridge, offset)
         self.residual.v.zero_()
         return self

@@ -30,6 +30,8 @@ without knowing its class:
   leaves the positive's own anchor out).
 * ``stochastic``: whether ``forward`` draws random numbers (vCLUB's negatives), so that a
   block must not be recomputed in the backward pass.
+* ``optimal_offset``: the constant :math:`c` at which the bound is tight for the critic
+  "pointwise MI + :math:`c`" (1 for NWJ, TUBA's log-baseline, else 0).
 """
 
 from __future__ import annotations
@@ -110,6 +112,17 @@ class Estimator(nn.Module):
     def needs_anchors(self) -> bool:
         """Whether the row-side inputs must be passed as ``anchors``."""
         return False
+
+    @property
+    def optimal_offset(self) -> float:
+        r"""The constant :math:`c` at which the bound is tight for the critic
+        :math:`f^* + c`, with :math:`f^*(x, y) = \log \frac{p(x, y)}{p(x)\,p(y)}` the
+        pointwise MI: 0 where a constant shift of the scores changes nothing (InfoNCE, DV,
+        MINE) or the optimum is :math:`f^*` itself (JS, SMILE); 1 for NWJ; TUBA's log-baseline
+        :math:`a` (Poole et al. 2019, eq. 9: the optimum :math:`f^* + a`).
+        :func:`~mitools.estimate.estimate_mi` adds it to the Gaussian start
+        (:meth:`~mitools.critics.QuadraticCritic.init_gaussian_`'s ``offset``)."""
+        return 0.0
 
     @property
     def needs_row_partition(self) -> bool:

@@ -112,6 +112,17 @@ class TUBA(Estimator):
     def needs_anchors(self) -> bool:
         return self.log_baseline.network is not None
 
+    @property
+    def optimal_offset(self) -> float:
+        """The log-baseline :math:`a` (its current value when learned as a constant): TUBA
+        is tight at the pointwise MI plus :math:`a`; 0 for a network baseline :math:`a(x)`,
+        which has no one value."""
+        if self.log_baseline.fixed is not None:
+            return self.log_baseline.fixed
+        if self.log_baseline.constant is not None:
+            return float(self.log_baseline.constant.detach())
+        return 0.0
+
     def finish(
         self,
         stats: RowStatistics,
