@@ -199,3 +199,30 @@ def test_advice_for_small_classes_is_advice_that_works() -> None:
     with pytest.raises(ValueError, match=r"\(a class of 1 sample has no neighbour within it, "
                                          r"whatever k\)$"):
         mixed_ksg(single, rng.standard_normal(181), discrete_x=True, k=1, groups=0)
+
+
+@pytest.mark.parametrize("as_text", [
+    lambda names: names.tolist(),                      # a list of str
+    lambda names: names,                               # numpy str
+    lambda names: names.astype(object),                # numpy object
+    pytest.param(lambda names: __import__("pandas").Series(names, dtype="string"),
+                 id="pandas-string"),
+])
+def test_text_labels_give_the_estimate_of_their_integer_codes(as_text) -> None:
+    label, feature = _label_and_feature(600)
+    names = np.array(["bird", "cat", "dog"])[label]
+    for algorithm in ("kdtree", "brute"):
+        codes = mixed_ksg(label, feature, discrete_x=True, algorithm=algorithm)
+        text = mixed_ksg(as_text(names), feature, discrete_x=True, algorithm=algorithm)
+        assert text.value == codes.value and text.interval == codes.interval
+        assert mixed_ksg(feature, as_text(names), discrete_y=True,
+                         algorithm=algorithm).value == codes.value
+    # both discrete: a text label against another
+    parity = np.array(["even", "odd"])[label % 2]
+    assert mixed_ksg(names, parity, discrete_x=True, discrete_y=True).value == mixed_ksg(
+        label, label % 2, discrete_x=True, discrete_y=True).value
+    # without the flag, text is refused as before, saying how to pass labels
+    with pytest.raises(TypeError, match=r"pass discrete_x=True"):
+        mixed_ksg(names, feature)
+    with pytest.raises(ValueError, match=r"x has missing labels"):
+        mixed_ksg(np.where(label == 0, None, names.astype(object)), feature, discrete_x=True)

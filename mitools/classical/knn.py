@@ -212,7 +212,7 @@ def _knn_estimate(
     check_options(groups, level, seed)
     _use_tree(algorithm, 0)  # validates the name
     threads = resolve_threads(threads)
-    x, y = paired_columns(x, y)
+    x, y = paired_columns(x, y, discrete)
     constant = False
     for a, name in ((x, "x"), (y, "y")):  # (not a comprehension: its frame counts until 3.12)
         constant = warn_if_constant(a, name, method, stacklevel=4) or constant
@@ -408,12 +408,16 @@ def mixed_ksg(
 
     Args:
         x: ``(n, dx)`` array-like of real numbers (``(n,)`` is ``(n, 1)``); booleans count as
-            0 and 1.
+            0 and 1. With ``discrete_x``, text labels too (``str``: a list, numpy array or
+            pandas column), numbered in sorted order (:func:`mitools.inputs.label_codes`):
+            the estimate is that of any integer coding, value for value. A missing label
+            (``None``, NaN) is refused like NaN, and so is a column mixing text with numbers
+            (``1`` and ``'1'``).
         y: ``(n, dy)``, same ``n``.
         k: number of neighbours (``k >= 1``).
         discrete_x: compare the rows of ``x`` by equality only (a label: the estimate does
-            not depend on the numbers that code the classes); each class needs at least
-            ``k + 1`` samples.
+            not depend on the numbers or text that code the classes); each class needs at
+            least ``k + 1`` samples.
         discrete_y: the same for ``y``. With both, each is one-hot encoded, so that a pair
             of classes seen ``k`` times or fewer finds its neighbours in other cells at
             distances that do not depend on the coding either.
@@ -429,9 +433,11 @@ def mixed_ksg(
         :class:`~mitools.estimate.MIEstimate` with ``method="mixed_ksg"``.
 
     Raises:
-        TypeError: inputs that are not arrays of real numbers.
+        TypeError: inputs that are not arrays of real numbers (or, for a discrete variable,
+            of labels of one type: numbers or text).
         ValueError: as :func:`ksg` (bad inputs or options, too few samples), or, with
-            ``discrete_x`` or ``discrete_y``, a class of ``k`` samples or fewer.
+            ``discrete_x`` or ``discrete_y``, a class of ``k`` samples or fewer, or a missing
+            label.
 
     Warns:
         RuntimeWarning: as :func:`ksg`, when the jackknife's left-out values are all equal.
