@@ -579,3 +579,12 @@ def test_empty_label_cells_are_missing_values(capsys, data: Path) -> None:
     keep[[4, 9]] = False
     expected = mixed_ksg(frame["lab"][keep], frame["a"][keep], discrete_x=True).value
     assert code == 0 and json.loads(out)["value"] == expected and "dropped 2 of 300" in err
+
+
+def test_an_estimate_at_its_ceiling_warns_on_the_command_line(capsys, data: Path) -> None:
+    x = np.random.default_rng(0).standard_normal(N)
+    np.savez(data / "cubic.npz", x=x, y=x**3)  # an infinite MI
+    code, out, err = run_main(capsys, data, "cubic.npz", "--method", "ksg2", "--groups", "0")
+    assert code == 0 and out.startswith("I(X; Y) = ")
+    assert err.startswith("mitools: warning: ksg2: the estimate, ") and err.count("\n") == 1
+    assert "is a lower figure" in err and f"With n = {N} and k = 3, ksg2 cannot give" in err

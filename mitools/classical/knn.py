@@ -169,12 +169,12 @@ def _warn_if_saturated(method: str, value: float, counts: Counts, k: int) -> Non
     if near:
         why.append(f"it reaches {value / top:.0%} of the most {method} can give")
     if saturated:
-        why.append(f"in {share:.0%} of the samples nothing but the k={k} nearest neighbours "
+        why.append(f"in {share:.0%} of the samples nothing but their {k} nearest neighbours "
                    "lies within their distance in x or in y alone, so y is (close to) a "
                    f"function of x at the scale {n} samples resolve")
     warnings.warn(
         f"{method}: the estimate, {value:.2f} nats, is a lower figure set by the sample size, "
-        f"not an estimate: {'; and '.join(why)}. At n={n} and k={k}, {method} cannot give "
+        f"not an estimate: {'; and '.join(why)}. With n = {n} and k = {k}, {method} cannot give "
         f"more than {formula} = {top:.2f} nats, and the true MI may be much larger (infinite "
         "when y is an exact function of a continuous x). More samples raise that ceiling (by "
         "log 2 = 0.69 nats per doubling), as does a smaller k; otherwise report the MI as at "
