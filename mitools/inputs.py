@@ -156,19 +156,15 @@ def column_values(s: Any, name: str) -> np.ndarray:
 
 
 class LabelCodes(NamedTuple):
-    """What :func:`label_codes` returns: the samples with text labels as integer codes.
+    """What :func:`label_codes` returns: the samples with text labels as integer codes."""
 
-    Attributes:
-        values: the input itself when no column holds text; otherwise the same kind of
-            object (a DataFrame, a Series, else a numpy array) with every text column
-            replaced by its codes (``int64``; float64 with NaN at a missing label when
-            ``missing="nan"``).
-        categories: ``None`` when no column holds text; otherwise one entry per column:
-            the column's labels in the order of their codes (code ``i`` is
-            ``categories[j][i]``), or ``None`` for a numeric column.
-    """
-
+    #: the input itself when no column holds text; otherwise the same kind of object (a
+    #: DataFrame, a Series, else a numpy array) with every text column replaced by its codes
+    #: (``int64``; float64 with NaN at a missing label when ``missing="nan"``)
     values: Any
+    #: ``None`` when no column holds text; otherwise one entry per column, the column's
+    #: labels in the order of their codes (code ``i`` is ``categories[j][i]``), or ``None``
+    #: for a numeric column
     categories: list[list[str] | None] | None
 
 
@@ -495,14 +491,14 @@ def as_sample_tensor(a: Any, name: str, discrete: bool = False) -> Tensor:
         a: ``(n, d)`` or ``(n,)`` array-like of real numbers (see the module's list).
         name: the argument's name, for error messages.
         discrete: ``a`` is a discrete variable: text columns are read as labels, as
-            integer codes (:func:`label_codes`).
+            integer codes (:func:`~mitools.inputs.label_codes`).
 
     Returns:
         ``(n, d)`` tensor, ``int64``, ``float32`` or ``float64``.
 
     Raises:
         TypeError: not array-like, or not real numbers (the dtype or columns are named);
-            with ``discrete``, labels of mixed types (:func:`label_codes`).
+            with ``discrete``, labels of mixed types (:func:`~mitools.inputs.label_codes`).
         ValueError: not ``(n, d)`` or ``(n,)``, no features, NaN / infinite values or
             (``discrete``) missing labels.
 
@@ -542,7 +538,7 @@ def as_float64_columns(a: Any, name: str, discrete: bool = False) -> np.ndarray:
         a: ``(n, d)`` or ``(n,)`` array-like of real numbers (see the module's list).
         name: the argument's name, for error messages.
         discrete: ``a`` is a discrete variable: text columns are read as labels, as
-            integer codes (:func:`label_codes`).
+            integer codes (:func:`~mitools.inputs.label_codes`).
 
     Returns:
         ``(n, d)`` float64 array. An integer column is shifted by its minimum before the

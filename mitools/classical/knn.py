@@ -68,31 +68,31 @@ __all__ = ["CEILING_FRACTION", "KDTREE_MAX_DIM", "SATURATED_MIN_FRACTION", "SATU
 #: :func:`~mitools.classical.ksg` warns when a column repeats values in more than this
 #: fraction of the samples
 TIED_WARNING = 0.01
-#: :func:`~mitools.classical.ksg` and :func:`~mitools.classical.mixed_ksg` warn that the
-#: estimate is a lower figure when it reaches this fraction of :func:`ceiling`. Measured at
-#: k = 3, n = 1,000 to 5,000 (3 seeds, both KSG estimators): the Gaussians of correlation 0.9
-#: and 0.99 reach at most 0.16 and 0.36 of the ceiling, 0.999 at most 0.56, and 0.9999
-#: (4.26 nats) at most 0.67 from n = 2,000, where KSG is within 1 % of the truth (0.74 at
-#: n = 1,000, 2-4 % low). Exact functions: y = x + 1e-9 noise 0.94 to 1.00, exp(x) 0.79 to
-#: 1.00, and estimator 2 at least 0.996 on every one; estimator 1 gives y = x**3 only 0.68 to
-#: 0.76 (less at smaller n or larger k: its square neighbourhoods on a curve count about
-#: slope times k samples in one variable), which :data:`SATURATED_SHARE` catches.
+#: :func:`~mitools.classical.ksg` and :func:`~mitools.classical.mixed_ksg` warn that the estimate is
+#: a lower figure when it reaches this fraction of :func:`ceiling`. Measured at k = 3, n = 1,000 to
+#: 5,000 (3 seeds, both KSG estimators): the Gaussians of correlation 0.9 and 0.99 reach at most
+#: 0.16 and 0.36 of the ceiling, 0.999 at most 0.56, and 0.9999 (4.26 nats) at most 0.67 from n =
+#: 2,000, where KSG is within 1 % of the truth (0.74 at n = 1,000, 2-4 % low). Exact functions: y =
+#: x + 1e-9 noise 0.94 to 1.00, exp(x) 0.79 to 1.00, and estimator 2 at least 0.996 on every one;
+#: estimator 1 gives ``y = x**3`` only 0.68 to 0.76 (less at smaller n or larger k: its square
+#: neighbourhoods on a curve count about slope times k samples in one variable), which
+#: :data:`SATURATED_SHARE` catches.
 CEILING_FRACTION = 0.75
-#: ... or when more than this share of the samples are saturated: one of their two marginal counts
-#: holds at most the k joint neighbours (nothing else lies within the radius in x, or in y alone),
-#: so the points lie on a curve at the scale of the k-th neighbour. Measured at n = 200 to 5,000 and
-#: k = 1 to 10: 0.98 to 1.00 for y = x**3, exp(x) and x + 1e-9 noise; from n = 1,000, at most 0.07
-#: for the Gaussian of correlation 0.99 and 0.29 for 0.999 (0.42 and 0.60 at n = 200, k = 1). The
-#: rules together, measured on 4 other seeds at n = 12 to 5,000 and k = 1 to 10 (both KSG estimators
-#: and the mixed one): no warning for independent data nor for correlation 0.5 at any n; none for
-#: correlation 0.9 from n = 50, 0.99 from n = 200, 2 + 2 and 4 + 4 dimensional Gaussians of 1 and 2
-#: nats from n = 50; a warning for y = x**3, exp(x) and x + 1e-9 noise from n = 200 at every k (from
-#: n = 20 at k = 3, 12 at k = 1).
+#: The warning also fires when more than this share of the samples are saturated (one of their two
+#: marginal counts holds at most the k joint neighbours, nothing else lying within the radius in x,
+#: or in y alone), so the points lie on a curve at the scale of the k-th neighbour. Measured at n =
+#: 200 to 5,000 and k = 1 to 10: 0.98 to 1.00 for ``y = x**3``, exp(x) and x + 1e-9 noise; from n =
+#: 1,000, at most 0.07 for the Gaussian of correlation 0.99 and 0.29 for 0.999 (0.42 and 0.60 at n =
+#: 200, k = 1). The rules together, measured on 4 other seeds at n = 12 to 5,000 and k = 1 to 10
+#: (both KSG estimators and the mixed one): no warning for independent data nor for correlation 0.5
+#: at any n; none for correlation 0.9 from n = 50, 0.99 from n = 200, 2 + 2 and 4 + 4 dimensional
+#: Gaussians of 1 and 2 nats from n = 50; a warning for ``y = x**3``, exp(x) and x + 1e-9 noise from
+#: n = 200 at every k (from n = 20 at k = 3, 12 at k = 1).
 SATURATED_SHARE = 0.5
-#: ... where the estimate is also at least this fraction of :func:`ceiling`: on a few dozen
-#: samples, independent data leave most samples saturated too (up to 0.83 at n = 12, 0.70 at
-#: n = 20), at estimates of at most 0.45 of the ceiling (0.30 from n = 20, 0.10 from n = 50);
-#: y = x**3 under estimator 1 gives at least 0.45 from n = 200 (k = 1 to 10)
+#: The rule of :data:`SATURATED_SHARE` needs the estimate to reach this fraction of :func:`ceiling`
+#: too. On a few dozen samples, independent data leave most samples saturated too (up to 0.83 at n =
+#: 12, 0.70 at n = 20), at estimates of at most 0.45 of the ceiling (0.30 from n = 20, 0.10 from n =
+#: 50); ``y = x**3`` under estimator 1 gives at least 0.45 from n = 200 (k = 1 to 10)
 SATURATED_MIN_FRACTION = 0.4
 #: ``algorithm="auto"`` uses the k-d tree up to this many joint dimensions (``dx + dy``),
 #: blocks of pairwise distances above (measured at n = 5,000: the tree's counting slows down
