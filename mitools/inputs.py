@@ -12,6 +12,14 @@ samples here, so they accept the same inputs and fail with the same messages:
   columns) and what to do: a ``TypeError`` for what is not real numbers (strings, complex,
   dates, objects), a ``ValueError`` for a shape that is not ``(n, d)``, no features, NaN or
   infinite values (with the first bad row), or two variables of different lengths.
+* **Labels**: a variable declared discrete (``discrete_x=True`` / ``discrete_y=True``, the
+  command line's ``--discrete-x`` / ``--discrete-y``) may hold text: :func:`label_codes`
+  numbers each text column's distinct labels ``0, 1, ...`` in sorted order, and every entry
+  point reads those codes. A discrete variable is compared by equality only, so the estimate
+  is the one of any integer coding (value for value). A missing label (``None``, NaN) is a
+  ``ValueError`` naming its row, like NaN in numbers; a column mixing text and numbers
+  (``1`` and ``'1'``) is a ``TypeError``, since ``1 != '1'`` would make them two classes
+  silently. Continuous variables refuse text, as before.
 * **Pairing**: rows are paired by position. Two pandas objects whose indexes differ (one of
   them shuffled, or filtered) are paired by position all the same, with a warning
   (:func:`warn_if_unaligned`); the estimators also warn when ``(x, y)`` rows repeat exactly
@@ -29,20 +37,23 @@ See :doc:`/guide/inputs` for every entry point of mitools and what it does with 
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
 __all__ = [
+    "LabelCodes",
     "as_float64_columns",
     "as_sample_tensor",
     "check_paired",
     "column_values",
     "describe_column",
+    "label_codes",
     "parses_as_number",
     "repeated_rows",
     "warn_if_constant",
@@ -135,13 +146,207 @@ def column_values(s: Any, name: str) -> np.ndarray:
     if getattr(s.dtype, "kind", "O") not in "biuf":
         raise TypeError(
             f"{name} must hold real numbers, got a column of dtype {s.dtype}: "
-            f"{describe_column(s, str(getattr(s, 'name', name)))}"
+            f"{describe_column(s, str(getattr(s, 'name', name)))}{_label_advice(name)}"
         )
     if isinstance(s.dtype, np.dtype):
         return s.to_numpy()
     if bool(s.isna().any()):  # pandas' nullable dtypes (Int64, Float64, boolean)
         return s.to_numpy(dtype=np.float64, na_value=np.nan)
     return s.to_numpy(dtype=s.dtype.numpy_dtype)
+
+
+class LabelCodes(NamedTuple):
+    """What :func:`label_codes` returns: the samples with text labels as integer codes."""
+
+    #: the input itself when no column holds text; otherwise the same kind of object (a
+    #: DataFrame, a Series, else a numpy array) with every text column replaced by its codes
+    #: (``int64``; float64 with NaN at a missing label when ``missing="nan"``)
+    values: Any
+    #: ``None`` when no column holds text; otherwise one entry per column, the column's
+    #: labels in the order of their codes (code ``i`` is ``categories[j][i]``), or ``None``
+    #: for a numeric column
+    categories: list[list[str] | None] | None
+
+
+def _missing(values: np.ndarray) -> np.ndarray:
+    """Missing entries of an object array: ``None``, NaN, and pandas' ``NA`` / ``NaT``."""
+    try:
+        import pandas as pd
+    except ImportError:
+        return np.array([v is None or (isinstance(v, float) and v != v) for v in values],
+                        dtype=bool)
+    return np.asarray(pd.isna(values), dtype=bool)
+
+
+def _numbers(col: np.ndarray) -> np.ndarray:
+    """A column of numbers (and missing values, as NaN) as float64."""
+    if col.dtype.kind != "O":
+        return col.astype(np.float64)
+    absent = _missing(col)
+    out = np.full(len(col), np.nan)
+    out[~absent] = col[~absent].astype(np.float64)
+    return out
+
+
+def _code_column(col: np.ndarray, name: str, where: str, known: list[str] | None,
+                 missing: str) -> tuple[np.ndarray | None, list[str] | None]:
+    """One column's codes and labels, or ``(None, None)`` for a column of numbers (left to
+    the numeric path); ``known``: the labels of a fit, which fix the codes."""
+    if col.dtype.kind == "U":
+        absent = np.zeros(col.shape, dtype=bool)
+        text = col
+    else:
+        col = col.astype(object, copy=False)
+        absent = _missing(col)
+        present = col[~absent]
+        is_text = np.array([isinstance(v, str) for v in present], dtype=bool)
+        if not is_text.any():
+            other = next((i for i, v in enumerate(present) if not isinstance(v, numbers.Number)
+                          and not isinstance(v, np.bool_)), None)
+            if other is None:  # numbers (or nothing): the numeric path reads them
+                if known is not None:
+                    raise TypeError(f"{name}{where} holds numbers, but the estimate was fitted "
+                                    "on text labels in this column; pass the same labels")
+                return None, None
+            row = int(np.flatnonzero(~absent)[other])
+            raise TypeError(
+                f"{name}{where} holds {type(col[row]).__name__} values (row {row}: "
+                f"{col[row]!r}); labels must be numbers or text: convert them first, e.g. "
+                "with .astype(str)")
+        if not is_text.all():
+            rows = np.flatnonzero(~absent)
+            a, b = int(rows[np.argmax(is_text)]), int(rows[np.argmin(is_text)])
+            first, second = sorted((a, b))
+            raise TypeError(
+                f"{name}{where} mixes text with {type(col[b]).__name__} values (row {first} "
+                f"holds {col[first]!r}, row {second} holds {col[second]!r}): labels are "
+                "compared by equality, where 1 and '1' are two classes; give every label one "
+                "type first, e.g. with .astype(str)")
+        text = present.astype(str)
+    if known is None:
+        labels, codes = np.unique(text, return_inverse=True)
+        found: list[str] = [str(v) for v in labels]
+    else:
+        lookup = {label: i for i, label in enumerate(known)}
+        codes = np.array([lookup.get(str(v), -1) for v in text], dtype=np.int64)
+        if (codes < 0).any():
+            row = int(np.flatnonzero(~absent)[np.argmax(codes < 0)])
+            raise ValueError(
+                f"{name}{where} row {row} holds {str(col[row])!r}, not one of the "
+                f"{len(known)} labels seen when fitting")
+        found = known
+    codes = codes.reshape(-1).astype(np.int64)
+    if not absent.any():
+        return codes, found
+    if missing == "raise":
+        rows = np.flatnonzero(absent)
+        raise ValueError(
+            f"{name}{where} has missing labels (None or NaN) in {rows.size} of {len(col)} rows "
+            f"(first: row {rows[0]}); drop those rows first, from both variables at once so "
+            "the pairs stay aligned (e.g. frame.dropna() before selecting the columns)")
+    out = np.full(len(col), np.nan)
+    out[~absent] = codes
+    return out, found
+
+
+def label_codes(a: Any, name: str, categories: list[list[str] | None] | None = None, *,
+                missing: str = "raise") -> LabelCodes:
+    """Text labels of a discrete variable as integer codes: the one place where every entry
+    point (``estimate_mi``, ``pointwise_mi``, ``mixed_ksg``, the command line) reads them.
+
+    Each column holding text (numpy ``str`` or ``object`` arrays, lists of ``str``, pandas
+    ``object``, ``string`` or ``category`` columns) gets its distinct labels numbered
+    ``0, 1, ...`` in sorted order; every other column is left as it is. Columns are coded
+    one by one, so two rows are equal exactly when their labels are: the classes (distinct
+    rows) are those of the labels, and as a discrete variable is compared by equality only,
+    the estimate is the one of any integer coding. Text is compared as text: ``'1'`` and
+    ``'1.0'`` are two labels.
+
+    Args:
+        a: ``(n, d)`` or ``(n,)`` array-like (see the module's list); tensors hold no text
+            and are returned as they are.
+        name: the argument's name, for error messages.
+        categories: the labels of a fit (:attr:`LabelCodes.categories`), which fix the codes
+            (new samples of a fitted variable); ``None``: the labels found here.
+        missing: ``"raise"``: a missing label (``None``, NaN, pandas' ``NA``) is an error;
+            ``"nan"``: its code is NaN, for the caller to drop (the command line's
+            ``--dropna``).
+
+    Returns:
+        :class:`LabelCodes`.
+
+    Raises:
+        TypeError: a column mixing text with numbers or other values, or holding values that
+            are neither numbers nor text (dates, bytes, tuples), or numbers where the fit
+            had text.
+        ValueError: a missing label (``missing="raise"``), or a label not in ``categories``.
+
+    Example:
+        >>> codes = label_codes(["cat", "dog", "cat", "bird"], "y")
+        >>> codes.values, codes.categories
+        (array([1, 2, 1, 0]), [['bird', 'cat', 'dog']])
+        >>> label_codes(["dog", "bird"], "y", codes.categories).values
+        array([2, 0])
+    """
+    if missing not in ("raise", "nan"):
+        raise ValueError(f"missing must be 'raise' or 'nan', got {missing!r}")
+    if isinstance(a, Tensor) or isinstance(a, (str, bytes, dict, set)) or a is None or (
+            np.isscalar(a)):
+        return LabelCodes(a, None)  # no text in a tensor; the rest is refused downstream
+    frame = hasattr(a, "columns") and hasattr(a, "iloc") and getattr(a, "ndim", 2) == 2
+    series = not frame and hasattr(a, "to_numpy") and hasattr(a, "isna")
+    arrays: list[Any]  # per column: its values (None: a numeric column of a frame)
+    if frame:
+        cols = [a.iloc[:, j] for j in range(a.shape[1])]
+        text = [j for j, c in enumerate(cols) if getattr(c.dtype, "kind", "O") not in "biufcmM"]
+        wheres = [f" column {str(c)!r}" for c in a.columns]
+        arrays = [np.asarray(c, dtype=object) if j in text else None for j, c in enumerate(cols)]
+    else:
+        if series:
+            arr = np.asarray(a, dtype=object) if getattr(a.dtype, "kind", "O") not in (
+                "biufcmM") else np.asarray(a)
+        else:
+            try:
+                arr = np.asarray(a)
+                if arr.dtype.kind == "U" and not isinstance(a, np.ndarray):
+                    # numpy turns [1, '1'] into ['1', '1']: look at the entries as given
+                    arr = np.array(a, dtype=object)
+            except (TypeError, ValueError):
+                return LabelCodes(a, None)  # the numeric path words the error
+        if arr.dtype.kind not in "OU" or arr.ndim not in (1, 2):
+            return LabelCodes(a, None)
+        arrays = list(arr.T) if arr.ndim == 2 else [arr]
+        text = list(range(len(arrays)))
+        wheres = [f" column {j}" for j in range(len(arrays))] if arr.ndim == 2 else [""]
+    if categories is not None and len(categories) != len(arrays):
+        raise ValueError(f"{name} must have {len(categories)} columns like the fitted samples, "
+                         f"got {len(arrays)}")
+    coded: dict[int, np.ndarray] = {}
+    found: list[list[str] | None] = [None] * len(arrays)
+    for j in text:  # a loop over columns
+        known = None if categories is None else categories[j]
+        codes, labels = _code_column(arrays[j], name, wheres[j], known, missing)
+        if codes is not None:
+            coded[j], found[j] = codes, labels
+    if categories is not None:
+        unread = [j for j, c in enumerate(categories) if c is not None and j not in coded]
+        if unread:
+            raise TypeError(f"{name}{wheres[unread[0]]} was fitted on text labels; pass the "
+                            "same labels, not numbers")
+    if not coded:
+        return LabelCodes(a, None)
+    if frame:
+        out = a.copy()
+        for j, codes in coded.items():
+            out.isetitem(j, codes)
+        return LabelCodes(out, found)
+    if series:
+        import pandas as pd
+
+        return LabelCodes(pd.Series(coded[0], index=a.index, name=a.name), found)
+    columns = [coded[j] if j in coded else _numbers(arrays[j]) for j in range(len(arrays))]
+    values = np.column_stack(columns) if arr.ndim == 2 else columns[0]
+    return LabelCodes(values, found)
 
 
 def _shifted(arr: np.ndarray) -> np.ndarray:
@@ -157,6 +362,14 @@ def _exact_float64(arr: np.ndarray) -> np.ndarray:
     return arr.astype(np.float64)
 
 
+def _label_advice(name: str) -> str:
+    """Where text is refused: how to pass it as labels (for the arguments ``x`` and ``y``)."""
+    if name not in ("x", "y"):
+        return ""
+    return (f"; if it holds labels, pass discrete_{name}=True (estimate_mi, mixed_ksg), which "
+            "reads text as labels")
+
+
 def _frame(a: Any, name: str) -> tuple[np.ndarray, list[str]]:
     """A DataFrame's columns checked and stacked in one dtype that loses nothing."""
     names = [str(c) for c in a.columns]
@@ -166,8 +379,9 @@ def _frame(a: Any, name: str) -> tuple[np.ndarray, list[str]]:
         raise TypeError(
             f"{name} must have numeric columns only; non-numeric: {', '.join(bad[:5])}"
             + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-            + ". Select the numeric columns, or encode categories as integer codes (e.g. "
-            "frame[col].astype('category').cat.codes)"
+            + ". Select the numeric columns"
+            + (_label_advice(name) or ", or encode categories as integer codes (e.g. "
+               "frame[col].astype('category').cat.codes)")
         )
     if a.shape[1] == 0:
         raise ValueError(f"{name} must have at least one feature, got shape {a.shape}")
@@ -203,7 +417,7 @@ def _numpy(a: Any, name: str) -> tuple[np.ndarray, list[str] | None]:
         except (TypeError, ValueError):
             raise TypeError(
                 f"{name} must hold real numbers, got {type(a).__name__} with numpy dtype object "
-                "(mixed or non-numeric entries)"
+                f"(mixed or non-numeric entries){_label_advice(name)}"
             ) from None
     elif kind == "c":
         raise TypeError(f"{name} must hold real numbers, got numpy dtype {arr.dtype} (complex)")
@@ -213,7 +427,8 @@ def _numpy(a: Any, name: str) -> tuple[np.ndarray, list[str] | None]:
             "convert to numbers first, e.g. .astype('int64')"
         )
     elif kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers, got numpy dtype {arr.dtype}")
+        raise TypeError(f"{name} must hold real numbers, got numpy dtype {arr.dtype}"
+                        + (_label_advice(name) if kind == "U" else ""))
     return arr, None
 
 
@@ -265,7 +480,7 @@ def _check_finite(a: np.ndarray | Tensor, name: str, columns: Sequence[str] | No
     )
 
 
-def as_sample_tensor(a: Any, name: str) -> Tensor:
+def as_sample_tensor(a: Any, name: str, discrete: bool = False) -> Tensor:
     """Samples as an ``(n, d)`` tensor in a dtype that loses nothing, for ranks or centring.
 
     float32 and float64 stay as they are, float16 and bfloat16 become float32 (exactly),
@@ -275,13 +490,17 @@ def as_sample_tensor(a: Any, name: str) -> Tensor:
     Args:
         a: ``(n, d)`` or ``(n,)`` array-like of real numbers (see the module's list).
         name: the argument's name, for error messages.
+        discrete: ``a`` is a discrete variable: text columns are read as labels, as
+            integer codes (:func:`~mitools.inputs.label_codes`).
 
     Returns:
         ``(n, d)`` tensor, ``int64``, ``float32`` or ``float64``.
 
     Raises:
-        TypeError: not array-like, or not real numbers (the dtype or columns are named).
-        ValueError: not ``(n, d)`` or ``(n,)``, no features, or NaN / infinite values.
+        TypeError: not array-like, or not real numbers (the dtype or columns are named);
+            with ``discrete``, labels of mixed types (:func:`~mitools.inputs.label_codes`).
+        ValueError: not ``(n, d)`` or ``(n,)``, no features, NaN / infinite values or
+            (``discrete``) missing labels.
 
     Example:
         >>> import numpy as np
@@ -289,6 +508,8 @@ def as_sample_tensor(a: Any, name: str) -> Tensor:
         tensor([[1700000000],
                 [1700000001]])
     """
+    if discrete:
+        a = label_codes(a, name).values
     raw, columns = _raw(a, name)
     if isinstance(raw, Tensor):
         t = raw
@@ -310,20 +531,24 @@ def as_sample_tensor(a: Any, name: str) -> Tensor:
     return t
 
 
-def as_float64_columns(a: Any, name: str) -> np.ndarray:
+def as_float64_columns(a: Any, name: str, discrete: bool = False) -> np.ndarray:
     """Samples as an ``(n, d)`` float64 numpy array, integer columns shifted first.
 
     Args:
         a: ``(n, d)`` or ``(n,)`` array-like of real numbers (see the module's list).
         name: the argument's name, for error messages.
+        discrete: ``a`` is a discrete variable: text columns are read as labels, as
+            integer codes (:func:`~mitools.inputs.label_codes`).
 
     Returns:
         ``(n, d)`` float64 array. An integer column is shifted by its minimum before the
         conversion, so values up to :math:`2^{53}` apart stay exact however large they are.
 
     Raises:
-        TypeError: not array-like, or not real numbers (strings, complex, dates, objects).
-        ValueError: more than two dimensions, no features, or NaN / infinite values.
+        TypeError: not array-like, or not real numbers (strings, complex, dates, objects;
+            with ``discrete``, text is read as labels, and mixed types are refused).
+        ValueError: more than two dimensions, no features, NaN / infinite values or
+            (``discrete``) missing labels.
 
     Example:
         >>> import numpy as np
@@ -331,6 +556,8 @@ def as_float64_columns(a: Any, name: str) -> np.ndarray:
         >>> as_float64_columns(t, "x").ravel()  # nanosecond timestamps one unit apart
         array([0., 1.])
     """
+    if discrete:
+        a = label_codes(a, name).values
     raw, columns = _raw(a, name)
     if isinstance(raw, Tensor):
         t = raw.cpu()

@@ -15,7 +15,7 @@ from mitools import CorrelatedGaussian
 from mitools.classical import canonical_correlations, gaussian_mi, ksg, mixed_ksg
 from mitools.classical.inputs import as_float64_columns
 from mitools.classical.jackknife import assign_groups
-from mitools.classical.knn import _KINDS
+from mitools.classical.knn import _KINDS, ceiling
 from mitools.classical.neighbours import count_within, kth_neighbours
 from mitools.classical.pairwise import subset_counts
 
@@ -125,6 +125,37 @@ def test_both_backends_match_the_brute_force_reference(kind: str, k: int) -> Non
             assert finish(counts, k) == pytest.approx(value, rel=1e-12, abs=1e-12)
 
 
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_the_ceiling_is_the_formula_with_every_count_at_its_minimum(k: int) -> None:
+    """y = x without noise, every distance from a sample distinct: the loops' counts sit at
+    their minimum (k - 1 strictly inside the k-th neighbour's distance for estimator 1 and the
+    mixed one, the k neighbours themselves for estimator 2), and the estimate is the ceiling,
+    exactly, on both backends; random small continuous inputs never exceed it."""
+    x = (2.0 ** np.arange(9) - 1)[:, None]  # |2^i - 2^j| differ for every j: no ties
+    n = len(x)
+    for kind, method in (("ksg1", "ksg1"), ("ksg2", "ksg2"), ("mixed", "mixed_ksg")):
+        _, n_x, n_y = _reference_counts(x, x, k, kind)
+        minimum = k if kind == "ksg2" else k - 1
+        assert (n_x == minimum).all() and (n_y == minimum).all()
+        top = ceiling(method, n, k)
+        assert _reference_value(x, x, k, kind) == pytest.approx(top, abs=1e-12)
+        for algorithm in ("kdtree", "brute"):
+            with pytest.warns(RuntimeWarning, match="is a lower figure"):
+                fit = (mixed_ksg(x, x, k=k, groups=0, algorithm=algorithm) if kind == "mixed"
+                       else ksg(x, x, k=k, estimator=int(kind[-1]), noise=0.0, groups=0,
+                                algorithm=algorithm))
+            assert fit.value == pytest.approx(top, abs=1e-12)
+    assert ceiling("ksg1", n, k) - ceiling("ksg2", n, k) == pytest.approx(1 / k)
+    rng = np.random.default_rng(k)
+    for _ in range(60):  # a loop over random small inputs, each checked by brute force
+        m = int(rng.integers(k + 2, 12))
+        a = rng.standard_normal((m, int(rng.integers(1, 3))))
+        b = a[:, :1] * rng.choice([-2.0, 1.0, 3.0]) + rng.choice([0.0, 1e-6, 0.1, 1.0]) * (
+            rng.standard_normal((m, 1)))
+        for kind, method in (("ksg1", "ksg1"), ("ksg2", "ksg2"), ("mixed", "mixed_ksg")):
+            assert _reference_value(a, b, k, kind) <= ceiling(method, m, k) + 1e-12
+
+
 @pytest.mark.parametrize("kind", ["ksg1", "ksg2", "mixed_ksg"])
 def test_distance_blocks_give_every_jackknife_subsample_exactly(kind: str) -> None:
     """subset_counts's subsamples (columns set to inf) equal the k-d tree on each subsample."""
@@ -187,7 +218,8 @@ def test_gaussian_mi_ignores_redundant_columns_and_is_blind_to_nonlinear() -> No
     assert gaussian_mi(padded, y, groups=0).value == pytest.approx(
         gaussian_mi(x, y, groups=0).value, rel=1e-9)
     assert gaussian_mi(x, x**2, groups=0).value < 0.005  # y = x^2: dependent, uncorrelated
-    assert ksg(x, x**2, groups=0).value > 1.0  # KSG sees it
+    with pytest.warns(RuntimeWarning, match="is a lower figure"):  # infinite MI: a floor
+        assert ksg(x, x**2, groups=0).value > 1.0  # KSG sees it
     assert gaussian_mi(x, 3 * x - 1, groups=0).value > 15  # deterministic: infinite or huge
     np.testing.assert_allclose(canonical_correlations(x, y), [np.corrcoef(x.T, y.T)[0, 1]])
 

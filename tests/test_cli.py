@@ -532,3 +532,59 @@ def test_discrete_x_reaches_mixed_ksg(capsys, data: Path) -> None:
     code, out, err = run_main(capsys, data, *args)
     plain = mixed_ksg(frame["lab"].to_numpy(), frame["a"].to_numpy())
     assert code == 0 and json.loads(out)["value"] == plain.value
+
+
+def test_a_text_label_column_gives_the_estimate_of_its_codes(capsys, data: Path) -> None:
+    """A CSV's text labels (read by pandas as text) with --discrete-x: the estimate of the
+    same labels coded as integers; without the flag they are refused as before."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.read_csv(data / "labels.csv")
+    names = np.array(["high", "low", "mid"])[frame["lab"].to_numpy()]  # 'high' < 'low' < 'mid'
+    frame.assign(animal=names).to_csv(data / "animals.csv", index=False)
+    args = ("--y-cols", "a", "--method", "mixed", "--discrete-x", "--json")
+    done = _run(data, "animals.csv", "--x-cols", "animal", *args)  # a fresh process
+    assert done.returncode == 0, done.stderr
+    code, out, err = run_main(capsys, data, "animals.csv", "--x-cols", "lab", *args)
+    assert code == 0, err
+    from mitools.classical import mixed_ksg
+
+    expected = mixed_ksg(frame["lab"], frame["a"], discrete_x=True).value
+    assert json.loads(done.stdout)["value"] == json.loads(out)["value"] == expected
+    neural = ("--y-cols", "a", "--discrete-x", "--max-steps", "5", "--folds", "2", "--threads",
+              "1", "--json")
+    _, text_out, err = run_main(capsys, data, "animals.csv", "--x-cols", "animal", *neural)
+    _, code_out, _ = run_main(capsys, data, "animals.csv", "--x-cols", "lab", *neural)
+    assert json.loads(text_out)["value"] == json.loads(code_out)["value"], err
+    code, _, err = run_main(capsys, data, "animals.csv", "--x-cols", "animal", "--y-cols", "a",
+                            "--method", "mixed")
+    assert code == 1 and "'animal' (dtype str; data row 0 holds" in err
+    assert "read as such with --discrete-x / --discrete-y" in err
+
+
+def test_empty_label_cells_are_missing_values(capsys, data: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    from mitools.classical import mixed_ksg
+
+    frame = pd.read_csv(data / "labels.csv")
+    names = np.array(["high", "low", "mid"], dtype=object)[frame["lab"].to_numpy()]
+    names[[4, 9]] = None
+    frame.assign(animal=names).to_csv(data / "gaps.csv", index=False)
+    args = ("gaps.csv", "--x-cols", "animal", "--y-cols", "a", "--method", "mixed",
+            "--discrete-x", "--json")
+    code, _, err = run_main(capsys, data, *args)
+    assert code == 1 and ("2 of 300 rows have missing values (NaN) in gaps.csv (X column "
+                          "'animal': 2; the first is data row 4") in err
+    code, out, err = run_main(capsys, data, *args, "--dropna")
+    keep = np.ones(len(frame), dtype=bool)
+    keep[[4, 9]] = False
+    expected = mixed_ksg(frame["lab"][keep], frame["a"][keep], discrete_x=True).value
+    assert code == 0 and json.loads(out)["value"] == expected and "dropped 2 of 300" in err
+
+
+def test_an_estimate_at_its_ceiling_warns_on_the_command_line(capsys, data: Path) -> None:
+    x = np.random.default_rng(0).standard_normal(N)
+    np.savez(data / "cubic.npz", x=x, y=x**3)  # an infinite MI
+    code, out, err = run_main(capsys, data, "cubic.npz", "--method", "ksg2", "--groups", "0")
+    assert code == 0 and out.startswith("I(X; Y) = ")
+    assert err.startswith("mitools: warning: ksg2: the estimate, ") and err.count("\n") == 1
+    assert "is a lower figure" in err and f"With n = {N} and k = 3, ksg2 cannot give" in err

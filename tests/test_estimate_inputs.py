@@ -211,6 +211,35 @@ def test_discrete_labels_are_one_hot_and_order_free() -> None:
     assert a.interval[0] < truth
 
 
+def test_text_labels_give_the_estimate_of_their_integer_codes(tmp_path) -> None:
+    pd = pytest.importorskip("pandas")
+    x, c, _ = _labels(300)
+    names = np.array(["bird", "cat", "dog"])[c.numpy()]  # codes 0, 1, 2 in sorted order
+    codes = _quiet(x=x, y=c, discrete_y=True, **FAST)
+    for text in (names, names.tolist(), pd.Series(names, name="animal")):
+        result = _quiet(x=x, y=text, discrete_y=True, **FAST)
+        assert result.value == codes.value and result.interval == codes.interval
+    # as x, and in a frame next to a numeric column
+    frame = pd.DataFrame({"animal": names, "parity": c.numpy() % 2})
+    both = _quiet(x=frame, y=x, discrete_x=True, **FAST)
+    assert both.value == _quiet(x=np.stack([c.numpy(), c.numpy() % 2], 1), y=x,
+                                discrete_x=True, **FAST).value
+    # pointwise codes new samples with the fit's labels, also after save / load
+    assert result.settings["y_labels"] == [["bird", "cat", "dog"]]
+    expected = codes.pointwise(x[:6], c[:6])
+    assert torch.equal(result.pointwise(x[:6], names[:6]), expected)
+    result.save(tmp_path / "labels.pt")
+    loaded = type(result).load(tmp_path / "labels.pt")
+    assert torch.equal(loaded.pointwise(x[:6], names[:6].tolist()), expected)
+    with pytest.raises(ValueError, match=r"y row 0 holds 'fish', not one of the 3 labels"):
+        result.pointwise(x[:1], ["fish"])
+    with pytest.raises(ValueError, match=r"y has missing labels \(None or NaN\) in 1 of 300"):
+        estimate_mi(x, [None, *names[1:].tolist()], discrete_y=True, **FAST)
+    with pytest.raises(TypeError, match=r"y must hold real numbers, got numpy dtype <U4; if it "
+                                        r"holds labels, pass discrete_y=True"):
+        estimate_mi(x, names, **FAST)
+
+
 def test_few_valued_columns_warn_unless_declared_discrete() -> None:
     x, c, _ = _labels(600)
     with pytest.warns(UserWarning, match=r"y looks discrete \(column 0: 3 values\).*"

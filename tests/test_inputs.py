@@ -77,3 +77,78 @@ def test_describe_column_names_the_first_value_that_is_not_a_number():
     # review: pandas' parser refused text float() reads, so 'nan' was named the culprit
     assert describe_column(np.array(["nan", "1_000", "x"], dtype=object), "c") == (
         "'c' (dtype object; row 2 holds 'x', not a number)")
+
+
+# --- text labels of a discrete variable: one coding for every entry point -------------------
+
+
+def test_label_codes_number_each_text_column_in_sorted_order() -> None:
+    from mitools.inputs import label_codes
+
+    codes = label_codes(np.array(["cat", "dog", "cat", "bird"], dtype=object), "y")
+    np.testing.assert_array_equal(codes.values, [1, 2, 1, 0])
+    assert codes.categories == [["bird", "cat", "dog"]]
+    # 2-D: each column alone, so that two rows are equal exactly when their labels are
+    rows = label_codes([["a", "x"], ["b", "x"], ["a", "y"], ["a", "x"]], "x")
+    np.testing.assert_array_equal(rows.values, [[0, 0], [1, 0], [0, 1], [0, 0]])
+    # a frame keeps its numeric columns, names and index; a Series its name and index
+    frame = pd.DataFrame({"v": [0.5, 1.5, 2.5], "lab": ["q", "p", "q"]}, index=[7, 8, 9])
+    coded = label_codes(frame, "x")
+    assert list(coded.values.columns) == ["v", "lab"] and list(coded.values.index) == [7, 8, 9]
+    assert coded.values["lab"].tolist() == [1, 0, 1] and coded.categories == [None, ["p", "q"]]
+    series = label_codes(pd.Series(["b", "a"], name="s", dtype="category"), "y").values
+    assert series.name == "s" and series.tolist() == [1, 0]
+    # numbers, and tensors, are left as they are (the numeric path reads them)
+    numbers = np.array([3, 1, 3])
+    assert label_codes(numbers, "x").values is numbers and label_codes(numbers, "x").categories \
+        is None
+    # the labels of a fit fix the codes of new samples; an unseen label is refused
+    np.testing.assert_array_equal(label_codes(["dog", "bird"], "y", codes.categories).values,
+                                  [2, 0])
+    with pytest.raises(ValueError, match=r"y row 1 holds 'fish', not one of the 3 labels"):
+        label_codes(["dog", "fish"], "y", codes.categories)
+
+
+def test_discrete_text_reads_as_codes_and_continuous_text_is_still_refused() -> None:
+    labels = ["cat", "dog", "cat", "bird"]
+    np.testing.assert_array_equal(as_sample_tensor(labels, "y", discrete=True).ravel(),
+                                  [1, 2, 1, 0])
+    np.testing.assert_array_equal(as_float64_columns(np.array(labels), "y", discrete=True),
+                                  [[1.0], [2.0], [1.0], [0.0]])
+    with pytest.raises(TypeError, match=r"y must hold real numbers, got numpy dtype <U4; if it "
+                                        r"holds labels, pass discrete_y=True"):
+        as_sample_tensor(np.array(labels), "y")
+    with pytest.raises(TypeError, match=r"non-numeric: 'lab' .* pass discrete_x=True"):
+        as_float64_columns(pd.DataFrame({"lab": labels}), "x")
+
+
+@pytest.mark.parametrize("missing", [None, float("nan"), pd.NA])
+def test_a_missing_label_is_refused_like_nan(missing) -> None:
+    from mitools.inputs import label_codes
+
+    labels = np.array(["a", "b", missing, "a", missing], dtype=object)
+    with pytest.raises(ValueError, match=r"x has missing labels \(None or NaN\) in 2 of 5 rows "
+                                         r"\(first: row 2\); drop those rows first, from both"):
+        as_sample_tensor(labels, "x", discrete=True)
+    # the command line's choice: NaN codes, which --dropna drops like NaN in numbers
+    codes = label_codes(pd.Series(labels), "x", missing="nan").values.to_numpy()
+    np.testing.assert_array_equal(codes, [0.0, 1.0, np.nan, 0.0, np.nan])
+
+
+@pytest.mark.parametrize("labels, seen", [
+    ([1, "1", "a"], r"mixes text with int values \(row 0 holds 1, row 1 holds '1'\)"),
+    (np.array(["a", 2.5], dtype=object), r"mixes text with float values \(row 0 holds 'a', "
+                                          r"row 1 holds 2.5\)"),
+    (pd.Series(["a", True]), r"mixes text with bool values \(row 0 holds .a., row 1 holds True\)"),
+])
+def test_labels_mixing_text_and_numbers_are_refused(labels, seen) -> None:
+    """1 and '1' are not equal: as labels they would be two classes, silently (and numpy's
+    own conversion of [1, '1'] makes them one, '1'); the choice is to refuse them."""
+    with pytest.raises(TypeError, match=seen + r": labels are compared by equality"):
+        as_float64_columns(labels, "x", discrete=True)
+
+
+def test_labels_that_are_neither_numbers_nor_text_are_refused() -> None:
+    with pytest.raises(TypeError, match=r"x holds bytes values \(row 0: b'a'\); labels must be "
+                                        r"numbers or text"):
+        as_sample_tensor(np.array([b"a", b"b"], dtype=object), "x", discrete=True)

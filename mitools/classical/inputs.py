@@ -67,8 +67,12 @@ def tied_fraction(a: np.ndarray) -> np.ndarray:
     return repeats / max(n, 1)
 
 
-def paired_columns(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+def paired_columns(x: Any, y: Any, discrete: tuple[bool, bool] = (False, False)
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Both variables as float64 columns (:func:`as_float64_columns`), with equal row counts.
+
+    ``discrete``: which of ``x`` and ``y`` are discrete, whose text is read as labels (integer
+    codes, :func:`mitools.inputs.label_codes`).
 
     Raises:
         TypeError, ValueError: as :func:`as_float64_columns`, or different numbers of rows.
@@ -77,6 +81,6 @@ def paired_columns(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         >>> paired_columns([1, 2, 3], [[0.5], [0.25], [0.0]])[0].shape
         (3, 1)
     """
-    xa, ya = as_float64_columns(x, "x"), as_float64_columns(y, "y")
+    xa, ya = as_float64_columns(x, "x", discrete[0]), as_float64_columns(y, "y", discrete[1])
     check_paired(xa, ya)
     return xa, ya

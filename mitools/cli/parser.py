@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     for role in ("x", "y"):
         est.add_argument(f"--discrete-{role}", action="store_true",
                          help=f"{role.upper()} holds labels: its rows are categories, compared "
-                         "by equality only (neural, mixed)")
+                         "by equality only; text columns are read as labels (neural, mixed)")
     est.add_argument("--k", type=_positive, help="neighbours of ksg, ksg2, mixed (default: 3)")
     est.add_argument("--max-steps", type=_positive, help="training steps per fold (neural)")
     est.add_argument("--folds", type=_folds, help="cross-fitting folds, at least 2 (neural)")

@@ -228,15 +228,25 @@ def _read(path: Path, key: str | None, default_key: str | None, header: bool | N
                  [frame.iloc[:, j] for j in range(frame.shape[1])], unnamed)
 
 
-def _numeric(table: Table, idx: list[int], role: str) -> tuple[list[np.ndarray], str | None]:
-    """The chosen columns as numpy arrays (NaN kept), and the non-numeric ones described."""
-    from mitools.inputs import column_values, describe_column
+def _numeric(table: Table, idx: list[int], role: str,
+             discrete: bool = False) -> tuple[list[np.ndarray], str | None]:
+    """The chosen columns as numpy arrays (NaN kept), and the non-numeric ones described.
+    With ``discrete`` (``--discrete-x`` / ``--discrete-y``), a column of text is read as
+    labels: integer codes (:func:`mitools.inputs.label_codes`), NaN where a cell is empty."""
+    from mitools.inputs import column_values, describe_column, label_codes
 
     if not idx:
         raise DataError(f"no columns left for {role} in {table.source}")
     bad, out = [], []
     for j in idx:
         col = table.columns[j]
+        if discrete and getattr(col.dtype, "kind", "O") in "OU":
+            try:
+                col = label_codes(col, f"{role} column {table.names[j]!r} of {table.source}",
+                                  missing="nan").values
+            except (TypeError, ValueError) as exc:
+                raise DataError(str(exc)) from exc
+            col = np.asarray(col)
         if getattr(col.dtype, "kind", "O") not in "biuf":
             bad.append(describe_column(col, table.names[j], row_label="data row"))
             continue
@@ -376,14 +386,14 @@ def load(args: argparse.Namespace) -> tuple[list[tuple[str, str, str, np.ndarray
             _overlap(tx, ix, iy, same_file=True)
     _no_index(tx, ix, args.x_cols, "X")
     _no_index(ty, iy, args.y_cols, "Y")
-    xs, x_problem = _numeric(tx, ix, "X")
-    ys, y_problem = _numeric(ty, iy, "Y")
+    xs, x_problem = _numeric(tx, ix, "X", getattr(args, "discrete_x", False))
+    ys, y_problem = _numeric(ty, iy, "Y", getattr(args, "discrete_y", False))
     problems = [p for p in (x_problem, y_problem) if p]
     if problems:
         raise DataError(
-            f"{'; '.join(problems)}; choose numeric columns with --x-cols / --y-cols, or encode "
-            "these as numbers (a label as codes 0, 1, ..., with --method mixed or --discrete-x "
-            "/ --discrete-y)"
+            f"{'; '.join(problems)}; choose numeric columns with --x-cols / --y-cols; a column "
+            "of labels (text included) is read as such with --discrete-x / --discrete-y "
+            "(--method mixed or neural)"
         )
     nx, ny = len(xs[0]), len(ys[0])
     if nx != ny:

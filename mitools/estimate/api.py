@@ -40,10 +40,12 @@ from mitools.estimators import Estimator, get_estimator
 from mitools.inputs import (
     as_sample_tensor,
     check_paired,
+    label_codes,
     warn_if_constant,
     warn_if_unaligned,
     warn_repeated_rows,
 )
+from mitools.option_checks import check_flag
 
 __all__ = ["estimate_mi"]
 
@@ -149,7 +151,11 @@ def estimate_mi(
         discrete_x: ``x`` holds labels: each distinct row is a category, one-hot encoded, so
             the coding and order of the labels do not matter (``margins`` does not apply).
             Without it, a column with 3 to 20 distinct values draws a warning. Pass labels as
-            integers, floats or booleans (strings: encode them as integers first).
+            numbers, booleans or text (``str``; a list, numpy array or pandas column): text
+            labels are numbered in sorted order (:func:`mitools.inputs.label_codes`), which
+            gives the estimate of any integer coding, value for value. A missing label
+            (``None``, NaN) is refused like NaN, and so is a column mixing text with numbers
+            (``1`` and ``'1'``).
         discrete_y: the same for ``y``.
         hidden: hidden widths of the critic's networks: the quadratic critic's residual
             encoders (``()``: no residual), a separable critic's encoders (``()``: linear
@@ -228,7 +234,14 @@ def estimate_mi(
     # Fitting needs gradients even when the caller runs under torch.no_grad() or
     # torch.inference_mode() (an evaluation loop, for instance): both are off for the call.
     with torch.inference_mode(False), torch.enable_grad():
-        xa, ya = as_sample_tensor(x, "x"), as_sample_tensor(y, "y")
+        # labels given as text become integer codes (a discrete variable is compared by
+        # equality only); the labels are kept so that pointwise codes new samples alike
+        discrete_x, discrete_y = (check_flag(n, v) for n, v in (("discrete_x", discrete_x),
+                                                               ("discrete_y", discrete_y)))
+        x_labels = label_codes(x, "x") if discrete_x else None
+        y_labels = label_codes(y, "y") if discrete_y else None
+        xa = as_sample_tensor(x if x_labels is None else x_labels.values, "x")
+        ya = as_sample_tensor(y if y_labels is None else y_labels.values, "y")
         check_paired(xa, ya)
         check_options(locals())
         # numpy scalars pass the checks: from here on, plain Python numbers
@@ -365,6 +378,9 @@ def estimate_mi(
             "lr": lr, "dtype": str(dtype).removeprefix("torch."), "n": n,
             # pandas column names (None: an array), so pointwise matches new columns by name
             "x_columns": column_names(x), "y_columns": column_names(y),
+            # text labels of a discrete variable, per column in the order of their codes
+            "x_labels": None if x_labels is None else x_labels.categories,
+            "y_labels": None if y_labels is None else y_labels.categories,
         }
         return MIEstimate(
             value=value,

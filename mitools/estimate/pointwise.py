@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from mitools.bounds import _lme_negatives, _prepare
-from mitools.inputs import as_sample_tensor, check_paired
+from mitools.inputs import as_sample_tensor, check_paired, label_codes
 from mitools.option_checks import check_int
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def pointwise_mi(result: MIEstimate, x: Any, y: Any, fold: int | None = None) ->
     Raises:
         ValueError: a result without critics, a fold out of range, different numbers of
             rows, a wrong number of columns, columns named otherwise than when fitting (the
-            message lists both), or a category not seen when fitting.
+            message lists both), or a category (or text label) not seen when fitting.
 
     Example:
         >>> import mitools
@@ -107,6 +107,10 @@ def pointwise_mi(result: MIEstimate, x: Any, y: Any, fold: int | None = None) ->
         fold = check_int("fold", fold, 0, k - 1)
     x = align_columns(x, result.settings.get("x_columns"), "x")
     y = align_columns(y, result.settings.get("y_columns"), "y")
+    # text labels get the codes of the fit (a label it did not see is refused)
+    x_labels, y_labels = result.settings.get("x_labels"), result.settings.get("y_labels")
+    x = x if x_labels is None else label_codes(x, "x", x_labels).values
+    y = y if y_labels is None else label_codes(y, "y", y_labels).values
     xa, ya = as_sample_tensor(x, "x"), as_sample_tensor(y, "y")
     check_paired(xa, ya, "pairs")
     xt = result.margins[0].transform(xa, "x")
