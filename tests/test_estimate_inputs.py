@@ -435,3 +435,38 @@ def test_the_smallest_n_for_two_folds_keeps_a_validation_pair() -> None:
         warnings.simplefilter("ignore", RuntimeWarning)
         r = estimate_mi(x, y, folds=2, max_steps=20, eval_every=10, threads=1)
     assert math.isfinite(r.value)
+
+
+@pytest.mark.parametrize("relation", ["x", "x**3", "exp", "x+1e-9", "second column"])
+def test_an_exact_relation_is_named_not_estimated_silently(relation) -> None:
+    """Regression (review): estimate_mi(x, x**3) read 7.6 nats, with no word, for an
+    infinite MI: after ranks, y is x, and the number is set by the Gaussian fit's ridge."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=400)
+    y = {"x": x, "x**3": x**3, "exp": np.exp(x), "x+1e-9": x + 1e-9 * rng.normal(size=400),
+         "second column": np.c_[rng.normal(size=400), x**3]}[relation]
+    with pytest.warns(RuntimeWarning, match=r"a combination of y is an exact linear function "
+                                            r"of x \(largest canonical correlation 1\b.*"
+                                            r"infinite.*lower figure"):
+        estimate_mi(x, y, max_steps=20, eval_every=10, threads=1)
+
+
+@pytest.mark.parametrize("rho", [0.9, 0.9999, 0.999999])
+def test_a_strong_but_inexact_relation_is_not_called_exact(rho) -> None:
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(2000, 2))
+    y = rho * x + math.sqrt(1 - rho**2) * rng.normal(size=(2000, 2))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        estimate_mi(x, y, max_steps=20, eval_every=10, threads=1)
+    assert not [w for w in caught if "exact linear function" in str(w.message)]
+
+
+def test_labels_that_determine_each_other_are_not_called_exact() -> None:
+    # discrete variables related exactly have a finite MI, their entropy
+    labels = np.repeat(np.arange(4), 50)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        estimate_mi(labels, labels * 2, discrete_x=True, discrete_y=True, max_steps=20,
+                    eval_every=10, threads=1)
+    assert not [w for w in caught if "exact linear function" in str(w.message)]

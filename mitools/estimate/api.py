@@ -13,7 +13,7 @@ from torch import nn
 from mitools.bounds._scores import partition_overflow_allowed
 from mitools.critics import QuadraticCritic
 from mitools.estimate.critic import QuadraticJointCritic
-from mitools.estimate.data import MarginTransform, _warn_if_labels
+from mitools.estimate.data import MarginTransform, _warn_if_labels, warn_if_exact_relation
 from mitools.estimate.diagnostics import diagnose, warn_about_estimate
 from mitools.estimate.fit import (
     SAMPLED_NEGATIVES_BOUNDS,
@@ -220,6 +220,9 @@ def estimate_mi(
             folds stopped at ``max_steps`` while improving, a large held-out/in-sample gap, a
             large non-Gaussian share), or an estimate significantly below zero.
         UserWarning: a column that looks like labels without ``discrete_x``/``discrete_y``.
+        RuntimeWarning: continuous ``x`` and ``y`` related exactly after the margins'
+            transform (a canonical correlation of 1 to rounding, e.g. ``y = x ** 3`` with
+            ranks): the MI is infinite and the estimate only a lower figure.
         RuntimeWarning: ``progress=True`` without tqdm installed.
 
     Example:
@@ -260,6 +263,8 @@ def estimate_mi(
             raise ValueError(f"margins must be 'ranks' or 'standardize', got {margins!r}")
         margin_x, xt = MarginTransform.fit(xa, "discrete" if discrete_x else margins, "x")
         margin_y, yt = MarginTransform.fit(ya, "discrete" if discrete_y else margins, "y")
+        if not (discrete_x or discrete_y):  # labels may be exact functions of each other
+            warn_if_exact_relation(xt, yt, stacklevel=3)
         for name, raw, discrete in (("x", xa, discrete_x), ("y", ya, discrete_y)):
             warn_if_constant(raw, name, "estimate_mi", stacklevel=3)
             if not discrete:
