@@ -46,6 +46,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mitools.option_checks import check_flag
+
 __all__ = [
     "LabelCodes",
     "as_float64_columns",
@@ -508,7 +510,7 @@ def as_sample_tensor(a: Any, name: str, discrete: bool = False) -> Tensor:
         tensor([[1700000000],
                 [1700000001]])
     """
-    if discrete:
+    if check_flag("discrete", discrete):
         a = label_codes(a, name).values
     raw, columns = _raw(a, name)
     if isinstance(raw, Tensor):
@@ -556,7 +558,7 @@ def as_float64_columns(a: Any, name: str, discrete: bool = False) -> np.ndarray:
         >>> as_float64_columns(t, "x").ravel()  # nanosecond timestamps one unit apart
         array([0., 1.])
     """
-    if discrete:
+    if check_flag("discrete", discrete):
         a = label_codes(a, name).values
     raw, columns = _raw(a, name)
     if isinstance(raw, Tensor):
