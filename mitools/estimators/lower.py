@@ -42,7 +42,7 @@ class NWJ(Estimator):
 
     @property
     def optimal_offset(self) -> float:
-        """1: NWJ is tight at the pointwise MI plus one (Nguyen et al. 2010)."""
+        """NWJ is tight at the pointwise MI plus one (Nguyen et al. 2010), so the offset is 1."""
         return 1.0
 
 
