@@ -308,9 +308,9 @@ def warn_if_exact_relation(xt: Tensor, yt: Tensor, stacklevel: int) -> bool:
     warnings.warn(
         "estimate_mi: after the margins' transform a combination of y is an exact linear "
         f"function of x (largest canonical correlation {float(rho[0]):.12g}): y is, "
-        "to rounding, a function of x (with margins='ranks', any increasing one), and the MI "
-        "of continuous variables so related is infinite. The estimate is then set by the "
-        "critic's regularisation and by n, not by the data: read it as a lower figure",
+        "to rounding, a function of x (with the default rank margins, any increasing one), "
+        "and the MI of continuous variables so related is infinite. The estimate is then set "
+        "by the critic's regularisation and by n, not by the data: read it as a lower figure",
         RuntimeWarning,
         stacklevel=stacklevel,
     )
