@@ -609,3 +609,19 @@ def test_the_gaussian_start_is_tight_for_nwj_too() -> None:
     for a, b in zip(dv.folds, nwj.folds, strict=True):
         assert abs(a.start_held_out - b.start_held_out) < 0.01
     assert nwj.diagnostics.untrained_folds == 2
+
+
+def test_finite_gradients_are_told_by_their_entries_not_a_norm() -> None:
+    """Review: a sum of squares overflowed at finite entries of 1e20, and training stopped
+    as if it had diverged."""
+    from mitools.estimate.fit import _finite
+
+    def param(*grad: float) -> torch.nn.Parameter:
+        p = torch.nn.Parameter(torch.zeros(len(grad)))
+        p.grad = torch.tensor(grad)
+        return p
+
+    assert _finite([param(1e20, 1.0), param(3e38)])
+    assert not _finite([param(1.0), param(1.0, math.nan)])
+    assert not _finite([param(-math.inf, 0.0)])
+    assert _finite([torch.nn.Parameter(torch.zeros(2))])  # no gradient yet

@@ -339,14 +339,13 @@ def test_unfinished_training_is_flagged_and_says_what_to_change() -> None:
 def test_diverged_training_is_flagged() -> None:
     """Regression (third tryout): with lr=1e3 the first fold's validation bound reached -1e21
     nats, the screen kept the Gaussian start, and the estimate read -0.0000 +- 0.0007 with no
-    flag and no warning (the data hold 0.85 nats). Training now stops at the first step
-    whose gradient is not finite (step 149, after -7e21), so the fall reads -inf."""
+    flag and no warning (the data hold 0.85 nats)."""
     rng = np.random.default_rng(9)
     x = rng.normal(size=600)
     y = np.sin(3 * x) + 0.3 * rng.normal(size=600)
     with pytest.warns(RuntimeWarning, match=r"1 of 3 folds' validation bound fell far below the "
                                             r"initial critic's during training \(fold 0: to "
-                                            r"-(inf|.*e\+\d+) nats.*diverged.*lower lr"):
+                                            r"-.*e\+\d+ nats.*diverged.*lower lr"):
         r = estimate_mi(x, y, lr=1e3, threads=1)
     assert r.diagnostics.diverged_folds == 1
 
