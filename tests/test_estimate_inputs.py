@@ -470,3 +470,15 @@ def test_labels_that_determine_each_other_are_not_called_exact() -> None:
         estimate_mi(labels, labels * 2, discrete_x=True, discrete_y=True, max_steps=20,
                     eval_every=10, threads=1)
     assert not [w for w in caught if "exact linear function" in str(w.message)]
+
+
+def test_too_few_samples_are_refused_before_any_talk_of_an_exact_relation() -> None:
+    """Review: with n <= dx + dy every canonical correlation is 1 whatever the data, so
+    independent data were called 'exact', then refused for too few samples."""
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(40, 20)), rng.normal(size=(40, 20))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="needs more samples than features"):
+            estimate_mi(x, y, max_steps=10, threads=1)
+    assert not [w for w in caught if "exact linear function" in str(w.message)]

@@ -115,7 +115,7 @@ def ceiling(method: str, n: int, k: int) -> float:
     * Estimator 2 counts within the x- and y-extent of the ``k`` neighbours, which holds all
       of them: :math:`n_x, n_y \ge k`, and :math:`\psi(n) - \psi(k) - 1/k`.
     * The mixed estimator is estimator 1 with :math:`\log n` for :math:`\psi(n)`:
-      :math:`\log n - \psi(k)` (where exact copies set the counts, :math:`	ilde k \ge k + 1`
+      :math:`\log n - \psi(k)` (where exact copies set the counts, :math:`\tilde k \ge k + 1`
       copies give at most :math:`\log n - \psi(k + 1)`).
 
     Estimator 1 and the mixed one reach it only where the k-th neighbour is as far in x as in

@@ -263,8 +263,6 @@ def estimate_mi(
             raise ValueError(f"margins must be 'ranks' or 'standardize', got {margins!r}")
         margin_x, xt = MarginTransform.fit(xa, "discrete" if discrete_x else margins, "x")
         margin_y, yt = MarginTransform.fit(ya, "discrete" if discrete_y else margins, "y")
-        if not (discrete_x or discrete_y):  # labels may be exact functions of each other
-            warn_if_exact_relation(xt, yt, stacklevel=3)
         for name, raw, discrete in (("x", xa, discrete_x), ("y", ya, discrete_y)):
             warn_if_constant(raw, name, "estimate_mi", stacklevel=3)
             if not discrete:
@@ -292,6 +290,8 @@ def estimate_mi(
         dims = xt.shape[1] + yt.shape[1]
         check_sample_size(n, folds, dims, int((1 - 1 / folds) * (1 - val_fraction) * n) - 1
                           if init == "gaussian" else n)
+        if not (discrete_x or discrete_y):  # labels may be exact functions of each other
+            warn_if_exact_relation(xt, yt, stacklevel=3)  # (n > dims: a correlation of 1 says so)
         splits = fold_indices(n, folds, val_fraction, gen)
         # jackknife groups over all samples, so that leaving one out touches every fold at once;
         # dealt out evenly within each fold's test part
