@@ -445,15 +445,20 @@ def test_evaluate_refuses_an_interrupted_checkpoint(tmp_path, tiny_ds, capsys) -
     assert main(["evaluate", "--preset", "tiny", "--out-dir", str(tmp_path)]) == 0
 
 
-def test_evaluate_seed_from_python_refuses_an_interrupted_checkpoint(tmp_path, tiny_ds) -> None:
+def test_evaluate_seed_from_python_refuses_an_interrupted_checkpoint(tmp_path, tiny_ds,
+                                                                    monkeypatch) -> None:
     # the command line checked this, a call of evaluate_seed(paths=None) did not
     from examples.image_text.__main__ import evaluate_seed
 
     cfg = make_config("tiny", **dict(TINY, epochs=3), out_dir=str(tmp_path))
     out = pretrain(cfg, tiny_ds, stop_after=1)
+    trained = []  # and it refuses before any downstream training (review)
+    monkeypatch.setattr("examples.image_text.__main__.downstream",
+                        lambda *args, **kwargs: trained.append(args[2]))
     for paths in (None, [out.checkpoint]):
         with pytest.raises(ValueError, match=r"has done 1 of its 3 epochs"):
             evaluate_seed(cfg, tiny_ds, paths=paths)
+    assert trained == []
     load_pretrained(out.checkpoint)  # for inspection, an unfinished run still loads
     with pytest.raises(ValueError, match=r"has done 1 of its 3 epochs"):
         load_pretrained(out.checkpoint, finished=True)

@@ -117,6 +117,8 @@ def evaluate_seed(cfg: Config, ds: Datasets, clock: _Clock | None = None,
     if not paths:
         raise FileNotFoundError(f"no pretraining checkpoint under {Path(cfg.out_dir)}/"
                                 f"seed{cfg.seed}; run `pretrain` (or `all`) first")
+    # every checkpoint loaded (and an interrupted one refused) before any training starts
+    pretrained = [load_pretrained(path, device, finished=True) for path in paths]
 
     def timed(key: str, fn, *args, **kwargs):
         t = time.perf_counter()
@@ -131,8 +133,7 @@ def evaluate_seed(cfg: Config, ds: Datasets, clock: _Clock | None = None,
     encoders = {"untrained": (build_encoders(cfg, len(ds.tokenizer)).to(device),
                               build_objective(dataclasses.replace(cfg, mode="local",
                                                                   reduction="mean")).to(device))}
-    for path in paths:
-        model, objective, pcfg = load_pretrained(path, device, finished=True)
+    for model, objective, pcfg in pretrained:
         encoders[run_label(pcfg)] = (model.to(device), objective.to(device))
     pts = []
     for label, (model, objective) in encoders.items():
