@@ -190,6 +190,26 @@ def _numbers(col: np.ndarray) -> np.ndarray:
     return out
 
 
+def _categories_as_values(a: Any) -> Any:
+    """A pandas ``category`` Series, or a DataFrame's category columns, as the values they
+    stand for (numbers stay numbers, text stays text); anything else as it is."""
+    def values(col: Any) -> Any:
+        if str(getattr(col, "dtype", "")) != "category":
+            return col
+        kind = col.cat.categories.dtype.kind
+        if col.isna().any():  # an integer dtype holds no NaN: numbers as floats, text as is
+            return col.astype(np.float64 if kind in "biuf" else object)
+        return col.astype(col.cat.categories.dtype)
+
+    if hasattr(a, "columns") and hasattr(a, "iloc") and getattr(a, "ndim", 2) == 2:
+        if any(str(dt) == "category" for dt in a.dtypes):
+            a = a.copy()
+            for j in range(a.shape[1]):
+                a.isetitem(j, values(a.iloc[:, j]))
+        return a
+    return values(a) if hasattr(a, "to_numpy") and hasattr(a, "isna") else a
+
+
 def _code_column(col: np.ndarray, name: str, where: str, known: list[str] | None,
                  missing: str) -> tuple[np.ndarray | None, list[str] | None]:
     """One column's codes and labels, or ``(None, None)`` for a column of numbers (left to
@@ -292,9 +312,19 @@ def label_codes(a: Any, name: str, categories: list[list[str] | None] | None = N
     """
     if missing not in ("raise", "nan"):
         raise ValueError(f"missing must be 'raise' or 'nan', got {missing!r}")
+
+    def no_text() -> LabelCodes:
+        """``a`` holds no text: as it is, unless the fit had text (then its codes would be
+        read as labels of their own: refused)."""
+        if categories is not None and any(c is not None for c in categories):
+            raise TypeError(f"{name} was fitted on text labels; pass the same labels, not "
+                            "numbers")
+        return LabelCodes(a, None)
+
     if isinstance(a, Tensor) or isinstance(a, (str, bytes, dict, set)) or a is None or (
             np.isscalar(a)):
-        return LabelCodes(a, None)  # no text in a tensor; the rest is refused downstream
+        return no_text()  # no text in a tensor; the rest is refused downstream
+    a = _categories_as_values(a)
     frame = hasattr(a, "columns") and hasattr(a, "iloc") and getattr(a, "ndim", 2) == 2
     series = not frame and hasattr(a, "to_numpy") and hasattr(a, "isna")
     arrays: list[Any]  # per column: its values (None: a numeric column of a frame)
@@ -314,9 +344,9 @@ def label_codes(a: Any, name: str, categories: list[list[str] | None] | None = N
                     # numpy turns [1, '1'] into ['1', '1']: look at the entries as given
                     arr = np.array(a, dtype=object)
             except (TypeError, ValueError):
-                return LabelCodes(a, None)  # the numeric path words the error
+                return no_text()  # the numeric path words the error
         if arr.dtype.kind not in "OU" or arr.ndim not in (1, 2):
-            return LabelCodes(a, None)
+            return no_text()
         arrays = list(arr.T) if arr.ndim == 2 else [arr]
         text = list(range(len(arrays)))
         wheres = [f" column {j}" for j in range(len(arrays))] if arr.ndim == 2 else [""]

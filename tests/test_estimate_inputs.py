@@ -482,3 +482,42 @@ def test_too_few_samples_are_refused_before_any_talk_of_an_exact_relation() -> N
         with pytest.raises(ValueError, match="needs more samples than features"):
             estimate_mi(x, y, max_steps=10, threads=1)
     assert not [w for w in caught if "exact linear function" in str(w.message)]
+
+
+def test_numbers_for_a_variable_fitted_on_text_are_refused_in_every_container() -> None:
+    """Review: after a fit on ['a', 'b', 'c'], a list or array of numbers was read as the
+    fit's codes (a DataFrame was refused): a user's own coding landed on other classes."""
+    import pandas as pd
+
+    from mitools.estimate.pointwise import pointwise_mi
+
+    rng = np.random.default_rng(0)
+    labels = rng.choice(["a", "b", "c"], 300)
+    y = (labels == "b") * 2.0 + rng.standard_normal(300)
+    r = estimate_mi(labels, y, discrete_x=True, max_steps=20, eval_every=10, threads=1)
+    assert np.isfinite(np.asarray(pointwise_mi(r, labels[:5], y[:5]))).all()
+    for numbers in ([0, 1, 2, 1, 0], np.array([0, 1, 2, 1, 0]), torch.tensor([0, 1, 2, 1, 0]),
+                    pd.Series([0, 1, 2, 1, 0]), pd.DataFrame({"c": [0, 1, 2, 1, 0]})):
+        with pytest.raises(TypeError, match="fitted on text labels; pass the same labels"):
+            pointwise_mi(r, numbers, y[:5])
+
+
+def test_a_category_column_is_read_as_the_values_it_stands_for() -> None:
+    """Review: a pandas category column of numbers was refused even with discrete_x=True,
+    with advice to pass discrete_x=True."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 3, 300)
+    y = (codes == 1) * 2.0 + rng.standard_normal(300)
+    fit = {"discrete_x": True, "max_steps": 20, "eval_every": 10, "threads": 1}
+    want = estimate_mi(codes, y, **fit).value
+    assert estimate_mi(pd.Series(codes, dtype="category"), y, **fit).value == want
+    text = pd.Series(np.array(["a", "b", "c"])[codes], dtype="category")
+    assert estimate_mi(text, y, **fit).value == want
+    assert estimate_mi(pd.DataFrame({"c": pd.Series(codes, dtype="category")}), y,
+                       **fit).value == want
+    with_nan = pd.Series(codes, dtype="category")
+    with_nan[3] = np.nan
+    with pytest.raises(ValueError, match=r"NaN .* 1 of 300 rows \(first: row 3\)"):
+        estimate_mi(with_nan, y, **fit)

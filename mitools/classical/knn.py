@@ -62,8 +62,9 @@ from mitools.estimate.result import MIEstimate
 from mitools.inputs import warn_if_constant, warn_if_unaligned, warn_repeated_rows
 from mitools.option_checks import check_flag, check_int, check_number
 
-__all__ = ["CEILING_FRACTION", "KDTREE_MAX_DIM", "SATURATED_MIN_FRACTION", "SATURATED_SHARE",
-           "TIED_WARNING", "ceiling", "ksg", "mixed_ksg"]
+__all__ = ["CEILING_FRACTION", "CEILING_MIN_SAMPLES", "KDTREE_MAX_DIM",
+           "SATURATED_MIN_FRACTION", "SATURATED_SHARE", "TIED_WARNING", "ceiling", "ksg",
+           "mixed_ksg"]
 
 #: :func:`~mitools.classical.ksg` warns when a column repeats values in more than this
 #: fraction of the samples
@@ -84,16 +85,21 @@ CEILING_FRACTION = 0.75
 #: 200 to 5,000 and k = 1 to 10: 0.98 to 1.00 for ``y = x**3``, exp(x) and x + 1e-9 noise; from n =
 #: 1,000, at most 0.07 for the Gaussian of correlation 0.99 and 0.29 for 0.999 (0.42 and 0.60 at n =
 #: 200, k = 1). The rules together, measured on 4 other seeds at n = 12 to 5,000 and k = 1 to 10
-#: (both KSG estimators and the mixed one): no warning for independent data nor for correlation 0.5
-#: at any n; none for correlation 0.9 from n = 50, 0.99 from n = 200, 2 + 2 and 4 + 4 dimensional
-#: Gaussians of 1 and 2 nats from n = 50; a warning for ``y = x**3``, exp(x) and x + 1e-9 noise from
-#: n = 200 at every k (from n = 20 at k = 3, 12 at k = 1).
+#: (both KSG estimators and the mixed one): no warning for correlation 0.5 at any n, nor, on 30
+#: seeds, for independent data from n = 20 (:data:`CEILING_MIN_SAMPLES`); none for correlation 0.9
+#: from n = 50, 0.99 from n = 200, 2 + 2 and 4 + 4 dimensional Gaussians of 1 and 2 nats from
+#: n = 50; a warning for ``y = x**3``, exp(x) and x + 1e-9 noise from n = 200 at every k (from
+#: n = 20 at k = 3).
 SATURATED_SHARE = 0.5
 #: The rule of :data:`SATURATED_SHARE` needs the estimate to reach this fraction of :func:`ceiling`
 #: too. On a few dozen samples, independent data leave most samples saturated too (up to 0.83 at n =
 #: 12, 0.70 at n = 20), at estimates of at most 0.45 of the ceiling (0.30 from n = 20, 0.10 from n =
 #: 50); ``y = x**3`` under estimator 1 gives at least 0.45 from n = 200 (k = 1 to 10)
 SATURATED_MIN_FRACTION = 0.4
+#: Neither rule is applied below this many samples: on a dozen or two, independent data can
+#: reach either (30 seeds: ``ksg`` estimator 2 at n = 12 with k = 1 or 10, and at n = 15 with
+#: two dimensions a side and k = 1)
+CEILING_MIN_SAMPLES = 20
 #: ``algorithm="auto"`` uses the k-d tree up to this many joint dimensions (``dx + dy``),
 #: blocks of pairwise distances above (measured at n = 5,000: the tree's counting slows down
 #: quickly with the dimension; the blocks serve all jackknife subsamples in one pass)
@@ -155,7 +161,7 @@ def _warn_if_saturated(method: str, value: float, counts: Counts, k: int) -> Non
     of their own."""
     n = counts[1].shape[0]
     top = ceiling(method, n, k)
-    if top <= 0:
+    if top <= 0 or n < CEILING_MIN_SAMPLES:
         return
     near = value >= CEILING_FRACTION * top
     saturated = value >= SATURATED_MIN_FRACTION * top and (
