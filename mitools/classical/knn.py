@@ -96,9 +96,9 @@ SATURATED_SHARE = 0.5
 #: 12, 0.70 at n = 20), at estimates of at most 0.45 of the ceiling (0.30 from n = 20, 0.10 from n =
 #: 50); ``y = x**3`` under estimator 1 gives at least 0.45 from n = 200 (k = 1 to 10)
 SATURATED_MIN_FRACTION = 0.4
-#: Neither rule is applied below this many samples: on a dozen or two, independent data can
-#: reach either (30 seeds: ``ksg`` estimator 2 at n = 12 with k = 1 or 10, and at n = 15 with
-#: two dimensions a side and k = 1)
+#: Neither rule is applied below this many samples, as on a dozen or two independent data can
+#: reach either (30 seeds; ``ksg`` estimator 2 at n = 12 with k = 1 or 10, and at n = 15 with
+#: two dimensions a side and k = 1).
 CEILING_MIN_SAMPLES = 20
 #: ``algorithm="auto"`` uses the k-d tree up to this many joint dimensions (``dx + dy``),
 #: blocks of pairwise distances above (measured at n = 5,000: the tree's counting slows down
