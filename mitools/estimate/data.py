@@ -287,23 +287,15 @@ def _warn_if_labels(a: Tensor, name: str, stacklevel: int) -> None:
         )
 
 
-#: a pair of linear combinations of the transformed x and y whose Gaussian MI,
-#: ``-log(1 - rho^2) / 2``, exceeds this many nats is taken for an exact relation: a
-#: correlation within ~4e-11 of 1 (at 12 nats one pair needs ~1e5 samples to be told apart from
-#: an exact function); after ranks, y = f(x) for any increasing f gives 1 to rounding
-EXACT_RELATION_NATS = 12.0
-
-
 def warn_if_exact_relation(xt: Tensor, yt: Tensor, stacklevel: int) -> bool:
     """Warn when a linear combination of the transformed ``yt`` is (to rounding) one of
     ``xt`` (``(n, dx)``, ``(n, dy)``): for continuous variables the MI is then infinite,
     and an estimate is set by the fit's regularisation and by ``n``, not by the data (with
     ranks, ``estimate_mi(x, x ** 3)`` read 7.6 nats, silently). Returns whether it warned."""
-    from mitools.classical.gaussian import canonical_correlations  # numpy, float64
+    from mitools.classical.gaussian import canonical_correlations, exactly_related
 
     rho = canonical_correlations(xt.double().cpu().numpy(), yt.double().cpu().numpy())
-    gap = 1.0 - float(rho[0]) ** 2 if rho.size else 1.0
-    if gap > math.exp(-2.0 * EXACT_RELATION_NATS):
+    if not exactly_related(rho[:1]).any():
         return False
     warnings.warn(
         "estimate_mi: after the margins' transform a combination of y is an exact linear "
