@@ -53,7 +53,7 @@ EXACT_RELATION_NATS = 12.0
 
 def exactly_related(rho: np.ndarray) -> np.ndarray:
     """Which canonical correlations ``rho`` mean an exact linear relation
-    (:data:`EXACT_RELATION_NATS`): the one rule of :func:`gaussian_mi` and of
+    (:data:`EXACT_RELATION_NATS`): the one rule of :func:`~mitools.classical.gaussian_mi` and of
     :func:`~mitools.estimate.estimate_mi`'s exact-relation warning."""
     return 1.0 - np.asarray(rho, dtype=np.float64) ** 2 <= math.exp(-2.0 * EXACT_RELATION_NATS)
 
@@ -111,7 +111,7 @@ def gaussian_mi(
     Returns:
         :class:`~mitools.estimate.MIEstimate` with ``method="gaussian"``; ``inf`` when a
         linear combination of ``y`` is an exact linear function of ``x`` (to rounding:
-        :data:`EXACT_RELATION_NATS`).
+        :data:`~mitools.classical.gaussian.EXACT_RELATION_NATS`).
 
     Raises:
         TypeError: inputs that are not arrays of real numbers.
