@@ -521,3 +521,4 @@ def test_a_category_column_is_read_as_the_values_it_stands_for() -> None:
     with_nan[3] = np.nan
     with pytest.raises(ValueError, match=r"NaN .* 1 of 300 rows \(first: row 3\)"):
         estimate_mi(with_nan, y, **fit)
+

@@ -290,8 +290,8 @@ def estimate_mi(
         dims = xt.shape[1] + yt.shape[1]
         check_sample_size(n, folds, dims, int((1 - 1 / folds) * (1 - val_fraction) * n) - 1
                           if init == "gaussian" else n)
-        if not (discrete_x or discrete_y):  # labels may be exact functions of each other
-            warn_if_exact_relation(xt, yt, stacklevel=3)  # (n > dims: a correlation of 1 says so)
+        # labels may be exact functions of each other; n > dims: a correlation of 1 says so
+        exact = not (discrete_x or discrete_y) and warn_if_exact_relation(xt, yt, stacklevel=3)
         splits = fold_indices(n, folds, val_fraction, gen)
         # jackknife groups over all samples, so that leaving one out touches every fold at once;
         # dealt out evenly within each fold's test part
@@ -367,7 +367,7 @@ def estimate_mi(
             kind = f"a two-sided Student's t interval ({groups - 1} degrees of freedom)"
         held_out = sum(r.held_out for r in results) / folds
         in_sample = sum(r.in_sample for r in results) / folds
-        diagnostics = diagnose(results, value, stderr, max_steps, init)
+        diagnostics = diagnose(results, value, stderr, max_steps, init, exact=exact)
         warn_about_estimate(value, t_quantile(0.975, groups - 1) * stderr, diagnostics.flags,
                             margins, critic, discrete_x or discrete_y)
         plain_kwargs = plain(dict(bound_kwargs))
