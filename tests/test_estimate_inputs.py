@@ -522,3 +522,14 @@ def test_a_category_column_is_read_as_the_values_it_stands_for() -> None:
     with pytest.raises(ValueError, match=r"NaN .* 1 of 300 rows \(first: row 3\)"):
         estimate_mi(with_nan, y, **fit)
 
+
+
+def test_arrays_given_as_features_by_samples_get_a_hint() -> None:
+    """Tryout: a transposed (2, 500) input said only 'got n=2'."""
+    x = np.random.default_rng(0).normal(size=(2, 500))
+    with pytest.raises(ValueError, match=r"got n=2\..*more columns \(1000 in x and y\) than "
+                                         r"rows \(2\).*transposed \(x\.T\)"):
+        estimate_mi(x, x + 1)
+    with pytest.raises(ValueError, match=r"got n=20\.") as err:  # a plain small sample
+        estimate_mi(x[0, :20], x[1, :20])
+    assert "transposed" not in str(err.value)

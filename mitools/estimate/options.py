@@ -92,6 +92,10 @@ def resolve_threads(threads: Any) -> int:
 def check_sample_size(n: int, folds: int, dim: int, train_size: int) -> None:
     """Enough samples for the folds, the jackknife and (``dim`` features) a covariance fit."""
     need = MIN_SAMPLES_PER_FOLD * folds
+    # more features than samples: most often arrays given as (features, samples)
+    transposed = (f" There are more columns ({dim} in x and y) than rows ({n}): rows are "
+                  "samples, so if yours are features, pass the arrays transposed (x.T)."
+                  if n < dim else "")
     if n < need:
         fewer = max(2, n // MIN_SAMPLES_PER_FOLD)
         raise ValueError(
@@ -100,12 +104,13 @@ def check_sample_size(n: int, folds: int, dim: int, train_size: int) -> None:
             "critic on, and its uncertainty needs at least 5 groups of 2 of them. "
             + (f"Use folds={fewer} or more samples." if n >= 2 * MIN_SAMPLES_PER_FOLD
                else "Collect more samples: with so few, no estimate of MI is meaningful.")
+            + transposed
         )
     if train_size <= dim:
         raise ValueError(
             f"the Gaussian start fits a covariance of x and y's {dim} features to each fold's "
             f"{train_size} training samples, which needs more samples than features: use more "
-            "samples, fewer folds, or init='random' with another critic"
+            "samples, fewer folds, or init='random' with another critic" + transposed
         )
 
 
