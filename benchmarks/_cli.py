@@ -74,6 +74,22 @@ def fill_defaults(args: argparse.Namespace, defaults: dict) -> argparse.Namespac
     return args
 
 
+def level_schedule(args: argparse.Namespace) -> argparse.Namespace:
+    """``--steps-per-level`` and ``--window`` of a staircase run (``staircase.py``,
+    ``training_check.py``): ``--quick``'s defaults or the full protocol's where not given,
+    and a window longer than a level cut to the level (said on stderr), so that the results
+    record the window actually used."""
+    import sys
+
+    fill_defaults(args, {"steps_per_level": 200, "window": 100} if args.quick
+                  else {"steps_per_level": 4000, "window": 500})
+    if args.window > args.steps_per_level:
+        print(f"--window {args.window} is longer than a level: using {args.steps_per_level} "
+              "(--steps-per-level)", file=sys.stderr)
+        args.window = args.steps_per_level
+    return args
+
+
 def output_location(parser: argparse.ArgumentParser, option: str, *files) -> None:
     """Create the folders of the ``files`` a run will write, and check that they can be
     written there, before the run: like every benchmark script, a missing folder is

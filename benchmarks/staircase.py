@@ -66,7 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import itertools
 
-from _cli import at_least, fill_defaults, name_list, output_location, positive_int
+from _cli import at_least, level_schedule, name_list, output_location, positive_int
 from _provenance import ROOT, provenance
 
 from mitools.bounds import ba, club, l1out
@@ -497,13 +497,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="default: benchmarks/results/staircase (--quick: "
                              "benchmarks/results/staircase_quick, not committed)")
     args = parser.parse_args(argv)
-    # --quick changes the defaults only: an option given explicitly wins
-    fill_defaults(args, {"steps_per_level": 200, "window": 100} if args.quick
-                  else {"steps_per_level": 4000, "window": 500})
-    if args.window > args.steps_per_level:  # the results record the window actually used
-        print(f"--window {args.window} is longer than a level: using {args.steps_per_level} "
-              "(--steps-per-level)", file=sys.stderr)
-        args.window = args.steps_per_level
+    level_schedule(args)  # --quick changes the defaults only; the window used is recorded
     # a smoke run never overwrites the committed results (``*_quick/`` is git-ignored)
     args.out_dir = Path(args.out_dir or ROOT / "benchmarks" / "results" /
                         ("staircase_quick" if args.quick else "staircase"))

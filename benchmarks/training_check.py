@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cli import at_least, fill_defaults, output_location, positive_int
+from _cli import at_least, level_schedule, output_location, positive_int
 
 import mitools
 from mitools.estimators import get_estimator
@@ -79,13 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     stem = "training_check_quick" if args.quick else "training_check"
     output_location(parser, "--out", args.out / f"{stem}.md", args.out / f"{stem}.json")
-    # --quick changes the defaults only: an option given explicitly wins
-    fill_defaults(args, {"steps_per_level": 200, "window": 100} if args.quick
-                  else {"steps_per_level": 4000, "window": 500})
-    if args.window > args.steps_per_level:  # the results record the window actually used
-        print(f"--window {args.window} is longer than a level: using {args.steps_per_level} "
-              "(--steps-per-level)", file=sys.stderr)
-        args.window = args.steps_per_level
+    level_schedule(args)  # --quick changes the defaults only; the window used is recorded
     return args
 
 
