@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import re
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,85 @@ def _from_array(source: str, origin: tuple[str, str | None], arr: np.ndarray) ->
     return Table(source, origin, [str(j) for j in range(arr.shape[1])], list(arr.T))
 
 
+_NPY_MAGIC = b"\x93NUMPY"  # how every .npy file starts (numpy.lib.format.MAGIC_PREFIX)
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive (an .npz), or an empty one
+#: numpy's words for an array of Python objects, which only unpickling can read
+_PICKLED = "allow_pickle"
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(len(_NPY_MAGIC))
+
+
+def _not_readable(path: Path, kind: str, detail: str = "") -> DataError:
+    """A file that numpy cannot read as ``kind``, said as such: numpy's own message for
+    bytes that are not a .npy ("contains pickled (object) data ... allow_pickle=") speaks of
+    an option the command line has not got, about a file that is no pickle."""
+    compressed = (" (a compressed .npy / .npz is not read: decompress it first)"
+                  if path.suffixes and path.suffixes[-1].lower() in _COMPRESSION else "")
+    return DataError(f"cannot read {path}: not a readable {kind} file (damaged, or another "
+                     f"format saved under that name{detail}){compressed}")
+
+
+def _object_array(source: str, save: str) -> DataError:
+    return DataError(
+        f"cannot read {source}: it holds an object array (Python objects, stored as a "
+        f"pickle), which mitools will not unpickle; save numbers instead, e.g. {save}"
+    )
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """The array of a ``.npy`` file; anything else is a :class:`DataError` naming the file:
+    an ``.npz`` under that name, bytes that are no ``.npy``, an object array, a cut file."""
+    head = _head(path)
+    if head.startswith(_ZIP_MAGIC):
+        raise DataError(f"cannot read {path}: it is an .npz archive (a zip), not a .npy "
+                        "file; rename it .npz")
+    if not head.startswith(_NPY_MAGIC):
+        raise _not_readable(path, ".npy")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if _PICKLED in str(exc):
+            raise _object_array(path.name, "np.save(path, a.astype(float))") from exc
+        raise _not_readable(path, ".npy", f": {exc}") from exc
+    except (OSError, EOFError) as exc:
+        raise _not_readable(path, ".npy", f": {exc}") from exc
+
+
+def _open_npz(path: Path) -> Any:
+    """``path`` opened as an ``.npz`` archive (use it in a ``with``); a ``.npy`` under that
+    name, bytes that are no zip and a damaged zip are :class:`DataError`."""
+    head = _head(path)
+    if head.startswith(_NPY_MAGIC):
+        raise DataError(f"cannot read {path}: it is a .npy file (one array), not an .npz "
+                        "archive; rename it .npy")
+    if not head.startswith(_ZIP_MAGIC):
+        raise _not_readable(path, ".npz")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise _not_readable(path, ".npz", f": {exc}") from exc
+
+
+def _npz_array(archive: Any, name: str, path: Path) -> np.ndarray:
+    """The array ``name`` of an open ``.npz``: an object array, an entry that is no ``.npy``
+    (numpy returns its bytes) and a damaged entry are :class:`DataError` naming the key."""
+    source = f"{path.name}[{name}]"
+    try:
+        arr = archive[name]
+    except ValueError as exc:
+        if _PICKLED in str(exc):
+            raise _object_array(source, f"np.savez(path, {name}=a.astype(float))") from exc
+        raise _not_readable(path, ".npz", f": its array {name!r}: {exc}") from exc
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise _not_readable(path, ".npz", f": its array {name!r}: {exc}") from exc
+    if not isinstance(arr, np.ndarray):
+        raise _not_readable(path, ".npz", f"; its entry {name!r} is not a .npy array")
+    return arr
+
+
 _SEPARATORS = (",", ";", "\t", "|")
 
 
@@ -190,9 +270,9 @@ def _read(path: Path, key: str | None, default_key: str | None, header: bool | N
     resolved = str(path.resolve())
     try:
         if kind == ".npy":
-            return _from_array(path.name, (resolved, None), np.load(path, allow_pickle=False))
+            return _from_array(path.name, (resolved, None), _load_npy(path))
         if kind == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
+            with _open_npz(path) as archive:
                 keys = list(archive.keys())
                 name = key or (default_key if default_key in keys else None)
                 if name is None and len(keys) == 1:
@@ -202,7 +282,8 @@ def _read(path: Path, key: str | None, default_key: str | None, header: bool | N
                         f"{path.name} has no array {key or default_key!r} (it has: "
                         f"{_names(keys)}); choose with --x-key / --y-key"
                     )
-                return _from_array(f"{path.name}[{name}]", (resolved, name), archive[name])
+                return _from_array(f"{path.name}[{name}]", (resolved, name),
+                                   _npz_array(archive, name, path))
         pd = _pandas(path)
         if kind in (".parquet", ".pq"):
             try:
@@ -302,11 +383,8 @@ def _split(t: Table, args: argparse.Namespace) -> tuple[list[int], list[int]]:
 def _archive_keys(path: Path) -> list[str]:
     if path.stat().st_size == 0:
         raise DataError(f"cannot read {path}: empty file")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return list(archive.keys())
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from exc
+    with _open_npz(path) as archive:
+        return list(archive.keys())
 
 
 def _one_archive(path: Path, args: argparse.Namespace,

@@ -1,0 +1,91 @@
+"""Regression tests of the command line's third new-user tryout: each keeps its reproduction,
+run as the user ran it, ``python -m mitools`` in a subprocess (each pays torch's import, ~2 s
+CPU), except where a check needs the report's objects in-process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+N = 300
+
+
+def _mitools(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "mitools", *args], cwd=data, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+def _estimate(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return _mitools(data, "estimate", *args)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("tryout3")
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, N))
+    np.save(d / "x.npy", a)
+    np.save(d / "y.npy", a + b)
+    np.save(d / "one.npy", a)  # one column
+    np.save(d / "few_x.npy", a[:15])
+    np.save(d / "few_y.npy", b[:15])
+    np.savez(d / "one.npz", arr=a)
+    (d / "garbage.npy").write_bytes(np.random.default_rng(1).bytes(500))
+    (d / "text.npy").write_text("a,b\n1,2\n3,4\n")  # a csv renamed .npy
+    np.save(d / "objects.npy", np.array([1.0, "a", None] * 100, dtype=object))
+    (d / "garbage.npz").write_bytes(np.random.default_rng(2).bytes(500))
+    np.savez(d / "good.npz", x=a, y=a + b)
+    whole = (d / "good.npz").read_bytes()
+    (d / "cut.npz").write_bytes(whole[: len(whole) // 2])  # a damaged zip
+    np.savez(d / "objkey.npz", x=np.array([1.0, "a"] * (N // 2), dtype=object), y=a)
+    with zipfile.ZipFile(d / "member.npz", "w") as z:  # an entry that is no .npy
+        z.writestr("x.npy", b"not an array")
+        z.writestr("y.npy", b"not an array")
+    (d / "zip.npy").write_bytes(whole)  # an .npz under a .npy name
+    (d / "arr.npz").write_bytes((d / "x.npy").read_bytes())  # and the converse
+    return d
+
+
+# --- fault 1: numpy's "pickled (object) data ... allow_pickle=" for files that are no pickle ---
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("garbage.npy", "y.npy"), "cannot read garbage.npy: not a readable .npy file "
+                                   "(damaged, or another format saved under that name)"),
+        (("text.npy", "y.npy"), "cannot read text.npy: not a readable .npy file"),
+        (("x.npy", "objects.npy"), "cannot read objects.npy: it holds an object array (Python "
+                                   "objects, stored as a pickle), which mitools will not "
+                                   "unpickle; save numbers instead, e.g. np.save(path, "
+                                   "a.astype(float))"),
+        (("garbage.npz",), "cannot read garbage.npz: not a readable .npz file (damaged, or "
+                           "another format saved under that name)"),
+        (("x.npy", "garbage.npz"), "cannot read garbage.npz: not a readable .npz file"),
+        (("cut.npz",), "cannot read cut.npz: not a readable .npz file (damaged"),
+        (("objkey.npz",), "cannot read objkey.npz[x]: it holds an object array (Python "
+                          "objects, stored as a pickle), which mitools will not unpickle; "
+                          "save numbers instead, e.g. np.savez(path, x=a.astype(float))"),
+        (("member.npz",), "cannot read member.npz: not a readable .npz file (damaged, or "
+                          "another format saved under that name; its entry 'x' is not a "
+                          ".npy array)"),  # was a traceback (AttributeError)
+        (("zip.npy", "y.npy"), "cannot read zip.npy: it is an .npz archive (a zip), not a "
+                               ".npy file; rename it .npz"),
+        (("arr.npz",), "cannot read arr.npz: it is a .npy file (one array), not an .npz "
+                       "archive; rename it .npy"),
+    ],
+)
+def test_unreadable_numpy_files_say_what_they_are(data: Path, args, message) -> None:
+    done = _estimate(data, *args, "--method", "gaussian")
+    assert done.returncode == 1 and done.stdout == "", done.stderr  # a data problem
+    assert done.stderr.startswith("mitools: error: ") and message in done.stderr, done.stderr
+    assert "allow_pickle" not in done.stderr and "Traceback" not in done.stderr
