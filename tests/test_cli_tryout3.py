@@ -89,3 +89,31 @@ def test_unreadable_numpy_files_say_what_they_are(data: Path, args, message) -> 
     assert done.returncode == 1 and done.stdout == "", done.stderr  # a data problem
     assert done.stderr.startswith("mitools: error: ") and message in done.stderr, done.stderr
     assert "allow_pickle" not in done.stderr and "Traceback" not in done.stderr
+
+
+# --- fault 2: "x.npy has 1 columns (0): say which are X and which Y with --x-cols" ---
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("one.npy",), "one.npy has 1 column (0), which cannot be split into X and Y: give Y "
+                       "in a second file, row by row with X (mitools estimate X_FILE "
+                       "Y_FILE)\n"),
+        (("one.npy", "--x-cols", "0"), "one.npy has 1 column (0), which cannot be split"),
+        (("one.npz", "--x-key", "arr", "--y-key", "arr", "--x-cols", "0"),
+         "one.npz[arr] has 1 column (0), which cannot be split into X and Y: give Y in a "
+         "second file, row by row with X (mitools estimate X_FILE Y_FILE) or as another "
+         "array of the archive (--y-key)"),
+    ],
+)
+def test_one_column_asks_for_a_second_file(data: Path, args, message) -> None:
+    done = _estimate(data, *args, "--method", "gaussian")
+    assert done.returncode == 1 and done.stdout == "" and message in done.stderr, done.stderr
+    assert "columns" not in done.stderr and "--x-cols and/or" not in done.stderr
+
+
+def test_counts_of_one_are_singular(data: Path) -> None:
+    done = _estimate(data, "x.npy", "y.npy", "--method", "gaussian")
+    assert done.returncode == 0, done.stderr
+    assert "; 300 samples, X of 1 column and Y of 1 column; " in done.stdout, done.stdout

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from mitools.cli.tables import count
+
 __all__ = ["cli_terms", "percent", "report", "with_warnings"]
 
 #: the Python API's pointer to ``result.diagnostics``, which the command line has not got
@@ -145,8 +147,9 @@ def report(result: Any, args: argparse.Namespace, x: np.ndarray, y: np.ndarray,
         interval = (f"{level} interval {low:.4f} to {high:.4f}, "
                     f"stderr {result.stderr:.4f}")
     print(f"I(X; Y) = {result.value:.4f} nats ({interval})")
-    print(f"method: {result.method}; {x.shape[0]} samples, X of {x.shape[1]} and Y of "
-          f"{y.shape[1]} columns; {seconds:.1f} s")
+    print(f"method: {result.method}; {count(x.shape[0], 'sample')}, X of "
+          f"{count(x.shape[1], 'column')} and Y of {count(y.shape[1], 'column')}; "
+          f"{seconds:.1f} s")
     print(f"inputs: {describe}")
     print(f"uncertainty: {uncertainty}")
     diagnostics = _diagnostics(result)

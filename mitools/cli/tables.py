@@ -79,6 +79,16 @@ def _is_int(s: str) -> bool:
     return digits.isascii() and digits.isdecimal()
 
 
+def count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1.
+
+    Example:
+        >>> count(1, "column"), count(3, "column")
+        ('1 column', '3 columns')
+    """
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _names(names: Sequence[str], limit: int = 12) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
@@ -353,7 +363,8 @@ def _overlap(tx: Table, ix: list[int], iy: list[int], same_file: bool = False) -
     both = [tx.names[j] for j in ix if j in iy]
     if both:
         raise UsageError(
-            f"columns {_names(both)} are in both X and Y"
+            f"{'column' if len(both) == 1 else 'columns'} {_names(both)} "
+            f"{'is' if len(both) == 1 else 'are'} in both X and Y"
             + (f": X and Y name the same file, {tx.source}; give it once, with --x-cols and "
                "--y-cols that do not overlap" if same_file else
                " (--x-cols and --y-cols must not overlap)")
@@ -363,10 +374,17 @@ def _overlap(tx: Table, ix: list[int], iy: list[int], same_file: bool = False) -
 def _split(t: Table, args: argparse.Namespace) -> tuple[list[int], list[int]]:
     """X's and Y's columns of one table holding both: the variable left out gets the
     remaining columns, a table of two columns needs neither; the two must not overlap."""
+    if len(t.names) == 1:  # nothing to choose: X and Y cannot share the one column
+        other = (" or as another array of the archive (--y-key)" if t.origin[1] is not None
+                 else "")
+        raise DataError(
+            f"{t.source} has 1 column ({t.names[0]}), which cannot be split into X and Y: "
+            f"give Y in a second file, row by row with X (mitools estimate X_FILE Y_FILE){other}"
+        )
     if args.x_cols is None and args.y_cols is None:
         if len(t.names) != 2:
             raise DataError(
-                f"{t.source} has {len(t.names)} columns ({_names(t.names)}): say "
+                f"{t.source} has {count(len(t.names), 'column')} ({_names(t.names)}): say "
                 "which are X and which Y with --x-cols and/or --y-cols"
             )
         return [0], [1]
@@ -476,7 +494,7 @@ def load(args: argparse.Namespace) -> tuple[list[tuple[str, str, str, np.ndarray
     nx, ny = len(xs[0]), len(ys[0])
     if nx != ny:
         raise DataError(
-            f"X has {nx} rows ({tx.source}) but Y has {ny} ({ty.source}); "
+            f"X has {count(nx, 'row')} ({tx.source}) but Y has {ny} ({ty.source}); "
             "the rows must be paired samples"
         )
     columns = ([("X", tx.names[j], tx.source, c) for j, c in zip(ix, xs, strict=True)]
