@@ -5,14 +5,19 @@ CPU), except where a check needs the report's objects in-process.
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
+from mitools.cli.report import report
+from mitools.estimate import MIEstimate
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 300
@@ -117,3 +122,29 @@ def test_counts_of_one_are_singular(data: Path) -> None:
     done = _estimate(data, "x.npy", "y.npy", "--method", "gaussian")
     assert done.returncode == 0, done.stderr
     assert "; 300 samples, X of 1 column and Y of 1 column; " in done.stdout, done.stdout
+
+
+# --- fault 3: the neural method printed "I(X; Y) = v nats (95% lower confidence bound low" ---
+
+
+def test_a_lower_bound_reads_as_print_result_in_a_subprocess(data: Path) -> None:
+    done = _estimate(data, "x.npy", "y.npy", "--max-steps", "5", "--folds", "2", "--threads",
+                     "1", "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    first = done.stdout.splitlines()[0]
+    assert first.startswith("I(X; Y) >= ") and " nats (95% lower confidence bound); " \
+        "estimate " in first and first.endswith(" (sampling noise)"), first
+
+
+@pytest.mark.parametrize("level, shown", [(0.95, "95"), (0.975, "97.5")])
+def test_the_text_report_of_a_lower_bound_is_print_results(capsys, level, shown) -> None:
+    result = MIEstimate(value=0.20433, stderr=0.01254, interval=(0.17931, math.inf),
+                        level=level, sided="lower", uncertainty="jackknife")
+    args = SimpleNamespace(json=False)
+    x = y = np.zeros((10, 1))
+    report(result, args, x, y, "X: 0 of x.npy; Y: 0 of y.npy", 0, 0.1, [])
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == (f"I(X; Y) >= 0.1793 nats ({shown}% lower confidence bound); estimate "
+                     "0.2043 ± 0.0125 (sampling noise)")
+    # one wording: the Python API's, whose level has a space before its % sign
+    assert str(result) == f"{first.replace(f'{shown}%', f'{shown} %')} [neural]"
