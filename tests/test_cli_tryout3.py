@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 from mitools.cli.report import report
 from mitools.estimate import MIEstimate
@@ -148,3 +149,36 @@ def test_the_text_report_of_a_lower_bound_is_print_results(capsys, level, shown)
                      "0.2043 ± 0.0125 (sampling noise)")
     # one wording: the Python API's, whose level has a space before its % sign
     assert str(result) == f"{first.replace(f'{shown}%', f'{shown} %')} [neural]"
+
+
+# --- fault 4: --device cuda without CUDA exited 1 (a data problem), --device gpu 2 ---
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_a_device_this_machine_has_not_got_is_a_usage_error(data: Path) -> None:
+    done = _estimate(data, "x.npy", "y.npy", "--device", "cuda", "--max-steps", "5")
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert "usage: mitools estimate" in done.stderr
+    err = " ".join(done.stderr.split())
+    assert "mitools estimate: error: --device cuda: CUDA is not available (this PyTorch" in err
+    assert "available devices: cpu" in err and "Leave out --device to use a GPU" in err
+    assert "device=" not in err  # the option, not the Python argument
+
+
+def test_a_cuda_index_beyond_the_devices_is_a_usage_error(data: Path) -> None:
+    index = torch.cuda.device_count() + 1
+    done = _estimate(data, "x.npy", "y.npy", "--device", f"cuda:{index}", "--max-steps", "5")
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert f"--device cuda:{index}: " in done.stderr, done.stderr
+
+
+def test_an_unknown_device_is_a_usage_error_and_data_errors_stay_1(data: Path) -> None:
+    done = _estimate(data, "x.npy", "y.npy", "--device", "gpu")
+    assert done.returncode == 2, done.stderr
+    assert "argument --device: 'gpu' is not a device" in done.stderr, done.stderr
+    # the library's refusal of the data (too few samples), with a device that exists, is
+    # still a data problem, exit code 1
+    done = _estimate(data, "few_x.npy", "few_y.npy", "--device", "cpu", "--folds", "2",
+                     "--max-steps", "5")
+    assert done.returncode == 1 and done.stdout == "", done.stderr
+    assert "mitools: error: estimate_mi needs at least 10 samples per fold" in done.stderr

@@ -35,7 +35,7 @@ _TERMS = (
     (r"\bdiscrete_([xy])=True", r"--discrete-\1"),
     (r"\bdiscrete_([xy])=False", r"without --discrete-\1"),
     (r"\bscreen=False", "--no-screen"),
-    (r"\b[Ll]eave device=None", "leave out --device"),
+    (r"\b([Ll])eave device=None", r"\1eave out --device"),
     (r"\bdevice='([^']*)'", r"--device \1"),
     (r"\b([Uu]se) (?:mitools\.classical\.)?mixed_ksg\b", r"\1 --method mixed"),
     (r"\((?:mitools\.classical\.)?mixed_ksg\b", "(--method mixed"),
