@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+import mitools
 from mitools.cli.report import report
 from mitools.estimate import MIEstimate
 
@@ -182,3 +183,12 @@ def test_an_unknown_device_is_a_usage_error_and_data_errors_stay_1(data: Path) -
                      "--max-steps", "5")
     assert done.returncode == 1 and done.stdout == "", done.stderr
     assert "mitools: error: estimate_mi needs at least 10 samples per fold" in done.stderr
+
+
+# --- fault 5: "mitools --version" was a usage error ---
+
+
+def test_version_prints_the_packages_version(data: Path) -> None:
+    done = _mitools(data, "--version")
+    assert done.returncode == 0 and done.stdout == f"mitools {mitools.__version__}\n", done
+    assert "--version" in _mitools(data, "--help").stdout
