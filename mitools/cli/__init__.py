@@ -19,8 +19,9 @@ Exit codes: 0 success; 1 a problem with the data (a missing, empty or unreadable
 header row of numbers only, a missing column or key, non-numeric columns, NaN or infinite
 rows without ``--dropna``, differing row counts, too few samples, a missing optional reader);
 2 a usage error (unknown option, bad value, a ``--device`` this machine has not got, an option
-that does not apply, a column chosen twice or for both X and Y); 141 stdout closed before the output was written (``| head``;
-128 + SIGPIPE, as a shell reports a program that SIGPIPE ended); 130 interrupted.
+that does not apply, a column chosen twice or for both X and Y); 141 stdout closed before the
+output was written (``| head``; 128 + SIGPIPE, as a shell reports a program that SIGPIPE
+ended); 130 interrupted.
 
 Layout: ``mitools.cli.parser`` (options), ``mitools.cli.tables`` (files and columns),
 ``mitools.cli.rows`` (NaN / inf rows), ``mitools.cli.report`` (output, the library's messages
