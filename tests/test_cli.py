@@ -217,7 +217,7 @@ def test_a_column_in_both_x_and_y_is_a_usage_error(capsys, data: Path) -> None:
         run_main(capsys, data, "d.csv", "--x-cols", "a,c", "--y-cols", "c", "--method", "ksg")
     assert stop.value.code == 2
     err = capsys.readouterr().err
-    assert "columns c are in both X and Y" in err and "usage: mitools estimate" in err
+    assert "column c is in both X and Y" in err and "usage: mitools estimate" in err
 
 
 def test_warnings_are_one_line_each_and_json_holds_the_diagnostics(capsys, tmp_path) -> None:
@@ -412,7 +412,7 @@ def test_negative_columns_with_a_space(capsys, data: Path, args, columns) -> Non
         (("d.csv", "--x-cols", "a", "--y-cols", "c,1:3"), "names column 'c' of d.csv twice"),
         # two names of one file gave 17.7 nats for a column against itself
         (("d.csv", "./d.csv", "--x-cols", "a", "--y-cols", "a"),
-         "columns a are in both X and Y: X and Y name the same file, d.csv"),
+         "column a is in both X and Y: X and Y name the same file, d.csv"),
         (("--header", "d.csv", "--no-header"), "not allowed with argument"),
     ],
 )

@@ -100,3 +100,16 @@ def test_table_keeps_the_timings_all_wrote(tmp_path) -> None:
     table_of_seeds(str(tmp_path), [1])  # only the timings of the seeds averaged
     assert json.loads((tmp_path / "results.json").read_text())["timings_s"] == {
         "seed1/supervised": 4.0}
+
+
+def test_one_seed_is_captioned_as_such_without_an_sd() -> None:
+    # the tryout: a one-seed run's tables said "(1 seed; mean ± sd over seeds)", and "mean over
+    # seeds" / "hit rate; mean ± sd over seeds", with no sd in any cell
+    md = results_markdown([_run({"global": 0.5})], NAMES, [0])
+    assert "sd" not in md and "over seeds" not in md, md
+    assert "Downstream classification on the test split (1 seed). Localized" in md
+    assert "AUC per finding (1 seed)" in md and "(hit rate; 1 seed)" in md
+    assert _cell(md, "| Frozen + linear (pooled) | global |") == "0.500"
+    md = results_markdown([_run({"global": 0.5}), _run({"global": 0.7})], NAMES, [0, 1])
+    assert "(2 seeds; mean ± sd over seeds)" in md and "AUC per finding (mean over seeds)" in md
+    assert "(hit rate; mean ± sd over seeds)" in md

@@ -1,4 +1,5 @@
-"""The results tables (markdown, mean ± sd over seeds) and ``results.json``."""
+"""The results tables (markdown, mean ± sd over seeds; one seed's values alone) and
+``results.json``."""
 
 from __future__ import annotations
 
@@ -86,16 +87,19 @@ def _row_name(key: object) -> str:
 
 def results_markdown(runs: list[Run], finding_names: tuple[str, ...],
                      seeds: list[int] | None = None) -> str:
-    """The results tables (mean ± sd over the runs given, one run per seed). Rows are matched
+    """The results tables (mean ± sd over the runs given, one run per seed; a single run's
+    values, captioned "1 seed", without an sd it has not got). Rows are matched
     by their labels; runs that do not hold the same rows are refused (a ``ValueError`` naming
     the seeds, ``seeds``, and the rows they lack)."""
     _rows_by_label(runs, seeds)
     keys = [(r.regime, r.pretraining) for r in runs[0][0]]
     n = len(runs)
     per = {k: [{(r.regime, r.pretraining): r for r in res}[k] for res, _ in runs] for k in keys}
+    # one seed has no spread: its cells are its values (_fmt), and the captions say so
+    spread = "mean ± sd over seeds" if n > 1 else "1 seed"
     lines = [
-        f"Downstream classification on the test split ({n} seed{'s' if n > 1 else ''}; "
-        "mean ± sd over seeds). Localized: the mean AUC of the zone opacities, effusions and "
+        f"Downstream classification on the test split ({f'{n} seeds; ' if n > 1 else ''}"
+        f"{spread}). Localized: the mean AUC of the zone opacities, effusions and "
         "line; zone: which of six zones, images with one opacity (chance 0.167)",
         "",
         "| Regime | Pretraining | Edema macro AUC | Edema accuracy | Mean finding AUC | "
@@ -110,7 +114,7 @@ def results_markdown(runs: list[Run], finding_names: tuple[str, ...],
             f"{_fmt([r.mean_finding_auc for r in rs])} | "
             f"{_fmt([r.localized_auc for r in rs])} | {_fmt([r.zone_accuracy for r in rs])} |"
         )
-    lines += ["", "AUC per finding (mean over seeds)", "",
+    lines += ["", f"AUC per finding ({'mean over seeds' if n > 1 else spread})", "",
               "| Finding | " + " | ".join(f"{_REGIME_NAMES[k[0]]} ({k[1]})" for k in keys) + " |",
               "| --- |" + " --- |" * len(keys)]
     for j, name in enumerate(finding_names):
@@ -119,7 +123,7 @@ def results_markdown(runs: list[Run], finding_names: tuple[str, ...],
     pts0 = runs[0][1]
     if pts0:
         lines += ["", "Pointing: the highest-MI cell of a localized finding's sentence lies in "
-                  "the finding's site (hit rate; mean ± sd over seeds)", "",
+                  f"the finding's site (hit rate; {spread})", "",
                   "| Pointer | " + " | ".join(k.capitalize() for k in KINDS) + " |",
                   "| --- |" + " --- |" * len(KINDS)]
         for p in pts0:

@@ -18,9 +18,10 @@ one line each, ``mitools: warning: ...``, on stderr; ``--json`` also holds them
 Exit codes: 0 success; 1 a problem with the data (a missing, empty or unreadable file, a
 header row of numbers only, a missing column or key, non-numeric columns, NaN or infinite
 rows without ``--dropna``, differing row counts, too few samples, a missing optional reader);
-2 a usage error (unknown option, bad value, an option that does not apply, a column chosen
-twice or for both X and Y); 141 stdout closed before the output was written (``| head``;
-128 + SIGPIPE, as a shell reports a program that SIGPIPE ended); 130 interrupted.
+2 a usage error (unknown option, bad value, a ``--device`` this machine has not got, an option
+that does not apply, a column chosen twice or for both X and Y); 141 stdout closed before the
+output was written (``| head``; 128 + SIGPIPE, as a shell reports a program that SIGPIPE
+ended); 130 interrupted.
 
 Layout: ``mitools.cli.parser`` (options), ``mitools.cli.tables`` (files and columns),
 ``mitools.cli.rows`` (NaN / inf rows), ``mitools.cli.report`` (output, the library's messages
@@ -65,8 +66,6 @@ EXIT_BROKEN_PIPE = 141
 def _estimate(args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> Any:
     progress = not args.no_progress and sys.stderr.isatty()
     if args.method == "neural":
-        import torch
-
         from mitools.estimate import estimate_mi
 
         options: dict[str, Any] = dict(bound=args.bound or "dv", seed=args.seed,
@@ -82,10 +81,6 @@ def _estimate(args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> Any:
             options["screen"] = False
         if args.threads is not None:
             options["threads"] = args.threads  # None: estimate_mi's load-aware default
-        if args.device is not None and str(args.device).startswith("cuda") and not (
-                torch.cuda.is_available()):
-            raise DataError(f"--device {args.device}: CUDA is not available here; use "
-                            "--device cpu")
         return estimate_mi(x, y, **options)
     from mitools import classical
 
@@ -131,7 +126,7 @@ def _check_options(args: argparse.Namespace) -> None:
     if args.device is not None:
         import torch
 
-        from mitools.estimate.options import available_devices
+        from mitools.estimate.options import available_devices, resolve_device
 
         try:
             kind = torch.device(args.device).type
@@ -141,6 +136,13 @@ def _check_options(args: argparse.Namespace) -> None:
             args.subparser.error(
                 f"argument --device: {args.device!r} is not a device (cpu, cuda, cuda:1, mps); "
                 f"available here: {', '.join(available_devices())}")
+        # a device this machine has not got (cuda without a GPU, cuda:3 with one) is a value
+        # of the option that the library refuses: a usage error, checked before the data
+        # are read, in the library's words (its ValueErrors from the estimate are the data's)
+        try:
+            resolve_device(args.device, None)
+        except ValueError as exc:
+            args.subparser.error(cli_terms(str(exc)))
 
 
 def _closed_stdout() -> int:

@@ -93,12 +93,15 @@ def _level(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mitools`` (its ``--help`` documents every option)."""
+    from mitools import __version__
     from mitools.estimate.options import estimate_bounds
 
     parser = argparse.ArgumentParser(
         prog="mitools", description="Mutual-information estimation from the command line.",
         epilog=EXIT_CODES,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="print mitools' version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser(
         "estimate", help="estimate I(X; Y) of paired samples, in nats",

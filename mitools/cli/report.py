@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["cli_terms", "percent", "report", "with_warnings"]
+from mitools.cli.tables import count
+
+__all__ = ["cli_terms", "headline", "percent", "report", "with_warnings"]
 
 #: the Python API's pointer to ``result.diagnostics``, which the command line has not got
 _API_TAIL = " See result.diagnostics."
@@ -33,7 +35,7 @@ _TERMS = (
     (r"\bdiscrete_([xy])=True", r"--discrete-\1"),
     (r"\bdiscrete_([xy])=False", r"without --discrete-\1"),
     (r"\bscreen=False", "--no-screen"),
-    (r"\b[Ll]eave device=None", "leave out --device"),
+    (r"\b([Ll])eave device=None", r"\1eave out --device"),
     (r"\bdevice='([^']*)'", r"--device \1"),
     (r"\b([Uu]se) (?:mitools\.classical\.)?mixed_ksg\b", r"\1 --method mixed"),
     (r"\((?:mitools\.classical\.)?mixed_ksg\b", "(--method mixed"),
@@ -105,6 +107,24 @@ def _diagnostics(result: Any) -> dict[str, Any] | None:
     return plain
 
 
+def headline(result: Any) -> str:
+    """The first line of the text report: the estimate and its interval. A one-sided lower
+    bound (the neural method's) reads as ``print(result)`` says it, ``I(X; Y) >= low``
+    (:func:`mitools.estimate.result.lower_bound_text`), not as ``I(X; Y) = value``."""
+    from mitools.estimate.result import lower_bound_text
+
+    low, high = result.interval
+    level = percent(result.level)
+    if result.value == math.inf:
+        return f"I(X; Y) = {result.value:.4f} nats (no interval: the estimate is infinite)"
+    if math.isnan(result.stderr):
+        return f"I(X; Y) = {result.value:.4f} nats (no interval)"
+    if result.sided == "lower":
+        return lower_bound_text(low, result.value, result.stderr, level)
+    return (f"I(X; Y) = {result.value:.4f} nats ({level} interval {low:.4f} to {high:.4f}, "
+            f"stderr {result.stderr:.4f})")
+
+
 def report(result: Any, args: argparse.Namespace, x: np.ndarray, y: np.ndarray,
            describe: str, dropped: int, seconds: float, warned: list[str]) -> None:
     """Print ``result`` on stdout: one JSON object (``--json``) or a few lines of text.
@@ -132,21 +152,10 @@ def report(result: Any, args: argparse.Namespace, x: np.ndarray, y: np.ndarray,
         record.update(diagnostics=_diagnostics(result), warnings=warned)
         print(json.dumps(record, allow_nan=False))
         return
-    low, high = result.interval
-    level = percent(result.level)
-    if infinite:
-        interval = "no interval: the estimate is infinite"
-    elif math.isnan(result.stderr):
-        interval = "no interval"
-    elif result.sided == "lower":
-        interval = (f"{level} lower confidence bound {low:.4f}, "
-                    f"stderr {result.stderr:.4f}")
-    else:
-        interval = (f"{level} interval {low:.4f} to {high:.4f}, "
-                    f"stderr {result.stderr:.4f}")
-    print(f"I(X; Y) = {result.value:.4f} nats ({interval})")
-    print(f"method: {result.method}; {x.shape[0]} samples, X of {x.shape[1]} and Y of "
-          f"{y.shape[1]} columns; {seconds:.1f} s")
+    print(headline(result))
+    print(f"method: {result.method}; {count(x.shape[0], 'sample')}, X of "
+          f"{count(x.shape[1], 'column')} and Y of {count(y.shape[1], 'column')}; "
+          f"{seconds:.1f} s")
     print(f"inputs: {describe}")
     print(f"uncertainty: {uncertainty}")
     diagnostics = _diagnostics(result)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import re
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,16 @@ def _is_int(s: str) -> bool:
     return digits.isascii() and digits.isdecimal()
 
 
+def count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1.
+
+    Example:
+        >>> count(1, "column"), count(3, "column")
+        ('1 column', '3 columns')
+    """
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _names(names: Sequence[str], limit: int = 12) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
@@ -115,6 +126,85 @@ def _from_array(source: str, origin: tuple[str, str | None], arr: np.ndarray) ->
     if arr.ndim != 2:
         raise DataError(f"{source} must hold a 1-D or 2-D array, got shape {arr.shape}")
     return Table(source, origin, [str(j) for j in range(arr.shape[1])], list(arr.T))
+
+
+_NPY_MAGIC = b"\x93NUMPY"  # how every .npy file starts (numpy.lib.format.MAGIC_PREFIX)
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive (an .npz), or an empty one
+#: numpy's words for an array of Python objects, which only unpickling can read
+_PICKLED = "allow_pickle"
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(len(_NPY_MAGIC))
+
+
+def _not_readable(path: Path, kind: str, detail: str = "") -> DataError:
+    """A file that numpy cannot read as ``kind``, said as such: numpy's own message for
+    bytes that are not a .npy ("contains pickled (object) data ... allow_pickle=") speaks of
+    an option the command line has not got, about a file that is no pickle."""
+    compressed = (" (a compressed .npy / .npz is not read: decompress it first)"
+                  if path.suffixes and path.suffixes[-1].lower() in _COMPRESSION else "")
+    return DataError(f"cannot read {path}: not a readable {kind} file (damaged, or another "
+                     f"format saved under that name{detail}){compressed}")
+
+
+def _object_array(source: str, save: str) -> DataError:
+    return DataError(
+        f"cannot read {source}: it holds an object array (Python objects, stored as a "
+        f"pickle), which mitools will not unpickle; save numbers instead, e.g. {save}"
+    )
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """The array of a ``.npy`` file; anything else is a :class:`DataError` naming the file:
+    an ``.npz`` under that name, bytes that are no ``.npy``, an object array, a cut file."""
+    head = _head(path)
+    if head.startswith(_ZIP_MAGIC):
+        raise DataError(f"cannot read {path}: it is an .npz archive (a zip), not a .npy "
+                        "file; rename it .npz")
+    if not head.startswith(_NPY_MAGIC):
+        raise _not_readable(path, ".npy")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if _PICKLED in str(exc):
+            raise _object_array(path.name, "np.save(path, a.astype(float))") from exc
+        raise _not_readable(path, ".npy", f": {exc}") from exc
+    except (OSError, EOFError) as exc:
+        raise _not_readable(path, ".npy", f": {exc}") from exc
+
+
+def _open_npz(path: Path) -> Any:
+    """``path`` opened as an ``.npz`` archive (use it in a ``with``); a ``.npy`` under that
+    name, bytes that are no zip and a damaged zip are :class:`DataError`."""
+    head = _head(path)
+    if head.startswith(_NPY_MAGIC):
+        raise DataError(f"cannot read {path}: it is a .npy file (one array), not an .npz "
+                        "archive; rename it .npy")
+    if not head.startswith(_ZIP_MAGIC):
+        raise _not_readable(path, ".npz")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise _not_readable(path, ".npz", f": {exc}") from exc
+
+
+def _npz_array(archive: Any, name: str, path: Path) -> np.ndarray:
+    """The array ``name`` of an open ``.npz``: an object array, an entry that is no ``.npy``
+    (numpy returns its bytes) and a damaged entry are :class:`DataError` naming the key."""
+    source = f"{path.name}[{name}]"
+    try:
+        arr = archive[name]
+    except ValueError as exc:
+        if _PICKLED in str(exc):
+            raise _object_array(source, f"np.savez(path, {name}=a.astype(float))") from exc
+        raise _not_readable(path, ".npz", f": its array {name!r}: {exc}") from exc
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise _not_readable(path, ".npz", f": its array {name!r}: {exc}") from exc
+    if not isinstance(arr, np.ndarray):
+        raise _not_readable(path, ".npz", f"; its entry {name!r} is not a .npy array")
+    return arr
 
 
 _SEPARATORS = (",", ";", "\t", "|")
@@ -190,9 +280,9 @@ def _read(path: Path, key: str | None, default_key: str | None, header: bool | N
     resolved = str(path.resolve())
     try:
         if kind == ".npy":
-            return _from_array(path.name, (resolved, None), np.load(path, allow_pickle=False))
+            return _from_array(path.name, (resolved, None), _load_npy(path))
         if kind == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
+            with _open_npz(path) as archive:
                 keys = list(archive.keys())
                 name = key or (default_key if default_key in keys else None)
                 if name is None and len(keys) == 1:
@@ -202,7 +292,8 @@ def _read(path: Path, key: str | None, default_key: str | None, header: bool | N
                         f"{path.name} has no array {key or default_key!r} (it has: "
                         f"{_names(keys)}); choose with --x-key / --y-key"
                     )
-                return _from_array(f"{path.name}[{name}]", (resolved, name), archive[name])
+                return _from_array(f"{path.name}[{name}]", (resolved, name),
+                                   _npz_array(archive, name, path))
         pd = _pandas(path)
         if kind in (".parquet", ".pq"):
             try:
@@ -272,7 +363,8 @@ def _overlap(tx: Table, ix: list[int], iy: list[int], same_file: bool = False) -
     both = [tx.names[j] for j in ix if j in iy]
     if both:
         raise UsageError(
-            f"columns {_names(both)} are in both X and Y"
+            f"{'column' if len(both) == 1 else 'columns'} {_names(both)} "
+            f"{'is' if len(both) == 1 else 'are'} in both X and Y"
             + (f": X and Y name the same file, {tx.source}; give it once, with --x-cols and "
                "--y-cols that do not overlap" if same_file else
                " (--x-cols and --y-cols must not overlap)")
@@ -282,10 +374,17 @@ def _overlap(tx: Table, ix: list[int], iy: list[int], same_file: bool = False) -
 def _split(t: Table, args: argparse.Namespace) -> tuple[list[int], list[int]]:
     """X's and Y's columns of one table holding both: the variable left out gets the
     remaining columns, a table of two columns needs neither; the two must not overlap."""
+    if len(t.names) == 1:  # nothing to choose: X and Y cannot share the one column
+        other = (" or as another array of the archive (--y-key)" if t.origin[1] is not None
+                 else "")
+        raise DataError(
+            f"{t.source} has 1 column ({t.names[0]}), which cannot be split into X and Y: "
+            f"give Y in a second file, row by row with X (mitools estimate X_FILE Y_FILE){other}"
+        )
     if args.x_cols is None and args.y_cols is None:
         if len(t.names) != 2:
             raise DataError(
-                f"{t.source} has {len(t.names)} columns ({_names(t.names)}): say "
+                f"{t.source} has {count(len(t.names), 'column')} ({_names(t.names)}): say "
                 "which are X and which Y with --x-cols and/or --y-cols"
             )
         return [0], [1]
@@ -302,11 +401,8 @@ def _split(t: Table, args: argparse.Namespace) -> tuple[list[int], list[int]]:
 def _archive_keys(path: Path) -> list[str]:
     if path.stat().st_size == 0:
         raise DataError(f"cannot read {path}: empty file")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return list(archive.keys())
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from exc
+    with _open_npz(path) as archive:
+        return list(archive.keys())
 
 
 def _one_archive(path: Path, args: argparse.Namespace,
@@ -398,7 +494,7 @@ def load(args: argparse.Namespace) -> tuple[list[tuple[str, str, str, np.ndarray
     nx, ny = len(xs[0]), len(ys[0])
     if nx != ny:
         raise DataError(
-            f"X has {nx} rows ({tx.source}) but Y has {ny} ({ty.source}); "
+            f"X has {count(nx, 'row')} ({tx.source}) but Y has {ny} ({ty.source}); "
             "the rows must be paired samples"
         )
     columns = ([("X", tx.names[j], tx.source, c) for j, c in zip(ix, xs, strict=True)]

@@ -87,6 +87,20 @@ class FoldResult:
     held_out_gain: float = math.nan
 
 
+def lower_bound_text(low: float, value: float, stderr: float, level: str) -> str:
+    """A one-sided estimate in words: the one wording of ``print(result)`` and of the
+    command line's report (``level`` as each writes it: ``95 %``, ``95%``).
+
+    Example:
+        >>> text = lower_bound_text(0.17931, 0.20433, 0.01254, "95 %")
+        >>> text.partition("bound); ")
+        ('I(X; Y) >= 0.1793 nats (95 % lower confidence ', 'bound); ',
+         'estimate 0.2043 ± 0.0125 (sampling noise)')
+    """
+    return (f"I(X; Y) >= {low:.4f} nats ({level} lower confidence bound); "
+            f"estimate {value:.4f} ± {stderr:.4f} (sampling noise)")
+
+
 @dataclass(frozen=True)
 class MIEstimate:
     """An estimate of the mutual information of two arrays, with its uncertainty.
@@ -166,8 +180,7 @@ class MIEstimate:
         if math.isnan(self.stderr):  # groups=0, or a jackknife without spread
             text = f"I(X; Y) = {self.value:.4f} nats (no interval)"
         elif self.sided == "lower":
-            text = (f"I(X; Y) >= {self.interval[0]:.4f} nats ({pct} lower confidence bound); "
-                    f"estimate {self.value:.4f} ± {self.stderr:.4f} (sampling noise)")
+            text = lower_bound_text(self.interval[0], self.value, self.stderr, pct)
         else:
             text = (f"I(X; Y) = {self.value:.4f} ± {self.stderr:.4f} nats, {pct} interval "
                     f"[{self.interval[0]:.4f}, {self.interval[1]:.4f}]")
