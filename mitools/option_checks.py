@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["MAX_SEED", "check_flag", "check_int", "check_number"]
+__all__ = ["MAX_SEED", "check_flag", "check_int", "check_number", "check_threads", "usable_cpus"]
 
 #: the largest seed every entry point takes (torch's generators take 64-bit seeds, and
 #: estimate_mi derives one per fold from it)
@@ -34,6 +35,30 @@ def _scalar(value: Any) -> Any:
 
 def _is_bool(value: Any) -> bool:
     return isinstance(value, (bool, np.bool_))
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity on Linux, else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def check_threads(name: str, value: Any) -> int:
+    """A thread count: an int from 1 to :func:`usable_cpus`. More threads than CPUs only make
+    them wait for each other, and torch crashed (a segmentation fault) when asked for
+    100,000.
+
+    Raises:
+        ValueError: anything but such an int; the message names ``name`` and the CPUs.
+    """
+    cpus = usable_cpus()
+    try:
+        return check_int(name, value, 1, cpus)
+    except ValueError:
+        raise ValueError(f"{name} must be an int in [1, {cpus}] (the CPUs this process may "
+                         f"use), got {_scalar(value)!r}") from None
 
 
 def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None) -> int:

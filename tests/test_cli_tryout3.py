@@ -192,3 +192,11 @@ def test_version_prints_the_packages_version(data: Path) -> None:
     done = _mitools(data, "--version")
     assert done.returncode == 0 and done.stdout == f"mitools {mitools.__version__}\n", done
     assert "--version" in _mitools(data, "--help").stdout
+
+
+def test_more_threads_than_cpus_is_a_usage_error(data: Path) -> None:
+    """Tryout: --threads 100000 ended in a segmentation fault (exit 139) inside torch."""
+    done = _estimate(data, "x.npy", "y.npy", "--threads", "100000", "--max-steps", "2")
+    assert done.returncode == 2, done.stderr
+    assert "argument --threads: must be an integer from 1 to" in done.stderr
+    assert "(the CPUs this process may use), got 100000" in done.stderr

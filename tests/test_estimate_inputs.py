@@ -351,7 +351,7 @@ def test_threads_are_set_during_the_call_and_restored() -> None:
         assert default_threads() == 1
     finally:
         torch.set_num_threads(before)
-    with pytest.raises(ValueError, match="threads must be an int >= 1"):
+    with pytest.raises(ValueError, match=r"threads must be an int in \[1, "):
         estimate_mi(x, y, **{**FAST, "threads": 0})
 
 

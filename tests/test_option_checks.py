@@ -283,7 +283,7 @@ BAD_OPTIONS = [  # (call, the message: it names the argument the user passed)
                           steps=True), "train_critic: steps must be an int >= 1, got True"),
     (lambda: train_critic(BilinearCritic(2, 2), "infonce", CorrelatedGaussian(2, 1.0),
                           steps=1, log_every=True), "train_critic: log_every must be an int"),
-    (lambda: ksg(*_xy(), threads=True), "threads must be an int >= 1, got True"),
+    (lambda: ksg(*_xy(), threads=True), r"threads must be an int in \[1, \d+\] .*got True"),
     # checked since the flags audit: ignored, read as 1, or a TypeError / wrong answer later
     (lambda: QuadraticCritic(2, 2, embed_dim=True), "embed_dim must be an int >= 1, got True"),
     (lambda: QuadraticCritic(2, 2).init_gaussian_(*_gaussian_xy(), ridge=True),
@@ -398,3 +398,25 @@ def test_train_critic_takes_a_tensor_lr_and_no_logging() -> None:
     history = train_critic(critic, "infonce", CorrelatedGaussian(dim=2, mi=0.5), steps=3,
                            batch_size=8, lr=torch.tensor(1e-3), generator=0, log_every=None)
     assert history.shape == (3,)
+
+
+def test_a_thread_count_is_at_most_the_cpus_this_process_may_use() -> None:
+    """Tryout: threads=100000 crashed torch (a segmentation fault); every entry point takes
+    its thread count through check_threads."""
+    import numpy as np
+
+    from mitools.classical import ksg
+    from mitools.estimate import estimate_mi
+    from mitools.option_checks import check_threads, usable_cpus
+
+    cpus = usable_cpus()
+    assert check_threads("threads", np.int64(cpus)) == cpus
+    for bad in (0, cpus + 1, 100_000, 1.0, True):
+        with pytest.raises(ValueError, match=rf"threads must be an int in \[1, {cpus}\] \(the "
+                                             r"CPUs this process may use\)"):
+            check_threads("threads", bad)
+    x = np.random.default_rng(0).normal(size=(60, 1))
+    for call in (lambda: estimate_mi(x, x + 1, threads=100_000),
+                 lambda: ksg(x, x + 1, threads=100_000)):
+        with pytest.raises(ValueError, match=r"threads must be an int in \[1, "):
+            call()

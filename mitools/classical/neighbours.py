@@ -20,12 +20,10 @@ floats, computed the same way everywhere.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from scipy.spatial import cKDTree
 
-from mitools.option_checks import check_int
+from mitools.option_checks import check_threads, usable_cpus
 
 __all__ = ["count_within", "kth_neighbours", "resolve_threads"]
 
@@ -33,11 +31,8 @@ __all__ = ["count_within", "kth_neighbours", "resolve_threads"]
 def resolve_threads(threads: int | None) -> int:
     """``None`` -> every CPU this process may use; otherwise ``threads`` (at least 1)."""
     if threads is None:
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # not on Linux
-            return max(1, os.cpu_count() or 1)
-    return check_int("threads", threads)
+        return usable_cpus()
+    return check_threads("threads", threads)
 
 
 def kth_neighbours(z: np.ndarray, k: int, *, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:

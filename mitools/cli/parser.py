@@ -10,7 +10,7 @@ import argparse
 import re
 from collections.abc import Callable, Sequence
 
-from mitools.option_checks import MAX_SEED  # the library's limit, said by --seed
+from mitools.option_checks import MAX_SEED, usable_cpus  # the limits --seed, --threads say
 
 __all__ = ["METHODS", "attach_negative_columns", "build_parser"]
 
@@ -63,6 +63,8 @@ def _integer(low: int, high: int | None, what: str) -> Callable[[str], int]:
 _positive = _integer(1, None, "a positive integer")
 _folds = _integer(2, None, "an integer of at least 2 (a fold to train on and one to test on)")
 _seed = _integer(0, MAX_SEED, f"an integer from 0 to {MAX_SEED}")
+_threads = _integer(1, usable_cpus(), f"an integer from 1 to {usable_cpus()} (the CPUs this "
+                    "process may use)")
 
 
 def _groups(text: str) -> int:
@@ -163,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = p.add_argument_group("running")
     run.add_argument("--device", help="neural: cpu, cuda, cuda:1, ... (default, as "
                      "estimate_mi: a GPU when CUDA is available, else the CPU)")
-    run.add_argument("--threads", type=_positive,
+    run.add_argument("--threads", type=_threads,
                      help="CPU threads. neural: torch's threads during the fit (default, as "
                      "estimate_mi: min(4, idle CPUs), idle meaning the CPUs this process may "
                      "use less the 1-minute load average); ksg, ksg2, mixed: workers of the "

@@ -11,7 +11,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mitools.option_checks import MAX_SEED, check_flag, check_int, check_number
+from mitools.option_checks import (
+    MAX_SEED,
+    check_flag,
+    check_int,
+    check_number,
+    check_threads,
+    usable_cpus,
+)
 
 #: at most this many threads by default: more rarely helps the small matrices of a critic,
 #: and on a shared machine every extra thread competes with other jobs
@@ -71,10 +78,7 @@ def default_threads() -> int:
     threads wait for each other (on a 2-core machine running other jobs, 2 threads were
     10-40x slower than 1). A lower thread count set by the caller (``torch.set_num_threads``,
     ``OMP_NUM_THREADS``) is kept."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
+    cpus = usable_cpus()
     try:
         idle = cpus - round(os.getloadavg()[0])
     except (AttributeError, OSError):  # no load average (Windows)
@@ -85,8 +89,7 @@ def default_threads() -> int:
 def resolve_threads(threads: Any) -> int:
     if threads is None:
         return default_threads()
-    check_int("threads", threads)
-    return int(threads)
+    return check_threads("threads", threads)
 
 
 def check_sample_size(n: int, folds: int, dim: int, train_size: int) -> None:
