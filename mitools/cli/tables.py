@@ -156,15 +156,27 @@ def _object_array(source: str, save: str) -> DataError:
     )
 
 
+#: what each numpy format starts with, and what to call it
+_KINDS = {".npy": (_NPY_MAGIC, "a .npy file (one array)", "a .npy file"),
+          ".npz": (_ZIP_MAGIC, "an .npz archive (a zip)", "an .npz archive")}
+
+
+def _check_kind(path: Path, suffix: str) -> None:
+    """Refuse a file that does not start as a ``suffix`` file should: the other numpy format
+    under this name (rename it), or bytes of neither (:func:`_not_readable`)."""
+    head = _head(path)
+    other = ".npz" if suffix == ".npy" else ".npy"
+    if head.startswith(_KINDS[other][0]):
+        raise DataError(f"cannot read {path}: it is {_KINDS[other][1]}, not "
+                        f"{_KINDS[suffix][2]}; rename it {other}")
+    if not head.startswith(_KINDS[suffix][0]):
+        raise _not_readable(path, suffix)
+
+
 def _load_npy(path: Path) -> np.ndarray:
     """The array of a ``.npy`` file; anything else is a :class:`DataError` naming the file:
     an ``.npz`` under that name, bytes that are no ``.npy``, an object array, a cut file."""
-    head = _head(path)
-    if head.startswith(_ZIP_MAGIC):
-        raise DataError(f"cannot read {path}: it is an .npz archive (a zip), not a .npy "
-                        "file; rename it .npz")
-    if not head.startswith(_NPY_MAGIC):
-        raise _not_readable(path, ".npy")
+    _check_kind(path, ".npy")
     try:
         return np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -178,12 +190,7 @@ def _load_npy(path: Path) -> np.ndarray:
 def _open_npz(path: Path) -> Any:
     """``path`` opened as an ``.npz`` archive (use it in a ``with``); a ``.npy`` under that
     name, bytes that are no zip and a damaged zip are :class:`DataError`."""
-    head = _head(path)
-    if head.startswith(_NPY_MAGIC):
-        raise DataError(f"cannot read {path}: it is a .npy file (one array), not an .npz "
-                        "archive; rename it .npy")
-    if not head.startswith(_ZIP_MAGIC):
-        raise _not_readable(path, ".npz")
+    _check_kind(path, ".npz")
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
