@@ -225,11 +225,8 @@ def _code_column(col: np.ndarray, name: str, where: str, known: list[str] | None
         if not is_text.any():
             other = next((i for i, v in enumerate(present) if not isinstance(v, numbers.Number)
                           and not isinstance(v, np.bool_)), None)
-            if other is None:  # numbers (or nothing): the numeric path reads them
-                if known is not None:
-                    raise TypeError(f"{name}{where} holds numbers, but the estimate was fitted "
-                                    "on text labels in this column; pass the same labels")
-                return None, None
+            if other is None:  # numbers (or nothing): the numeric path reads them (numbers
+                return None, None  # where a fit had text are refused by label_codes)
             row = int(np.flatnonzero(~absent)[other])
             raise TypeError(
                 f"{name}{where} holds {type(col[row]).__name__} values (row {row}: "
@@ -512,7 +509,7 @@ def _check_finite(a: np.ndarray | Tensor, name: str, columns: Sequence[str] | No
     )
 
 
-def as_sample_tensor(a: Any, name: str, discrete: bool = False) -> Tensor:
+def as_sample_tensor(a: Any, name: str) -> Tensor:
     """Samples as an ``(n, d)`` tensor in a dtype that loses nothing, for ranks or centring.
 
     float32 and float64 stay as they are, float16 and bfloat16 become float32 (exactly),
@@ -522,17 +519,13 @@ def as_sample_tensor(a: Any, name: str, discrete: bool = False) -> Tensor:
     Args:
         a: ``(n, d)`` or ``(n,)`` array-like of real numbers (see the module's list).
         name: the argument's name, for error messages.
-        discrete: ``a`` is a discrete variable: text columns are read as labels, as
-            integer codes (:func:`~mitools.inputs.label_codes`).
 
     Returns:
         ``(n, d)`` tensor, ``int64``, ``float32`` or ``float64``.
 
     Raises:
-        TypeError: not array-like, or not real numbers (the dtype or columns are named);
-            with ``discrete``, labels of mixed types (:func:`~mitools.inputs.label_codes`).
-        ValueError: not ``(n, d)`` or ``(n,)``, no features, NaN / infinite values or
-            (``discrete``) missing labels.
+        TypeError: not array-like, or not real numbers (the dtype or columns are named).
+        ValueError: not ``(n, d)`` or ``(n,)``, no features, or NaN / infinite values.
 
     Example:
         >>> import numpy as np
@@ -540,8 +533,6 @@ def as_sample_tensor(a: Any, name: str, discrete: bool = False) -> Tensor:
         tensor([[1700000000],
                 [1700000001]])
     """
-    if check_flag("discrete", discrete):
-        a = label_codes(a, name).values
     raw, columns = _raw(a, name)
     if isinstance(raw, Tensor):
         t = raw

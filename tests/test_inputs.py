@@ -11,6 +11,7 @@ from mitools.inputs import (
     as_sample_tensor,
     check_paired,
     describe_column,
+    label_codes,
     parses_as_number,
 )
 
@@ -111,7 +112,7 @@ def test_label_codes_number_each_text_column_in_sorted_order() -> None:
 
 def test_discrete_text_reads_as_codes_and_continuous_text_is_still_refused() -> None:
     labels = ["cat", "dog", "cat", "bird"]
-    np.testing.assert_array_equal(as_sample_tensor(labels, "y", discrete=True).ravel(),
+    np.testing.assert_array_equal(as_sample_tensor(label_codes(labels, "y").values, "y").ravel(),
                                   [1, 2, 1, 0])
     np.testing.assert_array_equal(as_float64_columns(np.array(labels), "y", discrete=True),
                                   [[1.0], [2.0], [1.0], [0.0]])
@@ -129,7 +130,7 @@ def test_a_missing_label_is_refused_like_nan(missing) -> None:
     labels = np.array(["a", "b", missing, "a", missing], dtype=object)
     with pytest.raises(ValueError, match=r"x has missing labels \(None or NaN\) in 2 of 5 rows "
                                          r"\(first: row 2\); drop those rows first, from both"):
-        as_sample_tensor(labels, "x", discrete=True)
+        as_sample_tensor(label_codes(labels, "x").values, "x")
     # the command line's choice: NaN codes, which --dropna drops like NaN in numbers
     codes = label_codes(pd.Series(labels), "x", missing="nan").values.to_numpy()
     np.testing.assert_array_equal(codes, [0.0, 1.0, np.nan, 0.0, np.nan])
@@ -151,4 +152,4 @@ def test_labels_mixing_text_and_numbers_are_refused(labels, seen) -> None:
 def test_labels_that_are_neither_numbers_nor_text_are_refused() -> None:
     with pytest.raises(TypeError, match=r"x holds bytes values \(row 0: b'a'\); labels must be "
                                         r"numbers or text"):
-        as_sample_tensor(np.array([b"a", b"b"], dtype=object), "x", discrete=True)
+        label_codes(np.array([b"a", b"b"], dtype=object), "x")

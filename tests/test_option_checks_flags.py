@@ -14,7 +14,7 @@ from mitools.classical import ksg, mixed_ksg
 from mitools.critics import BilinearCritic, ConcatCritic, SeparableCritic
 from mitools.distributed import all_gather_with_grad
 from mitools.estimators import FunctionalEstimator
-from mitools.inputs import as_float64_columns, as_sample_tensor
+from mitools.inputs import as_float64_columns
 from mitools.negatives import negative_columns
 
 _x = np.random.default_rng(0).standard_normal(40)
@@ -39,8 +39,6 @@ FLAGS = {
     "ksg(progress)": lambda value: ksg(_x, _y, groups=0, progress=value),
     "mixed_ksg(progress)": lambda value: mixed_ksg(_x, _y, groups=0, progress=value),
     # input coercion
-    "as_sample_tensor(discrete)": lambda value: as_sample_tensor([1.0, 2.0], "x",
-                                                                 discrete=value),
     "as_float64_columns(discrete)": lambda value: as_float64_columns([1.0, 2.0], "x",
                                                                      discrete=value),
 }
