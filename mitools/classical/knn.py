@@ -163,12 +163,11 @@ def _warn_if_saturated(method: str, value: float, counts: Counts, k: int) -> Non
     top = ceiling(method, n, k)
     if top <= 0 or n < CEILING_MIN_SAMPLES:
         return
+    share = _saturated_share(counts, k)
     near = value >= CEILING_FRACTION * top
-    saturated = value >= SATURATED_MIN_FRACTION * top and (
-        _saturated_share(counts, k) > SATURATED_SHARE)
+    saturated = value >= SATURATED_MIN_FRACTION * top and share > SATURATED_SHARE
     if not (near or saturated):
         return
-    share = _saturated_share(counts, k)
     formula = {"ksg1": "psi(n) - psi(k)", "ksg2": "psi(n) - psi(k) - 1/k",
                "mixed_ksg": "log(n) - psi(k)"}[method]
     why = []
@@ -348,9 +347,10 @@ def _knn_estimate(
         gap = 2.0 * max(float(np.ptp(a, axis=0).max(initial=0.0)) for a in (x, y)) + 1.0
         x, y = (_as_categories(r, gap, k, name, one_hot=all(discrete)) if flag else a
                 for a, r, flag, name in zip((x, y), raw, discrete, "xy", strict=True))
-    ties = any(bool((tied_fraction(a) > TIED_WARNING).any()) for a in (x, y))
+    tied = [tied_fraction(a) for a in (x, y)]  # per column, for x and y
+    ties = any(bool((t > TIED_WARNING).any()) for t in tied)
     if method != "mixed_ksg" and not constant:
-        _warn_ties(x, y, noise)
+        _warn_ties(tied, noise)
     if noise > 0:
         rng = np.random.default_rng([seed, 1])
         x = x + noise * rng.standard_normal(x.shape)
@@ -391,15 +391,16 @@ def _knn_estimate(
     return summarize(value, leave_out, level, method, how)
 
 
-def _warn_ties(xs: np.ndarray, ys: np.ndarray, noise: float) -> None:
+def _warn_ties(tied: list[np.ndarray], noise: float) -> None:
+    """Warn about each column of x and y whose :func:`tied_fraction` (``tied``, one array
+    for x and one for y) exceeds :data:`TIED_WARNING`."""
     broken = ("ties are broken by tiny noise ('noise'), which biases the estimate" if noise > 0
               else "with noise=0 ties are not broken: tied samples lie at distance 0, which "
               "biases the estimate far up (raise 'noise' to its default 1e-10)")
-    for name, a in (("x", xs), ("y", ys)):
-        tied = tied_fraction(a)
-        for col in np.flatnonzero(tied > TIED_WARNING):
+    for name, fractions in zip("xy", tied, strict=True):
+        for col in np.flatnonzero(fractions > TIED_WARNING):
             warnings.warn(
-                f"ksg: {name} column {col} repeats values in {tied[col]:.0%} of the samples. "
+                f"ksg: {name} column {col} repeats values in {fractions[col]:.0%} of the samples. "
                 f"KSG assumes continuous data: {broken}. For a label or a column of a few "
                 "values, or one mixing a point mass with a continuous part, use "
                 "mitools.classical.mixed_ksg (discrete_x=True / discrete_y=True for a label); "

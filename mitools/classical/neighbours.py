@@ -29,7 +29,8 @@ __all__ = ["count_within", "kth_neighbours", "resolve_threads"]
 
 
 def resolve_threads(threads: int | None) -> int:
-    """``None`` -> every CPU this process may use; otherwise ``threads`` (at least 1)."""
+    """``None`` -> every CPU this process may use; otherwise ``threads``, checked to lie
+    between 1 and that count (:func:`~mitools.option_checks.check_threads`)."""
     if threads is None:
         return usable_cpus()
     return check_threads("threads", threads)
