@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["MAX_SEED", "check_flag", "check_int", "check_number", "check_threads", "usable_cpus"]
+__all__ = ["MAX_SEED", "check_flag", "check_int", "check_number", "check_optional_flag",
+           "check_threads", "usable_cpus"]
 
 #: the largest seed every entry point takes (torch's generators take 64-bit seeds, and
 #: estimate_mi derives one per fold from it)
@@ -132,4 +133,26 @@ def check_flag(name: str, value: Any) -> bool:
     value = _scalar(value)
     if not _is_bool(value):
         raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_optional_flag(name: str, value: Any, none_means: str) -> bool | None:
+    """:func:`check_flag`, where ``None`` is also taken (and returned): a default that
+    ``none_means`` describes in the error message.
+
+    Raises:
+        ValueError: anything but ``True``, ``False`` (a numpy bool counts) or ``None``; the
+            message names ``name`` and what ``None`` means.
+
+    Example:
+        >>> check_optional_flag("progress", 0, "when stderr is a terminal")
+        Traceback (most recent call last):
+        ...
+        ValueError: progress must be True, False or None (when stderr is a terminal), got 0
+    """
+    if value is None:
+        return None
+    value = _scalar(value)
+    if not _is_bool(value):
+        raise ValueError(f"{name} must be True, False or None ({none_means}), got {value!r}")
     return bool(value)

@@ -442,6 +442,61 @@ def test_progress_bar_shows_the_estimate_so_far(fitted, capsys) -> None:
     assert "fold_val=" in err and "estimate=" in err and "folds" in err
 
 
+class _Terminal:
+    """A stderr that says it is a terminal and keeps what is written to it."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        self.text += s
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_the_default_progress_bar_shows_on_a_terminal_only(fitted, monkeypatch, capsys) -> None:
+    """``progress=None`` (the default): a bar where stderr is a terminal, none in a pipe,
+    a log file or captured output, and no word about tqdm where it is missing."""
+    from mitools.classical import ksg
+
+    pytest.importorskip("tqdm")
+    x, y, _ = fitted
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        estimate_mi(x, y, **FAST)  # capsys: not a terminal
+        ksg(x.numpy(), y.numpy())
+        assert capsys.readouterr().err == ""
+        terminal = _Terminal()
+        monkeypatch.setattr(sys, "stderr", terminal)
+        estimate_mi(x, y, **FAST)
+        assert "estimate_mi[dv]" in terminal.text and "fold_val=" in terminal.text
+        terminal.text = ""
+        ksg(x.numpy(), y.numpy())
+        assert "ksg1 jackknife" in terminal.text
+        terminal.text = ""
+        estimate_mi(x, y, progress=False, **FAST)
+        assert terminal.text == ""
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not asked for: no bar, no warning
+        ksg(x.numpy(), y.numpy())
+    assert terminal.text == ""
+
+
+def test_progress_refuses_what_is_not_true_false_or_none(fitted) -> None:
+    x, y, _ = fitted
+    for value in (1, 0, "yes"):
+        with pytest.raises(ValueError, match=r"progress must be True, False or None \(a bar "
+                                             r"when stderr is a terminal\), got"):
+            estimate_mi(x, y, progress=value, **FAST)
+
+
 def test_the_non_gaussian_flag_names_each_number() -> None:
     # it read "91 % of the held-out bound was learned beyond the Gaussian fit (-0.002 nats)"
     from types import SimpleNamespace

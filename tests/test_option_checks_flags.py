@@ -42,8 +42,9 @@ FLAGS = {
     "as_float64_columns(discrete)": lambda value: as_float64_columns([1.0, 2.0], "x",
                                                                      discrete=value),
 }
-#: flags where ``None`` means a default (the bound's own unit)
-TAKE_NONE = {"FunctionalEstimator(nats)"}
+#: flags where ``None`` means a default (the bound's own unit; a progress bar when stderr is a
+#: terminal)
+TAKE_NONE = {"FunctionalEstimator(nats)", "ksg(progress)", "mixed_ksg(progress)"}
 NOT_BOOLS = [1, 0, "no", None]
 
 

@@ -121,12 +121,13 @@ def assign_groups(n: int, groups: int, seed: int) -> tuple[np.ndarray, int]:
     return group_of, g
 
 
-def progress_bar(total: int, desc: str, show: bool, stacklevel: int = 4) -> Any:
-    """A ``tqdm`` bar on stderr, or ``None`` (not asked for, or tqdm not installed: then a
-    warning says to install it; ``stacklevel`` points it at the estimator's caller)."""
-    if not show:
+def progress_bar(total: int, desc: str, show: bool | None, stacklevel: int = 4) -> Any:
+    """A ``tqdm`` bar on stderr, or ``None``: as :func:`~mitools.estimate.progress.tqdm_class`
+    decides for ``show`` (``None``: automatic), no bar where ``total`` is 0, and a warning
+    when a bar asked for needs tqdm (``stacklevel`` points it at the estimator's caller)."""
+    if not total:
         return None
-    tqdm = tqdm_class(stacklevel=stacklevel)
+    tqdm = tqdm_class(show, stacklevel=stacklevel)
     return None if tqdm is None else tqdm(total=total, desc=desc, leave=False)
 
 
@@ -207,7 +208,7 @@ def jackknife_estimate(
     groups: int,
     level: float,
     seed: int,
-    progress: bool = False,
+    progress: bool | None = False,
 ) -> MIEstimate:
     """Evaluate ``statistic(x, y)`` and its delete-a-group jackknife interval by recomputation.
 
@@ -222,7 +223,8 @@ def jackknife_estimate(
             interval.
         level: confidence level of the interval.
         seed: seeds the assignment of samples to groups.
-        progress: show a ``tqdm`` bar over the groups on stderr (without tqdm: a warning).
+        progress: show a ``tqdm`` bar over the groups on stderr (``None``: when stderr is a
+            terminal; ``True`` without tqdm: a warning).
 
     Returns:
         :class:`~mitools.estimate.MIEstimate`; with ``groups=0``, or when the left-out values
@@ -234,7 +236,7 @@ def jackknife_estimate(
     check_samples(x.shape[0], needed, why, groups, method)
     group_of, g = assign_groups(x.shape[0], groups, seed)
     value = float(statistic(x, y))
-    bar = progress_bar(g, f"{method} jackknife", progress and g > 0)
+    bar = progress_bar(g, f"{method} jackknife", progress)
     try:
         leave_out = recompute(statistic, x, y, group_of, g, bar)
     finally:

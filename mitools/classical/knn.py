@@ -58,6 +58,7 @@ from mitools.classical.jackknife import (
 )
 from mitools.classical.neighbours import count_within, kth_neighbours, resolve_threads
 from mitools.classical.pairwise import Counts, Rule, subset_counts
+from mitools.estimate.progress import check_progress
 from mitools.estimate.result import MIEstimate
 from mitools.inputs import warn_if_constant, warn_if_unaligned, warn_repeated_rows
 from mitools.option_checks import check_flag, check_int, check_number
@@ -316,7 +317,7 @@ def _as_categories(a: np.ndarray, gap: float, k: int, name: str,
 
 def _knn_estimate(
     method: str, x: Any, y: Any, k: int, *, noise: float, groups: int, level: float,
-    seed: int, threads: int | None, algorithm: str, progress: bool,
+    seed: int, threads: int | None, algorithm: str, progress: bool | None,
     discrete: tuple[bool, bool] = (False, False),
 ) -> MIEstimate:
     """Check the options and inputs, then the value and jackknife interval of one estimator.
@@ -326,7 +327,7 @@ def _knn_estimate(
     variable marked in ``discrete`` (x, y) is replaced by class codes farther apart than
     any neighbour radius (:func:`_as_categories`)."""
     check_int("k", k, 1)
-    check_flag("progress", progress)
+    progress = check_progress(progress)
     check_options(groups, level, seed)
     _use_tree(algorithm, 0)  # validates the name
     threads = resolve_threads(threads)
@@ -363,7 +364,7 @@ def _knn_estimate(
         def statistic(a: np.ndarray, b: np.ndarray) -> float:
             return finish(tree_counts(a, b, k, threads), k)
 
-        bar = progress_bar(g, f"{method} jackknife", progress and g > 0)
+        bar = progress_bar(g, f"{method} jackknife", progress)
         try:
             full = tree_counts(x, y, k, threads)
             value = finish(full, k)
@@ -423,7 +424,7 @@ def ksg(
     seed: int = 0,
     threads: int | None = None,
     algorithm: str = "auto",
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> MIEstimate:
     r"""The KSG estimate of :math:`I(X; Y)` in nats, with a jackknife interval.
 
@@ -464,8 +465,9 @@ def ksg(
             identical, except for estimator 2 with ``noise=0`` on tied data: there the k
             nearest neighbours are not unique, each backend breaks the tie its own way, and
             estimator 2 reads their coordinates.
-        progress: show a progress bar over the jackknife groups on stderr (needs tqdm;
-            without it, a warning says to ``pip install tqdm``).
+        progress: show a progress bar over the jackknife groups on stderr; ``None``
+            (default): when stderr is a terminal and tqdm is installed. ``True`` needs tqdm
+            (without it, a warning says to ``pip install tqdm``).
 
     Returns:
         :class:`~mitools.estimate.MIEstimate` with ``method`` ``"ksg1"`` or ``"ksg2"``.
@@ -473,7 +475,7 @@ def ksg(
     Raises:
         TypeError: inputs that are not arrays of real numbers.
         ValueError: different numbers of samples, NaN/inf values, bad options (a
-            ``progress`` other than ``True`` or ``False`` included), or too few samples:
+            ``progress`` other than ``True``, ``False`` or ``None`` included), or too few samples:
             ``k + 2`` in every jackknife subsample (with ``k + 1``, each sample's k-th
             neighbour is the farthest sample, and the estimate is 0 whatever the data) and 2
             in each group (the message says how many, and why).
@@ -530,7 +532,7 @@ def mixed_ksg(
     seed: int = 0,
     threads: int | None = None,
     algorithm: str = "auto",
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> MIEstimate:
     r"""MI of discrete, continuous or mixed variables (Gao et al. 2017), in nats.
 
@@ -569,8 +571,9 @@ def mixed_ksg(
         seed: an int in [0, 2**32 - 1]; seeds the jackknife groups.
         threads: worker threads (``None``: every CPU this process may use).
         algorithm: ``"auto"``, ``"kdtree"`` or ``"brute"`` (identical answers).
-        progress: show a progress bar over the jackknife groups on stderr (needs tqdm;
-            without it, a warning says to ``pip install tqdm``).
+        progress: show a progress bar over the jackknife groups on stderr; ``None``
+            (default): when stderr is a terminal and tqdm is installed. ``True`` needs tqdm
+            (without it, a warning says to ``pip install tqdm``).
 
     Returns:
         :class:`~mitools.estimate.MIEstimate` with ``method="mixed_ksg"``.

@@ -64,7 +64,7 @@ EXIT_BROKEN_PIPE = 141
 
 
 def _estimate(args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> Any:
-    progress = not args.no_progress and sys.stderr.isatty()
+    progress = False if args.no_progress else None  # None: the library's own rule
     if args.method == "neural":
         from mitools.estimate import estimate_mi
 

@@ -173,5 +173,6 @@ def build_parser() -> argparse.ArgumentParser:
                      "does not take it. On a shared machine use 1")
     run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     run.add_argument("--no-progress", action="store_true",
-                     help="no progress bar (shown on stderr when it is a terminal)")
+                     help="no progress bar (one is shown on stderr when it is a terminal and "
+                          "tqdm is installed)")
     return parser

@@ -39,7 +39,6 @@ _TERMS = (
     (r"\bdevice='([^']*)'", r"--device \1"),
     (r"\b([Uu]se) (?:mitools\.classical\.)?mixed_ksg\b", r"\1 --method mixed"),
     (r"\((?:mitools\.classical\.)?mixed_ksg\b", "(--method mixed"),
-    (r"progress=True needs tqdm", "the progress bar needs tqdm"),
     (r" \('noise'\)", ""),  # KSG's tie-breaking noise is not a command-line option
     (r"\) or lr\b", ")"),  # nor is the learning rate
     (r", or init='random' with another critic", ""),  # nor the critic's start

@@ -81,7 +81,7 @@ def estimate_mi(
     dtype: torch.dtype = torch.float32,
     threads: int | None = None,
     seed: int = 0,
-    progress: bool = False,
+    progress: bool | None = None,
     **bound_kwargs: Any,
 ) -> MIEstimate:
     r"""Estimate :math:`I(X; Y)` in nats from paired samples by cross-fitted critics.
@@ -197,9 +197,11 @@ def estimate_mi(
             lower count set with ``torch.set_num_threads`` or ``OMP_NUM_THREADS`` is kept.
         seed: an int in [0, 2**32 - 1]; seeds the folds, the minibatches and the critics'
             initialisation (global RNG state is left untouched).
-        progress: show a ``tqdm`` progress bar with the estimate so far (the mean of the
-            finished folds) and the current fold's validation bound. tqdm is optional:
-            without it there is no bar, and a warning says to ``pip install tqdm``.
+        progress: show a ``tqdm`` progress bar on stderr with the estimate so far (the mean
+            of the finished folds) and the current fold's validation bound. ``None``
+            (default): a bar when stderr is a terminal and tqdm is installed, none in a log
+            file, a pipe or a notebook's captured output. ``True``: a bar; tqdm is
+            optional, and without it a warning says to ``pip install tqdm``. ``False``: none.
         **bound_kwargs: passed to the estimator (e.g. ``clip=5.0`` for SMILE,
             ``alpha=0.01`` for alpha-InfoNCE).
 

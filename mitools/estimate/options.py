@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mitools.estimate.progress import check_progress
 from mitools.option_checks import (
     MAX_SEED,
     check_flag,
@@ -219,8 +220,9 @@ def check_options(o: dict[str, Any]) -> None:
                              f"got {o[name]!r}")
     if o["dtype"] not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {o['dtype']!r}")
-    for name in ("discrete_x", "discrete_y", "potentials", "progress", "screen"):
+    for name in ("discrete_x", "discrete_y", "potentials", "screen"):
         check_flag(name, o[name])
+    check_progress(o["progress"])
 
 
 def bound_with_options(bound: Any, bound_kwargs: dict[str, Any], options: list[str]) -> Any:

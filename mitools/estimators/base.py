@@ -44,7 +44,7 @@ from torch import Tensor, nn
 
 from mitools import bounds
 from mitools.bounds import RowStatistics, RowwiseBound
-from mitools.option_checks import check_flag
+from mitools.option_checks import check_optional_flag
 
 __all__ = ["Estimator", "FunctionalEstimator", "ProblemIndex", "extra_required_arguments"]
 
@@ -261,12 +261,7 @@ class FunctionalEstimator(Estimator):
         super().__init__()
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-        if nats is not None:
-            try:
-                nats = check_flag("nats", nats)
-            except ValueError:
-                raise ValueError(f"FunctionalEstimator: nats must be True, False or None (the "
-                                 f"bound's own), got {nats!r}") from None
+        nats = check_optional_flag("nats", nats, "the bound's own")
         from mitools.estimators.registry import estimator_for_function  # imports this module
 
         label = str(getattr(fn, "__name__", "custom"))
