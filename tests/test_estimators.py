@@ -320,6 +320,10 @@ def test_mine_loads_a_state_saved_before_per_problem_averages():
 @pytest.mark.parametrize("name, kwargs", [
     ("infonce", {}), ("dv", {}), ("nwj", {}), ("js", {}), ("mine", {}),
     ("tuba", {}), ("tuba", {"baseline": 0.7}), ("tuba", {"baseline": -1.5}),
+    # alpha-InfoNCE's offset was 0 whatever its baseline: -0.842 nats at baseline -1.5 and
+    # alpha 0.01, where the truth is 1 and the baseline as offset gives 1.022
+    ("alpha_infonce", {"alpha": 0.01, "baseline": -1.5}),
+    ("alpha_infonce", {"alpha": 0.5, "baseline": 0.7}), ("alpha_infonce", {"alpha": 0.01}),
 ])
 def test_optimal_offset_is_the_best_constant_on_the_pointwise_mi(name, kwargs) -> None:
     """The declared offset c maximises the bound over constants added to the pointwise MI

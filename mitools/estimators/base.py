@@ -31,7 +31,7 @@ without knowing its class:
 * ``stochastic``: whether ``forward`` draws random numbers (vCLUB's negatives), so that a
   block must not be recomputed in the backward pass.
 * ``optimal_offset``: the constant :math:`c` at which the bound is tight for the critic
-  "pointwise MI + :math:`c`" (1 for NWJ, TUBA's log-baseline, else 0).
+  "pointwise MI + :math:`c`" (1 for NWJ, the log-baseline for TUBA and α-InfoNCE, else 0).
 """
 
 from __future__ import annotations
@@ -118,8 +118,9 @@ class Estimator(nn.Module):
         r"""The constant :math:`c` at which the bound is tight for the critic
         :math:`f^* + c`, with :math:`f^*(x, y) = \log \frac{p(x, y)}{p(x)\,p(y)}` the
         pointwise MI: 0 where a constant shift of the scores changes nothing (InfoNCE, DV,
-        MINE) or the optimum is :math:`f^*` itself (JS, SMILE); 1 for NWJ; TUBA's log-baseline
-        :math:`a` (Poole et al. 2019, eq. 9: the optimum :math:`f^* + a`).
+        MINE) or the optimum is :math:`f^*` itself (JS, SMILE); 1 for NWJ; the log-baseline
+        :math:`a` for TUBA (Poole et al. 2019, eq. 9: the optimum :math:`f^* + a`) and
+        α-InfoNCE.
         :func:`~mitools.estimate.estimate_mi` adds it to the Gaussian start
         (:meth:`~mitools.critics.QuadraticCritic.init_gaussian_`'s ``offset``)."""
         return 0.0
