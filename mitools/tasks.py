@@ -131,14 +131,15 @@ def _pair_squared_distances(x: Tensor, y: Tensor, shrink: float) -> Tensor:
     n, m, d = x.shape[-2], y.shape[-2], x.shape[-1]
     batch = torch.broadcast_shapes(x.shape[:-2], y.shape[:-2])
     dtype = torch.promote_types(x.dtype, y.dtype)
-    xs = x.to(dtype).expand(*batch, n, d).reshape(-1, n, d)  # copies only a broadcast side
-    ys = y.to(dtype).expand(*batch, m, d).reshape(-1, m, d)
-    out = xs.new_empty((xs.shape[0], n, m))
+    entries_all = math.prod(batch)  # -1 cannot stand for it: it may be 0, or n or m may
+    xs = x.to(dtype).expand(*batch, n, d).reshape(entries_all, n, d)  # copies a broadcast side
+    ys = y.to(dtype).expand(*batch, m, d).reshape(entries_all, m, d)
+    out = xs.new_empty((entries_all, n, m))
     if out.numel() == 0:
         return out.reshape(*batch, n, m)
     rows = min(n, max(1, _CHUNK_ELEMENTS // max(1, m * d)))  # rows of an entry per block
     entries = max(1, _CHUNK_ELEMENTS // max(1, n * m * d)) if rows == n else 1
-    for b in range(0, xs.shape[0], entries):
+    for b in range(0, entries_all, entries):
         yj = ys[b : b + entries, None, :, :]  # (B', 1, M, D)
         for i in range(0, n, rows):
             xi = xs[b : b + entries, i : i + rows, None, :]  # (B', R, 1, D)
