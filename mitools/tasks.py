@@ -107,6 +107,47 @@ def _generator(generator: torch.Generator | int | None) -> torch.Generator | Non
     )
 
 
+#: pair-by-feature elements of the differences formed at once when scoring all pairs (as
+#: ``CHUNK_ELEMENTS`` of :mod:`mitools.estimate.critic`): bounds the memory whatever ``N * M``
+_CHUNK_ELEMENTS = 1 << 18
+
+
+def _pair_squared_distances(x: Tensor, y: Tensor, shrink: float) -> Tensor:
+    r"""The squared distance :math:`\lVert y_j - c\,x_i\rVert^2` of every pair, ``(..., N, M)``.
+
+    ``x (..., N, D)`` and ``y (..., M, D)``, with batch dimensions that broadcast;
+    ``shrink`` is :math:`1 - c`, given as such so that a :math:`c` near 1 keeps its digits.
+
+    Computed from the differences, never as the expanded square
+    :math:`\lVert y\rVert^2 - 2c\,x^\top y + c^2\lVert x\rVert^2`, which cancels for close
+    pairs (the error :math:`\epsilon\lVert y\rVert^2` of the expansion swamps a small
+    distance). For :math:`c \ge 1/2` the difference is :math:`(y_j - x_i) + (1 - c)\,x_i`,
+    where :math:`y_j - x_i` is exact for close pairs, so its error is a few rounding errors
+    of the difference itself plus :math:`\epsilon (1 - c) \lVert x_i\rVert`; below, it is
+    :math:`y_j - c\,x_i` (exactly :math:`y_j` at :math:`c = 0`). The differences are formed
+    :data:`_CHUNK_ELEMENTS` at a time, a loop over blocks of rows (or of whole batch entries),
+    so the memory is that of the output, and the gradients are finite at zero distance too.
+    """
+    n, m, d = x.shape[-2], y.shape[-2], x.shape[-1]
+    batch = torch.broadcast_shapes(x.shape[:-2], y.shape[:-2])
+    dtype = torch.promote_types(x.dtype, y.dtype)
+    entries_all = math.prod(batch)  # -1 cannot stand for it: it may be 0, or n or m may
+    xs = x.to(dtype).expand(*batch, n, d).reshape(entries_all, n, d)  # copies a broadcast side
+    ys = y.to(dtype).expand(*batch, m, d).reshape(entries_all, m, d)
+    out = xs.new_empty((entries_all, n, m))
+    if out.numel() == 0:
+        return out.reshape(*batch, n, m)
+    rows = min(n, max(1, _CHUNK_ELEMENTS // max(1, m * d)))  # rows of an entry per block
+    entries = max(1, _CHUNK_ELEMENTS // max(1, n * m * d)) if rows == n else 1
+    for b in range(0, entries_all, entries):
+        yj = ys[b : b + entries, None, :, :]  # (B', 1, M, D)
+        for i in range(0, n, rows):
+            xi = xs[b : b + entries, i : i + rows, None, :]  # (B', R, 1, D)
+            diff = yj - (1.0 - shrink) * xi if shrink >= 0.5 else (yj - xi) + shrink * xi
+            out[b : b + entries, i : i + rows] = (diff * diff).sum(-1)
+    return out.reshape(*batch, n, m)
+
+
 class CorrelatedGaussian:
     r"""Component-wise correlated Gaussians (Poole et al. 2019), optionally cubed (Song & Ermon).
 
@@ -208,6 +249,12 @@ class CorrelatedGaussian:
         (for the cubic task, on :math:`y^{1/3}`). InfoNCE, DV, JS and SMILE are optimal at
         :math:`f^*` (up to a constant), NWJ and TUBA with :math:`a = 1` at :math:`f^* + 1`.
 
+        The squared distance :math:`\lVert y - \rho x\rVert^2` is computed from the
+        differences, never as an expanded square, so the scores are accurate to a few
+        rounding errors at any MI the dtype can represent (the positive pairs at 40 nats per
+        dimension in float64 too); the differences are formed in blocks, so the memory is
+        that of the ``(..., N, M)`` output.
+
         Args:
             x: ``(..., N, dim)``, floating point (half precision is computed in float32).
             y: ``(..., M, dim)``, on ``x``'s device.
@@ -218,13 +265,15 @@ class CorrelatedGaussian:
         """
         x, y = self._check_pairs(x, y)
         y = self._latent_y(y)
-        r = self.rho
         one_minus = math.exp(-2.0 * self.mi / self.dim)  # 1 - rho^2, without cancellation
-        xx = (x * x).sum(-1)[..., :, None]  # (..., N, 1)
+        quad = _pair_squared_distances(x, y, self._one_minus_rho())  # (..., N, M)
         yy = (y * y).sum(-1)[..., None, :]  # (..., 1, M)
-        xy = torch.matmul(x, y.transpose(-1, -2))  # (..., N, M)
-        quad = yy - 2.0 * r * xy + r * r * xx
         return -0.5 * self.dim * math.log(one_minus) - quad / (2.0 * one_minus) + 0.5 * yy
+
+    def _one_minus_rho(self) -> float:
+        """:math:`1 - \\rho = (1 - \\rho^2) / (1 + \\rho)`, without the cancellation of
+        ``1 - rho`` (``rho`` rounds to 1 at high MI)."""
+        return math.exp(-2.0 * self.mi / self.dim) / (1.0 + self.rho)
 
     def _check_samples(self, t: Tensor, name: str, min_dim: int) -> Tensor:
         """``t`` checked as samples of this task, half precision widened to float32."""
@@ -266,7 +315,9 @@ class CorrelatedGaussian:
         For the cubic task the density of :math:`y = z^3` carries the Jacobian
         :math:`-\sum_k \log(3 z_k^2)`. A score tensor for :func:`mitools.bounds.club`,
         :func:`~mitools.bounds.l1out`, :func:`~mitools.bounds.ba` and
-        :func:`~mitools.bounds.doe`: the bounds evaluated at the exact model.
+        :func:`~mitools.bounds.doe`: the bounds evaluated at the exact model. As in
+        :meth:`optimal_critic`, the squared distance is computed from the differences:
+        accurate at any MI the dtype can represent.
 
         Args:
             x: ``(..., N, dim)``.
@@ -283,10 +334,7 @@ class CorrelatedGaussian:
         x, y = self._check_pairs(x, y)
         z = self._latent_y(y)
         one_minus = math.exp(-2.0 * self.mi / self.dim)
-        xx = (x * x).sum(-1)[..., :, None]
-        zz = (z * z).sum(-1)[..., None, :]
-        xz = torch.matmul(x, z.transpose(-1, -2))
-        quad = zz - 2.0 * self.rho * xz + self.rho**2 * xx
+        quad = _pair_squared_distances(x, z, self._one_minus_rho())
         norm = -0.5 * self.dim * math.log(2.0 * math.pi * one_minus)
         return norm - quad / (2.0 * one_minus) + self._log_jacobian(y)[..., None, :]
 

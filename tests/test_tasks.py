@@ -173,3 +173,85 @@ def test_samples_keep_their_noise_at_high_mi_per_dimension(mi) -> None:
     noise = (y - t.rho * x) / math.exp(-mi)
     assert abs(float(noise.std()) - 1.0) < 0.03
     assert abs(float(noise.mean())) < 0.03
+
+
+def _exact_positive_scores(task: CorrelatedGaussian, x, y) -> tuple[torch.Tensor, torch.Tensor]:
+    """The optimal critic and the conditional log-density of the matched pairs ``(x_i, y_i)``,
+    in 60-digit arithmetic (mpmath) on the samples as given, with the exact ``rho``: an
+    independent reference."""
+    mpmath = pytest.importorskip("mpmath")
+    with mpmath.workdps(60):
+        d = task.dim
+        one_minus = mpmath.exp(-2 * mpmath.mpf(task.mi) / d)
+        rho = mpmath.sqrt(1 - one_minus)
+        critic, cond = [], []
+        for xi, yi in zip(x.double().tolist(), y.double().tolist(), strict=True):
+            pairs = zip(map(mpmath.mpf, xi), map(mpmath.mpf, yi), strict=True)
+            quad = mpmath.fsum((b - rho * a) ** 2 for a, b in pairs)
+            yy = mpmath.fsum(mpmath.mpf(b) ** 2 for b in yi)
+            critic.append(float(-d / 2 * mpmath.log(one_minus) - quad / (2 * one_minus) + yy / 2))
+            cond.append(float(-d / 2 * mpmath.log(2 * mpmath.pi * one_minus)
+                              - quad / (2 * one_minus)))
+    return torch.tensor(critic, dtype=torch.float64), torch.tensor(cond, dtype=torch.float64)
+
+
+@pytest.mark.parametrize(("per_dim", "dtype"), [(20.0, torch.float64), (40.0, torch.float64),
+                                                (8.0, torch.float32)])
+def test_positive_scores_keep_their_precision_at_high_mi(per_dim, dtype) -> None:
+    """Regression: the squared distance ||y_j - rho x_i||^2 was the expanded square
+    yy - 2 rho xy + rho^2 xx, which cancels for the positive pairs, and its error
+    eps ||y||^2 was then divided by 1 - rho^2: off by 420 nats at 20 nats per dimension in
+    float64, by 1e20 at 40, by 9 at 8 nats per dimension in float32. From differences the
+    error is a few rounding errors of the score (1e-14 in float64, 2e-6 in float32)."""
+    task = CorrelatedGaussian(dim=4, mi=4 * per_dim, dtype=dtype)
+    x, y = task.sample(32, generator=0)
+    want_critic, want_cond = _exact_positive_scores(task, x, y)
+    eps = torch.finfo(dtype).eps
+    for got, want in ((task.optimal_critic(x, y), want_critic),
+                      (task.conditional_log_prob(x, y), want_cond)):
+        assert got.dtype == dtype and got.shape == (32, 32)
+        err = (got.diagonal().double() - want).abs()
+        assert bool((err <= 64 * eps * (1.0 + want.abs())).all()), float(err.max())
+
+
+@pytest.mark.parametrize("chunk", [None, 40, 63, 250])
+@pytest.mark.parametrize("transform", [None, "cubic"])
+def test_all_pairs_match_each_pair_with_broadcast_batches(monkeypatch, chunk, transform) -> None:
+    """Every entry of the all-pairs scores is the score of its own pair, for broadcast batch
+    dimensions and N != M, whatever the blocks: chunk 40 takes one row per block, 63 three
+    (the last block ragged), 250 two whole batch entries, the default all six."""
+    import mitools.tasks as tasks
+
+    if chunk is not None:
+        monkeypatch.setattr(tasks, "_CHUNK_ELEMENTS", chunk)
+    task = CorrelatedGaussian(dim=3, mi=2.0, transform=transform, dtype=torch.float64)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 1, 5, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(3, 7, 3, generator=g, dtype=torch.float64)
+    if transform == "cubic":
+        y = y**3
+    critic, cond = task.optimal_critic(x, y), task.conditional_log_prob(x, y)
+    assert critic.shape == cond.shape == (2, 3, 5, 7)
+    for b, c, i, j in np.ndindex(2, 3, 5, 7):
+        xi, yj = x[b, 0, i][None, None], y[c, j][None, None]  # one pair, (1, 1, 3)
+        assert float(task.optimal_critic(xi, yj)) == pytest.approx(float(critic[b, c, i, j]),
+                                                                   rel=1e-12, abs=1e-12)
+        assert float(task.conditional_log_prob(xi, yj)) == pytest.approx(
+            float(cond[b, c, i, j]), rel=1e-12, abs=1e-12)
+    # and against the closed form in torch.distributions, on the broadcast pairs
+    z = torch.sign(y) * y.abs() ** (1 / 3) if transform == "cubic" else y
+    normal = Normal(task.rho * x[..., :, None, :], math.sqrt(1 - task.rho**2))
+    want = (normal.log_prob(z[..., None, :, :]) - Normal(0.0, 1.0).log_prob(z[..., None, :, :]))
+    torch.testing.assert_close(critic, want.sum(-1))
+
+
+def test_pair_scores_are_exact_at_zero_mi_and_differentiable_at_zero_distance() -> None:
+    task = CorrelatedGaussian(dim=3, mi=0.0, dtype=torch.float64)
+    x, y = task.sample(6, generator=0)
+    assert torch.equal(task.optimal_critic(x, y), torch.zeros(6, 6, dtype=torch.float64))
+    task = CorrelatedGaussian(dim=3, mi=6.0, dtype=torch.float64)
+    x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    y = (task.rho * x).detach().requires_grad_()  # the positive pairs at (nearly) zero distance
+    task.conditional_log_prob(x, y).sum().backward()
+    assert torch.isfinite(x.grad).all() and torch.isfinite(y.grad).all()
+    assert task.optimal_critic(torch.zeros(0, 3), torch.zeros(5, 3)).shape == (0, 5)
