@@ -18,13 +18,15 @@ import math
 from typing import Any
 
 import numpy as np
+import torch
 
 from mitools.classical.inputs import paired_columns, standardize_columns
 from mitools.classical.jackknife import check_options, jackknife_estimate
+from mitools.estimate.data import gaussianize_margins
 from mitools.estimate.result import MIEstimate
 from mitools.inputs import warn_if_constant, warn_if_unaligned
 
-__all__ = ["canonical_correlations", "gaussian_mi"]
+__all__ = ["canonical_correlations", "exact_relation", "gaussian_mi", "monotone_relation"]
 
 
 def _orthonormal_basis(a: np.ndarray) -> np.ndarray:
@@ -56,6 +58,44 @@ def exactly_related(rho: np.ndarray) -> np.ndarray:
     (:data:`EXACT_RELATION_NATS`): the one rule of :func:`~mitools.classical.gaussian_mi` and of
     :func:`~mitools.estimate.estimate_mi`'s exact-relation warning."""
     return 1.0 - np.asarray(rho, dtype=np.float64) ** 2 <= math.exp(-2.0 * EXACT_RELATION_NATS)
+
+
+def exact_relation(x: np.ndarray, y: np.ndarray) -> float | None:
+    """The largest canonical correlation of the float columns ``x`` ``(n, dx)`` and ``y``
+    ``(n, dy)`` where it means an exact linear relation (:func:`exactly_related`), else
+    ``None``; ``None`` too on fewer than ``dx + dy + 2`` samples, where some canonical
+    correlation is 1 whatever the data. The one test of
+    :func:`~mitools.estimate.estimate_mi`'s exact-relation warning (on its transformed
+    margins) and of the classical estimators' (:func:`monotone_relation`)."""
+    if x.shape[0] < x.shape[1] + y.shape[1] + 2:
+        return None
+    rho = _correlations(standardize_columns(x), standardize_columns(y))[:1]
+    return float(rho[0]) if exactly_related(rho).any() else None
+
+
+def monotone_relation(x: np.ndarray, y: np.ndarray) -> float | None:
+    r"""Whether ``y`` is, to rounding, an increasing or decreasing function of ``x`` as ranks
+    can tell: :func:`exact_relation` after every column of the float columns ``x`` and ``y``
+    is mapped to the normal scores of its ranks (:func:`mitools.estimate.gaussianize_margins`,
+    estimate_mi's default margins). It returns the largest canonical correlation of the
+    scores, or ``None``.
+
+    It finds ``y = x**3``, ``exp(x)``, ``-x``, a rescaled or repeated column, ``y = (x1**3,
+    x2)``, not ``y = x1 + x2`` nor ``y = x**2``. Tied values share their average rank: two
+    equal labels are "exactly related" too, which for discrete variables means a finite MI,
+    their entropy; callers check continuous data only. Cost: a sort per column and an SVD,
+    :math:`O(n \log n\, d + n d^2)`.
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.random.default_rng(0).standard_normal((100, 1))
+        >>> monotone_relation(x, np.exp(-x)) is not None, monotone_relation(x, x**2)
+        (True, None)
+    """
+    def scores(a: np.ndarray) -> np.ndarray:
+        return gaussianize_margins(torch.from_numpy(np.ascontiguousarray(a, np.float64))).numpy()
+
+    return exact_relation(scores(x), scores(y))
 
 
 def _gaussian_value(x: np.ndarray, y: np.ndarray) -> float:
