@@ -395,21 +395,40 @@ def test_decreasing_repeated_and_multivariate_relations_warn(relation, method) -
 def test_a_strong_but_inexact_relation_is_not_called_exact() -> None:
     """y = x + 1e-3 noise (6.9 nats) reorders samples: no exact-relation warning (the ceiling
     rule may still say that 5,000 samples do not resolve 6.9 nats); correlation 0.999 and
-    y = x**2 (not monotone): no warning at all."""
+    y = x**2 (not monotone): no warning at all, from any continuous estimator."""
+    from mitools.classical import gaussian_mi
+
     rng = np.random.default_rng(0)
     x, e = rng.standard_normal(5000), rng.standard_normal(5000)
     for method in ("ksg1", "ksg2", "mixed_ksg"):
         _, told = _told(_fit, method, x, x + 1e-3 * e, groups=0)
         assert not [m for m in told if _MONOTONE in m], told
+    assert _told(gaussian_mi, x, x + 1e-3 * e)[1] == []
     for y in (0.999 * x + np.sqrt(1 - 0.999**2) * e, x**2 + 0.1 * e):
         for method in ("ksg1", "ksg2", "mixed_ksg"):
             assert _told(_fit, method, x[:1000], y[:1000], groups=0)[1] == [], method
+        assert _told(gaussian_mi, x, y)[1] == []
+
+
+def test_gaussian_mi_of_a_monotone_relation_warns_that_it_is_a_lower_figure() -> None:
+    """gaussian_mi(x, x**3) gave 0.45 nats, silently, for an infinite MI; a linear relation
+    gives inf and the jackknife's warning alone."""
+    from mitools.classical import gaussian_mi
+
+    x = np.random.default_rng(0).standard_normal(300)
+    value, told = _told(gaussian_mi, x, x**3, groups=0)
+    assert len(told) == 1 and told[0].startswith(f"gaussian_mi: the estimate, {value:.2f} nats, "
+                                                 "is a lower figure") and _MONOTONE in told[0]
+    value, told = _told(gaussian_mi, x, 2 * x + 1)
+    assert value == np.inf and len(told) == 1 and _MONOTONE not in told[0]
 
 
 def test_labels_and_tied_columns_are_not_called_exact() -> None:
     """A label that is a function of x has a finite MI, its entropy: mixed_ksg with
     discrete_x / discrete_y does not warn; equal binary columns get ksg's tie warning only
-    (a UserWarning), not talk of an infinite MI."""
+    (a UserWarning), not talk of an infinite MI, and gaussian_mi's x**2 on three values none."""
+    from mitools.classical import gaussian_mi
+
     rng = np.random.default_rng(0)
     x = rng.standard_normal(600)
     label = (x > 0).astype(int) + (x > 1)
@@ -421,3 +440,5 @@ def test_labels_and_tied_columns_are_not_called_exact() -> None:
         ksg(b, b, groups=0)
         mixed_ksg(b, 1 - b, groups=0)
     assert seen and not [w for w in seen if _MONOTONE in str(w.message)]
+    three = rng.integers(0, 3, 600).astype(float)
+    assert not [m for m in _told(gaussian_mi, three, three**2)[1] if _MONOTONE in m]

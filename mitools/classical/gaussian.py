@@ -15,12 +15,13 @@ the time share 0.49 nats; their correlation of 0.9 gives 0.83).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
-from mitools.classical.inputs import paired_columns, standardize_columns
+from mitools.classical.inputs import paired_columns, standardize_columns, tied_fraction
 from mitools.classical.jackknife import check_options, jackknife_estimate
 from mitools.estimate.data import gaussianize_margins
 from mitools.estimate.result import MIEstimate
@@ -160,6 +161,16 @@ def gaussian_mi(
             canonical correlation is 1 whatever the data; with an interval, also fewer than
             2 samples per jackknife group.
 
+    Warns:
+        RuntimeWarning: the estimate is not finite (an exact linear relation); stderr and the
+            interval are then NaN.
+        RuntimeWarning: a finite estimate where y (or part of it) is, to rounding, an
+            increasing or decreasing function of x (:func:`monotone_relation`: ``y = x**3``
+            gives 0.45 nats): the MI of continuous variables so related is infinite, and the
+            estimate reads only the linear part of the relation. Checked where no column
+            repeats values in more than :data:`~mitools.classical.knn.TIED_WARNING` of the
+            samples (three values and their squares have a finite MI).
+
     Example:
         >>> import numpy as np
         >>> from mitools.classical import gaussian_mi
@@ -177,9 +188,35 @@ def gaussian_mi(
         warn_if_constant(a, name, "gaussian_mi", stacklevel=3)
     xs, ys = standardize_columns(xa), standardize_columns(ya)
     dims = xs.shape[1] + ys.shape[1]
-    return jackknife_estimate(
+    result = jackknife_estimate(
         _gaussian_value, xs, ys, method="gaussian", needed=dims + 2,
         why=f"more than dx + dy + 1 = {dims + 1}, or some canonical correlation is 1 "
             "whatever the data",
         groups=groups, level=level, seed=seed,
     )
+    if math.isfinite(result.value):  # (an infinite one has the jackknife's warning)
+        _warn_if_monotone(xa, ya, result.value)
+    return result
+
+
+def _warn_if_monotone(x: np.ndarray, y: np.ndarray, value: float) -> None:
+    """Warn where :func:`monotone_relation` finds y a function of x in continuous data (no
+    column repeats values in more than :data:`~mitools.classical.knn.TIED_WARNING` of the
+    samples: two equal labels are a finite MI): the MI is infinite, and gaussian_mi's finite
+    figure is that of the linear part of the relation."""
+    from mitools.classical.knn import TIED_WARNING  # (knn imports this module)
+
+    if any(bool((tied_fraction(a) > TIED_WARNING).any()) for a in (x, y)):
+        return
+    rho = monotone_relation(x, y)
+    if rho is None:
+        return
+    warnings.warn(
+        f"gaussian_mi: the estimate, {value:.2f} nats, is a lower figure, not an estimate: y "
+        "(or part of it) is, to rounding, an increasing or decreasing function of x (after "
+        "each column is mapped to the normal scores of its ranks, the largest canonical "
+        f"correlation of x and y is 1 to rounding: {rho:.15f}), and the mutual information "
+        "of continuous variables so related is infinite. gaussian_mi reads only the "
+        "correlations of the values, which a non-linear function keeps below 1: report the MI "
+        "as infinite",
+        RuntimeWarning, stacklevel=3)
