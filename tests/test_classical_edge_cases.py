@@ -3,6 +3,7 @@ the tie warning, infinite estimates, and columns of extreme magnitude."""
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -238,22 +239,39 @@ def _fit(method: str, x, y, **kwargs):
 
 
 @pytest.mark.parametrize("method", ["ksg1", "ksg2", "mixed_ksg"])
-@pytest.mark.parametrize("relation", [lambda x, e: x**3, lambda x, e: np.exp(x),
-                                      lambda x, e: x + 1e-9 * e],
-                         ids=["x**3", "exp(x)", "x+1e-9 noise"])
-def test_an_estimate_of_a_function_of_x_warns_that_it_is_a_lower_figure(method, relation):
+@pytest.mark.parametrize("relation, exact", [(lambda x, e: x**3, True),
+                                             (lambda x, e: np.exp(x), True),
+                                             (lambda x, e: x + 1e-9 * e, True),
+                                             (lambda x, e: x + 1e-5 * e, False)],
+                         ids=["x**3", "exp(x)", "x+1e-9 noise", "x+1e-5 noise"])
+def test_an_estimate_of_a_function_of_x_warns_that_it_is_a_lower_figure(method, relation,
+                                                                          exact):
     """Regression: ksg(x, x**3) gave 5.74 nats at n = 5,000 for an infinite MI, silently (and
-    ksg(x, x) warned only through its jackknife's equal left-out values, not with groups=0)."""
+    ksg(x, x) warned only through its jackknife's equal left-out values, not with groups=0).
+    Where the ranks of x and y agree (x + 1e-9 noise keeps the order of 5,000 samples), the
+    warning names the exact relation; where the noise reorders a few (1e-5), the ceiling."""
     from mitools.classical.knn import ceiling
 
     rng = np.random.default_rng(0)
     x, e = rng.standard_normal(5000), rng.standard_normal(5000)
     top = ceiling(method, 5000, 3)
-    with pytest.warns(RuntimeWarning, match=rf"{method}: the estimate, \d+\.\d\d nats, is a "
-                                            rf"lower figure .* cannot give more than .* = "
-                                            rf"{top:.2f} nats, and the true MI may be much "
-                                            r"larger .*More samples raise that ceiling"):
+    lead = rf"{method}: the estimate, \d+\.\d\d nats, is a lower figure set by the sample size"
+    if not exact:  # the ceiling rules alone
+        match = (lead + rf", not an estimate: .* cannot give more than .* = {top:.2f} nats, and "
+                 r"the true MI may be much larger .*More samples raise that ceiling")
+    else:
+        match = (lead + r" and k, not an estimate: y \(or part of it\) is, to rounding, an "
+                 r"increasing or decreasing function of x \(after each column is mapped to the "
+                 r"normal scores of its ranks, the largest canonical correlation of x and y is "
+                 r"1 to rounding: 1\.0+\), and the mutual information of continuous variables "
+                 rf"so related is infinite\. With n = 5000 and k = 3, {method} cannot give more "
+                 rf"than .* = {top:.2f} nats")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
         r = _fit(method, x, relation(x, e), groups=0)
+    assert len(seen) == 1 and re.match(match, str(seen[0].message)), [
+        str(w.message) for w in seen]  # one warning, not the ceiling's and the relation's
+    assert seen[0].category is RuntimeWarning and seen[0].filename == __file__
     assert 0.6 * top < r.value <= top + 1e-12
 
 
@@ -321,3 +339,106 @@ def test_gaussian_mi_of_a_strong_but_inexact_relation_is_finite() -> None:
     x = rng.normal(size=5000)
     y = x + 1e-4 * rng.normal(size=5000)  # 9.2 nats
     assert abs(gaussian_mi(x, y, groups=0).value - 0.5 * np.log1p(1e8)) < 0.05
+
+
+# --- y a monotone function of x: infinite MI, told at any n and k -------------------------
+
+_MONOTONE = "an increasing or decreasing function of x"
+
+
+def _told(fit, *args, **kwargs) -> tuple[float, list[str]]:
+    """The estimate of ``fit(*args, **kwargs)`` and the messages of its RuntimeWarnings."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        value = fit(*args, **kwargs).value
+    return value, [str(w.message) for w in seen if w.category is RuntimeWarning]
+
+
+def test_the_two_silent_cubes_of_small_samples_now_warn() -> None:
+    """Regression: in this loop, ksg estimator 1 gave 0.613 nats at n = 50, k = 10 and 1.098
+    at n = 100, k = 5 on y = x**3 (an infinite MI) with no warning: both stayed below the
+    ceiling rules (the other 22 fits warned through them). The values are unchanged."""
+    rng = np.random.default_rng(0)
+    silent = {(50, 10): 0.6128411901090569, (100, 5): 1.0977043768939847}
+    for n in (50, 100, 200, 1000):
+        for k in (3, 5, 10):
+            x = rng.normal(size=(n, 1))
+            for estimator in (1, 2):
+                value, told = _told(ksg, x, x**3, k=k, estimator=estimator)
+                assert len(told) == 1 and _MONOTONE in told[0], (n, k, estimator, told)
+                assert told[0].startswith(f"ksg{estimator}: the estimate, {value:.2f} nats")
+                if estimator == 1 and (n, k) in silent:
+                    assert value == pytest.approx(silent[n, k], rel=1e-12)
+
+
+@pytest.mark.parametrize("n", [20, 50, 200, 1000])
+@pytest.mark.parametrize("k", [1, 3, 10])
+@pytest.mark.parametrize("estimator", [1, 2])
+def test_a_cube_warns_at_every_n_and_k(n, k, estimator) -> None:
+    x = np.random.default_rng(n + k).standard_normal(n)
+    _, told = _told(ksg, x, x**3, k=k, estimator=estimator, groups=0)
+    assert len(told) == 1 and _MONOTONE in told[0] and "is infinite" in told[0], told
+    assert f"With n = {n} and k = {k}, ksg{estimator} cannot give more than" in told[0]
+
+
+@pytest.mark.parametrize("relation", [
+    lambda x: -x[:, :1], lambda x: np.exp(-3 * x[:, :1]), lambda x: x[:, 1:],
+    lambda x: 1e6 * x[:, :1] + 7, lambda x: np.c_[x[:, 0] ** 3, -x[:, 1]]],
+    ids=["-x", "exp(-3x)", "a column of x", "a rescaled column", "(x1**3, -x2)"])
+@pytest.mark.parametrize("method", ["ksg1", "ksg2", "mixed_ksg"])
+def test_decreasing_repeated_and_multivariate_relations_warn(relation, method) -> None:
+    x = np.random.default_rng(3).standard_normal((400, 2))
+    _, told = _told(_fit, method, x, relation(x), groups=0)
+    assert len(told) == 1 and told[0].startswith(f"{method}: ") and _MONOTONE in told[0], told
+
+
+def test_a_strong_but_inexact_relation_is_not_called_exact() -> None:
+    """y = x + 1e-3 noise (6.9 nats) reorders samples: no exact-relation warning (the ceiling
+    rule may still say that 5,000 samples do not resolve 6.9 nats); correlation 0.999 and
+    y = x**2 (not monotone): no warning at all, from any continuous estimator."""
+    from mitools.classical import gaussian_mi
+
+    rng = np.random.default_rng(0)
+    x, e = rng.standard_normal(5000), rng.standard_normal(5000)
+    for method in ("ksg1", "ksg2", "mixed_ksg"):
+        _, told = _told(_fit, method, x, x + 1e-3 * e, groups=0)
+        assert not [m for m in told if _MONOTONE in m], told
+    assert _told(gaussian_mi, x, x + 1e-3 * e)[1] == []
+    for y in (0.999 * x + np.sqrt(1 - 0.999**2) * e, x**2 + 0.1 * e):
+        for method in ("ksg1", "ksg2", "mixed_ksg"):
+            assert _told(_fit, method, x[:1000], y[:1000], groups=0)[1] == [], method
+        assert _told(gaussian_mi, x, y)[1] == []
+
+
+def test_gaussian_mi_of_a_monotone_relation_warns_that_it_is_a_lower_figure() -> None:
+    """gaussian_mi(x, x**3) gave 0.45 nats, silently, for an infinite MI; a linear relation
+    gives inf and the jackknife's warning alone."""
+    from mitools.classical import gaussian_mi
+
+    x = np.random.default_rng(0).standard_normal(300)
+    value, told = _told(gaussian_mi, x, x**3, groups=0)
+    assert len(told) == 1 and told[0].startswith(f"gaussian_mi: the estimate, {value:.2f} nats, "
+                                                 "is a lower figure") and _MONOTONE in told[0]
+    value, told = _told(gaussian_mi, x, 2 * x + 1)
+    assert value == np.inf and len(told) == 1 and _MONOTONE not in told[0]
+
+
+def test_labels_and_tied_columns_are_not_called_exact() -> None:
+    """A label that is a function of x has a finite MI, its entropy: mixed_ksg with
+    discrete_x / discrete_y does not warn; equal binary columns get ksg's tie warning only
+    (a UserWarning), not talk of an infinite MI, and gaussian_mi's x**2 on three values none."""
+    from mitools.classical import gaussian_mi
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(600)
+    label = (x > 0).astype(int) + (x > 1)
+    assert _told(mixed_ksg, label, x, discrete_x=True, groups=0)[1] == []
+    assert _told(mixed_ksg, x, label, discrete_y=True, groups=0)[1] == []
+    b = rng.integers(0, 2, 600)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        ksg(b, b, groups=0)
+        mixed_ksg(b, 1 - b, groups=0)
+    assert seen and not [w for w in seen if _MONOTONE in str(w.message)]
+    three = rng.integers(0, 3, 600).astype(float)
+    assert not [m for m in _told(gaussian_mi, three, three**2)[1] if _MONOTONE in m]

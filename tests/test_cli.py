@@ -588,3 +588,18 @@ def test_an_estimate_at_its_ceiling_warns_on_the_command_line(capsys, data: Path
     assert code == 0 and out.startswith("I(X; Y) = ")
     assert err.startswith("mitools: warning: ksg2: the estimate, ") and err.count("\n") == 1
     assert "is a lower figure" in err and f"With n = {N} and k = 3, ksg2 cannot give" in err
+
+
+def test_a_monotone_relation_warns_on_the_command_line_below_the_ceiling(capsys, data: Path
+                                                                          ) -> None:
+    """Regression: ``--method ksg --k 10`` on 50 samples of y = x**3 read 0.6 nats, below the
+    ceiling rules, with no warning; the exact-relation warning speaks the command line's
+    terms."""
+    x = np.random.default_rng(0).standard_normal(50)
+    np.savez(data / "small_cube.npz", x=x, y=x**3)
+    code, out, err = run_main(capsys, data, "small_cube.npz", "--method", "ksg", "--k", "10",
+                              "--groups", "0")
+    assert code == 0 and out.startswith("I(X; Y) = ") and err.count("\n") == 1, err
+    assert err.startswith("mitools: warning: ksg1: the estimate, ") and (
+        "an increasing or decreasing function of x" in err and "is infinite" in err
+        and "(--method mixed with --discrete-x or --discrete-y)" in err)

@@ -15,16 +15,19 @@ the time share 0.49 nats; their correlation of 0.9 gives 0.83).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
+import torch
 
-from mitools.classical.inputs import paired_columns, standardize_columns
+from mitools.classical.inputs import paired_columns, standardize_columns, tied_fraction
 from mitools.classical.jackknife import check_options, jackknife_estimate
+from mitools.estimate.data import gaussianize_margins
 from mitools.estimate.result import MIEstimate
 from mitools.inputs import warn_if_constant, warn_if_unaligned
 
-__all__ = ["canonical_correlations", "gaussian_mi"]
+__all__ = ["canonical_correlations", "exact_relation", "gaussian_mi", "monotone_relation"]
 
 
 def _orthonormal_basis(a: np.ndarray) -> np.ndarray:
@@ -56,6 +59,44 @@ def exactly_related(rho: np.ndarray) -> np.ndarray:
     (:data:`EXACT_RELATION_NATS`): the one rule of :func:`~mitools.classical.gaussian_mi` and of
     :func:`~mitools.estimate.estimate_mi`'s exact-relation warning."""
     return 1.0 - np.asarray(rho, dtype=np.float64) ** 2 <= math.exp(-2.0 * EXACT_RELATION_NATS)
+
+
+def exact_relation(x: np.ndarray, y: np.ndarray) -> float | None:
+    """The largest canonical correlation of the float columns ``x`` ``(n, dx)`` and ``y``
+    ``(n, dy)`` where it means an exact linear relation (:func:`exactly_related`), else
+    ``None``; ``None`` too on fewer than ``dx + dy + 2`` samples, where some canonical
+    correlation is 1 whatever the data. The one test of
+    :func:`~mitools.estimate.estimate_mi`'s exact-relation warning (on its transformed
+    margins) and of the classical estimators' (:func:`monotone_relation`)."""
+    if x.shape[0] < x.shape[1] + y.shape[1] + 2:
+        return None
+    rho = _correlations(standardize_columns(x), standardize_columns(y))[:1]
+    return float(rho[0]) if exactly_related(rho).any() else None
+
+
+def monotone_relation(x: np.ndarray, y: np.ndarray) -> float | None:
+    r"""Whether ``y`` is, to rounding, an increasing or decreasing function of ``x`` as ranks
+    can tell: :func:`exact_relation` after every column of the float columns ``x`` and ``y``
+    is mapped to the normal scores of its ranks (:func:`mitools.estimate.gaussianize_margins`,
+    estimate_mi's default margins). It returns the largest canonical correlation of the
+    scores, or ``None``.
+
+    It finds ``y = x**3``, ``exp(x)``, ``-x``, a rescaled or repeated column, ``y = (x1**3,
+    x2)``, not ``y = x1 + x2`` nor ``y = x**2``. Tied values share their average rank: two
+    equal labels are "exactly related" too, which for discrete variables means a finite MI,
+    their entropy; callers check continuous data only. Cost: a sort per column and an SVD,
+    :math:`O(n \log n\, d + n d^2)`.
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.random.default_rng(0).standard_normal((100, 1))
+        >>> monotone_relation(x, np.exp(-x)) is not None, monotone_relation(x, x**2)
+        (True, None)
+    """
+    def scores(a: np.ndarray) -> np.ndarray:
+        return gaussianize_margins(torch.from_numpy(np.ascontiguousarray(a, np.float64))).numpy()
+
+    return exact_relation(scores(x), scores(y))
 
 
 def _gaussian_value(x: np.ndarray, y: np.ndarray) -> float:
@@ -120,6 +161,16 @@ def gaussian_mi(
             canonical correlation is 1 whatever the data; with an interval, also fewer than
             2 samples per jackknife group.
 
+    Warns:
+        RuntimeWarning: the estimate is not finite (an exact linear relation); stderr and the
+            interval are then NaN.
+        RuntimeWarning: a finite estimate where y (or part of it) is, to rounding, an
+            increasing or decreasing function of x (:func:`monotone_relation`: ``y = x**3``
+            gives 0.45 nats): the MI of continuous variables so related is infinite, and the
+            estimate reads only the linear part of the relation. Checked where no column
+            repeats values in more than :data:`~mitools.classical.knn.TIED_WARNING` of the
+            samples (three values and their squares have a finite MI).
+
     Example:
         >>> import numpy as np
         >>> from mitools.classical import gaussian_mi
@@ -137,9 +188,35 @@ def gaussian_mi(
         warn_if_constant(a, name, "gaussian_mi", stacklevel=3)
     xs, ys = standardize_columns(xa), standardize_columns(ya)
     dims = xs.shape[1] + ys.shape[1]
-    return jackknife_estimate(
+    result = jackknife_estimate(
         _gaussian_value, xs, ys, method="gaussian", needed=dims + 2,
         why=f"more than dx + dy + 1 = {dims + 1}, or some canonical correlation is 1 "
             "whatever the data",
         groups=groups, level=level, seed=seed,
     )
+    if math.isfinite(result.value):  # (an infinite one has the jackknife's warning)
+        _warn_if_monotone(xa, ya, result.value)
+    return result
+
+
+def _warn_if_monotone(x: np.ndarray, y: np.ndarray, value: float) -> None:
+    """Warn where :func:`monotone_relation` finds y a function of x in continuous data (no
+    column repeats values in more than :data:`~mitools.classical.knn.TIED_WARNING` of the
+    samples: two equal labels are a finite MI): the MI is infinite, and gaussian_mi's finite
+    figure is that of the linear part of the relation."""
+    from mitools.classical.knn import TIED_WARNING  # (knn imports this module)
+
+    if any(bool((tied_fraction(a) > TIED_WARNING).any()) for a in (x, y)):
+        return
+    rho = monotone_relation(x, y)
+    if rho is None:
+        return
+    warnings.warn(
+        f"gaussian_mi: the estimate, {value:.2f} nats, is a lower figure, not an estimate: y "
+        "(or part of it) is, to rounding, an increasing or decreasing function of x (after "
+        "each column is mapped to the normal scores of its ranks, the largest canonical "
+        f"correlation of x and y is 1 to rounding: {rho:.15f}), and the mutual information "
+        "of continuous variables so related is infinite. gaussian_mi reads only the "
+        "correlations of the values, which a non-linear function keeps below 1: report the MI "
+        "as infinite",
+        RuntimeWarning, stacklevel=3)

@@ -35,6 +35,21 @@ Each estimator has a ceiling, its formula with every count at its minimum
 function of x, the estimate sits at or near it whatever the true MI (infinite for an exact
 function of a continuous x): a warning then says that the estimate is a lower figure
 (:data:`CEILING_FRACTION`, :data:`SATURATED_SHARE`).
+
+Those rules read the estimate, and on a few dozen or hundred samples an exact function can
+stay below them (``ksg(x, x**3, k=10)`` gave 0.61 nats on 50 samples, silently). So the data
+are read too: where y (or part of it) is, to rounding, an increasing or decreasing function of
+x in the sense ranks can tell (after each column is mapped to the normal scores of its ranks,
+the largest canonical correlation of x and y is 1 to rounding:
+:func:`~mitools.classical.gaussian.monotone_relation`, the rule of
+:func:`~mitools.estimate.estimate_mi`'s exact-relation warning), the MI of continuous variables
+is infinite, and a warning says that the estimate is a lower figure set by n and k, at any n
+and k, in place of the ceiling's. It finds ``y = x**3``, ``exp(x)``, ``-x``, a repeated or
+rescaled column, ``y = (x1**3, x2)``; a relation whose noise never reorders the samples (x +
+1e-7 noise at n = 5,000) reads the same, as those samples cannot tell it from an exact one.
+Like the ceiling rules it is checked on continuous data only (no column with ties, no variable
+declared discrete): against a label, or between two equal labels, a function of x has a finite
+MI, an entropy, which the mixed estimator resolves (and KSG's ties have their own warning).
 """
 
 from __future__ import annotations
@@ -47,6 +62,7 @@ from typing import Any
 import numpy as np
 from scipy.special import digamma
 
+from mitools.classical.gaussian import monotone_relation
 from mitools.classical.inputs import paired_columns, standardize_columns, tied_fraction
 from mitools.classical.jackknife import (
     assign_groups,
@@ -154,6 +170,31 @@ def _saturated_share(counts: Counts, k: int) -> float:
     return float(np.mean(np.minimum(n_x, n_y) <= k)) if n_x.size else 0.0
 
 
+_FORMULAS = {"ksg1": "psi(n) - psi(k)", "ksg2": "psi(n) - psi(k) - 1/k",
+             "mixed_ksg": "log(n) - psi(k)"}
+
+
+def _warn_if_exact(method: str, value: float, rho: float, n: int, k: int) -> None:
+    """Warn that y is, to rounding, a monotone function of x (``rho``, the largest canonical
+    correlation of the normal scores of the ranks, is 1 to rounding:
+    :func:`~mitools.classical.gaussian.monotone_relation`): the MI of continuous variables is
+    then infinite, and the estimate is a figure set by n and k. Said in place of
+    :func:`_warn_if_saturated`'s warning, whose ceiling it names too."""
+    top = ceiling(method, n, k)
+    warnings.warn(
+        f"{method}: the estimate, {value:.2f} nats, is a lower figure set by the sample size "
+        "and k, not an estimate: y (or part of it) is, to rounding, an increasing or decreasing "
+        "function of x (after each column is mapped to the normal scores of its ranks, the "
+        "largest canonical correlation of x and y is 1 to rounding: "
+        f"{rho:.15f}), and the mutual information of "
+        f"continuous variables so related is infinite. With n = {n} and k = {k}, {method} "
+        f"cannot give more than {_FORMULAS[method]} = {top:.2f} nats, whatever the data; more "
+        "samples raise that figure (by log 2 = 0.69 nats per doubling) without end. Report the "
+        "MI as infinite, or, if x or y is in truth discrete, estimate it as such "
+        "(mitools.classical.mixed_ksg with discrete_x=True or discrete_y=True)",
+        RuntimeWarning, stacklevel=4)
+
+
 def _warn_if_saturated(method: str, value: float, counts: Counts, k: int) -> None:
     """Warn when the estimate sits near :func:`ceiling` or most samples are saturated: it is
     then a lower figure set by ``n`` and ``k``, not an estimate. Called on data without ties
@@ -169,8 +210,7 @@ def _warn_if_saturated(method: str, value: float, counts: Counts, k: int) -> Non
     saturated = value >= SATURATED_MIN_FRACTION * top and share > SATURATED_SHARE
     if not (near or saturated):
         return
-    formula = {"ksg1": "psi(n) - psi(k)", "ksg2": "psi(n) - psi(k) - 1/k",
-               "mixed_ksg": "log(n) - psi(k)"}[method]
+    formula = _FORMULAS[method]
     why = []
     if near:
         why.append(f"it reaches {value / top:.0%} of the most {method} can give")
@@ -386,9 +426,14 @@ def _knn_estimate(
         leave_out = [finish(c, k) for c in counts[:-1]]
         how = "the estimator evaluated without each"
     # only where the data are continuous: ties (a label, repeated rows) bound the MI by an
-    # entropy the mixed estimator resolves, or draw KSG's tie warning, whose bias is upwards
-    if not ties:
-        _warn_if_saturated(method, value, full, k)
+    # entropy the mixed estimator resolves, or draw KSG's tie warning, whose bias is upwards.
+    # An exact monotone relation (infinite MI) says more than the ceiling rules: one warning
+    if not ties and not any(discrete):
+        rho = monotone_relation(*raw)
+        if rho is not None:
+            _warn_if_exact(method, value, rho, n, k)
+        else:
+            _warn_if_saturated(method, value, full, k)
     return summarize(value, leave_out, level, method, how)
 
 
@@ -493,6 +538,14 @@ def ksg(
             Checked where no column has ties (more than
             :data:`~mitools.classical.knn.TIED_WARNING` of its values repeated), which
             have their own warning.
+        RuntimeWarning: y (or part of it) is, to rounding, an increasing or decreasing
+            function of x: after each column is mapped to the normal scores of its ranks,
+            the largest canonical correlation of x and y is 1 to rounding
+            (:func:`~mitools.classical.gaussian.monotone_relation`, the rule of
+            :func:`~mitools.estimate.estimate_mi`'s exact-relation warning). The MI of
+            continuous variables so related is infinite, and the estimate is a lower figure
+            set by n and k. Said at any n and k, in place of the ceiling warning above, where
+            no column has ties.
 
     Example:
         >>> import numpy as np
@@ -592,6 +645,11 @@ def mixed_ksg(
             samples saturated), checked where no column has ties, where this estimator is
             KSG's estimator 1: a label (declared discrete or not) bounds the MI by its
             entropy, which the estimator resolves.
+        RuntimeWarning: as :func:`ksg`, when y (or part of it) is, to rounding, an
+            increasing or decreasing function of x, whose MI is infinite for continuous
+            variables; checked under the same conditions (continuous data, neither variable
+            declared discrete): a label that is a function of x has a finite MI, its
+            entropy, and draws no warning.
 
     Example:
         >>> import numpy as np

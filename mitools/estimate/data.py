@@ -291,15 +291,17 @@ def warn_if_exact_relation(xt: Tensor, yt: Tensor, stacklevel: int) -> bool:
     """Warn when a linear combination of the transformed ``yt`` is (to rounding) one of
     ``xt`` (``(n, dx)``, ``(n, dy)``): for continuous variables the MI is then infinite,
     and an estimate is set by the fit's regularisation and by ``n``, not by the data (with
-    ranks, ``estimate_mi(x, x ** 3)`` read 7.6 nats, silently). Returns whether it warned."""
-    from mitools.classical.gaussian import canonical_correlations, exactly_related
+    ranks, ``estimate_mi(x, x ** 3)`` read 7.6 nats, silently). Returns whether it warned.
+    The test, :func:`mitools.classical.gaussian.exact_relation`, is the one the classical
+    estimators apply to the normal scores of the ranks."""
+    from mitools.classical.gaussian import exact_relation
 
-    rho = canonical_correlations(xt.double().cpu().numpy(), yt.double().cpu().numpy())
-    if not exactly_related(rho[:1]).any():
+    rho = exact_relation(xt.double().cpu().numpy(), yt.double().cpu().numpy())
+    if rho is None:
         return False
     warnings.warn(
         "estimate_mi: after the margins' transform a combination of y is an exact linear "
-        f"function of x (largest canonical correlation {float(rho[0]):.12g}): y is, "
+        f"function of x (largest canonical correlation {rho:.12g}): y is, "
         "to rounding, a function of x (with the default rank margins, any increasing one), "
         "and the MI of continuous variables so related is infinite. The estimate is then set "
         "by the critic's regularisation and by n, not by the data: read it as a lower figure",
