@@ -165,8 +165,9 @@ def gaussian_mi(
         RuntimeWarning: the estimate is not finite (an exact linear relation); stderr and the
             interval are then NaN.
         RuntimeWarning: a finite estimate where y (or part of it) is, to rounding, an
-            increasing or decreasing function of x (:func:`monotone_relation`: ``y = x**3``
-            gives 0.45 nats): the MI of continuous variables so related is infinite, and the
+            increasing or decreasing function of x
+            (:func:`~mitools.classical.gaussian.monotone_relation`: ``y = x**3`` gives 0.45
+            nats): the MI of continuous variables so related is infinite, and the
             estimate reads only the linear part of the relation. Checked where no column
             repeats values in more than :data:`~mitools.classical.knn.TIED_WARNING` of the
             samples (three values and their squares have a finite MI).

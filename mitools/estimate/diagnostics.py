@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mitools.estimate.knn_check import KNN_CHECK_K, knn_shortfall
+
 if TYPE_CHECKING:
     from mitools.estimate.result import FoldResult
 
@@ -48,6 +50,9 @@ class Diagnostics:
     DV bound reported hundreds of nats). These are signs, not proof: on the Beyond Normal
     benchmark (``docs/benchmarks.rst``) most flagged estimates were still within 10 % of the
     MI, and one spiral 11 % short went unflagged. The one-sided interval holds either way.
+    Last, where KSG (:mod:`mitools.estimate.knn_check`: up to 10 joint dimensions, data
+    without ties) reads clearly more than the critics on the same samples, the critics
+    missed dependence that is there: training that did not learn, or a family too narrow.
 
     Attributes:
         optimism_share: ``(in_sample - held_out) / 2`` relative to the estimate (to
@@ -69,6 +74,11 @@ class Diagnostics:
         diverged_folds: folds that kept their initial critic after their validation bound fell
             more than ``DIVERGED_NATS`` below the initial critic's during training, or was
             not finite.
+        knn_value: KSG estimator 1 on (a subset of) the same samples after the margins'
+            transform, nats (:func:`~mitools.estimate.knn_check.knn_cross_check`); NaN where
+            the check does not apply (more than 10 joint dimensions, discrete variables or
+            repeated values, fewer than 100 samples, an exact relation) or was not run.
+        knn_stderr: its delete-a-group jackknife standard error, nats.
     """
 
     optimism_share: float
@@ -79,6 +89,8 @@ class Diagnostics:
     flags: tuple[str, ...]
     untrained_folds: int = 0
     diverged_folds: int = 0
+    knn_value: float = math.nan
+    knn_stderr: float = math.nan
 
     @property
     def likely_misspecified(self) -> bool:
@@ -98,11 +110,15 @@ def _diverged(fold: FoldResult) -> float | None:
 
 
 def diagnose(folds: Sequence[FoldResult], value: float, stderr: float,
-             max_steps: int, init: str = "gaussian", exact: bool = False) -> Diagnostics:
+             max_steps: int, init: str = "gaussian", exact: bool = False,
+             knn: tuple[float, float] = (math.nan, math.nan)) -> Diagnostics:
     """The :class:`Diagnostics` of fitted folds (``value``, ``stderr``: the estimate's;
     ``init``: the initial critic, ``"gaussian"`` or ``"random"``; ``exact``: the variables
     are related exactly, the MI is infinite and has been said so, so an estimate above what
-    the test parts can certify is not called possibly too high)."""
+    the test parts can certify is not called possibly too high; ``knn``: KSG's value and
+    standard error on the same samples, :func:`~mitools.estimate.knn_check.knn_cross_check`,
+    flagged where :func:`~mitools.estimate.knn_check.knn_shortfall` says the critics fell
+    short of it)."""
     k = len(folds)
     held_out = sum(f.held_out for f in folds) / k
     in_sample = sum(f.in_sample for f in folds) / k
@@ -160,6 +176,15 @@ def diagnose(folds: Sequence[FoldResult], value: float, stderr: float,
             f"{2 * optimism:.3f} nats higher than new ones: the dependence is not Gaussian after "
             "the margins transform, where a critic family can fall short of the MI"
         )
+    knn_value, knn_stderr = knn
+    if knn_shortfall(knn_value, knn_stderr, value, stderr):
+        flags.append(
+            f"a k-nearest-neighbour estimate (KSG, k = {KNN_CHECK_K}) on the same samples "
+            f"after the margins' transform reads {knn_value:.3f} ± {knn_stderr:.3f} nats, "
+            f"{knn_value - value:.3f} above this estimate: the critics missed dependence that "
+            "is there (training that did not learn, e.g. too high an lr, or a critic family "
+            "too narrow for it); the lower bound holds, but it is loose"
+        )
     return Diagnostics(
         optimism_share=optimism_share,
         residual_share=residual_share,
@@ -169,6 +194,8 @@ def diagnose(folds: Sequence[FoldResult], value: float, stderr: float,
         flags=tuple(flags),
         untrained_folds=sum(f.steps == 0 for f in folds),
         diverged_folds=len(diverged),
+        knn_value=knn_value,
+        knn_stderr=knn_stderr,
     )
 
 
