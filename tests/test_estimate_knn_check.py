@@ -47,6 +47,10 @@ def test_training_that_did_not_learn_is_flagged(lr) -> None:
     flags = [f for f in r.diagnostics.flags if "k-nearest-neighbour" in f]
     assert len(flags) == 1, r.diagnostics.flags
     assert "reads 1.631 ±" in flags[0] and "0.33" in flags[0] and "too high an lr" in flags[0]
+    from mitools.cli.report import cli_terms  # the command line has no learning rate
+
+    assert ("with too few --max-steps, or a critic family" in cli_terms(flags[0])
+            and "lr" not in cli_terms(flags[0]))
     assert any("k-nearest-neighbour" in str(w.message) for w in caught)
     assert "k-nearest-neighbour" in str(r)
 

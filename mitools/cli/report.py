@@ -42,6 +42,7 @@ _TERMS = (
     (r" \('noise'\)", ""),  # KSG's tie-breaking noise is not a command-line option
     (r"\) or lr\b", ")"),  # nor is the learning rate
     (r", or init='random' with another critic", ""),  # nor the critic's start
+    (r" or too high an lr\b", ""),  # (the learning rate, again)
     (r"\blower k\b", "lower --k"),
     (r"\bwhatever k\b", "whatever --k"),
     (r"\b(and|with) k=(\d+)", r"\1 --k \2"),  # advice of a k (not "needs k=3 neighbours")

@@ -182,8 +182,8 @@ def diagnose(folds: Sequence[FoldResult], value: float, stderr: float,
             f"a k-nearest-neighbour estimate (KSG, k = {KNN_CHECK_K}) on the same samples "
             f"after the margins' transform reads {knn_value:.3f} ± {knn_stderr:.3f} nats, "
             f"{knn_value - value:.3f} above this estimate: the critics missed dependence that "
-            "is there (training that did not learn, e.g. too high an lr, or a critic family "
-            "too narrow for it); the lower bound holds, but it is loose"
+            "is there (training that did not learn, with too few max_steps or too high an "
+            "lr, or a critic family too narrow for it); the lower bound holds, but it is loose"
         )
     return Diagnostics(
         optimism_share=optimism_share,
