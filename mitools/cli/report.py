@@ -108,21 +108,12 @@ def _diagnostics(result: Any) -> dict[str, Any] | None:
 
 
 def headline(result: Any) -> str:
-    """The first line of the text report: the estimate and its interval. A one-sided lower
-    bound (the neural method's) reads as ``print(result)`` says it, ``I(X; Y) >= low``
-    (:func:`mitools.estimate.result.lower_bound_text`), not as ``I(X; Y) = value``."""
-    from mitools.estimate.result import lower_bound_text
+    """The first line of the text report: the estimate and its interval, worded as
+    ``print(result)`` words them (:func:`mitools.estimate.result.estimate_text`)."""
+    from mitools.estimate.result import estimate_text
 
-    low, high = result.interval
-    level = percent(result.level)
-    if result.value == math.inf:
-        return f"I(X; Y) = {result.value:.4f} nats (no interval: the estimate is infinite)"
-    if math.isnan(result.stderr):
-        return f"I(X; Y) = {result.value:.4f} nats (no interval)"
-    if result.sided == "lower":
-        return lower_bound_text(low, result.value, result.stderr, level)
-    return (f"I(X; Y) = {result.value:.4f} nats ({level} interval {low:.4f} to {high:.4f}, "
-            f"stderr {result.stderr:.4f})")
+    return estimate_text(result.value, result.stderr, result.interval, result.sided,
+                         percent(result.level))
 
 
 def report(result: Any, args: argparse.Namespace, x: np.ndarray, y: np.ndarray,

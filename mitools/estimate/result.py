@@ -87,18 +87,32 @@ class FoldResult:
     held_out_gain: float = math.nan
 
 
-def lower_bound_text(low: float, value: float, stderr: float, level: str) -> str:
-    """A one-sided estimate in words: the one wording of ``print(result)`` and of the
-    command line's report (``level`` as each writes it: ``95 %``, ``95%``).
+def estimate_text(value: float, stderr: float, interval: tuple[float, float], sided: str,
+                  level: str) -> str:
+    """An estimate and its interval in words: the one wording of ``print(result)`` and of
+    the first line of the command line's report (``level`` as each writes it: ``95 %``,
+    ``95%``). A one-sided lower bound (``sided="lower"``) reads ``I(X; Y) >= low``, not
+    ``I(X; Y) = value``.
 
     Example:
-        >>> text = lower_bound_text(0.17931, 0.20433, 0.01254, "95 %")
+        >>> text = estimate_text(0.20433, 0.01254, (0.17931, math.inf), "lower", "95 %")
         >>> text.partition("bound); ")
         ('I(X; Y) >= 0.1793 nats (95 % lower confidence ', 'bound); ',
          'estimate 0.2043 ± 0.0125 (sampling noise)')
+        >>> estimate_text(0.3196, 0.0269, (0.2587, 0.3805), "two-sided", "95%")
+        'I(X; Y) = 0.3196 ± 0.0269 nats, 95% interval [0.2587, 0.3805]'
+        >>> estimate_text(math.inf, math.nan, (math.nan, math.nan), "two-sided", "95%")
+        'I(X; Y) = inf nats (no interval: the estimate is infinite)'
     """
-    return (f"I(X; Y) >= {low:.4f} nats ({level} lower confidence bound); "
-            f"estimate {value:.4f} ± {stderr:.4f} (sampling noise)")
+    if value == math.inf:
+        return "I(X; Y) = inf nats (no interval: the estimate is infinite)"
+    if math.isnan(stderr):  # groups=0, or a jackknife without spread
+        return f"I(X; Y) = {value:.4f} nats (no interval)"
+    low, high = interval
+    if sided == "lower":
+        return (f"I(X; Y) >= {low:.4f} nats ({level} lower confidence bound); "
+                f"estimate {value:.4f} ± {stderr:.4f} (sampling noise)")
+    return f"I(X; Y) = {value:.4f} ± {stderr:.4f} nats, {level} interval [{low:.4f}, {high:.4f}]"
 
 
 @dataclass(frozen=True)
@@ -176,14 +190,8 @@ class MIEstimate:
     settings: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __str__(self) -> str:
-        pct = f"{100 * self.level:g} %"
-        if math.isnan(self.stderr):  # groups=0, or a jackknife without spread
-            text = f"I(X; Y) = {self.value:.4f} nats (no interval)"
-        elif self.sided == "lower":
-            text = lower_bound_text(self.interval[0], self.value, self.stderr, pct)
-        else:
-            text = (f"I(X; Y) = {self.value:.4f} ± {self.stderr:.4f} nats, {pct} interval "
-                    f"[{self.interval[0]:.4f}, {self.interval[1]:.4f}]")
+        text = estimate_text(self.value, self.stderr, self.interval, self.sided,
+                             f"{100 * self.level:g} %")
         if self.diagnostics is not None and self.diagnostics.flags:
             text += "; " + "; ".join(self.diagnostics.flags)
         return f"{text} [{self.method}]"
