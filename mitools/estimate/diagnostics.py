@@ -50,9 +50,10 @@ class Diagnostics:
     DV bound reported hundreds of nats). These are signs, not proof: on the Beyond Normal
     benchmark (``docs/benchmarks.rst``) most flagged estimates were still within 10 % of the
     MI, and one spiral 11 % short went unflagged. The one-sided interval holds either way.
-    Last, where KSG (:mod:`mitools.estimate.knn_check`: up to 10 joint dimensions, data
-    without ties) reads clearly more than the critics on the same samples, the critics
-    missed dependence that is there: training that did not learn, or a family too narrow.
+    Last, where KSG (:mod:`mitools.estimate.knn_check`: up to 10 joint dimensions, at most 5 %
+    repeated values per column) reads clearly more than the critics on the same samples,
+    the critics missed dependence that is there: training that did not learn, or a family
+    too narrow.
 
     Attributes:
         optimism_share: ``(in_sample - held_out) / 2`` relative to the estimate (to
@@ -77,7 +78,8 @@ class Diagnostics:
         knn_value: KSG estimator 1 on (a subset of) the same samples after the margins'
             transform, nats (:func:`~mitools.estimate.knn_check.knn_cross_check`); NaN where
             the check does not apply (more than 10 joint dimensions, discrete variables or
-            repeated values, fewer than 100 samples, an exact relation) or was not run.
+            more than 5 % repeated values in a column, fewer than 100 samples, an exact
+            relation) or was not run.
         knn_stderr: its delete-a-group jackknife standard error, nats.
     """
 
@@ -179,7 +181,7 @@ def diagnose(folds: Sequence[FoldResult], value: float, stderr: float,
     knn_value, knn_stderr = knn
     if knn_shortfall(knn_value, knn_stderr, value, stderr):
         flags.append(
-            f"a k-nearest-neighbour estimate (KSG, k = {KNN_CHECK_K}) on the same samples "
+            f"a k-nearest-neighbour estimate (mixed KSG, k = {KNN_CHECK_K}) on the same samples "
             f"after the margins' transform reads {knn_value:.3f} ± {knn_stderr:.3f} nats, "
             f"{knn_value - value:.3f} above this estimate: the critics missed dependence that "
             "is there (training that did not learn, with too few max_steps or too high an "
