@@ -392,6 +392,30 @@ def test_negative_estimates_suggest_only_what_is_not_set() -> None:
         _warn(-0.5, 0.1, (), "standardize", "separable")
 
 
+def test_a_far_negative_estimate_within_wide_noise_is_not_silent() -> None:
+    """``margins='standardize'`` on heavy tails read -3.67 nats (folds -5.69, -6.26 and
+    0.955; true MI 1) with no word: within the noise of 0, and the KSG check's margin grew
+    with the estimate's standard error (a new-user tryout)."""
+    import math
+
+    from mitools.estimate.diagnostics import warn_about_estimate as _warn
+
+    rng = np.random.default_rng(9)
+    rho = math.sqrt(1 - math.exp(-2.0))
+    x = rng.standard_normal((1000, 1))
+    y = rho * x + math.sqrt(1 - rho**2) * rng.standard_normal((1000, 1))
+    with pytest.warns(RuntimeWarning, match=r"lies below zero, far more than independent "
+                                            r"variables give.*range from -6.260 to 0.955"
+                                            r".*margins='ranks'"):
+        r = estimate_mi(x**3, np.sinh(3 * y), margins="standardize", threads=1)
+    assert r.value == pytest.approx(-3.666, abs=0.01)
+    with pytest.warns(RuntimeWarning, match=r"lies below zero, far more.*up to 0.050\): MI"):
+        _warn(-0.2, 0.25, (), "ranks", "quadratic")  # no fold values: no range
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn(-0.049, 0.25, (), "ranks", "quadratic")  # within NOISE_NATS of 0: nothing
+
+
 @pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
 def test_runs_under_a_callers_no_grad_or_inference_mode(mode: str) -> None:
     # an evaluation loop wrapped in torch.no_grad() must not break the fit (it did: "element 0

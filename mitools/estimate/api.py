@@ -222,7 +222,9 @@ def estimate_mi(
     Warns:
         RuntimeWarning: signs that the estimate falls short (``result.diagnostics.flags``:
             folds stopped at ``max_steps`` while improving, a large held-out/in-sample gap, a
-            large non-Gaussian share), or an estimate significantly below zero.
+            large non-Gaussian share, a KSG estimate on the same samples clearly above it), an
+            estimate significantly below zero, or one far below zero with a noise so wide
+            that it reaches zero (the folds disagree).
         UserWarning: a column that looks like labels without ``discrete_x``/``discrete_y``.
         RuntimeWarning: continuous ``x`` and ``y`` related exactly after the margins'
             transform (a canonical correlation of 1 to rounding, e.g. ``y = x ** 3`` with
@@ -376,7 +378,8 @@ def estimate_mi(
                else knn_cross_check(xt, yt, seed))
         diagnostics = diagnose(results, value, stderr, max_steps, init, exact=exact, knn=knn)
         warn_about_estimate(value, t_quantile(0.975, groups - 1) * stderr, diagnostics.flags,
-                            margins, critic, discrete_x or discrete_y)
+                            margins, critic, discrete_x or discrete_y,
+                            [r.value for r in results])
         plain_kwargs = plain(dict(bound_kwargs))
         settings = {
             "critic": critic.lower() if isinstance(critic, str) else "custom",
