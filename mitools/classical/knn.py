@@ -191,23 +191,29 @@ def _warn_if_exact(method: str, value: float, rho: float, n: int, k: int) -> Non
         f"cannot give more than {_FORMULAS[method]} = {top:.2f} nats, whatever the data; more "
         "samples raise that figure (by log 2 = 0.69 nats per doubling) without end. Report the "
         "MI as infinite, or, if x or y is in truth discrete, estimate it as such "
-        "(mitools.classical.mixed_ksg with discrete_x=True or discrete_y=True)",
+        f"({'' if method == 'mixed_ksg' else 'mitools.classical.mixed_ksg '}with "
+        "discrete_x=True or discrete_y=True)",
         RuntimeWarning, stacklevel=4)
 
 
-def _warn_if_saturated(method: str, value: float, counts: Counts, k: int) -> None:
+def _warn_if_saturated(method: str, value: float, counts: Counts, k: int,
+                       ties: bool = False) -> None:
     """Warn when the estimate sits near :func:`ceiling` or most samples are saturated: it is
-    then a lower figure set by ``n`` and ``k``, not an estimate. Called on data without ties
-    (no column repeats values in more than :data:`TIED_WARNING` of the samples): ties bound
-    the MI by an entropy (a label), or bias KSG upwards (repeated rows), and have warnings
-    of their own."""
+    then a lower figure set by ``n`` and ``k``, not an estimate. Both rules apply to data
+    without ties (no column repeats values in more than :data:`TIED_WARNING` of the
+    samples). With ``ties`` (the mixed estimator on repeated values it reads as data; KSG's
+    ties have a warning of their own) only the first: the saturated share reads tied
+    samples, at distance 0, as saturated, and the ceiling still bounds the estimate (the
+    MI may be far above it: ``mixed_ksg(x, floor(1000 x))`` read 4.9 nats at n = 500, of a
+    ceiling of 5.3, for an MI of 8.3, with no word)."""
     n = counts[1].shape[0]
     top = ceiling(method, n, k)
     if top <= 0 or n < CEILING_MIN_SAMPLES:
         return
-    share = _saturated_share(counts, k)
+    share = math.nan if ties else _saturated_share(counts, k)
     near = value >= CEILING_FRACTION * top
-    saturated = value >= SATURATED_MIN_FRACTION * top and share > SATURATED_SHARE
+    saturated = (not ties and value >= SATURATED_MIN_FRACTION * top
+                 and share > SATURATED_SHARE)
     if not (near or saturated):
         return
     formula = _FORMULAS[method]
@@ -434,6 +440,8 @@ def _knn_estimate(
             _warn_if_exact(method, value, rho, n, k)
         else:
             _warn_if_saturated(method, value, full, k)
+    elif method == "mixed_ksg" and not any(discrete):
+        _warn_if_saturated(method, value, full, k, ties=True)
     return summarize(value, leave_out, level, method, how)
 
 
@@ -642,9 +650,11 @@ def mixed_ksg(
         RuntimeWarning: as :func:`ksg`, when the jackknife's left-out values are all equal,
             and when the estimate is a lower figure set by n and k (near
             :func:`~mitools.classical.knn.ceiling`, :math:`\log n - \psi(k)`, or most
-            samples saturated), checked where no column has ties, where this estimator is
-            KSG's estimator 1: a label (declared discrete or not) bounds the MI by its
-            entropy, which the estimator resolves.
+            samples saturated), checked where neither variable is declared discrete. Where
+            a column has ties, only the first rule: an undeclared column of repeated values
+            (``floor(1000 x)``, 4.9 nats at n = 500 for an MI of 8.3) can carry more MI than
+            n samples resolve, while a label of few classes, whose entropy bounds the MI,
+            lies far below the ceiling.
         RuntimeWarning: as :func:`ksg`, when y (or part of it) is, to rounding, an
             increasing or decreasing function of x, whose MI is infinite for continuous
             variables; checked under the same conditions (continuous data, neither variable
