@@ -167,7 +167,7 @@ def test_the_options_of_each_method_still_apply(capsys, data: Path) -> None:
 def test_the_level_is_printed_as_given(capsys, data: Path, level, shown) -> None:
     code, out, err = run_main(capsys, data, "xy.npz", "--method", "gaussian", "--level", level)
     assert code == 0, err
-    assert out.startswith("I(X; Y) = ") and f"({shown} interval " in out, out
+    assert out.startswith("I(X; Y) = ") and f", {shown} interval [" in out, out
 
 
 # --- fault 4: messages in the Python API's words, advice that fails, readings that mislead ---
