@@ -98,7 +98,8 @@ def test_accuracy_section_reads_only_the_committed_runs(tmp_path: Path, monkeypa
         "(other jobs running beside it)" in rst
 
 
-@pytest.mark.parametrize("script", ["render_docs", "beyond_normal_report", "estimate_gpu"])
+@pytest.mark.parametrize("script", ["render_docs", "beyond_normal_report", "estimate_gpu",
+                                    "knn_check"])
 def test_help_answers_without_running(script: str, tmp_path: Path, monkeypatch,
                                       capsys) -> None:
     module = __import__(script)

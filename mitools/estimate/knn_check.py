@@ -13,10 +13,11 @@ transform, the critics have missed dependence that is there, and
 :class:`~mitools.estimate.Diagnostics` flags it.
 
 On the 99 task x seed cases of the Beyond Normal benchmark with at most
-:data:`KNN_CHECK_MAX_DIMS` joint dimensions, KSG on 1,000 of the 5,000 samples read at most
-0.031 nats more than ``estimate_mi``'s default (``benchmarks/results/beyond_normal_*``), well
-inside :data:`KNN_CHECK_NATS`; with ``lr=0.03`` on the additive-noise task (true MI 1.71),
-training never beat the Gaussian start, the estimate read 1.29 and KSG 1.63.
+:data:`KNN_CHECK_MAX_DIMS` joint dimensions, the check on 1,000 of the 5,000 samples read at
+most 0.031 nats more than ``estimate_mi``'s default, well inside :data:`KNN_CHECK_NATS`, and
+took a median 0.15 s on one thread, at most 0.67 s (``benchmarks/knn_check.py``,
+``benchmarks/results/knn_check.md``). With ``lr=0.03`` on ``y = x + U(-0.1, 0.1)`` (n =
+2,000), training never beat the Gaussian start, the estimate read 1.30 and KSG 1.63.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from torch import Tensor
 
 __all__: list[str] = []
 
-#: the most samples KSG is run on, a random subset where there are more; so its time stays
-#: near 0.1 s, and a smaller sample only lowers KSG further, away from a false flag
+#: the most samples KSG is run on, a random subset where there are more; so its cost is
+#: that of 1,000 samples whatever n, and a smaller sample only lowers KSG further, away from
+#: a false flag
 KNN_CHECK_SAMPLES = 1000
 #: neighbours
 KNN_CHECK_K = 5
