@@ -477,7 +477,7 @@ def test_the_default_progress_bar_shows_on_a_terminal_only(fitted, monkeypatch, 
         assert "estimate_mi[dv]" in terminal.text and "fold_val=" in terminal.text
         terminal.text = ""
         ksg(x.numpy(), y.numpy())
-        assert "ksg1 jackknife" in terminal.text
+        assert "ksg1: fit and jackknife" in terminal.text and "/11 " in terminal.text  # fit + 10
         terminal.text = ""
         estimate_mi(x, y, progress=False, **FAST)
         assert terminal.text == ""

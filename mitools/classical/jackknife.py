@@ -235,9 +235,12 @@ def jackknife_estimate(
     """
     check_samples(x.shape[0], needed, why, groups, method)
     group_of, g = assign_groups(x.shape[0], groups, seed)
-    value = float(statistic(x, y))
-    bar = progress_bar(g, f"{method} jackknife", progress)
+    # one bar over the fit and the jackknife's refits (it sat at 0 during the first)
+    bar = progress_bar(g + 1 if g else 0, f"{method}: fit and jackknife", progress)
     try:
+        value = float(statistic(x, y))
+        if bar is not None:
+            bar.update(1)
         leave_out = recompute(statistic, x, y, group_of, g, bar)
     finally:
         if bar is not None:

@@ -410,10 +410,13 @@ def _knn_estimate(
         def statistic(a: np.ndarray, b: np.ndarray) -> float:
             return finish(tree_counts(a, b, k, threads), k)
 
-        bar = progress_bar(g, f"{method} jackknife", progress)
+        # one bar over the fit and the jackknife's refits (it sat at 0 during the first)
+        bar = progress_bar(g + 1 if g else 0, f"{method}: fit and jackknife", progress)
         try:
             full = tree_counts(x, y, k, threads)
             value = finish(full, k)
+            if bar is not None:
+                bar.update(1)
             leave_out = recompute(statistic, x, y, group_of, g, bar)
         finally:
             if bar is not None:
