@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -39,6 +39,7 @@ __all__ = [
     "assign_groups",
     "check_options",
     "check_samples",
+    "fit_and_recompute",
     "jackknife_estimate",
     "minimum_samples",
     "progress_bar",
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 Statistic = Callable[[np.ndarray, np.ndarray], float]
+Fit = TypeVar("Fit")
 
 #: fewest samples in each jackknife group. With one sample per group (the leave-one-out
 #: jackknife) on a handful of samples, the left-out values of a k-NN estimator are few and
@@ -145,6 +147,26 @@ def recompute(
     return leave_out
 
 
+def fit_and_recompute(
+    fit: Callable[[], Fit], statistic: Statistic, x: np.ndarray, y: np.ndarray,
+    group_of: np.ndarray, groups: int, method: str, progress: bool | None,
+) -> tuple[Fit, list[float]]:
+    """``fit()`` on all samples, then ``statistic`` without each group in turn
+    (:func:`recompute`), under one progress bar over both (it had sat at 0 during the first
+    fit, often the longest); no bar without groups. The bar's warning, where one asked for
+    needs tqdm, points at the estimator's caller (two frames above this function)."""
+    bar = progress_bar(groups + 1 if groups else 0, f"{method}: fit and jackknife", progress,
+                       stacklevel=5)
+    try:
+        full = fit()
+        if bar is not None:
+            bar.update(1)
+        return full, recompute(statistic, x, y, group_of, groups, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def summarize(
     value: float, leave_out: Sequence[float], level: float, method: str, how: str
 ) -> MIEstimate:
@@ -235,14 +257,6 @@ def jackknife_estimate(
     """
     check_samples(x.shape[0], needed, why, groups, method)
     group_of, g = assign_groups(x.shape[0], groups, seed)
-    # one bar over the fit and the jackknife's refits (it sat at 0 during the first)
-    bar = progress_bar(g + 1 if g else 0, f"{method}: fit and jackknife", progress)
-    try:
-        value = float(statistic(x, y))
-        if bar is not None:
-            bar.update(1)
-        leave_out = recompute(statistic, x, y, group_of, g, bar)
-    finally:
-        if bar is not None:
-            bar.close()
+    value, leave_out = fit_and_recompute(lambda: float(statistic(x, y)), statistic, x, y,
+                                         group_of, g, method, progress)
     return summarize(value, leave_out, level, method, "the estimator recomputed without each")

@@ -68,8 +68,8 @@ from mitools.classical.jackknife import (
     assign_groups,
     check_options,
     check_samples,
+    fit_and_recompute,
     progress_bar,
-    recompute,
     summarize,
 )
 from mitools.classical.neighbours import count_within, kth_neighbours, resolve_threads
@@ -410,17 +410,9 @@ def _knn_estimate(
         def statistic(a: np.ndarray, b: np.ndarray) -> float:
             return finish(tree_counts(a, b, k, threads), k)
 
-        # one bar over the fit and the jackknife's refits (it sat at 0 during the first)
-        bar = progress_bar(g + 1 if g else 0, f"{method}: fit and jackknife", progress)
-        try:
-            full = tree_counts(x, y, k, threads)
-            value = finish(full, k)
-            if bar is not None:
-                bar.update(1)
-            leave_out = recompute(statistic, x, y, group_of, g, bar)
-        finally:
-            if bar is not None:
-                bar.close()
+        full, leave_out = fit_and_recompute(lambda: tree_counts(x, y, k, threads), statistic,
+                                            x, y, group_of, g, method, progress)
+        value = finish(full, k)
         how = "the estimator recomputed without each"
     else:  # distance blocks: every subsample in one pass
         bar = progress_bar(n, method, progress)

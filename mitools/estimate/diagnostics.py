@@ -75,9 +75,10 @@ class Diagnostics:
         diverged_folds: folds that kept their initial critic after their validation bound fell
             more than ``DIVERGED_NATS`` below the initial critic's during training, or was
             not finite.
-        knn_value: KSG estimator 1 on (a subset of) the same samples after the margins'
-            transform, nats (:func:`~mitools.estimate.knn_check.knn_cross_check`); NaN where
-            the check does not apply (more than 10 joint dimensions, discrete variables or
+        knn_value: the mixed KSG estimator (KSG estimator 1 where no value repeats) on (a
+            subset of) the same samples after the margins' transform, nats
+            (:func:`~mitools.estimate.knn_check.knn_cross_check`); NaN where the check does
+            not apply (more than 10 joint dimensions, discrete variables or
             more than 5 % repeated values in a column, fewer than 100 samples, an exact
             relation) or was not run.
         knn_stderr: its delete-a-group jackknife standard error, nats.
