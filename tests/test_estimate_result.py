@@ -133,6 +133,25 @@ def test_a_file_from_before_screening_loads_with_the_new_fields_unknown(fitted,
     assert all(math.isnan(f.gain_over_start) and math.isnan(f.held_out_gain)
                for f in back.folds)
     assert back.diagnostics.untrained_folds == 0 and back.value == r.value
+
+
+def test_a_stop_at_the_screens_check_saves_and_loads(tmp_path, monkeypatch) -> None:
+    """FoldResult.stopped_at_check survives saving; a file written before it existed loads
+    with False."""
+    from mitools.estimate import fit
+
+    monkeypatch.setattr(fit, "SCREEN_CHECK_STEP", 40)
+    monkeypatch.setattr(fit, "_screen_check_gain", lambda *a: 1.0)
+    _, _, r = _fit(n=1500, max_steps=60)
+    assert [f.stopped_at_check for f in r.folds] == [True, False, False]
+    path = tmp_path / "checked.pt"
+    r.save(path)
+    assert [f.stopped_at_check for f in load_estimate(path).folds] == [True, False, False]
+    payload = torch.load(path, weights_only=True)
+    for fold in payload["folds"]:
+        del fold["stopped_at_check"]
+    torch.save(payload, path)
+    assert not any(f.stopped_at_check for f in load_estimate(path).folds)
     # other fields stay required: a file without them is refused, not loaded with defaults
     del payload["folds"][0]["held_out"]
     torch.save(payload, path)

@@ -16,12 +16,8 @@ from mitools.critics import QuadraticCritic
 from mitools.estimate.critic import QuadraticJointCritic
 from mitools.estimate.data import MarginTransform, _warn_if_labels, warn_if_exact_relation
 from mitools.estimate.diagnostics import diagnose, warn_about_estimate
-from mitools.estimate.fit import (
-    SAMPLED_NEGATIVES_BOUNDS,
-    SCREEN_SE,
-    _build_critic,
-    _fit_fold,
-)
+from mitools.estimate.evaluation import SAMPLED_NEGATIVES_BOUNDS
+from mitools.estimate.fit import SCREEN_SE, _build_critic, _fit_fold
 from mitools.estimate.folds import fold_indices
 from mitools.estimate.knn_check import knn_cross_check
 from mitools.estimate.options import (
@@ -139,7 +135,12 @@ def estimate_mi(
             the start untrained (``result.diagnostics.untrained_folds``;
             ``result.folds[0].held_out_gain`` is the gain; a NaN gain trains them). Where the
             dependence is Gaussian after the margins transform, training rarely beats the
-            start, and this saves most of the time. A gain above two standard errors is
+            start, and this saves most of the time. The first fold is checked early, at its
+            first evaluation at or after step 100: a best trained critic that beats the
+            start there by at most 3 standard errors on the test part ends its training,
+            and the other folds keep the start (``result.folds[0].stopped_at_check``; where
+            training helps, the gain there was 4 to 36 on the public benchmark, see
+            :doc:`/guide/choosing_a_bound`). A gain above two standard errors is
             evidence that training helps, measured on samples the other folds train and
             validate on: they then replace the start whenever their best trained critic's
             validation bound is higher, where the start's is at most 2 nats (without that
@@ -347,7 +348,7 @@ def estimate_mi(
                 results.append(fold)
                 leave_out.append(loo)
                 if screening and k == 0:
-                    if fold.held_out_gain <= SCREEN_SE:
+                    if fold.stopped_at_check or fold.held_out_gain <= SCREEN_SE:
                         steps = 0
                     elif fold.held_out_gain > SCREEN_SE:  # (not NaN)
                         # training beats the start held out, on samples the other folds

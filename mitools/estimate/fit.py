@@ -9,20 +9,22 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from mitools.critics import MarginalPotentials, QuadraticCritic, get_critic
+from mitools.estimate.averaging import WeightAverage
 from mitools.estimate.critic import QuadraticJointCritic
 from mitools.estimate.data import Standardization, _standardize
+from mitools.estimate.evaluation import (
+    _evaluate,
+    _evaluate_leaving_groups_out,
+    _summarisable,
+    _validation_groups,
+)
 from mitools.estimate.folds import Split
-from mitools.estimate.pointwise import log_partition
 from mitools.estimate.result import FoldResult, HistoryPoint
-from mitools.estimate.stats import JACKKNIFE_GROUPS, jackknife_stderr
-from mitools.estimators import DV, MINE, NWJ, Estimator
+from mitools.estimate.stats import jackknife_stderr
+from mitools.estimators import Estimator
 
-#: bounds whose positive term is the mean of the positive scores, so that a batch's value is
-#: the bound on one row holding that mean and the sampled negatives (see _batch_value)
-SAMPLED_NEGATIVES_BOUNDS = (DV, MINE, NWJ)
 #: a trained critic replaces the initial one only when its validation bound is higher by more
 #: than this many standard errors of the difference between the two bounds (a paired
 #: delete-a-group jackknife over the validation samples)
@@ -32,6 +34,28 @@ REPLACE_START_SE = 2.0
 #: errors of the difference (a paired jackknife): the replacement margin, on 5 times the
 #: samples (the test part, on which the other folds train but never test)
 SCREEN_SE = 2.0
+#: with ``screen=True``, the first fold's training is checked at its first validation
+#: evaluation at or after this step: when its best trained critic so far beats the Gaussian
+#: start on the fold's test part by at most :data:`SCREEN_CHECK_SE` standard errors of the
+#: difference (the screen's paired jackknife), training stops there and the other folds keep
+#: the start untrained. Otherwise it goes on unchanged (the check scores copies of the
+#: critics and draws no random numbers), and the screen decides at the end as before
+#: (:data:`SCREEN_SE`). Where the dependence is Gaussian after the margins' transform,
+#: training stopped only after ``patience`` evaluations without improvement (200 to 400
+#: steps) and rarely beat the start: this saves half to three quarters of the time there
+SCREEN_CHECK_STEP = 100
+#: see :data:`SCREEN_CHECK_STEP`. Where training helps, the gain at the check was mostly
+#: larger than at the end (the critics chosen later on validation gain less on the test
+#: part), so the check can ask for more than :data:`SCREEN_SE`; a larger margin there stops
+#: more of the chance gains that would train every fold. On the 120 Beyond Normal samples (n
+#: = 5,000, ``benchmarks/screen_check.py``): at least 3.9 on all 54 of the non-Gaussian
+#: families (additive noise, Student-t, Swiss roll, 3 x 3 and 5 x 5 spirals; all but one
+#: above 6); on the 60 with Gaussian dependence, at most 2 on 52, 2.3 on five and 5.7 on
+#: three (one seed's data in three tasks); on the 25 x 25 spirals, where training helped
+#: little, at most 2.1. On y = x + 0.35 (x^2 - 1) + 0.7 noise (16 seeds): at least 4.7 at
+#: n = 1,000 and 9.4 at n = 3,000; at n = 300 it stops 3 seeds (2.3, 2.5, 2.8), of which the
+#: screen at the end let one train
+SCREEN_CHECK_SE = 3.0
 #: once the screen's held-out gain (above :data:`SCREEN_SE`, on the first fold's test part,
 #: which the other folds train and validate on) has shown that training beats the start,
 #: the other folds replace the start with their best trained critic whenever its validation
@@ -48,100 +72,6 @@ REPLACE_AFTER_GAIN_SE = 0.0
 #: any validation gain lost at most 0.014 nats held out at 1 nat, none replaced it at 2,
 #: they lost 0.08 and 0.14 at 4 and up to 3.6 at 10
 AFTER_GAIN_MAX_NATS = 2.0
-#: a set's sum of negatives' ``exp``, shifted by the largest negative of all samples, below
-#: this is recomputed shifted by its own largest: entries more than ~708 nats below the shift
-#: underflow to 0 in float64, and above it their share of the sum is below e^-100 n^2
-UNDERFLOW_GUARD = math.exp(-600.0)
-
-
-def _summarisable(estimator: Estimator) -> bool:
-    """Whether the bound is a function of the mean positive score and the mean exponentiated
-    negative score alone (:data:`SAMPLED_NEGATIVES_BOUNDS`, without row-side inputs such as a
-    learned baseline), so that a row of those two summaries stands for any set of pairs."""
-    return isinstance(estimator, SAMPLED_NEGATIVES_BOUNDS) and not estimator.needs_anchors
-
-
-@torch.no_grad()
-def _evaluate(estimator: Estimator, critic: nn.Module, x: Tensor, y: Tensor) -> float:
-    """The bound on all pairs of ``(x, y)``."""
-    return float(estimator(critic(x, y), anchors=x))
-
-
-@torch.no_grad()
-def _evaluate_leaving_groups_out(estimator: Estimator, critic: nn.Module, x: Tensor, y: Tensor,
-                                 group_of: Tensor, groups: int
-                                 ) -> tuple[float, Tensor, float]:
-    """The bound on all pairs of ``(x, y)``, ``(groups,)`` values of it without the samples
-    of group ``g`` for each ``g < groups`` (``group_of`` gives each sample's group), and the
-    log-partition of the scores; the scores are computed once for all of them.
-
-    For the bounds of :data:`SAMPLED_NEGATIVES_BOUNDS` (functions of the mean positive score
-    and the mean exponentiated negative score) all of them come from one pass over the
-    scores (:func:`_summaries_leaving_groups_out`): each set of samples is passed to the
-    estimator as a row of two entries, the mean positive score and the log-mean-exp of the
-    negatives, and the latter over all samples is the log-partition. Other bounds are
-    evaluated once on all pairs, then once per group with masks."""
-    scores = critic(x, y)
-    if _summarisable(estimator):
-        rows = _summaries_leaving_groups_out(scores, group_of, groups)  # (1 + groups, 1, 2)
-        values = estimator(rows.to(scores.dtype)).double().cpu()
-        return float(values[0]), values[1:], float(rows[0, 0, 1])
-    value = float(estimator(scores, anchors=x))
-    out = []
-    for g in range(groups):  # a loop over groups (20), each a full vectorised evaluation
-        keep = group_of != g
-        out.append(float(estimator(scores, row_mask=keep, col_mask=keep, anchors=x)))
-    return value, torch.tensor(out, dtype=torch.float64), log_partition(scores)
-
-
-def _summaries_leaving_groups_out(scores: Tensor, group_of: Tensor, groups: int) -> Tensor:
-    """``(1 + groups, 1, 2)``: for all samples (row 0) and for the samples outside each
-    group g (row 1 + g), the mean of the positive (diagonal) scores and the log of the mean
-    of ``exp`` over the negative (off-diagonal) scores, from one pass over the scores
-    (group-by-group block sums, float64)."""
-    # one float64 copy of the scores, turned in place into the negatives' exponentials
-    negatives = scores.to(torch.float64, copy=True)
-    n = negatives.shape[0]
-    diagonal = negatives.diagonal().clone()
-    # the negatives alone, shifted by their largest (the positives may exceed them by more
-    # than exp can span; they get no exp here)
-    negatives.diagonal().fill_(-math.inf)
-    peak = negatives.max()
-    e = negatives.sub_(peak).exp_()
-    total = e.sum()
-    one_hot = (torch.nn.functional.one_hot(group_of, groups).to(e.dtype) if groups
-               else e.new_zeros(n, 0))  # (n, groups)
-    blocks = one_hot.T @ e @ one_hot  # (groups, groups): sums of exp over group pairs
-    # without group g: the blocks of the other groups, summed as they are (all >= 0; taking
-    # g's row and column from the total cancels away a small rest when one pair dominates)
-    others = 1.0 - torch.eye(groups, dtype=e.dtype, device=e.device)
-    kept = torch.cat([total[None], (others @ blocks @ others).diagonal()])
-    size = torch.cat([e.new_full((1,), n), n - one_hot.sum(0)])  # samples in each set
-    pos = torch.cat([diagonal.sum()[None], diagonal.sum() - one_hot.T @ diagonal]) / size
-    log_kept = torch.log(kept) + peak
-    # a set whose largest negative lies far below the peak (the group left out holds the
-    # largest negatives, at very high MI) lost its sum to underflow: its log-sum-exp again,
-    # from the scores, shifted by its own largest (rare: a loop over such groups only)
-    for g in (torch.nonzero(kept[1:] < UNDERFLOW_GUARD).flatten() + 1).tolist():
-        keep = group_of != g - 1
-        rest = scores[keep][:, keep].to(torch.float64)
-        rest.diagonal().fill_(-math.inf)
-        log_kept[g] = torch.logsumexp(rest.flatten(), dim=0)
-    log_mean_exp = log_kept - torch.log(size * (size - 1))
-    return torch.stack([pos, log_mean_exp], dim=-1)[:, None, :]
-
-
-def _validation_groups(n: int, gen: torch.Generator,
-                       device: torch.device | None = None) -> tuple[Tensor, int] | None:
-    """Random delete-a-group jackknife groups for ``n`` validation samples: ``(group_of,
-    groups)`` (``group_of`` on ``device``) with :data:`~mitools.estimate.stats.JACKKNIFE_GROUPS`
-    groups or fewer, of at least 2 samples each, so that leaving one out keeps a negative
-    pair; ``None`` below 4 samples."""
-    if n < 4:
-        return None
-    groups = min(JACKKNIFE_GROUPS, n // 2)
-    return (torch.randperm(n, generator=gen) % groups).to(device), groups
-
 
 def _paired_gain(base: float, base_loo: Tensor, other: float, other_loo: Tensor) -> float:
     """``other - base`` in standard errors of that difference: a paired delete-a-group
@@ -184,6 +114,13 @@ def _gain_over_start(estimator: Estimator, start_val: float, start_loo: Tensor |
     return _paired_gain(start_val, start_loo, trained_val, trained_loo)
 
 
+def _screen_check_gain(start: tuple[float, Tensor], trained: tuple[float, Tensor]) -> float:
+    """The screen's check (:data:`SCREEN_CHECK_STEP`): the gain of the best trained critic so
+    far over the start on the first fold's test part, each given as its bound and
+    leave-a-group-out values there, in standard errors of the difference."""
+    return _paired_gain(start[0], start[1], trained[0], trained[1])
+
+
 def _build_critic(critic: str | nn.Module, dim_x: int, dim_y: int, hidden: Sequence[int],
                   embed_dim: int, potentials: bool, residual: str | None = "joint"
                   ) -> nn.Module:
@@ -215,12 +152,13 @@ def _batch_value(estimator: Estimator, model: nn.Module, x: Tensor, y: Tensor, n
     """The bound on one training batch ``x, y (B, d)``.
 
     All ``B * B`` pairs in general. A critic with ``score_shifted`` and a bound of
-    :data:`SAMPLED_NEGATIVES_BOUNDS` score only the ``B`` positives and ``negatives``
-    shifted partners per sample (``y[(i + s) % B]`` for ``negatives`` distinct shifts
-    ``s``, never the positive): the bound is then the estimator on a single row holding the
-    mean positive score and the ``B * negatives`` negative scores, which is exactly its value
-    with the positive term averaged over the batch and the partition term over the sampled
-    negatives (the same formula, on fewer pairs)."""
+    ``SAMPLED_NEGATIVES_BOUNDS`` (in ``mitools.estimate.evaluation``) score only the ``B``
+    positives and ``negatives`` shifted partners per sample (``y[(i + s) % B]`` for
+    ``negatives`` distinct shifts ``s``, never the positive): the bound is then the
+    estimator on a single row holding the mean positive score and the ``B * negatives``
+    negative scores, which is exactly its value with the positive term averaged over the
+    batch and the partition term over the sampled negatives (the same formula, on fewer
+    pairs)."""
     b = x.shape[0]
     m = min(negatives, b - 1)
     if not (hasattr(model, "score_shifted") and _summarisable(estimator)):
@@ -300,8 +238,7 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
     trainable = [p for g in optimizer.param_groups for p in g["params"]]
     batch = min(batch_size, len(train))
     # the critic that is evaluated and kept: the trained one, or the average of its weights
-    average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema),
-                            use_buffers=True) if ema > 0 else None
+    average = WeightAverage(model, ema) if ema > 0 else None
     kept = model if average is None else average.module
 
     def snapshot() -> tuple[dict, dict]:
@@ -322,7 +259,34 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
     if on_eval is not None:
         on_eval(0, start_val)
     start_state = snapshot()
+    # the screen compares critics on the test part with the jackknife groups; otherwise
+    # only the kept critic's bound is needed there (no per-group evaluations: 20 masked
+    # passes with bounds other than DV, MINE and NWJ)
+    test_groups = groups if screen_on_test else 0
+    # critics other than the live ones are scored on the test part by a copy of each module,
+    # so that training goes on untouched; by step (0: the start), each scored once
+    scratch: list[tuple[nn.Module, Estimator]] = []
+    on_test: dict[int, tuple[float, Tensor, float]] = {}
+
+    def held_out_of(at: int, state: tuple[dict, dict]) -> tuple[float, Tensor]:
+        """The bound on the test part of the critic of step ``at`` (its state and the
+        estimator's in ``state``), and its leave-a-group-out values (none without the
+        screen)."""
+        if at not in on_test:
+            if not scratch:
+                scratch.append((copy.deepcopy(kept), copy.deepcopy(estimator)))
+            other, other_estimator = scratch[0]
+            other.load_state_dict(state[0])
+            other_estimator.load_state_dict(state[1])
+            other.eval()
+            other_estimator.eval()
+            on_test[at] = _evaluate_leaving_groups_out(
+                other_estimator, other, xs[test], ys[test], group_of[test], test_groups)
+        return on_test[at][:2]
+
     best_val, since_best = start_val, 0  # early stopping: any improvement
+    checked = not screen_on_test  # the screen's check at SCREEN_CHECK_STEP is done
+    screened_out = False  # it stopped training
     trained_val, trained_step, trained_state = -math.inf, 0, start_state  # best trained critic
     running, running_n, step = 0.0, 0, 0
     order, at = torch.randperm(len(train), generator=gen), 0  # epochs of shuffled batches
@@ -350,7 +314,7 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
             break
         optimizer.step()
         if average is not None:
-            average.update_parameters(model)
+            average.update()
         running += batch_value
         running_n += 1
         if step % eval_every == 0 or step == max_steps:
@@ -363,6 +327,13 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
                 on_eval(step, val_value)
             if val_value > trained_val:
                 trained_val, trained_step, trained_state = val_value, step, snapshot()
+            if not checked and step >= SCREEN_CHECK_STEP and trained_val > -math.inf:
+                checked = True
+                if _screen_check_gain(held_out_of(0, start_state),
+                                      held_out_of(trained_step, trained_state)
+                                      ) <= SCREEN_CHECK_SE:
+                    screened_out = True
+                    break
             if val_value > best_val:
                 best_val, since_best = val_value, 0
             else:
@@ -385,15 +356,18 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
     # kept (a trained one, from one of the last two evaluations). A kept start counts as
     # converged: training never beat it by the replacement margin, so nothing says more steps
     # would (on Gaussian data, noise-level gains late in training would flag every run)
-    converged = (since_best >= patience or best_step == 0
+    converged = (since_best >= patience or best_step == 0 or screened_out
                  or best_step < history[max(0, len(history) - 2)].step)
     model.load_state_dict(best_state[0])  # the same architecture as the average's module
     estimator.load_state_dict(best_state[1])
     model.eval()
     estimator.eval()
     # the bounds, and the fold's value with each jackknife group left out of its evaluations
-    held_out, test_loo, log_z = _evaluate_leaving_groups_out(
-        estimator, model, xs[test], ys[test], group_of[test], groups)
+    if best_step in on_test and test_groups == groups:  # scored by the screen's check
+        held_out, test_loo, log_z = on_test[best_step]
+    else:
+        held_out, test_loo, log_z = _evaluate_leaving_groups_out(
+            estimator, model, xs[test], ys[test], group_of[test], groups)
     own = train[: len(test)]
     corrected = report == "corrected"
     in_sample, own_loo, _ = _evaluate_leaving_groups_out(
@@ -401,28 +375,13 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
     value = (held_out + in_sample) / 2 if corrected else held_out
     loo = (test_loo + own_loo) / 2 if corrected else test_loo
 
-    # the screen compares critics on the test part with the jackknife groups; otherwise
-    # only the start's bound is needed (no per-group evaluations: 20 masked passes with
-    # bounds other than DV, MINE and NWJ)
-    test_groups = groups if screen_on_test else 0
-
-    def held_out_of(state: tuple[dict, dict]) -> tuple[float, Tensor]:
-        """Another critic's bound on the test part, and its leave-a-group-out values (none
-        without the screen)."""
-        model.load_state_dict(state[0])
-        estimator.load_state_dict(state[1])
-        other, other_loo, _ = _evaluate_leaving_groups_out(
-            estimator, model, xs[test], ys[test], group_of[test], test_groups)
-        model.load_state_dict(best_state[0])  # the kept critic again
-        estimator.load_state_dict(best_state[1])
-        return other, other_loo
-
     # the start's held-out bound; for the screen, the best trained critic's gain over it on
     # the test part (samples the other folds train and validate on, never test on)
-    start = (held_out, test_loo) if best_step == 0 else held_out_of(start_state)
+    start = (held_out, test_loo) if best_step == 0 else held_out_of(0, start_state)
     held_out_gain = math.nan
     if screen_on_test and trained_val > -math.inf:
-        trained = (held_out, test_loo) if best_step != 0 else held_out_of(trained_state)
+        trained = ((held_out, test_loo) if best_step != 0
+                   else held_out_of(trained_step, trained_state))
         held_out_gain = _paired_gain(start[0], start[1], trained[0], trained[1])
     return FoldResult(
         held_out=held_out,
@@ -440,5 +399,6 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
         converged=converged,
         gain_over_start=gain,
         held_out_gain=held_out_gain,
+        stopped_at_check=screened_out,
     ), loo
 

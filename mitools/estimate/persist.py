@@ -34,7 +34,7 @@ VERSION = 1
 _SCALARS = ("value", "stderr", "level", "method", "uncertainty", "bound", "held_out",
             "in_sample", "optimism", "report", "sided")
 #: fold fields that files written before them lack (loaded with the field's default)
-_FOLD_SCALARS_ADDED = ("gain_over_start", "held_out_gain")
+_FOLD_SCALARS_ADDED = ("gain_over_start", "held_out_gain", "stopped_at_check")
 _FOLD_SCALARS = ("held_out", "in_sample", "value", "best_step", "steps", "start_held_out",
                  "log_partition", "converged", *_FOLD_SCALARS_ADDED)
 

@@ -68,6 +68,12 @@ class FoldResult:
             2 the other folds replace the start on any validation gain (at low MI; see
             ``best_step``). It never changes the first fold's own choice. NaN in the other
             folds, and without the screen.
+        stopped_at_check: the first fold's, with ``screen`` and the Gaussian start: its
+            training stopped at the screen's early check (its first evaluation at or after
+            step 100), where its best trained critic so far beat the initial one on the test
+            part by at most 3 standard errors; the other folds then keep the initial critic
+            untrained, whatever ``held_out_gain`` (the same comparison) reads. False in the
+            other folds, without the screen, and in files saved by an older mitools.
     """
 
     held_out: float
@@ -85,6 +91,7 @@ class FoldResult:
     converged: bool = True
     gain_over_start: float = math.nan
     held_out_gain: float = math.nan
+    stopped_at_check: bool = False
 
 
 def estimate_text(value: float, stderr: float, interval: tuple[float, float], sided: str,

@@ -1,0 +1,181 @@
+"""The screen's early check in ``estimate_mi``: the first fold's gain over the Gaussian start at
+step 100 against its gain at the end.
+
+``estimate_mi``'s default stops the first fold at its check (``SCREEN_CHECK_STEP``, 100)
+when its best trained critic beats the Gaussian start on the fold's test part by at most
+``SCREEN_CHECK_SE`` (3) standard errors, and leaves the other folds untrained; otherwise the
+screen decides at the end, at ``SCREEN_SE`` (2). This records, with the check never
+stopping (the schedule without it), the gain the check reads and the gain at the end, on
+
+* every Beyond Normal sample of ``beyond_normal.py`` (bmi's 40 tasks x 3 seeds, n = 5,000),
+  labelled by whether the dependence is Gaussian after an increasing map of each
+  coordinate;
+* y = x + 0.35 (x^2 - 1) + 0.7 noise (``mild_non_gaussian.py``), 16 seeds at n = 300, 1,000
+  and 3,000,
+
+and what the check would decide on each: stop, where the screen at the end would have let
+the other folds train (a loss), or stop where it would have screened them too.
+
+Usage::
+
+    PYTHONPATH=. python benchmarks/screen_check.py [--data DIR] [--out FILE] [--part I/K]
+
+``--part I/K`` runs every K-th case from the I-th (0-based) and writes ``FILE`` with
+``.partI`` before its suffix; without ``--part``, existing part files are merged when all
+are there (run the K parts side by side, then once without ``--part``). About 10 minutes on
+2 cores in two parts. Writes ``benchmarks/results/screen_check.json`` and ``.md``;
+``--report`` writes the ``.md`` again from the ``.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _cli import output_location
+from _provenance import ROOT, provenance
+from beyond_normal_report import GAUSSIAN_COPULA_FAMILIES
+from mild_non_gaussian import sample as mild_sample
+
+import mitools.estimate.fit as fit
+from mitools import estimate_mi
+
+RESULTS = ROOT / "benchmarks" / "results"
+DATA = ROOT / "benchmarks" / "peers" / "data" / "beyond_normal"
+MILD_SIZES = (300, 1000, 3000)
+MILD_SEEDS = 16
+
+
+def cases(data: Path) -> list[dict]:
+    """Every case: a Beyond Normal sample file or a mild task's (n, seed)."""
+    index = json.loads((data / "index.json").read_text())["samples"]
+    out = [{"set": "beyond_normal", "sample": s["file"], "task": s["task_id"],
+            "gaussian_dependence": s["family"] in GAUSSIAN_COPULA_FAMILIES,
+            "wide_spiral": s["family"] == "spiral" and s["dim_x"] >= 25,
+            "true_mi": s["true_mi"]} for s in index]
+    out += [{"set": "mild", "n": n, "seed": seed} for n in MILD_SIZES
+            for seed in range(MILD_SEEDS)]
+    return out
+
+
+def run(case: dict, data: Path) -> dict:
+    """``estimate_mi``'s default on one case with the check recorded and never stopping."""
+    seen: list[float] = []
+    check = fit._screen_check_gain
+
+    def record(*args):
+        seen.append(check(*args))
+        return math.inf  # never stop: the schedule without the check
+
+    fit._screen_check_gain = record
+    try:
+        if case["set"] == "beyond_normal":
+            z = np.load(data / case["sample"])
+            x, y, seed = z["x"], z["y"], 0
+        else:
+            x, y = mild_sample(case["n"], 0.35, 0.7, case["seed"])
+            seed = case["seed"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = estimate_mi(x, y, seed=seed, threads=1)
+    finally:
+        fit._screen_check_gain = check
+    at_check = seen[0] if seen else math.nan
+    at_end = r.folds[0].held_out_gain
+    return {**case, "check_gain": at_check, "end_gain": at_end,
+            "fold_steps": [f.steps for f in r.folds], "estimate": r.value,
+            "check_stops": not at_check > fit.SCREEN_CHECK_SE,
+            "end_screens": not at_end > fit.SCREEN_SE}
+
+
+def summarise(rows: list[dict]) -> list[str]:
+    def line(label: str, group: list[dict]) -> str:
+        gains = sorted(r["check_gain"] for r in group)
+        stops = [r for r in group if r["check_stops"]]
+        trained = [r for r in stops if not r["end_screens"]]
+        return (f"| {label} | {len(group)} | {gains[0]:.1f} | {np.median(gains):.1f} | "
+                f"{gains[-1]:.1f} | {len(stops)} | {len(trained)} |")
+
+    bn = [r for r in rows if r["set"] == "beyond_normal"]
+    groups = [("Beyond Normal, Gaussian dependence",
+               [r for r in bn if r["gaussian_dependence"]]),
+              ("Beyond Normal, 25 x 25 spirals", [r for r in bn if r["wide_spiral"]]),
+              ("Beyond Normal, other non-Gaussian",
+               [r for r in bn if not (r["gaussian_dependence"] or r["wide_spiral"])])]
+    groups += [(f"y = x + 0.35 (x^2 - 1) + 0.7 noise, n = {n:,}",
+                [r for r in rows if r["set"] == "mild" and r["n"] == n]) for n in MILD_SIZES]
+    return [
+        "# The screen's check at step 100", "",
+        f"Gain of the first fold's best trained critic over the Gaussian start on its test part, "
+        f"in standard errors, at step {fit.SCREEN_CHECK_STEP} (run with the check never "
+        f"stopping); the check stops at {fit.SCREEN_CHECK_SE:g} or less. The last column "
+        f"counts the stops where the screen at the end (above {fit.SCREEN_SE:g}) let the other "
+        "folds train: a loss where training helps, time saved where the dependence is "
+        "Gaussian.", "",
+        "| cases | count | smallest gain at the check | median | largest | check stops | "
+        "of which the end's screen trained the others |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *(line(label, group) for label, group in groups if group),
+    ]
+
+
+def part_path(out: Path, i: int) -> Path:
+    return out.with_suffix(f".part{i}{out.suffix}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DATA,
+                        help="the Beyond Normal samples (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "screen_check.json",
+                        help="results file; a .md beside it (default: %(default)s)")
+    parser.add_argument("--part", default=None, help="I/K: every K-th case from the I-th")
+    parser.add_argument("--report", action="store_true",
+                        help="only write the .md again from the results file")
+    args = parser.parse_args(argv)
+    output_location(parser, "--out", args.out)
+    if not (args.data / "index.json").is_file():
+        parser.error(f"argument --data: no {args.data / 'index.json'}; draw the samples "
+                     "first (benchmarks/README.md, 'Beyond Normal: one command')")
+    if args.report:
+        md = summarise(json.loads(args.out.read_text())["rows"])
+        args.out.with_suffix(".md").write_text("\n".join(md) + "\n")
+        print("\n".join(md))
+        return
+    todo = cases(args.data)
+    if args.part is not None:
+        try:
+            i, k = (int(v) for v in args.part.split("/"))
+            assert 0 <= i < k
+        except (ValueError, AssertionError):
+            parser.error(f"argument --part: expected I/K with 0 <= I < K, got {args.part!r}")
+        rows = []
+        for case in todo[i::k]:
+            rows.append(run(case, args.data))
+            print(json.dumps(rows[-1]), flush=True)
+        part_path(args.out, i).write_text(json.dumps({"provenance": provenance(),
+                                                      "part": args.part, "rows": rows}))
+        return
+    parts = sorted(args.out.parent.glob(args.out.stem + ".part*" + args.out.suffix))
+    rows = ([r for p in parts for r in json.loads(p.read_text())["rows"]] if parts
+            else [run(case, args.data) for case in todo])
+    if len(rows) != len(todo):
+        parser.error(f"the part files hold {len(rows)} of {len(todo)} cases: run every part")
+    md = summarise(rows)
+    args.out.write_text(json.dumps({"provenance": provenance(), "rows": rows}, indent=1))
+    args.out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    for p in parts:
+        p.unlink()
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
