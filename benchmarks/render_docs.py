@@ -399,10 +399,29 @@ def mild_non_gaussian_section() -> str:
     return "\n".join(out) + "\n"
 
 
+def screen_check_section() -> str:
+    data = load_result("screen_check.json")
+    if data is None:
+        return ""
+    import screen_check  # imports mitools (torch): only where the section is rendered
+
+    out = [heading("The screen's early check", "-"),
+           "``estimate_mi`` stops its first fold at step 100 when the trained critic beats the "
+           "Gaussian start by at most 3 standard errors on that fold's test part, and leaves "
+           "the other folds untrained (``FoldResult.stopped_at_check``). "
+           + screen_check.description()
+           + " Produced by ``PYTHONPATH=. python benchmarks/screen_check.py`` (two parts side "
+           "by side: ``benchmarks/README.md``).", ""]
+    out.append(table(screen_check.HEADER, screen_check.summary_rows(data["rows"])))
+    out.append(provenance_line(data["provenance"]))
+    return "\n".join(out) + "\n"
+
+
 def required_inputs() -> list[Path]:
     """Every result the page renders: a missing one would silently drop its section."""
     names = ["time_claims.json", *ACCURACY_RUNS,
              *(f"beyond_normal_{side}.json" for side in bn.SIDES), "mild_non_gaussian.json",
+             "screen_check.json",
              "peers.json", "upper_bounds_heldout.json", "consistency.json"]
     return [RESULTS / name for name in names]
 
@@ -435,6 +454,7 @@ def main(argv: list[str] | None = None) -> None:
         accuracy_section(),
         beyond_normal_section(),
         mild_non_gaussian_section(),
+        screen_check_section(),
         peers_section(),
         staircase_section(),
         sandwich_section(),

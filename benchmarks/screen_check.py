@@ -96,14 +96,9 @@ def run(case: dict, data: Path) -> dict:
             "end_screens": not at_end > fit.SCREEN_SE}
 
 
-def summarise(rows: list[dict]) -> list[str]:
-    def line(label: str, group: list[dict]) -> str:
-        gains = sorted(r["check_gain"] for r in group)
-        stops = [r for r in group if r["check_stops"]]
-        trained = [r for r in stops if not r["end_screens"]]
-        return (f"| {label} | {len(group)} | {gains[0]:.1f} | {np.median(gains):.1f} | "
-                f"{gains[-1]:.1f} | {len(stops)} | {len(trained)} |")
-
+def summary_rows(rows: list[dict]) -> list[list[str]]:
+    """Per group of cases: count, smallest, median and largest gain at the check, the stops,
+    and the stops where the screen at the end would have trained the other folds."""
     bn = [r for r in rows if r["set"] == "beyond_normal"]
     groups = [("Beyond Normal, Gaussian dependence",
                [r for r in bn if r["gaussian_dependence"]]),
@@ -112,19 +107,37 @@ def summarise(rows: list[dict]) -> list[str]:
                [r for r in bn if not (r["gaussian_dependence"] or r["wide_spiral"])])]
     groups += [(f"y = x + 0.35 (x^2 - 1) + 0.7 noise, n = {n:,}",
                 [r for r in rows if r["set"] == "mild" and r["n"] == n]) for n in MILD_SIZES]
-    return [
-        "# The screen's check at step 100", "",
-        f"Gain of the first fold's best trained critic over the Gaussian start on its test part, "
-        f"in standard errors, at step {fit.SCREEN_CHECK_STEP} (run with the check never "
-        f"stopping); the check stops at {fit.SCREEN_CHECK_SE:g} or less. The last column "
-        f"counts the stops where the screen at the end (above {fit.SCREEN_SE:g}) let the other "
-        "folds train: a loss where training helps, time saved where the dependence is "
-        "Gaussian.", "",
-        "| cases | count | smallest gain at the check | median | largest | check stops | "
-        "of which the end's screen trained the others |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-        *(line(label, group) for label, group in groups if group),
-    ]
+    out = []
+    for label, group in groups:
+        if not group:
+            continue
+        gains = sorted(r["check_gain"] for r in group)
+        stops = [r for r in group if r["check_stops"]]
+        trained = [r for r in stops if not r["end_screens"]]
+        out.append([label, str(len(group)), f"{gains[0]:.1f}", f"{np.median(gains):.1f}",
+                    f"{gains[-1]:.1f}", str(len(stops)), str(len(trained))])
+    return out
+
+
+#: the columns of :func:`summary_rows`
+HEADER = ["cases", "count", "smallest gain at the check", "median", "largest", "check stops",
+          "of which the end's screen trained the others"]
+
+
+def description() -> str:
+    return (f"Gain of the first fold's best trained critic over the Gaussian start on its test "
+            f"part, in standard errors, at step {fit.SCREEN_CHECK_STEP} (run with the check "
+            f"never stopping); the check stops at {fit.SCREEN_CHECK_SE:g} or less. The last "
+            f"column counts the stops where the screen at the end (above {fit.SCREEN_SE:g}) "
+            "let the other folds train: a loss where training helps, time saved where the "
+            "dependence is Gaussian.")
+
+
+def summarise(rows: list[dict]) -> list[str]:
+    return ["# The screen's check at step 100", "", description(), "",
+            "| " + " | ".join(HEADER) + " |",
+            "| --- |" + " ---: |" * (len(HEADER) - 1),
+            *("| " + " | ".join(row) + " |" for row in summary_rows(rows))]
 
 
 def part_path(out: Path, i: int) -> Path:
