@@ -406,9 +406,9 @@ def screen_check_section() -> str:
     import screen_check  # imports mitools (torch): only where the section is rendered
 
     out = [heading("The screen's early check", "-"),
-           "``estimate_mi`` stops its first fold at step 100 when the trained critic beats the "
-           "Gaussian start by at most 3 standard errors on that fold's test part, and leaves "
-           "the other folds untrained (``FoldResult.stopped_at_check``). "
+           "``estimate_mi`` checks its first fold's gain over the Gaussian start on that "
+           "fold's test part from step 100 on, and where the check stops the fold the other "
+           "folds stay untrained (``FoldResult.stopped_at_check``). "
            + screen_check.description()
            + " Produced by ``PYTHONPATH=. python benchmarks/screen_check.py`` (two parts side "
            "by side: ``benchmarks/README.md``).", ""]

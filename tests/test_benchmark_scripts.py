@@ -429,17 +429,18 @@ def test_read_records_names_a_corrupt_file(tmp_path: Path) -> None:
 def test_screen_check_counts_stops_and_the_ones_the_end_would_have_trained() -> None:
     import screen_check
 
-    def bn(gain, end, gaussian=True, spiral=False):
+    def bn(gain, end, gaussian=True, spiral=False, stop_step=100):
         return {"set": "beyond_normal", "gaussian_dependence": gaussian, "wide_spiral": spiral,
                 "check_gain": gain, "end_gain": end, "check_stops": gain <= 3.0,
-                "end_screens": end <= 2.0}
+                "stop_step": stop_step if gain <= 3.0 else None, "end_screens": end <= 2.0}
 
-    rows = [bn(-1.0, -1.0), bn(2.5, 2.5), bn(5.7, 5.7), bn(1.0, 0.5, False, True),
+    rows = [bn(-1.0, -1.0), bn(2.5, 2.5, stop_step=200), bn(5.7, 5.7), bn(1.0, 0.5, False, True),
             bn(8.0, 6.0, False), {**bn(2.8, 2.8, False), "set": "mild", "n": 300}]
     table = {r[0]: r[1:] for r in screen_check.summary_rows(rows)}
-    assert table["Beyond Normal, Gaussian dependence"] == ["3", "-1.0", "2.5", "5.7", "2", "1"]
-    assert table["Beyond Normal, 25 x 25 spirals"] == ["1", "1.0", "1.0", "1.0", "1", "0"]
-    assert table["Beyond Normal, other non-Gaussian"] == ["1", "8.0", "8.0", "8.0", "0", "0"]
+    assert table["Beyond Normal, Gaussian dependence"] == [
+        "3", "-1.0", "2.5", "5.7", "2 (1)", "1"]
+    assert table["Beyond Normal, 25 x 25 spirals"] == ["1", "1.0", "1.0", "1.0", "1 (1)", "0"]
+    assert table["Beyond Normal, other non-Gaussian"] == ["1", "8.0", "8.0", "8.0", "0 (0)", "0"]
     assert table["y = x + 0.35 (x^2 - 1) + 0.7 noise, n = 300"] == [
-        "1", "2.8", "2.8", "2.8", "1", "1"]
+        "1", "2.8", "2.8", "2.8", "1 (1)", "1"]
     assert len(screen_check.HEADER) == 7

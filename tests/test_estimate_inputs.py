@@ -404,11 +404,14 @@ def test_a_far_negative_estimate_within_wide_noise_is_not_silent() -> None:
     rho = math.sqrt(1 - math.exp(-2.0))
     x = rng.standard_normal((1000, 1))
     y = rho * x + math.sqrt(1 - rho**2) * rng.standard_normal((1000, 1))
+    # (with the screen's early check the first fold stops where training is not ahead held
+    # out and the others keep the start: -4.152, folds -5.894 to -0.871; before, -3.666,
+    # folds -6.260 to 0.955)
     with pytest.warns(RuntimeWarning, match=r"lies below zero, far more than independent "
-                                            r"variables give.*range from -6.260 to 0.955"
+                                            r"variables give.*range from -5.894 to -0.871"
                                             r".*margins='ranks'"):
         r = estimate_mi(x**3, np.sinh(3 * y), margins="standardize", threads=1)
-    assert r.value == pytest.approx(-3.666, abs=0.01)
+    assert r.value == pytest.approx(-4.152, abs=0.01)
     with pytest.warns(RuntimeWarning, match=r"lies below zero, far more.*up to 0.050\): MI"):
         _warn(-0.2, 0.25, (), "ranks", "quadratic")  # no fold values: no range
     with warnings.catch_warnings():

@@ -100,7 +100,7 @@ CHECKED_ELSEWHERE = {
     "estimate_mi(potentials)", "estimate_mi(progress)",
 }
 #: bool-annotated parameters that are not options: fields of a result
-NOT_OPTIONS = {"FoldResult(converged)"}
+NOT_OPTIONS = {"FoldResult(converged)", "FoldResult(stopped_at_check)"}
 PUBLIC_MODULES = ["bounds", "classical", "conditionals", "critics", "distributed", "estimate",
                   "estimators", "inputs", "local", "negatives", "reductions", "samplers",
                   "tasks", "training"]

@@ -135,11 +135,11 @@ def estimate_mi(
             the start untrained (``result.diagnostics.untrained_folds``;
             ``result.folds[0].held_out_gain`` is the gain; a NaN gain trains them). Where the
             dependence is Gaussian after the margins transform, training rarely beats the
-            start, and this saves most of the time. The first fold is checked early, at its
-            first evaluation at or after step 100: a best trained critic that beats the
-            start there by at most 3 standard errors on the test part ends its training,
-            and the other folds keep the start (``result.folds[0].stopped_at_check``; where
-            training helps, the gain there was 4 to 36 on the public benchmark, see
+            start, and this saves most of the time. The first fold is checked early, at
+            every evaluation from step 100 until its gain exceeds 3 standard errors: a best
+            trained critic no better than the start on the test part, or at most 3 standard
+            errors better where validation has stopped improving, ends its training, and
+            the other folds keep the start (``result.folds[0].stopped_at_check``;
             :doc:`/guide/choosing_a_bound`). A gain above two standard errors is
             evidence that training helps, measured on samples the other folds train and
             validate on: they then replace the start whenever their best trained critic's

@@ -69,11 +69,12 @@ class FoldResult:
             ``best_step``). It never changes the first fold's own choice. NaN in the other
             folds, and without the screen.
         stopped_at_check: the first fold's, with ``screen`` and the Gaussian start: its
-            training stopped at the screen's early check (its first evaluation at or after
-            step 100), where its best trained critic so far beat the initial one on the test
-            part by at most 3 standard errors; the other folds then keep the initial critic
-            untrained, whatever ``held_out_gain`` (the same comparison) reads. False in the
-            other folds, without the screen, and in files saved by an older mitools.
+            training stopped at the screen's early check (at an evaluation from step 100 on),
+            where its best trained critic so far was no better than the initial one on the
+            test part, or at most 3 standard errors better while validation had stopped
+            improving; the other folds then keep the initial critic untrained, whatever
+            ``held_out_gain`` (the same comparison) reads. False in the other folds, without
+            the screen, and in files saved by an older mitools.
     """
 
     held_out: float
