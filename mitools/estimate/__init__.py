@@ -117,7 +117,7 @@ Design notes (measured on the d = 20 correlated Gaussian, n = 5,000, and on the 
   the estimate is 0.080 nats low on average (RMSE 0.096; MI 0.555). The screen's held-out
   gain above two standard errors is that evidence, on 5 times the samples: after it, the
   other folds take their trained critic on any validation gain. There the mean error is
-  -0.036 nats (RMSE 0.056; at n = 300, -0.079 against -0.141;
+  -0.036 nats (RMSE 0.056; at n = 300, -0.085 against -0.141;
   ``benchmarks/mild_non_gaussian.py``). Only up to a
   start's validation bound of 2 nats: a critic is chosen as the best of several noisy
   validation values, which beat the start's by chance, the more so at high MI. With the

@@ -15,7 +15,7 @@ transform, the critics have missed dependence that is there, and
 On the 99 task x seed cases of the Beyond Normal benchmark with at most
 :data:`KNN_CHECK_MAX_DIMS` joint dimensions, the check on 1,000 of the 5,000 samples read at
 most 0.031 nats more than ``estimate_mi``'s default, well inside :data:`KNN_CHECK_NATS`, and
-took a median 0.15 s on one thread, at most 0.67 s (``benchmarks/knn_check.py``,
+took a median 0.09 s on one thread, at most 0.35 s (``benchmarks/knn_check.py``,
 ``benchmarks/results/knn_check.md``). With ``lr=0.03`` on ``y = x + U(-0.1, 0.1)`` (n =
 2,000), training never beat the Gaussian start, the estimate read 1.30 and KSG 1.63.
 """
