@@ -34,7 +34,10 @@ cross-fitting so that every sample serves once as held-out data:
    beats the start on that fold's test part by at most two such standard errors, the other
    folds keep the start without training; by more, training has been shown to help on
    samples the other folds train and validate on, and they replace the start on any
-   validation gain where the start's validation bound is at most 2 nats;
+   validation gain where the start's validation bound is at most 2 nats. The same
+   comparison is read from step 100 on: no gain at all, or at most 3 standard errors
+   where validation has stopped improving, ends the first fold's training there, and the
+   other folds keep the start (``FoldResult.stopped_at_check``);
 5. evaluate that critic's bound on the fold's **test** part, which took no part in training
    or selection (``held_out``), and on as many of its own training samples (``in_sample``).
 
