@@ -4,6 +4,7 @@ not a traceback after the run has started."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def _number(kind: type, text: str) -> int | float:
@@ -110,3 +111,14 @@ def output_location(parser: argparse.ArgumentParser, option: str, *files) -> Non
             parser.error(f"argument {option}: {file} is a folder, not a file to write")
         if not os.access(folder, os.W_OK | os.X_OK):
             parser.error(f"argument {option}: the folder {folder} is not writable")
+
+
+def beyond_normal_index(parser: argparse.ArgumentParser, data: str | Path) -> Path:
+    """``data / "index.json"``, the index of the Beyond Normal samples drawn by
+    ``peers/sample_bmi_tasks.py``; a usage error saying how to draw them where it is
+    missing."""
+    index = Path(data) / "index.json"
+    if not index.is_file():
+        parser.error(f"argument --data: no {index}; draw the samples first "
+                     "(benchmarks/README.md, 'Beyond Normal: one command')")
+    return index

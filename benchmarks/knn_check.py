@@ -30,14 +30,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cli import output_location
+from _cli import beyond_normal_index, output_location
 from _provenance import ROOT, provenance
+from beyond_normal import DATA
 
 from mitools.estimate import gaussianize_margins
 from mitools.estimate.knn_check import knn_cross_check, knn_shortfall
 
 RESULTS = ROOT / "benchmarks" / "results"
-DATA = ROOT / "benchmarks" / "peers" / "data" / "beyond_normal"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,10 +48,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="results file; a .md beside it (default: %(default)s)")
     args = parser.parse_args(argv)
     output_location(parser, "--out", args.out)
-    index = args.data / "index.json"
-    if not index.is_file():
-        parser.error(f"argument --data: no {index}; draw the samples first "
-                     "(benchmarks/README.md, 'Beyond Normal: one command')")
+    index = beyond_normal_index(parser, args.data)
     committed = json.loads((RESULTS / "beyond_normal_mitools.json").read_text())
     estimates = {r["sample"]: r for r in committed["records"]
                  if r["estimator"] == "estimate_mi" and r["status"] == "ok"}

@@ -42,8 +42,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cli import output_location
+from _cli import beyond_normal_index, output_location
 from _provenance import ROOT, provenance
+from beyond_normal import DATA
 from beyond_normal_report import GAUSSIAN_COPULA_FAMILIES
 from mild_non_gaussian import sample as mild_sample
 
@@ -51,7 +52,6 @@ import mitools.estimate.fit as fit
 from mitools import estimate_mi
 
 RESULTS = ROOT / "benchmarks" / "results"
-DATA = ROOT / "benchmarks" / "peers" / "data" / "beyond_normal"
 MILD_SIZES = (300, 1000, 3000)
 MILD_SEEDS = 16
 
@@ -162,14 +162,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="only write the .md again from the results file")
     args = parser.parse_args(argv)
     output_location(parser, "--out", args.out)
-    if not (args.data / "index.json").is_file():
-        parser.error(f"argument --data: no {args.data / 'index.json'}; draw the samples "
-                     "first (benchmarks/README.md, 'Beyond Normal: one command')")
-    if args.report:
+    if args.report:  # the results alone: no samples needed
         md = summarise(json.loads(args.out.read_text())["rows"])
         args.out.with_suffix(".md").write_text("\n".join(md) + "\n")
         print("\n".join(md))
         return
+    beyond_normal_index(parser, args.data)
     todo = cases(args.data)
     if args.part is not None:
         try:
