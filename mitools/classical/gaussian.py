@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mitools.classical.inputs import paired_columns, standardize_columns, tied_fraction
+from mitools.classical.inputs import any_tied, paired_columns, standardize_columns, tied_fraction
 from mitools.classical.jackknife import check_options, jackknife_estimate
 from mitools.estimate.data import gaussianize_margins
 from mitools.estimate.result import MIEstimate
@@ -169,7 +169,7 @@ def gaussian_mi(
             (:func:`~mitools.classical.gaussian.monotone_relation`: ``y = x**3`` gives 0.45
             nats): the MI of continuous variables so related is infinite, and the
             estimate reads only the linear part of the relation. Checked where no column
-            repeats values in more than :data:`~mitools.classical.knn.TIED_WARNING` of the
+            repeats values in more than :data:`~mitools.classical.inputs.TIED_WARNING` of the
             samples (three values and their squares have a finite MI).
 
     Example:
@@ -202,12 +202,10 @@ def gaussian_mi(
 
 def _warn_if_monotone(x: np.ndarray, y: np.ndarray, value: float) -> None:
     """Warn where :func:`monotone_relation` finds y a function of x in continuous data (no
-    column repeats values in more than :data:`~mitools.classical.knn.TIED_WARNING` of the
+    column repeats values in more than :data:`~mitools.classical.inputs.TIED_WARNING` of the
     samples: two equal labels are a finite MI): the MI is infinite, and gaussian_mi's finite
     figure is that of the linear part of the relation."""
-    from mitools.classical.knn import TIED_WARNING  # (knn imports this module)
-
-    if any(bool((tied_fraction(a) > TIED_WARNING).any()) for a in (x, y)):
+    if any_tied([tied_fraction(x), tied_fraction(y)]):
         return
     rho = monotone_relation(x, y)
     if rho is None:

@@ -17,11 +17,18 @@ from mitools.estimate.data import SAFE_MAGNITUDE
 from mitools.inputs import as_float64_columns, check_paired
 
 __all__ = [
+    "TIED_WARNING",
+    "any_tied",
     "as_float64_columns",  # re-exported from mitools.inputs, where it lives
     "paired_columns",
     "standardize_columns",
     "tied_fraction",
 ]
+
+#: a column that repeats values in more than this fraction of the samples counts as tied
+#: (discrete): :func:`~mitools.classical.ksg` warns about it, and the rules that hold for
+#: continuous data only (the ceiling and monotone-relation warnings) skip tied data
+TIED_WARNING = 0.01
 
 
 def standardize_columns(a: np.ndarray) -> np.ndarray:
@@ -65,6 +72,20 @@ def tied_fraction(a: np.ndarray) -> np.ndarray:
     ordered = np.sort(a, axis=0)
     repeats = (ordered[1:] == ordered[:-1]).sum(axis=0)
     return repeats / max(n, 1)
+
+
+def any_tied(fractions: list[np.ndarray]) -> bool:
+    """Whether any column's :func:`tied_fraction` (one array per variable, as
+    ``[tied_fraction(x), tied_fraction(y)]``) exceeds :data:`TIED_WARNING`.
+
+    Example:
+        >>> import numpy as np
+        >>> any_tied([tied_fraction(np.arange(10.0)[:, None]), np.array([0.0])])
+        False
+        >>> any_tied([tied_fraction(np.array([[0.0], [1.0], [1.0]]))])
+        True
+    """
+    return any(bool((f > TIED_WARNING).any()) for f in fractions)
 
 
 def paired_columns(x: Any, y: Any, discrete: tuple[bool, bool] = (False, False)

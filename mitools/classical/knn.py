@@ -63,7 +63,13 @@ import numpy as np
 from scipy.special import digamma
 
 from mitools.classical.gaussian import monotone_relation
-from mitools.classical.inputs import paired_columns, standardize_columns, tied_fraction
+from mitools.classical.inputs import (
+    TIED_WARNING,
+    any_tied,
+    paired_columns,
+    standardize_columns,
+    tied_fraction,
+)
 from mitools.classical.jackknife import (
     assign_groups,
     check_options,
@@ -83,9 +89,6 @@ __all__ = ["CEILING_FRACTION", "CEILING_MIN_SAMPLES", "KDTREE_MAX_DIM",
            "SATURATED_MIN_FRACTION", "SATURATED_SHARE", "TIED_WARNING", "ceiling", "ksg",
            "mixed_ksg"]
 
-#: :func:`~mitools.classical.ksg` warns when a column repeats values in more than this
-#: fraction of the samples
-TIED_WARNING = 0.01
 #: :func:`~mitools.classical.ksg` and :func:`~mitools.classical.mixed_ksg` warn that the estimate is
 #: a lower figure when it reaches this fraction of :func:`ceiling`. Measured at k = 3, n = 1,000 to
 #: 5,000 (3 seeds, both KSG estimators): the Gaussians of correlation 0.9 and 0.99 reach at most
@@ -200,9 +203,10 @@ def _warn_if_saturated(method: str, value: float, counts: Counts, k: int,
                        ties: bool = False) -> None:
     """Warn when the estimate sits near :func:`ceiling` or most samples are saturated: it is
     then a lower figure set by ``n`` and ``k``, not an estimate. Both rules apply to data
-    without ties (no column repeats values in more than :data:`TIED_WARNING` of the
-    samples). With ``ties`` (the mixed estimator on repeated values it reads as data; KSG's
-    ties have a warning of their own) only the first: the saturated share reads tied
+    without ties (no column repeats values in more than
+    :data:`~mitools.classical.inputs.TIED_WARNING` of the samples). With ``ties`` (the mixed
+    estimator on repeated values it reads as data; KSG's ties have a warning of their own)
+    only the first: the saturated share reads tied
     samples, at distance 0, as saturated, and the ceiling still bounds the estimate (the
     MI may be far above it: ``mixed_ksg(x, floor(1000 x))`` read 4.9 nats at n = 500, of a
     ceiling of 5.3, for an MI of 8.3, with no word)."""
@@ -395,7 +399,7 @@ def _knn_estimate(
         x, y = (_as_categories(r, gap, k, name, one_hot=all(discrete)) if flag else a
                 for a, r, flag, name in zip((x, y), raw, discrete, "xy", strict=True))
     tied = [tied_fraction(a) for a in (x, y)]  # per column, for x and y
-    ties = any(bool((t > TIED_WARNING).any()) for t in tied)
+    ties = any_tied(tied)
     if method != "mixed_ksg" and not constant:
         _warn_ties(tied, noise)
     if noise > 0:
@@ -442,7 +446,7 @@ def _knn_estimate(
 
 def _warn_ties(tied: list[np.ndarray], noise: float) -> None:
     """Warn about each column of x and y whose :func:`tied_fraction` (``tied``, one array
-    for x and one for y) exceeds :data:`TIED_WARNING`."""
+    for x and one for y) exceeds :data:`~mitools.classical.inputs.TIED_WARNING`."""
     broken = ("ties are broken by tiny noise ('noise'), which biases the estimate" if noise > 0
               else "with noise=0 ties are not broken: tied samples lie at distance 0, which "
               "biases the estimate far up (raise 'noise' to its default 1e-10)")
@@ -539,7 +543,7 @@ def ksg(
             estimate at least :data:`~mitools.classical.knn.SATURATED_MIN_FRACTION` (40 %) of
             the ceiling: y is (close to) a function of x at the scale n samples resolve.
             Checked where no column has ties (more than
-            :data:`~mitools.classical.knn.TIED_WARNING` of its values repeated), which
+            :data:`~mitools.classical.inputs.TIED_WARNING` of its values repeated), which
             have their own warning.
         RuntimeWarning: y (or part of it) is, to rounding, an increasing or decreasing
             function of x: after each column is mapped to the normal scores of its ranks,
