@@ -158,7 +158,9 @@ def estimate_mi(
             labels are numbered in sorted order (:func:`mitools.inputs.label_codes`), which
             gives the estimate of any integer coding, value for value. A missing label
             (``None``, NaN) is refused like NaN, and so is a column mixing text with numbers
-            (``1`` and ``'1'``).
+            (``1`` and ``'1'``). Classes of fewer than 5 samples are merged, with a warning
+            (:mod:`mitools.estimate.rare_classes`): a function of the labels, so the MI can
+            only fall and the estimate stays a lower bound.
         discrete_y: the same for ``y``.
         hidden: hidden widths of the critic's networks: the quadratic critic's residual
             encoders (``()``: no residual), a separable critic's encoders (``()``: linear
@@ -231,6 +233,8 @@ def estimate_mi(
             transform (a canonical correlation of 1 to rounding, e.g. ``y = x ** 3`` with
             ranks): the MI is infinite and the estimate only a lower figure.
         RuntimeWarning: ``progress=True`` without tqdm installed.
+        RuntimeWarning: classes of ``discrete_x``/``discrete_y`` with fewer than 5 samples,
+            which are merged.
 
     Example:
         >>> import torch, mitools

@@ -17,6 +17,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from mitools.estimate.rare_classes import merge_rare_classes
+
 __all__ = ["MarginTransform", "Standardization", "gaussianize_margins"]
 
 #: columns with at least this many and at most FEW_VALUES distinct values are flagged as
@@ -86,8 +88,11 @@ class MarginTransform:
       so the fitted samples map exactly to their own scores) and clamped to the fitted range.
     * ``"standardize"``: every column centred and scaled by its mean and standard deviation
       over all samples, in float64.
-    * ``"discrete"``: each distinct row is a category, one-hot encoded without the last
-      category (``k`` categories give ``k - 1`` columns); new rows must be fitted categories.
+    * ``"discrete"``: each distinct row is a category; categories of fewer than
+      :data:`~mitools.estimate.rare_classes.MIN_CLASS_SIZE` samples are merged (with a
+      warning: :mod:`mitools.estimate.rare_classes`), and the ``g`` classes so formed are
+      one-hot encoded without the last (``g - 1`` columns); new rows must be fitted
+      categories.
 
     Integer samples stay integers wherever a value is compared or subtracted: the knots and
     categories are kept as ``int64``, and ``"standardize"`` subtracts each column's minimum in
@@ -98,8 +103,9 @@ class MarginTransform:
         kind: ``"ranks"``, ``"standardize"`` or ``"discrete"``.
         params: the fitted values, tensors: per column ``(knots, scores)`` for ``"ranks"``;
             ``(center, scale, origin)`` for ``"standardize"`` (``origin``: the minimum
-            subtracted first, ``int64`` for integer samples); ``(categories,)`` of shape
-            ``(k, d)`` for ``"discrete"``. Knots, origins and categories are ``int64`` for
+            subtracted first, ``int64`` for integer samples); ``(categories, codes)`` for
+            ``"discrete"``, the ``(k, d)`` categories and the ``(k,)`` ``int64`` class of each
+            (rare ones merged). Knots, origins and categories are ``int64`` for
             integer samples, float64 otherwise; scores, centres and scales are float64.
         dim_in: columns of the raw variable.
     """
@@ -113,8 +119,12 @@ class MarginTransform:
         """Fit the transform to ``a (n, d)`` and return it with the transformed ``a`` (float64).
 
         Raises:
-            ValueError: ``kind="discrete"`` with a single category, or with so many distinct
-                values that ``a`` is evidently continuous (more than half the samples).
+            ValueError: ``kind="discrete"`` with a single category (or a single class once
+                rare ones are merged), or with so many distinct values that ``a`` is evidently
+                continuous (more than half the samples).
+
+        Warns:
+            RuntimeWarning: ``kind="discrete"`` with rare classes, which are merged.
         """
         n, d = a.shape
         if kind == "ranks":
@@ -151,14 +161,23 @@ class MarginTransform:
                     f"{MIN_MEAN_CLASS_SIZE} samples on average or more: merge rare classes"
                     + _mixed_ksg_advice(int(counts.min()), name)
                 )
-            transform = cls(kind, (categories,), d)
+            codes = merge_rare_classes(counts.cpu(), name).to(categories.device)
+            transform = cls(kind, (categories, codes), d)
             return transform, transform.transform(a, name)
         raise ValueError(f"unknown margins kind {kind!r}")
 
     @property
     def dim_out(self) -> int:
         """Columns after the transform (``k - 1`` for ``k`` categories)."""
-        return self.params[0].shape[0] - 1 if self.kind == "discrete" else self.dim_in
+        return self._classes() - 1 if self.kind == "discrete" else self.dim_in
+
+    def _codes(self) -> Tensor:
+        """``"discrete"``: the class of each category (rare ones merged), ``(k,)``; results
+        saved before classes were merged hold the categories alone."""
+        return self.params[1] if len(self.params) > 1 else torch.arange(self.params[0].shape[0])
+
+    def _classes(self) -> int:
+        return int(self._codes().max()) + 1
 
     def transform(self, a: Tensor, name: str = "x") -> Tensor:
         """Apply the fitted transform to new samples ``a (m, dim_in)``; float64 ``(m, dim_out)``.
@@ -186,7 +205,9 @@ class MarginTransform:
                     f"{name} row {row} holds {a[row].tolist()}, not one of the "
                     f"{categories.shape[0]} categories seen when fitting"
                 )
-            return match[:, :-1].to(torch.float64)
+            # each row's class (the merged one for a rare category), one-hot without the last
+            codes = self._codes().to(a.device)[match.to(torch.int8).argmax(1)]
+            return torch.nn.functional.one_hot(codes, self._classes())[:, :-1].to(torch.float64)
         columns = []
         for j in range(self.dim_in):  # a loop over columns, each vectorised
             values, knots = _common(a[:, j].contiguous(), self.params[2 * j].to(a.device))
