@@ -407,12 +407,13 @@ def test_a_far_negative_estimate_within_wide_noise_is_not_silent() -> None:
     # (with the screen's early check the first fold stops where training is not ahead held
     # out and the others keep the start: -4.152, folds -5.894 to -0.871; before, -3.666,
     # folds -6.260 to 0.955)
-    with pytest.warns(RuntimeWarning, match=r"lies below zero, far more than independent "
+    with pytest.warns(RuntimeWarning, match=r"lies below zero, further than independent "
                                             r"variables give.*range from -5.894 to -0.871"
                                             r".*margins='ranks'"):
         r = estimate_mi(x**3, np.sinh(3 * y), margins="standardize", threads=1)
     assert r.value == pytest.approx(-4.152, abs=0.01)
-    with pytest.warns(RuntimeWarning, match=r"lies below zero, far more.*up to 0.050\): MI"):
+    with pytest.warns(RuntimeWarning, match=r"lies below zero, further.*reaches zero \(the "
+                      r"estimate plus its 95 % half-width is 0.050\): MI"):
         _warn(-0.2, 0.25, (), "ranks", "quadratic")  # no fold values: no range
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -560,3 +561,9 @@ def test_arrays_given_as_features_by_samples_get_a_hint() -> None:
     with pytest.raises(ValueError, match=r"got n=20\.") as err:  # a plain small sample
         estimate_mi(x[0, :20], x[1, :20])
     assert "transposed" not in str(err.value)
+    # enough samples for the folds, too few for the covariance: the two sentences apart
+    # (they ran together: "with another critic There are more columns")
+    wide = np.random.default_rng(1).normal(size=(40, 50))
+    with pytest.raises(ValueError, match=r"with another critic\. There are more columns "
+                                         r"\(100 in x and y\) than rows \(40\)"):
+        estimate_mi(wide, wide + 1)

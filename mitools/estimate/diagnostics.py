@@ -236,10 +236,11 @@ def warn_about_estimate(value: float, noise: float, flags: tuple[str, ...], marg
         spread = (f"; the folds' values range from {min(fold_values):.3f} to "
                   f"{max(fold_values):.3f}" if fold_values else "")
         warnings.warn(
-            f"estimate_mi: the estimate {value:.3f} nats lies below zero, far more than "
-            "independent variables give, and its noise is so wide (up to "
-            f"{value + noise:.3f}){spread}: MI is never negative, so some critics "
-            f"generalise badly to held-out pairs, and the estimate says little. Try "
+            f"estimate_mi: the estimate {value:.3f} nats lies below zero, further than "
+            "independent variables give, and its noise is so wide that it reaches zero (the "
+            f"estimate plus its 95 % half-width is {value + noise:.3f}){spread}: MI is never "
+            "negative, so some critics "
+            "generalise badly to held-out pairs, and the estimate says little. Try "
             f"{'; '.join(tips)}.",
             RuntimeWarning, stacklevel=3)
         return

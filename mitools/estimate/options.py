@@ -114,7 +114,7 @@ def check_sample_size(n: int, folds: int, dim: int, train_size: int) -> None:
         raise ValueError(
             f"the Gaussian start fits a covariance of x and y's {dim} features to each fold's "
             f"{train_size} training samples, which needs more samples than features: use more "
-            "samples, fewer folds, or init='random' with another critic" + transposed
+            "samples, fewer folds, or init='random' with another critic." + transposed
         )
 
 
