@@ -705,8 +705,9 @@ def repeated_rows(x: np.ndarray | Tensor, y: np.ndarray | Tensor) -> int:
 
 
 def warn_repeated_rows(x: np.ndarray | Tensor, y: np.ndarray | Tensor, who: str,
-                       advice: str, stacklevel: int = 3) -> None:
-    """Warn when :func:`repeated_rows` finds repeated rows, ending with ``advice``."""
+                       advice: str, stacklevel: int = 3) -> int:
+    """Warn when :func:`repeated_rows` finds repeated rows, ending with ``advice``; return
+    their number (0: none, or none that look like copies)."""
     repeats = repeated_rows(x, y)
     if repeats:
         import warnings
@@ -718,6 +719,7 @@ def warn_repeated_rows(x: np.ndarray | Tensor, y: np.ndarray | Tensor, who: str,
             "(e.g. np.unique(np.hstack([x, y]), axis=0)) unless they are part of the data; "
             f"{advice}",
             UserWarning, stacklevel=stacklevel)
+    return repeats
 
 
 def warn_if_constant(a: np.ndarray | Tensor, name: str, caller: str, stacklevel: int = 3) -> bool:

@@ -266,8 +266,9 @@ def estimate_mi(
             float(v) for v in (lr, weight_decay, ema, level, val_fraction))
         hidden = tuple(int(h) for h in hidden)
         warn_if_unaligned(x, y, "estimate_mi")
-        warn_repeated_rows(xa, ya, "estimate_mi", "a repeated row can fall in one fold's "
-                           "training part and another's test part", stacklevel=3)
+        repeated = warn_repeated_rows(xa, ya, "estimate_mi", "a repeated row can fall in one "
+                                      "fold's training part and another's test part",
+                                      stacklevel=3)
         if isinstance(bound, str) and bound.lower() not in estimate_bounds():
             check_estimate_bound(bound, None)  # raises, naming the bounds that work
         if margins not in ("ranks", "standardize"):
@@ -381,7 +382,8 @@ def estimate_mi(
         # KSG on the same samples: where it reads clearly more, the critics fell short
         knn = ((math.nan, math.nan) if exact or discrete_x or discrete_y
                else knn_cross_check(xt, yt, seed))
-        diagnostics = diagnose(results, value, stderr, max_steps, init, exact=exact, knn=knn)
+        diagnostics = diagnose(results, value, stderr, max_steps, init, exact=exact, knn=knn,
+                               repeated=repeated > 0)
         warn_about_estimate(value, t_quantile(0.975, groups - 1) * stderr, diagnostics.flags,
                             margins, critic, discrete_x or discrete_y,
                             [r.value for r in results])
