@@ -67,8 +67,15 @@ def test_pointwise_errors_name_the_problem(fitted) -> None:
     x, y, r = fitted
     with pytest.raises(ValueError, match=r"fold must be an int in \[0, 2\], got 3"):
         r.pointwise(x, y, fold=3)
-    with pytest.raises(ValueError, match=r"x must have shape \(m, 2\)"):
+    with pytest.raises(ValueError, match=r"x must have 2 columns like the fitted x, got "
+                                         r"shape \(\d+, 1\)$"):
         r.pointwise(x[:, :1], y)
+    # one pair as 1-D arrays (a new user): it said "x and y must hold the same number of
+    # pairs: got x of shape (2, 1) and y of shape (1, 1)"
+    with pytest.raises(ValueError, match=r"got shape \(2,\): a 1-D input is read as 2 samples "
+                                         r"of one column; pass one pair as a row, x\[None, :\]"):
+        r.pointwise(x[0], y[0])
+    assert r.pointwise(x[None, 0], y[None, 0]).shape == (1,)
     with pytest.raises(ValueError, match="same number of pairs"):
         r.pointwise(x[:5], y[:4])
     classical = MIEstimate(value=1.0, stderr=0.1, interval=(0.8, 1.2), level=0.95, method="ksg")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -60,6 +61,21 @@ def align_columns(a: Any, expected: list[str] | None, name: str) -> Any:
     )
 
 
+def _check_columns(given: Any, a: Tensor, fitted: int, name: str) -> None:
+    """Refuse ``a`` (``given`` read as samples) unless it has the ``fitted`` columns, saying
+    how a 1-D input was read (one row of a multi-column fit came as ``(2, 1)``, and the error
+    was about the numbers of pairs)."""
+    if a.shape[1] == fitted:
+        return
+    shape = getattr(given, "shape", None)  # arrays, tensors (on any device), pandas
+    shape = tuple(shape) if shape is not None else tuple(np.shape(given))  # lists
+    one_row = (f": a 1-D input is read as {a.shape[0]} samples of one column; pass one pair "
+               f"as a row, {name}[None, :] (shape (1, {fitted}))"
+               if len(shape) == 1 and shape[0] == fitted else "")
+    raise ValueError(f"{name} must have {fitted} column{'s' if fitted != 1 else ''} like the "
+                     f"fitted {name}, got shape {shape}{one_row}")
+
+
 @torch.no_grad()
 def pointwise_mi(result: MIEstimate, x: Any, y: Any, fold: int | None = None) -> Tensor:
     r"""Pointwise mutual information :math:`\log \frac{p(x, y)}{p(x)\,p(y)}` of new pairs, in nats.
@@ -112,6 +128,9 @@ def pointwise_mi(result: MIEstimate, x: Any, y: Any, fold: int | None = None) ->
     x = x if x_labels is None else label_codes(x, "x", x_labels).values
     y = y if y_labels is None else label_codes(y, "y", y_labels).values
     xa, ya = as_sample_tensor(x, "x"), as_sample_tensor(y, "y")
+    for given, a, margin, name in ((x, xa, result.margins[0], "x"), (y, ya, result.margins[1],
+                                                                        "y")):
+        _check_columns(given, a, margin.dim_in, name)
     check_paired(xa, ya, "pairs")
     xt = result.margins[0].transform(xa, "x")
     yt = result.margins[1].transform(ya, "y")
