@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from mitools.classical.inputs import any_tied, paired_columns, standardize_columns, tied_fraction
-from mitools.classical.jackknife import check_options, jackknife_estimate
+from mitools.classical.jackknife import check_options, constant_estimate, jackknife_estimate
 from mitools.estimate.data import gaussianize_margins
 from mitools.estimate.result import MIEstimate
-from mitools.inputs import warn_if_constant, warn_if_unaligned
+from mitools.inputs import warn_if_unaligned
 
 __all__ = ["canonical_correlations", "exact_relation", "gaussian_mi", "monotone_relation"]
 
@@ -185,8 +185,9 @@ def gaussian_mi(
     check_options(groups, level, seed)
     warn_if_unaligned(x, y, "gaussian_mi")
     xa, ya = paired_columns(x, y)
-    for a, name in ((xa, "x"), (ya, "y")):
-        warn_if_constant(a, name, "gaussian_mi", stacklevel=3)
+    constant = constant_estimate(xa, ya, "gaussian", level, "gaussian_mi", stacklevel=3)
+    if constant is not None:
+        return constant
     xs, ys = standardize_columns(xa), standardize_columns(ya)
     dims = xs.shape[1] + ys.shape[1]
     result = jackknife_estimate(
