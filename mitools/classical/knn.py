@@ -383,14 +383,14 @@ def _knn_estimate(
     _use_tree(algorithm, 0)  # validates the name
     threads = resolve_threads(threads)
     x, y = paired_columns(x, y, discrete)
+    check_samples(x.shape[0], k + 2, f"every sample needs k={k} neighbours and a sample "
+                  "beyond them", groups, method)
     constant = constant_estimate(x, y, method, level, stacklevel=4)
-    if constant is not None:  # exactly 0, whatever n and k
+    if constant is not None:  # exactly 0, whatever k
         return constant
     if not any(discrete):
         warn_repeated_rows(x, y, method, "for a discrete variable use mixed_ksg with "
                            "discrete_x=True or discrete_y=True", stacklevel=4)
-    check_samples(x.shape[0], k + 2, f"every sample needs k={k} neighbours and a sample "
-                  "beyond them", groups, method)
     raw = (x, y)
     x, y = standardize_columns(x), standardize_columns(y)
     if any(discrete):
