@@ -113,16 +113,17 @@ def _gaussian_value(x: np.ndarray, y: np.ndarray) -> float:
     return float(-0.5 * np.sum(np.log1p(-(rho**2))))
 
 
-#: Without an interval (``groups=0``), :func:`gaussian_mi` warns about its bias
-#: (:func:`gaussian_bias`) when it exceeds this share of the estimate; with one, when it
-#: exceeds the interval's half-width
+#: Without an interval (``groups=0``), :func:`~mitools.classical.gaussian_mi` warns about
+#: its bias (:func:`gaussian_bias`) when it exceeds this share of the estimate; with one,
+#: when it exceeds the interval's half-width
 BIAS_SHARE = 0.1
 
 
 def gaussian_bias(n: int, dx: int, dy: int) -> float:
     r"""The expected upward bias, in nats, of the in-sample Gaussian MI
-    (:func:`gaussian_mi`'s value) on ``n`` samples of jointly Gaussian ``(X, Y)`` of ``dx`` and
-    ``dy`` (linearly independent) dimensions: exact, and the same whatever the correlations.
+    (:func:`~mitools.classical.gaussian_mi`'s value) on ``n`` samples of jointly Gaussian
+    ``(X, Y)`` of ``dx`` and ``dy`` (linearly independent) dimensions: exact, and the same
+    whatever the correlations.
 
     With :math:`S` the sample covariance, :math:`\hat I = 	frac12(\log\det S_{xx} + \log\det
     S_{yy} - \log\det S)`, and :math:`(n - 1) S` is Wishart with :math:`n - 1` degrees of

@@ -135,7 +135,7 @@ def level_text(level: float) -> str:
 
 def estimate_line(result: MIEstimate) -> str:
     """The first line of ``print(result)`` and of the command line's text report, one text
-    for both: the estimate and its interval (:func:`estimate_text`), then the method in
+    for both: the estimate and its interval (``estimate_text``), then the method in
     brackets. ``print(result)`` adds the diagnostics' flags below it, one a line, as the
     command line does further down (in its own terms).
 
