@@ -102,32 +102,42 @@ def _first_non_number(values: np.ndarray) -> int | None:
     return next((int(i) for i in suspects if not parses_as_number(values[i])), None)
 
 
-def describe_column(values: Any, name: str, row_label: str = "row") -> str:
+def describe_column(values: Any, name: str | None, row_label: str = "row") -> str:
     """A column for an error message: its name, dtype and the first value that is not a number.
 
     Text that parses as a number (``'0.352'``) is not shown as the culprit: the message names
     the first value that does not parse, with its position (``row_label`` and a 0-based row),
-    or says that the column holds numbers stored as text.
+    or says that the column holds numbers stored as text. ``name=None`` (an unnamed pandas
+    Series, a variable's only column) reads ``column 0``, not ``'None'``.
 
     Example:
         >>> import numpy as np
         >>> describe_column(np.array(["0.5", "a"], dtype=object), "city")
         "'city' (dtype object; row 1 holds 'a', not a number)"
+        >>> describe_column(np.array(["0.5", "a"], dtype=object), None)
+        "column 0 (dtype object; row 1 holds 'a', not a number)"
     """
+    label = "column 0" if name is None else repr(name)
     dtype = getattr(values, "dtype", None)
     arr = np.asarray(values, dtype=object).ravel()
     if dtype is None:
         dtype = np.asarray(values).dtype
     kind = getattr(dtype, "kind", "O")
     if kind in "mM":
-        return (f"{name!r} (dtype {dtype}: dates and times are not numbers; convert them, "
+        return (f"{label} (dtype {dtype}: dates and times are not numbers; convert them, "
                 "e.g. to seconds)")
     if kind == "c":
-        return f"{name!r} (dtype {dtype}: complex numbers are not real numbers)"
+        return f"{label} (dtype {dtype}: complex numbers are not real numbers)"
     row = _first_non_number(arr)
     if row is None:
-        return f"{name!r} (dtype {dtype}: numbers stored as text; store them as numbers)"
-    return f"{name!r} (dtype {dtype}; {row_label} {row} holds {arr[row]!r}, not a number)"
+        return f"{label} (dtype {dtype}: numbers stored as text; store them as numbers)"
+    return f"{label} (dtype {dtype}; {row_label} {row} holds {arr[row]!r}, not a number)"
+
+
+def _series_name(s: Any) -> str | None:
+    """A pandas Series' name as text, ``None`` for an unnamed one (not ``'None'``)."""
+    label = getattr(s, "name", None)
+    return None if label is None else str(label)
 
 
 def column_values(s: Any, name: str) -> np.ndarray:
@@ -148,7 +158,7 @@ def column_values(s: Any, name: str) -> np.ndarray:
     if getattr(s.dtype, "kind", "O") not in "biuf":
         raise TypeError(
             f"{name} must hold real numbers, got a column of dtype {s.dtype}: "
-            f"{describe_column(s, str(getattr(s, 'name', name)))}{_label_advice(name)}"
+            f"{describe_column(s, _series_name(s))}{_label_advice(name)}"
         )
     if isinstance(s.dtype, np.dtype):
         return s.to_numpy()

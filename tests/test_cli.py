@@ -115,7 +115,7 @@ def test_human_readable_output(capsys: pytest.CaptureFixture[str], data: Path) -
     code, out, _ = run_main(capsys, data, "d.csv", "--y-cols", "c", "--x-cols", "a,b",
                          "--method", "gaussian")
     assert code == 0
-    assert out.startswith("I(X; Y) = ") and "95% interval" in out and "nats" in out
+    assert out.startswith("I(X; Y) = ") and "95 % interval" in out and "nats" in out
     assert "X: a, b of d.csv; Y: c of d.csv" in out and "jackknife" in out
 
 
@@ -513,7 +513,7 @@ def test_an_infinite_estimate_in_json_and_text(capsys, data: Path, monkeypatch) 
     record = json.loads(out)
     assert code == 0 and record["value"] is None and record["infinite"] is True
     code, out, _ = run_main(capsys, data, "xy.npz", "--method", "gaussian")
-    assert out.startswith("I(X; Y) = inf nats (no interval: the estimate is infinite)\n")
+    assert out.startswith("I(X; Y) = inf nats (no interval: the estimate is infinite) [gaussian]\n")
     monkeypatch.undo()
     code, out, _ = run_main(capsys, data, "xy.npz", "--method", "gaussian", "--json")
     assert code == 0 and json.loads(out)["infinite"] is False

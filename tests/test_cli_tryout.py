@@ -162,8 +162,8 @@ def test_the_options_of_each_method_still_apply(capsys, data: Path) -> None:
 # --- fault 3: the text output rounded the confidence level (0.975 printed "98%") ---
 
 
-@pytest.mark.parametrize("level, shown", [("0.975", "97.5%"), ("0.999", "99.9%"),
-                                          ("0.95", "95%"), ("0.5", "50%")])
+@pytest.mark.parametrize("level, shown", [("0.975", "97.5 %"), ("0.999", "99.9 %"),
+                                          ("0.95", "95 %"), ("0.5", "50 %")])
 def test_the_level_is_printed_as_given(capsys, data: Path, level, shown) -> None:
     code, out, err = run_main(capsys, data, "xy.npz", "--method", "gaussian", "--level", level)
     assert code == 0, err

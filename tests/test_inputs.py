@@ -153,3 +153,31 @@ def test_labels_that_are_neither_numbers_nor_text_are_refused() -> None:
     with pytest.raises(TypeError, match=r"x holds bytes values \(row 0: b'a'\); labels must be "
                                         r"numbers or text"):
         label_codes(np.array([b"a", b"b"], dtype=object), "x")
+
+
+@pytest.mark.parametrize("column, says", [
+    (pd.Series(np.arange(30.0).astype(str)), "column 0 (dtype "),
+    (pd.Series(pd.date_range("2020-01-01", periods=30)), "column 0 (dtype datetime64"),
+    (pd.Series(["a", "b"] * 15), "column 0 (dtype "),
+])
+@pytest.mark.parametrize("entry", ["gaussian_mi", "ksg", "estimate_mi", "as_float64_columns"])
+def test_an_unnamed_series_is_not_called_none(column, says, entry) -> None:
+    """Regression (fourth tryout): ``gaussian_mi(pd.Series(x.astype(str)), y)`` said "got a
+    column of dtype str: 'None' (dtype str...)", and so did a datetime Series; the shared
+    conversion now reads an unnamed Series as column 0, for every entry point."""
+    from mitools import classical
+    from mitools.estimate import estimate_mi
+
+    y = np.arange(30.0)
+    run = {"gaussian_mi": lambda: classical.gaussian_mi(column, y),
+           "ksg": lambda: classical.ksg(column, y),
+           "estimate_mi": lambda: estimate_mi(column, y, max_steps=1),
+           "as_float64_columns": lambda: as_float64_columns(column, "x")}[entry]
+    with pytest.raises(TypeError) as caught:
+        run()
+    message = str(caught.value)
+    assert message.startswith("x must hold real numbers, got a column of dtype ")
+    assert says in message and "'None'" not in message, message
+    named = column.rename("when")
+    with pytest.raises(TypeError, match=r"got a column of dtype [^:]+: 'when' \(dtype"):
+        as_float64_columns(named, "x")

@@ -20,14 +20,21 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.special import digamma
 
 from mitools.classical.inputs import any_tied, paired_columns, standardize_columns, tied_fraction
-from mitools.classical.jackknife import check_options, jackknife_estimate
+from mitools.classical.jackknife import (
+    check_options,
+    check_samples,
+    constant_estimate,
+    jackknife_estimate,
+)
 from mitools.estimate.data import gaussianize_margins
 from mitools.estimate.result import MIEstimate
-from mitools.inputs import warn_if_constant, warn_if_unaligned
+from mitools.inputs import warn_if_unaligned
 
-__all__ = ["canonical_correlations", "exact_relation", "gaussian_mi", "monotone_relation"]
+__all__ = ["BIAS_SHARE", "canonical_correlations", "exact_relation", "gaussian_bias",
+           "gaussian_mi", "monotone_relation"]
 
 
 def _orthonormal_basis(a: np.ndarray) -> np.ndarray:
@@ -106,6 +113,47 @@ def _gaussian_value(x: np.ndarray, y: np.ndarray) -> float:
     return float(-0.5 * np.sum(np.log1p(-(rho**2))))
 
 
+#: Without an interval (``groups=0``), :func:`~mitools.classical.gaussian_mi` warns about
+#: its bias (:func:`gaussian_bias`) when it exceeds this share of the estimate; with one,
+#: when it exceeds the interval's half-width
+BIAS_SHARE = 0.1
+
+
+def gaussian_bias(n: int, dx: int, dy: int) -> float:
+    r"""The expected upward bias, in nats, of the in-sample Gaussian MI
+    (:func:`~mitools.classical.gaussian_mi`'s value) on ``n`` samples of jointly Gaussian
+    ``(X, Y)`` of ``dx`` and ``dy`` (linearly independent) dimensions: exact, and the same
+    whatever the correlations.
+
+    With :math:`S` the sample covariance, :math:`\hat I = 	frac12(\log\det S_{xx} + \log\det
+    S_{yy} - \log\det S)`, and :math:`(n - 1) S` is Wishart with :math:`n - 1` degrees of
+    freedom, whose log-determinant is :math:`\log\det\Sigma` plus a term whose expectation
+    depends on the dimension alone (:math:`\sum_{i=1}^{d}\psi(	frac{n - i}{2}) + d\log 2`,
+    Anderson, *An Introduction to Multivariate Statistical Analysis*, 2003, ch. 7). So
+
+    .. math::
+
+        \mathrm E[\hat I] - I = 	frac12\Bigl(\sum_{i=1}^{d_x} + \sum_{i=1}^{d_y}
+        - \sum_{i=1}^{d_x + d_y}\Bigr)\,\psiigl(	frac{n - i}{2}igr).
+
+    Under independence it is :math:`\mathrm E[-	frac12\log\det(I - R^2)]` of the sample
+    canonical correlations :math:`R` (Wilks' lambda). Its first-order term is
+    :math:`d_x d_y / (2n)` (Bartlett 1938: :math:`2n\hat I pprox \chi^2_{d_x d_y}`), which
+    falls short when :math:`d_x + d_y` is not small against ``n``: 5.46 nats, not 3.33, at
+    ``n = 60`` and 20 + 20 dimensions (Monte Carlo: 5.47).
+
+    Example:
+        >>> round(gaussian_bias(60, 20, 20), 2), round(gaussian_bias(1000, 10, 10), 4)
+        (5.46, 0.0506)
+    """
+    def total(d: int) -> float:
+        return float(digamma((n - np.arange(1, d + 1)) / 2.0).sum())
+
+    if dx <= 0 or dy <= 0:
+        return 0.0
+    return 0.5 * (total(dx) + total(dy) - total(dx + dy))
+
+
 def canonical_correlations(x: Any, y: Any) -> np.ndarray:
     """Sample canonical correlations of ``x`` and ``y``, largest first.
 
@@ -139,8 +187,12 @@ def gaussian_mi(
     (:func:`canonical_correlations`), in nats. Exact for jointly Gaussian data up to
     sampling noise; blind to non-linear dependence, and above the truth for strongly
     correlated discrete data (see :mod:`mitools.classical.gaussian`).
-    For independent variables it is biased upwards by about :math:`d_x d_y / (2n)` nats
-    (:math:`2n\hat I` is then approximately :math:`\chi^2_{d_x d_y}`, Bartlett 1938).
+    It is biased upwards, by :func:`~mitools.classical.gaussian.gaussian_bias` nats for
+    Gaussian data whatever their correlation (exactly, in expectation): :math:`d_x d_y /
+    (2n)` to first order, more where :math:`d_x + d_y` is not small against :math:`n`
+    (5.46 nats for independent 20 + 20 dimensions on 60 samples). The interval covers the
+    sampling noise, not this bias: a warning says when the bias is larger than the
+    interval's half-width.
 
     Args:
         x: ``(n, dx)`` array-like of real numbers (``(n,)`` is ``(n, 1)``).
@@ -162,6 +214,12 @@ def gaussian_mi(
             2 samples per jackknife group.
 
     Warns:
+        RuntimeWarning: the bias, :func:`~mitools.classical.gaussian.gaussian_bias` of
+            ``n`` and the ranks of ``x`` and ``y``, exceeds the interval's half-width (the
+            interval does not reach the estimate less its bias; without an interval, when
+            the bias exceeds :data:`~mitools.classical.gaussian.BIAS_SHARE` of the estimate):
+            on independent data, ``n = 60`` and 20 + 20 dimensions read 5.4 nats, and
+            ``n = 1,000`` and 10 + 10 dimensions 0.05 nats, with intervals excluding 0.
         RuntimeWarning: the estimate is not finite (an exact linear relation); stderr and the
             interval are then NaN.
         RuntimeWarning: a finite estimate where y (or part of it) is, to rounding, an
@@ -185,19 +243,48 @@ def gaussian_mi(
     check_options(groups, level, seed)
     warn_if_unaligned(x, y, "gaussian_mi")
     xa, ya = paired_columns(x, y)
-    for a, name in ((xa, "x"), (ya, "y")):
-        warn_if_constant(a, name, "gaussian_mi", stacklevel=3)
+    dims = xa.shape[1] + ya.shape[1]
+    why = (f"more than dx + dy + 1 = {dims + 1}, or some canonical correlation is 1 whatever "
+           "the data")
+    check_samples(xa.shape[0], dims + 2, why, groups, "gaussian")
+    constant = constant_estimate(xa, ya, "gaussian", level, "gaussian_mi", stacklevel=3)
+    if constant is not None:
+        return constant
     xs, ys = standardize_columns(xa), standardize_columns(ya)
-    dims = xs.shape[1] + ys.shape[1]
-    result = jackknife_estimate(
-        _gaussian_value, xs, ys, method="gaussian", needed=dims + 2,
-        why=f"more than dx + dy + 1 = {dims + 1}, or some canonical correlation is 1 "
-            "whatever the data",
-        groups=groups, level=level, seed=seed,
-    )
+    result = jackknife_estimate(_gaussian_value, xs, ys, method="gaussian", needed=dims + 2,
+                                why=why, groups=groups, level=level, seed=seed)
     if math.isfinite(result.value):  # (an infinite one has the jackknife's warning)
         _warn_if_monotone(xa, ya, result.value)
+        _warn_if_biased(result, xs, ys)
     return result
+
+
+def _warn_if_biased(result: MIEstimate, x: np.ndarray, y: np.ndarray) -> None:
+    """Warn where :func:`gaussian_bias` (of the ranks of the standardised ``x`` and ``y``)
+    exceeds the interval's half-width, or, without an interval, :data:`BIAS_SHARE` of the
+    estimate."""
+    n = x.shape[0]
+    dx, dy = _orthonormal_basis(x).shape[1], _orthonormal_basis(y).shape[1]
+    bias = gaussian_bias(n, dx, dy)
+    value, (low, high) = result.value, result.interval
+    if math.isfinite(low):
+        if bias <= (high - low) / 2:
+            return
+        why = (f"more than the interval's half-width, {(high - low) / 2:.3g}: the interval "
+               "covers the sampling noise alone, and does not reach the estimate less its bias")
+    elif bias <= BIAS_SHARE * abs(value):
+        return
+    else:
+        why = f"more than {BIAS_SHARE:.0%} of the estimate"
+    warnings.warn(
+        f"gaussian_mi: about {bias:.3g} nats of this estimate, {value:.3g} nats, is the upward "
+        f"bias of the in-sample fit with dx×dy = {dx}×{dy} = {dx * dy} parameters from "
+        f"n = {n} samples (its expectation for Gaussian data, whatever the correlation: "
+        f"mitools.classical.gaussian.gaussian_bias; dx·dy/(2n) = {dx * dy / (2 * n):.3g} is "
+        f"only its first-order term), {why}. Independent variables would read about "
+        f"{bias:.3g} nats; {value - bias:.3g} nats is the estimate less its expected bias. "
+        "Fewer dimensions (e.g. principal components) or more samples shrink it",
+        RuntimeWarning, stacklevel=3)
 
 
 def _warn_if_monotone(x: np.ndarray, y: np.ndarray, value: float) -> None:

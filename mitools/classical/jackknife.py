@@ -33,12 +33,14 @@ import torch
 from mitools.estimate.progress import tqdm_class
 from mitools.estimate.result import MIEstimate
 from mitools.estimate.stats import jackknife_stderr, t_quantile
+from mitools.inputs import warn_if_constant
 from mitools.option_checks import MAX_SEED, check_int, check_number
 
 __all__ = [
     "assign_groups",
     "check_options",
     "check_samples",
+    "constant_estimate",
     "fit_and_recompute",
     "jackknife_estimate",
     "minimum_samples",
@@ -165,6 +167,36 @@ def fit_and_recompute(
     finally:
         if bar is not None:
             bar.close()
+
+
+def constant_estimate(x: np.ndarray, y: np.ndarray, method: str, level: float,
+                      caller: str | None = None, stacklevel: int = 4) -> MIEstimate | None:
+    """The one rule of every classical estimator for a constant variable: where every column
+    of ``x`` (or of ``y``) holds one value (:func:`mitools.inputs.warn_if_constant` warns), the
+    MI is 0 whatever the other variable, so the estimate is exactly ``0.0``, with no interval
+    (``stderr`` and ``interval`` NaN: there is no sampling noise to measure); ``None``
+    otherwise. ``caller`` names the function in the warning (default: ``method``); ``x`` and
+    ``y`` are the float columns of :func:`~mitools.classical.inputs.paired_columns`. Without it
+    each estimator read noise of its own: ``ksg(..., estimator=2)``
+    gave -3.6e-5 ± 0.024 with an interval, ``mixed_ksg`` 0.0005.
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     constant_estimate(np.ones((5, 2)), np.arange(5.0)[:, None], "ksg1", 0.95).value
+        0.0
+    """
+    constant = []
+    for a, name in ((x, "x"), (y, "y")):  # (not a comprehension: its frame counts until 3.12)
+        if warn_if_constant(a, name, caller or method, stacklevel=stacklevel + 1):
+            constant.append(name)
+    if not constant:
+        return None
+    return MIEstimate(value=0.0, stderr=math.nan, interval=(math.nan, math.nan), level=level,
+                      method=method, uncertainty=f"none: {' and '.join(constant)} "
+                      f"{'is' if len(constant) == 1 else 'are'} constant, and the mutual "
+                      "information of a constant with anything is exactly 0")
 
 
 def summarize(

@@ -74,6 +74,7 @@ from mitools.classical.jackknife import (
     assign_groups,
     check_options,
     check_samples,
+    constant_estimate,
     fit_and_recompute,
     progress_bar,
     summarize,
@@ -82,7 +83,7 @@ from mitools.classical.neighbours import count_within, kth_neighbours, resolve_t
 from mitools.classical.pairwise import Counts, Rule, subset_counts
 from mitools.estimate.progress import check_progress
 from mitools.estimate.result import MIEstimate
-from mitools.inputs import warn_if_constant, warn_if_unaligned, warn_repeated_rows
+from mitools.inputs import warn_if_unaligned, warn_repeated_rows
 from mitools.option_checks import check_flag, check_int, check_number
 
 __all__ = ["CEILING_FRACTION", "CEILING_MIN_SAMPLES", "KDTREE_MAX_DIM",
@@ -382,14 +383,14 @@ def _knn_estimate(
     _use_tree(algorithm, 0)  # validates the name
     threads = resolve_threads(threads)
     x, y = paired_columns(x, y, discrete)
-    constant = False
-    for a, name in ((x, "x"), (y, "y")):  # (not a comprehension: its frame counts until 3.12)
-        constant = warn_if_constant(a, name, method, stacklevel=4) or constant
-    if not any(discrete) and not constant:
-        warn_repeated_rows(x, y, method, "for a discrete variable use mixed_ksg with "
-                           "discrete_x=True or discrete_y=True", stacklevel=4)
     check_samples(x.shape[0], k + 2, f"every sample needs k={k} neighbours and a sample "
                   "beyond them", groups, method)
+    constant = constant_estimate(x, y, method, level, stacklevel=4)
+    if constant is not None:  # exactly 0, whatever k
+        return constant
+    if not any(discrete):
+        warn_repeated_rows(x, y, method, "for a discrete variable use mixed_ksg with "
+                           "discrete_x=True or discrete_y=True", stacklevel=4)
     raw = (x, y)
     x, y = standardize_columns(x), standardize_columns(y)
     if any(discrete):
@@ -400,7 +401,7 @@ def _knn_estimate(
                 for a, r, flag, name in zip((x, y), raw, discrete, "xy", strict=True))
     tied = [tied_fraction(a) for a in (x, y)]  # per column, for x and y
     ties = any_tied(tied)
-    if method != "mixed_ksg" and not constant:
+    if method != "mixed_ksg":
         _warn_ties(tied, noise)
     if noise > 0:
         rng = np.random.default_rng([seed, 1])

@@ -20,7 +20,7 @@ import numpy as np
 
 from mitools.cli.tables import count
 
-__all__ = ["cli_terms", "headline", "percent", "report", "with_warnings"]
+__all__ = ["cli_terms", "headline", "report", "with_warnings"]
 
 #: the Python API's pointer to ``result.diagnostics``, which the command line has not got
 _API_TAIL = " See result.diagnostics."
@@ -82,16 +82,6 @@ def with_warnings(run: Any) -> tuple[Any, list[str]]:
         return run(), lines
 
 
-def percent(level: float) -> str:
-    """A confidence level as the percentage it was given, unrounded (not ``:.0%``).
-
-    Example:
-        >>> percent(0.95), percent(0.975), percent(0.999), percent(0.9999999)
-        ('95%', '97.5%', '99.9%', '99.99999%')
-    """
-    return f"{100 * level:.12g}%"  # 12 digits: 97.49999999999999 (0.975 * 100) is 97.5
-
-
 def _number(v: Any) -> Any:
     """JSON has no NaN or infinity: ``None`` for them."""
     return None if isinstance(v, float) and not math.isfinite(v) else v
@@ -108,12 +98,11 @@ def _diagnostics(result: Any) -> dict[str, Any] | None:
 
 
 def headline(result: Any) -> str:
-    """The first line of the text report: the estimate and its interval, worded as
-    ``print(result)`` words them (:func:`mitools.estimate.result.estimate_text`)."""
-    from mitools.estimate.result import estimate_text
+    """The first line of the text report: the first line of ``print(result)``, built by the
+    same function (:func:`mitools.estimate.result.estimate_line`)."""
+    from mitools.estimate.result import estimate_line
 
-    return estimate_text(result.value, result.stderr, result.interval, result.sided,
-                         percent(result.level))
+    return estimate_line(result)
 
 
 def report(result: Any, args: argparse.Namespace, x: np.ndarray, y: np.ndarray,

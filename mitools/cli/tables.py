@@ -217,22 +217,48 @@ def _npz_array(archive: Any, name: str, path: Path) -> np.ndarray:
 _SEPARATORS = (",", ";", "\t", "|")
 
 
+def _shown(sep: str) -> str:
+    """A separator as --sep takes it (a tab as ``\\t``)."""
+    return "\\t" if sep == "\t" else sep
+
+
+def _splits_alike(pd: Any, path: Path, sep: str, other: str) -> bool:
+    """Whether the first two rows of ``path`` (a header and a data row, or two data rows) are
+    each one column at ``sep`` that splits into the same number (at least 2) of cells at
+    ``other``: a file separated by ``other`` read at a wrong, explicit ``--sep`` (which
+    then read as one column that "cannot be split into X and Y", fourth tryout)."""
+    try:
+        rows = pd.read_csv(path, sep=sep, header=None, nrows=2, dtype=str,
+                           keep_default_na=False)
+    except (ValueError, OSError):  # rows of different widths at sep: not one column
+        return False
+    if rows.shape[1] != 1:
+        return False
+    widths = {len(str(v).split(other)) for v in rows.iloc[:, 0]}
+    return len(widths) == 1 and widths.pop() > 1
+
+
 def _check_first_row(pd: Any, path: Path, sep: str, header: bool | None,
-                     sep_given: bool) -> None:
+                     sep_given: bool, default: str = ",") -> None:
     """Refuse a first row that is one column holding another separator (a ``;``-separated
-    file read at ``,``), and a header row of numbers only (most likely the first data row)."""
+    file read at ``,``), and a header row of numbers only (most likely the first data row).
+    ``default``: the separator the file's suffix gives, without ``--sep``."""
     from mitools.inputs import parses_as_number
 
     first = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
     cells = [str(c).strip() for c in first.iloc[0]] if len(first) else []
     other = next((c for c in _SEPARATORS if c != sep and len(cells) == 1 and c in cells[0]),
                  None)
-    if other and not sep_given:
-        shown = "\\t" if other == "\t" else other
+    if other and sep_given and not _splits_alike(pd, path, sep, other):
+        other = None  # an explicit --sep is taken at its word: one column holding a comma
+    if other:
+        advice = f"pass --sep '{_shown(other)}'" + (
+            f" (or --sep {sep!r} if it is one column)" if not sep_given else
+            " (or leave out --sep)" if other == default else "")
         raise DataError(
-            f"the first row of {path} is one column when split at {sep!r} ({cells[0][:40]!r}) "
-            f"but holds {other!r}: the file looks separated by {other!r}; pass --sep "
-            f"'{shown}' (or --sep {sep!r} if it is one column)"
+            f"the first row of {path} is one column when split at "
+            f"{'--sep ' if sep_given else ''}{sep!r} ({cells[0][:40]!r}) but holds "
+            f"{other!r}: the file looks separated by {other!r}; {advice}"
         )
     if header is None and any(cells) and all(parses_as_number(c) for c in cells if c):
         raise DataError(
@@ -311,8 +337,9 @@ def _read(path: Path, key: str | None, default_key: str | None, header: bool | N
                     "pip install -e '.[io]'"
                 ) from exc
         else:
-            given, sep = sep is not None, sep or ("\t" if kind == ".tsv" else ",")
-            _check_first_row(pd, path, sep, header, given)
+            default = "\t" if kind == ".tsv" else ","
+            given, sep = sep is not None, sep or default
+            _check_first_row(pd, path, sep, header, given, default)
             frame = pd.read_csv(path, sep=sep, header=0 if header is not False else None)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         if type(exc).__name__ == "EmptyDataError":  # pandas: not even a header row

@@ -97,19 +97,18 @@ class FoldResult:
 
 def estimate_text(value: float, stderr: float, interval: tuple[float, float], sided: str,
                   level: str) -> str:
-    """An estimate and its interval in words: the one wording of ``print(result)`` and of
-    the first line of the command line's report (``level`` as each writes it: ``95 %``,
-    ``95%``). A one-sided lower bound (``sided="lower"``) reads ``I(X; Y) >= low``, not
-    ``I(X; Y) = value``.
+    """An estimate and its interval in words, for :func:`estimate_line` (``level`` as
+    :func:`level_text` writes it). A one-sided lower bound (``sided="lower"``) reads
+    ``I(X; Y) >= low``, not ``I(X; Y) = value``.
 
     Example:
         >>> text = estimate_text(0.20433, 0.01254, (0.17931, math.inf), "lower", "95 %")
         >>> text.partition("bound); ")
         ('I(X; Y) >= 0.1793 nats (95 % lower confidence ', 'bound); ',
          'estimate 0.2043 ± 0.0125 (sampling noise)')
-        >>> estimate_text(0.3196, 0.0269, (0.2587, 0.3805), "two-sided", "95%")
-        'I(X; Y) = 0.3196 ± 0.0269 nats, 95% interval [0.2587, 0.3805]'
-        >>> estimate_text(math.inf, math.nan, (math.nan, math.nan), "two-sided", "95%")
+        >>> estimate_text(0.3196, 0.0269, (0.2587, 0.3805), "two-sided", "95 %")
+        'I(X; Y) = 0.3196 ± 0.0269 nats, 95 % interval [0.2587, 0.3805]'
+        >>> estimate_text(math.inf, math.nan, (math.nan, math.nan), "two-sided", "95 %")
         'I(X; Y) = inf nats (no interval: the estimate is infinite)'
     """
     if value == math.inf:
@@ -121,6 +120,32 @@ def estimate_text(value: float, stderr: float, interval: tuple[float, float], si
         return (f"I(X; Y) >= {low:.4f} nats ({level} lower confidence bound); "
                 f"estimate {value:.4f} ± {stderr:.4f} (sampling noise)")
     return f"I(X; Y) = {value:.4f} ± {stderr:.4f} nats, {level} interval [{low:.4f}, {high:.4f}]"
+
+
+def level_text(level: float) -> str:
+    """A confidence level as the percentage it was given, unrounded (not ``:.0%``), with the
+    space of ``95 %``.
+
+    Example:
+        >>> level_text(0.95), level_text(0.975), level_text(0.999), level_text(0.9999999)
+        ('95 %', '97.5 %', '99.9 %', '99.99999 %')
+    """
+    return f"{100 * level:.12g} %"  # 12 digits: 97.49999999999999 (0.975 * 100) is 97.5
+
+
+def estimate_line(result: MIEstimate) -> str:
+    """The first line of ``print(result)`` and of the command line's text report, one text
+    for both: the estimate and its interval (``estimate_text``), then the method in
+    brackets. ``print(result)`` adds the diagnostics' flags below it, one a line, as the
+    command line does further down (in its own terms).
+
+    Example:
+        >>> estimate_line(MIEstimate(0.3196, 0.0269, (0.2587, 0.3805), 0.95, "ksg1"))
+        'I(X; Y) = 0.3196 ± 0.0269 nats, 95 % interval [0.2587, 0.3805] [ksg1]'
+    """
+    text = estimate_text(result.value, result.stderr, result.interval, result.sided,
+                         level_text(result.level))
+    return f"{text} [{result.method}]"
 
 
 @dataclass(frozen=True)
@@ -142,8 +167,11 @@ class MIEstimate:
       only where that bias is small against ``stderr``: KSG is biased low at high MI and in
       high dimension (2.62, interval (2.52, 2.71), for 4.15 nats over 5 + 5 dimensions at
       n = 1,000), the Gaussian estimate is blind to non-linear dependence
-      (:mod:`mitools.classical`). :func:`estimate_mi` with ``sided="two-sided"`` is the
-      same: an interval for the critic family's bound.
+      (:mod:`mitools.classical`) and biased upwards by
+      :func:`~mitools.classical.gaussian.gaussian_bias` (5.46 nats for independent 20 + 20
+      dimensions on 60 samples, whose interval excludes 0; a warning says so).
+      :func:`estimate_mi` with ``sided="two-sided"`` is the same: an interval for the critic
+      family's bound.
     * ``"lower"``: ``interval = (low, inf)``: with confidence ``level``, the MI is at least
       ``low``. :func:`estimate_mi` reports this: a critic family can miss part of the
       dependence, and nothing in the data bounds what it missed, so no upper limit is
@@ -198,11 +226,10 @@ class MIEstimate:
     settings: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __str__(self) -> str:
-        text = estimate_text(self.value, self.stderr, self.interval, self.sided,
-                             f"{100 * self.level:g} %")
-        if self.diagnostics is not None and self.diagnostics.flags:
-            text += "; " + "; ".join(self.diagnostics.flags)
-        return f"{text} [{self.method}]"
+        """:func:`estimate_line` (the command line's first line too), then one line
+        ``diagnostics: ...`` per flag of ``diagnostics``."""
+        flags = self.diagnostics.flags if self.diagnostics is not None else ()
+        return "\n".join([estimate_line(self), *(f"diagnostics: {flag}" for flag in flags)])
 
     def _neural(self, what: str) -> None:
         if not self.folds:
