@@ -477,6 +477,43 @@ def test_a_partition_term_that_overflows_is_refused_by_name(name):
         assert not math.isfinite(float(fn(torch.where(s > 1, 100.0, s))))
 
 
+#: the partition term each overflow message names: only TUBA (and alpha-InfoNCE) have a baseline
+EXP_TERMS = {"nwj": "exp(lme(S) - 1)", "tuba": "exp(lme(S - a))", "js": "exp(lme(S))"}
+
+
+@pytest.mark.parametrize("name", sorted(EXP_TERMS))
+def test_the_overflow_message_names_the_term_of_the_bound_called(name):
+    """A new user: js and nwj named "exp(lme(S - a))", a baseline they take none of."""
+    with pytest.raises(ValueError, match=rf"{name}: the partition term "
+                                         rf"{re.escape(EXP_TERMS[name])} overflows"):
+        EXP_BOUNDS[name](torch.full((3, 3), 100.0))
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("bound", ["tuba", "alpha_infonce"])
+def test_a_non_finite_tensor_log_baseline_is_refused_like_a_float(bound, bad):
+    """A new user: tuba(S, nan) was refused, tuba(S, tensor of nan) returned nan (a learned
+    baseline that diverged) and of inf -inf."""
+    s = torch.randn(5, 5, dtype=torch.float64)
+    call = {"tuba": lambda a, **k: bounds.tuba(s, a, **k),
+            "alpha_infonce": lambda a, **k: bounds.alpha_infonce(s, a, 0.5, **k)}[bound]
+    with pytest.raises(ValueError, match=r"finite number"):
+        call(bad)
+    baseline = torch.zeros(5, dtype=torch.float64)
+    baseline[3] = bad
+    with pytest.raises(ValueError, match=rf"{bound}: log_baseline holds a non-finite value "
+                                         rf"\({bad}\) at row 3 \(rows of shape \(5,\)\)"):
+        call(baseline)
+    # a masked row's baseline may hold anything; the check off leaves IEEE's answer (for
+    # alpha-InfoNCE a baseline of -inf is the limit a = 0, finite: refused all the same)
+    rows = torch.tensor([True, True, True, False, True])
+    cols = rows.clone()
+    assert math.isfinite(float(call(baseline, row_mask=rows, col_mask=cols)))
+    with bounds.check_finite(False):
+        assert math.isfinite(float(call(baseline))) == (bound == "alpha_infonce"
+                                                        and bad == -math.inf)
+
+
 def test_local_loss_refuses_an_overflowing_partition_term_alike():
     # the local paths call the same finishers: a dot-product critic on large features
     loss = LocalMILoss("nwj", None, x_pattern="b c h w", y_pattern="b c")

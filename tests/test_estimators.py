@@ -77,6 +77,27 @@ def test_every_name_resolves_and_round_trips():
     torch.testing.assert_close(own(_scores(4, 4)), bounds.dv(_scores(4, 4)))
 
 
+def test_a_bound_function_returning_the_wrong_shape_is_refused_by_name():
+    """A new user: a function reducing all of the scores (scores.mean()) was accepted, and
+    LocalMILoss failed in a scatter ("Expected index [4] to be no larger than self [4]")."""
+    from mitools.local import LocalMILoss
+
+    def bad(scores, offset=0, row_mask=None, col_mask=None):
+        return scores.mean()
+
+    message = (r"the bound function 'bad' returned shape \(\) for scores of shape "
+               r"\(2, 4, 4\): a bound returns one estimate per leading index, a tensor of "
+               r"shape \(2,\)")
+    with pytest.raises(ValueError, match=message):
+        get_estimator(bad)(torch.randn(2, 4, 4))
+    with pytest.raises(ValueError, match=r"'bad' returned shape \(\) .* shape \(4,\)"):
+        LocalMILoss(bad, None)(torch.randn(6, 4, 2, 2), torch.randn(6, 4))
+    with pytest.raises(ValueError, match=r"'half' returned a float"):
+        FunctionalEstimator(lambda s, **k: 0.5, name="half")(torch.randn(3, 3))
+    good = get_estimator(lambda s, **k: bounds.dv(s, **k))
+    assert good(torch.randn(2, 4, 4)).shape == (2,)
+
+
 @pytest.mark.parametrize("fn", [bounds.infonce, bounds.nwj, bounds.dv, bounds.js, bounds.jsd,
                                 bounds.smile, bounds.club, bounds.vclub, bounds.l1out])
 def test_a_bound_function_resolves_to_the_estimator_of_its_name(fn):

@@ -323,4 +323,16 @@ def _check_baseline(log_baseline: Tensor | float, p: Any, name: str) -> Tensor:
     out = out.to(p.positive.dtype)
     if p.row_valid is not None:
         out = out.masked_fill(~p.row_valid, 0.0)
+    # as a float's is refused: a diverged baseline network turned the bound into NaN or -inf
+    # with no word (callers that read a non-finite bound as a diverged fit allow it, as they
+    # allow an overflowing partition term)
+    if _FiniteCheck.enabled and _FiniteCheck.refuse_overflow:
+        bad = ~torch.isfinite(out)
+        if bool(bad.any()):
+            index = tuple(int(i) for i in bad.nonzero()[0])
+            raise ValueError(
+                f"{name}: log_baseline holds a non-finite value ({float(out[index])}) at row "
+                f"{index[0] if len(index) == 1 else index} (rows of shape {tuple(expected)}); "
+                "every valid row's log-baseline must be finite: a learned baseline has "
+                "diverged (lower the learning rate), or mask the row (row_mask)")
     return out

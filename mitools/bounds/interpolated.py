@@ -73,7 +73,8 @@ def alpha_infonce(
     Args:
         scores: critic scores ``(..., N, M)``.
         log_baseline: log-baseline :math:`a_i` per row, a float or a tensor broadcastable to
-            ``(..., N)``.
+            ``(..., N)``, finite on every valid row (a ``ValueError`` otherwise, under
+            :class:`~mitools.bounds.check_finite`).
         alpha: interpolation weight in the open interval (0, 1).
         offset: column of the positive of row 0.
         row_mask: optional ``(..., N)`` bool, valid anchors.

@@ -90,17 +90,18 @@ def _dv(st: RowStatistics, stat: RowStatistic = NEGATIVES_LSE) -> Tensor:
     return joint - log_partition
 
 
-def _tuba(st: RowStatistics, log_baseline: Tensor | float, name: str = "tuba") -> Tensor:
+def _tuba(st: RowStatistics, log_baseline: Tensor | float, name: str = "tuba",
+          term: str = "exp(lme(S - a))") -> Tensor:
     a = _check_baseline(log_baseline, st, name)
     joint = rows_mean(st.positive - a, st)
     # lme over the negatives of S_ij - a_i: a_i is constant along row i.
     marginal = exp_of_log_term(rows_logsumexp(st.of(NEGATIVES_LSE) - a, st)
-                               - torch.log(st.n_neg), name, "exp(lme(S - a))")
+                               - torch.log(st.n_neg), name, term)
     return 1.0 + joint - marginal
 
 
 def _nwj(st: RowStatistics) -> Tensor:
-    return _tuba(st, 1.0, "nwj")
+    return _tuba(st, 1.0, "nwj", "exp(lme(S) - 1)")
 
 
 def _jsd(st: RowStatistics) -> Tensor:
@@ -115,7 +116,7 @@ def _with_js_gradient(value: Tensor, st: RowStatistics) -> Tensor:
 
 
 def _js(st: RowStatistics) -> Tensor:
-    return _with_js_gradient(_tuba(st, 0.0, "js"), st)  # NWJ on S + 1
+    return _with_js_gradient(_tuba(st, 0.0, "js", "exp(lme(S))"), st)  # NWJ on S + 1
 
 
 INFONCE = RowwiseBound("infonce", (COLUMNS_LSE,), _infonce)
@@ -222,7 +223,9 @@ def tuba(
 
     Args:
         scores: critic scores ``(..., N, M)``.
-        log_baseline: log-baseline per row, a float or a tensor broadcastable to ``(..., N)``.
+        log_baseline: log-baseline per row, a float or a tensor broadcastable to ``(..., N)``,
+            finite on every valid row (a ``ValueError`` otherwise, under
+            :class:`~mitools.bounds.check_finite`).
         offset: column of the positive of row 0.
         row_mask: optional ``(..., N)`` bool, valid anchors.
         col_mask: optional ``(..., M)`` bool, valid columns.

@@ -298,7 +298,19 @@ class FunctionalEstimator(Estimator):
         anchors: Tensor | None = None,
         problems: ProblemIndex | None = None,
     ) -> Tensor:
-        return self.fn(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)
+        out = self.fn(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)
+        # one estimate per leading index, as every bound returns: a function that reduces
+        # further (scores.mean()) was accepted, and LocalMILoss failed deep in a scatter
+        expected = scores.shape[:-2]
+        if not isinstance(out, Tensor) or out.shape != expected:
+            got = (f"shape {tuple(out.shape)}" if isinstance(out, Tensor)
+                   else f"a {type(out).__name__}")
+            raise ValueError(
+                f"the bound function {self.name!r} returned {got} for scores of shape "
+                f"{tuple(scores.shape)}: a bound returns one estimate per leading index, a "
+                f"tensor of shape {tuple(expected)} (scores.shape[:-2]); reduce over the last "
+                "two dimensions only")
+        return out
 
     def extra_repr(self) -> str:
         return f"fn={self.name}"
