@@ -155,10 +155,13 @@ def column_values(s: Any, name: str) -> np.ndarray:
         >>> column_values(pd.Series([1, None, 3], dtype="Int64"), "x")
         array([ 1., nan,  3.])
     """
-    if getattr(s.dtype, "kind", "O") not in "biuf":
+    kind = getattr(s.dtype, "kind", "O")
+    if kind not in "biuf":
+        # dates and durations are told how to become numbers, not to be read as labels
         raise TypeError(
             f"{name} must hold real numbers, got a column of dtype {s.dtype}: "
-            f"{describe_column(s, _series_name(s))}{_label_advice(name)}"
+            f"{describe_column(s, _series_name(s))}"
+            f"{'' if kind in 'mM' else _label_advice(name)}"
         )
     if isinstance(s.dtype, np.dtype):
         return s.to_numpy()

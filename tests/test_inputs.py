@@ -178,6 +178,8 @@ def test_an_unnamed_series_is_not_called_none(column, says, entry) -> None:
     message = str(caught.value)
     assert message.startswith("x must hold real numbers, got a column of dtype ")
     assert says in message and "'None'" not in message, message
+    # dates are told to become numbers, not to be passed as labels (that advice did not fit)
+    assert ("discrete_x=True" in message) == ("datetime" not in says), message
     named = column.rename("when")
     with pytest.raises(TypeError, match=r"got a column of dtype [^:]+: 'when' \(dtype"):
         as_float64_columns(named, "x")
