@@ -4,7 +4,10 @@ not a traceback after the run has started."""
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from pathlib import Path
+from typing import Any
 
 
 def _number(kind: type, text: str) -> int | float:
@@ -111,6 +114,42 @@ def output_location(parser: argparse.ArgumentParser, option: str, *files) -> Non
             parser.error(f"argument {option}: {file} is a folder, not a file to write")
         if not os.access(folder, os.W_OK | os.X_OK):
             parser.error(f"argument {option}: the folder {folder} is not writable")
+
+
+#: what every entry of the Beyond Normal sample index holds (peers/sample_bmi_tasks.py)
+SAMPLE_KEYS = ("task_id", "family", "dim_x", "dim_y", "seed", "true_mi", "file")
+
+
+def read_sample_index(index: Path, who: str) -> list[dict]:
+    """The samples listed by the Beyond Normal index ``index``; a one-line exit naming it
+    (``who``: the script) where it is not JSON, lists no samples, or an entry lacks one of
+    :data:`SAMPLE_KEYS` (a damaged or hand-made file gave a KeyError traceback)."""
+    try:
+        samples = json.loads(index.read_text())["samples"]
+        if not isinstance(samples, list):
+            raise TypeError("'samples' is not a list")
+        for i, s in enumerate(samples):
+            missing = [k for k in SAMPLE_KEYS if not isinstance(s, dict) or k not in s]
+            if missing:
+                raise KeyError(f"sample {i} lacks {', '.join(missing)}")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        why = f"{type(exc).__name__}: {exc}" if str(exc) else "no list of 'samples'"
+        sys.exit(f"{who}: {index} is not a sample index ({why}); delete it and draw the "
+                 "samples anew (benchmarks/README.md, 'Beyond Normal: one command'), or pass "
+                 "--data")
+    return samples
+
+
+def read_results_entry(path: Path, who: str, key: str) -> Any:
+    """``path``'s JSON, entry ``key``; a one-line exit naming the file where it is missing
+    or damaged (a FileNotFoundError or KeyError traceback before)."""
+    try:
+        return json.loads(path.read_text())[key]
+    except FileNotFoundError:
+        sys.exit(f"{who}: no results file {path}: run the benchmark first, or pass --out")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        sys.exit(f"{who}: {path} is not a results file of this benchmark "
+                 f"({type(exc).__name__}: {exc}); restore it (git checkout) or run again")
 
 
 def beyond_normal_index(parser: argparse.ArgumentParser, data: str | Path) -> Path:

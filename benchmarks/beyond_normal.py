@@ -47,7 +47,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "peers"))
 
-from _cli import number_list, output_location, positive_int  # noqa: E402
+from _cli import (  # noqa: E402
+    number_list,
+    output_location,
+    positive_int,
+    read_sample_index,
+)
 from _provenance import provenance  # noqa: E402
 from samples import (  # noqa: E402
     interleave_families,
@@ -84,14 +89,7 @@ def ensure_samples(data: Path) -> list[dict]:
         subprocess.run([str(bmi_python), str(HERE / "peers" / "sample_bmi_tasks.py"),
                         "--benchmark", "--out-dir", str(data)], check=True,
                        env=dict(os.environ, JAX_PLATFORMS="cpu"))
-    try:
-        samples = json.loads(index.read_text())["samples"]
-        if not isinstance(samples, list):
-            raise TypeError
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-        why = f"{type(exc).__name__}: {exc}" if str(exc) else "no list of 'samples'"
-        sys.exit(f"beyond_normal.py: {index} is not a sample index ({why}); delete it and run "
-                 "again to draw the samples anew (with bmi's venv), or pass --data")
+    samples = read_sample_index(index, "beyond_normal.py")
     return samples
 
 

@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cli import beyond_normal_index, output_location
+from _cli import beyond_normal_index, output_location, read_sample_index
 from _provenance import ROOT, provenance
 from beyond_normal import DATA
 
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
                  if r["estimator"] == "estimate_mi" and r["status"] == "ok"}
     torch.set_num_threads(1)
     rows = []
-    for s in json.loads(index.read_text())["samples"]:
+    for s in read_sample_index(index, "knn_check.py"):
         z = np.load(args.data / s["file"])
         x, y = (gaussianize_margins(torch.from_numpy(np.asarray(z[k], dtype=np.float64)))
                 for k in ("x", "y"))

@@ -42,7 +42,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cli import beyond_normal_index, output_location
+from _cli import (
+    beyond_normal_index,
+    output_location,
+    read_results_entry,
+    read_sample_index,
+)
 from _provenance import ROOT, provenance
 from beyond_normal import DATA
 from beyond_normal_report import GAUSSIAN_COPULA_FAMILIES
@@ -58,7 +63,7 @@ MILD_SEEDS = 16
 
 def cases(data: Path) -> list[dict]:
     """Every case: a Beyond Normal sample file or a mild task's (n, seed)."""
-    index = json.loads((data / "index.json").read_text())["samples"]
+    index = read_sample_index(data / "index.json", "screen_check.py")
     out = [{"set": "beyond_normal", "sample": s["file"], "task": s["task_id"],
             "gaussian_dependence": s["family"] in GAUSSIAN_COPULA_FAMILIES,
             "wide_spiral": s["family"] == "spiral" and s["dim_x"] >= 25,
@@ -163,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     output_location(parser, "--out", args.out)
     if args.report:  # the results alone: no samples needed
-        md = summarise(json.loads(args.out.read_text())["rows"])
+        md = summarise(read_results_entry(args.out, "screen_check.py", "rows"))
         args.out.with_suffix(".md").write_text("\n".join(md) + "\n")
         print("\n".join(md))
         return

@@ -412,7 +412,38 @@ def test_beyond_normal_names_a_corrupt_sample_index(tmp_path: Path) -> None:
         beyond_normal.main(["--data", str(tmp_path), "--out", str(tmp_path / "o.json")])
     message = str(exc.value.code)
     assert f"{tmp_path / 'index.json'} is not a sample index" in message
-    assert "delete it and run again" in message
+    assert "delete it and draw the samples anew" in message
+
+
+@pytest.mark.parametrize("script", ["beyond_normal", "knn_check", "screen_check"])
+@pytest.mark.parametrize("content, why", [
+    ("{}", "KeyError: 'samples'"), ("garbage", "JSONDecodeError"),
+    ('{"samples": [{"task_id": "t"}]}', "sample 0 lacks family"),
+])
+def test_every_script_reading_the_sample_index_names_a_damaged_one(
+        tmp_path: Path, script: str, content: str, why: str) -> None:
+    """A new user: knn_check.py and screen_check.py gave KeyError and JSONDecodeError
+    tracebacks on an index beyond_normal.py named; all three read it through one check."""
+    import importlib
+
+    (tmp_path / "index.json").write_text(content)
+    with pytest.raises(SystemExit) as exc:
+        importlib.import_module(script).main(["--data", str(tmp_path),
+                                              "--out", str(tmp_path / "o.json")])
+    message = str(exc.value.code)
+    assert message.startswith(f"{script}.py: {tmp_path / 'index.json'} is not a sample index")
+    assert why in message and "\n" not in message, message
+
+
+def test_screen_check_report_names_a_missing_or_damaged_results_file(tmp_path: Path) -> None:
+    import screen_check
+
+    out = tmp_path / "none.json"
+    with pytest.raises(SystemExit, match=rf"screen_check.py: no results file {out}"):
+        screen_check.main(["--report", "--out", str(out)])
+    out.write_text("{}")
+    with pytest.raises(SystemExit, match=rf"{out} is not a results file .*KeyError: 'rows'"):
+        screen_check.main(["--report", "--out", str(out)])
 
 
 def test_read_records_names_a_corrupt_file(tmp_path: Path) -> None:
