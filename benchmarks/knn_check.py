@@ -40,6 +40,23 @@ from mitools.estimate.knn_check import knn_cross_check, knn_shortfall
 RESULTS = ROOT / "benchmarks" / "results"
 
 
+def summary_lines(summary: dict, rows: list[dict]) -> list[str]:
+    """The result in words (the .md's and the docs' page's)."""
+    ran = [r for r in rows if math.isfinite(r["knn_value"]) and r["estimate"] is not None]
+    largest = max(ran, key=lambda r: r["knn_value"] - r["estimate"]) if ran else None
+    return [
+        f"{summary['checked']} of {summary['samples']} samples checked (at most 10 joint "
+        "dimensions, at most 5 % repeated values per column); flagged against the committed "
+        f"estimates: {summary['flagged']}.",
+        "" if largest is None else
+        f"Largest reading above the estimate: {summary['largest_gap_nats']:.3f} nats "
+        f"({largest['sample']}: KSG {largest['knn_value']:.3f}, estimate "
+        f"{largest['estimate']:.3f}, true MI {largest['true_mi']:.3f}).",
+        f"Time of the check, one thread: median {summary['seconds_median']:.3f} s, largest "
+        f"{summary['seconds_max']:.3f} s (0 where it does not apply).",
+    ]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DATA,
@@ -79,19 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     args.out.write_text(json.dumps({"provenance": provenance(), "summary": summary,
                                     "rows": rows}, indent=1))
-    largest = max(ran, key=lambda r: r["knn_value"] - r["estimate"]) if ran else None
-    md = [
-        "# estimate_mi's KSG cross-check on the Beyond Normal samples", "",
-        f"{summary['checked']} of {summary['samples']} samples checked (at most 10 joint "
-        "dimensions, at most 5 % repeated values per column); flagged against the committed "
-        f"estimates: {summary['flagged']}.",
-        "" if largest is None else
-        f"Largest reading above the estimate: {summary['largest_gap_nats']:.3f} nats "
-        f"({largest['sample']}: KSG {largest['knn_value']:.3f}, estimate "
-        f"{largest['estimate']:.3f}, true MI {largest['true_mi']:.3f}).",
-        f"Time of the check, one thread: median {summary['seconds_median']:.3f} s, largest "
-        f"{summary['seconds_max']:.3f} s (0 where it does not apply).",
-    ]
+    md = ["# estimate_mi's KSG cross-check on the Beyond Normal samples", "",
+          *summary_lines(summary, rows)]
     args.out.with_suffix(".md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

@@ -234,15 +234,29 @@ def markdown_row(row: dict, versions: tuple[str, ...]) -> str:
     return f"| {row['dtype']} | {row['batch']} | {cells} |"
 
 
+def description(result: dict) -> str:
+    """What the table measures, one paragraph (the .md's and the docs' page's)."""
+    args = result["args"]
+    return (f"InfoNCE, {args['side']}x{args['side']} cells x 1 sentence, {args['dim']}-d "
+            "features, dot-product critic, forward + backward. Each cell: median time (ratio "
+            "to the hand-written version of the same run), peak extra memory of one pass.")
+
+
+def table_cells(result: dict) -> tuple[list[str], list[list[str]]]:
+    """The table's header and rows as text cells (the docs' page renders them)."""
+    versions = tuple(result["args"]["versions"])
+    rows = [[r["dtype"], str(r["batch"]), *(_cell(r[v]) for v in versions)]
+            for r in result["rows"]]
+    return ["dtype", "batch", *versions], rows
+
+
 def markdown(result: dict) -> str:
-    args, env = result["args"], result["provenance"]
-    versions = tuple(args["versions"])
+    env = result["provenance"]
+    versions = tuple(result["args"]["versions"])
     lines = [
         f"# LocalMILoss paths vs the hand-written loss ({result['device_name']})",
         "",
-        f"InfoNCE, {args['side']}x{args['side']} cells x 1 sentence, {args['dim']}-d features, "
-        "dot-product critic, forward + backward. Each cell: median time (ratio to the "
-        "hand-written version of the same run), peak extra memory of one pass.",
+        description(result),
         "",
         markdown_header(versions),
         *(markdown_row(r, versions) for r in result["rows"]),

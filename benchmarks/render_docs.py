@@ -4,12 +4,13 @@ Usage::
 
     python benchmarks/render_docs.py
 
-Reads ``benchmarks/results/peers.json``, ``benchmarks/results/staircase/*.json``,
-``benchmarks/results/consistency.json``, ``benchmarks/results/estimate_accuracy*.json``,
-``benchmarks/results/mild_non_gaussian.json`` and
-``benchmarks/results/beyond_normal_{mitools,bmi}.json`` (whichever exist; the last pair is
-scored by ``beyond_normal_report.py``) and writes the tables, figure references and
-provenance (commit, versions, hardware) into ``docs/benchmarks.rst``.
+Reads the results of every benchmark in ``benchmarks/results/`` (``required_inputs()`` lists
+them: time claims, estimate accuracy, Beyond Normal (``beyond_normal_{mitools,bmi}.json``,
+scored by ``beyond_normal_report.py``), the mildly non-Gaussian task, the screen's check, the
+KSG cross-check, the local loss's paths (and ``local_loss_gpu.json`` where a GPU run is
+committed), the peers, the staircases, the held-out upper bounds and consistency) and writes
+the tables, figure references and provenance (commit, versions, hardware) into
+``docs/benchmarks.rst``.
 """
 
 from __future__ import annotations
@@ -417,11 +418,49 @@ def screen_check_section() -> str:
     return "\n".join(out) + "\n"
 
 
+def knn_check_section() -> str:
+    data = load_result("knn_check.json")
+    if data is None:
+        return ""
+    import knn_check  # imports mitools (torch): only where the section is rendered
+
+    from mitools.estimate.knn_check import KNN_CHECK_K
+
+    out = [heading("The KSG cross-check", "-"),
+           f"``estimate_mi`` runs mixed KSG (k = {KNN_CHECK_K}) on the same samples after the "
+           "margins' transform and flags an estimate it reads clearly above "
+           "(:mod:`mitools.estimate.knn_check`). On the Beyond Normal samples: "
+           + " ".join(line for line in knn_check.summary_lines(data["summary"], data["rows"])
+                      if line)
+           + " Produced by ``PYTHONPATH=. python benchmarks/knn_check.py``.", ""]
+    out.append(provenance_line(data["provenance"]))
+    return "\n".join(out) + "\n"
+
+
+def local_loss_section() -> str:
+    out = []
+    for name, title in (("local_loss.json", "LocalMILoss's paths against a hand-written loss"),
+                        ("local_loss_gpu.json", "The same on a GPU")):
+        data = load_result(name)
+        if data is None:
+            continue
+        import local_loss  # imports mitools (torch): only where the section is rendered
+
+        command = ((f"OMP_NUM_THREADS={data['omp_num_threads']} "
+                    if data["omp_num_threads"] else "") + data["command"])
+        out += [heading(f"{title} ({data['device_name']})", "-"),
+                local_loss.description(data) + f" Produced by ``{command}``; load average "
+                f"{data['load_before']} before and {data['load_after']} after (compare "
+                "ratios, not times).", "",
+                table(*local_loss.table_cells(data)), provenance_line(data["provenance"]), ""]
+    return "\n".join(out)
+
+
 def required_inputs() -> list[Path]:
     """Every result the page renders: a missing one would silently drop its section."""
     names = ["time_claims.json", *ACCURACY_RUNS,
              *(f"beyond_normal_{side}.json" for side in bn.SIDES), "mild_non_gaussian.json",
-             "screen_check.json",
+             "screen_check.json", "knn_check.json", "local_loss.json",
              "peers.json", "upper_bounds_heldout.json", "consistency.json"]
     return [RESULTS / name for name in names]
 
@@ -455,6 +494,8 @@ def main(argv: list[str] | None = None) -> None:
         beyond_normal_section(),
         mild_non_gaussian_section(),
         screen_check_section(),
+        knn_check_section(),
+        local_loss_section(),
         peers_section(),
         staircase_section(),
         sandwich_section(),

@@ -477,7 +477,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--families", type=name_list(FAMILIES), default="lower,conditional,flo",
                         help="which estimator families to train (comma-separated): lower, "
                              "conditional, flo, and mixture (the conditional bounds with a "
-                             "mixture-of-Gaussians q)")
+                             "mixture-of-Gaussians q); default: %(default)s")
     parser.add_argument("--sandwich-only", action="store_true",
                         help="train nothing: rebuild the sandwiches from the results on disk")
     parser.add_argument("--steps-per-level", type=positive_int, default=None,
