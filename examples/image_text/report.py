@@ -218,7 +218,11 @@ def _read_results(path: Path) -> tuple[tuple[str, ...], Run, dict[str, Any], Con
     try:
         names = tuple(str(n) for n in payload["finding_names"])
         run = read_run(payload["runs"][0])
+        if not isinstance(payload["config"], dict):
+            raise TypeError(f"its config is a {type(payload['config']).__name__}")
         config = dict(payload["config"])
+        if not run[0]:
+            raise ValueError("it has no downstream rows")
         cfg = Config(**{**config, "critic_hidden": tuple(config.get("critic_hidden", ()))})
         if any(len(r.finding_auc) != len(names) for r in run[0]):
             raise ValueError("a row's AUCs do not match its findings")
