@@ -169,10 +169,12 @@ def test_a_file_in_the_place_of_a_folder_is_a_usage_error_before_any_work(
 
 @pytest.mark.parametrize("argv, message", [
     (("pretrain", "--lr", "inf"), "--lr must be a finite number, got inf"),
-    (("all", "--finetune-lr=-inf"), "--finetune-lr must be a finite number, got -inf"),
+    (("all", "--head-lr-factor", "inf"), "--head-lr-factor must be a finite number, got inf"),
     (("pretrain", "--clip-grad-norm", "inf"), "--clip-grad-norm must be a finite number"),
-    (("supervised", "--labelled-fraction", "nan"), "--labelled-fraction must be a finite"),
+    (("supervised", "--labelled-fraction", "nan"),
+     "--labelled-fraction must be in (0, 1], got nan"),
     (("pretrain", "--attention-temperature", "inf"), "--attention-temperature must be a fin"),
+    (("all", "--weight-decay", "inf"), "--weight-decay must be a finite number, got inf"),
     (("pretrain", "--device", "mps"), "--device 'mps' is not available on this machine; "
                                       "available: auto, cpu"),
     (("supervised", "--finetune-epochs", "0"), "--finetune-epochs must be >= 1, got 0"),

@@ -25,10 +25,6 @@ def validate_config(cfg: Any) -> None:
         ...
         ValueError: text_heads (3) must divide dim (16), the text encoder's width
     """
-    for f in dataclasses.fields(cfg):  # every float option: inf and NaN are never meant
-        value = getattr(cfg, f.name)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{f.name} must be a finite number, got {value}")
     if cfg.mode not in ("local", "global"):
         raise ValueError(f"mode must be 'local' or 'global', got {cfg.mode!r}")
     if cfg.reduction not in _REDUCTIONS:
@@ -64,6 +60,11 @@ def validate_config(cfg: Any) -> None:
     for name in ("weight_decay", "clip_grad_norm"):
         if not getattr(cfg, name) >= 0:
             raise ValueError(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    for f in dataclasses.fields(cfg):  # every float option: what the ranges above let
+        # through, inf (and NaN) is never meant
+        value = getattr(cfg, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{f.name} must be a finite number, got {value}")
     if any(not isinstance(h, int) or h < 1 for h in cfg.critic_hidden):
         raise ValueError(f"critic_hidden must be positive ints, got {cfg.critic_hidden}")
     if cfg.dim % cfg.text_heads:

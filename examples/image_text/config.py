@@ -246,8 +246,8 @@ HELP: dict[str, str] = {
     "seed": "training seed (initialisation, batches, labelled subset)",
     "out_dir": "folder of checkpoints and results",
     "device": "'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ...",
-    "threads": "CPU threads of torch; 0: min(4, the cores this process may use). On a "
-               "shared machine use 1",
+    "threads": "CPU threads of torch, at most the cores this process may use; 0: min(4, "
+               "those cores). On a shared machine use 1",
     "progress": "tqdm progress bars (--no-progress: none); the phase lines print regardless",
 }
 
