@@ -20,7 +20,14 @@ import torch
 import torch.distributed as dist
 
 from .checkpoint import check_finished
-from .config import GROUPS, Config, add_config_arguments, config_from_args, resolve_threads
+from .config import (
+    GROUPS,
+    PATH_FIELDS,
+    Config,
+    add_config_arguments,
+    config_from_args,
+    resolve_threads,
+)
 from .evaluate import REGIMES, RegimeResult, downstream
 from .pointing import PointingResult, cell_mi_figure, pointing
 from .report import Run, check_same_settings, table_of_seeds, write_results
@@ -52,9 +59,11 @@ the documented tables (one seed; see docs/image_text.rst for the time it takes; 
 on a machine shared with other jobs):
   python -m examples.image_text all --preset quick --threads 1
   python -m examples.image_text all --preset quick --seeds 0 1 2
-one pretraining, then evaluate every checkpoint of a seed, then average seeds:
+one pretraining, then evaluate every checkpoint of a seed (or only some: --modes), then
+average seeds:
   python -m examples.image_text pretrain --mode local --reduction pair_max --seed 1
   python -m examples.image_text evaluate --seed 1
+  python -m examples.image_text evaluate --seed 1 --modes global local-pair_max
   python -m examples.image_text table --seeds 0 1 2
 does the data carry each finding? (fully supervised, every label; the documented run's 10
 epochs, not the default DEFAULT_FT)
@@ -95,10 +104,28 @@ def _init_distributed(cfg: Config) -> tuple[int, int]:
     return 0, 1
 
 
-def _checkpoints(cfg: Config) -> list[Path]:
-    """The pretraining checkpoints of ``cfg.seed``: global first, then the local ones."""
-    found = sorted((Path(cfg.out_dir) / f"seed{cfg.seed}").glob("pretrain-*/checkpoint.pt"))
-    return sorted(found, key=lambda p: p.parent.name != "pretrain-global")
+def _checkpoints(cfg: Config, modes: Sequence[str] | None = None) -> list[Path]:
+    """The pretraining checkpoints of ``cfg.seed``: global first, then the local ones; with
+    ``modes`` (run labels, ``global``, ``local-attention``, ...: ``evaluate --modes``) only
+    those, each of which must exist."""
+    seed_dir = Path(cfg.out_dir) / f"seed{cfg.seed}"
+    found = sorted(seed_dir.glob("pretrain-*/checkpoint.pt"))
+    found = sorted(found, key=lambda p: p.parent.name != "pretrain-global")
+    if modes is None:
+        return found
+    have = [p.parent.name.removeprefix("pretrain-") for p in found]
+    missing = [m for m in modes if m not in have]
+    if missing:
+        raise FileNotFoundError(
+            f"--modes {' '.join(missing)}: no such checkpoint under {seed_dir} (expected "
+            f"{seed_dir / f'pretrain-{missing[0]}' / 'checkpoint.pt'}); this seed has "
+            f"{', '.join(have) or 'none'}")
+    return [p for p, label in zip(found, have, strict=True) if label in modes]
+
+
+def _no_checkpoint(cfg: Config) -> FileNotFoundError:
+    return FileNotFoundError(f"no pretraining checkpoint under {Path(cfg.out_dir)}/"
+                             f"seed{cfg.seed}; run `pretrain` (or `all`) first")
 
 
 def evaluate_seed(cfg: Config, ds: Datasets, clock: _Clock | None = None,
@@ -115,8 +142,7 @@ def evaluate_seed(cfg: Config, ds: Datasets, clock: _Clock | None = None,
     timings: dict[str, float] = {}
     paths = list(paths) if paths is not None else _checkpoints(cfg)
     if not paths:
-        raise FileNotFoundError(f"no pretraining checkpoint under {Path(cfg.out_dir)}/"
-                                f"seed{cfg.seed}; run `pretrain` (or `all`) first")
+        raise _no_checkpoint(cfg)
     # every checkpoint loaded (and an interrupted one refused) before any training starts
     pretrained = [load_pretrained(path, device, finished=True) for path in paths]
 
@@ -175,19 +201,26 @@ def _final(estimates: list[float]) -> float:
 
 
 def _evaluate_seeds(cfg: Config, seeds: Sequence[int], pretrain_first: bool, resume: bool,
-                    rank: int, clock: _Clock) -> str | None:
+                    rank: int, clock: _Clock, modes: Sequence[str] | None = None) -> str | None:
     runs: list[Run] = []
     timings: dict[str, float] = {}
     names: tuple[str, ...] = ()
-    configs = {seed: dataclasses.replace(cfg, seed=seed) if pretrain_first else
-               _config_of_checkpoints(dataclasses.replace(cfg, seed=seed)) for seed in seeds}
+    found: dict[int, list[Path]] = {}
+    configs: dict[int, Config] = {}
+    for seed in seeds:
+        scfg = dataclasses.replace(cfg, seed=seed)
+        if not pretrain_first:  # evaluate: the checkpoints picked, their settings
+            found[seed] = _checkpoints(scfg, modes)
+            scfg = _config_of_checkpoints(scfg, found[seed])
+        configs[seed] = scfg
     check_same_settings({seed: dataclasses.asdict(c) for seed, c in configs.items()})
     for seed in seeds:
         scfg = configs[seed]
         ds = load_datasets(scfg)
         clock(f"seed {seed}: data ({_sizes(ds)})")
         names = ds.finding_names
-        paths = _pretrain_modes(scfg, ds, resume, clock, timings) if pretrain_first else None
+        paths = (_pretrain_modes(scfg, ds, resume, clock, timings) if pretrain_first
+                 else found[seed])
         if rank != 0:
             continue
         res, pts, seed_timings = evaluate_seed(scfg, ds, clock, paths)
@@ -201,26 +234,36 @@ def _evaluate_seeds(cfg: Config, seeds: Sequence[int], pretrain_first: bool, res
                           "threads": torch.get_num_threads()})
 
 
-def _config_of_checkpoints(cfg: Config) -> Config:
-    """``evaluate``: data, model and pretraining settings from the seed's checkpoints (which
-    must agree but for the objective, ``mode`` / ``reduction`` / ``sentences``), the rest from
-    ``cfg``."""
-    paths = _checkpoints(cfg)
+def _config_of_checkpoints(cfg: Config, paths: Sequence[Path]) -> Config:
+    """``evaluate``: data, model and pretraining settings from the checkpoints ``paths`` of a
+    seed (which must agree but for the objective, ``mode`` / ``reduction`` / ``sentences``,
+    and where their files are, ``--cache-dir``), the rest from ``cfg``. Checkpoints that do
+    not agree are refused with the ``evaluate --modes`` commands that evaluate each group."""
     if not paths:
-        raise FileNotFoundError(f"no pretraining checkpoint under {Path(cfg.out_dir)}/"
-                                f"seed{cfg.seed}; run `pretrain` (or `all`) first")
+        raise _no_checkpoint(cfg)
     kept = GROUPS["data"] + GROUPS["model"] + tuple(
         k for k in GROUPS["pretraining"] if k not in ("mode", "reduction", "sentences"))
+    compared = [k for k in kept if k not in PATH_FIELDS]
     states = [load_checkpoint(p) for p in paths]
     for path, state in zip(paths, states, strict=True):
         check_finished(path, state)
     saved = [config_from_checkpoint(state) for state in states]
+    labels = [p.parent.name.removeprefix("pretrain-") for p in paths]
     for other, path in zip(saved[1:], paths[1:], strict=True):
-        differ = [k for k in kept if getattr(other, k) != getattr(saved[0], k)]
+        differ = [k for k in compared if getattr(other, k) != getattr(saved[0], k)]
         if differ:
-            raise ValueError(f"{path} was pretrained with other data, model or pretraining "
-                             f"settings than "
-                             f"{paths[0]} ({', '.join(differ)}); evaluate them separately")
+            alike = [label for label, s in zip(labels, saved, strict=True)
+                     if not any(getattr(s, k) != getattr(saved[0], k) for k in compared)]
+            shown = ", ".join(f"--{k.replace('_', '-')} {getattr(saved[0], k)!r} vs "
+                              f"{getattr(other, k)!r}" for k in differ)
+            command = f"python -m examples.image_text evaluate --seed {cfg.seed}" + (
+                f" --out-dir {cfg.out_dir}" if cfg.out_dir != Config.out_dir else "")
+            raise ValueError(
+                f"{path} was pretrained with other data, model or pretraining settings than "
+                f"{paths[0]} ({shown}); evaluate them separately, e.g. `{command} --modes "
+                f"{' '.join(alike)}`, then `{command} --modes "
+                f"{path.parent.name.removeprefix('pretrain-')}` (each rewrites "
+                f"seed{cfg.seed}/results.md and .json: copy the first away)")
     return dataclasses.replace(cfg, **{k: getattr(saved[0], k) for k in kept})
 
 
@@ -271,10 +314,17 @@ def _parser() -> argparse.ArgumentParser:
     add_config_arguments(p, ("data", "model", "pretraining", "run"))
     p.add_argument("--resume", action="store_true", help="continue from the epoch checkpoint")
     p = sub.add_parser("evaluate", help="evaluate every pretraining checkpoint of a seed",
-                       description="Evaluate every checkpoint under OUT_DIR/seed<k>/ (data and "
-                                   "model settings come from the checkpoints).")
+                       description="Evaluate every checkpoint under OUT_DIR/seed<k>/, or those "
+                                   "of --modes (data and model settings come from the "
+                                   "checkpoints, which must agree).")
     add_config_arguments(p, ("downstream", "run"))
     p.add_argument("--seeds", type=int, nargs="+", default=None, help=seeds_help)
+    p.add_argument("--modes", nargs="+", default=None, metavar="LABEL",
+                   help="evaluate only these pretrainings, by the label of their folder "
+                        "OUT_DIR/seed<k>/pretrain-LABEL: global, local-attention, local-max, "
+                        "local-mean-all, ... (default: every checkpoint of the seed; "
+                        "checkpoints pretrained with other settings, e.g. --epochs, must be "
+                        "evaluated separately)")
     p = sub.add_parser("supervised", help="labels only: does the data carry each finding?",
                        description="Train the image encoder from scratch on the labelled "
                                    "pairs (--labelled-fraction 1: all of them) and print each "
@@ -304,17 +354,62 @@ def _option_terms(message: str) -> str:
 
 
 def _usage_checks(cfg: Config, command: str) -> None:
-    """What can be refused before any data is generated: the device, and the objectives."""
+    """What can be refused before any data is generated: the device, the threads, and the
+    objectives."""
     resolve_device(cfg.device)
+    cores = _cores()
+    if cfg.threads > cores:
+        raise ValueError(f"threads {cfg.threads} is more than the {cores} cores this process "
+                         f"may use, which only slows it down; give at most {cores} (0: the "
+                         "default, the smaller of 4 and the cores)")
     if command in ("pretrain", "all"):
         for mode in (cfg.mode,) if command == "pretrain" else ("global", "local"):
             build_objective(dataclasses.replace(cfg, mode=mode))
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _argument_checks(args: argparse.Namespace, cfg: Config | None) -> None:
+    """Usage errors of the options that are not settings: a seed given twice, and a file in
+    the place of a folder the command reads or writes (found before any work, not after the
+    data is generated)."""
+    seeds = getattr(args, "seeds", None)
+    if seeds is not None:
+        twice = sorted({s for s in seeds if seeds.count(s) > 1})
+        if twice:
+            raise ValueError(f"--seeds {' '.join(map(str, seeds))}: seed "
+                             f"{', '.join(map(str, twice))} is given more than once; give "
+                             "each seed once (a repeat would count as another seed)")
+    out_dir = Path(cfg.out_dir if cfg is not None else args.out_dir)
+    folders = [("--out-dir", out_dir, out_dir)]
+    if cfg is not None and cfg.cache_dir is not None:
+        folders.append(("--cache-dir", Path(cfg.cache_dir), Path(cfg.cache_dir)))
+    for seed in seeds if seeds is not None else [cfg.seed if cfg is not None else 0]:
+        folders.append(("--out-dir", out_dir, out_dir / f"seed{seed}"))
+        if cfg is not None and args.command in ("pretrain", "all"):
+            modes = ("global", "local") if args.command == "all" else (cfg.mode,)
+            folders += [("--out-dir", out_dir,
+                         run_dir(dataclasses.replace(cfg, seed=seed, mode=m))) for m in modes]
+    for flag, given, folder in folders:
+        for path in (folder, *folder.parents):
+            if path.exists():
+                if not path.is_dir():
+                    what = f"{flag} {given}" + ("" if path == given else f": {path}")
+                    raise ValueError(f"{what} is a file, not a folder; move the file away or "
+                                     f"give another {flag}")
+                break
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     prog = f"{parser.prog} {args.command}"
+    cfg = None
     if args.command != "table":
         try:
             cfg = config_from_args(args)
@@ -322,9 +417,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as err:  # a usage error: exit 2, with the command's usage line
             args.subparser.error(_option_terms(str(err)))
     try:
+        _argument_checks(args, cfg)
+    except ValueError as err:  # in option terms already (and paths are not field names)
+        args.subparser.error(str(err))
+    try:
         if args.command == "table":
             print(table_of_seeds(args.out_dir, args.seeds))
             return 0
+        assert cfg is not None
         return _run(args, cfg)
     except (ValueError, OSError) as err:  # a runtime error: one line, no traceback
         print(f"{prog}: error: {err}", file=sys.stderr)
@@ -353,7 +453,8 @@ def _run(args: argparse.Namespace, cfg: Config) -> int:
         else:
             seeds = args.seeds if args.seeds is not None else [cfg.seed]
             md = _evaluate_seeds(cfg, seeds, args.command == "all",
-                                 getattr(args, "resume", False), rank, clock)
+                                 getattr(args, "resume", False), rank, clock,
+                                 getattr(args, "modes", None))
             if md is not None:
                 print(md)
                 print(f"results: {Path(cfg.out_dir) / 'results.md'} (and results.json)")

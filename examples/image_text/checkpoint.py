@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import Config, differing_fields
+from .config import PATH_FIELDS, Config, differing_fields
 from .files import load_tensor_file
 
 __all__ = ["check_finished", "check_resumable", "config_from_checkpoint", "load_checkpoint",
@@ -28,9 +28,38 @@ def load_checkpoint(path: str | Path, device: torch.device | str | None = None
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no pretraining checkpoint at {path}; run `pretrain` first")
-    return load_tensor_file(path, "checkpoint", "delete it (or its run folder) and rerun "
-                            "`pretrain`, or `pretrain --resume`, which starts that run anew",
-                            device)
+    state = load_tensor_file(path, "checkpoint", _REMEDY, device)
+    _check_structure(path, state)
+    return state
+
+
+_REMEDY = ("delete it (or its run folder) and rerun `pretrain`, or `pretrain --resume`, which "
+           "starts that run anew")
+#: What every checkpoint ``pretrain`` writes holds, and the type of each entry.
+_ENTRIES: dict[str, type | tuple[type, ...]] = {
+    "epoch": int, "config": dict, "vocab": (tuple, list), "model": dict, "objective": dict,
+    "optimizer": dict, "scheduler": dict, "rng": dict, "losses": list, "estimates": list}
+
+
+def _check_structure(path: Path, state: Any) -> None:
+    """Refuse a torch file that is not a pretraining checkpoint (another file saved under its
+    name): a ``ValueError`` naming it, where a ``KeyError`` deep in the pipeline came before."""
+    if not isinstance(state, dict):
+        wrong = f"it holds a {type(state).__name__}, not a dict"
+    else:
+        missing = [k for k in _ENTRIES if k not in state]
+        bad = [k for k, t in _ENTRIES.items() if k in state and not isinstance(state[k], t)]
+        wrong = (f"it lacks {', '.join(map(repr, missing))}" if missing else
+                 f"its {', '.join(map(repr, bad))} {'is' if len(bad) == 1 else 'are'} of the "
+                 "wrong type" if bad else "")
+        if not wrong:
+            try:
+                config_from_checkpoint(state)
+            except (KeyError, TypeError, ValueError) as err:
+                wrong = f"its settings are not this example's ({err})"
+    if wrong:
+        raise ValueError(f"checkpoint {path} is not a pretraining checkpoint of this example "
+                         f"({wrong}): {_REMEDY}")
 
 
 def config_from_checkpoint(state: dict[str, Any]) -> Config:
@@ -55,8 +84,9 @@ def load_weights(path: str | Path, state: dict[str, Any], model: nn.Module,
         ) from None
 
 
-#: What a resumed run may change: the epochs to extend to, and how it runs.
-_RESUME_FREE = ("epochs", "device", "threads", "progress", "cache_dir")
+#: What a resumed run may change: the epochs to extend to, how it runs, and where its files
+#: are (a copied or moved output folder resumes).
+_RESUME_FREE = ("epochs", "device", "threads", "progress", *PATH_FIELDS)
 
 
 def check_resumable(path: Path, state: dict[str, Any], cfg: Config) -> None:

@@ -4,6 +4,8 @@ refused up front with a ``ValueError`` that names the field."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any
 
 import torch
@@ -46,10 +48,10 @@ def validate_config(cfg: Any) -> None:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
     for name in ("text_layers", "text_heads", "max_sentences", "max_sentence_len",
                  "max_report_len", "critic_embed_dim", "linear_steps",
-                 "downstream_batch_size"):
+                 "downstream_batch_size", "finetune_epochs"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
-    for name in ("finetune_epochs", "warmup_steps", "data_seed"):
+    for name in ("warmup_steps", "data_seed"):
         if getattr(cfg, name) < 0:
             raise ValueError(f"{name} must be >= 0, got {getattr(cfg, name)}")
     for name in ("lr", "finetune_lr", "linear_lr", "head_lr_factor", "critic_temperature"):
@@ -58,6 +60,13 @@ def validate_config(cfg: Any) -> None:
     for name in ("weight_decay", "clip_grad_norm"):
         if not getattr(cfg, name) >= 0:
             raise ValueError(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    for f in dataclasses.fields(cfg):  # every float option: what the ranges above let
+        # through, inf (and NaN) is never meant
+        value = getattr(cfg, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{f.name} must be a finite number, got {value}")
+    if any(not isinstance(h, int) or h < 1 for h in cfg.critic_hidden):
+        raise ValueError(f"critic_hidden must be positive ints, got {cfg.critic_hidden}")
     if cfg.dim % cfg.text_heads:
         raise ValueError(f"text_heads ({cfg.text_heads}) must divide dim ({cfg.dim}), "
                          "the text encoder's width")

@@ -15,6 +15,7 @@ from .checks import _REDUCTIONS, validate_config
 
 __all__ = [
     "GROUPS",
+    "PATH_FIELDS",
     "PRESETS",
     "Config",
     "add_config_arguments",
@@ -156,6 +157,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+#: The fields that name where a run reads or writes its files, not what it computes: a copied
+#: or moved output folder resumes, evaluates and averages like the original.
+PATH_FIELDS = ("out_dir", "cache_dir")
+
+
 def differing_fields(a: Config | dict[str, Any], b: Config | dict[str, Any],
                      ignore: tuple[str, ...] = ()) -> list[str]:
     """The fields (sorted) whose values differ between two configs or their dicts (a tuple
@@ -240,8 +246,8 @@ HELP: dict[str, str] = {
     "seed": "training seed (initialisation, batches, labelled subset)",
     "out_dir": "folder of checkpoints and results",
     "device": "'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ...",
-    "threads": "CPU threads of torch; 0: min(4, the cores this process may use). On a "
-               "shared machine use 1",
+    "threads": "CPU threads of torch, at most the cores this process may use; 0: min(4, "
+               "those cores). On a shared machine use 1",
     "progress": "tqdm progress bars (--no-progress: none); the phase lines print regardless",
 }
 
@@ -271,8 +277,25 @@ def _parser_for(tp: Any) -> Any:
         inner = [a for a in get_args(tp) if a is not type(None)]
         return _parser_for(inner[0])
     if origin is tuple:
-        return lambda s: tuple(int(v) for v in s.split(",") if v.strip())
+        return positive_ints
     return tp
+
+
+def positive_ints(text: str) -> tuple[int, ...]:
+    """``--critic-hidden``'s type: comma-separated positive ints (``''``: none).
+
+    Example:
+        >>> positive_ints("64, 32"), positive_ints("")
+        ((64, 32), ())
+    """
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = (0,)
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated positive ints, e.g. 64,64 ('' for none), got {text!r}")
+    return values
 
 
 #: The options that take one of a few words (argparse lists them in the help).

@@ -233,6 +233,31 @@ def _cache_path(cache_dir: str | Path, n: int, size: int, seed: int) -> Path:
     return Path(cache_dir) / f"synthetic-n{n}-s{size}-seed{seed}-{key}.pt"
 
 
+def _read_cache(path: Path, n: int) -> ImageTextData:
+    """The data of a cache file, refused with a ``ValueError`` naming it when it is damaged
+    or holds anything but what :func:`generate_synthetic` writes (another torch file)."""
+    remedy = "delete it; the data is generated anew on the next run"
+    blob = load_tensor_file(path, "data cache file", remedy)
+    try:
+        meta = json.loads(blob["meta"])
+        data = ImageTextData(
+            images=blob["images"].float() / 255.0,
+            reports=list(meta["reports"]),
+            edema=blob["edema"],
+            findings=blob["findings"],
+            finding_names=FINDINGS,
+            sentence_sites=list(meta["sites"]),
+        )
+        shapes_fit = (data.images.shape[0] == data.edema.shape[0] == data.findings.shape[0]
+                      == len(data.reports) == len(data.sentence_sites) == n)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+        shapes_fit = False
+    if not shapes_fit:
+        raise ValueError(f"data cache file {path} is not a data cache of this example (it lacks "
+                         f"the images, labels or reports of {n} pairs): {remedy}")
+    return data
+
+
 def generate_synthetic(
     n: int,
     *,
@@ -269,17 +294,7 @@ def generate_synthetic(
     if cache_dir is not None:
         path = _cache_path(cache_dir, n, size, seed)
         if path.exists():
-            blob = load_tensor_file(path, "data cache file",
-                                    "delete it; the data is generated anew on the next run")
-            meta = json.loads(blob["meta"])
-            return ImageTextData(
-                images=blob["images"].float() / 255.0,
-                reports=meta["reports"],
-                edema=blob["edema"],
-                findings=blob["findings"],
-                finding_names=FINDINGS,
-                sentence_sites=meta["sites"],
-            )
+            return _read_cache(path, n)
     g = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     opacity = torch.rand(n, len(ZONES), generator=g) < 0.12

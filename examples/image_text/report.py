@@ -178,20 +178,58 @@ def write_results(out_dir: Path, cfg: Config, runs: list[Run], finding_names: tu
 def table_of_seeds(out_dir: str, seeds: Sequence[int]) -> str:
     """``table``: average ``seed<k>/results.json`` files (e.g. of seeds run in parallel
     processes) into ``out_dir/results.md`` and ``.json``; return the markdown."""
-    runs, names, configs = [], (), {}
+    runs, names, configs, cfgs = [], (), {}, {}
     for seed in seeds:
         path = Path(out_dir) / f"seed{seed}" / "results.json"
         if not path.exists():
             raise FileNotFoundError(f"no results for seed {seed}: expected {path}")
-        payload = json.loads(path.read_text())
-        names = tuple(payload["finding_names"])
-        runs.append(read_run(payload["runs"][0]))
-        configs[seed] = payload["config"]
+        names, run, configs[seed], cfgs[seed] = _read_results(path)
+        runs.append(run)
     check_same_settings(configs)
-    first = configs[seeds[0]]
-    cfg = Config(**{**first, "critic_hidden": tuple(first["critic_hidden"])})
+    cfg = cfgs[seeds[0]]
     return write_results(Path(out_dir), cfg, runs, names, list(seeds),
                          _kept_extras(Path(out_dir) / "results.json", seeds))
+
+
+def _read_results(path: Path) -> tuple[tuple[str, ...], Run, dict[str, Any], Config]:
+    """One seed's ``results.json``: finding names, run, config (dict and :class:`Config`).
+
+    Raises:
+        ValueError: the file is not JSON, or not a results file of this example (another
+            file under its name, or one edited by hand); the message names it and says to
+            delete it and rerun ``evaluate`` (or ``all``) for that seed.
+    """
+    def refuse(why: str) -> ValueError:
+        return ValueError(f"results file {path} {why}: delete it and rerun `evaluate` (or "
+                          "`all`) for that seed")
+
+    try:
+        payload = json.loads(path.read_text())
+    except UnicodeDecodeError:
+        raise refuse("is not text") from None
+    except json.JSONDecodeError as err:
+        raise refuse(f"is not valid JSON ({err})") from None
+    if not isinstance(payload, dict):
+        raise refuse(f"holds a JSON {type(payload).__name__}, not the object `evaluate` writes")
+    missing = [k for k in ("config", "finding_names", "runs") if k not in payload]
+    if missing:
+        raise refuse(f"is not a results file of this example (it lacks "
+                     f"{', '.join(map(repr, missing))})")
+    try:
+        names = tuple(str(n) for n in payload["finding_names"])
+        run = read_run(payload["runs"][0])
+        if not isinstance(payload["config"], dict):
+            raise TypeError(f"its config is a {type(payload['config']).__name__}")
+        config = dict(payload["config"])
+        if not run[0]:
+            raise ValueError("it has no downstream rows")
+        cfg = Config(**{**config, "critic_hidden": tuple(config.get("critic_hidden", ()))})
+        if any(len(r.finding_auc) != len(names) for r in run[0]):
+            raise ValueError("a row's AUCs do not match its findings")
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+        raise refuse(f"is not a results file of this example ({type(err).__name__}: "
+                     f"{err})") from None
+    return names, run, config, cfg
 
 
 def _kept_extras(path: Path, seeds: Sequence[int]) -> dict[str, object]:
@@ -200,6 +238,8 @@ def _kept_extras(path: Path, seeds: Sequence[int]) -> dict[str, object]:
     try:
         old = json.loads(path.read_text())
     except (OSError, ValueError):  # none yet, or unreadable: nothing to keep
+        return {}
+    if not isinstance(old, dict):  # not what `all` writes: nothing to keep
         return {}
     extra = {k: v for k, v in old.items()
              if k not in ("config", "seeds", "finding_names", "runs")}

@@ -43,6 +43,7 @@ __all__ = [
     "EncodedPairs",
     "Encoders",
     "PretrainOutcome",
+    "available_devices",
     "build_encoders",
     "config_from_checkpoint",
     "encode_pairs",
@@ -181,11 +182,28 @@ def resolve_device(name: str) -> torch.device:
         device = torch.device(name)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {name!r}: this torch build or machine has no CUDA device; "
-                             "use --device cpu (or auto)")
+                             f"use --device cpu (or auto); available: {available_devices()}")
+        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} "
+                             f"CUDA devices; available: {available_devices()}")
+        if device.type not in ("cpu", "cuda") and name not in available_devices().split(", "):
+            raise ValueError(f"device {name!r} is not available on this machine; available: "
+                             f"{available_devices()}")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return torch.device("cpu")
+
+
+def available_devices() -> str:
+    """The ``--device`` values this machine can run, e.g. ``"auto, cpu, cuda, cuda:0"``."""
+    names = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        names += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        names.append("mps")
+    return ", ".join(names)
 
 
 def _world() -> tuple[int, int]:
