@@ -52,7 +52,7 @@ the pooled image and the report (global), then evaluate the image encoder downst
 (Liao, Moyer et al., MICCAI 2021). The default data is synthetic: nothing is downloaded."""
 
 _EPILOG = """\
-first try (about 5 s, the whole pipeline on a few images; a smoke test: its MI estimates
+first try (about 6 s, the whole pipeline on a few images; a smoke test: its MI estimates
 come out near 0 and its tables mean nothing, there is too little training):
   python -m examples.image_text all --preset tiny
 the documented tables (one seed; see docs/image_text.rst for the time it takes; --threads 1

@@ -334,7 +334,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, groups: tuple[str, ...
     a subcommand sets itself.
     """
     parser.add_argument("--preset", default="quick", choices=sorted(PRESETS),
-                        help="named settings: tiny (about 5 s: a smoke test of the whole "
+                        help="named settings: tiny (about 6 s: a smoke test of the whole "
                              "pipeline, with too little training for its MI estimates, near "
                              "0, or its tables to mean anything), quick (the documented "
                              "tables), full (3x the data); options override it "
