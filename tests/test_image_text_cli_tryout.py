@@ -192,7 +192,7 @@ def test_bad_values_that_got_through_are_usage_errors(tmp_path, capsys, monkeypa
 
 def test_threads_above_the_cores_are_refused(tmp_path, capsys, monkeypatch) -> None:
     # the tryout: --threads 1000 was accepted (a 1 s run took 33 s)
-    monkeypatch.setattr("examples.image_text.__main__._cores", lambda: 2)
+    monkeypatch.setattr("examples.image_text.__main__.usable_cpus", lambda: 2)
     line = _usage_error(capsys, ["pretrain", "--preset", "tiny", "--threads", "3",
                                  "--out-dir", str(tmp_path)])
     assert line == (f"{PROG} pretrain: error: --threads 3 is more than the 2 cores this "

@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from mitools.option_checks import usable_cpus
+
 from .checkpoint import check_finished
 from .config import (
     GROUPS,
@@ -43,6 +45,7 @@ from .train import (
     resolve_device,
     run_dir,
     run_label,
+    run_label_of,
 )
 
 _DESCRIPTION = """\
@@ -113,7 +116,7 @@ def _checkpoints(cfg: Config, modes: Sequence[str] | None = None) -> list[Path]:
     found = sorted(found, key=lambda p: p.parent.name != "pretrain-global")
     if modes is None:
         return found
-    have = [p.parent.name.removeprefix("pretrain-") for p in found]
+    have = [run_label_of(p) for p in found]
     missing = [m for m in modes if m not in have]
     if missing:
         raise FileNotFoundError(
@@ -248,7 +251,7 @@ def _config_of_checkpoints(cfg: Config, paths: Sequence[Path]) -> Config:
     for path, state in zip(paths, states, strict=True):
         check_finished(path, state)
     saved = [config_from_checkpoint(state) for state in states]
-    labels = [p.parent.name.removeprefix("pretrain-") for p in paths]
+    labels = [run_label_of(p) for p in paths]
     for other, path in zip(saved[1:], paths[1:], strict=True):
         differ = [k for k in compared if getattr(other, k) != getattr(saved[0], k)]
         if differ:
@@ -262,7 +265,7 @@ def _config_of_checkpoints(cfg: Config, paths: Sequence[Path]) -> Config:
                 f"{path} was pretrained with other data, model or pretraining settings than "
                 f"{paths[0]} ({shown}); evaluate them separately, e.g. `{command} --modes "
                 f"{' '.join(alike)}`, then `{command} --modes "
-                f"{path.parent.name.removeprefix('pretrain-')}` (each rewrites "
+                f"{run_label_of(path)}` (each rewrites "
                 f"seed{cfg.seed}/results.md and .json: copy the first away)")
     return dataclasses.replace(cfg, **{k: getattr(saved[0], k) for k in kept})
 
@@ -357,7 +360,7 @@ def _usage_checks(cfg: Config, command: str) -> None:
     """What can be refused before any data is generated: the device, the threads, and the
     objectives."""
     resolve_device(cfg.device)
-    cores = _cores()
+    cores = usable_cpus()
     if cfg.threads > cores:
         raise ValueError(f"threads {cfg.threads} is more than the {cores} cores this process "
                          f"may use, which only slows it down; give at most {cores} (0: the "
@@ -365,13 +368,6 @@ def _usage_checks(cfg: Config, command: str) -> None:
     if command in ("pretrain", "all"):
         for mode in (cfg.mode,) if command == "pretrain" else ("global", "local"):
             build_objective(dataclasses.replace(cfg, mode=mode))
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _argument_checks(args: argparse.Namespace, cfg: Config | None) -> None:

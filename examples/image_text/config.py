@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import types
 from dataclasses import dataclass, fields
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import torch
+
+from mitools.option_checks import usable_cpus
 
 from .checks import _REDUCTIONS, validate_config
 
@@ -371,11 +372,7 @@ def resolve_threads(threads: int) -> int:
     """
     if threads > 0:
         return threads
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores, torch.get_num_threads()))
+    return max(1, min(4, usable_cpus(), torch.get_num_threads()))
 
 
 def config_from_args(args: argparse.Namespace, **forced: Any) -> Config:

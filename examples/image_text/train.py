@@ -235,6 +235,16 @@ def run_dir(cfg: Config) -> Path:
     return Path(cfg.out_dir) / f"seed{cfg.seed}" / f"pretrain-{run_label(cfg)}"
 
 
+def run_label_of(checkpoint: Path) -> str:
+    """The :func:`run_label` of a checkpoint in its :func:`run_dir`, from the folder's name.
+
+    Example:
+        >>> run_label_of(Path("runs/seed0/pretrain-local-attention/checkpoint.pt"))
+        'local-attention'
+    """
+    return checkpoint.parent.name.removeprefix("pretrain-")
+
+
 def pretrain(cfg: Config, ds: Datasets | None = None, *, resume: bool = False,
              stop_after: int | None = None) -> PretrainOutcome:
     """Pretrain image and text encoders by maximising ``cfg.mode`` MI for ``cfg.epochs``.
