@@ -250,6 +250,12 @@ def table_cells(result: dict) -> tuple[list[str], list[list[str]]]:
     return ["dtype", "batch", *versions], rows
 
 
+def command_line(result: dict) -> str:
+    """The command that produced ``result``, with the ``OMP_NUM_THREADS`` it ran under."""
+    threads = result["omp_num_threads"]
+    return (f"OMP_NUM_THREADS={threads} " if threads else "") + result["command"]
+
+
 def markdown(result: dict) -> str:
     env = result["provenance"]
     versions = tuple(result["args"]["versions"])
@@ -265,9 +271,7 @@ def markdown(result: dict) -> str:
         f"{env['torch_threads']} thread(s); load average {result['load_before']} before, "
         f"{result['load_after']} after (a shared machine: compare ratios, not times).",
         "",
-        "Command: `"
-        + (f"OMP_NUM_THREADS={result['omp_num_threads']} " if result["omp_num_threads"] else "")
-        + f"{result['command']}`",
+        f"Command: `{command_line(result)}`",
     ]
     return "\n".join(lines) + "\n"
 

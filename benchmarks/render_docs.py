@@ -57,6 +57,13 @@ def heading(text: str, char: str) -> str:
     return f"{text}\n{char * len(text)}\n"
 
 
+def section(title: str, paragraph: str, provenance: dict, *body: str) -> str:
+    """A section of the page: its heading, a paragraph, then ``body`` (tables), then the
+    provenance line of the run."""
+    return "\n".join([heading(title, "-"), paragraph, "", *body,
+                      provenance_line(provenance)]) + "\n"
+
+
 def load_result(name: str) -> dict | None:
     """``benchmarks/results/<name>`` parsed, or ``None`` when that benchmark has not been run
     (its section is then left out)."""
@@ -183,11 +190,11 @@ def heldout_upper_section() -> str:
     if data is None:
         return ""
     s = data["setup"]
-    out = [heading("Upper bounds with a fitted q, held out", "-"),
+    paragraph = (
            f"Is a fitted-q upper bound on held-out data still above the MI? n = {s['n']} "
            f"samples, {s['test_fraction']:.0%} held out and scored all pairs at once, "
            f"{s['seeds']} seeds; q: {s['q']}. Cells: mean [min, max] over seeds. Produced by "
-           "``PYTHONPATH=. python benchmarks/upper_bounds_heldout.py``.", ""]
+           "``PYTHONPATH=. python benchmarks/upper_bounds_heldout.py``.")
     rows = []
     for r in data["rows"]:
         def cell(kind: str, key: str, r: dict = r) -> str:
@@ -197,11 +204,10 @@ def heldout_upper_section() -> str:
                      cell("fitted", "l1out"), cell("true_q", "l1out"),
                      cell("fitted", "club"), cell("true_q", "club"),
                      "yes" if r["fitted_upper_holds"] else "no"])
-    out.append(table(["task", "true MI", "held-out KL(p‖q)", "L1Out, fitted q",
-                      "L1Out, true q", "CLUB, fitted q", "CLUB, true q",
-                      "both fitted ≥ truth"], rows))
-    out.append(provenance_line(data["provenance"]))
-    return "\n".join(out) + "\n"
+    return section("Upper bounds with a fitted q, held out", paragraph, data["provenance"],
+                   table(["task", "true MI", "held-out KL(p‖q)", "L1Out, fitted q",
+                          "L1Out, true q", "CLUB, fitted q", "CLUB, true q",
+                          "both fitted ≥ truth"], rows))
 
 
 #: the committed full runs of ``estimate_accuracy.py`` (never its smoke or local outputs,
@@ -327,12 +333,12 @@ def time_claims_section() -> str:
     data = load_result("time_claims.json")
     if data is None:
         return ""
-    out = [heading("Time claims: the README's jobs on a 2-core machine", "-"),
+    paragraph = (
            "Every time the README and the docs state, measured in one run by ``PYTHONPATH=. "
            "python benchmarks/time_claims.py`` on a quiet machine (nothing else running; the "
            "load average before each job is recorded: the jobs' own load lingers into the "
            "next). Each job runs in a child process: wall time, CPU time (user + system) and "
-           "peak memory are its own.", ""]
+           "peak memory are its own.")
     rows = []
     for key in ("main", "tiny", "tests"):
         job = data.get(key)
@@ -345,9 +351,10 @@ def time_claims_section() -> str:
         rows.append([f"``estimate_mi``, d = 20, n = 5,000, {job['dtype']} input, "
                      f"{job['threads']} thread(s)", f"{job['wall_s']:.1f}", f"{job['cpu_s']:.1f}",
                      f"{job['peak_rss_mb']}", f"{job['load_before']:.2f}"])
-    out.append(table(["job", "wall (s)", "CPU (s)", "peak memory (MB)", "load before"], rows))
-    out.append(provenance_line(data["provenance"]))
-    return "\n".join(out) + "\n"
+    return section("Time claims: the README's jobs on a 2-core machine", paragraph,
+                   data["provenance"],
+                   table(["job", "wall (s)", "CPU (s)", "peak memory (MB)", "load before"],
+                         rows))
 
 
 def consistency_section() -> str:
@@ -355,23 +362,22 @@ def consistency_section() -> str:
     if data is None:
         return ""
     s = data["setup"]
-    out = [heading("Self-consistency (Song & Ermon 2020)", "-"),
+    paragraph = (
            f"Base: d = {s['dim']} correlated Gaussian at {s['mi']:g} nats, n = {s['n']}, "
            "every estimate by ``mitools.estimate_mi`` with the named bound (its defaults "
            "otherwise). "
            "Ideal values: independence 0, data processing ratio "
            "I([X, X]; [Y, Y³]) / I(X; Y) = 1, additivity ratio (two independent copies) = 2. "
-           "Produced by ``PYTHONPATH=. python benchmarks/consistency.py``.", ""]
+           "Produced by ``PYTHONPATH=. python benchmarks/consistency.py``.")
     rows = []
     for row in data["rows"]:
         b = row["estimates"]["base"]
         rows.append([row["bound"], f"{b['value']:.3f} ± {b['stderr']:.3f}",
                      f"{row['independence']:+.3f}", f"{row['data_processing_ratio']:.3f}",
                      f"{row['additivity_ratio']:.3f}"])
-    out.append(table(["bound", "I(X;Y)", "independence", "data processing", "additivity"],
-                     rows))
-    out.append(provenance_line(data["provenance"]))
-    return "\n".join(out) + "\n"
+    return section("Self-consistency (Song & Ermon 2020)", paragraph, data["provenance"],
+                   table(["bound", "I(X;Y)", "independence", "data processing",
+                          "additivity"], rows))
 
 
 def mild_non_gaussian_section() -> str:
@@ -379,7 +385,7 @@ def mild_non_gaussian_section() -> str:
     if data is None:
         return ""
     s = data["setup"]
-    out = [heading("Mildly non-Gaussian dependence, small samples", "-"),
+    paragraph = (
            f"y = x + {s['a']:g} (x² - 1) + {s['s']:g} ε with x, ε standard normal: true MI "
            f"{s['true_mi']:.4f} nats (by quadrature), {s['seeds']} seeds per size. A trained "
            "critic beats the Gaussian start by little, so each fold's choice between the two "
@@ -388,16 +394,16 @@ def mild_non_gaussian_section() -> str:
            "any validation gain (below 2 nats); "
            "``screen=False``: every fold replaces it only when its validation bound is higher "
            "by two standard errors. Produced by ``PYTHONPATH=. python "
-           "benchmarks/mild_non_gaussian.py``.", ""]
+           "benchmarks/mild_non_gaussian.py``.")
     rows = [[f"{row['n']:,}", "default" if row["screen"] else "``screen=False``",
              f"{row['mean_error']:+.4f}", f"{row['rmse']:.4f}",
              f"{row['lower_below_truth']}/{row['cases']}",
              f"{row['folds_kept_start']}/{row['folds']}"] for row in data["rows"]]
-    out.append(table(["n", "estimate_mi", "mean error (nats)", "RMSE (nats)",
-                      "lower bound below truth", "folds on the start (kept or untrained)"],
-                     rows))
-    out.append(provenance_line(data["provenance"]))
-    return "\n".join(out) + "\n"
+    return section("Mildly non-Gaussian dependence, small samples", paragraph,
+                   data["provenance"],
+                   table(["n", "estimate_mi", "mean error (nats)", "RMSE (nats)",
+                          "lower bound below truth", "folds on the start (kept or untrained)"],
+                         rows))
 
 
 def screen_check_section() -> str:
@@ -406,16 +412,15 @@ def screen_check_section() -> str:
         return ""
     import screen_check  # imports mitools (torch): only where the section is rendered
 
-    out = [heading("The screen's early check", "-"),
+    paragraph = (
            "``estimate_mi`` checks its first fold's gain over the Gaussian start on that "
            "fold's test part from step 100 on, and where the check stops the fold the other "
            "folds stay untrained (``FoldResult.stopped_at_check``). "
            + screen_check.description()
            + " Produced by ``PYTHONPATH=. python benchmarks/screen_check.py`` (two parts side "
-           "by side: ``benchmarks/README.md``).", ""]
-    out.append(table(screen_check.HEADER, screen_check.summary_rows(data["rows"])))
-    out.append(provenance_line(data["provenance"]))
-    return "\n".join(out) + "\n"
+           "by side: ``benchmarks/README.md``).")
+    return section("The screen's early check", paragraph, data["provenance"],
+                   table(screen_check.HEADER, screen_check.summary_rows(data["rows"])))
 
 
 def knn_check_section() -> str:
@@ -426,15 +431,14 @@ def knn_check_section() -> str:
 
     from mitools.estimate.knn_check import KNN_CHECK_K
 
-    out = [heading("The KSG cross-check", "-"),
+    paragraph = (
            f"``estimate_mi`` runs mixed KSG (k = {KNN_CHECK_K}) on the same samples after the "
            "margins' transform and flags an estimate it reads clearly above "
            "(:mod:`mitools.estimate.knn_check`). On the Beyond Normal samples: "
            + " ".join(line for line in knn_check.summary_lines(data["summary"], data["rows"])
                       if line)
-           + " Produced by ``PYTHONPATH=. python benchmarks/knn_check.py``.", ""]
-    out.append(provenance_line(data["provenance"]))
-    return "\n".join(out) + "\n"
+           + " Produced by ``PYTHONPATH=. python benchmarks/knn_check.py``.")
+    return section("The KSG cross-check", paragraph, data["provenance"])
 
 
 def local_loss_section() -> str:
@@ -446,13 +450,12 @@ def local_loss_section() -> str:
             continue
         import local_loss  # imports mitools (torch): only where the section is rendered
 
-        command = ((f"OMP_NUM_THREADS={data['omp_num_threads']} "
-                    if data["omp_num_threads"] else "") + data["command"])
-        out += [heading(f"{title} ({data['device_name']})", "-"),
-                local_loss.description(data) + f" Produced by ``{command}``; load average "
-                f"{data['load_before']} before and {data['load_after']} after (compare "
-                "ratios, not times).", "",
-                table(*local_loss.table_cells(data)), provenance_line(data["provenance"]), ""]
+        out.append(section(
+            f"{title} ({data['device_name']})",
+            local_loss.description(data) + f" Produced by ``{local_loss.command_line(data)}``; "
+            f"load average {data['load_before']} before and {data['load_after']} after "
+            "(compare ratios, not times).",
+            data["provenance"], table(*local_loss.table_cells(data))))
     return "\n".join(out)
 
 
