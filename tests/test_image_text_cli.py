@@ -188,7 +188,7 @@ def test_bad_option_values_are_usage_errors_before_any_data(tmp_path, capsys, mo
     def no_data(*args, **kwargs):
         raise AssertionError("data generated before the options were checked")
 
-    monkeypatch.setattr("examples.image_text.__main__.load_datasets", no_data)
+    monkeypatch.setattr("examples.image_text.pipeline.load_datasets", no_data)
     monkeypatch.setattr("examples.image_text.train.load_datasets", no_data)
     with pytest.raises(SystemExit) as exit_:
         main([*argv, "--preset", "tiny", "--out-dir", str(tmp_path)])
@@ -210,7 +210,7 @@ def test_ctrl_c_exits_130_with_the_resume_hint(tmp_path, capsys, monkeypatch) ->
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("examples.image_text.__main__.pretrain", interrupted)
+    monkeypatch.setattr("examples.image_text.pipeline.pretrain", interrupted)
     rc = main(["all", "--preset", "tiny", "--n-train", "32", "--n-test", "8", "--batch-size",
                "16", "--threads", "1", "--out-dir", str(tmp_path)])
     assert rc == 130

@@ -154,7 +154,7 @@ def test_a_file_in_the_place_of_a_folder_is_a_usage_error_before_any_work(
     def no_data(*args, **kwargs):
         raise AssertionError("data generated before the folders were checked")
 
-    monkeypatch.setattr("examples.image_text.__main__.load_datasets", no_data)
+    monkeypatch.setattr("examples.image_text.pipeline.load_datasets", no_data)
     monkeypatch.setattr("examples.image_text.train.load_datasets", no_data)
     f, d = tmp_path / "afile", tmp_path / "dir"
     f.write_text("")

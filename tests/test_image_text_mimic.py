@@ -159,7 +159,7 @@ def test_the_phase_line_gives_the_real_split_sizes(mimic: Path, tmp_path: Path, 
     def stop(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("examples.image_text.__main__.downstream", stop)
+    monkeypatch.setattr("examples.image_text.pipeline.downstream", stop)
     assert main(["supervised", "--preset", "tiny", "--data", str(mimic),
                  "--threads", "1", "--out-dir", str(tmp_path / "run")]) == 130
     out = capsys.readouterr().out

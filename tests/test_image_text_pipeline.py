@@ -448,12 +448,12 @@ def test_evaluate_refuses_an_interrupted_checkpoint(tmp_path, tiny_ds, capsys) -
 def test_evaluate_seed_from_python_refuses_an_interrupted_checkpoint(tmp_path, tiny_ds,
                                                                     monkeypatch) -> None:
     # the command line checked this, a call of evaluate_seed(paths=None) did not
-    from examples.image_text.__main__ import evaluate_seed
+    from examples.image_text.pipeline import evaluate_seed
 
     cfg = make_config("tiny", **dict(TINY, epochs=3), out_dir=str(tmp_path))
     out = pretrain(cfg, tiny_ds, stop_after=1)
     trained = []  # and it refuses before any downstream training (review)
-    monkeypatch.setattr("examples.image_text.__main__.downstream",
+    monkeypatch.setattr("examples.image_text.pipeline.downstream",
                         lambda *args, **kwargs: trained.append(args[2]))
     for paths in (None, [out.checkpoint]):
         with pytest.raises(ValueError, match=r"has done 1 of its 3 epochs"):
