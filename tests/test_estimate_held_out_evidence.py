@@ -113,10 +113,10 @@ def test_a_chance_screen_gain_at_10_nats_costs_no_fold_its_start() -> None:
     critic more than 0.5 nats below its start held out."""
     import dataclasses
 
-    from mitools.estimate import api
+    from mitools.estimate import crossfit
     from mitools.tasks import CorrelatedGaussian
 
-    original = api._fit_fold
+    original = crossfit._fit_fold
 
     def forced(*args, **kwargs):
         fold, loo = original(*args, **kwargs)
@@ -125,13 +125,13 @@ def test_a_chance_screen_gain_at_10_nats_costs_no_fold_its_start() -> None:
         return fold, loo
 
     x, y = CorrelatedGaussian(20, 10.0).sample(5000, generator=103)
-    api._fit_fold = forced
+    crossfit._fit_fold = forced
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             r = estimate_mi(x, y, seed=3, threads=1)
     finally:
-        api._fit_fold = original
+        crossfit._fit_fold = original
     assert r.diagnostics.untrained_folds == 0
     assert all(f.held_out > f.start_held_out - 0.5 for f in r.folds)
     assert abs(r.value - 10.0) < 0.3

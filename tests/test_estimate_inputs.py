@@ -331,19 +331,19 @@ def test_threads_are_set_during_the_call_and_restored() -> None:
     x, y = _gaussian(100)
     before = torch.get_num_threads()
     seen = []
-    from mitools.estimate import api
+    from mitools.estimate import crossfit
 
-    original = api._fit_fold
+    original = crossfit._fit_fold
 
     def spy(*args, **kwargs):
         seen.append(torch.get_num_threads())
         return original(*args, **kwargs)
 
-    api._fit_fold = spy
+    crossfit._fit_fold = spy
     try:
         _quiet(x=x, y=y, **FAST)  # threads=1
     finally:
-        api._fit_fold = original
+        crossfit._fit_fold = original
     assert seen == [1, 1, 1] and torch.get_num_threads() == before
     assert 1 <= default_threads() <= 4
     torch.set_num_threads(1)  # a caller's lower setting is kept

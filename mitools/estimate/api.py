@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import inspect
 import math
 from collections.abc import Sequence
@@ -11,14 +10,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from mitools.bounds._scores import partition_overflow_allowed
 from mitools.critics import QuadraticCritic
-from mitools.estimate.critic import QuadraticJointCritic
+from mitools.estimate.critic import QuadraticJointCritic, build_critic
+from mitools.estimate.crossfit import fit_folds
 from mitools.estimate.data import MarginTransform, _warn_if_labels, warn_if_exact_relation
 from mitools.estimate.diagnostics import diagnose, warn_about_estimate
 from mitools.estimate.evaluation import SAMPLED_NEGATIVES_BOUNDS
-from mitools.estimate.fit import SCREEN_SE, _build_critic, _fit_fold
-from mitools.estimate.folds import fold_indices
+from mitools.estimate.folds import fold_indices, jackknife_groups
 from mitools.estimate.knn_check import knn_cross_check
 from mitools.estimate.options import (
     bound_with_options,
@@ -33,8 +31,13 @@ from mitools.estimate.persist import _is_plain, plain
 from mitools.estimate.pointwise import column_names
 from mitools.estimate.progress import Progress
 from mitools.estimate.result import MIEstimate
-from mitools.estimate.stats import JACKKNIFE_GROUPS, jackknife_stderr, t_quantile
-from mitools.estimators import Estimator, get_estimator
+from mitools.estimate.stats import (
+    JACKKNIFE_GROUPS,
+    confidence_bounds,
+    jackknife_stderr,
+    t_quantile,
+)
+from mitools.estimators import Estimator
 from mitools.inputs import (
     as_sample_tensor,
     check_paired,
@@ -305,14 +308,8 @@ def estimate_mi(
         # labels may be exact functions of each other; n > dims: a correlation of 1 says so
         exact = not (discrete_x or discrete_y) and warn_if_exact_relation(xt, yt, stacklevel=3)
         splits = fold_indices(n, folds, val_fraction, gen)
-        # jackknife groups over all samples, so that leaving one out touches every fold at once;
-        # dealt out evenly within each fold's test part
         groups = min(JACKKNIFE_GROUPS, n // (2 * folds))
-        group_of = torch.empty(n, dtype=torch.long)
-        for split in splits:
-            group_of[split.test[torch.randperm(len(split.test), generator=gen)]] = (
-                torch.arange(len(split.test)) % groups)
-        group_of = group_of.to(device)
+        group_of = jackknife_groups(splits, n, groups, gen).to(device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             probe = bound_with_options(bound, bound_kwargs, list(_OPTIONS))
@@ -325,44 +322,15 @@ def estimate_mi(
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(resolve_threads(threads))
         bar = Progress(progress, folds, max_steps, bound_name)
-        results, leave_out = [], []
-        screening = screen and init == "gaussian"
-        steps = max_steps  # 0 once screening has found nothing for training to gain
-        shown_gain = False  # whether it has found a gain (the other folds' margin)
         try:
-            for k, split in enumerate(splits):
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(seed * 1009 + k)
-                    model = _build_critic(critic, xt.shape[1], yt.shape[1], hidden, embed_dim,
-                                          potentials, residual)
-                    estimator = (copy.deepcopy(bound) if isinstance(bound, Estimator)
-                                 else get_estimator(bound, **bound_kwargs))
-                bar.start_fold(k)
-                # a partition term that overflows (NWJ, TUBA, JS, FLO) is a diverged fit here,
-                # not an error: the fold keeps its initial critic and is flagged
-                with partition_overflow_allowed():
-                    fold, loo = _fit_fold(
-                        xt, yt, split, model, estimator, init=init, report=report,
-                        dtype=dtype, device=device, batch_size=batch_size,
-                        negatives=negatives, max_steps=steps, lr=lr,
-                        weight_decay=weight_decay, ema=ema, eval_every=eval_every,
-                        patience=patience, gen=gen, on_eval=bar.evaluated,
-                        group_of=group_of, groups=groups,
-                        screen_on_test=screening and k == 0, shown_gain=shown_gain,
-                    )
-                results.append(fold)
-                leave_out.append(loo)
-                if screening and k == 0:
-                    if fold.stopped_at_check or fold.held_out_gain <= SCREEN_SE:
-                        steps = 0
-                    elif fold.held_out_gain > SCREEN_SE:  # (not NaN)
-                        # training beats the start held out, on samples the other folds
-                        # train and validate on: they replace it on any validation gain, at
-                        # low MI (AFTER_GAIN_MAX_NATS). The first fold's own choice stays
-                        # with its validation part: revisiting it after this gain, read on
-                        # its test part, would select on the samples it reports.
-                        shown_gain = True
-                bar.end_fold(fold.value, fold.steps)
+            results, leave_out = fit_folds(
+                xt, yt, splits, make_critic=lambda: build_critic(
+                    critic, xt.shape[1], yt.shape[1], hidden, embed_dim, potentials, residual),
+                bound=bound, bound_kwargs=bound_kwargs, init=init, screen=screen, seed=seed,
+                max_steps=max_steps, bar=bar, report=report, dtype=dtype, device=device,
+                batch_size=batch_size, negatives=negatives, lr=lr, weight_decay=weight_decay,
+                ema=ema, eval_every=eval_every, patience=patience, gen=gen, group_of=group_of,
+                groups=groups)
         finally:
             bar.close()
             torch.set_num_threads(previous_threads)
@@ -370,13 +338,7 @@ def estimate_mi(
         value = sum(r.value for r in results) / folds
         # delete-a-group jackknife over samples, critics held fixed: the estimate without group g
         stderr = jackknife_stderr(torch.stack(leave_out).mean(0))
-        if sided == "lower":
-            low, high = value - t_quantile(level, groups - 1) * stderr, float("inf")
-            kind = f"a one-sided Student's t lower bound ({groups - 1} degrees of freedom)"
-        else:
-            half = t_quantile(0.5 + level / 2, groups - 1) * stderr
-            low, high = value - half, value + half
-            kind = f"a two-sided Student's t interval ({groups - 1} degrees of freedom)"
+        low, high, kind = confidence_bounds(value, stderr, sided, level, groups - 1)
         held_out = sum(r.held_out for r in results) / folds
         in_sample = sum(r.in_sample for r in results) / folds
         # KSG on the same samples: where it reads clearly more, the critics fell short

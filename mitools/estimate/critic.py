@@ -15,12 +15,14 @@ so it can draw a thin band :math:`|x - y| < \epsilon` with a few units (a separa
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from mitools.critics import QuadraticCritic
+from mitools.critics import MarginalPotentials, QuadraticCritic, get_critic
 from mitools.critics.base import Critic, mlp
 
 __all__: list[str] = []
@@ -123,3 +125,29 @@ class QuadraticJointCritic(Critic):
         self.quadratic.init_gaussian_(x, y, ridge, offset)
         self.residual.v.zero_()
         return self
+
+
+def build_critic(critic: str | nn.Module, dim_x: int, dim_y: int, hidden: Sequence[int],
+                 embed_dim: int, potentials: bool, residual: str | None = "joint"
+                 ) -> nn.Module:
+    """The critic named by ``critic`` (a module is deep-copied); for ``"quadratic"``,
+    ``residual`` chooses the joint (:class:`QuadraticJointCritic`)
+    or separable (:class:`~mitools.critics.QuadraticCritic`) residual, or none."""
+    if isinstance(critic, nn.Module):
+        return copy.deepcopy(critic)
+    name = critic.lower()
+    kwargs: dict[str, Any] = {}
+    if name == "quadratic":
+        if not len(hidden) or residual is None:
+            return QuadraticCritic(dim_x, dim_y)
+        if residual == "joint":
+            return QuadraticJointCritic(dim_x, dim_y, tuple(hidden), embed_dim)
+        kwargs["hidden"] = tuple(hidden)
+    if name in ("separable", "concat"):
+        kwargs["hidden"] = tuple(hidden)
+    if name in ("separable", "quadratic"):
+        kwargs["embed_dim"] = embed_dim
+    model = get_critic(critic, dim_x, dim_y, **kwargs)
+    if potentials and not isinstance(model, QuadraticCritic):
+        model = MarginalPotentials(model, dim_x, dim_y)
+    return model

@@ -5,14 +5,11 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from mitools.critics import MarginalPotentials, QuadraticCritic, get_critic
 from mitools.estimate.averaging import WeightAverage
-from mitools.estimate.critic import QuadraticJointCritic
 from mitools.estimate.data import Standardization, _standardize
 from mitools.estimate.evaluation import (
     _evaluate,
@@ -131,32 +128,6 @@ def _screen_stops(gain: float, stalled: bool) -> bool:
     or at most :data:`SCREEN_CHECK_SE` where the evaluation did not improve the best
     validation bound (``stalled``). A NaN gain never stops it."""
     return gain <= 0.0 or (stalled and gain <= SCREEN_CHECK_SE)
-
-
-def _build_critic(critic: str | nn.Module, dim_x: int, dim_y: int, hidden: Sequence[int],
-                  embed_dim: int, potentials: bool, residual: str | None = "joint"
-                  ) -> nn.Module:
-    """The critic named by ``critic`` (a module is deep-copied); for ``"quadratic"``,
-    ``residual`` chooses the joint (:class:`~mitools.estimate.critic.QuadraticJointCritic`)
-    or separable (:class:`~mitools.critics.QuadraticCritic`) residual, or none."""
-    if isinstance(critic, nn.Module):
-        return copy.deepcopy(critic)
-    name = critic.lower()
-    kwargs: dict[str, Any] = {}
-    if name == "quadratic":
-        if not len(hidden) or residual is None:
-            return QuadraticCritic(dim_x, dim_y)
-        if residual == "joint":
-            return QuadraticJointCritic(dim_x, dim_y, tuple(hidden), embed_dim)
-        kwargs["hidden"] = tuple(hidden)
-    if name in ("separable", "concat"):
-        kwargs["hidden"] = tuple(hidden)
-    if name in ("separable", "quadratic"):
-        kwargs["embed_dim"] = embed_dim
-    model = get_critic(critic, dim_x, dim_y, **kwargs)
-    if potentials and not isinstance(model, QuadraticCritic):
-        model = MarginalPotentials(model, dim_x, dim_y)
-    return model
 
 
 def _batch_value(estimator: Estimator, model: nn.Module, x: Tensor, y: Tensor, negatives: int,

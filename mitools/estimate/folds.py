@@ -79,3 +79,15 @@ def fold_indices(
             )
         splits.append(split)
     return splits
+
+
+def jackknife_groups(splits: list[Split], n: int, groups: int,
+                     generator: torch.Generator | None = None) -> Tensor:
+    """``(n,)`` the delete-a-group jackknife group (``0 .. groups - 1``) of each sample, dealt
+    out evenly within each fold's test part, so that leaving a group out touches every fold
+    at once."""
+    group_of = torch.empty(n, dtype=torch.long)
+    for split in splits:
+        order = torch.randperm(len(split.test), generator=generator)
+        group_of[split.test[order]] = torch.arange(len(split.test)) % groups
+    return group_of

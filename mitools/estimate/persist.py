@@ -146,7 +146,7 @@ def load_estimate(path: str | Path, critic: nn.Module | None = None,
             saved ones.
         FileNotFoundError: no such file.
     """
-    from mitools.estimate.fit import _build_critic
+    from mitools.estimate.critic import build_critic
     from mitools.estimate.result import FoldResult, HistoryPoint, MIEstimate
 
     path = Path(path)
@@ -175,7 +175,7 @@ def load_estimate(path: str | Path, critic: nn.Module | None = None,
         folds.append(FoldResult(
             history=[HistoryPoint(int(h[0]), h[1], h[2]) for h in f["history"]],
             split=Split(*f["split"]),
-            critic=_load(f["critic"], settings, "critic", critic, lambda: _build_critic(
+            critic=_load(f["critic"], settings, "critic", critic, lambda: build_critic(
                 settings["critic"], settings["dim_x"], settings["dim_y"],
                 tuple(settings["hidden"]), settings["embed_dim"], settings["potentials"],
                 settings["residual"]), path),

@@ -38,3 +38,16 @@ def jackknife_stderr(leave_out: Tensor) -> float:
     groups = leave_out.numel()
     centred = leave_out - leave_out.mean()
     return math.sqrt((groups - 1) / groups * float((centred**2).sum()))
+
+
+def confidence_bounds(value: float, stderr: float, sided: str, level: float,
+                      dof: int) -> tuple[float, float, str]:
+    """The interval of ``value`` with standard error ``stderr``: a one-sided Student's t lower
+    bound (``sided="lower"``: the upper end is ``inf``) or a two-sided interval, at ``level``
+    with ``dof`` degrees of freedom. Returns ``(low, high, kind)``, ``kind`` in words."""
+    if sided == "lower":
+        return (value - t_quantile(level, dof) * stderr, math.inf,
+                f"a one-sided Student's t lower bound ({dof} degrees of freedom)")
+    half = t_quantile(0.5 + level / 2, dof) * stderr
+    return (value - half, value + half,
+            f"a two-sided Student's t interval ({dof} degrees of freedom)")
