@@ -32,7 +32,7 @@ from torch import Tensor
 from mitools.bounds import RowStatistics
 from mitools.bounds.rowwise import row_bookkeeping
 from mitools.estimators import Estimator
-from mitools.local import attention
+from mitools.local import attention, kernels
 from mitools.local.blocked import blocked_statistics
 from mitools.local.dense import dense_values, side_inputs
 from mitools.local.problems import Problems
@@ -104,7 +104,7 @@ def choose_backend(
     dtype: torch.dtype,
     device: torch.device,
     chunked: bool,
-) -> tuple[str, attention.Kernel | None]:
+) -> tuple[str, kernels.Kernel | None]:
     """The path for one call, and the attention kernel when that is the path."""
     rowwise = estimator.rowwise
     if requested == "dense" or not (
@@ -112,14 +112,14 @@ def choose_backend(
     ):
         return "dense", None
     if requested == "attention":
-        kernel = attention.find_kernel(device, dtype, warn=True)
+        kernel = kernels.find_kernel(device, dtype, warn=True)
         return ("attention", kernel) if kernel is not None else ("blocked", None)
     if requested == "blocked":
         return "blocked", None
     if not rowwise.statistics:  # the positives only: the dense path scores just those
         return "dense", None
     if device.type == "cuda" and attention.supports(rowwise.statistics):
-        kernel = attention.find_kernel(device, dtype, warn=False)
+        kernel = kernels.find_kernel(device, dtype, warn=False)
         if kernel is not None:
             return "attention", kernel
     dense_bytes = len(problems) * problems.batch * problems.columns * 4
@@ -130,7 +130,7 @@ def choose_backend(
 
 def problem_values(
     backend: str,
-    kernel: attention.Kernel | None,
+    kernel: kernels.Kernel | None,
     problems: Problems,
     scorer: Scorer,
     estimator: Estimator,
@@ -162,9 +162,9 @@ def problem_values(
     assert rowwise is not None
     # the critic can factorise in another dtype than its inputs (float32 factors of bfloat16
     # features): the kernel must be the one for the factors' dtype
-    run_dtype = attention.compute_dtype(u.device, u.dtype)
+    run_dtype = kernels.compute_dtype(u.device, u.dtype)
     if backend == "attention" and (kernel is None or kernel.dtype != run_dtype):
-        kernel = attention.find_kernel(u.device, u.dtype, warn=True)
+        kernel = kernels.find_kernel(u.device, u.dtype, warn=True)
         backend = "attention" if kernel is not None else "blocked"
     if backend == "attention":
         assert kernel is not None
