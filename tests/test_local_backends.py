@@ -504,3 +504,24 @@ def test_padding_stays_out_of_the_attention_path_whatever_the_scores_scale(bound
                                                                dtype=dtype))  # fmt: skip
     for backend in ("blocked", "attention"):
         torch.testing.assert_close(values[backend], values["dense"])
+
+
+def test_fused_path_errors_say_which_requirement_fails():
+    """alpha_infonce with a SeparableCritic was told it "needs a separable critic ... got critic
+    SeparableCritic and bound AlphaInfoNCE(<multi-line repr>)": the one requirement that fails
+    (the bound has no per-row statistics) was never named."""
+    from mitools.critics import ConcatCritic, SeparableCritic
+
+    critic = SeparableCritic(3, 3, hidden=(), embed_dim=4)
+    for kw in ({"column_chunk_size": 2}, {"backend": "blocked"}, {"backend": "attention"}):
+        with pytest.raises(ValueError) as info:
+            LocalMILoss("alpha_infonce", critic, **kw)
+        message = str(info.value)
+        assert "the bound 'alpha_infonce' has no per-row statistics" in message
+        assert "has no factorisation" not in message and "\n" not in message
+    with pytest.raises(ValueError) as info:
+        LocalMILoss("dv", ConcatCritic(3, 3), negatives="derangement", backend="blocked")
+    message = str(info.value)
+    assert "the critic ConcatCritic has no factorisation" in message
+    assert "; negatives='derangement'; use backend='dense'" in message
+    assert "per-row statistics;" not in message

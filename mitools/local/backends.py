@@ -67,22 +67,21 @@ def check_backend(
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     rowwise = estimator.rowwise
-    fused_ok = scorer.separable and rowwise is not None and negatives == "all"
-    if column_chunk_size is not None and not fused_ok:
+    unmet = _unmet(estimator, scorer, negatives)
+    if column_chunk_size is not None and unmet:
         raise ValueError(
             "column_chunk_size needs a separable critic (one with a factorisation, such as "
             "SeparableCritic, BilinearCritic, QuadraticCritic, DiagonalGaussian, FullGaussian or "
-            f"None) and a bound with per-row statistics ({ROWWISE_NAMES}) with "
-            f"negatives='all'; got critic {scorer.name} and bound {estimator!r}"
+            f"None), a bound with per-row statistics ({ROWWISE_NAMES}) and negatives='all'; "
+            f"{'; '.join(unmet)}; leave column_chunk_size=None"
         )
-    if backend in ("blocked", "attention") and not fused_ok:
+    if backend in ("blocked", "attention") and unmet:
         raise ValueError(
             f"backend={backend!r} needs a separable critic (one with a factorisation: "
             "SeparableCritic, BilinearCritic, QuadraticCritic, MarginalPotentials around one, "
             "DiagonalGaussian, FullGaussian, or None), a bound with per-row statistics "
-            f"({ROWWISE_NAMES}; not vclub, l1out or alpha_infonce) and negatives='all'; got "
-            f"critic {scorer.name}, bound {estimator!r} and negatives={negatives!r}; use "
-            "backend='dense'"
+            f"({ROWWISE_NAMES}; not vclub, l1out or alpha_infonce) and negatives='all'; "
+            f"{'; '.join(unmet)}; use backend='dense'"
         )
     if backend == "attention":
         assert rowwise is not None
@@ -93,6 +92,19 @@ def check_backend(
                 f"other statistics ({rowwise.statistics}); use backend='blocked'"
             )
     return backend
+
+
+def _unmet(estimator: Estimator, scorer: Scorer, negatives: str) -> list[str]:
+    """What keeps the fused (blocked, attention) paths out, one phrase each: which of the
+    critic, the bound and the negatives fails, named by what was passed."""
+    unmet = []
+    if not scorer.separable:
+        unmet.append(f"the critic {scorer.name} has no factorisation")
+    if estimator.rowwise is None:
+        unmet.append(f"the bound {estimator.name!r} has no per-row statistics")
+    if negatives != "all":
+        unmet.append(f"negatives={negatives!r}")
+    return unmet
 
 
 def choose_backend(
