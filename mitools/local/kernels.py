@@ -6,7 +6,7 @@ forward pass, and ``dV`` in the backward pass. The kernels that give them are pr
 operators whose signatures change between torch versions: on CPU the flash kernel, on CUDA the
 flash kernel (half precision) and the memory-efficient one (float32 too). Each one is looked up
 guardedly and checked once per device type and dtype on a small problem against a float64
-reference (values and ``dV``, causal or not); :func:`find_kernel` returns ``None`` (with a
+reference (values and ``dV``, causal or not); ``find_kernel`` returns ``None`` (with a
 one-time warning) when none is present or correct, and the loss then runs the blocked path.
 """
 
