@@ -45,6 +45,8 @@ from mitools.option_checks import check_flag
 __all__ = [
     "all_gather_with_grad",
     "all_reduce_sum_with_grad",
+    "broadcast_from_first",
+    "check_same_on_every_rank",
     "is_distributed",
     "rank",
     "world_size",
@@ -115,6 +117,39 @@ def all_reduce_sum_with_grad(tensor: Tensor) -> Tensor:
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
         return out
     return _AllReduceSum.apply(tensor)
+
+
+def check_same_on_every_rank(value: Any, what: str) -> None:
+    """Raise unless every rank holds an equal ``value`` (a small picklable object).
+
+    Raises:
+        ValueError: the ranks hold different values; the message names ``what`` and lists
+            each rank's value.
+    """
+    if not is_distributed():
+        return
+    seen: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(seen, value)
+    if any(v != seen[0] for v in seen):
+        raise ValueError(
+            f"{what} must be the same on every rank, got {seen} on ranks 0..{len(seen) - 1}"
+        )
+
+
+def broadcast_from_first(tensor: Tensor) -> Tensor:
+    """Rank 0's ``tensor`` on every rank (no gradient; the same shape on every rank).
+
+    Example:
+        >>> import torch
+        >>> t = torch.arange(3)
+        >>> broadcast_from_first(t) is t  # no process group
+        True
+    """
+    if not is_distributed():
+        return tensor
+    out = tensor.detach().contiguous().clone()
+    dist.broadcast(out, src=0)
+    return out
 
 
 def _check_same_shape(tensor: Tensor, name: str) -> None:

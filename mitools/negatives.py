@@ -63,7 +63,9 @@ def random_derangement(valid: Tensor, generator: torch.Generator | None = None) 
         (True, [0, 1, 2, 3, 4])
     """
     if not isinstance(valid, Tensor) or valid.dtype != torch.bool or valid.dim() != 2:
-        raise TypeError(f"valid must be a (K, B) bool tensor, got {valid!r:.80}")
+        got = (f"shape {tuple(valid.shape)}, dtype {valid.dtype}" if isinstance(valid, Tensor)
+               else type(valid).__name__)  # fmt: skip
+        raise TypeError(f"random_derangement: valid must be a (K, B) bool tensor, got {got}")
     gen_device = generator.device if generator is not None else torch.device("cpu")
     keys = torch.rand(valid.shape, generator=generator, device=gen_device).to(valid.device)
     keys = keys.masked_fill(~valid, 2.0)  # invalid entries sort last
@@ -118,7 +120,29 @@ class NegativeQueue(nn.Module):
 
     @torch.no_grad()
     def extend(self, features: Tensor, mask: Tensor) -> None:
-        """Append ``features (B, Q, C)`` with ``mask (B, Q)``, dropping the oldest beyond size."""
+        """Append ``features (B, Q, C)`` with ``mask (B, Q)``, dropping the oldest beyond size.
+
+        Raises:
+            TypeError: ``features`` not a floating tensor, ``mask`` not a bool tensor.
+            ValueError: ``features`` not 3-D, ``mask`` not of shape ``(B, Q)``, or features of
+                other positions or channels than those queued.
+        """
+        if not isinstance(features, Tensor) or not features.is_floating_point():
+            got = features.dtype if isinstance(features, Tensor) else type(features).__name__
+            raise TypeError(f"NegativeQueue.extend: features must be a floating tensor, got {got}")
+        if features.dim() != 3:
+            raise ValueError(
+                f"NegativeQueue.extend: features must have shape (B, Q, C), got "
+                f"{tuple(features.shape)}"
+            )
+        if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+            got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
+            raise TypeError(f"NegativeQueue.extend: mask must be a bool tensor, got {got}")
+        if mask.shape != features.shape[:2]:
+            raise ValueError(
+                f"NegativeQueue.extend: mask must have shape (B, Q) = {tuple(features.shape[:2])} "
+                f"(features {tuple(features.shape)}), got {tuple(mask.shape)}"
+            )
         features = features.detach()
         if len(self) and self.features_buffer.shape[1:] != features.shape[1:]:
             raise ValueError(

@@ -90,8 +90,29 @@ def reduce(values: Tensor, active: Tensor, reduction: Reduction) -> Tensor:
         A 0-dim tensor carrying the gradient of the active values.
 
     Raises:
-        ValueError: a callable that does not return a 0-dim tensor.
+        ValueError: an unknown reduction name, ``values`` not 1-D, ``active`` of another
+            shape, no active problem, or a callable that does not return a 0-dim tensor.
+        TypeError: ``values`` or ``active`` not a tensor, ``active`` not bool, a reduction
+            neither a string nor a callable.
     """
+    reduction = check_reduction(reduction)
+    if not isinstance(values, Tensor) or not isinstance(active, Tensor):
+        raise TypeError(
+            f"reduce: values and active must be tensors, got {type(values).__name__} and "
+            f"{type(active).__name__}"
+        )
+    if values.dim() != 1 or active.shape != values.shape:
+        raise ValueError(
+            f"reduce: values must have shape (K,) and active the same shape, got values "
+            f"{tuple(values.shape)} and active {tuple(active.shape)}"
+        )
+    if active.dtype != torch.bool:
+        raise TypeError(f"reduce: active must have dtype torch.bool, got {active.dtype}")
+    if not bool(active.any()):
+        raise ValueError(
+            f"reduce: no active problem among the {values.shape[0]} values (active is all "
+            "False); a reduction over none is undefined"
+        )
     if callable(reduction):
         out = reduction(values, active)
         if not isinstance(out, Tensor) or out.dim() != 0:

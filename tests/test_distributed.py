@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 from mitools import distributed
 from mitools.critics import SeparableCritic
 from mitools.local import GlobalMILoss, LocalMILoss
-from mitools.samplers import AllPairs
+from mitools.samplers import AllPairs, RandomPairs
 
 WORLD = 2
 BATCH = 4  # per rank
@@ -98,6 +98,17 @@ def run(name: str, rank: int | None, device: str = "cpu", dtype=torch.float64):
     }
 
 
+def run_random_pairs(rank: int | None):
+    """RandomPairs from the global RNG, seeded differently on each rank (as when each process
+    seeds by its rank): every rank must score rank 0's pairs."""
+    x, y, _, _ = data("infonce")
+    if rank is not None:
+        x, y = x[rank * BATCH : (rank + 1) * BATCH], y[rank * BATCH : (rank + 1) * BATCH]
+    torch.manual_seed(0 if rank is None else rank)
+    out = LocalMILoss("infonce", None, RandomPairs(3), gather=True)(x, y)
+    return out.pairs.where.tolist(), out.pair_estimates, out.estimate
+
+
 def worker(rank: int, port: int, outdir: str) -> None:
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
@@ -105,6 +116,13 @@ def worker(rank: int, port: int, outdir: str) -> None:
     try:
         torch.set_num_threads(1)
         results = {name: run(name, rank) for name in CONFIGS}
+        results["random_pairs"] = run_random_pairs(rank)
+        try:  # other grids on each rank: a clear error, on every rank
+            x, y = torch.randn(BATCH, 6, 3, 3 - rank), torch.randn(BATCH, 6)
+            LocalMILoss("infonce", None, gather=True)(x, y)
+            results["other_grids"] = "no error"
+        except ValueError as err:
+            results["other_grids"] = str(err)
         try:  # unequal batches: a clear error, on every rank
             distributed.all_gather_with_grad(torch.zeros(rank + 1, 2))
             results["unequal"] = "no error"
@@ -193,6 +211,20 @@ def test_two_gpus_with_nccl_equal_one_process():
 def test_unequal_batches_raise_clearly(two_process_results):
     assert "same shape" in two_process_results[0]["unequal"]
     assert "[(1, 2), (2, 2)]" in two_process_results[0]["unequal"]
+
+
+def test_gathered_ranks_score_the_same_position_pairs(two_process_results):
+    """RandomPairs seeded by rank drew pairs [0, 2, 8] on rank 0 and [0, 4, 6] on rank 1, and
+    the ranks' estimates of different positions were averaged as one pair's, silently."""
+    where, pair_estimates, estimate = run_random_pairs(None)
+    for r in two_process_results:
+        got_where, got_pairs, got_estimate = r["random_pairs"]
+        assert got_where == where
+        torch.testing.assert_close(got_pairs, pair_estimates, atol=1e-9, rtol=0)
+        torch.testing.assert_close(got_estimate, estimate, atol=1e-9, rtol=0)
+    for r in two_process_results:
+        assert "must be the same on every rank" in r["other_grids"]
+        assert "((3, 3), (), (3, 3), 9), ((3, 2), (), (3, 2), 6)" in r["other_grids"]
 
 
 def test_no_process_group_is_a_no_op():

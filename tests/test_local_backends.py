@@ -16,7 +16,7 @@ from local_reference import naive_local_mi
 from mitools import bounds
 from mitools.critics import QuadraticCritic, SeparableCritic
 from mitools.estimators import MINE, get_estimator
-from mitools.local import GlobalMILoss, LocalMILoss, attention
+from mitools.local import GlobalMILoss, LocalMILoss, attention, kernels
 from mitools.local.backends import problem_values
 from mitools.local.problems import PairMasks, Problems
 from mitools.local.scoring import Scorer
@@ -149,15 +149,15 @@ def test_quadratic_critic_takes_the_fast_paths_in_half_precision():
 
 @pytest.fixture
 def no_kernel_cache(monkeypatch):
-    monkeypatch.setattr(attention, "_KERNELS", {})
-    monkeypatch.setattr(attention, "_WARNED", set())
+    monkeypatch.setattr(kernels, "_KERNELS", {})
+    monkeypatch.setattr(kernels, "_WARNED", set())
 
 
 @pytest.mark.parametrize("fault", ["missing", "wrong"])
 def test_attention_without_a_working_kernel_falls_back_with_one_warning(
     monkeypatch, no_kernel_cache, fault
 ):
-    real = attention._cpu_flash
+    real = kernels._cpu_flash
 
     def broken():
         if fault == "missing":
@@ -170,7 +170,7 @@ def test_attention_without_a_working_kernel_falls_back_with_one_warning(
 
         return kernel._replace(forward=forward)
 
-    monkeypatch.setattr(attention, "_cpu_flash", broken)
+    monkeypatch.setattr(kernels, "_cpu_flash", broken)
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(5, 4, 2, 2, generator=gen), torch.randn(5, 4, generator=gen)
     loss_fn = LocalMILoss("infonce", None, backend="attention")
@@ -370,7 +370,7 @@ def test_mine_padding_pairs_do_not_update_their_average():
 def test_kernel_wrappers_fit_the_operators_on_meta_tensors(make):
     """The CUDA wrappers cannot run here, but ATen's meta kernels check their arguments and the
     shapes they return (the efficient kernel pads its log-sum-exp to a multiple of 32)."""
-    kernel = getattr(attention, make)()
+    kernel = getattr(kernels, make)()
     if kernel is None:
         pytest.skip("operator absent from this torch")
     dtype = torch.float16 if make == "_cuda_flash" else torch.float32
@@ -504,3 +504,24 @@ def test_padding_stays_out_of_the_attention_path_whatever_the_scores_scale(bound
                                                                dtype=dtype))  # fmt: skip
     for backend in ("blocked", "attention"):
         torch.testing.assert_close(values[backend], values["dense"])
+
+
+def test_fused_path_errors_say_which_requirement_fails():
+    """alpha_infonce with a SeparableCritic was told it "needs a separable critic ... got critic
+    SeparableCritic and bound AlphaInfoNCE(<multi-line repr>)": the one requirement that fails
+    (the bound has no per-row statistics) was never named."""
+    from mitools.critics import ConcatCritic, SeparableCritic
+
+    critic = SeparableCritic(3, 3, hidden=(), embed_dim=4)
+    for kw in ({"column_chunk_size": 2}, {"backend": "blocked"}, {"backend": "attention"}):
+        with pytest.raises(ValueError) as info:
+            LocalMILoss("alpha_infonce", critic, **kw)
+        message = str(info.value)
+        assert "the bound 'alpha_infonce' has no per-row statistics" in message
+        assert "has no factorisation" not in message and "\n" not in message
+    with pytest.raises(ValueError) as info:
+        LocalMILoss("dv", ConcatCritic(3, 3), negatives="derangement", backend="blocked")
+    message = str(info.value)
+    assert "the critic ConcatCritic has no factorisation" in message
+    assert "; negatives='derangement'; use backend='dense'" in message
+    assert "per-row statistics;" not in message

@@ -27,8 +27,8 @@ The data flow, one module each: :mod:`~mitools.local.grid` (patterns, packing, m
 -> :mod:`~mitools.samplers` (position pairs) -> :mod:`~mitools.local.problems` (the pairs' masks)
 -> :mod:`~mitools.local.scoring` (the critic's capabilities) -> an execution path,
 :mod:`~mitools.local.dense`, :mod:`~mitools.local.blocked` or :mod:`~mitools.local.attention`,
-chosen by :mod:`~mitools.local.backends` -> the estimator's finisher -> the reduction
-(:mod:`~mitools.local.loss` puts them in order).
+chosen by :mod:`~mitools.local.backends` (kernels from :mod:`~mitools.local.kernels`) -> the
+estimator's finisher -> the reduction (:mod:`~mitools.local.loss` puts them in order).
 
 Memory: the full ``(K, B, B)`` tensor of scores is never required. The dense path scores
 ``chunk_size`` pairs at a time and recomputes them in the backward pass. With a separable

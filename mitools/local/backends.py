@@ -32,7 +32,7 @@ from torch import Tensor
 from mitools.bounds import RowStatistics
 from mitools.bounds.rowwise import row_bookkeeping
 from mitools.estimators import Estimator
-from mitools.local import attention
+from mitools.local import attention, kernels
 from mitools.local.blocked import blocked_statistics
 from mitools.local.dense import dense_values, side_inputs
 from mitools.local.problems import Problems
@@ -67,22 +67,21 @@ def check_backend(
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     rowwise = estimator.rowwise
-    fused_ok = scorer.separable and rowwise is not None and negatives == "all"
-    if column_chunk_size is not None and not fused_ok:
+    unmet = _unmet(estimator, scorer, negatives)
+    if column_chunk_size is not None and unmet:
         raise ValueError(
             "column_chunk_size needs a separable critic (one with a factorisation, such as "
             "SeparableCritic, BilinearCritic, QuadraticCritic, DiagonalGaussian, FullGaussian or "
-            f"None) and a bound with per-row statistics ({ROWWISE_NAMES}) with "
-            f"negatives='all'; got critic {scorer.name} and bound {estimator!r}"
+            f"None), a bound with per-row statistics ({ROWWISE_NAMES}) and negatives='all'; "
+            f"{'; '.join(unmet)}; leave column_chunk_size=None"
         )
-    if backend in ("blocked", "attention") and not fused_ok:
+    if backend in ("blocked", "attention") and unmet:
         raise ValueError(
             f"backend={backend!r} needs a separable critic (one with a factorisation: "
             "SeparableCritic, BilinearCritic, QuadraticCritic, MarginalPotentials around one, "
             "DiagonalGaussian, FullGaussian, or None), a bound with per-row statistics "
-            f"({ROWWISE_NAMES}; not vclub, l1out or alpha_infonce) and negatives='all'; got "
-            f"critic {scorer.name}, bound {estimator!r} and negatives={negatives!r}; use "
-            "backend='dense'"
+            f"({ROWWISE_NAMES}; not vclub, l1out or alpha_infonce) and negatives='all'; "
+            f"{'; '.join(unmet)}; use backend='dense'"
         )
     if backend == "attention":
         assert rowwise is not None
@@ -95,6 +94,19 @@ def check_backend(
     return backend
 
 
+def _unmet(estimator: Estimator, scorer: Scorer, negatives: str) -> list[str]:
+    """What keeps the fused (blocked, attention) paths out, one phrase each: which of the
+    critic, the bound and the negatives fails, named by what was passed."""
+    unmet = []
+    if not scorer.separable:
+        unmet.append(f"the critic {scorer.name} has no factorisation")
+    if estimator.rowwise is None:
+        unmet.append(f"the bound {estimator.name!r} has no per-row statistics")
+    if negatives != "all":
+        unmet.append(f"negatives={negatives!r}")
+    return unmet
+
+
 def choose_backend(
     requested: str,
     estimator: Estimator,
@@ -104,7 +116,7 @@ def choose_backend(
     dtype: torch.dtype,
     device: torch.device,
     chunked: bool,
-) -> tuple[str, attention.Kernel | None]:
+) -> tuple[str, kernels.Kernel | None]:
     """The path for one call, and the attention kernel when that is the path."""
     rowwise = estimator.rowwise
     if requested == "dense" or not (
@@ -112,14 +124,14 @@ def choose_backend(
     ):
         return "dense", None
     if requested == "attention":
-        kernel = attention.find_kernel(device, dtype, warn=True)
+        kernel = kernels.find_kernel(device, dtype, warn=True)
         return ("attention", kernel) if kernel is not None else ("blocked", None)
     if requested == "blocked":
         return "blocked", None
     if not rowwise.statistics:  # the positives only: the dense path scores just those
         return "dense", None
     if device.type == "cuda" and attention.supports(rowwise.statistics):
-        kernel = attention.find_kernel(device, dtype, warn=False)
+        kernel = kernels.find_kernel(device, dtype, warn=False)
         if kernel is not None:
             return "attention", kernel
     dense_bytes = len(problems) * problems.batch * problems.columns * 4
@@ -130,7 +142,7 @@ def choose_backend(
 
 def problem_values(
     backend: str,
-    kernel: attention.Kernel | None,
+    kernel: kernels.Kernel | None,
     problems: Problems,
     scorer: Scorer,
     estimator: Estimator,
@@ -162,9 +174,9 @@ def problem_values(
     assert rowwise is not None
     # the critic can factorise in another dtype than its inputs (float32 factors of bfloat16
     # features): the kernel must be the one for the factors' dtype
-    run_dtype = attention.compute_dtype(u.device, u.dtype)
+    run_dtype = kernels.compute_dtype(u.device, u.dtype)
     if backend == "attention" and (kernel is None or kernel.dtype != run_dtype):
-        kernel = attention.find_kernel(u.device, u.dtype, warn=True)
+        kernel = kernels.find_kernel(u.device, u.dtype, warn=True)
         backend = "attention" if kernel is not None else "blocked"
     if backend == "attention":
         assert kernel is not None

@@ -18,13 +18,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mitools import distributed
 from mitools.estimators import Estimator
 from mitools.local.engine import LocalMIResult, _Engine
 from mitools.local.grid import pool
 from mitools.negatives import NegativeQueue, negative_columns
 from mitools.option_checks import check_flag, check_int
 from mitools.reductions import Reduction, check_reduction, reduce, reduction_name
-from mitools.samplers import LocalToGlobal, PairSampler
+from mitools.samplers import LocalToGlobal, PairSampler, PositionPairs
 
 __all__ = ["GlobalMILoss", "LocalMILoss", "LocalMIResult"]
 
@@ -74,6 +75,8 @@ class LocalMILoss(_Engine):
             the blocked path: a separable critic and a bound with per-row statistics.
         gather: take the columns (negatives) from every ``torch.distributed`` rank, with
             gradients (see :mod:`mitools.distributed`); a no-op without a process group.
+            Every rank scores rank 0's position pairs (the sampler's draws on other ranks are
+            replaced), and the grids must be the same on every rank (``ValueError``).
         generator: a :class:`torch.Generator` for the derangement draws.
         backend: ``"auto"``, ``"dense"``, ``"blocked"`` or ``"attention"``: the execution path
             (:mod:`mitools.local.backends`); every path gives the same values and gradients.
@@ -188,6 +191,8 @@ class LocalMILoss(_Engine):
         if ym is not None:
             ys = ys.masked_fill(~ym[..., None], 0.0)
         pairs = self.sampler(grid_x, grid_y, xs.device)
+        if self.gather and distributed.is_distributed():
+            pairs = _pairs_of_rank_zero(pairs, grid_x, grid_y)
         cols = negative_columns(ys, ym, gather=self.gather, queue=self.queue)
         if cols.features.shape[0] < 2:
             raise ValueError(
@@ -308,6 +313,19 @@ class GlobalMILoss(_Engine):
                                                                                dtype=torch.bool))
         est = value.detach()
         return LocalMIResult(loss, est, est, est.reshape(1), None, model_loss)
+
+
+def _pairs_of_rank_zero(pairs: PositionPairs, grid_x: tuple, grid_y: tuple) -> PositionPairs:
+    """Rank 0's position pairs on every rank: the ranks' per-pair estimates are combined pair
+    by pair, so each rank must score the same positions (a :class:`RandomPairs` without a
+    shared seed draws other pairs on each rank; their estimates were averaged silently)."""
+    distributed.check_same_on_every_rank(
+        (tuple(grid_x), tuple(grid_y), tuple(pairs.shape), len(pairs)),
+        "LocalMILoss(gather=True): the grids (grid_x, grid_y), the map shape and the number "
+        "of position pairs",
+    )
+    return PositionPairs(*(distributed.broadcast_from_first(t) if isinstance(t, Tensor) else t
+                           for t in pairs))  # fmt: skip
 
 
 def _samples(n: int) -> str:
