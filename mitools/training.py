@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from mitools.estimators import Estimator, get_estimator
 from mitools.option_checks import check_int, check_number
-from mitools.tasks import _generator
+from mitools.tasks.seeding import _generator
 
 __all__ = ["SamplesPairs", "train_critic"]
 

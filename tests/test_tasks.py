@@ -220,7 +220,7 @@ def test_all_pairs_match_each_pair_with_broadcast_batches(monkeypatch, chunk, tr
     """Every entry of the all-pairs scores is the score of its own pair, for broadcast batch
     dimensions and N != M, whatever the blocks: chunk 40 takes one row per block, 63 three
     (the last block ragged), 250 two whole batch entries, the default all six."""
-    import mitools.tasks as tasks
+    import mitools.tasks.gaussian as tasks
 
     if chunk is not None:
         monkeypatch.setattr(tasks, "_CHUNK_ELEMENTS", chunk)
