@@ -255,3 +255,19 @@ def test_pair_scores_are_exact_at_zero_mi_and_differentiable_at_zero_distance() 
     task.conditional_log_prob(x, y).sum().backward()
     assert torch.isfinite(x.grad).all() and torch.isfinite(y.grad).all()
     assert task.optimal_critic(torch.zeros(0, 3), torch.zeros(5, 3)).shape == (0, 5)
+
+
+def test_dtype_that_is_not_a_torch_dtype_is_refused_by_name() -> None:
+    """tryout: dtype="float64" (a string) crashed with AttributeError "'str' object has no
+    attribute 'is_floating_point'"; it is a TypeError naming dtype."""
+    for bad in ("float64", float, torch.int64):
+        with pytest.raises(TypeError, match=r"dtype must be a floating-point torch\.dtype"):
+            CorrelatedGaussian(2, 1.0, dtype=bad)
+
+
+def test_repr_shows_a_dtype_other_than_the_default() -> None:
+    """tryout: a float64 task printed as CorrelatedGaussian(dim=2, mi=1.0), the float32 one's
+    repr, so a log could not tell which samples a run drew."""
+    assert repr(CorrelatedGaussian(2, 1.0, dtype=torch.float64)) == (
+        "CorrelatedGaussian(dim=2, mi=1.0, dtype=torch.float64)")
+    assert repr(CorrelatedGaussian(2, 1.0)) == "CorrelatedGaussian(dim=2, mi=1.0)"

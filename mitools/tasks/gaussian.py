@@ -72,7 +72,12 @@ class CorrelatedGaussian:
         dim: number of components :math:`d` (``dim_x = dim_y = d``).
         mi: the mutual information in nats (``>= 0``).
         transform: ``None`` or ``"cubic"``.
-        dtype: dtype of the samples.
+        dtype: dtype of the samples, a floating-point ``torch.dtype``.
+
+    Raises:
+        ValueError: ``dim`` not an int >= 1, ``mi`` not a finite number >= 0, or an unknown
+            ``transform``.
+        TypeError: ``dtype`` not a floating-point ``torch.dtype``.
 
     Example:
         >>> import torch
@@ -95,8 +100,11 @@ class CorrelatedGaussian:
         self.rho = rho_for_mi(mi, dim)
         if transform not in (None, "cubic"):
             raise ValueError(f"transform must be None or 'cubic', got {transform!r}")
-        if not dtype.is_floating_point:
-            raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise TypeError(
+                "CorrelatedGaussian: dtype must be a floating-point torch.dtype such as "
+                f"torch.float64, got {dtype!r} ({type(dtype).__name__})"
+            )
         self.dim = dim
         self.mi = float(mi)
         self.transform = transform
@@ -118,6 +126,8 @@ class CorrelatedGaussian:
 
     def __repr__(self) -> str:
         t = "" if self.transform is None else f", transform={self.transform!r}"
+        if self.dtype != torch.float32:
+            t += f", dtype={self.dtype}"
         return f"CorrelatedGaussian(dim={self.dim}, mi={self.mi}{t})"
 
     def sample(
