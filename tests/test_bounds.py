@@ -658,3 +658,21 @@ def test_every_rowwise_estimator_finishes_with_a_finisher_of_mitools_bounds():
         est = get_estimator(name, **required.get(name, {}))
         if est.rowwise is not None:
             assert est.rowwise.finish.__module__.startswith("mitools.bounds"), name
+
+
+def test_smile_clip_inf_is_no_clipping() -> None:
+    """tryout: the docs say tau = inf is DV on a JS-trained critic, and SMILE(clip=inf)
+    accepted it, but bounds.smile(scores, clip=inf) and smile_rowwise(inf) raised
+    "Transform('clip'): param must be a finite positive number, got inf". Now inf means no
+    clipping, as None."""
+    import math
+
+    import numpy as np
+
+    s = torch.tensor([[9.0, 7.0, -8.0], [6.0, 1.0, 2.0]], dtype=torch.float64)
+    expected = bounds.dv(s)  # the value of SMILE without clipping
+    for clip in (math.inf, float("inf"), np.float64(np.inf)):
+        assert torch.allclose(bounds.smile(s, clip=clip), expected, rtol=0, atol=1e-12)
+        assert bounds.smile_rowwise(clip).statistics == bounds.smile_rowwise(None).statistics
+    # the clipped value differs (7 and 6 clipped to 5), so the test would see a clip slip in
+    assert not torch.allclose(bounds.smile(s, clip=5.0), expected)

@@ -56,9 +56,9 @@ JS = RowwiseBound("js", (NEGATIVES_LSE, NEGATIVES_SOFTPLUS), _js)
 
 def _check_clip(clip: Any, name: str) -> float | None:
     """SMILE's clip as a Python float or ``None``: a finite number > 0, or ``None`` or
-    ``inf`` (no clipping, returned as given). Numpy reals count, bools do not."""
+    ``inf`` (no clipping, both returned as ``None``). Numpy reals count, bools do not."""
     if clip is None or (isinstance(clip, numbers.Real) and clip == math.inf):
-        return None if clip is None else math.inf
+        return None
     try:
         return check_number(f"{name}: clip", clip, 0)
     except ValueError:
@@ -67,7 +67,8 @@ def _check_clip(clip: Any, name: str) -> float | None:
 
 
 def smile_rowwise(clip: float | None = 5.0) -> RowwiseBound:
-    r"""SMILE's :class:`~mitools.bounds.RowwiseBound` for a clip :math:`\tau` (``None``: none).
+    r"""SMILE's :class:`~mitools.bounds.RowwiseBound` for a clip :math:`\tau` (``None`` or
+    ``inf``: none).
 
     Example:
         >>> smile_rowwise(5.0).statistics[0].transform
@@ -192,7 +193,8 @@ def smile(
 
     Args:
         scores: critic scores ``(..., N, M)``.
-        clip: :math:`\tau > 0`, or ``None`` for no clipping. ``5.0`` is the usual choice.
+        clip: :math:`\tau > 0`, or ``None`` (or ``inf``) for no clipping. ``5.0`` is the
+            usual choice.
         offset: column of the positive of row 0.
         row_mask: optional ``(..., N)`` bool, valid anchors.
         col_mask: optional ``(..., M)`` bool, valid columns.
