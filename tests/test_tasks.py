@@ -271,3 +271,22 @@ def test_repr_shows_a_dtype_other_than_the_default() -> None:
     assert repr(CorrelatedGaussian(2, 1.0, dtype=torch.float64)) == (
         "CorrelatedGaussian(dim=2, mi=1.0, dtype=torch.float64)")
     assert repr(CorrelatedGaussian(2, 1.0)) == "CorrelatedGaussian(dim=2, mi=1.0)"
+
+
+def test_gaussian_mi_refuses_a_matrix_that_is_not_a_covariance() -> None:
+    """tryout: cov=[[1, 0.9], [0, 1]] (not symmetric) gave 0.0 nats silently, and
+    -I_3 with a=[0, 1], b=[2] (two negative eigenvalues in a's block, whose determinant is
+    positive) gave a number; duplicate indices a=[0, 0] were reported as "not positive
+    definite". Each is now a ValueError that says what is wrong."""
+    with pytest.raises(ValueError, match="must be symmetric"):
+        gaussian_mutual_information(torch.tensor([[1.0, 0.9], [0.0, 1.0]]), [0], [1])
+    with pytest.raises(ValueError, match=r"restricted to \[0, 1\] is not positive definite"):
+        gaussian_mutual_information(-torch.eye(3), [0, 1], [2])
+    with pytest.raises(ValueError, match="a must not repeat an index"):
+        gaussian_mutual_information(torch.eye(3), [0, 0], [1])
+    with pytest.raises(ValueError, match="non-finite"):
+        gaussian_mutual_information(torch.tensor([[1.0, float("nan")], [float("nan"), 1.0]]),
+                                    [0], [1])
+    # a valid covariance still gives the closed form, -1/2 log(1 - rho^2)
+    value = gaussian_mutual_information([[2.0, 1.0], [1.0, 2.0]], [0], [1])
+    assert value == pytest.approx(-0.5 * math.log(1.0 - 0.25), rel=1e-12)
