@@ -100,7 +100,9 @@ def train_critic(
     Raises:
         ValueError: ``steps`` or ``batch_size`` not a positive int, ``log_every`` not a
             non-negative int, or ``lr`` not a finite number > 0.
-        TypeError: a ``task`` without ``sample``, or a bad ``generator``.
+        TypeError: a ``task`` that neither has ``sample`` nor is a function of the step (a
+            :class:`~mitools.tasks.Staircase` itself: pass ``lambda step:
+            staircase.task_at(step)``), or a bad ``generator``.
     """
     steps = check_int("train_critic: steps", steps)
     batch_size = check_int("train_critic: batch_size", batch_size)
@@ -108,6 +110,13 @@ def train_critic(
     if optimizer is None:
         lr = check_number("train_critic: lr", lr, 0)
     est = get_estimator(estimator)
+    if not hasattr(task, "sample") and not callable(task):
+        hint = (" (for a Staircase, pass lambda step: staircase.task_at(step, dim=...))"
+                if hasattr(task, "task_at") else "")
+        raise TypeError(
+            "train_critic: task must have sample(n, generator) or be a function of the step "
+            f"returning such a task, got {type(task).__name__}{hint}"
+        )
     schedule: Callable[[int], Any] = task if not hasattr(task, "sample") else (lambda _: task)
     gen = _as_generator(generator)
     if optimizer is None:
