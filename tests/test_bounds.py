@@ -676,3 +676,19 @@ def test_smile_clip_inf_is_no_clipping() -> None:
         assert bounds.smile_rowwise(clip).statistics == bounds.smile_rowwise(None).statistics
     # the clipped value differs (7 and 6 clipped to 5), so the test would see a clip slip in
     assert not torch.allclose(bounds.smile(s, clip=5.0), expected)
+
+
+def test_tuba_baseline_is_a_log_baseline_of_any_sign() -> None:
+    """tryout: docs/theory.rst introduced TUBA's a(x) as a baseline "> 0" with the tangent
+    log z <= z/a - 1 + log a, but its formula (and bounds.tuba) use a as a *log*-baseline,
+    e^{f - a}, of any sign. The page now states the log-baseline form; tuba with a negative
+    log-baseline follows it exactly."""
+    from pathlib import Path
+
+    s = torch.tensor([[2.0, -1.0, 0.5], [0.3, 1.0, -2.0], [1.5, 0.0, 3.0]], dtype=torch.float64)
+    a = torch.tensor([-0.7, 0.2, -1.5], dtype=torch.float64)
+    off = ~torch.eye(3, dtype=torch.bool)
+    expected = 1.0 + (s.diagonal() - a).mean() - torch.exp(s - a[:, None])[off].mean()
+    assert torch.allclose(bounds.tuba(s, a), expected, rtol=0, atol=1e-12)
+    page = (Path(__file__).resolve().parents[1] / "docs" / "theory.rst").read_text()
+    assert "a(x) > 0" not in page and "*log-baseline*" in page
