@@ -290,3 +290,20 @@ def test_gaussian_mi_refuses_a_matrix_that_is_not_a_covariance() -> None:
     # a valid covariance still gives the closed form, -1/2 log(1 - rho^2)
     value = gaussian_mutual_information([[2.0, 1.0], [1.0, 2.0]], [0], [1])
     assert value == pytest.approx(-0.5 * math.log(1.0 - 0.25), rel=1e-12)
+
+
+def test_upper_bounds_page_states_club_expectation_as_the_closed_form() -> None:
+    """tryout: docs/guide/upper_bounds.rst listed CLUB's expectation I + L on the d = 20
+    staircase as 4.4, 9.8, 16.4, 24.5 and 34.3 nats, but at 10 nats it is 20 (e - 1) = 34.37,
+    34.4 (as the table above it says); each number is checked against the closed form."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "guide" / "upper_bounds.rst")
+    pattern = r"I \+ L = d\\rho\^2/\(1-\\rho\^2\)`: ([\d., and]+) nats at"
+    found = re.search(pattern, page.read_text())
+    assert found is not None
+    stated = [float(v) for v in re.split(r", | and ", found.group(1))]
+    closed = [round(t.mutual_information() + t.lautum_information(), 1)
+              for t in (CorrelatedGaussian(20, mi) for mi in (2.0, 4.0, 6.0, 8.0, 10.0))]
+    assert stated == closed
