@@ -692,3 +692,21 @@ def test_tuba_baseline_is_a_log_baseline_of_any_sign() -> None:
     assert torch.allclose(bounds.tuba(s, a), expected, rtol=0, atol=1e-12)
     page = (Path(__file__).resolve().parents[1] / "docs" / "theory.rst").read_text()
     assert "a(x) > 0" not in page and "*log-baseline*" in page
+
+
+@pytest.mark.parametrize("name", ["infonce", "nwj", "dv", "js", "jsd", "smile", "club", "l1out"])
+def test_mask_errors_name_the_bound(name) -> None:
+    """tryout: a bad mask's error read "row_mask must have dtype torch.bool, got torch.int64"
+    or "col_mask has shape (3,), which does not broadcast ..." without the bound that refused
+    it; inside a pipeline of several bounds that left the user guessing. Each now starts with
+    the bound's name (and an int mask's says how to convert it)."""
+    fn = getattr(bounds, name)
+    s = torch.zeros(4, 4)
+    with pytest.raises(TypeError, match=rf"^{name}: row_mask must have dtype torch\.bool, got "
+                                        r"torch\.int64; convert with row_mask\.bool\(\)"):
+        fn(s, row_mask=torch.tensor([1, 1, 1, 0]))
+    with pytest.raises(ValueError, match=rf"^{name}: col_mask has shape \(3,\), which does not "
+                                         r"broadcast to the expected shape \(4,\)"):
+        fn(s, col_mask=torch.ones(3, dtype=torch.bool))
+    with pytest.raises(TypeError, match=rf"^{name}: row_mask must be a torch\.Tensor"):
+        fn(s, row_mask=[True] * 4)
