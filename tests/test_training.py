@@ -108,3 +108,14 @@ def test_a_staircase_passed_as_the_task_is_refused_by_name() -> None:
                      steps=4, batch_size=8, generator=0)
     with pytest.raises(TypeError, match="got int"):
         train_critic(BilinearCritic(2, 2), "dv", 3, steps=4, batch_size=8)
+
+
+def test_batch_of_one_is_refused_by_name() -> None:
+    """tryout: train_critic(..., batch_size=1) failed in the bound with "infonce: scores need
+    at least 2 columns ... got shape (1, 1)", naming neither train_critic nor batch_size;
+    every bound needs a negative per row, so batch_size must be >= 2."""
+    from mitools.critics import BilinearCritic
+
+    with pytest.raises(ValueError, match=r"train_critic: batch_size must be an int >= 2, got 1"):
+        train_critic(BilinearCritic(2, 2), "infonce", CorrelatedGaussian(2, 0.5), steps=2,
+                     batch_size=1)
