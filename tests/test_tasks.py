@@ -307,3 +307,12 @@ def test_upper_bounds_page_states_club_expectation_as_the_closed_form() -> None:
     closed = [round(t.mutual_information() + t.lautum_information(), 1)
               for t in (CorrelatedGaussian(20, mi) for mi in (2.0, 4.0, 6.0, 8.0, 10.0))]
     assert stated == closed
+
+
+def test_staircase_levels_that_are_not_a_sequence_are_refused_by_name() -> None:
+    """tryout: Staircase(levels=5.0) crashed with "'float' object is not iterable", and
+    levels="24" was read character by character; both are a TypeError naming levels."""
+    for bad in (5.0, "24"):
+        with pytest.raises(TypeError, match="Staircase: levels must be a sequence"):
+            Staircase(levels=bad)
+    assert Staircase(levels=[1.0, 2.0], steps_per_level=3).levels == (1.0, 2.0)

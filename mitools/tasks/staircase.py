@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from mitools.option_checks import check_int, check_number
@@ -31,6 +31,11 @@ class Staircase:
     steps_per_level: int = 4000
 
     def __post_init__(self) -> None:
+        if isinstance(self.levels, (str, bytes)) or not isinstance(self.levels, Iterable):
+            raise TypeError(
+                "Staircase: levels must be a sequence of MI values in nats, e.g. (2.0, 4.0), "
+                f"got {type(self.levels).__name__} {self.levels!r}"
+            )
         levels = tuple(check_number("levels", v, 0, strict=False) for v in self.levels)
         object.__setattr__(self, "levels", levels)
         if not self.levels:
