@@ -1,9 +1,10 @@
 """The bounds trained through the Jensen-Shannon objective: JSD, JS and SMILE.
 
 Pure functions of a score tensor; see :mod:`mitools.bounds` for the conventions they share.
-:func:`jsd` is the f-GAN / Deep InfoMax objective itself (not nats of MI); :func:`js` and
-:func:`smile` report an MI estimate (NWJ's, a clipped DV's) while their gradient is the
-objective's, the stop-gradient construction of Poole et al. (2019) and Song & Ermon (2020).
+:func:`~mitools.bounds.jsd` is the f-GAN / Deep InfoMax objective itself (not nats of MI);
+:func:`~mitools.bounds.js` and :func:`~mitools.bounds.smile` report an MI estimate (NWJ's, a
+clipped DV's) while their gradient is the objective's, the stop-gradient construction of
+Poole et al. (2019) and Song & Ermon (2020).
 Like the bounds of :mod:`mitools.bounds.lower`, each is a finisher of per-row statistics
 (:mod:`mitools.bounds.rowwise`), shared by every execution path of the local losses.
 """
