@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from mitools.estimators import Estimator, get_estimator
 from mitools.option_checks import check_int, check_number
-from mitools.tasks import _generator
+from mitools.tasks.seeding import _generator
 
 __all__ = ["SamplesPairs", "train_critic"]
 
@@ -84,7 +84,7 @@ def train_critic(
             function of the step returning one (a schedule, e.g.
             ``lambda step: staircase.task_at(step)``).
         steps: number of optimiser steps.
-        batch_size: samples per batch, :math:`N`.
+        batch_size: samples per batch, :math:`N \ge 2` (each row needs a negative).
         lr: Adam's learning rate (ignored when ``optimizer`` is given).
         generator: a ``torch.Generator`` or an int seed for the batches (the same seed gives
             every model the same batches), or ``None``.
@@ -98,16 +98,26 @@ def train_critic(
         in nats (one column per leading problem of the scores).
 
     Raises:
-        ValueError: ``steps`` or ``batch_size`` not a positive int, ``log_every`` not a
-            non-negative int, or ``lr`` not a finite number > 0.
-        TypeError: a ``task`` without ``sample``, or a bad ``generator``.
+        ValueError: ``steps`` not a positive int, ``batch_size`` not an int >= 2,
+            ``log_every`` not a non-negative int, or ``lr`` not a finite number > 0.
+        TypeError: a ``task`` that neither has ``sample`` nor is a function of the step (a
+            :class:`~mitools.tasks.Staircase` itself: pass ``lambda step:
+            staircase.task_at(step)``), or a bad ``generator``.
     """
     steps = check_int("train_critic: steps", steps)
-    batch_size = check_int("train_critic: batch_size", batch_size)
+    # every bound needs a negative per row: one sample per batch gives 1 x 1 scores
+    batch_size = check_int("train_critic: batch_size", batch_size, 2)
     log_every = 0 if log_every is None else check_int("train_critic: log_every", log_every, 0)
     if optimizer is None:
         lr = check_number("train_critic: lr", lr, 0)
     est = get_estimator(estimator)
+    if not hasattr(task, "sample") and not callable(task):
+        hint = (" (for a Staircase, pass lambda step: staircase.task_at(step, dim=...))"
+                if hasattr(task, "task_at") else "")
+        raise TypeError(
+            "train_critic: task must have sample(n, generator) or be a function of the step "
+            f"returning such a task, got {type(task).__name__}{hint}"
+        )
     schedule: Callable[[int], Any] = task if not hasattr(task, "sample") else (lambda _: task)
     gen = _as_generator(generator)
     if optimizer is None:

@@ -658,3 +658,55 @@ def test_every_rowwise_estimator_finishes_with_a_finisher_of_mitools_bounds():
         est = get_estimator(name, **required.get(name, {}))
         if est.rowwise is not None:
             assert est.rowwise.finish.__module__.startswith("mitools.bounds"), name
+
+
+def test_smile_clip_inf_is_no_clipping() -> None:
+    """tryout: the docs say tau = inf is DV on a JS-trained critic, and SMILE(clip=inf)
+    accepted it, but bounds.smile(scores, clip=inf) and smile_rowwise(inf) raised
+    "Transform('clip'): param must be a finite positive number, got inf". Now inf means no
+    clipping, as None."""
+    import math
+
+    import numpy as np
+
+    s = torch.tensor([[9.0, 7.0, -8.0], [6.0, 1.0, 2.0]], dtype=torch.float64)
+    expected = bounds.dv(s)  # the value of SMILE without clipping
+    for clip in (math.inf, float("inf"), np.float64(np.inf)):
+        assert torch.allclose(bounds.smile(s, clip=clip), expected, rtol=0, atol=1e-12)
+        assert bounds.smile_rowwise(clip).statistics == bounds.smile_rowwise(None).statistics
+    # the clipped value differs (7 and 6 clipped to 5), so the test would see a clip slip in
+    assert not torch.allclose(bounds.smile(s, clip=5.0), expected)
+
+
+def test_tuba_baseline_is_a_log_baseline_of_any_sign() -> None:
+    """tryout: docs/theory.rst introduced TUBA's a(x) as a baseline "> 0" with the tangent
+    log z <= z/a - 1 + log a, but its formula (and bounds.tuba) use a as a *log*-baseline,
+    e^{f - a}, of any sign. The page now states the log-baseline form; tuba with a negative
+    log-baseline follows it exactly."""
+    from pathlib import Path
+
+    s = torch.tensor([[2.0, -1.0, 0.5], [0.3, 1.0, -2.0], [1.5, 0.0, 3.0]], dtype=torch.float64)
+    a = torch.tensor([-0.7, 0.2, -1.5], dtype=torch.float64)
+    off = ~torch.eye(3, dtype=torch.bool)
+    expected = 1.0 + (s.diagonal() - a).mean() - torch.exp(s - a[:, None])[off].mean()
+    assert torch.allclose(bounds.tuba(s, a), expected, rtol=0, atol=1e-12)
+    page = (Path(__file__).resolve().parents[1] / "docs" / "theory.rst").read_text()
+    assert "a(x) > 0" not in page and "*log-baseline*" in page
+
+
+@pytest.mark.parametrize("name", ["infonce", "nwj", "dv", "js", "jsd", "smile", "club", "l1out"])
+def test_mask_errors_name_the_bound(name) -> None:
+    """tryout: a bad mask's error read "row_mask must have dtype torch.bool, got torch.int64"
+    or "col_mask has shape (3,), which does not broadcast ..." without the bound that refused
+    it; inside a pipeline of several bounds that left the user guessing. Each now starts with
+    the bound's name (and an int mask's says how to convert it)."""
+    fn = getattr(bounds, name)
+    s = torch.zeros(4, 4)
+    with pytest.raises(TypeError, match=rf"^{name}: row_mask must have dtype torch\.bool, got "
+                                        r"torch\.int64; convert with row_mask\.bool\(\)"):
+        fn(s, row_mask=torch.tensor([1, 1, 1, 0]))
+    with pytest.raises(ValueError, match=rf"^{name}: col_mask has shape \(3,\), which does not "
+                                         r"broadcast to the expected shape \(4,\)"):
+        fn(s, col_mask=torch.ones(3, dtype=torch.bool))
+    with pytest.raises(TypeError, match=rf"^{name}: row_mask must be a torch\.Tensor"):
+        fn(s, row_mask=[True] * 4)

@@ -220,7 +220,7 @@ def test_all_pairs_match_each_pair_with_broadcast_batches(monkeypatch, chunk, tr
     """Every entry of the all-pairs scores is the score of its own pair, for broadcast batch
     dimensions and N != M, whatever the blocks: chunk 40 takes one row per block, 63 three
     (the last block ragged), 250 two whole batch entries, the default all six."""
-    import mitools.tasks as tasks
+    import mitools.tasks.gaussian as tasks
 
     if chunk is not None:
         monkeypatch.setattr(tasks, "_CHUNK_ELEMENTS", chunk)
@@ -255,3 +255,64 @@ def test_pair_scores_are_exact_at_zero_mi_and_differentiable_at_zero_distance() 
     task.conditional_log_prob(x, y).sum().backward()
     assert torch.isfinite(x.grad).all() and torch.isfinite(y.grad).all()
     assert task.optimal_critic(torch.zeros(0, 3), torch.zeros(5, 3)).shape == (0, 5)
+
+
+def test_dtype_that_is_not_a_torch_dtype_is_refused_by_name() -> None:
+    """tryout: dtype="float64" (a string) crashed with AttributeError "'str' object has no
+    attribute 'is_floating_point'"; it is a TypeError naming dtype."""
+    for bad in ("float64", float, torch.int64):
+        with pytest.raises(TypeError, match=r"dtype must be a floating-point torch\.dtype"):
+            CorrelatedGaussian(2, 1.0, dtype=bad)
+
+
+def test_repr_shows_a_dtype_other_than_the_default() -> None:
+    """tryout: a float64 task printed as CorrelatedGaussian(dim=2, mi=1.0), the float32 one's
+    repr, so a log could not tell which samples a run drew."""
+    assert repr(CorrelatedGaussian(2, 1.0, dtype=torch.float64)) == (
+        "CorrelatedGaussian(dim=2, mi=1.0, dtype=torch.float64)")
+    assert repr(CorrelatedGaussian(2, 1.0)) == "CorrelatedGaussian(dim=2, mi=1.0)"
+
+
+def test_gaussian_mi_refuses_a_matrix_that_is_not_a_covariance() -> None:
+    """tryout: cov=[[1, 0.9], [0, 1]] (not symmetric) gave 0.0 nats silently, and
+    -I_3 with a=[0, 1], b=[2] (two negative eigenvalues in a's block, whose determinant is
+    positive) gave a number; duplicate indices a=[0, 0] were reported as "not positive
+    definite". Each is now a ValueError that says what is wrong."""
+    with pytest.raises(ValueError, match="must be symmetric"):
+        gaussian_mutual_information(torch.tensor([[1.0, 0.9], [0.0, 1.0]]), [0], [1])
+    with pytest.raises(ValueError, match=r"restricted to \[0, 1\] is not positive definite"):
+        gaussian_mutual_information(-torch.eye(3), [0, 1], [2])
+    with pytest.raises(ValueError, match="a must not repeat an index"):
+        gaussian_mutual_information(torch.eye(3), [0, 0], [1])
+    with pytest.raises(ValueError, match="non-finite"):
+        gaussian_mutual_information(torch.tensor([[1.0, float("nan")], [float("nan"), 1.0]]),
+                                    [0], [1])
+    # a valid covariance still gives the closed form, -1/2 log(1 - rho^2)
+    value = gaussian_mutual_information([[2.0, 1.0], [1.0, 2.0]], [0], [1])
+    assert value == pytest.approx(-0.5 * math.log(1.0 - 0.25), rel=1e-12)
+
+
+def test_upper_bounds_page_states_club_expectation_as_the_closed_form() -> None:
+    """tryout: docs/guide/upper_bounds.rst listed CLUB's expectation I + L on the d = 20
+    staircase as 4.4, 9.8, 16.4, 24.5 and 34.3 nats, but at 10 nats it is 20 (e - 1) = 34.37,
+    34.4 (as the table above it says); each number is checked against the closed form."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "guide" / "upper_bounds.rst")
+    pattern = r"I \+ L = d\\rho\^2/\(1-\\rho\^2\)`: ([\d., and]+) nats at"
+    found = re.search(pattern, page.read_text())
+    assert found is not None
+    stated = [float(v) for v in re.split(r", | and ", found.group(1))]
+    closed = [round(t.mutual_information() + t.lautum_information(), 1)
+              for t in (CorrelatedGaussian(20, mi) for mi in (2.0, 4.0, 6.0, 8.0, 10.0))]
+    assert stated == closed
+
+
+def test_staircase_levels_that_are_not_a_sequence_are_refused_by_name() -> None:
+    """tryout: Staircase(levels=5.0) crashed with "'float' object is not iterable", and
+    levels="24" was read character by character; both are a TypeError naming levels."""
+    for bad in (5.0, "24"):
+        with pytest.raises(TypeError, match="Staircase: levels must be a sequence"):
+            Staircase(levels=bad)
+    assert Staircase(levels=[1.0, 2.0], steps_per_level=3).levels == (1.0, 2.0)

@@ -95,3 +95,27 @@ def test_errors():
         train_critic(critic, "dv", lambda step: "task", steps=1)
     with pytest.raises(TypeError, match="generator"):
         train_critic(critic, "dv", task, steps=1, generator="seed")
+
+
+def test_a_staircase_passed_as_the_task_is_refused_by_name() -> None:
+    """tryout: train_critic(critic, "dv", Staircase(...)) failed inside the loop with
+    "'Staircase' object is not callable"; it is a TypeError naming task, with the way to
+    pass a schedule."""
+    from mitools.critics import BilinearCritic
+
+    with pytest.raises(TypeError, match=r"task must have sample.*got Staircase.*task_at"):
+        train_critic(BilinearCritic(2, 2), "dv", Staircase(levels=(1.0, 2.0), steps_per_level=2),
+                     steps=4, batch_size=8, generator=0)
+    with pytest.raises(TypeError, match="got int"):
+        train_critic(BilinearCritic(2, 2), "dv", 3, steps=4, batch_size=8)
+
+
+def test_batch_of_one_is_refused_by_name() -> None:
+    """tryout: train_critic(..., batch_size=1) failed in the bound with "infonce: scores need
+    at least 2 columns ... got shape (1, 1)", naming neither train_critic nor batch_size;
+    every bound needs a negative per row, so batch_size must be >= 2."""
+    from mitools.critics import BilinearCritic
+
+    with pytest.raises(ValueError, match=r"train_critic: batch_size must be an int >= 2, got 1"):
+        train_critic(BilinearCritic(2, 2), "infonce", CorrelatedGaussian(2, 0.5), steps=2,
+                     batch_size=1)

@@ -53,7 +53,8 @@ from mitools.bounds._scores import (  # noqa: F401  (shared helpers, used by the
 )
 from mitools.bounds.generative import ba, doe, flo, log_likelihood
 from mitools.bounds.interpolated import alpha_infonce
-from mitools.bounds.lower import dv, dv_terms, infonce, js, jsd, nwj, smile, smile_rowwise, tuba
+from mitools.bounds.jensen_shannon import js, jsd, smile, smile_rowwise
+from mitools.bounds.lower import dv, dv_terms, infonce, nwj, tuba
 from mitools.bounds.rowwise import (
     RowStatistic,
     RowStatistics,

@@ -152,11 +152,13 @@ def _check_mask(mask: Tensor | None, name: str, expected: torch.Size, scores: Te
     if not isinstance(mask, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of booleans, got {type(mask).__name__}")
     if mask.dtype != torch.bool:
-        raise TypeError(f"{name} must have dtype torch.bool, got {mask.dtype}")
+        raise TypeError(f"{name} must have dtype torch.bool, got {mask.dtype}; convert with "
+                        f"{name.rsplit(': ', 1)[-1]}.bool()")
     if mask.device != scores.device:
+        arg = name.rsplit(": ", 1)[-1]
         raise ValueError(
             f"{name} is on {mask.device} but the scores are on {scores.device}; move it with "
-            f"{name}.to(scores.device)"
+            f"{arg}.to(scores.device)"
         )
     try:
         return torch.broadcast_to(mask, expected)
@@ -229,8 +231,8 @@ def _prepare(
             n_neg=ones * (n * (m - 1)),
         )
 
-    rv = _check_mask(row_mask, "row_mask", torch.Size((*lead, n)), scores)
-    cv = _check_mask(col_mask, "col_mask", torch.Size((*lead, m)), scores)
+    rv = _check_mask(row_mask, f"{name}: row_mask", torch.Size((*lead, n)), scores)
+    cv = _check_mask(col_mask, f"{name}: col_mask", torch.Size((*lead, m)), scores)
     pos_col_valid = cv[..., offset : offset + n]
     if bool((rv & ~pos_col_valid).any()):
         raise ValueError(

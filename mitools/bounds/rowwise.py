@@ -19,7 +19,8 @@ that is how every public bound of :mod:`mitools.bounds` is computed (``infonce(s
 ``finish(row_statistics(scores))``). The execution paths of :mod:`mitools.local` (column blocks
 with a running log-sum-exp; fused attention kernels) accumulate the same statistics without
 ever storing the scores and call the same finisher, so each bound's formula is written once,
-here and in :mod:`mitools.bounds.lower`, in the spirit of torchmetrics' ``update``/``compute``.
+here and in :mod:`mitools.bounds.lower` and :mod:`mitools.bounds.jensen_shannon`, in the
+spirit of torchmetrics' ``update``/``compute``.
 
 A new row-wise bound is one :class:`RowwiseBound`: the statistics it needs and a function of
 them. Every execution path then takes it.

@@ -27,18 +27,11 @@ Code that accepts "a bound" takes either a name or an object and calls :func:`ge
 
 from mitools.estimators.base import Estimator, FunctionalEstimator, ProblemIndex
 from mitools.estimators.baselines import TUBA, AlphaInfoNCE, LogBaseline
-from mitools.estimators.generative import (
-    BA,
-    CLUB,
-    FLO,
-    VCLUB,
-    DoE,
-    GenerativeEstimator,
-    L1Out,
-)
+from mitools.estimators.generative import BA, FLO, DoE, GenerativeEstimator
 from mitools.estimators.lower import DV, JS, JSD, NWJ, SMILE, InfoNCE
 from mitools.estimators.mine import MINE
 from mitools.estimators.registry import available_estimators, get_estimator
+from mitools.estimators.upper import CLUB, VCLUB, L1Out
 
 __all__ = [
     "BA",

@@ -1,8 +1,9 @@
-r"""Generative estimators, upper bounds and FLO as modules: BA, DoE, CLUB, vCLUB, L1Out, FLO.
+r"""Generative estimators and FLO as modules (BA, DoE, FLO), and the traits they share.
 
-Built on the functions of :mod:`mitools.bounds.generative` and :mod:`mitools.bounds.upper`
-(BA, DoE, CLUB and FLO through their row-wise forms, so every execution path of the local
-losses takes them). Beside the shared
+Built on the functions of :mod:`mitools.bounds.generative` (BA, DoE and FLO through their
+row-wise forms, so every execution path of the local losses takes them); the upper bounds
+built on the same :class:`GenerativeEstimator` (CLUB, vCLUB, L1Out) are in
+``mitools.estimators.upper``. Beside the shared
 :class:`~mitools.estimators.Estimator` interface, each declares what it is and what it needs:
 
 * ``direction``: ``"lower"`` (BA, FLO), ``"upper"`` (CLUB, vCLUB, L1Out; under the
@@ -41,11 +42,10 @@ from torch import Tensor, nn
 
 from mitools import bounds
 from mitools.bounds import generative as gen
-from mitools.bounds import upper
 from mitools.estimators.base import Estimator, ProblemIndex, positive_targets
 from mitools.option_checks import check_int, check_number
 
-__all__ = ["BA", "CLUB", "FLO", "VCLUB", "DoE", "GenerativeEstimator", "L1Out"]
+__all__ = ["BA", "FLO", "DoE", "GenerativeEstimator"]
 
 
 class GenerativeEstimator(Estimator):
@@ -112,35 +112,6 @@ class GenerativeEstimator(Estimator):
 
     def extra_repr(self) -> str:
         return f"direction={self.direction!r}"
-
-
-class _UpperBound(GenerativeEstimator):
-    """An upper bound on log-densities: minimised by a representation, ``q`` fitted by
-    likelihood (the model objective the local losses train it with)."""
-
-    direction = "upper"
-    model_objective = gen.LOG_LIKELIHOOD
-
-
-class _OnScores(_UpperBound):
-    """An upper bound with no row-wise form: one function of :mod:`mitools.bounds` on the
-    whole score tensor (the dense path of the local losses)."""
-
-    def _bound(self, scores: Tensor, **masks: Any) -> Tensor:
-        raise NotImplementedError
-
-    def forward(
-        self,
-        scores: Tensor,
-        *,
-        offset: int = 0,
-        row_mask: Tensor | None = None,
-        col_mask: Tensor | None = None,
-        anchors: Tensor | None = None,
-        targets: Tensor | None = None,
-        problems: ProblemIndex | None = None,
-    ) -> Tensor:
-        return self._bound(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)
 
 
 class BA(GenerativeEstimator):
@@ -252,76 +223,6 @@ class DoE(GenerativeEstimator):
         return self.forward(scores, **kwargs)
 
 
-class CLUB(_UpperBound):
-    """CLUB upper bound, see :func:`mitools.bounds.club`; minimise it, fit ``q`` by likelihood.
-
-    Row-wise (the mean positive minus the mean over each row's negatives): the dense and
-    blocked paths of the local losses take it, the attention path too (a plain sum of a
-    separable critic's scores needs no kernel).
-
-    Example:
-        >>> import torch
-        >>> CLUB()(torch.tensor([[-1.0, -3.0], [-5.0, -1.0]]))
-        tensor(3.)
-    """
-
-    name = "club"
-    rowwise = upper.CLUB
-
-
-class VCLUB(_OnScores):
-    """Sampled CLUB, see :func:`mitools.bounds.vclub`: one uniformly drawn negative per row.
-
-    Not row-wise: the local losses run it on the dense path, without recomputing blocks in
-    the backward pass (``stochastic``: the gradient must be that of the drawn negatives). With
-    ``negatives="derangement"`` every row's negatives are its one partner, so the value is
-    CLUB's on the deranged pairs, at :math:`O(N)` cost.
-
-    Args:
-        generator: optional ``torch.Generator`` for the draws.
-
-    Example:
-        >>> import torch
-        >>> VCLUB(generator=torch.Generator().manual_seed(0))(torch.zeros(4, 4))
-        tensor(0.)
-    """
-
-    name = "vclub"
-    stochastic = True
-
-    def __init__(self, generator: torch.Generator | None = None):
-        super().__init__()
-        self.generator = generator
-
-    def _bound(self, scores: Tensor, **masks: Any) -> Tensor:
-        return bounds.vclub(scores, generator=self.generator, **masks)
-
-
-class L1Out(_OnScores):
-    """Leave-one-out upper bound, see :func:`mitools.bounds.l1out`.
-
-    Column-wise (each positive against every *other anchor*): the dense path only. Each
-    problem needs two valid anchors (``min_rows = 2``), and every anchor scored against every
-    positive, which one deranged partner per anchor cannot give (``needs_row_partition``).
-
-    Example:
-        >>> import torch
-        >>> L1Out()(torch.tensor([[-1.0, -3.0], [-3.0, -1.0]]))
-        tensor(2.)
-    """
-
-    name = "l1out"
-    min_rows = 2
-
-    @property
-    def needs_row_partition(self) -> bool:
-        """``True``: the mixture of a positive's column needs every other anchor's score."""
-        return True
-
-    def _bound(self, scores: Tensor, **masks: Any) -> Tensor:
-        return bounds.l1out(scores, **masks)
-
-
 class FLO(GenerativeEstimator):
     r"""FLO lower bound with a learned per-pair term, see :func:`mitools.bounds.flo`.
 
@@ -422,3 +323,16 @@ class FLO(GenerativeEstimator):
     def learning_objective(self, scores: Tensor, **kwargs: Any) -> Tensor:
         """The FLO value itself (a lower bound: maximise it over the critic and ``u``)."""
         return self.forward(scores, **kwargs)
+
+
+# The upper bounds lived here until they got their own module; their names still resolve from
+# this path (lazily: mitools.estimators.upper imports this module).
+_MOVED = {"CLUB", "VCLUB", "L1Out", "_UpperBound", "_OnScores"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        from mitools.estimators import upper as _upper
+
+        return getattr(_upper, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from mitools import bounds
-from mitools.bounds.lower import _check_clip
+from mitools.bounds.jensen_shannon import _check_clip
 from mitools.estimators.base import Estimator
 
 __all__ = ["DV", "JS", "JSD", "NWJ", "SMILE", "InfoNCE"]

@@ -11,9 +11,10 @@ from torch import Tensor
 from mitools import bounds
 from mitools.estimators.base import Estimator, FunctionalEstimator, extra_required_arguments
 from mitools.estimators.baselines import TUBA, AlphaInfoNCE
-from mitools.estimators.generative import BA, CLUB, FLO, VCLUB, DoE, L1Out
+from mitools.estimators.generative import BA, FLO, DoE
 from mitools.estimators.lower import DV, JS, JSD, NWJ, SMILE, InfoNCE
 from mitools.estimators.mine import MINE
+from mitools.estimators.upper import CLUB, VCLUB, L1Out
 
 __all__ = ["available_estimators", "estimator_for_function", "get_estimator"]
 

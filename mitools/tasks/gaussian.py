@@ -1,110 +1,20 @@
-r"""Distributions of known mutual information, for testing and benchmarking estimators.
-
-Each task has ``sample(n, generator=None) -> (x, y)``, ``dim_x``, ``dim_y`` and
-``mutual_information()``, the names of the sampler interface of ``bmi`` (Czyż et al. 2023),
-so the same objects serve both libraries' benchmarks. Where the density ratio is known in
-closed form, ``optimal_critic(x, y)`` returns the score matrix of the pointwise mutual
-information :math:`\log p(y \mid x) - \log p(y)`, and ``conditional_log_prob(x, y)`` the
-score matrix of the true conditional density :math:`\log p(y_j \mid x_i)`, the exact model
-for the generative and upper bounds (:func:`mitools.bounds.club`, :func:`mitools.bounds.ba`,
-...), with ``marginal_log_prob(y)``, ``entropy_y()`` and ``lautum_information()``.
-
-The staircase protocol of Poole et al. (2019), MI raised in steps during training, is
-described by :class:`Staircase`.
-"""
+"""Component-wise correlated Gaussians of known MI (and their cubic variant), with the
+optimal critic and the true conditional and marginal densities."""
 
 from __future__ import annotations
 
 import math
-import numbers
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from mitools.option_checks import check_int, check_number
+from mitools.tasks.closed_forms import rho_for_mi
+from mitools.tasks.seeding import _generator
 
-__all__ = ["CorrelatedGaussian", "Staircase", "gaussian_mutual_information", "rho_for_mi"]
+__all__ = ["CorrelatedGaussian"]
 
 _EULER_GAMMA = 0.5772156649015329
-
-
-def rho_for_mi(mi: float, dim: int) -> float:
-    r"""Per-component correlation giving total MI ``mi`` (nats) over ``dim`` components.
-
-    .. math:: \rho = \sqrt{1 - e^{-2 I / d}}
-
-    Example:
-        >>> round(rho_for_mi(2.0, 20), 4)
-        0.4258
-    """
-    mi = check_number("mi", mi, 0, strict=False)
-    dim = check_int("dim", dim)
-    return math.sqrt(-math.expm1(-2.0 * mi / dim))
-
-
-def gaussian_mutual_information(
-    cov: Tensor, a: Sequence[int], b: Sequence[int]
-) -> float:
-    r"""Mutual information (nats) between two groups of coordinates of a Gaussian vector.
-
-    .. math::
-
-        I(Z_A; Z_B) = \tfrac12\big[\log\det\Sigma_{AA} + \log\det\Sigma_{BB}
-            - \log\det\Sigma_{A\cup B}\big]
-
-    Args:
-        cov: the covariance matrix ``(D, D)``, symmetric positive definite: a tensor, numpy
-            array or nested list (computed in float64).
-        a: indices of the first group, ints in ``[0, D)``.
-        b: indices of the second group (disjoint from ``a``).
-
-    Example:
-        >>> import torch
-        >>> cov = torch.tensor([[1.0, 0.8], [0.8, 1.0]], dtype=torch.float64)
-        >>> round(gaussian_mutual_information(cov, [0], [1]), 4)  # -0.5 log(1 - 0.64)
-        0.5108
-    """
-    if not isinstance(cov, Tensor):
-        try:
-            cov = torch.as_tensor(np.asarray(cov, dtype=np.float64))
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"cov must be a matrix of real numbers (tensor, numpy array or nested list), "
-                f"got {type(cov).__name__}"
-            ) from None
-    if cov.is_complex():
-        raise TypeError(f"cov must hold real numbers, got dtype {cov.dtype}")
-    if cov.dim() != 2 or cov.shape[0] != cov.shape[1]:
-        raise ValueError(f"cov must be a square matrix (D, D), got shape {tuple(cov.shape)}")
-    # indices of the matrix: a bool or a float is not one, and a negative one would slip past
-    # the disjointness check (-1 is also D - 1)
-    a, b = ([check_int(f"gaussian_mutual_information: {name}", i, 0, cov.shape[0] - 1)
-             for i in idx] for name, idx in (("a", a), ("b", b)))
-    if not a or not b or set(a) & set(b):
-        raise ValueError(f"a and b must be non-empty and disjoint, got a={a}, b={b}")
-    cov = cov.double()  # exact for every float and any integer below 2**53
-
-    def logdet(idx: list[int]) -> float:
-        sub = cov[idx][:, idx]
-        sign, value = torch.linalg.slogdet(sub)
-        if sign <= 0:
-            raise ValueError(f"cov restricted to {idx} is not positive definite")
-        return float(value)
-
-    return 0.5 * (logdet(a) + logdet(b) - logdet(a + b))
-
-
-def _generator(generator: torch.Generator | int | None) -> torch.Generator | None:
-    if generator is None or isinstance(generator, torch.Generator):
-        return generator
-    if isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
-        return torch.Generator().manual_seed(int(generator))  # numpy ints count
-    raise TypeError(
-        f"generator must be a torch.Generator, an int seed or None, got {type(generator).__name__}"
-    )
 
 
 #: pair-by-feature elements of the differences formed at once when scoring all pairs (as
@@ -162,7 +72,12 @@ class CorrelatedGaussian:
         dim: number of components :math:`d` (``dim_x = dim_y = d``).
         mi: the mutual information in nats (``>= 0``).
         transform: ``None`` or ``"cubic"``.
-        dtype: dtype of the samples.
+        dtype: dtype of the samples, a floating-point ``torch.dtype``.
+
+    Raises:
+        ValueError: ``dim`` not an int >= 1, ``mi`` not a finite number >= 0, or an unknown
+            ``transform``.
+        TypeError: ``dtype`` not a floating-point ``torch.dtype``.
 
     Example:
         >>> import torch
@@ -185,8 +100,11 @@ class CorrelatedGaussian:
         self.rho = rho_for_mi(mi, dim)
         if transform not in (None, "cubic"):
             raise ValueError(f"transform must be None or 'cubic', got {transform!r}")
-        if not dtype.is_floating_point:
-            raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise TypeError(
+                "CorrelatedGaussian: dtype must be a floating-point torch.dtype such as "
+                f"torch.float64, got {dtype!r} ({type(dtype).__name__})"
+            )
         self.dim = dim
         self.mi = float(mi)
         self.transform = transform
@@ -208,6 +126,8 @@ class CorrelatedGaussian:
 
     def __repr__(self) -> str:
         t = "" if self.transform is None else f", transform={self.transform!r}"
+        if self.dtype != torch.float32:
+            t += f", dtype={self.dtype}"
         return f"CorrelatedGaussian(dim={self.dim}, mi={self.mi}{t})"
 
     def sample(
@@ -381,56 +301,3 @@ class CorrelatedGaussian:
         """
         one_minus = math.exp(-2.0 * self.mi / self.dim)
         return self.dim * (-math.expm1(-2.0 * self.mi / self.dim) / one_minus) - self.mi
-
-
-@dataclass(frozen=True)
-class Staircase:
-    """The MI schedule of Poole et al. (2019): MI raised in equal-length steps.
-
-    Args:
-        levels: MI of each step, in nats.
-        steps_per_level: training steps spent on each level.
-
-    Example:
-        >>> s = Staircase()
-        >>> s.total_steps, s.mi_at(0), s.mi_at(4000), s.mi_at(19999)
-        (20000, 2.0, 4.0, 10.0)
-        >>> s.task_at(4000, dim=20)
-        CorrelatedGaussian(dim=20, mi=4.0)
-    """
-
-    levels: Sequence[float] = (2.0, 4.0, 6.0, 8.0, 10.0)
-    steps_per_level: int = 4000
-
-    def __post_init__(self) -> None:
-        levels = tuple(check_number("levels", v, 0, strict=False) for v in self.levels)
-        object.__setattr__(self, "levels", levels)
-        if not self.levels:
-            raise ValueError("levels must not be empty")
-        object.__setattr__(self, "steps_per_level",
-                           check_int("steps_per_level", self.steps_per_level))
-
-    @property
-    def total_steps(self) -> int:
-        """Number of steps of the whole schedule."""
-        return len(self.levels) * self.steps_per_level
-
-    def level_of(self, step: int) -> int:
-        """Index of the level that ``step`` (0-based) belongs to."""
-        return check_int("step", step, 0, self.total_steps - 1) // self.steps_per_level
-
-    def mi_at(self, step: int) -> float:
-        """True MI (nats) at ``step``."""
-        return float(self.levels[self.level_of(step)])
-
-    def task_at(
-        self, step: int, dim: int = 20, transform: str | None = None
-    ) -> CorrelatedGaussian:
-        """The Gaussian task in force at ``step``."""
-        return CorrelatedGaussian(dim, self.mi_at(step), transform=transform)
-
-    def __iter__(self) -> Iterator[float]:
-        """Iterate over the true MI of every step."""
-        for level in self.levels:
-            for _ in range(self.steps_per_level):
-                yield float(level)
