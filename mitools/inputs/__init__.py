@@ -34,10 +34,10 @@ samples here, so they accept the same inputs and fail with the same messages:
 
 See :doc:`/guide/inputs` for every entry point of mitools and what it does with dtypes.
 
-Layout: :mod:`mitools.inputs.conversion` (arrays as numbers), :mod:`mitools.inputs.labels`
-(text labels as codes), :mod:`mitools.inputs.columns` (a column read, or described for a
-message), :mod:`mitools.inputs.pairing` (rows of ``x`` and ``y`` paired) and
-:mod:`mitools.inputs.constant` (a variable of one value).
+Layout: ``mitools.inputs.conversion`` (arrays as numbers), ``mitools.inputs.labels`` (text
+labels as codes), ``mitools.inputs.columns`` (a column read, or described for a message),
+``mitools.inputs.pairing`` (rows of ``x`` and ``y`` paired) and ``mitools.inputs.constant`` (a
+variable of one value).
 """
 
 from mitools.inputs.columns import column_values, describe_column, parses_as_number

@@ -30,11 +30,12 @@ Every column is first centred and divided by its standard deviation, so the esti
 depend on units; equal values stay equal.
 
 Each estimator has a ceiling, its formula with every count at its minimum
-(:func:`ceiling`): :math:`\psi(N) - \psi(k)` for estimator 1, :math:`\psi(N) - \psi(k) -
-1/k` for estimator 2, :math:`\log N - \psi(k)` for the mixed one. Where y is (close to) a
-function of x, the estimate sits at or near it whatever the true MI (infinite for an exact
-function of a continuous x): a warning then says that the estimate is a lower figure
-(:data:`CEILING_FRACTION`, :data:`SATURATED_SHARE`).
+(:func:`~mitools.classical.knn.counts.ceiling`): :math:`\psi(N) - \psi(k)` for estimator 1,
+:math:`\psi(N) - \psi(k) - 1/k` for estimator 2, :math:`\log N - \psi(k)` for the mixed one. Where y
+is (close to) a function of x, the estimate sits at or near it whatever the true MI (infinite for an
+exact function of a continuous x): a warning then says that the estimate is a lower figure
+(:data:`~mitools.classical.knn.saturation.CEILING_FRACTION`,
+:data:`~mitools.classical.knn.saturation.SATURATED_SHARE`).
 
 Those rules read the estimate, and on a few dozen or hundred samples an exact function can
 stay below them (``ksg(x, x**3, k=10)`` gave 0.61 nats on 50 samples, silently). So the data
@@ -51,11 +52,11 @@ Like the ceiling rules it is checked on continuous data only (no column with tie
 declared discrete): against a label, or between two equal labels, a function of x has a finite
 MI, an entropy, which the mixed estimator resolves (and KSG's ties have their own warning).
 
-Layout: :mod:`~mitools.classical.knn.kraskov` (:func:`ksg`), :mod:`~mitools.classical.knn.mixed`
-(:func:`mixed_ksg`), :mod:`~mitools.classical.knn.estimate` (what both share: checks,
-standardisation, discrete variables, ties, the jackknife), :mod:`~mitools.classical.knn.counts`
-(each estimator's per-sample counts and formula, :func:`ceiling`) and
-:mod:`~mitools.classical.knn.saturation` (when an estimate is a lower figure set by n and k).
+Layout: ``kraskov`` (:func:`~mitools.classical.ksg`), ``mixed``
+(:func:`~mitools.classical.mixed_ksg`), ``estimate`` (what both share: checks,
+standardisation, discrete variables, ties, the jackknife), ``counts`` (each estimator's
+per-sample counts and formula, :func:`~mitools.classical.knn.counts.ceiling`) and
+``saturation`` (when an estimate is a lower figure set by n and k).
 """
 
 from mitools.classical.inputs import TIED_WARNING
