@@ -121,7 +121,8 @@ def knn_estimate(
         gap = 2.0 * max(float(np.ptp(a, axis=0).max(initial=0.0)) for a in (x, y)) + 1.0
         x, y = (as_categories(r, gap, k, name, one_hot=all(discrete)) if flag else a
                 for a, r, flag, name in zip((x, y), raw, discrete, "xy", strict=True))
-    tied = [tied_fraction(a) for a in (x, y)]  # per column, for x and y
+    # per column, for x and y; a constant column (beside others) is no tie: it changes nothing
+    tied = [tied_fraction(a, constant=False) for a in (x, y)]
     ties = any_tied(tied)
     if method != "mixed_ksg":
         warn_ties(tied, noise)
