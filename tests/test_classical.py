@@ -15,7 +15,8 @@ from mitools import CorrelatedGaussian
 from mitools.classical import canonical_correlations, gaussian_mi, ksg, mixed_ksg
 from mitools.classical.inputs import as_float64_columns
 from mitools.classical.jackknife import assign_groups
-from mitools.classical.knn import _KINDS, ceiling
+from mitools.classical.knn import ceiling
+from mitools.classical.knn.counts import ESTIMATORS
 from mitools.classical.neighbours import count_within, kth_neighbours
 from mitools.classical.pairwise import subset_counts
 
@@ -112,7 +113,7 @@ def test_neighbour_primitives_match_brute_force(seed: int) -> None:
 @pytest.mark.parametrize("k", [1, 3])
 def test_both_backends_match_the_brute_force_reference(kind: str, k: int) -> None:
     """Counts and value of the k-d tree path and of the distance-block rules, against loops."""
-    tree_counts, rule, finish = _KINDS["mixed_ksg" if kind == "mixed" else kind]
+    tree_counts, rule, finish = ESTIMATORS["mixed_ksg" if kind == "mixed" else kind]
     cases = [_small_continuous(0), _small_continuous(1, dx=1, dy=2)]
     if kind == "mixed":
         cases += [_small_ties(0), _small_ties(1)]
@@ -167,7 +168,7 @@ def test_the_ceiling_is_the_formula_with_every_count_at_its_minimum(k: int) -> N
 @pytest.mark.parametrize("kind", ["ksg1", "ksg2", "mixed_ksg"])
 def test_distance_blocks_give_every_jackknife_subsample_exactly(kind: str) -> None:
     """subset_counts's subsamples (columns set to inf) equal the k-d tree on each subsample."""
-    tree_counts, rule, _ = _KINDS[kind]
+    tree_counts, rule, _ = ESTIMATORS[kind]
     x, y = _small_ties(2, n=90) if kind == "mixed_ksg" else _small_continuous(2, n=90)
     group_of, g = assign_groups(90, 7, seed=3)
     blocks = subset_counts(x, y, rule, 3, group_of, g, threads=2)

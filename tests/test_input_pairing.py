@@ -70,9 +70,9 @@ def test_a_label_with_repeated_rows_does_not_warn() -> None:
 def test_repeated_rows_counts_exactly_across_hash_blocks(monkeypatch, dtype) -> None:
     """The hash only preselects: the count equals an exact comparison of all rows, for
     copies in different blocks of rows, and -0.0 equals 0.0."""
-    import mitools.inputs as inputs
+    import mitools.inputs.pairing as pairing
 
-    monkeypatch.setattr(inputs, "HASH_BLOCK_ROWS", 7)
+    monkeypatch.setattr(pairing, "HASH_BLOCK_ROWS", 7)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(300, 3, generator=g).to(dtype)
     y = torch.randn(300, 2, generator=g).to(dtype)
@@ -84,4 +84,4 @@ def test_repeated_rows_counts_exactly_across_hash_blocks(monkeypatch, dtype) -> 
     joint = torch.cat([x, y], dim=1).double() + 0.0
     exact = len(joint) - len(torch.unique(joint, dim=0))
     assert exact >= 40
-    assert inputs.repeated_rows(x, y) == exact
+    assert pairing.repeated_rows(x, y) == exact

@@ -292,7 +292,7 @@ def _warn_if_monotone(x: np.ndarray, y: np.ndarray, value: float) -> None:
     column repeats values in more than :data:`~mitools.classical.inputs.TIED_WARNING` of the
     samples: two equal labels are a finite MI): the MI is infinite, and gaussian_mi's finite
     figure is that of the linear part of the relation."""
-    if any_tied([tied_fraction(x), tied_fraction(y)]):
+    if any_tied([tied_fraction(x, constant=False), tied_fraction(y, constant=False)]):
         return
     rho = monotone_relation(x, y)
     if rho is None:

@@ -27,7 +27,8 @@ __all__ = [
 
 #: a column that repeats values in more than this fraction of the samples counts as tied
 #: (discrete): :func:`~mitools.classical.ksg` warns about it, and the rules that hold for
-#: continuous data only (the ceiling and monotone-relation warnings) skip tied data
+#: continuous data only (the ceiling and monotone-relation warnings) skip tied data. A constant
+#: column beside others does not count (:func:`tied_fraction` with ``constant=False``)
 TIED_WARNING = 0.01
 
 
@@ -58,19 +59,28 @@ def standardize_columns(a: np.ndarray) -> np.ndarray:
     return centred / np.where(scale > 0, scale, 1.0)
 
 
-def tied_fraction(a: np.ndarray) -> np.ndarray:
+def tied_fraction(a: np.ndarray, *, constant: bool = True) -> np.ndarray:
     """Per column, the fraction of samples whose value repeats an earlier sample's.
 
-    0 for continuous data; close to 1 for a label with few classes.
+    0 for continuous data; close to 1 for a label with few classes. ``constant=False`` gives
+    a constant column 0 instead of ``(n - 1) / n``: beside other columns it moves no distance
+    and no rank, so it carries no information and is no sign of discrete data (the k-NN and
+    Gaussian estimators read it so; a constant column beside ``x`` silenced their warning
+    that ``y = x**3`` has an infinite MI, and drew KSG's tie warning).
 
     Example:
         >>> import numpy as np
-        >>> tied_fraction(np.array([[0.0, 0.1], [1.0, 0.2], [1.0, 0.3], [1.0, 0.4]]))
-        array([0.5, 0. ])
+        >>> a = np.array([[0.0, 0.1, 2.0], [1.0, 0.2, 2.0], [1.0, 0.3, 2.0], [1.0, 0.4, 2.0]])
+        >>> tied_fraction(a)
+        array([0.5 , 0.  , 0.75])
+        >>> tied_fraction(a, constant=False)
+        array([0.5, 0. , 0. ])
     """
     n = a.shape[0]
     ordered = np.sort(a, axis=0)
     repeats = (ordered[1:] == ordered[:-1]).sum(axis=0)
+    if not constant and n > 1:
+        repeats = np.where(repeats == n - 1, 0, repeats)
     return repeats / max(n, 1)
 
 

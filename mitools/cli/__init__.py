@@ -23,9 +23,11 @@ that does not apply, a column chosen twice or for both X and Y); 141 stdout clos
 output was written (``| head``; 128 + SIGPIPE, as a shell reports a program that SIGPIPE
 ended); 130 interrupted.
 
-Layout: ``mitools.cli.parser`` (options), ``mitools.cli.tables`` (files and columns),
-``mitools.cli.rows`` (NaN / inf rows), ``mitools.cli.report`` (output, the library's messages
-in command-line terms).
+Layout: ``mitools.cli.parser`` (options), ``mitools.cli.tables`` (X's and Y's columns),
+``mitools.cli.files`` (one file as a table; with ``formats``, ``numpy_files`` and
+``text_tables``), ``mitools.cli.errors`` (the two kinds of problem), ``mitools.cli.rows``
+(NaN / inf rows), ``mitools.cli.report`` (output, the library's messages in command-line
+terms).
 
 Example:
     >>> import contextlib, io, json, tempfile, os
@@ -52,10 +54,11 @@ from typing import Any
 
 import numpy as np
 
+from mitools.cli.errors import DataError, UsageError
 from mitools.cli.parser import attach_negative_columns, build_parser
 from mitools.cli.report import cli_terms, report, with_warnings
 from mitools.cli.rows import drop_nonfinite, stack
-from mitools.cli.tables import DataError, UsageError, load
+from mitools.cli.tables import load
 
 __all__ = ["main"]
 

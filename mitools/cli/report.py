@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mitools.cli.tables import count
+from mitools.cli.errors import count
 
 __all__ = ["cli_terms", "headline", "report", "with_warnings"]
 

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from mitools.cli.tables import DataError
+from mitools.cli.errors import DataError
 
 __all__ = ["drop_nonfinite", "stack"]
 
