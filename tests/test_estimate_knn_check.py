@@ -70,6 +70,18 @@ def test_a_point_mass_does_not_turn_the_check_off() -> None:
     assert any("k-nearest-neighbour" in f for f in r.diagnostics.flags)
 
 
+def test_a_constant_column_beside_others_does_not_turn_the_check_off() -> None:
+    """x = np.c_[x, 7.0] changes no distance, so KSG reads what it reads without the column;
+    the check had counted the column as tied in 100 % of the samples and was skipped."""
+    x, y = _additive(1000)
+    plain = knn_cross_check(torch.tensor(x), torch.tensor(y), 0)
+    widened = knn_cross_check(torch.tensor(np.c_[x, np.full(len(x), 7.0)]), torch.tensor(y), 0)
+    assert plain[0] == pytest.approx(1.62, abs=0.02)
+    assert widened == pytest.approx(plain)
+    rounded = np.c_[x, np.round(x, 1)]  # a rounded column still turns it off
+    assert math.isnan(knn_cross_check(torch.tensor(rounded), torch.tensor(y), 0)[0])
+
+
 def test_gaussian_data_are_not_flagged() -> None:
     x, y = CorrelatedGaussian(2, 1.0).sample(2000, generator=0)
     with warnings.catch_warnings():

@@ -66,7 +66,8 @@ def knn_cross_check(xt: Tensor, yt: Tensor, seed: int) -> tuple[float, float]:
 
     ``(nan, nan)`` where the check does not apply: more than :data:`KNN_CHECK_MAX_DIMS`
     joint dimensions, fewer than :data:`KNN_CHECK_MIN_SAMPLES` samples, or a column that
-    repeats values in more than :data:`KNN_CHECK_MAX_TIES` of them (labels, rounded data).
+    repeats values in more than :data:`KNN_CHECK_MAX_TIES` of them (labels, rounded data;
+    a constant column beside others does not count, it changes no distance).
     Warnings of the estimator itself are not passed on: the check speaks through its flag
     alone."""
     from mitools.classical import mixed_ksg
@@ -79,7 +80,9 @@ def knn_cross_check(xt: Tensor, yt: Tensor, seed: int) -> tuple[float, float]:
     if n > KNN_CHECK_SAMPLES:
         keep = np.random.default_rng([seed, 2]).permutation(n)[:KNN_CHECK_SAMPLES]
         x, y = x[keep], y[keep]
-    if tied_fraction(np.concatenate([x, y], axis=1)).max() > KNN_CHECK_MAX_TIES:
+    # a constant column moves no distance: it is no sign of labels or rounding
+    joint = np.concatenate([x, y], axis=1)
+    if tied_fraction(joint, constant=False).max() > KNN_CHECK_MAX_TIES:
         return math.nan, math.nan
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
