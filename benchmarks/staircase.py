@@ -51,8 +51,6 @@ panel per bound, like the paper's figure) for the lower bounds,
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -64,10 +62,10 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import itertools
-
 from _cli import at_least, level_schedule, name_list, output_location, positive_int
 from _provenance import ROOT, provenance
+from stacked_critics import StackedEstimators, make_critic
+from staircase_report import TRUE_Q_LABELS, markdown, summarize, write_family, write_sandwich
 
 from mitools.bounds import ba, club, l1out
 from mitools.conditionals import DiagonalGaussian, GaussianMarginal, MixtureOfGaussians
@@ -101,99 +99,6 @@ BOUNDS = [
 ]
 
 
-class StackedLinear(nn.Module):
-    """``models`` independent linear layers applied at once: ``(M, n, i) -> (M, n, o)``.
-
-    Initialised like ``nn.Linear`` (uniform in ``±1/sqrt(i)``) independently per model.
-    """
-
-    def __init__(self, models: int, dim_in: int, dim_out: int, bias: bool = True):
-        super().__init__()
-        bound = 1.0 / math.sqrt(dim_in)
-        self.weight = nn.Parameter(torch.empty(models, dim_in, dim_out).uniform_(-bound, bound))
-        self.bias = (
-            nn.Parameter(torch.empty(models, 1, dim_out).uniform_(-bound, bound)) if bias else None
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.dim() == 2:  # shared input (n, i): one einsum for all models
-            out = torch.einsum("ni,mio->mno", x, self.weight)
-        else:
-            out = torch.bmm(x, self.weight)
-        return out if self.bias is None else out + self.bias
-
-
-class StackedMLP(nn.Module):
-    """``models`` MLPs ``Linear -> ReLU -> ... -> Linear`` evaluated with batched matmuls."""
-
-    def __init__(self, models: int, dim_in: int, hidden: tuple[int, ...], dim_out: int):
-        super().__init__()
-        widths = (dim_in, *hidden, dim_out)
-        self.layers = nn.ModuleList(
-            StackedLinear(models, a, b) for a, b in itertools.pairwise(widths)
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < len(self.layers) - 1:
-                x = torch.relu(x)
-        return x
-
-
-class StackedSeparableCritic(nn.Module):
-    """``f_m(x, y) = g_m(x) · h_m(y)`` for every model m: scores ``(M, N, N)``."""
-
-    def __init__(self, models: int, dim_x: int, dim_y: int, hidden=(256, 256), embed_dim=32):
-        super().__init__()
-        self.g = StackedMLP(models, dim_x, tuple(hidden), embed_dim)
-        self.h = StackedMLP(models, dim_y, tuple(hidden), embed_dim)
-
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        return torch.bmm(self.g(x), self.h(y).transpose(1, 2))
-
-
-class StackedConcatCritic(nn.Module):
-    """``f_m(x, y) = MLP_m([x, y])`` on all pairs; the first layer is split into x and y parts."""
-
-    def __init__(self, models: int, dim_x: int, dim_y: int, hidden=(256, 256)):
-        super().__init__()
-        hidden = tuple(hidden)
-        self.first_x = StackedLinear(models, dim_x, hidden[0])
-        self.first_y = StackedLinear(models, dim_y, hidden[0], bias=False)
-        self.rest = StackedMLP(models, hidden[0], hidden[1:], 1)
-
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        hx, hy = self.first_x(x), self.first_y(y)  # (M, N, H)
-        m, n, h = hx.shape
-        pairs = torch.relu(hx[:, :, None, :] + hy[:, None, :, :]).reshape(m, n * n, h)
-        return self.rest(pairs).reshape(m, n, n)
-
-
-def make_critic(kind: str, models: int, dim: int) -> nn.Module:
-    if kind == "separable":
-        return StackedSeparableCritic(models, dim, dim)
-    if kind == "concat":
-        return StackedConcatCritic(models, dim, dim)
-    raise ValueError(f"unknown critic {kind!r}; choose 'separable' or 'concat'")
-
-
-class StackedEstimators(Estimator):
-    """One estimator per model of stacked scores: ``(B, K, K) -> (B,)``."""
-
-    def __init__(self, estimators: list[Estimator]):
-        super().__init__()
-        self.estimators = nn.ModuleList(estimators)
-        self.needs_targets = any(getattr(e, "needs_targets", False) for e in estimators)
-
-    def forward(self, scores: Tensor, *, anchors: Tensor | None = None,
-                targets: Tensor | None = None, **_: object) -> Tensor:
-        return torch.stack([
-            est(scores[m], anchors=anchors,
-                **({"targets": targets} if getattr(est, "needs_targets", False) else {}))
-            for m, est in enumerate(self.estimators)
-        ])
-
 
 def run_staircase(
     critic_kind: str,
@@ -222,14 +127,8 @@ def run_staircase(
 
 
 CONDITIONAL_LABELS = ["BA", "DoE", "CLUB", "vCLUB", "L1Out"]
-TRUE_Q_LABELS = ["BA (true q)", "CLUB (true q)", "L1Out (true q)"]
 MIXTURE_LABELS = [f"{label} (mixture q)" for label in CONDITIONAL_LABELS]
 FAMILIES = ("lower", "conditional", "flo", "mixture")
-LOWER_IN_EXPECTATION = {"InfoNCE", "NWJ", "JS", "TUBA", "α-InfoNCE α=0.01", "α-InfoNCE α=0.5",
-                        "BA (mixture q)",
-                        "BA", "FLO"}
-UPPER_WITH_FITTED_Q = {"CLUB", "vCLUB", "L1Out", "CLUB (mixture q)", "vCLUB (mixture q)",
-                       "L1Out (mixture q)"}
 
 
 class ConditionalPanel(Estimator):
@@ -303,168 +202,6 @@ def true_q_traces(transform: str | None, schedule: Staircase, batch_size: int = 
     return out
 
 
-def _label(spec: BoundSpec | str) -> str:
-    return spec.label if isinstance(spec, BoundSpec) else spec
-
-
-def summarize(estimates: Tensor, schedule: Staircase, bounds: list[BoundSpec] | list[str],
-              window: int = 500) -> dict:
-    """Bias, variance and MSE of each bound at each level, from the last ``window`` steps."""
-    window = min(window, schedule.steps_per_level)
-    result: dict = {}
-    for b_idx, spec in enumerate(bounds):
-        rows = []
-        for level_idx, level in enumerate(schedule.levels):
-            end = (level_idx + 1) * schedule.steps_per_level
-            e = estimates[end - window : end, b_idx].double()
-            finite = torch.isfinite(e)
-            e_f = e[finite]
-            bias = float(e_f.mean() - level) if len(e_f) else math.nan
-            var = float(e_f.var(unbiased=True)) if len(e_f) > 1 else math.nan
-            mse = float(((e_f - level) ** 2).mean()) if len(e_f) else math.nan
-            rows.append({"true_mi": level, "mean": float(e_f.mean()) if len(e_f) else math.nan,
-                         "bias": bias, "variance": var, "mse": mse,
-                         "non_finite": int((~finite).sum())})
-        result[_label(spec)] = rows
-    return result
-
-
-def markdown(summary: dict, levels: tuple[float, ...], title: str) -> str:
-    head = " | ".join(f"{lv:g} nats: bias / var / MSE" for lv in levels)
-    lines = [f"### {title}", "", f"| bound | {head} |",
-             "| --- |" + " ---: |" * len(levels)]
-    for label, rows in summary.items():
-        cells = " | ".join(f"{r['bias']:+.2f} / {r['variance']:.2f} / {r['mse']:.2f}"
-                           for r in rows)
-        lines.append(f"| {label} | {cells} |")
-    return "\n".join(lines) + "\n"
-
-
-def figure(estimates: Tensor, schedule: Staircase, bounds: list[BoundSpec] | list[str],
-           path: Path, title: str, batch_size: int, ylim: tuple[float, float] = (-1, 14)) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = torch.arange(schedule.total_steps)
-    truth = torch.tensor([schedule.mi_at(int(s)) for s in steps])
-    cols = 4
-    rows = math.ceil(len(bounds) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), sharex=True,
-                             sharey=True, squeeze=False)
-    # exponential moving average for the dark line, raw estimates light
-    alpha = 0.01
-    for b_idx, spec in enumerate(bounds):
-        ax = axes[b_idx // cols][b_idx % cols]
-        raw = estimates[:, b_idx].clamp(ylim[0] - 4, ylim[1] + 6)
-        ema = torch.empty_like(raw)
-        acc = float(raw[0])
-        for i, v in enumerate(raw.tolist()):  # plotting only: a sequential filter
-            acc = (1 - alpha) * acc + alpha * v
-            ema[i] = acc
-        ax.plot(steps, raw, color="tab:blue", alpha=0.25, linewidth=0.5)
-        ax.plot(steps, ema, color="tab:blue", linewidth=1.2)
-        ax.plot(steps, truth, color="black", linewidth=1.0)
-        ax.axhline(math.log(batch_size), color="tab:red", linestyle=":", linewidth=0.8)
-        ax.set_title(_label(spec), fontsize=9)
-        ax.set_ylim(*ylim)
-    for idx in range(len(bounds), rows * cols):
-        axes[idx // cols][idx % cols].axis("off")
-    fig.suptitle(f"{title} (black: true MI, dotted: log {batch_size})", fontsize=10)
-    fig.supxlabel("training step")
-    fig.supylabel("estimate (nats)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def sandwich(summaries: list[dict], levels: tuple[float, ...]) -> list[dict]:
-    """Per level: the best lower bound (highest mean) and best upper bound (lowest mean)."""
-    merged: dict = {}
-    for summary in summaries:
-        merged.update(summary)
-    rows = []
-
-    def pick(k: int, labels: set[str], best: Callable) -> dict:
-        cands = [(lab, merged[lab][k]) for lab in sorted(labels) if lab in merged
-                 and math.isfinite(merged[lab][k]["mean"])]
-        lab, cell = best(cands, key=lambda c: c[1]["mean"])
-        return {"bound": lab, "mean": cell["mean"], "sd": math.sqrt(cell["variance"])}
-
-    for k, level in enumerate(levels):
-        row = {"true_mi": level, "lower": pick(k, LOWER_IN_EXPECTATION, max),
-               "lower_critic": pick(k, LOWER_IN_EXPECTATION - {"BA", "BA (mixture q)"}, max),
-               "upper": pick(k, UPPER_WITH_FITTED_Q, min)}
-        for lab in TRUE_Q_LABELS:
-            if lab in merged:
-                row[lab] = merged[lab][k]["mean"]
-        row["bracketed"] = row["lower"]["mean"] <= level <= row["upper"]["mean"]
-        rows.append(row)
-    return rows
-
-
-def sandwich_markdown(rows: list[dict], title: str) -> str:
-    lines = [f"### {title}", "",
-             "| true MI | best lower bound | best critic lower bound | "
-             "best upper bound (fitted q) | L1Out, true q | CLUB, true q (= I + lautum) | "
-             "bracketed |",
-             "| ---: | --- | --- | --- | ---: | ---: | :---: |"]
-    for r in rows:
-        lo, up, lc = r["lower"], r["upper"], r["lower_critic"]
-        lines.append(
-            f"| {r['true_mi']:g} | {lo['mean']:.2f} ± {lo['sd']:.2f} ({lo['bound']}) | "
-            f"{lc['mean']:.2f} ± {lc['sd']:.2f} ({lc['bound']}) | "
-            f"{up['mean']:.2f} ± {up['sd']:.2f} ({up['bound']}) | "
-            f"{r.get('L1Out (true q)', math.nan):.2f} | {r.get('CLUB (true q)', math.nan):.2f} | "
-            f"{'yes' if r['bracketed'] else 'no'} |")
-    lines.append("")
-    lines.append("mean ± standard deviation of the estimates over the window of each level.")
-    return "\n".join(lines) + "\n"
-
-
-def sandwich_figure(rows: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    n = len(rows)
-    edges = list(range(n + 1))
-    truth = [r["true_mi"] for r in rows]
-    ax.stairs(truth, edges, color="black", linewidth=1.5, label="true MI", baseline=None)
-    centres = [k + 0.5 for k in range(n)]
-    for key, color, name in (("lower", "tab:blue", "best lower bound"),
-                             ("lower_critic", "tab:cyan", "best critic lower bound"),
-                             ("upper", "tab:red", "best upper bound (fitted q)")):
-        means = [r[key]["mean"] for r in rows]
-        sds = [r[key]["sd"] for r in rows]
-        ax.errorbar(centres, means, yerr=sds, fmt="o", color=color, capsize=3, label=name)
-        for c, r in zip(centres, rows, strict=True):
-            ax.annotate(r[key]["bound"], (c, r[key]["mean"]), textcoords="offset points",
-                        xytext=(6, 3 if key == "upper" else -3), fontsize=6, color=color)
-    if all("L1Out (true q)" in r for r in rows):
-        ax.plot(centres, [r["L1Out (true q)"] for r in rows], "x--", color="tab:gray",
-                linewidth=0.8, label="L1Out, true q")
-    ax.set_xticks(centres, [f"{t:g}" for t in truth])
-    ax.set_xlabel("true MI of the level (nats)")
-    ax.set_ylabel("estimate (nats)")
-    ax.set_ylim(0, None)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _write(out_dir: Path, name: str, payload: dict, section: str, estimates: Tensor,
-           schedule: Staircase, labels: list[str], title: str, batch_size: int,
-           ylim: tuple[float, float] = (-1, 14)) -> None:
-    (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=1))
-    (out_dir / f"{name}.md").write_text(section)
-    figure(estimates, schedule, labels, out_dir / f"{name}.png", title, batch_size, ylim)
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The options, checked, with ``--quick``'s defaults where none was given and
@@ -522,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     def emit(name: str, payload: dict, estimates: Tensor, labels: list[str], title: str,
              ylim: tuple[float, float] = (-1, 14)) -> None:
         section = markdown(payload["summary"], schedule.levels, title)
-        _write(out_dir, name, payload, section, estimates, schedule, labels, title,
+        write_family(out_dir, name, payload, section, estimates, schedule, labels, title,
                args.batch_size, ylim)
         sections.append(section)
         print(section, f"({payload['wall_time_s']:.0f} s)", flush=True)
@@ -569,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
                     "bounds": [{"label": b.label, "name": b.name, "kwargs": b.kwargs}
                                for b in BOUNDS],
                     "wall_time_s": time.time() - start,
-                    "summary": summarize(estimates, schedule, BOUNDS, window),
+                    "summary": summarize(estimates, schedule, [b.label for b in BOUNDS], window),
                 }
                 emit(f"{critic_kind}-{task}", payload, estimates, [b.label for b in BOUNDS],
                      f"{critic_kind} critic, {task} task, {suffix}")
@@ -585,29 +322,8 @@ def main(argv: list[str] | None = None) -> None:
                            "summary": summarize(estimates, schedule, ["FLO"], window)}
                 emit(f"flo-{critic_kind}-{task}", payload, estimates, ["FLO"],
                      f"FLO, {critic_kind} critic, {task} task, {suffix}")
-            parts = [out_dir / f"{critic_kind}-{task}.json",
-                     out_dir / f"flo-{critic_kind}-{task}.json",
-                     out_dir / f"conditional-{task}.json"]
-            optional = out_dir / f"conditional-mixture-{task}.json"
-            if optional.exists() and all(p.exists() for p in parts):
-                parts.append(optional)
-            loaded = [json.loads(p.read_text()) for p in parts if p.exists()]
-            same = len({(d["protocol"]["steps_per_level"], d["protocol"]["window"])
-                        for d in loaded}) == 1
-            if len(loaded) == len(parts) and not same:
-                print(f"sandwich-{critic_kind}-{task}: skipped, the sources were run with "
-                      "different steps per level or windows", flush=True)
-            if len(loaded) == len(parts) and same:
-                summaries = [d["summary"] for d in loaded]
-                rows = sandwich(summaries, schedule.levels)
-                name = f"sandwich-{critic_kind}-{task}"
-                title = f"Sandwich: {critic_kind} critics and a fitted q, {task} task"
-                (out_dir / f"{name}.json").write_text(json.dumps(
-                    {"provenance": provenance(), "sources": [p.name for p in parts],
-                     "sandwich": rows}, indent=1))
-                section = sandwich_markdown(rows, title)
-                (out_dir / f"{name}.md").write_text(section)
-                sandwich_figure(rows, out_dir / f"{name}.png", title)
+            section = write_sandwich(out_dir, critic_kind, task, schedule.levels)
+            if section is not None:
                 print(section, flush=True)
     (out_dir / "summary.md").write_text("\n".join(sections))
 

@@ -364,12 +364,13 @@ def test_a_window_longer_than_a_level_is_recorded_as_used(script: str, tmp_path:
 def test_staircase_records_the_window_it_used(tmp_path: Path, monkeypatch, capsys) -> None:
     """Tryout: --steps-per-level 3 summarised 3 steps per level but recorded window 500."""
     import staircase
+    import staircase_report
     import torch
 
     monkeypatch.setattr(staircase, "run_staircase",  # no training: a trace of the right size
                         lambda kind, transform, schedule, bounds, **kw:
                         torch.zeros(schedule.total_steps, len(bounds)))
-    monkeypatch.setattr(staircase, "figure", lambda *args, **kwargs: None)
+    monkeypatch.setattr(staircase_report, "figure", lambda *args, **kwargs: None)
     staircase.main(["--critics", "separable", "--tasks", "gaussian", "--families", "lower",
                     "--steps-per-level", "3", "--threads", "1", "--out-dir", str(tmp_path)])
     protocol = json.loads((tmp_path / "separable-gaussian.json").read_text())["protocol"]

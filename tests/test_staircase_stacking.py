@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -9,12 +10,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-from staircase import (
-    BOUNDS,
-    StackedConcatCritic,
-    StackedSeparableCritic,
-    summarize,
-)
+from stacked_critics import StackedConcatCritic, StackedSeparableCritic
+from staircase import BOUNDS
+from staircase_report import sandwich, summarize, write_sandwich
 
 from mitools.tasks import Staircase
 
@@ -70,15 +68,13 @@ def test_summary_reads_the_last_window_of_each_level() -> None:
     est = torch.zeros(20, len(BOUNDS))
     est[7:10] = 3.0  # last 3 steps of level 2: bias +1
     est[17:20] = 4.0  # exact at level 4
-    s = summarize(est, schedule, BOUNDS, window=3)
+    s = summarize(est, schedule, [b.label for b in BOUNDS], window=3)
     first = s[BOUNDS[0].label]
     assert first[0]["bias"] == 1.0 and first[0]["variance"] == 0.0 and first[0]["mse"] == 1.0
     assert first[1]["bias"] == 0.0
 
 
 def test_sandwich_picks_the_highest_lower_and_lowest_upper_bound() -> None:
-    from staircase import sandwich
-
     def cell(mean):
         return {"mean": mean, "variance": 0.25}
 
@@ -93,3 +89,27 @@ def test_sandwich_picks_the_highest_lower_and_lowest_upper_bound() -> None:
     assert rows[0]["bracketed"] and rows[1]["bracketed"]
     assert rows[1]["L1Out (true q)"] == 5.0
     assert rows[0]["lower_critic"]["bound"] == "NWJ"
+
+
+def test_the_sandwich_waits_for_its_three_sources_and_refuses_mixed_protocols(
+        tmp_path: Path, capsys) -> None:
+    def source(name: str, labels: list[str], means: list[float], window: int = 3) -> None:
+        summary = {lab: [{"mean": m, "variance": 0.04}] for lab, m in zip(labels, means,
+                                                                          strict=True)}
+        (tmp_path / f"{name}.json").write_text(json.dumps(
+            {"protocol": {"steps_per_level": 10, "window": window}, "summary": summary}))
+
+    source("separable-gaussian", ["InfoNCE"], [1.7])
+    source("flo-separable-gaussian", ["FLO"], [1.8])
+    assert write_sandwich(tmp_path, "separable", "gaussian", (2.0,)) is None  # no conditional
+    source("conditional-gaussian", ["BA", "CLUB"], [1.9, 2.3], window=5)
+    assert write_sandwich(tmp_path, "separable", "gaussian", (2.0,)) is None
+    assert "different steps per level or windows" in capsys.readouterr().out
+    source("conditional-gaussian", ["BA", "CLUB"], [1.9, 2.3])
+    table = write_sandwich(tmp_path, "separable", "gaussian", (2.0,))
+    assert table is not None and "1.90 ± 0.20 (BA)" in table and "2.30 ± 0.20 (CLUB)" in table
+    written = json.loads((tmp_path / "sandwich-separable-gaussian.json").read_text())
+    assert written["sources"] == ["separable-gaussian.json", "flo-separable-gaussian.json",
+                                  "conditional-gaussian.json"]
+    assert written["sandwich"][0]["bracketed"]
+    assert (tmp_path / "sandwich-separable-gaussian.png").exists()
