@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from mitools.estimate.progress import tqdm_class
-from mitools.estimate.result import MIEstimate
+from mitools.estimate.result import MIEstimate, constant_uncertainty
 from mitools.estimate.stats import jackknife_stderr, t_quantile
 from mitools.inputs import warn_if_constant
 from mitools.option_checks import MAX_SEED, check_int, check_number
@@ -194,9 +194,7 @@ def constant_estimate(x: np.ndarray, y: np.ndarray, method: str, level: float,
     if not constant:
         return None
     return MIEstimate(value=0.0, stderr=math.nan, interval=(math.nan, math.nan), level=level,
-                      method=method, uncertainty=f"none: {' and '.join(constant)} "
-                      f"{'is' if len(constant) == 1 else 'are'} constant, and the mutual "
-                      "information of a constant with anything is exactly 0")
+                      method=method, uncertainty=constant_uncertainty(constant))
 
 
 def summarize(

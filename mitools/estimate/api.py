@@ -30,7 +30,7 @@ from mitools.estimate.options import (
 from mitools.estimate.persist import _is_plain, plain
 from mitools.estimate.pointwise import column_names
 from mitools.estimate.progress import Progress
-from mitools.estimate.result import MIEstimate
+from mitools.estimate.result import MIEstimate, constant_uncertainty
 from mitools.estimate.stats import (
     JACKKNIFE_GROUPS,
     confidence_bounds,
@@ -216,7 +216,10 @@ def estimate_mi(
     Returns:
         :class:`MIEstimate` with the value, standard error, interval, diagnostics and one
         :class:`FoldResult` (history, critic) per fold. ``pointwise``, ``save``/``load`` and
-        ``plot_history`` use the fitted critics later.
+        ``plot_history`` use the fitted critics later. Where ``x`` or ``y`` is constant (every
+        column one value) nothing is trained: the value is exactly 0.0, with no interval
+        (``stderr`` and ``interval`` NaN, ``uncertainty`` says why) and no folds, as the
+        classical estimators answer.
 
     Raises:
         TypeError: inputs that are not array-like with numeric entries (the message names the
@@ -238,6 +241,7 @@ def estimate_mi(
         RuntimeWarning: ``progress=True`` without tqdm installed.
         RuntimeWarning: classes of ``discrete_x``/``discrete_y`` with fewer than 5 samples,
             which are merged.
+        RuntimeWarning: a constant ``x`` or ``y`` (the estimate is then exactly 0).
 
     Example:
         >>> import torch, mitools
@@ -278,8 +282,10 @@ def estimate_mi(
             raise ValueError(f"margins must be 'ranks' or 'standardize', got {margins!r}")
         margin_x, xt = MarginTransform.fit(xa, "discrete" if discrete_x else margins, "x")
         margin_y, yt = MarginTransform.fit(ya, "discrete" if discrete_y else margins, "y")
+        constant = []
         for name, raw, discrete in (("x", xa, discrete_x), ("y", ya, discrete_y)):
-            warn_if_constant(raw, name, "estimate_mi", stacklevel=3)
+            if warn_if_constant(raw, name, "estimate_mi", stacklevel=3):
+                constant.append(name)
             if not discrete:
                 _warn_if_labels(raw, name, stacklevel=3)
         is_quadratic = isinstance(critic, (QuadraticCritic, QuadraticJointCritic)) or (
@@ -319,6 +325,30 @@ def estimate_mi(
             residual = ("joint" if isinstance(probe, SAMPLED_NEGATIVES_BOUNDS) else "separable"
                         ) if quadratic else None
 
+        plain_kwargs = plain(dict(bound_kwargs))
+        settings = {
+            "critic": critic.lower() if isinstance(critic, str) else "custom",
+            "residual": residual, "hidden": list(hidden), "embed_dim": embed_dim,
+            "potentials": potentials, "dim_x": xt.shape[1], "dim_y": yt.shape[1],
+            "bound": bound_name if isinstance(bound, str) and _is_plain(plain_kwargs) else "custom",
+            "bound_kwargs": plain_kwargs if _is_plain(plain_kwargs) else {},
+            "margins": margins, "discrete_x": discrete_x, "discrete_y": discrete_y, "init": init,
+            "screen": screen,
+            "folds": folds, "seed": seed, "max_steps": max_steps, "batch_size": batch_size,
+            "lr": lr, "dtype": str(dtype).removeprefix("torch."), "n": n,
+            # pandas column names (None: an array), so pointwise matches new columns by name
+            "x_columns": column_names(x), "y_columns": column_names(y),
+            # text labels of a discrete variable, per column in the order of their codes
+            "x_labels": None if x_labels is None else x_labels.categories,
+            "y_labels": None if y_labels is None else y_labels.categories,
+        }
+        if constant:  # the MI is exactly 0: nothing to train (as the classical estimators)
+            return MIEstimate(value=0.0, stderr=math.nan, interval=(math.nan, math.nan),
+                              level=level, method="neural",
+                              uncertainty=constant_uncertainty(constant), bound=bound_name,
+                              report=report, sided=sided, margins=(margin_x, margin_y),
+                              settings=settings)
+
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(resolve_threads(threads))
         bar = Progress(progress, folds, max_steps, bound_name)
@@ -356,23 +386,6 @@ def estimate_mi(
             stderr, low, high = math.nan, math.nan, math.nan
             kind = ("none: x and y are related exactly, so the MI is infinite, and the value "
                     "is a lower figure set by the critics and n, which no interval describes")
-        plain_kwargs = plain(dict(bound_kwargs))
-        settings = {
-            "critic": critic.lower() if isinstance(critic, str) else "custom",
-            "residual": residual, "hidden": list(hidden), "embed_dim": embed_dim,
-            "potentials": potentials, "dim_x": xt.shape[1], "dim_y": yt.shape[1],
-            "bound": bound_name if isinstance(bound, str) and _is_plain(plain_kwargs) else "custom",
-            "bound_kwargs": plain_kwargs if _is_plain(plain_kwargs) else {},
-            "margins": margins, "discrete_x": discrete_x, "discrete_y": discrete_y, "init": init,
-            "screen": screen,
-            "folds": folds, "seed": seed, "max_steps": max_steps, "batch_size": batch_size,
-            "lr": lr, "dtype": str(dtype).removeprefix("torch."), "n": n,
-            # pandas column names (None: an array), so pointwise matches new columns by name
-            "x_columns": column_names(x), "y_columns": column_names(y),
-            # text labels of a discrete variable, per column in the order of their codes
-            "x_labels": None if x_labels is None else x_labels.categories,
-            "y_labels": None if y_labels is None else y_labels.categories,
-        }
         return MIEstimate(
             value=value,
             stderr=stderr,

@@ -148,6 +148,19 @@ def estimate_line(result: MIEstimate) -> str:
     return f"{text} [{result.method}]"
 
 
+def constant_uncertainty(constant: list[str]) -> str:
+    """The ``uncertainty`` of an estimate where the variables named in ``constant`` (``x``,
+    ``y`` or both) hold one value: the MI is exactly 0 and there is no interval. One text for
+    :func:`estimate_mi` and the classical estimators.
+
+    Example:
+        >>> constant_uncertainty(["y"])
+        'none: y is constant, and the mutual information of a constant with anything is exactly 0'
+    """
+    return (f"none: {' and '.join(constant)} {'is' if len(constant) == 1 else 'are'} constant, "
+            "and the mutual information of a constant with anything is exactly 0")
+
+
 @dataclass(frozen=True)
 class MIEstimate:
     """An estimate of the mutual information of two arrays, with its uncertainty.
@@ -232,9 +245,13 @@ class MIEstimate:
         return "\n".join([estimate_line(self), *(f"diagnostics: {flag}" for flag in flags)])
 
     def _neural(self, what: str) -> None:
-        if not self.folds:
-            raise ValueError(f"{what} needs a neural estimate (from estimate_mi); this one was "
-                             f"made by method={self.method!r}")
+        if self.folds:
+            return
+        if self.method == "neural":  # estimate_mi on a constant variable trains no critic
+            raise ValueError(f"{what} needs the fitted critics, and this estimate has none: "
+                             f"{self.uncertainty.removeprefix('none: ')}")
+        raise ValueError(f"{what} needs a neural estimate (from estimate_mi); this one was "
+                         f"made by method={self.method!r}")
 
     @property
     def critic(self) -> nn.Module:
