@@ -9,7 +9,7 @@ import warnings
 import pytest
 import torch
 
-from mitools.estimate import critic as critic_module
+from mitools import pair_blocks
 from mitools.estimate.critic import JointResidual, QuadraticJointCritic
 from mitools.estimate.fit import _batch_value, _evaluate_leaving_groups_out
 from mitools.estimate.pointwise import log_partition
@@ -40,7 +40,7 @@ def test_joint_residual_chunks_agree_with_one_block(monkeypatch) -> None:
     c = _critic()
     x, y = torch.randn(50, 3), torch.randn(40, 2)
     whole = c(x, y)
-    monkeypatch.setattr(critic_module, "CHUNK_ELEMENTS", 5 * 40)  # blocks of one row
+    monkeypatch.setattr(pair_blocks, "PAIR_BLOCK_ELEMENTS", 5 * 40)  # blocks of one row
     torch.testing.assert_close(c(x, y), whole)
     # leading batch dimensions
     xb, yb = torch.randn(2, 4, 3), torch.randn(2, 5, 2)

@@ -220,10 +220,10 @@ def test_all_pairs_match_each_pair_with_broadcast_batches(monkeypatch, chunk, tr
     """Every entry of the all-pairs scores is the score of its own pair, for broadcast batch
     dimensions and N != M, whatever the blocks: chunk 40 takes one row per block, 63 three
     (the last block ragged), 250 two whole batch entries, the default all six."""
-    import mitools.tasks.gaussian as tasks
+    import mitools.pair_blocks as pair_blocks
 
     if chunk is not None:
-        monkeypatch.setattr(tasks, "_CHUNK_ELEMENTS", chunk)
+        monkeypatch.setattr(pair_blocks, "PAIR_BLOCK_ELEMENTS", chunk)
     task = CorrelatedGaussian(dim=3, mi=2.0, transform=transform, dtype=torch.float64)
     g = torch.Generator().manual_seed(5)
     x = torch.randn(2, 1, 5, 3, generator=g, dtype=torch.float64)

@@ -151,7 +151,7 @@ def estimate_line(result: MIEstimate) -> str:
 def constant_uncertainty(constant: list[str]) -> str:
     """The ``uncertainty`` of an estimate where the variables named in ``constant`` (``x``,
     ``y`` or both) hold one value: the MI is exactly 0 and there is no interval. One text for
-    :func:`estimate_mi` and the classical estimators.
+    :func:`~mitools.estimate.estimate_mi` and the classical estimators.
 
     Example:
         >>> constant_uncertainty(["y"])

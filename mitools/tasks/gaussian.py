@@ -9,17 +9,13 @@ import torch
 from torch import Tensor
 
 from mitools.option_checks import check_int, check_number
+from mitools.pair_blocks import rows_per_block
 from mitools.tasks.closed_forms import rho_for_mi
 from mitools.tasks.seeding import _generator
 
 __all__ = ["CorrelatedGaussian"]
 
 _EULER_GAMMA = 0.5772156649015329
-
-
-#: pair-by-feature elements of the differences formed at once when scoring all pairs (as
-#: ``CHUNK_ELEMENTS`` of :mod:`mitools.estimate.critic`): bounds the memory whatever ``N * M``
-_CHUNK_ELEMENTS = 1 << 18
 
 
 def _pair_squared_distances(x: Tensor, y: Tensor, shrink: float) -> Tensor:
@@ -35,7 +31,8 @@ def _pair_squared_distances(x: Tensor, y: Tensor, shrink: float) -> Tensor:
     where :math:`y_j - x_i` is exact for close pairs, so its error is a few rounding errors
     of the difference itself plus :math:`\epsilon (1 - c) \lVert x_i\rVert`; below, it is
     :math:`y_j - c\,x_i` (exactly :math:`y_j` at :math:`c = 0`). The differences are formed
-    :data:`_CHUNK_ELEMENTS` at a time, a loop over blocks of rows (or of whole batch entries),
+    :data:`~mitools.pair_blocks.PAIR_BLOCK_ELEMENTS` at a time, a loop over blocks of rows (or
+    of whole batch entries),
     so the memory is that of the output, and the gradients are finite at zero distance too.
     """
     n, m, d = x.shape[-2], y.shape[-2], x.shape[-1]
@@ -47,8 +44,8 @@ def _pair_squared_distances(x: Tensor, y: Tensor, shrink: float) -> Tensor:
     out = xs.new_empty((entries_all, n, m))
     if out.numel() == 0:
         return out.reshape(*batch, n, m)
-    rows = min(n, max(1, _CHUNK_ELEMENTS // max(1, m * d)))  # rows of an entry per block
-    entries = max(1, _CHUNK_ELEMENTS // max(1, n * m * d)) if rows == n else 1
+    rows = min(n, rows_per_block(m, d))  # rows of an entry per block
+    entries = rows_per_block(n * m, d) if rows == n else 1  # whole entries per block
     for b in range(0, entries_all, entries):
         yj = ys[b : b + entries, None, :, :]  # (B', 1, M, D)
         for i in range(0, n, rows):
