@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from beyond_normal_report import read_json
+from beyond_normal_scoring import read_json
 from rst_blocks import figure_lines, heading, load_result, provenance_line, section, table
 
 

@@ -24,8 +24,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 OUT = ROOT / "docs" / "benchmarks.rst"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import beyond_normal_report as bn  # noqa: E402
-from beyond_normal_report import read_json  # noqa: E402
+import beyond_normal_report as report  # noqa: E402
+import beyond_normal_scoring as bn  # noqa: E402
+from beyond_normal_scoring import read_json  # noqa: E402
 from bound_sections import (  # noqa: E402
     heldout_upper_section,
     peers_section,
@@ -134,8 +135,8 @@ def beyond_normal_section(results: Path | None = None) -> str:
                for k, v in s["by_key"].items() if v["cases"] < total]
     if partial:
         out += ["Not every estimator has run on every case: " + "; ".join(partial) + ".", ""]
-    out += [" ".join(bn.summary_lines(res, s)), ""]
-    out.append(table(*bn.summary_table(res, s)))
+    out += [" ".join(report.summary_lines(res, s)), ""]
+    out.append(table(*report.summary_table(res, s)))
     png = results / "beyond_normal.png"
     if png.exists():
         out += figure_lines(png, ROOT, "100%",
@@ -147,7 +148,7 @@ def beyond_normal_section(results: Path | None = None) -> str:
             "*seeds*): mean error in nats, and in brackets the mean "
             "\\|log(estimate / true)\\| (below 0.41 is solved); bold: the smallest mean "
             "absolute error of the task.", ""]
-    out.append(table(*bn.per_task_table(res, rows)))
+    out.append(table(*report.per_task_table(res, rows)))
     for run in res.meta.get("mitools", {}).get("runs", []):
         out.append(provenance_line(run["provenance"]) + f" (mitools, ``{' '.join(run['argv'])}``)")
     bmi_meta = res.meta.get("bmi")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from beyond_normal_report import read_json
+from beyond_normal_scoring import read_json
 
 
 def table(header: list[str], rows: list[list[str]], widths: str | None = None) -> str:

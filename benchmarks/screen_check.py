@@ -50,7 +50,7 @@ from _cli import (
 )
 from _provenance import ROOT, provenance
 from beyond_normal import DATA
-from beyond_normal_report import GAUSSIAN_COPULA_FAMILIES
+from beyond_normal_scoring import GAUSSIAN_COPULA_FAMILIES
 from mild_non_gaussian import sample as mild_sample
 
 import mitools.estimate.fit as fit

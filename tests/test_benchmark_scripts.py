@@ -148,7 +148,7 @@ def test_render_docs_refuses_corrupt_json(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_beyond_normal_report_refuses_a_missing_side(tmp_path: Path) -> None:
-    import beyond_normal_report as bn
+    import beyond_normal_scoring as bn
 
     (tmp_path / "beyond_normal_mitools.json").write_text(
         (BENCH / "results" / "beyond_normal_mitools.json").read_text())

@@ -11,7 +11,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-import beyond_normal_report as bn
+import beyond_normal_report as report
+import beyond_normal_scoring as bn
 from beyond_normal import select
 
 NEURAL = ("infonce", "nwj", "dv", "mine")
@@ -103,7 +104,7 @@ def test_summary_best_coverage_solved_and_same_run_time() -> None:
 
 def test_per_task_table_errors_bold_and_coverage() -> None:
     res = bn.collect(_fake())
-    header, rows = bn.per_task_table(res)
+    header, rows = report.per_task_table(res)
     assert header[:5] == ["task", "dims", "true MI", "seeds", "estimate_mi"]
     assert header[-3:] == ["estimate_mi covers", "estimate_mi time (s)", "KSG-10 time (s)"]
     a = dict(zip(header, rows[0], strict=True))
@@ -137,7 +138,7 @@ def test_summary_lines_and_docs_section(tmp_path: Path) -> None:
     for side, payload in fake.items():
         (tmp_path / f"beyond_normal_{side}.json").write_text(json.dumps(payload))
     res = bn.load(tmp_path)
-    text = " ".join(bn.summary_lines(res))
+    text = " ".join(report.summary_lines(res))
     assert "on 2 of 3 cases (67%" in text
     assert "cover the true MI in 67% of the cases" in text
     assert "mitools KSG-10 3.0 s (ratio 6.67)" in text
@@ -153,7 +154,7 @@ def test_summary_lines_and_docs_section(tmp_path: Path) -> None:
 def test_figure_is_written(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     path = tmp_path / "fig.png"
-    bn.figure(bn.collect(_fake()), path)
+    report.figure(bn.collect(_fake()), path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
