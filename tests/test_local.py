@@ -576,6 +576,32 @@ def test_error_masks():
         LocalMILoss()(torch.randn(4, 3, 2, 2), torch.randn(4, 3), torch.ones(4, 2, 2))
 
 
+def test_error_mixed_dtypes_name_each_argument_and_the_cast():
+    """Regression (minor-local): float32 image features with float64 text features raised
+    "x and y must share a dtype, got torch.float32 and torch.float64", without the shapes or
+    what to do; a float16 mask "must have dtype torch.bool, got torch.float16"."""
+    x, y = torch.randn(4, 3, 2, 2), torch.randn(4, 5, 3, dtype=F64)
+    kw = dict(sampler=AllPairs(), x_pattern="b c h w", y_pattern="b l c")
+    for loss_fn in (LocalMILoss("infonce", None, **kw),
+                    GlobalMILoss("infonce", None, x_pattern="b c h w", y_pattern="b l c")):
+        with pytest.raises(TypeError, match=r"x of shape \(4, 3, 2, 2\), dtype torch\.float32.*"
+                           r"y of shape \(4, 5, 3\), dtype torch\.float64.*cast.*"
+                           r"y\.to\(x\.dtype\)"):
+            loss_fn(x, y)
+    with pytest.raises(TypeError, match=r"x of shape \(4, 3, 2, 2\), dtype torch\.float16.*"
+                       r"y of shape \(4, 3\), dtype torch\.float32"):
+        LocalMILoss()(x.half(), torch.randn(4, 3))
+    mask = torch.ones(4, 5, dtype=torch.float16)
+    with pytest.raises(TypeError, match=r"y_mask of shape \(4, 5\), dtype torch\.float16.*"
+                       r"\(B, \*grid\) = \(4, 5\).*y_mask\.bool\(\)"):
+        LocalMILoss("infonce", None, **kw)(x, y.float(), y_mask=mask)
+    with pytest.raises(TypeError, match=r"x_mask must be a torch\.Tensor.*got list.*as_tensor"):
+        LocalMILoss()(x, torch.randn(4, 3), [[True] * 4] * 4)
+    with pytest.raises(TypeError, match=r"x must be floating point, got x of shape "
+                       r"\(4, 3, 2, 2\), dtype torch\.int64"):
+        LocalMILoss()(x.long(), torch.randn(4, 3))
+
+
 def test_error_sampler_grids():
     with pytest.raises(ValueError, match=r"LocalToGlobal.*shape \(5,\)"):
         LocalMILoss(y_pattern="b l c")(torch.randn(4, 3, 2, 2), torch.randn(4, 5, 3))

@@ -201,7 +201,7 @@ class _Engine(nn.Module):
         name = self._scorer.name
         xs, grid_x = pack(x, self._x_axes, "x", self.x_pattern, dim_x, name)
         ys, grid_y = pack(y, self._y_axes, "y", self.y_pattern, dim_y, name)
-        check_pair(xs, ys)
+        check_pair(xs, ys, x, y)
         self._scorer.check_dot_product(
             xs.shape[-1], ys.shape[-1], (self.x_pattern, self.y_pattern), (x.shape, y.shape),
             (self._x_axes, self._y_axes),

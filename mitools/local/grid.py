@@ -15,7 +15,9 @@ import einops
 import torch
 from torch import Tensor
 
-__all__ = ["channel_hint", "check_pair", "pack", "pack_mask", "parse_pattern", "pool", "take"]
+__all__ = [
+    "channel_hint", "check_pair", "describe", "pack", "pack_mask", "parse_pattern", "pool", "take",
+]
 
 #: names of the grid axes of patterns suggested in errors, by the number of grid axes
 _GRID_NAMES = {0: (), 1: ("l",), 2: ("h", "w"), 3: ("t", "h", "w")}
@@ -106,7 +108,7 @@ def pack(
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if not t.is_floating_point():
         raise TypeError(
-            f"{name} must be floating point, got dtype {t.dtype}; standardise the features "
+            f"{name} must be floating point, got {name} of {describe(t)}; standardise the features "
             "first (in float64), then convert: a float32 cast of large integers rounds them"
         )
     if t.dim() != len(axes):
@@ -135,10 +137,17 @@ def pack_mask(
     if mask is None:
         return None
     if not isinstance(mask, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of booleans, got {type(mask).__name__}")
-    if mask.dtype != torch.bool:
-        raise TypeError(f"{name} must have dtype torch.bool, got {mask.dtype}")
+        raise TypeError(
+            f"{name} must be a torch.Tensor of booleans (True for valid positions), got "
+            f"{type(mask).__name__}; convert it with torch.as_tensor({name}, dtype=torch.bool)"
+        )
     n = math.prod(grid)
+    if mask.dtype != torch.bool:
+        raise TypeError(
+            f"{name} must have dtype torch.bool (True for valid positions), got {name} of "
+            f"{describe(mask)}, for (B, *grid) = {(batch, *grid)}; cast it with "
+            f"{name}.bool() (nonzero is valid) or compare, e.g. {name} > 0.5"
+        )
     if tuple(mask.shape) not in ((batch, *grid), (batch, n)):
         raise ValueError(
             f"{name} has shape {tuple(mask.shape)}; expected (B, *grid) = {(batch, *grid)} or "
@@ -155,17 +164,47 @@ def pack_mask(
     return mask
 
 
-def check_pair(x: Tensor, y: Tensor) -> None:
-    """Packed ``x (B, P, Cx)`` and ``y (B, Q, Cy)`` hold the same samples, dtype and device."""
+def describe(t: Tensor) -> str:
+    """``"shape (4, 6), dtype torch.float16, device cpu"``: a tensor in an error message.
+
+    Example:
+        >>> describe(torch.zeros(4, 6, dtype=torch.float16))
+        'shape (4, 6), dtype torch.float16, device cpu'
+    """
+    return f"shape {tuple(t.shape)}, dtype {t.dtype}, device {t.device}"
+
+
+def check_pair(x: Tensor, y: Tensor, x_given: Tensor | None = None,
+               y_given: Tensor | None = None) -> None:  # fmt: skip
+    """Packed ``x (B, P, Cx)`` and ``y (B, Q, Cy)`` hold the same samples, dtype and device.
+
+    ``x_given`` and ``y_given`` are the tensors as passed (before packing), whose shapes the
+    messages give; the packed ones by default.
+
+    Raises:
+        ValueError: different batch sizes or devices.
+        TypeError: different dtypes: the message gives each argument's shape and dtype and
+            asks for a cast (features of mixed precision are not promoted silently).
+    """
+    xg = x if x_given is None else x_given
+    yg = y if y_given is None else y_given
     if x.shape[0] != y.shape[0]:
         raise ValueError(
             f"x and y must hold the same samples: x has batch size {x.shape[0]} (packed shape "
             f"(B, P, Cx) = {tuple(x.shape)}) but y has {y.shape[0]} ({tuple(y.shape)})"
         )
     if x.dtype != y.dtype:
-        raise TypeError(f"x and y must share a dtype, got {x.dtype} and {y.dtype}")
+        common = torch.promote_types(x.dtype, y.dtype)
+        raise TypeError(
+            f"x and y must share a dtype: got x of {describe(xg)} and y of {describe(yg)}; "
+            f"cast one of them, e.g. y.to(x.dtype), or both to {common} "
+            f"(x.to({common}), y.to({common}))"
+        )
     if x.device != y.device:
-        raise ValueError(f"x and y must be on one device, got {x.device} and {y.device}")
+        raise ValueError(
+            f"x and y must be on one device: got x of {describe(xg)} and y of {describe(yg)}; "
+            "move one of them, e.g. y.to(x.device)"
+        )
 
 
 def take(t: Tensor, index: Tensor) -> Tensor:
