@@ -23,7 +23,7 @@ from mitools.local.backends import check_backend, choose_backend, problem_values
 from mitools.local.dense import derangement_values
 from mitools.local.grid import check_pair, pack, pack_mask, parse_pattern
 from mitools.local.problems import PairMasks, Problems
-from mitools.local.scoring import Scorer
+from mitools.local.scoring import Scorer, critic_name
 from mitools.negatives import NEGATIVES, NegativeColumns
 from mitools.option_checks import check_int
 from mitools.reductions import reduce
@@ -138,7 +138,7 @@ def check_bound_and_critic(bound: Any, critic: Any) -> tuple[Estimator, Any]:
             f"expected one of {DIRECTIONS}"
         )
     if estimator.needs_log_density and not getattr(critic, "log_density", False):
-        name = "critic=None" if critic is None else type(critic).__name__
+        name = critic_name(critic)
         raise ValueError(
             f"the bound {estimator.name!r} needs log conditional densities log q(y_j | x_i) as "
             f"scores (needs_log_density), and {name} does not declare log_density = True: on an "
