@@ -602,6 +602,38 @@ def test_error_mixed_dtypes_name_each_argument_and_the_cast():
         LocalMILoss()(x.long(), torch.randn(4, 3))
 
 
+def test_error_empty_grid_or_channels_named_by_pattern():
+    """Regression (minor-local tryout): a report with no sentence (``y`` of shape (4, 0, 3))
+    raised "grid_y must be a tuple of positive ints, got (0,)" from the sampler, and
+    GlobalMILoss a non-finite-score error (the mean over no position is NaN); empty
+    features (``c`` of size 0) estimated 0.0 nats silently."""
+    x = torch.randn(4, 3, 2, 2)
+    with pytest.raises(ValueError, match=r"y has shape \(4, 0, 3\): y_pattern 'b l c' gives it "
+                       r"an empty grid axis \(l = 0\).*y_mask"):
+        LocalMILoss(sampler=AllPairs(), y_pattern="b l c")(x, torch.randn(4, 0, 3))
+    with pytest.raises(ValueError, match=r"empty grid axis \(l = 0\)"):
+        GlobalMILoss(y_pattern="b l c")(x, torch.randn(4, 0, 3))
+    with pytest.raises(ValueError, match=r"x has shape \(4, 3, 0, 2\).*\(h = 0\)"):
+        LocalMILoss()(x[:, :, :0], torch.randn(4, 3))
+    with pytest.raises(ValueError, match=r"x has shape \(4, 2, 0\).*'c' at dimension 2, of "
+                       r"size 0.*at least one channel"):
+        LocalMILoss(x_pattern="b l c")(torch.randn(4, 2, 0), torch.randn(4, 0))
+
+
+def test_non_finite_error_raises_without_an_autograd_warning():
+    """Regression (minor-local tryout): the non-finite-score error read its value with
+    ``float()`` from a tensor that required grad, so a UserWarning preceded it."""
+    import warnings
+
+    x = torch.full((4, 3, 2, 2), math.nan, requires_grad=True)
+    y = torch.randn(4, 3, requires_grad=True)
+    for backend in ("dense", "blocked", "attention"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(ValueError, match=r"not finite|non-finite"):
+                LocalMILoss("infonce", None, backend=backend)(x, y)
+
+
 def test_error_sampler_grids():
     with pytest.raises(ValueError, match=r"LocalToGlobal.*shape \(5,\)"):
         LocalMILoss(y_pattern="b l c")(torch.randn(4, 3, 2, 2), torch.randn(4, 5, 3))

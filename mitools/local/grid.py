@@ -101,8 +101,8 @@ def pack(
 
     Raises:
         TypeError: not a floating-point tensor.
-        ValueError: a rank that does not match the pattern, or channels that do not match the
-            critic's.
+        ValueError: a rank that does not match the pattern, channels that do not match the
+            critic's, an empty grid axis or an empty channel axis.
     """
     if not isinstance(t, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
@@ -126,6 +126,19 @@ def pack(
         )
     grid_axes = [a for a in axes if a not in ("b", "c")]
     grid = tuple(int(t.shape[axes.index(a)]) for a in grid_axes)
+    empty = [f"{a} = 0" for a in grid_axes if t.shape[axes.index(a)] == 0]
+    if empty:
+        raise ValueError(
+            f"{name} has shape {tuple(t.shape)}: {name}_pattern {pattern!r} gives it an empty "
+            f"grid axis ({', '.join(empty)}); every grid axis needs at least one position "
+            f"(pad to one position and mask it out with {name}_mask, or drop the input)"
+        )
+    if t.shape[c_at] == 0:
+        raise ValueError(
+            f"{name} has shape {tuple(t.shape)}: {name}_pattern {pattern!r} puts its channel "
+            f"axis 'c' at dimension {c_at}, of size 0; features need at least one channel (an "
+            "empty feature scores a constant and estimates 0 nats whatever the data)"
+        )
     target = f"b ({' '.join(grid_axes)}) c" if grid_axes else "b 1 c"
     return einops.rearrange(t, f"{pattern} -> {target}"), grid
 
