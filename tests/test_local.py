@@ -547,6 +547,18 @@ def test_error_pattern_does_not_match():
         LocalMILoss(y_pattern="b c c")
 
 
+def test_error_pattern_without_b_or_c_suggests_one():
+    """Regression (minor-local tryout): sentences ``(B, S, D)`` described as ``"b s d"`` were
+    told to write e.g. 'b c h w', a pattern of another rank."""
+    with pytest.raises(ValueError, match=r"y_pattern='b s d' must name.*e\.g\. 'b s c' "
+                       r"\(channels last\)"):
+        LocalMILoss(y_pattern="b s d")
+    with pytest.raises(ValueError, match=r"e\.g\. 'b c h w'$"):
+        LocalMILoss(x_pattern="n c h w")
+    with pytest.raises(ValueError, match=r"e\.g\. 'b c'$"):
+        LocalMILoss(y_pattern="n d")
+
+
 def test_error_sample_with_every_position_masked():
     x_mask = torch.ones(4, 2, 2, dtype=torch.bool)
     x_mask[2] = False

@@ -37,9 +37,24 @@ def parse_pattern(pattern: Any, name: str) -> tuple[str, ...]:
     if axes.count("b") != 1 or axes.count("c") != 1 or len(set(axes)) != len(axes):
         raise ValueError(
             f"{name}={pattern!r} must name the batch axis 'b' and the channel axis 'c' once each "
-            "and every other (grid) axis once, e.g. 'b c h w'"
+            "and every other (grid) axis once, e.g. " + _pattern_hint(axes)
         )
     return axes
+
+
+def _pattern_hint(axes: tuple[str, ...]) -> str:
+    """A pattern close to ``axes`` that names ``b`` and ``c``: ``('b', 's', 'd')`` (sentences
+    ``(B, S, D)``) -> ``"'b s c' (channels last)"``; ``'b c h w'`` when none is."""
+    fixed = list(axes)
+    if len(set(fixed)) == len(fixed) and len(fixed) >= 2:
+        if "b" not in fixed and "c" != fixed[0]:
+            fixed[0] = "b"
+        if "c" not in fixed and fixed[-1] != "b":
+            fixed[-1] = "c"
+        if fixed.count("b") == 1 and fixed.count("c") == 1 and len(set(fixed)) == len(fixed):
+            last = " (channels last)" if len(fixed) > 2 and fixed[-1] != axes[-1] else ""
+            return f"{' '.join(fixed)!r}{last}"
+    return "'b c h w'"
 
 
 def channel_hint(shape: tuple[int, ...], axes: tuple[str, ...], expected: int) -> str:
