@@ -646,6 +646,19 @@ def test_non_finite_error_raises_without_an_autograd_warning():
                 LocalMILoss("infonce", None, backend=backend)(x, y)
 
 
+def test_error_token_mask_passed_as_x_mask_is_pointed_to_y_mask():
+    """Regression (minor-local tryout): ``loss(images, tokens, token_mask)`` passes the token
+    mask as ``x_mask``; the error gave the expected shapes only."""
+    loss_fn = LocalMILoss(sampler=AllPairs(), y_pattern="b l c")
+    mask = torch.ones(4, 5, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"x_mask has shape \(4, 5\).*fits the grid of y: "
+                       r"pass it as y_mask="):
+        loss_fn(torch.randn(4, 3, 2, 2), torch.randn(4, 5, 3), mask)
+    with pytest.raises(ValueError) as info:
+        loss_fn(torch.randn(4, 3, 2, 2), torch.randn(4, 5, 3), torch.ones(4, 7, dtype=bool))
+    assert "y_mask=" not in str(info.value)
+
+
 def test_error_sampler_grids():
     with pytest.raises(ValueError, match=r"LocalToGlobal.*shape \(5,\)"):
         LocalMILoss(y_pattern="b l c")(torch.randn(4, 3, 2, 2), torch.randn(4, 5, 3))

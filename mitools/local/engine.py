@@ -207,8 +207,8 @@ class _Engine(nn.Module):
             (self._x_axes, self._y_axes),
         )
         batch = xs.shape[0]
-        xm = pack_mask(x_mask, "x_mask", batch, grid_x, xs.device)
-        ym = pack_mask(y_mask, "y_mask", batch, grid_y, ys.device)
+        xm = pack_mask(x_mask, "x_mask", batch, grid_x, xs.device, ("y_mask", grid_y))
+        ym = pack_mask(y_mask, "y_mask", batch, grid_y, ys.device, ("x_mask", grid_x))
         return xs, ys, grid_x, grid_y, xm, ym
 
     def _values(

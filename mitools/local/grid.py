@@ -159,9 +159,19 @@ def pack(
 
 
 def pack_mask(
-    mask: Any, name: str, batch: int, grid: tuple[int, ...], device: torch.device
+    mask: Any,
+    name: str,
+    batch: int,
+    grid: tuple[int, ...],
+    device: torch.device,
+    other: tuple[str, tuple[int, ...]] | None = None,
 ) -> Tensor | None:
-    """A padding mask ``(B, *grid)`` or ``(B, P)`` -> ``(B, P)`` bool on ``device``."""
+    """A padding mask ``(B, *grid)`` or ``(B, P)`` -> ``(B, P)`` bool on ``device``.
+
+    ``other``: the other mask's name and grid (``("y_mask", (6,))``); a mask of the wrong shape
+    that fits that grid is pointed there (``loss(x, y, mask)`` passes a token mask as
+    ``x_mask``).
+    """
     if mask is None:
         return None
     if not isinstance(mask, Tensor):
@@ -177,9 +187,15 @@ def pack_mask(
             f"{name}.bool() (nonzero is valid) or compare, e.g. {name} > 0.5"
         )
     if tuple(mask.shape) not in ((batch, *grid), (batch, n)):
+        hint = ""
+        if other is not None and tuple(mask.shape) in (
+            (batch, *other[1]), (batch, math.prod(other[1]))
+        ):
+            hint = (f"; its shape fits the grid of {other[0][0]}: pass it as {other[0]}= "
+                    "(the masks follow x and y in that order: loss(x, y, x_mask, y_mask))")
         raise ValueError(
             f"{name} has shape {tuple(mask.shape)}; expected (B, *grid) = {(batch, *grid)} or "
-            f"(B, P) = {(batch, n)}"
+            f"(B, P) = {(batch, n)}" + hint
         )
     mask = mask.reshape(batch, n).to(device)
     empty = ~mask.any(-1)
