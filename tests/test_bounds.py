@@ -587,9 +587,19 @@ def test_rowwise_bounds_and_statistics_reject_bad_specs():
     with pytest.raises(ValueError, match="positive"):
         bounds.Transform("clip", 0.0)
     st = bounds.row_statistics(torch.zeros(3, 3), ())
-    with pytest.raises(KeyError, match="was not accumulated"):
+    with pytest.raises(KeyError, match=r"sum over columns was not accumulated.*got none"):
         st.of(bounds.RowStatistic("sum", "columns"))
     assert bounds.rowwise_bound(bounds.alpha_infonce) is None
+
+
+def test_row_statistics_have_readable_names():
+    """Regression (minor-local): messages interpolating a statistic printed its field repr."""
+    stat = bounds.RowStatistic("logsumexp", "negatives", bounds.Transform("clip", 5.0))
+    assert stat.name == str(stat) == "logsumexp of clip(5) over negatives"
+    assert str(bounds.RowStatistic("sum", "negatives", bounds.Transform("softplus"))) == (
+        "sum of softplus over negatives")
+    assert str(bounds.RowStatistic("logsumexp", "columns")) == "logsumexp over columns"
+    assert repr(bounds.RowStatistic("sum", "columns")).startswith("RowStatistic(reduce='sum'")
 
 
 # ---------------------------------------------------------------------------------------------

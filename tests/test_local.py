@@ -547,6 +547,18 @@ def test_error_pattern_does_not_match():
         LocalMILoss(y_pattern="b c c")
 
 
+def test_error_pattern_without_b_or_c_suggests_one():
+    """Regression (minor-local tryout): sentences ``(B, S, D)`` described as ``"b s d"`` were
+    told to write e.g. 'b c h w', a pattern of another rank."""
+    with pytest.raises(ValueError, match=r"y_pattern='b s d' must name.*e\.g\. 'b s c' "
+                       r"\(channels last\)"):
+        LocalMILoss(y_pattern="b s d")
+    with pytest.raises(ValueError, match=r"e\.g\. 'b c h w'$"):
+        LocalMILoss(x_pattern="n c h w")
+    with pytest.raises(ValueError, match=r"e\.g\. 'b c'$"):
+        LocalMILoss(y_pattern="n d")
+
+
 def test_error_sample_with_every_position_masked():
     x_mask = torch.ones(4, 2, 2, dtype=torch.bool)
     x_mask[2] = False
@@ -574,6 +586,77 @@ def test_error_masks():
         LocalMILoss()(torch.randn(4, 3, 2, 2), torch.randn(4, 3), torch.ones(4, 3, dtype=bool))
     with pytest.raises(TypeError, match=r"x_mask must have dtype torch\.bool"):
         LocalMILoss()(torch.randn(4, 3, 2, 2), torch.randn(4, 3), torch.ones(4, 2, 2))
+
+
+def test_error_mixed_dtypes_name_each_argument_and_the_cast():
+    """Regression (minor-local): float32 image features with float64 text features raised
+    "x and y must share a dtype, got torch.float32 and torch.float64", without the shapes or
+    what to do; a float16 mask "must have dtype torch.bool, got torch.float16"."""
+    x, y = torch.randn(4, 3, 2, 2), torch.randn(4, 5, 3, dtype=F64)
+    kw = dict(sampler=AllPairs(), x_pattern="b c h w", y_pattern="b l c")
+    for loss_fn in (LocalMILoss("infonce", None, **kw),
+                    GlobalMILoss("infonce", None, x_pattern="b c h w", y_pattern="b l c")):
+        with pytest.raises(TypeError, match=r"x of shape \(4, 3, 2, 2\), dtype torch\.float32.*"
+                           r"y of shape \(4, 5, 3\), dtype torch\.float64.*cast.*"
+                           r"y\.to\(x\.dtype\)"):
+            loss_fn(x, y)
+    with pytest.raises(TypeError, match=r"x of shape \(4, 3, 2, 2\), dtype torch\.float16.*"
+                       r"y of shape \(4, 3\), dtype torch\.float32"):
+        LocalMILoss()(x.half(), torch.randn(4, 3))
+    mask = torch.ones(4, 5, dtype=torch.float16)
+    with pytest.raises(TypeError, match=r"y_mask of shape \(4, 5\), dtype torch\.float16.*"
+                       r"\(B, \*grid\) = \(4, 5\).*y_mask\.bool\(\)"):
+        LocalMILoss("infonce", None, **kw)(x, y.float(), y_mask=mask)
+    with pytest.raises(TypeError, match=r"x_mask must be a torch\.Tensor.*got list.*as_tensor"):
+        LocalMILoss()(x, torch.randn(4, 3), [[True] * 4] * 4)
+    with pytest.raises(TypeError, match=r"x must be floating point, got x of shape "
+                       r"\(4, 3, 2, 2\), dtype torch\.int64"):
+        LocalMILoss()(x.long(), torch.randn(4, 3))
+
+
+def test_error_empty_grid_or_channels_named_by_pattern():
+    """Regression (minor-local tryout): a report with no sentence (``y`` of shape (4, 0, 3))
+    raised "grid_y must be a tuple of positive ints, got (0,)" from the sampler, and
+    GlobalMILoss a non-finite-score error (the mean over no position is NaN); empty
+    features (``c`` of size 0) estimated 0.0 nats silently."""
+    x = torch.randn(4, 3, 2, 2)
+    with pytest.raises(ValueError, match=r"y has shape \(4, 0, 3\): y_pattern 'b l c' gives it "
+                       r"an empty grid axis \(l = 0\).*y_mask"):
+        LocalMILoss(sampler=AllPairs(), y_pattern="b l c")(x, torch.randn(4, 0, 3))
+    with pytest.raises(ValueError, match=r"empty grid axis \(l = 0\)"):
+        GlobalMILoss(y_pattern="b l c")(x, torch.randn(4, 0, 3))
+    with pytest.raises(ValueError, match=r"x has shape \(4, 3, 0, 2\).*\(h = 0\)"):
+        LocalMILoss()(x[:, :, :0], torch.randn(4, 3))
+    with pytest.raises(ValueError, match=r"x has shape \(4, 2, 0\).*'c' at dimension 2, of "
+                       r"size 0.*at least one channel"):
+        LocalMILoss(x_pattern="b l c")(torch.randn(4, 2, 0), torch.randn(4, 0))
+
+
+def test_non_finite_error_raises_without_an_autograd_warning():
+    """Regression (minor-local tryout): the non-finite-score error read its value with
+    ``float()`` from a tensor that required grad, so a UserWarning preceded it."""
+    import warnings
+
+    x = torch.full((4, 3, 2, 2), math.nan, requires_grad=True)
+    y = torch.randn(4, 3, requires_grad=True)
+    for backend in ("dense", "blocked", "attention"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(ValueError, match=r"not finite|non-finite"):
+                LocalMILoss("infonce", None, backend=backend)(x, y)
+
+
+def test_error_token_mask_passed_as_x_mask_is_pointed_to_y_mask():
+    """Regression (minor-local tryout): ``loss(images, tokens, token_mask)`` passes the token
+    mask as ``x_mask``; the error gave the expected shapes only."""
+    loss_fn = LocalMILoss(sampler=AllPairs(), y_pattern="b l c")
+    mask = torch.ones(4, 5, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"x_mask has shape \(4, 5\).*fits the grid of y: "
+                       r"pass it as y_mask="):
+        loss_fn(torch.randn(4, 3, 2, 2), torch.randn(4, 5, 3), mask)
+    with pytest.raises(ValueError) as info:
+        loss_fn(torch.randn(4, 3, 2, 2), torch.randn(4, 5, 3), torch.ones(4, 7, dtype=bool))
+    assert "y_mask=" not in str(info.value)
 
 
 def test_error_sampler_grids():

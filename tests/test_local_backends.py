@@ -525,3 +525,34 @@ def test_fused_path_errors_say_which_requirement_fails():
     assert "the critic ConcatCritic has no factorisation" in message
     assert "; negatives='derangement'; use backend='dense'" in message
     assert "per-row statistics;" not in message
+
+
+def test_attention_refusals_name_statistics_and_critics_readably():
+    """Regression (minor-local): the refusal of a bound the attention path cannot fuse printed
+    the statistics' field reprs, ``((RowStatistic(reduce='sum', over='negatives',
+    transform=Transform(name='softplus', param=None)),))``; a function critic was named
+    "function"; ``attention_statistics`` given a transformed statistic ignored the transform
+    silently."""
+
+    def my_critic(x, y):
+        return x @ y.mT
+
+    for bound, named in (("jsd", "(sum of softplus over negatives)"),
+                         ("smile", "(logsumexp of clip(5) over negatives, sum of softplus over "
+                                   "negatives)")):  # fmt: skip
+        with pytest.raises(ValueError) as info:
+            LocalMILoss(bound, None, backend="attention")
+        message = str(info.value)
+        assert named in message and "RowStatistic" not in message and " at 0x" not in message
+    with pytest.raises(ValueError, match=r"the critic my_critic \(a function\) has no factor"):
+        LocalMILoss("infonce", my_critic, backend="attention")
+    with pytest.raises(ValueError, match=r"and my_critic \(a function\) does not declare"):
+        LocalMILoss("club", my_critic)
+    kernel = attention.find_kernel(torch.device("cpu"), torch.float32)
+    assert kernel is not None
+    u = torch.randn(2, 5, 4)
+    pairs = PositionPairs(torch.tensor([0, 1]), torch.tensor([0, 0]), (2,), torch.arange(2))
+    problems = Problems(pairs, PairMasks(None, None), 0, 5, 5)
+    stats = get_estimator("jsd").rowwise.statistics
+    with pytest.raises(ValueError, match=r"transformed scores \(sum of softplus over negatives"):
+        attention.attention_statistics(u, u[:1], problems, stats, None, kernel)

@@ -93,7 +93,7 @@ class check_finite:
 def _raise_non_finite(name: str, scores: Tensor, bad: Tensor, what: str = "scores") -> None:
     """Raise the error of the finiteness contract for the first ``True`` entry of ``bad``."""
     index = tuple(int(i) for i in bad.nonzero()[0])
-    value = float(scores[index])
+    value = float(scores[index].detach())  # no autograd warning from float()
     raise ValueError(
         f"{name}: {what} hold a non-finite value ({value}) at index {index} (shape "
         f"{tuple(scores.shape)}); every unmasked score must be finite. Mask padding (the "

@@ -94,6 +94,10 @@ class Transform:
                 raise ValueError(f"Transform('clip'): param must be a finite positive number, "
                                  f"got {self.param!r}") from None
 
+    def __str__(self) -> str:
+        """``"softplus"`` or ``"clip(5.0)"``: the transform in messages."""
+        return self.name if self.param is None else f"{self.name}({self.param:g})"
+
     def __call__(self, scores: Tensor) -> Tensor:
         if self.name == "softplus":
             return F.softplus(scores)
@@ -149,6 +153,17 @@ class RowStatistic:
             raise ValueError(f"RowStatistic: reduce must be one of {REDUCES}, got {self.reduce!r}")
         if self.over not in OVER:
             raise ValueError(f"RowStatistic: over must be one of {OVER}, got {self.over!r}")
+
+    @property
+    def name(self) -> str:
+        """The statistic in words, as messages name it (``str(statistic)`` is the same, ``repr``
+        gives the fields), e.g. ``"logsumexp over negatives"``, ``"sum of softplus over
+        negatives"`` or ``"logsumexp of clip(5) over negatives"``."""
+        of = "" if self.transform is None else f" of {self.transform}"
+        return f"{self.reduce}{of} over {self.over}"
+
+    def __str__(self) -> str:
+        return self.name
 
     def empty(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
         """The statistic of rows without any entry yet (``-inf`` or ``0``)."""
@@ -232,8 +247,9 @@ class RowStatistics(NamedTuple):
             return self.values[statistic]
         except KeyError:
             raise KeyError(
-                f"{statistic} was not accumulated; a finisher may only read the statistics its "
-                f"RowwiseBound declares (got {list(self.values)})"
+                f"the statistic {statistic} was not accumulated; a finisher may only read the "
+                f"statistics its RowwiseBound declares (got "
+                f"{', '.join(str(s) for s in self.values) or 'none'})"
             ) from None
 
 

@@ -311,8 +311,16 @@ def attention_statistics(
 
     Raises:
         ValueError: ``kernel`` was verified for another dtype than the factors run in (a fused
-            kernel can refuse it: CUDA's flash kernel takes half precision only).
+            kernel can refuse it: CUDA's flash kernel takes half precision only), or a
+            statistic of transformed scores (see :func:`supports`), named.
     """
+    if not supports(statistics):
+        other = ", ".join(s.name for s in statistics if s.transform is not None)
+        raise ValueError(
+            "attention_statistics computes log-sum-exps and sums of the scores themselves; "
+            f"got statistics of transformed scores ({other}); use "
+            "mitools.local.blocked.blocked_statistics"
+        )
     run_dtype = compute_dtype(u.device, u.dtype)
     if kernel.dtype is not None and kernel.dtype != run_dtype:
         raise ValueError(

@@ -86,10 +86,11 @@ def check_backend(
     if backend == "attention":
         assert rowwise is not None
         if not attention.supports(rowwise.statistics):
+            other = ", ".join(s.name for s in rowwise.statistics if s.transform is not None)
             raise ValueError(
                 f"backend='attention' computes log-sum-exps and sums of the scores (infonce, "
                 f"dv, mine, nwj, tuba, flo, club, ba, doe); the bound {estimator.name!r} needs "
-                f"other statistics ({rowwise.statistics}); use backend='blocked'"
+                f"statistics of transformed scores ({other}); use backend='blocked'"
             )
     return backend
 

@@ -23,7 +23,7 @@ from mitools.local.backends import check_backend, choose_backend, problem_values
 from mitools.local.dense import derangement_values
 from mitools.local.grid import check_pair, pack, pack_mask, parse_pattern
 from mitools.local.problems import PairMasks, Problems
-from mitools.local.scoring import Scorer
+from mitools.local.scoring import Scorer, critic_name
 from mitools.negatives import NEGATIVES, NegativeColumns
 from mitools.option_checks import check_int
 from mitools.reductions import reduce
@@ -138,7 +138,7 @@ def check_bound_and_critic(bound: Any, critic: Any) -> tuple[Estimator, Any]:
             f"expected one of {DIRECTIONS}"
         )
     if estimator.needs_log_density and not getattr(critic, "log_density", False):
-        name = "critic=None" if critic is None else type(critic).__name__
+        name = critic_name(critic)
         raise ValueError(
             f"the bound {estimator.name!r} needs log conditional densities log q(y_j | x_i) as "
             f"scores (needs_log_density), and {name} does not declare log_density = True: on an "
@@ -201,14 +201,14 @@ class _Engine(nn.Module):
         name = self._scorer.name
         xs, grid_x = pack(x, self._x_axes, "x", self.x_pattern, dim_x, name)
         ys, grid_y = pack(y, self._y_axes, "y", self.y_pattern, dim_y, name)
-        check_pair(xs, ys)
+        check_pair(xs, ys, x, y)
         self._scorer.check_dot_product(
             xs.shape[-1], ys.shape[-1], (self.x_pattern, self.y_pattern), (x.shape, y.shape),
             (self._x_axes, self._y_axes),
         )
         batch = xs.shape[0]
-        xm = pack_mask(x_mask, "x_mask", batch, grid_x, xs.device)
-        ym = pack_mask(y_mask, "y_mask", batch, grid_y, ys.device)
+        xm = pack_mask(x_mask, "x_mask", batch, grid_x, xs.device, ("y_mask", grid_y))
+        ym = pack_mask(y_mask, "y_mask", batch, grid_y, ys.device, ("x_mask", grid_x))
         return xs, ys, grid_x, grid_y, xm, ym
 
     def _values(

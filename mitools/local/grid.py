@@ -15,7 +15,9 @@ import einops
 import torch
 from torch import Tensor
 
-__all__ = ["channel_hint", "check_pair", "pack", "pack_mask", "parse_pattern", "pool", "take"]
+__all__ = [
+    "channel_hint", "check_pair", "describe", "pack", "pack_mask", "parse_pattern", "pool", "take",
+]
 
 #: names of the grid axes of patterns suggested in errors, by the number of grid axes
 _GRID_NAMES = {0: (), 1: ("l",), 2: ("h", "w"), 3: ("t", "h", "w")}
@@ -35,9 +37,24 @@ def parse_pattern(pattern: Any, name: str) -> tuple[str, ...]:
     if axes.count("b") != 1 or axes.count("c") != 1 or len(set(axes)) != len(axes):
         raise ValueError(
             f"{name}={pattern!r} must name the batch axis 'b' and the channel axis 'c' once each "
-            "and every other (grid) axis once, e.g. 'b c h w'"
+            "and every other (grid) axis once, e.g. " + _pattern_hint(axes)
         )
     return axes
+
+
+def _pattern_hint(axes: tuple[str, ...]) -> str:
+    """A pattern close to ``axes`` that names ``b`` and ``c``: ``('b', 's', 'd')`` (sentences
+    ``(B, S, D)``) -> ``"'b s c' (channels last)"``; ``'b c h w'`` when none is."""
+    fixed = list(axes)
+    if len(set(fixed)) == len(fixed) and len(fixed) >= 2:
+        if "b" not in fixed and "c" != fixed[0]:
+            fixed[0] = "b"
+        if "c" not in fixed and fixed[-1] != "b":
+            fixed[-1] = "c"
+        if fixed.count("b") == 1 and fixed.count("c") == 1 and len(set(fixed)) == len(fixed):
+            last = " (channels last)" if len(fixed) > 2 and fixed[-1] != axes[-1] else ""
+            return f"{' '.join(fixed)!r}{last}"
+    return "'b c h w'"
 
 
 def channel_hint(shape: tuple[int, ...], axes: tuple[str, ...], expected: int) -> str:
@@ -99,14 +116,14 @@ def pack(
 
     Raises:
         TypeError: not a floating-point tensor.
-        ValueError: a rank that does not match the pattern, or channels that do not match the
-            critic's.
+        ValueError: a rank that does not match the pattern, channels that do not match the
+            critic's, an empty grid axis or an empty channel axis.
     """
     if not isinstance(t, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if not t.is_floating_point():
         raise TypeError(
-            f"{name} must be floating point, got dtype {t.dtype}; standardise the features "
+            f"{name} must be floating point, got {name} of {describe(t)}; standardise the features "
             "first (in float64), then convert: a float32 cast of large integers rounds them"
         )
     if t.dim() != len(axes):
@@ -124,25 +141,61 @@ def pack(
         )
     grid_axes = [a for a in axes if a not in ("b", "c")]
     grid = tuple(int(t.shape[axes.index(a)]) for a in grid_axes)
+    empty = [f"{a} = 0" for a in grid_axes if t.shape[axes.index(a)] == 0]
+    if empty:
+        raise ValueError(
+            f"{name} has shape {tuple(t.shape)}: {name}_pattern {pattern!r} gives it an empty "
+            f"grid axis ({', '.join(empty)}); every grid axis needs at least one position "
+            f"(pad to one position and mask it out with {name}_mask, or drop the input)"
+        )
+    if t.shape[c_at] == 0:
+        raise ValueError(
+            f"{name} has shape {tuple(t.shape)}: {name}_pattern {pattern!r} puts its channel "
+            f"axis 'c' at dimension {c_at}, of size 0; features need at least one channel (an "
+            "empty feature scores a constant and estimates 0 nats whatever the data)"
+        )
     target = f"b ({' '.join(grid_axes)}) c" if grid_axes else "b 1 c"
     return einops.rearrange(t, f"{pattern} -> {target}"), grid
 
 
 def pack_mask(
-    mask: Any, name: str, batch: int, grid: tuple[int, ...], device: torch.device
+    mask: Any,
+    name: str,
+    batch: int,
+    grid: tuple[int, ...],
+    device: torch.device,
+    other: tuple[str, tuple[int, ...]] | None = None,
 ) -> Tensor | None:
-    """A padding mask ``(B, *grid)`` or ``(B, P)`` -> ``(B, P)`` bool on ``device``."""
+    """A padding mask ``(B, *grid)`` or ``(B, P)`` -> ``(B, P)`` bool on ``device``.
+
+    ``other``: the other mask's name and grid (``("y_mask", (6,))``); a mask of the wrong shape
+    that fits that grid is pointed there (``loss(x, y, mask)`` passes a token mask as
+    ``x_mask``).
+    """
     if mask is None:
         return None
     if not isinstance(mask, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of booleans, got {type(mask).__name__}")
-    if mask.dtype != torch.bool:
-        raise TypeError(f"{name} must have dtype torch.bool, got {mask.dtype}")
+        raise TypeError(
+            f"{name} must be a torch.Tensor of booleans (True for valid positions), got "
+            f"{type(mask).__name__}; convert it with torch.as_tensor({name}, dtype=torch.bool)"
+        )
     n = math.prod(grid)
+    if mask.dtype != torch.bool:
+        raise TypeError(
+            f"{name} must have dtype torch.bool (True for valid positions), got {name} of "
+            f"{describe(mask)}, for (B, *grid) = {(batch, *grid)}; cast it with "
+            f"{name}.bool() (nonzero is valid) or compare, e.g. {name} > 0.5"
+        )
     if tuple(mask.shape) not in ((batch, *grid), (batch, n)):
+        hint = ""
+        if other is not None and tuple(mask.shape) in (
+            (batch, *other[1]), (batch, math.prod(other[1]))
+        ):
+            hint = (f"; its shape fits the grid of {other[0][0]}: pass it as {other[0]}= "
+                    "(the masks follow x and y in that order: loss(x, y, x_mask, y_mask))")
         raise ValueError(
             f"{name} has shape {tuple(mask.shape)}; expected (B, *grid) = {(batch, *grid)} or "
-            f"(B, P) = {(batch, n)}"
+            f"(B, P) = {(batch, n)}" + hint
         )
     mask = mask.reshape(batch, n).to(device)
     empty = ~mask.any(-1)
@@ -155,17 +208,47 @@ def pack_mask(
     return mask
 
 
-def check_pair(x: Tensor, y: Tensor) -> None:
-    """Packed ``x (B, P, Cx)`` and ``y (B, Q, Cy)`` hold the same samples, dtype and device."""
+def describe(t: Tensor) -> str:
+    """``"shape (4, 6), dtype torch.float16, device cpu"``: a tensor in an error message.
+
+    Example:
+        >>> describe(torch.zeros(4, 6, dtype=torch.float16))
+        'shape (4, 6), dtype torch.float16, device cpu'
+    """
+    return f"shape {tuple(t.shape)}, dtype {t.dtype}, device {t.device}"
+
+
+def check_pair(x: Tensor, y: Tensor, x_given: Tensor | None = None,
+               y_given: Tensor | None = None) -> None:  # fmt: skip
+    """Packed ``x (B, P, Cx)`` and ``y (B, Q, Cy)`` hold the same samples, dtype and device.
+
+    ``x_given`` and ``y_given`` are the tensors as passed (before packing), whose shapes the
+    messages give; the packed ones by default.
+
+    Raises:
+        ValueError: different batch sizes or devices.
+        TypeError: different dtypes: the message gives each argument's shape and dtype and
+            asks for a cast (features of mixed precision are not promoted silently).
+    """
+    xg = x if x_given is None else x_given
+    yg = y if y_given is None else y_given
     if x.shape[0] != y.shape[0]:
         raise ValueError(
             f"x and y must hold the same samples: x has batch size {x.shape[0]} (packed shape "
             f"(B, P, Cx) = {tuple(x.shape)}) but y has {y.shape[0]} ({tuple(y.shape)})"
         )
     if x.dtype != y.dtype:
-        raise TypeError(f"x and y must share a dtype, got {x.dtype} and {y.dtype}")
+        common = torch.promote_types(x.dtype, y.dtype)
+        raise TypeError(
+            f"x and y must share a dtype: got x of {describe(xg)} and y of {describe(yg)}; "
+            f"cast one of them, e.g. y.to(x.dtype), or both to {common} "
+            f"(x.to({common}), y.to({common}))"
+        )
     if x.device != y.device:
-        raise ValueError(f"x and y must be on one device, got {x.device} and {y.device}")
+        raise ValueError(
+            f"x and y must be on one device: got x of {describe(xg)} and y of {describe(yg)}; "
+            "move one of them, e.g. y.to(x.device)"
+        )
 
 
 def take(t: Tensor, index: Tensor) -> Tensor:

@@ -83,8 +83,9 @@ class LocalMILoss(_Engine):
 
     Shapes of :meth:`forward`:
         ``x`` as ``x_pattern`` (``B`` samples, grid ``grid_x``, ``Cx`` channels), ``y`` as
-        ``y_pattern`` with the same ``B``; masks ``(B, *grid)`` or ``(B, P)`` bool, ``True``
-        for valid positions. Half-precision features are scored in float32.
+        ``y_pattern`` with the same ``B``, dtype and device; masks ``(B, *grid)`` or
+        ``(B, P)`` bool, ``True`` for valid positions. Half-precision features are scored in
+        float32.
 
     Example:
         The objective of Liao et al. (2021): a sentence vector against every cell of an 8x8
@@ -181,8 +182,11 @@ class LocalMILoss(_Engine):
             ValueError: tensors that do not match their patterns or the critic's channels,
                 different batch sizes, masks of the wrong shape, a sample with every position
                 masked, fewer than two samples (no negatives), grids the sampler cannot pair,
-                non-finite scores.
-            TypeError: inputs or masks of the wrong type or dtype.
+                non-finite scores, ``x`` and ``y`` on different devices.
+            TypeError: inputs or masks of the wrong type or dtype, or ``x`` and ``y`` of
+                different dtypes (float32 image features with float64 text features): the
+                message gives each argument's shape and dtype; cast one to the other's dtype
+                (features are never promoted silently), and pass bool masks.
         """
         xs, ys, grid_x, grid_y, xm, ym = self._pack(x, y, x_mask, y_mask)
         # Padding never reaches a critic: zero it, so even NaN padding leaves no trace.

@@ -157,8 +157,8 @@ class Problems:
                     f"LocalMILoss: the {what} of position pair {pair} (x position "
                     f"{int(self.pairs.x_index[pair])}, y position "
                     f"{int(self.pairs.y_index[pair])}), row {row}, are not finite "
-                    f"({float(t[pair, row])}); every unmasked score must be finite (check the "
-                    "features and the critic, or switch the check off with "
+                    f"({float(t[pair, row].detach())}); every unmasked score must be finite "
+                    "(check the features and the critic, or switch the check off with "
                     "mitools.bounds.check_finite(False))"
                 )
 

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from mitools.critics import dot_scores
 from mitools.local.grid import channel_hint
 
-__all__ = ["Scorer"]
+__all__ = ["Scorer", "critic_name"]
 
 
 class _Method(nn.Module):
@@ -43,6 +43,26 @@ class _Method(nn.Module):
 def _invoke(critic: Any, method: str, args: tuple[Tensor, ...]) -> Any:
     """``critic(*args)`` for ``"forward"`` (hooks included; any callable), else the method."""
     return critic(*args) if method == "forward" else getattr(critic, method)(*args)
+
+
+def critic_name(critic: Any) -> str:
+    """A critic as messages name it: the class of a module or of a callable object, the name
+    of a plain function (not ``"function"``), ``"critic=None"`` for the dot product.
+
+    Example:
+        >>> def my_critic(x, y):
+        ...     return x @ y.mT
+        >>> critic_name(my_critic), critic_name(None)
+        ('my_critic (a function)', 'critic=None')
+    """
+    if critic is None:
+        return "critic=None"
+    if isinstance(critic, nn.Module):
+        return type(critic).__name__
+    name = getattr(critic, "__name__", None)
+    if isinstance(name, str) and not isinstance(critic, type):
+        return f"{name} (a {type(critic).__name__})"
+    return type(critic).__name__
 
 
 class Scorer:
@@ -73,8 +93,10 @@ class Scorer:
 
     @property
     def name(self) -> str:
-        """The critic's class name (``"critic=None"`` for the dot product)."""
-        return "critic=None" if self.critic is None else type(self.critic).__name__
+        """The critic in messages: its class name for a module (``"SeparableCritic"``), its own
+        name for a function (``"my_critic (a function)"``), ``"critic=None"`` for the dot
+        product."""
+        return critic_name(self.critic)
 
     def channels(self) -> tuple[int | None, int | None]:
         """The channels the critic declares for ``x`` and ``y`` (``None``: undeclared)."""
