@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -157,8 +158,56 @@ def test_gaussian_marginal():
     want = Normal(m.mean, m.scale).log_prob(y[:7]).sum(-1)
     torch.testing.assert_close(m.log_prob(y[:7]), want)
     assert m.learning_loss(y).dim() == 0
-    with pytest.raises(ValueError, match=r"expected \(\.\.\., 2\)"):
+    with pytest.raises(ValueError, match=r"3 features .* dim_y=2; expected \(\.\.\., M, 2\)"):
         m.log_prob(torch.zeros(3, 3))
+
+
+def test_gaussian_marginal_refuses_a_1d_y():
+    """Regression: a 1-D ``y`` was read as one sample. ``GaussianMarginal(2).log_prob`` of
+    ``(2,)`` gave a 0-d log-density, which ``DoE`` spread over all 3 columns of the scores
+    (1.8398 nats, silently); ``(1,)`` for ``dim_y=1`` gave shape ``()`` not ``(1,)``;
+    ``fit_`` of ``(6,)`` for ``dim_y=2`` took 3 samples of 2 features; a 0-d ``y`` was a
+    ``TypeError`` that called it not floating point and printed its value."""
+    m1, m2 = GaussianMarginal(1), GaussianMarginal(2)
+    for m, y in ((m1, torch.zeros(1)), (m1, torch.zeros(3)), (m2, torch.zeros(2)),
+                 (m1, torch.tensor(0.0))):
+        got = re.escape(str(tuple(y.shape)))
+        with pytest.raises(ValueError, match=rf"y must have shape \(\.\.\., M, {m.dim_y}\) "
+                                             rf"with at least 2 dims, got {got}"):
+            m.log_prob(y)
+    with pytest.raises(ValueError, match=r"y\[:, None\]"):
+        m1.log_prob(torch.zeros(3))
+    with pytest.raises(ValueError, match=r"got \(6,\)"):
+        m2.fit_(torch.arange(6.0))
+    with pytest.raises(TypeError, match=r"floating point, got dtype torch\.int64"):
+        m1.log_prob(torch.zeros(3, 1, dtype=torch.long))
+    assert m1.log_prob(torch.zeros(1, 1)).shape == (1,)  # one sample of one feature
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_one_sample_of_one_feature(name):
+    """Regression: the 1x1 case. ``(1, 1)`` inputs are one sample of one feature and score
+    as torch.distributions does; a 1-D ``(n,)`` input, a squeezed ``(n, 1)``, is refused by
+    name with its shape and how to add the feature axis, on every method."""
+    q = _model(name, dx=1, dy=1)
+    x, y = torch.full((1, 1), 0.3, dtype=torch.float64), torch.full((1, 1), -0.2,
+                                                                     dtype=torch.float64)
+    want = _reference_distribution(name, q, x).log_prob(y)  # (1,)
+    all_pairs, pairs = q.log_prob(y, x), q.log_prob_pairs(y, x)
+    assert all_pairs.shape == (1, 1) and pairs.shape == (1,)
+    torch.testing.assert_close(all_pairs[0], want)
+    torch.testing.assert_close(pairs, want)
+    torch.testing.assert_close(q.learning_loss(y, x), -want[0])
+    assert q.sample(x, generator=torch.Generator().manual_seed(0)).shape == (1, 1)
+    flat = torch.zeros(3, dtype=torch.float64)
+    calls = [lambda: q.log_prob(flat, x), lambda: q.log_prob(y, flat),
+             lambda: q.log_prob_pairs(flat, flat), lambda: q.learning_loss(flat, flat),
+             lambda: q(flat, y), lambda: q.sample(flat), lambda: q.parameters_of(flat)]
+    for call in calls:
+        with pytest.raises(ValueError, match=rf"{type(q).__name__}: [xy] must have shape "
+                                             r"\(\.\.\., n, 1\) with at least 2 dims, got \(3,\) "
+                                             r"\(n samples of one feature: [xy]\[:, None\]\)"):
+            call()
 
 
 def test_errors():
@@ -167,6 +216,23 @@ def test_errors():
         q.log_prob(torch.zeros(4, 2), torch.zeros(5, 4))
     with pytest.raises(ValueError, match="dim_y=2"):
         q.log_prob(torch.zeros(4, 3), torch.zeros(5, 3))
+    # regression: the width errors said "the critic was built with dim_x=3", and sample()'s
+    # only "must be a floating-point tensor of shape (..., n, 3), got (5, 2)"
+    both = (r"but the conditional density was built with dim_x=3 and dim_y=2: x must be "
+            r"\(\.\.\., N, 3\) and y \(\.\.\., M, 2\)")
+    with pytest.raises(ValueError, match=r"DiagonalGaussian: x has 2 features \(shape \(5, 2\)\) "
+                                         + both):
+        q.log_prob(torch.zeros(4, 2), torch.zeros(5, 2))
+    with pytest.raises(ValueError, match=r"DiagonalGaussian: y has 3 features \(shape \(4, 3\)\) "
+                                         + both):
+        q.log_prob(torch.zeros(4, 3), torch.zeros(5, 3))
+    for call in (lambda: q.sample(torch.zeros(5, 2)), lambda: q.parameters_of(torch.zeros(5, 2)),
+                 lambda: q.log_prob_pairs(torch.zeros(5, 2), torch.zeros(5, 2))):
+        with pytest.raises(ValueError, match=r"x has 2 features .*" + both):
+            call()
+    with pytest.raises(ValueError) as err:
+        q.log_prob(torch.zeros(4, 2), torch.zeros(5, 2))
+    assert "critic" not in str(err.value)
     with pytest.raises(TypeError, match="floating point"):
         q.log_prob(torch.zeros(4, 2, dtype=torch.long), torch.zeros(5, 3))
     with pytest.raises(TypeError, match=r"torch\.Tensor"):

@@ -266,6 +266,37 @@ def test_network_baseline_needs_anchors():
         bad(s, anchors=x)
 
 
+@pytest.mark.parametrize("make", [lambda b: TUBA(baseline=b),
+                                  lambda b: AlphaInfoNCE(alpha=0.5, baseline=b)])
+def test_baseline_errors_start_with_the_estimators_name(make):
+    """Regression: TUBA's baseline errors ("a learned baseline network needs the row-side
+    inputs ...", "baseline must be 'constant' ...") did not say which estimator spoke, where
+    its bound's own errors start "tuba: "; anchors of another number of rows reached the
+    network (5 rows scored with anchors of 4 gave the network's shape error)."""
+    name = make(0.0).name
+    net = nn.Linear(3, 1)
+    est, s = make(net), torch.randn(5, 5)
+    with pytest.raises(ValueError, match=rf"^{name}: a learned baseline network needs the "
+                                         r"row-side inputs: pass anchors=x"):
+        est(s)
+    with pytest.raises(ValueError, match=rf"^{name}: anchors has shape \(4, 3\) but must be "
+                                         r"\(\.\.\., N, D\) with N = 5"):
+        est(s, anchors=torch.randn(4, 3))
+    with pytest.raises(ValueError, match=rf"^{name}: anchors has shape \(5,\)"):
+        est(s, anchors=torch.randn(5))
+    with pytest.raises(ValueError, match=rf"^{name}: the baseline network returned shape "
+                                         r"\(5, 2\) for anchors \(5, 3\)"):
+        make(nn.Linear(3, 2))(s, anchors=torch.randn(5, 3))
+    with pytest.raises(ValueError, match=rf"^{name}: baseline must be 'constant'"):
+        make("learned")
+    with pytest.raises(TypeError, match=rf"^{name}: baseline must be 'constant'"):
+        make([1.0])
+    with pytest.raises(ValueError, match=rf"^{name}: baseline must be a finite number"):
+        make(float("nan"))
+    torch.testing.assert_close(est(s, anchors=torch.zeros(5, 3)),
+                               make(float(net.bias.detach()))(s))  # right anchors: unchanged
+
+
 # ---------------------------------------------------------------------------------------------
 # Declared capabilities and MINE's per-problem averages.
 # ---------------------------------------------------------------------------------------------

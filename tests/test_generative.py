@@ -348,3 +348,70 @@ def test_half_precision_is_upcast(dtype):
         out = fn(s)
         assert out.dtype == torch.float32
         torch.testing.assert_close(out.double(), fn(s.double()).double(), rtol=1e-4, atol=1e-4)
+
+
+def test_a_batch_of_one_sample():
+    """Regression: BA, DoE and the log-likelihood need the positives alone, yet scores of one
+    sample ``(1, 1)`` raised "scores need at least 2 columns (one positive and one negative
+    per row)". They now give the one-sample value; the bounds that need negatives still
+    refuse it, and a ``(3,)`` (squeezed) score tensor is refused by name."""
+    s = torch.tensor([[-1.25]], dtype=torch.float64)
+    lm = torch.tensor([-2.0], dtype=torch.float64)
+    assert float(bounds.ba(s, entropy_y=3.0)) == 1.75  # H(Y) + log q(y_1 | x_1)
+    assert float(bounds.log_likelihood(s)) == -1.25
+    assert float(bounds.doe(s, lm)) == 0.75  # log q(y_1 | x_1) - log q(y_1)
+    assert float(BA(entropy_y=3.0)(s)) == 1.75
+    assert float(DoE()(s, log_marginal=lm)) == 0.75
+    assert float(CLUB().learning_objective(s)) == -1.25
+    batched = torch.full((4, 1, 1), -1.25, requires_grad=True)
+    out = bounds.ba(batched, entropy_y=3.0)
+    assert out.shape == (4,)
+    out.sum().backward()
+    torch.testing.assert_close(batched.grad, torch.ones(4, 1, 1))
+    for fn in (bounds.club, bounds.vclub, bounds.l1out, lambda t: bounds.flo(t, None)):
+        with pytest.raises(ValueError, match="at least 2 columns"):
+            fn(s)
+    for fn in (lambda t: bounds.ba(t, 3.0), bounds.log_likelihood, lambda t: bounds.doe(t, lm)):
+        with pytest.raises(ValueError, match=r"at least 2 dimensions, got shape \(3,\)"):
+            fn(torch.zeros(3))
+        with pytest.raises(ValueError, match=r"N \+ offset <= M"):  # 3 rows, one column
+            fn(torch.zeros(3, 1))
+
+
+def test_doe_refuses_a_log_marginal_without_the_column_axis():
+    """Regression: a log-marginal squeezed to ``()`` (a marginal model given a 1-D ``y``)
+    was broadcast to every column: ``DoE(marginal=GaussianMarginal(2))`` on ``(3, 3)``
+    scores with ``targets`` of shape ``(2,)`` gave 1.8398 nats, silently; 1-D ``targets``
+    for one feature raised ``IndexError: tuple index out of range``."""
+    from mitools.conditionals import GaussianMarginal
+
+    s = torch.zeros(3, 3)
+    with pytest.raises(ValueError, match=r"doe: log_marginal has shape \(\) but must be "
+                                         r"\(\.\.\., M\) with M = 3"):
+        bounds.doe(s, torch.tensor(-1.0))
+    with pytest.raises(ValueError, match=r"log_marginal has shape \(3, 1\) .* M = 3"):
+        bounds.doe(s, torch.zeros(3, 1))
+    torch.testing.assert_close(bounds.doe(torch.zeros(2, 3, 3), torch.zeros(1, 3)),
+                               torch.zeros(2))  # leading dimensions still broadcast
+    doe = DoE(marginal=GaussianMarginal(2))
+    with pytest.raises(ValueError, match=r"doe: targets has shape \(2,\) but must be "
+                                         r"\(\.\.\., M, Dy\) with M = 3"):
+        doe(s, targets=torch.zeros(2))
+    with pytest.raises(ValueError, match=r"targets has shape \(4, 2\) .* M = 3"):
+        doe(s, targets=torch.zeros(4, 2))
+    with pytest.raises(ValueError, match=r"y\[:, None\]"):
+        DoE(marginal=GaussianMarginal(1))(s, targets=torch.zeros(3))
+
+    class Squeezing(torch.nn.Module):
+        def log_prob(self, y):
+            return y.new_zeros(())
+
+    with pytest.raises(ValueError, match=r"marginal\.log_prob\(targets\) returned shape \(\)"):
+        DoE(marginal=Squeezing())(s, targets=torch.zeros(3, 2))
+    stats = bounds.row_statistics(s, ())
+    with pytest.raises(ValueError, match=r"marginal\.log_prob\(targets\) returned shape \(\)"):
+        DoE(marginal=Squeezing()).finish(stats, targets=torch.zeros(3, 2))
+    with pytest.raises(ValueError, match=r"targets has shape \(3,\) .* N = 3"):
+        DoE(marginal=GaussianMarginal(1)).finish(stats, targets=torch.zeros(3))
+    with pytest.raises(ValueError, match=r"targets has shape \(3,\) but must be \(\.\.\., M, Dy\)"):
+        FLO(u_network=torch.nn.Linear(2, 1))(s, anchors=torch.zeros(3, 1), targets=torch.zeros(3))

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch.distributions import Normal
 
+from mitools import bounds
 from mitools.tasks import CorrelatedGaussian, Staircase, gaussian_mutual_information, rho_for_mi
 
 
@@ -316,3 +317,29 @@ def test_staircase_levels_that_are_not_a_sequence_are_refused_by_name() -> None:
         with pytest.raises(TypeError, match="Staircase: levels must be a sequence"):
             Staircase(levels=bad)
     assert Staircase(levels=[1.0, 2.0], steps_per_level=3).levels == (1.0, 2.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_cubic_densities_are_infinite_at_y_zero(dtype):
+    """Regression (documented, not a bug): the density of y = z^3 is p(z) / (3 z^2),
+    unbounded at y = 0, so the cubic task's conditional and marginal log-densities are +inf
+    there (their difference nan), finite everywhere else down to the smallest subnormal; the
+    pointwise MI (optimal_critic) is finite at y = 0 and equals the Gaussian task's at z = 0;
+    a bound given the +inf scores refuses them by name."""
+    cubic = CorrelatedGaussian(dim=2, mi=1.0, transform="cubic", dtype=dtype)
+    plain = CorrelatedGaussian(dim=2, mi=1.0, dtype=dtype)
+    x = torch.tensor([[0.5, -1.0], [1.5, 0.2]], dtype=dtype)
+    y = torch.tensor([[0.0, 8.0], [-1.0, 1.0]], dtype=dtype)  # row 0: one component at 0
+    z = torch.tensor([[0.0, 2.0], [-1.0, 1.0]], dtype=dtype)
+    assert torch.isposinf(cubic.marginal_log_prob(y)[0])
+    assert torch.isfinite(cubic.marginal_log_prob(y)[1])
+    cond = cubic.conditional_log_prob(x, y)
+    assert torch.isposinf(cond[:, 0]).all() and torch.isfinite(cond[:, 1]).all()
+    assert torch.isnan(cond - cubic.marginal_log_prob(y)[None, :])[:, 0].all()
+    critic = cubic.optimal_critic(x, y)
+    assert torch.isfinite(critic).all()
+    torch.testing.assert_close(critic, plain.optimal_critic(x, z))
+    tiny = torch.tensor([[torch.finfo(dtype).smallest_normal * 2**-20, 1.0]], dtype=dtype)
+    assert torch.isfinite(cubic.marginal_log_prob(tiny)).all()  # only y = 0 itself
+    with pytest.raises(ValueError, match=r"ba: scores hold a non-finite value \(inf\)"):
+        bounds.ba(cond, cubic.entropy_y())

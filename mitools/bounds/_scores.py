@@ -175,7 +175,10 @@ def _prepare(
     row_mask: Tensor | None,
     col_mask: Tensor | None,
     name: str,
+    min_cols: int = 2,
 ) -> _Prepared:
+    """Check a score tensor and its masks; ``min_cols``: 2 for a bound that needs a negative
+    per row, 1 for one of the positives alone (BA, DoE, the log-likelihood)."""
     if not isinstance(scores, Tensor):
         raise TypeError(f"{name}: scores must be a torch.Tensor, got {type(scores).__name__}")
     if not scores.is_floating_point():
@@ -190,11 +193,10 @@ def _prepare(
         )
     offset = check_int(f"{name}: offset", offset, 0)
     n, m = scores.shape[-2], scores.shape[-1]
-    if m < 2:
-        raise ValueError(
-            f"{name}: scores need at least 2 columns (one positive and one negative per row), "
-            f"got shape {tuple(scores.shape)}"
-        )
+    if m < min_cols:
+        need = ("at least 2 columns (one positive and one negative per row)" if min_cols == 2
+                else "at least 1 column (the positive of each row)")
+        raise ValueError(f"{name}: scores need {need}, got shape {tuple(scores.shape)}")
     if n < 1:
         raise ValueError(f"{name}: scores need at least 1 row, got shape {tuple(scores.shape)}")
     if n + offset > m:
@@ -246,10 +248,11 @@ def _prepare(
             f"(row_mask shape {tuple(rv.shape)})"
         )
     n_cols_int = cv.sum(-1)
-    if bool((n_cols_int < 2).any()):
+    if bool((n_cols_int < min_cols).any()):
         raise ValueError(
-            f"{name}: col_mask leaves an estimation problem with fewer than 2 valid columns "
-            f"(col_mask shape {tuple(cv.shape)}); each row needs a positive and a negative"
+            f"{name}: col_mask leaves an estimation problem with fewer than {min_cols} valid "
+            f"column{'s' if min_cols > 1 else ''} (col_mask shape {tuple(cv.shape)}); each row "
+            f"needs a positive{' and a negative' if min_cols > 1 else ''}"
         )
     valid = rv[..., :, None] & cv[..., None, :]  # (..., N, M)
     if check:

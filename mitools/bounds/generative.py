@@ -96,6 +96,17 @@ def _per_index(value: Tensor, expected: torch.Size, like: Tensor, name: str, arg
     return out
 
 
+def _check_per_column(value: Tensor, m: int, scores: Tensor, name: str, arg: str) -> None:
+    """Refuse a per-column tensor whose last axis is not the ``m`` columns: a scalar or a
+    length-1 axis would broadcast one value to every column, silently (a marginal model's
+    output squeezed to ``()``, or ``(M, 1)`` for ``(M,)``)."""
+    if isinstance(value, Tensor) and (value.dim() == 0 or value.shape[-1] != m):
+        raise ValueError(
+            f"{name}: {arg} has shape {tuple(value.shape)} but must be (..., M) with M = {m}, "
+            f"one value per column of the scores {tuple(scores.shape)}"
+        )
+
+
 def _per_row(value: Tensor, st: RowStatistics, name: str, arg: str) -> Tensor:
     """A per-row input ``(..., N)``, zero on the invalid rows (so nothing there overflows)."""
     out = _per_index(value, st.positive.shape, st.positive, name, arg)
@@ -171,6 +182,11 @@ def log_likelihood(
     Returns:
         Tensor of shape ``scores.shape[:-2]``, in nats (to maximise).
 
+    Raises:
+        TypeError, ValueError: as every bound (see :mod:`mitools.bounds`), except that one
+            column is enough: it needs the positives alone, so a batch of one sample,
+            ``(..., 1, 1)``, is scored.
+
     Example:
         >>> import torch
         >>> log_likelihood(torch.tensor([[-1.0, -5.0], [-4.0, -2.0]]))
@@ -215,7 +231,9 @@ def ba(
 
     Raises:
         TypeError, ValueError: as every bound (see :mod:`mitools.bounds`), and for an
-            ``entropy_y`` that is not a float or does not broadcast.
+            ``entropy_y`` that is not a float or does not broadcast. One column is enough
+            (BA needs the positives alone): a batch of one sample, ``(..., 1, 1)``, is
+            scored, :math:`H(Y) + \log q(y_1 \mid x_1)`.
 
     Example:
         >>> import torch
@@ -256,7 +274,8 @@ def doe(
     Args:
         scores: ``(..., N, M)`` log conditional densities :math:`\log q(y_j \mid x_i)`.
         log_marginal: ``(..., M)`` log marginal densities :math:`\log q(y_j)` of the columns
-            (e.g. :meth:`mitools.conditionals.GaussianMarginal.log_prob`).
+            (e.g. :meth:`mitools.conditionals.GaussianMarginal.log_prob`): its last axis is
+            the ``M`` columns (never broadcast), its leading dimensions broadcast.
         offset: column of the positive of row 0.
         row_mask: optional ``(..., N)`` bool, valid anchors.
         col_mask: optional ``(..., M)`` bool, valid columns.
@@ -265,8 +284,10 @@ def doe(
         Tensor of shape ``scores.shape[:-2]``: the estimate in nats.
 
     Raises:
-        TypeError, ValueError: as every bound, and for a ``log_marginal`` that does not
-            broadcast to ``(..., M)``.
+        TypeError, ValueError: as every bound, and for a ``log_marginal`` whose last axis is
+            not the ``M`` columns (a scalar included) or that does not broadcast to
+            ``(..., M)``. A batch of one sample, scores ``(..., 1, 1)``, is scored: DoE uses
+            the positives alone.
 
     Example:
         >>> import torch
@@ -276,6 +297,7 @@ def doe(
     st = row_statistics(scores, (), offset=offset, row_mask=row_mask, col_mask=col_mask,
                         name="doe")
     lead, n = st.positive.shape[:-1], st.positive.shape[-1]
+    _check_per_column(log_marginal, scores.shape[-1], scores, "doe", "log_marginal")
     lm = _per_index(log_marginal, lead + scores.shape[-1:], st.positive, "doe", "log_marginal")
     return DOE.finish(st, log_marginal=lm[..., offset : offset + n])
 

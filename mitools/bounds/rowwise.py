@@ -329,8 +329,14 @@ def row_statistics(
 
     Returns:
         :class:`RowStatistics` with one ``(..., N)`` tensor per statistic.
+
+    Raises:
+        ValueError: as every bound; with no ``statistics`` (a bound of the positives alone:
+            :func:`~mitools.bounds.log_likelihood`, :func:`~mitools.bounds.ba`,
+            :func:`~mitools.bounds.doe`) one column is enough, so a batch of one sample,
+            ``(..., 1, 1)``, is scored; every other bound needs a negative per row, 2 columns.
     """
-    p = _prepare(scores, offset, row_mask, col_mask, name)
+    p = _prepare(scores, offset, row_mask, col_mask, name, min_cols=2 if statistics else 1)
     values = {}
     for stat in statistics:
         valid = p.neg_valid if stat.over == "negatives" else p.col_valid

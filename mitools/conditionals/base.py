@@ -45,6 +45,7 @@ class ConditionalDensity(Critic):
     dim_y: int
     #: The scores are normalised log-densities :math:`\log q(y_j \mid x_i)`.
     log_density: bool = True
+    _kind = "conditional density"
 
     def _check(self, x: Tensor, y: Tensor | None, same_n: bool) -> None:
         name = type(self).__name__
@@ -63,12 +64,7 @@ class ConditionalDensity(Critic):
                 f"got {got}"
             )
         self._check_device("x", x)
-        if x.dim() < 2 or x.shape[-1] != self.dim_x:
-            got = tuple(x.shape)
-            raise ValueError(
-                f"{name}: x must be a floating-point tensor of shape (..., n, {self.dim_x}), "
-                f"got {got}"
-            )
+        self._check_rank_and_width("x", x, self.dim_x)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         """Critic order: ``q(x, y)`` is ``q.log_prob(y, x)``, scores ``(..., N, M)``.

@@ -241,14 +241,35 @@ class GaussianMarginal(nn.Module):
         """The standard deviations :math:`\\sigma`, ``(dim_y,)``."""
         return F.softplus(self.raw_scale) + self.min_scale
 
-    def log_prob(self, y: Tensor) -> Tensor:
-        """Log-density of every row of ``y (..., M, dim_y)``, shape ``(..., M)``, in nats."""
-        if not isinstance(y, Tensor) or not y.is_floating_point() or y.dim() < 1:
-            raise TypeError(f"GaussianMarginal: y must be a floating-point tensor, got {y!r}")
+    def _check_y(self, y: Tensor) -> None:
+        """``y`` must be a floating-point ``(..., M, dim_y)`` tensor, as a conditional's."""
+        if not isinstance(y, Tensor):
+            raise TypeError(f"GaussianMarginal: y must be a torch.Tensor, got {type(y).__name__}")
+        if not y.is_floating_point():
+            raise TypeError(f"GaussianMarginal: y must be floating point, got dtype {y.dtype}")
+        if y.dim() < 2:
+            hint = " (n samples of one feature: y[:, None])" if self.dim_y == 1 else ""
+            raise ValueError(
+                f"GaussianMarginal: y must have shape (..., M, {self.dim_y}) with at least 2 "
+                f"dims, got {tuple(y.shape)}{hint}"
+            )
         if y.shape[-1] != self.dim_y:
             raise ValueError(
-                f"GaussianMarginal: y has shape {tuple(y.shape)}, expected (..., {self.dim_y})"
+                f"GaussianMarginal: y has {y.shape[-1]} features (shape {tuple(y.shape)}) but "
+                f"the marginal model was built with dim_y={self.dim_y}; expected "
+                f"(..., M, {self.dim_y})"
             )
+
+    def log_prob(self, y: Tensor) -> Tensor:
+        """Log-density of every row of ``y (..., M, dim_y)``, shape ``(..., M)``, in nats.
+
+        Raises:
+            TypeError: ``y`` is not a floating-point tensor.
+            ValueError: fewer than 2 dimensions (a 1-D ``y`` was read as one sample and gave
+                a 0-d result, which :func:`~mitools.bounds.doe` spread over every column), or
+                not ``dim_y`` features.
+        """
+        self._check_y(y)
         dtype = torch.promote_types(torch.promote_types(y.dtype, self.mean.dtype), torch.float32)
         return _diagonal_gaussian_pairs(y.to(dtype), self.mean.to(dtype), self.scale.to(dtype))
 
@@ -258,7 +279,10 @@ class GaussianMarginal(nn.Module):
 
     @torch.no_grad()
     def fit_(self, y: Tensor) -> GaussianMarginal:
-        """Set the mean and scale to the sample moments of ``y (n, dim_y)`` (maximum likelihood)."""
+        """Set the mean and scale to the sample moments of ``y (..., n, dim_y)`` (maximum
+        likelihood). Raises as :meth:`log_prob` (a 1-D ``y`` of ``2n`` numbers was read as
+        ``n`` samples of 2 features)."""
+        self._check_y(y)
         flat = y.reshape(-1, self.dim_y).to(torch.float64)  # moments before any narrowing
         self.mean.copy_(flat.mean(0))
         target = (flat.std(0, unbiased=False) - self.min_scale).clamp_min(1e-6)

@@ -127,6 +127,9 @@ class Critic(nn.Module):
     dim_y: int
     #: Whether ``factorise`` gives the scores as a dot product of per-side factors.
     separable: bool = False
+    #: What the errors call the object ("critic"; "conditional density" for a
+    #: :class:`~mitools.conditionals.ConditionalDensity`).
+    _kind: str = "critic"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -153,16 +156,7 @@ class Critic(nn.Module):
                     "float64, then convert (a float32 cast of large integers rounds them)"
                 )
             self._check_device(arg, t)
-            if t.dim() < 2:
-                raise ValueError(
-                    f"{name}: {arg} must have shape (..., n, {dim}) with at least 2 dims, "
-                    f"got {tuple(t.shape)}"
-                )
-            if t.shape[-1] != dim:
-                raise ValueError(
-                    f"{name}: {arg} has {t.shape[-1]} features (shape {tuple(t.shape)}) but "
-                    f"the critic was built with dim_{arg}={dim}"
-                )
+            self._check_rank_and_width(arg, t, dim)
         if x.device != y.device:
             raise ValueError(
                 f"{name}: x is on {x.device} but y is on {y.device}; put both on one device"
@@ -177,12 +171,30 @@ class Critic(nn.Module):
                 "do not broadcast"
             ) from None
 
+    def _check_rank_and_width(self, arg: str, t: Tensor, dim: int) -> None:
+        """``t`` must be ``(..., n, dim)``: the message names this object (critic or
+        conditional density), the argument, its width and both widths it was built with."""
+        name = type(self).__name__
+        if t.dim() < 2:
+            hint = f" (n samples of one feature: {arg}[:, None])" if dim == 1 else ""
+            raise ValueError(
+                f"{name}: {arg} must have shape (..., n, {dim}) with at least 2 dims, "
+                f"got {tuple(t.shape)}{hint}"
+            )
+        if t.shape[-1] != dim:
+            raise ValueError(
+                f"{name}: {arg} has {t.shape[-1]} features (shape {tuple(t.shape)}) but "
+                f"the {self._kind} was built with dim_x={self.dim_x} and dim_y={self.dim_y}: "
+                f"x must be (..., N, {self.dim_x}) and y (..., M, {self.dim_y})"
+            )
+
     def _check_device(self, arg: str, t: Tensor) -> None:
         """Refuse an input on another device than the critic's parameters."""
         param = next(self.parameters(), None)
         if param is not None and t.device != param.device:
+            kind, var = self._kind, "critic" if self._kind == "critic" else "q"
             raise ValueError(
-                f"{type(self).__name__}: {arg} is on {t.device} but the critic's parameters "
-                f"are on {param.device}; move the critic (critic.to({str(t.device)!r})) or "
+                f"{type(self).__name__}: {arg} is on {t.device} but the {kind}'s parameters "
+                f"are on {param.device}; move the {kind} ({var}.to({str(t.device)!r})) or "
                 f"the inputs ({arg}.to({str(param.device)!r}))"
             )

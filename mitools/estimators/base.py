@@ -178,13 +178,25 @@ def positive_targets(targets: Tensor, n: int, offset: int) -> Tensor:
     """The column-side inputs of each row's positive, ``(..., N, Dy)``, from ``(..., M, Dy)``.
 
     Raises:
-        ValueError: fewer than ``N + offset`` columns.
+        TypeError: ``targets`` is not a tensor.
+        ValueError: fewer than 2 dimensions (a 1-D ``y`` of ``n`` samples of one feature is
+            ``y[:, None]``), or fewer than ``N + offset`` columns.
 
     Example:
         >>> import torch
         >>> positive_targets(torch.arange(5.0)[:, None], 2, 3).flatten()
         tensor([3., 4.])
     """
+    if not isinstance(targets, Tensor):
+        raise TypeError(
+            f"targets must be a torch.Tensor (..., M, Dy), got {type(targets).__name__}"
+        )
+    if targets.dim() < 2:
+        raise ValueError(
+            f"targets has shape {tuple(targets.shape)} but must be (..., M, Dy) with at least 2 "
+            "dims, one row per column of the scores (a 1-D y of n samples of one feature is "
+            "y[:, None])"
+        )
     if targets.shape[-2] < n + offset:
         raise ValueError(
             f"targets {tuple(targets.shape)} must hold the positives of the {n} anchors at "

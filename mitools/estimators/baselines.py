@@ -24,6 +24,13 @@ class LogBaseline(nn.Module):
             for a fixed value, or an ``nn.Module`` mapping row-side inputs ``(..., N, D)`` to
             ``(..., N)`` or ``(..., N, 1)`` (a learned :math:`a(x)`).
         init: initial value of the learnable constant.
+        name: the estimator's name, which starts every error message (``"tuba"``,
+            ``"alpha_infonce"``, as the bounds' own errors start).
+
+    Raises:
+        ValueError, TypeError: an unknown ``baseline``; when called, a network baseline
+            without ``anchors (..., N, D)``, with anchors of another number of rows, or
+            returning another shape than ``(..., N)``: each message starts with ``name``.
 
     Example:
         >>> import torch
@@ -31,8 +38,15 @@ class LogBaseline(nn.Module):
         torch.Size([2, 5])
     """
 
-    def __init__(self, baseline: str | float | nn.Module = "constant", init: float = 0.0):
+    def __init__(
+        self,
+        baseline: str | float | nn.Module = "constant",
+        init: float = 0.0,
+        *,
+        name: str = "LogBaseline",
+    ):
         super().__init__()
+        self.name = name
         self.constant: nn.Parameter | None = None
         self.fixed: float | None = None
         self.network: nn.Module | None = None
@@ -41,14 +55,15 @@ class LogBaseline(nn.Module):
         elif isinstance(baseline, str):
             if baseline != "constant":
                 raise ValueError(
-                    f"baseline must be 'constant', a float or an nn.Module, got {baseline!r}"
+                    f"{name}: baseline must be 'constant', a float or an nn.Module, got "
+                    f"{baseline!r}"
                 )
-            self.constant = nn.Parameter(torch.tensor(check_number("init", init, None)))
+            self.constant = nn.Parameter(torch.tensor(check_number(f"{name}: init", init, None)))
         elif isinstance(baseline, (numbers.Real, np.bool_)):  # a bool is refused by name
-            self.fixed = check_number("baseline", baseline, None)
+            self.fixed = check_number(f"{name}: baseline", baseline, None)
         else:
             raise TypeError(
-                "baseline must be 'constant', a float or an nn.Module, got "
+                f"{name}: baseline must be 'constant', a float or an nn.Module, got "
                 f"{type(baseline).__name__}"
             )
 
@@ -83,16 +98,27 @@ class LogBaseline(nn.Module):
         if self.network is not None:
             if anchors is None:
                 raise ValueError(
-                    "a learned baseline network needs the row-side inputs: pass anchors=x "
-                    f"with shape (..., N, D) matching the rows, shape {tuple(rows)}"
+                    f"{self.name}: a learned baseline network needs the row-side inputs: pass "
+                    f"anchors=x with shape (..., N, D) matching the rows, shape {tuple(rows)}"
+                )
+            if not isinstance(anchors, Tensor) or anchors.dim() < 2 or (
+                anchors.shape[-2] != rows[-1]
+            ):
+                got = (tuple(anchors.shape) if isinstance(anchors, Tensor)
+                       else type(anchors).__name__)  # fmt: skip
+                raise ValueError(
+                    f"{self.name}: anchors has shape {got} but must be (..., N, D) with "
+                    f"N = {rows[-1]}, one row-side input per row of the scores (rows "
+                    f"{tuple(rows)})"
                 )
             out = self.network(anchors)
             if out.dim() == len(rows) + 1 and out.shape[-1] == 1:
                 out = out.squeeze(-1)
-            if out.shape[-1] != rows[-1]:
+            if out.dim() == 0 or out.shape[-1] != rows[-1]:
                 raise ValueError(
-                    f"the baseline network returned shape {tuple(out.shape)}; expected "
-                    f"(..., N) or (..., N, 1) with N = {rows[-1]}"
+                    f"{self.name}: the baseline network returned shape {tuple(out.shape)} for "
+                    f"anchors {tuple(anchors.shape)}; expected (..., N) or (..., N, 1) with "
+                    f"N = {rows[-1]}"
                 )
             return out
         if self.constant is not None:
@@ -108,6 +134,11 @@ class TUBA(Estimator):
         baseline: see :class:`LogBaseline`. ``"constant"`` learns one scalar jointly with the
             critic (maximise the value with respect to both).
 
+    Raises:
+        ValueError, TypeError: as :class:`LogBaseline`, the messages starting with
+            ``"tuba: "`` like the bound's (a network baseline without ``anchors``, or with
+            anchors that are not ``(..., N, D)``).
+
     Example:
         >>> import torch
         >>> TUBA(baseline=0.0)(torch.zeros(4, 4))
@@ -119,7 +150,7 @@ class TUBA(Estimator):
 
     def __init__(self, baseline: str | float | nn.Module = "constant"):
         super().__init__()
-        self.log_baseline = LogBaseline(baseline)
+        self.log_baseline = LogBaseline(baseline, name=self.name)
 
     @property
     def needs_anchors(self) -> bool:
@@ -163,7 +194,7 @@ class AlphaInfoNCE(Estimator):
     def __init__(self, alpha: float = 0.01, baseline: str | float | nn.Module = "constant"):
         super().__init__()
         self.alpha = check_number("AlphaInfoNCE: alpha", alpha, 0, high=1)
-        self.log_baseline = LogBaseline(baseline)
+        self.log_baseline = LogBaseline(baseline, name=self.name)
 
     @property
     def needs_anchors(self) -> bool:

@@ -168,6 +168,12 @@ class DoE(GenerativeEstimator):
             (its log-likelihood is part of the gradient). Without it, pass ``log_marginal``
             to :meth:`forward`.
 
+    Raises:
+        ValueError: in :meth:`forward` (and :meth:`finish`), ``targets`` that are not
+            ``(..., M, Dy)`` with one row per column (per row), or a marginal model whose
+            ``log_prob`` does not return ``(..., M)``: a squeezed output would give every
+            column the same :math:`\log q(y)`.
+
     Example:
         >>> import torch
         >>> DoE()(torch.full((3, 3), -1.0), log_marginal=torch.full((3,), -2.5))
@@ -205,7 +211,9 @@ class DoE(GenerativeEstimator):
         if log_marginal is None:
             if self.marginal is None or targets is None:
                 raise self._no_marginal()
-            log_marginal = self.marginal.log_prob(targets)
+            log_marginal = self._log_marginal(
+                targets, scores.shape[-1], "M", "one row per column of the scores"
+            )
         return bounds.doe(scores, log_marginal, offset=offset, row_mask=row_mask,
                           col_mask=col_mask)  # fmt: skip
 
@@ -216,7 +224,30 @@ class DoE(GenerativeEstimator):
         row's positive ``targets (..., N, Dy)``."""
         if self.marginal is None or targets is None:
             raise self._no_marginal()
-        return gen.DOE.finish(stats, log_marginal=self.marginal.log_prob(targets))
+        lm = self._log_marginal(targets, stats.positive.shape[-1], "N", "each row's positive")
+        return gen.DOE.finish(stats, log_marginal=lm)
+
+    def _log_marginal(self, targets: Tensor, m: int, axis: str, what: str) -> Tensor:
+        """The marginal model's ``log q(y)`` of ``targets (..., m, Dy)``, shape ``(..., m)``
+        (``axis``, ``what``: how the message names that axis). A 1-D ``targets`` or a model
+        output without the ``m`` axis (which would broadcast one value to every column,
+        silently) is refused by name."""
+        assert self.marginal is not None
+        if not isinstance(targets, Tensor) or targets.dim() < 2 or targets.shape[-2] != m:
+            got = tuple(targets.shape) if isinstance(targets, Tensor) else type(targets).__name__
+            raise ValueError(
+                f"doe: targets has shape {got} but must be (..., {axis}, Dy) with {axis} = {m}, "
+                f"{what} (a 1-D y of n samples of one feature is y[:, None])"
+            )
+        out = self.marginal.log_prob(targets)
+        if not isinstance(out, Tensor) or out.dim() == 0 or out.shape[-1] != m:
+            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise ValueError(
+                f"doe: marginal.log_prob(targets) returned shape {got} for targets "
+                f"{tuple(targets.shape)}; it must be (..., {axis}) with {axis} = {m}, one "
+                "log q(y) per row of targets"
+            )
+        return out
 
     def learning_objective(self, scores: Tensor, **kwargs: Any) -> Tensor:
         """The DoE value, whose gradient is that of both models' log-likelihoods."""

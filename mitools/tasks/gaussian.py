@@ -65,6 +65,17 @@ class CorrelatedGaussian:
     With ``transform="cubic"`` the observed ``y`` is :math:`y^3`, a bijection: the MI and the
     pointwise MI are unchanged, but the critic has to undo the non-linearity.
 
+    **The cubic task at** :math:`y = 0`. The density of :math:`y = z^3` is
+    :math:`p_Z(z)/(3z^2)`, which is unbounded at :math:`y = 0` (an integrable singularity, a
+    true property of the distribution, not a rounding artefact): there
+    :meth:`conditional_log_prob` and :meth:`marginal_log_prob` are ``+inf`` (they are
+    finite, if large, at any other value, down to float32's smallest subnormal), and their
+    difference is ``nan``. The pointwise MI is finite there (the Jacobians cancel), so use
+    :meth:`optimal_critic` for it. :meth:`sample` gives :math:`y = 0` only when
+    :math:`|z^3|` underflows, for :math:`|z|` below about :math:`10^{-15}` in float32 and
+    :math:`10^{-108}` in float64: with probability below :math:`10^{-15}` per component. A
+    bound given ``+inf`` scores refuses them by name (:class:`~mitools.bounds.check_finite`).
+
     Args:
         dim: number of components :math:`d` (``dim_x = dim_y = d``).
         mi: the mutual information in nats (``>= 0``).
@@ -163,7 +174,8 @@ class CorrelatedGaussian:
             f^*(x, y) = \sum_k \Big[-\tfrac12\log(1-\rho^2)
                 - \frac{(y_k - \rho x_k)^2}{2(1-\rho^2)} + \frac{y_k^2}{2}\Big]
 
-        (for the cubic task, on :math:`y^{1/3}`). InfoNCE, DV, JS and SMILE are optimal at
+        (for the cubic task, on :math:`y^{1/3}`, so finite at :math:`y = 0`, where the
+        cubic task's densities are ``+inf``). InfoNCE, DV, JS and SMILE are optimal at
         :math:`f^*` (up to a constant), NWJ and TUBA with :math:`a = 1` at :math:`f^* + 1`.
 
         The squared distance :math:`\lVert y - \rho x\rVert^2` is computed from the
@@ -230,7 +242,9 @@ class CorrelatedGaussian:
                 - \frac{(y_k - \rho x_k)^2}{2(1-\rho^2)}\Big]
 
         For the cubic task the density of :math:`y = z^3` carries the Jacobian
-        :math:`-\sum_k \log(3 z_k^2)`. A score tensor for :func:`mitools.bounds.club`,
+        :math:`-\sum_k \log(3 z_k^2)`, which is ``+inf`` where a component :math:`y_k = 0`
+        (the density is unbounded there; see the class docstring). A score tensor for
+        :func:`mitools.bounds.club`,
         :func:`~mitools.bounds.l1out`, :func:`~mitools.bounds.ba` and
         :func:`~mitools.bounds.doe`: the bounds evaluated at the exact model. As in
         :meth:`optimal_critic`, the squared distance is computed from the differences:
@@ -258,7 +272,15 @@ class CorrelatedGaussian:
     def marginal_log_prob(self, y: Tensor) -> Tensor:
         r"""The true marginal log-density :math:`\log p(y_j)` of each row of ``y (..., M, dim)``.
 
-        Returns shape ``(..., M)``.
+        Returns shape ``(..., M)``. For the cubic task it is ``+inf`` for a row with a
+        component :math:`y_k = 0`, where the density of :math:`z^3` is unbounded (see the
+        class docstring); :meth:`optimal_critic` stays finite there.
+
+        Example:
+            >>> import torch
+            >>> cubic = CorrelatedGaussian(dim=1, mi=1.0, transform="cubic")
+            >>> cubic.marginal_log_prob(torch.tensor([[0.0], [1.0]]))
+            tensor([    inf, -2.5176])
         """
         y = self._check_samples(y, "y", 1)
         z = self._latent_y(y)
