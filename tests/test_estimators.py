@@ -389,9 +389,9 @@ def test_optimal_offset_is_the_best_constant_on_the_pointwise_mi(name, kwargs) -
     pmi = task.optimal_critic(x, y)
     est = get_estimator(name, **kwargs).double().eval()
     c = est.optimal_offset
-    best = float(est(pmi + c).detach())
+    best = float(est(pmi + c).detach())  # TUBA's learned baseline carries a graph
     # a wrong offset costs NWJ and TUBA e^d - 1 - d: 0.02 at d = 0.2, 0.37 at d = 1 (SMILE,
     # not a bound, is left out: its clip of DV's scores moves it by ~1e-3 per 0.5 of shift)
     for delta in (-0.5, -0.2, 0.2, 0.5):
-        assert best >= float(est(pmi + c + delta)) - 1e-9, (name, kwargs, delta)
+        assert best >= float(est(pmi + c + delta).detach()) - 1e-9, (name, kwargs, delta)
     assert abs(best - task.mutual_information()) < 0.08
