@@ -64,10 +64,9 @@ class ConditionalDensity(Critic):
             )
         self._check_device("x", x)
         if x.dim() < 2 or x.shape[-1] != self.dim_x:
-            got = tuple(x.shape)
             raise ValueError(
                 f"{name}: x must be a floating-point tensor of shape (..., n, {self.dim_x}), "
-                f"got {got}"
+                f"got {tuple(x.shape)}"
             )
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
