@@ -35,7 +35,7 @@ minus the log-likelihood, the features detached), see :class:`~mitools.local.Loc
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 from torch import Tensor, nn
@@ -156,6 +156,10 @@ class BA(GenerativeEstimator):
         return f"entropy_y={self.entropy_y}, direction={self.direction!r}"
 
 
+class _Marginal(Protocol):
+    def log_prob(self, y: Tensor) -> Tensor: ...
+
+
 class DoE(GenerativeEstimator):
     r"""Difference-of-entropies estimate (not a bound), see :func:`mitools.bounds.doe`.
 
@@ -183,6 +187,11 @@ class DoE(GenerativeEstimator):
         self.marginal = marginal
         self.needs_targets = marginal is not None
 
+    def _marginal_log_prob(self, targets: Tensor) -> Tensor:
+        """``marginal.log_prob(targets)``: nn.Module's stub types the methods it does not
+        declare as Tensor | Module (its __getattr__)."""
+        return cast(_Marginal, self.marginal).log_prob(targets)
+
     def _no_marginal(self) -> ValueError:
         return ValueError(
             "DoE needs the log marginal density of the columns: pass log_marginal "
@@ -205,7 +214,7 @@ class DoE(GenerativeEstimator):
         if log_marginal is None:
             if self.marginal is None or targets is None:
                 raise self._no_marginal()
-            log_marginal = self.marginal.log_prob(targets)
+            log_marginal = self._marginal_log_prob(targets)
         return bounds.doe(scores, log_marginal, offset=offset, row_mask=row_mask,
                           col_mask=col_mask)  # fmt: skip
 
@@ -216,7 +225,7 @@ class DoE(GenerativeEstimator):
         row's positive ``targets (..., N, Dy)``."""
         if self.marginal is None or targets is None:
             raise self._no_marginal()
-        return gen.DOE.finish(stats, log_marginal=self.marginal.log_prob(targets))
+        return gen.DOE.finish(stats, log_marginal=self._marginal_log_prob(targets))
 
     def learning_objective(self, scores: Tensor, **kwargs: Any) -> Tensor:
         """The DoE value, whose gradient is that of both models' log-likelihoods."""
