@@ -80,8 +80,10 @@ def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = Non
         ValueError: k must be an int >= 1, got True
     """
     value = _scalar(value)
-    if (_is_bool(value) or not isinstance(value, numbers.Integral) or value < minimum
-            or (maximum is not None and value > maximum)):
+    # int() of an Integral is exact: the comparisons are those of the value itself (typeshed
+    # gives numbers.Integral no comparison with int)
+    if (_is_bool(value) or not isinstance(value, numbers.Integral) or int(value) < minimum
+            or (maximum is not None and int(value) > maximum)):
         what = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
         raise ValueError(f"{name} must be an int {what}, got {value!r}")
     return int(value)
@@ -106,7 +108,10 @@ def check_number(name: str, value: Any, low: float | None, *, strict: bool = Tru
         ValueError: lr must be a finite number > 0, got inf
     """
     value = _scalar(value)
-    ok = (not _is_bool(value) and isinstance(value, numbers.Real) and math.isfinite(value)
+    # tested apart, so that value is not narrowed to numbers.Real, to which typeshed gives no
+    # comparison with a float (float(value) would round a large int or a Fraction)
+    real = isinstance(value, numbers.Real)
+    ok = (not _is_bool(value) and real and math.isfinite(value)
           and (low is None or (value > low if strict else value >= low))
           and (high is None or value < high))
     if not ok:

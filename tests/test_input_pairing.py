@@ -59,6 +59,28 @@ def test_repeated_rows_of_continuous_data_warn(estimator) -> None:
             estimator(np.repeat(x[:250], 4, 0), np.repeat(y[:250], 4, 0))
 
 
+def test_gaussian_mi_warns_that_copies_narrow_its_interval() -> None:
+    """Regression (review): every row twice left gaussian_mi's value unchanged but shrank its
+    jackknife interval by about sqrt(2), silently; it warns through the shared rule."""
+    x, y = _gaussian(1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a continuous sample without copies: no warning
+        plain = gaussian_mi(x, y)
+    with pytest.warns(UserWarning, match=r"gaussian_mi: 1000 of 2000 \(x, y\) rows repeat an "
+                      r"earlier row.*interval counts copies as independent samples"):
+        copied = gaussian_mi(np.repeat(x, 2, axis=0), np.repeat(y, 2, axis=0))
+    assert copied.value == pytest.approx(plain.value, rel=1e-12, abs=1e-12)
+
+
+def test_gaussian_mi_of_a_label_with_repeated_rows_does_not_warn() -> None:
+    """Rows of few-valued columns repeat as a matter of course: the rule returns 0."""
+    rng = np.random.default_rng(0)
+    label = rng.integers(0, 3, 600)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        gaussian_mi(label, label + rng.integers(0, 2, 600))
+
+
 def test_a_label_with_repeated_rows_does_not_warn() -> None:
     label = np.random.default_rng(0).integers(0, 3, 600)
     with warnings.catch_warnings():

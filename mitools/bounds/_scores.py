@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -277,7 +277,18 @@ def _prepare(
     )
 
 
-def _row_mean(values: Tensor, p: _Prepared) -> Tensor:
+class _ValidRows(Protocol):
+    """Which rows are valid and how many: a :class:`_Prepared`, or the row statistics of
+    :mod:`mitools.bounds.rowwise`."""
+
+    @property
+    def row_valid(self) -> Tensor | None: ...  # (..., N) bool, None when every row is valid
+
+    @property
+    def n_rows(self) -> Tensor: ...  # (...) number of valid rows
+
+
+def _row_mean(values: Tensor, p: _ValidRows) -> Tensor:
     """Mean over valid rows of a per-row quantity ``(..., N) -> (...)``."""
     if p.row_valid is None:
         return values.mean(-1)

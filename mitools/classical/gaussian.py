@@ -31,7 +31,7 @@ from mitools.classical.jackknife import (
 )
 from mitools.estimate.data import gaussianize_margins
 from mitools.estimate.result import MIEstimate
-from mitools.inputs import warn_if_unaligned
+from mitools.inputs import warn_if_unaligned, warn_repeated_rows
 
 __all__ = ["BIAS_SHARE", "canonical_correlations", "exact_relation", "gaussian_bias",
            "gaussian_mi", "monotone_relation"]
@@ -178,6 +178,19 @@ def canonical_correlations(x: Any, y: Any) -> np.ndarray:
     return _correlations(xa, ya)
 
 
+#: what repeated rows (:func:`mitools.inputs.warn_repeated_rows`) do to
+#: :func:`~mitools.classical.gaussian_mi`: not the value, the interval
+REPEATS_CONSEQUENCE = (
+    "gaussian_mi's estimate depends on the covariance alone, which copying every row alike "
+    "leaves unchanged, but its interval counts copies as independent samples: a jackknife "
+    "group leaves out one copy and keeps the other, and the interval is too narrow (by about "
+    "a factor of sqrt(2) with every row twice; the bias warning also takes n for the number "
+    "of independent samples).")
+#: the advice that ends gaussian_mi's repeated-row warning
+REPEATS_ADVICE = ("on the distinct rows the estimate is the same where every row was copied "
+                  "alike, and the interval has the right width")
+
+
 def gaussian_mi(
     x: Any, y: Any, *, groups: int = 10, level: float = 0.95, seed: int = 0
 ) -> MIEstimate:
@@ -214,6 +227,13 @@ def gaussian_mi(
             2 samples per jackknife group.
 
     Warns:
+        UserWarning: ``(x, y)`` rows repeat earlier rows exactly, in data whose columns
+            otherwise look continuous (:func:`mitools.inputs.repeated_rows`, the rule of
+            every estimator's warning; a column of few values, a label or a count, makes
+            repeats part of the data and draws none). Copies leave the value unchanged
+            (every row twice: the same covariance), but the jackknife counts them as
+            independent samples, so the interval is too narrow: about :math:`\sqrt 2` with
+            every row twice.
         RuntimeWarning: the bias, :func:`~mitools.classical.gaussian.gaussian_bias` of
             ``n`` and the ranks of ``x`` and ``y``, exceeds the interval's half-width (the
             interval does not reach the estimate less its bias; without an interval, when
@@ -250,6 +270,7 @@ def gaussian_mi(
     constant = constant_estimate(xa, ya, "gaussian", level, "gaussian_mi", stacklevel=3)
     if constant is not None:
         return constant
+    warn_repeated_rows(xa, ya, "gaussian_mi", REPEATS_ADVICE, consequence=REPEATS_CONSEQUENCE)
     xs, ys = standardize_columns(xa), standardize_columns(ya)
     result = jackknife_estimate(_gaussian_value, xs, ys, method="gaussian", needed=dims + 2,
                                 why=why, groups=groups, level=level, seed=seed)

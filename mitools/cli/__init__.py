@@ -94,8 +94,8 @@ def _estimate(args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> Any:
         return classical.gaussian_mi(x, y, **common)
     knn = dict(common, k=args.k or 3, threads=args.threads, progress=progress)
     if args.method == "mixed":
-        discrete = {f"discrete_{r}": True for r in "xy" if getattr(args, f"discrete_{r}")}
-        return classical.mixed_ksg(x, y, **discrete, **knn)
+        return classical.mixed_ksg(x, y, discrete_x=bool(args.discrete_x),
+                                   discrete_y=bool(args.discrete_y), **knn)
     return classical.ksg(x, y, estimator=2 if args.method == "ksg2" else 1, **knn)
 
 

@@ -120,7 +120,7 @@ def _read(path: Path, key: str | None, default_key: str | None, header: bool | N
                 name = key or (default_key if default_key in keys else None)
                 if name is None and len(keys) == 1:
                     name = keys[0]
-                if name not in keys:
+                if name is None or name not in keys:
                     raise DataError(
                         f"{path.name} has no array {key or default_key!r} (it has: "
                         f"{name_list(keys)}); choose with --x-key / --y-key"

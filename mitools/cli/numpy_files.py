@@ -45,8 +45,10 @@ def _object_array(source: str, save: str) -> DataError:
 
 
 #: what each numpy format starts with, and what to call it
-_KINDS = {".npy": (_NPY_MAGIC, "a .npy file (one array)", "a .npy file"),
-          ".npz": (_ZIP_MAGIC, "an .npz archive (a zip)", "an .npz archive")}
+_KINDS: dict[str, tuple[bytes | tuple[bytes, ...], str, str]] = {
+    ".npy": (_NPY_MAGIC, "a .npy file (one array)", "a .npy file"),
+    ".npz": (_ZIP_MAGIC, "an .npz archive (a zip)", "an .npz archive"),
+}
 
 
 def _check_kind(path: Path, suffix: str) -> None:

@@ -57,9 +57,9 @@ def _check_options_apply(args: argparse.Namespace, kx: str, ky: str | None) -> N
         if value is not None and kind != ".npz":
             raise UsageError(f"{option} applies to .npz files only; {role}'s file is {kind}")
     header = "--no-header" if args.no_header else "--header" if args.header else None
-    for option in (header, "--sep" if args.sep is not None else None):
-        if option and not {kx, ky} & set(TEXT_TABLES):
-            raise UsageError(f"{option} applies to .csv / .tsv files only")
+    for text_option in (header, "--sep" if args.sep is not None else None):
+        if text_option and not {kx, ky} & set(TEXT_TABLES):
+            raise UsageError(f"{text_option} applies to .csv / .tsv files only")
 
 
 def _overlap(tx: Table, ix: list[int], iy: list[int], same_file: bool = False) -> None:

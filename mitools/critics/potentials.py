@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol, cast
 
 import torch
 from torch import Tensor, nn
 
 from mitools.critics.base import mlp, promoted_linear
 from mitools.option_checks import check_int
+
+
+class _Separable(Protocol):
+    def factorise(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]: ...
 
 __all__ = ["MarginalPotentials"]
 
@@ -73,7 +78,9 @@ class MarginalPotentials(nn.Module):
             raise TypeError(
                 f"MarginalPotentials: the wrapped {type(self.critic).__name__} is not separable"
             )
-        u, v = self.critic.factorise(x, y)
+        # any separable module (a Critic or not); nn.Module's stub types the methods it does
+        # not declare as Tensor | Module (its __getattr__)
+        u, v = cast(_Separable, self.critic).factorise(x, y)
         a, b = self.potentials(x, y)
         u = torch.cat([u, a[..., None].to(u.dtype), u.new_ones((*u.shape[:-1], 1))], dim=-1)
         v = torch.cat([v, v.new_ones((*v.shape[:-1], 1)), b[..., None].to(v.dtype)], dim=-1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
+from typing import Protocol, cast
 
 import torch
 from torch import Tensor, nn
@@ -21,6 +22,17 @@ from mitools.estimate.folds import Split
 from mitools.estimate.result import FoldResult, HistoryPoint
 from mitools.estimate.stats import jackknife_stderr
 from mitools.estimators import Estimator
+
+
+# The critics' optional methods, found by duck typing: nn.Module's stub types every attribute
+# it does not declare as ``Tensor | Module`` (its __getattr__), so a call needs these casts.
+class _ShiftedScores(Protocol):
+    def score_shifted(self, x: Tensor, y: Tensor, shifts: Tensor) -> Tensor: ...
+
+
+class _GaussianStart(Protocol):
+    def init_gaussian_(self, x: Tensor, y: Tensor, ridge: float = ...,
+                       offset: float = ...) -> nn.Module: ...
 
 #: a trained critic replaces the initial one only when its validation bound is higher by more
 #: than this many standard errors of the difference between the two bounds (a paired
@@ -147,7 +159,8 @@ def _batch_value(estimator: Estimator, model: nn.Module, x: Tensor, y: Tensor, n
     if not (hasattr(model, "score_shifted") and _summarisable(estimator)):
         return estimator(model(x, y), anchors=x)
     shifts = torch.randperm(b - 1, generator=gen)[:m] + 1
-    scores = model.score_shifted(x, y, shifts)  # (1 + m, B): positives, then each shift
+    # (1 + m, B): positives, then each shift
+    scores = cast(_ShiftedScores, model).score_shifted(x, y, shifts)
     row = torch.cat([scores[0].mean()[None], scores[1:].reshape(-1)])[None, :]  # (1, 1 + B m)
     return estimator(row)
 
@@ -213,7 +226,8 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
     estimator = estimator.to(device=device, dtype=dtype)
     if init == "gaussian":
         # tight for the bound: the Gaussian pointwise MI plus its offset (1 for NWJ)
-        model.init_gaussian_(xs[train], ys[train], offset=estimator.optimal_offset)
+        cast(_GaussianStart, model).init_gaussian_(xs[train], ys[train],
+                                                   offset=estimator.optimal_offset)
     optimizer = _adamw([
         {"params": list(model.parameters()), "weight_decay": float(weight_decay)},
         {"params": list(estimator.parameters()), "weight_decay": 0.0},
@@ -281,11 +295,11 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
         idx = train[order[at : at + batch].to(device)]
         at += batch
         xb, yb = xs[idx], ys[idx]
-        value = _batch_value(estimator, model, xb, yb, negatives, gen)
-        batch_value = float(value.detach())
+        objective = _batch_value(estimator, model, xb, yb, negatives, gen)
+        batch_value = float(objective.detach())
         if math.isfinite(batch_value):
             optimizer.zero_grad(set_to_none=True)
-            (-value).backward()
+            (-objective).backward()
         if not (math.isfinite(batch_value) and _finite(trainable)):
             # the bound or its gradient left the finite range (NWJ's, TUBA's or FLO's exp
             # overflowed): one step would make every parameter NaN. Training has diverged: it

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from torch import nn
@@ -202,8 +202,11 @@ def load_estimate(path: str | Path, critic: nn.Module | None = None,
     )
 
 
-def _load(state: dict, settings: dict, key: str, template: nn.Module | None,
-          build: Callable[[], nn.Module], path: Path) -> nn.Module:
+_Module = TypeVar("_Module", bound=nn.Module)
+
+
+def _load(state: dict, settings: dict, key: str, template: _Module | None,
+          build: Callable[[], _Module], path: Path) -> _Module:
     """A module (``key``: ``"critic"`` or ``"bound"``) rebuilt from the settings, or a copy of
     ``template`` for custom ones, with ``state`` loaded, in evaluation mode."""
     if template is not None:

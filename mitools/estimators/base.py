@@ -58,8 +58,10 @@ class ProblemIndex(NamedTuple):
         (2, 3)
     """
 
+    # The field shadows tuple.index, which mypy refuses; a NamedTuple allows it, and the name
+    # is public API: renaming it, or a dataclass, would break callers.
     #: ``(K,)`` long: the flat index of each problem of the batch in a map of ``shape``.
-    index: Tensor
+    index: Tensor  # type: ignore[assignment]
     #: the shape of the map of every problem state can be kept for (e.g. the position pairs'
     #: map of :class:`~mitools.samplers.PositionPairs`).
     shape: tuple[int, ...]
@@ -308,6 +310,7 @@ class FunctionalEstimator(Estimator):
         row_mask: Tensor | None = None,
         col_mask: Tensor | None = None,
         anchors: Tensor | None = None,
+        targets: Tensor | None = None,  # in the Estimator signature; this bound needs none
         problems: ProblemIndex | None = None,
     ) -> Tensor:
         out = self.fn(scores, offset=offset, row_mask=row_mask, col_mask=col_mask)

@@ -221,6 +221,7 @@ class AlphaInfoNCE(Estimator):
         row_mask: Tensor | None = None,
         col_mask: Tensor | None = None,
         anchors: Tensor | None = None,
+        targets: Tensor | None = None,  # in the Estimator signature; this bound needs none
         problems: ProblemIndex | None = None,
     ) -> Tensor:
         a = self.log_baseline(scores, anchors)

@@ -35,7 +35,7 @@ minus the log-likelihood, the features detached), see :class:`~mitools.local.Loc
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 from torch import Tensor, nn
@@ -156,6 +156,10 @@ class BA(GenerativeEstimator):
         return f"entropy_y={self.entropy_y}, direction={self.direction!r}"
 
 
+class _Marginal(Protocol):
+    def log_prob(self, y: Tensor) -> Tensor: ...
+
+
 class DoE(GenerativeEstimator):
     r"""Difference-of-entropies estimate (not a bound), see :func:`mitools.bounds.doe`.
 
@@ -188,6 +192,11 @@ class DoE(GenerativeEstimator):
         super().__init__()
         self.marginal = marginal
         self.needs_targets = marginal is not None
+
+    def _marginal_log_prob(self, targets: Tensor) -> Tensor:
+        """``marginal.log_prob(targets)``: nn.Module's stub types the methods it does not
+        declare as Tensor | Module (its __getattr__)."""
+        return cast(_Marginal, self.marginal).log_prob(targets)
 
     def _no_marginal(self) -> ValueError:
         return ValueError(
@@ -239,7 +248,7 @@ class DoE(GenerativeEstimator):
                 f"doe: targets has shape {got} but must be (..., {axis}, Dy) with {axis} = {m}, "
                 f"{what} (a 1-D y of n samples of one feature is y[:, None])"
             )
-        out = self.marginal.log_prob(targets)
+        out = self._marginal_log_prob(targets)
         if not isinstance(out, Tensor) or out.dim() == 0 or out.shape[-1] != m:
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise ValueError(

@@ -26,7 +26,9 @@ def warn_if_constant(a: np.ndarray | Tensor, name: str, caller: str, stacklevel:
         >>> "x is constant" in str(seen[0].message)
         True
     """
-    constant = a.shape[0] > 1 and bool((a == a[:1]).all())
+    # Tensor.eq: mypy reads a union's ``==`` through object.__eq__, a bool
+    constant = a.shape[0] > 1 and bool(
+        (a.eq(a[:1]) if isinstance(a, Tensor) else a == a[:1]).all())
     if constant:
         warnings.warn(
             f"{caller}: {name} is constant (every column holds one value): its mutual "

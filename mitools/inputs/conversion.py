@@ -139,7 +139,7 @@ def _check_finite(a: np.ndarray | Tensor, name: str, columns: Sequence[str] | No
     rows = np.flatnonzero(~finite.all(axis=1))
     where = ""
     if columns is not None:
-        bad = [columns[j] for j in np.flatnonzero(~finite.all(axis=0))]
+        bad = [columns[j] for j in np.flatnonzero(~finite.all(axis=0)).tolist()]
         where = f"; columns {', '.join(repr(c) for c in bad[:5])}"
     raise ValueError(
         f"{name} contains NaN or infinite values in {rows.size} of {finite.shape[0]} rows "

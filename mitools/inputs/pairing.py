@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["CONTINUOUS_MIN_VALUES", "HASH_BLOCK_ROWS", "check_paired", "repeated_rows",
-           "warn_if_unaligned", "warn_repeated_rows"]
+__all__ = ["CONTINUOUS_MIN_VALUES", "HASH_BLOCK_ROWS", "REPEATS_READ_AS_STRUCTURE", "check_paired",
+           "repeated_rows", "warn_if_unaligned", "warn_repeated_rows"]
 
 #: fewest distinct values of a column that :func:`repeated_rows` takes as continuous
 CONTINUOUS_MIN_VALUES = 20
@@ -135,16 +135,23 @@ def repeated_rows(x: np.ndarray | Tensor, y: np.ndarray | Tensor) -> int:
     return repeats
 
 
+#: what :func:`warn_repeated_rows` says repeated rows do, unless its caller says otherwise
+REPEATS_READ_AS_STRUCTURE = ("Repeated samples (oversampling, a join, copies) are read as "
+                             "structure, and the estimate can be far too high.")
+
+
 def warn_repeated_rows(x: np.ndarray | Tensor, y: np.ndarray | Tensor, who: str,
-                       advice: str, stacklevel: int = 3) -> int:
-    """Warn when :func:`repeated_rows` finds repeated rows, ending with ``advice``; return
-    their number (0: none, or none that look like copies)."""
+                       advice: str, stacklevel: int = 3, *,
+                       consequence: str = REPEATS_READ_AS_STRUCTURE) -> int:
+    """Warn when :func:`repeated_rows` finds repeated rows, saying what they do to ``who``'s
+    result (``consequence``: by default that they are read as structure and inflate the
+    estimate) and ending with ``advice``; return their number (0: none, or none that look
+    like copies). The one rule of every estimator's repeated-row warning."""
     repeats = repeated_rows(x, y)
     if repeats:
         warnings.warn(
             f"{who}: {repeats} of {len(x)} (x, y) rows repeat an earlier row exactly, in data "
-            "whose columns otherwise look continuous. Repeated samples (oversampling, a join, "
-            "copies) are read as structure, and the estimate can be far too high. Remove them "
+            f"whose columns otherwise look continuous. {consequence} Remove them "
             "(e.g. np.unique(np.hstack([x, y]), axis=0)) unless they are part of the data; "
             f"{advice}",
             UserWarning, stacklevel=stacklevel)

@@ -208,9 +208,9 @@ def problem_values(
         *row_bookkeeping(rows, cols, problems.batch, problems.columns, positive),
     )
     problems.check_finite(positive, values, stats.row_valid)
-    values = estimator.finish(
+    estimates = estimator.finish(
         stats,
         **side_inputs(estimator, xp, yq, problems)(0, len(problems), True),
         problems=problems.index() if estimator.per_problem_state else None,
     )
-    return values, backend
+    return estimates, backend

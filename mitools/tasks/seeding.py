@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import numbers
+from typing import overload
 
 import torch
 
 __all__: list[str] = []
 
 
+@overload
+def _generator(generator: torch.Generator | int) -> torch.Generator: ...
+@overload
+def _generator(generator: None) -> None: ...
+@overload
+def _generator(generator: torch.Generator | int | None) -> torch.Generator | None: ...
 def _generator(generator: torch.Generator | int | None) -> torch.Generator | None:
     if generator is None or isinstance(generator, torch.Generator):
         return generator
