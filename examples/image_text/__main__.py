@@ -19,7 +19,13 @@ import torch.distributed as dist
 
 from mitools.option_checks import usable_cpus
 
-from .config import Config, add_config_arguments, config_from_args, resolve_threads
+from .config import (
+    DATA_LOCATIONS,
+    Config,
+    add_config_arguments,
+    config_from_args,
+    resolve_threads,
+)
 from .pipeline import Clock, evaluate_seeds, final_estimate, run_supervised
 from .report import table_of_seeds
 from .train import build_objective, pretrain, resolve_device, run_dir, run_label
@@ -88,8 +94,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate every pretraining checkpoint of a seed",
                        description="Evaluate every checkpoint under OUT_DIR/seed<k>/, or those "
                                    "of --modes (data and model settings come from the "
-                                   "checkpoints, which must agree).")
+                                   "checkpoints, which must agree; where the data is may be "
+                                   "given anew).")
     add_config_arguments(p, ("downstream", "run"))
+    _add_data_locations(p)
     p.add_argument("--seeds", type=int, nargs="+", default=None, help=seeds_help)
     p.add_argument("--modes", nargs="+", default=None, metavar="LABEL",
                    help="evaluate only these pretrainings, by the label of their folder "
@@ -110,6 +118,34 @@ def _parser() -> argparse.ArgumentParser:
     for name, p in sub.choices.items():
         p.set_defaults(subparser=p, command=name)
     return parser
+
+
+#: ``evaluate``'s data location options: where the data of the checkpoints is now.
+_LOCATION_HELP = {
+    "data": "the MIMIC-CXR-JPG folder the checkpoints were pretrained on, where it is now "
+            "(moved, or reached by another path)",
+    "reports_root": "its reports folder, where it is now",
+    "labels_csv": "its CheXpert labels CSV, where it is now",
+    "edema_csv": "its edema-severity CSV, where it is now",
+}
+
+
+def _add_data_locations(parser: argparse.ArgumentParser) -> None:
+    """``evaluate``'s options that say where the checkpoints' data is now; the data settings
+    themselves (sizes, seed, image size) come from the checkpoints."""
+    g = parser.add_argument_group(
+        "data location options",
+        "Paths are where the data is, not what was trained: give them when the data has "
+        "moved since pretraining (default: the paths the checkpoints recorded).")
+    for name in DATA_LOCATIONS:
+        g.add_argument("--" + name.replace("_", "-"), dest=f"cfg_{name}", default=None,
+                       metavar="FOLDER" if name in ("data", "reports_root") else "CSV",
+                       help=_LOCATION_HELP[name])
+
+
+def _data_at(args: argparse.Namespace) -> dict[str, str]:
+    """The data locations given to ``evaluate`` on the command line."""
+    return {k: v for k in DATA_LOCATIONS if (v := getattr(args, f"cfg_{k}", None)) is not None}
 
 
 def _option_terms(message: str) -> str:
@@ -219,7 +255,8 @@ def _run(args: argparse.Namespace, cfg: Config) -> int:
             seeds = args.seeds if args.seeds is not None else [cfg.seed]
             md = evaluate_seeds(cfg, seeds, args.command == "all",
                                  getattr(args, "resume", False), rank, clock,
-                                 getattr(args, "modes", None))
+                                 getattr(args, "modes", None),
+                                 _data_at(args) if args.command == "evaluate" else None)
             if md is not None:
                 print(md)
                 print(f"results: {Path(cfg.out_dir) / 'results.md'} (and results.json)")
