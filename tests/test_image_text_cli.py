@@ -50,8 +50,8 @@ def test_each_command_shows_only_its_option_groups(capsys, command, groups) -> N
         assert shown == (group in groups), (command, group)
         for name in names:
             flag = "--" + name.replace("_", "-") + " "
-            if command == "evaluate" and name in DATA_LOCATIONS:
-                continue  # where the data is now: its own group, below
+            if command == "evaluate" and name in (*DATA_LOCATIONS, "cache_dir"):
+                continue  # where the data is now, and this run's cache: a group below
             if group in groups and not (command == "all" and name == "mode"):
                 assert flag in text, (command, flag)
                 # real help text, not only a default

@@ -83,6 +83,26 @@ def test_a_copied_output_folder_resumes_and_evaluates(tmp_path, two_modes, capsy
     assert "results:" in capsys.readouterr().out
 
 
+def test_evaluate_after_a_move_caches_only_where_it_is_told(tmp_path, capsys) -> None:
+    # the review: after the output folder (with its cache) was moved, `evaluate` wrote the
+    # data cache to the --cache-dir recorded in the checkpoints, recreating the old folder
+    old, new = tmp_path / "old", tmp_path / "new"
+    for mode in ("global", "local"):
+        assert main(["pretrain", "--mode", mode, *SMALL, "--out-dir", str(old / "out"),
+                     "--cache-dir", str(old / "cache")]) == 0
+    assert len(list((old / "cache").glob("*.pt"))) == 2
+    old.rename(new)
+    assert main(["evaluate", *SMALL[:4], "--out-dir", str(new / "out")]) == 0
+    assert not old.exists()  # no cache: the default, whatever the checkpoints recorded
+    assert main(["evaluate", *SMALL[:4], "--out-dir", str(new / "out"),
+                 "--cache-dir", str(tmp_path / "here")]) == 0
+    assert not old.exists() and len(list((tmp_path / "here").glob("*.pt"))) == 2
+    payload = json.loads((new / "out" / "seed0" / "results.json").read_text())
+    assert payload["config"]["cache_dir"] == str(tmp_path / "here")
+    assert payload["config"]["out_dir"] == str(new / "out")
+    capsys.readouterr()
+
+
 def test_a_torch_file_that_is_not_a_checkpoint_is_named(tmp_path, two_modes, capsys) -> None:
     # the tryout: evaluate gave KeyError 'epoch', all --resume KeyError 'config'
     out = tmp_path / "out"

@@ -131,16 +131,21 @@ _LOCATION_HELP = {
 
 
 def _add_data_locations(parser: argparse.ArgumentParser) -> None:
-    """``evaluate``'s options that say where the checkpoints' data is now; the data settings
-    themselves (sizes, seed, image size) come from the checkpoints."""
+    """``evaluate``'s options that say where the checkpoints' data is now, and where this run
+    caches it; the data settings themselves (sizes, seed, image size) come from the
+    checkpoints."""
     g = parser.add_argument_group(
         "data location options",
-        "Paths are where the data is, not what was trained: give them when the data has "
-        "moved since pretraining (default: the paths the checkpoints recorded).")
+        "Paths are where files are, not what was trained: give the data's when it has moved "
+        "since pretraining (default: the paths the checkpoints recorded). The cache is this "
+        "run's own: never the folder a checkpoint recorded.")
     for name in DATA_LOCATIONS:
         g.add_argument("--" + name.replace("_", "-"), dest=f"cfg_{name}", default=None,
                        metavar="FOLDER" if name in ("data", "reports_root") else "CSV",
                        help=_LOCATION_HELP[name])
+    g.add_argument("--cache-dir", dest="cfg_cache_dir", default=None, metavar="DIR",
+                   help="folder to cache the generated data in (default: no cache, whatever "
+                        "--cache-dir the checkpoints were pretrained with)")
 
 
 def _data_at(args: argparse.Namespace) -> dict[str, str]:

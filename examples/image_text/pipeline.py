@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import check_finished
-from .config import DATA_LOCATIONS, GROUPS, Config, differing_fields
+from .config import DATA_LOCATIONS, GROUPS, PATH_FIELDS, Config, differing_fields
 from .evaluate import REGIMES, RegimeResult, downstream
 from .pointing import PointingResult, cell_mi_figure, pointing
 from .report import Run, check_same_settings, write_results
@@ -211,7 +211,9 @@ def _config_of_checkpoints(cfg: Config, paths: Sequence[Path],
 
     Where the data is: ``data_at`` (the locations given to ``evaluate``), else the first
     checkpoint's; a folder given for data pretrained on the synthetic data, or the reverse, is
-    refused."""
+    refused. Where files are written (``out_dir``, ``cache_dir``) always comes from ``cfg``,
+    never from a checkpoint: a copied or moved output folder writes only under its new place
+    (and its data cache under this run's ``--cache-dir``, if any)."""
     if not paths:
         raise _no_checkpoint(cfg)
     kept = GROUPS["data"] + GROUPS["model"] + tuple(
@@ -247,7 +249,7 @@ def _config_of_checkpoints(cfg: Config, paths: Sequence[Path],
             f"{'the synthetic data' if saved[0].data == 'synthetic' else 'a folder'} "
             f"({saved[0].data!r}); --data says where that data is now, it cannot change it")
     return dataclasses.replace(cfg, **{k: getattr(saved[0], k) for k in kept
-                                       if k not in DATA_LOCATIONS}, **located)
+                                       if k not in PATH_FIELDS}, **located)
 
 
 def _sizes(ds: Datasets) -> str:
