@@ -81,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("all", help="pretrain global and local, evaluate, print the tables",
                        description="Pretrain global and local (--reduction) for each seed, "
                                    "evaluate every regime, write results.md/json and the "
-                                   "cell-MI figure under --out-dir.")
+                                   "cell-MI figure under --out-dir (each seed's results.json "
+                                   "is replaced by this run's).")
     add_config_arguments(p, ("data", "model", "pretraining", "downstream", "run"),
                          exclude=("mode",))
     p.add_argument("--seeds", type=int, nargs="+", default=None, help=seeds_help)
@@ -104,7 +105,11 @@ def _parser() -> argparse.ArgumentParser:
                         "OUT_DIR/seed<k>/pretrain-LABEL: global, local-attention, local-max, "
                         "local-mean-all, ... (default: every checkpoint of the seed; "
                         "checkpoints pretrained with other settings, e.g. --epochs, must be "
-                        "evaluated separately)")
+                        "evaluated separately). Separate runs add up: each adds its rows to "
+                        "OUT_DIR/seed<k>/results.json and .md, replacing only those of the "
+                        "pretrainings it evaluates and the baselines, and the summary "
+                        "OUT_DIR/results.md averages them all; rows evaluated with other "
+                        "settings are refused, not mixed in")
     p = sub.add_parser("supervised", help="labels only: does the data carry each finding?",
                        description="Train the image encoder from scratch on the labelled "
                                    "pairs (--labelled-fraction 1: all of them) and print each "

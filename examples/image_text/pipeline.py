@@ -21,6 +21,7 @@ from .config import DATA_LOCATIONS, GROUPS, PATH_FIELDS, Config, differing_field
 from .evaluate import REGIMES, RegimeResult, downstream
 from .pointing import PointingResult, cell_mi_figure, pointing
 from .report import Run, check_same_settings, write_results
+from .seed_results import BASELINES, check_mergeable, write_seed_results
 from .train import (
     Datasets,
     build_encoders,
@@ -175,6 +176,10 @@ def evaluate_seeds(cfg: Config, seeds: Sequence[int], pretrain_first: bool, resu
             scfg = _config_of_checkpoints(scfg, found[seed], data_at or {})
         configs[seed] = scfg
     check_same_settings({seed: dataclasses.asdict(c) for seed, c in configs.items()})
+    if not pretrain_first:  # evaluate adds its rows to each seed's results: can it?
+        for seed in seeds:
+            check_mergeable(Path(cfg.out_dir) / f"seed{seed}", configs[seed],
+                            {*BASELINES, *map(run_label_of, found[seed])})
     for seed in seeds:
         scfg = configs[seed]
         try:
@@ -193,13 +198,18 @@ def evaluate_seeds(cfg: Config, seeds: Sequence[int], pretrain_first: bool, resu
             continue
         res, pts, seed_timings = evaluate_seed(scfg, ds, clock, paths)
         timings.update({f"seed{seed}/{k}": v for k, v in seed_timings.items()})
-        runs.append((res, pts))
-        write_results(Path(cfg.out_dir) / f"seed{seed}", scfg, [(res, pts)], names, [seed])
+        # evaluate: with the rows earlier runs (other --modes) wrote for the seed
+        runs.append(write_seed_results(Path(cfg.out_dir) / f"seed{seed}", scfg, (res, pts),
+                                       names, seed, merge=not pretrain_first))
     if rank != 0 or not runs:
         return None
-    return write_results(Path(cfg.out_dir), cfg, runs, names, list(seeds),
-                         {"timings_s": timings, "torch": torch.__version__,
-                          "threads": torch.get_num_threads()})
+    try:
+        return write_results(Path(cfg.out_dir), cfg, runs, names, list(seeds),
+                             {"timings_s": timings, "torch": torch.__version__,
+                              "threads": torch.get_num_threads()})
+    except ValueError as err:  # the seeds' merged rows differ: no mean of them yet
+        raise ValueError(f"each seed's results are written ({Path(cfg.out_dir)}/seed<k>/"
+                         f"results.md and .json), but not their mean: {err}") from None
 
 
 def _config_of_checkpoints(cfg: Config, paths: Sequence[Path],
@@ -240,8 +250,8 @@ def _config_of_checkpoints(cfg: Config, paths: Sequence[Path],
                 f"{path} was pretrained with other data, model or pretraining settings than "
                 f"{paths[0]} ({shown}); evaluate them separately, e.g. `{command} --modes "
                 f"{' '.join(alike)}`, then `{command} --modes "
-                f"{run_label_of(path)}` (each rewrites "
-                f"seed{cfg.seed}/results.md and .json: copy the first away)")
+                f"{run_label_of(path)}` (results of other settings cannot share "
+                f"seed{cfg.seed}/results.json: move the first's away before the second)")
     located = {k: data_at.get(k, getattr(saved[0], k)) for k in DATA_LOCATIONS}
     if "data" in differing_fields(saved[0], {**dataclasses.asdict(saved[0]), **located}):
         raise ValueError(
