@@ -83,6 +83,50 @@ def test_a_copied_output_folder_resumes_and_evaluates(tmp_path, two_modes, capsy
     assert "results:" in capsys.readouterr().out
 
 
+def test_evaluate_after_a_move_caches_only_where_it_is_told(tmp_path, capsys) -> None:
+    # the review: after the output folder (with its cache) was moved, `evaluate` wrote the
+    # data cache to the --cache-dir recorded in the checkpoints, recreating the old folder
+    old, new = tmp_path / "old", tmp_path / "new"
+    for mode in ("global", "local"):
+        assert main(["pretrain", "--mode", mode, *SMALL, "--out-dir", str(old / "out"),
+                     "--cache-dir", str(old / "cache")]) == 0
+    assert len(list((old / "cache").glob("*.pt"))) == 2
+    old.rename(new)
+    assert main(["evaluate", *SMALL[:4], "--out-dir", str(new / "out")]) == 0
+    assert not old.exists()  # no cache: the default, whatever the checkpoints recorded
+    assert main(["evaluate", *SMALL[:4], "--out-dir", str(new / "out"),
+                 "--cache-dir", str(tmp_path / "here")]) == 0
+    assert not old.exists() and len(list((tmp_path / "here").glob("*.pt"))) == 2
+    payload = json.loads((new / "out" / "seed0" / "results.json").read_text())
+    assert payload["config"]["cache_dir"] == str(tmp_path / "here")
+    assert payload["config"]["out_dir"] == str(new / "out")
+    capsys.readouterr()
+
+
+def test_evaluate_runs_of_separate_modes_add_up(tmp_path, capsys, monkeypatch) -> None:
+    # the review: `evaluate --modes global`, then `evaluate --modes local-attention` left
+    # seed0/results.json and the summary with local-attention's rows only
+    out = str(tmp_path / "out")
+    for mode in ("global", "local"):
+        assert main(["pretrain", "--mode", mode, *SMALL, "--out-dir", out]) == 0
+    for modes in ("global", "local-attention"):
+        assert main(["evaluate", *SMALL[:4], "--out-dir", out, "--modes", modes]) == 0
+    for path in (tmp_path / "out" / "seed0" / "results.json", tmp_path / "out" / "results.json"):
+        payload = json.loads(path.read_text())
+        assert [r["pretraining"] for r in payload["runs"][0]["downstream"]
+                if r["regime"] == "frozen"] == ["untrained", "global", "local-attention"], path
+    # rows of other settings are refused before any work, naming the file and the settings
+    def no_work(*args, **kwargs):
+        raise AssertionError("evaluated before refusing")
+
+    monkeypatch.setattr("examples.image_text.pipeline.evaluate_seed", no_work)
+    capsys.readouterr()
+    line = _runtime_error(capsys, ["evaluate", *SMALL[:4], "--out-dir", out, "--modes",
+                                   "global", "--linear-steps", "3"])
+    assert "seed0/results.json holds results of local-attention evaluated with other " in line
+    assert "(--linear-steps 5 vs 3)" in line
+
+
 def test_a_torch_file_that_is_not_a_checkpoint_is_named(tmp_path, two_modes, capsys) -> None:
     # the tryout: evaluate gave KeyError 'epoch', all --resume KeyError 'config'
     out = tmp_path / "out"

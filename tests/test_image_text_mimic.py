@@ -164,3 +164,43 @@ def test_the_phase_line_gives_the_real_split_sizes(mimic: Path, tmp_path: Path, 
                  "--threads", "1", "--out-dir", str(tmp_path / "run")]) == 130
     out = capsys.readouterr().out
     assert "data (2 training, 1 test pairs" in out and "96" not in out
+
+
+def test_the_data_folder_is_where_the_data_is_not_a_setting(mimic: Path, tmp_path: Path,
+                                                             capsys) -> None:
+    # the review: resuming or evaluating a run whose data folder was given by another path
+    # (a link, the same data moved) was refused as "other settings (--data '/a' in the
+    # checkpoint, '/b' now)"; real setting changes are still refused
+    from examples.image_text.__main__ import main
+    from examples.image_text.train import load_checkpoint
+
+    link = tmp_path / "link"
+    link.symlink_to(mimic)
+    run = ["--preset", "tiny", "--threads", "1", "--batch-size", "2",
+           "--out-dir", str(tmp_path / "run")]
+    assert main(["pretrain", "--mode", "global", "--data", str(mimic), *run]) == 0
+    assert main(["pretrain", "--mode", "global", "--data", str(link), "--epochs", "2",
+                 "--resume", *run]) == 0
+    ckpt = tmp_path / "run" / "seed0" / "pretrain-global" / "checkpoint.pt"
+    assert int(load_checkpoint(ckpt)["epoch"]) == 1
+    capsys.readouterr()
+    assert main(["pretrain", "--mode", "global", "--data", str(link), "--epochs", "3",
+                 "--lr", "0.1", "--resume", *run]) == 1
+    err = capsys.readouterr().err
+    assert "(--lr 0.001 in the checkpoint, 0.1 now)" in err and "--data" not in err
+    # checkpoints of one seed with the data at two paths are evaluated together
+    assert main(["pretrain", "--mode", "local", "--data", str(mimic), "--epochs", "2",
+                 *run]) == 0
+    evaluate = ["evaluate", *run[:4], *run[6:]]
+    assert main(evaluate) == 0
+    # the data moved: evaluate is told where it is now, and says so when it is not
+    moved = tmp_path / "moved"
+    mimic.rename(moved)
+    capsys.readouterr()
+    assert main(evaluate) == 1
+    assert "give `evaluate` --data" in capsys.readouterr().err
+    assert main([*evaluate, "--data", str(moved)]) == 0
+    # the synthetic data is another setting, not another place
+    capsys.readouterr()
+    assert main([*evaluate, "--data", "synthetic"]) == 1
+    assert "--data synthetic: " in capsys.readouterr().err

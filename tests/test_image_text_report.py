@@ -113,3 +113,46 @@ def test_one_seed_is_captioned_as_such_without_an_sd() -> None:
     md = results_markdown([_run({"global": 0.5}), _run({"global": 0.7})], NAMES, [0, 1])
     assert "(2 seeds; mean ± sd over seeds)" in md and "AUC per finding (mean over seeds)" in md
     assert "(hit rate; mean ± sd over seeds)" in md
+
+
+def test_separate_evaluate_runs_of_a_seed_are_merged_not_overwritten(tmp_path) -> None:
+    # the review: `evaluate --modes global`, then `evaluate --modes local-max` rewrote
+    # seed0/results.json with the second run's rows only (global's were lost)
+    import threading
+
+    from examples.image_text.config import make_config
+    from examples.image_text.seed_results import check_mergeable, write_seed_results
+
+    cfg, seed_dir = make_config("tiny"), tmp_path / "seed0"
+    write_seed_results(seed_dir, cfg, _run({"untrained": 0.5, "global": 0.6}), NAMES, 0)
+    write_seed_results(seed_dir, cfg, _run({"untrained": 0.55, "local-max": 0.7}), NAMES, 0)
+    md = table_of_seeds(str(tmp_path), [0])
+    assert _cell(md, "| Frozen + linear (pooled) | global |") == "0.600"
+    assert _cell(md, "| Frozen + linear (pooled) | local-max |") == "0.700"
+    assert _cell(md, "| Frozen + linear (pooled) | untrained |") == "0.550"  # the latest
+    # a re-evaluated pretraining replaces its rows; runs at once under the lock lose none
+    runs = [threading.Thread(target=write_seed_results,
+                             args=(seed_dir, cfg, _run({label: 0.8}), NAMES, 0))
+            for label in ("global", "local-attention", "local-mean")]
+    for t in runs:
+        t.start()
+    for t in runs:
+        t.join()
+    md = table_of_seeds(str(tmp_path), [0])
+    for label, value in (("global", "0.800"), ("local-max", "0.700"),
+                         ("local-attention", "0.800"), ("local-mean", "0.800")):
+        assert _cell(md, f"| Frozen + linear (pooled) | {label} |") == value, label
+    # rows of other settings are not mixed in: refused, unless every row is evaluated anew
+    other = make_config("tiny", finetune_epochs=3)
+    with pytest.raises(ValueError, match=r"holds results of local-attention, local-max, "
+                                         r"local-mean evaluated with other settings "
+                                         r"\(--finetune-epochs 1 vs 3\)"):
+        check_mergeable(seed_dir, other, {"none", "untrained", "global"})
+    labels = {"global", "local-max", "local-attention", "local-mean", "untrained"}
+    check_mergeable(seed_dir, other, labels)
+    write_seed_results(seed_dir, other, _run(dict.fromkeys(labels, 0.9)), NAMES, 0)
+    assert _cell(table_of_seeds(str(tmp_path), [0]),
+                 "| Frozen + linear (pooled) | local-max |") == "0.900"
+    # `all` writes one whole run: it replaces the file
+    write_seed_results(seed_dir, cfg, _run({"global": 0.4}), NAMES, 0, merge=False)
+    assert "local-max" not in table_of_seeds(str(tmp_path), [0])

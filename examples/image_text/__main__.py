@@ -19,7 +19,13 @@ import torch.distributed as dist
 
 from mitools.option_checks import usable_cpus
 
-from .config import Config, add_config_arguments, config_from_args, resolve_threads
+from .config import (
+    DATA_LOCATIONS,
+    Config,
+    add_config_arguments,
+    config_from_args,
+    resolve_threads,
+)
 from .pipeline import Clock, evaluate_seeds, final_estimate, run_supervised
 from .report import table_of_seeds
 from .train import build_objective, pretrain, resolve_device, run_dir, run_label
@@ -75,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("all", help="pretrain global and local, evaluate, print the tables",
                        description="Pretrain global and local (--reduction) for each seed, "
                                    "evaluate every regime, write results.md/json and the "
-                                   "cell-MI figure under --out-dir.")
+                                   "cell-MI figure under --out-dir (each seed's results.json "
+                                   "is replaced by this run's).")
     add_config_arguments(p, ("data", "model", "pretraining", "downstream", "run"),
                          exclude=("mode",))
     p.add_argument("--seeds", type=int, nargs="+", default=None, help=seeds_help)
@@ -88,15 +95,21 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate every pretraining checkpoint of a seed",
                        description="Evaluate every checkpoint under OUT_DIR/seed<k>/, or those "
                                    "of --modes (data and model settings come from the "
-                                   "checkpoints, which must agree).")
+                                   "checkpoints, which must agree; where the data is may be "
+                                   "given anew).")
     add_config_arguments(p, ("downstream", "run"))
+    _add_data_locations(p)
     p.add_argument("--seeds", type=int, nargs="+", default=None, help=seeds_help)
     p.add_argument("--modes", nargs="+", default=None, metavar="LABEL",
                    help="evaluate only these pretrainings, by the label of their folder "
                         "OUT_DIR/seed<k>/pretrain-LABEL: global, local-attention, local-max, "
                         "local-mean-all, ... (default: every checkpoint of the seed; "
                         "checkpoints pretrained with other settings, e.g. --epochs, must be "
-                        "evaluated separately)")
+                        "evaluated separately). Separate runs add up: each adds its rows to "
+                        "OUT_DIR/seed<k>/results.json and .md, replacing only those of the "
+                        "pretrainings it evaluates and the baselines, and the summary "
+                        "OUT_DIR/results.md averages them all; rows evaluated with other "
+                        "settings are refused, not mixed in")
     p = sub.add_parser("supervised", help="labels only: does the data carry each finding?",
                        description="Train the image encoder from scratch on the labelled "
                                    "pairs (--labelled-fraction 1: all of them) and print each "
@@ -110,6 +123,39 @@ def _parser() -> argparse.ArgumentParser:
     for name, p in sub.choices.items():
         p.set_defaults(subparser=p, command=name)
     return parser
+
+
+#: ``evaluate``'s data location options: where the data of the checkpoints is now.
+_LOCATION_HELP = {
+    "data": "the MIMIC-CXR-JPG folder the checkpoints were pretrained on, where it is now "
+            "(moved, or reached by another path)",
+    "reports_root": "its reports folder, where it is now",
+    "labels_csv": "its CheXpert labels CSV, where it is now",
+    "edema_csv": "its edema-severity CSV, where it is now",
+}
+
+
+def _add_data_locations(parser: argparse.ArgumentParser) -> None:
+    """``evaluate``'s options that say where the checkpoints' data is now, and where this run
+    caches it; the data settings themselves (sizes, seed, image size) come from the
+    checkpoints."""
+    g = parser.add_argument_group(
+        "data location options",
+        "Paths are where files are, not what was trained: give the data's when it has moved "
+        "since pretraining (default: the paths the checkpoints recorded). The cache is this "
+        "run's own: never the folder a checkpoint recorded.")
+    for name in DATA_LOCATIONS:
+        g.add_argument("--" + name.replace("_", "-"), dest=f"cfg_{name}", default=None,
+                       metavar="FOLDER" if name in ("data", "reports_root") else "CSV",
+                       help=_LOCATION_HELP[name])
+    g.add_argument("--cache-dir", dest="cfg_cache_dir", default=None, metavar="DIR",
+                   help="folder to cache the generated data in (default: no cache, whatever "
+                        "--cache-dir the checkpoints were pretrained with)")
+
+
+def _data_at(args: argparse.Namespace) -> dict[str, str]:
+    """The data locations given to ``evaluate`` on the command line."""
+    return {k: v for k in DATA_LOCATIONS if (v := getattr(args, f"cfg_{k}", None)) is not None}
 
 
 def _option_terms(message: str) -> str:
@@ -219,7 +265,8 @@ def _run(args: argparse.Namespace, cfg: Config) -> int:
             seeds = args.seeds if args.seeds is not None else [cfg.seed]
             md = evaluate_seeds(cfg, seeds, args.command == "all",
                                  getattr(args, "resume", False), rank, clock,
-                                 getattr(args, "modes", None))
+                                 getattr(args, "modes", None),
+                                 _data_at(args) if args.command == "evaluate" else None)
             if md is not None:
                 print(md)
                 print(f"results: {Path(cfg.out_dir) / 'results.md'} (and results.json)")

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import PATH_FIELDS, Config, differing_fields
+from .config import Config, differing_fields
 from .files import load_tensor_file
 
 __all__ = ["check_finished", "check_resumable", "config_from_checkpoint", "load_checkpoint",
@@ -84,9 +84,10 @@ def load_weights(path: str | Path, state: dict[str, Any], model: nn.Module,
         ) from None
 
 
-#: What a resumed run may change: the epochs to extend to, how it runs, and where its files
-#: are (a copied or moved output folder resumes).
-_RESUME_FREE = ("epochs", "device", "threads", "progress", *PATH_FIELDS)
+#: What a resumed run may change: the epochs to extend to and how it runs. Where its files are
+#: is no setting (:func:`~examples.image_text.config.differing_fields`): a copied or moved
+#: output folder, or the same data through another path, resumes.
+_RESUME_FREE = ("epochs", "device", "threads", "progress")
 
 
 def check_resumable(path: Path, state: dict[str, Any], cfg: Config) -> None:

@@ -15,6 +15,7 @@ from mitools.option_checks import usable_cpus
 from .checks import _REDUCTIONS, validate_config
 
 __all__ = [
+    "DATA_LOCATIONS",
     "GROUPS",
     "PATH_FIELDS",
     "PRESETS",
@@ -158,26 +159,44 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-#: The fields that name where a run reads or writes its files, not what it computes: a copied
-#: or moved output folder resumes, evaluates and averages like the original.
-PATH_FIELDS = ("out_dir", "cache_dir")
+#: The options that say where the data is (``--data`` when it names a folder).
+DATA_LOCATIONS = ("data", "reports_root", "labels_csv", "edema_csv")
+#: The fields that name where a run reads or writes its files, not what it computes: the same
+#: data reached through another path (moved, a link, another mount), or a copied or moved
+#: output folder, resumes, evaluates and averages like the original. Of ``--data`` only what
+#: it names counts as a setting: the synthetic data or a folder (:func:`differing_fields`).
+PATH_FIELDS = ("out_dir", "cache_dir", *DATA_LOCATIONS)
+
+
+def _setting(name: str, value: Any) -> Any:
+    """What a field's value says about what a run computes: a path field's value says
+    nothing (``None``), but for ``--data``, whether it is the synthetic data or a folder."""
+    if name == "data":
+        return value if value == "synthetic" else "a folder"
+    if name in PATH_FIELDS:
+        return None
+    return list(value) if isinstance(value, tuple) else value  # JSON makes tuples lists
 
 
 def differing_fields(a: Config | dict[str, Any], b: Config | dict[str, Any],
                      ignore: tuple[str, ...] = ()) -> list[str]:
-    """The fields (sorted) whose values differ between two configs or their dicts (a tuple
-    equals the list JSON makes of it), leaving out ``ignore``.
+    """The settings (sorted field names) that differ between two configs or their dicts (a
+    tuple equals the list JSON makes of it), leaving out ``ignore``. Paths are where files
+    are, not settings (:data:`PATH_FIELDS`): two folders given to ``--data`` never differ,
+    the synthetic data and a folder do.
 
     Example:
         >>> differing_fields(make_config("tiny"), make_config("quick"), ignore=("progress",))[:3]
         ['batch_size', 'critic_embed_dim', 'dim']
+        >>> differing_fields(make_config(data="/data/mimic", out_dir="a", lr=0.1),
+        ...                  make_config(data="/mnt/mimic", out_dir="b", cache_dir="c"))
+        ['lr']
+        >>> differing_fields(make_config(data="/data/mimic"), make_config())
+        ['data']
     """
     da, db = (dataclasses.asdict(c) if isinstance(c, Config) else c for c in (a, b))
-
-    def plain(v: Any) -> Any:
-        return list(v) if isinstance(v, tuple) else v
-
-    return sorted(k for k in {*da, *db} - set(ignore) if plain(da.get(k)) != plain(db.get(k)))
+    return sorted(k for k in {*da, *db} - set(ignore)
+                  if _setting(k, da.get(k)) != _setting(k, db.get(k)))
 
 
 def make_config(preset: str = "quick", **overrides: Any) -> Config:

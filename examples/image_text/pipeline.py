@@ -11,16 +11,17 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 
 from .checkpoint import check_finished
-from .config import GROUPS, PATH_FIELDS, Config
+from .config import DATA_LOCATIONS, GROUPS, PATH_FIELDS, Config, differing_fields
 from .evaluate import REGIMES, RegimeResult, downstream
 from .pointing import PointingResult, cell_mi_figure, pointing
 from .report import Run, check_same_settings, write_results
+from .seed_results import BASELINES, check_mergeable, write_seed_results
 from .train import (
     Datasets,
     build_encoders,
@@ -155,11 +156,14 @@ def final_estimate(estimates: list[float]) -> float:
 
 
 def evaluate_seeds(cfg: Config, seeds: Sequence[int], pretrain_first: bool, resume: bool,
-                   rank: int, clock: Clock, modes: Sequence[str] | None = None) -> str | None:
+                   rank: int, clock: Clock, modes: Sequence[str] | None = None,
+                   data_at: Mapping[str, str] | None = None) -> str | None:
     """``all`` (``pretrain_first``: pretrain global and local first) or ``evaluate`` (the
     checkpoints of ``modes``, by default all) for every seed: write each seed's results and,
     on rank 0, the averaged ``results.md``/``.json`` under ``cfg.out_dir``, returning its
-    Markdown (``None`` on other ranks)."""
+    Markdown (``None`` on other ranks). ``data_at``: ``evaluate``'s data locations given on
+    the command line (:data:`~examples.image_text.config.DATA_LOCATIONS`, e.g. ``{"data":
+    "/mnt/mimic-cxr-jpg"}``), used instead of those the checkpoints recorded."""
     runs: list[Run] = []
     timings: dict[str, float] = {}
     names: tuple[str, ...] = ()
@@ -169,12 +173,23 @@ def evaluate_seeds(cfg: Config, seeds: Sequence[int], pretrain_first: bool, resu
         scfg = dataclasses.replace(cfg, seed=seed)
         if not pretrain_first:  # evaluate: the checkpoints picked, their settings
             found[seed] = _checkpoints(scfg, modes)
-            scfg = _config_of_checkpoints(scfg, found[seed])
+            scfg = _config_of_checkpoints(scfg, found[seed], data_at or {})
         configs[seed] = scfg
     check_same_settings({seed: dataclasses.asdict(c) for seed, c in configs.items()})
+    if not pretrain_first:  # evaluate adds its rows to each seed's results: can it?
+        for seed in seeds:
+            check_mergeable(Path(cfg.out_dir) / f"seed{seed}", configs[seed],
+                            {*BASELINES, *map(run_label_of, found[seed])})
     for seed in seeds:
         scfg = configs[seed]
-        ds = load_datasets(scfg)
+        try:
+            ds = load_datasets(scfg)
+        except FileNotFoundError as err:
+            if pretrain_first or scfg.data == "synthetic":
+                raise
+            raise FileNotFoundError(f"{err}; if the data has moved since pretraining, give "
+                                    "`evaluate` --data (and --reports-root, --labels-csv, "
+                                    "--edema-csv if given then) where it is now") from None
         clock(f"seed {seed}: data ({_sizes(ds)})")
         names = ds.finding_names
         paths = (_pretrain_modes(scfg, ds, resume, clock, timings) if pretrain_first
@@ -183,35 +198,50 @@ def evaluate_seeds(cfg: Config, seeds: Sequence[int], pretrain_first: bool, resu
             continue
         res, pts, seed_timings = evaluate_seed(scfg, ds, clock, paths)
         timings.update({f"seed{seed}/{k}": v for k, v in seed_timings.items()})
-        runs.append((res, pts))
-        write_results(Path(cfg.out_dir) / f"seed{seed}", scfg, [(res, pts)], names, [seed])
+        # evaluate: with the rows earlier runs (other --modes) wrote for the seed
+        runs.append(write_seed_results(Path(cfg.out_dir) / f"seed{seed}", scfg, (res, pts),
+                                       names, seed, merge=not pretrain_first))
     if rank != 0 or not runs:
         return None
-    return write_results(Path(cfg.out_dir), cfg, runs, names, list(seeds),
-                         {"timings_s": timings, "torch": torch.__version__,
-                          "threads": torch.get_num_threads()})
+    try:
+        return write_results(Path(cfg.out_dir), cfg, runs, names, list(seeds),
+                             {"timings_s": timings, "torch": torch.__version__,
+                              "threads": torch.get_num_threads()})
+    except ValueError as err:  # the seeds' merged rows differ: no mean of them yet
+        raise ValueError(f"each seed's results are written ({Path(cfg.out_dir)}/seed<k>/"
+                         f"results.md and .json), but not their mean: {err}") from None
 
 
-def _config_of_checkpoints(cfg: Config, paths: Sequence[Path]) -> Config:
+def _config_of_checkpoints(cfg: Config, paths: Sequence[Path],
+                           data_at: Mapping[str, str]) -> Config:
     """``evaluate``: data, model and pretraining settings from the checkpoints ``paths`` of a
     seed (which must agree but for the objective, ``mode`` / ``reduction`` / ``sentences``,
-    and where their files are, ``--cache-dir``), the rest from ``cfg``. Checkpoints that do
-    not agree are refused with the ``evaluate --modes`` commands that evaluate each group."""
+    and where their files are), the rest from ``cfg``. Checkpoints that do not agree are
+    refused with the ``evaluate --modes`` commands that evaluate each group.
+
+    Where the data is: ``data_at`` (the locations given to ``evaluate``), else the first
+    checkpoint's; a folder given for data pretrained on the synthetic data, or the reverse, is
+    refused. Where files are written (``out_dir``, ``cache_dir``) always comes from ``cfg``,
+    never from a checkpoint: a copied or moved output folder writes only under its new place
+    (and its data cache under this run's ``--cache-dir``, if any)."""
     if not paths:
         raise _no_checkpoint(cfg)
     kept = GROUPS["data"] + GROUPS["model"] + tuple(
         k for k in GROUPS["pretraining"] if k not in ("mode", "reduction", "sentences"))
-    compared = [k for k in kept if k not in PATH_FIELDS]
     states = [load_checkpoint(p) for p in paths]
     for path, state in zip(paths, states, strict=True):
         check_finished(path, state)
     saved = [config_from_checkpoint(state) for state in states]
     labels = [run_label_of(p) for p in paths]
+
+    def differ_from_first(other: Config) -> list[str]:
+        return [k for k in differing_fields(saved[0], other) if k in kept]
+
     for other, path in zip(saved[1:], paths[1:], strict=True):
-        differ = [k for k in compared if getattr(other, k) != getattr(saved[0], k)]
+        differ = differ_from_first(other)
         if differ:
             alike = [label for label, s in zip(labels, saved, strict=True)
-                     if not any(getattr(s, k) != getattr(saved[0], k) for k in compared)]
+                     if not differ_from_first(s)]
             shown = ", ".join(f"--{k.replace('_', '-')} {getattr(saved[0], k)!r} vs "
                               f"{getattr(other, k)!r}" for k in differ)
             command = f"python -m examples.image_text evaluate --seed {cfg.seed}" + (
@@ -220,9 +250,16 @@ def _config_of_checkpoints(cfg: Config, paths: Sequence[Path]) -> Config:
                 f"{path} was pretrained with other data, model or pretraining settings than "
                 f"{paths[0]} ({shown}); evaluate them separately, e.g. `{command} --modes "
                 f"{' '.join(alike)}`, then `{command} --modes "
-                f"{run_label_of(path)}` (each rewrites "
-                f"seed{cfg.seed}/results.md and .json: copy the first away)")
-    return dataclasses.replace(cfg, **{k: getattr(saved[0], k) for k in kept})
+                f"{run_label_of(path)}` (results of other settings cannot share "
+                f"seed{cfg.seed}/results.json: move the first's away before the second)")
+    located = {k: data_at.get(k, getattr(saved[0], k)) for k in DATA_LOCATIONS}
+    if "data" in differing_fields(saved[0], {**dataclasses.asdict(saved[0]), **located}):
+        raise ValueError(
+            f"--data {located['data']}: {paths[0]} was pretrained on "
+            f"{'the synthetic data' if saved[0].data == 'synthetic' else 'a folder'} "
+            f"({saved[0].data!r}); --data says where that data is now, it cannot change it")
+    return dataclasses.replace(cfg, **{k: getattr(saved[0], k) for k in kept
+                                       if k not in PATH_FIELDS}, **located)
 
 
 def _sizes(ds: Datasets) -> str:

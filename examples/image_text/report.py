@@ -26,8 +26,9 @@ _REGIME_NAMES = {"supervised": "Supervised only", "frozen": "Frozen + linear (po
 
 #: Settings that may differ between the seeds averaged: the seed, the run's bookkeeping (device
 #: and threads change results by float rounding only), and what names each checkpoint's row.
-_PER_SEED = ("seed", "out_dir", "device", "threads", "progress", "cache_dir", "mode", "reduction",
-             "sentences")
+#: Where the files are (output, cache and data folders) is no setting at all
+#: (:func:`~examples.image_text.config.differing_fields`).
+_PER_SEED = ("seed", "device", "threads", "progress", "mode", "reduction", "sentences")
 
 
 def check_same_settings(configs: dict[int, dict[str, Any]]) -> None:
