@@ -572,3 +572,16 @@ def test_arrays_given_as_features_by_samples_get_a_hint() -> None:
     with pytest.raises(ValueError, match=r"with another critic\. There are more columns "
                                          r"\(100 in x and y\) than rows \(40\)"):
         estimate_mi(wide, wide + 1)
+
+
+def test_sparse_and_meta_tensors_end_to_end() -> None:
+    """Regression (a sixth new user's tryout): a sparse ``x`` crashed inside torch
+    (``aten::ne.Scalar`` for SparseCPU), a meta one with "Tensor.item() cannot be called on
+    meta tensors". Sparse gives the dense estimate; meta is refused by name."""
+    x, y = _gaussian(n=150)
+    dense = _quiet(x=x, y=y, **FAST)
+    assert _quiet(x=x.to_sparse(), y=y, **FAST).value == dense.value
+    with pytest.raises(ValueError, match="x is a tensor on the 'meta' device"):
+        estimate_mi(torch.empty(150, 2, device="meta"), y, **FAST)
+    with pytest.raises(ValueError, match="x is a tensor on the 'meta' device"):
+        dense.pointwise(torch.empty(3, 2, device="meta"), y[:3])
