@@ -720,3 +720,11 @@ def test_mask_errors_name_the_bound(name) -> None:
         fn(s, col_mask=torch.ones(3, dtype=torch.bool))
     with pytest.raises(TypeError, match=rf"^{name}: row_mask must be a torch\.Tensor"):
         fn(s, row_mask=[True] * 4)
+
+
+@pytest.mark.parametrize("name", ["infonce", "nwj", "dv", "js", "jsd", "smile"])
+def test_meta_scores_are_refused_by_name(name):
+    """Regression (a sixth new user's tryout): scores on the 'meta' device raised torch's
+    "Tensor.item() cannot be called on meta tensors" from inside the checks."""
+    with pytest.raises(ValueError, match=rf"{name}: scores are on the 'meta' device.*\(4, 4\)"):
+        getattr(bounds, name)(torch.empty(4, 4, device="meta"))

@@ -603,3 +603,41 @@ def test_a_monotone_relation_warns_on_the_command_line_below_the_ceiling(capsys,
     assert err.startswith("mitools: warning: ksg1: the estimate, ") and (
         "an increasing or decreasing function of x" in err and "is infinite" in err
         and "(--method mixed with --discrete-x or --discrete-y)" in err)
+
+
+def test_integers_beyond_int64_in_a_table_are_numbers(capsys, tmp_path: Path) -> None:
+    """Regression (a sixth new user's tryout): a .csv column of integers such as 2**70 + i,
+    which pandas keeps as Python ints, was refused as "numbers stored as text; store them
+    as numbers"; it is read exactly (shifted by its minimum), also with an empty cell and
+    --dropna, and gives the estimate of the shifted column."""
+    rng = np.random.default_rng(0)
+    i = rng.permutation(200)
+    y = (i + rng.normal(0, 20, 200)).tolist()
+    rows = [f"{2**70 + int(v)},{w!r}" for v, w in zip(i, y, strict=True)]
+    (tmp_path / "big.csv").write_text("big,y\n" + "\n".join(rows) + "\n")
+    (tmp_path / "small.csv").write_text(
+        "big,y\n" + "\n".join(f"{int(v)},{w!r}" for v, w in zip(i, y, strict=True)) + "\n")
+    (tmp_path / "gap.csv").write_text("big,y\n" + "\n".join(rows[:-1]) + "\n,0.5\n")
+    values = []
+    for args in (("big.csv",), ("small.csv",), ("gap.csv", "--dropna")):
+        code, out, err = run_main(capsys, tmp_path, *args, "--method", "gaussian", "--json")
+        assert code == 0, err
+        values.append(json.loads(out)["value"])
+    assert values[0] == values[1] == pytest.approx(values[2], abs=0.02) and values[0] > 1
+
+
+def test_a_header_name_with_spaces_is_found_without_them(capsys, tmp_path: Path) -> None:
+    """Regression: a header cell " age" could not be chosen by name (the option's tokens are
+    stripped, the header's are not), and the error listed it as "age" beside "no column
+    'age'". Chosen alike now; an unknown name lists such names quoted."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=100)
+    b = (a + rng.normal(size=100)).tolist()
+    lines = [f"{u!r},{v!r}" for u, v in zip(a.tolist(), b, strict=True)]
+    (tmp_path / "s.csv").write_text(" age ,out come\n" + "\n".join(lines) + "\n")
+    code, out, err = run_main(capsys, tmp_path, "s.csv", "--x-cols", "age", "--y-cols",
+                              "out come", "--method", "gaussian", "--json")
+    assert code == 0, err
+    assert json.loads(out)["inputs"] == "X:  age  of s.csv; Y: out come of s.csv"
+    code, _, err = run_main(capsys, tmp_path, "s.csv", "--x-cols", "agee", "--method", "ksg")
+    assert code == 1 and "(columns: ' age ', out come;" in err

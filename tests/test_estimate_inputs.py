@@ -572,3 +572,28 @@ def test_arrays_given_as_features_by_samples_get_a_hint() -> None:
     with pytest.raises(ValueError, match=r"with another critic\. There are more columns "
                                          r"\(100 in x and y\) than rows \(40\)"):
         estimate_mi(wide, wide + 1)
+
+
+def test_sparse_and_meta_tensors_end_to_end() -> None:
+    """Regression (a sixth new user's tryout): a sparse ``x`` crashed inside torch
+    (``aten::ne.Scalar`` for SparseCPU), a meta one with "Tensor.item() cannot be called on
+    meta tensors". Sparse gives the dense estimate; meta is refused by name."""
+    x, y = _gaussian(n=150)
+    dense = _quiet(x=x, y=y, **FAST)
+    assert _quiet(x=x.to_sparse(), y=y, **FAST).value == dense.value
+    with pytest.raises(ValueError, match="x is a tensor on the 'meta' device"):
+        estimate_mi(torch.empty(150, 2, device="meta"), y, **FAST)
+    with pytest.raises(ValueError, match="x is a tensor on the 'meta' device"):
+        dense.pointwise(torch.empty(3, 2, device="meta"), y[:3])
+
+
+def test_no_rows_is_not_told_to_transpose() -> None:
+    """Regression (a sixth new user's tryout): empty ``(0, 1)`` arrays were told "There are
+    more columns (2 in x and y) than rows (0) ... pass the arrays transposed", which gives
+    no features at all."""
+    with pytest.raises(ValueError, match="got n=0") as info:
+        estimate_mi(np.empty((0, 1)), np.empty((0, 1)), **FAST)
+    assert "transposed" not in str(info.value)
+    with pytest.raises(ValueError, match="pass the arrays transposed"):
+        wide = np.random.default_rng(0).normal(size=(2, 5))  # 5 samples given as columns
+        estimate_mi(wide, wide[::-1], **FAST)

@@ -12,6 +12,7 @@ from mitools.inputs import (
     check_paired,
     describe_column,
     label_codes,
+    object_numbers,
     parses_as_number,
 )
 
@@ -183,3 +184,102 @@ def test_an_unnamed_series_is_not_called_none(column, says, entry) -> None:
     named = column.rename("when")
     with pytest.raises(TypeError, match=r"got a column of dtype [^:]+: 'when' \(dtype"):
         as_float64_columns(named, "x")
+
+
+# --- a sixth new user's tryout ------------------------------------------------------------
+
+
+def _ranks_and_y(n: int = 200):
+    rng = np.random.default_rng(0)
+    i = rng.permutation(n)
+    return i, i + rng.normal(0, n / 10, n)
+
+
+@pytest.mark.parametrize("wrap", [list, lambda v: np.array(v, dtype=object),
+                                  lambda v: pd.Series(v, dtype=object)])
+def test_python_integers_beyond_int64_are_not_merged(wrap) -> None:
+    """Regression: ``[2**70 + i for i in ...]`` (a list, an object array or column) became
+    one float64 value: ksg, gaussian_mi and estimate_mi answered exactly 0 with a warning
+    that x "is constant", silently wrong; an object Series was refused as "numbers stored
+    as text". They are shifted by their minimum exactly, as int64 and uint64 are."""
+    from mitools.classical import gaussian_mi
+
+    i, y = _ranks_and_y()
+    big = wrap([int(v) + 2**70 for v in i])
+    np.testing.assert_array_equal(as_float64_columns(big, "x").ravel(), i)
+    t = as_sample_tensor(big, "x")
+    assert t.dtype == torch.int64 and t.ravel().tolist() == i.tolist()
+    assert gaussian_mi(big, y, groups=0).value == gaussian_mi(i, y, groups=0).value > 1.0
+
+
+def test_integers_beyond_int64_beside_floats_and_missing_values() -> None:
+    rows = np.array([[2**70, 0.5], [2**70 + 3, 0.25], [2**70 + 1, 0.0]], dtype=object)
+    np.testing.assert_array_equal(as_float64_columns(rows, "x"),
+                                  [[0.0, 0.5], [3.0, 0.25], [1.0, 0.0]])
+    missing = pd.Series([2**70, None, 2**70 + 2], dtype=object)
+    with pytest.raises(ValueError, match="NaN or infinite values in 1 of 3 rows"):
+        as_float64_columns(missing, "x")
+    assert np.isnan(object_numbers(missing)).tolist() == [False, True, False]
+    assert object_numbers(missing)[[0, 2]].tolist() == [0.0, 2.0]  # exact, not merged
+
+
+def test_a_pandas_object_column_of_numbers_is_read_as_numbers() -> None:
+    """Regression: a column of float objects (after a concat or a transpose) was refused as
+    "numbers stored as text; store them as numbers", where numpy's object array of the same
+    numbers is accepted. Text that parses as a number is still refused."""
+    values = [0.5, 1.5, -2.0, 3.25]
+    frame = pd.DataFrame({"a": pd.Series(values, dtype=object), "b": [1, 2, 3, 4]})
+    np.testing.assert_array_equal(as_float64_columns(frame, "x")[:, 0], values)
+    np.testing.assert_array_equal(as_sample_tensor(frame["a"], "x").ravel().numpy(), values)
+    with pytest.raises(TypeError, match="numbers stored as text"):
+        as_float64_columns(pd.Series(["0.5", "1.5"], dtype=object), "x")
+
+
+def test_a_categorical_column_is_called_labels_not_text() -> None:
+    with pytest.raises(TypeError, match=r"categories are labels, not numbers.*discrete_x=True"):
+        as_float64_columns(pd.Series(pd.Categorical([0, 1, 1, 0])), "x")
+
+
+def test_a_masked_array_is_refused_where_masked() -> None:
+    """Regression: ``np.ma.masked_array(x, mask=x > 2)`` was read through its mask, the
+    values under it taken as samples, silently (ksg gave the unmasked data's 0.354)."""
+    x = np.ma.masked_array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]], mask=[[0, 0], [0, 1], [0, 0]])
+    for read in (as_float64_columns, as_sample_tensor):
+        with pytest.raises(ValueError, match=r"masked entries in 1 of 3 rows \(first: row 1\)"):
+            read(x, "x")
+    with pytest.raises(ValueError, match="masked entries"):
+        label_codes(np.ma.masked_array(["a", "b"], mask=[0, 1]), "x")
+    plain = np.ma.masked_array([1.0, 2.0])  # nothing masked: its values
+    np.testing.assert_array_equal(as_float64_columns(plain, "x").ravel(), [1.0, 2.0])
+
+
+def test_a_meta_tensor_is_refused_by_name() -> None:
+    """Regression: estimate_mi raised "Tensor.item() cannot be called on meta tensors", the
+    classical estimators "Cannot copy out of meta tensor; no data!"."""
+    meta = torch.empty(5, 2, device="meta")
+    for read in (as_float64_columns, as_sample_tensor):
+        with pytest.raises(ValueError, match=r"y is a tensor on the 'meta' device.*\(5, 2\)"):
+            read(meta, "y")
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+def test_sparse_tensors_and_columns_are_densified() -> None:
+    """Regression: a sparse tensor crashed estimate_mi in torch (``aten::ne.Scalar`` not
+    implemented for SparseCPU), a pandas sparse column every entry point (AttributeError:
+    'SparseDtype' object has no attribute 'numpy_dtype')."""
+    dense = torch.tensor([[0.0, 1.5], [2.0, 0.0], [0.0, 0.0]])
+    for sparse in (dense.to_sparse(), dense.to_sparse_csr()):
+        assert torch.equal(as_sample_tensor(sparse, "x"), dense)
+        np.testing.assert_array_equal(as_float64_columns(sparse, "x"), dense.numpy())
+    column = pd.Series(pd.arrays.SparseArray([0.0, 1.5, 0.0, 0.0]))
+    np.testing.assert_array_equal(as_float64_columns(column, "x").ravel(), [0, 1.5, 0, 0])
+    ints = pd.DataFrame({"a": pd.arrays.SparseArray([0, 3, 0])})
+    assert as_sample_tensor(ints, "x").ravel().tolist() == [0, 3, 0]
+
+
+def test_long_double_is_read_as_float64_by_every_entry_point() -> None:
+    """Regression: estimate_mi refused np.longdouble with torch's "can't convert np.ndarray
+    of type numpy.longdouble", which the classical estimators read."""
+    x = np.array([1.5, 2.5, -1.0], dtype=np.longdouble)
+    t = as_sample_tensor(x, "x")
+    assert t.dtype == torch.float64 and t.ravel().tolist() == [1.5, 2.5, -1.0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -343,3 +344,24 @@ def test_the_cubic_densities_are_infinite_at_y_zero(dtype):
     assert torch.isfinite(cubic.marginal_log_prob(tiny)).all()  # only y = 0 itself
     with pytest.raises(ValueError, match=r"ba: scores hold a non-finite value \(inf\)"):
         bounds.ba(cond, cubic.entropy_y())
+
+
+def test_gaussian_mi_takes_one_index_as_a_group_of_one():
+    """Regression (a sixth new user's tryout): ``gaussian_mutual_information(cov, 0, 1)``
+    raised "'int' object is not iterable"; anything else that is no index is named."""
+    cov = [[1.0, 0.5], [0.5, 1.0]]
+    expected = -0.5 * math.log(1 - 0.25)
+    assert gaussian_mutual_information(cov, 0, 1) == pytest.approx(expected)
+    assert gaussian_mutual_information(cov, np.int64(0), [1]) == pytest.approx(expected)
+    with pytest.raises(TypeError, match=r"a must be a sequence of coordinate indices.*float"):
+        gaussian_mutual_information(cov, 0.5, [1])
+
+
+@pytest.mark.parametrize("seed", [2**64, -(2**63) - 1])
+def test_an_int_seed_out_of_torch_range_is_named(seed):
+    """Regression: ``sample(n, generator=2**64)`` raised torch's "Overflow when unpacking
+    long long"."""
+    task = CorrelatedGaussian(dim=2, mi=1.0)
+    with pytest.raises(ValueError, match=re.escape("an int seed must be in [-2**63, 2**64)")):
+        task.sample(3, generator=seed)
+    assert task.sample(3, generator=2**64 - 1)[0].shape == (3, 2)  # the largest one works

@@ -186,6 +186,12 @@ def _prepare(
             f"{name}: scores must have a floating-point dtype, got {scores.dtype}; "
             "convert with scores.float()"
         )
+    if scores.is_meta:
+        raise ValueError(
+            f"{name}: scores are on the 'meta' device, which has shapes but no values "
+            f"(shape {tuple(scores.shape)}); the bounds check values (finite scores, valid "
+            "rows), so pass real scores, on the CPU or a GPU"
+        )
     if scores.dim() < 2:
         raise ValueError(
             f"{name}: scores must have shape (..., N, M) with at least 2 dimensions, "

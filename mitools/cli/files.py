@@ -41,17 +41,23 @@ class Table:
             return [j for j in range(len(self.names)) if j not in exclude]
         chosen: list[int] = []
         d = len(self.names)
+        # a header cell's spaces (" age") are kept by pandas, and a token's are stripped:
+        # such a column is found by its name without them, when only one has that name
+        stripped = [n.strip() for n in self.names]
         for token in (t.strip() for t in spec.split(",")):
             if token in self.names:
                 picked = [self.names.index(token)]
+            elif token and stripped.count(token) == 1:
+                picked = [stripped.index(token)]
             elif _is_int(token) and -d <= int(token) < d:
                 picked = [int(token) % d]
             elif token.count(":") == 1 and all(_is_int(p) or not p for p in token.split(":")):
                 lo, hi = (int(p) if p else None for p in token.split(":"))
                 picked = list(range(d)[lo:hi])
             else:
+                shown = [repr(n) if n != n.strip() else n for n in self.names]
                 raise DataError(
-                    f"{self.source} has no column {token!r} (columns: {name_list(self.names)}; "
+                    f"{self.source} has no column {token!r} (columns: {name_list(shown)}; "
                     "give names, 0-based indices or ranges like 0:3)"
                 )
             twice = [self.names[j] for j in picked if j in chosen]

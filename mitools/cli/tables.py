@@ -27,7 +27,7 @@ def _numeric(table: Table, idx: list[int], role: str,
     """The chosen columns as numpy arrays (NaN kept), and the non-numeric ones described.
     With ``discrete`` (``--discrete-x`` / ``--discrete-y``), a column of text is read as
     labels: integer codes (:func:`mitools.inputs.label_codes`), NaN where a cell is empty."""
-    from mitools.inputs import column_values, describe_column, label_codes
+    from mitools.inputs import column_values, describe_column, label_codes, object_numbers
 
     if not idx:
         raise DataError(f"no columns left for {role} in {table.source}")
@@ -41,6 +41,10 @@ def _numeric(table: Table, idx: list[int], role: str,
             except (TypeError, ValueError) as exc:
                 raise DataError(str(exc)) from exc
             col = np.asarray(col)
+        if isinstance(col.dtype, np.dtype) and col.dtype.kind == "O":
+            numbers = object_numbers(col)  # integers beyond int64, which pandas keeps as int
+            if numbers is not None:
+                col = numbers
         if getattr(col.dtype, "kind", "O") not in "biuf":
             bad.append(describe_column(col, table.names[j], row_label="data row"))
             continue

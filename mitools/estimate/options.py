@@ -99,7 +99,7 @@ def check_sample_size(n: int, folds: int, dim: int, train_size: int) -> None:
     # more features than samples: most often arrays given as (features, samples)
     transposed = (f" There are more columns ({dim} in x and y) than rows ({n}): rows are "
                   "samples, so if yours are features, pass the arrays transposed (x.T)."
-                  if n < dim else "")
+                  if 0 < n < dim else "")
     if n < need:
         fewer = max(2, n // MIN_SAMPLES_PER_FOLD)
         raise ValueError(

@@ -7,7 +7,11 @@ samples here, so they accept the same inputs and fail with the same messages:
 * **Inputs**: numpy arrays, torch tensors (any device), pandas DataFrames and Series (pandas'
   nullable dtypes included: a missing value becomes NaN), lists and tuples, and anything with
   ``__array__``. ``(n,)`` is ``n`` scalar samples, ``(n, d)`` is ``n`` samples of ``d``
-  features. Booleans count as 0 and 1.
+  features. Booleans count as 0 and 1. Numbers held as objects (a numpy or pandas ``object``
+  column, Python integers beyond ``int64``) are read as numbers (:func:`object_numbers`);
+  sparse tensors and pandas' sparse columns are densified; long double is read as float64.
+  A masked array with masked entries is refused (a ``ValueError`` naming the first masked
+  row), as is a tensor on the ``meta`` device, which holds no values.
 * **Errors** name the argument, the dtype or shape seen (for a DataFrame, the offending
   columns) and what to do: a ``TypeError`` for what is not real numbers (strings, complex,
   dates, objects), a ``ValueError`` for a shape that is not ``(n, d)``, no features, NaN or
@@ -40,7 +44,12 @@ labels as codes), ``mitools.inputs.columns`` (a column read, or described for a 
 variable of one value).
 """
 
-from mitools.inputs.columns import column_values, describe_column, parses_as_number
+from mitools.inputs.columns import (
+    column_values,
+    describe_column,
+    object_numbers,
+    parses_as_number,
+)
 from mitools.inputs.constant import warn_if_constant
 from mitools.inputs.conversion import as_float64_columns, as_sample_tensor
 from mitools.inputs.labels import LabelCodes, label_codes
@@ -59,6 +68,7 @@ __all__ = [
     "column_values",
     "describe_column",
     "label_codes",
+    "object_numbers",
     "parses_as_number",
     "repeated_rows",
     "warn_if_constant",

@@ -4,11 +4,16 @@ error message: the one wording every entry point of mitools uses for a non-numer
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
 import numpy as np
 
-__all__ = ["column_values", "describe_column", "label_advice", "parses_as_number"]
+__all__ = ["column_values", "describe_column", "label_advice", "object_numbers",
+           "parses_as_number", "unmasked"]
+
+_FLOAT64_EXACT = 2**53  # every integer up to this magnitude is a float64
 
 
 def parses_as_number(cell: Any) -> bool:
@@ -24,6 +29,70 @@ def parses_as_number(cell: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+def _missing(v: Any) -> bool:
+    """``None``, a float NaN or pandas' ``NA``: a missing entry of an object column."""
+    if v is None or type(v).__name__ == "NAType":
+        return True
+    return isinstance(v, (float, np.floating)) and math.isnan(v)
+
+
+def _real(v: Any) -> bool:
+    """A real number held as a Python or numpy object (not text, not complex)."""
+    if isinstance(v, (bool, np.bool_)):
+        return True
+    return isinstance(v, numbers.Number) and not isinstance(v, (complex, np.complexfloating))
+
+
+def exact_integers(values: Any) -> np.ndarray | None:
+    """Python integers beyond float64's exact range, shifted by their minimum exactly:
+    ``int64`` when the shifted range fits and nothing is missing, else float64 (exact below
+    :math:`2^{53}` apart; NaN where missing). ``None`` when some entry is not an integer,
+    or every one is exact in float64 already (:func:`object_numbers` then converts them)."""
+    flat = np.asarray(values, dtype=object).ravel()
+    present = [int(v) for v in flat if not _missing(v)]
+    if not present or not all(isinstance(v, numbers.Integral) for v in flat
+                              if not _missing(v)):
+        return None
+    if max(abs(v) for v in present) <= _FLOAT64_EXACT:
+        return None
+    low = min(present)
+    if len(present) == flat.size and max(present) - low < 2**63:
+        return np.array([v - low for v in present], dtype=np.int64)
+    return np.array([np.nan if _missing(v) else float(int(v) - low) for v in flat],
+                    dtype=np.float64)
+
+
+def object_numbers(values: Any) -> np.ndarray | None:
+    """A column of Python or numpy number objects (``dtype=object``) as numbers, or ``None``
+    when some entry is not a number (text, dates, complex numbers, other objects).
+
+    Missing entries (``None``, NaN, pandas' ``NA``) become NaN. Integers beyond float64's
+    exact range (:math:`2^{53}`), such as ``2**70 + i``, which ``float`` would merge, are
+    shifted by the column's minimum first, exactly: ``int64`` when the shifted range fits.
+
+    Args:
+        values: a 1-D array-like, one column (a pandas ``object`` column, an ``object``
+            array).
+
+    Example:
+        >>> import numpy as np
+        >>> object_numbers(np.array([2**70, 2**70 + 1], dtype=object))
+        array([0, 1])
+        >>> object_numbers(np.array([0.5, None], dtype=object))
+        array([0.5, nan])
+        >>> object_numbers(np.array(["0.5"], dtype=object)) is None  # text is not a number
+        True
+    """
+    flat = np.asarray(values, dtype=object).ravel()
+    present = [v for v in flat if not _missing(v)]
+    if not all(_real(v) for v in present):
+        return None
+    exact = exact_integers(flat)
+    if exact is not None:
+        return exact
+    return np.array([np.nan if _missing(v) else float(v) for v in flat], dtype=np.float64)
 
 
 def _first_non_number(values: np.ndarray) -> int | None:
@@ -69,6 +138,8 @@ def describe_column(values: Any, name: str | None, row_label: str = "row") -> st
                 "e.g. to seconds)")
     if kind == "c":
         return f"{label} (dtype {dtype}: complex numbers are not real numbers)"
+    if str(dtype) == "category":
+        return f"{label} (dtype category: categories are labels, not numbers)"
     row = _first_non_number(arr)
     if row is None:
         return f"{label} (dtype {dtype}: numbers stored as text; store them as numbers)"
@@ -97,6 +168,10 @@ def column_values(s: Any, name: str) -> np.ndarray:
         array([ 1., nan,  3.])
     """
     kind = getattr(s.dtype, "kind", "O")
+    if _plain_object(s.dtype):  # numbers held as objects (after a concat, a transpose)
+        numbers_ = object_numbers(s.to_numpy(dtype=object))
+        if numbers_ is not None:
+            return numbers_
     if kind not in "biuf":
         # dates and durations are told how to become numbers, not to be read as labels
         raise TypeError(
@@ -108,7 +183,35 @@ def column_values(s: Any, name: str) -> np.ndarray:
         return s.to_numpy()
     if bool(s.isna().any()):  # pandas' nullable dtypes (Int64, Float64, boolean)
         return s.to_numpy(dtype=np.float64, na_value=np.nan)
-    return s.to_numpy(dtype=s.dtype.numpy_dtype)
+    numpy_dtype = getattr(s.dtype, "numpy_dtype", None)
+    if numpy_dtype is None:  # pandas' sparse columns: their values' dtype, densified
+        numpy_dtype = np.dtype(getattr(s.dtype, "subtype", np.float64))
+    return s.to_numpy(dtype=numpy_dtype)
+
+
+def _plain_object(dtype: Any) -> bool:
+    """numpy's ``object`` dtype (not a pandas extension type such as ``category``)."""
+    return isinstance(dtype, np.dtype) and dtype.kind == "O"
+
+
+def unmasked(a: np.ma.MaskedArray, name: str) -> np.ndarray:
+    """A masked array's values, refused where an entry is masked: the value under a mask is
+    no sample, and ``np.asarray`` would read it as one, silently.
+
+    Raises:
+        ValueError: some entry is masked; the message says in how many rows, the first, and
+            how to drop them from both variables.
+    """
+    mask = np.ma.getmaskarray(a)
+    if mask.ndim == 0 or not mask.any():
+        return np.ma.getdata(a)
+    rows = np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1))
+    raise ValueError(
+        f"{name} is a masked array with masked entries in {rows.size} of {mask.shape[0]} rows "
+        f"(first: row {rows[0]}): a masked value is missing, not a sample. Drop those rows "
+        "from both variables at once so the pairs stay aligned (e.g. keep = "
+        f"~np.ma.getmaskarray({name}).reshape(len({name}), -1).any(axis=1)), or fill them"
+    )
 
 
 def label_advice(name: str) -> str:

@@ -16,7 +16,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mitools.inputs.columns import column_values, describe_column, label_advice
+from mitools.inputs.columns import (
+    column_values,
+    describe_column,
+    exact_integers,
+    label_advice,
+    object_numbers,
+    unmasked,
+)
 from mitools.inputs.labels import label_codes
 from mitools.option_checks import check_flag
 
@@ -42,7 +49,8 @@ def _frame(a: Any, name: str) -> tuple[np.ndarray, list[str]]:
     """A DataFrame's columns checked and stacked in one dtype that loses nothing."""
     names = [str(c) for c in a.columns]
     bad = [describe_column(a.iloc[:, j], names[j]) for j, dt in enumerate(a.dtypes)
-           if getattr(dt, "kind", "O") not in "biuf"]
+           if getattr(dt, "kind", "O") not in "biuf"
+           and not (isinstance(dt, np.dtype) and object_numbers(a.iloc[:, j]) is not None)]
     if bad:
         raise TypeError(
             f"{name} must have numeric columns only; non-numeric: {', '.join(bad[:5])}"
@@ -71,6 +79,8 @@ def _numpy(a: Any, name: str) -> tuple[np.ndarray, list[str] | None]:
             f"{name} must be array-like with one row per sample ({_ARRAY_LIKE}), got "
             f"{type(a).__name__}"
         )
+    if isinstance(a, np.ma.MaskedArray):
+        a = unmasked(a, name)
     try:
         arr = np.asarray(a)
     except (TypeError, ValueError) as exc:
@@ -79,7 +89,10 @@ def _numpy(a: Any, name: str) -> tuple[np.ndarray, list[str] | None]:
             f"cannot convert ({exc})"
         ) from None
     kind = arr.dtype.kind
-    if kind == "O":  # mixed lists, None entries
+    if kind == "O":  # mixed lists, None entries, integers beyond int64
+        exact = _exact_integer_columns(arr)
+        if exact is not None:
+            return exact, None
         try:
             arr = arr.astype(np.float64)
         except (TypeError, ValueError):
@@ -87,6 +100,8 @@ def _numpy(a: Any, name: str) -> tuple[np.ndarray, list[str] | None]:
                 f"{name} must hold real numbers, got {type(a).__name__} with numpy dtype object "
                 f"(mixed or non-numeric entries){label_advice(name)}"
             ) from None
+    elif kind == "f" and arr.dtype.itemsize > 8:
+        arr = arr.astype(np.float64)  # long double: the precision every estimator computes in
     elif kind == "c":
         raise TypeError(f"{name} must hold real numbers, got numpy dtype {arr.dtype} (complex)")
     elif kind in "mM":
@@ -100,11 +115,37 @@ def _numpy(a: Any, name: str) -> tuple[np.ndarray, list[str] | None]:
     return arr, None
 
 
+def _exact_integer_columns(arr: np.ndarray) -> np.ndarray | None:
+    """An object array with a column of Python integers beyond float64's exact range
+    (``2**70 + i``, which ``astype(float)`` reads as one value), as exact numbers column by
+    column (:func:`~mitools.inputs.object_numbers`); ``None`` when no column has such
+    integers (the caller converts to float64, as ever) or some entry is not a number."""
+    if arr.ndim not in (1, 2) or arr.size == 0:
+        return None
+    cols = [arr] if arr.ndim == 1 else list(arr.T)
+    if all(exact_integers(c) is None for c in cols):
+        return None
+    out = [object_numbers(c) for c in cols]
+    if any(e is None for e in out):
+        return None
+    found = [e for e in out if e is not None]
+    if len({e.dtype for e in found}) > 1:  # the integers are shifted to start at 0
+        found = [e.astype(np.float64) for e in found]
+    return found[0] if arr.ndim == 1 else np.column_stack(found)
+
+
 def _raw(a: Any, name: str) -> tuple[np.ndarray | Tensor, list[str] | None]:
     if isinstance(a, Tensor):
         t = a.detach()
+        if t.is_meta:
+            raise ValueError(
+                f"{name} is a tensor on the 'meta' device, which has a shape "
+                f"{tuple(t.shape)} but no values; pass the samples themselves"
+            )
         if t.is_complex():
             raise TypeError(f"{name} must hold real numbers, got a tensor of dtype {t.dtype}")
+        if t.layout != torch.strided:  # sparse: the same numbers, every entry stored
+            t = t.to_dense()
         return t, None
     return _numpy(a, name)
 
@@ -152,8 +193,9 @@ def as_sample_tensor(a: Any, name: str) -> Tensor:
     """Samples as an ``(n, d)`` tensor in a dtype that loses nothing, for ranks or centring.
 
     float32 and float64 stay as they are, float16 and bfloat16 become float32 (exactly),
-    booleans and integers ``int64`` (``uint64`` shifted by its minimum first). A tensor keeps
-    its device. The caller removes location and scale (in float64) before any narrower cast.
+    long double float64, booleans and integers ``int64`` (``uint64``, and Python integers
+    beyond ``int64``, shifted by their minimum first). A tensor keeps its device; a sparse
+    one is densified. The caller removes location and scale (in float64) before any narrower cast.
 
     Args:
         a: ``(n, d)`` or ``(n,)`` array-like of real numbers (see the module's list).
@@ -164,7 +206,8 @@ def as_sample_tensor(a: Any, name: str) -> Tensor:
 
     Raises:
         TypeError: not array-like, or not real numbers (the dtype or columns are named).
-        ValueError: not ``(n, d)`` or ``(n,)``, no features, or NaN / infinite values.
+        ValueError: not ``(n, d)`` or ``(n,)``, no features, NaN / infinite values, masked
+            entries of a numpy masked array, or a tensor on the ``meta`` device.
 
     Example:
         >>> import numpy as np
@@ -209,7 +252,8 @@ def as_float64_columns(a: Any, name: str, discrete: bool = False) -> np.ndarray:
     Raises:
         TypeError: not array-like, or not real numbers (strings, complex, dates, objects;
             with ``discrete``, text is read as labels, and mixed types are refused).
-        ValueError: more than two dimensions, no features, NaN / infinite values or
+        ValueError: more than two dimensions, no features, NaN / infinite values, masked
+            entries of a numpy masked array, a tensor on the ``meta`` device or
             (``discrete``) missing labels.
 
     Example:

@@ -13,6 +13,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from torch import Tensor
 
+from mitools.inputs.columns import unmasked
+
 __all__ = ["LabelCodes", "label_codes"]
 
 
@@ -180,6 +182,8 @@ def label_codes(a: Any, name: str, categories: list[list[str] | None] | None = N
     if isinstance(a, Tensor) or isinstance(a, (str, bytes, dict, set)) or a is None or (
             np.isscalar(a)):
         return no_text()  # no text in a tensor; the rest is refused downstream
+    if isinstance(a, np.ma.MaskedArray):
+        a = unmasked(a, name)
     a = _categories_as_values(a)
     frame = hasattr(a, "columns") and hasattr(a, "iloc") and getattr(a, "ndim", 2) == 2
     series = not frame and hasattr(a, "to_numpy") and hasattr(a, "isna")

@@ -4,7 +4,9 @@ between two groups of coordinates of a Gaussian vector."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import numbers
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,8 +31,20 @@ def rho_for_mi(mi: float, dim: int) -> float:
     return math.sqrt(-math.expm1(-2.0 * mi / dim))
 
 
+def _indices(name: str, idx: Sequence[int] | int) -> list[Any]:
+    """A group of coordinates: a sequence of indices, or one index alone (``0`` for ``[0]``)."""
+    if isinstance(idx, numbers.Integral) and not isinstance(idx, bool):
+        return [idx]
+    if isinstance(idx, (str, bytes)) or not isinstance(idx, Iterable):
+        raise TypeError(
+            f"gaussian_mutual_information: {name} must be a sequence of coordinate indices "
+            f"(e.g. [0, 1]) or one index, got {type(idx).__name__} {idx!r}"
+        )
+    return list(idx)
+
+
 def gaussian_mutual_information(
-    cov: Tensor, a: Sequence[int], b: Sequence[int]
+    cov: Tensor, a: Sequence[int] | int, b: Sequence[int] | int
 ) -> float:
     r"""Mutual information (nats) between two groups of coordinates of a Gaussian vector.
 
@@ -42,11 +56,11 @@ def gaussian_mutual_information(
     Args:
         cov: the covariance matrix ``(D, D)``, symmetric positive definite: a tensor, numpy
             array or nested list (computed in float64).
-        a: indices of the first group, ints in ``[0, D)``.
+        a: indices of the first group, ints in ``[0, D)`` (one int for a group of one).
         b: indices of the second group (disjoint from ``a``).
 
     Raises:
-        TypeError: ``cov`` not a real matrix.
+        TypeError: ``cov`` not a real matrix; ``a`` or ``b`` neither indices nor one index.
         ValueError: ``cov`` not square, or, restricted to ``a`` and ``b``, not finite,
             symmetric and positive definite; an index out of range or repeated; ``a`` and
             ``b`` empty or overlapping.
@@ -72,7 +86,7 @@ def gaussian_mutual_information(
     # indices of the matrix: a bool or a float is not one, and a negative one would slip past
     # the disjointness check (-1 is also D - 1)
     a, b = ([check_int(f"gaussian_mutual_information: {name}", i, 0, cov.shape[0] - 1)
-             for i in idx] for name, idx in (("a", a), ("b", b)))
+             for i in _indices(name, idx)] for name, idx in (("a", a), ("b", b)))
     if not a or not b or set(a) & set(b):
         raise ValueError(f"a and b must be non-empty and disjoint, got a={a}, b={b}")
     for name, idx in (("a", a), ("b", b)):

@@ -145,7 +145,8 @@ class CorrelatedGaussian:
 
         Args:
             n: number of samples.
-            generator: a ``torch.Generator``, an int seed, or ``None`` (global RNG).
+            generator: a ``torch.Generator``, an int seed (in :math:`[-2^{63}, 2^{64})`, as
+                ``torch.Generator.manual_seed`` takes), or ``None`` (global RNG).
 
         Returns:
             ``(x, y)``, each of shape ``(n, dim)``.

@@ -20,7 +20,12 @@ def _generator(generator: torch.Generator | int | None) -> torch.Generator | Non
     if generator is None or isinstance(generator, torch.Generator):
         return generator
     if isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
-        return torch.Generator().manual_seed(int(generator))  # numpy ints count
+        seed = int(generator)  # numpy ints count
+        if not -(2**63) <= seed < 2**64:  # torch's range: a C long long, or its unsigned twin
+            raise ValueError(
+                f"generator: an int seed must be in [-2**63, 2**64), got {seed}"
+            )
+        return torch.Generator().manual_seed(seed)
     raise TypeError(
         f"generator must be a torch.Generator, an int seed or None, got {type(generator).__name__}"
     )
