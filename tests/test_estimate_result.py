@@ -717,3 +717,18 @@ def test_a_constant_variable_trains_nothing_and_gets_exactly_zero_without_an_int
     r.save(tmp_path / "constant.pt")
     back = MIEstimate.load(tmp_path / "constant.pt")
     assert back.value == 0.0 and back.folds == () and back.uncertainty == r.uncertainty
+
+
+def test_too_few_samples_of_a_constant_are_refused_without_the_constant_warning() -> None:
+    """Tryout 6: on 10 samples with y constant, estimate_mi warned 'y is constant ... the
+    estimate is 0' and then raised that it needs more samples."""
+    import warnings
+
+    import numpy as np
+
+    from mitools.estimate import estimate_mi
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="needs at least 10 samples per fold"):
+            estimate_mi(np.random.default_rng(0).normal(size=10), np.ones(10))

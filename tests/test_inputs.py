@@ -53,7 +53,8 @@ def test_messages_name_the_argument_the_rows_and_the_columns() -> None:
     with pytest.raises(TypeError, match=r"x must have numeric columns only; non-numeric: "
                                         r"'city' \(dtype \w+; row 0 holds 'p', not a number\)"):
         as_sample_tensor(pd.DataFrame({"v": [1.0], "city": ["p"]}), "x")
-    with pytest.raises(TypeError, match=r"x must hold real numbers, got a column of dtype"):
+    with pytest.raises(TypeError, match=r"x must hold real numbers, got the column 's' "
+                                        r"\(dtype \w+; row 0 holds 'p', not a number\)"):
         as_float64_columns(pd.Series(["p", "q"], name="s"), "x")
     with pytest.raises(ValueError, match=r"same number of pairs \(paired rows\): got x of "
                                          r"shape \(2, 1\) and y of shape \(3, 1\)"):
@@ -177,13 +178,16 @@ def test_an_unnamed_series_is_not_called_none(column, says, entry) -> None:
     with pytest.raises(TypeError) as caught:
         run()
     message = str(caught.value)
-    assert message.startswith("x must hold real numbers, got a column of dtype ")
+    assert message.startswith("x must hold real numbers, got the column column 0 (dtype ")
     assert says in message and "'None'" not in message, message
     # dates are told to become numbers, not to be passed as labels (that advice did not fit)
     assert ("discrete_x=True" in message) == ("datetime" not in says), message
     named = column.rename("when")
-    with pytest.raises(TypeError, match=r"got a column of dtype [^:]+: 'when' \(dtype"):
+    with pytest.raises(TypeError) as caught:
         as_float64_columns(named, "x")
+    # the dtype once (tryout 6: "a column of dtype datetime64[us]: 'when' (dtype datetime64...")
+    assert "got the column 'when' (dtype " in str(caught.value)
+    assert str(caught.value).count("dtype") == 1, str(caught.value)
 
 
 # --- a sixth new user's tryout ------------------------------------------------------------

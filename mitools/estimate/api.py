@@ -282,12 +282,6 @@ def estimate_mi(
             raise ValueError(f"margins must be 'ranks' or 'standardize', got {margins!r}")
         margin_x, xt = MarginTransform.fit(xa, "discrete" if discrete_x else margins, "x")
         margin_y, yt = MarginTransform.fit(ya, "discrete" if discrete_y else margins, "y")
-        constant = []
-        for name, raw, discrete in (("x", xa, discrete_x), ("y", ya, discrete_y)):
-            if warn_if_constant(raw, name, "estimate_mi", stacklevel=3):
-                constant.append(name)
-            if not discrete:
-                _warn_if_labels(raw, name, stacklevel=3)
         is_quadratic = isinstance(critic, (QuadraticCritic, QuadraticJointCritic)) or (
             isinstance(critic, str) and critic.lower() == "quadratic")
         init = init if init is not None else ("gaussian" if is_quadratic else "random")
@@ -311,6 +305,13 @@ def estimate_mi(
         dims = xt.shape[1] + yt.shape[1]
         check_sample_size(n, folds, dims, int((1 - 1 / folds) * (1 - val_fraction) * n) - 1
                           if init == "gaussian" else n)
+        # after every refusal: a warning that the estimate is 0 must not precede an error
+        constant = []
+        for name, raw, discrete in (("x", xa, discrete_x), ("y", ya, discrete_y)):
+            if warn_if_constant(raw, name, "estimate_mi", stacklevel=3):
+                constant.append(name)
+            if not discrete:
+                _warn_if_labels(raw, name, stacklevel=3)
         # labels may be exact functions of each other; n > dims: a correlation of 1 says so
         exact = not (discrete_x or discrete_y) and warn_if_exact_relation(xt, yt, stacklevel=3)
         splits = fold_indices(n, folds, val_fraction, gen)

@@ -175,7 +175,7 @@ def column_values(s: Any, name: str) -> np.ndarray:
     if kind not in "biuf":
         # dates and durations are told how to become numbers, not to be read as labels
         raise TypeError(
-            f"{name} must hold real numbers, got a column of dtype {s.dtype}: "
+            f"{name} must hold real numbers, got the column "  # its dtype: describe_column
             f"{describe_column(s, _series_name(s))}"
             f"{'' if kind in 'mM' else label_advice(name)}"
         )
