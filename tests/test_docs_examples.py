@@ -48,17 +48,20 @@ y = x + _rng.normal(size=(400, 2))
 x_new, y_new = x[:5], y[:5]
 """
 _TRAINING = """
-dim_z = dim_cell = 16
-dim_s, beta = 2, 0.1
-encoder = torch.nn.Conv2d(1, dim_z, 3, padding=1)
+dim_z, dim_s, beta = 16, 2, 0.1
+encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, dim_z))
 head = torch.nn.Linear(dim_z, 1)
 enc_opt = torch.optim.Adam([*encoder.parameters(), *head.parameters()], lr=1e-3)
-def task_loss(prediction, label):
-    if prediction.dim() == 4:                       # cells: pool them first
-        prediction = head(prediction.mean((2, 3)))
-    return ((prediction - label) ** 2).mean()
+task_loss = torch.nn.functional.mse_loss
 loader = [(torch.randn(16, 1, 4, 4), torch.randn(16, 1), torch.randn(16, dim_s))
           for _ in range(2)]
+"""
+_CELLS = """
+dim_cell = 16
+encoder = torch.nn.Conv2d(1, dim_cell, 3, padding=1)        # images -> cells
+head = torch.nn.Linear(dim_cell, 1)
+def task_loss(cells, label):
+    return torch.nn.functional.mse_loss(head(cells.mean((2, 3))), label)
 """
 CONTEXT: dict[tuple[str, str], str] = {
     ("README.md", "import mitools"): _ARRAYS,
@@ -72,9 +75,9 @@ counts = _rng.poisson(np.exp(x[:, 0]))
     ("docs/guide/distributed.rst", "from mitools import bounds"):
         "critic = mitools.SeparableCritic(8, 8)\nx, y = torch.randn(16, 8), torch.randn(16, 8)",
     ("docs/guide/upper_bounds.rst", "from mitools.conditionals import DiagonalGaussian"):
-        _TRAINING + "encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, dim_z))",
-    ("docs/guide/upper_bounds.rst#2", "from mitools.conditionals import DiagonalGaussian"):
         _TRAINING,
+    ("docs/guide/upper_bounds.rst#2", "from mitools.conditionals import DiagonalGaussian"):
+        _CELLS,  # loader, dim_s and beta as for the first block
 }
 
 # Blocks that cannot run here, with the reason.
@@ -99,7 +102,7 @@ PYTHON = {"python", "py", "python3", "pycon"}
 class Block:
     """One Python example: its page, its position and its dedented source."""
 
-    page: str
+    page: str  # the page's path; "#k" appended for the k-th block with the same first line
     index: int  # 0-based among the page's Python blocks
     lineno: int  # 1-based line of the source's first line in the page
     source: str
