@@ -73,6 +73,11 @@ def train_critic(
     conditional density :math:`q` is fitted by maximum likelihood, not by its bound), otherwise
     the value itself (every lower bound: value and gradient are one).
 
+    The critic and the estimator train in training mode (``.train()``) and get their own
+    modes back afterwards: MINE in evaluation mode is plain DV with a still moving average,
+    and a MINE evaluated before (``mine.eval()``) then trained here would otherwise take
+    DV's biased gradient, silently.
+
     Args:
         critic: an ``nn.Module`` mapping ``x (n, Dx), y (n, Dy)`` to scores ``(..., n, n)``: a
             critic of :mod:`mitools.critics`, a conditional density of
@@ -99,10 +104,13 @@ def train_critic(
 
     Raises:
         ValueError: ``steps`` not a positive int, ``batch_size`` not an int >= 2,
-            ``log_every`` not a non-negative int, or ``lr`` not a finite number > 0.
-        TypeError: a ``task`` that neither has ``sample`` nor is a function of the step (a
-            :class:`~mitools.tasks.Staircase` itself: pass ``lambda step:
-            staircase.task_at(step)``), or a bad ``generator``.
+            ``log_every`` not a non-negative int, ``lr`` not a finite number > 0, or nothing
+            to train (no ``optimizer``, and neither the critic nor the estimator has
+            parameters).
+        TypeError: a ``critic`` that is not an ``nn.Module`` (a name: build it with
+            :func:`~mitools.critics.get_critic`), a ``task`` that neither has ``sample`` nor
+            is a function of the step (a :class:`~mitools.tasks.Staircase` itself: pass
+            ``lambda step: staircase.task_at(step)``), or a bad ``generator``.
     """
     steps = check_int("train_critic: steps", steps)
     # every bound needs a negative per row: one sample per batch gives 1 x 1 scores
@@ -119,10 +127,51 @@ def train_critic(
             f"returning such a task, got {type(task).__name__}{hint}"
         )
     schedule: Callable[[int], Any] = task if not hasattr(task, "sample") else (lambda _: task)
+    if not isinstance(critic, nn.Module):
+        if isinstance(critic, str):
+            hint = f" (build it first: mitools.get_critic({critic!r}, dim_x, dim_y))"
+        else:
+            hint = ""
+        raise TypeError(
+            "train_critic: critic must be an nn.Module scoring x (n, Dx) against y (n, Dy), "
+            f"got {type(critic).__name__}{hint}"
+        )
     gen = _as_generator(generator)
     if optimizer is None:
         params = [*critic.parameters(), *est.parameters()]
+        if not params:
+            raise ValueError(
+                f"train_critic: nothing to train: neither the {type(critic).__name__} nor the "
+                f"estimator {type(est).__name__} has parameters; pass an optimizer over the "
+                "parameters to train"
+            )
         optimizer = torch.optim.Adam(params, lr=lr)
+    # training mode for the loop, as a training loop sets it: MINE in evaluation mode returns
+    # plain DV and keeps its moving average still, so a MINE evaluated before and passed on
+    # trained with DV's biased gradient, silently (dropout and batch norm likewise)
+    modes = [(m, m.training) for m in (*critic.modules(), *est.modules())]
+    critic.train()
+    est.train()
+    try:
+        return _train_loop(critic, est, schedule, steps, batch_size, gen, optimizer,
+                           log_every, log)
+    finally:
+        for module, mode in modes:
+            module.training = mode
+
+
+def _train_loop(
+    critic: nn.Module,
+    est: Estimator,
+    schedule: Callable[[int], Any],
+    steps: int,
+    batch_size: int,
+    gen: torch.Generator,
+    optimizer: torch.optim.Optimizer,
+    log_every: int,
+    log: Callable[[str], None],
+) -> Tensor:
+    """The steps of :func:`train_critic`, its arguments checked; the trace of estimates."""
     objective_fn = getattr(est, "learning_objective", None)
     needs_targets = bool(getattr(est, "needs_targets", False))
     trace: list[Tensor] = []

@@ -369,6 +369,23 @@ def test_mine_loads_a_state_saved_before_per_problem_averages():
     torch.testing.assert_close(mine.log_partition_ema, old["log_partition_ema"])
 
 
+def test_mine_load_keeps_the_modules_device():
+    """A checkpoint's averages take the module's device, as every other buffer does: a CPU
+    state loaded into MINE on another device left them on the CPU (``initialized`` alone
+    stayed), so the next training step indexed across devices."""
+    import warnings
+
+    trained = MINE(0.9)
+    trained(torch.randn(2, 5, 5, requires_grad=True)).sum().backward()
+    state = trained.state_dict()
+    elsewhere = MINE(0.9).to("meta")  # a device other than the checkpoint's, without a GPU
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # copying into meta tensors is a no-op, and says so
+        elsewhere.load_state_dict(state)
+    assert {t.device.type for t in elsewhere.buffers()} == {"meta"}
+    assert elsewhere.log_partition_ema.shape == (2,)
+
+
 @pytest.mark.parametrize("name, kwargs", [
     ("infonce", {}), ("dv", {}), ("nwj", {}), ("js", {}), ("mine", {}),
     ("tuba", {}), ("tuba", {"baseline": 0.7}), ("tuba", {"baseline": -1.5}),

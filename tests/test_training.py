@@ -119,3 +119,41 @@ def test_batch_of_one_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match=r"train_critic: batch_size must be an int >= 2, got 1"):
         train_critic(BilinearCritic(2, 2), "infonce", CorrelatedGaussian(2, 0.5), steps=2,
                      batch_size=1)
+
+
+def test_an_estimator_or_critic_in_eval_mode_trains_in_training_mode() -> None:
+    """tryout 7: a MINE put in evaluation mode (to read a value) and then passed to
+    train_critic stayed in it: plain DV, its moving average never updated, so it trained with
+    DV's biased gradient, silently. The loop trains in training mode, as a fresh MINE, and
+    gives the modes back."""
+    from mitools.estimators import MINE
+
+    task = CorrelatedGaussian(dim=2, mi=1.0)
+
+    def run(mine):
+        torch.manual_seed(0)
+        critic = mitools.SeparableCritic(2, 2, hidden=(8,), embed_dim=4).eval()
+        trace = train_critic(critic, mine, task, steps=5, batch_size=16, generator=0)
+        return critic, trace
+
+    fresh, evaluated = MINE(0.9), MINE(0.9).eval()
+    critic_a, trace_a = run(fresh)
+    critic_b, trace_b = run(evaluated)
+    torch.testing.assert_close(trace_b, trace_a)
+    torch.testing.assert_close(evaluated.log_partition_ema, fresh.log_partition_ema)
+    assert bool(evaluated.initialized)
+    assert not evaluated.training and not critic_b.training  # the modes are given back
+    assert fresh.training
+
+
+def test_a_critic_that_is_not_a_module_is_refused_by_name() -> None:
+    """tryout 7: a critic given by name failed with "'str' object has no attribute
+    'parameters'", and a module with nothing to train with Adam's "optimizer got an empty
+    parameter list"."""
+    task = CorrelatedGaussian(dim=2, mi=1.0)
+    with pytest.raises(TypeError, match=r"critic must be an nn.Module.*got str.*get_critic"):
+        train_critic("separable", "infonce", task, steps=1)
+    with pytest.raises(TypeError, match="critic must be an nn.Module.*got function"):
+        train_critic(lambda x, y: x @ y.T, "infonce", task, steps=1)
+    with pytest.raises(ValueError, match="nothing to train.*Identity.*InfoNCE"):
+        train_critic(torch.nn.Identity(), "infonce", task, steps=1)

@@ -78,12 +78,17 @@ class MINE(Estimator):
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         key = prefix + "log_partition_ema"
         if key in state_dict:  # the averages' shape follows the problems they were fitted on
-            self.log_partition_ema = torch.empty_like(state_dict[key])
+            # the shape and dtype (the averages' dtype follows the scores they were fitted
+            # on) but the module's device, as load_state_dict keeps it for every buffer: a
+            # CPU checkpoint loaded into a MINE on a GPU left the averages on the CPU, and the
+            # next training step indexed them across devices
+            device = self.log_partition_ema.device
+            self.log_partition_ema = torch.empty_like(state_dict[key], device=device)
             seen = state_dict.get(prefix + "seen")
             if seen is None:  # a state saved before per-problem averages: all were seen
                 init = state_dict.get(prefix + "initialized", torch.ones((), dtype=torch.bool))
                 state_dict[prefix + "seen"] = init.expand(state_dict[key].shape).clone()
-            self.seen = torch.empty_like(state_dict[prefix + "seen"])
+            self.seen = torch.empty_like(state_dict[prefix + "seen"], device=device)
         super()._load_from_state_dict(state_dict, prefix, *args)
 
     def finish(
