@@ -196,3 +196,19 @@ def test_padding_values_reach_neither_scores_nor_gradients(cls, padding) -> None
     want = torch.autograd.grad(clean.sum(), list(critic.parameters()))
     for g, w in zip(grads, want, strict=True):
         torch.testing.assert_close(g, w)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("base", list(BASES))
+def test_attention_pool_takes_half_precision_positions(base, dtype) -> None:
+    """tryout 7: bfloat16 or float16 cells failed with "expected scalar type Float but found
+    BFloat16" (the float32 attention weights met the half-precision cells in one matmul);
+    every critic takes any floating dtype. The scores equal those of the same cells widened
+    to float32, exactly (the widening is exact)."""
+    torch.manual_seed(0)
+    critic = AttentionPoolCritic(BASES[base](), temperature=0.7)
+    x, y, mask = _data()
+    xh, yh = x.to(dtype), y.to(dtype)
+    got = critic(xh, yh, mask)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, critic(xh.float(), yh.float(), mask), rtol=0, atol=0)

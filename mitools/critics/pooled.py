@@ -204,8 +204,12 @@ class AttentionPoolCritic(_PooledCritic):
         return (logits / self.temperature).softmax(dim=-1)
 
     def forward(self, x: Tensor, y: Tensor, mask: Tensor | None = None) -> Tensor:
-        w = self.weights(x, y, mask)  # (..., N, M, P)
-        attended = w @ self._without_padding(x, mask)  # (..., N, M, Dx): batched over (..., N)
+        w = self.weights(x, y, mask)  # (..., N, M, P), float32 or higher (scores)
+        # in the promoted dtype: half-precision positions meet float32 weights (matmul takes
+        # one dtype; bfloat16 cells failed with "expected scalar type Float")
+        x = self._without_padding(x, mask)
+        dtype = torch.promote_types(w.dtype, x.dtype)
+        attended = w.to(dtype) @ x.to(dtype)  # (..., N, M, Dx): batched over (..., N)
         # score pair (i, j) against its own column only: columns lead, one row per sample
         s = self.base(attended.movedim(-2, -3), y.unsqueeze(-2))  # (..., M, N, 1)
         return s.squeeze(-1).movedim(-2, -1)
