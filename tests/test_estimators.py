@@ -412,3 +412,38 @@ def test_optimal_offset_is_the_best_constant_on_the_pointwise_mi(name, kwargs) -
     for delta in (-0.5, -0.2, 0.2, 0.5):
         assert best >= float(est(pmi + c + delta).detach()) - 1e-9, (name, kwargs, delta)
     assert abs(best - task.mutual_information()) < 0.08
+
+
+def test_network_baseline_takes_float64_anchors_and_broadcast_leading_dims() -> None:
+    """tryout 7: a float32 baseline network given float64 anchors (a float64 task in
+    train_critic) failed with torch's "mat1 and mat2 must have the same dtype"; anchors
+    (N, D) shared by scores (K, N, N) were refused as not "(..., N) or (..., N, 1)" although
+    the network returned (N, 1); numpy anchors were said to have "shape ndarray"."""
+    torch.manual_seed(0)
+    net = nn.Linear(3, 1)
+    scores = torch.randn(2, 4, 4, dtype=torch.float64)
+    x = torch.randn(4, 3, dtype=torch.float64)
+    a = net(x.float()).squeeze(-1).double()  # the baseline of each row, in the network's dtype
+    for est, bound in ((TUBA(baseline=net), lambda s: bounds.tuba(s, a)),
+                       (AlphaInfoNCE(alpha=0.3, baseline=net),
+                        lambda s: bounds.alpha_infonce(s, a, 0.3))):
+        got = est(scores, anchors=x)  # one x for both problems
+        torch.testing.assert_close(got, bound(scores))
+        torch.testing.assert_close(got, est(scores, anchors=x.expand(2, 4, 3)))
+        with pytest.raises(TypeError, match=r"anchors must be a torch.Tensor \(\.\.\., N, D\), "
+                                            r"got ndarray"):
+            est(scores, anchors=x.numpy())
+    with pytest.raises(ValueError, match=r"log_baseline has shape \(3, 4\) but must broadcast"):
+        TUBA(baseline=net)(scores, anchors=torch.randn(3, 4, 3))
+
+
+def test_alpha_infonce_checks_the_scores_before_its_baseline() -> None:
+    """tryout 7: AlphaInfoNCE computed its log-baseline before the bound checked the scores,
+    so numpy scores failed in torch's ``.to()`` and 0-dim scores with "too many indices";
+    both are the bound's own errors now, as TUBA's."""
+    with pytest.raises(TypeError, match="alpha_infonce: scores must be a torch.Tensor, got "
+                                        "ndarray"):
+        AlphaInfoNCE()(torch.zeros(3, 3).numpy())
+    with pytest.raises(ValueError, match=r"alpha_infonce: scores must have shape \(\.\.\., N, "
+                                         r"M\) with at least 2 dimensions, got shape \(\)"):
+        AlphaInfoNCE()(torch.tensor(1.0))

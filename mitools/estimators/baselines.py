@@ -81,7 +81,21 @@ class LogBaseline(nn.Module):
         return 0.0
 
     def forward(self, scores: Tensor, anchors: Tensor | None = None) -> Tensor:
-        """Return the log-baseline of every row, shape ``scores.shape[:-1]``."""
+        """Return the log-baseline of every row, shape ``scores.shape[:-1]``.
+
+        Raises:
+            TypeError, ValueError: ``scores`` not a tensor of at least 2 dimensions (the
+                bound's own words, before it is called), and as :meth:`for_rows`.
+        """
+        if not isinstance(scores, Tensor):
+            raise TypeError(
+                f"{self.name}: scores must be a torch.Tensor, got {type(scores).__name__}"
+            )
+        if scores.dim() < 2:
+            raise ValueError(
+                f"{self.name}: scores must have shape (..., N, M) with at least 2 dimensions, "
+                f"got shape {tuple(scores.shape)}"
+            )
         return self.for_rows(scores[..., 0], anchors)
 
     def for_rows(self, rows_like: Tensor, anchors: Tensor | None = None) -> Tensor:
@@ -89,10 +103,14 @@ class LogBaseline(nn.Module):
 
         Args:
             rows_like: any tensor of shape ``(..., N)`` (its dtype and device are used).
-            anchors: the row-side inputs ``(..., N, D)``, for a network baseline.
+            anchors: the row-side inputs ``(..., N, D)``, for a network baseline; their
+                leading dimensions broadcast with the rows' (one ``x`` for every problem).
+                They reach the network in its parameters' floating dtype (a float32 network
+                takes float64 anchors rounded to float32: ``.double()`` the estimator to keep
+                float64), so features of any floating dtype work.
 
         Returns:
-            ``(..., N)``.
+            ``(..., N)``, broadcast to the rows by the bound.
         """
         rows = rows_like.shape
         if self.network is not None:
@@ -101,18 +119,26 @@ class LogBaseline(nn.Module):
                     f"{self.name}: a learned baseline network needs the row-side inputs: pass "
                     f"anchors=x with shape (..., N, D) matching the rows, shape {tuple(rows)}"
                 )
-            if not isinstance(anchors, Tensor) or anchors.dim() < 2 or (
-                anchors.shape[-2] != rows[-1]
-            ):
-                got = (tuple(anchors.shape) if isinstance(anchors, Tensor)
-                       else type(anchors).__name__)  # fmt: skip
-                raise ValueError(
-                    f"{self.name}: anchors has shape {got} but must be (..., N, D) with "
-                    f"N = {rows[-1]}, one row-side input per row of the scores (rows "
-                    f"{tuple(rows)})"
+            if not isinstance(anchors, Tensor):
+                raise TypeError(
+                    f"{self.name}: anchors must be a torch.Tensor (..., N, D), got "
+                    f"{type(anchors).__name__}"
                 )
+            if anchors.dim() < 2 or anchors.shape[-2] != rows[-1]:
+                raise ValueError(
+                    f"{self.name}: anchors has shape {tuple(anchors.shape)} but must be "
+                    f"(..., N, D) with N = {rows[-1]}, one row-side input per row of the scores "
+                    f"(rows {tuple(rows)})"
+                )
+            weight = next((p for p in self.network.parameters() if p.is_floating_point()), None)
+            if weight is not None and anchors.is_floating_point() and anchors.dtype != weight.dtype:
+                # a network's layers take one dtype: float64 anchors (a float64 task) met a
+                # float32 nn.Linear in "mat1 and mat2 must have the same dtype"
+                anchors = anchors.to(weight.dtype)
             out = self.network(anchors)
-            if out.dim() == len(rows) + 1 and out.shape[-1] == 1:
+            # (..., N, 1) -> (..., N) whatever the leading dimensions: anchors (N, D) for
+            # rows (K, N) gave (N, 1), refused as not "(..., N) or (..., N, 1)"
+            if out.dim() >= 2 and out.shape[-1] == 1 and out.shape[-2] == rows[-1]:
                 out = out.squeeze(-1)
             if out.dim() == 0 or out.shape[-1] != rows[-1]:
                 raise ValueError(
