@@ -331,3 +331,48 @@ def test_critics_name_an_input_on_another_device() -> None:
         with pytest.raises(ValueError, match=r"x is on meta but the critic's parameters are on "
                                              r"cpu; move the critic"):
             critic(torch.randn(5, 3, device="meta"), torch.randn(6, 2, device="meta"))
+
+
+@pytest.mark.parametrize("chunk_size", [None, 2])
+def test_concat_critic_scores_no_rows_as_the_others(chunk_size) -> None:
+    """tryout 7: ConcatCritic on x with no rows failed with "range() arg 3 must not be zero",
+    where every other critic returns the (0, M) scores."""
+    critic = ConcatCritic(3, 2, hidden=(4,), chunk_size=chunk_size)
+    assert critic(torch.randn(0, 3), torch.randn(5, 2)).shape == (0, 5)
+    assert critic(torch.randn(2, 0, 3), torch.randn(5, 2)).shape == (2, 0, 5)
+
+
+def test_get_critic_refuses_what_it_would_ignore() -> None:
+    """tryout 7: get_critic(module, dim_x, dim_y, **kwargs) returned the module, the keyword
+    arguments and the widths ignored silently (get_estimator refuses keywords with an
+    object); a name with spaces around was unknown, where get_estimator takes it."""
+    critic = SeparableCritic(3, 2, hidden=(4,))
+    assert get_critic(critic, 3, 2) is critic
+    with pytest.raises(ValueError, match=r"keyword arguments \['hidden'\] only apply to a "
+                                         "critic given by name"):
+        get_critic(critic, 3, 2, hidden=(8,))
+    with pytest.raises(ValueError, match="built with dim_x=3, but dim_x=4 was asked for"):
+        get_critic(critic, 4, 2)
+    assert isinstance(get_critic(" Bilinear ", 3, 2), BilinearCritic)
+
+
+def test_marginal_potentials_refuse_widths_other_than_the_critics() -> None:
+    """tryout 7: MarginalPotentials(SeparableCritic(3, 2), 4, 2) was built, with potentials
+    of 4 features around a critic of 3; the first call then failed in the critic."""
+    with pytest.raises(ValueError, match="dim_x=4 but the wrapped SeparableCritic was built "
+                                         "with dim_x=3"):
+        MarginalPotentials(SeparableCritic(3, 2, hidden=(4,)), 4, 2)
+
+
+def test_init_gaussian_names_arrays_and_non_finite_samples() -> None:
+    """tryout 7: init_gaussian_ on numpy arrays failed with "'numpy.ndarray' object has no
+    attribute 'dim'", and on a NaN with the eigensolver's "failed to converge"."""
+    critic = QuadraticCritic(3, 2)
+    x, y = torch.randn(100, 3), torch.randn(100, 2)
+    with pytest.raises(TypeError, match="QuadraticCritic: x must be a torch.Tensor, got "
+                                        "ndarray"):
+        critic.init_gaussian_(x.numpy(), y.numpy())
+    x[7, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"init_gaussian_: x holds a non-finite value \(row 7 "
+                                         r"of \(100, 3\)\)"):
+        critic.init_gaussian_(x, y)

@@ -73,9 +73,9 @@ class ConcatCritic(Critic):
         hx = hx.expand(*lead, *hx.shape[-2:])
         hy = hy.expand(*lead, *hy.shape[-2:])
         n = hx.shape[-2]
-        step = self.chunk_size or n
+        step = self.chunk_size or max(n, 1)  # no rows: one empty block, (..., 0, M)
         blocks = []
-        for start in range(0, n, step):  # loop over row chunks, not samples
+        for start in range(0, max(n, 1), step):  # loop over row chunks, not samples
             part = hx[..., start : start + step, :]
             if self.checkpoint and torch.is_grad_enabled():
                 blocks.append(checkpoint(self._block, part, hy, use_reentrant=False))

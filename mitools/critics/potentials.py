@@ -39,6 +39,9 @@ class MarginalPotentials(nn.Module):
         dim_y: features of ``y``.
         hidden: hidden widths of the potential networks :math:`a` and :math:`b`.
 
+    Raises:
+        ValueError: ``dim_x`` or ``dim_y`` differs from the wrapped critic's.
+
     Example:
         >>> import torch
         >>> from mitools.critics import SeparableCritic
@@ -51,6 +54,13 @@ class MarginalPotentials(nn.Module):
         super().__init__()
         self.critic = critic
         dim_x, dim_y = check_int("dim_x", dim_x), check_int("dim_y", dim_y)
+        for arg, want in (("dim_x", dim_x), ("dim_y", dim_y)):
+            has = getattr(critic, arg, None)
+            if isinstance(has, int) and has != want:  # else the first call fails, naming it
+                raise ValueError(
+                    f"MarginalPotentials: {arg}={want} but the wrapped "
+                    f"{type(critic).__name__} was built with {arg}={has}"
+                )
         self.dim_x, self.dim_y = dim_x, dim_y
         self.a = mlp(dim_x, tuple(hidden), 1)
         self.b = mlp(dim_y, tuple(hidden), 1)

@@ -124,17 +124,26 @@ class QuadraticCritic(Critic):
             ``self``, initialised in place.
 
         Raises:
-            ValueError: a bad ``ridge`` or ``offset``, shapes that do not pair, or too few
-                samples for the covariance.
+            TypeError: ``x`` or ``y`` not a floating-point tensor (as a call of the critic).
+            ValueError: a bad ``ridge`` or ``offset``, shapes that do not pair, a non-finite
+                sample, or too few samples for the covariance.
         """
         ridge = check_number("init_gaussian_: ridge", ridge, 0, strict=False)
         offset = check_number("init_gaussian_: offset", offset, None)
+        self._check_inputs(x, y)  # tensors first: numpy arrays failed on .dim()
         if x.dim() != 2 or y.dim() != 2 or x.shape[0] != y.shape[0]:
             raise ValueError(
                 f"init_gaussian_ needs paired samples x (n, {self.dim_x}) and y (n, "
                 f"{self.dim_y}), got shapes {tuple(x.shape)} and {tuple(y.shape)}"
             )
-        self._check_inputs(x, y)
+        for arg, t in (("x", x), ("y", y)):  # a NaN made the eigensolver fail to converge
+            bad = ~torch.isfinite(t).all(dim=1)
+            if bool(bad.any()):
+                row = int(bad.nonzero()[0, 0])
+                raise ValueError(
+                    f"init_gaussian_: {arg} holds a non-finite value (row {row} of "
+                    f"{tuple(t.shape)}); the covariance of the fit needs finite samples"
+                )
         dx, dy = self.dim_x, self.dim_y
         n = x.shape[0]
         if n <= dx + dy:

@@ -36,18 +36,36 @@ def get_critic(name: str | nn.Module, dim_x: int, dim_y: int, **kwargs: Any) -> 
     """Build a critic by name (or return a given module unchanged).
 
     Args:
-        name: ``"separable"``, ``"bilinear"``, ``"quadratic"`` or ``"concat"``, or an
-            ``nn.Module``.
+        name: ``"separable"``, ``"bilinear"``, ``"quadratic"`` or ``"concat"``
+            (case-insensitive, spaces around ignored, as
+            :func:`~mitools.estimators.get_estimator`'s names), or an ``nn.Module``.
         dim_x: features of ``x``.
         dim_y: features of ``y``.
-        **kwargs: constructor arguments of the critic class.
+        **kwargs: constructor arguments of the critic class (a name only).
+
+    Raises:
+        ValueError: an unknown name; keyword arguments given with a module (they would be
+            ignored); a module whose ``dim_x`` or ``dim_y`` differs from the widths given.
 
     Example:
         >>> get_critic("bilinear", 3, 4)
         BilinearCritic()
     """
     if isinstance(name, nn.Module):
+        if kwargs:
+            raise ValueError(
+                f"get_critic: keyword arguments {sorted(kwargs)} only apply to a critic given "
+                f"by name; got the module {type(name).__name__}"
+            )
+        for arg, want in (("dim_x", dim_x), ("dim_y", dim_y)):
+            has = getattr(name, arg, None)
+            if isinstance(has, int) and has != want:
+                raise ValueError(
+                    f"get_critic: the given {type(name).__name__} was built with {arg}={has}, "
+                    f"but {arg}={want} was asked for"
+                )
         return name
-    if not isinstance(name, str) or name.lower() not in _CRITICS:
+    key = name.strip().lower() if isinstance(name, str) else None
+    if key not in _CRITICS:
         raise ValueError(f"unknown critic {name!r}; choose one of {sorted(_CRITICS)}")
-    return _CRITICS[name.lower()](dim_x, dim_y, **kwargs)
+    return _CRITICS[key](dim_x, dim_y, **kwargs)
