@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from mitools import distributed
 from mitools.option_checks import check_flag, check_int
+from mitools.tasks.seeding import _generator
 
 __all__ = [
     "NEGATIVES",
@@ -50,7 +51,7 @@ def random_derangement(valid: Tensor, generator: torch.Generator | None = None) 
 
     Args:
         valid: ``(K, B)`` bool.
-        generator: optional :class:`torch.Generator`.
+        generator: optional :class:`torch.Generator` (on any device), or an int seed.
 
     Returns:
         ``(K, B)`` long: the partner of each entry, on ``valid``'s device.
@@ -66,6 +67,8 @@ def random_derangement(valid: Tensor, generator: torch.Generator | None = None) 
         got = (f"shape {tuple(valid.shape)}, dtype {valid.dtype}" if isinstance(valid, Tensor)
                else type(valid).__name__)  # fmt: skip
         raise TypeError(f"random_derangement: valid must be a (K, B) bool tensor, got {got}")
+    # an int seed failed with "'int' object has no attribute 'device'"
+    generator = _generator(generator, name="random_derangement: generator")
     gen_device = generator.device if generator is not None else torch.device("cpu")
     keys = torch.rand(valid.shape, generator=generator, device=gen_device).to(valid.device)
     keys = keys.masked_fill(~valid, 2.0)  # invalid entries sort last

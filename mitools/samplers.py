@@ -89,7 +89,8 @@ class PairSampler:
     """Base class: ``sampler(grid_x, grid_y, device=None) -> PositionPairs``.
 
     ``grid_x`` and ``grid_y`` are the grid shapes without batch and channel axes (``()`` for a
-    single vector per sample).
+    single vector per sample). ``device`` is anything ``torch.device`` takes (``"cuda"``,
+    ``0`` for ``cuda:0``, a ``torch.device``); ``None`` is the CPU.
     """
 
     def __call__(
@@ -100,7 +101,9 @@ class PairSampler:
     ) -> PositionPairs:
         grid_x = _check_grid(grid_x, "grid_x")
         grid_y = _check_grid(grid_y, "grid_y")
-        return self._pairs(grid_x, grid_y, torch.device(device) if device else torch.device("cpu"))
+        # "is None", not falsiness: device=0 is cuda:0, and it gave CPU indices, silently
+        where = torch.device("cpu") if device is None else torch.device(device)
+        return self._pairs(grid_x, grid_y, where)
 
     def _pairs(self, grid_x: Grid, grid_y: Grid, device: torch.device) -> PositionPairs:
         raise NotImplementedError

@@ -276,3 +276,20 @@ def test_float64_targets_are_never_rounded_to_the_models_float32() -> None:
         assert u.dtype == v.dtype == torch.float64
         pairs = model.log_prob_pairs(y4, x)
         torch.testing.assert_close(torch.diagonal(u @ v.T), pairs.double(), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_sample_takes_an_int_seed(name):
+    """tryout 7: ``q.sample(x, 0)`` reached torch.randn (or torch.multinomial) with an int,
+    which listed its signatures; an int seeds a generator on x's device, as the tasks'
+    ``sample(n, generator=0)``, and anything else is named."""
+    import numpy as np
+
+    q = _model(name)
+    x = torch.randn(6, 3, dtype=torch.float64)
+    want = q.sample(x, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(q.sample(x, 4), want)
+    torch.testing.assert_close(q.sample(x, generator=np.int64(4)), want)
+    with pytest.raises(TypeError, match=r"\.sample: generator must be a torch.Generator, an "
+                                        "int seed or None, got float"):
+        q.sample(x, 4.0)

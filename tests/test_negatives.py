@@ -34,3 +34,14 @@ def test_derangement_error_gives_shape_and_dtype():
         random_derangement(torch.tensor([True, False, True]))
     with pytest.raises(TypeError, match=r"got shape \(2, 3\), dtype torch\.float32"):
         random_derangement(torch.ones(2, 3))
+
+
+def test_derangement_takes_an_int_seed():
+    """tryout 7: an int seed failed with "'int' object has no attribute 'device'"; it seeds a
+    CPU generator, as the tasks' seeds do, and anything else is named."""
+    valid = torch.ones(2, 6, dtype=torch.bool)
+    torch.testing.assert_close(random_derangement(valid, 3),
+                               random_derangement(valid, torch.Generator().manual_seed(3)))
+    with pytest.raises(TypeError, match="random_derangement: generator must be a "
+                                        "torch.Generator, an int seed or None, got float"):
+        random_derangement(valid, 3.0)

@@ -41,3 +41,14 @@ def test_shapes_and_dtypes_are_named():
         reduce(VALUES, ACTIVE.float(), "mean")
     with pytest.raises(TypeError, match="values and active must be tensors, got list"):
         reduce([1.0, 2.0], ACTIVE[:2], "mean")
+
+
+@pytest.mark.parametrize(("name", "want"), [("mean", 30.0), ("sum", float("inf"))])
+def test_half_precision_values_are_summed_in_float32(name, want) -> None:
+    """tryout 7: 5000 float16 values of 30 summed to inf in float16, so their mean was inf,
+    silently; the sum runs in float32 and comes back in float16 (where a sum of 150000 is
+    inf, rightly)."""
+    values = torch.full((5000,), 30.0, dtype=torch.float16)
+    got = reduce(values, torch.ones(5000, dtype=torch.bool), name)
+    assert got.dtype == torch.float16
+    assert float(got) == want

@@ -177,3 +177,15 @@ def test_negative_columns_append_the_queue_after_the_batch():
     assert cols.batch_features is y and cols.batch_mask is None
     with pytest.raises(ValueError, match="reset the queue"):
         negative_columns(torch.ones(5, 3, 4), None, gather=False, queue=queue)
+
+
+def test_device_zero_is_not_the_cpu() -> None:
+    """tryout 7: ``device=0`` (cuda:0 for torch) was falsy and gave CPU indices, silently;
+    it is passed to torch.device like any other device."""
+    if torch.cuda.is_available():
+        assert AllPairs()((2,), (3,), device=0).x_index.device == torch.device("cuda", 0)
+    else:
+        with pytest.raises((RuntimeError, AssertionError)):  # torch has no CUDA: not the CPU
+            AllPairs()((2,), (3,), device=0)
+    assert AllPairs()((2,), (3,), device="meta").x_index.device.type == "meta"
+    assert AllPairs()((2,), (3,)).x_index.device.type == "cpu"

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from mitools.critics.base import Critic, _check_widths, dot_scores, mlp
 from mitools.option_checks import check_int, check_number
+from mitools.tasks.seeding import _generator
 
 __all__ = ["ConditionalDensity"]
 
@@ -115,13 +116,20 @@ class ConditionalDensity(Critic):
 
         Args:
             x: ``(..., N, dim_x)``.
-            generator: optional ``torch.Generator`` for reproducible draws.
+            generator: optional ``torch.Generator`` on ``x``'s device, or an int seed (as a
+                task's ``sample``), for reproducible draws.
 
         Samples are reparameterised (differentiable in the model's parameters and ``x``),
         except the component choice of a mixture.
+
+        Raises:
+            TypeError: ``x`` not a floating-point tensor, ``generator`` neither a generator,
+                an int nor ``None``.
         """
         self._check(x, None, same_n=False)
-        return self._sample(x, generator)
+        # an int seed reached torch.randn, which listed its signatures
+        gen = _generator(generator, x.device, name=f"{type(self).__name__}.sample: generator")
+        return self._sample(x, gen)
 
     def learning_loss(self, y: Tensor, x: Tensor) -> Tensor:
         r"""Negative mean log-likelihood of matched pairs, :math:`-\frac1N\sum_i\log q(y_i|x_i)`.

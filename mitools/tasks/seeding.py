@@ -11,21 +11,27 @@ __all__: list[str] = []
 
 
 @overload
-def _generator(generator: torch.Generator | int) -> torch.Generator: ...
+def _generator(generator: torch.Generator | int, device: torch.device | None = None,
+               name: str = "generator") -> torch.Generator: ...
 @overload
-def _generator(generator: None) -> None: ...
+def _generator(generator: None, device: torch.device | None = None,
+               name: str = "generator") -> None: ...
 @overload
-def _generator(generator: torch.Generator | int | None) -> torch.Generator | None: ...
-def _generator(generator: torch.Generator | int | None) -> torch.Generator | None:
+def _generator(generator: torch.Generator | int | None, device: torch.device | None = None,
+               name: str = "generator") -> torch.Generator | None: ...
+def _generator(generator: torch.Generator | int | None, device: torch.device | None = None,
+               name: str = "generator") -> torch.Generator | None:
+    """A generator from a generator, an int seed (on ``device``, the CPU by default) or
+    ``None``; errors start with ``name``."""
     if generator is None or isinstance(generator, torch.Generator):
         return generator
     if isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
         seed = int(generator)  # numpy ints count
         if not -(2**63) <= seed < 2**64:  # torch's range: a C long long, or its unsigned twin
             raise ValueError(
-                f"generator: an int seed must be in [-2**63, 2**64), got {seed}"
+                f"{name}: an int seed must be in [-2**63, 2**64), got {seed}"
             )
-        return torch.Generator().manual_seed(seed)
+        return torch.Generator(device=device or "cpu").manual_seed(seed)
     raise TypeError(
-        f"generator must be a torch.Generator, an int seed or None, got {type(generator).__name__}"
+        f"{name} must be a torch.Generator, an int seed or None, got {type(generator).__name__}"
     )
