@@ -369,8 +369,8 @@ def test_init_gaussian_names_arrays_and_non_finite_samples() -> None:
     attribute 'dim'", and on a NaN with the eigensolver's "failed to converge"."""
     critic = QuadraticCritic(3, 2)
     x, y = torch.randn(100, 3), torch.randn(100, 2)
-    with pytest.raises(TypeError, match="QuadraticCritic: x must be a torch.Tensor, got "
-                                        "ndarray"):
+    with pytest.raises(TypeError, match=r"QuadraticCritic: x must be a torch\.Tensor, got "
+                                        r"ndarray"):
         critic.init_gaussian_(x.numpy(), y.numpy())
     x[7, 1] = float("nan")
     with pytest.raises(ValueError, match=r"init_gaussian_: x holds a non-finite value \(row 7 "

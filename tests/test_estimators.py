@@ -441,8 +441,8 @@ def test_alpha_infonce_checks_the_scores_before_its_baseline() -> None:
     """tryout 7: AlphaInfoNCE computed its log-baseline before the bound checked the scores,
     so numpy scores failed in torch's ``.to()`` and 0-dim scores with "too many indices";
     both are the bound's own errors now, as TUBA's."""
-    with pytest.raises(TypeError, match="alpha_infonce: scores must be a torch.Tensor, got "
-                                        "ndarray"):
+    with pytest.raises(TypeError, match=r"alpha_infonce: scores must be a torch\.Tensor, got "
+                                        r"ndarray"):
         AlphaInfoNCE()(torch.zeros(3, 3).numpy())
     with pytest.raises(ValueError, match=r"alpha_infonce: scores must have shape \(\.\.\., N, "
                                          r"M\) with at least 2 dimensions, got shape \(\)"):

@@ -42,6 +42,6 @@ def test_derangement_takes_an_int_seed():
     valid = torch.ones(2, 6, dtype=torch.bool)
     torch.testing.assert_close(random_derangement(valid, 3),
                                random_derangement(valid, torch.Generator().manual_seed(3)))
-    with pytest.raises(TypeError, match="random_derangement: generator must be a "
-                                        "torch.Generator, an int seed or None, got float"):
+    with pytest.raises(TypeError, match=r"random_derangement: generator must be a "
+                                        r"torch\.Generator, an int seed or None, got float"):
         random_derangement(valid, 3.0)

@@ -137,7 +137,7 @@ def test_an_estimator_or_critic_in_eval_mode_trains_in_training_mode() -> None:
         return critic, trace
 
     fresh, evaluated = MINE(0.9), MINE(0.9).eval()
-    critic_a, trace_a = run(fresh)
+    _, trace_a = run(fresh)
     critic_b, trace_b = run(evaluated)
     torch.testing.assert_close(trace_b, trace_a)
     torch.testing.assert_close(evaluated.log_partition_ema, fresh.log_partition_ema)
@@ -153,7 +153,7 @@ def test_a_critic_that_is_not_a_module_is_refused_by_name() -> None:
     task = CorrelatedGaussian(dim=2, mi=1.0)
     with pytest.raises(TypeError, match=r"critic must be an nn.Module.*got str.*get_critic"):
         train_critic("separable", "infonce", task, steps=1)
-    with pytest.raises(TypeError, match="critic must be an nn.Module.*got function"):
+    with pytest.raises(TypeError, match=r"critic must be an nn\.Module.*got function"):
         train_critic(lambda x, y: x @ y.T, "infonce", task, steps=1)
-    with pytest.raises(ValueError, match="nothing to train.*Identity.*InfoNCE"):
+    with pytest.raises(ValueError, match=r"nothing to train.*Identity.*InfoNCE"):
         train_critic(torch.nn.Identity(), "infonce", task, steps=1)
