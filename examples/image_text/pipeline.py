@@ -26,6 +26,7 @@ from .train import (
     Datasets,
     build_encoders,
     build_objective,
+    check_labelled,
     config_from_checkpoint,
     load_checkpoint,
     load_datasets,
@@ -191,6 +192,7 @@ def evaluate_seeds(cfg: Config, seeds: Sequence[int], pretrain_first: bool, resu
                                     "`evaluate` --data (and --reports-root, --labels-csv, "
                                     "--edema-csv if given then) where it is now") from None
         clock(f"seed {seed}: data ({_sizes(ds)})")
+        check_labelled(scfg, ds)  # before pretraining: downstream needs labels, pretrain none
         names = ds.finding_names
         paths = (_pretrain_modes(scfg, ds, resume, clock, timings) if pretrain_first
                  else found[seed])
@@ -271,6 +273,7 @@ def run_supervised(cfg: Config, clock: Clock) -> str:
     """Train the image encoder with labels only and print the AUC of every finding."""
     ds = load_datasets(cfg)
     clock(f"data ({_sizes(ds)}, {cfg.labelled_fraction:.0%} of the training pairs labelled)")
+    check_labelled(cfg, ds)
     clock(f"supervised training, {cfg.finetune_epochs} epochs on {ds.labelled.numel()} pairs")
     r = downstream(cfg, ds, "supervised")
     lines = [f"Supervised only, {ds.labelled.numel()} labelled pairs, {cfg.finetune_epochs} "
