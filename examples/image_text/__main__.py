@@ -116,10 +116,14 @@ def _parser() -> argparse.ArgumentParser:
                                    "finding's test AUC.")
     add_config_arguments(p, ("data", "model", "downstream", "run"))
     p = sub.add_parser("table", help="average the per-seed results.json of an output folder",
-                       description="Average OUT_DIR/seed<k>/results.json over --seeds.")
+                       description="Average OUT_DIR/seed<k>/results.json over --seeds (by "
+                                   "default every seed that has one) into OUT_DIR/results.md "
+                                   "and .json.")
     p.add_argument("--out-dir", default=Config.out_dir,
                    help=f"folder of the per-seed results (default {Config.out_dir})")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to average")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="seeds to average (default: every seed with a results file, "
+                        "OUT_DIR/seed<k>/results.json)")
     for name, p in sub.choices.items():
         p.set_defaults(subparser=p, command=name)
     return parser
