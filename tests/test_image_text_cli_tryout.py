@@ -251,3 +251,29 @@ def test_a_cuda_index_beyond_the_devices_is_a_usage_error(tmp_path, capsys, monk
                                  "--out-dir", str(tmp_path)])
     assert line.endswith("--device 'cuda:3': this machine has 1 CUDA devices; available: "
                          "auto, cpu, cuda, cuda:0")
+
+
+@pytest.mark.parametrize("argv, below", [
+    (("all",), ""), (("supervised",), "/sub"), (("pretrain",), "/sub/deeper"), (("table",), ""),
+])
+def test_an_out_dir_that_cannot_be_written_is_a_usage_error_before_any_work(
+        tmp_path, capsys, monkeypatch, argv, below) -> None:
+    # the eighth tryout: a read-only --out-dir failed with "[Errno 1] Operation not
+    # permitted: '.../seed0'" after the data was generated, and `supervised` after training
+    import os
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("data generated before the output folder was checked")
+
+    monkeypatch.setattr("examples.image_text.pipeline.load_datasets", no_data)
+    monkeypatch.setattr("examples.image_text.train.load_datasets", no_data)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: (
+        False if os.path.abspath(p) == str(locked) else real_access(p, mode, **kw)))
+    extra = () if argv[0] == "table" else ("--preset", "tiny", "--threads", "1")
+    line = _usage_error(capsys, [*argv, "--out-dir", f"{locked}{below}", *extra])
+    where = f"{locked}{below}" + (f": {locked}" if below else "")
+    assert line == (f"{PROG} {argv[0]}: error: --out-dir {where} is not writable "
+                    "(permissions, or a read-only file system); give another --out-dir")

@@ -190,9 +190,9 @@ def _usage_checks(cfg: Config, command: str) -> None:
 
 
 def _argument_checks(args: argparse.Namespace, cfg: Config | None) -> None:
-    """Usage errors of the options that are not settings: a seed given twice, and a file in
-    the place of a folder the command reads or writes (found before any work, not after the
-    data is generated)."""
+    """Usage errors of the options that are not settings: a seed given twice, a file in the
+    place of a folder the command reads or writes, and an ``--out-dir`` it cannot write in
+    (found before any work, not after the data is generated or the training done)."""
     seeds = getattr(args, "seeds", None)
     if seeds is not None:
         twice = sorted({s for s in seeds if seeds.count(s) > 1})
@@ -213,10 +213,14 @@ def _argument_checks(args: argparse.Namespace, cfg: Config | None) -> None:
     for flag, given, folder in folders:
         for path in (folder, *folder.parents):
             if path.exists():
+                what = f"{flag} {given}" + ("" if path == given else f": {path}")
                 if not path.is_dir():
-                    what = f"{flag} {given}" + ("" if path == given else f": {path}")
                     raise ValueError(f"{what} is a file, not a folder; move the file away or "
                                      f"give another {flag}")
+                # every command writes under --out-dir: found now, not after the work
+                if flag == "--out-dir" and not os.access(path, os.W_OK | os.X_OK):
+                    raise ValueError(f"{what} is not writable (permissions, or a read-only "
+                                     f"file system); give another {flag}")
                 break
 
 
