@@ -277,3 +277,23 @@ def test_an_out_dir_that_cannot_be_written_is_a_usage_error_before_any_work(
     where = f"{locked}{below}" + (f": {locked}" if below else "")
     assert line == (f"{PROG} {argv[0]}: error: --out-dir {where} is not writable "
                     "(permissions, or a read-only file system); give another --out-dir")
+
+
+@pytest.mark.parametrize("argv, says", [
+    (("table", "--preset", "tiny"), "unrecognized arguments: --preset tiny (--preset is an "
+     "option of all, pretrain, evaluate, supervised, not of table; see " + PROG
+     + " table --help)"),
+    (("pretrain", "--seeds", "0", "1"), "unrecognized arguments: --seeds 0 1 (--seeds is an "
+     "option of all, evaluate, table, not of pretrain; see " + PROG + " pretrain --help)"),
+    (("all", "--mode=global"), "unrecognized arguments: --mode=global (--mode is an option of "
+     "pretrain, not of all; see " + PROG + " all --help)"),
+    (("all", "--frobnicate"), "unrecognized arguments: --frobnicate (no command takes "
+     "--frobnicate; see " + PROG + " all --help)"),
+    (("all", "--seed", "0", "1"), "unrecognized arguments: 1"),
+])
+def test_an_option_of_another_command_is_named_with_the_commands_that_take_it(
+        capsys, argv, says) -> None:
+    # the eighth tryout: `table --preset tiny` printed the top-level usage and
+    # "python -m examples.image_text: error: unrecognized arguments: --preset tiny",
+    # naming neither the command nor the ones that take the option
+    assert _usage_error(capsys, argv) == f"{PROG} {argv[0]}: error: {says}"

@@ -224,9 +224,34 @@ def _argument_checks(args: argparse.Namespace, cfg: Config | None) -> None:
                 break
 
 
+def _unrecognized(parser: argparse.ArgumentParser, command: str, extra: Sequence[str]) -> str:
+    """The usage error of arguments ``command`` does not take, naming the commands that take
+    each of its options (argparse's own error named no command and showed the top-level
+    usage)."""
+    hints = []
+    for arg in extra:
+        option = arg.split("=", 1)[0]
+        if not option.startswith("--"):
+            continue
+        takers = [name for name, p in _subparsers(parser).items()
+                  if option in p._option_string_actions]
+        hints.append(f"{option} is an option of {', '.join(takers)}, not of {command}"
+                     if takers else f"no command takes {option}")
+    return (f"unrecognized arguments: {' '.join(extra)}"
+            + (f" ({'; '.join(hints)}; see {parser.prog} {command} --help)" if hints else ""))
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The parser of each command, by name."""
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        args.subparser.error(_unrecognized(parser, args.command, extra))
     prog = f"{parser.prog} {args.command}"
     cfg = None
     if args.command != "table":
