@@ -4,6 +4,7 @@ in-process (``main``), tiny preset, a few dozen pairs."""
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 
 import pytest
@@ -50,16 +51,18 @@ def two_modes(tmp_path_factory):
 def test_evaluate_refuses_checkpoints_of_other_epochs_naming_commands_that_work(
         tmp_path, two_modes, capsys) -> None:
     # the tryout: "...(epochs); evaluate them separately" with no way to do so
-    out = tmp_path / "out"
+    # a folder with a space (the eighth tryout: the commands named split it in two)
+    out = tmp_path / "out dir"
     shutil.copytree(two_modes, out)
     capsys.readouterr()
     line = _runtime_error(capsys, ["evaluate", *SMALL[:4], "--out-dir", str(out)])
     assert "(--epochs 1 vs 2); evaluate them separately" in line
-    assert f"evaluate --seed 0 --out-dir {out} --modes global`" in line
-    assert f"evaluate --seed 0 --out-dir {out} --modes local-attention`" in line
-    # the command it names works
-    assert main(["evaluate", *SMALL[:4], "--out-dir", str(out), "--modes",
-                 "local-attention"]) == 0
+    assert f"evaluate --seed 0 --out-dir '{out}' --modes global`" in line
+    named = line.split("`")[3]
+    assert named.endswith("--modes local-attention")
+    # the command it names works, as a shell splits it
+    assert shlex.split(named)[:3] == ["python", "-m", "examples.image_text"]
+    assert main([*shlex.split(named)[3:], *SMALL[:4]]) == 0
     payload = json.loads((out / "seed0" / "results.json").read_text())
     labels = {r["pretraining"] for r in payload["runs"][0]["downstream"]}
     assert labels == {"none", "untrained", "local-attention"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -247,7 +248,8 @@ def _config_of_checkpoints(cfg: Config, paths: Sequence[Path],
             shown = ", ".join(f"--{k.replace('_', '-')} {getattr(saved[0], k)!r} vs "
                               f"{getattr(other, k)!r}" for k in differ)
             command = f"python -m examples.image_text evaluate --seed {cfg.seed}" + (
-                f" --out-dir {cfg.out_dir}" if cfg.out_dir != Config.out_dir else "")
+                f" --out-dir {shlex.quote(str(cfg.out_dir))}" if cfg.out_dir != Config.out_dir
+                else "")  # quoted: a folder with spaces gives a command that runs
             raise ValueError(
                 f"{path} was pretrained with other data, model or pretraining settings than "
                 f"{paths[0]} ({shown}); evaluate them separately, e.g. `{command} --modes "
