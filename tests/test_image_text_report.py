@@ -178,3 +178,24 @@ def test_table_without_seeds_averages_every_seed_with_results(tmp_path, capsys) 
     assert capsys.readouterr().err.strip().endswith(
         f"table: error: no results under {empty}: expected seed<k>/results.json for some seed "
         "k; run `all` or `evaluate` first")
+
+
+def test_an_interrupted_results_write_leaves_the_old_files(tmp_path, monkeypatch) -> None:
+    # the eighth tryout: results.md and .json were written in place, so an interrupted write
+    # (Ctrl-C, a full disk) left a truncated results.json that every later `evaluate` of the
+    # seed refused as damaged; they are written beside and renamed
+    import json
+    import os
+
+    _write_seed(tmp_path, 0, {"global": 0.5})
+    seed_dir = tmp_path / "seed0"
+    before = {p.name: p.read_text() for p in seed_dir.iterdir()}
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _write_seed(tmp_path, 0, {"global": 0.9})
+    assert {p.name: p.read_text() for p in seed_dir.iterdir()} == before  # no .tmp left
+    assert json.loads(before["results.json"])["runs"][0]["downstream"][0]["edema_auc"] == 0.5

@@ -20,6 +20,7 @@ import torch
 from .checkpoint import check_finished
 from .config import DATA_LOCATIONS, GROUPS, PATH_FIELDS, Config, differing_fields
 from .evaluate import REGIMES, RegimeResult, downstream
+from .files import write_text_atomic
 from .pointing import PointingResult, cell_mi_figure, pointing
 from .report import Run, check_same_settings, write_results
 from .seed_results import BASELINES, check_mergeable, write_seed_results
@@ -286,9 +287,9 @@ def run_supervised(cfg: Config, clock: Clock) -> str:
     md = "\n".join(lines) + "\n"
     out = Path(cfg.out_dir) / f"seed{cfg.seed}"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "supervised.md").write_text(md)
-    (out / "supervised.json").write_text(json.dumps(
+    write_text_atomic(out / "supervised.json", json.dumps(
         {"config": dataclasses.asdict(cfg), "result": {**r._asdict(),
                                                        "localized_auc": r.localized_auc}},
         indent=2, default=str))
+    write_text_atomic(out / "supervised.md", md)
     return md

@@ -12,6 +12,7 @@ from typing import Any
 
 from .config import Config, differing_fields
 from .evaluate import RegimeResult
+from .files import write_text_atomic
 from .pointing import KINDS, PointingResult
 
 __all__ = ["Run", "check_same_settings", "read_run", "results_markdown", "seeds_with_results",
@@ -164,7 +165,6 @@ def write_results(out_dir: Path, cfg: Config, runs: list[Run], finding_names: tu
     """Write ``results.md`` and ``results.json`` under ``out_dir``; return the markdown."""
     md = results_markdown(runs, finding_names, seeds)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.md").write_text(md)
     payload = {
         "config": asdict(cfg),
         "seeds": seeds,
@@ -172,7 +172,8 @@ def write_results(out_dir: Path, cfg: Config, runs: list[Run], finding_names: tu
         "runs": [_run_payload(seed, run) for seed, run in zip(seeds, runs, strict=True)],
         **(extra or {}),
     }
-    (out_dir / "results.json").write_text(json.dumps(payload, indent=2, default=str))
+    write_text_atomic(out_dir / "results.json", json.dumps(payload, indent=2, default=str))
+    write_text_atomic(out_dir / "results.md", md)
     return md
 
 
