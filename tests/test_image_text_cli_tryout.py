@@ -300,3 +300,16 @@ def test_an_option_of_another_command_is_named_with_the_commands_that_take_it(
     # "python -m examples.image_text: error: unrecognized arguments: --preset tiny",
     # naming neither the command nor the ones that take the option
     assert _usage_error(capsys, argv) == f"{PROG} {argv[0]}: error: {says}"
+
+
+def test_a_closed_output_stops_with_141_and_the_resume_hint(tmp_path, capsys, monkeypatch) -> None:
+    # the eighth tryout: `all ... | head -3` ended with "error: [Errno 32] Broken pipe", exit 1
+    def closed(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("examples.image_text.__main__.evaluate_seeds", closed)
+    assert main(["all", *SMALL, "--out-dir", str(tmp_path)]) == 141
+    err = capsys.readouterr().err
+    assert err.strip() == (f"{PROG} all: stopped: its output was closed (e.g. `| head`); rerun "
+                           "the same command with --resume to continue from the last epoch "
+                           "checkpoint")

@@ -270,14 +270,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         assert cfg is not None
         return _run(args, cfg)
+    except BrokenPipeError:  # stdout closed early (`| head`): stop, as a pipe's SIGPIPE would
+        _stdout_to_devnull()
+        print(f"{prog}: stopped: its output was closed (e.g. `| head`){_resume_hint(args)}",
+              file=sys.stderr)
+        return 141
     except (ValueError, OSError) as err:  # a runtime error: one line, no traceback
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        hint = ("; rerun the same command with --resume to continue from the last epoch "
-                "checkpoint" if args.command in ("pretrain", "all") else "")
-        print(f"{prog}: interrupted{hint}", file=sys.stderr)
+        print(f"{prog}: interrupted{_resume_hint(args)}", file=sys.stderr)
         return 130
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    return ("; rerun the same command with --resume to continue from the last epoch "
+            "checkpoint" if args.command in ("pretrain", "all") else "")
+
+
+def _stdout_to_devnull() -> None:
+    """After stdout was closed, send what is left to devnull, so that Python's flush at exit
+    does not fail again (the recipe of Python's ``signal`` docs)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (a test's capture)
+        pass
 
 
 def _run(args: argparse.Namespace, cfg: Config) -> int:
