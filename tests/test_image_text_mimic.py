@@ -249,3 +249,16 @@ def test_a_batch_without_a_known_label_is_skipped_not_a_crash(mimic: Path, tmp_p
     ds.train.edema[0] = -1
     res = downstream(cfg, ds, "supervised")
     assert len(res.finding_auc) == len(CHEXPERT_FINDINGS)
+
+
+@pytest.mark.parametrize("flag", ["--labels-csv", "--edema-csv"])
+def test_a_missing_csv_is_named_by_its_option(mimic: Path, tmp_path: Path, capsys,
+                                             flag) -> None:
+    # the eighth tryout: a missing --edema-csv read "[Errno 2] No such file or directory"
+    # and a missing --labels-csv "labels_csv not found", the library's argument
+    from examples.image_text.__main__ import main
+
+    missing = tmp_path / "missing.csv"
+    assert main(["all", "--preset", "tiny", "--threads", "1", "--data", str(mimic), flag,
+                 str(missing), "--out-dir", str(tmp_path / "run")]) == 1
+    assert capsys.readouterr().err.strip().endswith(f"all: error: {flag} {missing}: no such file")

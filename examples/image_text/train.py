@@ -139,6 +139,9 @@ def load_datasets(cfg: Config) -> Datasets:
         test = generate_synthetic(cfg.n_test, size=cfg.image_size, seed=cfg.data_seed + 100_003,
                                   cache_dir=cfg.cache_dir)
     else:
+        for flag, given in (("--labels-csv", cfg.labels_csv), ("--edema-csv", cfg.edema_csv)):
+            if given is not None and not Path(given).is_file():  # named by its option
+                raise FileNotFoundError(f"{flag} {given}: no such file")
         full = load_mimic_cxr(cfg.data, reports_root=cfg.reports_root, labels_csv=cfg.labels_csv,
                               edema_csv=cfg.edema_csv, size=cfg.image_size)
         perm = torch.randperm(len(full), generator=torch.Generator().manual_seed(cfg.data_seed))
