@@ -4,6 +4,7 @@ in-process (``main``), tiny preset, a few dozen pairs."""
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 
 import pytest
@@ -50,16 +51,18 @@ def two_modes(tmp_path_factory):
 def test_evaluate_refuses_checkpoints_of_other_epochs_naming_commands_that_work(
         tmp_path, two_modes, capsys) -> None:
     # the tryout: "...(epochs); evaluate them separately" with no way to do so
-    out = tmp_path / "out"
+    # a folder with a space (the eighth tryout: the commands named split it in two)
+    out = tmp_path / "out dir"
     shutil.copytree(two_modes, out)
     capsys.readouterr()
     line = _runtime_error(capsys, ["evaluate", *SMALL[:4], "--out-dir", str(out)])
     assert "(--epochs 1 vs 2); evaluate them separately" in line
-    assert f"evaluate --seed 0 --out-dir {out} --modes global`" in line
-    assert f"evaluate --seed 0 --out-dir {out} --modes local-attention`" in line
-    # the command it names works
-    assert main(["evaluate", *SMALL[:4], "--out-dir", str(out), "--modes",
-                 "local-attention"]) == 0
+    assert f"evaluate --seed 0 --out-dir '{out}' --modes global`" in line
+    named = line.split("`")[3]
+    assert named.endswith("--modes local-attention")
+    # the command it names works, as a shell splits it
+    assert shlex.split(named)[:3] == ["python", "-m", "examples.image_text"]
+    assert main([*shlex.split(named)[3:], *SMALL[:4]]) == 0
     payload = json.loads((out / "seed0" / "results.json").read_text())
     labels = {r["pretraining"] for r in payload["runs"][0]["downstream"]}
     assert labels == {"none", "untrained", "local-attention"}
@@ -251,3 +254,62 @@ def test_a_cuda_index_beyond_the_devices_is_a_usage_error(tmp_path, capsys, monk
                                  "--out-dir", str(tmp_path)])
     assert line.endswith("--device 'cuda:3': this machine has 1 CUDA devices; available: "
                          "auto, cpu, cuda, cuda:0")
+
+
+@pytest.mark.parametrize("argv, below", [
+    (("all",), ""), (("supervised",), "/sub"), (("pretrain",), "/sub/deeper"), (("table",), ""),
+])
+def test_an_out_dir_that_cannot_be_written_is_a_usage_error_before_any_work(
+        tmp_path, capsys, monkeypatch, argv, below) -> None:
+    # the eighth tryout: a read-only --out-dir failed with "[Errno 1] Operation not
+    # permitted: '.../seed0'" after the data was generated, and `supervised` after training
+    import os
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("data generated before the output folder was checked")
+
+    monkeypatch.setattr("examples.image_text.pipeline.load_datasets", no_data)
+    monkeypatch.setattr("examples.image_text.train.load_datasets", no_data)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: (
+        False if os.path.abspath(p) == str(locked) else real_access(p, mode, **kw)))
+    extra = () if argv[0] == "table" else ("--preset", "tiny", "--threads", "1")
+    line = _usage_error(capsys, [*argv, "--out-dir", f"{locked}{below}", *extra])
+    where = f"{locked}{below}" + (f": {locked}" if below else "")
+    assert line == (f"{PROG} {argv[0]}: error: --out-dir {where} is not writable "
+                    "(permissions, or a read-only file system); give another --out-dir")
+
+
+@pytest.mark.parametrize("argv, says", [
+    (("table", "--preset", "tiny"), "unrecognized arguments: --preset tiny (--preset is an "
+     "option of all, pretrain, evaluate, supervised, not of table; see " + PROG
+     + " table --help)"),
+    (("pretrain", "--seeds", "0", "1"), "unrecognized arguments: --seeds 0 1 (--seeds is an "
+     "option of all, evaluate, table, not of pretrain; see " + PROG + " pretrain --help)"),
+    (("all", "--mode=global"), "unrecognized arguments: --mode=global (--mode is an option of "
+     "pretrain, not of all; see " + PROG + " all --help)"),
+    (("all", "--frobnicate"), "unrecognized arguments: --frobnicate (no command takes "
+     "--frobnicate; see " + PROG + " all --help)"),
+    (("all", "--seed", "0", "1"), "unrecognized arguments: 1"),
+])
+def test_an_option_of_another_command_is_named_with_the_commands_that_take_it(
+        capsys, argv, says) -> None:
+    # the eighth tryout: `table --preset tiny` printed the top-level usage and
+    # "python -m examples.image_text: error: unrecognized arguments: --preset tiny",
+    # naming neither the command nor the ones that take the option
+    assert _usage_error(capsys, argv) == f"{PROG} {argv[0]}: error: {says}"
+
+
+def test_a_closed_output_stops_with_141_and_the_resume_hint(tmp_path, capsys, monkeypatch) -> None:
+    # the eighth tryout: `all ... | head -3` ended with "error: [Errno 32] Broken pipe", exit 1
+    def closed(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("examples.image_text.__main__.evaluate_seeds", closed)
+    assert main(["all", *SMALL, "--out-dir", str(tmp_path)]) == 141
+    err = capsys.readouterr().err
+    assert err.strip() == (f"{PROG} all: stopped: its output was closed (e.g. `| head`); rerun "
+                           "the same command with --resume to continue from the last epoch "
+                           "checkpoint")

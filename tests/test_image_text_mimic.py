@@ -204,3 +204,61 @@ def test_the_data_folder_is_where_the_data_is_not_a_setting(mimic: Path, tmp_pat
     capsys.readouterr()
     assert main([*evaluate, "--data", "synthetic"]) == 1
     assert "--data synthetic: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["all", "supervised", "evaluate"])
+def test_a_folder_without_labels_is_refused_before_any_training(mimic: Path, tmp_path: Path,
+                                                                capsys, command) -> None:
+    # the eighth tryout: a MIMIC-CXR folder without its CheXpert labels file pretrained both
+    # modes, then crashed in the supervised baseline with torch's "element 0 of tensors does
+    # not require grad"; `pretrain` needs no labels and still runs
+    from examples.image_text.__main__ import main
+
+    (mimic / "mimic-cxr-2.0.0-chexpert.csv").unlink()
+    run = ["--preset", "tiny", "--threads", "1", "--out-dir", str(tmp_path / "run")]
+    data = ["--data", str(mimic)]
+    batch = ["--batch-size", "2"]
+    if command == "evaluate":
+        assert main(["pretrain", "--mode", "global", *data, *batch, *run]) == 0
+        argv = ["evaluate", *run]
+    else:
+        argv = [command, *data, *run, *(batch if command == "all" else ())]
+    capsys.readouterr()
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and "pretraining" not in out
+    assert (f"carry no label, so there is nothing to train the downstream heads on: CheXpert "
+            f"labels: no labels file: expected {mimic / 'mimic-cxr-2.0.0-chexpert.csv'} (or "
+            ".csv.gz), or give --labels-csv; edema severities: no --edema-csv given") in err
+    # the edema severities alone are labels enough
+    assert main([*argv, "--edema-csv", str(mimic / "edema.csv"),
+                 "--labelled-fraction", "1"]) == 0
+
+
+def test_a_batch_without_a_known_label_is_skipped_not_a_crash(mimic: Path, tmp_path: Path) -> None:
+    # sparse real labels: a fine-tuning batch whose pairs have no known label raised
+    # "element 0 of tensors does not require grad"; it contributes no step
+    from examples.image_text.config import make_config
+    from examples.image_text.evaluate import downstream
+    from examples.image_text.train import load_datasets
+
+    cfg = make_config("tiny", data=str(mimic), labelled_fraction=1.0, downstream_batch_size=1,
+                      out_dir=str(tmp_path / "run"), finetune_epochs=2)
+    ds = load_datasets(cfg)
+    ds.train.findings[0] = float("nan")  # one of the two training pairs keeps its labels
+    ds.train.edema[0] = -1
+    res = downstream(cfg, ds, "supervised")
+    assert len(res.finding_auc) == len(CHEXPERT_FINDINGS)
+
+
+@pytest.mark.parametrize("flag", ["--labels-csv", "--edema-csv"])
+def test_a_missing_csv_is_named_by_its_option(mimic: Path, tmp_path: Path, capsys,
+                                             flag) -> None:
+    # the eighth tryout: a missing --edema-csv read "[Errno 2] No such file or directory"
+    # and a missing --labels-csv "labels_csv not found", the library's argument
+    from examples.image_text.__main__ import main
+
+    missing = tmp_path / "missing.csv"
+    assert main(["all", "--preset", "tiny", "--threads", "1", "--data", str(mimic), flag,
+                 str(missing), "--out-dir", str(tmp_path / "run")]) == 1
+    assert capsys.readouterr().err.strip().endswith(f"all: error: {flag} {missing}: no such file")

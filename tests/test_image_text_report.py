@@ -156,3 +156,46 @@ def test_separate_evaluate_runs_of_a_seed_are_merged_not_overwritten(tmp_path) -
     # `all` writes one whole run: it replaces the file
     write_seed_results(seed_dir, cfg, _run({"global": 0.4}), NAMES, 0, merge=False)
     assert "local-max" not in table_of_seeds(str(tmp_path), [0])
+
+
+def test_table_without_seeds_averages_every_seed_with_results(tmp_path, capsys) -> None:
+    # the eighth tryout: after `all --seeds 0 1`, a plain `table` averaged seed 0 alone and
+    # rewrote the two-seed results.md and .json as "(1 seed)", silently
+    import json
+
+    from examples.image_text.__main__ import main
+
+    for seed in (0, 1, 10):
+        _write_seed(tmp_path, seed, {"global": 0.5 + seed / 100})
+    (tmp_path / "seedx").mkdir()  # not a seed folder: ignored
+    assert main(["table", "--out-dir", str(tmp_path)]) == 0
+    assert "(3 seeds; mean ± sd over seeds)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "results.json").read_text())["seeds"] == [0, 1, 10]
+    assert main(["table", "--out-dir", str(tmp_path), "--seeds", "1"]) == 0  # still choosable
+    assert json.loads((tmp_path / "results.json").read_text())["seeds"] == [1]
+    empty = tmp_path / "empty"
+    assert main(["table", "--out-dir", str(empty)]) == 1
+    assert capsys.readouterr().err.strip().endswith(
+        f"table: error: no results under {empty}: expected seed<k>/results.json for some seed "
+        "k; run `all` or `evaluate` first")
+
+
+def test_an_interrupted_results_write_leaves_the_old_files(tmp_path, monkeypatch) -> None:
+    # the eighth tryout: results.md and .json were written in place, so an interrupted write
+    # (Ctrl-C, a full disk) left a truncated results.json that every later `evaluate` of the
+    # seed refused as damaged; they are written beside and renamed
+    import json
+    import os
+
+    _write_seed(tmp_path, 0, {"global": 0.5})
+    seed_dir = tmp_path / "seed0"
+    before = {p.name: p.read_text() for p in seed_dir.iterdir()}
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _write_seed(tmp_path, 0, {"global": 0.9})
+    assert {p.name: p.read_text() for p in seed_dir.iterdir()} == before  # no .tmp left
+    assert json.loads(before["results.json"])["runs"][0]["downstream"][0]["edema_auc"] == 0.5

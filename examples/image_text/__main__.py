@@ -116,10 +116,14 @@ def _parser() -> argparse.ArgumentParser:
                                    "finding's test AUC.")
     add_config_arguments(p, ("data", "model", "downstream", "run"))
     p = sub.add_parser("table", help="average the per-seed results.json of an output folder",
-                       description="Average OUT_DIR/seed<k>/results.json over --seeds.")
+                       description="Average OUT_DIR/seed<k>/results.json over --seeds (by "
+                                   "default every seed that has one) into OUT_DIR/results.md "
+                                   "and .json.")
     p.add_argument("--out-dir", default=Config.out_dir,
                    help=f"folder of the per-seed results (default {Config.out_dir})")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to average")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="seeds to average (default: every seed with a results file, "
+                        "OUT_DIR/seed<k>/results.json)")
     for name, p in sub.choices.items():
         p.set_defaults(subparser=p, command=name)
     return parser
@@ -186,9 +190,9 @@ def _usage_checks(cfg: Config, command: str) -> None:
 
 
 def _argument_checks(args: argparse.Namespace, cfg: Config | None) -> None:
-    """Usage errors of the options that are not settings: a seed given twice, and a file in
-    the place of a folder the command reads or writes (found before any work, not after the
-    data is generated)."""
+    """Usage errors of the options that are not settings: a seed given twice, a file in the
+    place of a folder the command reads or writes, and an ``--out-dir`` it cannot write in
+    (found before any work, not after the data is generated or the training done)."""
     seeds = getattr(args, "seeds", None)
     if seeds is not None:
         twice = sorted({s for s in seeds if seeds.count(s) > 1})
@@ -209,16 +213,45 @@ def _argument_checks(args: argparse.Namespace, cfg: Config | None) -> None:
     for flag, given, folder in folders:
         for path in (folder, *folder.parents):
             if path.exists():
+                what = f"{flag} {given}" + ("" if path == given else f": {path}")
                 if not path.is_dir():
-                    what = f"{flag} {given}" + ("" if path == given else f": {path}")
                     raise ValueError(f"{what} is a file, not a folder; move the file away or "
                                      f"give another {flag}")
+                # every command writes under --out-dir: found now, not after the work
+                if flag == "--out-dir" and not os.access(path, os.W_OK | os.X_OK):
+                    raise ValueError(f"{what} is not writable (permissions, or a read-only "
+                                     f"file system); give another {flag}")
                 break
+
+
+def _unrecognized(parser: argparse.ArgumentParser, command: str, extra: Sequence[str]) -> str:
+    """The usage error of arguments ``command`` does not take, naming the commands that take
+    each of its options (argparse's own error named no command and showed the top-level
+    usage)."""
+    hints = []
+    for arg in extra:
+        option = arg.split("=", 1)[0]
+        if not option.startswith("--"):
+            continue
+        takers = [name for name, p in _subparsers(parser).items()
+                  if option in p._option_string_actions]
+        hints.append(f"{option} is an option of {', '.join(takers)}, not of {command}"
+                     if takers else f"no command takes {option}")
+    return (f"unrecognized arguments: {' '.join(extra)}"
+            + (f" ({'; '.join(hints)}; see {parser.prog} {command} --help)" if hints else ""))
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The parser of each command, by name."""
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        args.subparser.error(_unrecognized(parser, args.command, extra))
     prog = f"{parser.prog} {args.command}"
     cfg = None
     if args.command != "table":
@@ -237,14 +270,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         assert cfg is not None
         return _run(args, cfg)
+    except BrokenPipeError:  # stdout closed early (`| head`): stop, as a pipe's SIGPIPE would
+        _stdout_to_devnull()
+        print(f"{prog}: stopped: its output was closed (e.g. `| head`){_resume_hint(args)}",
+              file=sys.stderr)
+        return 141
     except (ValueError, OSError) as err:  # a runtime error: one line, no traceback
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        hint = ("; rerun the same command with --resume to continue from the last epoch "
-                "checkpoint" if args.command in ("pretrain", "all") else "")
-        print(f"{prog}: interrupted{hint}", file=sys.stderr)
+        print(f"{prog}: interrupted{_resume_hint(args)}", file=sys.stderr)
         return 130
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    return ("; rerun the same command with --resume to continue from the last epoch "
+            "checkpoint" if args.command in ("pretrain", "all") else "")
+
+
+def _stdout_to_devnull() -> None:
+    """After stdout was closed, send what is left to devnull, so that Python's flush at exit
+    does not fail again (the recipe of Python's ``signal`` docs)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (a test's capture)
+        pass
 
 
 def _run(args: argparse.Namespace, cfg: Config) -> int:

@@ -312,6 +312,8 @@ def _finetune(cfg: Config, encoder: ImageEncoder, head: nn.Module, ds: Datasets,
             idx = perm[s * b : (s + 1) * b]
             logits = head(encoder(tr.images[idx].to(device)).local)
             loss = _head_loss(logits, tr.edema[idx].to(device), tr.findings[idx].to(device))
+            if not loss.requires_grad:  # no known label in this batch (sparse real labels)
+                continue
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -1,4 +1,5 @@
-"""Files of tensors (checkpoints, the data cache): written atomically, read weights-only.
+"""Files of tensors (checkpoints, the data cache): written atomically, read weights-only; and
+the text files of the results (``results.md``/``.json``), written atomically too.
 
 A file is refused with a ``ValueError`` that names it and says which of two things is wrong:
 it is *damaged* (truncated by an interrupted write or a full disk, or not a torch file at all:
@@ -16,7 +17,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["load_tensor_file", "save_atomic"]
+__all__ = ["load_tensor_file", "save_atomic", "write_text_atomic"]
 
 
 def save_atomic(path: Path, state: dict[str, Any]) -> None:
@@ -26,6 +27,18 @@ def save_atomic(path: Path, state: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename: an interrupted write
+    (Ctrl-C, a full disk) leaves the old file, never a truncated one that ``evaluate`` and
+    ``table`` would refuse as damaged."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def load_tensor_file(path: Path, what: str, remedy: str,

@@ -28,7 +28,8 @@ from torch import Tensor
 
 from .data import ImageTextData
 
-__all__ = ["CHEXPERT_FINDINGS", "load_mimic_cxr", "read_grayscale", "report_sentences"]
+__all__ = ["CHEXPERT_FINDINGS", "find_labels", "load_mimic_cxr", "read_grayscale",
+           "report_sentences"]
 
 #: CheXpert-labeller columns, in the order of :attr:`ImageTextData.findings`.
 CHEXPERT_FINDINGS: tuple[str, ...] = (
@@ -142,7 +143,9 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(raw.decode("utf-8"))))
 
 
-def _find_labels(root: Path) -> Path | None:
+def find_labels(root: Path) -> Path | None:
+    """``root``'s CheXpert labels file (``mimic-cxr-2.0.0-chexpert.csv`` or ``.csv.gz``), or
+    ``None``."""
     for name in ("mimic-cxr-2.0.0-chexpert.csv", "mimic-cxr-2.0.0-chexpert.csv.gz"):
         if (root / name).exists():
             return root / name
@@ -198,7 +201,7 @@ def load_mimic_cxr(
         paths = paths[:limit]
 
     label_rows: dict[tuple[int, int], dict[str, str]] = {}
-    lpath = Path(labels_csv) if labels_csv is not None else _find_labels(root)
+    lpath = Path(labels_csv) if labels_csv is not None else find_labels(root)
     if lpath is not None:
         if not lpath.exists():
             raise FileNotFoundError(f"labels_csv not found: {lpath}")

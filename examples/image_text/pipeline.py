@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ import torch
 from .checkpoint import check_finished
 from .config import DATA_LOCATIONS, GROUPS, PATH_FIELDS, Config, differing_fields
 from .evaluate import REGIMES, RegimeResult, downstream
+from .files import write_text_atomic
 from .pointing import PointingResult, cell_mi_figure, pointing
 from .report import Run, check_same_settings, write_results
 from .seed_results import BASELINES, check_mergeable, write_seed_results
@@ -26,6 +28,7 @@ from .train import (
     Datasets,
     build_encoders,
     build_objective,
+    check_labelled,
     config_from_checkpoint,
     load_checkpoint,
     load_datasets,
@@ -191,6 +194,7 @@ def evaluate_seeds(cfg: Config, seeds: Sequence[int], pretrain_first: bool, resu
                                     "`evaluate` --data (and --reports-root, --labels-csv, "
                                     "--edema-csv if given then) where it is now") from None
         clock(f"seed {seed}: data ({_sizes(ds)})")
+        check_labelled(scfg, ds)  # before pretraining: downstream needs labels, pretrain none
         names = ds.finding_names
         paths = (_pretrain_modes(scfg, ds, resume, clock, timings) if pretrain_first
                  else found[seed])
@@ -245,7 +249,8 @@ def _config_of_checkpoints(cfg: Config, paths: Sequence[Path],
             shown = ", ".join(f"--{k.replace('_', '-')} {getattr(saved[0], k)!r} vs "
                               f"{getattr(other, k)!r}" for k in differ)
             command = f"python -m examples.image_text evaluate --seed {cfg.seed}" + (
-                f" --out-dir {cfg.out_dir}" if cfg.out_dir != Config.out_dir else "")
+                f" --out-dir {shlex.quote(str(cfg.out_dir))}" if cfg.out_dir != Config.out_dir
+                else "")  # quoted: a folder with spaces gives a command that runs
             raise ValueError(
                 f"{path} was pretrained with other data, model or pretraining settings than "
                 f"{paths[0]} ({shown}); evaluate them separately, e.g. `{command} --modes "
@@ -271,6 +276,7 @@ def run_supervised(cfg: Config, clock: Clock) -> str:
     """Train the image encoder with labels only and print the AUC of every finding."""
     ds = load_datasets(cfg)
     clock(f"data ({_sizes(ds)}, {cfg.labelled_fraction:.0%} of the training pairs labelled)")
+    check_labelled(cfg, ds)
     clock(f"supervised training, {cfg.finetune_epochs} epochs on {ds.labelled.numel()} pairs")
     r = downstream(cfg, ds, "supervised")
     lines = [f"Supervised only, {ds.labelled.numel()} labelled pairs, {cfg.finetune_epochs} "
@@ -281,9 +287,9 @@ def run_supervised(cfg: Config, clock: Clock) -> str:
     md = "\n".join(lines) + "\n"
     out = Path(cfg.out_dir) / f"seed{cfg.seed}"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "supervised.md").write_text(md)
-    (out / "supervised.json").write_text(json.dumps(
+    write_text_atomic(out / "supervised.json", json.dumps(
         {"config": dataclasses.asdict(cfg), "result": {**r._asdict(),
                                                        "localized_auc": r.localized_auc}},
         indent=2, default=str))
+    write_text_atomic(out / "supervised.md", md)
     return md

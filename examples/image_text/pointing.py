@@ -10,6 +10,7 @@ often on the test sentences (the best fixed cell, fitted on the test set itself)
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -188,8 +189,10 @@ def cell_mi_figure(path: Path, ds: Datasets, models: dict[str, tuple[Encoders, P
             ax.axis("off")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")  # the suffix names the format
+    fig.savefig(tmp, dpi=100)
     plt.close(fig)
+    os.replace(tmp, path)  # an interrupted write leaves the old figure, not half of one
     return path
 
 

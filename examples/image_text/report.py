@@ -12,10 +12,11 @@ from typing import Any
 
 from .config import Config, differing_fields
 from .evaluate import RegimeResult
+from .files import write_text_atomic
 from .pointing import KINDS, PointingResult
 
-__all__ = ["Run", "check_same_settings", "read_run", "results_markdown", "table_of_seeds",
-           "write_results"]
+__all__ = ["Run", "check_same_settings", "read_run", "results_markdown", "seeds_with_results",
+           "table_of_seeds", "write_results"]
 
 #: One seed's results: the downstream rows and the pointing rows.
 Run = tuple[list[RegimeResult], list[PointingResult]]
@@ -164,7 +165,6 @@ def write_results(out_dir: Path, cfg: Config, runs: list[Run], finding_names: tu
     """Write ``results.md`` and ``results.json`` under ``out_dir``; return the markdown."""
     md = results_markdown(runs, finding_names, seeds)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.md").write_text(md)
     payload = {
         "config": asdict(cfg),
         "seeds": seeds,
@@ -172,13 +172,27 @@ def write_results(out_dir: Path, cfg: Config, runs: list[Run], finding_names: tu
         "runs": [_run_payload(seed, run) for seed, run in zip(seeds, runs, strict=True)],
         **(extra or {}),
     }
-    (out_dir / "results.json").write_text(json.dumps(payload, indent=2, default=str))
+    write_text_atomic(out_dir / "results.json", json.dumps(payload, indent=2, default=str))
+    write_text_atomic(out_dir / "results.md", md)
     return md
 
 
-def table_of_seeds(out_dir: str, seeds: Sequence[int]) -> str:
+def seeds_with_results(out_dir: str | Path) -> list[int]:
+    """The seeds ``k`` whose ``out_dir/seed<k>/results.json`` exists, in increasing order."""
+    found = (p.parent.name[4:] for p in Path(out_dir).glob("seed*/results.json"))
+    return sorted(int(k) for k in found if k.isdigit())
+
+
+def table_of_seeds(out_dir: str, seeds: Sequence[int] | None = None) -> str:
     """``table``: average ``seed<k>/results.json`` files (e.g. of seeds run in parallel
-    processes) into ``out_dir/results.md`` and ``.json``; return the markdown."""
+    processes) into ``out_dir/results.md`` and ``.json``; return the markdown. ``seeds``:
+    by default every seed with a results file (:func:`seeds_with_results`), so that the
+    summary of a several-seed run is never rewritten with fewer seeds unasked."""
+    if seeds is None:
+        seeds = seeds_with_results(out_dir)
+        if not seeds:
+            raise FileNotFoundError(f"no results under {out_dir}: expected seed<k>/results.json "
+                                    "for some seed k; run `all` or `evaluate` first")
     runs, names, configs, cfgs = [], (), {}, {}
     for seed in seeds:
         path = Path(out_dir) / f"seed{seed}" / "results.json"

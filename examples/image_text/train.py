@@ -33,7 +33,7 @@ from .checkpoint import (
 from .config import Config
 from .data import ImageTextData, generate_synthetic
 from .files import save_atomic
-from .mimic import load_mimic_cxr
+from .mimic import find_labels, load_mimic_cxr
 from .models import ImageEncoder, TextEncoder
 from .objective import PretrainObjective
 from .text import WordTokenizer
@@ -45,6 +45,7 @@ __all__ = [
     "PretrainOutcome",
     "available_devices",
     "build_encoders",
+    "check_labelled",
     "config_from_checkpoint",
     "encode_pairs",
     "load_checkpoint",
@@ -138,6 +139,9 @@ def load_datasets(cfg: Config) -> Datasets:
         test = generate_synthetic(cfg.n_test, size=cfg.image_size, seed=cfg.data_seed + 100_003,
                                   cache_dir=cfg.cache_dir)
     else:
+        for flag, given in (("--labels-csv", cfg.labels_csv), ("--edema-csv", cfg.edema_csv)):
+            if given is not None and not Path(given).is_file():  # named by its option
+                raise FileNotFoundError(f"{flag} {given}: no such file")
         full = load_mimic_cxr(cfg.data, reports_root=cfg.reports_root, labels_csv=cfg.labels_csv,
                               edema_csv=cfg.edema_csv, size=cfg.image_size)
         perm = torch.randperm(len(full), generator=torch.Generator().manual_seed(cfg.data_seed))
@@ -149,6 +153,27 @@ def load_datasets(cfg: Config) -> Datasets:
     labelled = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed))[:n_lab]
     return Datasets(encode_pairs(train, tok, cfg), encode_pairs(test, tok, cfg),
                     labelled.sort().values, tok, train.finding_names)
+
+
+def check_labelled(cfg: Config, ds: Datasets) -> None:
+    """Refuse (``ValueError``) data whose labelled pairs carry no label at all, before any
+    training: every downstream regime would have nothing to learn from. Only a MIMIC-CXR
+    folder can lack labels (no CheXpert labels CSV and no ``--edema-csv``); pretraining needs
+    none, so ``pretrain`` does not call this."""
+    lab = ds.labelled
+    if bool((ds.train.edema[lab] >= 0).any()) or bool((~ds.train.findings[lab].isnan()).any()):
+        return
+    given = cfg.labels_csv or find_labels(Path(cfg.data))
+    labels = (f"none in {given}" if given is not None else
+              f"no labels file: expected {Path(cfg.data) / 'mimic-cxr-2.0.0-chexpert.csv'} "
+              "(or .csv.gz), or give --labels-csv")
+    edema = (f"none in {cfg.edema_csv}" if cfg.edema_csv is not None
+             else "no --edema-csv given")
+    raise ValueError(
+        f"the {lab.numel()} labelled training pairs of {cfg.data} carry no label, so there is "
+        f"nothing to train the downstream heads on: CheXpert labels: {labels}; edema "
+        f"severities: {edema} (`pretrain` needs no labels; `all`, `evaluate` and "
+        "`supervised` do)")
 
 
 def build_encoders(cfg: Config, vocab_size: int) -> Encoders:
