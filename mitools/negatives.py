@@ -20,7 +20,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -89,8 +89,22 @@ class NegativeQueue(nn.Module):
     depends on the batch size. :class:`mitools.local.LocalMILoss` reads the queue before and
     extends it after each training forward.
 
+    **Saved with the model.** The queue is part of ``state_dict()`` (of the queue, and of a
+    :class:`~mitools.local.LocalMILoss` that holds it): its features, their mask and its size,
+    so a resumed training run continues with the queue it stopped with, not an empty one. On
+    :meth:`~torch.nn.Module.load_state_dict` the features take this queue's device (as every
+    buffer does) and keep the dtype they were saved in (the dtype of the features they came
+    from, as :meth:`extend` keeps it: a float64 run resumes bit for bit in a queue built in
+    float32); ``assign=True`` takes the saved tensors as they are. The queue's width
+    (positions and channels) is set by the first features it holds, until :meth:`reset`.
+
     Args:
         size: the number of past samples kept.
+
+    Raises:
+        RuntimeError: from ``load_state_dict``, for a state saved from a queue of another
+            ``size``, or holding features of other positions or channels than this queue
+            holds (both shapes named), or features and mask that do not fit each other.
 
     Example:
         >>> import torch
@@ -99,16 +113,24 @@ class NegativeQueue(nn.Module):
         >>> queue.extend(torch.randn(3, 2, 8), torch.ones(3, 2, dtype=torch.bool))
         >>> queue.features().shape  # the 4 most recent samples, 2 positions, 8 channels
         torch.Size([4, 2, 8])
+        >>> resumed = NegativeQueue(size=4)
+        >>> _ = resumed.load_state_dict(queue.state_dict())
+        >>> torch.equal(resumed.features(), queue.features())
+        True
     """
 
     features_buffer: Tensor
     mask_buffer: Tensor
+    capacity: Tensor
 
     def __init__(self, size: int):
         super().__init__()
         self.size = check_int("NegativeQueue: size", size)
-        self.register_buffer("features_buffer", torch.empty(0), persistent=False)
-        self.register_buffer("mask_buffer", torch.empty(0, dtype=torch.bool), persistent=False)
+        # all three are saved: a queue left out of state_dict resumed training empty
+        self.register_buffer("features_buffer", torch.empty(0))
+        self.register_buffer("mask_buffer", torch.empty(0, dtype=torch.bool))
+        #: ``size``, saved so that a state of another size is refused rather than cut
+        self.register_buffer("capacity", torch.tensor(self.size, dtype=torch.long))
 
     def __len__(self) -> int:
         return int(self.features_buffer.shape[0]) if self.features_buffer.dim() > 1 else 0
@@ -163,6 +185,68 @@ class NegativeQueue(nn.Module):
         """Empty the queue."""
         self.features_buffer = self.features_buffer.new_empty(0)
         self.mask_buffer = self.mask_buffer.new_empty(0)
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        features = state_dict.get(prefix + "features_buffer")
+        mask = state_dict.get(prefix + "mask_buffer")
+        if isinstance(features, Tensor) and isinstance(mask, Tensor):
+            problem = self._state_problem(features, mask, state_dict.get(prefix + "capacity"))
+            if problem is not None:
+                where = f" at {prefix[:-1]!r}" if prefix else ""
+                error_msgs.append(f"NegativeQueue{where}: {problem}")
+                return
+            # the queue's length follows the state: take its shapes (and its dtype, the
+            # features' own) on this queue's device; the default copy then fills them
+            self.features_buffer = torch.empty_like(features, device=self.features_buffer.device)
+            self.mask_buffer = torch.empty_like(mask, device=self.mask_buffer.device)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
+                                      missing_keys, unexpected_keys, error_msgs)  # fmt: skip
+
+    def _state_problem(self, features: Tensor, mask: Tensor, capacity: Any) -> str | None:
+        """Why a saved state cannot be this queue's, or ``None``."""
+        held = tuple(features.shape)
+        if isinstance(capacity, Tensor) and capacity.numel() == 1 and not capacity.is_meta:
+            if int(capacity) != self.size:
+                return (
+                    f"the state was saved from a queue of size {int(capacity)} (features "
+                    f"{held}) but this queue has size {self.size}; build "
+                    f"NegativeQueue(size={int(capacity)}) (or queue={int(capacity)}) to resume it"
+                )
+        if not features.is_floating_point() or mask.dtype != torch.bool:
+            return (
+                f"the state's features must be floating and its mask bool, got {features.dtype} "
+                f"and {mask.dtype}"
+            )
+        if features.numel() == 0 and features.dim() <= 1:  # an empty queue
+            if mask.numel() != 0:
+                return f"the state holds no features but a mask of shape {tuple(mask.shape)}"
+            return None
+        if features.dim() != 3 or mask.shape != features.shape[:2]:
+            return (
+                f"the state's features must have shape (S, Q, C) and its mask (S, Q), got "
+                f"features {held} and mask {tuple(mask.shape)}"
+            )
+        if features.shape[0] > self.size:
+            return (
+                f"the state holds {features.shape[0]} samples (features {held}) but this queue "
+                f"keeps {self.size}"
+            )
+        if len(self) and self.features_buffer.shape[1:] != features.shape[1:]:
+            return (
+                f"the state holds features of shape (S, Q, C) = {held} but this queue holds "
+                f"{tuple(self.features_buffer.shape)}; positions and channels must match "
+                "(reset() the queue first to take another width)"
+            )
+        return None
 
     def extra_repr(self) -> str:
         return f"size={self.size}"

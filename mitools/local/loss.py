@@ -67,7 +67,8 @@ class LocalMILoss(_Engine):
             that need every pair, ``needs_row_partition``: InfoNCE's per-row log-partition,
             L1Out's per-column mixture; nor with gather or a queue).
         queue: a :class:`~mitools.negatives.NegativeQueue` or its size: past ``y`` features
-            appended as extra negative columns (extended after each training forward).
+            appended as extra negative columns (extended after each training forward); saved
+            in ``state_dict()``, so a resumed run goes on with it.
         chunk_size: position pairs scored at once (``None``: all). Blocks are recomputed in
             the backward pass, so memory stays bounded in training too (not for vCLUB, whose
             random draws must stay those of the forward pass).
