@@ -161,7 +161,8 @@ def test_errors_name_the_argument(cls) -> None:
         critic(x.long(), y)
     with pytest.raises(TypeError, match="mask must be a bool tensor"):
         critic(x, y, torch.ones(4, 5))
-    with pytest.raises(ValueError, match=r"mask must have shape x.shape\[:-1\] = \(4, 5\)"):
+    with pytest.raises(ValueError, match=r"mask \(\.\.\., N, P\) must broadcast with "
+                                         r"x.shape\[:-1\] = \(4, 5\) .*got \(4, 4\)"):
         critic(x, y, torch.ones(4, 4, dtype=torch.bool))
     empty = torch.ones(4, 5, dtype=torch.bool)
     empty[2] = False
@@ -212,3 +213,105 @@ def test_attention_pool_takes_half_precision_positions(base, dtype) -> None:
     got = critic(xh, yh, mask)
     assert got.dtype == torch.float32
     torch.testing.assert_close(got, critic(xh.float(), yh.float(), mask), rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Masks broadcast over the leading dimensions, as the guide says (torch's rules: against x's
+# and y's leading dimensions, and 1 for N or P). Before, a mask had to be exactly
+# x.shape[:-1]: a (4, 5) mask for x (2, 4, 5, 3) was refused ("mask must have shape
+# x.shape[:-1] = (2, 4, 5)"), although the module docs and docs/guide/critics.rst said the
+# leading dimensions broadcast.
+
+
+def _brute_force(critic, x, y, mask):
+    """The naive loops on every leading index, with x, y and the mask expanded explicitly to
+    the broadcast shape (each a contiguous copy)."""
+    n, p, m = x.shape[-3], x.shape[-2], y.shape[-2]
+    lead = torch.broadcast_shapes(x.shape[:-3], y.shape[:-2], mask.shape[:-2])
+    xs = x.expand(*lead, n, p, x.shape[-1]).reshape(-1, n, p, x.shape[-1])
+    ys = y.expand(*lead, m, y.shape[-1]).reshape(-1, m, y.shape[-1])
+    ms = mask.expand(*lead, n, p).reshape(-1, n, p)
+    naive = _naive_max if isinstance(critic, MaxPoolCritic) else _naive_attention
+    first = critic.base if isinstance(critic, MaxPoolCritic) else critic
+    out = [naive(first, xs[k], ys[k], ms[k]) for k in range(xs.shape[0])]
+    return torch.stack(out).reshape(*lead, n, m)
+
+
+# (x's leading dims, y's, the mask's shape): N = 3, P = 4
+BROADCASTS = {
+    "mask without x's leading dims": ((2, 3), (), (3, 4)),
+    "mask with a leading 1": ((2,), (), (1, 3, 4)),
+    "mask leading more than x": ((), (), (2, 3, 4)),
+    "mask, x and y each adding a dim": ((2, 1, 1), (3, 1), (4, 3, 4)),
+    "one position mask for every sample": ((2,), (), (1, 4)),
+    "a (P,) mask": ((2,), (), (4,)),
+}
+
+
+def _broadcast_data(x_lead, y_lead, mask_shape, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(*x_lead, 3, 4, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(*y_lead, 2, 2, generator=g, dtype=torch.float64)
+    mask = torch.rand(mask_shape, generator=g) < 0.6
+    mask[..., 1] = True  # every sample keeps a position
+    return x, y, mask
+
+
+@pytest.mark.parametrize("case", list(BROADCASTS))
+@pytest.mark.parametrize("cls", [MaxPoolCritic, AttentionPoolCritic])
+def test_masks_broadcast_over_leading_dimensions(cls, case) -> None:
+    torch.manual_seed(0)
+    critic = cls(BASES["separable"]()).double()
+    x, y, mask = _broadcast_data(*BROADCASTS[case])
+    got = critic(x, y, mask)
+    want = _brute_force(critic, x, y, mask.reshape((1,) * (2 - mask.dim()) + mask.shape))
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want)
+    # and as the same call on the mask expanded by hand
+    lead = want.shape[:-2]
+    full = mask.expand(*lead, 3, 4).clone()
+    torch.testing.assert_close(got, critic(x.expand(*lead, 3, 4, 3), y, full))
+
+
+def test_attention_weights_and_its_own_critic_broadcast_the_mask() -> None:
+    torch.manual_seed(0)
+    critic = AttentionPoolCritic(BASES["separable"](), temperature=0.7,
+                                 attention=BASES["bilinear"]()).double()  # fmt: skip
+    x, y, mask = _broadcast_data((2, 1, 1), (3, 1), (4, 3, 4))
+    full = mask.expand(2, 3, 4, 3, 4).clone()
+    xf = x.expand(2, 3, 4, 3, 4, 3)
+    torch.testing.assert_close(critic.weights(x, y, mask), critic.weights(xf, y, full))
+    torch.testing.assert_close(critic(x, y, mask), _brute_force(critic, x, y, mask))
+    assert critic.weights(x, y, mask).shape == (2, 3, 4, 3, 2, 4)
+
+
+@pytest.mark.parametrize("cls", [MaxPoolCritic, AttentionPoolCritic])
+def test_gradcheck_with_a_broadcast_mask(cls) -> None:
+    torch.manual_seed(0)
+    critic = cls(SeparableCritic(3, 2, hidden=(4,), embed_dim=3)).double()
+    x, y, mask = _broadcast_data((), (), (2, 3, 4), seed=5)
+    x.requires_grad_(True)
+    y.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a, b: critic(a, b, mask), (x, y))
+
+
+@pytest.mark.parametrize("cls", [MaxPoolCritic, AttentionPoolCritic])
+def test_a_mask_that_does_not_broadcast_names_both_shapes(cls) -> None:
+    critic = cls(BilinearCritic(3, 2))
+    x, y = torch.randn(2, 4, 5, 3), torch.randn(6, 2)
+    ones = torch.ones
+    with pytest.raises(ValueError, match=r"x.shape\[:-1\] = \(2, 4, 5\) .*got \(3, 4, 5\).*"
+                                         r"leading dims \(3,\) must broadcast with x's \(2,\)"):
+        critic(x, y, ones(3, 4, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"got \(4, 6\): its last two dims must be N = 4 and "
+                                         r"P = 5 \(or 1\)"):
+        critic(x, y, ones(4, 6, dtype=torch.bool))
+    # the mask never adds samples to x: one sample of x is not 4 masked copies
+    with pytest.raises(ValueError, match=r"x.shape\[:-1\] = \(1, 5\) .*got \(4, 5\)"):
+        critic(torch.randn(1, 5, 3), y, ones(4, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"y's \(3,\) \(x \(2, 4, 5, 3\), y \(3, 6, 2\)\)"):
+        critic(x, torch.randn(3, 6, 2), ones(2, 4, 5, dtype=torch.bool))
+    empty = ones(1, 5, dtype=torch.bool)
+    empty[0] = False
+    with pytest.raises(ValueError, match="no real position"):
+        critic(x, y, empty)

@@ -13,8 +13,12 @@ can be applied to one score per (sample, vector) pair:
 Shape contract (both): ``x (..., N, P, Dx)`` holds N samples of P positions each (flatten a
 grid first, e.g. ``cells.flatten(-3, -2)`` for ``(B, H, W, D)`` cells), ``y (..., M, Dy)`` one
 vector per column, and the optional ``mask (..., N, P)`` marks real positions (``True``);
-the leading dimensions ``...`` broadcast. The result is a score tensor ``(..., N, M)`` for
-any function of :mod:`mitools.bounds` or estimator of :mod:`mitools.estimators`.
+the leading dimensions ``...`` of all three broadcast, by torch's rules (a ``(N, P)`` mask
+serves every problem of ``x (K, N, P, Dx)``; a ``(K, N, P)`` mask gives ``K`` problems of one
+``x (N, P, Dx)``), and the mask's ``N`` or ``P`` may be 1 (one mask for every sample, or for
+every position), never more samples or positions than ``x`` has. The result is a score
+tensor ``(..., N, M)`` for any function of :mod:`mitools.bounds` or estimator of
+:mod:`mitools.estimators`.
 """
 
 from __future__ import annotations
@@ -42,7 +46,9 @@ class _PooledCritic(Critic):
         self.dim_x = getattr(base, "dim_x", None)  # type: ignore[assignment]
         self.dim_y = getattr(base, "dim_y", None)  # type: ignore[assignment]
 
-    def _check_grid(self, x: Tensor, y: Tensor, mask: Tensor | None) -> None:
+    def _check_grid(self, x: Tensor, y: Tensor, mask: Tensor | None) -> Tensor | None:
+        """Check the inputs; return the mask broadcast to ``(*lead, N, P)`` (a view), ``lead``
+        the broadcast of the leading dimensions of ``x``, ``y`` and ``mask``."""
         name = type(self).__name__
         for arg, t in (("x", x), ("y", y)):
             if not isinstance(t, Tensor):
@@ -65,17 +71,31 @@ class _PooledCritic(Critic):
                     f"{name}: {arg} {axes} has {t.shape[-1]} features (shape {tuple(t.shape)}) "
                     f"but the base critic was built with dim_{arg}={dim}"
                 )
-        if mask is not None:
-            if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
-                got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
-                raise TypeError(f"{name}: mask must be a bool tensor (..., N, P), got {got}")
-            if mask.shape != x.shape[:-1]:
-                raise ValueError(
-                    f"{name}: mask must have shape x.shape[:-1] = {tuple(x.shape[:-1])} "
-                    f"(True = a real position), got {tuple(mask.shape)}"
-                )
-            if not bool(mask.any(dim=-1).all()):
-                raise ValueError(f"{name}: mask leaves a sample with no real position")
+        if mask is None:
+            return None
+        if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+            got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
+            raise TypeError(f"{name}: mask must be a bool tensor (..., N, P), got {got}")
+        given = tuple(mask.shape)
+        mask = mask.reshape((1,) * (2 - mask.dim()) + given)  # torch's rule: (P,) is (1, P)
+        n, p = x.shape[-3], x.shape[-2]
+        lead = None
+        if mask.shape[-2] in (1, n) and mask.shape[-1] in (1, p):
+            try:  # the leading dims broadcast as torch's rules say (y's too: one result)
+                lead = torch.broadcast_shapes(x.shape[:-3], y.shape[:-2], mask.shape[:-2])
+            except RuntimeError:
+                pass
+        if lead is None:
+            raise ValueError(
+                f"{name}: mask (..., N, P) must broadcast with x.shape[:-1] = "
+                f"{tuple(x.shape[:-1])} (True = a real position), got {given}: its "
+                f"last two dims must be N = {n} and P = {p} (or 1), and its leading dims "
+                f"{tuple(mask.shape[:-2])} must broadcast with x's {tuple(x.shape[:-3])} and "
+                f"y's {tuple(y.shape[:-2])} (x {tuple(x.shape)}, y {tuple(y.shape)})"
+            )
+        if not bool(mask.any(dim=-1).all()):
+            raise ValueError(f"{name}: mask leaves a sample with no real position")
+        return mask.expand(*lead, n, p)
 
     @staticmethod
     def _without_padding(x: Tensor, mask: Tensor | None) -> Tensor:
@@ -88,7 +108,7 @@ class _PooledCritic(Critic):
 
         Masked positions (``mask`` False) score ``-inf``, whatever values they hold.
         """
-        self._check_grid(x, y, mask)
+        mask = self._check_grid(x, y, mask)
         x = self._without_padding(x, mask)
         s = self.base(x.movedim(-2, -3), y.unsqueeze(-3))  # (..., P, N, M)
         if mask is not None:
@@ -113,12 +133,13 @@ class MaxPoolCritic(_PooledCritic):
 
     Shapes:
         ``x (..., N, P, Dx)``, ``y (..., M, Dy)``, ``mask (..., N, P)`` bool or None
-        -> ``(..., N, M)``.
+        -> ``(..., N, M)``; the leading dimensions of the three broadcast (the mask's ``N``
+        and ``P`` may be 1).
 
     Raises:
         TypeError: non-tensor or non-floating inputs, a non-bool mask.
-        ValueError: ``x`` without a position axis, a mask of the wrong shape, or a sample
-            whose positions are all masked.
+        ValueError: ``x`` without a position axis, a mask that does not broadcast with
+            ``x.shape[:-1]`` (both shapes named), or a sample whose positions are all masked.
 
     Example:
         >>> import torch
@@ -159,12 +180,14 @@ class AttentionPoolCritic(_PooledCritic):
 
     Shapes:
         ``x (..., N, P, Dx)``, ``y (..., M, Dy)``, ``mask (..., N, P)`` bool or None
-        -> ``(..., N, M)``.
+        -> ``(..., N, M)``; the leading dimensions of the three broadcast (the mask's ``N``
+        and ``P`` may be 1).
 
     Raises:
         TypeError: non-tensor or non-floating inputs, a non-bool mask.
-        ValueError: a non-positive temperature, ``x`` without a position axis, a mask of the
-            wrong shape, or a sample whose positions are all masked.
+        ValueError: a non-positive temperature, ``x`` without a position axis, a mask that
+            does not broadcast with ``x.shape[:-1]`` (both shapes named), or a sample whose
+            positions are all masked.
 
     Example:
         >>> import torch
@@ -195,7 +218,7 @@ class AttentionPoolCritic(_PooledCritic):
         if self.attention is None:
             logits = self.position_scores(x, y, mask)
         else:
-            self._check_grid(x, y, mask)
+            mask = self._check_grid(x, y, mask)
             x = self._without_padding(x, mask)
             logits = self.attention(x.movedim(-2, -3), y.unsqueeze(-3))  # (..., P, N, M)
             if mask is not None:
@@ -207,7 +230,7 @@ class AttentionPoolCritic(_PooledCritic):
         w = self.weights(x, y, mask)  # (..., N, M, P), float32 or higher (scores)
         # in the promoted dtype: half-precision positions meet float32 weights (matmul takes
         # one dtype; bfloat16 cells failed with "expected scalar type Float")
-        x = self._without_padding(x, mask)
+        x = self._without_padding(x, mask)  # checked by weights; broadcasts as it is
         dtype = torch.promote_types(w.dtype, x.dtype)
         attended = w.to(dtype) @ x.to(dtype)  # (..., N, M, Dx): batched over (..., N)
         # score pair (i, j) against its own column only: columns lead, one row per sample
