@@ -172,3 +172,29 @@ def test_generative_estimators_on_cuda_equal_float64_on_cpu(bound):
     auto = LocalMILoss("club", q.to("cuda", torch.float32), **kw)
     auto(x.cuda(), y.cuda())
     assert auto.last_backend == "attention"  # a sum of the scores: linear, no kernel needed
+
+
+@pytest.mark.parametrize("bound", ["infonce", "mine"])
+def test_a_cpu_checkpoint_resumes_on_cuda_with_its_queue(bound):
+    """A state saved to the CPU (as checkpoints are) and loaded into a loss moved to CUDA
+    puts the queue (and MINE's averages) on CUDA, and the next loss equals the one the
+    original CUDA run computes, exactly (before, the queue came back empty)."""
+    g = torch.Generator().manual_seed(1)
+    data = [(torch.randn(4, 4, 2, 2, generator=g).cuda(), torch.randn(4, 3, generator=g).cuda())
+            for _ in range(4)]  # fmt: skip
+
+    def make():
+        torch.manual_seed(0)
+        critic = SeparableCritic(4, 3, hidden=(5,), embed_dim=4)
+        return LocalMILoss(bound, critic, queue=6, x_pattern="b c h w", y_pattern="b c").cuda()
+
+    run = make()
+    for x, y in data[:3]:
+        run(x, y).loss.backward()
+    state = {k: v.cpu() for k, v in run.state_dict().items()}
+    resumed = make()
+    resumed.load_state_dict(state)
+    assert {t.device.type for t in resumed.buffers()} == {"cuda"}
+    assert len(resumed.queue) == 6
+    x, y = data[3]
+    assert torch.equal(resumed(x, y).loss, run(x, y).loss)
