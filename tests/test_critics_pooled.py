@@ -315,3 +315,14 @@ def test_a_mask_that_does_not_broadcast_names_both_shapes(cls) -> None:
     empty[0] = False
     with pytest.raises(ValueError, match="no real position"):
         critic(x, y, empty)
+
+
+@pytest.mark.parametrize("cls", [MaxPoolCritic, AttentionPoolCritic])
+def test_a_mask_on_another_device_is_named(cls) -> None:
+    # it failed inside torch ("Tensor.item() cannot be called on meta tensors")
+    critic = cls(BilinearCritic(3, 2))
+    x, y = torch.randn(4, 5, 3), torch.randn(3, 2)
+    mask = torch.ones(4, 5, dtype=torch.bool, device="meta")
+    with pytest.raises(ValueError, match=r"mask is on meta but x is on cpu; move the mask "
+                                         r"\(mask.to\('cpu'\)\)"):
+        critic(x, y, mask)

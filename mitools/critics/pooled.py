@@ -76,6 +76,10 @@ class _PooledCritic(Critic):
         if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
             got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
             raise TypeError(f"{name}: mask must be a bool tensor (..., N, P), got {got}")
+        if mask.device != x.device:
+            raise ValueError(
+                f"{name}: mask is on {mask.device} but x is on {x.device}; move the mask "
+                f"(mask.to({str(x.device)!r}))")
         given = tuple(mask.shape)
         mask = mask.reshape((1,) * (2 - mask.dim()) + given)  # torch's rule: (P,) is (1, P)
         n, p = x.shape[-3], x.shape[-2]
@@ -138,8 +142,9 @@ class MaxPoolCritic(_PooledCritic):
 
     Raises:
         TypeError: non-tensor or non-floating inputs, a non-bool mask.
-        ValueError: ``x`` without a position axis, a mask that does not broadcast with
-            ``x.shape[:-1]`` (both shapes named), or a sample whose positions are all masked.
+        ValueError: a mask on another device than ``x``, ``x`` without a position axis, a
+            mask that does not broadcast with ``x.shape[:-1]`` (both shapes named), or a
+            sample whose positions are all masked.
 
     Example:
         >>> import torch
@@ -185,9 +190,9 @@ class AttentionPoolCritic(_PooledCritic):
 
     Raises:
         TypeError: non-tensor or non-floating inputs, a non-bool mask.
-        ValueError: a non-positive temperature, ``x`` without a position axis, a mask that
-            does not broadcast with ``x.shape[:-1]`` (both shapes named), or a sample whose
-            positions are all masked.
+        ValueError: a non-positive temperature, a mask on another device than ``x``, ``x``
+            without a position axis, a mask that does not broadcast with ``x.shape[:-1]``
+            (both shapes named), or a sample whose positions are all masked.
 
     Example:
         >>> import torch
