@@ -228,6 +228,13 @@ class _Engine(nn.Module):
         estimator = self._model_estimator if model else self.estimator
         scorer = self._model_scorer if model else self._scorer
         assert estimator is not None
+        if self.gather and distributed.is_distributed() and xs.shape[0] == 0:
+            # An empty batch on this rank: one masked-out anchor (weight 0 when the ranks are
+            # combined) keeps the rank in the collectives of both passes (the gathered
+            # columns' backward, the critic's parameters under DDP); the bounds refuse 0 rows.
+            xs = torch.cat([xs, xs.new_zeros((1, *xs.shape[1:]))])
+            xm = torch.zeros(xs.shape[:2], dtype=torch.bool, device=xs.device)
+            cols = cols._replace(offset=0)
         xp = xs.transpose(0, 1)  # (P, N, Cx)
         yq = cols.features.transpose(0, 1)  # (Q, M, Cy)
         masks = PairMasks(
