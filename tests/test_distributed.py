@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 import tempfile
@@ -12,12 +13,15 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from mitools import distributed
+from mitools.conditionals import DiagonalGaussian
 from mitools.critics import SeparableCritic
 from mitools.local import GlobalMILoss, LocalMILoss
 from mitools.samplers import AllPairs, RandomPairs
 
 WORLD = 2
 BATCH = 4  # per rank
+# a rank that raises alone leaves the others in a collective: fail in a minute, not 30
+TIMEOUT = datetime.timedelta(seconds=60)
 CONFIGS = {
     "infonce": lambda c: LocalMILoss("infonce", c, gather=True),
     "infonce_blocked": lambda c: LocalMILoss(
@@ -111,7 +115,8 @@ def run_random_pairs(rank: int | None):
 
 def worker(rank: int, port: int, outdir: str) -> None:
     dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD,
+        timeout=TIMEOUT,
     )
     try:
         torch.set_num_threads(1)
@@ -262,6 +267,13 @@ UNEVEN_CONFIGS = {
     ),
     "global_infonce": lambda c: GlobalMILoss("infonce", c, y_pattern="b l c", gather=True),
 }
+# L1Out's mixture takes the rank's own anchors (documented): checked on its own
+L1OUT = {
+    "l1out_masked": lambda c: LocalMILoss(
+        "l1out", DiagonalGaussian(6, 6, hidden=(8,)).double(), AllPairs(), y_pattern="b l c",
+        gather=True,
+    ),
+}
 
 
 def run_uneven(name: str, sizes: tuple[int, ...], rank: int | None) -> dict:
@@ -281,14 +293,14 @@ def run_uneven(name: str, sizes: tuple[int, ...], rank: int | None) -> dict:
     torch.manual_seed(1)
     critic = SeparableCritic(6, 6, hidden=(8,), embed_dim=4).double()
     x, y = x.requires_grad_(), y.requires_grad_()
-    out = UNEVEN_CONFIGS[name](critic)(x, y, *masks)
+    out = {**UNEVEN_CONFIGS, **L1OUT}[name](critic)(x, y, *masks)
     out.loss.backward()
     return {
         "loss": out.loss.detach(),
         "local": out.local,
         "x": x.grad,
         "y": y.grad,
-        "critic": [p.grad.clone() for p in critic.parameters()],
+        "critic": [p.grad.clone() for p in critic.parameters() if p.grad is not None],
     }
 
 
@@ -318,14 +330,14 @@ def gather_directly(sizes: tuple[int, ...], rank: int) -> dict:
 
 
 def uneven_results(sizes: tuple[int, ...], rank: int) -> dict:
-    out = {name: run_uneven(name, sizes, rank) for name in UNEVEN_CONFIGS}
+    out = {name: run_uneven(name, sizes, rank) for name in {**UNEVEN_CONFIGS, **L1OUT}}
     out["direct"] = gather_directly(sizes, rank)
     return out
 
 
 def three_process_worker(rank: int, port: int, outdir: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=len(THREE_RANKS))  # fmt: skip
+                            world_size=len(THREE_RANKS), timeout=TIMEOUT)  # fmt: skip
     try:
         torch.set_num_threads(1)
         torch.save(uneven_results(THREE_RANKS, rank), os.path.join(outdir, f"rank{rank}.pt"))
@@ -378,6 +390,22 @@ def test_uneven_and_empty_batches_equal_one_process(two_process_results, sizes):
     hold the same shape to be gathered (... pad and mask otherwise)", and a padding sample
     with every position masked is refused."""
     check_uneven(sizes, [r["uneven"][sizes] for r in two_process_results])
+
+
+def test_l1out_mixes_each_ranks_anchors_and_a_short_rank_waits_for_none(two_process_results):
+    """L1Out's mixture takes the other anchors of the rank. Ranks of 3 and 0 samples: one
+    process on the 3. Ranks of 1 and 4: rank 0 cannot form a mixture and weighs 0, so one
+    process on rank 1's 4 samples. Before: the rank with too few anchors raised "l1out: needs
+    at least 2 rows" alone and the other rank waited in its collective until the timeout."""
+    for sizes, want in (((3, 0), run_uneven("l1out_masked", (3, 0), None)),
+                        ((1, 4), run_uneven("l1out_masked", (1, 4), 1))):  # fmt: skip
+        for r in two_process_results:
+            got = r["uneven"][sizes]["l1out_masked"]
+            torch.testing.assert_close(got["loss"], want["loss"], atol=1e-9, rtol=0)
+            torch.testing.assert_close(got["local"], want["local"], atol=1e-9, rtol=0,
+                                       equal_nan=True)  # fmt: skip
+    short = two_process_results[0]["uneven"][(1, 4)]["l1out_masked"]
+    assert short["x"].shape == (1, 6, 2, 2) and not short["x"].any()  # weight 0, in the graph
 
 
 @pytest.mark.slow
