@@ -4,7 +4,10 @@ With data-parallel training each process holds ``N`` samples. Contrastive bounds
 with more negatives (InfoNCE never exceeds :math:`\log M` for ``M`` columns), so each rank
 scores its *local rows* against the *global columns* gathered from every rank; the positive
 of local row ``i`` then sits at column ``rank * N + i`` (the ``offset`` of
-:mod:`mitools.bounds`). The losses of :mod:`mitools.local` then combine the ranks' per-pair
+:mod:`mitools.bounds`). Ranks may hold batches of different sizes (a short last batch, an
+empty one): :func:`all_gather_with_offset` gathers them and returns the offset, the rows of the
+earlier ranks; :func:`all_gather_with_grad` refuses them, so that ``rank * N`` stays right. The
+losses of :mod:`mitools.local` then combine the ranks' per-pair
 estimates, weighted by their numbers of valid anchors (:func:`all_reduce_sum_with_grad`),
 before reducing over position pairs, so every rank holds the global-batch estimate.
 
@@ -14,11 +17,13 @@ dropping those paths silently loses part of the gradient (the warning of open_cl
 forward pass and, in its backward pass, sums the gradients of every rank's loss with respect
 to the gathered tensor (an all-reduce) and returns this rank's slice. Together with the
 gradient averaging of ``DistributedDataParallel``, a training step on ``W`` processes then
-equals one process on the concatenated batch, with padding masks and every reduction, for
+equals one process on the concatenated batch, with padding masks, every reduction and
+batches of different sizes on the ranks, for
 every bound whose value is a mean over anchors and negatives (InfoNCE, NWJ, TUBA, JS, JSD).
 DV, MINE and SMILE take the log of a mean over each rank's negatives, which differs from the
 log of the global mean (by Jensen's inequality); their gathered estimate is the weighted mean
-of the ranks' estimates.
+of the ranks' estimates. L1Out's mixture takes the other anchors of the rank only (each rank's
+value is the L1Out bound of its own batch; a rank with fewer than two anchors weighs 0).
 
 Every function here is a no-op without an initialised process group (or with one process).
 
@@ -44,6 +49,7 @@ from mitools.option_checks import check_flag
 
 __all__ = [
     "all_gather_with_grad",
+    "all_gather_with_offset",
     "all_reduce_sum_with_grad",
     "broadcast_from_first",
     "check_same_on_every_rank",
@@ -69,18 +75,34 @@ def rank() -> int:
 
 
 class _AllGather(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, tensor: Tensor) -> Tensor:
-        ctx.rank, ctx.n = dist.get_rank(), tensor.shape[0]
-        parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, tensor.contiguous())
-        return torch.cat(parts, dim=0)
+    """Concatenate every rank's rows (``sizes[r]`` on rank ``r``); backward: this rank's slice
+    of the sum of every rank's gradient."""
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> Tensor:
+    def forward(ctx: Any, tensor: Tensor, sizes: tuple[int, ...]) -> Tensor:
+        ctx.start = sum(sizes[: dist.get_rank()])
+        ctx.n = tensor.shape[0]
+        return _gather(tensor, sizes)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
         grad = grad.contiguous().clone()
         dist.all_reduce(grad, op=dist.ReduceOp.SUM)  # every rank's loss uses every slice
-        return grad[ctx.rank * ctx.n : (ctx.rank + 1) * ctx.n]
+        return grad[ctx.start : ctx.start + ctx.n], None
+
+
+def _gather(tensor: Tensor, sizes: tuple[int, ...]) -> Tensor:
+    """Every rank's rows, concatenated (no autograd): ranks of fewer rows are padded to the most
+    rows for the collective, and the padding is dropped."""
+    most = max(sizes)
+    if most == 0:
+        return tensor.detach().clone()
+    sent = tensor.detach().contiguous()
+    if sent.shape[0] < most:
+        sent = torch.cat([sent, sent.new_zeros((most - sent.shape[0], *sent.shape[1:]))])
+    parts = [torch.empty_like(sent) for _ in sizes]
+    dist.all_gather(parts, sent)
+    return torch.cat([part[:n] for part, n in zip(parts, sizes, strict=True)], dim=0)
 
 
 class _AllReduceSum(torch.autograd.Function):
@@ -152,7 +174,9 @@ def broadcast_from_first(tensor: Tensor) -> Tensor:
     return out
 
 
-def _check_same_shape(tensor: Tensor, name: str) -> None:
+def _shapes(tensor: Tensor, name: str) -> list[tuple[int, ...]]:
+    """Every rank's shape of ``tensor`` (two small collectives); ``ValueError`` when the ranks'
+    tensors have different numbers of dimensions or no dimension to gather along."""
     shape = torch.tensor(tensor.shape, dtype=torch.long, device=tensor.device)
     dims = torch.tensor([tensor.dim()], dtype=torch.long, device=tensor.device)
     all_dims = [torch.empty_like(dims) for _ in range(dist.get_world_size())]
@@ -161,21 +185,20 @@ def _check_same_shape(tensor: Tensor, name: str) -> None:
         raise ValueError(
             f"{name}: the ranks hold tensors of different ranks (dims {[int(d) for d in all_dims]})"
         )
+    if tensor.dim() == 0:
+        raise ValueError(f"{name}: a 0-dim tensor has no dimension 0 to gather along; "
+                         "reshape it to (1,)")  # fmt: skip
     shapes = [torch.empty_like(shape) for _ in range(dist.get_world_size())]
     dist.all_gather(shapes, shape)
-    seen = [tuple(s.tolist()) for s in shapes]
-    if len(set(seen)) != 1:
-        raise ValueError(
-            f"{name}: every rank must hold the same shape to be gathered (equal per-rank batch "
-            f"sizes; pad and mask otherwise), got shapes {seen} on ranks 0..{len(seen) - 1}"
-        )
+    return [tuple(int(v) for v in s.tolist()) for s in shapes]
 
 
 def all_gather_with_grad(tensor: Tensor, *, check_shapes: bool = True) -> Tensor:
     """Concatenate ``tensor`` from every rank along dim 0, with gradients flowing back.
 
     Args:
-        tensor: ``(N, ...)``, the same shape on every rank.
+        tensor: ``(N, ...)``, the same shape on every rank (for batches of different sizes,
+            :func:`all_gather_with_offset`).
         check_shapes: first compare the shapes across ranks and raise a clear error (one small
             extra collective).
 
@@ -184,20 +207,68 @@ def all_gather_with_grad(tensor: Tensor, *, check_shapes: bool = True) -> Tensor
         itself without a process group.
 
     Raises:
-        ValueError: the ranks hold different shapes, or ``check_shapes`` is not ``True`` or
-            ``False``.
+        ValueError: the ranks hold different shapes, ``tensor`` is 0-dim, or ``check_shapes``
+            is not ``True`` or ``False``.
     """
     check_shapes = check_flag("all_gather_with_grad: check_shapes", check_shapes)
     if not is_distributed():
         return tensor
     if check_shapes:
-        _check_same_shape(tensor, "all_gather_with_grad")
+        seen = _shapes(tensor, "all_gather_with_grad")
+        if len(set(seen)) != 1:
+            raise ValueError(
+                f"all_gather_with_grad: every rank must hold the same shape to be gathered "
+                f"(equal per-rank batch sizes; for batches of different sizes use "
+                f"all_gather_with_offset, which also returns the offset of this rank's rows), "
+                f"got shapes {seen} on ranks 0..{len(seen) - 1}"
+            )
+    elif tensor.dim() == 0:
+        raise ValueError("all_gather_with_grad: a 0-dim tensor has no dimension 0 to gather "
+                         "along; reshape it to (1,)")  # fmt: skip
+    return _gather_rows(tensor, (int(tensor.shape[0]),) * dist.get_world_size())
+
+
+def all_gather_with_offset(tensor: Tensor) -> tuple[Tensor, int]:
+    """Concatenate ``tensor`` from every rank along dim 0, with gradients flowing back, and say
+    where this rank's rows landed: batches of different sizes (an empty one too).
+
+    The positive of local row ``i`` is then column ``offset + i`` (the ``offset`` of
+    :mod:`mitools.bounds`); ``rank() * N`` is right only for equal batches.
+
+    Args:
+        tensor: ``(N_r, ...)`` on rank ``r``: ``N_r`` may differ between ranks (``0`` too), the
+            other dimensions may not.
+
+    Returns:
+        ``(gathered, offset)``: ``gathered`` ``(N_0 + ... + N_{W-1}, ...)`` with rank ``r``'s
+        rows at ``offset_r : offset_r + N_r``, ``offset_r = N_0 + ... + N_{r-1}``; ``(tensor,
+        0)`` without a process group.
+
+    Raises:
+        ValueError: the ranks' tensors differ beyond dim 0, or ``tensor`` is 0-dim.
+
+    Example:
+        >>> import torch
+        >>> t = torch.randn(3, 2)
+        >>> gathered, offset = all_gather_with_offset(t)  # no process group
+        >>> gathered is t, offset
+        (True, 0)
+    """
+    if not is_distributed():
+        return tensor, 0
+    seen = _shapes(tensor, "all_gather_with_offset")
+    if len({s[1:] for s in seen}) != 1:
+        raise ValueError(
+            f"all_gather_with_offset: every rank must hold the same shape beyond dim 0 (the "
+            f"batch), got shapes {seen} on ranks 0..{len(seen) - 1}"
+        )
+    sizes = tuple(s[0] for s in seen)
+    return _gather_rows(tensor, sizes), sum(sizes[: dist.get_rank()])
+
+
+def _gather_rows(tensor: Tensor, sizes: tuple[int, ...]) -> Tensor:
     if tensor.dtype == torch.bool:  # not every backend gathers bool tensors
-        with torch.no_grad():
-            return _AllGather.apply(tensor.to(torch.uint8)).bool()
+        return _gather(tensor.to(torch.uint8), sizes).bool()
     if not tensor.requires_grad:
-        with torch.no_grad():
-            parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-            dist.all_gather(parts, tensor.contiguous())
-            return torch.cat(parts, dim=0)
-    return _AllGather.apply(tensor)
+        return _gather(tensor, sizes)
+    return _AllGather.apply(tensor, sizes)

@@ -5,7 +5,8 @@ from the product of marginals. :class:`~mitools.local.LocalMILoss` offers:
 
 * ``"all"`` (default): every other sample of the batch (all off-diagonal entries of the score
   matrix), from every ``torch.distributed`` rank with ``gather=True``
-  (:func:`negative_columns`, the positive of local row ``i`` at column ``rank * N + i``), and
+  (:func:`negative_columns`, the positive of local row ``i`` at column ``offset + i``, the
+  rows of the earlier ranks before it), and
   the past samples of a :class:`NegativeQueue` as extra columns;
 * ``"derangement"``: one partner per anchor drawn by :func:`random_derangement`, never the
   anchor itself (unlike a random permutation, whose fixed points make estimates saturate):
@@ -259,7 +260,7 @@ class NegativeColumns(NamedTuple):
     features: Tensor
     #: ``(M, Q)`` bool validity, or ``None`` when every column is valid.
     mask: Tensor | None
-    #: column of the positive of local row 0 (``rank * N`` when gathered).
+    #: column of the positive of local row 0 (the rows of the earlier ranks when gathered).
     offset: int
     #: ``(M0, Q, C)``: the batch's columns without the queue (what extends the queue).
     batch_features: Tensor
@@ -276,7 +277,7 @@ def negative_columns(
         y: ``(B, Q, C)`` this rank's packed ``y`` features.
         y_mask: ``(B, Q)`` bool validity or ``None``.
         gather: gather the columns of every ``torch.distributed`` rank, with gradients (a
-            no-op without a process group).
+            no-op without a process group); the ranks' batch sizes may differ.
         queue: a :class:`NegativeQueue` whose features are appended, or ``None``.
 
     Returns:
@@ -291,9 +292,10 @@ def negative_columns(
     if gather and distributed.is_distributed():
         if mask is None:
             mask = torch.ones(y.shape[:2], dtype=torch.bool, device=y.device)
-        cols = distributed.all_gather_with_grad(y)
-        mask = distributed.all_gather_with_grad(mask)
-        offset = distributed.rank() * y.shape[0]
+        # the ranks' batches may differ in size (an empty one too): the offset is the rows
+        # of the ranks before this one, not rank * N
+        cols, offset = distributed.all_gather_with_offset(y)
+        mask, _ = distributed.all_gather_with_offset(mask)
     batch_cols, batch_mask = cols, mask
     if queue is not None and len(queue):
         qf, qm = queue.features(), queue.mask()

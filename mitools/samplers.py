@@ -143,10 +143,13 @@ class LocalToGlobal(PairSampler):
     def _pairs(self, grid_x: Grid, grid_y: Grid, device: torch.device) -> PositionPairs:
         glob, loc = (grid_y, grid_x) if self.global_side == "y" else (grid_x, grid_y)
         if _numel(glob) != 1:
+            other = "x" if self.global_side == "y" else "y"
+            hint = (f"; the {other} side has one position: use "
+                    f"LocalToGlobal(global_side={other!r})") if _numel(loc) == 1 else ""
             raise ValueError(
                 f"LocalToGlobal(global_side={self.global_side!r}) needs one position on the "
                 f"{self.global_side} side, but its grid has shape {glob} "
-                f"({_numel(glob)} positions); pool it first, or use AllPairs"
+                f"({_numel(glob)} positions); pool it first, or use AllPairs" + hint
             )
         n = _numel(loc)
         idx = torch.arange(n, device=device)

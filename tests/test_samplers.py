@@ -56,6 +56,20 @@ def test_local_to_global_needs_one_global_position():
         LocalToGlobal(global_side="z")
 
 
+def test_local_to_global_names_the_side_that_is_global() -> None:
+    """tryout 9: a sentence vector as x against tokens as y (``x_pattern="b c"``,
+    ``y_pattern="b l c"``) with the default sampler was told to pool y or use AllPairs; the
+    x side is the global one."""
+    with pytest.raises(ValueError, match=r"x side has one position: use "
+                                         r"LocalToGlobal\(global_side='x'\)"):
+        LocalToGlobal()((), (3,))
+    with pytest.raises(ValueError, match=r"y side has one position: use "
+                                         r"LocalToGlobal\(global_side='y'\)"):
+        LocalToGlobal(global_side="x")((2, 2), ())
+    with pytest.raises(ValueError, match=r"or use AllPairs$"):  # neither side is global
+        LocalToGlobal()((2, 2), (3,))
+
+
 @given(grid=grids)
 def test_matched(grid):
     pairs = Matched()(grid, grid)

@@ -228,6 +228,16 @@ class _Engine(nn.Module):
         estimator = self._model_estimator if model else self.estimator
         scorer = self._model_scorer if model else self._scorer
         assert estimator is not None
+        short = max(self.estimator.min_rows, 1) - xs.shape[0]
+        if self.gather and distributed.is_distributed() and short > 0:
+            # Too few anchors on this rank for a problem (none; one for L1Out): masked-out
+            # anchors (weight 0 when the ranks are combined) keep the rank in the collectives of
+            # both passes (the gathered columns' backward, the critic's parameters under DDP),
+            # where raising here alone would leave the other ranks waiting. Their positives
+            # are the first columns: never used, and inside the columns whatever the offset.
+            xs = torch.cat([xs, xs.new_zeros((short, *xs.shape[1:]))])
+            xm = torch.zeros(xs.shape[:2], dtype=torch.bool, device=xs.device)
+            cols = cols._replace(offset=0)
         xp = xs.transpose(0, 1)  # (P, N, Cx)
         yq = cols.features.transpose(0, 1)  # (Q, M, Cy)
         masks = PairMasks(

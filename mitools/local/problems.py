@@ -175,6 +175,9 @@ class Problems:
             active = torch.ones(len(self), dtype=torch.bool, device=values.device)
         n_rows = self.n_rows if self.n_rows is not None else torch.full_like(values, self.batch)
         weight = torch.where(active, n_rows.to(values.dtype), torch.zeros_like(values))
+        # a pair without anchors on this rank (an empty batch) may have a NaN value: weight 0
+        # must leave no trace (0 * NaN is NaN on every rank)
+        values = torch.where(weight > 0, values, torch.zeros_like(values))
         total = distributed.all_reduce_sum_with_grad(weight)
         weighted = distributed.all_reduce_sum_with_grad(values * weight)
         return weighted / total.clamp(min=1.0), total > 0
