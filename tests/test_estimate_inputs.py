@@ -260,6 +260,24 @@ def test_discrete_rejects_continuous_and_constant_columns() -> None:
         estimate_mi(x, torch.zeros(300), discrete_y=True, **FAST)
 
 
+def test_gaussianize_margins_refuses_what_it_cannot_rank_by_name() -> None:
+    """Regression (docs audit): the public function, which the guides point users to, took a
+    numpy array to ``AttributeError: 'numpy.ndarray' object has no attribute 'contiguous'``,
+    an ``(n,)`` tensor to ``IndexError: Dimension out of range``, and ranked NaN silently
+    (as the largest value)."""
+    with pytest.raises(TypeError, match=r"gaussianize_margins: x must be a real torch.Tensor"
+                                        r".*got ndarray.*torch.as_tensor"):
+        gaussianize_margins(np.zeros((5, 2)))
+    with pytest.raises(ValueError, match=r"x must have shape \(n, d\), got \(5,\).*x\[:, None\]"):
+        gaussianize_margins(torch.arange(5.0))
+    with pytest.raises(ValueError, match=r"NaN or infinite values \(first: row 1\)"):
+        gaussianize_margins(torch.tensor([[1.0], [math.nan], [2.0]]))
+    # integers are ranked as given, into float64 scores
+    z = gaussianize_margins(torch.tensor([[3], [1], [2]]))
+    assert z.dtype == torch.float64 and z.ravel().tolist() == pytest.approx([0.6745, -0.6745, 0.0],
+                                                                           abs=1e-4)
+
+
 def test_margin_transform_maps_fitted_values_to_their_own_scores() -> None:
     g = torch.Generator().manual_seed(0)
     a = torch.cat([torch.randn(200, 2, generator=g, dtype=torch.float64),

@@ -58,11 +58,28 @@ def gaussianize_margins(x: Tensor) -> Tensor:
     Returns:
         ``(n, d)`` normal scores, in ``x``'s dtype if floating point, else float64.
 
+    Raises:
+        TypeError: ``x`` is not a real-valued ``torch.Tensor`` (convert an array with
+            ``torch.as_tensor``).
+        ValueError: ``x`` is not ``(n, d)``, or holds NaN or infinite values (which have no
+            rank among the samples).
+
     Example:
         >>> import torch
         >>> gaussianize_margins(torch.tensor([[10.0], [-3.0], [500.0]])).squeeze(1)
         tensor([ 0.0000, -0.6745,  0.6745])
     """
+    if not isinstance(x, Tensor) or x.is_complex():
+        raise TypeError("gaussianize_margins: x must be a real torch.Tensor (n, d), got "
+                        + (f"dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__)
+                        + "; convert an array with torch.as_tensor(x)")
+    if x.dim() != 2:
+        raise ValueError(f"gaussianize_margins: x must have shape (n, d), got {tuple(x.shape)}"
+                         + ("; a single variable is x[:, None]" if x.dim() == 1 else ""))
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        row = int((~torch.isfinite(x)).any(1).nonzero()[0, 0])
+        raise ValueError(f"gaussianize_margins: x holds NaN or infinite values (first: row "
+                         f"{row}), which have no rank among the samples; drop them first")
     out = _rank_scores(x)
     return out.to(x.dtype) if x.is_floating_point() else out
 
