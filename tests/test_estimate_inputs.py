@@ -252,12 +252,19 @@ def test_few_valued_columns_warn_unless_declared_discrete() -> None:
         _quiet(x=x, y=c > 0, **FAST)
 
 
-def test_discrete_rejects_continuous_and_constant_columns() -> None:
+def test_discrete_rejects_continuous_columns_and_answers_0_for_a_constant() -> None:
+    """Regression (docs audit): a constant variable is answered with exactly 0.0 and no
+    interval (estimate_mi's docstring, as the classical estimators answer), but with
+    ``discrete_y=True`` it raised ``ValueError: ... holds a single value: the mutual
+    information of a constant with anything is 0`` (mixed_ksg answers 0.0 there)."""
     x, y = _gaussian(300, dim=1)
     with pytest.raises(ValueError, match=r"discrete_x=True but x has 300 distinct values"):
         estimate_mi(x, y, discrete_x=True, **FAST)
-    with pytest.raises(ValueError, match=r"discrete_y=True but y holds a single value"):
-        estimate_mi(x, torch.zeros(300), discrete_y=True, **FAST)
+    for labels in (torch.zeros(300), ["cat"] * 300):
+        with pytest.warns(RuntimeWarning, match="y is constant"):
+            result = estimate_mi(x, labels, discrete_y=True, **FAST)
+        assert result.value == 0.0 and math.isnan(result.stderr) and result.folds == ()
+        assert result.margins[1].dim_out == 0
 
 
 def test_gaussianize_margins_refuses_what_it_cannot_rank_by_name() -> None:

@@ -159,11 +159,9 @@ class MarginTransform:
         if kind == "discrete":
             categories, counts = torch.unique(_exact(a), dim=0, return_counts=True)
             k = categories.shape[0]
-            if k < 2:
-                raise ValueError(
-                    f"discrete_{name}=True but {name} holds a single value: the mutual "
-                    "information of a constant with anything is 0"
-                )
+            if k < 2:  # constant: estimate_mi answers 0 without training, as without the flag
+                transform = cls(kind, (categories, torch.zeros(1, dtype=torch.int64)), d)
+                return transform, transform.transform(a, name)
             if k > max(n // 2, 2):
                 raise ValueError(
                     f"discrete_{name}=True but {name} has {k} distinct values among {n} samples: "
