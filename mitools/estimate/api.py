@@ -223,10 +223,13 @@ def estimate_mi(
 
     Raises:
         TypeError: inputs that are not array-like with numeric entries (the message names the
-            argument and the dtype or columns seen).
-        ValueError: different numbers of samples, NaN/inf values, inputs of more than two
-            dimensions, too few samples for the folds (the message says how many are needed),
-            an unavailable device, or bad options (named in the message).
+            argument and the dtype or columns seen), or labels of a discrete variable that mix
+            text with numbers or are neither.
+        ValueError: different numbers of samples, NaN/inf values (missing labels included),
+            inputs of more than two dimensions, too few samples for the folds (the message
+            says how many are needed), a variable declared discrete that has more distinct
+            values than half the samples or fewer than 5 samples per class on average, an
+            unavailable device, or bad options (named in the message).
 
     Warns:
         RuntimeWarning: signs that the estimate falls short (``result.diagnostics.flags``:

@@ -136,9 +136,10 @@ class MarginTransform:
         """Fit the transform to ``a (n, d)`` and return it with the transformed ``a`` (float64).
 
         Raises:
-            ValueError: ``kind="discrete"`` with a single category (or a single class once
-                rare ones are merged), or with so many distinct values that ``a`` is evidently
-                continuous (more than half the samples).
+            ValueError: ``kind="discrete"`` with several categories but a single class once
+                rare ones are merged, fewer than 5 samples per category on average, or so
+                many distinct values that ``a`` is evidently continuous (more than half the
+                samples). A single category is fitted (no columns: the variable is constant).
 
         Warns:
             RuntimeWarning: ``kind="discrete"`` with rare classes, which are merged.
