@@ -156,7 +156,8 @@ def estimate_mi(
             the values (centred and scaled in float64).
         discrete_x: ``x`` holds labels: each distinct row is a category, one-hot encoded, so
             the coding and order of the labels do not matter (``margins`` does not apply).
-            Without it, a column with 3 to 20 distinct values draws a warning. Pass labels as
+            Without it, a column with 3 to 20 distinct values (at least 5 samples per value
+            on average) draws a warning. Pass labels as
             numbers, booleans or text (``str``; a list, numpy array or pandas column): text
             labels are numbered in sorted order (:func:`mitools.inputs.label_codes`), which
             gives the estimate of any integer coding, value for value. A missing label
