@@ -119,7 +119,7 @@ def _object_columns(arr: np.ndarray, container: str, name: str) -> np.ndarray:
                             f"object (non-numeric entries){label_advice(name)}") from None
     cols = [arr] if arr.ndim == 1 else list(arr.T)
     found = [object_numbers(c) for c in cols]
-    for j, (col, numbers_) in enumerate(zip(cols, found)):
+    for j, (col, numbers_) in enumerate(zip(cols, found, strict=True)):
         if numbers_ is None:
             detail = describe_column(col, None).removeprefix("column 0 ")
             raise TypeError(f"{name} must hold real numbers, got {container} with numpy dtype "
