@@ -252,12 +252,37 @@ def test_few_valued_columns_warn_unless_declared_discrete() -> None:
         _quiet(x=x, y=c > 0, **FAST)
 
 
-def test_discrete_rejects_continuous_and_constant_columns() -> None:
+def test_discrete_rejects_continuous_columns_and_answers_0_for_a_constant() -> None:
+    """Regression (docs audit): a constant variable is answered with exactly 0.0 and no
+    interval (estimate_mi's docstring, as the classical estimators answer), but with
+    ``discrete_y=True`` it raised ``ValueError: ... holds a single value: the mutual
+    information of a constant with anything is 0`` (mixed_ksg answers 0.0 there)."""
     x, y = _gaussian(300, dim=1)
     with pytest.raises(ValueError, match=r"discrete_x=True but x has 300 distinct values"):
         estimate_mi(x, y, discrete_x=True, **FAST)
-    with pytest.raises(ValueError, match=r"discrete_y=True but y holds a single value"):
-        estimate_mi(x, torch.zeros(300), discrete_y=True, **FAST)
+    for labels in (torch.zeros(300), ["cat"] * 300):
+        with pytest.warns(RuntimeWarning, match="y is constant"):
+            result = estimate_mi(x, labels, discrete_y=True, **FAST)
+        assert result.value == 0.0 and math.isnan(result.stderr) and result.folds == ()
+        assert result.margins[1].dim_out == 0
+
+
+def test_gaussianize_margins_refuses_what_it_cannot_rank_by_name() -> None:
+    """Regression (docs audit): the public function, which the guides point users to, took a
+    numpy array to ``AttributeError: 'numpy.ndarray' object has no attribute 'contiguous'``,
+    an ``(n,)`` tensor to ``IndexError: Dimension out of range``, and ranked NaN silently
+    (as the largest value)."""
+    with pytest.raises(TypeError, match=r"gaussianize_margins: x must be a real torch.Tensor"
+                                        r".*got ndarray.*torch.as_tensor"):
+        gaussianize_margins(np.zeros((5, 2)))
+    with pytest.raises(ValueError, match=r"x must have shape \(n, d\), got \(5,\).*x\[:, None\]"):
+        gaussianize_margins(torch.arange(5.0))
+    with pytest.raises(ValueError, match=r"NaN or infinite values \(first: row 1\)"):
+        gaussianize_margins(torch.tensor([[1.0], [math.nan], [2.0]]))
+    # integers are ranked as given, into float64 scores
+    z = gaussianize_margins(torch.tensor([[3], [1], [2]]))
+    assert z.dtype == torch.float64 and z.ravel().tolist() == pytest.approx([0.6745, -0.6745, 0.0],
+                                                                           abs=1e-4)
 
 
 def test_margin_transform_maps_fitted_values_to_their_own_scores() -> None:

@@ -239,6 +239,29 @@ def test_a_pandas_object_column_of_numbers_is_read_as_numbers() -> None:
         as_float64_columns(pd.Series(["0.5", "1.5"], dtype=object), "x")
 
 
+@pytest.mark.parametrize("convert", [as_float64_columns, as_sample_tensor])
+def test_a_numpy_object_array_of_text_is_refused_like_a_pandas_object_column(convert) -> None:
+    """Regression (docs audit): docs/guide/inputs.rst says text that parses as a number is
+    refused, and a TypeError names the argument. A numpy object array broke both:
+    ``['1', '2']`` was read as the numbers 1 and 2 (``astype(float)``), ``['0.5', '1']`` and
+    ``[1.5, 'a']`` raised a bare ``ValueError: invalid literal for int() with base 10``, and
+    ``[object(), 1]`` a bare ``TypeError`` from ``int()``, none naming ``x``."""
+    stored_as_text = r"x must hold real numbers.*column 0 .*numbers stored as text.*discrete_x"
+    for text in (["1", "2"], ["0.5", "1"], [1, "0.5"]):
+        with pytest.raises(TypeError, match=stored_as_text):
+            convert(np.array(text, dtype=object), "x")
+    with pytest.raises(TypeError, match=r"x must hold real numbers.*column 0 .*row 1 holds 'a'"):
+        convert(np.array([1.5, "a"], dtype=object), "x")
+    with pytest.raises(TypeError, match=r"y must hold real numbers.*column 1 .*row 0 holds 'b'"):
+        convert(np.array([[1.5, "b"], [2.5, "c"]], dtype=object), "y")
+    with pytest.raises(TypeError, match=r"x must hold real numbers.*row 0 holds <object"):
+        convert(np.array([object(), 1], dtype=object), "x")
+    # numbers held as objects are still numbers, integers beyond float64 shifted exactly
+    mixed = np.array([[1.5, 2**70], [2.5, 2**70 + 3], [True, 2**70 + 1]], dtype=object)
+    np.testing.assert_array_equal(np.asarray(convert(mixed, "x"), dtype=np.float64),
+                                  [[1.5, 0.0], [2.5, 3.0], [1.0, 1.0]])
+
+
 def test_a_categorical_column_is_called_labels_not_text() -> None:
     with pytest.raises(TypeError, match=r"categories are labels, not numbers.*discrete_x=True"):
         as_float64_columns(pd.Series(pd.Categorical([0, 1, 1, 0])), "x")

@@ -156,7 +156,8 @@ def estimate_mi(
             the values (centred and scaled in float64).
         discrete_x: ``x`` holds labels: each distinct row is a category, one-hot encoded, so
             the coding and order of the labels do not matter (``margins`` does not apply).
-            Without it, a column with 3 to 20 distinct values draws a warning. Pass labels as
+            Without it, a column with 3 to 20 distinct values (at least 5 samples per value
+            on average) draws a warning. Pass labels as
             numbers, booleans or text (``str``; a list, numpy array or pandas column): text
             labels are numbered in sorted order (:func:`mitools.inputs.label_codes`), which
             gives the estimate of any integer coding, value for value. A missing label
@@ -223,10 +224,13 @@ def estimate_mi(
 
     Raises:
         TypeError: inputs that are not array-like with numeric entries (the message names the
-            argument and the dtype or columns seen).
-        ValueError: different numbers of samples, NaN/inf values, inputs of more than two
-            dimensions, too few samples for the folds (the message says how many are needed),
-            an unavailable device, or bad options (named in the message).
+            argument and the dtype or columns seen), or labels of a discrete variable that mix
+            text with numbers or are neither.
+        ValueError: different numbers of samples, NaN/inf values (missing labels included),
+            inputs of more than two dimensions, too few samples for the folds (the message
+            says how many are needed), a variable declared discrete that has more distinct
+            values than half the samples or fewer than 5 samples per class on average, an
+            unavailable device, or bad options (named in the message).
 
     Warns:
         RuntimeWarning: signs that the estimate falls short (``result.diagnostics.flags``:

@@ -58,11 +58,28 @@ def gaussianize_margins(x: Tensor) -> Tensor:
     Returns:
         ``(n, d)`` normal scores, in ``x``'s dtype if floating point, else float64.
 
+    Raises:
+        TypeError: ``x`` is not a real-valued ``torch.Tensor`` (convert an array with
+            ``torch.as_tensor``).
+        ValueError: ``x`` is not ``(n, d)``, or holds NaN or infinite values (which have no
+            rank among the samples).
+
     Example:
         >>> import torch
         >>> gaussianize_margins(torch.tensor([[10.0], [-3.0], [500.0]])).squeeze(1)
         tensor([ 0.0000, -0.6745,  0.6745])
     """
+    if not isinstance(x, Tensor) or x.is_complex():
+        raise TypeError("gaussianize_margins: x must be a real torch.Tensor (n, d), got "
+                        + (f"dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__)
+                        + "; convert an array with torch.as_tensor(x)")
+    if x.dim() != 2:
+        raise ValueError(f"gaussianize_margins: x must have shape (n, d), got {tuple(x.shape)}"
+                         + ("; a single variable is x[:, None]" if x.dim() == 1 else ""))
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        row = int((~torch.isfinite(x)).any(1).nonzero()[0, 0])
+        raise ValueError(f"gaussianize_margins: x holds NaN or infinite values (first: row "
+                         f"{row}), which have no rank among the samples; drop them first")
     out = _rank_scores(x)
     return out.to(x.dtype) if x.is_floating_point() else out
 
@@ -119,9 +136,10 @@ class MarginTransform:
         """Fit the transform to ``a (n, d)`` and return it with the transformed ``a`` (float64).
 
         Raises:
-            ValueError: ``kind="discrete"`` with a single category (or a single class once
-                rare ones are merged), or with so many distinct values that ``a`` is evidently
-                continuous (more than half the samples).
+            ValueError: ``kind="discrete"`` with several categories but a single class once
+                rare ones are merged, fewer than 5 samples per category on average, or so
+                many distinct values that ``a`` is evidently continuous (more than half the
+                samples). A single category is fitted (no columns: the variable is constant).
 
         Warns:
             RuntimeWarning: ``kind="discrete"`` with rare classes, which are merged.
@@ -142,11 +160,9 @@ class MarginTransform:
         if kind == "discrete":
             categories, counts = torch.unique(_exact(a), dim=0, return_counts=True)
             k = categories.shape[0]
-            if k < 2:
-                raise ValueError(
-                    f"discrete_{name}=True but {name} holds a single value: the mutual "
-                    "information of a constant with anything is 0"
-                )
+            if k < 2:  # constant: estimate_mi answers 0 without training, as without the flag
+                transform = cls(kind, (categories, torch.zeros(1, dtype=torch.int64)), d)
+                return transform, transform.transform(a, name)
             if k > max(n // 2, 2):
                 raise ValueError(
                     f"discrete_{name}=True but {name} has {k} distinct values among {n} samples: "

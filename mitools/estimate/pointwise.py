@@ -103,9 +103,12 @@ def pointwise_mi(result: MIEstimate, x: Any, y: Any, fold: int | None = None) ->
         ``(m,)`` float64 tensor (CPU), nats.
 
     Raises:
+        TypeError: inputs that are not real numbers (text for a variable fitted as
+            continuous), or numbers where the fit had text labels.
         ValueError: a result without critics, a fold out of range, different numbers of
             rows, a wrong number of columns, columns named otherwise than when fitting (the
-            message lists both), or a category (or text label) not seen when fitting.
+            message lists both), NaN or infinite values, or a category (or text label) not
+            seen when fitting.
 
     Example:
         >>> import mitools

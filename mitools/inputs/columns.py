@@ -51,9 +51,11 @@ def exact_integers(values: Any) -> np.ndarray | None:
     :math:`2^{53}` apart; NaN where missing). ``None`` when some entry is not an integer,
     or every one is exact in float64 already (:func:`object_numbers` then converts them)."""
     flat = np.asarray(values, dtype=object).ravel()
+    # integrality first: int() of text ('0.5') or of another object raised on its own
+    if not all(isinstance(v, numbers.Integral) for v in flat if not _missing(v)):
+        return None
     present = [int(v) for v in flat if not _missing(v)]
-    if not present or not all(isinstance(v, numbers.Integral) for v in flat
-                              if not _missing(v)):
+    if not present:
         return None
     if max(abs(v) for v in present) <= _FLOAT64_EXACT:
         return None

@@ -19,7 +19,6 @@ from torch import Tensor
 from mitools.inputs.columns import (
     column_values,
     describe_column,
-    exact_integers,
     label_advice,
     object_numbers,
     unmasked,
@@ -90,16 +89,7 @@ def _numpy(a: Any, name: str) -> tuple[np.ndarray, list[str] | None]:
         ) from None
     kind = arr.dtype.kind
     if kind == "O":  # mixed lists, None entries, integers beyond int64
-        exact = _exact_integer_columns(arr)
-        if exact is not None:
-            return exact, None
-        try:
-            arr = arr.astype(np.float64)
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"{name} must hold real numbers, got {type(a).__name__} with numpy dtype object "
-                f"(mixed or non-numeric entries){label_advice(name)}"
-            ) from None
+        return _object_columns(arr, type(a).__name__, name), None
     elif kind == "f" and arr.dtype.itemsize > 8:
         arr = arr.astype(np.float64)  # long double: the precision every estimator computes in
     elif kind == "c":
@@ -115,23 +105,29 @@ def _numpy(a: Any, name: str) -> tuple[np.ndarray, list[str] | None]:
     return arr, None
 
 
-def _exact_integer_columns(arr: np.ndarray) -> np.ndarray | None:
-    """An object array with a column of Python integers beyond float64's exact range
-    (``2**70 + i``, which ``astype(float)`` reads as one value), as exact numbers column by
-    column (:func:`~mitools.inputs.object_numbers`); ``None`` when no column has such
-    integers (the caller converts to float64, as ever) or some entry is not a number."""
-    if arr.ndim not in (1, 2) or arr.size == 0:
-        return None
+def _object_columns(arr: np.ndarray, container: str, name: str) -> np.ndarray:
+    """An object array as numbers, column by column (:func:`~mitools.inputs.object_numbers`:
+    Python integers beyond float64's exact range, such as ``2**70 + i``, shifted exactly).
+    Text is refused as in a pandas ``object`` column, also text that parses as a number
+    (``'0.5'``: numpy's ``astype(float)`` read it silently), and so is any other object; the
+    ``TypeError`` names the column and its first value that is not a number."""
+    if arr.ndim not in (1, 2) or arr.size == 0:  # refused or emptied by the shape checks
+        try:
+            return arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must hold real numbers, got {container} with numpy dtype "
+                            f"object (non-numeric entries){label_advice(name)}") from None
     cols = [arr] if arr.ndim == 1 else list(arr.T)
-    if all(exact_integers(c) is None for c in cols):
-        return None
-    out = [object_numbers(c) for c in cols]
-    if any(e is None for e in out):
-        return None
-    found = [e for e in out if e is not None]
-    if len({e.dtype for e in found}) > 1:  # the integers are shifted to start at 0
-        found = [e.astype(np.float64) for e in found]
-    return found[0] if arr.ndim == 1 else np.column_stack(found)
+    found = [object_numbers(c) for c in cols]
+    for j, (col, numbers_) in enumerate(zip(cols, found, strict=True)):
+        if numbers_ is None:
+            detail = describe_column(col, None).removeprefix("column 0 ")
+            raise TypeError(f"{name} must hold real numbers, got {container} with numpy dtype "
+                            f"object: column {j} {detail}{label_advice(name)}")
+    out = [f for f in found if f is not None]
+    if len({f.dtype for f in out}) > 1:  # exact integers start at 0; floats as given
+        out = [f.astype(np.float64) for f in out]
+    return out[0] if arr.ndim == 1 else np.column_stack(out)
 
 
 def _raw(a: Any, name: str) -> tuple[np.ndarray | Tensor, list[str] | None]:
