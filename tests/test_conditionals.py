@@ -293,3 +293,19 @@ def test_sample_takes_an_int_seed(name):
     with pytest.raises(TypeError, match=r"\.sample: generator must be a torch.Generator, an "
                                         "int seed or None, got float"):
         q.sample(x, 4.0)
+
+
+@pytest.mark.parametrize(("y", "match"), [
+    (torch.zeros(0, 2), r"y holds no samples \(shape \(0, 2\)\)"),
+    (torch.tensor([[0.0, 1.0], [float("nan"), 1.0], [2.0, 0.5]]), "non-finite value in sample 1"),
+    (torch.tensor([[0.0, float("inf")], [1.0, 1.0]]), "non-finite value in sample 0"),
+])
+def test_gaussian_marginal_fit_refuses_no_samples_and_non_finite_ones(y, match) -> None:
+    """Regression (tenth tryout): fit_ of an empty y (with a torch warning) or of a y holding
+    NaN set the mean and scale to NaN, silently; every later log_prob was NaN. The model is
+    left as it was."""
+    q = GaussianMarginal(2)
+    before = [p.detach().clone() for p in q.parameters()]
+    with pytest.raises(ValueError, match=match):
+        q.fit_(y)
+    assert all(torch.equal(a, b) for a, b in zip(before, q.parameters(), strict=True))

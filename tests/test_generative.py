@@ -415,3 +415,52 @@ def test_doe_refuses_a_log_marginal_without_the_column_axis():
         DoE(marginal=GaussianMarginal(1)).finish(stats, targets=torch.zeros(3))
     with pytest.raises(ValueError, match=r"targets has shape \(3,\) but must be \(\.\.\., M, Dy\)"):
         FLO(u_network=torch.nn.Linear(2, 1))(s, anchors=torch.zeros(3, 1), targets=torch.zeros(3))
+
+
+# ---------------------------------------------------------------------------------------------
+# The tenth tryout.
+# ---------------------------------------------------------------------------------------------
+
+
+def test_vclub_takes_an_int_seed() -> None:
+    """Regression: bounds.vclub(s, generator=0) and VCLUB(generator=0)(s) failed in
+    torch.multinomial ("argument 'generator' must be torch.Generator, not int"), where the
+    tasks, the samplers and ConditionalDensity.sample take int seeds; VCLUB(generator="a")
+    was built. A seed draws what a generator seeded alike draws; the module's seed is one
+    generator, so its calls draw new negatives."""
+    s = torch.randn(3, 6, 6, generator=torch.Generator().manual_seed(0))
+    want = bounds.vclub(s, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(bounds.vclub(s, generator=7), want)
+    est = VCLUB(generator=7)
+    assert isinstance(est.generator, torch.Generator)
+    assert torch.equal(est(s), want)
+    assert not torch.equal(est(s), want)  # the second call draws on
+    with pytest.raises(TypeError, match=r"VCLUB: generator must be a torch\.Generator, an int"):
+        VCLUB(generator="a")
+    with pytest.raises(TypeError, match="vclub: generator must be"):
+        bounds.vclub(s, generator=1.5)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_side_inputs_are_refused_by_name(bad) -> None:
+    """Regression: a float entropy_y of NaN was refused, but a tensor one, a log_marginal or
+    a u holding NaN or inf gave a NaN bound with no word (the scores and a learned baseline
+    are refused alike). Masked rows may hold anything."""
+    s = torch.randn(4, 4, generator=torch.Generator().manual_seed(0))
+    side = torch.tensor([0.0, bad, 0.0, 0.0])
+    with pytest.raises(ValueError, match=r"ba: entropy_y holds a non-finite value .* index \(1,\)"):
+        bounds.ba(s.expand(4, 4, 4), side)
+    with pytest.raises(ValueError, match=r"doe: log_marginal holds a non-finite value"):
+        bounds.doe(s, side)
+    with pytest.raises(ValueError, match=r"flo: u holds a non-finite value"):
+        bounds.flo(s, side)
+    with pytest.raises(ValueError, match=r"doe: log_marginal holds a non-finite value"):
+        DoE()(s, log_marginal=side)
+    rows = torch.tensor([True, False, True, True])
+    want = bounds.doe(s, torch.zeros(4), row_mask=rows)
+    assert torch.equal(bounds.doe(s, side, row_mask=rows), want)
+    assert torch.isfinite(bounds.flo(s, side, row_mask=rows))
+    with bounds.check_finite(False):  # the check's switch turns this check off too
+        assert not torch.isfinite(bounds.doe(s, side))
+    with pytest.raises(TypeError, match=r"got dtype torch\.int64"):
+        bounds.ba(s, torch.tensor(3))

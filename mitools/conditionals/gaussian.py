@@ -281,9 +281,19 @@ class GaussianMarginal(nn.Module):
     def fit_(self, y: Tensor) -> GaussianMarginal:
         """Set the mean and scale to the sample moments of ``y (..., n, dim_y)`` (maximum
         likelihood). Raises as :meth:`log_prob` (a 1-D ``y`` of ``2n`` numbers was read as
-        ``n`` samples of 2 features)."""
+        ``n`` samples of 2 features), and a ``ValueError`` for no samples or a non-finite one
+        (either set the parameters to NaN, silently)."""
         self._check_y(y)
         flat = y.reshape(-1, self.dim_y).to(torch.float64)  # moments before any narrowing
+        if flat.shape[0] == 0:
+            raise ValueError(f"GaussianMarginal.fit_: y holds no samples (shape {tuple(y.shape)})")
+        bad = ~torch.isfinite(flat).all(-1)
+        if bool(bad.any()):
+            raise ValueError(
+                f"GaussianMarginal.fit_: y holds a non-finite value in sample "
+                f"{int(bad.nonzero()[0])} (of {flat.shape[0]}, y of shape {tuple(y.shape)}); "
+                "the moments of every sample must be finite"
+            )
         self.mean.copy_(flat.mean(0))
         target = (flat.std(0, unbiased=False) - self.min_scale).clamp_min(1e-6)
         self.raw_scale.copy_(target + torch.log(-torch.expm1(-target)))  # softplus inverse
