@@ -464,3 +464,29 @@ def test_non_finite_side_inputs_are_refused_by_name(bad) -> None:
         assert not torch.isfinite(bounds.doe(s, side))
     with pytest.raises(TypeError, match=r"got dtype torch\.int64"):
         bounds.ba(s, torch.tensor(3))
+
+
+def test_flo_names_bad_inputs_of_its_pair_network() -> None:
+    """Regression (tenth tryout): with a u_network, numpy anchors failed with "'numpy.ndarray'
+    object has no attribute 'expand'", 5 anchors for 6 rows with torch's "Attempting to
+    broadcast a dimension of length 6", and anchors of the wrong width in the network's
+    "mat1 and mat2 shapes cannot be multiplied"; TUBA's baseline names all three."""
+    from mitools.bounds.lower import NEGATIVES_LSE
+    from mitools.critics import mlp
+
+    est = FLO(u_network=mlp(4, (8,), 1))
+    s, y = torch.zeros(6, 6), torch.randn(6, 2)
+    with pytest.raises(TypeError, match=r"FLO: anchors must be a floating-point torch\.Tensor, "
+                                        r"got ndarray"):
+        est(s, anchors=torch.randn(6, 2).numpy(), targets=y)
+    with pytest.raises(ValueError, match=r"FLO: anchors has shape \(5, 2\) but the scores have "
+                                         r"6 rows"):
+        est(s, anchors=torch.randn(5, 2), targets=y)
+    with pytest.raises(ValueError, match=r"u_network failed on the pairs .* shape \(6, 5\).*"
+                                         r"Dx \+ Dy = 5 features"):
+        est(s, anchors=torch.randn(6, 3), targets=y)
+    with pytest.raises(TypeError, match="FLO: targets must be a floating-point"):
+        est.finish(bounds.row_statistics(s, (NEGATIVES_LSE,)), anchors=torch.randn(6, 2),
+                   targets=torch.ones(6, 2, dtype=torch.long))
+    # float64 anchors with float32 targets: one pair in the promoted dtype
+    assert torch.isfinite(est(s, anchors=torch.randn(6, 2, dtype=torch.float64), targets=y))
