@@ -490,3 +490,17 @@ def test_flo_names_bad_inputs_of_its_pair_network() -> None:
                    targets=torch.ones(6, 2, dtype=torch.long))
     # float64 anchors with float32 targets: one pair in the promoted dtype
     assert torch.isfinite(est(s, anchors=torch.randn(6, 2, dtype=torch.float64), targets=y))
+
+
+def test_side_inputs_on_another_device_are_named() -> None:
+    """Regression (tenth tryout): a log_marginal, entropy_y or u on another device than the
+    scores failed inside torch (on the meta device: "Tensor.item() cannot be called on meta
+    tensors"), where a learned baseline's is named; a 0-dim entropy_y goes anywhere."""
+    s = torch.randn(3, 3)
+    for call, arg in ((lambda t: bounds.doe(s, t), "log_marginal"),
+                      (lambda t: bounds.flo(s, t), "u"),
+                      (lambda t: bounds.ba(s.expand(3, 3, 3), t), "entropy_y")):
+        with pytest.raises(ValueError, match=f"{arg} is on meta but the scores are on cpu"):
+            call(torch.zeros(3, device="meta"))
+    assert float(bounds.ba(s, torch.tensor(1.0))) == pytest.approx(
+        1.0 + float(s.diagonal().mean()), rel=1e-6)

@@ -74,6 +74,14 @@ def _refuse_non_finite(value: Tensor, name: str, arg: str, whose: str = "valid r
     return value
 
 
+def _check_device(value: Tensor, like: Tensor, name: str, arg: str) -> None:
+    """A side input on another device than the scores is named (as ``log_baseline`` is);
+    it failed in torch's arithmetic, or in the finiteness check, with no word of which."""
+    if value.device != like.device:
+        raise ValueError(f"{name}: {arg} is on {value.device} but the scores are on "
+                         f"{like.device}; move it with {arg}.to({str(like.device)!r})")
+
+
 def _per_problem(value: Tensor | float, like: Tensor, name: str, arg: str) -> Tensor:
     """Broadcast a float or tensor to the problems' shape ``like.shape[:-1]`` (``like``: a
     per-row tensor ``(..., N)``, whose dtype the result takes)."""
@@ -86,6 +94,9 @@ def _per_problem(value: Tensor | float, like: Tensor, name: str, arg: str) -> Te
             f"{name}: {arg} must be a float or a floating-point tensor broadcastable to "
             f"{tuple(lead)}, got {got}"
         )
+    if value.dim() == 0:  # a 0-dim tensor goes anywhere, as in torch's arithmetic
+        value = value.to(like.device)
+    _check_device(value, like, name, arg)
     try:
         out = torch.broadcast_to(value, lead).to(like.dtype)
     except RuntimeError:
@@ -104,6 +115,7 @@ def _per_index(value: Tensor, expected: torch.Size, like: Tensor, name: str, arg
             f"{name}: {arg} must be a floating-point tensor broadcastable to {tuple(expected)}, "
             f"got {type(value).__name__ if not isinstance(value, Tensor) else value.dtype}"
         )
+    _check_device(value, like, name, arg)
     try:
         out = torch.broadcast_to(value, expected).to(like.dtype)
     except RuntimeError:
