@@ -502,5 +502,7 @@ def test_side_inputs_on_another_device_are_named() -> None:
                       (lambda t: bounds.ba(s.expand(3, 3, 3), t), "entropy_y")):
         with pytest.raises(ValueError, match=f"{arg} is on meta but the scores are on cpu"):
             call(torch.zeros(3, device="meta"))
+    with pytest.raises(ValueError, match="vclub: negatives is on meta but the scores are on cpu"):
+        bounds.vclub(s, negatives=torch.tensor([1, 2, 0], device="meta"))
     assert float(bounds.ba(s, torch.tensor(1.0))) == pytest.approx(
         1.0 + float(s.diagonal().mean()), rel=1e-6)

@@ -163,6 +163,9 @@ def vclub(
             negatives.dtype == torch.bool
         ):
             raise TypeError(f"vclub: negatives must be an integer tensor, got {negatives!r}")
+        if negatives.device != p.scores.device:
+            raise ValueError(f"vclub: negatives is on {negatives.device} but the scores are on "
+                             f"{p.scores.device}; move it with negatives.to(scores.device)")
         try:
             negatives = torch.broadcast_to(negatives, rows_shape).to(torch.long)
         except RuntimeError:
