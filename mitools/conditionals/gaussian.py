@@ -46,8 +46,9 @@ class DiagonalGaussian(_MLPConditional):
     against :math:`|y|`: in float32 ``log_prob`` is off by about
     :math:`\epsilon \sum_k y_k^2/\sigma_k^2` (0.01 nats at :math:`\sigma = 0.0067`,
     :math:`|y| \approx 1`, four features; 0.7 at :math:`\sigma = 10^{-3}`, 40 with
-    :math:`|y| \approx 10`), while :meth:`log_prob_pairs` centres (0.002 there). For such
-    narrow models, standardise ``y`` or use float64.
+    :math:`|y| \approx 10`), while
+    :meth:`~mitools.conditionals.ConditionalDensity.log_prob_pairs` centres (0.002 there). For
+    such narrow models, standardise ``y`` or use float64.
 
     Args:
         dim_x: features of ``x``.
