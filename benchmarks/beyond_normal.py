@@ -262,10 +262,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="e.g. 0,1 (default: all in the index)")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help=f"comma-separated, from {','.join(METHODS)}")
-    parser.add_argument("--threads", type=positive_int, default=1)
+    parser.add_argument("--threads", type=positive_int, default=1,
+                        help="torch threads, for every method alike (default: %(default)s)")
     parser.add_argument("--estimate-mi-args", default="{}",
                         help="JSON of keyword arguments for estimate_mi (default: none)")
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--out", default=None,
+                        help="results JSON (default: benchmarks/results/"
+                             "beyond_normal_mitools.json; --quick: _quick.json)")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke run into *_quick.json: its defaults are tasks "
                              f"{QUICK_TASKS}, seed 0, methods without bmi_ksg and "

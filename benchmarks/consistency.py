@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -78,25 +79,40 @@ def datasets(dim: int, mi: float, n: int, seed: int) -> dict[str, tuple[torch.Te
     }
 
 
+def estimate_cell(estimate: dict) -> str:
+    """``value ± stderr`` of one estimate, or the value alone where it has no standard error
+    (the generative bounds, read from one fitted q: the table said "± nan")."""
+    if math.isfinite(estimate["stderr"]):
+        return f"{estimate['value']:.3f} ± {estimate['stderr']:.3f}"
+    return f"{estimate['value']:.3f}"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The options, checked, with ``--quick``'s defaults where none was given and ``out``
     the output path (its folder made)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dim", type=positive_int, default=10)
-    parser.add_argument("--mi", type=positive_float, default=2.0)
+    parser.add_argument("--dim", type=positive_int, default=10,
+                        help="components of the base Gaussian task (default: %(default)s)")
+    parser.add_argument("--mi", type=positive_float, default=2.0,
+                        help="MI of the base task in nats (default: %(default)s)")
     parser.add_argument("--n", type=at_least(100), default=None,
                         help="samples per data set (default: 4000; --quick: 600)")
     parser.add_argument("--max-steps", type=positive_int, default=None,
                         help="estimate_mi's max_steps (default: its own), or the steps of the "
                              "generative q fits (default: 2,000); --quick: 100")
-    parser.add_argument("--seed", type=at_least(0), default=0)
-    parser.add_argument("--threads", type=positive_int, default=1)
+    parser.add_argument("--seed", type=at_least(0), default=0,
+                        help="seed of the data sets and the fits (default: %(default)s)")
+    parser.add_argument("--threads", type=positive_int, default=1,
+                        help="torch threads (default: %(default)s)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke test into *_quick.*: its defaults are --n 600 and "
                              "--max-steps 100; options given explicitly win")
     parser.add_argument("--generative", action="store_true",
                         help="only the generative estimators, through the bounds directly")
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--out", default=None,
+                        help="output path without suffix, .json and .md written (default: "
+                             "benchmarks/results/consistency, with --generative "
+                             "consistency_generative; --quick adds _quick)")
     args = parser.parse_args(argv)
     out_name = "consistency_generative" if args.generative else "consistency"
     # a smoke run never overwrites the committed results (``*_quick.*`` is git-ignored)
@@ -160,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
              "| --- | ---: | ---: | ---: | ---: |"]
     for row in rows:
         b = row["estimates"]["base"]
-        lines.append(f"| {row['bound']} | {b['value']:.3f} ± {b['stderr']:.3f} | "
+        lines.append(f"| {row['bound']} | {estimate_cell(b)} | "
                      f"{row['independence']:+.3f} | {row['data_processing_ratio']:.3f} | "
                      f"{row['additivity_ratio']:.3f} |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")

@@ -57,12 +57,18 @@ def one(mi: float, seed: int, n: int, threads: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--levels", type=number_list(float), default="2,4")
-    parser.add_argument("--seeds", type=positive_int, default=20)
-    parser.add_argument("--n", type=at_least(100), default=5000)
-    parser.add_argument("--threads", type=positive_int, default=1)
+    parser.add_argument("--levels", type=number_list(float), default="2,4",
+                        help="comma-separated MI levels in nats (default: %(default)s)")
+    parser.add_argument("--seeds", type=positive_int, default=20,
+                        help="seeds per level (default: %(default)s)")
+    parser.add_argument("--n", type=at_least(100), default=5000,
+                        help="samples per estimate (default: %(default)s)")
+    parser.add_argument("--threads", type=positive_int, default=1,
+                        help="torch threads (default: %(default)s)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" /
-                                             "estimate_accuracy"))
+                                             "estimate_accuracy"),
+                        help="output path without suffix, .json and .md written (default: "
+                             "benchmarks/results/estimate_accuracy)")
     args = parser.parse_args()
     out = Path(args.out)
     output_location(parser, "--out", out.with_suffix(".json"), out.with_suffix(".md"))

@@ -328,19 +328,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "256,512,1024,2048,4096)")
     parser.add_argument("--side", type=positive_int, default=None,
                         help="the grid is side x side (default: 4; --gpu: 16)")
-    parser.add_argument("--dim", type=positive_int, default=128)
+    parser.add_argument("--dim", type=positive_int, default=128,
+                        help="feature channels (default: %(default)s)")
     parser.add_argument("--dtypes", type=name_list(DTYPES), default=None,
                         help=f"comma-separated, from {','.join(DTYPES)} (default: float32; "
                              "--gpu: float32,bfloat16)")
     parser.add_argument("--versions", type=name_list(VERSIONS), default=list(VERSIONS),
                         help=f"comma-separated, from {','.join(VERSIONS)} (default: all)")
-    parser.add_argument("--threads", type=positive_int, default=1)
-    parser.add_argument("--repeats", type=positive_int, default=3)
-    parser.add_argument("--score-budget-mb", type=positive_float, default=None)
+    parser.add_argument("--threads", type=positive_int, default=1,
+                        help="torch threads (default: %(default)s)")
+    parser.add_argument("--repeats", type=positive_int, default=3,
+                        help="timed repeats per config, after a warm-up (default: "
+                             "%(default)s)")
+    parser.add_argument("--score-budget-mb", type=positive_float, default=None,
+                        help="skip the versions that form the whole score tensor above this "
+                             "many MB (default: 300; --gpu: 80000)")
     parser.add_argument("--time-budget", type=positive_float, default=None,
                         help="seconds per config")
     parser.add_argument("--no-memory", action="store_true", help="skip the CPU memory runs")
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results JSON, .md beside it (default: benchmarks/results/"
+                             "local_loss.json; --quick, --gpu: local_loss_quick, _gpu)")
     parser.add_argument("--measure-peak", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure_peak is not None:

@@ -62,12 +62,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=number_list(int, 100, strict=False),
                         default="300,1000,3000", help="comma-separated, each at least 100")
-    parser.add_argument("--seeds", type=positive_int, default=16)
-    parser.add_argument("--a", type=float, default=0.35)
-    parser.add_argument("--s", type=positive_float, default=0.7)
-    parser.add_argument("--threads", type=positive_int, default=1)
+    parser.add_argument("--seeds", type=positive_int, default=16,
+                        help="seeds per size (default: %(default)s)")
+    parser.add_argument("--a", type=float, default=0.35,
+                        help="the quadratic term of y = x + a (x^2 - 1) + s e (default: "
+                             "%(default)s)")
+    parser.add_argument("--s", type=positive_float, default=0.7,
+                        help="the noise scale s (default: %(default)s)")
+    parser.add_argument("--threads", type=positive_int, default=1,
+                        help="torch threads (default: %(default)s)")
     parser.add_argument("--out",
-                        default=str(ROOT / "benchmarks" / "results" / "mild_non_gaussian"))
+                        default=str(ROOT / "benchmarks" / "results" / "mild_non_gaussian"),
+                        help="output path without suffix, .json and .md written (default: "
+                             "benchmarks/results/mild_non_gaussian)")
     args = parser.parse_args()
     out = Path(args.out)
     output_location(parser, "--out", out.with_suffix(".json"), out.with_suffix(".md"))

@@ -208,9 +208,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ``out_dir`` made."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--critics", type=name_list(("separable", "concat")),
-                        default="separable,concat")
+                        default="separable,concat",
+                        help="comma-separated, from separable,concat (default: both)")
     parser.add_argument("--tasks", type=name_list(("gaussian", "cubic")),
-                        default="gaussian,cubic")
+                        default="gaussian,cubic",
+                        help="comma-separated, from gaussian,cubic (default: both)")
     parser.add_argument("--families", type=name_list(FAMILIES), default="lower,conditional,flo",
                         help="which estimator families to train (comma-separated): lower, "
                              "conditional, flo, and mixture (the conditional bounds with a "
@@ -219,7 +221,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="train nothing: rebuild the sandwiches from the results on disk")
     parser.add_argument("--steps-per-level", type=positive_int, default=None,
                         help="default: 4000; --quick: 200")
-    parser.add_argument("--batch-size", type=at_least(2), default=64)
+    parser.add_argument("--batch-size", type=at_least(2), default=64,
+                        help="samples per step, each a fresh batch (default: %(default)s)")
     parser.add_argument("--window", type=positive_int, default=None,
                         help="the last steps of each level summarised (default: 500; "
                              "--quick: 100); one longer than a level is cut to the level's "
@@ -228,8 +231,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="a smoke test into staircase_quick/: its defaults are "
                              "--steps-per-level 200 and --window 100; options given "
                              "explicitly win")
-    parser.add_argument("--threads", type=positive_int, default=2)
-    parser.add_argument("--seed", type=at_least(0), default=0)
+    parser.add_argument("--threads", type=positive_int, default=2,
+                        help="torch threads (default: %(default)s; the committed runs used 1)")
+    parser.add_argument("--seed", type=at_least(0), default=0,
+                        help="seed of the batches and the initial weights (default: "
+                             "%(default)s)")
     parser.add_argument("--out-dir", default=None,
                         help="default: benchmarks/results/staircase (--quick: "
                              "benchmarks/results/staircase_quick, not committed)")

@@ -98,7 +98,8 @@ def measure(argv: list[str]) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", nargs="+", default=["main", "tiny", "tests", "estimate"],
-                        choices=["main", "tiny", "tests", "estimate"])
+                        choices=["main", "tiny", "tests", "estimate"],
+                        help="space-separated, the jobs to time (default: all)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "time_claims"),
                         help="output path; .json and .md are written beside it (default: "
                              "benchmarks/results/time_claims); missing folders are created "

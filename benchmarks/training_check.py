@@ -65,15 +65,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="last steps averaged per level (default: 500; --quick: 100); "
                              "one longer than a level is cut to the level's steps, and the "
                              "results record the window used")
-    parser.add_argument("--batch", type=at_least(2), default=64)
-    parser.add_argument("--dim", type=positive_int, default=20)
-    parser.add_argument("--seed", type=at_least(0), default=0)
-    parser.add_argument("--bounds", nargs="*", default=list(BOUNDS), choices=list(BOUNDS))
+    parser.add_argument("--batch", type=at_least(2), default=64,
+                        help="samples per step (default: %(default)s)")
+    parser.add_argument("--dim", type=positive_int, default=20,
+                        help="components of the Gaussian task (default: %(default)s)")
+    parser.add_argument("--seed", type=at_least(0), default=0,
+                        help="seed (default: %(default)s)")
+    parser.add_argument("--bounds", nargs="*", default=list(BOUNDS), choices=list(BOUNDS),
+                        help="space-separated (default: all)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run into training_check_quick.*: its defaults are "
                              "--steps-per-level 200 and --window 100; options given "
                              "explicitly win")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results",
+                        help="output folder (default: benchmarks/results)")
     parser.add_argument("--threads", type=positive_int, default=1,
                         help="torch threads (small batches gain nothing from more)")
     args = parser.parse_args(argv)

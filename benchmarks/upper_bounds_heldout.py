@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=positive_int, default=None, help="default: 3; --quick: 1")
     parser.add_argument("--max-steps", type=positive_int, default=None,
                         help="default: 3000; --quick: 300")
-    parser.add_argument("--threads", type=positive_int, default=1)
+    parser.add_argument("--threads", type=positive_int, default=1,
+                        help="torch threads (default: %(default)s)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run into *_quick.*: its defaults are --n 1000, --seeds 1 "
                              "and --max-steps 300; options given explicitly win")

@@ -415,3 +415,94 @@ def test_doe_refuses_a_log_marginal_without_the_column_axis():
         DoE(marginal=GaussianMarginal(1)).finish(stats, targets=torch.zeros(3))
     with pytest.raises(ValueError, match=r"targets has shape \(3,\) but must be \(\.\.\., M, Dy\)"):
         FLO(u_network=torch.nn.Linear(2, 1))(s, anchors=torch.zeros(3, 1), targets=torch.zeros(3))
+
+
+# ---------------------------------------------------------------------------------------------
+# The tenth tryout.
+# ---------------------------------------------------------------------------------------------
+
+
+def test_vclub_takes_an_int_seed() -> None:
+    """Regression: bounds.vclub(s, generator=0) and VCLUB(generator=0)(s) failed in
+    torch.multinomial ("argument 'generator' must be torch.Generator, not int"), where the
+    tasks, the samplers and ConditionalDensity.sample take int seeds; VCLUB(generator="a")
+    was built. A seed draws what a generator seeded alike draws; the module's seed is one
+    generator, so its calls draw new negatives."""
+    s = torch.randn(3, 6, 6, generator=torch.Generator().manual_seed(0))
+    want = bounds.vclub(s, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(bounds.vclub(s, generator=7), want)
+    est = VCLUB(generator=7)
+    assert isinstance(est.generator, torch.Generator)
+    assert torch.equal(est(s), want)
+    assert not torch.equal(est(s), want)  # the second call draws on
+    with pytest.raises(TypeError, match=r"VCLUB: generator must be a torch\.Generator, an int"):
+        VCLUB(generator="a")
+    with pytest.raises(TypeError, match="vclub: generator must be"):
+        bounds.vclub(s, generator=1.5)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_side_inputs_are_refused_by_name(bad) -> None:
+    """Regression: a float entropy_y of NaN was refused, but a tensor one, a log_marginal or
+    a u holding NaN or inf gave a NaN bound with no word (the scores and a learned baseline
+    are refused alike). Masked rows may hold anything."""
+    s = torch.randn(4, 4, generator=torch.Generator().manual_seed(0))
+    side = torch.tensor([0.0, bad, 0.0, 0.0])
+    with pytest.raises(ValueError, match=r"ba: entropy_y holds a non-finite value .* index \(1,\)"):
+        bounds.ba(s.expand(4, 4, 4), side)
+    with pytest.raises(ValueError, match=r"doe: log_marginal holds a non-finite value"):
+        bounds.doe(s, side)
+    with pytest.raises(ValueError, match=r"flo: u holds a non-finite value"):
+        bounds.flo(s, side)
+    with pytest.raises(ValueError, match=r"doe: log_marginal holds a non-finite value"):
+        DoE()(s, log_marginal=side)
+    rows = torch.tensor([True, False, True, True])
+    want = bounds.doe(s, torch.zeros(4), row_mask=rows)
+    assert torch.equal(bounds.doe(s, side, row_mask=rows), want)
+    assert torch.isfinite(bounds.flo(s, side, row_mask=rows))
+    with bounds.check_finite(False):  # the check's switch turns this check off too
+        assert not torch.isfinite(bounds.doe(s, side))
+    with pytest.raises(TypeError, match=r"got dtype torch\.int64"):
+        bounds.ba(s, torch.tensor(3))
+
+
+def test_flo_names_bad_inputs_of_its_pair_network() -> None:
+    """Regression (tenth tryout): with a u_network, numpy anchors failed with "'numpy.ndarray'
+    object has no attribute 'expand'", 5 anchors for 6 rows with torch's "Attempting to
+    broadcast a dimension of length 6", and anchors of the wrong width in the network's
+    "mat1 and mat2 shapes cannot be multiplied"; TUBA's baseline names all three."""
+    from mitools.bounds.lower import NEGATIVES_LSE
+    from mitools.critics import mlp
+
+    est = FLO(u_network=mlp(4, (8,), 1))
+    s, y = torch.zeros(6, 6), torch.randn(6, 2)
+    with pytest.raises(TypeError, match=r"FLO: anchors must be a floating-point torch\.Tensor, "
+                                        r"got ndarray"):
+        est(s, anchors=torch.randn(6, 2).numpy(), targets=y)
+    with pytest.raises(ValueError, match=r"FLO: anchors has shape \(5, 2\) but the scores have "
+                                         r"6 rows"):
+        est(s, anchors=torch.randn(5, 2), targets=y)
+    with pytest.raises(ValueError, match=r"u_network failed on the pairs .* shape \(6, 5\).*"
+                                         r"Dx \+ Dy = 5 features"):
+        est(s, anchors=torch.randn(6, 3), targets=y)
+    with pytest.raises(TypeError, match="FLO: targets must be a floating-point"):
+        est.finish(bounds.row_statistics(s, (NEGATIVES_LSE,)), anchors=torch.randn(6, 2),
+                   targets=torch.ones(6, 2, dtype=torch.long))
+    # float64 anchors with float32 targets: one pair in the promoted dtype
+    assert torch.isfinite(est(s, anchors=torch.randn(6, 2, dtype=torch.float64), targets=y))
+
+
+def test_side_inputs_on_another_device_are_named() -> None:
+    """Regression (tenth tryout): a log_marginal, entropy_y or u on another device than the
+    scores failed inside torch (on the meta device: "Tensor.item() cannot be called on meta
+    tensors"), where a learned baseline's is named; a 0-dim entropy_y goes anywhere."""
+    s = torch.randn(3, 3)
+    for call, arg in ((lambda t: bounds.doe(s, t), "log_marginal"),
+                      (lambda t: bounds.flo(s, t), "u"),
+                      (lambda t: bounds.ba(s.expand(3, 3, 3), t), "entropy_y")):
+        with pytest.raises(ValueError, match=f"{arg} is on meta but the scores are on cpu"):
+            call(torch.zeros(3, device="meta"))
+    with pytest.raises(ValueError, match="vclub: negatives is on meta but the scores are on cpu"):
+        bounds.vclub(s, negatives=torch.tensor([1, 2, 0], device="meta"))
+    assert float(bounds.ba(s, torch.tensor(1.0))) == pytest.approx(
+        1.0 + float(s.diagonal().mean()), rel=1e-6)

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mitools.bounds._scores import exp_of_log_term
+from mitools.bounds._scores import _FiniteCheck, exp_of_log_term
 from mitools.bounds.lower import NEGATIVES_LSE
 from mitools.bounds.rowwise import (
     RowStatistics,
@@ -58,6 +58,30 @@ from mitools.option_checks import check_number
 __all__ = ["ba", "doe", "flo", "log_likelihood"]
 
 
+def _refuse_non_finite(value: Tensor, name: str, arg: str, whose: str = "valid row's") -> Tensor:
+    """``value`` (already zero where a row is masked), refused when it holds ``nan`` or
+    ``inf``, as a float is and as the scores are (under :class:`check_finite`): a tensor
+    ``entropy_y``, ``log_marginal`` or ``u`` turned the bound into NaN with no word."""
+    if _FiniteCheck.enabled and _FiniteCheck.refuse_overflow:
+        bad = ~torch.isfinite(value)
+        if bool(bad.any()):
+            index = tuple(int(i) for i in bad.nonzero()[0])
+            raise ValueError(
+                f"{name}: {arg} holds a non-finite value ({float(value[index])}) at index "
+                f"{index} (shape {tuple(value.shape)}); every {whose} {arg} must be finite: "
+                "check what gave it" + (", or mask the row (row_mask)" if "row" in whose
+                                        else ""))
+    return value
+
+
+def _check_device(value: Tensor, like: Tensor, name: str, arg: str) -> None:
+    """A side input on another device than the scores is named (as ``log_baseline`` is);
+    it failed in torch's arithmetic, or in the finiteness check, with no word of which."""
+    if value.device != like.device:
+        raise ValueError(f"{name}: {arg} is on {value.device} but the scores are on "
+                         f"{like.device}; move it with {arg}.to({str(like.device)!r})")
+
+
 def _per_problem(value: Tensor | float, like: Tensor, name: str, arg: str) -> Tensor:
     """Broadcast a float or tensor to the problems' shape ``like.shape[:-1]`` (``like``: a
     per-row tensor ``(..., N)``, whose dtype the result takes)."""
@@ -65,17 +89,22 @@ def _per_problem(value: Tensor | float, like: Tensor, name: str, arg: str) -> Te
     if isinstance(value, (numbers.Real, np.bool_)):  # a bool is refused by name
         return like.new_full(lead, check_number(f"{name}: {arg}", value, None))
     if not isinstance(value, Tensor) or not value.is_floating_point():
+        got = f"dtype {value.dtype}" if isinstance(value, Tensor) else type(value).__name__
         raise TypeError(
             f"{name}: {arg} must be a float or a floating-point tensor broadcastable to "
-            f"{tuple(lead)}, got {type(value).__name__}"
+            f"{tuple(lead)}, got {got}"
         )
+    if value.dim() == 0:  # a 0-dim tensor goes anywhere, as in torch's arithmetic
+        value = value.to(like.device)
+    _check_device(value, like, name, arg)
     try:
-        return torch.broadcast_to(value, lead).to(like.dtype)
+        out = torch.broadcast_to(value, lead).to(like.dtype)
     except RuntimeError:
         raise ValueError(
             f"{name}: {arg} has shape {tuple(value.shape)}, which does not broadcast to the "
             f"problems' shape {tuple(lead)}"
         ) from None
+    return _refuse_non_finite(out, name, arg, "problem's")
 
 
 def _per_index(value: Tensor, expected: torch.Size, like: Tensor, name: str, arg: str) -> Tensor:
@@ -86,6 +115,7 @@ def _per_index(value: Tensor, expected: torch.Size, like: Tensor, name: str, arg
             f"{name}: {arg} must be a floating-point tensor broadcastable to {tuple(expected)}, "
             f"got {type(value).__name__ if not isinstance(value, Tensor) else value.dtype}"
         )
+    _check_device(value, like, name, arg)
     try:
         out = torch.broadcast_to(value, expected).to(like.dtype)
     except RuntimeError:
@@ -110,7 +140,8 @@ def _check_per_column(value: Tensor, m: int, scores: Tensor, name: str, arg: str
 def _per_row(value: Tensor, st: RowStatistics, name: str, arg: str) -> Tensor:
     """A per-row input ``(..., N)``, zero on the invalid rows (so nothing there overflows)."""
     out = _per_index(value, st.positive.shape, st.positive, name, arg)
-    return out if st.row_valid is None else out.masked_fill(~st.row_valid, 0.0)
+    out = out if st.row_valid is None else out.masked_fill(~st.row_valid, 0.0)
+    return _refuse_non_finite(out, name, arg)
 
 
 def _valid_rows(t: Tensor, st: RowStatistics) -> Tensor:

@@ -34,6 +34,7 @@ from mitools.bounds.rowwise import (
     _registers,
     rows_sum,
 )
+from mitools.tasks.seeding import _generator
 
 __all__ = ["club", "l1out", "vclub"]
 
@@ -102,7 +103,7 @@ def vclub(
     scores: Tensor,
     *,
     negatives: Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | int | None = None,
     offset: int = 0,
     row_mask: Tensor | None = None,
     col_mask: Tensor | None = None,
@@ -124,7 +125,9 @@ def vclub(
         scores: ``(..., N, M)`` log conditional densities :math:`\log q(y_j \mid x_i)`.
         negatives: optional ``(..., N)`` integer column of each row's negative; drawn
             uniformly from the valid negatives when ``None``.
-        generator: optional ``torch.Generator`` for that draw, on the scores' device.
+        generator: optional ``torch.Generator`` for that draw (on any device: the draw is
+            made there and moved to the scores'), or an int seed (a new CPU generator, so the
+            same seed draws the same negatives).
         offset: column of the positive of row 0.
         row_mask: optional ``(..., N)`` bool, valid anchors.
         col_mask: optional ``(..., M)`` bool, valid columns.
@@ -134,7 +137,8 @@ def vclub(
 
     Raises:
         TypeError, ValueError: as every bound, and for ``negatives`` that are not integers of
-            shape ``(..., N)``, or that point at a positive or a masked column.
+            shape ``(..., N)``, or that point at a positive or a masked column; a
+            ``generator`` that is neither a generator, an int nor ``None``.
 
     Example:
         >>> import torch
@@ -143,18 +147,25 @@ def vclub(
         tensor(5.)
     """
     p = _prepare(scores, offset, row_mask, col_mask, "vclub")
+    # an int seed failed in torch.multinomial ("argument 'generator' must be torch.Generator")
+    generator = _generator(generator, name="vclub: generator")
     rows_shape = p.scores.shape[:-1]
     m = p.scores.shape[-1]
     if negatives is None:
         weights = p.neg_valid.to(p.scores.dtype).reshape(-1, m)
         # rows without a valid negative (masked rows) get a dummy draw, dropped by the mean
         weights = weights + (weights.sum(-1, keepdim=True) == 0).to(weights.dtype)
-        negatives = torch.multinomial(weights, 1, generator=generator).reshape(rows_shape)
+        draw_on = weights.device if generator is None else generator.device
+        negatives = torch.multinomial(weights.to(draw_on), 1, generator=generator)
+        negatives = negatives.to(weights.device).reshape(rows_shape)
     else:
         if not isinstance(negatives, Tensor) or negatives.is_floating_point() or (
             negatives.dtype == torch.bool
         ):
             raise TypeError(f"vclub: negatives must be an integer tensor, got {negatives!r}")
+        if negatives.device != p.scores.device:
+            raise ValueError(f"vclub: negatives is on {negatives.device} but the scores are on "
+                             f"{p.scores.device}; move it with negatives.to(scores.device)")
         try:
             negatives = torch.broadcast_to(negatives, rows_shape).to(torch.long)
         except RuntimeError:

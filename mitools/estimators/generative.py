@@ -318,10 +318,32 @@ class FLO(GenerativeEstimator):
                 "FLO with a u_network needs anchors=x (..., N, Dx) and targets=y "
                 "(..., M, Dy) to compute its per-pair term (or pass u (..., N))"
             )
+        # numpy anchors failed in .expand, anchors of other rows in a broadcast error, other
+        # widths in the network's matmul: each is named here (as TUBA's baseline does)
+        for arg, t in (("anchors", anchors), ("targets", positives)):
+            if not isinstance(t, Tensor) or not t.is_floating_point():
+                got = f"dtype {t.dtype}" if isinstance(t, Tensor) else type(t).__name__
+                raise TypeError(f"FLO: {arg} must be a floating-point torch.Tensor, got {got}")
+            if t.dim() < 2:
+                raise ValueError(f"FLO: {arg} has shape {tuple(t.shape)} but must be "
+                                 "(..., N, D) with at least 2 dims")
+        if anchors.shape[-2] != positives.shape[-2]:
+            raise ValueError(
+                f"FLO: anchors has shape {tuple(anchors.shape)} but the scores have "
+                f"{positives.shape[-2]} rows (their positives: {tuple(positives.shape)}); "
+                "give one anchor per row"
+            )
         lead = torch.broadcast_shapes(anchors.shape[:-1], positives.shape[:-1])
-        pair = torch.cat([anchors.expand(*lead, anchors.shape[-1]),
-                          positives.expand(*lead, positives.shape[-1])], dim=-1)
-        out = self.u_network(pair)
+        dtype = torch.promote_types(anchors.dtype, positives.dtype)
+        pair = torch.cat([anchors.to(dtype).expand(*lead, anchors.shape[-1]),
+                          positives.to(dtype).expand(*lead, positives.shape[-1])], dim=-1)
+        try:
+            out = self.u_network(pair)
+        except RuntimeError as err:
+            raise ValueError(
+                f"FLO: u_network failed on the pairs [x_i, y_i] of shape {tuple(pair.shape)} "
+                f"(anchors {tuple(anchors.shape)}, positives {tuple(positives.shape)}): {err}; "
+                f"it must take Dx + Dy = {pair.shape[-1]} features") from None
         return out.squeeze(-1) if out.dim() == pair.dim() and out.shape[-1] == 1 else out
 
     def pair_term(self, anchors: Tensor, targets: Tensor, offset: int = 0) -> Tensor:

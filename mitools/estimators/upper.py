@@ -22,6 +22,7 @@ from mitools.bounds import generative as gen
 from mitools.bounds import upper
 from mitools.estimators.base import ProblemIndex
 from mitools.estimators.generative import GenerativeEstimator
+from mitools.tasks.seeding import _generator
 
 __all__ = ["CLUB", "VCLUB", "L1Out"]
 
@@ -81,7 +82,11 @@ class VCLUB(_OnScores):
     CLUB's on the deranged pairs, at :math:`O(N)` cost.
 
     Args:
-        generator: optional ``torch.Generator`` for the draws.
+        generator: optional ``torch.Generator`` for the draws, or an int seed (one CPU
+            generator, made here, that every call draws on).
+
+    Raises:
+        TypeError: a ``generator`` that is neither a generator, an int nor ``None``.
 
     Example:
         >>> import torch
@@ -92,9 +97,11 @@ class VCLUB(_OnScores):
     name = "vclub"
     stochastic = True
 
-    def __init__(self, generator: torch.Generator | None = None):
+    def __init__(self, generator: torch.Generator | int | None = None):
         super().__init__()
-        self.generator = generator
+        # an int seed was kept and failed at the first call, in torch.multinomial; a string
+        # was kept alike. One generator made here: each call draws new negatives.
+        self.generator = _generator(generator, name="VCLUB: generator")
 
     def _bound(self, scores: Tensor, **masks: Any) -> Tensor:
         return bounds.vclub(scores, generator=self.generator, **masks)

@@ -4,6 +4,7 @@ optimal critic and the true conditional and marginal densities."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import Tensor
@@ -16,6 +17,21 @@ from mitools.tasks.seeding import _generator
 __all__ = ["CorrelatedGaussian"]
 
 _EULER_GAMMA = 0.5772156649015329
+
+#: The largest MI per component, in nats: beyond, :math:`1 - \rho^2 = e^{-2I/d}` is no normal
+#: float64 (and :math:`e^{2I/d}`, in the lautum information, overflows), so the densities
+#: cannot be computed.
+MAX_MI_PER_COMPONENT = 354.0
+
+#: The noise of ``y`` is resolved when its scale :math:`e^{-I/d}` is at least this many units
+#: of rounding (``torch.finfo(dtype).eps``) of a unit-size ``y``.
+_NOISE_RESOLUTION_EPS = 8.0
+
+
+def _resolved_mi_per_component(dtype: torch.dtype) -> float:
+    """The MI per component above which the noise of ``y`` falls below the rounding of the
+    samples in ``dtype`` (13.9 nats in float32, 34.0 in float64)."""
+    return -math.log(_NOISE_RESOLUTION_EPS * torch.finfo(dtype).eps)
 
 
 def _pair_squared_distances(x: Tensor, y: Tensor, shrink: float) -> Tensor:
@@ -82,9 +98,17 @@ class CorrelatedGaussian:
         transform: ``None`` or ``"cubic"``.
         dtype: dtype of the samples, a floating-point ``torch.dtype``.
 
+    **Samples at very high MI per component.** The noise of ``y`` has the scale
+    :math:`e^{-I/d}`; once that is below the rounding of ``y`` in ``dtype`` the samples are
+    :math:`\rho x` rounded, no longer draws of this distribution (the mean pointwise MI of the
+    samples exceeds :math:`I` by up to half a nat per component). A ``RuntimeWarning`` says so
+    above 13.9 nats per component in float32 and 34.0 in float64 (noise below 8 units of
+    rounding); use float64, or spread the MI over more components.
+
     Raises:
-        ValueError: ``dim`` not an int >= 1, ``mi`` not a finite number >= 0, or an unknown
-            ``transform``.
+        ValueError: ``dim`` not an int >= 1, ``mi`` not a finite number >= 0, ``mi / dim``
+            above 354 nats per component (where :math:`1 - \rho^2` leaves
+            float64), or an unknown ``transform``.
         TypeError: ``dtype`` not a floating-point ``torch.dtype``.
 
     Example:
@@ -105,6 +129,15 @@ class CorrelatedGaussian:
         dtype: torch.dtype = torch.float32,
     ):
         mi, dim = check_number("mi", mi, 0, strict=False), check_int("dim", dim)
+        if mi / dim > MAX_MI_PER_COMPONENT:
+            # 1 - rho^2 = e^{-2 mi / dim} underflowed: the densities failed with "math domain
+            # error" and the lautum information with a ZeroDivisionError
+            raise ValueError(
+                f"CorrelatedGaussian: mi / dim must be at most {MAX_MI_PER_COMPONENT:g} nats per "
+                f"component, got mi={mi:g} over dim={dim} ({mi / dim:.6g} per component): "
+                "beyond, 1 - rho^2 = exp(-2 mi / dim) is not a float64, so the densities cannot "
+                "be computed; spread the MI over more components"
+            )
         self.rho = rho_for_mi(mi, dim)
         if transform not in (None, "cubic"):
             raise ValueError(f"transform must be None or 'cubic', got {transform!r}")
@@ -117,6 +150,17 @@ class CorrelatedGaussian:
         self.mi = float(mi)
         self.transform = transform
         self.dtype = dtype
+        resolved = _resolved_mi_per_component(dtype)
+        if mi / dim > resolved:
+            advice = ("more components" if dtype == torch.float64
+                      else "dtype=torch.float64 or more components")
+            warnings.warn(
+                f"CorrelatedGaussian: {mi / dim:.4g} nats per component is above the "
+                f"{resolved:.1f} that {dtype} samples resolve: the noise of y (scale "
+                f"exp(-mi / dim) = {math.exp(-mi / dim):.3g}) falls below the rounding of y, "
+                "so the samples are rho * x rounded and do not carry the stated MI (their mean "
+                f"pointwise MI is up to 0.5 nats per component higher); use {advice}",
+                RuntimeWarning, stacklevel=2)
 
     @property
     def dim_x(self) -> int:
