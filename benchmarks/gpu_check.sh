@@ -55,7 +55,8 @@ fi
 
 phase "2. CUDA tests"
 tests=(tests/test_local_cuda.py "tests/test_local.py::test_cuda_matches_cpu"
-       "tests/test_estimate_inputs.py::test_device_none_uses_cuda_when_present")
+       "tests/test_estimate_inputs.py::test_device_none_uses_cuda_when_present"
+       "tests/test_tasks.py::test_sample_on_cuda_from_an_int_seed_or_a_cuda_generator")
 if [ "$("$PY" -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]; then
     tests+=("tests/test_distributed.py::test_two_gpus_with_nccl_equal_one_process")
 fi

@@ -442,3 +442,34 @@ def test_closed_forms_against_monte_carlo(dim, mi, transform) -> None:
                          (lautum, task.lautum_information())):
         se = float(values.std()) / math.sqrt(values.numel())
         assert abs(float(values.mean()) - want) < 4 * se, (float(values.mean()), want, se)
+
+
+def test_sample_draws_on_the_device_asked_for_or_the_generators() -> None:
+    # sample had no device: a CUDA generator failed in torch.randn, and GPU samples needed
+    # a copy from the CPU
+    task = CorrelatedGaussian(2, 1.0)
+    x, y = task.sample(5, generator=0)
+    x2, y2 = task.sample(5, generator=0, device="cpu")
+    assert x.device.type == "cpu" and torch.equal(x, x2) and torch.equal(y, y2)
+    x3, _ = task.sample(5, generator=torch.Generator().manual_seed(0), device=torch.device("cpu"))
+    assert torch.equal(x, x3)
+    with pytest.raises(ValueError, match=r"the generator is on cpu but device='meta'"):
+        task.sample(5, generator=torch.Generator(), device="meta")
+    with pytest.raises(ValueError, match=r"the generator is on cpu but device='cuda:0'"):
+        task.sample(5, generator=torch.Generator(), device=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_sample_on_cuda_from_an_int_seed_or_a_cuda_generator() -> None:
+    task = CorrelatedGaussian(2, 1.0)
+    x, y = task.sample(5, generator=0, device="cuda")
+    g = torch.Generator(device="cuda").manual_seed(0)
+    x2, y2 = task.sample(5, generator=g)
+    assert x.is_cuda and torch.equal(x, x2) and torch.equal(y, y2)
+
+
+def test_staircase_task_at_passes_the_dtype() -> None:
+    # task_at took no dtype, so a float64 staircase was not possible
+    task = Staircase(levels=(2.0, 4.0), steps_per_level=3).task_at(4, dim=2, dtype=torch.float64)
+    assert task.dtype == torch.float64 and task.mi == 4.0
+    assert task.sample(4, generator=0)[0].dtype == torch.float64

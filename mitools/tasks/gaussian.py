@@ -183,7 +183,8 @@ class CorrelatedGaussian:
         return f"CorrelatedGaussian(dim={self.dim}, mi={self.mi}{t})"
 
     def sample(
-        self, n: int, generator: torch.Generator | int | None = None
+        self, n: int, generator: torch.Generator | int | None = None,
+        device: torch.device | str | int | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Draw ``n`` joint samples.
 
@@ -191,14 +192,31 @@ class CorrelatedGaussian:
             n: number of samples.
             generator: a ``torch.Generator``, an int seed (in :math:`[-2^{63}, 2^{64})`, as
                 ``torch.Generator.manual_seed`` takes), or ``None`` (global RNG).
+            device: where the samples are drawn: by default the generator's device (the CPU
+                for an int seed or ``None``); an int seed seeds a generator there. The same
+                seed draws different numbers on a CPU and on a GPU.
 
         Returns:
-            ``(x, y)``, each of shape ``(n, dim)``.
+            ``(x, y)``, each of shape ``(n, dim)``, on ``device``.
+
+        Raises:
+            ValueError: a generator on another device than ``device`` (both named).
         """
-        n = check_int(f"{type(self).__name__}.sample: n", n)
-        g = _generator(generator)
-        x = torch.randn(n, self.dim, generator=g, dtype=self.dtype)
-        eps = torch.randn(n, self.dim, generator=g, dtype=self.dtype)
+        name = f"{type(self).__name__}.sample"
+        n = check_int(f"{name}: n", n)
+        if device is None:
+            where = generator.device if isinstance(generator, torch.Generator) else None
+        else:
+            where = torch.device(f"cuda:{device}" if isinstance(device, int) else device)
+            if where.type == "cuda" and where.index is None:
+                where = torch.device("cuda", torch.cuda.current_device())
+        g = _generator(generator, where, name=f"{name}: generator")
+        if g is not None and where is not None and g.device != where:
+            raise ValueError(
+                f"{name}: the generator is on {g.device} but device={str(where)!r}; pass a "
+                f"generator on {where} (torch.Generator(device={str(where)!r})) or an int seed")
+        x = torch.randn(n, self.dim, generator=g, dtype=self.dtype, device=where)
+        eps = torch.randn(n, self.dim, generator=g, dtype=self.dtype, device=where)
         # sqrt(1 - rho^2) = e^{-I/d}, without the cancellation of 1 - rho**2 (rho rounds
         # to 1 above ~17 nats per dimension, where that noise became 0)
         y = self.rho * x + math.exp(-self.mi / self.dim) * eps

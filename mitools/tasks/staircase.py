@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+import torch
+
 from mitools.option_checks import check_int, check_number
 from mitools.tasks.gaussian import CorrelatedGaussian
 
@@ -57,10 +59,12 @@ class Staircase:
         return float(self.levels[self.level_of(step)])
 
     def task_at(
-        self, step: int, dim: int = 20, transform: str | None = None
+        self, step: int, dim: int = 20, transform: str | None = None,
+        dtype: torch.dtype = torch.float32,
     ) -> CorrelatedGaussian:
-        """The Gaussian task in force at ``step``."""
-        return CorrelatedGaussian(dim, self.mi_at(step), transform=transform)
+        """The Gaussian task in force at ``step`` (``dim``, ``transform`` and ``dtype`` as
+        :class:`~mitools.tasks.CorrelatedGaussian` takes them)."""
+        return CorrelatedGaussian(dim, self.mi_at(step), transform=transform, dtype=dtype)
 
     def __iter__(self) -> Iterator[float]:
         """Iterate over the true MI of every step."""
