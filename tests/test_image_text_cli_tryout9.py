@@ -227,3 +227,65 @@ def test_mitools_parsers_take_no_abbreviations_either() -> None:
     (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     assert parser.allow_abbrev is False
     assert all(p.allow_abbrev is False for p in sub.choices.values())
+
+
+# 5. a new user's tryout
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (("pretrain", *SMALL, "--out-dir", ""), "--out-dir ''"),
+    (("all", *SMALL, "--cache-dir", " "), "--cache-dir ' '"),
+    (("table", "--out-dir", ""), "--out-dir ''"),
+])
+def test_an_empty_path_is_a_usage_error(tmp_path, capsys, monkeypatch, no_data, argv,
+                                        flag) -> None:
+    # the tryout: `pretrain --out-dir ""` wrote seed0/ into the current folder, silently
+    monkeypatch.chdir(tmp_path)
+    line = _usage_error(capsys, argv)
+    assert line == (f"{PROG} {argv[0]}: error: {flag} is empty; give a path (. for the "
+                    "current folder)")
+    assert not list(tmp_path.iterdir())
+    line = _usage_error(capsys, ["evaluate", "--preset", "tiny", "--data", ""])
+    assert line.endswith("--data '' is empty; give a path (. for the current folder), or leave "
+                         "--data out for the synthetic data")
+
+
+def test_table_names_the_seeds_that_have_results(tmp_path, capsys) -> None:
+    # the tryout: `table --seeds 3` said only that seed 3 had none
+    (tmp_path / "seed0").mkdir()
+    shutil.copy(_one_seed_results(tmp_path), tmp_path / "seed0" / "results.json")
+    assert main(["table", "--out-dir", str(tmp_path), "--seeds", "0", "3"]) == 1
+    assert capsys.readouterr().err.strip().endswith(
+        f"no results for seed 3: expected {tmp_path}/seed3/results.json; seeds with results "
+        "there: 0 (run `evaluate` for the others)")
+
+
+def _one_seed_results(tmp_path):
+    """A results file of one seed, written by the report's own writer."""
+    from examples.image_text.config import make_config
+    from examples.image_text.evaluate import RegimeResult
+    from examples.image_text.report import write_results
+
+    row = RegimeResult("frozen", "global", .5, .5, (.5,), .5, (.5,))
+    write_results(tmp_path / "src", make_config("tiny"), [([row], [])], ("a",), [0])
+    return tmp_path / "src" / "results.json"
+
+
+def test_evaluate_names_seeds_it_cannot_average_with_its_own(tmp_path, two_seeds,
+                                                             capsys) -> None:
+    # evaluate's summary takes every seed with results: one of other settings is named, and
+    # the seed's own results are written all the same
+    out = tmp_path / "out"
+    shutil.copytree(two_seeds, out)
+    assert main(["evaluate", *SMALL[:4], "--seed", "0", "--out-dir", str(out)]) == 0
+    assert main(["pretrain", "--mode", "global", *SMALL, "--seed", "2", "--epochs", "2",
+                 "--out-dir", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", *SMALL[:4], "--seed", "2", "--out-dir", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.strip().endswith(
+        "but not their mean: seeds 0 and 2 were run with different settings (epochs 1 vs 2); "
+        "only seeds run alike are averaged: rerun one of them with the other's settings; or "
+        "average the seeds that agree with `table --seeds ...`")
+    assert (out / "seed2" / "results.json").exists()
+    assert json.loads((out / "results.json").read_text())["seeds"] == [0]

@@ -25,6 +25,7 @@ from mitools.option_checks import usable_cpus
 from .checkpoint import check_resume, run_label
 from .config import (
     DATA_LOCATIONS,
+    PATH_FIELDS,
     Config,
     add_config_arguments,
     config_from_args,
@@ -108,7 +109,9 @@ def _parser() -> argparse.ArgumentParser:
                                    "given anew).")
     add_config_arguments(p, ("downstream", "run"))
     _add_data_locations(p)
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help=seeds_help)
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="evaluate these seeds (default: --seed); the summary OUT_DIR/results.md "
+                        "averages every seed with results, as `table` does")
     p.add_argument("--modes", nargs="+", default=None, metavar="LABEL",
                    help="evaluate only these pretrainings, by the label of their folder "
                         "OUT_DIR/seed<k>/pretrain-LABEL: global, local-attention, local-max, "
@@ -202,6 +205,14 @@ def _argument_checks(args: argparse.Namespace, cfg: Config | None) -> None:
     """Usage errors of the options that are not settings: a seed given twice, a file in the
     place of a folder the command reads or writes, and an ``--out-dir`` it cannot write in
     (found before any work, not after the data is generated or the training done)."""
+    for name in PATH_FIELDS:  # "" is no path: it would silently mean the current folder
+        given = getattr(args, f"cfg_{name}", None) if cfg is not None else (
+            args.out_dir if name == "out_dir" else None)
+        if given is not None and not given.strip():
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} {given!r} is empty; give a path (. for the current "
+                             "folder)" + (", or leave --data out for the synthetic data"
+                                          if name == "data" else ""))
     seeds = getattr(args, "seeds", None)
     if seeds is not None:
         twice = sorted({s for s in seeds if seeds.count(s) > 1})
@@ -315,9 +326,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _summarised_seeds(summary: Path) -> list[int]:
-    """The seeds the summary ``results.md`` (its ``results.json``) averages."""
-    return list(json.loads(summary.with_suffix(".json").read_text())["seeds"])
+def _summarised_seeds(summary: Path) -> str:
+    """The seeds the summary ``results.md`` (its ``results.json``) averages, in words."""
+    seeds = list(json.loads(summary.with_suffix(".json").read_text())["seeds"])
+    return (f"the mean of seeds {', '.join(map(str, seeds))}" if len(seeds) > 1 else
+            f"seed {seeds[0]} alone")
 
 
 def _resume_hint(args: argparse.Namespace) -> str:
@@ -358,8 +371,7 @@ def _run(args: argparse.Namespace, cfg: Config) -> int:
             if md is not None:
                 print(md)
                 summary = Path(cfg.out_dir) / "results.md"
-                print(f"results: {summary} (and results.json), the mean of seeds "
-                      f"{', '.join(map(str, _summarised_seeds(summary)))}")
+                print(f"results: {summary} (and results.json), {_summarised_seeds(summary)}")
         clock(f"done: {clock.summary()}")
     finally:
         if dist.is_initialized():

@@ -218,7 +218,9 @@ def evaluate_seeds(cfg: Config, seeds: Sequence[int], pretrain_first: bool, resu
         return table_of_seeds(cfg.out_dir, extra=extra)
     except ValueError as err:  # the seeds' merged rows differ: no mean of them yet
         raise ValueError(f"each seed's results are written ({Path(cfg.out_dir)}/seed<k>/"
-                         f"results.md and .json), but not their mean: {err}") from None
+                         f"results.md and .json), but not their mean: {err}"
+                         + ("" if pretrain_first else "; or average the seeds that agree "
+                            "with `table --seeds ...`")) from None
 
 
 def _config_of_checkpoints(cfg: Config, paths: Sequence[Path],

@@ -201,13 +201,19 @@ def table_of_seeds(out_dir: str | Path, seeds: Sequence[int] | None = None,
     if seeds is None:
         seeds = seeds_with_results(out_dir)
         if not seeds:
-            raise FileNotFoundError(f"no results under {out_dir}: expected seed<k>/results.json "
-                                    "for some seed k; run `all` or `evaluate` first")
+            where = "" if Path(out_dir).is_dir() else " (no such folder)"
+            raise FileNotFoundError(f"no results under {out_dir}{where}: expected "
+                                    "seed<k>/results.json for some seed k; run `all` or "
+                                    "`evaluate` first")
     runs, names, configs, cfgs = [], (), {}, {}
     for seed in seeds:
         path = Path(out_dir) / f"seed{seed}" / "results.json"
         if not path.exists():
-            raise FileNotFoundError(f"no results for seed {seed}: expected {path}")
+            have = seeds_with_results(out_dir)
+            raise FileNotFoundError(
+                f"no results for seed {seed}: expected {path}; "
+                + (f"seeds with results there: {', '.join(map(str, have))}" if have else
+                   "no seed has results there") + " (run `evaluate` for the others)")
         names, run, configs[seed], cfgs[seed] = _read_results(path)
         runs.append(run)
     check_same_settings(configs)
