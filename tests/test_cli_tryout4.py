@@ -106,3 +106,19 @@ def test_print_result_puts_each_flag_on_a_line_as_the_command_line_does() -> Non
                                         "diagnostics: another"]
     assert estimate_line(result) == ("I(X; Y) >= 0.3000 nats (95 % lower confidence bound); "
                                      "estimate 0.5000 ± 0.1000 (sampling noise) [neural]")
+
+
+@pytest.mark.parametrize("given, meant", [
+    (("--max", "3"), "(--max: did you mean --max-steps?)"),
+    (("--thr=1",), "(--thr: did you mean --threads?)"),
+    (("--no-s",), "(--no-s: did you mean --no-screen?)"),
+])
+def test_a_shortened_option_is_refused_naming_the_option_meant(capsys, data, given,
+                                                               meant) -> None:
+    """Regression: argparse took prefixes, so ``--max 3`` silently meant ``--max-steps 3`` and
+    a typo could land on another option; now every parser has ``allow_abbrev=False``."""
+    with pytest.raises(SystemExit) as exit_:
+        run_main(capsys, data, "data.csv", "--y-cols", "outcome", *given)
+    assert exit_.value.code == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line == f"mitools estimate: error: unrecognized arguments: {' '.join(given)} {meant}"

@@ -136,8 +136,10 @@ def test_a_torch_file_that_is_not_a_checkpoint_is_named(tmp_path, two_modes, cap
     shutil.copytree(two_modes, out)
     torch.save({"a": 1}, out / "seed0" / "pretrain-global" / "checkpoint.pt")
     capsys.readouterr()
-    for argv in (["evaluate", *SMALL[:4]], ["all", *SMALL, "--resume"]):
-        line = _runtime_error(capsys, [*argv, "--out-dir", str(out)])
+    # evaluate: a runtime error; all --resume: a usage error, before any work (ninth tryout)
+    for check, argv in ((_runtime_error, ["evaluate", *SMALL[:4]]),
+                        (_usage_error, ["all", *SMALL, "--resume"])):
+        line = check(capsys, [*argv, "--out-dir", str(out)])
         assert (f"checkpoint {out}/seed0/pretrain-global/checkpoint.pt is not a pretraining "
                 "checkpoint of this example (it lacks 'epoch'") in line
         assert "delete it" in line

@@ -188,12 +188,16 @@ def test_resume_extends_epochs_and_refuses_fewer_than_done(tmp_path, tiny_ds, ca
     more = pretrain(make_config("tiny", **dict(TINY, epochs=3, device="cpu", threads=1),
                                 out_dir=str(tmp_path)), tiny_ds, resume=True)
     assert len(more.losses) == 3 * 64 // 16 and load_checkpoint(more.checkpoint)["epoch"] == 2
-    # from the command line: one line, exit 1
-    assert main(["pretrain", "--preset", "tiny", "--n-train", "64", "--n-test", "32",
-                 "--batch-size", "16", "--epochs", "3", "--bound", "dv", "--resume",
-                 "--out-dir", str(tmp_path)]) == 1
-    err = capsys.readouterr().err
-    assert "cannot resume" in err and "--bound 'infonce'" in err and len(err.splitlines()) == 1
+    # from the command line: a usage error (exit 2) before any data is generated (it was a
+    # runtime error, exit 1, after the data: the ninth tryout checks --resume first)
+    with pytest.raises(SystemExit) as exit_:
+        main(["pretrain", "--preset", "tiny", "--n-train", "64", "--n-test", "32",
+              "--batch-size", "16", "--epochs", "3", "--bound", "dv", "--resume",
+              "--out-dir", str(tmp_path)])
+    assert exit_.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("python -m examples.image_text pretrain: error: cannot resume")
+    assert "--bound 'infonce'" in last and "Traceback" not in last
 
 
 def _brute_auc(s, y) -> float:
@@ -321,7 +325,8 @@ def test_cli_all_writes_table_json_and_figure(tmp_path, capsys) -> None:
     assert main(["table", "--out-dir", str(tmp_path), "--seeds", "0", "1"]) == 1
     err = capsys.readouterr().err
     assert re.fullmatch(r"python -m examples.image_text table: error: no results for seed 1: "
-                        r"expected .*seed1/results\.json\n", err)
+                        r"expected .*seed1/results\.json; seeds with results there: 0 \(run "
+                        r"`evaluate` for the others\)\n", err)
 
 
 def test_cli_rejects_bad_input(tmp_path, capsys) -> None:

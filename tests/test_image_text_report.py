@@ -176,8 +176,8 @@ def test_table_without_seeds_averages_every_seed_with_results(tmp_path, capsys) 
     empty = tmp_path / "empty"
     assert main(["table", "--out-dir", str(empty)]) == 1
     assert capsys.readouterr().err.strip().endswith(
-        f"table: error: no results under {empty}: expected seed<k>/results.json for some seed "
-        "k; run `all` or `evaluate` first")
+        f"table: error: no results under {empty} (no such folder): expected "
+        "seed<k>/results.json for some seed k; run `all` or `evaluate` first")
 
 
 def test_an_interrupted_results_write_leaves_the_old_files(tmp_path, monkeypatch) -> None:

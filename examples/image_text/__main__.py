@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import json
 import os
 import re
 import sys
@@ -17,10 +19,13 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from mitools.cli.parser import did_you_mean
 from mitools.option_checks import usable_cpus
 
+from .checkpoint import check_resume, run_label
 from .config import (
     DATA_LOCATIONS,
+    PATH_FIELDS,
     Config,
     add_config_arguments,
     config_from_args,
@@ -28,7 +33,7 @@ from .config import (
 )
 from .pipeline import Clock, evaluate_seeds, final_estimate, run_supervised
 from .report import table_of_seeds
-from .train import build_objective, pretrain, resolve_device, run_dir, run_label
+from .train import build_objective, pretrain, resolve_device, run_dir
 
 __all__ = ["main"]
 
@@ -73,12 +78,17 @@ def _init_distributed(cfg: Config) -> tuple[int, int]:
 
 
 def _parser() -> argparse.ArgumentParser:
+    # allow_abbrev=False here and in every add_parser (a subparser does not inherit it): a
+    # shortened option is an error naming what it may mean, never silently another option
+    # (evaluate --mode would have been --modes, all --seed 1 --seeds)
     parser = argparse.ArgumentParser(prog="python -m examples.image_text",
                                      description=_DESCRIPTION, epilog=_EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_parser = functools.partial(sub.add_parser, allow_abbrev=False)
     seeds_help = "repeat over these seeds and average (default: --seed)"
-    p = sub.add_parser("all", help="pretrain global and local, evaluate, print the tables",
+    p = add_parser("all", help="pretrain global and local, evaluate, print the tables",
                        description="Pretrain global and local (--reduction) for each seed, "
                                    "evaluate every regime, write results.md/json and the "
                                    "cell-MI figure under --out-dir (each seed's results.json "
@@ -87,19 +97,21 @@ def _parser() -> argparse.ArgumentParser:
                          exclude=("mode",))
     p.add_argument("--seeds", type=int, nargs="+", default=None, help=seeds_help)
     p.add_argument("--resume", action="store_true", help="continue from the epoch checkpoints")
-    p = sub.add_parser("pretrain", help="pretrain one objective (--mode, --reduction)",
+    p = add_parser("pretrain", help="pretrain one objective (--mode, --reduction)",
                        description="Pretrain one objective; the checkpoint goes to "
                                    "OUT_DIR/seed<k>/pretrain-<global|local-REDUCTION>/.")
     add_config_arguments(p, ("data", "model", "pretraining", "run"))
     p.add_argument("--resume", action="store_true", help="continue from the epoch checkpoint")
-    p = sub.add_parser("evaluate", help="evaluate every pretraining checkpoint of a seed",
+    p = add_parser("evaluate", help="evaluate every pretraining checkpoint of a seed",
                        description="Evaluate every checkpoint under OUT_DIR/seed<k>/, or those "
                                    "of --modes (data and model settings come from the "
                                    "checkpoints, which must agree; where the data is may be "
                                    "given anew).")
     add_config_arguments(p, ("downstream", "run"))
     _add_data_locations(p)
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help=seeds_help)
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="evaluate these seeds (default: --seed); the summary OUT_DIR/results.md "
+                        "averages every seed with results, as `table` does")
     p.add_argument("--modes", nargs="+", default=None, metavar="LABEL",
                    help="evaluate only these pretrainings, by the label of their folder "
                         "OUT_DIR/seed<k>/pretrain-LABEL: global, local-attention, local-max, "
@@ -110,12 +122,12 @@ def _parser() -> argparse.ArgumentParser:
                         "pretrainings it evaluates and the baselines, and the summary "
                         "OUT_DIR/results.md averages them all; rows evaluated with other "
                         "settings are refused, not mixed in")
-    p = sub.add_parser("supervised", help="labels only: does the data carry each finding?",
+    p = add_parser("supervised", help="labels only: does the data carry each finding?",
                        description="Train the image encoder from scratch on the labelled "
                                    "pairs (--labelled-fraction 1: all of them) and print each "
                                    "finding's test AUC.")
     add_config_arguments(p, ("data", "model", "downstream", "run"))
-    p = sub.add_parser("table", help="average the per-seed results.json of an output folder",
+    p = add_parser("table", help="average the per-seed results.json of an output folder",
                        description="Average OUT_DIR/seed<k>/results.json over --seeds (by "
                                    "default every seed that has one) into OUT_DIR/results.md "
                                    "and .json.")
@@ -193,6 +205,14 @@ def _argument_checks(args: argparse.Namespace, cfg: Config | None) -> None:
     """Usage errors of the options that are not settings: a seed given twice, a file in the
     place of a folder the command reads or writes, and an ``--out-dir`` it cannot write in
     (found before any work, not after the data is generated or the training done)."""
+    for name in PATH_FIELDS:  # "" is no path: it would silently mean the current folder
+        given = getattr(args, f"cfg_{name}", None) if cfg is not None else (
+            args.out_dir if name == "out_dir" else None)
+        if given is not None and not given.strip():
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} {given!r} is empty; give a path (. for the current "
+                             "folder)" + (", or leave --data out for the synthetic data"
+                                          if name == "data" else ""))
     seeds = getattr(args, "seeds", None)
     if seeds is not None:
         twice = sorted({s for s in seeds if seeds.count(s) > 1})
@@ -224,10 +244,25 @@ def _argument_checks(args: argparse.Namespace, cfg: Config | None) -> None:
                 break
 
 
+def _resume_checks(args: argparse.Namespace, cfg: Config) -> None:
+    """``--resume``: every checkpoint the command would continue from can be (see
+    :func:`~examples.image_text.checkpoint.check_resume`), found before any data is generated
+    or any run trained (``all --resume`` found a damaged local checkpoint only after
+    pretraining the global run)."""
+    seeds = args.seeds if getattr(args, "seeds", None) is not None else [cfg.seed]
+    modes = ("global", "local") if args.command == "all" else (cfg.mode,)
+    for seed in seeds:
+        for mode in modes:
+            run = dataclasses.replace(cfg, seed=seed, mode=mode)
+            path = run_dir(run) / "checkpoint.pt"
+            if path.exists():
+                check_resume(path, run)
+
+
 def _unrecognized(parser: argparse.ArgumentParser, command: str, extra: Sequence[str]) -> str:
     """The usage error of arguments ``command`` does not take, naming the commands that take
     each of its options (argparse's own error named no command and showed the top-level
-    usage)."""
+    usage), and the options of ``command`` a shortened or misspelled one may mean."""
     hints = []
     for arg in extra:
         option = arg.split("=", 1)[0]
@@ -235,8 +270,14 @@ def _unrecognized(parser: argparse.ArgumentParser, command: str, extra: Sequence
             continue
         takers = [name for name, p in _subparsers(parser).items()
                   if option in p._option_string_actions]
-        hints.append(f"{option} is an option of {', '.join(takers)}, not of {command}"
-                     if takers else f"no command takes {option}")
+        hint = (f"{option} is an option of {', '.join(takers)}, not of {command}"
+                if takers else f"no command takes {option}")
+        # an option of other commands: only this command's options that it begins (--mode:
+        # --modes), not any spelled alike (--n-test is no typo of --preset)
+        meant = did_you_mean(option, _subparsers(parser)[command]._option_string_actions,
+                             begun_only=bool(takers))
+        hints.append(f"{hint}; {meant}" if takers and meant else
+                     f"{option}: {meant}" if meant else hint)
     return (f"unrecognized arguments: {' '.join(extra)}"
             + (f" ({'; '.join(hints)}; see {parser.prog} {command} --help)" if hints else ""))
 
@@ -262,6 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.subparser.error(_option_terms(str(err)))
     try:
         _argument_checks(args, cfg)
+        if cfg is not None and getattr(args, "resume", False):
+            _resume_checks(args, cfg)
     except ValueError as err:  # in option terms already (and paths are not field names)
         args.subparser.error(str(err))
     try:
@@ -281,6 +324,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted{_resume_hint(args)}", file=sys.stderr)
         return 130
+
+
+def _summarised_seeds(summary: Path) -> str:
+    """The seeds the summary ``results.md`` (its ``results.json``) averages, in words."""
+    seeds = list(json.loads(summary.with_suffix(".json").read_text())["seeds"])
+    return (f"the mean of seeds {', '.join(map(str, seeds))}" if len(seeds) > 1 else
+            f"seed {seeds[0]} alone")
 
 
 def _resume_hint(args: argparse.Namespace) -> str:
@@ -320,7 +370,8 @@ def _run(args: argparse.Namespace, cfg: Config) -> int:
                                  _data_at(args) if args.command == "evaluate" else None)
             if md is not None:
                 print(md)
-                print(f"results: {Path(cfg.out_dir) / 'results.md'} (and results.json)")
+                summary = Path(cfg.out_dir) / "results.md"
+                print(f"results: {summary} (and results.json), {_summarised_seeds(summary)}")
         clock(f"done: {clock.summary()}")
     finally:
         if dist.is_initialized():

@@ -58,7 +58,10 @@ def load_tensor_file(path: Path, what: str, remedy: str,
         ...
         ValueError: cache file .../x.pt is damaged (truncated, or not a file torch wrote): delete it
     """
-    damaged = f"{what} {path} is damaged (truncated, or not a file torch wrote): {remedy}"
+    empty = path.stat().st_size == 0  # e.g. a full disk, or a copy that never finished
+    damaged = (f"{what} {path} is damaged ("
+               + ("truncated: it is empty, 0 bytes" if empty else
+                  "truncated, or not a file torch wrote") + f"): {remedy}")
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
         raise ValueError(damaged)
     try:

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import check_finished
+from .checkpoint import check_finished, run_label, run_label_of
 from .config import DATA_LOCATIONS, GROUPS, PATH_FIELDS, Config, differing_fields
 from .evaluate import REGIMES, RegimeResult, downstream
 from .files import write_text_atomic
 from .pointing import PointingResult, cell_mi_figure, pointing
-from .report import Run, check_same_settings, write_results
+from .report import Run, check_same_settings, table_of_seeds, write_results
 from .seed_results import BASELINES, check_mergeable, write_seed_results
 from .train import (
     Datasets,
@@ -36,8 +36,6 @@ from .train import (
     pretrain,
     resolve_device,
     run_dir,
-    run_label,
-    run_label_of,
 )
 
 
@@ -164,8 +162,11 @@ def evaluate_seeds(cfg: Config, seeds: Sequence[int], pretrain_first: bool, resu
     """``all`` (``pretrain_first``: pretrain global and local first) or ``evaluate`` (the
     checkpoints of ``modes``, by default all) for every seed: write each seed's results and,
     on rank 0, the averaged ``results.md``/``.json`` under ``cfg.out_dir``, returning its
-    Markdown (``None`` on other ranks). ``data_at``: ``evaluate``'s data locations given on
-    the command line (:data:`~examples.image_text.config.DATA_LOCATIONS`, e.g. ``{"data":
+    Markdown (``None`` on other ranks): for ``all`` the mean of its ``seeds``, whose results
+    are one whole run; for ``evaluate`` the mean of every seed with results there, evaluated
+    now or before (:func:`~examples.image_text.report.table_of_seeds`, as ``table``).
+    ``data_at``: ``evaluate``'s data locations given on the command line
+    (:data:`~examples.image_text.config.DATA_LOCATIONS`, e.g. ``{"data":
     "/mnt/mimic-cxr-jpg"}``), used instead of those the checkpoints recorded."""
     runs: list[Run] = []
     timings: dict[str, float] = {}
@@ -207,13 +208,19 @@ def evaluate_seeds(cfg: Config, seeds: Sequence[int], pretrain_first: bool, resu
                                        names, seed, merge=not pretrain_first))
     if rank != 0 or not runs:
         return None
+    extra = {"timings_s": timings, "torch": torch.__version__,
+             "threads": torch.get_num_threads()}
     try:
-        return write_results(Path(cfg.out_dir), cfg, runs, names, list(seeds),
-                             {"timings_s": timings, "torch": torch.__version__,
-                              "threads": torch.get_num_threads()})
+        if pretrain_first:  # all: its seeds' results are one whole run, summarised alone
+            return write_results(Path(cfg.out_dir), cfg, runs, names, list(seeds), extra)
+        # evaluate: the summary of every seed with results, as `table` writes it, not only
+        # of the seeds this run evaluated (`evaluate --seed 1` wrote seed 1 alone)
+        return table_of_seeds(cfg.out_dir, extra=extra)
     except ValueError as err:  # the seeds' merged rows differ: no mean of them yet
         raise ValueError(f"each seed's results are written ({Path(cfg.out_dir)}/seed<k>/"
-                         f"results.md and .json), but not their mean: {err}") from None
+                         f"results.md and .json), but not their mean: {err}"
+                         + ("" if pretrain_first else "; or average the seeds that agree "
+                            "with `table --seeds ...`")) from None
 
 
 def _config_of_checkpoints(cfg: Config, paths: Sequence[Path],

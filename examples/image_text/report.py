@@ -183,27 +183,47 @@ def seeds_with_results(out_dir: str | Path) -> list[int]:
     return sorted(int(k) for k in found if k.isdigit())
 
 
-def table_of_seeds(out_dir: str, seeds: Sequence[int] | None = None) -> str:
-    """``table``: average ``seed<k>/results.json`` files (e.g. of seeds run in parallel
-    processes) into ``out_dir/results.md`` and ``.json``; return the markdown. ``seeds``:
-    by default every seed with a results file (:func:`seeds_with_results`), so that the
-    summary of a several-seed run is never rewritten with fewer seeds unasked."""
+def table_of_seeds(out_dir: str | Path, seeds: Sequence[int] | None = None,
+                   extra: dict[str, Any] | None = None) -> str:
+    """``table``, and ``evaluate``'s summary: average ``seed<k>/results.json`` files (e.g. of
+    seeds run in parallel processes, or evaluated one at a time) into ``out_dir/results.md``
+    and ``.json``; return the markdown. ``seeds``: by default every seed with a results file
+    (:func:`seeds_with_results`), so that the summary of a several-seed run is never
+    rewritten with fewer seeds unasked. ``extra``: what to record beside the tables (a run's
+    ``timings_s``, torch version, threads); the summary's earlier entries are kept (the
+    timings only of the seeds averaged), and this run's timings added to them.
+
+    Raises:
+        FileNotFoundError: no results file of a seed (or of any seed).
+        ValueError: a results file is damaged, or the seeds cannot be averaged (other
+            settings, other rows); the message names them.
+    """
     if seeds is None:
         seeds = seeds_with_results(out_dir)
         if not seeds:
-            raise FileNotFoundError(f"no results under {out_dir}: expected seed<k>/results.json "
-                                    "for some seed k; run `all` or `evaluate` first")
+            where = "" if Path(out_dir).is_dir() else " (no such folder)"
+            raise FileNotFoundError(f"no results under {out_dir}{where}: expected "
+                                    "seed<k>/results.json for some seed k; run `all` or "
+                                    "`evaluate` first")
     runs, names, configs, cfgs = [], (), {}, {}
     for seed in seeds:
         path = Path(out_dir) / f"seed{seed}" / "results.json"
         if not path.exists():
-            raise FileNotFoundError(f"no results for seed {seed}: expected {path}")
+            have = seeds_with_results(out_dir)
+            raise FileNotFoundError(
+                f"no results for seed {seed}: expected {path}; "
+                + (f"seeds with results there: {', '.join(map(str, have))}" if have else
+                   "no seed has results there") + " (run `evaluate` for the others)")
         names, run, configs[seed], cfgs[seed] = _read_results(path)
         runs.append(run)
     check_same_settings(configs)
     cfg = cfgs[seeds[0]]
+    kept = _kept_extras(Path(out_dir) / "results.json", seeds)
+    old_timings = kept.get("timings_s")
+    timings = {**(old_timings if isinstance(old_timings, dict) else {}),
+               **(extra or {}).get("timings_s", {})}
     return write_results(Path(out_dir), cfg, runs, names, list(seeds),
-                         _kept_extras(Path(out_dir) / "results.json", seeds))
+                         {**kept, **(extra or {}), **({"timings_s": timings} if timings else {})})
 
 
 def _read_results(path: Path) -> tuple[tuple[str, ...], Run, dict[str, Any], Config]:

@@ -2,19 +2,21 @@
 
 ``evaluate --modes A`` and then ``evaluate --modes B`` (or any two runs that evaluate different
 pretrainings of a seed) each add their rows: the file is read, merged by pretraining label and
-rewritten under a lock (``seed<k>/results.lock``), so that the second run keeps the first one's
-rows and two runs at the same time do not lose either's. A run's rows replace the file's rows
-of the same labels, and the baselines (supervised only, untrained), which every run evaluates
-again. Rows evaluated with other settings (another ``--finetune-epochs``, checkpoints of
-another ``--epochs``) are not merged: they would be read as those of one setting. A run whose
-rows would leave such rows beside its own is refused (:func:`check_mergeable`, before any
-work); a run that re-evaluates every row of the file replaces it.
+rewritten under a lock (``seed<k>/results.lock``, removed on release), so that the second run
+keeps the first one's rows and two runs at the same time do not lose either's. A run's rows
+replace the file's rows of the same labels, and the baselines (supervised only, untrained),
+which every run evaluates again. Rows evaluated with other settings (another
+``--finetune-epochs``, checkpoints of another ``--epochs``) are not merged: they would be read
+as those of one setting. A run whose rows would leave such rows beside its own is refused
+(:func:`check_mergeable`, before any work); a run that re-evaluates every row of the file
+replaces it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
@@ -94,16 +96,43 @@ def check_mergeable(seed_dir: Path, cfg: Config, labels: Collection[str]) -> Non
 
 @contextlib.contextmanager
 def _locked(seed_dir: Path) -> Iterator[None]:
-    """Hold ``seed_dir/results.lock`` (a lock other ``evaluate`` processes wait on)."""
+    """Hold ``seed_dir/results.lock`` (a lock other ``evaluate`` processes wait on), and remove
+    the file on release, so that no lock file is left in the seed's folder.
+
+    Removing it is safe because only the holder removes it, while it holds the lock, and
+    whoever gets the lock checks that the file it locked is still the one at that path: a run
+    that was waiting on the removed file (it had opened it before) would otherwise hold a lock
+    that a newcomer, creating the file anew, does not see, and both would merge at once; it
+    retries on the new file instead. (A run killed while holding it leaves the file, which the
+    next run locks and removes: a lock held by no process is none.)
+    """
     seed_dir.mkdir(parents=True, exist_ok=True)
-    with open(seed_dir / "results.lock", "a") as handle:
-        if fcntl is not None:
+    path = seed_dir / "results.lock"
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    while True:
+        with open(path, "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            if fcntl is not None:
+            if not _is_linked_at(handle.fileno(), path):
+                continue  # the holder before removed it: lock the file at the path now
+            try:
+                yield
+            finally:
+                with contextlib.suppress(FileNotFoundError):  # removed by hand meanwhile
+                    path.unlink()
                 fcntl.flock(handle, fcntl.LOCK_UN)
+            return
+
+
+def _is_linked_at(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is the file at ``path`` (not one removed from it)."""
+    try:
+        here = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (mine.st_dev, mine.st_ino) == (here.st_dev, here.st_ino)
 
 
 def write_seed_results(seed_dir: Path, cfg: Config, run: Run, names: tuple[str, ...],

@@ -29,6 +29,7 @@ from .checkpoint import (
     config_from_checkpoint,
     load_checkpoint,
     load_weights,
+    run_dir,
 )
 from .config import Config
 from .data import ImageTextData, generate_synthetic
@@ -247,29 +248,6 @@ def _lr_lambda(warmup: int, total: int):
     return f
 
 
-def run_label(cfg: Config) -> str:
-    """The pretraining's name in tables and folders: ``global``, ``local-attention``,
-    ``local-mean-all`` (``--sentences all``), ..."""
-    if cfg.mode == "global":
-        return "global"
-    return f"local-{cfg.reduction}" + ("-all" if cfg.sentences == "all" else "")
-
-
-def run_dir(cfg: Config) -> Path:
-    """``<out_dir>/seed<seed>/pretrain-<label>`` (:func:`run_label`)."""
-    return Path(cfg.out_dir) / f"seed{cfg.seed}" / f"pretrain-{run_label(cfg)}"
-
-
-def run_label_of(checkpoint: Path) -> str:
-    """The :func:`run_label` of a checkpoint in its :func:`run_dir`, from the folder's name.
-
-    Example:
-        >>> run_label_of(Path("runs/seed0/pretrain-local-attention/checkpoint.pt"))
-        'local-attention'
-    """
-    return checkpoint.parent.name.removeprefix("pretrain-")
-
-
 def pretrain(cfg: Config, ds: Datasets | None = None, *, resume: bool = False,
              stop_after: int | None = None) -> PretrainOutcome:
     """Pretrain image and text encoders by maximising ``cfg.mode`` MI for ``cfg.epochs``.
@@ -310,15 +288,21 @@ def pretrain(cfg: Config, ds: Datasets | None = None, *, resume: bool = False,
     estimates: list[float] = []
     start_epoch = 0
     if resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, device)
+        state = load_checkpoint(ckpt_path, device, resuming=True)
         check_resumable(ckpt_path, state, cfg)
         load_weights(ckpt_path, state, model, objective)
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        g.set_state(state["rng"]["sampler"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if torch.cuda.is_available() and state["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        try:
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            g.set_state(state["rng"]["sampler"])
+            torch.set_rng_state(state["rng"]["torch"])
+            if torch.cuda.is_available() and state["rng"].get("cuda") is not None:
+                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:  # altered by hand
+            raise ValueError(
+                f"cannot resume {ckpt_path}: its optimizer, schedule or random state does not "
+                f"fit this run ({type(err).__name__}: {str(err).splitlines()[0]}); delete it "
+                "(then --resume starts that run anew), or rerun without --resume") from None
         losses, estimates = list(state["losses"]), list(state["estimates"])
         start_epoch = int(state["epoch"]) + 1
     elif resume and rank == 0:

@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from mitools.cli.errors import DataError, UsageError
-from mitools.cli.parser import attach_negative_columns, build_parser
+from mitools.cli.parser import attach_negative_columns, build_parser, unrecognized_message
 from mitools.cli.report import cli_terms, report, with_warnings
 from mitools.cli.rows import drop_nonfinite, stack
 from mitools.cli.tables import load
@@ -162,7 +162,10 @@ def _closed_stdout() -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mitools`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(attach_negative_columns(sys.argv[1:] if argv is None else argv))
+    args, extra = parser.parse_known_args(
+        attach_negative_columns(sys.argv[1:] if argv is None else argv))
+    if extra:  # argparse's own error, with the options each unknown one may have meant
+        args.subparser.error(unrecognized_message(args.subparser, extra))
     _check_options(args)
     try:
         columns, describe = load(args)

@@ -7,12 +7,14 @@ A bad value is refused by argparse itself (exit code 2) with a message that name
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from mitools.option_checks import MAX_SEED, usable_cpus  # the limits --seed, --threads say
 
-__all__ = ["METHODS", "attach_negative_columns", "build_parser"]
+__all__ = ["METHODS", "attach_negative_columns", "build_parser", "closest_options",
+           "did_you_mean", "unrecognized_message"]
 
 METHODS = ("neural", "ksg", "ksg2", "gaussian", "mixed")
 EXIT_CODES = ("Exit codes: 0 success, 1 a problem with the data, 2 a usage error, 141 stdout "
@@ -43,6 +45,59 @@ def attach_negative_columns(argv: Sequence[str]) -> list[str]:
         out.append(token)
         i += 1
     return out
+
+
+def closest_options(option: str, options: Collection[str], *, begun_only: bool = False
+                    ) -> list[str]:
+    """The long options a misspelled or shortened ``option`` (``--mode``, ``--max``) may have
+    meant: every option of ``options`` that begins with it, else (unless ``begun_only``) the
+    one closest in spelling, else none. The parsers take no abbreviations
+    (``allow_abbrev=False``: ``--seed`` never silently means ``--seeds``); this names what was
+    likely meant.
+
+    Example:
+        >>> closest_options("--mode", ["--modes", "--seed", "--seeds"])
+        ['--modes']
+        >>> closest_options("--n", ["--n-test", "--n-train", "--k"])
+        ['--n-test', '--n-train']
+        >>> closest_options("--max-step", ["--max-steps", "--k"]), closest_options("--xyz", ["--k"])
+        (['--max-steps'], [])
+    """
+    name = option.split("=", 1)[0]
+    long = sorted(o for o in options if o.startswith("--"))
+    begun = [o for o in long if o.startswith(name)]
+    return begun if begun or begun_only else difflib.get_close_matches(name, long, n=1)
+
+
+def did_you_mean(option: str, options: Collection[str], *, begun_only: bool = False) -> str:
+    """``"did you mean --a, --b or --c?"``: the :func:`closest_options` of ``option``, or
+    ``""`` when there are none.
+
+    Example:
+        >>> did_you_mean("--n", ["--n-test", "--n-train", "--no-x"])
+        'did you mean --n-test, --n-train or --no-x?'
+    """
+    close = closest_options(option, options, begun_only=begun_only)
+    if not close:
+        return ""
+    named = [", ".join(close[:-1]), close[-1]] if close[1:] else close
+    return f"did you mean {' or '.join(named)}?"
+
+
+def unrecognized_message(parser: argparse.ArgumentParser, extra: Sequence[str]) -> str:
+    """argparse's "unrecognized arguments: ..." with, for each unknown long option of
+    ``extra``, the options of ``parser`` it may have meant (:func:`closest_options`).
+
+    Example:
+        >>> p = argparse.ArgumentParser(allow_abbrev=False)
+        >>> _ = p.add_argument("--seeds")
+        >>> unrecognized_message(p, ["--seed", "1"])
+        'unrecognized arguments: --seed 1 (--seed: did you mean --seeds?)'
+    """
+    hints = [f"{arg.split('=', 1)[0]}: {hint}" for arg in extra if arg.startswith("--")
+             for hint in [did_you_mean(arg, parser._option_string_actions)] if hint]
+    return (f"unrecognized arguments: {' '.join(extra)}"
+            + (f" ({'; '.join(hints)})" if hints else ""))
 
 
 def _integer(low: int, high: int | None, what: str) -> Callable[[str], int]:
@@ -98,9 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     from mitools import __version__
     from mitools.estimate.options import estimate_bounds
 
+    # allow_abbrev=False, here and in each subparser: a shortened or misspelled option is an
+    # error naming the options it may mean, never silently another option (--max: --max-steps)
     parser = argparse.ArgumentParser(
         prog="mitools", description="Mutual-information estimation from the command line.",
-        epilog=EXIT_CODES,
+        epilog=EXIT_CODES, allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
                         help="print mitools' version and exit")
@@ -111,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "the columns of X against those of Y, row by row.",
         epilog=f"{EXIT_CODES} Example: mitools estimate data.csv --x-cols age,weight "
                "--y-cols outcome --method ksg",
+        allow_abbrev=False,
     )
     p.set_defaults(subparser=p)
     p.add_argument("x", metavar="X", help="file with X (.npy, .npz, .csv, .tsv, .parquet), "
