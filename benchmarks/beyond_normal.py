@@ -253,7 +253,7 @@ def read_previous(out: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(DATA), help="sample directory with index.json")
     parser.add_argument("--tasks", default=None,
                         help="comma-separated globs of task ids, or family names "

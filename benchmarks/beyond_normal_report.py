@@ -168,7 +168,8 @@ def figure(res: Results, path: Path, rows: list[dict] | None = None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     # a parser, so that --help (or a stray argument) answers without rewriting the outputs
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
+    argparse.ArgumentParser(allow_abbrev=False,
+                            description=__doc__.splitlines()[0]).parse_args(argv)
     res = load(require=True)
     if not res.cases:
         raise SystemExit("no beyond_normal_*.json results under benchmarks/results/")

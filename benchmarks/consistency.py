@@ -90,7 +90,7 @@ def estimate_cell(estimate: dict) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The options, checked, with ``--quick``'s defaults where none was given and ``out``
     the output path (its folder made)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--dim", type=positive_int, default=10,
                         help="components of the base Gaussian task (default: %(default)s)")
     parser.add_argument("--mi", type=positive_float, default=2.0,

@@ -56,7 +56,7 @@ def one(mi: float, seed: int, n: int, threads: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--levels", type=number_list(float), default="2,4",
                         help="comma-separated MI levels in nats (default: %(default)s)")
     parser.add_argument("--seeds", type=positive_int, default=20,

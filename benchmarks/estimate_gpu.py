@@ -20,7 +20,8 @@ from mitools import CorrelatedGaussian, estimate_mi
 
 def main(argv: list[str] | None = None) -> None:
     # a parser, so that --help (or a stray argument) answers without running the benchmark
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
+    argparse.ArgumentParser(allow_abbrev=False,
+                            description=__doc__.splitlines()[0]).parse_args(argv)
     rng = np.random.default_rng(0)
     task = CorrelatedGaussian(dim=5, mi=2.0)
     x, y = (v.numpy() for v in task.sample(5000, generator=0))

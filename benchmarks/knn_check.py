@@ -58,7 +58,7 @@ def summary_lines(summary: dict, rows: list[dict]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DATA,
                         help="the Beyond Normal samples (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=RESULTS / "knn_check.json",

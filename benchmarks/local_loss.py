@@ -311,7 +311,7 @@ def device_name(text: str) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The options, checked before anything runs (a bad value is a usage error, exit 2),
     with the chosen mode's defaults filled in where no value was given."""
-    parser = argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(allow_abbrev=False,
         description=__doc__.split("\n")[0],
         epilog="--gpu and --quick set the defaults of --device, --batches, --side, --dtypes, "
                "--score-budget-mb and --time-budget; an option given explicitly wins.")

@@ -59,7 +59,7 @@ def sample(n: int, a: float, s: float, seed: int) -> tuple[torch.Tensor, torch.T
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=number_list(int, 100, strict=False),
                         default="300,1000,3000", help="comma-separated, each at least 100")
     parser.add_argument("--seeds", type=positive_int, default=16,

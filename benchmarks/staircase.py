@@ -206,7 +206,7 @@ def true_q_traces(transform: str | None, schedule: Staircase, batch_size: int = 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The options, checked, with ``--quick``'s defaults where none was given and
     ``out_dir`` made."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--critics", type=name_list(("separable", "concat")),
                         default="separable,concat",
                         help="comma-separated, from separable,concat (default: both)")

@@ -96,7 +96,7 @@ def measure(argv: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", nargs="+", default=["main", "tiny", "tests", "estimate"],
                         choices=["main", "tiny", "tests", "estimate"],
                         help="space-separated, the jobs to time (default: all)")

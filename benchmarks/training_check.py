@@ -58,7 +58,7 @@ def train_one(name: str, kwargs: dict, schedule: Staircase, dim: int, batch: int
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The options, checked, with ``--quick``'s defaults where none was given."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     parser.add_argument("--steps-per-level", type=positive_int, default=None,
                         help="default: 4000; --quick: 200")
     parser.add_argument("--window", type=positive_int, default=None,

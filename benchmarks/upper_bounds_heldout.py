@@ -60,7 +60,7 @@ def one_case(task, n, seed, max_steps):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=at_least(100), default=None,
                         help="default: 5000; --quick: 1000")
     parser.add_argument("--seeds", type=positive_int, default=None, help="default: 3; --quick: 1")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -84,14 +85,35 @@ def trained_table(task: mitools.CorrelatedGaussian, batch: int, steps: int, seed
               flush=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Every mitools bound on a Gaussian of known MI")
-    parser.add_argument("--mi", type=float, default=4.0, help="true MI in nats")
-    parser.add_argument("--dim", type=int, default=20)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+def _number(kind: type, low: float) -> Callable[[str], float]:
+    """An argparse type: a ``kind`` (int or float) of at least ``low``, finite; anything else
+    is a usage error (exit 2) before any work, not a traceback after the first tables."""
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
+        if not math.isfinite(value) or value < low:
+            raise argparse.ArgumentTypeError(f"must be finite and >= {low}, got {text!r}")
+        return value
+    return parse
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(allow_abbrev=False,
+                                     description="Every mitools bound on a Gaussian of known MI")
+    parser.add_argument("--mi", type=_number(float, 0), default=4.0,
+                        help="true MI in nats (default: %(default)s)")
+    parser.add_argument("--dim", type=_number(int, 1), default=20,
+                        help="components of the Gaussian (default: %(default)s)")
+    parser.add_argument("--batch", type=_number(int, 2), default=64,
+                        help="samples per batch, each row's negatives the others "
+                             "(default: %(default)s)")
+    parser.add_argument("--steps", type=_number(int, 1), default=1500,
+                        help="training steps of part 3 (default: %(default)s)")
+    parser.add_argument("--seed", type=_number(int, 0), default=0,
+                        help="seed of part 3's training (default: %(default)s)")
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
     task = mitools.CorrelatedGaussian(args.dim, args.mi)
     print(f"{task}: true MI = {task.mutual_information():.2f} nats; "

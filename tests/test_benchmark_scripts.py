@@ -513,6 +513,9 @@ def test_every_option_has_help(script: str, monkeypatch) -> None:
     bare = [a.option_strings[0] for a in caught[0]._actions
             if a.option_strings and not a.help]
     assert bare == [], f"{script}: options without help: {bare}"
+    # a shortened option is an error, never silently another option (staircase.py --thr 4
+    # was --threads 4), as in mitools estimate and the image-text example
+    assert caught[0].allow_abbrev is False, f"{script}: takes shortened options"
 
 
 def test_consistency_table_has_no_nan_standard_error() -> None:

@@ -151,7 +151,7 @@ def reused(path: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--levels", type=number_list(float, 0, strict=False),
                         default="2,4,6,8,10")
     parser.add_argument("--n", type=at_least(100), default=5000)

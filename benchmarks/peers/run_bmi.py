@@ -102,7 +102,7 @@ def cca_runner(sample, settings: dict):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("samples", nargs="+", help=".npz sample files")
     parser.add_argument("--out", required=True)
     parser.add_argument("--estimators", default="infonce,nwj,dv,mine",

@@ -29,7 +29,7 @@ from _cli import output_location
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("samples", nargs="+", help=".npz sample files")
     parser.add_argument("--out", required=True)
     parser.add_argument("--estimators", default="smile,infonce,nwj,mine")

@@ -125,7 +125,7 @@ def sample_benchmark(out_dir: Path, n: int, seeds: list[int], force: bool) -> li
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--out-dir", default=None,
                         help=f"default with --benchmark: {DEFAULT_BENCHMARK_DIR}")
     parser.add_argument("--n", type=int, default=5000)
