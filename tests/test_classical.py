@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from scipy import stats
+from scipy import integrate, stats
 from scipy.special import digamma
 
 from mitools import CorrelatedGaussian
@@ -260,7 +260,7 @@ def _label_feature_truth(weights, means, sds) -> float:
     grid = np.linspace(min(means) - 12 * max(sds), max(means) + 12 * max(sds), 400_001)
     p = sum(w * stats.norm.pdf(grid, m, s) for w, m, s in zip(weights, means, sds,
                                                              strict=True))
-    h_mix = -np.trapezoid(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0.0), grid)
+    h_mix = -integrate.trapezoid(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0.0), grid)
     return h_mix - sum(w * 0.5 * math.log(2 * math.pi * math.e * s**2)
                        for w, s in zip(weights, sds, strict=True))
 

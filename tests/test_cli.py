@@ -23,6 +23,15 @@ ROOT = Path(__file__).resolve().parents[1]
 N = 300
 
 
+def text_dtype() -> str:
+    """The dtype pandas reads a .csv text column as: ``str`` from pandas 3, ``object`` before
+    (the extra ``[io]`` admits pandas 2.0)."""
+    import io
+
+    pd = pytest.importorskip("pandas")
+    return str(pd.read_csv(io.StringIO("a\nx\n"))["a"].dtype)
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pd = pytest.importorskip("pandas")
@@ -334,16 +343,17 @@ def test_unreadable_files_say_so_in_a_subprocess(data: Path) -> None:
          "--dropna dropped all 300 rows of allnan.csv (Y column 'e' has no finite values)"),
         # the example was a valid number, '0.5'
         (("text.csv", "--x-cols", "a", "--y-cols", "c"),
-         "Y has non-numeric columns in text.csv: 'c' (dtype str; data row 2 holds 'abc', not "
-         "a number)"),
+         "Y has non-numeric columns in text.csv: 'c' (dtype {text}; data row 2 holds 'abc', "
+         "not a number)"),
         (("text.csv", "--x-cols", "lab", "--y-cols", "city"),
-         "X has non-numeric columns in text.csv: 'lab' (dtype str; data row 0 holds 'pos', "
-         "not a number); Y has non-numeric columns in text.csv: 'city' (dtype str; data row 0 "
-         "holds 'Paris', not a number); choose numeric columns"),
+         "X has non-numeric columns in text.csv: 'lab' (dtype {text}; data row 0 holds 'pos', "
+         "not a number); Y has non-numeric columns in text.csv: 'city' (dtype {text}; data "
+         "row 0 holds 'Paris', not a number); choose numeric columns"),
     ],
 )
 def test_tryout_data_errors(capsys, data: Path, args, message) -> None:
     code, out, err = run_main(capsys, data, *args, "--method", "gaussian")
+    message = message.replace("{text}", text_dtype())
     assert code == 1 and out == ""
     assert err.count("\n") == 1 and err.startswith("mitools: error: ") and message in err, err
 
@@ -557,7 +567,7 @@ def test_a_text_label_column_gives_the_estimate_of_its_codes(capsys, data: Path)
     assert json.loads(text_out)["value"] == json.loads(code_out)["value"], err
     code, _, err = run_main(capsys, data, "animals.csv", "--x-cols", "animal", "--y-cols", "a",
                             "--method", "mixed")
-    assert code == 1 and "'animal' (dtype str; data row 0 holds" in err
+    assert code == 1 and f"'animal' (dtype {text_dtype()}; data row 0 holds" in err
     assert "read as such with --discrete-x / --discrete-y" in err
 
 
@@ -624,6 +634,44 @@ def test_integers_beyond_int64_in_a_table_are_numbers(capsys, tmp_path: Path) ->
         assert code == 0, err
         values.append(json.loads(out)["value"])
     assert values[0] == values[1] == pytest.approx(values[2], abs=0.02) and values[0] > 1
+
+
+def test_integers_beyond_int64_read_as_text_by_pandas_2_are_numbers(
+        capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression (packaging tryout): pandas before 3.0 (the extra ``[io]`` admits 2.0) reads
+    a .csv column of 2**70 + i as text ('1180591620717411303424'), not as Python ints, and
+    the command line refused it: "'big' (dtype object: numbers stored as text; store them as
+    numbers)", exit 1. Read here as pandas 2 reads it (text), it gives the estimate of the
+    column of small integers, as with pandas 3; a column with other text stays text."""
+    pd = pytest.importorskip("pandas")
+    from mitools.cli.text_tables import integers_beyond_int64
+
+    read_csv = pd.read_csv
+
+    def as_pandas_2(*args, **kwargs):  # pandas 2: the too-large integers as str objects
+        kwargs.setdefault("dtype", {"big": object})
+        return read_csv(*args, **kwargs)
+
+    monkeypatch.setattr(pd, "read_csv", as_pandas_2)
+    rng = np.random.default_rng(0)
+    i = rng.permutation(200)
+    y = (i + rng.normal(0, 20, 200)).tolist()
+    (tmp_path / "big.csv").write_text("big,y\n" + "\n".join(
+        f"{2**70 + int(v)},{w!r}" for v, w in zip(i, y, strict=True)) + "\n")
+    (tmp_path / "small.csv").write_text("big,y\n" + "\n".join(
+        f"{int(v)},{w!r}" for v, w in zip(i, y, strict=True)) + "\n")
+    assert read_csv(tmp_path / "big.csv", dtype={"big": object})["big"][0] == str(2**70 + int(i[0]))
+    values = []
+    for name in ("big.csv", "small.csv"):
+        code, out, err = run_main(capsys, tmp_path, name, "--method", "gaussian", "--json")
+        assert code == 0, err
+        values.append(json.loads(out)["value"])
+    assert values[0] == values[1] > 1
+    frame = pd.DataFrame({"big": pd.Series([str(2**70 + 1), None, " -7"], dtype=object),
+                          "text": pd.Series(["a", "5", None], dtype=object)})
+    out_frame = integers_beyond_int64(frame)
+    assert out_frame["big"][0] == 2**70 + 1 and pd.isna(out_frame["big"][1])
+    assert out_frame["big"][2] == -7 and out_frame["text"].tolist() == ["a", "5", None]
 
 
 def test_a_header_name_with_spaces_is_found_without_them(capsys, tmp_path: Path) -> None:

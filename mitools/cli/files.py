@@ -16,7 +16,7 @@ import numpy as np
 from mitools.cli.errors import DataError, UsageError, name_list
 from mitools.cli.formats import TEXT_TABLES, check_exists, file_kind
 from mitools.cli.numpy_files import load_npy, npz_array, open_npz
-from mitools.cli.text_tables import check_first_row, flags_with_gaps
+from mitools.cli.text_tables import check_first_row, flags_with_gaps, integers_beyond_int64
 
 __all__ = ["Table", "pandas_for", "read"]
 
@@ -152,6 +152,8 @@ def _read(path: Path, key: str | None, default_key: str | None, header: bool | N
             raise DataError(f"cannot read {path}: empty file (no header, no rows)") from exc
         raise DataError(f"cannot read {path}: {exc}") from exc
     frame = flags_with_gaps(frame)
+    if kind in TEXT_TABLES:
+        frame = integers_beyond_int64(frame)
     names = [str(c) for c in frame.columns]
     unnamed = tuple(j for j, c in enumerate(names) if kind in TEXT_TABLES and header is not False
                     and re.fullmatch(r"Unnamed: \d+", c))

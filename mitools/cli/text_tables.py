@@ -1,5 +1,6 @@
 """The first rows of a ``.csv`` / ``.tsv`` checked before pandas reads it (another separator,
-a header row of numbers only), and columns of flags with gaps read as numbers."""
+a header row of numbers only), and columns that pandas reads as objects made numbers: flags
+with gaps, integers beyond ``int64``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from mitools.cli.errors import DataError, name_list
 
-__all__ = ["check_first_row", "flags_with_gaps"]
+__all__ = ["check_first_row", "flags_with_gaps", "integers_beyond_int64"]
 
 _SEPARATORS = (",", ";", "\t", "|")
 
@@ -75,4 +76,17 @@ def flags_with_gaps(frame: Any) -> Any:
         if col.dtype == object and len(present) and all(
                 isinstance(v, (bool, np.bool_)) for v in present):
             frame[frame.columns[j]] = col.astype("boolean")
+    return frame
+
+
+def integers_beyond_int64(frame: Any) -> Any:
+    """Columns of integers beyond ``int64`` (``2**70 + i``), which pandas before 3.0 reads as
+    text (``'1180591620717411303424'``), as Python ints, as pandas 3 reads them; missing cells
+    stay NaN. Other columns are left as they are (text with any other value stays text)."""
+    for j in range(frame.shape[1]):
+        col = frame.iloc[:, j]
+        present = col.dropna()
+        if (col.dtype == object and len(present) and isinstance(present.iloc[0], str)
+                and present.str.fullmatch(r"\s*[+-]?[0-9]+\s*").eq(True).all()):
+            frame[frame.columns[j]] = col.map(int, na_action="ignore")
     return frame
