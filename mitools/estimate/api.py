@@ -20,6 +20,7 @@ from mitools.estimate.folds import fold_indices, jackknife_groups
 from mitools.estimate.knn_check import knn_cross_check
 from mitools.estimate.options import (
     bound_with_options,
+    check_critic,
     check_estimate_bound,
     check_options,
     check_sample_size,
@@ -224,8 +225,9 @@ def estimate_mi(
 
     Raises:
         TypeError: inputs that are not array-like with numeric entries (the message names the
-            argument and the dtype or columns seen), or labels of a discrete variable that mix
-            text with numbers or are neither.
+            argument and the dtype or columns seen), labels of a discrete variable that mix
+            text with numbers or are neither, or a ``critic`` that is neither a name nor an
+            ``nn.Module``.
         ValueError: different numbers of samples, NaN/inf values (missing labels included),
             inputs of more than two dimensions, too few samples for the folds (the message
             says how many are needed), a variable declared discrete that has more distinct
@@ -276,6 +278,7 @@ def estimate_mi(
         lr, weight_decay, ema, level, val_fraction = (
             float(v) for v in (lr, weight_decay, ema, level, val_fraction))
         hidden = tuple(int(h) for h in hidden)
+        critic = check_critic(critic, hidden)  # a name in lower case, or a module
         warn_if_unaligned(x, y, "estimate_mi")
         repeated = warn_repeated_rows(xa, ya, "estimate_mi", "a repeated row can fall in one "
                                       "fold's training part and another's test part",
@@ -287,7 +290,7 @@ def estimate_mi(
         margin_x, xt = MarginTransform.fit(xa, "discrete" if discrete_x else margins, "x")
         margin_y, yt = MarginTransform.fit(ya, "discrete" if discrete_y else margins, "y")
         is_quadratic = isinstance(critic, (QuadraticCritic, QuadraticJointCritic)) or (
-            isinstance(critic, str) and critic.lower() == "quadratic")
+            critic == "quadratic")
         init = init if init is not None else ("gaussian" if is_quadratic else "random")
         if init not in ("gaussian", "random"):
             raise ValueError(f"init must be 'gaussian', 'random' or None, got {init!r}")
@@ -296,7 +299,7 @@ def estimate_mi(
                 f"init='gaussian' needs the quadratic critic (critic='quadratic' or a "
                 f"QuadraticCritic), got critic={critic!r}"
             )
-        quadratic = isinstance(critic, str) and critic.lower() == "quadratic"
+        quadratic = critic == "quadratic"
         if residual not in ("auto", None) and not quadratic:  # it was ignored, and recorded
             raise ValueError(
                 f"residual={residual!r} chooses what critic='quadratic' adds to its Gaussian "
@@ -332,7 +335,7 @@ def estimate_mi(
 
         plain_kwargs = plain(dict(bound_kwargs))
         settings = {
-            "critic": critic.lower() if isinstance(critic, str) else "custom",
+            "critic": critic if isinstance(critic, str) else "custom",
             "residual": residual, "hidden": list(hidden), "embed_dim": embed_dim,
             "potentials": potentials, "dim_x": xt.shape[1], "dim_y": yt.shape[1],
             "bound": bound_name if isinstance(bound, str) and _is_plain(plain_kwargs) else "custom",

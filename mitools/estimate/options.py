@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from mitools.estimate.progress import check_progress
 from mitools.option_checks import (
@@ -187,6 +187,37 @@ def check_estimate_bound(bound: Any, estimator: Any) -> None:
     if not getattr(estimator, "nats", True):
         raise ValueError(f"bound {label!r} is not an MI estimate in nats; bounds estimate_mi "
                          f"takes: {list(valid)}")
+
+
+def check_critic(critic: Any, hidden: Sequence[int]) -> str | nn.Module:
+    """The ``critic`` option: a name of :func:`~mitools.critics.available_critics`
+    (case-insensitive, spaces around ignored, as :func:`~mitools.critics.get_critic` reads
+    it), returned in lower case, or an ``nn.Module``, returned as it is. Checked before
+    anything is fitted: an estimate of a constant variable trains no critic, and took any.
+
+    Raises:
+        TypeError: neither a string nor an ``nn.Module``; the message names ``critic``.
+        ValueError: an unknown name (the message lists the names), or ``"concat"`` with
+            ``hidden=()`` (its network needs a hidden layer).
+    """
+    from mitools.critics import available_critics
+
+    if isinstance(critic, nn.Module):
+        return critic
+    if not isinstance(critic, str):
+        raise TypeError(f"critic must be a name ({', '.join(map(repr, available_critics()))}) "
+                        f"or an nn.Module scoring (N, dx), (M, dy) -> (N, M), got "
+                        f"{type(critic).__name__} {critic!r}")
+    name = critic.strip().lower()
+    if name not in available_critics():
+        close = difflib.get_close_matches(name, available_critics(), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown critic {critic!r} for estimate_mi; choose one of "
+                         f"{available_critics()} or pass an nn.Module.{hint}")
+    if name == "concat" and not len(hidden):
+        raise ValueError("critic='concat' needs at least one hidden layer (its network scores "
+                         "each pair [x_i, y_j]), got hidden=()")
+    return name
 
 
 def check_options(o: dict[str, Any]) -> None:

@@ -1,0 +1,48 @@
+"""Tests of mitools.estimate.options: estimate_mi's options, refused before anything is fitted."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mitools import CorrelatedGaussian
+from mitools.estimate import estimate_mi
+
+FAST = dict(folds=2, max_steps=20, eval_every=10, threads=1)
+
+
+def _data(n: int = 300):
+    return CorrelatedGaussian(1, 0.5).sample(n, generator=0)
+
+
+@pytest.mark.parametrize("constant", [False, True])
+@pytest.mark.parametrize(("critic", "hidden", "error", "match"), [
+    (3, (64, 64), TypeError, "critic must be a name .* or an nn.Module.*got int 3"),
+    (None, (64, 64), TypeError, "critic must be a name"),
+    ("bogus", (64, 64), ValueError, "unknown critic 'bogus'.*'separable'"),
+    ("quad", (64, 64), ValueError, "Did you mean 'quadratic'"),
+    ("concat", (), ValueError, "critic='concat' needs at least one hidden layer"),
+])
+def test_a_bad_critic_is_refused_before_anything_is_fitted(
+        constant: bool, critic: object, hidden: tuple, error: type, match: str) -> None:
+    """Regression (eleventh tryout): ``critic=3`` failed with ``AttributeError: 'int' object
+    has no attribute 'lower'``, and an unknown name or ``"concat"`` with ``hidden=()`` was
+    only refused when the first critic was built: with a constant ``x`` (nothing trained)
+    ``estimate_mi`` answered 0.0 for any of them."""
+    x, y = _data()
+    if constant:
+        x = torch.zeros_like(x)
+    with pytest.raises(error, match=match):
+        estimate_mi(x, y, critic=critic, hidden=hidden, **FAST)
+
+
+def test_a_critic_name_is_read_as_get_critic_reads_it() -> None:
+    """Regression (eleventh tryout): ``critic=" Quadratic "`` passed ``get_critic`` (which
+    strips and lowers names) but not estimate_mi's own test for the quadratic critic: it got
+    a random start instead of the Gaussian one (init='random' in the settings) and the
+    default widths instead of ``hidden``. It is the quadratic critic, as ``"quadratic"``."""
+    x, y = _data()
+    padded = estimate_mi(x, y, critic=" Quadratic ", hidden=(8,), **FAST)
+    plain = estimate_mi(x, y, critic="quadratic", hidden=(8,), **FAST)
+    assert padded.settings["critic"] == "quadratic" and padded.settings["init"] == "gaussian"
+    assert padded.value == plain.value
