@@ -46,3 +46,22 @@ def test_a_critic_name_is_read_as_get_critic_reads_it() -> None:
     plain = estimate_mi(x, y, critic="quadratic", hidden=(8,), **FAST)
     assert padded.settings["critic"] == "quadratic" and padded.settings["init"] == "gaussian"
     assert padded.value == plain.value
+
+
+@pytest.mark.parametrize("options", [dict(lr=1e9), dict(weight_decay=1e9),
+                                     dict(lr=1e9, bound="infonce", critic="separable")])
+def test_a_learning_rate_that_makes_scores_infinite_is_a_diverged_fit(options: dict) -> None:
+    """Regression (eleventh tryout): with ``lr=1e9`` (or ``weight_decay=1e9``) the critic's
+    scores became infinite and estimate_mi raised the bounds' "dv: scores hold a non-finite
+    value (inf) ... Mask padding (...)" error, which speaks of masks the caller never gave.
+    A non-finite bound was meant to be a diverged fit: each fold keeps its initial critic,
+    and the diagnostics say to lower lr (lr=1e6, whose scores stay finite, did that)."""
+    x, y = _data()
+    with pytest.warns(RuntimeWarning) as caught:  # (the untrained separable one: below 0)
+        r = estimate_mi(x, y, screen=False, **{**FAST, **options})
+    assert any("the optimisation diverged" in str(w.message) and "lower lr" in str(w.message)
+               for w in caught)
+    assert r.diagnostics.diverged_folds == 2
+    for fold in r.folds:
+        assert fold.best_step == 0 and fold.held_out == fold.start_held_out
+        assert fold.history[-1].val == -torch.inf
