@@ -65,3 +65,11 @@ def test_a_learning_rate_that_makes_scores_infinite_is_a_diverged_fit(options: d
     for fold in r.folds:
         assert fold.best_step == 0 and fold.held_out == fold.start_held_out
         assert fold.history[-1].val == -torch.inf
+
+
+def test_a_val_fraction_that_leaves_too_few_training_samples_is_named() -> None:
+    """Regression (eleventh tryout): ``val_fraction=0.99`` was refused with advice to use
+    more samples, fewer folds or init='random', never naming val_fraction, the cause."""
+    x, y = _data()
+    with pytest.raises(ValueError, match=r"a smaller val_fraction \(got 0.99"):
+        estimate_mi(x, y, val_fraction=0.99, **FAST)

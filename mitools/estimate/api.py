@@ -311,7 +311,7 @@ def estimate_mi(
         gen = torch.Generator().manual_seed(seed)
         dims = xt.shape[1] + yt.shape[1]
         check_sample_size(n, folds, dims, int((1 - 1 / folds) * (1 - val_fraction) * n) - 1
-                          if init == "gaussian" else n)
+                          if init == "gaussian" else n, val_fraction)
         # after every refusal: a warning that the estimate is 0 must not precede an error
         constant = []
         for name, raw, discrete in (("x", xa, discrete_x), ("y", ya, discrete_y)):

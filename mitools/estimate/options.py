@@ -93,8 +93,10 @@ def resolve_threads(threads: Any) -> int:
     return check_threads("threads", threads)
 
 
-def check_sample_size(n: int, folds: int, dim: int, train_size: int) -> None:
-    """Enough samples for the folds, the jackknife and (``dim`` features) a covariance fit."""
+def check_sample_size(n: int, folds: int, dim: int, train_size: int,
+                      val_fraction: float = 0.1) -> None:
+    """Enough samples for the folds, the jackknife and (``dim`` features) a covariance fit
+    on ``train_size`` samples (those ``val_fraction`` leaves to train on)."""
     need = MIN_SAMPLES_PER_FOLD * folds
     # more features than samples: most often arrays given as (features, samples)
     transposed = (f" There are more columns ({dim} in x and y) than rows ({n}): rows are "
@@ -113,8 +115,11 @@ def check_sample_size(n: int, folds: int, dim: int, train_size: int) -> None:
     if train_size <= dim:
         raise ValueError(
             f"the Gaussian start fits a covariance of x and y's {dim} features to each fold's "
-            f"{train_size} training samples, which needs more samples than features: use more "
-            "samples, fewer folds, or init='random' with another critic." + transposed
+            f"{max(train_size, 0)} training samples, which needs more samples than features: "
+            "use more samples, fewer folds, "
+            + (f"a smaller val_fraction (got {val_fraction}: the share of each fold's "
+               "non-test samples kept for validation), " if val_fraction > 0.5 else "")
+            + "or init='random' with another critic." + transposed
         )
 
 
