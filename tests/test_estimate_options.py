@@ -73,3 +73,19 @@ def test_a_val_fraction_that_leaves_too_few_training_samples_is_named() -> None:
     x, y = _data()
     with pytest.raises(ValueError, match=r"a smaller val_fraction \(got 0.99"):
         estimate_mi(x, y, val_fraction=0.99, **FAST)
+
+
+def test_the_settings_record_every_option_that_shapes_the_estimate() -> None:
+    """Regression (eleventh tryout): ``result.settings``, "the options the estimate was made
+    with", lacked val_fraction, negatives, weight_decay, ema, eval_every and patience, so a
+    saved estimate could not be made again from its file."""
+    from mitools.estimate.api import _OPTIONS
+
+    x, y = _data()
+    r = estimate_mi(x, y, val_fraction=0.2, negatives=3, weight_decay=0.01, ema=0.5,
+                    patience=3, **FAST)
+    fields = {"bound", "report", "sided", "level"}  # the result's own fields
+    assert set(_OPTIONS) - fields - {"device", "threads", "progress"} <= set(r.settings)
+    assert (r.settings["val_fraction"], r.settings["negatives"], r.settings["weight_decay"],
+            r.settings["ema"], r.settings["eval_every"], r.settings["patience"]) == (
+        0.2, 3, 0.01, 0.5, 10, 3)

@@ -344,6 +344,8 @@ def estimate_mi(
             "screen": screen,
             "folds": folds, "seed": seed, "max_steps": max_steps, "batch_size": batch_size,
             "lr": lr, "dtype": str(dtype).removeprefix("torch."), "n": n,
+            "val_fraction": val_fraction, "negatives": negatives, "weight_decay": weight_decay,
+            "ema": ema, "eval_every": eval_every, "patience": patience,
             # pandas column names (None: an array), so pointwise matches new columns by name
             "x_columns": column_names(x), "y_columns": column_names(y),
             # text labels of a discrete variable, per column in the order of their codes

@@ -225,10 +225,11 @@ class MIEstimate:
             that did not finish (:class:`~mitools.estimate.Diagnostics`; neural only).
         margins: the fitted margins transforms of ``x`` and ``y`` (neural only), used by
             :meth:`pointwise` on new samples.
-        settings: the options the estimate was made with (plain values), used by
-            :meth:`load` to rebuild the critics; ``x_columns`` / ``y_columns`` hold the
-            column names of pandas inputs (``None`` for arrays), by which :meth:`pointwise`
-            matches new DataFrames' columns.
+        settings: the options the estimate was made with (plain values; every option of
+            :func:`estimate_mi` that shapes the value but ``device`` and ``threads``, and
+            those kept as fields above), used by :meth:`load` to rebuild the critics;
+            ``x_columns`` / ``y_columns`` hold the column names of pandas inputs (``None``
+            for arrays), by which :meth:`pointwise` matches new DataFrames' columns.
     """
 
     value: float
