@@ -89,3 +89,14 @@ def test_the_settings_record_every_option_that_shapes_the_estimate() -> None:
     assert (r.settings["val_fraction"], r.settings["negatives"], r.settings["weight_decay"],
             r.settings["ema"], r.settings["eval_every"], r.settings["patience"]) == (
         0.2, 3, 0.01, 0.5, 10, 3)
+
+
+@pytest.mark.parametrize("residual", ["joint", "separable"])
+def test_a_residual_without_hidden_layers_is_refused(residual: str) -> None:
+    """Regression (eleventh tryout): ``residual="joint"`` with ``hidden=()`` fitted the pure
+    quadratic form, silently, and recorded ``residual='joint'`` in the settings."""
+    x, y = _data()
+    with pytest.raises(ValueError, match=f"residual='{residual}' needs hidden layers.*"
+                                         "residual=None"):
+        estimate_mi(x, y, residual=residual, hidden=(), **FAST)
+    assert estimate_mi(x, y, residual=None, hidden=(), **FAST).settings["residual"] is None

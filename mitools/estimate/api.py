@@ -123,7 +123,8 @@ def estimate_mi(
             :math:`v^\top \mathrm{relu}(g(x) + h(y))`, a network of the pair that can follow
             sharp or twisted dependence; ``"separable"`` :math:`g(x)^\top h(y)`
             (:class:`~mitools.critics.QuadraticCritic`'s residual, cheaper on all pairs,
-            smoother); ``None``: the pure quadratic form. ``"auto"`` (default): ``"joint"``
+            smoother), both networks of ``hidden`` layers (refused with ``hidden=()``);
+            ``None``: the pure quadratic form. ``"auto"`` (default): ``"joint"``
             for DV, MINE and NWJ, which train it on sampled negative pairs (``negatives``),
             ``"separable"`` for the other bounds, which score all pairs of each batch. Other
             critics have none: with them, ``"joint"`` or ``"separable"`` is refused.
@@ -306,6 +307,10 @@ def estimate_mi(
                 "form; " + (f"critic={critic!r} has no residual" if isinstance(critic, str) else
                             "a critic given as a module keeps its own") +
                 ": leave residual='auto'")
+        if residual in ("joint", "separable") and not hidden:  # it was ignored
+            raise ValueError(f"residual={residual!r} needs hidden layers for its networks, and "
+                             "hidden=() gives the pure quadratic form: pass residual=None "
+                             "for that, or hidden widths, e.g. hidden=(64, 64)")
         device = resolve_device(device, x)
         n = xt.shape[0]
         gen = torch.Generator().manual_seed(seed)
