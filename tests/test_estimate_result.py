@@ -230,6 +230,18 @@ def test_custom_critics_load_into_a_given_template(tmp_path) -> None:
     torch.testing.assert_close(back.pointwise(x[:10], y[:10]), r.pointwise(x[:10], y[:10]))
 
 
+@pytest.mark.parametrize(("option", "value"), [("critic", "quadratic"), ("bound", "dv"),
+                                               ("critic", 3)])
+def test_load_names_a_critic_or_bound_that_is_not_a_module(fitted, tmp_path, option,
+                                                            value) -> None:
+    """Regression (eleventh tryout): ``load(path, bound="dv")`` or ``critic="quadratic"``
+    failed with ``AttributeError: 'str' object has no attribute 'to'``."""
+    path = tmp_path / "r.pt"
+    fitted[2].save(path)
+    with pytest.raises(TypeError, match=f"load: {option}= takes a .* leave {option}=None"):
+        MIEstimate.load(path, **{option: value})
+
+
 def test_a_separable_residual_is_rebuilt_as_it_was(tmp_path) -> None:
     x, y, r = _fit(residual="separable")
     r.save(tmp_path / "s.pt")

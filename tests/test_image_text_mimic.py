@@ -184,8 +184,10 @@ def test_the_data_folder_is_where_the_data_is_not_a_setting(mimic: Path, tmp_pat
     ckpt = tmp_path / "run" / "seed0" / "pretrain-global" / "checkpoint.pt"
     assert int(load_checkpoint(ckpt)["epoch"]) == 1
     capsys.readouterr()
-    assert main(["pretrain", "--mode", "global", "--data", str(link), "--epochs", "3",
-                 "--lr", "0.1", "--resume", *run]) == 1
+    with pytest.raises(SystemExit) as exit_info:  # a usage error before any work
+        main(["pretrain", "--mode", "global", "--data", str(link), "--epochs", "3",
+              "--lr", "0.1", "--resume", *run])
+    assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "(--lr 0.001 in the checkpoint, 0.1 now)" in err and "--data" not in err
     # checkpoints of one seed with the data at two paths are evaluated together

@@ -20,6 +20,7 @@ from mitools.estimate.folds import fold_indices, jackknife_groups
 from mitools.estimate.knn_check import knn_cross_check
 from mitools.estimate.options import (
     bound_with_options,
+    check_critic,
     check_estimate_bound,
     check_options,
     check_sample_size,
@@ -122,7 +123,8 @@ def estimate_mi(
             :math:`v^\top \mathrm{relu}(g(x) + h(y))`, a network of the pair that can follow
             sharp or twisted dependence; ``"separable"`` :math:`g(x)^\top h(y)`
             (:class:`~mitools.critics.QuadraticCritic`'s residual, cheaper on all pairs,
-            smoother); ``None``: the pure quadratic form. ``"auto"`` (default): ``"joint"``
+            smoother), both networks of ``hidden`` layers (refused with ``hidden=()``);
+            ``None``: the pure quadratic form. ``"auto"`` (default): ``"joint"``
             for DV, MINE and NWJ, which train it on sampled negative pairs (``negatives``),
             ``"separable"`` for the other bounds, which score all pairs of each batch. Other
             critics have none: with them, ``"joint"`` or ``"separable"`` is refused.
@@ -224,8 +226,9 @@ def estimate_mi(
 
     Raises:
         TypeError: inputs that are not array-like with numeric entries (the message names the
-            argument and the dtype or columns seen), or labels of a discrete variable that mix
-            text with numbers or are neither.
+            argument and the dtype or columns seen), labels of a discrete variable that mix
+            text with numbers or are neither, or a ``critic`` that is neither a name nor an
+            ``nn.Module``.
         ValueError: different numbers of samples, NaN/inf values (missing labels included),
             inputs of more than two dimensions, too few samples for the folds (the message
             says how many are needed), a variable declared discrete that has more distinct
@@ -276,6 +279,7 @@ def estimate_mi(
         lr, weight_decay, ema, level, val_fraction = (
             float(v) for v in (lr, weight_decay, ema, level, val_fraction))
         hidden = tuple(int(h) for h in hidden)
+        critic = check_critic(critic, hidden)  # a name in lower case, or a module
         warn_if_unaligned(x, y, "estimate_mi")
         repeated = warn_repeated_rows(xa, ya, "estimate_mi", "a repeated row can fall in one "
                                       "fold's training part and another's test part",
@@ -287,7 +291,7 @@ def estimate_mi(
         margin_x, xt = MarginTransform.fit(xa, "discrete" if discrete_x else margins, "x")
         margin_y, yt = MarginTransform.fit(ya, "discrete" if discrete_y else margins, "y")
         is_quadratic = isinstance(critic, (QuadraticCritic, QuadraticJointCritic)) or (
-            isinstance(critic, str) and critic.lower() == "quadratic")
+            critic == "quadratic")
         init = init if init is not None else ("gaussian" if is_quadratic else "random")
         if init not in ("gaussian", "random"):
             raise ValueError(f"init must be 'gaussian', 'random' or None, got {init!r}")
@@ -296,19 +300,23 @@ def estimate_mi(
                 f"init='gaussian' needs the quadratic critic (critic='quadratic' or a "
                 f"QuadraticCritic), got critic={critic!r}"
             )
-        quadratic = isinstance(critic, str) and critic.lower() == "quadratic"
+        quadratic = critic == "quadratic"
         if residual not in ("auto", None) and not quadratic:  # it was ignored, and recorded
             raise ValueError(
                 f"residual={residual!r} chooses what critic='quadratic' adds to its Gaussian "
                 "form; " + (f"critic={critic!r} has no residual" if isinstance(critic, str) else
                             "a critic given as a module keeps its own") +
                 ": leave residual='auto'")
+        if residual in ("joint", "separable") and not hidden:  # it was ignored
+            raise ValueError(f"residual={residual!r} needs hidden layers for its networks, and "
+                             "hidden=() gives the pure quadratic form: pass residual=None "
+                             "for that, or hidden widths, e.g. hidden=(64, 64)")
         device = resolve_device(device, x)
         n = xt.shape[0]
         gen = torch.Generator().manual_seed(seed)
         dims = xt.shape[1] + yt.shape[1]
         check_sample_size(n, folds, dims, int((1 - 1 / folds) * (1 - val_fraction) * n) - 1
-                          if init == "gaussian" else n)
+                          if init == "gaussian" else n, val_fraction)
         # after every refusal: a warning that the estimate is 0 must not precede an error
         constant = []
         for name, raw, discrete in (("x", xa, discrete_x), ("y", ya, discrete_y)):
@@ -332,7 +340,7 @@ def estimate_mi(
 
         plain_kwargs = plain(dict(bound_kwargs))
         settings = {
-            "critic": critic.lower() if isinstance(critic, str) else "custom",
+            "critic": critic if isinstance(critic, str) else "custom",
             "residual": residual, "hidden": list(hidden), "embed_dim": embed_dim,
             "potentials": potentials, "dim_x": xt.shape[1], "dim_y": yt.shape[1],
             "bound": bound_name if isinstance(bound, str) and _is_plain(plain_kwargs) else "custom",
@@ -341,6 +349,8 @@ def estimate_mi(
             "screen": screen,
             "folds": folds, "seed": seed, "max_steps": max_steps, "batch_size": batch_size,
             "lr": lr, "dtype": str(dtype).removeprefix("torch."), "n": n,
+            "val_fraction": val_fraction, "negatives": negatives, "weight_decay": weight_decay,
+            "ema": ema, "eval_every": eval_every, "patience": patience,
             # pandas column names (None: an array), so pointwise matches new columns by name
             "x_columns": column_names(x), "y_columns": column_names(y),
             # text labels of a discrete variable, per column in the order of their codes

@@ -17,6 +17,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from mitools.estimate.compare import same_content
 from mitools.estimate.rare_classes import merge_rare_classes
 
 __all__ = ["MarginTransform", "Standardization", "gaussianize_margins"]
@@ -95,7 +96,7 @@ def _rank_scores(x: Tensor) -> Tensor:
     return _normal_scores(u).T
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # __eq__ below: by content
 class MarginTransform:
     r"""The per-variable transform fitted to the samples before any fold sees them.
 
@@ -130,6 +131,15 @@ class MarginTransform:
     kind: str
     params: tuple[Tensor, ...]
     dim_in: int
+
+    def __eq__(self, other: object) -> bool:
+        """Equal content (:func:`~mitools.estimate.compare.same_content`): tensors and
+        critics by value, NaN equal to NaN."""
+        if type(other) is not type(self):
+            return NotImplemented
+        return same_content(self, other)
+
+    __hash__ = None  # type: ignore[assignment]  # equal by content, which can change
 
     @classmethod
     def fit(cls, a: Tensor, kind: str, name: str = "x") -> tuple[MarginTransform, Tensor]:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mitools.estimate.compare import same_content
 from mitools.estimate.knn_check import KNN_CHECK_K, knn_shortfall
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ NOISE_NATS = 0.05
 DIVERGED_NATS = 10.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # __eq__ below: by content
 class Diagnostics:
     r"""Signs of a critic family that misses part of the dependence, or of unfinished training.
 
@@ -94,6 +95,15 @@ class Diagnostics:
     diverged_folds: int = 0
     knn_value: float = math.nan
     knn_stderr: float = math.nan
+
+    def __eq__(self, other: object) -> bool:
+        """Equal content (:func:`~mitools.estimate.compare.same_content`): tensors and
+        critics by value, NaN equal to NaN."""
+        if type(other) is not type(self):
+            return NotImplemented
+        return same_content(self, other)
+
+    __hash__ = None  # type: ignore[assignment]  # equal by content, which can change
 
     @property
     def likely_misspecified(self) -> bool:

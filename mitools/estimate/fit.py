@@ -10,6 +10,7 @@ from typing import Protocol, cast
 import torch
 from torch import Tensor, nn
 
+from mitools.bounds import check_finite
 from mitools.estimate.averaging import WeightAverage
 from mitools.estimate.data import Standardization, _standardize
 from mitools.estimate.evaluation import (
@@ -295,7 +296,10 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
         idx = train[order[at : at + batch].to(device)]
         at += batch
         xb, yb = xs[idx], ys[idx]
-        objective = _batch_value(estimator, model, xb, yb, negatives, gen)
+        # non-finite scores (a learning rate of 1e9) are a diverged fit, handled below, not
+        # the bounds' error about masks and features
+        with check_finite(False):
+            objective = _batch_value(estimator, model, xb, yb, negatives, gen)
         batch_value = float(objective.detach())
         if math.isfinite(batch_value):
             optimizer.zero_grad(set_to_none=True)
@@ -317,7 +321,10 @@ def _fit_fold(xt: Tensor, yt: Tensor, split: Split, model: nn.Module, estimator:
         if step % eval_every == 0 or step == max_steps:
             kept.eval()
             estimator.eval()
-            val_value = _evaluate(estimator, kept, xs[val], ys[val])
+            with check_finite(False):  # likewise (an average of diverging weights)
+                val_value = _evaluate(estimator, kept, xs[val], ys[val])
+            if val_value == math.inf:  # infinite positive scores: diverged, never the best
+                val_value = -math.inf
             history.append(HistoryPoint(step, running / running_n, val_value))
             running, running_n = 0.0, 0
             if on_eval is not None:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from mitools.estimate.progress import check_progress
 from mitools.option_checks import (
@@ -93,8 +93,10 @@ def resolve_threads(threads: Any) -> int:
     return check_threads("threads", threads)
 
 
-def check_sample_size(n: int, folds: int, dim: int, train_size: int) -> None:
-    """Enough samples for the folds, the jackknife and (``dim`` features) a covariance fit."""
+def check_sample_size(n: int, folds: int, dim: int, train_size: int,
+                      val_fraction: float = 0.1) -> None:
+    """Enough samples for the folds, the jackknife and (``dim`` features) a covariance fit
+    on ``train_size`` samples (those ``val_fraction`` leaves to train on)."""
     need = MIN_SAMPLES_PER_FOLD * folds
     # more features than samples: most often arrays given as (features, samples)
     transposed = (f" There are more columns ({dim} in x and y) than rows ({n}): rows are "
@@ -113,8 +115,11 @@ def check_sample_size(n: int, folds: int, dim: int, train_size: int) -> None:
     if train_size <= dim:
         raise ValueError(
             f"the Gaussian start fits a covariance of x and y's {dim} features to each fold's "
-            f"{train_size} training samples, which needs more samples than features: use more "
-            "samples, fewer folds, or init='random' with another critic." + transposed
+            f"{max(train_size, 0)} training samples, which needs more samples than features: "
+            "use more samples, fewer folds, "
+            + (f"a smaller val_fraction (got {val_fraction}: the share of each fold's "
+               "non-test samples kept for validation), " if val_fraction > 0.5 else "")
+            + "or init='random' with another critic." + transposed
         )
 
 
@@ -187,6 +192,37 @@ def check_estimate_bound(bound: Any, estimator: Any) -> None:
     if not getattr(estimator, "nats", True):
         raise ValueError(f"bound {label!r} is not an MI estimate in nats; bounds estimate_mi "
                          f"takes: {list(valid)}")
+
+
+def check_critic(critic: Any, hidden: Sequence[int]) -> str | nn.Module:
+    """The ``critic`` option: a name of :func:`~mitools.critics.available_critics`
+    (case-insensitive, spaces around ignored, as :func:`~mitools.critics.get_critic` reads
+    it), returned in lower case, or an ``nn.Module``, returned as it is. Checked before
+    anything is fitted: an estimate of a constant variable trains no critic, and took any.
+
+    Raises:
+        TypeError: neither a string nor an ``nn.Module``; the message names ``critic``.
+        ValueError: an unknown name (the message lists the names), or ``"concat"`` with
+            ``hidden=()`` (its network needs a hidden layer).
+    """
+    from mitools.critics import available_critics
+
+    if isinstance(critic, nn.Module):
+        return critic
+    if not isinstance(critic, str):
+        raise TypeError(f"critic must be a name ({', '.join(map(repr, available_critics()))}) "
+                        f"or an nn.Module scoring (N, dx), (M, dy) -> (N, M), got "
+                        f"{type(critic).__name__} {critic!r}")
+    name = critic.strip().lower()
+    if name not in available_critics():
+        close = difflib.get_close_matches(name, available_critics(), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown critic {critic!r} for estimate_mi; choose one of "
+                         f"{available_critics()} or pass an nn.Module.{hint}")
+    if name == "concat" and not len(hidden):
+        raise ValueError("critic='concat' needs at least one hidden layer (its network scores "
+                         "each pair [x_i, y_j]), got hidden=()")
+    return name
 
 
 def check_options(o: dict[str, Any]) -> None:

@@ -144,11 +144,19 @@ def load_estimate(path: str | Path, critic: nn.Module | None = None,
             or ``bound=`` (the message says which), or is given a ``bound=`` of another kind
             (another ``name``) or a ``critic=`` or ``bound=`` whose weights do not fit the
             saved ones.
+        TypeError: a ``critic=`` that is not an ``nn.Module`` or a ``bound=`` that is not an
+            :class:`~mitools.estimators.Estimator` (a name, for instance).
         FileNotFoundError: no such file.
     """
     from mitools.estimate.critic import build_critic
     from mitools.estimate.result import FoldResult, HistoryPoint, MIEstimate
 
+    for arg, value, kind in (("critic", critic, nn.Module), ("bound", bound, Estimator)):
+        if value is not None and not isinstance(value, kind):  # a name: rebuilt by itself
+            raise TypeError(
+                f"load: {arg}= takes a {kind.__name__} of the kind the estimate was made with "
+                f"(needed only for a custom one; a named {arg} is rebuilt from the file: "
+                f"leave {arg}=None), got {type(value).__name__} {value!r}")
     path = Path(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)

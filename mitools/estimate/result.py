@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from torch import Tensor, nn
 
+from mitools.estimate.compare import same_content
 from mitools.estimate.data import MarginTransform, Standardization
 from mitools.estimate.diagnostics import Diagnostics
 from mitools.estimate.folds import Split
@@ -28,7 +29,7 @@ class HistoryPoint(NamedTuple):
     val: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # __eq__ below: by content
 class FoldResult:
     """One fold of :func:`estimate_mi`.
 
@@ -93,6 +94,15 @@ class FoldResult:
     gain_over_start: float = math.nan
     held_out_gain: float = math.nan
     stopped_at_check: bool = False
+
+    def __eq__(self, other: object) -> bool:
+        """Equal content (:func:`~mitools.estimate.compare.same_content`): tensors and
+        critics by value, NaN equal to NaN."""
+        if type(other) is not type(self):
+            return NotImplemented
+        return same_content(self, other)
+
+    __hash__ = None  # type: ignore[assignment]  # equal by content, which can change
 
 
 def estimate_text(value: float, stderr: float, interval: tuple[float, float], sided: str,
@@ -161,7 +171,7 @@ def constant_uncertainty(constant: list[str]) -> str:
             "and the mutual information of a constant with anything is exactly 0")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # __eq__ below: by content
 class MIEstimate:
     """An estimate of the mutual information of two arrays, with its uncertainty.
 
@@ -215,10 +225,11 @@ class MIEstimate:
             that did not finish (:class:`~mitools.estimate.Diagnostics`; neural only).
         margins: the fitted margins transforms of ``x`` and ``y`` (neural only), used by
             :meth:`pointwise` on new samples.
-        settings: the options the estimate was made with (plain values), used by
-            :meth:`load` to rebuild the critics; ``x_columns`` / ``y_columns`` hold the
-            column names of pandas inputs (``None`` for arrays), by which :meth:`pointwise`
-            matches new DataFrames' columns.
+        settings: the options the estimate was made with (plain values; every option of
+            :func:`estimate_mi` that shapes the value but ``device`` and ``threads``, and
+            those kept as fields above), used by :meth:`load` to rebuild the critics;
+            ``x_columns`` / ``y_columns`` hold the column names of pandas inputs (``None``
+            for arrays), by which :meth:`pointwise` matches new DataFrames' columns.
     """
 
     value: float
@@ -237,6 +248,15 @@ class MIEstimate:
     diagnostics: Diagnostics | None = field(default=None, repr=False)
     margins: tuple[MarginTransform, MarginTransform] | None = field(default=None, repr=False)
     settings: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal content (:func:`~mitools.estimate.compare.same_content`): tensors and
+        critics by value, NaN equal to NaN."""
+        if type(other) is not type(self):
+            return NotImplemented
+        return same_content(self, other)
+
+    __hash__ = None  # type: ignore[assignment]  # equal by content, which can change
 
     def __str__(self) -> str:
         """:func:`estimate_line` (the command line's first line too), then one line

@@ -1,0 +1,102 @@
+"""Tests of mitools.estimate.options: estimate_mi's options, refused before anything is fitted."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mitools import CorrelatedGaussian
+from mitools.estimate import estimate_mi
+
+FAST = dict(folds=2, max_steps=20, eval_every=10, threads=1)
+
+
+def _data(n: int = 300):
+    return CorrelatedGaussian(1, 0.5).sample(n, generator=0)
+
+
+@pytest.mark.parametrize("constant", [False, True])
+@pytest.mark.parametrize(("critic", "hidden", "error", "match"), [
+    (3, (64, 64), TypeError, "critic must be a name .* or an nn.Module.*got int 3"),
+    (None, (64, 64), TypeError, "critic must be a name"),
+    ("bogus", (64, 64), ValueError, "unknown critic 'bogus'.*'separable'"),
+    ("quad", (64, 64), ValueError, "Did you mean 'quadratic'"),
+    ("concat", (), ValueError, "critic='concat' needs at least one hidden layer"),
+])
+def test_a_bad_critic_is_refused_before_anything_is_fitted(
+        constant: bool, critic: object, hidden: tuple, error: type, match: str) -> None:
+    """Regression (eleventh tryout): ``critic=3`` failed with ``AttributeError: 'int' object
+    has no attribute 'lower'``, and an unknown name or ``"concat"`` with ``hidden=()`` was
+    only refused when the first critic was built: with a constant ``x`` (nothing trained)
+    ``estimate_mi`` answered 0.0 for any of them."""
+    x, y = _data()
+    if constant:
+        x = torch.zeros_like(x)
+    with pytest.raises(error, match=match):
+        estimate_mi(x, y, critic=critic, hidden=hidden, **FAST)
+
+
+def test_a_critic_name_is_read_as_get_critic_reads_it() -> None:
+    """Regression (eleventh tryout): ``critic=" Quadratic "`` passed ``get_critic`` (which
+    strips and lowers names) but not estimate_mi's own test for the quadratic critic: it got
+    a random start instead of the Gaussian one (init='random' in the settings) and the
+    default widths instead of ``hidden``. It is the quadratic critic, as ``"quadratic"``."""
+    x, y = _data()
+    padded = estimate_mi(x, y, critic=" Quadratic ", hidden=(8,), **FAST)
+    plain = estimate_mi(x, y, critic="quadratic", hidden=(8,), **FAST)
+    assert padded.settings["critic"] == "quadratic" and padded.settings["init"] == "gaussian"
+    assert padded.value == plain.value
+
+
+@pytest.mark.parametrize("options", [dict(lr=1e9), dict(weight_decay=1e9),
+                                     dict(lr=1e9, bound="infonce", critic="separable")])
+def test_a_learning_rate_that_makes_scores_infinite_is_a_diverged_fit(options: dict) -> None:
+    """Regression (eleventh tryout): with ``lr=1e9`` (or ``weight_decay=1e9``) the critic's
+    scores became infinite and estimate_mi raised the bounds' "dv: scores hold a non-finite
+    value (inf) ... Mask padding (...)" error, which speaks of masks the caller never gave.
+    A non-finite bound was meant to be a diverged fit: each fold keeps its initial critic,
+    and the diagnostics say to lower lr (lr=1e6, whose scores stay finite, did that)."""
+    x, y = _data()
+    with pytest.warns(RuntimeWarning) as caught:  # (the untrained separable one: below 0)
+        r = estimate_mi(x, y, screen=False, **{**FAST, **options})
+    assert any("the optimisation diverged" in str(w.message) and "lower lr" in str(w.message)
+               for w in caught)
+    assert r.diagnostics.diverged_folds == 2
+    for fold in r.folds:
+        assert fold.best_step == 0 and fold.held_out == fold.start_held_out
+        assert fold.history[-1].val == -torch.inf
+
+
+def test_a_val_fraction_that_leaves_too_few_training_samples_is_named() -> None:
+    """Regression (eleventh tryout): ``val_fraction=0.99`` was refused with advice to use
+    more samples, fewer folds or init='random', never naming val_fraction, the cause."""
+    x, y = _data()
+    with pytest.raises(ValueError, match=r"a smaller val_fraction \(got 0.99"):
+        estimate_mi(x, y, val_fraction=0.99, **FAST)
+
+
+def test_the_settings_record_every_option_that_shapes_the_estimate() -> None:
+    """Regression (eleventh tryout): ``result.settings``, "the options the estimate was made
+    with", lacked val_fraction, negatives, weight_decay, ema, eval_every and patience, so a
+    saved estimate could not be made again from its file."""
+    from mitools.estimate.api import _OPTIONS
+
+    x, y = _data()
+    r = estimate_mi(x, y, val_fraction=0.2, negatives=3, weight_decay=0.01, ema=0.5,
+                    patience=3, **FAST)
+    fields = {"bound", "report", "sided", "level"}  # the result's own fields
+    assert set(_OPTIONS) - fields - {"device", "threads", "progress"} <= set(r.settings)
+    assert (r.settings["val_fraction"], r.settings["negatives"], r.settings["weight_decay"],
+            r.settings["ema"], r.settings["eval_every"], r.settings["patience"]) == (
+        0.2, 3, 0.01, 0.5, 10, 3)
+
+
+@pytest.mark.parametrize("residual", ["joint", "separable"])
+def test_a_residual_without_hidden_layers_is_refused(residual: str) -> None:
+    """Regression (eleventh tryout): ``residual="joint"`` with ``hidden=()`` fitted the pure
+    quadratic form, silently, and recorded ``residual='joint'`` in the settings."""
+    x, y = _data()
+    with pytest.raises(ValueError, match=f"residual='{residual}' needs hidden layers.*"
+                                         "residual=None"):
+        estimate_mi(x, y, residual=residual, hidden=(), **FAST)
+    assert estimate_mi(x, y, residual=None, hidden=(), **FAST).settings["residual"] is None
