@@ -188,7 +188,7 @@ def test_the_data_folder_is_where_the_data_is_not_a_setting(mimic: Path, tmp_pat
         main(["pretrain", "--mode", "global", "--data", str(link), "--epochs", "3",
               "--lr", "0.1", "--resume", *run])
     assert exit_info.value.code == 2
-    err = capsys.readouterr().err
+    err = capsys.readouterr().err.split(" error: ", 1)[1]  # the message, not the usage lines
     assert "(--lr 0.001 in the checkpoint, 0.1 now)" in err and "--data" not in err
     # checkpoints of one seed with the data at two paths are evaluated together
     assert main(["pretrain", "--mode", "local", "--data", str(mimic), "--epochs", "2",
