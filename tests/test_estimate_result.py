@@ -299,6 +299,14 @@ def test_plot_history_names_the_folds_the_screen_left_untrained() -> None:
     plt.close("all")
 
 
+def test_plot_history_names_an_ax_that_is_not_an_axes(fitted) -> None:
+    # regression (eleventh tryout): ax=3 raised a bare "'int' object has no attribute 'plot'"
+    pytest.importorskip("matplotlib").use("Agg")
+    _, _, r = fitted
+    with pytest.raises(TypeError, match=r"ax must be a matplotlib Axes .* or None, got int"):
+        r.plot_history(ax=3)
+
+
 def test_plot_history_without_matplotlib_says_how_to_install(fitted, monkeypatch) -> None:
     _, _, r = fitted
     monkeypatch.setitem(sys.modules, "matplotlib", None)
@@ -377,12 +385,14 @@ def test_unfinished_training_is_flagged_and_says_what_to_change() -> None:
 def test_diverged_training_is_flagged() -> None:
     """Regression (third tryout): with lr=1e3 the first fold's validation bound reached -1e21
     nats, the screen kept the Gaussian start, and the estimate read -0.0000 +- 0.0007 with no
-    flag and no warning (the data hold 0.85 nats)."""
+    flag and no warning (the data hold 0.85 nats). The flag counts folds from 1, as the
+    progress bar and plot_history do, and gives the index (it said "fold 0")."""
     rng = np.random.default_rng(9)
     x = rng.normal(size=600)
     y = np.sin(3 * x) + 0.3 * rng.normal(size=600)
     with pytest.warns(RuntimeWarning, match=r"1 of 3 folds' validation bound fell far below the "
-                                            r"initial critic's during training \(fold 0: to "
+                                            r"initial critic's during training \(fold 1, "
+                                            r"result\.folds\[0\]: to "
                                             r"-.*e\+\d+ nats.*diverged.*lower lr"):
         r = estimate_mi(x, y, lr=1e3, threads=1)
     assert r.diagnostics.diverged_folds == 1

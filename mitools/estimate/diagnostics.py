@@ -161,7 +161,7 @@ def diagnose(folds: Sequence[FoldResult], value: float, stderr: float,
         i, worst = diverged[0]
         flags.append(
             f"{len(diverged)} of {k} folds' validation bound fell far below the initial "
-            f"critic's during training (fold {i}: to {worst:.3g} nats, from "
+            f"critic's during training (fold {i + 1}, result.folds[{i}]: to {worst:.3g} nats, from "
             f"{folds[i].history[0].val:.3g}): the optimisation diverged, and the estimate "
             "rests on what training kept; lower lr"
         )

@@ -33,6 +33,7 @@ def plot_history(result: MIEstimate, ax: Any = None) -> Any:
 
     Raises:
         ImportError: matplotlib is not installed (``pip install matplotlib``).
+        TypeError: ``ax`` is neither ``None`` nor an ``Axes``.
         ValueError: a result without training history (a classical estimate).
 
     Example:
@@ -54,6 +55,10 @@ def plot_history(result: MIEstimate, ax: Any = None) -> Any:
         ) from None
     if ax is None:
         _, ax = plt.subplots(figsize=(6.4, 4.0))
+    elif not all(callable(getattr(ax, m, None)) for m in ("plot", "axhline", "legend")):
+        raise TypeError(
+            f"plot_history: ax must be a matplotlib Axes (e.g. from plt.subplots()) or None, "
+            f"got {type(ax).__name__}")
     colors = []
     for k, fold in enumerate(result.folds):  # a loop over folds
         steps = [h.step for h in fold.history]
