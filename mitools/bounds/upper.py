@@ -91,6 +91,11 @@ def club(
     Returns:
         Tensor of shape ``scores.shape[:-2]``: the estimate in nats.
 
+    Raises:
+        TypeError, ValueError: as every bound (see :mod:`mitools.bounds`): scores that are
+            not floating point, of fewer than 2 dims or 2 columns, or non-finite where
+            unmasked; masks or an offset that do not fit the scores.
+
     Example:
         >>> import torch
         >>> club(torch.tensor([[-1.0, -3.0], [-5.0, -1.0]]))  # -1 - mean(-3, -5)

@@ -121,6 +121,12 @@ class Critic(nn.Module):
     marginal terms folded in (as constant columns). That is the capability the local losses'
     blocked and attention paths use. A subclass that overrides ``forward`` without overriding
     ``factorise`` is treated as not separable.
+
+    Raises:
+        TypeError: at the call, an input that is not a tensor or not floating point.
+        ValueError: at the call, an input with fewer than 2 dims or whose last axis is not
+            ``dim_x`` / ``dim_y``, leading dimensions of ``x`` and ``y`` that do not
+            broadcast, or inputs on another device than each other or the parameters.
     """
 
     dim_x: int

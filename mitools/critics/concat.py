@@ -30,6 +30,13 @@ class ConcatCritic(Critic):
         checkpoint: recompute chunk activations in backward instead of storing them.
         activation: the non-linearity class.
 
+    Raises:
+        ValueError: at construction, no hidden layer, a dimension, width or ``chunk_size`` that is
+            not an int >= 1, or a ``checkpoint`` that is not ``True`` or ``False``;
+            at the call, as every :class:`~mitools.critics.Critic` (inputs of the wrong shape
+            or device).
+        TypeError: at the call, non-tensor or non-floating-point inputs.
+
     Example:
         >>> import torch
         >>> critic = ConcatCritic(2, 3, hidden=(16,), chunk_size=4)

@@ -141,10 +141,12 @@ class MaxPoolCritic(_PooledCritic):
         and ``P`` may be 1).
 
     Raises:
-        TypeError: non-tensor or non-floating inputs, a non-bool mask.
-        ValueError: a mask on another device than ``x``, ``x`` without a position axis, a
-            mask that does not broadcast with ``x.shape[:-1]`` (both shapes named), or a
-            sample whose positions are all masked.
+        TypeError: a ``base`` that is not an ``nn.Module``; non-tensor or non-floating inputs,
+            a non-bool mask.
+        ValueError: a mask on another device than ``x``, ``x`` without a position axis,
+            features that do not match the base critic's ``dim_x`` / ``dim_y``, a mask that
+            does not broadcast with ``x.shape[:-1]`` (both shapes named), or a sample whose
+            positions are all masked.
 
     Example:
         >>> import torch
@@ -189,10 +191,12 @@ class AttentionPoolCritic(_PooledCritic):
         and ``P`` may be 1).
 
     Raises:
-        TypeError: non-tensor or non-floating inputs, a non-bool mask.
+        TypeError: a ``base`` or ``attention`` that is not an ``nn.Module``; non-tensor or
+            non-floating inputs, a non-bool mask.
         ValueError: a non-positive temperature, a mask on another device than ``x``, ``x``
-            without a position axis, a mask that does not broadcast with ``x.shape[:-1]``
-            (both shapes named), or a sample whose positions are all masked.
+            without a position axis, features that do not match the base critic's ``dim_x``
+            / ``dim_y``, a mask that does not broadcast with ``x.shape[:-1]`` (both shapes
+            named), or a sample whose positions are all masked.
 
     Example:
         >>> import torch

@@ -38,6 +38,12 @@ class QuadraticCritic(Critic):
         hidden: hidden widths of the residual's encoders (``None``: no residual).
         embed_dim: embedding size of the residual.
 
+    Raises:
+        ValueError: at construction, a dimension, width or ``embed_dim`` that is not an int >= 1;
+            at the call, as every :class:`~mitools.critics.Critic` (inputs of the wrong shape
+            or device).
+        TypeError: at the call, non-tensor or non-floating-point inputs.
+
     Example:
         >>> import torch
         >>> from mitools.tasks import CorrelatedGaussian

@@ -28,6 +28,13 @@ class SeparableCritic(Critic):
         learn_temperature: learn :math:`\log T` as a parameter.
         activation: the non-linearity class of the encoders.
 
+    Raises:
+        ValueError: at construction, a dimension or width that is not an int >= 1, a temperature
+            that is not a finite number > 0, or a flag that is not ``True`` or ``False``;
+            at the call, as every :class:`~mitools.critics.Critic` (inputs of the wrong shape
+            or device).
+        TypeError: at the call, non-tensor or non-floating-point inputs.
+
     Example:
         >>> import torch
         >>> critic = SeparableCritic(20, 20, hidden=(64,), embed_dim=16)
@@ -92,6 +99,13 @@ class BilinearCritic(Critic):
         dim_x: features of ``x``.
         dim_y: features of ``y``.
         bias: add a learnable scalar (it cancels in InfoNCE and DV, not in NWJ/TUBA/JS).
+
+    Raises:
+        ValueError: at construction, a dimension that is not an int >= 1 or a ``bias`` that is
+            not ``True`` or ``False``;
+            at the call, as every :class:`~mitools.critics.Critic` (inputs of the wrong shape
+            or device).
+        TypeError: at the call, non-tensor or non-floating-point inputs.
 
     Example:
         >>> import torch

@@ -88,6 +88,18 @@ class LocalMILoss(_Engine):
         ``(B, P)`` bool, ``True`` for valid positions. Half-precision features are scored in
         float32.
 
+    Raises:
+        ValueError: at construction, an unknown bound, reduction, pattern, ``negatives`` or
+            ``backend``; a ``backend`` (or ``column_chunk_size``) the critic or bound cannot
+            take; a bound on log-densities with a critic that does not declare
+            ``log_density = True``; a custom reduction of an upper bound; derangement
+            negatives with a bound that needs every pair (InfoNCE, α-InfoNCE, L1Out), with
+            ``gather`` or with a queue. At the call: see :meth:`forward`.
+        TypeError: at construction, a ``sampler`` that is not a
+            :class:`~mitools.samplers.PairSampler`, a reduction that is neither a name nor a
+            callable, a ``queue`` that is not a :class:`~mitools.negatives.NegativeQueue`,
+            an int or ``None``.
+
     Example:
         The objective of Liao et al. (2021): a sentence vector against every cell of an 8x8
         map, only the best cell trained.
@@ -261,6 +273,11 @@ class GlobalMILoss(_Engine):
         backend: the execution path (see :class:`LocalMILoss`).
         column_chunk_size: columns scored at once on the blocked path (``None``: all).
 
+    Raises:
+        ValueError: at construction, a ``pool`` other than ``"mean"`` or ``"max"``, and as
+            :class:`LocalMILoss` for the bound, critic, patterns and ``backend``; at the call,
+            as :meth:`LocalMILoss.forward`.
+
     Example:
         >>> import torch
         >>> from mitools.local import GlobalMILoss
@@ -302,7 +319,11 @@ class GlobalMILoss(_Engine):
         x_mask: Tensor | None = None,
         y_mask: Tensor | None = None,
     ) -> LocalMIResult:
-        """Pool, score and bound; shapes as in :class:`LocalMILoss`."""
+        """Pool, score and bound; shapes as in :class:`LocalMILoss`.
+
+        Raises:
+            ValueError, TypeError: as :meth:`LocalMILoss.forward`.
+        """
         xs, ys, _, _, xm, ym = self._pack(x, y, x_mask, y_mask)
         xg, yg = pool(xs, xm, self.pool)[:, None], pool(ys, ym, self.pool)[:, None]
         cols = negative_columns(yg, None, gather=self.gather, queue=None)
