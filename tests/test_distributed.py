@@ -28,6 +28,9 @@ CONFIGS = {
         "infonce", c, gather=True, chunk_size=5, column_chunk_size=3
     ),
     "nwj_max": lambda c: LocalMILoss("nwj", c, reduction="max", gather=True, chunk_size=4),
+    "infonce_masked_sum": lambda c: LocalMILoss(
+        "infonce", c, AllPairs(), "sum", y_pattern="b l c", gather=True
+    ),
     "js_masked_logsumexp": lambda c: LocalMILoss(
         "js", c, AllPairs(), "logsumexp", y_pattern="b l c", gather=True
     ),

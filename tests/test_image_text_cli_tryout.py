@@ -274,14 +274,35 @@ def test_an_out_dir_that_cannot_be_written_is_a_usage_error_before_any_work(
     monkeypatch.setattr("examples.image_text.train.load_datasets", no_data)
     locked = tmp_path / "locked"
     locked.mkdir()
-    real_access = os.access
-    monkeypatch.setattr(os, "access", lambda p, mode, **kw: (
-        False if os.path.abspath(p) == str(locked) else real_access(p, mode, **kw)))
+    import tempfile
+
+    real_mkdtemp = tempfile.mkdtemp
+
+    def mkdtemp(*args, dir=None, **kwargs):
+        if dir is not None and os.path.abspath(dir) == str(locked):
+            raise PermissionError(13, "Permission denied")
+        return real_mkdtemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
     extra = () if argv[0] == "table" else ("--preset", "tiny", "--threads", "1")
     line = _usage_error(capsys, [*argv, "--out-dir", f"{locked}{below}", *extra])
     where = f"{locked}{below}" + (f": {locked}" if below else "")
-    assert line == (f"{PROG} {argv[0]}: error: --out-dir {where} is not writable "
-                    "(permissions, or a read-only file system); give another --out-dir")
+    assert line == (f"{PROG} {argv[0]}: error: --out-dir {where} is not writable: no folder "
+                    "can be made in it (Permission denied: permissions, or a read-only file "
+                    "system); give another --out-dir")
+    assert list(locked.iterdir()) == []  # the check leaves nothing behind
+
+
+def test_an_out_dir_where_os_access_says_yes_but_no_folder_can_be_made(capsys) -> None:
+    # docs audit 2: os.access said yes for /proc as root, and the run then failed with a bare
+    # "[Errno 2] No such file or directory" (exit 1) instead of the usage error (exit 2)
+    import os
+
+    if not os.path.isdir("/proc") or not os.access("/proc", os.W_OK):
+        pytest.skip("needs a /proc that os.access calls writable (Linux, as root)")
+    line = _usage_error(capsys, ["table", "--out-dir", "/proc/mitools-out"])
+    assert line.startswith(f"{PROG} table: error: --out-dir /proc/mitools-out: /proc is not "
+                           "writable: no folder can be made in it (")
 
 
 @pytest.mark.parametrize("argv, says", [

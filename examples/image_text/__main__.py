@@ -13,6 +13,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -237,10 +238,17 @@ def _argument_checks(args: argparse.Namespace, cfg: Config | None) -> None:
                 if not path.is_dir():
                     raise ValueError(f"{what} is a file, not a folder; move the file away or "
                                      f"give another {flag}")
-                # every command writes under --out-dir: found now, not after the work
-                if flag == "--out-dir" and not os.access(path, os.W_OK | os.X_OK):
-                    raise ValueError(f"{what} is not writable (permissions, or a read-only "
-                                     f"file system); give another {flag}")
+                # every command writes under --out-dir: found now, not after the work. A
+                # folder is made and removed, since os.access can say yes where making one
+                # fails (as root on /proc, or on a read-only mount)
+                if flag == "--out-dir":
+                    try:
+                        os.rmdir(tempfile.mkdtemp(prefix=".write-check-", dir=path))
+                    except OSError as err:
+                        raise ValueError(
+                            f"{what} is not writable: no folder can be made in it "
+                            f"({err.strerror}: permissions, or a read-only file system); "
+                            f"give another {flag}") from None
                 break
 
 
