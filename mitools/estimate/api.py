@@ -186,7 +186,8 @@ def estimate_mi(
             chosen pairs (the default quadratic critic with the joint residual) and the bound
             is DV, MINE or NWJ: each sample is paired with ``negatives`` others (distinct
             shifts of the batch) instead of all ``batch_size - 1``, which costs a fraction of
-            scoring every pair. Other critics and bounds score all pairs of the batch.
+            scoring every pair (capped at the batch's size less one, as ``batch_size`` is
+            capped). Other critics and bounds score all pairs of the batch.
         max_steps: maximum number of optimiser steps per fold.
         lr: AdamW learning rate.
         weight_decay: decoupled weight decay (AdamW) of the critic's parameters.
