@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["same_content"]
+__all__ = ["EqualByContent", "same_content"]
 
 
 def _same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -63,3 +63,19 @@ def same_content(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
     return bool(a == b)
+
+
+class EqualByContent:
+    """A base whose ``==`` is :func:`same_content` (tensors and critics by value, NaN equal to
+    NaN) between two objects of the same class, and which is unhashable, its content being
+    mutable tensors. The dataclasses that use it are declared with ``eq=False``, so that the
+    decorator does not write a field-wise ``__eq__`` over this one."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return same_content(self, other)
+
+    __hash__ = None  # type: ignore[assignment]  # equal by content, which can change

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from mitools.estimate.compare import same_content
+from mitools.estimate.compare import EqualByContent
 from mitools.estimate.rare_classes import merge_rare_classes
 
 __all__ = ["MarginTransform", "Standardization", "gaussianize_margins"]
@@ -96,8 +96,8 @@ def _rank_scores(x: Tensor) -> Tensor:
     return _normal_scores(u).T
 
 
-@dataclass(frozen=True, eq=False)  # __eq__ below: by content
-class MarginTransform:
+@dataclass(frozen=True, eq=False)  # == by content: EqualByContent
+class MarginTransform(EqualByContent):
     r"""The per-variable transform fitted to the samples before any fold sees them.
 
     * ``"ranks"``: every column to the normal scores of its ranks (:func:`gaussianize_margins`).
@@ -131,15 +131,6 @@ class MarginTransform:
     kind: str
     params: tuple[Tensor, ...]
     dim_in: int
-
-    def __eq__(self, other: object) -> bool:
-        """Equal content (:func:`~mitools.estimate.compare.same_content`): tensors and
-        critics by value, NaN equal to NaN."""
-        if type(other) is not type(self):
-            return NotImplemented
-        return same_content(self, other)
-
-    __hash__ = None  # type: ignore[assignment]  # equal by content, which can change
 
     @classmethod
     def fit(cls, a: Tensor, kind: str, name: str = "x") -> tuple[MarginTransform, Tensor]:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mitools.estimate.compare import same_content
+from mitools.estimate.compare import EqualByContent
 from mitools.estimate.knn_check import KNN_CHECK_K, knn_shortfall
 
 if TYPE_CHECKING:
@@ -31,8 +31,8 @@ NOISE_NATS = 0.05
 DIVERGED_NATS = 10.0
 
 
-@dataclass(frozen=True, eq=False)  # __eq__ below: by content
-class Diagnostics:
+@dataclass(frozen=True, eq=False)  # == by content: EqualByContent
+class Diagnostics(EqualByContent):
     r"""Signs of a critic family that misses part of the dependence, or of unfinished training.
 
     A critic family that cannot express the pointwise MI gives a bound below the MI, and
@@ -95,15 +95,6 @@ class Diagnostics:
     diverged_folds: int = 0
     knn_value: float = math.nan
     knn_stderr: float = math.nan
-
-    def __eq__(self, other: object) -> bool:
-        """Equal content (:func:`~mitools.estimate.compare.same_content`): tensors and
-        critics by value, NaN equal to NaN."""
-        if type(other) is not type(self):
-            return NotImplemented
-        return same_content(self, other)
-
-    __hash__ = None  # type: ignore[assignment]  # equal by content, which can change
 
     @property
     def likely_misspecified(self) -> bool:

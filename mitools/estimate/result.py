@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from torch import Tensor, nn
 
-from mitools.estimate.compare import same_content
+from mitools.estimate.compare import EqualByContent
 from mitools.estimate.data import MarginTransform, Standardization
 from mitools.estimate.diagnostics import Diagnostics
 from mitools.estimate.folds import Split
@@ -29,8 +29,8 @@ class HistoryPoint(NamedTuple):
     val: float
 
 
-@dataclass(frozen=True, eq=False)  # __eq__ below: by content
-class FoldResult:
+@dataclass(frozen=True, eq=False)  # == by content: EqualByContent
+class FoldResult(EqualByContent):
     """One fold of :func:`estimate_mi`.
 
     Attributes:
@@ -94,15 +94,6 @@ class FoldResult:
     gain_over_start: float = math.nan
     held_out_gain: float = math.nan
     stopped_at_check: bool = False
-
-    def __eq__(self, other: object) -> bool:
-        """Equal content (:func:`~mitools.estimate.compare.same_content`): tensors and
-        critics by value, NaN equal to NaN."""
-        if type(other) is not type(self):
-            return NotImplemented
-        return same_content(self, other)
-
-    __hash__ = None  # type: ignore[assignment]  # equal by content, which can change
 
 
 def estimate_text(value: float, stderr: float, interval: tuple[float, float], sided: str,
@@ -171,8 +162,8 @@ def constant_uncertainty(constant: list[str]) -> str:
             "and the mutual information of a constant with anything is exactly 0")
 
 
-@dataclass(frozen=True, eq=False)  # __eq__ below: by content
-class MIEstimate:
+@dataclass(frozen=True, eq=False)  # == by content: EqualByContent
+class MIEstimate(EqualByContent):
     """An estimate of the mutual information of two arrays, with its uncertainty.
 
     Returned by :func:`estimate_mi` (``method="neural"``) and by the classical estimators
@@ -248,15 +239,6 @@ class MIEstimate:
     diagnostics: Diagnostics | None = field(default=None, repr=False)
     margins: tuple[MarginTransform, MarginTransform] | None = field(default=None, repr=False)
     settings: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    def __eq__(self, other: object) -> bool:
-        """Equal content (:func:`~mitools.estimate.compare.same_content`): tensors and
-        critics by value, NaN equal to NaN."""
-        if type(other) is not type(self):
-            return NotImplemented
-        return same_content(self, other)
-
-    __hash__ = None  # type: ignore[assignment]  # equal by content, which can change
 
     def __str__(self) -> str:
         """:func:`estimate_line` (the command line's first line too), then one line
