@@ -9,33 +9,11 @@ import shutil
 
 import pytest
 import torch
+from image_text_runner import PROG, SMALL, runtime_error, usage_error
 
 from examples.image_text.__main__ import main
 from examples.image_text.data import _cache_path
 from examples.image_text.train import load_checkpoint
-
-SMALL = ("--preset", "tiny", "--threads", "1", "--n-train", "32", "--n-test", "16",
-         "--batch-size", "16")
-PROG = "python -m examples.image_text"
-
-
-def _usage_error(capsys, argv) -> str:
-    """``main(argv)`` must exit 2 (a usage error); its one error line."""
-    with pytest.raises(SystemExit) as exit_:
-        main(list(argv))
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return err.strip().splitlines()[-1]
-
-
-def _runtime_error(capsys, argv) -> str:
-    """``main(argv)`` must return 1 with one error line (no traceback)."""
-    assert main(list(argv)) == 1
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    (line,) = [x for x in err.splitlines() if "error:" in x]
-    return line
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +33,7 @@ def test_evaluate_refuses_checkpoints_of_other_epochs_naming_commands_that_work(
     out = tmp_path / "out dir"
     shutil.copytree(two_modes, out)
     capsys.readouterr()
-    line = _runtime_error(capsys, ["evaluate", *SMALL[:4], "--out-dir", str(out)])
+    line = runtime_error(capsys, ["evaluate", *SMALL[:4], "--out-dir", str(out)])
     assert "(--epochs 1 vs 2); evaluate them separately" in line
     assert f"evaluate --seed 0 --out-dir '{out}' --modes global`" in line
     named = line.split("`")[3]
@@ -67,7 +45,7 @@ def test_evaluate_refuses_checkpoints_of_other_epochs_naming_commands_that_work(
     labels = {r["pretraining"] for r in payload["runs"][0]["downstream"]}
     assert labels == {"none", "untrained", "local-attention"}
     capsys.readouterr()
-    line = _runtime_error(capsys, ["evaluate", *SMALL[:4], "--out-dir", str(out),
+    line = runtime_error(capsys, ["evaluate", *SMALL[:4], "--out-dir", str(out),
                                    "--modes", "local-max"])
     assert "--modes local-max: no such checkpoint" in line
     assert "this seed has global, local-attention" in line
@@ -124,7 +102,7 @@ def test_evaluate_runs_of_separate_modes_add_up(tmp_path, capsys, monkeypatch) -
 
     monkeypatch.setattr("examples.image_text.pipeline.evaluate_seed", no_work)
     capsys.readouterr()
-    line = _runtime_error(capsys, ["evaluate", *SMALL[:4], "--out-dir", out, "--modes",
+    line = runtime_error(capsys, ["evaluate", *SMALL[:4], "--out-dir", out, "--modes",
                                    "global", "--linear-steps", "3"])
     assert "seed0/results.json holds results of local-attention evaluated with other " in line
     assert "(--linear-steps 5 vs 3)" in line
@@ -137,14 +115,14 @@ def test_a_torch_file_that_is_not_a_checkpoint_is_named(tmp_path, two_modes, cap
     torch.save({"a": 1}, out / "seed0" / "pretrain-global" / "checkpoint.pt")
     capsys.readouterr()
     # evaluate: a runtime error; all --resume: a usage error, before any work (ninth tryout)
-    for check, argv in ((_runtime_error, ["evaluate", *SMALL[:4]]),
-                        (_usage_error, ["all", *SMALL, "--resume"])):
+    for check, argv in ((runtime_error, ["evaluate", *SMALL[:4]]),
+                        (usage_error, ["all", *SMALL, "--resume"])):
         line = check(capsys, [*argv, "--out-dir", str(out)])
         assert (f"checkpoint {out}/seed0/pretrain-global/checkpoint.pt is not a pretraining "
                 "checkpoint of this example (it lacks 'epoch'") in line
         assert "delete it" in line
     torch.save([1, 2], out / "seed0" / "pretrain-global" / "checkpoint.pt")
-    line = _runtime_error(capsys, ["evaluate", *SMALL[:4], "--out-dir", str(out)])
+    line = runtime_error(capsys, ["evaluate", *SMALL[:4], "--out-dir", str(out)])
     assert "(it holds a list, not a dict)" in line
 
 
@@ -154,7 +132,7 @@ def test_a_torch_file_that_is_not_a_data_cache_is_named(tmp_path, capsys) -> Non
     cache.mkdir()
     path = _cache_path(cache, 32, 64, 0)
     torch.save({"a": 1}, path)
-    line = _runtime_error(capsys, ["pretrain", *SMALL, "--cache-dir", str(cache),
+    line = runtime_error(capsys, ["pretrain", *SMALL, "--cache-dir", str(cache),
                                    "--out-dir", str(tmp_path / "out")])
     assert f"data cache file {path} is not a data cache of this example" in line
     assert "delete it; the data is generated anew" in line
@@ -174,16 +152,16 @@ def test_a_results_file_that_is_not_one_is_named(tmp_path, capsys, content, says
     path = tmp_path / "seed0" / "results.json"
     path.write_text(content)
     (tmp_path / "results.json").write_text("[1]")  # what `table` would keep: not an object
-    line = _runtime_error(capsys, ["table", "--seeds", "0", "--out-dir", str(tmp_path)])
+    line = runtime_error(capsys, ["table", "--seeds", "0", "--out-dir", str(tmp_path)])
     assert f"results file {path} {says}" in line
     assert line.endswith("delete it and rerun `evaluate` (or `all`) for that seed")
 
 
 @pytest.mark.parametrize("command", ["all", "evaluate", "table"])
-def test_a_seed_given_twice_is_a_usage_error(tmp_path, capsys, command) -> None:
+def test_a_seed_given_twice_is_ausage_error(tmp_path, capsys, command) -> None:
     # the tryout: `all --seeds 0 0` trained seed 0 twice and reported "2 seeds", sd 0
     extra = SMALL[:4] if command != "table" else ()
-    line = _usage_error(capsys, [command, *extra, "--seeds", "0", "1", "0",
+    line = usage_error(capsys, [command, *extra, "--seeds", "0", "1", "0",
                                  "--out-dir", str(tmp_path)])
     assert line == (f"{PROG} {command}: error: --seeds 0 1 0: seed 0 is given more than once; "
                     "give each seed once (a repeat would count as another seed)")
@@ -211,7 +189,7 @@ def test_a_file_in_the_place_of_a_folder_is_a_usage_error_before_any_work(
     (d / "seed3").write_text("")
     args = [a.format(f=f, d=d) for a in argv]
     extra = () if argv[0] == "table" else ("--preset", "tiny", "--threads", "1")
-    line = _usage_error(capsys, [*args, *extra])
+    line = usage_error(capsys, [*args, *extra])
     assert line == (f"{PROG} {argv[0]}: error: {flag} {named.format(f=f, d=d)}, not a folder; "
                     f"move the file away or give another {flag}")
 
@@ -235,24 +213,24 @@ def test_a_file_in_the_place_of_a_folder_is_a_usage_error_before_any_work(
 def test_bad_values_that_got_through_are_usage_errors(tmp_path, capsys, monkeypatch, argv,
                                                       message) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    line = _usage_error(capsys, [*argv, "--preset", "tiny", "--out-dir", str(tmp_path)])
+    line = usage_error(capsys, [*argv, "--preset", "tiny", "--out-dir", str(tmp_path)])
     assert line.startswith(f"{PROG} {argv[0]}: error: {message}")
 
 
 def test_threads_above_the_cores_are_refused(tmp_path, capsys, monkeypatch) -> None:
     # the tryout: --threads 1000 was accepted (a 1 s run took 33 s)
     monkeypatch.setattr("examples.image_text.__main__.usable_cpus", lambda: 2)
-    line = _usage_error(capsys, ["pretrain", "--preset", "tiny", "--threads", "3",
+    line = usage_error(capsys, ["pretrain", "--preset", "tiny", "--threads", "3",
                                  "--out-dir", str(tmp_path)])
     assert line == (f"{PROG} pretrain: error: --threads 3 is more than the 2 cores this "
                     "process may use, which only slows it down; give at most 2 (0: the "
                     "default, the smaller of 4 and the cores)")
 
 
-def test_a_cuda_index_beyond_the_devices_is_a_usage_error(tmp_path, capsys, monkeypatch) -> None:
+def test_a_cuda_index_beyond_the_devices_is_ausage_error(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    line = _usage_error(capsys, ["pretrain", "--preset", "tiny", "--device", "cuda:3",
+    line = usage_error(capsys, ["pretrain", "--preset", "tiny", "--device", "cuda:3",
                                  "--out-dir", str(tmp_path)])
     assert line.endswith("--device 'cuda:3': this machine has 1 CUDA devices; available: "
                          "auto, cpu, cuda, cuda:0")
@@ -285,7 +263,7 @@ def test_an_out_dir_that_cannot_be_written_is_a_usage_error_before_any_work(
 
     monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
     extra = () if argv[0] == "table" else ("--preset", "tiny", "--threads", "1")
-    line = _usage_error(capsys, [*argv, "--out-dir", f"{locked}{below}", *extra])
+    line = usage_error(capsys, [*argv, "--out-dir", f"{locked}{below}", *extra])
     where = f"{locked}{below}" + (f": {locked}" if below else "")
     assert line == (f"{PROG} {argv[0]}: error: --out-dir {where} is not writable: no folder "
                     "can be made in it (Permission denied: permissions, or a read-only file "
@@ -300,7 +278,7 @@ def test_an_out_dir_where_os_access_says_yes_but_no_folder_can_be_made(capsys) -
 
     if not os.path.isdir("/proc") or not os.access("/proc", os.W_OK):
         pytest.skip("needs a /proc that os.access calls writable (Linux, as root)")
-    line = _usage_error(capsys, ["table", "--out-dir", "/proc/mitools-out"])
+    line = usage_error(capsys, ["table", "--out-dir", "/proc/mitools-out"])
     assert line.startswith(f"{PROG} table: error: --out-dir /proc/mitools-out: /proc is not "
                            "writable: no folder can be made in it (")
 
@@ -322,7 +300,7 @@ def test_an_option_of_another_command_is_named_with_the_commands_that_take_it(
     # the eighth tryout: `table --preset tiny` printed the top-level usage and
     # "python -m examples.image_text: error: unrecognized arguments: --preset tiny",
     # naming neither the command nor the ones that take the option
-    assert _usage_error(capsys, argv) == f"{PROG} {argv[0]}: error: {says}"
+    assert usage_error(capsys, argv) == f"{PROG} {argv[0]}: error: {says}"
 
 
 def test_a_closed_output_stops_with_141_and_the_resume_hint(tmp_path, capsys, monkeypatch) -> None:

@@ -13,23 +13,10 @@ import time
 
 import pytest
 import torch
+from image_text_runner import PROG, SMALL, usage_error
 
 from examples.image_text.__main__ import _parser, _subparsers, main
 from examples.image_text.seed_results import _locked
-
-SMALL = ("--preset", "tiny", "--threads", "1", "--n-train", "32", "--n-test", "16",
-         "--batch-size", "16")
-PROG = "python -m examples.image_text"
-
-
-def _usage_error(capsys, argv) -> str:
-    """``main(argv)`` must exit 2 (a usage error); its one error line."""
-    with pytest.raises(SystemExit) as exit_:
-        main(list(argv))
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return err.strip().splitlines()[-1]
 
 
 @pytest.fixture
@@ -68,7 +55,7 @@ def test_no_parser_of_the_example_takes_abbreviations() -> None:
 ])
 def test_a_shortened_option_is_refused_naming_the_option_meant(tmp_path, capsys, no_data,
                                                                argv, says) -> None:
-    line = _usage_error(capsys, [*argv, "--out-dir", str(tmp_path)])
+    line = usage_error(capsys, [*argv, "--out-dir", str(tmp_path)])
     assert line == f"{PROG} {argv[0]}: error: {says}"
     assert not list(tmp_path.iterdir())
 
@@ -143,7 +130,7 @@ def test_a_damaged_checkpoint_is_refused_by_resume_before_any_work(
     path = out / "seed0" / "pretrain-local-attention" / "checkpoint.pt"
     path.write_bytes(damage(path.read_bytes()))
     argv = [command, *SMALL, "--out-dir", str(out), "--resume"]
-    line = _usage_error(capsys, [*argv, *(("--mode", "local") if command == "pretrain" else ())])
+    line = usage_error(capsys, [*argv, *(("--mode", "local") if command == "pretrain" else ())])
     assert line == (f"{PROG} {command}: error: checkpoint {path} is damaged ({how}): "
                     f"{RESUME_REMEDY}")
 
@@ -156,14 +143,14 @@ def test_a_checkpoint_resume_cannot_continue_is_named_with_what_to_do(
     argv = ["pretrain", "--mode", "global", *SMALL, "--out-dir", str(out), "--resume"]
     # another torch file under its name
     torch.save({"a": 1}, path)
-    line = _usage_error(capsys, argv)
+    line = usage_error(capsys, argv)
     assert line.startswith(f"{PROG} pretrain: error: checkpoint {path} is not a pretraining "
                            "checkpoint of this example (it lacks 'epoch'")
     assert line.endswith(RESUME_REMEDY)
     # the checkpoint of another run, copied into this run's folder: resuming "with the
     # checkpoint's settings", as the message said, would resume another folder's run
     shutil.copy(out / "seed0" / "pretrain-local-attention" / "checkpoint.pt", path)
-    line = _usage_error(capsys, argv)
+    line = usage_error(capsys, argv)
     assert line == (f"{PROG} pretrain: error: cannot resume {path}: it is the checkpoint of "
                     "another run than the one its folder is for (--mode 'local' in the "
                     "checkpoint, 'global' now): it was copied or moved there; delete it, or "
@@ -237,15 +224,15 @@ def test_mitools_parsers_take_no_abbreviations_either() -> None:
     (("all", *SMALL, "--cache-dir", " "), "--cache-dir ' '"),
     (("table", "--out-dir", ""), "--out-dir ''"),
 ])
-def test_an_empty_path_is_a_usage_error(tmp_path, capsys, monkeypatch, no_data, argv,
+def test_an_empty_path_is_ausage_error(tmp_path, capsys, monkeypatch, no_data, argv,
                                         flag) -> None:
     # the tryout: `pretrain --out-dir ""` wrote seed0/ into the current folder, silently
     monkeypatch.chdir(tmp_path)
-    line = _usage_error(capsys, argv)
+    line = usage_error(capsys, argv)
     assert line == (f"{PROG} {argv[0]}: error: {flag} is empty; give a path (. for the "
                     "current folder)")
     assert not list(tmp_path.iterdir())
-    line = _usage_error(capsys, ["evaluate", "--preset", "tiny", "--data", ""])
+    line = usage_error(capsys, ["evaluate", "--preset", "tiny", "--data", ""])
     assert line.endswith("--data '' is empty; give a path (. for the current folder), or leave "
                          "--data out for the synthetic data")
 
