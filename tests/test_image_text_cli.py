@@ -227,7 +227,8 @@ def test_ctrl_c_exits_130_with_the_resume_hint(tmp_path, capsys, monkeypatch) ->
     assert rc == 130
     err = capsys.readouterr().err
     assert err == ("python -m examples.image_text all: interrupted; rerun the same command with "
-                   "--resume to continue from the last epoch checkpoint\n")
+                   "--resume to continue from the last epoch checkpoint (from the start "
+                   "where none was written yet)\n")
 
 
 def test_config_refuses_what_the_models_would_fail_on() -> None:

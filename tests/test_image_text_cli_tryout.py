@@ -313,4 +313,4 @@ def test_a_closed_output_stops_with_141_and_the_resume_hint(tmp_path, capsys, mo
     err = capsys.readouterr().err
     assert err.strip() == (f"{PROG} all: stopped: its output was closed (e.g. `| head`); rerun "
                            "the same command with --resume to continue from the last epoch "
-                           "checkpoint")
+                           "checkpoint (from the start where none was written yet)")

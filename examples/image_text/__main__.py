@@ -342,8 +342,10 @@ def _summarised_seeds(summary: Path) -> str:
 
 
 def _resume_hint(args: argparse.Namespace) -> str:
+    # the interruption may come before the first epoch's checkpoint: --resume then starts anew
     return ("; rerun the same command with --resume to continue from the last epoch "
-            "checkpoint" if args.command in ("pretrain", "all") else "")
+            "checkpoint (from the start where none was written yet)"
+            if args.command in ("pretrain", "all") else "")
 
 
 def _stdout_to_devnull() -> None:
