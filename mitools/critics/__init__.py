@@ -32,7 +32,7 @@ from mitools.critics.concat import ConcatCritic
 from mitools.critics.pooled import AttentionPoolCritic, MaxPoolCritic
 from mitools.critics.potentials import MarginalPotentials
 from mitools.critics.quadratic import QuadraticCritic
-from mitools.critics.registry import available_critics, get_critic
+from mitools.critics.registry import available_critics, critic_name, get_critic
 from mitools.critics.separable import BilinearCritic, SeparableCritic
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "QuadraticCritic",
     "SeparableCritic",
     "available_critics",
+    "critic_name",
     "dot_scores",
     "get_critic",
     "mlp",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from torch import nn
@@ -11,7 +12,7 @@ from mitools.critics.concat import ConcatCritic
 from mitools.critics.quadratic import QuadraticCritic
 from mitools.critics.separable import BilinearCritic, SeparableCritic
 
-__all__ = ["available_critics", "get_critic"]
+__all__ = ["available_critics", "critic_name", "get_critic"]
 
 
 _CRITICS: dict[str, type[Critic]] = {
@@ -30,6 +31,27 @@ def available_critics() -> list[str]:
         ['separable', 'bilinear', 'quadratic', 'concat']
     """
     return list(_CRITICS)
+
+
+def critic_name(name: Any) -> str:
+    """The critic a name means, as :func:`get_critic` and
+    :func:`~mitools.estimate.estimate_mi` read it: case-insensitive, spaces around ignored.
+
+    Raises:
+        ValueError: not one of :func:`available_critics` (the message lists them, with the
+            closest name).
+
+    Example:
+        >>> critic_name(" Quadratic ")
+        'quadratic'
+    """
+    key = name.strip().lower() if isinstance(name, str) else None
+    if key not in _CRITICS:
+        close = difflib.get_close_matches(key, list(_CRITICS), n=1) if key else []
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown critic {name!r}; choose one of {available_critics()}, or "
+                         f"pass an nn.Module.{hint}")
+    return key
 
 
 def get_critic(name: str | nn.Module, dim_x: int, dim_y: int, **kwargs: Any) -> nn.Module:
@@ -65,7 +87,4 @@ def get_critic(name: str | nn.Module, dim_x: int, dim_y: int, **kwargs: Any) -> 
                     f"but {arg}={want} was asked for"
                 )
         return name
-    key = name.strip().lower() if isinstance(name, str) else None
-    if key not in _CRITICS:
-        raise ValueError(f"unknown critic {name!r}; choose one of {sorted(_CRITICS)}")
-    return _CRITICS[key](dim_x, dim_y, **kwargs)
+    return _CRITICS[critic_name(name)](dim_x, dim_y, **kwargs)

@@ -205,7 +205,7 @@ def check_critic(critic: Any, hidden: Sequence[int]) -> str | nn.Module:
         ValueError: an unknown name (the message lists the names), or ``"concat"`` with
             ``hidden=()`` (its network needs a hidden layer).
     """
-    from mitools.critics import available_critics
+    from mitools.critics import available_critics, critic_name
 
     if isinstance(critic, nn.Module):
         return critic
@@ -213,12 +213,7 @@ def check_critic(critic: Any, hidden: Sequence[int]) -> str | nn.Module:
         raise TypeError(f"critic must be a name ({', '.join(map(repr, available_critics()))}) "
                         f"or an nn.Module scoring (N, dx), (M, dy) -> (N, M), got "
                         f"{type(critic).__name__} {critic!r}")
-    name = critic.strip().lower()
-    if name not in available_critics():
-        close = difflib.get_close_matches(name, available_critics(), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown critic {critic!r} for estimate_mi; choose one of "
-                         f"{available_critics()} or pass an nn.Module.{hint}")
+    name = critic_name(critic)
     if name == "concat" and not len(hidden):
         raise ValueError("critic='concat' needs at least one hidden layer (its network scores "
                          "each pair [x_i, y_j]), got hidden=()")
