@@ -103,6 +103,19 @@ def _raise_non_finite(name: str, scores: Tensor, bad: Tensor, what: str = "score
     )
 
 
+def _refused_non_finite(value: Tensor) -> tuple[tuple[int, ...], float] | None:
+    """The index and value of the first NaN or inf entry of a side input (a log-baseline,
+    ``entropy_y``, ...) when the finiteness check refuses them (:class:`check_finite`, and
+    not under :class:`partition_overflow_allowed`); ``None`` when there is none to refuse."""
+    if not (_FiniteCheck.enabled and _FiniteCheck.refuse_overflow):
+        return None
+    bad = ~torch.isfinite(value)
+    if not bool(bad.any()):
+        return None
+    index = tuple(int(i) for i in bad.nonzero()[0])
+    return index, float(value[index].detach())
+
+
 def exp_of_log_term(log_term: Tensor, name: str, term: str) -> Tensor:
     """``exp(log_term)``, the partition term of a bound that leaves log space (TUBA, NWJ, FLO).
 
@@ -348,13 +361,12 @@ def _check_baseline(log_baseline: Tensor | float, p: Any, name: str) -> Tensor:
     # as a float's is refused: a diverged baseline network turned the bound into NaN or -inf
     # with no word (callers that read a non-finite bound as a diverged fit allow it, as they
     # allow an overflowing partition term)
-    if _FiniteCheck.enabled and _FiniteCheck.refuse_overflow:
-        bad = ~torch.isfinite(out)
-        if bool(bad.any()):
-            index = tuple(int(i) for i in bad.nonzero()[0])
-            raise ValueError(
-                f"{name}: log_baseline holds a non-finite value ({float(out[index])}) at row "
-                f"{index[0] if len(index) == 1 else index} (rows of shape {tuple(expected)}); "
-                "every valid row's log-baseline must be finite: a learned baseline has "
-                "diverged (lower the learning rate), or mask the row (row_mask)")
+    refused = _refused_non_finite(out)
+    if refused is not None:
+        index, value = refused
+        raise ValueError(
+            f"{name}: log_baseline holds a non-finite value ({value}) at row "
+            f"{index[0] if len(index) == 1 else index} (rows of shape {tuple(expected)}); "
+            "every valid row's log-baseline must be finite: a learned baseline has "
+            "diverged (lower the learning rate), or mask the row (row_mask)")
     return out

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mitools.bounds._scores import _FiniteCheck, exp_of_log_term
+from mitools.bounds._scores import _refused_non_finite, exp_of_log_term
 from mitools.bounds.lower import NEGATIVES_LSE
 from mitools.bounds.rowwise import (
     RowStatistics,
@@ -62,15 +62,13 @@ def _refuse_non_finite(value: Tensor, name: str, arg: str, whose: str = "valid r
     """``value`` (already zero where a row is masked), refused when it holds ``nan`` or
     ``inf``, as a float is and as the scores are (under :class:`check_finite`): a tensor
     ``entropy_y``, ``log_marginal`` or ``u`` turned the bound into NaN with no word."""
-    if _FiniteCheck.enabled and _FiniteCheck.refuse_overflow:
-        bad = ~torch.isfinite(value)
-        if bool(bad.any()):
-            index = tuple(int(i) for i in bad.nonzero()[0])
-            raise ValueError(
-                f"{name}: {arg} holds a non-finite value ({float(value[index])}) at index "
-                f"{index} (shape {tuple(value.shape)}); every {whose} {arg} must be finite: "
-                "check what gave it" + (", or mask the row (row_mask)" if "row" in whose
-                                        else ""))
+    refused = _refused_non_finite(value)
+    if refused is not None:
+        index, bad = refused
+        raise ValueError(
+            f"{name}: {arg} holds a non-finite value ({bad}) at index {index} (shape "
+            f"{tuple(value.shape)}); every {whose} {arg} must be finite: check what gave it"
+            + (", or mask the row (row_mask)" if "row" in whose else ""))
     return value
 
 

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from mitools.bounds._scores import _prepare, _row_mean
-from mitools.bounds.generative import _log_likelihood
+from mitools.bounds.generative import _check_device, _log_likelihood
 from mitools.bounds.rowwise import (
     RowStatistic,
     RowStatistics,
@@ -168,9 +168,7 @@ def vclub(
             negatives.dtype == torch.bool
         ):
             raise TypeError(f"vclub: negatives must be an integer tensor, got {negatives!r}")
-        if negatives.device != p.scores.device:
-            raise ValueError(f"vclub: negatives is on {negatives.device} but the scores are on "
-                             f"{p.scores.device}; move it with negatives.to(scores.device)")
+        _check_device(negatives, p.scores, "vclub", "negatives")
         try:
             negatives = torch.broadcast_to(negatives, rows_shape).to(torch.long)
         except RuntimeError:
