@@ -174,6 +174,12 @@ def broadcast_from_first(tensor: Tensor) -> Tensor:
     return out
 
 
+def _refuse_scalar(tensor: Tensor, name: str) -> None:
+    if tensor.dim() == 0:
+        raise ValueError(f"{name}: a 0-dim tensor has no dimension 0 to gather along; "
+                         "reshape it to (1,)")
+
+
 def _shapes(tensor: Tensor, name: str) -> list[tuple[int, ...]]:
     """Every rank's shape of ``tensor`` (two small collectives); ``ValueError`` when the ranks'
     tensors have different numbers of dimensions or no dimension to gather along."""
@@ -185,9 +191,7 @@ def _shapes(tensor: Tensor, name: str) -> list[tuple[int, ...]]:
         raise ValueError(
             f"{name}: the ranks hold tensors of different ranks (dims {[int(d) for d in all_dims]})"
         )
-    if tensor.dim() == 0:
-        raise ValueError(f"{name}: a 0-dim tensor has no dimension 0 to gather along; "
-                         "reshape it to (1,)")  # fmt: skip
+    _refuse_scalar(tensor, name)
     shapes = [torch.empty_like(shape) for _ in range(dist.get_world_size())]
     dist.all_gather(shapes, shape)
     return [tuple(int(v) for v in s.tolist()) for s in shapes]
@@ -222,9 +226,8 @@ def all_gather_with_grad(tensor: Tensor, *, check_shapes: bool = True) -> Tensor
                 f"all_gather_with_offset, which also returns the offset of this rank's rows), "
                 f"got shapes {seen} on ranks 0..{len(seen) - 1}"
             )
-    elif tensor.dim() == 0:
-        raise ValueError("all_gather_with_grad: a 0-dim tensor has no dimension 0 to gather "
-                         "along; reshape it to (1,)")  # fmt: skip
+    else:
+        _refuse_scalar(tensor, "all_gather_with_grad")
     return _gather_rows(tensor, (int(tensor.shape[0]),) * dist.get_world_size())
 
 
