@@ -225,15 +225,18 @@ def _argument_checks(args: argparse.Namespace, cfg: Config | None) -> None:
     folders = [("--out-dir", out_dir, out_dir)]
     if cfg is not None and cfg.cache_dir is not None:
         folders.append(("--cache-dir", Path(cfg.cache_dir), Path(cfg.cache_dir)))
+    runs = (_pretraining_runs(args, cfg)
+            if cfg is not None and args.command in ("pretrain", "all") else [])
     for seed in seeds if seeds is not None else [cfg.seed if cfg is not None else 0]:
         folders.append(("--out-dir", out_dir, out_dir / f"seed{seed}"))
-        if cfg is not None and args.command in ("pretrain", "all"):
-            modes = ("global", "local") if args.command == "all" else (cfg.mode,)
-            folders += [("--out-dir", out_dir,
-                         run_dir(dataclasses.replace(cfg, seed=seed, mode=m))) for m in modes]
+        folders += [("--out-dir", out_dir, run_dir(run)) for run in runs if run.seed == seed]
+    checked: set[tuple[str, Path]] = set()  # folders share their existing ancestors
     for flag, given, folder in folders:
         for path in (folder, *folder.parents):
             if path.exists():
+                if (flag, path) in checked:
+                    break
+                checked.add((flag, path))
                 what = f"{flag} {given}" + ("" if path == given else f": {path}")
                 if not path.is_dir():
                     raise ValueError(f"{what} is a file, not a folder; move the file away or "
@@ -257,14 +260,17 @@ def _resume_checks(args: argparse.Namespace, cfg: Config) -> None:
     :func:`~examples.image_text.checkpoint.check_resume`), found before any data is generated
     or any run trained (``all --resume`` found a damaged local checkpoint only after
     pretraining the global run)."""
+    for run in _pretraining_runs(args, cfg):
+        path = run_dir(run) / "checkpoint.pt"
+        if path.exists():
+            check_resume(path, run)
+
+
+def _pretraining_runs(args: argparse.Namespace, cfg: Config) -> list[Config]:
+    """The runs ``pretrain`` (``cfg.mode``) or ``all`` (both modes) trains, seed by seed."""
     seeds = args.seeds if getattr(args, "seeds", None) is not None else [cfg.seed]
     modes = ("global", "local") if args.command == "all" else (cfg.mode,)
-    for seed in seeds:
-        for mode in modes:
-            run = dataclasses.replace(cfg, seed=seed, mode=mode)
-            path = run_dir(run) / "checkpoint.pt"
-            if path.exists():
-                check_resume(path, run)
+    return [dataclasses.replace(cfg, seed=seed, mode=mode) for seed in seeds for mode in modes]
 
 
 def _unrecognized(parser: argparse.ArgumentParser, command: str, extra: Sequence[str]) -> str:
