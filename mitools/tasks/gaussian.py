@@ -207,6 +207,7 @@ class CorrelatedGaussian:
         if device is None:
             where = generator.device if isinstance(generator, torch.Generator) else None
         else:
+            # an int is a CUDA index (torch.device(0) asks the accelerator, failing without one)
             where = torch.device(f"cuda:{device}" if isinstance(device, int) else device)
             if where.type == "cuda" and where.index is None:
                 where = torch.device("cuda", torch.cuda.current_device())
