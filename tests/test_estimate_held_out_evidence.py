@@ -175,6 +175,18 @@ def test_without_the_screen_every_fold_keeps_the_usual_margin(monkeypatch) -> No
                for f in r.folds)
 
 
+def _trained_alike(screened, unscreened) -> None:
+    """The screen changes only which critic a fold keeps, never its training: after the
+    first fold, both runs train the same steps and measure the same validation gains; each
+    fold without the screen keeps its trained critic exactly when that gain exceeds the
+    usual margin, and one kept without the screen is kept with it."""
+    for k, (a, b) in enumerate(zip(screened.folds, unscreened.folds, strict=True)):
+        assert (b.best_step > 0) == (b.gain_over_start > fit.REPLACE_START_SE)
+        if k:
+            assert (a.steps, a.gain_over_start) == (b.steps, b.gain_over_start)
+            assert b.best_step == 0 or a.best_step == b.best_step
+
+
 def test_folds_whose_small_validation_parts_miss_the_gain_take_their_critics() -> None:
     """Regression: y = x + 0.35 (x^2 - 1) + 0.7 noise, n = 1,000, seed 7 (true MI 0.5547
     nats, by quadrature). The first fold's trained critic beats the start by 8 standard errors
@@ -185,17 +197,25 @@ def test_folds_whose_small_validation_parts_miss_the_gain_take_their_critics() -
 
     (With the validation parts of the second and third folds cut from the same samples, as
     before each fold took its own part's head, all three kept the start without the screen,
-    0.401, and the other two took their critics with it, 0.470.)"""
+    0.401, and the other two took their critics with it, 0.470.)
+
+    The critics train in float32, whose roundings differ between CPUs (the AVX-512 machines
+    of 2026-12-03 against the earlier ones), and the validation gains near the margin of 2
+    move with them: there the second fold's gain is 1.72 (above 2 before), so without the
+    screen all three folds keep the start (0.390, against 0.446), and the first fold's
+    held-out gain is 13. What the regression is about holds on both: with the screen's gain
+    the folds below the usual margin take their critics (0.494 here), and the rule reads the
+    measured gains (``_trained_alike``)."""
     x, y = _mild(7)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         r = estimate_mi(x, y, seed=7, threads=1)
         unscreened = estimate_mi(x, y, seed=7, threads=1, screen=False)
-    assert [f.best_step > 0 for f in unscreened.folds] == [False, True, False]
-    assert unscreened.value == pytest.approx(0.446, abs=0.01)
+    _trained_alike(r, unscreened)
+    assert not unscreened.folds[2].best_step  # the third; the second's gain: 2 either side
     assert r.folds[0].held_out_gain > 8
     assert [f.best_step > 0 for f in r.folds] == [False, True, True]
-    assert 0 < r.folds[2].gain_over_start < 2 and r.folds[1].gain_over_start > 2
+    assert 0 < r.folds[2].gain_over_start < 2
     assert r.value == pytest.approx(0.490, abs=0.01)
     assert r.value > unscreened.value + 0.03
 
@@ -206,7 +226,10 @@ def test_a_mildly_non_gaussian_sample_is_not_screened() -> None:
     validation part (67 samples), so a screen read there (at 1) left the other folds
     untrained, although both replace the start when trained (2.9 and 2.1 standard errors):
     the estimate lost their gain. On the first fold's test part (333 samples) the gain is
-    5, and the estimate is the unscreened one."""
+    5, and the estimate is at least the unscreened one (it was that one, both folds being
+    above the usual margin of 2; on the AVX-512 machines of 2026-12-03, whose float32
+    roundings differ, the second fold's gain is 1.91, which only the screen's gain lets it
+    take: 0.513 against 0.464 without the screen)."""
     x, y = _mild(22)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -216,5 +239,6 @@ def test_a_mildly_non_gaussian_sample_is_not_screened() -> None:
     assert first.gain_over_start < 1.0 and first.held_out_gain > 2.0
     assert r.diagnostics.untrained_folds == 0
     assert all(f.best_step > 0 for f in r.folds[1:])  # the gain a screen would have lost
-    assert r.value == unscreened.value
+    _trained_alike(r, unscreened)
+    assert r.value >= unscreened.value
     assert all(math.isnan(f.held_out_gain) for f in r.folds[1:])
