@@ -203,7 +203,8 @@ def test_folds_whose_small_validation_parts_miss_the_gain_take_their_critics() -
     of 2026-12-03 against the earlier ones), and the validation gains near the margin of 2
     move with them: there the second fold's gain is 1.72 (above 2 before), so without the
     screen all three folds keep the start (0.390, against 0.446), and the first fold's
-    held-out gain is 13. What the regression is about holds on both: with the screen's gain
+    held-out gain is 13 (with ``ATEN_CPU_CAPABILITY=default``, which gives the earlier
+    machines' values without the screen, 7.9). What the regression is about holds on both: with the screen's gain
     the folds below the usual margin take their critics (0.494 here), and the rule reads the
     measured gains (``_trained_alike``)."""
     x, y = _mild(7)
@@ -213,7 +214,7 @@ def test_folds_whose_small_validation_parts_miss_the_gain_take_their_critics() -
         unscreened = estimate_mi(x, y, seed=7, threads=1, screen=False)
     _trained_alike(r, unscreened)
     assert not unscreened.folds[2].best_step  # the third; the second's gain: 2 either side
-    assert r.folds[0].held_out_gain > 8
+    assert r.folds[0].held_out_gain > 5  # 7.9 with ATen's default kernels, 13 with AVX-512
     assert [f.best_step > 0 for f in r.folds] == [False, True, True]
     assert 0 < r.folds[2].gain_over_start < 2
     assert r.value == pytest.approx(0.490, abs=0.01)
