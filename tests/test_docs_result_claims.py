@@ -71,3 +71,49 @@ def test_image_text_finetuning_and_grid_probe_claims_hold_in_the_committed_resul
         if p != "untrained":
             assert low <= round(auc, 2) <= high, (p, auc)
     assert round(grid_auc["untrained"], 2) < low  # why "pretrained" (0.883)
+
+
+def _seed0(path: str) -> dict[tuple[str, ...], float]:
+    """Seed 0's downstream values by (regime, pretraining, metric[, finding index])."""
+    values: dict[tuple[str, ...], float] = {}
+    for row in json.loads((ROOT / path).read_text())["runs"][0]["downstream"]:
+        key = (row["regime"], row["pretraining"])
+        for metric, value in row.items():
+            if isinstance(value, float):
+                values[(*key, metric)] = value
+            elif metric == "finding_auc":
+                values.update({(*key, metric, str(i)): v for i, v in enumerate(value)})
+    return values
+
+
+def test_image_text_numbers_of_another_cpu_are_the_committed_run_of_it() -> None:
+    """The paragraph "So does the CPU" quotes the quick job rerun on an AVX-512 Xeon
+    (benchmarks/results/image_text_quick_xeon_avx512.json) against the committed results."""
+    other = _seed0("benchmarks/results/image_text_quick_xeon_avx512.json")
+    committed = _seed0("docs/_static/image_text_quick_results.json")
+    text = _prose("docs/image_text.rst")
+    assert "benchmarks/results/image_text_quick_xeon_avx512.json" in text
+    for key, quoted in (((("frozen", "global", "zone_accuracy")), "zone accuracy {} ({} "
+                         "committed) on global features"),
+                        (("frozen", "local-attention", "mean_finding_auc"),
+                         "mean finding AUC {} ({}) on local-attention")):
+        assert quoted.format(f"{other[key]:.3f}", f"{committed[key]:.3f}") in text, key
+
+    def gap(regime: str, metrics: tuple[str, ...] | None) -> float:
+        return max(abs(v - committed[k]) for k, v in other.items() if k[0] == regime
+                   and k in committed and ((metrics is None and len(k) == 4)
+                                           or (metrics is not None and k[2] in metrics)))
+
+    summaries = ("zone_accuracy", "mean_finding_auc")
+    assert "single findings by up to 0.14 AUC" in text
+    assert round(gap("frozen", None), 2) == 0.14
+    assert "stayed within 0.01 in zone accuracy and mean finding AUC (single findings within " \
+           "0.03), the supervised baseline within 0.006" in text
+    for regime in ("frozen_grid", "finetune"):
+        assert gap(regime, summaries) <= 0.01 and gap(regime, None) <= 0.03, regime
+    assert gap("supervised", (*summaries, "localized_auc", "edema_auc")) <= 0.006
+    for values in (other, committed):
+        for regime in ("frozen", "frozen_grid", "finetune"):
+            for metric in summaries:
+                assert (values[(regime, "local-attention", metric)]
+                        > values[(regime, "global", metric)]), (regime, metric)

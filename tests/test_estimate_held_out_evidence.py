@@ -204,9 +204,9 @@ def test_folds_whose_small_validation_parts_miss_the_gain_take_their_critics() -
     move with them: there the second fold's gain is 1.72 (above 2 before), so without the
     screen all three folds keep the start (0.390, against 0.446), and the first fold's
     held-out gain is 13 (with ``ATEN_CPU_CAPABILITY=default``, which gives the earlier
-    machines' values without the screen, 7.9). What the regression is about holds on both: with the screen's gain
-    the folds below the usual margin take their critics (0.494 here), and the rule reads the
-    measured gains (``_trained_alike``)."""
+    machines' values without the screen, 7.9). What the regression is about holds on both:
+    with the screen's gain the folds below the usual margin take their critics (0.494 here),
+    and the rule reads the measured gains (``_trained_alike``)."""
     x, y = _mild(7)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
