@@ -365,11 +365,13 @@ def test_within_five_percent_on_the_issue_task(mi: float) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=False, reason=(
     "known shortfall (issue 11): since the defaults of 2811c93 (patience 2, max_steps 3000) "
-    "this sample's estimate is 1.613, 5.6 % low: the first fold runs to max_steps and the "
-    "second stops early, at 1.519. bmi's three samples of the task are 2.4-4.5 % low "
-    "(docs/benchmarks.rst)"))
+    "this sample's estimate was 1.613, 5.6 % low, on the AMD EPYC machines: the first fold "
+    "runs to max_steps and the second stops early, at 1.519. On the AVX-512 Xeon of "
+    "2026-12-03, whose float32 roundings differ, it is 1.645, 3.8 % low (folds 1.657, 1.608, "
+    "1.669), so the outcome depends on the CPU and the xfail is not strict. bmi's three "
+    "samples of the task are 2.4-4.5 % low (docs/benchmarks.rst)"))
 def test_additive_uniform_noise_within_five_percent() -> None:
     # Beyond Normal's additive-noise task: x ~ U(0, 1), y = x + U(-0.1, 0.1); I = log 5 + 0.1
     g = torch.Generator().manual_seed(0)
