@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from mitools.critics import QuadraticCritic
-from mitools.estimate.critic import QuadraticJointCritic, build_critic
+from mitools.estimate.critic import QuadraticJointCritic, build_critic, check_shaping_options
 from mitools.estimate.crossfit import fit_folds
 from mitools.estimate.data import MarginTransform, _warn_if_labels, warn_if_exact_relation
 from mitools.estimate.diagnostics import diagnose, warn_about_estimate
@@ -21,6 +21,7 @@ from mitools.estimate.knn_check import knn_cross_check
 from mitools.estimate.options import (
     DEFAULT_EMBED_DIM,
     DEFAULT_HIDDEN,
+    DEFAULT_NEGATIVES,
     bound_with_options,
     check_critic,
     check_estimate_bound,
@@ -73,7 +74,7 @@ def estimate_mi(
     report: str = "corrected",
     sided: str = "lower",
     batch_size: int = 512,
-    negatives: int = 8,
+    negatives: int = DEFAULT_NEGATIVES,
     max_steps: int = 3000,
     lr: float = 3e-3,
     weight_decay: float = 0.0,
@@ -118,8 +119,7 @@ def estimate_mi(
         critic: ``"quadratic"`` (the Gaussian form, with the residual ``residual``),
             ``"separable"``, ``"bilinear"``, ``"concat"``, or an ``nn.Module`` mapping
             ``(N, dx), (M, dy) -> (N, M)`` (each fold trains a deep copy; no potentials are
-            added; it keeps its own widths, so ``hidden`` or ``embed_dim`` other than the
-            defaults is refused). ``"concat"`` runs its network on every pair of a batch and of each
+            added). ``"concat"`` runs its network on every pair of a batch and of each
             evaluation, :math:`n_{test}^2` pairs: about 25 times slower than
             ``"separable"`` (55 s against 2.1 s for 50 steps at n = 1,000).
         residual: what the quadratic critic adds to its Gaussian form: ``"joint"``
@@ -173,7 +173,10 @@ def estimate_mi(
         discrete_y: the same for ``y``.
         hidden: hidden widths of the critic's networks: the quadratic critic's residual
             encoders (``()``: no residual), a separable critic's encoders (``()``: linear
-            embeddings), or a concat critic's MLP (at least one layer).
+            embeddings), or a concat critic's MLP (at least one layer). Where it would
+            shape nothing (the bilinear critic, ``residual=None``, a critic module), a value
+            other than the default (or ``()``) is refused, as ``embed_dim`` and
+            ``negatives`` are (``mitools.estimate.critic.check_shaping_options``).
         embed_dim: units of the joint residual's pair layer, or embedding size of a separable
             critic or of the separable residual.
         potentials: add learned marginal potentials :math:`a(x) + b(y)` to a named
@@ -190,7 +193,8 @@ def estimate_mi(
             is DV, MINE or NWJ: each sample is paired with ``negatives`` others (distinct
             shifts of the batch) instead of all ``batch_size - 1``, which costs a fraction of
             scoring every pair (capped at the batch's size less one, as ``batch_size`` is
-            capped). Other critics and bounds score all pairs of the batch.
+            capped). Other critics and bounds score all pairs of the batch (a value other
+            than the default is refused there).
         max_steps: maximum number of optimiser steps per fold.
         lr: AdamW learning rate.
         weight_decay: decoupled weight decay (AdamW) of the critic's parameters.
@@ -283,7 +287,7 @@ def estimate_mi(
         lr, weight_decay, ema, level, val_fraction = (
             float(v) for v in (lr, weight_decay, ema, level, val_fraction))
         hidden = tuple(int(h) for h in hidden)
-        critic = check_critic(critic, hidden, embed_dim)  # a name in lower case, or a module
+        critic = check_critic(critic, hidden)  # a name in lower case, or a module
         warn_if_unaligned(x, y, "estimate_mi")
         repeated = warn_repeated_rows(xa, ya, "estimate_mi", "a repeated row can fall in one "
                                       "fold's training part and another's test part",
@@ -341,6 +345,7 @@ def estimate_mi(
         if residual == "auto":
             residual = ("joint" if isinstance(probe, SAMPLED_NEGATIVES_BOUNDS) else "separable"
                         ) if quadratic else None
+        check_shaping_options(critic, residual, probe, hidden, embed_dim, negatives)
 
         plain_kwargs = plain(dict(bound_kwargs))
         settings = {

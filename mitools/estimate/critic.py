@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from mitools.critics import MarginalPotentials, QuadraticCritic, get_critic
 from mitools.critics.base import Critic, mlp
+from mitools.estimators import Estimator
 from mitools.pair_blocks import rows_per_block
 
 __all__: list[str] = []
@@ -147,3 +148,65 @@ def build_critic(critic: str | nn.Module, dim_x: int, dim_y: int, hidden: Sequen
     if potentials and not isinstance(model, QuadraticCritic):
         model = MarginalPotentials(model, dim_x, dim_y)
     return model
+
+
+def check_shaping_options(critic: str | nn.Module, residual: str | None, bound: Estimator,
+                          hidden: Sequence[int], embed_dim: int, negatives: int) -> None:
+    """Refuse ``hidden``, ``embed_dim`` or ``negatives`` where the critic that
+    :func:`build_critic` builds would not use them, at values other than their defaults
+    (``mitools.estimate.options.DEFAULT_HIDDEN``, ``DEFAULT_EMBED_DIM``,
+    ``DEFAULT_NEGATIVES``): a value given and silently ignored reads as a setting that was
+    tried. ``hidden=()`` is also taken where a named critic has no networks (it asks for
+    none); a module has its own.
+
+    ``hidden`` shapes the separable and concat critics' networks and the quadratic critic's
+    residual; ``embed_dim`` the separable critic's embedding and the quadratic critic's
+    residual; ``negatives`` the sampled negative pairs of the joint residual
+    (:class:`QuadraticJointCritic`, or a module with ``score_shifted``) under DV, MINE or
+    NWJ (``mitools.estimate.evaluation.SAMPLED_NEGATIVES_BOUNDS``). A critic given as a
+    module keeps its own widths.
+
+    Args:
+        critic: the checked ``critic`` option (a lower-case name or a module).
+        residual: the quadratic critic's residual, resolved (``"joint"``, ``"separable"`` or
+            ``None``); ``None`` for other critics.
+        bound: the estimator the folds train (a probe of it).
+        hidden, embed_dim, negatives: the options.
+
+    Raises:
+        ValueError: naming each ignored option with its value, and why it is ignored.
+    """
+    from mitools.estimate.evaluation import _summarisable
+    from mitools.estimate.options import DEFAULT_EMBED_DIM, DEFAULT_HIDDEN, DEFAULT_NEGATIVES
+
+    networks = not isinstance(critic, nn.Module) and (
+        critic in ("separable", "concat")
+        or (critic == "quadratic" and residual is not None and bool(len(hidden))))
+    if isinstance(critic, nn.Module):
+        what = (f"critic={type(critic).__name__}(...) is a module that keeps its own "
+                "networks: build it with the widths you want, or pass a name")
+    elif critic == "bilinear":
+        what = "critic='bilinear' is x^T W y, with no hidden layers or embedding"
+    elif critic == "concat":
+        what = "critic='concat' has no embedding: its network scores each pair [x_i, y_j]"
+    else:
+        what = (f"{'residual=None' if residual is None else 'hidden=()'} leaves "
+                "critic='quadratic' the Gaussian form, with no networks")
+    ignored = []
+    asks_for_none = not len(hidden) and not isinstance(critic, nn.Module)
+    if not networks and tuple(hidden) != DEFAULT_HIDDEN and not asks_for_none:
+        ignored.append(f"hidden={tuple(hidden)!r}")
+    if not (networks and critic != "concat") and embed_dim != DEFAULT_EMBED_DIM:
+        ignored.append(f"embed_dim={embed_dim!r}")
+    if ignored:
+        raise ValueError(f"{' and '.join(ignored)} would shape nothing: {what}")
+    sampled = (hasattr(critic, "score_shifted") if isinstance(critic, nn.Module)
+               else critic == "quadratic" and residual == "joint" and bool(len(hidden)))
+    if negatives != DEFAULT_NEGATIVES and not (sampled and _summarisable(bound)):
+        raise ValueError(
+            f"negatives={negatives!r} would change nothing: it sets the sampled negative pairs "
+            "of the quadratic critic's joint residual under DV, MINE or NWJ, and "
+            f"{'this critic' if isinstance(critic, nn.Module) else f'critic={critic!r}'}"
+            f"{'' if critic != 'quadratic' else f' with residual={residual!r}'} under "
+            f"bound={getattr(bound, 'name', type(bound).__name__)!r} scores all pairs of each "
+            "batch")

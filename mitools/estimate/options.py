@@ -30,6 +30,8 @@ MIN_SAMPLES_PER_FOLD = 10
 #: the widths of a named critic's hidden layers, and its embedding size, by default
 DEFAULT_HIDDEN = (64, 64)
 DEFAULT_EMBED_DIM = 64
+#: negative pairs per sample in a training step of a critic that scores chosen pairs
+DEFAULT_NEGATIVES = 8
 
 
 def available_devices() -> list[str]:
@@ -197,36 +199,22 @@ def check_estimate_bound(bound: Any, estimator: Any) -> None:
                          f"takes: {list(valid)}")
 
 
-def check_critic(critic: Any, hidden: Sequence[int],
-                 embed_dim: int = DEFAULT_EMBED_DIM) -> str | nn.Module:
+def check_critic(critic: Any, hidden: Sequence[int]) -> str | nn.Module:
     """The ``critic`` option: a name of :func:`~mitools.critics.available_critics`
     (case-insensitive, spaces around ignored, as :func:`~mitools.critics.get_critic` reads
     it), returned in lower case, or an ``nn.Module``, returned as it is. Checked before
     anything is fitted: an estimate of a constant variable trains no critic, and took any.
-
-    ``hidden`` and ``embed_dim`` shape a *named* critic's networks; a module keeps its own,
-    so with a module, widths other than the defaults (``DEFAULT_HIDDEN``,
-    ``DEFAULT_EMBED_DIM``) are refused rather than ignored.
+    (Whether ``hidden``, ``embed_dim`` and ``negatives`` shape the critic is
+    :func:`mitools.estimate.critic.check_shaping_options`.)
 
     Raises:
         TypeError: neither a string nor an ``nn.Module``; the message names ``critic``.
-        ValueError: an unknown name (the message lists the names), ``"concat"`` with
-            ``hidden=()`` (its network needs a hidden layer), or a module with
-            ``hidden``/``embed_dim`` other than the defaults.
+        ValueError: an unknown name (the message lists the names), or ``"concat"`` with
+            ``hidden=()`` (its network needs a hidden layer).
     """
     from mitools.critics import available_critics, critic_name
 
     if isinstance(critic, nn.Module):
-        shaped = [f"{name}={value!r}" for name, value, default in (
-            ("hidden", tuple(hidden), DEFAULT_HIDDEN), ("embed_dim", embed_dim,
-                                                         DEFAULT_EMBED_DIM))
-            if value != default]
-        if shaped:
-            raise ValueError(
-                f"{' and '.join(shaped)} would shape a named critic's networks, and "
-                f"critic={type(critic).__name__}(...) is a module that keeps its own: build "
-                "the module with the widths you want, or pass a name, e.g. "
-                "critic='separable'")
         return critic
     if not isinstance(critic, str):
         raise TypeError(f"critic must be a name ({', '.join(map(repr, available_critics()))}) "
