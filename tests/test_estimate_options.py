@@ -76,14 +76,18 @@ def _module():
     (dict(bound="nwj", critic="separable", negatives=2), "negatives=2.*critic='separable'"),
     (dict(bound="dv", hidden=(), negatives=2), "negatives=2"),
     (dict(critic="module", negatives=2), "negatives=2.*this critic"),
+    # the quadratic critic's marginal terms are part of its Gaussian form
+    (dict(potentials=False), "potentials=False would change nothing: critic='quadratic'"),
+    (dict(potentials=False, residual=None), "potentials=False"),
 ])
 def test_options_that_would_shape_nothing_are_refused(options: dict, named: str) -> None:
     """Regression (left undone in the last notes, and the same kind elsewhere): with a
     critic given as a module, ``hidden=`` and ``embed_dim=`` were ignored silently (and
     recorded in the settings as if they had shaped it); so were both with the bilinear
     critic, ``embed_dim`` with the concat critic or the pure quadratic form, and
-    ``negatives`` wherever the critic scores all pairs. Values other than the defaults are
-    refused there, naming each option and why."""
+    ``negatives`` wherever the critic scores all pairs, and ``potentials=False`` with the
+    quadratic critic, whose marginal terms it cannot remove. Values other than the defaults
+    are refused there, naming each option and why."""
     if options.get("critic") == "module":
         options = dict(options, critic=_module())
     x, y = _data()
@@ -100,6 +104,8 @@ def test_options_that_would_shape_nothing_are_refused(options: dict, named: str)
     dict(bound="dv", negatives=3, hidden=(8,), embed_dim=4),  # the joint residual: all used
     dict(bound="mine", negatives=3),
     dict(bound="infonce", residual="joint", hidden=(8,), embed_dim=4),
+    dict(critic="separable", potentials=False),
+    dict(critic="module", potentials=False),  # none are added to a module
 ])
 def test_options_that_shape_the_critic_are_taken(options: dict) -> None:
     """The defaults (also spelled out, as a list) and every option that is used pass."""

@@ -181,7 +181,8 @@ def estimate_mi(
             critic or of the separable residual.
         potentials: add learned marginal potentials :math:`a(x) + b(y)` to a named
             separable, bilinear or concat critic
-            (:class:`~mitools.critics.MarginalPotentials`); the quadratic critic has its own.
+            (:class:`~mitools.critics.MarginalPotentials`); the quadratic critic has its own
+            (``potentials=False`` is refused with it: they are part of its Gaussian form).
         folds: number of cross-fitting folds (at least 2); the cost grows linearly with it.
         val_fraction: fraction of each fold's non-test samples used for early stopping.
         report: ``"corrected"`` (the midpoint of held-out and in-sample bounds) or
@@ -345,7 +346,8 @@ def estimate_mi(
         if residual == "auto":
             residual = ("joint" if isinstance(probe, SAMPLED_NEGATIVES_BOUNDS) else "separable"
                         ) if quadratic else None
-        check_shaping_options(critic, residual, probe, hidden, embed_dim, negatives)
+        check_shaping_options(critic, residual, probe, hidden, embed_dim, negatives,
+                              potentials)
 
         plain_kwargs = plain(dict(bound_kwargs))
         settings = {

@@ -151,7 +151,8 @@ def build_critic(critic: str | nn.Module, dim_x: int, dim_y: int, hidden: Sequen
 
 
 def check_shaping_options(critic: str | nn.Module, residual: str | None, bound: Estimator,
-                          hidden: Sequence[int], embed_dim: int, negatives: int) -> None:
+                          hidden: Sequence[int], embed_dim: int, negatives: int,
+                          potentials: bool = True) -> None:
     """Refuse ``hidden``, ``embed_dim`` or ``negatives`` where the critic that
     :func:`build_critic` builds would not use them, at values other than their defaults
     (``mitools.estimate.options.DEFAULT_HIDDEN``, ``DEFAULT_EMBED_DIM``,
@@ -164,14 +165,15 @@ def check_shaping_options(critic: str | nn.Module, residual: str | None, bound: 
     residual; ``negatives`` the sampled negative pairs of the joint residual
     (:class:`QuadraticJointCritic`, or a module with ``score_shifted``) under DV, MINE or
     NWJ (``mitools.estimate.evaluation.SAMPLED_NEGATIVES_BOUNDS``). A critic given as a
-    module keeps its own widths.
+    module keeps its own widths. ``potentials=False`` cannot take the quadratic critic's own
+    marginal terms :math:`a(x) + b(y)` away, so it is refused with that critic.
 
     Args:
         critic: the checked ``critic`` option (a lower-case name or a module).
         residual: the quadratic critic's residual, resolved (``"joint"``, ``"separable"`` or
             ``None``); ``None`` for other critics.
         bound: the estimator the folds train (a probe of it).
-        hidden, embed_dim, negatives: the options.
+        hidden, embed_dim, negatives, potentials: the options.
 
     Raises:
         ValueError: naming each ignored option with its value, and why it is ignored.
@@ -200,6 +202,10 @@ def check_shaping_options(critic: str | nn.Module, residual: str | None, bound: 
         ignored.append(f"embed_dim={embed_dim!r}")
     if ignored:
         raise ValueError(f"{' and '.join(ignored)} would shape nothing: {what}")
+    if not potentials and critic == "quadratic":
+        raise ValueError("potentials=False would change nothing: critic='quadratic' has its "
+                         "own marginal terms a(x) + b(y), part of its Gaussian form; "
+                         "potentials= adds them to the separable, bilinear or concat critic")
     sampled = (hasattr(critic, "score_shifted") if isinstance(critic, nn.Module)
                else critic == "quadratic" and residual == "joint" and bool(len(hidden)))
     if negatives != DEFAULT_NEGATIVES and not (sampled and _summarisable(bound)):
