@@ -86,7 +86,8 @@ class LocalMILoss(_Engine):
         ``x`` as ``x_pattern`` (``B`` samples, grid ``grid_x``, ``Cx`` channels), ``y`` as
         ``y_pattern`` with the same ``B``, dtype and device; masks ``(B, *grid)`` or
         ``(B, P)`` bool, ``True`` for valid positions. Half-precision features are scored in
-        float32.
+        float32, and so are a critic's factors under ``torch.autocast`` (its networks run in
+        autocast's dtype; call ``loss.backward()`` outside the autocast region).
 
     Raises:
         ValueError: at construction, an unknown bound, reduction, pattern, ``negatives`` or
