@@ -199,3 +199,36 @@ def test_bounds_under_autocast_compute_in_float32():
 def test_dot_scores_on_a_device_autocast_does_not_know():
     u = torch.ones(3, 4, device="meta")  # autocast has no "meta": the check must not raise
     assert dot_scores(u, u).shape == (3, 3)
+
+
+class _OwnCritic(torch.nn.Module):
+    """A critic of the user's own: one ``nn.Linear``, which takes its own dtype only."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.lin = torch.nn.Linear(c, c)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.lin(x) @ y.transpose(-1, -2)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("loss", ["local", "global"])
+def test_own_critic_of_another_dtype_is_named_with_both_dtypes(dtype, loss):
+    g = torch.Generator().manual_seed(10)
+    x, y = torch.randn(8, 4, 2, 2, generator=g), torch.randn(8, 4, generator=g)
+    critic = _OwnCritic(4)
+    cls = LocalMILoss if loss == "local" else GlobalMILoss
+    # torch said only "mat1 and mat2 must have the same dtype, but got BFloat16 and Float"
+    with pytest.raises(TypeError, match=rf"_OwnCritic failed on features of dtype {dtype}"
+                                        r" while its parameters are torch.float32"):
+        cls("infonce", critic)(x.to(dtype), y.to(dtype))
+    if dtype == torch.bfloat16:  # the hint for half features: autocast casts for the critic
+        with torch.autocast("cpu", dtype=dtype):
+            assert cls("infonce", critic)(x.to(dtype), y.to(dtype)).estimate.isfinite()
+    # the same critic in the features' dtype computes
+    value = cls("infonce", critic.to(dtype))(x.to(dtype), y.to(dtype)).estimate
+    critic.to(F64)
+    ref = cls("infonce", critic)(x.to(dtype).to(F64), y.to(dtype).to(F64)).estimate
+    tol = 1e-9 if dtype == F64 else 0.05  # bfloat16 parameters round the critic itself
+    assert float(value) == pytest.approx(float(ref), abs=tol)
