@@ -114,6 +114,23 @@ def _no_autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]
     return contextlib.nullcontext()
 
 
+#: the device types whose autocast :func:`_no_autocast_anywhere` switches off
+AUTOCAST_DEVICE_TYPES = ("cpu", "cuda", "xpu", "mps", "hpu")
+
+
+def _no_autocast_anywhere() -> contextlib.ExitStack:
+    """A context with ``torch.autocast`` off on every device type: for the entry points that
+    compute in a ``dtype=`` of their own (:func:`~mitools.estimate_mi`). A training loop run
+    inside one autocast region also never learns: autocast caches its half-precision copies
+    of the weights until the region ends, so every step after the first computed with the
+    first step's weights (``estimate_mi`` returned -0.05 nats for 0.99). A context, not a
+    decorator: a wrapper's frame would shift the ``stacklevel`` of the callers' warnings."""
+    stack = contextlib.ExitStack()
+    for kind in AUTOCAST_DEVICE_TYPES:
+        stack.enter_context(_no_autocast(torch.device(kind)))
+    return stack
+
+
 def dot_scores(u: Tensor, v: Tensor) -> Tensor:
     """Scores :math:`u_i^\top v_j`, computed in float32 or higher whatever the factors' dtype.
 
