@@ -226,9 +226,9 @@ class _AttentionStatistics(torch.autograd.Function):
         ctx.save_for_backward(u, v, positive, *outs)
         return (positive, *outs)
 
-    # The score arithmetic is the library's own: float32 or higher under torch.autocast too
-    # (autocast's half-precision products rounded the blocks and failed on "Index put requires
-    # the source and destination dtypes match").
+    # The score arithmetic is the library's own: float32 or higher under torch.autocast too,
+    # as on the blocked path (whose half-precision products autocast rounded; here the fused
+    # kernels were never autocast, but the positives' and sums' products would be).
     @staticmethod
     def forward(ctx: Any, u: Tensor, *args: Any) -> tuple[Tensor, ...]:
         ctx.device = u.device
