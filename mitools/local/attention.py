@@ -227,8 +227,8 @@ class _AttentionStatistics(torch.autograd.Function):
         return (positive, *outs)
 
     # The score arithmetic is the library's own: float32 or higher under torch.autocast too,
-    # as on the blocked path (whose half-precision products autocast rounded; here the fused
-    # kernels were never autocast, but the positives' and sums' products would be).
+    # as on the blocked path (whose products autocast rounded). Nothing here was autocast
+    # (private fused kernels, elementwise products); the context keeps it so.
     @staticmethod
     def forward(ctx: Any, u: Tensor, *args: Any) -> tuple[Tensor, ...]:
         ctx.device = u.device
