@@ -73,6 +73,10 @@ def train_critic(
     conditional density :math:`q` is fitted by maximum likelihood, not by its bound), otherwise
     the value itself (every lower bound: value and gradient are one).
 
+    Called inside a ``torch.autocast`` region, the critic's networks train in autocast's dtype
+    (the scores and the bounds stay float32); the weights' half-precision copies that autocast
+    caches are dropped after every step, so each step computes with the updated weights.
+
     The critic and the estimator train in training mode (``.train()``) and get their own
     modes back afterwards: MINE in evaluation mode is plain DV with a still moving average,
     and a MINE evaluated before (``mine.eval()``) then trained here would otherwise take
@@ -193,6 +197,10 @@ def _train_loop(
         optimizer.zero_grad(set_to_none=True)
         (-objective.sum()).backward()
         optimizer.step()
+        # Under a torch.autocast region around this call, autocast keeps its half-precision
+        # copies of the weights until the region ends: without this, every later step would
+        # compute with the first step's weights, and the critic would never learn.
+        torch.clear_autocast_cache()
         trace.append(value.detach())
         if log_every and (step + 1) % log_every == 0:
             shown = " ".join(f"{v:.2f}" for v in value.detach().reshape(-1).tolist()[:16])

@@ -51,7 +51,8 @@ class check_finite:
     leaves log space, also refuse finite scores whose term ``exp(...)`` overflows the dtype
     (above about 88.7 in float32): their value and gradient would not be finite. The check
     costs one pass over the scores and one host synchronisation; switch it off in a hot loop
-    once the pipeline is known to be sound.
+    once the pipeline is known to be sound. Under :func:`torch.func.vmap`, which cannot read
+    values, the bounds raise a ``RuntimeError`` unless the check is off (and no mask is given).
     Like :func:`torch.set_grad_enabled`, it acts at once when called and, used as a context
     manager, restores the previous setting on exit. The local losses' fused paths, which never
     form the scores, check the statistics they accumulate under the same setting.
@@ -146,6 +147,20 @@ def exp_of_log_term(log_term: Tensor, name: str, term: str) -> Tensor:
     return out
 
 
+def _under_vmap(t: Tensor) -> bool:
+    """Whether ``t`` is a tensor batched by :func:`torch.func.vmap` (whose values cannot be
+    read: the checks below would fail with torch's "data-dependent control flow")."""
+    functorch = getattr(torch._C, "_functorch", None)
+    try:  # under vmap(grad(f)) the batched tensor sits under a grad wrapper: unwrap them
+        while functorch.is_functorch_wrapped_tensor(t):  # type: ignore[union-attr]
+            if functorch.is_batchedtensor(t):  # type: ignore[union-attr]
+                return True
+            t = functorch.get_unwrapped(t)  # type: ignore[union-attr]
+    except (AttributeError, RuntimeError):  # another torch: no check, torch's own error
+        return False
+    return False
+
+
 class _Prepared(NamedTuple):
     """Scores after validation, upcasting and masking, plus the bookkeeping every bound needs."""
 
@@ -226,6 +241,15 @@ def _prepare(
     if scores.dtype in (torch.float16, torch.bfloat16):
         scores = scores.float()
     check = _FiniteCheck.enabled
+    if (check or row_mask is not None or col_mask is not None) and _under_vmap(scores):
+        raise RuntimeError(
+            f"{name}: called under torch.func.vmap, which cannot read the values the bounds "
+            "check (finite scores; with row_mask/col_mask, that every problem keeps valid "
+            "rows and columns). The bounds batch over leading dimensions already: pass the "
+            f"stacked scores (..., N, M) (here {tuple(scores.shape)} per call) instead of "
+            "vmap; or, without masks, switch the check off with "
+            "mitools.bounds.check_finite(False)"
+        )
 
     lead = scores.shape[:-2]
     device = scores.device

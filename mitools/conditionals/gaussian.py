@@ -22,6 +22,7 @@ from mitools.conditionals.base import (
     _quadratic_features,
 )
 from mitools.critics import dot_scores
+from mitools.critics.base import _no_autocast
 from mitools.option_checks import check_int
 
 __all__ = ["DiagonalGaussian", "FullGaussian", "GaussianMarginal"]
@@ -173,17 +174,18 @@ class FullGaussian(_MLPConditional):
         """
         self._check_inputs(x, y, broadcast=False)
         mean, factor, y = self._promoted(x, y)
-        d = self.dim_y
-        upper = torch.triu_indices(d, d, offset=1, device=mean.device)
-        precision = factor @ factor.transpose(-1, -2)  # (..., N, D, D)
-        lam_mean = (precision @ mean[..., None]).squeeze(-1)
-        log_det = torch.log(torch.diagonal(factor, dim1=-2, dim2=-1)).sum(-1)
-        const = -0.5 * d * LOG_2PI + log_det - 0.5 * (mean * lam_mean).sum(-1)
-        u = torch.cat([-0.5 * torch.diagonal(precision, dim1=-2, dim2=-1),
-                       -precision[..., upper[0], upper[1]], lam_mean, const[..., None]], dim=-1)
-        v = torch.cat([y * y, y[..., upper[0]] * y[..., upper[1]], y,
-                       y.new_ones((*y.shape[:-1], 1))], dim=-1)  # fmt: skip
-        return u, v
+        with _no_autocast(mean.device):  # the density's own arithmetic, not autocast's
+            d = self.dim_y
+            upper = torch.triu_indices(d, d, offset=1, device=mean.device)
+            precision = factor @ factor.transpose(-1, -2)  # (..., N, D, D)
+            lam_mean = (precision @ mean[..., None]).squeeze(-1)
+            log_det = torch.log(torch.diagonal(factor, dim1=-2, dim2=-1)).sum(-1)
+            const = -0.5 * d * LOG_2PI + log_det - 0.5 * (mean * lam_mean).sum(-1)
+            u = torch.cat([-0.5 * torch.diagonal(precision, dim1=-2, dim2=-1),
+                           -precision[..., upper[0], upper[1]], lam_mean, const[..., None]], dim=-1)
+            v = torch.cat([y * y, y[..., upper[0]] * y[..., upper[1]], y,
+                           y.new_ones((*y.shape[:-1], 1))], dim=-1)  # fmt: skip
+            return u, v
 
     def _promoted(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Mean, factor and ``y`` in their promoted dtype: ``y`` is never rounded."""
@@ -193,18 +195,20 @@ class FullGaussian(_MLPConditional):
 
     def _log_prob(self, y: Tensor, x: Tensor) -> Tensor:
         mean, factor, y = self._promoted(x, y)
-        # z[..., i, j, l] = sum_k U_ikl (y_jk - mu_ik)
-        z = torch.einsum("...nkl,...mk->...nml", factor, y) - torch.einsum(
-            "...nkl,...nk->...nl", factor, mean
-        ).unsqueeze(-2)
-        log_det = torch.log(torch.diagonal(factor, dim1=-2, dim2=-1)).sum(-1, keepdim=True)
-        return -0.5 * self.dim_y * LOG_2PI + log_det - 0.5 * (z * z).sum(-1)
+        with _no_autocast(mean.device):
+            # z[..., i, j, l] = sum_k U_ikl (y_jk - mu_ik)
+            z = torch.einsum("...nkl,...mk->...nml", factor, y) - torch.einsum(
+                "...nkl,...nk->...nl", factor, mean
+            ).unsqueeze(-2)
+            log_det = torch.log(torch.diagonal(factor, dim1=-2, dim2=-1)).sum(-1, keepdim=True)
+            return -0.5 * self.dim_y * LOG_2PI + log_det - 0.5 * (z * z).sum(-1)
 
     def _log_prob_pairs(self, y: Tensor, x: Tensor) -> Tensor:
         mean, factor, y = self._promoted(x, y)
-        z = torch.einsum("...nkl,...nk->...nl", factor, y - mean)
-        log_det = torch.log(torch.diagonal(factor, dim1=-2, dim2=-1)).sum(-1)
-        return -0.5 * self.dim_y * LOG_2PI + log_det - 0.5 * (z * z).sum(-1)
+        with _no_autocast(mean.device):
+            z = torch.einsum("...nkl,...nk->...nl", factor, y - mean)
+            log_det = torch.log(torch.diagonal(factor, dim1=-2, dim2=-1)).sum(-1)
+            return -0.5 * self.dim_y * LOG_2PI + log_det - 0.5 * (z * z).sum(-1)
 
     def _sample(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
         mean, factor = self.parameters_of(x)

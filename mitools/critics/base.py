@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -84,11 +85,58 @@ def _check_widths(hidden: Any, name: str = "hidden") -> tuple[int, ...]:
     return tuple(check_int(name, h) for h in hidden)
 
 
+def _autocast_enabled(device_type: str) -> bool:
+    """Whether ``torch.autocast`` is on for ``device_type`` (``False`` for a device type that
+    autocast does not know, such as ``"meta"``)."""
+    try:
+        return bool(torch.is_autocast_enabled(device_type))
+    except TypeError:  # torch < 2.4: no device argument
+        if device_type == "cpu":
+            return bool(torch.is_autocast_cpu_enabled())
+        return device_type == "cuda" and bool(torch.is_autocast_enabled())
+    except RuntimeError:  # "unknown device type for autocast"
+        return False
+
+
+def _no_autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """A context in which ``torch.autocast`` is off on ``device``'s type (a no-op when it is
+    off already).
+
+    The library's own score arithmetic runs in it: the product of a separable critic's
+    factors, the Gaussian densities' expansions, the local losses' fused paths. Under
+    ``torch.autocast`` the critics' networks still run in the lower dtype, but their factors
+    are then multiplied in float32: autocast's bfloat16 products rounded the scores to 8
+    significant bits (0.5 at a score of 100, all of a log-density's quadratic expansion), and
+    float16 products overflowed at 65504.
+    """
+    if _autocast_enabled(device.type):
+        return torch.autocast(device_type=device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
+#: the device types whose autocast :func:`_no_autocast_anywhere` switches off
+AUTOCAST_DEVICE_TYPES = ("cpu", "cuda", "xpu", "mps", "hpu")
+
+
+def _no_autocast_anywhere() -> contextlib.ExitStack:
+    """A context with ``torch.autocast`` off on every device type: for the entry points that
+    compute in a ``dtype=`` of their own (:func:`~mitools.estimate_mi`). A training loop run
+    inside one autocast region also never learns: autocast caches its half-precision copies
+    of the weights until the region ends, so every step after the first computed with the
+    first step's weights (``estimate_mi`` returned -0.05 nats for 0.99). A context, not a
+    decorator: a wrapper's frame would shift the ``stacklevel`` of the callers' warnings."""
+    stack = contextlib.ExitStack()
+    for kind in AUTOCAST_DEVICE_TYPES:
+        stack.enter_context(_no_autocast(torch.device(kind)))
+    return stack
+
+
 def dot_scores(u: Tensor, v: Tensor) -> Tensor:
     """Scores :math:`u_i^\top v_j`, computed in float32 or higher whatever the factors' dtype.
 
     Half-precision factors are upcast before the product: a positive pair's dot product can
-    pass float16's largest value (65504) long before its factors do.
+    pass float16's largest value (65504) long before its factors do. Under
+    ``torch.autocast`` the product is computed in that dtype too (autocast is off for it).
 
     Args:
         u: ``(..., N, E)``.
@@ -104,7 +152,8 @@ def dot_scores(u: Tensor, v: Tensor) -> Tensor:
         tensor(102400.)
     """
     dtype = torch.promote_types(torch.promote_types(u.dtype, v.dtype), torch.float32)
-    return torch.matmul(u.to(dtype), v.to(dtype).transpose(-1, -2))
+    with _no_autocast(u.device):
+        return torch.matmul(u.to(dtype), v.to(dtype).transpose(-1, -2))
 
 
 class Critic(nn.Module):
@@ -113,6 +162,9 @@ class Critic(nn.Module):
     Subclasses call ``_check_inputs`` first, so every critic reports bad types, shapes and
     devices alike. Scores are computed in float32 or higher, whatever the inputs' floating
     dtype: half precision is widened, float64 is kept (the parameters are cast up, exactly).
+    Under ``torch.autocast`` a critic's networks run in autocast's dtype, but the scores are
+    still float32 or higher: products of factors, bilinear and quadratic forms are computed
+    with autocast off (a ConcatCritic's score, its network's output, keeps autocast's rounding).
     Integer features are refused: standardise them first (a float32 cast of large integers,
     e.g. timestamps, rounds them before their location is removed).
 

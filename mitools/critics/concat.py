@@ -88,4 +88,7 @@ class ConcatCritic(Critic):
                 blocks.append(checkpoint(self._block, part, hy, use_reentrant=False))
             else:
                 blocks.append(self._block(part, hy))
-        return torch.cat(blocks, dim=-2) if len(blocks) > 1 else blocks[0]
+        scores = torch.cat(blocks, dim=-2) if len(blocks) > 1 else blocks[0]
+        # float32 or higher, as every critic's: under torch.autocast the network's output is
+        # in autocast's dtype (the value keeps its rounding; the bounds then compute in float32)
+        return scores.to(torch.promote_types(scores.dtype, torch.float32))

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from mitools.critics.base import Critic, dot_scores
+from mitools.critics.base import Critic, _no_autocast, dot_scores
 from mitools.critics.separable import SeparableCritic
 from mitools.option_checks import check_int, check_number
 
@@ -88,16 +88,17 @@ class QuadraticCritic(Critic):
         (half-precision inputs are upcast: the quadratic terms are scores already)."""
         self._check_inputs(x, y, broadcast=False)
         residual = self.residual.factorise(x, y) if self.residual is not None else None
-        dtype = torch.promote_types(x.dtype, torch.float32)
-        x, y = x.to(dtype), y.to(dtype)
-        a, b = self.potentials(x, y)
-        u = [torch.matmul(x, self.weight.to(x.dtype)), (a + self.bias.to(a.dtype))[..., None],
-             a.new_ones((*a.shape, 1))]  # fmt: skip
-        v = [y, b.new_ones((*b.shape, 1)), b[..., None]]
-        if residual is not None:
-            u.append(residual[0].to(dtype))
-            v.append(residual[1].to(dtype))
-        return torch.cat(u, dim=-1), torch.cat(v, dim=-1)
+        with _no_autocast(x.device):  # the critic's own products: not rounded by autocast
+            dtype = torch.promote_types(x.dtype, torch.float32)
+            x, y = x.to(dtype), y.to(dtype)
+            a, b = self.potentials(x, y)
+            u = [torch.matmul(x, self.weight.to(x.dtype)), (a + self.bias.to(a.dtype))[..., None],
+                 a.new_ones((*a.shape, 1))]  # fmt: skip
+            v = [y, b.new_ones((*b.shape, 1)), b[..., None]]
+            if residual is not None:
+                u.append(residual[0].to(dtype))
+                v.append(residual[1].to(dtype))
+            return torch.cat(u, dim=-1), torch.cat(v, dim=-1)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         self._check_inputs(x, y)

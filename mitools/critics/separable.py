@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mitools.critics.base import Critic, _check_widths, dot_scores, mlp
+from mitools.critics.base import Critic, _check_widths, _no_autocast, dot_scores, mlp
 from mitools.option_checks import check_flag, check_int, check_number
 
 __all__ = ["BilinearCritic", "SeparableCritic"]
@@ -128,14 +128,15 @@ class BilinearCritic(Critic):
         """``u = [x W, 1]`` ``(..., N, dim_y + 1)`` and ``v = [y, bias]`` (without a bias:
         ``u = x W``, ``v = y``), in float32 or higher."""
         self._check_inputs(x, y, broadcast=False)
-        dtype = torch.promote_types(x.dtype, torch.float32)
-        x, y = x.to(dtype), y.to(dtype)
-        u = torch.matmul(x, self.weight.to(dtype))
-        if self.bias is None:
-            return u, y
-        u = torch.cat([u, u.new_ones((*u.shape[:-1], 1))], dim=-1)
-        v = torch.cat([y, self.bias.to(y.dtype).expand(*y.shape[:-1], 1)], dim=-1)
-        return u, v
+        with _no_autocast(x.device):  # the critic's own products: not rounded by autocast
+            dtype = torch.promote_types(x.dtype, torch.float32)
+            x, y = x.to(dtype), y.to(dtype)
+            u = torch.matmul(x, self.weight.to(dtype))
+            if self.bias is None:
+                return u, y
+            u = torch.cat([u, u.new_ones((*u.shape[:-1], 1))], dim=-1)
+            v = torch.cat([y, self.bias.to(y.dtype).expand(*y.shape[:-1], 1)], dim=-1)
+            return u, v
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         self._check_inputs(x, y)

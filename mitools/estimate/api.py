@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from mitools.critics import QuadraticCritic
+from mitools.critics.base import _no_autocast_anywhere
 from mitools.estimate.critic import QuadraticJointCritic, build_critic, check_shaping_options
 from mitools.estimate.crossfit import fit_folds
 from mitools.estimate.data import MarginTransform, _warn_if_labels, warn_if_exact_relation
@@ -210,6 +211,9 @@ def estimate_mi(
         dtype: the critics' compute dtype. Inputs are centred and scaled (or ranked) in their
             own precision and float64 first, so float32 (default) loses nothing that matters
             and float64 input costs no more; float64 computes in double precision (slower).
+            It holds inside a ``torch.autocast`` region too: the call runs with autocast off
+            (a training loop inside one autocast region never updates autocast's cached
+            half-precision weights, and the estimate was that of the untrained critic).
         threads: CPU threads torch may use during the call (restored afterwards). ``None``:
             ``min(4, idle CPUs, torch.get_num_threads())``, at least 1, where idle CPUs are
             those available less the 1-minute load average: threads beyond the idle CPUs wait
@@ -269,8 +273,9 @@ def estimate_mi(
         (True, 'lower', inf)
     """
     # Fitting needs gradients even when the caller runs under torch.no_grad() or
-    # torch.inference_mode() (an evaluation loop, for instance): both are off for the call.
-    with torch.inference_mode(False), torch.enable_grad():
+    # torch.inference_mode() (an evaluation loop, for instance): both are off for the call;
+    # so is torch.autocast (dtype= governs; and see _no_autocast_anywhere).
+    with torch.inference_mode(False), torch.enable_grad(), _no_autocast_anywhere():
         # labels given as text become integer codes (a discrete variable is compared by
         # equality only); the labels are kept so that pointwise codes new samples alike
         discrete_x, discrete_y = (check_flag(n, v) for n, v in (("discrete_x", discrete_x),

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from mitools.bounds import _lme_negatives, _prepare
+from mitools.critics.base import _no_autocast_anywhere
 from mitools.inputs import as_sample_tensor, check_paired, label_codes
 from mitools.option_checks import check_int
 
@@ -80,6 +81,9 @@ def _check_columns(given: Any, a: Tensor, fitted: int, name: str) -> None:
 def pointwise_mi(result: MIEstimate, x: Any, y: Any, fold: int | None = None) -> Tensor:
     r"""Pointwise mutual information :math:`\log \frac{p(x, y)}{p(x)\,p(y)}` of new pairs, in nats.
 
+    Computed in the estimate's ``dtype``, with ``torch.autocast`` off (as
+    :func:`~mitools.estimate_mi`).
+
     Each pair goes through the fitted margins transform (for ``margins="ranks"``, the
     fitted samples' empirical distribution function, interpolated between their values and
     clamped to their range) and a fold's standardisation, is scored by that fold's critic
@@ -147,9 +151,10 @@ def pointwise_mi(result: MIEstimate, x: Any, y: Any, fold: int | None = None) ->
         device = param.device if param is not None else torch.device("cpu")
         xs = ((xt - s.x_mean) / s.x_scale).to(device=device, dtype=dtype)
         ys = ((yt - s.y_mean) / s.y_scale).to(device=device, dtype=dtype)
-        scores = torch.cat([
-            f.critic(xs[i : i + CHUNK], ys[i : i + CHUNK]).diagonal()
-            for i in range(0, xs.shape[0], CHUNK)  # blocks of rows, each vectorised
-        ]) if xs.shape[0] else xs.new_zeros(0)
+        with _no_autocast_anywhere():  # in the fitted dtype, as the fit (see estimate_mi)
+            scores = torch.cat([
+                f.critic(xs[i : i + CHUNK], ys[i : i + CHUNK]).diagonal()
+                for i in range(0, xs.shape[0], CHUNK)  # blocks of rows, each vectorised
+            ]) if xs.shape[0] else xs.new_zeros(0)
         total += scores.double().cpu() - f.log_partition
     return total / len(chosen)

@@ -47,6 +47,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from mitools.bounds import RowStatistic
+from mitools.critics.base import _no_autocast
 from mitools.local.blocked import positive_gradient, positive_scores, scatter_back
 from mitools.local.grid import take
 from mitools.local.kernels import Kernel, compute_dtype, find_kernel
@@ -177,7 +178,7 @@ def _operands(
 
 class _AttentionStatistics(torch.autograd.Function):
     @staticmethod
-    def forward(
+    def _forward(
         ctx: Any,
         u: Tensor,
         v: Tensor,
@@ -225,9 +226,23 @@ class _AttentionStatistics(torch.autograd.Function):
         ctx.save_for_backward(u, v, positive, *outs)
         return (positive, *outs)
 
+    # The score arithmetic is the library's own: float32 or higher under torch.autocast too,
+    # as on the blocked path (whose products autocast rounded). Nothing here was autocast
+    # (private fused kernels, elementwise products); the context keeps it so.
+    @staticmethod
+    def forward(ctx: Any, u: Tensor, *args: Any) -> tuple[Tensor, ...]:
+        ctx.device = u.device
+        with _no_autocast(u.device):
+            return _AttentionStatistics._forward(ctx, u, *args)
+
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, g_pos: Tensor | None, *g_stats: Tensor | None) -> tuple[Any, ...]:
+    def backward(ctx: Any, *grads: Tensor | None) -> tuple[Any, ...]:
+        with _no_autocast(ctx.device):
+            return _AttentionStatistics._backward(ctx, *grads)
+
+    @staticmethod
+    def _backward(ctx: Any, g_pos: Tensor | None, *g_stats: Tensor | None) -> tuple[Any, ...]:
         u, v, positive, *outs = ctx.saved_tensors
         problems, pair_chunk, kernel, statistics = ctx.args
         n, m = u.shape[1], v.shape[1]

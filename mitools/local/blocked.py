@@ -21,6 +21,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from mitools.bounds import RowStatistic
+from mitools.critics.base import _no_autocast
 from mitools.local.grid import take
 from mitools.local.problems import Problems
 
@@ -72,7 +73,7 @@ def _block_scores(uu: Tensor, vv: Tensor, c0: int, c1: int, k: int) -> Tensor:
 
 class _BlockedStatistics(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, u: Tensor, v: Tensor, run: _Run) -> tuple[Tensor, ...]:
+    def _forward(ctx: Any, u: Tensor, v: Tensor, run: _Run) -> tuple[Tensor, ...]:
         ctx.set_materialize_grads(False)
         pr = run.problems
         n, m = u.shape[1], v.shape[1]
@@ -103,9 +104,23 @@ class _BlockedStatistics(torch.autograd.Function):
         ctx.save_for_backward(u, v, *outs)
         return (positive, *outs)
 
+    # The score arithmetic is the library's own: float32 or higher under torch.autocast too
+    # (autocast's half-precision products rounded the blocks and failed on "Index put requires
+    # the source and destination dtypes match").
+    @staticmethod
+    def forward(ctx: Any, u: Tensor, *args: Any) -> tuple[Tensor, ...]:
+        ctx.device = u.device
+        with _no_autocast(u.device):
+            return _BlockedStatistics._forward(ctx, u, *args)
+
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, g_pos: Tensor | None, *g_stats: Tensor | None) -> tuple[Any, ...]:
+    def backward(ctx: Any, *grads: Tensor | None) -> tuple[Any, ...]:
+        with _no_autocast(ctx.device):
+            return _BlockedStatistics._backward(ctx, *grads)
+
+    @staticmethod
+    def _backward(ctx: Any, g_pos: Tensor | None, *g_stats: Tensor | None) -> tuple[Any, ...]:
         u, v, *outs = ctx.saved_tensors
         run: _Run = ctx.run
         pr = run.problems

@@ -86,7 +86,8 @@ class LocalMILoss(_Engine):
         ``x`` as ``x_pattern`` (``B`` samples, grid ``grid_x``, ``Cx`` channels), ``y`` as
         ``y_pattern`` with the same ``B``, dtype and device; masks ``(B, *grid)`` or
         ``(B, P)`` bool, ``True`` for valid positions. Half-precision features are scored in
-        float32.
+        float32, and so are a critic's factors under ``torch.autocast`` (its networks run in
+        autocast's dtype; call ``loss.backward()`` outside the autocast region).
 
     Raises:
         ValueError: at construction, an unknown bound, reduction, pattern, ``negatives`` or
@@ -199,7 +200,10 @@ class LocalMILoss(_Engine):
             TypeError: inputs or masks of the wrong type or dtype, or ``x`` and ``y`` of
                 different dtypes (float32 image features with float64 text features): the
                 message gives each argument's shape and dtype; cast one to the other's dtype
-                (features are never promoted silently), and pass bool masks.
+                (features are never promoted silently), and pass bool masks. A critic of
+                your own (not a mitools critic) that fails on features of a dtype none of its
+                parameters has (bfloat16 features, float32 ``nn.Linear``): the message names
+                both dtypes.
         """
         xs, ys, grid_x, grid_y, xm, ym = self._pack(x, y, x_mask, y_mask)
         # Padding never reaches a critic: zero it, so even NaN padding leaves no trace.

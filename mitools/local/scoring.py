@@ -83,13 +83,49 @@ class Scorer:
         self.detach_parameters = detach_parameters and isinstance(critic, nn.Module)
 
     def _call(self, method: str, *args: Tensor) -> Any:
-        """``critic.method(*args)``, with detached parameters when so built."""
+        """``critic.method(*args)``, with detached parameters when so built.
+
+        Raises:
+            TypeError: the critic failed on features of a floating dtype that none of its
+                floating parameters has (a module of the user's own, float32, given bfloat16
+                or float64 features: torch said only "mat1 and mat2 must have the same
+                dtype"); the message names both dtypes.
+        """
         assert self.critic is not None
-        if not self.detach_parameters:
-            return _invoke(self.critic, method, args)
-        assert isinstance(self.critic, nn.Module)
-        params = {f"critic.{n}": p.detach() for n, p in self.critic.named_parameters()}
-        return torch.func.functional_call(_Method(self.critic, method), params, args)
+        try:
+            if not self.detach_parameters:
+                return _invoke(self.critic, method, args)
+            assert isinstance(self.critic, nn.Module)
+            params = {f"critic.{n}": p.detach() for n, p in self.critic.named_parameters()}
+            return torch.func.functional_call(_Method(self.critic, method), params, args)
+        except RuntimeError as err:
+            self._raise_dtype_mismatch(args, err)
+            raise
+
+    def _raise_dtype_mismatch(self, args: tuple[Tensor, ...], err: RuntimeError) -> None:
+        """Re-raise ``err`` as a ``TypeError`` naming the dtypes when the features' dtype is
+        none of the critic's floating parameters' (otherwise return: ``err`` stands)."""
+        if not isinstance(self.critic, nn.Module) or isinstance(err, torch.OutOfMemoryError):
+            return
+        if "type" not in str(err):  # torch's dtype errors: "dtype", "scalar type", "Input type"
+            return
+        params = sorted({str(p.dtype) for p in self.critic.parameters() if p.is_floating_point()})
+        features = sorted({str(a.dtype) for a in args if a.is_floating_point()})
+        if not params or set(features) <= set(params):
+            return
+        wanted = params[0] if len(params) == 1 else None
+        fix = (f"cast the features to {wanted} (x.to({wanted}), y.to({wanted})) or the critic "
+               f"to theirs (critic.to({features[0]}))" if wanted and len(features) == 1 else
+               "give the critic and the features one dtype")
+        half = {"torch.float16", "torch.bfloat16"}
+        autocast = (", or run the forward pass under torch.autocast" if set(features) <= half
+                    else "")
+        raise TypeError(
+            f"the critic {self.name} failed on features of dtype {', '.join(features)} while its "
+            f"parameters are {', '.join(params)} (torch: {err}). mitools' critics take "
+            "features of any floating dtype, but a critic of your own computes in its own: "
+            f"{fix}{autocast}"
+        ) from err
 
     @property
     def name(self) -> str:
