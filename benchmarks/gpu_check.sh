@@ -11,7 +11,8 @@
 #
 #   1. environment   (20 s)   torch, CUDA, GPU, dependencies
 #   2. CUDA tests    (110 s)  tests/test_local_cuda.py, the CUDA test of tests/test_local.py,
-#                             and the two-GPU NCCL test when two GPUs exist
+#                             the autocast tests of the scores and the local paths (CPU and
+#                             CUDA), and the two-GPU NCCL test when two GPUs exist
 #   3. benchmark     (150 s)  16x16 cells x 1 sentence, D = 128, B in {1024, 4096, 16384},
 #                             float32 and bfloat16: hand-written, dense, blocked, attention;
 #                             time and torch.cuda.max_memory_allocated per version
@@ -56,7 +57,9 @@ fi
 phase "2. CUDA tests"
 tests=(tests/test_local_cuda.py "tests/test_local.py::test_cuda_matches_cpu"
        "tests/test_estimate_inputs.py::test_device_none_uses_cuda_when_present"
-       "tests/test_tasks.py::test_sample_on_cuda_from_an_int_seed_or_a_cuda_generator")
+       "tests/test_tasks.py::test_sample_on_cuda_from_an_int_seed_or_a_cuda_generator"
+       "tests/test_autocast.py::test_dot_scores_stay_float32_under_autocast"
+       "tests/test_autocast.py::test_local_infonce_under_autocast_keeps_offset_scores")
 if [ "$("$PY" -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]; then
     tests+=("tests/test_distributed.py::test_two_gpus_with_nccl_equal_one_process")
 fi

@@ -33,6 +33,9 @@ from mitools.training import train_critic
 
 F64 = torch.float64
 AUTOCAST = [torch.bfloat16, torch.float16]
+#: autocast is most used on GPUs: the same checks run there (benchmarks/gpu_check.sh)
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs CUDA"))]
 
 
 def _offset_features(b: int = 12, c: int = 6, hw: int = 3):
@@ -59,15 +62,16 @@ def _local_infonce_reference(x: torch.Tensor, y: torch.Tensor) -> float:
     return sum(values) / len(values)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("amp", AUTOCAST)
-def test_dot_scores_stay_float32_under_autocast(amp):
+def test_dot_scores_stay_float32_under_autocast(amp, device):
     u = torch.full((2, 64), 40.0)
     u[1, 0] = 40.25  # 102416.0: not a float16 number, nor a bfloat16 one
-    with torch.autocast("cpu", dtype=amp):
-        s = dot_scores(u, u)
+    with torch.autocast(device, dtype=amp):
+        s = dot_scores(u.to(device), u.to(device))
     assert s.dtype == torch.float32
     ref = u.to(F64) @ u.to(F64).T
-    assert torch.equal(s.to(F64), ref)
+    assert torch.equal(s.cpu().to(F64), ref)
 
 
 @pytest.mark.parametrize("amp", AUTOCAST)
@@ -76,26 +80,28 @@ def test_dot_scores_stay_float32_under_autocast(amp):
     [("dense", {}), ("dense", {"chunk_size": 4}), ("blocked", {"column_chunk_size": 5}),
      ("blocked", {"chunk_size": 2}), ("attention", {})],
 )  # fmt: skip
-def test_local_infonce_under_autocast_keeps_offset_scores(amp, backend, options):
+@pytest.mark.parametrize("device", DEVICES)
+def test_local_infonce_under_autocast_keeps_offset_scores(amp, backend, options, device):
     x, y = _offset_features()
     ref = _local_infonce_reference(x, y)
+    x, y = x.to(device), y.to(device)
     loss_fn = LocalMILoss("infonce", None, backend=backend, **options)
     xg = x.clone().requires_grad_()
-    with torch.autocast("cpu", dtype=amp):
+    with torch.autocast(device, dtype=amp):
         out = loss_fn(xg, y)
     out.loss.backward()  # outside autocast, as torch recommends
     assert loss_fn.last_backend == backend
     assert out.estimate.dtype == out.loss.dtype == torch.float32
     # bfloat16 scores were multiples of 8 here: the estimate was off by nats (or raised)
     assert float(out.estimate) == pytest.approx(ref, abs=1e-4)
-    x64 = x.to(F64).requires_grad_()
-    LocalMILoss("infonce", None, backend="dense")(x64, y.to(F64)).loss.backward()
+    x64 = x.cpu().to(F64).requires_grad_()
+    LocalMILoss("infonce", None, backend="dense")(x64, y.cpu().to(F64)).loss.backward()
     assert xg.grad is not None
     # float32's own error: the constant channel's gradient is 1000 * (1 - sum of a softmax)
-    torch.testing.assert_close(xg.grad.to(F64), x64.grad, atol=1e-3, rtol=1e-4)
+    torch.testing.assert_close(xg.grad.cpu().to(F64), x64.grad, atol=1e-3, rtol=1e-4)
     if backend != "dense":  # the fused paths' backward keeps float32 even inside autocast
         inside = x.clone().requires_grad_()
-        with torch.autocast("cpu", dtype=amp):
+        with torch.autocast(device, dtype=amp):
             loss_fn(inside, y).loss.backward()
         torch.testing.assert_close(inside.grad, xg.grad)
 
