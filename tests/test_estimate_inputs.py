@@ -622,3 +622,23 @@ def test_no_rows_is_not_told_to_transpose() -> None:
     with pytest.raises(ValueError, match="pass the arrays transposed"):
         wide = np.random.default_rng(0).normal(size=(2, 5))  # 5 samples given as columns
         estimate_mi(wide, wide[::-1], **FAST)
+
+
+def test_pointwise_reads_a_category_column_as_the_fit_did() -> None:
+    # a discrete x fitted on numbers (or on a category column of numbers): pointwise refused
+    # the same category column ("categories are labels ... pass discrete_x=True", which the
+    # fit had), and coded text anew where the fit had numbers
+    pd = pytest.importorskip("pandas")
+    x, c, _ = _labels(300)
+    numbers = c.numpy() * 10
+    plain = _quiet(x=numbers.astype(np.float64), y=x, discrete_x=True, **FAST)
+    category = pd.Series(numbers).astype("category")
+    fitted = _quiet(x=category, y=x, discrete_x=True, **FAST)
+    assert fitted.value == plain.value and fitted.settings["x_labels"] is None
+    expected = plain.pointwise(numbers[:6].astype(np.float64), x[:6])
+    for result in (plain, fitted):
+        assert torch.equal(result.pointwise(category[:6], x[:6]), expected)
+        assert torch.equal(result.pointwise(numbers[:6], x[:6]), expected)
+        with pytest.raises(TypeError, match=r"x was fitted on numbers \(discrete_x=True\); "
+                                            r"pass the same numbers, not text labels"):
+            result.pointwise(pd.Series(numbers[:6].astype(str), dtype="string"), x[:6])

@@ -310,3 +310,30 @@ def test_long_double_is_read_as_float64_by_every_entry_point() -> None:
     x = np.array([1.5, 2.5, -1.0], dtype=np.longdouble)
     t = as_sample_tensor(x, "x")
     assert t.dtype == torch.float64 and t.ravel().tolist() == [1.5, 2.5, -1.0]
+
+
+def test_pyarrow_decimals_are_numbers_as_floats_are() -> None:
+    # a decimal128[pyarrow] column was refused as "numbers stored as text" (also with
+    # discrete_x=True, whose message then told the user to pass discrete_x=True)
+    pa = pytest.importorskip("pyarrow")
+    values = [1.5, 2.25, -0.75, 1.5]
+    dec = pd.Series(values, dtype=pd.ArrowDtype(pa.decimal128(10, 2)))
+    np.testing.assert_array_equal(as_float64_columns(dec, "x").ravel(), values)
+    np.testing.assert_array_equal(as_sample_tensor(dec, "x").numpy().ravel(), values)
+    frame = pd.DataFrame({"d": dec, "i": [3, 1, 2, 0]})
+    np.testing.assert_array_equal(as_float64_columns(frame, "x"),
+                                  np.c_[values, [3.0, 1.0, 2.0, 0.0]])
+    np.testing.assert_array_equal(
+        as_float64_columns(dec, "x", discrete=True).ravel(), values)
+    with pytest.raises(ValueError, match=r"x contains NaN or infinite values in 1 of 2 rows"):
+        as_float64_columns(pd.Series([1.5, None], dtype=dec.dtype), "x")
+
+
+def test_text_where_the_fit_had_numbers_is_refused() -> None:
+    # fitted labels [['p', 'q'], None]: column 'b' held numbers; text there was coded anew
+    frame = pd.DataFrame({"a": ["p", "q", "p"], "b": ["1", "2", "1"]})
+    with pytest.raises(TypeError, match=r"x column 'b' was fitted on numbers; pass the same "
+                                        r"numbers, not text labels"):
+        label_codes(frame, "x", [["p", "q"], None])
+    ok = label_codes(frame.assign(b=[1, 2, 1]), "x", [["p", "q"], None]).values
+    np.testing.assert_array_equal(ok.to_numpy(), [[0, 1], [1, 2], [0, 1]])

@@ -77,6 +77,23 @@ def _check_columns(given: Any, a: Tensor, fitted: int, name: str) -> None:
                      f"fitted {name}, got shape {shape}{one_row}")
 
 
+def _discrete_values(a: Any, name: str, settings: dict[str, Any], labels_key: str,
+                     discrete_key: str) -> Any:
+    """New samples of a fitted variable as the fit read them: text labels as the fit's codes,
+    and for a discrete variable fitted on numbers, a ``category`` column as its values (text
+    there is refused: coded anew, it would be classes of its own)."""
+    labels = settings.get(labels_key)
+    if labels is not None:
+        return label_codes(a, name, labels).values
+    if not settings.get(discrete_key):
+        return a
+    codes = label_codes(a, name)
+    if codes.categories is not None:
+        raise TypeError(f"{name} was fitted on numbers (discrete_{name}=True); pass the same "
+                        "numbers, not text labels")
+    return codes.values
+
+
 @torch.no_grad()
 def pointwise_mi(result: MIEstimate, x: Any, y: Any, fold: int | None = None) -> Tensor:
     r"""Pointwise mutual information :math:`\log \frac{p(x, y)}{p(x)\,p(y)}` of new pairs, in nats.
@@ -131,9 +148,10 @@ def pointwise_mi(result: MIEstimate, x: Any, y: Any, fold: int | None = None) ->
     x = align_columns(x, result.settings.get("x_columns"), "x")
     y = align_columns(y, result.settings.get("y_columns"), "y")
     # text labels get the codes of the fit (a label it did not see is refused)
-    x_labels, y_labels = result.settings.get("x_labels"), result.settings.get("y_labels")
-    x = x if x_labels is None else label_codes(x, "x", x_labels).values
-    y = y if y_labels is None else label_codes(y, "y", y_labels).values
+    # (a discrete variable fitted on numbers: a category column is read as its values, as
+    # when fitting, and text is refused)
+    x = _discrete_values(x, "x", result.settings, "x_labels", "discrete_x")
+    y = _discrete_values(y, "y", result.settings, "y_labels", "discrete_y")
     xa, ya = as_sample_tensor(x, "x"), as_sample_tensor(y, "y")
     for given, a, margin, name in ((x, xa, result.margins[0], "x"), (y, ya, result.margins[1],
                                                                         "y")):

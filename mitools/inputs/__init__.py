@@ -8,10 +8,11 @@ samples here, so they accept the same inputs and fail with the same messages:
   nullable dtypes included: a missing value becomes NaN), lists and tuples, and anything with
   ``__array__``. ``(n,)`` is ``n`` scalar samples, ``(n, d)`` is ``n`` samples of ``d``
   features. Booleans count as 0 and 1. Numbers held as objects (a numpy or pandas ``object``
-  column, Python integers beyond ``int64``) are read as numbers (:func:`object_numbers`);
-  sparse tensors and pandas' sparse columns are densified; long double is read as float64.
-  A masked array with masked entries is refused (a ``ValueError`` naming the first masked
-  row), as is a tensor on the ``meta`` device, which holds no values.
+  column, pyarrow decimals, Python integers beyond ``int64``) are read as numbers
+  (:func:`object_numbers`); sparse tensors and pandas' sparse columns are densified; long
+  double is read as float64. A masked array with masked entries is refused (a
+  ``ValueError`` naming the first masked row), as is a tensor on the ``meta`` device,
+  which holds no values.
 * **Errors** name the argument, the dtype or shape seen (for a DataFrame, the offending
   columns) and what to do: a ``TypeError`` for what is not real numbers (strings, complex,
   dates, objects), a ``ValueError`` for a shape that is not ``(n, d)``, no features, NaN or

@@ -4,14 +4,15 @@ error message: the one wording every entry point of mitools uses for a non-numer
 
 from __future__ import annotations
 
+import decimal
 import math
 import numbers
 from typing import Any
 
 import numpy as np
 
-__all__ = ["column_values", "describe_column", "label_advice", "object_numbers",
-           "parses_as_number", "unmasked"]
+__all__ = ["column_values", "describe_column", "label_advice", "number_objects",
+           "object_numbers", "parses_as_number", "unmasked"]
 
 _FLOAT64_EXACT = 2**53  # every integer up to this magnitude is a float64
 
@@ -170,7 +171,7 @@ def column_values(s: Any, name: str) -> np.ndarray:
         array([ 1., nan,  3.])
     """
     kind = getattr(s.dtype, "kind", "O")
-    if _plain_object(s.dtype):  # numbers held as objects (after a concat, a transpose)
+    if number_objects(s.dtype):  # numbers held as objects (a concat, a transpose, decimals)
         numbers_ = object_numbers(s.to_numpy(dtype=object))
         if numbers_ is not None:
             return numbers_
@@ -191,9 +192,14 @@ def column_values(s: Any, name: str) -> np.ndarray:
     return s.to_numpy(dtype=numpy_dtype)
 
 
-def _plain_object(dtype: Any) -> bool:
-    """numpy's ``object`` dtype (not a pandas extension type such as ``category``)."""
-    return isinstance(dtype, np.dtype) and dtype.kind == "O"
+def number_objects(dtype: Any) -> bool:
+    """A dtype whose entries may be numbers held as Python objects: numpy's ``object`` (not
+    a pandas extension type such as ``category``), or pyarrow's decimals
+    (``decimal128(10, 2)[pyarrow]``, read as :class:`decimal.Decimal`, then as float64 like
+    the same numbers written as floats)."""
+    if isinstance(dtype, np.dtype):
+        return dtype.kind == "O"
+    return getattr(dtype, "type", None) is decimal.Decimal
 
 
 def unmasked(a: np.ma.MaskedArray, name: str) -> np.ndarray:

@@ -20,6 +20,7 @@ from mitools.inputs.columns import (
     column_values,
     describe_column,
     label_advice,
+    number_objects,
     object_numbers,
     unmasked,
 )
@@ -49,7 +50,7 @@ def _frame(a: Any, name: str) -> tuple[np.ndarray, list[str]]:
     names = [str(c) for c in a.columns]
     bad = [describe_column(a.iloc[:, j], names[j]) for j, dt in enumerate(a.dtypes)
            if getattr(dt, "kind", "O") not in "biuf"
-           and not (isinstance(dt, np.dtype) and object_numbers(a.iloc[:, j]) is not None)]
+           and not (number_objects(dt) and object_numbers(a.iloc[:, j]) is not None)]
     if bad:
         raise TypeError(
             f"{name} must have numeric columns only; non-numeric: {', '.join(bad[:5])}"

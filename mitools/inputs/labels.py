@@ -158,7 +158,7 @@ def label_codes(a: Any, name: str, categories: list[list[str] | None] | None = N
     Raises:
         TypeError: a column mixing text with numbers or other values, or holding values that
             are neither numbers nor text (dates, bytes, tuples), or numbers where the fit
-            had text.
+            had text, or text where it had numbers.
         ValueError: a missing label (``missing="raise"``), or a label not in ``categories``.
 
     Example:
@@ -218,6 +218,10 @@ def label_codes(a: Any, name: str, categories: list[list[str] | None] | None = N
     for j in text:  # a loop over columns
         known = None if categories is None else categories[j]
         codes, labels = _code_column(arrays[j], name, wheres[j], known, missing)
+        if codes is not None and categories is not None and known is None:
+            # coded anew, text where the fit had numbers would be classes of their own
+            raise TypeError(f"{name}{wheres[j] or ' column 0'} was fitted on numbers; pass "
+                            "the same numbers, not text labels")
         if codes is not None:
             coded[j], found[j] = codes, labels
     if categories is not None:
