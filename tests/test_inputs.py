@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -337,3 +339,13 @@ def test_text_where_the_fit_had_numbers_is_refused() -> None:
         label_codes(frame, "x", [["p", "q"], None])
     ok = label_codes(frame.assign(b=[1, 2, 1]), "x", [["p", "q"], None]).values
     np.testing.assert_array_equal(ok.to_numpy(), [[0, 1], [1, 2], [0, 1]])
+
+
+def test_a_column_of_missing_values_is_not_called_numbers_stored_as_text() -> None:
+    # string / null[pyarrow] columns of NA only read "numbers stored as text; store them as
+    # numbers", which is not what they hold
+    pytest.importorskip("pyarrow")
+    for dtype in ("string", "null[pyarrow]"):
+        with pytest.raises(TypeError, match=rf"'c' \(dtype {re.escape(dtype)}: every value is "
+                                            r"missing\)"):
+            as_float64_columns(pd.DataFrame({"c": pd.Series([None] * 3, dtype=dtype)}), "x")

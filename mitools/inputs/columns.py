@@ -143,6 +143,8 @@ def describe_column(values: Any, name: str | None, row_label: str = "row") -> st
         return f"{label} (dtype {dtype}: complex numbers are not real numbers)"
     if str(dtype) == "category":
         return f"{label} (dtype category: categories are labels, not numbers)"
+    if arr.size and all(_missing(v) for v in arr):  # not "numbers stored as text"
+        return f"{label} (dtype {dtype}: every value is missing)"
     row = _first_non_number(arr)
     if row is None:
         return f"{label} (dtype {dtype}: numbers stored as text; store them as numbers)"
