@@ -124,6 +124,13 @@ class QuadraticJointCritic(Critic):
         return self
 
 
+def quadratic_residual(residual: str | None, hidden: Sequence[int]) -> str | None:
+    """The residual the quadratic critic gets: ``residual`` (``"joint"`` or
+    ``"separable"``), or ``None`` (the pure Gaussian form) when it is ``None`` or ``hidden``
+    is ``()``, which leaves the residual's networks no layers."""
+    return residual if len(hidden) else None
+
+
 def build_critic(critic: str | nn.Module, dim_x: int, dim_y: int, hidden: Sequence[int],
                  embed_dim: int, potentials: bool, residual: str | None = "joint"
                  ) -> nn.Module:
@@ -135,7 +142,8 @@ def build_critic(critic: str | nn.Module, dim_x: int, dim_y: int, hidden: Sequen
     name = critic.lower()
     kwargs: dict[str, Any] = {}
     if name == "quadratic":
-        if not len(hidden) or residual is None:
+        residual = quadratic_residual(residual, hidden)
+        if residual is None:
             return QuadraticCritic(dim_x, dim_y)
         if residual == "joint":
             return QuadraticJointCritic(dim_x, dim_y, tuple(hidden), embed_dim)
@@ -181,9 +189,9 @@ def check_shaping_options(critic: str | nn.Module, residual: str | None, bound: 
     from mitools.estimate.evaluation import _summarisable
     from mitools.estimate.options import DEFAULT_EMBED_DIM, DEFAULT_HIDDEN, DEFAULT_NEGATIVES
 
+    built_residual = quadratic_residual(residual, hidden) if critic == "quadratic" else None
     networks = not isinstance(critic, nn.Module) and (
-        critic in ("separable", "concat")
-        or (critic == "quadratic" and residual is not None and bool(len(hidden))))
+        critic in ("separable", "concat") or built_residual is not None)
     if isinstance(critic, nn.Module):
         what = (f"critic={type(critic).__name__}(...) is a module that keeps its own "
                 "networks: build it with the widths you want, or pass a name")
@@ -207,7 +215,7 @@ def check_shaping_options(critic: str | nn.Module, residual: str | None, bound: 
                          "own marginal terms a(x) + b(y), part of its Gaussian form; "
                          "potentials= adds them to the separable, bilinear or concat critic")
     sampled = (hasattr(critic, "score_shifted") if isinstance(critic, nn.Module)
-               else critic == "quadratic" and residual == "joint" and bool(len(hidden)))
+               else built_residual == "joint")
     if negatives != DEFAULT_NEGATIVES and not (sampled and _summarisable(bound)):
         raise ValueError(
             f"negatives={negatives!r} would change nothing: it sets the sampled negative pairs "
