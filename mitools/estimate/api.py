@@ -12,7 +12,12 @@ from torch import nn
 
 from mitools.critics import QuadraticCritic
 from mitools.critics.base import _no_autocast_anywhere
-from mitools.estimate.critic import QuadraticJointCritic, build_critic, check_shaping_options
+from mitools.estimate.critic import (
+    QuadraticJointCritic,
+    build_critic,
+    check_residual_option,
+    check_shaping_options,
+)
 from mitools.estimate.crossfit import fit_folds
 from mitools.estimate.data import MarginTransform, _warn_if_labels, warn_if_exact_relation
 from mitools.estimate.diagnostics import diagnose, warn_about_estimate
@@ -315,16 +320,7 @@ def estimate_mi(
                 f"QuadraticCritic), got critic={critic!r}"
             )
         quadratic = critic == "quadratic"
-        if residual not in ("auto", None) and not quadratic:  # it was ignored, and recorded
-            raise ValueError(
-                f"residual={residual!r} chooses what critic='quadratic' adds to its Gaussian "
-                "form; " + (f"critic={critic!r} has no residual" if isinstance(critic, str) else
-                            "a critic given as a module keeps its own") +
-                ": leave residual='auto'")
-        if residual in ("joint", "separable") and not hidden:  # it was ignored
-            raise ValueError(f"residual={residual!r} needs hidden layers for its networks, and "
-                             "hidden=() gives the pure quadratic form: pass residual=None "
-                             "for that, or hidden widths, e.g. hidden=(64, 64)")
+        check_residual_option(critic, residual, hidden)
         device = resolve_device(device, x)
         n = xt.shape[0]
         gen = torch.Generator().manual_seed(seed)

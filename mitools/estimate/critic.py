@@ -131,6 +131,34 @@ def quadratic_residual(residual: str | None, hidden: Sequence[int]) -> str | Non
     return residual if len(hidden) else None
 
 
+def check_residual_option(critic: str | nn.Module, residual: str | None,
+                          hidden: Sequence[int]) -> None:
+    """Refuse a ``residual`` that the critic :func:`build_critic` builds would ignore: a
+    residual named for a critic other than ``"quadratic"`` (a module keeps its own), or
+    ``"joint"`` / ``"separable"`` with ``hidden=()``, which leaves the residual no layers
+    (:func:`quadratic_residual`).
+
+    Args:
+        critic: the checked ``critic`` option (a lower-case name or a module).
+        residual: the ``residual`` option as given (``"auto"``, ``"joint"``, ``"separable"``
+            or ``None``).
+        hidden: the ``hidden`` option.
+
+    Raises:
+        ValueError: naming the residual, the critic or ``hidden=()``, and what to pass.
+    """
+    if residual not in ("auto", None) and critic != "quadratic":
+        raise ValueError(
+            f"residual={residual!r} chooses what critic='quadratic' adds to its Gaussian "
+            "form; " + (f"critic={critic!r} has no residual" if isinstance(critic, str) else
+                        "a critic given as a module keeps its own") +
+            ": leave residual='auto'")
+    if residual in ("joint", "separable") and quadratic_residual(residual, hidden) is None:
+        raise ValueError(f"residual={residual!r} needs hidden layers for its networks, and "
+                         "hidden=() gives the pure quadratic form: pass residual=None "
+                         "for that, or hidden widths, e.g. hidden=(64, 64)")
+
+
 def build_critic(critic: str | nn.Module, dim_x: int, dim_y: int, hidden: Sequence[int],
                  embed_dim: int, potentials: bool, residual: str | None = "joint"
                  ) -> nn.Module:
