@@ -140,6 +140,30 @@ def test_a_missing_label_is_refused_like_nan(missing) -> None:
     np.testing.assert_array_equal(codes, [0.0, 1.0, np.nan, 0.0, np.nan])
 
 
+@pytest.mark.parametrize("dtype", ["Int64", "category", "float64", "int64[pyarrow]"])
+def test_a_missing_numeric_label_is_called_one(dtype) -> None:
+    """Labels held as numbers (nullable Int64, a category of integers, floats, pyarrow) with
+    a missing entry: the error says missing label for a discrete variable, as for text
+    labels, and NaN for a continuous one (it said NaN for both)."""
+    from mitools.classical import mixed_ksg
+    from mitools.estimate import estimate_mi
+
+    labels = pd.Series([0, 1, 2, 1] * 10, dtype="Int64")
+    labels[5] = pd.NA
+    labels = labels.astype(dtype)
+    y = np.linspace(0.0, 1.0, 40)
+    said = r"x contains missing labels \(NaN, None or pandas' NA\) or infinite values in 1 of 40"
+    with pytest.raises(ValueError, match=said + r" rows \(first: row 5\)"):
+        mixed_ksg(labels, y, discrete_x=True)
+    with pytest.raises(ValueError, match=said):
+        estimate_mi(labels, y, discrete_x=True, max_steps=1)
+    with pytest.raises(ValueError, match=said):
+        as_float64_columns(labels, "x", discrete=True)
+    if dtype != "category":  # a category column is not a continuous variable
+        with pytest.raises(ValueError, match=r"x contains NaN or infinite values in 1 of 40"):
+            mixed_ksg(labels, y)
+
+
 @pytest.mark.parametrize("labels, seen", [
     ([1, "1", "a"], r"mixes text with int values \(row 0 holds 1, row 1 holds '1'\)"),
     (np.array(["a", 2.5], dtype=object), r"mixes text with float values \(row 0 holds 'a', "

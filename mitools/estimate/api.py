@@ -287,8 +287,8 @@ def estimate_mi(
                                                                ("discrete_y", discrete_y)))
         x_labels = label_codes(x, "x") if discrete_x else None
         y_labels = label_codes(y, "y") if discrete_y else None
-        xa = as_sample_tensor(x if x_labels is None else x_labels.values, "x")
-        ya = as_sample_tensor(y if y_labels is None else y_labels.values, "y")
+        xa = as_sample_tensor(x if x_labels is None else x_labels.values, "x", discrete_x)
+        ya = as_sample_tensor(y if y_labels is None else y_labels.values, "y", discrete_y)
         check_paired(xa, ya)
         check_options(locals())
         # numpy scalars pass the checks: from here on, plain Python numbers

@@ -152,7 +152,8 @@ def pointwise_mi(result: MIEstimate, x: Any, y: Any, fold: int | None = None) ->
     # when fitting, and text is refused)
     x = _discrete_values(x, "x", result.settings, "x_labels", "discrete_x")
     y = _discrete_values(y, "y", result.settings, "y_labels", "discrete_y")
-    xa, ya = as_sample_tensor(x, "x"), as_sample_tensor(y, "y")
+    xa, ya = (as_sample_tensor(v, n, bool(result.settings.get(f"discrete_{n}")))
+              for v, n in ((x, "x"), (y, "y")))
     for given, a, margin, name in ((x, xa, result.margins[0], "x"), (y, ya, result.margins[1],
                                                                         "y")):
         _check_columns(given, a, margin.dim_in, name)

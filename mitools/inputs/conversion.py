@@ -160,7 +160,8 @@ def _two_dims(a: Any, name: str) -> Any:
     return a
 
 
-def _check_finite(a: np.ndarray | Tensor, name: str, columns: Sequence[str] | None) -> None:
+def _check_finite(a: np.ndarray | Tensor, name: str, columns: Sequence[str] | None,
+                  discrete: bool = False) -> None:
     if isinstance(a, Tensor):
         if not a.is_floating_point():
             return
@@ -179,14 +180,16 @@ def _check_finite(a: np.ndarray | Tensor, name: str, columns: Sequence[str] | No
     if columns is not None:
         bad = [columns[j] for j in np.flatnonzero(~finite.all(axis=0)).tolist()]
         where = f"; columns {', '.join(repr(c) for c in bad[:5])}"
+    what = ("missing labels (NaN, None or pandas' NA) or infinite values" if discrete
+            else "NaN or infinite values")
     raise ValueError(
-        f"{name} contains NaN or infinite values in {rows.size} of {finite.shape[0]} rows "
+        f"{name} contains {what} in {rows.size} of {finite.shape[0]} rows "
         f"(first: row {rows[0]}{where}); drop or impute those rows first, from both variables "
         "at once so the pairs stay aligned (e.g. frame.dropna() before selecting the columns)"
     )
 
 
-def as_sample_tensor(a: Any, name: str) -> Tensor:
+def as_sample_tensor(a: Any, name: str, discrete: bool = False) -> Tensor:
     """Samples as an ``(n, d)`` tensor in a dtype that loses nothing, for ranks or centring.
 
     float32 and float64 stay as they are, float16 and bfloat16 become float32 (exactly),
@@ -197,14 +200,18 @@ def as_sample_tensor(a: Any, name: str) -> Tensor:
     Args:
         a: ``(n, d)`` or ``(n,)`` array-like of real numbers (see the module's list).
         name: the argument's name, for error messages.
+        discrete: ``a`` holds the labels of a discrete variable (codes of
+            :func:`~mitools.inputs.label_codes`, or numbers): a NaN is called a missing
+            label in the error.
 
     Returns:
         ``(n, d)`` tensor, ``int64``, ``float32`` or ``float64``.
 
     Raises:
         TypeError: not array-like, or not real numbers (the dtype or columns are named).
-        ValueError: not ``(n, d)`` or ``(n,)``, no features, NaN / infinite values, masked
-            entries of a numpy masked array, or a tensor on the ``meta`` device.
+        ValueError: not ``(n, d)`` or ``(n,)``, no features, NaN / infinite values (missing
+            labels, with ``discrete``), masked entries of a numpy masked array, or a tensor
+            on the ``meta`` device.
 
     Example:
         >>> import numpy as np
@@ -229,7 +236,7 @@ def as_sample_tensor(a: Any, name: str) -> Tensor:
     elif t.dtype not in (torch.float32, torch.float64):
         t = t.to(torch.float32)  # float16 / bfloat16: exact in float32
     t = _two_dims(t, name)
-    _check_finite(t, name, columns)
+    _check_finite(t, name, columns, discrete)
     return t
 
 
@@ -266,5 +273,5 @@ def as_float64_columns(a: Any, name: str, discrete: bool = False) -> np.ndarray:
         t = raw.cpu()
         raw = (t.to(torch.float64) if t.is_floating_point() else t).numpy()
     out = _exact_float64(_two_dims(raw, name))
-    _check_finite(out, name, columns)
+    _check_finite(out, name, columns, discrete)
     return out
