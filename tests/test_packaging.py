@@ -98,3 +98,15 @@ def test_the_sdist_and_the_wheel_hold_the_package_only(tmp_path: Path) -> None:
         top = {Path(m.name).parts[1] for m in archive.getmembers() if len(Path(m.name).parts) > 1}
     assert top == {"mitools", "mitools.egg-info", "LICENSE", "README.md", "pyproject.toml",
                    "MANIFEST.in", "PKG-INFO", "setup.cfg"}, top
+
+
+def test_python_classifiers_match_the_checked_versions(project):
+    """The versions named are the floor that ruff and mypy check against and 3.11, which CI
+    runs the tests on; requires-python starts at the floor."""
+    tools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]
+    floor = tools["mypy"]["python_version"]
+    assert tools["ruff"]["target-version"] == "py" + floor.replace(".", "")
+    assert project["requires-python"] == f">={floor}"
+    named = {c.rsplit(" :: ", 1)[1] for c in project["classifiers"]
+             if c.startswith("Programming Language :: Python :: 3.")}
+    assert {floor, "3.11"} <= named
