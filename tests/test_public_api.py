@@ -54,3 +54,21 @@ def test_every_public_module_has_an_api_page(module_name):
 def test_top_level_exports_resolve():
     for name in mitools.__all__:
         assert hasattr(mitools, name), name
+
+
+def test_docstrings_hold_no_control_characters():
+    r"""A backslash escape in a docstring that is not raw (``"\top"`` is a tab and ``op``)
+    renders as garbage: ``dot_scores`` read "u_i^<tab>op v_j" (fifteenth tryout)."""
+    import ast
+
+    bad = []
+    for path in sorted((ROOT / "mitools").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            kinds = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+            if not isinstance(node, kinds):
+                continue
+            doc = ast.get_docstring(node, clean=False)
+            if doc and any(ch in doc for ch in "\t\b\f\a\v\r"):
+                bad.append(f"{path.relative_to(ROOT)}:{getattr(node, 'name', '<module>')}")
+    assert not bad, f"docstrings with control characters (make them raw strings): {bad}"

@@ -132,7 +132,7 @@ def _no_autocast_anywhere() -> contextlib.ExitStack:
 
 
 def dot_scores(u: Tensor, v: Tensor) -> Tensor:
-    """Scores :math:`u_i^\top v_j`, computed in float32 or higher whatever the factors' dtype.
+    r"""Scores :math:`u_i^\top v_j`, computed in float32 or higher whatever the factors' dtype.
 
     Half-precision factors are upcast before the product: a positive pair's dot product can
     pass float16's largest value (65504) long before its factors do. Under
