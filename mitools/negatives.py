@@ -284,10 +284,26 @@ def negative_columns(
         :class:`NegativeColumns`.
 
     Raises:
-        ValueError: the queue holds features of another shape, or ``gather`` is not ``True``
-            or ``False``.
+        TypeError: ``y`` not a tensor, ``y_mask`` neither ``None`` nor a bool tensor.
+        ValueError: ``y`` not 3-D, ``y_mask`` not of shape ``(B, Q)`` (both shapes named), the
+            queue holds features of another shape, or ``gather`` is not ``True`` or ``False``.
     """
     gather = check_flag("negative_columns: gather", gather)
+    if not isinstance(y, Tensor):
+        raise TypeError(f"negative_columns: y must be a (B, Q, C) tensor, got {type(y).__name__}")
+    if y.dim() != 3:
+        raise ValueError(
+            f"negative_columns: y must have shape (B, Q, C), got {tuple(y.shape)}"
+        )
+    if y_mask is not None:
+        if not isinstance(y_mask, Tensor) or y_mask.dtype != torch.bool:
+            got = y_mask.dtype if isinstance(y_mask, Tensor) else type(y_mask).__name__
+            raise TypeError(f"negative_columns: y_mask must be None or a bool tensor, got {got}")
+        if y_mask.shape != y.shape[:2]:
+            raise ValueError(
+                f"negative_columns: y_mask has shape {tuple(y_mask.shape)} but y "
+                f"{tuple(y.shape)} needs (B, Q) = {tuple(y.shape[:2])}"
+            )
     cols, mask, offset = y, y_mask, 0
     if gather and distributed.is_distributed():
         if mask is None:
