@@ -40,6 +40,8 @@ REDUCTIONS = ("mean", "sum", "max", "logsumexp")
 """The reductions accepted by name."""
 
 Reduction = str | Callable[[Tensor, Tensor], Tensor]
+"""The type of every ``reduction`` argument, a name from :data:`REDUCTIONS` or a function
+``f(values, active) -> 0-dim tensor``."""
 
 
 def check_reduction(reduction: Any) -> Reduction:
