@@ -42,7 +42,7 @@ NEGATIVES = ("all", "derangement")
 """The kinds of negatives :class:`~mitools.local.LocalMILoss` accepts."""
 
 
-def random_derangement(valid: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def random_derangement(valid: Tensor, generator: torch.Generator | int | None = None) -> Tensor:
     """One random partner per valid entry, among the valid entries, never the entry itself.
 
     Each row of ``valid`` is one problem; its valid entries are put on a random cycle, and
@@ -56,6 +56,10 @@ def random_derangement(valid: Tensor, generator: torch.Generator | None = None) 
 
     Returns:
         ``(K, B)`` long: the partner of each entry, on ``valid``'s device.
+
+    Raises:
+        TypeError: ``valid`` not a ``(K, B)`` bool tensor; a ``generator`` that is neither a
+            ``torch.Generator``, an int nor ``None``.
 
     Example:
         >>> import torch
@@ -137,11 +141,13 @@ class NegativeQueue(nn.Module):
         return int(self.features_buffer.shape[0]) if self.features_buffer.dim() > 1 else 0
 
     def features(self) -> Tensor:
-        """The queued features ``(S, Q, C)``, most recent last (``S <= size``)."""
+        """The queued features ``(S, Q, C)``, most recent last (``S <= size``); before the first
+        :meth:`extend` (and after :meth:`reset`) an empty tensor of shape ``(0,)``: the width
+        is not known yet (``len(queue)`` is 0)."""
         return self.features_buffer
 
     def mask(self) -> Tensor:
-        """The validity mask ``(S, Q)`` of the queued features."""
+        """The validity mask ``(S, Q)`` of the queued features (``(0,)`` while empty)."""
         return self.mask_buffer
 
     @torch.no_grad()
