@@ -71,7 +71,8 @@ def check_reduction(reduction: Any) -> Reduction:
 
 
 def reduction_name(reduction: Reduction) -> str:
-    """The name of a reduction, for ``repr`` (a callable's ``__name__``).
+    """The name of a reduction, for ``repr`` (a callable's ``__name__``, ``"custom"`` for a
+    callable without one, such as a ``functools.partial``).
 
     Example:
         >>> reduction_name("sum")

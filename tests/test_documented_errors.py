@@ -12,6 +12,12 @@ import pytest
 import torch
 
 from mitools.classical import canonical_correlations
+from mitools.conditionals import (
+    DiagonalGaussian,
+    FullGaussian,
+    GaussianMarginal,
+    MixtureOfGaussians,
+)
 from mitools.estimators import MINE, SMILE, AlphaInfoNCE, get_estimator
 from mitools.negatives import NegativeQueue, random_derangement
 from mitools.samplers import AllPairs, LocalToGlobal, Matched, Neighbourhood, RandomPairs
@@ -52,6 +58,19 @@ CASES = {
                                  lambda: random_derangement(torch.ones(1, 3))),
     "random_derangement generator": (TypeError, "generator",
                                      lambda: random_derangement(torch.ones(1, 3).bool(), "a")),
+    # conditionals
+    "DiagonalGaussian dim": (ValueError, "dim_x must be an int >= 1",
+                             lambda: DiagonalGaussian(0, 2)),
+    "FullGaussian hidden": (ValueError, "hidden must be an int >= 1",
+                            lambda: FullGaussian(2, 2, hidden=(0,))),
+    "FullGaussian min_scale": (ValueError, "min_scale", lambda: FullGaussian(2, 2, min_scale=0.0)),
+    "MixtureOfGaussians components": (ValueError, "components",
+                                      lambda: MixtureOfGaussians(2, 2, components=0)),
+    "GaussianMarginal dim": (ValueError, "dim_y", lambda: GaussianMarginal(0)),
+    "GaussianMarginal min_scale": (ValueError, "min_scale",
+                                   lambda: GaussianMarginal(2, min_scale=float("nan"))),
+    "sample generator": (TypeError, "generator", lambda: DiagonalGaussian(2, 2, hidden=(4,)).sample(
+        torch.zeros(3, 2), generator="a")),
     # classical
     "canonical_correlations text": (TypeError, "real numbers",
                                     lambda: canonical_correlations(np.array([["a"]]), [[1.0]])),
