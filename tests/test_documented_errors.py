@@ -18,6 +18,7 @@ from mitools.conditionals import (
     GaussianMarginal,
     MixtureOfGaussians,
 )
+from mitools.estimate import fold_indices, save_estimate
 from mitools.estimators import MINE, SMILE, AlphaInfoNCE, get_estimator
 from mitools.negatives import NegativeQueue, random_derangement
 from mitools.samplers import AllPairs, LocalToGlobal, Matched, Neighbourhood, RandomPairs
@@ -71,6 +72,12 @@ CASES = {
                                    lambda: GaussianMarginal(2, min_scale=float("nan"))),
     "sample generator": (TypeError, "generator", lambda: DiagonalGaussian(2, 2, hidden=(4,)).sample(
         torch.zeros(3, 2), generator="a")),
+    # estimate
+    "fold_indices generator": (TypeError, "fold_indices: generator must be a torch.Generator",
+                               lambda: fold_indices(10, 2, 0.2, generator="a")),
+    "fold_indices n": (ValueError, "n must be an int", lambda: fold_indices(10.5, 2)),
+    "save_estimate result": (TypeError, "save_estimate: result must be an MIEstimate.*got int",
+                             lambda: save_estimate(3, "unused.pt")),
     # classical
     "canonical_correlations text": (TypeError, "real numbers",
                                     lambda: canonical_correlations(np.array([["a"]]), [[1.0]])),
@@ -107,3 +114,12 @@ def test_documented_successes_next_to_those_errors():
     queue.reset()
     assert queue.features().shape == (0,) and len(queue) == 0
     assert canonical_correlations(np.ones((6, 1)), np.arange(6.0)).shape == (0,)
+
+
+def test_fold_indices_takes_an_int_seed_as_the_rest_of_mitools():
+    """Fifteenth tryout: ``fold_indices(10, generator=3)`` escaped as torch's list of
+    ``randperm`` signatures; an int seed is the generator it seeds, on the CPU."""
+    by_seed = fold_indices(10, 2, 0.2, generator=3)
+    by_generator = fold_indices(10, 2, 0.2, generator=torch.Generator().manual_seed(3))
+    for a, b in zip(by_seed, by_generator, strict=True):
+        assert all(torch.equal(p, q) for p, q in zip(a, b, strict=True))
