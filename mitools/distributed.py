@@ -175,6 +175,9 @@ def broadcast_from_first(tensor: Tensor) -> Tensor:
 
 
 def _refuse_scalar(tensor: Tensor, name: str) -> None:
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"{name}: tensor must be a torch.Tensor (N, ...), got "
+                        f"{type(tensor).__name__}")
     if tensor.dim() == 0:
         raise ValueError(f"{name}: a 0-dim tensor has no dimension 0 to gather along; "
                          "reshape it to (1,)")
@@ -183,6 +186,8 @@ def _refuse_scalar(tensor: Tensor, name: str) -> None:
 def _shapes(tensor: Tensor, name: str) -> list[tuple[int, ...]]:
     """Every rank's shape of ``tensor`` (two small collectives); ``ValueError`` when the ranks'
     tensors have different numbers of dimensions or no dimension to gather along."""
+    if not isinstance(tensor, Tensor):
+        _refuse_scalar(tensor, name)  # the TypeError: nothing to take part in a collective with
     shape = torch.tensor(tensor.shape, dtype=torch.long, device=tensor.device)
     dims = torch.tensor([tensor.dim()], dtype=torch.long, device=tensor.device)
     all_dims = [torch.empty_like(dims) for _ in range(dist.get_world_size())]
@@ -211,11 +216,15 @@ def all_gather_with_grad(tensor: Tensor, *, check_shapes: bool = True) -> Tensor
         itself without a process group.
 
     Raises:
-        ValueError: the ranks hold different shapes, ``tensor`` is 0-dim, or ``check_shapes``
-            is not ``True`` or ``False``.
+        TypeError: ``tensor`` not a tensor (with or without a process group).
+        ValueError: the ranks hold different shapes, ``tensor`` is 0-dim (with or without a
+            process group), or ``check_shapes`` is not ``True`` or ``False``.
     """
     check_shapes = check_flag("all_gather_with_grad: check_shapes", check_shapes)
     if not is_distributed():
+        # the errors of several processes on one too (with a process group the shapes are
+        # gathered first, so that every rank raises, none waits in a collective)
+        _refuse_scalar(tensor, "all_gather_with_grad")
         return tensor
     if check_shapes:
         seen = _shapes(tensor, "all_gather_with_grad")
@@ -248,7 +257,9 @@ def all_gather_with_offset(tensor: Tensor) -> tuple[Tensor, int]:
         0)`` without a process group.
 
     Raises:
-        ValueError: the ranks' tensors differ beyond dim 0, or ``tensor`` is 0-dim.
+        TypeError: ``tensor`` not a tensor (with or without a process group).
+        ValueError: the ranks' tensors differ beyond dim 0, or ``tensor`` is 0-dim (with or
+            without a process group).
 
     Example:
         >>> import torch
@@ -258,6 +269,7 @@ def all_gather_with_offset(tensor: Tensor) -> tuple[Tensor, int]:
         (True, 0)
     """
     if not is_distributed():
+        _refuse_scalar(tensor, "all_gather_with_offset")  # as with a process group
         return tensor, 0
     seen = _shapes(tensor, "all_gather_with_offset")
     if len({s[1:] for s in seen}) != 1:

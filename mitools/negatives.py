@@ -42,7 +42,7 @@ NEGATIVES = ("all", "derangement")
 """The kinds of negatives :class:`~mitools.local.LocalMILoss` accepts."""
 
 
-def random_derangement(valid: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def random_derangement(valid: Tensor, generator: torch.Generator | int | None = None) -> Tensor:
     """One random partner per valid entry, among the valid entries, never the entry itself.
 
     Each row of ``valid`` is one problem; its valid entries are put on a random cycle, and
@@ -56,6 +56,10 @@ def random_derangement(valid: Tensor, generator: torch.Generator | None = None) 
 
     Returns:
         ``(K, B)`` long: the partner of each entry, on ``valid``'s device.
+
+    Raises:
+        TypeError: ``valid`` not a ``(K, B)`` bool tensor; a ``generator`` that is neither a
+            ``torch.Generator``, an int nor ``None``.
 
     Example:
         >>> import torch
@@ -137,11 +141,13 @@ class NegativeQueue(nn.Module):
         return int(self.features_buffer.shape[0]) if self.features_buffer.dim() > 1 else 0
 
     def features(self) -> Tensor:
-        """The queued features ``(S, Q, C)``, most recent last (``S <= size``)."""
+        """The queued features ``(S, Q, C)``, most recent last (``S <= size``); before the first
+        :meth:`extend` (and after :meth:`reset`) an empty tensor of shape ``(0,)``: the width
+        is not known yet (``len(queue)`` is 0)."""
         return self.features_buffer
 
     def mask(self) -> Tensor:
-        """The validity mask ``(S, Q)`` of the queued features."""
+        """The validity mask ``(S, Q)`` of the queued features (``(0,)`` while empty)."""
         return self.mask_buffer
 
     @torch.no_grad()
@@ -284,10 +290,26 @@ def negative_columns(
         :class:`NegativeColumns`.
 
     Raises:
-        ValueError: the queue holds features of another shape, or ``gather`` is not ``True``
-            or ``False``.
+        TypeError: ``y`` not a tensor, ``y_mask`` neither ``None`` nor a bool tensor.
+        ValueError: ``y`` not 3-D, ``y_mask`` not of shape ``(B, Q)`` (both shapes named), the
+            queue holds features of another shape, or ``gather`` is not ``True`` or ``False``.
     """
     gather = check_flag("negative_columns: gather", gather)
+    if not isinstance(y, Tensor):
+        raise TypeError(f"negative_columns: y must be a (B, Q, C) tensor, got {type(y).__name__}")
+    if y.dim() != 3:
+        raise ValueError(
+            f"negative_columns: y must have shape (B, Q, C), got {tuple(y.shape)}"
+        )
+    if y_mask is not None:
+        if not isinstance(y_mask, Tensor) or y_mask.dtype != torch.bool:
+            got = y_mask.dtype if isinstance(y_mask, Tensor) else type(y_mask).__name__
+            raise TypeError(f"negative_columns: y_mask must be None or a bool tensor, got {got}")
+        if y_mask.shape != y.shape[:2]:
+            raise ValueError(
+                f"negative_columns: y_mask has shape {tuple(y_mask.shape)} but y "
+                f"{tuple(y.shape)} needs (B, Q) = {tuple(y.shape[:2])}"
+            )
     cols, mask, offset = y, y_mask, 0
     if gather and distributed.is_distributed():
         if mask is None:

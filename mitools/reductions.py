@@ -40,6 +40,8 @@ REDUCTIONS = ("mean", "sum", "max", "logsumexp")
 """The reductions accepted by name."""
 
 Reduction = str | Callable[[Tensor, Tensor], Tensor]
+"""The type of every ``reduction`` argument, a name from :data:`REDUCTIONS` or a function
+``f(values, active) -> 0-dim tensor``."""
 
 
 def check_reduction(reduction: Any) -> Reduction:
@@ -69,7 +71,8 @@ def check_reduction(reduction: Any) -> Reduction:
 
 
 def reduction_name(reduction: Reduction) -> str:
-    """The name of a reduction, for ``repr`` (a callable's ``__name__``).
+    """The name of a reduction, for ``repr`` (a callable's ``__name__``, ``"custom"`` for a
+    callable without one, such as a ``functools.partial``).
 
     Example:
         >>> reduction_name("sum")

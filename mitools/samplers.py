@@ -91,6 +91,11 @@ class PairSampler:
     ``grid_x`` and ``grid_y`` are the grid shapes without batch and channel axes (``()`` for a
     single vector per sample). ``device`` is anything ``torch.device`` takes (``"cuda"``,
     ``0`` for ``cuda:0``, a ``torch.device``); ``None`` is the CPU.
+
+    Raises:
+        ValueError: at the call, a grid that is not a tuple of ints >= 1 (every sampler), or
+            grids the sampler cannot pair (each sampler says which).
+        RuntimeError: at the call, a ``device`` that ``torch.device`` refuses.
     """
 
     def __call__(
@@ -127,6 +132,10 @@ class LocalToGlobal(PairSampler):
     Args:
         global_side: ``"y"`` (default: ``x`` is the grid, ``y`` one vector per sample) or
             ``"x"``. The global side must have exactly one position.
+
+    Raises:
+        ValueError: a ``global_side`` other than ``"x"`` or ``"y"``; at the call, a global
+            side of more than one position (and, as every sampler, a bad grid).
 
     Example:
         >>> LocalToGlobal()((4, 4), ()).shape
@@ -180,6 +189,10 @@ class AllPairs(PairSampler):
 class Matched(PairSampler):
     """The same position on two grids of the same shape (e.g. two views of one image).
 
+    Raises:
+        ValueError: at the call, grids of different shapes (and, as every sampler, a bad
+            grid).
+
     Example:
         >>> Matched()((2, 2), (2, 2)).x_index.tolist()
         [0, 1, 2, 3]
@@ -202,6 +215,10 @@ class RandomPairs(PairSampler):
     Args:
         k: pairs per call (at most ``P * Q``; fewer pairs exist: all are used).
         generator: a :class:`torch.Generator` for reproducible draws (``None``: global RNG).
+
+    Raises:
+        ValueError: ``k`` not an int >= 1 (and, at the call, as every sampler, a bad grid).
+        TypeError: a ``generator`` that is neither a ``torch.Generator`` nor ``None``.
 
     Example:
         >>> import torch
@@ -240,6 +257,10 @@ class Neighbourhood(PairSampler):
 
     Args:
         radius: a non-negative int.
+
+    Raises:
+        ValueError: ``radius`` not an int >= 0; at the call, grids of different shapes (and,
+            as every sampler, a bad grid).
 
     Example:
         >>> pairs = Neighbourhood(radius=1)((1, 3), (1, 3))

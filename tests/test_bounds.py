@@ -728,3 +728,39 @@ def test_meta_scores_are_refused_by_name(name):
     "Tensor.item() cannot be called on meta tensors" from inside the checks."""
     with pytest.raises(ValueError, match=rf"{name}: scores are on the 'meta' device.*\(4, 4\)"):
         getattr(bounds, name)(torch.empty(4, 4, device="meta"))
+
+
+_EVERY_BOUND = {
+    "infonce": bounds.infonce, "nwj": bounds.nwj, "dv": bounds.dv, "js": bounds.js,
+    "jsd": bounds.jsd, "smile": bounds.smile,
+    "tuba": lambda s, **kw: bounds.tuba(s, 0.0, **kw),
+    "alpha_infonce": lambda s, **kw: bounds.alpha_infonce(s, 0.0, 0.5, **kw),
+    "club": bounds.club, "l1out": bounds.l1out,
+}
+
+
+@pytest.mark.parametrize("name", sorted(_EVERY_BOUND))
+def test_every_bound_raises_the_errors_the_module_docstring_lists(name):
+    """The "Errors" convention of :mod:`mitools.bounds` (fifteenth tryout, which gave the lower
+    bounds the Raises section the upper bounds had): each listed case raises the listed type,
+    the message starting with the bound's name."""
+    fn, s = _EVERY_BOUND[name], torch.zeros(4, 4)
+    b = torch.ones(4, dtype=torch.bool)
+    cases = [
+        (TypeError, lambda: fn([[0.0, 0.0], [0.0, 0.0]])),          # not a tensor
+        (TypeError, lambda: fn(torch.zeros(4, 4, dtype=torch.long))),  # not floating point
+        (TypeError, lambda: fn(s, row_mask=torch.ones(4))),           # mask not bool
+        (ValueError, lambda: fn(torch.zeros(4))),                     # fewer than 2 dims
+        (ValueError, lambda: fn(torch.zeros(1, 1))),                  # fewer than 2 columns
+        (ValueError, lambda: fn(s, offset=-1)),
+        (ValueError, lambda: fn(s, offset=1.5)),
+        (ValueError, lambda: fn(s, offset=1)),                        # N + offset > M
+        (ValueError, lambda: fn(s, row_mask=b[:3])),                  # does not broadcast
+        (ValueError, lambda: fn(s, col_mask=b[:3])),
+        (ValueError, lambda: fn(s, row_mask=~b)),                     # no valid row
+        (ValueError, lambda: fn(s, col_mask=torch.tensor([False, True, True, True]))),
+    ]
+    for i, (error, call) in enumerate(cases):
+        with pytest.raises(error, match=rf"^{name}: ") as caught:
+            call()
+        assert caught.type is error, (i, caught.value)

@@ -376,3 +376,25 @@ def test_init_gaussian_names_arrays_and_non_finite_samples() -> None:
     with pytest.raises(ValueError, match=r"init_gaussian_: x holds a non-finite value \(row 7 "
                                          r"of \(100, 3\)\)"):
         critic.init_gaussian_(x, y)
+
+
+def test_dot_scores_and_marginal_potentials_name_bad_inputs():
+    """Fifteenth tryout: ``dot_scores`` let torch's errors escape, naming neither factor
+    ("mat1 and mat2 shapes cannot be multiplied (3x4 and 3x5)", an IndexError for 1-D
+    factors, an AttributeError for a list); ``MarginalPotentials(3, 2, 2)`` was built, and
+    its first call failed with "'int' object is not callable"."""
+    from mitools.critics import dot_scores
+
+    with pytest.raises(ValueError, match=r"dot_scores: u \(\.\.\., N, E\) and v \(\.\.\., M, E\) "
+                                         r"need the same E, got u of shape \(3, 4\) and v of "
+                                         r"shape \(5, 3\)"):
+        dot_scores(torch.randn(3, 4), torch.randn(5, 3))
+    with pytest.raises(ValueError, match=r"dot_scores: v must have shape .* got \(4,\)"):
+        dot_scores(torch.randn(3, 4), torch.randn(4))
+    with pytest.raises(TypeError, match="dot_scores: u must be a tensor, got list"):
+        dot_scores([[1.0]], torch.ones(1, 1))
+    u, v = torch.randn(2, 3, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
+    expected = torch.einsum("bne,me->bnm", u, v)  # leading dimensions still broadcast
+    torch.testing.assert_close(dot_scores(u, v), expected)
+    with pytest.raises(TypeError, match=r"MarginalPotentials: critic must be a critic .*got int"):
+        MarginalPotentials(3, 2, 2)

@@ -425,3 +425,20 @@ def test_all_gather_with_offset_without_a_process_group_is_a_no_op():
     t = torch.randn(3, 2)
     gathered, offset = distributed.all_gather_with_offset(t)
     assert gathered is t and offset == 0
+
+
+def test_gathers_refuse_what_they_cannot_gather_without_a_process_group_too():
+    """Fifteenth tryout: the documented ValueError for a 0-dim tensor was raised only with a
+    process group; on one process ``all_gather_with_offset(torch.tensor(1.0))`` returned it
+    (and ``all_gather_with_grad(3)`` returned 3), so the fault surfaced only when scaled out."""
+    for fn in (distributed.all_gather_with_grad, distributed.all_gather_with_offset):
+        name = fn.__name__
+        with pytest.raises(ValueError, match=rf"{name}: a 0-dim tensor has no dimension 0"):
+            fn(torch.tensor(1.0))
+        with pytest.raises(TypeError, match=rf"{name}: tensor must be a torch.Tensor .*got int"):
+            fn(3)
+    with pytest.raises(ValueError, match="a 0-dim tensor"):
+        distributed.all_gather_with_grad(torch.tensor(1.0), check_shapes=False)
+    t = torch.zeros(0, 2)  # an empty batch is gathered (a no-op here)
+    gathered, offset = distributed.all_gather_with_offset(t)
+    assert gathered is t and offset == 0

@@ -417,6 +417,25 @@ def test_doe_refuses_a_log_marginal_without_the_column_axis():
         FLO(u_network=torch.nn.Linear(2, 1))(s, anchors=torch.zeros(3, 1), targets=torch.zeros(3))
 
 
+def test_doe_refuses_a_marginal_without_log_prob_at_construction():
+    """Fifteenth tryout: ``DoE(marginal=nn.Linear(2, 1))`` was accepted, and its first call
+    escaped as "AttributeError: 'Linear' object has no attribute 'log_prob'"; the docstring
+    asks for a model with ``log_prob(targets)``. A TypeError at construction names it."""
+    for bad in (torch.nn.Linear(2, 1), 3):
+        with pytest.raises(TypeError, match=r"DoE: marginal must be a model of p\(y\) with a "
+                                            r"log_prob\(targets\).* got (Linear|int)"):
+            DoE(marginal=bad)
+        with pytest.raises(TypeError, match="DoE: marginal must"):
+            get_estimator("doe", marginal=bad)
+    # a model with log_prob still works: exact value, log q(y) = 0 for every column
+    class Flat(torch.nn.Module):
+        def log_prob(self, y):
+            return y.new_zeros(y.shape[:-1])
+
+    s = torch.full((3, 3), -1.0)
+    assert float(DoE(marginal=Flat())(s, targets=torch.zeros(3, 2))) == -1.0  # -1 - 0
+
+
 # ---------------------------------------------------------------------------------------------
 # The tenth tryout.
 # ---------------------------------------------------------------------------------------------

@@ -193,6 +193,26 @@ def test_negative_columns_append_the_queue_after_the_batch():
         negative_columns(torch.ones(5, 3, 4), None, gather=False, queue=queue)
 
 
+def test_negative_columns_refuses_features_and_masks_that_do_not_pair():
+    """Fifteenth tryout: a 2-D ``y`` and a ``y_mask`` of another shape than ``(B, Q)`` were
+    returned as columns, silently (a (2, 2) mask for y (2, 3, 4) masked 2 of 3 positions)."""
+    from mitools.negatives import negative_columns
+
+    y = torch.ones(2, 3, 4)
+    with pytest.raises(ValueError, match=r"y must have shape \(B, Q, C\), got \(2, 3\)"):
+        negative_columns(torch.ones(2, 3), None, gather=False, queue=None)
+    with pytest.raises(TypeError, match="y must be a \\(B, Q, C\\) tensor, got list"):
+        negative_columns([[1.0]], None, gather=False, queue=None)
+    with pytest.raises(ValueError, match=r"y_mask has shape \(2, 2\) but y \(2, 3, 4\) "
+                                         r"needs \(B, Q\) = \(2, 3\)"):
+        negative_columns(y, torch.ones(2, 2, dtype=torch.bool), gather=False, queue=None)
+    with pytest.raises(TypeError, match=r"y_mask must be None or a bool tensor, got torch\.float"):
+        negative_columns(y, torch.ones(2, 3), gather=False, queue=None)
+    mask = torch.tensor([[True, False, True], [True, True, True]])
+    cols = negative_columns(y, mask, gather=False, queue=None)
+    assert cols.mask is mask and cols.features is y
+
+
 def test_device_zero_is_not_the_cpu() -> None:
     """tryout 7: ``device=0`` (cuda:0 for torch) was falsy and gave CPU indices, silently;
     it is passed to torch.device like any other device."""

@@ -20,6 +20,11 @@ Conventions shared by every bound:
 * Scores must be finite where they count: an ``inf`` or ``nan`` in an unmasked entry raises a
   ``ValueError`` naming ``scores`` and the first bad index (masked entries may hold anything).
   :class:`check_finite` switches the check off for hot loops.
+* **Errors**, the same for every bound, each message starting with the bound's name: a
+  ``TypeError`` for scores that are not a floating-point tensor or a mask that is not bool;
+  a ``ValueError`` for scores of fewer than 2 dims or 2 columns, an ``offset`` that is not
+  an int >= 0 or with ``N + offset > M``, a mask that does not broadcast to ``(..., N)`` /
+  ``(..., M)``, no valid row, or a valid row whose positive column is masked.
 * Optional boolean masks mark valid (unpadded) samples: ``row_mask (..., N)`` says which rows
   are anchors, ``col_mask (..., M)`` which columns may serve as positives or negatives. A
   masked-out sample is never a positive nor a negative. The positive column of every valid

@@ -83,6 +83,12 @@ def alpha_infonce(
     Returns:
         Tensor of shape ``scores.shape[:-2]``: the estimate in nats.
 
+    Raises:
+        TypeError, ValueError: as every bound (see :mod:`mitools.bounds`): scores that are
+            not a floating-point tensor, of fewer than 2 dims or 2 columns, or non-finite
+            where unmasked; masks or an offset that do not fit the scores; an
+            ``alpha`` outside (0, 1); a ``log_baseline`` as :func:`tuba` refuses it.
+
     Example:
         >>> import torch
         >>> from mitools.bounds import alpha_infonce

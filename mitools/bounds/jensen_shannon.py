@@ -120,6 +120,11 @@ def jsd(
     Returns:
         Tensor of shape ``scores.shape[:-2]``: the Jensen-Shannon objective (not nats of MI).
 
+    Raises:
+        TypeError, ValueError: as every bound (see :mod:`mitools.bounds`): scores that are
+            not a floating-point tensor, of fewer than 2 dims or 2 columns, or non-finite
+            where unmasked; masks or an offset that do not fit the scores.
+
     Example:
         >>> import torch
         >>> from mitools.bounds import jsd
@@ -162,6 +167,11 @@ def js(
     Returns:
         Tensor of shape ``scores.shape[:-2]``: the estimate in nats, with JS gradients.
 
+    Raises:
+        TypeError, ValueError: as every bound (see :mod:`mitools.bounds`): scores that are
+            not a floating-point tensor, of fewer than 2 dims or 2 columns, or non-finite
+            where unmasked; masks or an offset that do not fit the scores.
+
     Example:
         >>> import torch
         >>> from mitools.bounds import js
@@ -202,6 +212,12 @@ def smile(
 
     Returns:
         Tensor of shape ``scores.shape[:-2]``: the estimate in nats, with JS gradients.
+
+    Raises:
+        TypeError, ValueError: as every bound (see :mod:`mitools.bounds`): scores that are
+            not a floating-point tensor, of fewer than 2 dims or 2 columns, or non-finite
+            where unmasked; masks or an offset that do not fit the scores; a
+            ``clip`` that is not a number > 0, ``inf`` or ``None``.
 
     Example:
         >>> import torch

@@ -121,6 +121,11 @@ def infonce(
     Returns:
         Tensor of shape ``scores.shape[:-2]``: the estimate in nats.
 
+    Raises:
+        TypeError, ValueError: as every bound (see :mod:`mitools.bounds`): scores that are
+            not a floating-point tensor, of fewer than 2 dims or 2 columns, or non-finite
+            where unmasked; masks or an offset that do not fit the scores.
+
     Example:
         >>> import torch
         >>> from mitools.bounds import infonce
@@ -165,6 +170,12 @@ def tuba(
     Returns:
         Tensor of shape ``scores.shape[:-2]``: the estimate in nats.
 
+    Raises:
+        TypeError, ValueError: as every bound (see :mod:`mitools.bounds`): scores that are
+            not a floating-point tensor, of fewer than 2 dims or 2 columns, or non-finite
+            where unmasked; masks or an offset that do not fit the scores; a
+            ``log_baseline`` that is not finite or does not broadcast to the rows.
+
     Example:
         >>> import torch
         >>> from mitools.bounds import tuba
@@ -203,6 +214,11 @@ def nwj(
     Returns:
         Tensor of shape ``scores.shape[:-2]``: the estimate in nats.
 
+    Raises:
+        TypeError, ValueError: as every bound (see :mod:`mitools.bounds`): scores that are
+            not a floating-point tensor, of fewer than 2 dims or 2 columns, or non-finite
+            where unmasked; masks or an offset that do not fit the scores.
+
     Example:
         >>> import torch
         >>> from mitools.bounds import nwj
@@ -238,6 +254,11 @@ def dv(
 
     Returns:
         Tensor of shape ``scores.shape[:-2]``: the estimate in nats.
+
+    Raises:
+        TypeError, ValueError: as every bound (see :mod:`mitools.bounds`): scores that are
+            not a floating-point tensor, of fewer than 2 dims or 2 columns, or non-finite
+            where unmasked; masks or an offset that do not fit the scores.
 
     Example:
         >>> import torch

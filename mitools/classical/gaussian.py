@@ -166,7 +166,13 @@ def canonical_correlations(x: Any, y: Any) -> np.ndarray:
         y: ``(n, dy)``, same ``n``.
 
     Returns:
-        ``(r,)`` correlations in ``[0, 1]``, ``r = min(rank x, rank y)``.
+        ``(r,)`` correlations in ``[0, 1]``, ``r = min(rank x, rank y)`` of the centred
+        columns (empty for a constant variable).
+
+    Raises:
+        TypeError: values that are not real numbers (text, complex).
+        ValueError: ``x`` or ``y`` not ``(n, d)`` or ``(n,)``, a different ``n``, or a NaN or
+            infinite value.
 
     Example:
         >>> import numpy as np

@@ -111,7 +111,7 @@ class ConditionalDensity(Critic):
         self._check(x, y, same_n=True)
         return self._log_prob_pairs(y, x)
 
-    def sample(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, x: Tensor, generator: torch.Generator | int | None = None) -> Tensor:
         r"""Draw one :math:`y \sim q(\cdot \mid x_i)` for every row, ``(..., N, dim_y)``.
 
         Args:

@@ -57,6 +57,12 @@ class DiagonalGaussian(_MLPConditional):
         hidden: hidden widths of the parameter MLP.
         min_scale: :math:`\sigma_{\min} > 0`.
 
+    Raises:
+        ValueError: a dimension or hidden width that is not an int >= 1, or a
+            ``min_scale`` that is not a finite number > 0; the methods raise as
+            :meth:`~mitools.conditionals.ConditionalDensity.log_prob` (inputs that do not
+            fit the model).
+
     Example:
         >>> import torch
         >>> q = DiagonalGaussian(3, 2, hidden=(16,))
@@ -128,6 +134,12 @@ class FullGaussian(_MLPConditional):
         hidden: hidden widths of the parameter MLP (it outputs
             :math:`D + D(D+1)/2` numbers).
         min_scale: lower limit of the diagonal of :math:`U`.
+
+    Raises:
+        ValueError: a dimension or hidden width that is not an int >= 1, or a
+            ``min_scale`` that is not a finite number > 0; the methods raise as
+            :meth:`~mitools.conditionals.ConditionalDensity.log_prob` (inputs that do not
+            fit the model).
 
     Example:
         >>> import torch
@@ -231,6 +243,10 @@ class GaussianMarginal(nn.Module):
     Args:
         dim_y: features of ``y``.
         min_scale: lower limit of :math:`\sigma`.
+
+    Raises:
+        ValueError: a ``dim_y`` that is not an int >= 1, or a ``min_scale`` that is not a
+            finite number > 0; the methods raise as :meth:`log_prob`.
 
     Example:
         >>> import torch

@@ -38,6 +38,12 @@ class MixtureOfGaussians(_MLPConditional):
         hidden: hidden widths of the parameter MLP.
         min_scale: :math:`\sigma_{\min} > 0`.
 
+    Raises:
+        ValueError: a dimension or hidden width that is not an int >= 1 (``components`` too), or a
+            ``min_scale`` that is not a finite number > 0; the methods raise as
+            :meth:`~mitools.conditionals.ConditionalDensity.log_prob` (inputs that do not
+            fit the model).
+
     Example:
         >>> import torch
         >>> q = MixtureOfGaussians(3, 2, components=4, hidden=(16,))

@@ -132,7 +132,7 @@ def _no_autocast_anywhere() -> contextlib.ExitStack:
 
 
 def dot_scores(u: Tensor, v: Tensor) -> Tensor:
-    """Scores :math:`u_i^\top v_j`, computed in float32 or higher whatever the factors' dtype.
+    r"""Scores :math:`u_i^\top v_j`, computed in float32 or higher whatever the factors' dtype.
 
     Half-precision factors are upcast before the product: a positive pair's dot product can
     pass float16's largest value (65504) long before its factors do. Under
@@ -145,12 +145,31 @@ def dot_scores(u: Tensor, v: Tensor) -> Tensor:
     Returns:
         ``(..., N, M)`` in ``u``'s and ``v``'s promoted dtype, at least float32.
 
+    Raises:
+        TypeError: ``u`` or ``v`` not a tensor.
+        ValueError: ``u`` or ``v`` of fewer than 2 dims, or with different ``E`` (both
+            shapes named).
+
     Example:
         >>> import torch
         >>> u = torch.full((2, 64), 40.0, dtype=torch.float16)
         >>> dot_scores(u, u)[0, 0]  # 102400 does not fit in float16
         tensor(102400.)
     """
+    # checked here (shapes only, no synchronisation): torch's errors named neither factor
+    # ("mat1 and mat2 shapes cannot be multiplied", an IndexError for 1-D factors)
+    for name, f in (("u", u), ("v", v)):
+        if not isinstance(f, Tensor):
+            raise TypeError(f"dot_scores: {name} must be a tensor, got {type(f).__name__}")
+        if f.dim() < 2:
+            raise ValueError(
+                f"dot_scores: {name} must have shape (..., N, E), got {tuple(f.shape)}"
+            )
+    if u.shape[-1] != v.shape[-1]:
+        raise ValueError(
+            f"dot_scores: u (..., N, E) and v (..., M, E) need the same E, got u of shape "
+            f"{tuple(u.shape)} and v of shape {tuple(v.shape)}"
+        )
     dtype = torch.promote_types(torch.promote_types(u.dtype, v.dtype), torch.float32)
     with _no_autocast(u.device):
         return torch.matmul(u.to(dtype), v.to(dtype).transpose(-1, -2))

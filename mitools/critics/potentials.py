@@ -40,6 +40,7 @@ class MarginalPotentials(nn.Module):
         hidden: hidden widths of the potential networks :math:`a` and :math:`b`.
 
     Raises:
+        TypeError: a ``critic`` that is not callable.
         ValueError: ``dim_x`` or ``dim_y`` differs from the wrapped critic's.
 
     Example:
@@ -52,6 +53,11 @@ class MarginalPotentials(nn.Module):
 
     def __init__(self, critic: nn.Module, dim_x: int, dim_y: int, hidden: Sequence[int] = (64,)):
         super().__init__()
+        if not callable(critic):  # else the first call failed: "'int' object is not callable"
+            raise TypeError(
+                f"MarginalPotentials: critic must be a critic scoring x (..., N, Dx) against "
+                f"y (..., M, Dy) (an nn.Module), got {type(critic).__name__}"
+            )
         self.critic = critic
         dim_x, dim_y = check_int("dim_x", dim_x), check_int("dim_y", dim_y)
         for arg, want in (("dim_x", dim_x), ("dim_y", dim_y)):

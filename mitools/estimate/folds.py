@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from mitools.option_checks import check_int, check_number
+from mitools.tasks.seeding import _generator
 
 __all__ = ["Split", "fold_indices"]
 
@@ -25,7 +26,7 @@ def fold_indices(
     n: int,
     folds: int = 5,
     val_fraction: float = 0.2,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | int | None = None,
 ) -> list[Split]:
     """Cross-fitting splits: each sample is in exactly one fold's test part.
 
@@ -42,14 +43,15 @@ def fold_indices(
         n: number of samples.
         folds: number of folds, at least 2.
         val_fraction: fraction of each fold's non-test samples used for validation, in (0, 1).
-        generator: source of randomness.
+        generator: a CPU ``torch.Generator``, an int seed, or ``None`` (the global RNG).
 
     Returns:
         One :class:`Split` of ``int64`` index tensors per fold.
 
     Raises:
-        ValueError: bad ``folds`` or ``val_fraction``, or a part with fewer than 2 samples (a
-            bound needs a positive and a negative pair).
+        ValueError: bad ``n``, ``folds`` or ``val_fraction``, or a part with fewer than 2
+            samples (a bound needs a positive and a negative pair).
+        TypeError: a ``generator`` that is neither a ``torch.Generator``, an int nor ``None``.
 
     Example:
         >>> import torch
@@ -63,7 +65,8 @@ def fold_indices(
     n = check_int("n", n, 0)
     folds = check_int("folds", folds, 2)
     val_fraction = check_number("val_fraction", val_fraction, 0, high=1)
-    perm = torch.randperm(n, generator=generator)
+    # an int seed, as everywhere else in mitools (torch listed randperm's signatures)
+    perm = torch.randperm(n, generator=_generator(generator, name="fold_indices: generator"))
     parts = list(perm.tensor_split(folds))
     splits = []
     for k in range(folds):

@@ -46,6 +46,10 @@ def save_estimate(result: MIEstimate, path: str | Path) -> None:
         result: an :class:`~mitools.estimate.MIEstimate`, neural or classical.
         path: the file to write.
 
+    Raises:
+        TypeError: ``result`` not an :class:`~mitools.estimate.MIEstimate`.
+        OSError: the file cannot be written (no such directory, no permission).
+
     Example:
         >>> import tempfile, os, mitools
         >>> from mitools.estimate import MIEstimate
@@ -56,6 +60,13 @@ def save_estimate(result: MIEstimate, path: str | Path) -> None:
         >>> MIEstimate.load(path).value == r.value
         True
     """
+    from mitools.estimate.result import MIEstimate  # at the call, as result.py imports this
+
+    if not isinstance(result, MIEstimate):  # an AttributeError ('value') escaped
+        raise TypeError(
+            f"save_estimate: result must be an MIEstimate (from estimate_mi, ksg, ...), got "
+            f"{type(result).__name__}"
+        )
     payload: dict[str, Any] = {"format": FORMAT, "version": VERSION}
     payload.update({name: getattr(result, name) for name in _SCALARS})
     payload["interval"] = [float(v) for v in result.interval]

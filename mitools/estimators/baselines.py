@@ -209,6 +209,11 @@ class AlphaInfoNCE(Estimator):
         alpha: interpolation weight in (0, 1); small values (0.01) raise the ceiling.
         baseline: see :class:`LogBaseline`.
 
+    Raises:
+        ValueError: an ``alpha`` that is not a finite number in (0, 1).
+        ValueError, TypeError: a ``baseline`` as :class:`LogBaseline` refuses it; when called,
+            as :func:`mitools.bounds.alpha_infonce`.
+
     Example:
         >>> import torch
         >>> AlphaInfoNCE(alpha=0.5, baseline=0.0)(torch.zeros(4, 4))

@@ -173,6 +173,7 @@ class DoE(GenerativeEstimator):
             to :meth:`forward`.
 
     Raises:
+        TypeError: a ``marginal`` without a callable ``log_prob`` (an ``nn.Linear``, say).
         ValueError: in :meth:`forward` (and :meth:`finish`), ``targets`` that are not
             ``(..., M, Dy)`` with one row per column (per row), or a marginal model whose
             ``log_prob`` does not return ``(..., M)``: a squeezed output would give every
@@ -190,6 +191,14 @@ class DoE(GenerativeEstimator):
 
     def __init__(self, marginal: nn.Module | None = None):
         super().__init__()
+        if marginal is not None and not callable(getattr(marginal, "log_prob", None)):
+            # else the first call escaped as "AttributeError: 'Linear' object has no
+            # attribute 'log_prob'", far from the construction that caused it
+            raise TypeError(
+                f"DoE: marginal must be a model of p(y) with a log_prob(targets) -> (..., M) "
+                f"method (e.g. mitools.conditionals.GaussianMarginal) or None, got "
+                f"{type(marginal).__name__}"
+            )
         self.marginal = marginal
         self.needs_targets = marginal is not None
 

@@ -90,7 +90,12 @@ class SMILE(Estimator):
     """Clipped DV value with JS gradients, see :func:`mitools.bounds.smile`.
 
     Args:
-        clip: :math:`\\tau > 0`, or ``None`` for no clipping (DV on a JS-trained critic).
+        clip: :math:`\\tau > 0`, or ``None`` (or ``inf``) for no clipping (DV on a JS-trained
+            critic).
+
+    Raises:
+        ValueError: a ``clip`` that is not a number > 0, ``inf`` or ``None``; when called, as
+            :func:`mitools.bounds.smile`.
 
     Example:
         >>> import torch

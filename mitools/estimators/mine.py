@@ -43,6 +43,10 @@ class MINE(Estimator):
         momentum: :math:`\beta \in [0, 1)`, the weight of the past in the moving average
             (``0`` recovers DV's gradient).
 
+    Raises:
+        ValueError: a ``momentum`` that is not a finite number in ``[0, 1)``; when called, as
+            :func:`mitools.bounds.dv`.
+
     Example:
         >>> import torch
         >>> mine = MINE(momentum=0.9)

@@ -122,8 +122,10 @@ def get_estimator(bound: str | Estimator | Callable[..., Tensor], **kwargs: Any)
     Raises:
         ValueError: unknown name (the message lists the known ones), or keyword arguments
             given with an object.
-        TypeError: a function that needs arguments of its own (``bounds.tuba``: give
-            ``"tuba"``), or that does not take ``offset``, ``row_mask`` and ``col_mask``.
+        TypeError: a ``bound`` that is neither a name, an :class:`Estimator` nor a function;
+            a function that needs arguments of its own (``bounds.tuba``: give ``"tuba"``), or
+            that does not take ``offset``, ``row_mask`` and ``col_mask``; keyword arguments
+            the named estimator does not take.
 
     Example:
         >>> get_estimator("alpha-infonce", alpha=0.5)

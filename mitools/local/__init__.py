@@ -45,10 +45,18 @@ References:
     representations by mutual information estimation and maximization*. ICLR 2019.
 """
 
-from mitools.local.backends import BACKENDS
+from mitools import reductions as _reductions
+from mitools.local import backends as _backends
 from mitools.local.engine import LocalMIResult, check_bound_and_critic
 from mitools.local.loss import GlobalMILoss, LocalMILoss
-from mitools.reductions import REDUCTIONS
+
+# assigned with a docstring (not imported) so that the API reference documents them here
+BACKENDS = _backends.BACKENDS
+"""The ``backend=`` values :class:`LocalMILoss` and :class:`GlobalMILoss` accept
+(``"auto"`` chooses)."""
+
+REDUCTIONS = _reductions.REDUCTIONS
+"""The reductions :class:`LocalMILoss` accepts by name (:data:`mitools.reductions.REDUCTIONS`)."""
 
 __all__ = [
     "BACKENDS",

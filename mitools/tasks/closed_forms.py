@@ -22,6 +22,9 @@ def rho_for_mi(mi: float, dim: int) -> float:
 
     .. math:: \rho = \sqrt{1 - e^{-2 I / d}}
 
+    Raises:
+        ValueError: ``mi`` not a finite number >= 0, ``dim`` not an int >= 1.
+
     Example:
         >>> round(rho_for_mi(2.0, 20), 4)
         0.4258

@@ -21,6 +21,12 @@ class Staircase:
         levels: MI of each step, in nats.
         steps_per_level: training steps spent on each level.
 
+    Raises:
+        TypeError: ``levels`` not a sequence of numbers.
+        ValueError: no level, a level that is not a finite number >= 0, ``steps_per_level``
+            not an int >= 1; and from :meth:`level_of`, :meth:`mi_at` and :meth:`task_at`, a
+            ``step`` that is not an int in ``[0, total_steps)``.
+
     Example:
         >>> s = Staircase()
         >>> s.total_steps, s.mi_at(0), s.mi_at(4000), s.mi_at(19999)
