@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
+from torch import nn
 from torch.func import functional_call
 
 from mitools.critics import (
@@ -398,3 +401,35 @@ def test_dot_scores_and_marginal_potentials_name_bad_inputs():
     torch.testing.assert_close(dot_scores(u, v), expected)
     with pytest.raises(TypeError, match=r"MarginalPotentials: critic must be a critic .*got int"):
         MarginalPotentials(3, 2, 2)
+
+
+@pytest.mark.parametrize("build", [
+    lambda h: mlp(3, h, 2),
+    lambda h: SeparableCritic(3, 2, hidden=h),
+    lambda h: ConcatCritic(3, 2, hidden=h),
+    lambda h: MarginalPotentials(SeparableCritic(3, 2), 3, 2, hidden=h),
+])
+@pytest.mark.parametrize("hidden", [64, "64", (64.0,), (8, 0), None])
+def test_hidden_that_is_not_a_sequence_of_widths_is_named(build, hidden) -> None:
+    """hidden=64 for (64,) failed in iteration ("'int' object is not iterable"); every
+    critic reads hidden= through one check, as estimate_mi does."""
+    with pytest.raises(ValueError, match=r"hidden must be a sequence of positive ints .*, got "
+                                         + re.escape(repr(hidden))):
+        build(hidden)
+
+
+def test_mlp_takes_an_activation_class_and_names_an_instance() -> None:
+    import numpy as np
+
+    net = mlp(3, np.array([4, 5]), 2, activation=nn.GELU)  # numpy widths, any module class
+    assert [type(m).__name__ for m in net] == ["Linear", "GELU", "Linear", "GELU", "Linear"]
+    assert net[1] is not net[3]  # one module per layer
+    for bad, said in ((nn.ReLU(), r"got ReLU\(\), an instance: pass the class, ReLU"),
+                      (3, r"activation must be an nn.Module class such as nn.ReLU .*got 3$")):
+        for build in (lambda a: mlp(3, (4,), 2, activation=a),
+                      lambda a: SeparableCritic(3, 2, activation=a),
+                      lambda a: ConcatCritic(3, 2, activation=a)):
+            with pytest.raises(TypeError, match=said):
+                build(bad)
+    with pytest.raises(TypeError, match=r"activation\(\) must return an nn.Module, got int"):
+        mlp(3, (4,), 2, activation=lambda: 3)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -60,29 +60,59 @@ def mlp(
         dim_in: input features.
         hidden: widths of the hidden layers (may be empty: a single linear map).
         dim_out: output features.
-        activation: the non-linearity class.
+        activation: the non-linearity: an ``nn.Module`` class, or a callable that returns a
+            new module each call (one per layer).
+
+    Raises:
+        ValueError: ``dim_in``, ``dim_out`` or a width of ``hidden`` not a positive int, or
+            ``hidden`` not a sequence (``hidden=64`` for ``(64,)``).
+        TypeError: ``activation`` a module instance (``nn.ReLU()`` for ``nn.ReLU``) or not
+            callable, or a callable that does not return a module.
 
     Example:
         >>> mlp(20, (256, 256), 32)[0]
         Linear(in_features=20, out_features=256, bias=True)
     """
     dim_in = check_int("dim_in", dim_in)
+    hidden = _check_widths(hidden)
+    if isinstance(activation, nn.Module) or not callable(activation):
+        raise TypeError(
+            f"mlp: activation must be an nn.Module class such as nn.ReLU (one new module per "
+            f"layer), got {activation!r}"
+            + (f", an instance: pass the class, {type(activation).__name__}"
+               if isinstance(activation, nn.Module) else ""))
     dim_out = check_int("dim_out", dim_out)
     layers: list[nn.Module] = []
     width = dim_in
     for h in hidden:
-        h = check_int("hidden", h)
-        layers += [nn.Linear(width, h), activation()]
+        act = activation()
+        if not isinstance(act, nn.Module):
+            raise TypeError(f"mlp: activation() must return an nn.Module, got "
+                            f"{type(act).__name__}")
+        layers += [nn.Linear(width, h), act]
         width = h
     layers.append(nn.Linear(width, dim_out))
     return MLP(*layers)
 
 
 def _check_widths(hidden: Any, name: str = "hidden") -> tuple[int, ...]:
-    """Hidden widths as a tuple of Python ints (:func:`~mitools.option_checks.check_int`),
-    named ``name`` if one is bad; a tuple, so that two encoders can be built from one
-    iterable."""
-    return tuple(check_int(name, h) for h in hidden)
+    """Hidden widths as a tuple of Python ints, each at least 1; a tuple, so that two
+    encoders can be built from one iterable. The one check of a ``hidden=`` option (the
+    critics, :func:`mlp`, :func:`~mitools.estimate_mi`).
+
+    Raises:
+        ValueError: ``hidden`` is not an iterable of positive ints (a bare int such as
+            ``64``, a string, a float width); the message names ``name`` and the value.
+    """
+    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Iterable):
+        width_error = ""
+    else:
+        try:  # each width is an int option of its own
+            return tuple(check_int(name, h) for h in hidden)
+        except ValueError as err:
+            width_error = f": {err}"
+    raise ValueError(f"{name} must be a sequence of positive ints (the widths of the hidden "
+                     f"layers, e.g. (64, 64); () for none), got {hidden!r}{width_error}")
 
 
 def _autocast_enabled(device_type: str) -> bool:

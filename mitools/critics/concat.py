@@ -28,7 +28,7 @@ class ConcatCritic(Critic):
         hidden: hidden widths (at least one layer).
         chunk_size: rows of the score matrix per chunk (``None``: all at once).
         checkpoint: recompute chunk activations in backward instead of storing them.
-        activation: the non-linearity class.
+        activation: the non-linearity class (see :func:`~mitools.critics.mlp`).
 
     Raises:
         ValueError: at construction, no hidden layer, a dimension, width or ``chunk_size`` that is
@@ -54,10 +54,9 @@ class ConcatCritic(Critic):
         activation: type[nn.Module] = nn.ReLU,
     ):
         super().__init__()
-        hidden = tuple(hidden)
+        hidden = _check_widths(hidden)
         if len(hidden) < 1:
             raise ValueError("ConcatCritic needs at least one hidden layer, got hidden=()")
-        hidden = _check_widths(hidden)
         if chunk_size is not None:
             chunk_size = check_int("chunk_size", chunk_size)
         checkpoint = check_flag("checkpoint", checkpoint)
@@ -65,7 +64,8 @@ class ConcatCritic(Critic):
         self.dim_x, self.dim_y = dim_x, dim_y
         self.first_x = nn.Linear(dim_x, hidden[0])
         self.first_y = nn.Linear(dim_y, hidden[0], bias=False)
-        self.rest = nn.Sequential(activation(), mlp(hidden[0], hidden[1:], 1, activation))
+        tail = mlp(hidden[0], hidden[1:], 1, activation)  # checks activation first
+        self.rest = nn.Sequential(activation(), tail)
         self.chunk_size = chunk_size
         self.checkpoint = checkpoint
 

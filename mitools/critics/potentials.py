@@ -8,7 +8,7 @@ from typing import Protocol, cast
 import torch
 from torch import Tensor, nn
 
-from mitools.critics.base import mlp, promoted_linear
+from mitools.critics.base import _check_widths, mlp, promoted_linear
 from mitools.option_checks import check_int
 
 
@@ -68,8 +68,9 @@ class MarginalPotentials(nn.Module):
                     f"{type(critic).__name__} was built with {arg}={has}"
                 )
         self.dim_x, self.dim_y = dim_x, dim_y
-        self.a = mlp(dim_x, tuple(hidden), 1)
-        self.b = mlp(dim_y, tuple(hidden), 1)
+        hidden = _check_widths(hidden)
+        self.a = mlp(dim_x, hidden, 1)
+        self.b = mlp(dim_y, hidden, 1)
         self.quad_x = nn.Linear(dim_x, dim_x, bias=False)
         self.quad_y = nn.Linear(dim_y, dim_y, bias=False)
         # Small, not zero: the gradient of ||P x||^2 vanishes at P = 0.

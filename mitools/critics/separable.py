@@ -26,7 +26,7 @@ class SeparableCritic(Critic):
         cosine: L2-normalise the embeddings (a cosine similarity), as in CLIP / SimCLR.
         temperature: :math:`T > 0`; with ``cosine=True`` a small value (0.1) is usual.
         learn_temperature: learn :math:`\log T` as a parameter.
-        activation: the non-linearity class of the encoders.
+        activation: the non-linearity class of the encoders (see :func:`~mitools.critics.mlp`).
 
     Raises:
         ValueError: at construction, a dimension or width that is not an int >= 1, a temperature

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from mitools.critics import QuadraticCritic
-from mitools.critics.base import _no_autocast_anywhere
+from mitools.critics.base import _check_widths, _no_autocast_anywhere
 from mitools.estimate.critic import (
     QuadraticJointCritic,
     build_critic,
@@ -297,7 +297,7 @@ def estimate_mi(
                              negatives, embed_dim))
         lr, weight_decay, ema, level, val_fraction = (
             float(v) for v in (lr, weight_decay, ema, level, val_fraction))
-        hidden = tuple(int(h) for h in hidden)
+        hidden = _check_widths(hidden)
         critic = check_critic(critic, hidden)  # a name in lower case, or a module
         warn_if_unaligned(x, y, "estimate_mi")
         repeated = warn_repeated_rows(xa, ya, "estimate_mi", "a repeated row can fall in one "

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mitools.critics.base import _check_widths
 from mitools.estimate.progress import check_progress
 from mitools.option_checks import (
     MAX_SEED,
@@ -240,15 +241,7 @@ def check_options(o: dict[str, Any]) -> None:
     check_number("ema", o["ema"], 0, strict=False, high=1)
     check_number("level", o["level"], 0, high=1)
     check_number("val_fraction", o["val_fraction"], 0, high=1)
-    hidden = o["hidden"]
-    try:  # each width is an int option of its own; the message names the whole sequence
-        if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence):
-            raise ValueError
-        for width in hidden:
-            check_int("hidden", width, 1)
-    except ValueError:
-        raise ValueError(f"hidden must be a sequence of positive ints (the widths of the critic's "
-                         f"hidden layers, e.g. (64, 64); () for none), got {hidden!r}") from None
+    _check_widths(o["hidden"])
     for name, allowed in (("report", ("corrected", "held_out")),
                           ("sided", ("lower", "two-sided")),
                           ("residual", ("auto", "joint", "separable", None))):
