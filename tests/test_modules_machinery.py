@@ -149,6 +149,23 @@ def test_double_gives_float64_outputs_matching_a_float64_reference(name: str) ->
                                equal_nan=True)
 
 
+def test_double_gives_the_float64_temperature_not_its_float32_rounding() -> None:
+    # a fixed temperature was a float32 buffer: after .double() the scores were g(x)·h(y)
+    # divided by exp(float32(log 0.07)) = 0.07000000017, off by 2e-9 relative (3e-8 absolute)
+    torch.manual_seed(0)
+    critic = critics.SeparableCritic(3, 2, hidden=(8,), embed_dim=4, cosine=True,
+                                     temperature=0.07).double()
+    x, y = X.double(), Y.double()
+    gx, hy = critic.embed(x, y)
+    expected = torch.einsum("ne,me->nm", gx, hy) / 0.07  # float64 throughout
+    torch.testing.assert_close(critic(x, y), expected, rtol=1e-14, atol=1e-14)
+    assert critic.float().log_temperature.dtype == torch.float32
+    # a state saved with another fixed temperature brings that temperature along
+    other = critics.SeparableCritic(3, 2, hidden=(8,), embed_dim=4, temperature=0.5)
+    critic.load_state_dict(other.state_dict())
+    assert math.exp(critic.double().log_temperature.item()) == pytest.approx(0.5, rel=1e-7)
+
+
 def test_position_pairs_replace_and_make_count_fields_not_pairs() -> None:
     # PositionPairs.__len__ is the number of pairs; the namedtuple's _make checked its field
     # count with len(), so _replace (and torch.compile, which rebuilds a namedtuple with
