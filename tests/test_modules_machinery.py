@@ -254,6 +254,19 @@ def test_compiled_bound_warns_nothing_and_keeps_its_errors() -> None:
         torch.compile(torch.func.vmap(bounds.infonce), backend="eager")(scores[None])
 
 
+def test_dense_path_breaks_the_graph_only_at_value_checks() -> None:
+    # "not rowwise.statistics" (a tuple) broke the graph at every call of the dense path:
+    # torch.compile cannot trace "not" of it
+    torch._dynamo.reset()
+    loss = LocalMILoss("infonce", _separable(), x_pattern="b l c", y_pattern="b c",
+                       backend="dense")
+    with bounds.check_finite(False):
+        explained = torch._dynamo.explain(lambda x, y: loss(x, y).loss)(XP, Y)
+    where = [f"{frame.filename}:{frame.lineno}" for b in explained.break_reasons
+             for frame in b.user_stack[-1:]]
+    assert not [w for w in where if "local/dense.py" in w.replace("\\", "/")], where
+
+
 def _mine_step(mine: estimators.MINE, scores: torch.Tensor) -> tuple[torch.Tensor, ...]:
     s = scores.clone().requires_grad_(True)
     value = mine(s)
