@@ -160,10 +160,17 @@ def test_double_gives_the_float64_temperature_not_its_float32_rounding() -> None
     expected = torch.einsum("ne,me->nm", gx, hy) / 0.07  # float64 throughout
     torch.testing.assert_close(critic(x, y), expected, rtol=1e-14, atol=1e-14)
     assert critic.float().log_temperature.dtype == torch.float32
-    # a state saved with another fixed temperature brings that temperature along
+    # a state saved with another fixed temperature brings that temperature along, and so does
+    # a value written by hand (an annealed temperature), through later moves
     other = critics.SeparableCritic(3, 2, hidden=(8,), embed_dim=4, temperature=0.5)
     critic.load_state_dict(other.state_dict())
     assert math.exp(critic.double().log_temperature.item()) == pytest.approx(0.5, rel=1e-7)
+    with torch.no_grad():
+        critic.log_temperature.fill_(math.log(0.2))
+    assert math.exp(critic.float().double().log_temperature.item()) == pytest.approx(0.2, rel=1e-7)
+    with torch.device("meta"):
+        lazy = critics.SeparableCritic(3, 2, hidden=(8,), embed_dim=4, temperature=0.07)
+    assert lazy.to_empty(device="cpu").double().log_temperature.item() == math.log(0.07)
 
 
 def test_position_pairs_replace_and_make_count_fields_not_pairs() -> None:

@@ -71,7 +71,8 @@ class SeparableCritic(Critic):
         self.cosine = cosine
         log_t = torch.tensor(math.log(temperature))
         #: a fixed :math:`\log T` as a Python float (``None`` when learned), the source of the
-        #: buffer ``log_temperature`` in whatever dtype the module moves to
+        #: buffer ``log_temperature`` in whatever dtype the module moves to (a value written
+        #: into the buffer, by ``load_state_dict`` or by hand, replaces it at the move)
         self.fixed_log_temperature: float | None = None
         if learn_temperature:
             self.log_temperature = nn.Parameter(log_t)
@@ -83,19 +84,16 @@ class SeparableCritic(Critic):
         # a fixed temperature is a hyper-parameter, not a weight: after .double() it is the
         # float64 value of log T, not the float32 rounding it was built with (scores were off
         # by 2e-9 relative, far above float64's rounding)
+        fixed, buffer = self.fixed_log_temperature, self.log_temperature
+        if fixed is not None and not buffer.is_meta:
+            value = float(buffer)
+            if value != float(torch.tensor(fixed, dtype=buffer.dtype)):
+                # another temperature since: a loaded state's, or one set by hand (annealed)
+                fixed = self.fixed_log_temperature = value
         super()._apply(fn, recurse)
-        buffer = self.log_temperature
-        if self.fixed_log_temperature is not None and buffer.is_floating_point():
-            self.log_temperature = torch.full_like(buffer, self.fixed_log_temperature)
+        if fixed is not None:
+            self.log_temperature = torch.full_like(self.log_temperature, fixed)
         return self
-
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
-        super()._load_from_state_dict(state_dict, prefix, *args)
-        saved = state_dict.get(prefix + "log_temperature")
-        if self.fixed_log_temperature is not None and isinstance(saved, Tensor):
-            here = torch.tensor(self.fixed_log_temperature, dtype=saved.dtype)
-            if not torch.equal(saved.detach().cpu(), here):  # the state's own temperature
-                self.fixed_log_temperature = float(saved)
 
     def embed(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """The embeddings :math:`g(x)` ``(..., N, E)`` and :math:`h(y)` ``(..., M, E)``."""
