@@ -35,7 +35,7 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -71,6 +71,23 @@ class PositionPairs(NamedTuple):
 
     def __len__(self) -> int:  # the number of pairs, not of fields
         return int(self.x_index.numel())
+
+
+def _make_position_pairs(cls: type[PositionPairs], fields: Any) -> PositionPairs:
+    """``PositionPairs._make``: the namedtuple's own checks its field count with ``len()``,
+    which :meth:`PositionPairs.__len__` answers with the number of pairs, so it refused every
+    call of ``K != 4`` pairs ("Expected 4 arguments, got 6"): ``_replace``, and
+    ``torch.compile``, which rebuilds a namedtuple with ``_make`` at each graph break (a
+    compiled :class:`~mitools.local.LocalMILoss` failed so on any grid of other than 4 pairs).
+    """
+    result = tuple.__new__(cls, fields)
+    if tuple.__len__(result) != len(cls._fields):
+        raise TypeError(f"Expected {len(cls._fields)} arguments, got {tuple.__len__(result)}")
+    return result
+
+
+# typing.NamedTuple refuses _make in the class body
+PositionPairs._make = classmethod(_make_position_pairs)  # type: ignore[assignment,method-assign]
 
 
 def _numel(grid: Grid) -> int:

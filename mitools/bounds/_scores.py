@@ -147,9 +147,13 @@ def exp_of_log_term(log_term: Tensor, name: str, term: str) -> Tensor:
     return out
 
 
+@torch.compiler.disable  # run eagerly: see the comment below
 def _under_vmap(t: Tensor) -> bool:
     """Whether ``t`` is a tensor batched by :func:`torch.func.vmap` (whose values cannot be
     read: the checks below would fail with torch's "data-dependent control flow")."""
+    # torch.compile cannot trace functorch's wrapper test, and warned "Dynamo does not know
+    # how to trace the builtin ...is_functorch_wrapped_tensor" on every compiled bound; run
+    # eagerly, the test still sees vmap's batched tensors under compile
     functorch = getattr(torch._C, "_functorch", None)
     try:  # under vmap(grad(f)) the batched tensor sits under a grad wrapper: unwrap them
         while functorch.is_functorch_wrapped_tensor(t):  # type: ignore[union-attr]

@@ -11,6 +11,7 @@ Like the bounds of :mod:`mitools.bounds.lower`, each is a finisher of per-row st
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from typing import Any
@@ -81,11 +82,16 @@ def smile_rowwise(clip: float | None = 5.0) -> RowwiseBound:
             "logsumexp", "negatives", Transform("clip", float(clip))
         )
     )  # fmt: skip
-
-    def finish(st: RowStatistics, **_: Any) -> Tensor:
-        return _with_js_gradient(_dv(st, clipped), st)
-
+    # a partial of a module-level function, not a closure: the finisher is held by every
+    # SMILE estimator, and a closure could not be pickled (pickle, torch.save of a module,
+    # multiprocessing spawn refused SMILE and any LocalMILoss built on it)
+    finish = functools.partial(_smile_finish, clipped)
     return RowwiseBound("smile", (clipped, NEGATIVES_SOFTPLUS), finish)
+
+
+def _smile_finish(clipped: RowStatistic, st: RowStatistics, **_: Any) -> Tensor:
+    """SMILE's finisher for the clipped negatives' statistic ``clipped``."""
+    return _with_js_gradient(_dv(st, clipped), st)
 
 
 _SMILE_DEFAULT = smile_rowwise(5.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +45,8 @@ class SeparableCritic(Critic):
         torch.Size([3, 8, 5])
     """
 
+    log_temperature: Tensor  # a parameter when learned, else a buffer
+
     def __init__(
         self,
         dim_x: int,
@@ -67,10 +70,30 @@ class SeparableCritic(Critic):
         self.h = mlp(dim_y, hidden, embed_dim, activation)
         self.cosine = cosine
         log_t = torch.tensor(math.log(temperature))
+        #: a fixed :math:`\log T` as a Python float (``None`` when learned), the source of the
+        #: buffer ``log_temperature`` in whatever dtype the module moves to (a value written
+        #: into the buffer, by ``load_state_dict`` or by hand, replaces it at the move)
+        self.fixed_log_temperature: float | None = None
         if learn_temperature:
             self.log_temperature = nn.Parameter(log_t)
         else:
+            self.fixed_log_temperature = math.log(temperature)
             self.register_buffer("log_temperature", log_t)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> SeparableCritic:
+        # a fixed temperature is a hyper-parameter, not a weight: after .double() it is the
+        # float64 value of log T, not the float32 rounding it was built with (scores were off
+        # by 2e-9 relative, far above float64's rounding)
+        fixed, buffer = self.fixed_log_temperature, self.log_temperature
+        if fixed is not None and not buffer.is_meta:
+            value = float(buffer)
+            if value != float(torch.tensor(fixed, dtype=buffer.dtype)):
+                # another temperature since: a loaded state's, or one set by hand (annealed)
+                fixed = self.fixed_log_temperature = value
+        super()._apply(fn, recurse)
+        if fixed is not None:
+            self.log_temperature = torch.full_like(self.log_temperature, fixed)
+        return self
 
     def embed(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """The embeddings :math:`g(x)` ``(..., N, E)`` and :math:`h(y)` ``(..., M, E)``."""

@@ -73,7 +73,8 @@ def _evaluate(
 ) -> Tensor:
     """Per-problem values ``(K,)`` of the blocks of ``chunk_size`` pairs of one call."""
     rowwise = estimator.rowwise
-    positives_only = rowwise is not None and not rowwise.statistics
+    # len(), not truthiness: torch.compile cannot trace "not" of this tuple (a graph break)
+    positives_only = rowwise is not None and len(rowwise.statistics) == 0
 
     def block(u: Tensor, v: Tensor, start: int, stop: int) -> tuple[Tensor, ...]:
         if positives_only:

@@ -354,11 +354,9 @@ def _pairs_of_rank_zero(pairs: PositionPairs, grid_x: tuple, grid_y: tuple) -> P
         "LocalMILoss(gather=True): the grids (grid_x, grid_y), the map shape and the number "
         "of position pairs",
     )
-    # (not pairs._replace: its length check meets PositionPairs.__len__, the number of pairs)
-    return PositionPairs(x_index=distributed.broadcast_from_first(pairs.x_index),
-                         y_index=distributed.broadcast_from_first(pairs.y_index),
-                         shape=pairs.shape,
-                         where=distributed.broadcast_from_first(pairs.where))
+    return pairs._replace(x_index=distributed.broadcast_from_first(pairs.x_index),
+                          y_index=distributed.broadcast_from_first(pairs.y_index),
+                          where=distributed.broadcast_from_first(pairs.where))
 
 
 def _samples(n: int) -> str:
