@@ -13,11 +13,14 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 import mitools
 from mitools.bounds import RowStatistic, RowwiseBound, rows_logsumexp, rows_mean
+from mitools.critics import Critic, dot_scores
 from mitools.estimators import Estimator
 from mitools.local import GlobalMILoss, LocalMILoss
+from mitools.training import train_critic
 
 COLUMNS = RowStatistic("logsumexp", "columns")
 NEGATIVES = RowStatistic("logsumexp", "negatives")
@@ -196,3 +199,105 @@ def test_an_estimator_declaring_nothing_usable_is_refused_at_construction():
         RowwiseBound("bad", (COLUMNS,), None)
     # a single statistic is a tuple of one (a missing comma)
     assert RowwiseBound("one", COLUMNS, lambda st: st.positive).statistics == (COLUMNS,)
+
+
+# -- a critic of one's own ------------------------------------------------------------------------
+
+W = torch.randn(C, C, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+
+class Plain(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(W.clone())
+
+    def forward(self, x, y):
+        return x @ self.w @ y.transpose(-1, -2)
+
+
+class Factorised(Critic):
+    separable = True
+    dim_x = dim_y = C
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(W.clone())
+
+    def forward(self, x, y):
+        return dot_scores(*self.factorise(x, y))
+
+    def factorise(self, x, y):
+        return x @ self.w, y
+
+
+@pytest.mark.parametrize("make, paths", [(Plain, PATHS[:2]), (Factorised, PATHS)])
+def test_a_critic_of_ones_own_equals_the_loop_on_every_path(make, paths):
+    x, y = _features()
+    reference = torch.stack([loop_infonce_minus_b(x[:, :, h, w] @ W @ y.T, 0.0)
+                             for h in range(2) for w in range(3)]).reshape(2, 3)
+    for kw in paths:
+        loss_fn = LocalMILoss("infonce", make(), **kw)
+        out = loss_fn(x, y)
+        assert loss_fn.last_backend == kw["backend"]
+        torch.testing.assert_close(out.local, reference, rtol=0, atol=1e-12)
+
+
+class DropsARow(nn.Module):  # (N - 1, M): a valid-looking score matrix with one anchor less
+    def forward(self, x, y):
+        return (x @ y.transpose(-1, -2))[..., :-1, :]
+
+
+class Reduced(nn.Module):
+    def forward(self, x, y):
+        return (x @ y.transpose(-1, -2)).sum(-1)
+
+
+class FactorsDropARow(Factorised):
+    def factorise(self, x, y):
+        return x[..., :-1, :] @ self.w, y
+
+
+class FactorsOfOtherWidths(Factorised):
+    def factorise(self, x, y):
+        return x[..., :2], y
+
+
+class OneFactor(Factorised):
+    def factorise(self, x, y):
+        return x
+
+
+def test_a_critic_of_the_wrong_shape_is_named():
+    # before: DropsARow and FactorsDropARow gave a value (one anchor silently left out)
+    x, y = _features()
+    for critic in (DropsARow(), Reduced()):
+        name = type(critic).__name__
+        for kw in PATHS[:2]:
+            with pytest.raises(ValueError, match=rf"the critic {name} returned shape .* for x "
+                                                 r"of shape .*of shape \(\d, 6, 6\) with N=6"):
+                LocalMILoss("infonce", critic, **kw)(x, y)
+        with pytest.raises(ValueError, match=rf"the critic {name} returned shape .*\(6, 6\)"):
+            GlobalMILoss("infonce", critic, pool="mean")(x, y)
+    for kw in PATHS:
+        with pytest.raises(ValueError, match=r"the critic FactorsDropARow's factorise returned "
+                                             r"u of shape \(6, 5, 4\) .*u of shape \(6, 6, E\)"):
+            LocalMILoss("infonce", FactorsDropARow(), **kw)(x, y)
+        with pytest.raises(ValueError, match="FactorsOfOtherWidths's factorise returned u of "
+                                             r"shape \(6, 6, 2\) and v of shape \(1, 6, 4\)"):
+            LocalMILoss("infonce", FactorsOfOtherWidths(), **kw)(x, y)
+        with pytest.raises(TypeError, match=r"OneFactor's factorise returned a single tensor "
+                                            r"of shape .* a pair of tensors"):
+            LocalMILoss("infonce", OneFactor(), **kw)(x, y)
+
+
+def test_train_critic_and_estimate_mi_name_a_critic_of_the_wrong_shape():
+    # before: train_critic trained on the (15, 16) scores silently; estimate_mi failed in a
+    # matmul of its jackknife ("mat1 and mat2 shapes cannot be multiplied")
+    task = mitools.CorrelatedGaussian(dim=4, mi=0.5)
+    with pytest.raises(ValueError, match=r"the critic DropsARow returned shape \(15, 16\) for x "
+                                         r"of shape \(16, 4\).*N=16.*M=16"):
+        train_critic(DropsARow(), "infonce", task, steps=2, batch_size=16, generator=0,
+                     optimizer=torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1))
+    x, y = task.sample(120, torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=r"the critic Reduced returned shape \(\d+,\) for x"):
+        mitools.estimate_mi(x.double(), y.double(), critic=Reduced(), seed=0, max_steps=5)
