@@ -20,6 +20,7 @@ from mitools.bounds import RowStatistic, RowwiseBound, rows_logsumexp, rows_mean
 from mitools.critics import Critic, dot_scores
 from mitools.estimators import Estimator
 from mitools.local import GlobalMILoss, LocalMILoss
+from mitools.samplers import PairSampler, PositionPairs
 from mitools.training import train_critic
 
 COLUMNS = RowStatistic("logsumexp", "columns")
@@ -301,3 +302,62 @@ def test_train_critic_and_estimate_mi_name_a_critic_of_the_wrong_shape():
     x, y = task.sample(120, torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match=r"the critic Reduced returned shape \(\d+,\) for x"):
         mitools.estimate_mi(x.double(), y.double(), critic=Reduced(), seed=0, max_steps=5)
+
+
+# -- a pair sampler of one's own ------------------------------------------------------------------
+
+class Modulo(PairSampler):
+    """x position p against y position p mod Q."""
+
+    def _pairs(self, grid_x, grid_y, device):
+        x_index = torch.arange(math.prod(grid_x), device=device)
+        return PositionPairs(x_index, x_index % math.prod(grid_y), grid_x, x_index)
+
+
+def test_a_sampler_of_ones_own_equals_the_loop_on_every_path():
+    x, _ = _features()
+    y = torch.randn(B, C, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    xf = x.flatten(2)
+    reference = torch.stack([loop_infonce_minus_b(xf[:, :, p] @ y[:, :, p % 5].T, 0.0)
+                             for p in range(6)]).reshape(2, 3)
+    for kw in PATHS:
+        out = LocalMILoss("infonce", None, Modulo(), y_pattern="b c l", **kw)(x, y)
+        torch.testing.assert_close(out.local, reference, rtol=0, atol=1e-12)
+
+
+def _sampler(x_index, y_index, shape, where):
+    class Returns(PairSampler):
+        def _pairs(self, grid_x, grid_y, device):
+            return PositionPairs(x_index, y_index, shape, where)
+
+    return Returns()
+
+
+def test_a_sampler_returning_bad_pairs_is_named():
+    x, _ = _features()
+    y = torch.randn(B, C, 5, dtype=torch.float64)
+    k = torch.arange(6)
+    cases = [
+        # before: IndexError "index out of range in self"
+        (_sampler(k, k, (2, 3), k), ValueError, r"y_index from 0 to 5; it must lie in \[0, 5\)"),
+        # before: the map held one estimate and five NaN while the mean took six
+        (_sampler(k, k % 5, (2, 3), k * 0), ValueError, "where with repeated entries"),
+        (_sampler(k, k % 5, (2, 3), k + 3), ValueError, r"where from 3 to 8.*\[0, 6\)"),
+        (_sampler(k, k[:4], (2, 3), k), ValueError, r"x_index \(6,\), y_index \(4,\)"),
+        (_sampler(k.double(), k % 5, (2, 3), k), TypeError, "x_index of dtype torch.float64"),
+    ]
+    for sampler, error, match in cases:
+        with pytest.raises(error, match="the sampler Returns returned " + match):
+            LocalMILoss("infonce", None, sampler, y_pattern="b c l")(x, y)
+
+    class Tuple(PairSampler):
+        def _pairs(self, grid_x, grid_y, device):
+            return (torch.arange(6), torch.arange(6) % 5)
+
+    class Forgot(PairSampler):
+        pass
+
+    with pytest.raises(TypeError, match="the sampler Tuple returned a tuple"):
+        LocalMILoss("infonce", None, Tuple(), y_pattern="b c l")(x, y)
+    with pytest.raises(NotImplementedError, match=r"Forgot must implement _pairs"):
+        LocalMILoss("infonce", None, Forgot(), y_pattern="b c l")(x, y)
