@@ -188,7 +188,8 @@ def _shape(t: Any) -> str:
 
 
 def check_scores(
-    scores: Any, x: Tensor, y: Tensor, critic: str, leading: tuple[int, ...] | None = None
+    scores: Any, x: Tensor, y: Tensor, critic: str, leading: tuple[int, ...] | None = None,
+    note: str = "",
 ) -> Tensor:
     """What a critic returned for ``x (..., N, Dx)`` and ``y (..., M, Dy)``, checked to be
     scores ``(..., N, M)``: a critic of one's own that returned its scores transposed,
@@ -202,6 +203,7 @@ def check_scores(
         critic: the critic's name in the message.
         leading: the leading dimensions the scores must have (``None``: any, e.g. stacked
             models).
+        note: appended to the message (what the caller's shapes stand for).
 
     Returns:
         ``scores``.
@@ -228,7 +230,7 @@ def check_scores(
             f"the critic {critic} returned {_shape(scores)} for x of shape {tuple(x.shape)} and "
             f"y of shape {tuple(y.shape)}; a critic returns the scores of every pair, "
             f"scores[..., i, j] = f(x_i, y_j), of shape {expected} with N={n} (x's samples) "
-            f"and M={m} (y's)"
+            f"and M={m} (y's){note}"
         )
     return scores
 

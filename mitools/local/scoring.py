@@ -181,7 +181,9 @@ class Scorer:
             lift = False
         # the critic's scores checked: (..., N, M), the inputs' leading dimensions broadcast
         leading = tuple(torch.broadcast_shapes(x.shape[:-2], y.shape[:-2]))
-        scores = check_scores(self._call("forward", x, y), x, y, self.name, leading)
+        scores = check_scores(self._call("forward", x, y), x, y, self.name, leading,
+                              note="; the local losses call it on blocks of (position pairs, "
+                              "samples, channels)" if x.dim() > 2 else "")
         if lift:
             scores = scores[None]
         return scores.to(torch.promote_types(scores.dtype, torch.float32))
