@@ -275,7 +275,8 @@ def test_a_critic_of_the_wrong_shape_is_named():
         name = type(critic).__name__
         for kw in PATHS[:2]:
             with pytest.raises(ValueError, match=rf"the critic {name} returned shape .* for x "
-                                                 r"of shape .*of shape \(\d, 6, 6\) with N=6"):
+                                                 r"of shape .*of shape \(\d, 6, 6\) with N=6.*"
+                                                 r"blocks of \(position pairs, samples"):
                 LocalMILoss("infonce", critic, **kw)(x, y)
         with pytest.raises(ValueError, match=rf"the critic {name} returned shape .*\(6, 6\)"):
             GlobalMILoss("infonce", critic, pool="mean")(x, y)
