@@ -51,6 +51,7 @@ __all__ = [
     "PairSampler",
     "PositionPairs",
     "RandomPairs",
+    "check_pairs",
 ]
 
 Grid = tuple[int, ...]
@@ -109,10 +110,31 @@ class PairSampler:
     single vector per sample). ``device`` is anything ``torch.device`` takes (``"cuda"``,
     ``0`` for ``cuda:0``, a ``torch.device``); ``None`` is the CPU.
 
+    A sampler of one's own subclasses it and implements ``_pairs(grid_x, grid_y, device)``
+    (the call checks the grids and the device first), returning :class:`PositionPairs` of
+    ``K >= 1`` pairs: ``x_index`` and ``y_index``, long ``(K,)`` flat positions in
+    ``[0, P)`` and ``[0, Q)`` on ``device``; the ``shape`` of the map of estimates the loss
+    returns as ``local``; ``where``, long ``(K,)``, distinct flat indices into that map.
+    :class:`~mitools.local.LocalMILoss` checks what a sampler of one's own returns
+    (:func:`check_pairs`) before it scores anything.
+
     Raises:
         ValueError: at the call, a grid that is not a tuple of ints >= 1 (every sampler), or
             grids the sampler cannot pair (each sampler says which).
         RuntimeError: at the call, a ``device`` that ``torch.device`` refuses.
+
+    Example:
+        Each ``x`` position against the ``y`` position of the same flat index modulo ``Q``
+        (a sampler that is not in this module):
+
+        >>> import math, torch
+        >>> class Modulo(PairSampler):
+        ...     def _pairs(self, grid_x, grid_y, device):
+        ...         x_index = torch.arange(math.prod(grid_x), device=device)
+        ...         y_index = x_index % math.prod(grid_y)
+        ...         return PositionPairs(x_index, y_index, grid_x, x_index)
+        >>> Modulo()((2, 3), (4,)).y_index.tolist()
+        [0, 1, 2, 3, 0, 1]
     """
 
     def __call__(
@@ -128,10 +150,98 @@ class PairSampler:
         return self._pairs(grid_x, grid_y, where)
 
     def _pairs(self, grid_x: Grid, grid_y: Grid, device: torch.device) -> PositionPairs:
-        raise NotImplementedError
+        """The position pairs of grids ``grid_x`` and ``grid_y``: what a sampler implements.
+
+        Args:
+            grid_x: the ``x`` grid's shape, a tuple of ints >= 1 (``()``: one vector).
+            grid_y: the ``y`` grid's shape.
+            device: where the index tensors go.
+
+        Returns:
+            :class:`PositionPairs` of ``K >= 1`` pairs: ``x_index`` and ``y_index`` long
+            ``(K,)`` flat positions in ``[0, P)`` and ``[0, Q)``, a map ``shape``, and
+            ``where`` long ``(K,)``, distinct flat indices in that map.
+
+        Raises:
+            NotImplementedError: a subclass that does not implement it.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement _pairs(grid_x, grid_y, device) -> "
+            "PositionPairs (see mitools.samplers.PairSampler)"
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def check_pairs(
+    pairs: object, grid_x: Grid, grid_y: Grid, sampler: str, values: bool = True
+) -> PositionPairs:
+    """What a sampler returned for ``grid_x`` and ``grid_y``, checked to be position pairs.
+
+    A sampler of one's own that returned indices past a grid failed in an ``index_select``,
+    and one whose ``where`` repeated an index wrote several pairs' estimates to one entry of
+    the map ``local`` (the others read NaN) while the reduction took them all.
+
+    Args:
+        pairs: what the sampler returned.
+        grid_x: the ``x`` grid's shape.
+        grid_y: the ``y`` grid's shape.
+        sampler: the sampler's name in the message.
+        values: also check the indices' values (ranges, distinct ``where``), which reads them
+            (one synchronisation on a GPU); shapes and dtypes are always checked.
+
+    Returns:
+        ``pairs``.
+
+    Raises:
+        TypeError: not a :class:`PositionPairs`, an index that is not an integer tensor, or a
+            ``shape`` that is not a tuple of ints.
+        ValueError: indices that are not ``(K,)`` of one ``K >= 1``, an ``x_index`` outside
+            ``[0, P)``, a ``y_index`` outside ``[0, Q)``, a ``where`` outside the map
+            ``shape`` or with repeats.
+
+    Example:
+        >>> pairs = AllPairs()((2,), (3,))
+        >>> len(check_pairs(pairs, (2,), (3,), "AllPairs"))
+        6
+    """
+    head = f"the sampler {sampler} returned"
+    if not isinstance(pairs, PositionPairs):
+        raise TypeError(f"{head} a {type(pairs).__name__}; a sampler returns "
+                        "mitools.samplers.PositionPairs(x_index, y_index, shape, where)")
+    shape = pairs.shape
+    if not isinstance(shape, tuple) or not all(
+        isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in shape
+    ):
+        raise TypeError(f"{head} shape={shape!r}; it must be a tuple of ints >= 1, the map "
+                        "of per-pair estimates")
+    fields = {"x_index": pairs.x_index, "y_index": pairs.y_index, "where": pairs.where}
+    for name, t in fields.items():
+        if not isinstance(t, Tensor) or t.is_floating_point() or t.is_complex() or \
+                t.dtype == torch.bool:
+            got = f"dtype {t.dtype}" if isinstance(t, Tensor) else f"a {type(t).__name__}"
+            raise TypeError(f"{head} {name} of {got}; it must be a long tensor (K,)")
+    k = pairs.x_index.shape
+    if any(t.dim() != 1 for t in fields.values()) or len(set(t.shape for t in fields.values())
+                                                          ) != 1 or k[0] < 1:
+        shapes = ", ".join(f"{n} {tuple(t.shape)}" for n, t in fields.items())
+        raise ValueError(f"{head} {shapes}; they must all be (K,) for one K >= 1")
+    if not values:
+        return pairs
+    bounds = {"x_index": (_numel(grid_x), f"the x grid {grid_x}"),
+              "y_index": (_numel(grid_y), f"the y grid {grid_y}"),
+              "where": (math.prod(shape), f"the map shape {shape}")}
+    for name, (size, of) in bounds.items():
+        t = fields[name]
+        low, high = int(t.min()), int(t.max())
+        if low < 0 or high >= size:
+            raise ValueError(f"{head} {name} from {low} to {high}; it must lie in [0, {size}), "
+                             f"the flat positions of {of}")
+    if int(torch.unique(pairs.where).numel()) != k[0]:
+        raise ValueError(f"{head} where with repeated entries; each of the {k[0]} pairs needs "
+                         f"its own entry of the map shape {shape}")
+    return pairs
 
 
 def _outer(grid_x: Grid, grid_y: Grid, device: torch.device) -> PositionPairs:

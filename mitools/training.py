@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from mitools.critics.base import check_scores
 from mitools.estimators import Estimator, get_estimator
 from mitools.option_checks import check_int, check_number
 from mitools.tasks.seeding import _generator
@@ -111,6 +112,8 @@ def train_critic(
             ``log_every`` not a non-negative int, ``lr`` not a finite number > 0, or nothing
             to train (no ``optimizer``, and neither the critic nor the estimator has
             parameters).
+        ValueError, TypeError: at a step, a ``critic`` whose scores are not
+            ``(..., batch_size, batch_size)`` (``mitools.critics.base.check_scores``).
         TypeError: a ``critic`` that is not an ``nn.Module`` (a name: build it with
             :func:`~mitools.critics.get_critic`), a ``task`` that neither has ``sample`` nor
             is a function of the step (a :class:`~mitools.tasks.Staircase` itself: pass
@@ -188,7 +191,7 @@ def _train_loop(
                 f"step returning such a task, got {type(current).__name__}"
             )
         x, y = current.sample(batch_size, generator=gen)
-        scores = critic(x, y)
+        scores = check_scores(critic(x, y), x, y, type(critic).__name__)
         extra: dict[str, Tensor] = {"anchors": x}
         if needs_targets:
             extra["targets"] = y

@@ -200,7 +200,7 @@ def test_jackknife_values_equal_masked_evaluations(name: str) -> None:
     group_of = torch.randint(0, groups, (n,))
     estimator = get_estimator(name).eval()
     value, loo, log_z = _evaluate_leaving_groups_out(
-        estimator, lambda a, b: scores, torch.zeros(n, 1), None, group_of, groups)
+        estimator, lambda a, b: scores, torch.zeros(n, 1), torch.zeros(n, 1), group_of, groups)
     torch.testing.assert_close(loo, _masked_values(estimator, scores, group_of, groups),
                                atol=1e-9, rtol=1e-9)
     assert value == pytest.approx(float(estimator(scores)))
@@ -231,7 +231,7 @@ def test_jackknife_values_of_extreme_scores_match_masked_evaluations(case: str) 
         scores[0, 12] = 990.0
     estimator = get_estimator("dv").eval()
     value, loo, _ = _evaluate_leaving_groups_out(
-        estimator, lambda a, b: scores, torch.zeros(n, 1), None, group_of, groups)
+        estimator, lambda a, b: scores, torch.zeros(n, 1), torch.zeros(n, 1), group_of, groups)
     torch.testing.assert_close(loo, _masked_values(estimator, scores, group_of, groups),
                                atol=1e-9, rtol=1e-9)
     assert value == pytest.approx(float(estimator(scores)), rel=1e-12)
@@ -246,7 +246,7 @@ def test_the_bound_without_groups_is_the_bound_on_all_pairs() -> None:
     estimator = get_estimator("dv").eval()
     group_of = torch.randint(0, 5, (n,))
     value, loo, log_z = _evaluate_leaving_groups_out(
-        estimator, lambda a, b: scores, torch.zeros(n, 1), None, group_of, 0)
+        estimator, lambda a, b: scores, torch.zeros(n, 1), torch.zeros(n, 1), group_of, 0)
     assert loo.shape == (0,)
     assert value == pytest.approx(float(estimator(scores)), rel=1e-12)
     assert log_z == pytest.approx(log_partition(scores), rel=1e-12)

@@ -166,15 +166,31 @@ class RowStatistic:
         return self.name
 
     def empty(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
-        """The statistic of rows without any entry yet (``-inf`` or ``0``)."""
+        """The statistic of rows without any entry yet: the start of an accumulation.
+
+        Args:
+            shape: the rows' shape, ``(..., N)``.
+            like: a tensor whose dtype and device the result takes.
+
+        Returns:
+            ``shape`` filled with ``-inf`` (a log-sum-exp of nothing) or ``0`` (a sum).
+        """
         fill = -math.inf if self.reduce == "logsumexp" else 0.0
         return like.new_full(shape, fill)
 
     def reduce_block(self, scores: Tensor, valid: Tensor | None) -> Tensor:
         """Reduce a block of columns ``(..., N, c)`` to ``(..., N)`` over its ``valid`` entries.
 
-        ``valid`` is a bool tensor broadcastable to ``scores`` (``None``: all count). The
-        result of a whole row is the :meth:`merge` of its blocks' results.
+        The result of a whole row is the :meth:`merge` of its blocks' results.
+
+        Args:
+            scores: a block of the score tensor, ``(..., N, c)``.
+            valid: bool, broadcastable to ``scores``: the entries that count (``None``: all);
+                for ``over="negatives"`` the caller leaves each row's positive out here.
+
+        Returns:
+            ``(..., N)``: the ``transform`` of the valid entries, reduced (``-inf`` for a
+            log-sum-exp, ``0`` for a sum, where a row has none).
         """
         t = scores if self.transform is None else self.transform(scores)
         if self.reduce == "logsumexp":
@@ -184,14 +200,29 @@ class RowStatistic:
         return t.sum(-1)
 
     def merge(self, a: Tensor, b: Tensor) -> Tensor:
-        """Combine the results of two disjoint sets of columns."""
+        """Combine the results of two disjoint sets of columns.
+
+        Args:
+            a: the statistic over one set of columns, ``(..., N)``.
+            b: the statistic over another, disjoint set, same shape.
+
+        Returns:
+            ``(..., N)``, the statistic over both: ``logaddexp(a, b)`` or ``a + b``.
+        """
         return torch.logaddexp(a, b) if self.reduce == "logsumexp" else a + b
 
     def part_gradient(self, part: Tensor, total: Tensor, grad: Tensor) -> Tensor:
         """The gradient with respect to one merged part, given ``grad`` for the ``total``.
 
-        For a log-sum-exp, the part's share of its row, ``exp(part - total)`` (0 for an empty
-        part); for a sum, ``grad`` itself.
+        Args:
+            part: the statistic of one part of the columns (one rank's, one block's),
+                ``(..., N)``.
+            total: the :meth:`merge` of every part, same shape.
+            grad: the gradient of the objective with respect to ``total``, same shape.
+
+        Returns:
+            ``(..., N)``: for a log-sum-exp, ``grad`` times the part's share of its row,
+            ``exp(part - total)`` (0 for an empty part); for a sum, ``grad`` itself.
         """
         if self.reduce == "sum":
             return grad
@@ -354,6 +385,10 @@ class RowwiseBound:
         finish: ``finish(stats, **params) -> Tensor (...)``, the value (to maximise) of every
             estimation problem; autograd through it gives the gradient.
 
+    Raises:
+        TypeError: ``statistics`` is not a tuple (or list) of :class:`RowStatistic` (a single
+            one is taken as a tuple of one), or ``finish`` is not callable.
+
     Calling it on a score tensor is the dense path: ``bound(scores, offset=..., row_mask=...,
     col_mask=..., **params)``. An estimator that declares it as ``rowwise``
     (:class:`~mitools.estimators.Estimator`) takes every execution path of the local losses.
@@ -376,6 +411,24 @@ class RowwiseBound:
     statistics: tuple[RowStatistic, ...]
     finish: Callable[..., Tensor]
 
+    def __post_init__(self) -> None:
+        stats = self.statistics
+        if isinstance(stats, RowStatistic):  # RowwiseBound(name, STAT, fn): a missing comma
+            stats = (stats,)
+        if not isinstance(stats, (tuple, list)) or not all(
+            isinstance(s, RowStatistic) for s in stats
+        ):
+            raise TypeError(
+                f"RowwiseBound {self.name!r}: statistics must be a tuple of RowStatistic, got "
+                f"{stats!r}"
+            )
+        object.__setattr__(self, "statistics", tuple(stats))  # frozen: the checked value
+        if not callable(self.finish):
+            raise TypeError(
+                f"RowwiseBound {self.name!r}: finish must be a function of the RowStatistics, "
+                f"got {type(self.finish).__name__}"
+            )
+
     def __call__(
         self,
         scores: Tensor,
@@ -385,6 +438,23 @@ class RowwiseBound:
         col_mask: Tensor | None = None,
         **params: Any,
     ) -> Tensor:
+        """The bound on a whole score tensor: ``finish(row_statistics(scores, ...), **params)``.
+
+        Args:
+            scores: critic scores ``(..., N, M)``, the positive of row ``i`` at column
+                ``i + offset``.
+            offset: column of the positive of row 0.
+            row_mask: optional ``(..., N)`` bool, valid anchors.
+            col_mask: optional ``(..., M)`` bool, valid columns.
+            **params: passed on to ``finish``.
+
+        Returns:
+            ``finish``'s value, ``scores.shape[:-2]`` for a well-formed finisher.
+
+        Raises:
+            TypeError, ValueError: bad scores or masks, as every bound
+                (:func:`row_statistics`).
+        """
         stats = row_statistics(
             scores, self.statistics, offset=offset, row_mask=row_mask, col_mask=col_mask,
             name=self.name,

@@ -12,7 +12,15 @@ from torch import Tensor, nn
 
 from mitools.option_checks import check_int
 
-__all__ = ["MLP", "Critic", "dot_scores", "mlp", "promoted_linear"]
+__all__ = [
+    "MLP",
+    "Critic",
+    "check_factors",
+    "check_scores",
+    "dot_scores",
+    "mlp",
+    "promoted_linear",
+]
 
 
 def promoted_linear(layer: nn.Linear, x: Tensor) -> Tensor:
@@ -205,6 +213,109 @@ def dot_scores(u: Tensor, v: Tensor) -> Tensor:
         return torch.matmul(u.to(dtype), v.to(dtype).transpose(-1, -2))
 
 
+def _shape(t: Any) -> str:
+    return f"shape {tuple(t.shape)}" if isinstance(t, Tensor) else f"a {type(t).__name__}"
+
+
+def check_scores(
+    scores: Any, x: Tensor, y: Tensor, critic: str, leading: tuple[int, ...] | None = None,
+    note: str = "",
+) -> Tensor:
+    """What a critic returned for ``x (..., N, Dx)`` and ``y (..., M, Dy)``, checked to be
+    scores ``(..., N, M)``: a critic of one's own that returned its scores transposed,
+    reduced, or for one sample fewer was taken as it was (a ``(N - 1, N)`` score matrix is a
+    valid one, with one anchor less) or failed deep inside a bound.
+
+    Args:
+        scores: what the critic returned.
+        x: the row-side inputs it was given.
+        y: the column-side inputs.
+        critic: the critic's name in the message.
+        leading: the leading dimensions the scores must have (``None``: any, e.g. stacked
+            models).
+        note: appended to the message (what the caller's shapes stand for).
+
+    Returns:
+        ``scores``.
+
+    Raises:
+        TypeError: ``scores`` is not a tensor.
+        ValueError: ``scores`` is not ``(..., N, M)`` (or its leading dimensions are not
+            ``leading``); the message names the critic and the shapes given, expected and got.
+
+    Example:
+        >>> import torch
+        >>> x, y = torch.zeros(4, 2), torch.zeros(4, 3)
+        >>> check_scores(torch.zeros(4, 4), x, y, "my_critic").shape
+        torch.Size([4, 4])
+    """
+    n, m = x.shape[-2], y.shape[-2]
+    expected = "(..., N, M)" if leading is None else str((*leading, n, m))
+    ok = isinstance(scores, Tensor) and scores.dim() >= 2 and tuple(scores.shape[-2:]) == (n, m)
+    if ok and leading is not None:
+        ok = tuple(scores.shape[:-2]) == tuple(leading)
+    if not ok:
+        error = ValueError if isinstance(scores, Tensor) else TypeError
+        raise error(
+            f"the critic {critic} returned {_shape(scores)} for x of shape {tuple(x.shape)} and "
+            f"y of shape {tuple(y.shape)}; a critic returns the scores of every pair, "
+            f"scores[..., i, j] = f(x_i, y_j), of shape {expected} with N={n} (x's samples) "
+            f"and M={m} (y's){note}"
+        )
+    return scores
+
+
+def check_factors(factors: Any, x: Tensor, y: Tensor, critic: str) -> tuple[Tensor, Tensor]:
+    """What a separable critic's ``factorise`` returned for ``x (..., N, Dx)`` and
+    ``y (..., M, Dy)``, checked to be factors ``u (..., N, E)`` and ``v (..., M, E)`` with
+    ``x``'s and ``y``'s leading dimensions: factors of one sample fewer were taken as they
+    were on every path of the local losses, and a wrong ``E`` failed in torch's matmul.
+
+    Args:
+        factors: what ``factorise`` returned.
+        x: the row-side inputs it was given.
+        y: the column-side inputs.
+        critic: the critic's name in the message.
+
+    Returns:
+        ``(u, v)``.
+
+    Raises:
+        TypeError: not a pair of tensors.
+        ValueError: ``u`` is not ``(*x.shape[:-1], E)``, ``v`` not ``(*y.shape[:-1], E)``, or
+            their ``E`` differ; the message names the critic and every shape.
+
+    Example:
+        >>> import torch
+        >>> x, y = torch.zeros(4, 2), torch.zeros(5, 3)
+        >>> u, v = check_factors((torch.zeros(4, 8), torch.zeros(5, 8)), x, y, "my_critic")
+        >>> u.shape, v.shape
+        (torch.Size([4, 8]), torch.Size([5, 8]))
+    """
+    given = f"x of shape {tuple(x.shape)} and y of shape {tuple(y.shape)}"
+    lead_u, lead_v = (", ".join(map(str, t.shape[:-1])) for t in (x, y))
+    want = (f"u of shape ({lead_u}, E) and v of shape ({lead_v}, E), with forward(x, y) == "
+            "u @ v.mT")
+    pair = isinstance(factors, (tuple, list)) and len(factors) == 2
+    if not pair or not all(isinstance(f, Tensor) for f in factors):
+        got = (f"a {type(factors).__name__} of {len(factors)}"
+               if isinstance(factors, (tuple, list)) else
+               f"a single tensor of {_shape(factors)}" if isinstance(factors, Tensor) else
+               _shape(factors))
+        raise TypeError(
+            f"the critic {critic}'s factorise returned {got} for {given}; it must return a "
+            f"pair of tensors, {want}"
+        )
+    u, v = factors
+    if (u.dim() != x.dim() or v.dim() != y.dim() or u.shape[:-1] != x.shape[:-1]
+            or v.shape[:-1] != y.shape[:-1] or u.shape[-1] != v.shape[-1]):
+        raise ValueError(
+            f"the critic {critic}'s factorise returned u of shape {tuple(u.shape)} and v of "
+            f"shape {tuple(v.shape)} for {given}; it must return {want}"
+        )
+    return u, v
+
+
 class Critic(nn.Module):
     """Base class of critics: ``forward(x (..., N, Dx), y (..., M, Dy)) -> (..., N, M)``.
 
@@ -247,7 +358,22 @@ class Critic(nn.Module):
         """Factors ``u (..., N, E)`` of ``x`` and ``v (..., M, E)`` of ``y`` with
         ``forward(x, y) == dot_scores(u, v)`` (separable critics only).
 
-        The two sides are independent: ``x`` and ``y`` may have different leading shapes.
+        The two sides are independent: ``x`` and ``y`` may have different leading shapes. A
+        critic of one's own sets ``separable = True`` and overrides it (and ``forward``, which
+        must agree: :func:`~mitools.estimate.estimate_mi` and the pooled critics call
+        ``forward``, the local losses' fast paths ``factorise``).
+
+        Args:
+            x: ``(..., N, Dx)``.
+            y: ``(..., M, Dy)``.
+
+        Returns:
+            ``(u, v)``: ``u`` of shape ``(*x.shape[:-1], E)``, ``v`` of shape
+            ``(*y.shape[:-1], E)``, the same ``E`` (the local losses check this,
+            ``mitools.critics.base.check_factors``, naming the critic and the shapes).
+
+        Raises:
+            TypeError: the critic is not separable (this default).
         """
         raise TypeError(f"{type(self).__name__} is not separable: it has no factorisation")
 

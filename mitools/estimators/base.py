@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from torch import Tensor, nn
 
@@ -46,7 +46,15 @@ from mitools import bounds
 from mitools.bounds import RowStatistics, RowwiseBound
 from mitools.option_checks import check_optional_flag
 
-__all__ = ["Estimator", "FunctionalEstimator", "ProblemIndex", "extra_required_arguments"]
+__all__ = [
+    "Estimator",
+    "FunctionalEstimator",
+    "ProblemIndex",
+    "check_declarations",
+    "check_value",
+    "checked_finish",
+    "extra_required_arguments",
+]
 
 
 class ProblemIndex(NamedTuple):
@@ -141,10 +149,30 @@ class Estimator(nn.Module):
         anchors: Tensor | None = None,
         problems: ProblemIndex | None = None,
     ) -> Tensor:
-        """The value of every problem from its accumulated row statistics, shape ``(...)``.
+        """The value of every problem from its accumulated row statistics.
 
-        The losses also pass ``targets=`` (the column-side inputs of each row's *positive*,
-        ``(..., N, Dy)``) to estimators that declare ``needs_targets``.
+        Every execution path calls it once per call with the statistics it accumulated: the
+        dense path of :meth:`forward` and of the local losses, their blocked and attention
+        paths. The default returns ``self.rowwise.finish(stats)``; override it when the value
+        needs parameters or state of the module (a learned baseline, a moving average), and
+        read only the statistics ``rowwise`` declares. The losses also pass ``targets=`` (the
+        column-side inputs of each row's *positive*, ``(..., N, Dy)``) to estimators that
+        declare ``needs_targets``.
+
+        Args:
+            stats: the per-row statistics of a batch of problems, each ``(..., N)``
+                (:class:`~mitools.bounds.RowStatistics`; ``stats.of(statistic)`` reads one).
+            anchors: the row-side inputs ``(..., N, D)`` when ``needs_anchors``, else ``None``.
+            problems: which problems the batch holds, when ``per_problem_state``, else
+                ``None``.
+
+        Returns:
+            Tensor of shape ``stats.positive.shape[:-1]``, one value per problem (in nats
+            unless ``nats`` is ``False``); autograd through it gives the training signal.
+            Every caller checks the shape (``checked_finish``).
+
+        Raises:
+            TypeError: the estimator is not row-wise (``rowwise`` is ``None``).
         """
         if self.rowwise is None:
             raise TypeError(
@@ -152,6 +180,15 @@ class Estimator(nn.Module):
                 "tensor instead"
             )
         return self.rowwise.finish(stats)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Tensor:
+        """``forward``, its result checked: one value per problem, ``scores.shape[:-2]``."""
+        out = super().__call__(*args, **kwargs)
+        scores = args[0] if args else kwargs.get("scores")
+        if isinstance(scores, Tensor) and scores.dim() >= 2:
+            check_value(self, out, tuple(scores.shape[:-2]), "forward",
+                        f"scores of shape {tuple(scores.shape)}")
+        return out
 
     def forward(
         self,
@@ -165,7 +202,10 @@ class Estimator(nn.Module):
         problems: ProblemIndex | None = None,
     ) -> Tensor:
         if self.rowwise is None:
-            raise NotImplementedError(f"{type(self).__name__} must implement forward")
+            raise NotImplementedError(
+                f"{type(self).__name__} must implement forward, or declare rowwise (a "
+                "mitools.bounds.RowwiseBound: its per-row statistics and finisher)"
+            )
         stats = bounds.row_statistics(
             scores, self.rowwise.statistics, offset=offset, row_mask=row_mask,
             col_mask=col_mask, name=self.name,
@@ -173,7 +213,106 @@ class Estimator(nn.Module):
         side: dict[str, Tensor | None] = {}
         if self.needs_targets and targets is not None:  # finish takes each row's positive
             side["targets"] = positive_targets(targets, scores.shape[-2], offset)
-        return self.finish(stats, anchors=anchors, problems=problems, **side)
+        return checked_finish(self, stats, anchors=anchors, problems=problems, **side)
+
+
+def check_value(estimator: Estimator, value: Any, expected: tuple[int, ...], method: str,
+                given: str) -> Tensor:
+    """``value``, returned by ``estimator``'s ``method``, checked to be a tensor of shape
+    ``expected``: one value per estimation problem. An estimator of one's own that reduced
+    further (a mean over the problems, or none over the rows) failed deep inside the local
+    losses (``reduce: values must have shape (K,)``), or was taken for the whole batch.
+
+    Args:
+        estimator: the estimator, named in the message.
+        value: what it returned.
+        expected: the shape of one value per problem.
+        method: ``"forward"`` or ``"finish"``.
+        given: what it was given, in words (e.g. ``"scores of shape (4, 8, 8)"``).
+
+    Returns:
+        ``value``.
+
+    Raises:
+        TypeError: ``value`` is not a tensor.
+        ValueError: ``value`` has another shape than ``expected``.
+
+    Example:
+        >>> import torch
+        >>> check_value(Estimator(), torch.zeros(3), (3,), "finish", "3 problems").shape
+        torch.Size([3])
+    """
+    where = f"{type(estimator).__name__} ({estimator.name!r}).{method}"
+    if not isinstance(value, Tensor):
+        raise TypeError(
+            f"{where} returned a {type(value).__name__} for {given}; it must return a tensor of "
+            f"shape {expected}, one value per estimation problem"
+        )
+    if tuple(value.shape) != expected:
+        raise ValueError(
+            f"{where} returned shape {tuple(value.shape)} for {given}; it must return shape "
+            f"{expected}, one value per estimation problem (the scores' leading dimensions): "
+            "reduce over the rows (mitools.bounds.rows_mean, rows_sum, rows_logsumexp) and "
+            "over nothing else"
+        )
+    return value
+
+
+def checked_finish(estimator: Estimator, stats: RowStatistics, **kwargs: Any) -> Tensor:
+    """``estimator.finish(stats, **kwargs)``, checked by ``check_value``: every path's
+    one call of a finisher.
+
+    Example:
+        >>> import torch
+        >>> from mitools import bounds
+        >>> from mitools.estimators import InfoNCE
+        >>> st = bounds.row_statistics(torch.zeros(2, 4, 4), InfoNCE.rowwise.statistics)
+        >>> checked_finish(InfoNCE(), st)
+        tensor([0., 0.])
+    """
+    value = estimator.finish(stats, **kwargs)
+    shape = tuple(stats.positive.shape)
+    return check_value(estimator, value, shape[:-1], "finish",
+                       f"statistics of {shape[-1]} rows in problems of shape {shape[:-1]}")
+
+
+def check_declarations(estimator: Estimator) -> Estimator:
+    """An estimator of one's own, checked for what it declares before anything runs.
+
+    Returns:
+        ``estimator``.
+
+    Raises:
+        ValueError: ``direction`` is not ``"lower"``, ``"upper"`` or ``"neither"``.
+        TypeError: ``rowwise`` is neither ``None`` nor a :class:`~mitools.bounds.RowwiseBound`,
+            or it is ``None`` and the class does not override ``forward`` (nothing computes the
+            value).
+
+    Example:
+        >>> from mitools.estimators import DV
+        >>> check_declarations(DV()).name
+        'dv'
+    """
+    name = type(estimator).__name__
+    if estimator.direction not in ("lower", "upper", "neither"):
+        raise ValueError(
+            f"the estimator {estimator.name!r} declares direction={estimator.direction!r}; "
+            "expected one of ('lower', 'upper', 'neither')"
+        )
+    rowwise = estimator.rowwise
+    if rowwise is not None and not isinstance(rowwise, RowwiseBound):
+        raise TypeError(
+            f"{name}.rowwise must be None or a mitools.bounds.RowwiseBound (the statistics the "
+            f"bound needs and its finisher), got {type(rowwise).__name__} {rowwise!r}"
+        )
+    if rowwise is None and type(estimator).forward is Estimator.forward:
+        raise TypeError(
+            f"{name} declares no rowwise bound and does not override forward, so nothing "
+            "computes its value: set rowwise = mitools.bounds.RowwiseBound(name, statistics, "
+            "finish) (every execution path then takes it), or implement forward(scores, *, "
+            "offset, row_mask, col_mask, anchors, targets, problems)"
+        )
+    return estimator
 
 
 def positive_targets(targets: Tensor, n: int, offset: int) -> Tensor:

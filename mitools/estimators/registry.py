@@ -9,7 +9,12 @@ from typing import Any
 from torch import Tensor
 
 from mitools import bounds
-from mitools.estimators.base import Estimator, FunctionalEstimator, extra_required_arguments
+from mitools.estimators.base import (
+    Estimator,
+    FunctionalEstimator,
+    check_declarations,
+    extra_required_arguments,
+)
 from mitools.estimators.baselines import TUBA, AlphaInfoNCE
 from mitools.estimators.generative import BA, FLO, DoE
 from mitools.estimators.lower import DV, JS, JSD, NWJ, SMILE, InfoNCE
@@ -120,12 +125,15 @@ def get_estimator(bound: str | Estimator | Callable[..., Tensor], **kwargs: Any)
         An :class:`Estimator`.
 
     Raises:
-        ValueError: unknown name (the message lists the known ones), or keyword arguments
-            given with an object.
+        ValueError: unknown name (the message lists the known ones), keyword arguments
+            given with an object, or an :class:`Estimator` declaring an unknown
+            ``direction``.
         TypeError: a ``bound`` that is neither a name, an :class:`Estimator` nor a function;
             a function that needs arguments of its own (``bounds.tuba``: give ``"tuba"``), or
             that does not take ``offset``, ``row_mask`` and ``col_mask``; keyword arguments
-            the named estimator does not take.
+            the named estimator does not take; an :class:`Estimator` whose ``rowwise`` is
+            not a :class:`~mitools.bounds.RowwiseBound`, or that has neither ``rowwise`` nor
+            a ``forward`` of its own (``mitools.estimators.base.check_declarations``).
 
     Example:
         >>> get_estimator("alpha-infonce", alpha=0.5)
@@ -140,7 +148,7 @@ def get_estimator(bound: str | Estimator | Callable[..., Tensor], **kwargs: Any)
                 f"keyword arguments {sorted(kwargs)} only apply to a bound given by name; "
                 f"got the object {bound!r}"
             )
-        return bound
+        return check_declarations(bound)
     if isinstance(bound, str):
         key = bound.strip().lower().replace("-", "_")
         if key not in _REGISTRY:

@@ -32,6 +32,7 @@ from torch import Tensor
 from mitools.bounds import RowStatistics
 from mitools.bounds.rowwise import row_bookkeeping
 from mitools.estimators import Estimator
+from mitools.estimators.base import checked_finish
 from mitools.local import attention, kernels
 from mitools.local.blocked import blocked_statistics
 from mitools.local.dense import dense_values, side_inputs
@@ -208,7 +209,8 @@ def problem_values(
         *row_bookkeeping(rows, cols, problems.batch, problems.columns, positive),
     )
     problems.check_finite(positive, values, stats.row_valid)
-    estimates = estimator.finish(
+    estimates = checked_finish(
+        estimator,
         stats,
         **side_inputs(estimator, xp, yq, problems)(0, len(problems), True),
         problems=problems.index() if estimator.per_problem_state else None,

@@ -24,6 +24,7 @@ from torch.utils.checkpoint import checkpoint
 from mitools import bounds
 from mitools.bounds.rowwise import RowStatistics, row_bookkeeping
 from mitools.estimators import Estimator, ProblemIndex
+from mitools.estimators.base import checked_finish
 from mitools.local.grid import take
 from mitools.local.problems import Problems
 from mitools.local.scoring import Scorer
@@ -108,7 +109,8 @@ def _evaluate(
     if positives_only:  # the scores were never checked: check the positives
         active = None if index is None else index.active
         problems.check_finite(positive, [], stats.row_valid, active)
-    return estimator.finish(
+    return checked_finish(
+        estimator,
         stats,
         **inputs(0, positive.shape[0], True),
         problems=index if estimator.per_problem_state else None,

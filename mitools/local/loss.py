@@ -25,7 +25,7 @@ from mitools.local.grid import pool
 from mitools.negatives import NegativeQueue, negative_columns
 from mitools.option_checks import check_flag, check_int
 from mitools.reductions import Reduction, check_reduction, reduce, reduction_name
-from mitools.samplers import LocalToGlobal, PairSampler, PositionPairs
+from mitools.samplers import LocalToGlobal, PairSampler, PositionPairs, check_pairs
 
 __all__ = ["GlobalMILoss", "LocalMILoss", "LocalMIResult"]
 
@@ -211,7 +211,9 @@ class LocalMILoss(_Engine):
             xs = xs.masked_fill(~xm[..., None], 0.0)
         if ym is not None:
             ys = ys.masked_fill(~ym[..., None], 0.0)
-        pairs = self.sampler(grid_x, grid_y, xs.device)
+        pairs = check_pairs(self.sampler(grid_x, grid_y, xs.device), grid_x, grid_y,
+                            type(self.sampler).__name__,
+                            values=type(self.sampler).__module__ != "mitools.samplers")
         if self.gather and distributed.is_distributed():
             pairs = _pairs_of_rank_zero(pairs, grid_x, grid_y)
         cols = negative_columns(ys, ym, gather=self.gather, queue=self.queue)

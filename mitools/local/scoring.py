@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mitools.critics import dot_scores
+from mitools.critics.base import check_factors, check_scores, dot_scores
 from mitools.local.grid import channel_hint
 
 __all__ = ["Scorer", "critic_name"]
@@ -167,7 +167,7 @@ class Scorer:
         """The factors ``u (P, N, E)``, ``v (Q, M, E)`` of position-major features."""
         if self.critic is None:
             return x, y
-        return self._call("factorise", x, y)
+        return check_factors(self._call("factorise", x, y), x, y, self.name)
 
     def score(self, x: Tensor, y: Tensor) -> Tensor:
         """Scores ``(k, N, M)`` of a block: ``x (k|1, N, .)`` against ``y (k|1, M, .)``, given as
@@ -175,10 +175,17 @@ class Scorer:
         if self.separable:
             return dot_scores(x, y)
         assert self.critic is not None
-        if x.shape[0] == 1 and y.shape[0] == 1:  # one problem: the critic's plain 2-D call
-            scores = self._call("forward", x[0], y[0])[None]
+        if x.shape[0] == 1 and y.shape[0] == 1:  # one problem: the critic's plain call
+            x, y, lift = x[0], y[0], True
         else:
-            scores = self._call("forward", x, y)
+            lift = False
+        # the critic's scores checked: (..., N, M), the inputs' leading dimensions broadcast
+        leading = tuple(torch.broadcast_shapes(x.shape[:-2], y.shape[:-2]))
+        scores = check_scores(self._call("forward", x, y), x, y, self.name, leading,
+                              note="; the local losses call it on blocks of (position pairs, "
+                              "samples, channels)" if x.dim() > 2 else "")
+        if lift:
+            scores = scores[None]
         return scores.to(torch.promote_types(scores.dtype, torch.float32))
 
     def score_pairs(self, x: Tensor, y: Tensor) -> Tensor:
