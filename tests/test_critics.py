@@ -433,3 +433,44 @@ def test_mlp_takes_an_activation_class_and_names_an_instance() -> None:
                 build(bad)
     with pytest.raises(TypeError, match=r"activation\(\) must return an nn.Module, got int"):
         mlp(3, (4,), 2, activation=lambda: 3)
+
+
+class _SlopeFromTheRNG(nn.Module):
+    """An activation that draws its initial weight from the global RNG (a learned slope)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slope = nn.Parameter(torch.rand(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.where(x > 0, x, self.slope * x)
+
+
+def test_a_seed_gives_the_same_networks_as_layers_built_in_order() -> None:
+    """(review) mlp built each activation before its Linear, and ConcatCritic its tail before
+    its first activation: an activation drawing from the RNG changed every initial weight for
+    a given seed. The expected networks are built here by hand, in the documented order."""
+    torch.manual_seed(0)
+    expected = [nn.Linear(3, 4), _SlopeFromTheRNG(), nn.Linear(4, 5), _SlopeFromTheRNG(),
+                nn.Linear(5, 2)]
+    torch.manual_seed(0)
+    net = mlp(3, (4, 5), 2, activation=_SlopeFromTheRNG)
+    for got, want in zip(net, expected, strict=True):
+        for (name, a), (_, b) in zip(got.named_parameters(), want.named_parameters(), strict=True):
+            assert torch.equal(a, b), name
+    torch.manual_seed(0)
+    parts = [nn.Linear(3, 4), nn.Linear(2, 4, bias=False), _SlopeFromTheRNG(),
+             nn.Linear(4, 5), _SlopeFromTheRNG(), nn.Linear(5, 1)]
+    want_values = [p for part in parts for p in part.parameters()]
+    torch.manual_seed(0)
+    critic = ConcatCritic(3, 2, hidden=(4, 5), activation=_SlopeFromTheRNG)
+    got_values = list(critic.parameters())
+    assert len(got_values) == len(want_values)
+    for a, b in zip(got_values, want_values, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_mlp_refuses_its_arguments_in_order() -> None:
+    """(review) dim_out is refused before the widths, as before the shared hidden check."""
+    with pytest.raises(ValueError, match="dim_out"):
+        mlp(3, (0,), 0)

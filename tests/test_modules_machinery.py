@@ -173,6 +173,19 @@ def test_double_gives_the_float64_temperature_not_its_float32_rounding() -> None
     assert lazy.to_empty(device="cpu").double().log_temperature.item() == math.log(0.07)
 
 
+def test_share_memory_keeps_the_fixed_temperature_in_shared_memory() -> None:
+    """(review) SeparableCritic._apply replaced its buffer after every move, so after
+    share_memory() the temperature was the one tensor of the module not in shared memory."""
+    critic = critics.SeparableCritic(3, 2, hidden=(8,), embed_dim=4, temperature=0.07)
+    critic.share_memory()
+    assert critic.log_temperature.is_shared()
+    assert critic.log_temperature.item() == float(torch.tensor(math.log(0.07)))  # float32
+    critic = critics.SeparableCritic(3, 2, hidden=(8,), embed_dim=4, temperature=0.07)
+    critic.bfloat16().double().share_memory()  # refilled on the widening move, then shared
+    assert critic.log_temperature.is_shared()
+    assert critic.log_temperature.item() == math.log(0.07)
+
+
 def test_position_pairs_replace_and_make_count_fields_not_pairs() -> None:
     # PositionPairs.__len__ is the number of pairs; the namedtuple's _make checked its field
     # count with len(), so _replace (and torch.compile, which rebuilds a namedtuple with
@@ -359,3 +372,20 @@ def test_inductor_compiled_local_loss_matches_the_naive_loop() -> None:
         scores = torch.randn(4, 8, 8, generator=torch.Generator().manual_seed(15))
         fullgraph = torch.compile(bounds.infonce, fullgraph=True)
         torch.testing.assert_close(fullgraph(scores), bounds.infonce(scores))
+
+
+def test_importing_mitools_and_an_eager_bound_leave_dynamo_unimported() -> None:
+    """(review) the bounds' vmap test was decorated with torch.compiler.disable, which imports
+    torch._dynamo: ``import mitools`` took a second longer (1.3 s to 2.4 s) for everyone, and
+    every spawned worker paid it, for a fix that only torch.compile needs."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; before = 'torch._dynamo' in sys.modules; import mitools; "
+            "mitools.bounds.infonce(torch.randn(4, 4)); "
+            "print(before, 'torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    if out[0] == "True":
+        pytest.skip("this torch imports torch._dynamo itself")
+    assert out == ["False", "False"]

@@ -128,6 +128,10 @@ def test_ksg_on_k_plus_one_samples_is_refused() -> None:
     (dict(hidden=5), r"hidden must be a sequence of positive ints .* got 5"),
     (dict(hidden="64"), r"hidden must be a sequence of positive ints .* got '64'"),
     (dict(hidden=(64, True)), "hidden must be a sequence of positive ints"),
+    # (review) read twice: a generator was empty the second time, and silently gave the pure
+    # quadratic critic (settings hidden=[]); a set has no order of layers
+    (dict(hidden=(w for w in (16,))), r"hidden must be a sequence of positive ints .* got <gen"),
+    (dict(hidden={16}), r"hidden must be a sequence of positive ints .* got \{16\}"),
     (dict(seed=True), r"seed must be an int in \[0, "),
     (dict(seed=2**62), r"seed must be an int in \[0, 4294967295\]"),  # overflowed in torch
 ])

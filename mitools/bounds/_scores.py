@@ -147,13 +147,21 @@ def exp_of_log_term(log_term: Tensor, name: str, term: str) -> Tensor:
     return out
 
 
-@torch.compiler.disable  # run eagerly: see the comment below
 def _under_vmap(t: Tensor) -> bool:
     """Whether ``t`` is a tensor batched by :func:`torch.func.vmap` (whose values cannot be
     read: the checks below would fail with torch's "data-dependent control flow")."""
     # torch.compile cannot trace functorch's wrapper test, and warned "Dynamo does not know
-    # how to trace the builtin ...is_functorch_wrapped_tensor" on every compiled bound; run
-    # eagerly, the test still sees vmap's batched tensors under compile
+    # how to trace the builtin ...is_functorch_wrapped_tensor" on every compiled bound: under
+    # compile the test runs eagerly, outside the graph, and still sees vmap's batched tensors.
+    # (torch._disable_dynamo imports torch._dynamo at its first call under compile;
+    # torch.compiler.disable imported it with mitools, a second more on every import)
+    if _is_compiling():
+        return _vmap_test_outside_graph(t)
+    return _vmap_test(t)
+
+
+def _vmap_test(t: Tensor) -> bool:
+    """:func:`_under_vmap`'s test, run eagerly."""
     functorch = getattr(torch._C, "_functorch", None)
     try:  # under vmap(grad(f)) the batched tensor sits under a grad wrapper: unwrap them
         while functorch.is_functorch_wrapped_tensor(t):  # type: ignore[union-attr]
@@ -163,6 +171,11 @@ def _under_vmap(t: Tensor) -> bool:
     except (AttributeError, RuntimeError):  # another torch: no check, torch's own error
         return False
     return False
+
+
+# torch.compiler.is_compiling is torch >= 2.3: before, the test is traced (and warned about)
+_is_compiling = getattr(torch.compiler, "is_compiling", lambda: False)
+_vmap_test_outside_graph = torch._disable_dynamo(_vmap_test)
 
 
 class _Prepared(NamedTuple):

@@ -81,26 +81,41 @@ def mlp(
         >>> mlp(20, (256, 256), 32)[0]
         Linear(in_features=20, out_features=256, bias=True)
     """
+    # dim_out before the widths: the order in which they were refused before _check_widths
     dim_in = check_int("dim_in", dim_in)
+    dim_out = check_int("dim_out", dim_out)
     hidden = _check_widths(hidden)
+    _check_activation(activation)
+    layers: list[nn.Module] = []
+    width = dim_in
+    for h in hidden:
+        # each Linear before its activation: an activation drawing its own initial weights
+        # (a learned slope) takes them from the RNG after the layer, so a seed gives the same
+        # network as it always did
+        linear = nn.Linear(width, h)
+        layers += [linear, _new_activation(activation)]
+        width = h
+    layers.append(nn.Linear(width, dim_out))
+    return MLP(*layers)
+
+
+def _check_activation(activation: Any) -> None:
+    """Refuse an ``activation`` that is a module instance or not callable (a ``TypeError``
+    naming the class to pass)."""
     if isinstance(activation, nn.Module) or not callable(activation):
         raise TypeError(
             f"mlp: activation must be an nn.Module class such as nn.ReLU (one new module per "
             f"layer), got {activation!r}"
             + (f", an instance: pass the class, {type(activation).__name__}"
                if isinstance(activation, nn.Module) else ""))
-    dim_out = check_int("dim_out", dim_out)
-    layers: list[nn.Module] = []
-    width = dim_in
-    for h in hidden:
-        act = activation()
-        if not isinstance(act, nn.Module):
-            raise TypeError(f"mlp: activation() must return an nn.Module, got "
-                            f"{type(act).__name__}")
-        layers += [nn.Linear(width, h), act]
-        width = h
-    layers.append(nn.Linear(width, dim_out))
-    return MLP(*layers)
+
+
+def _new_activation(activation: Any) -> nn.Module:
+    """``activation()``, refused with a ``TypeError`` unless it is an ``nn.Module``."""
+    act = activation()
+    if not isinstance(act, nn.Module):
+        raise TypeError(f"mlp: activation() must return an nn.Module, got {type(act).__name__}")
+    return act
 
 
 def _check_widths(hidden: Any, name: str = "hidden") -> tuple[int, ...]:

@@ -8,7 +8,14 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from mitools.critics.base import Critic, _check_widths, mlp, promoted_linear
+from mitools.critics.base import (
+    Critic,
+    _check_activation,
+    _check_widths,
+    _new_activation,
+    mlp,
+    promoted_linear,
+)
 from mitools.option_checks import check_flag, check_int
 
 __all__ = ["ConcatCritic"]
@@ -64,8 +71,10 @@ class ConcatCritic(Critic):
         self.dim_x, self.dim_y = dim_x, dim_y
         self.first_x = nn.Linear(dim_x, hidden[0])
         self.first_y = nn.Linear(dim_y, hidden[0], bias=False)
-        tail = mlp(hidden[0], hidden[1:], 1, activation)  # checks activation first
-        self.rest = nn.Sequential(activation(), tail)
+        _check_activation(activation)
+        # the first activation before the tail's layers, the order of the RNG's draws
+        first = _new_activation(activation)
+        self.rest = nn.Sequential(first, mlp(hidden[0], hidden[1:], 1, activation))
         self.chunk_size = chunk_size
         self.checkpoint = checkpoint
 

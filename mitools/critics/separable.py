@@ -91,8 +91,12 @@ class SeparableCritic(Critic):
                 # another temperature since: a loaded state's, or one set by hand (annealed)
                 fixed = self.fixed_log_temperature = value
         super()._apply(fn, recurse)
-        if fixed is not None:
-            self.log_temperature = torch.full_like(self.log_temperature, fixed)
+        buffer = self.log_temperature
+        # refilled only where the move lost the value (a wider dtype, to_empty's garbage): the
+        # tensor fn made is kept otherwise, e.g. share_memory()'s shared one
+        if fixed is not None and not buffer.is_meta and (
+                float(buffer) != float(torch.tensor(fixed, dtype=buffer.dtype))):
+            self.log_temperature = torch.full_like(buffer, fixed)
         return self
 
     def embed(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:

@@ -65,7 +65,7 @@ def fold_indices(
     n = check_int("n", n, 0)
     folds = check_int("folds", folds, 2)
     val_fraction = check_number("val_fraction", val_fraction, 0, high=1)
-    # an int seed, as everywhere else in mitools (torch listed randperm's signatures)
+    # an int seed, as the tasks' samplers take (torch listed randperm's signatures)
     perm = torch.randperm(n, generator=_generator(generator, name="fold_indices: generator"))
     parts = list(perm.tensor_split(folds))
     splits = []
