@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 
 from mitools.negatives import NegativeQueue, random_derangement  # noqa: F401  (moved there)
-from mitools.option_checks import check_int
+from mitools.option_checks import check_flag, check_int
 
 __all__ = [
     "AllPairs",
@@ -197,7 +197,8 @@ def check_pairs(
     Raises:
         TypeError: not a :class:`PositionPairs`, an index that is not an integer tensor, or a
             ``shape`` that is not a tuple of ints.
-        ValueError: indices that are not ``(K,)`` of one ``K >= 1``, an ``x_index`` outside
+        ValueError: ``values`` not ``True`` or ``False``; indices that are not ``(K,)`` of
+            one ``K >= 1``, an ``x_index`` outside
             ``[0, P)``, a ``y_index`` outside ``[0, Q)``, a ``where`` outside the map
             ``shape`` or with repeats.
 
@@ -206,6 +207,7 @@ def check_pairs(
         >>> len(check_pairs(pairs, (2,), (3,), "AllPairs"))
         6
     """
+    values = check_flag("check_pairs: values", values)
     head = f"the sampler {sampler} returned"
     if not isinstance(pairs, PositionPairs):
         raise TypeError(f"{head} a {type(pairs).__name__}; a sampler returns "

@@ -14,8 +14,9 @@ from mitools.classical import ksg, mixed_ksg
 from mitools.critics import BilinearCritic, ConcatCritic, SeparableCritic
 from mitools.distributed import all_gather_with_grad
 from mitools.estimators import FunctionalEstimator
-from mitools.inputs import as_float64_columns
+from mitools.inputs import as_float64_columns, as_sample_tensor
 from mitools.negatives import negative_columns
+from mitools.samplers import AllPairs, check_pairs
 
 _x = np.random.default_rng(0).standard_normal(40)
 _y = _x + np.random.default_rng(1).standard_normal(40)
@@ -41,6 +42,11 @@ FLAGS = {
     # input coercion
     "as_float64_columns(discrete)": lambda value: as_float64_columns([1.0, 2.0], "x",
                                                                      discrete=value),
+    "as_sample_tensor(discrete)": lambda value: as_sample_tensor([1.0, 2.0], "x",
+                                                                 discrete=value),
+    # samplers
+    "check_pairs(values)": lambda value: check_pairs(AllPairs()((2,), (3,)), (2,), (3,),
+                                                     "AllPairs", values=value),
 }
 #: flags where ``None`` means a default (the bound's own unit; a progress bar when stderr is a
 #: terminal)

@@ -210,8 +210,8 @@ def as_sample_tensor(a: Any, name: str, discrete: bool = False) -> Tensor:
     Raises:
         TypeError: not array-like, or not real numbers (the dtype or columns are named).
         ValueError: not ``(n, d)`` or ``(n,)``, no features, NaN / infinite values (missing
-            labels, with ``discrete``), masked entries of a numpy masked array, or a tensor
-            on the ``meta`` device.
+            labels, with ``discrete``), masked entries of a numpy masked array, a tensor
+            on the ``meta`` device, or ``discrete`` not ``True`` or ``False``.
 
     Example:
         >>> import numpy as np
@@ -219,6 +219,7 @@ def as_sample_tensor(a: Any, name: str, discrete: bool = False) -> Tensor:
         tensor([[1700000000],
                 [1700000001]])
     """
+    discrete = check_flag("discrete", discrete)
     raw, columns = _raw(a, name)
     if isinstance(raw, Tensor):
         t = raw
