@@ -733,3 +733,34 @@ def test_derangement_estimates_a_pair_with_one_valid_anchor():
     pair_values = LocalMILoss("dv", None, negatives="derangement", **kw)(
         x[:2], y[:2], x_mask=one_anchor_each).pair_estimates
     assert bool(torch.isfinite(pair_values).all())
+
+
+def test_an_int_seed_draws_new_derangements_at_each_call():
+    """Regression (review): generator=3 was passed as a seed to each call's draw, so every
+    step used the same derangement; a seed now makes one generator, as a Generator of that
+    seed does; a generator of another type is refused at construction."""
+    from mitools.negatives import random_derangement
+
+    torch.manual_seed(0)
+    x, y = torch.randn(12, 3, 2, dtype=F64), torch.randn(12, 3, dtype=F64)
+    kw = dict(x_pattern="b c l", y_pattern="b c", negatives="derangement")
+    seeded = LocalMILoss("dv", None, generator=3, **kw)
+    first, second = (seeded(x, y).pair_estimates for _ in range(2))
+    assert not torch.equal(first, second)
+    # the same draws as a generator seeded alike, and as the derangements drawn by hand
+    gen = torch.Generator().manual_seed(3)
+    same = LocalMILoss("dv", None, generator=gen, **kw)
+    assert torch.equal(same(x, y).pair_estimates, first)
+    assert torch.equal(same(x, y).pair_estimates, second)
+    by_hand = torch.Generator().manual_seed(3)
+    valid = torch.ones(2, 12, dtype=torch.bool)
+    for got in (first, second):
+        partner = random_derangement(valid, by_hand)  # (pairs, B)
+        s = torch.einsum("bcl,nc->lbn", x, y)  # (pairs, anchors, columns)
+        pos = s.diagonal(dim1=1, dim2=2)  # (pairs, B)
+        neg = s.gather(2, partner[:, :, None])[..., 0]
+        want = pos.mean(1) - (neg.exp().mean(1)).log()  # DV on each pair's rows
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+    with pytest.raises(TypeError, match=r"generator must be a torch.Generator, an int seed or "
+                                        r"None, got float"):
+        LocalMILoss("dv", None, generator=3.0, **kw)

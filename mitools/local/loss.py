@@ -26,6 +26,7 @@ from mitools.negatives import NegativeQueue, negative_columns
 from mitools.option_checks import check_flag, check_int
 from mitools.reductions import Reduction, check_reduction, reduce, reduction_name
 from mitools.samplers import LocalToGlobal, PairSampler, PositionPairs, check_pairs
+from mitools.tasks.seeding import _generator
 
 __all__ = ["GlobalMILoss", "LocalMILoss", "LocalMIResult"]
 
@@ -78,7 +79,9 @@ class LocalMILoss(_Engine):
             gradients (see :mod:`mitools.distributed`); a no-op without a process group.
             Every rank scores rank 0's position pairs (the sampler's draws on other ranks are
             replaced), and the grids must be the same on every rank (``ValueError``).
-        generator: a :class:`torch.Generator` for the derangement draws.
+        generator: a :class:`torch.Generator` or an int seed for the derangement draws
+            (unused with ``negatives="all"``). A seed makes one generator at construction,
+            which advances with each call.
         backend: ``"auto"``, ``"dense"``, ``"blocked"`` or ``"attention"``: the execution path
             (:mod:`mitools.local.backends`); every path gives the same values and gradients.
 
@@ -95,11 +98,13 @@ class LocalMILoss(_Engine):
             take; a bound on log-densities with a critic that does not declare
             ``log_density = True``; a custom reduction of an upper bound; derangement
             negatives with a bound that needs every pair (InfoNCE, α-InfoNCE, L1Out), with
-            ``gather`` or with a queue. At the call: see :meth:`forward`.
+            ``gather`` or with a queue; an int seed out of torch's range. At the call: see
+            :meth:`forward`.
         TypeError: at construction, a ``sampler`` that is not a
             :class:`~mitools.samplers.PairSampler`, a reduction that is neither a name nor a
             callable, a ``queue`` that is not a :class:`~mitools.negatives.NegativeQueue`,
-            an int or ``None``.
+            an int or ``None``, a ``generator`` that is not a ``torch.Generator``, an int or
+            ``None``.
 
     Example:
         The objective of Liao et al. (2021): a sentence vector against every cell of an 8x8
@@ -130,7 +135,7 @@ class LocalMILoss(_Engine):
         chunk_size: int | None = None,
         column_chunk_size: int | None = None,
         gather: bool = False,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | int | None = None,
         backend: str = "auto",
     ):
         super().__init__(bound, critic, x_pattern, y_pattern, backend, chunk_size,
@@ -157,7 +162,9 @@ class LocalMILoss(_Engine):
             )
         self.queue = queue
         self.gather = check_flag("gather", gather)
-        self.generator = generator
+        # an int seed seeds one generator here, which advances with each call (seeding anew
+        # at each call drew the same derangement every step)
+        self.generator = _generator(generator, name="generator")
         if negatives == "derangement":
             if self.estimator.needs_row_partition:
                 raise ValueError(
