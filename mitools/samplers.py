@@ -42,6 +42,7 @@ from torch import Tensor
 
 from mitools.negatives import NegativeQueue, random_derangement  # noqa: F401  (moved there)
 from mitools.option_checks import check_flag, check_int
+from mitools.tasks.seeding import _generator
 
 __all__ = [
     "AllPairs",
@@ -343,11 +344,18 @@ class RandomPairs(PairSampler):
 
     Args:
         k: pairs per call (at most ``P * Q``; fewer pairs exist: all are used).
-        generator: a :class:`torch.Generator` for reproducible draws (``None``: global RNG).
+        generator: a :class:`torch.Generator` (on any device: the draw is made there) or an
+            int seed in :math:`[-2^{63}, 2^{64})`, for reproducible draws; ``None``: torch's
+            global RNG (which each call then advances). A seed makes one CPU generator at
+            construction, which advances with each call (as
+            :class:`~mitools.local.LocalMILoss`'s ``generator``): ``generator=5`` draws what
+            ``generator=torch.Generator().manual_seed(5)`` draws.
 
     Raises:
-        ValueError: ``k`` not an int >= 1 (and, at the call, as every sampler, a bad grid).
-        TypeError: a ``generator`` that is neither a ``torch.Generator`` nor ``None``.
+        ValueError: ``k`` not an int >= 1, an int seed out of range (and, at the call, as
+            every sampler, a bad grid).
+        TypeError: a ``generator`` that is neither a ``torch.Generator``, an int nor ``None``
+            (a bool, a float, a numpy ``Generator``).
 
     Example:
         >>> import torch
@@ -356,14 +364,12 @@ class RandomPairs(PairSampler):
         3
     """
 
-    def __init__(self, k: int, generator: torch.Generator | None = None):
+    def __init__(self, k: int, generator: torch.Generator | int | None = None):
         k = check_int("RandomPairs: k", k)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(
-                f"RandomPairs: generator must be a torch.Generator, got {type(generator).__name__}"
-            )
+        # an int seed was refused, where random_derangement, fold_indices, LocalMILoss and
+        # the tasks take one; one generator made here, so each call draws new pairs
         self.k = k
-        self.generator = generator
+        self.generator = _generator(generator, name="RandomPairs: generator")
 
     def _pairs(self, grid_x: Grid, grid_y: Grid, device: torch.device) -> PositionPairs:
         p, q = _numel(grid_x), _numel(grid_y)
