@@ -266,7 +266,7 @@ def gaussian_mi(
         >>> round(result.value, 2), result.interval[0] < 1.533 < result.interval[1]
         (1.53, True)
     """
-    check_options(groups, level, seed)
+    groups, level, seed = check_options(groups, level, seed)
     warn_if_unaligned(x, y, "gaussian_mi")
     xa, ya = paired_columns(x, y)
     dims = xa.shape[1] + ya.shape[1]

@@ -84,19 +84,20 @@ def minimum_samples(needed: int, groups: int) -> int:
     return max(MIN_GROUP_SIZE * groups, math.ceil(needed * groups / (groups - 1)))
 
 
-def check_options(groups: int, level: float, seed: int) -> None:
+def check_options(groups: int, level: float, seed: int) -> tuple[int, float, int]:
     """Validate ``groups`` (0, or an int of at least 2), ``level`` (in (0, 1)) and ``seed``
-    (an int in [0, 2**32 - 1]); numpy integers count as ints, booleans do not
-    (:mod:`mitools.option_checks`)."""
+    (an int in [0, 2**32 - 1]); numpy integers and 0-d tensors count as ints, booleans do not
+    (:mod:`mitools.option_checks`). Returns them as plain Python numbers, which the callers
+    use from here on (``seed=torch.tensor(3)`` passed the check and failed in numpy's
+    ``default_rng`` with "len() of a 0-d tensor")."""
     try:
-        check_int("groups", groups, 0)
+        groups = check_int("groups", groups, 0)
         if groups == 1:
             raise ValueError
     except ValueError:
         raise ValueError(f"groups must be 0 (no interval) or an int >= 2, got {groups!r}"
                          ) from None
-    check_number("level", level, 0, high=1)
-    check_int("seed", seed, 0, MAX_SEED)
+    return groups, check_number("level", level, 0, high=1), check_int("seed", seed, 0, MAX_SEED)
 
 
 def check_samples(n: int, needed: int, why: str, groups: int, method: str) -> None:

@@ -101,7 +101,7 @@ def knn_estimate(
     any neighbour radius (:func:`as_categories`)."""
     check_int("k", k, 1)
     progress = check_progress(progress)
-    check_options(groups, level, seed)
+    groups, level, seed = check_options(groups, level, seed)
     uses_kdtree(algorithm, 0)  # validates the name
     threads = resolve_threads(threads)
     x, y = paired_columns(x, y, discrete)
