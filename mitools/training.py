@@ -48,7 +48,7 @@ def _as_generator(generator: torch.Generator | int | None) -> torch.Generator:
         return generator
     if generator is None:
         return torch.Generator().manual_seed(int(torch.randint(2**62, ()).item()))
-    return _generator(generator)  # a seed (numpy ints count), or a TypeError
+    return _generator(generator, name="train_critic: generator")  # a seed (numpy ints count)
 
 
 def train_critic(
@@ -97,7 +97,9 @@ def train_critic(
         batch_size: samples per batch, :math:`N \ge 2` (each row needs a negative).
         lr: Adam's learning rate (ignored when ``optimizer`` is given).
         generator: a ``torch.Generator`` or an int seed for the batches (the same seed gives
-            every model the same batches), or ``None``.
+            every model the same batches), or ``None``: a seed drawn from torch's global RNG
+            (which advances by one draw). A seed or a generator leaves the global RNG as it
+            was; the critic's own random draws, if any, are its business.
         optimizer: an optimiser over the parameters to train; by default Adam over the
             critic's and the estimator's parameters.
         log_every: print a progress line every this many steps (0 or ``None``: never).

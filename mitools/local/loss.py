@@ -81,7 +81,9 @@ class LocalMILoss(_Engine):
             replaced), and the grids must be the same on every rank (``ValueError``).
         generator: a :class:`torch.Generator` or an int seed for the derangement draws
             (unused with ``negatives="all"``). A seed makes one generator at construction,
-            which advances with each call.
+            which advances with each call. ``None``: torch's global RNG, which each
+            derangement draw advances (a :class:`~mitools.samplers.RandomPairs` has its own
+            ``generator``).
         backend: ``"auto"``, ``"dense"``, ``"blocked"`` or ``"attention"``: the execution path
             (:mod:`mitools.local.backends`); every path gives the same values and gradients.
 
@@ -164,7 +166,7 @@ class LocalMILoss(_Engine):
         self.gather = check_flag("gather", gather)
         # an int seed seeds one generator here, which advances with each call (seeding anew
         # at each call drew the same derangement every step)
-        self.generator = _generator(generator, name="generator")
+        self.generator = _generator(generator, name="LocalMILoss: generator")
         if negatives == "derangement":
             if self.estimator.needs_row_partition:
                 raise ValueError(
