@@ -52,7 +52,8 @@ def random_derangement(valid: Tensor, generator: torch.Generator | int | None = 
 
     Args:
         valid: ``(K, B)`` bool.
-        generator: optional :class:`torch.Generator` (on any device), or an int seed.
+        generator: optional :class:`torch.Generator` (on any device), or an int seed;
+            ``None``: torch's global CPU RNG (which the draw advances).
 
     Returns:
         ``(K, B)`` long: the partner of each entry, on ``valid``'s device.

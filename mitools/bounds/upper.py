@@ -132,7 +132,8 @@ def vclub(
             uniformly from the valid negatives when ``None``.
         generator: optional ``torch.Generator`` for that draw (on any device: the draw is
             made there and moved to the scores'), or an int seed (a new CPU generator, so the
-            same seed draws the same negatives).
+            same seed draws the same negatives); ``None``: torch's global RNG on the scores'
+            device.
         offset: column of the positive of row 0.
         row_mask: optional ``(..., N)`` bool, valid anchors.
         col_mask: optional ``(..., M)`` bool, valid columns.

@@ -117,7 +117,7 @@ class ConditionalDensity(Critic):
         Args:
             x: ``(..., N, dim_x)``.
             generator: optional ``torch.Generator`` on ``x``'s device, or an int seed (as a
-                task's ``sample``), for reproducible draws.
+                task's ``sample``), for reproducible draws; ``None``: torch's global RNG.
 
         Samples are reparameterised (differentiable in the model's parameters and ``x``),
         except the component choice of a mixture.

@@ -18,6 +18,11 @@ separable one) declare ``separable = True`` and :meth:`Critic.factorise` their s
 product of per-side factors; that is what the local losses' fast paths use. Scores are
 computed in float32 or higher (:func:`dot_scores`), whatever the inputs' dtype.
 
+Their constructors take no seed: as every ``nn.Module``, they draw their initial weights from
+torch's global RNG (``torch.manual_seed`` before construction makes them reproducible, and
+advances that RNG). :func:`~mitools.estimate.estimate_mi` builds its critics under its own
+``seed`` and leaves the global RNG as it was.
+
 Pooled critics lift any of them to samples that are grids of positions (image cells, tokens),
 ``x (..., N, P, Dx)``, with one score per (sample, vector) pair:
 

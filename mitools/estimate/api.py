@@ -230,7 +230,11 @@ def estimate_mi(
             on each other (on a busy 2-core machine, 2 threads ran 10-40x slower than 1); a
             lower count set with ``torch.set_num_threads`` or ``OMP_NUM_THREADS`` is kept.
         seed: an int in [0, 2**32 - 1]; seeds the folds, the minibatches and the critics'
-            initialisation (global RNG state is left untouched).
+            initialisation (global RNG state is left untouched). The same data, options,
+            ``seed`` and thread count give the same result bit for bit (``==``), in this
+            process or another, whatever the global RNG's state; another thread count may
+            change the last digits (torch sums in another order), and ``threads=None`` picks
+            the count from the machine's load: pass ``threads=`` to rerun bit for bit.
         progress: show a ``tqdm`` progress bar on stderr with the estimate so far (the mean
             of the finished folds) and the current fold's validation bound. ``None``
             (default): a bar when stderr is a terminal and tqdm is installed, none in a log

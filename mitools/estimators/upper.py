@@ -83,7 +83,7 @@ class VCLUB(_OnScores):
 
     Args:
         generator: optional ``torch.Generator`` for the draws, or an int seed (one CPU
-            generator, made here, that every call draws on).
+            generator, made here, that every call draws on); ``None``: torch's global RNG.
 
     Raises:
         TypeError: a ``generator`` that is neither a generator, an int nor ``None``.
