@@ -170,3 +170,25 @@ def test_estimate_mi_same_seed_same_result_in_any_state_and_process():
     child = subprocess.run([sys.executable, "-c", _CHILD, "17"], capture_output=True,
                            text=True, env=env, timeout=120, check=True)
     assert child.stdout.split() == mine.split()
+
+
+def test_estimate_mi_reseeds_no_accelerator_generator(monkeypatch):
+    # torch.manual_seed inside fork_rng(devices=[]) reseeded every CUDA (MPS, XPU) generator
+    # to seed * 1009 + k, and fork_rng restored only the CPU one: a caller's CUDA stream was
+    # replaced after any estimate_mi, even one run on the CPU
+    calls = []
+    for module, name in ((torch.cuda, "manual_seed_all"), (torch.mps, "manual_seed"),
+                         (torch.xpu, "manual_seed_all")):
+        monkeypatch.setattr(module, name, lambda seed, _n=name: calls.append((_n, seed)))
+    x, y = _data()
+    estimate_mi(x, y, seed=4, **FAST)
+    assert calls == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_estimate_mi_leaves_the_cuda_generator_alone():
+    torch.cuda.manual_seed(11)
+    before = torch.cuda.get_rng_state()
+    x, y = _data()
+    estimate_mi(x, y, seed=4, **{**FAST, "device": "cuda"})
+    assert torch.equal(torch.cuda.get_rng_state(), before)

@@ -349,7 +349,9 @@ def estimate_mi(
         groups = min(JACKKNIFE_GROUPS, n // (2 * folds))
         group_of = jackknife_groups(splits, n, groups, gen).to(device)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            # the CPU generator alone, which fork_rng restores: torch.manual_seed reseeds every
+            # CUDA (and MPS, XPU) generator too, which fork_rng(devices=[]) does not restore
+            torch.random.default_generator.manual_seed(seed)
             probe = bound_with_options(bound, bound_kwargs, list(_OPTIONS))
         bound_name = bound if isinstance(bound, str) else getattr(probe, "name", "custom")
         check_estimate_bound(bound, probe)

@@ -58,7 +58,9 @@ def fit_folds(xt: Tensor, yt: Tensor, splits: Sequence[Split], *,
     shown_gain = False  # whether it has found a gain (the other folds' margin)
     for k, split in enumerate(splits):
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed * 1009 + k)
+            # the CPU generator alone (the critic is built on the CPU), which fork_rng
+            # restores: torch.manual_seed reseeded the caller's CUDA generators for good
+            torch.random.default_generator.manual_seed(seed * 1009 + k)
             model = make_critic()
             estimator = (copy.deepcopy(bound) if isinstance(bound, Estimator)
                          else get_estimator(bound, **bound_kwargs))
