@@ -87,6 +87,30 @@ def random_derangement(valid: Tensor, generator: torch.Generator | int | None = 
     return partner
 
 
+def _check_columns(where: str, features: Tensor, features_name: str, mask: Tensor | None,
+                   mask_name: str, floating: bool) -> None:
+    """Refuse column features that are not a ``(B, Q, C)`` tensor (floating with
+    ``floating``) or a mask that is not a bool ``(B, Q)`` (``None`` passes unless
+    ``floating``, the queue's case, which needs one); messages start with ``where``."""
+    if not isinstance(features, Tensor) or (floating and not features.is_floating_point()):
+        got = features.dtype if isinstance(features, Tensor) else type(features).__name__
+        kind = "floating (B, Q, C)" if floating else "(B, Q, C)"
+        raise TypeError(f"{where}: {features_name} must be a {kind} tensor, got {got}")
+    if features.dim() != 3:
+        raise ValueError(f"{where}: {features_name} must have shape (B, Q, C), got "
+                         f"{tuple(features.shape)}")
+    if mask is None and not floating:
+        return
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+        got_mask = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
+        optional = "" if floating else "None or "
+        raise TypeError(f"{where}: {mask_name} must be {optional}a bool tensor, got {got_mask}")
+    if mask.shape != features.shape[:2]:
+        raise ValueError(
+            f"{where}: {mask_name} must have shape (B, Q) = {tuple(features.shape[:2])} "
+            f"({features_name} {tuple(features.shape)}), got {tuple(mask.shape)}")
+
+
 class NegativeQueue(nn.Module):
     """A first-in first-out queue of past ``y`` features, extra negatives for every anchor.
 
@@ -160,22 +184,8 @@ class NegativeQueue(nn.Module):
             ValueError: ``features`` not 3-D, ``mask`` not of shape ``(B, Q)``, or features of
                 other positions or channels than those queued.
         """
-        if not isinstance(features, Tensor) or not features.is_floating_point():
-            got = features.dtype if isinstance(features, Tensor) else type(features).__name__
-            raise TypeError(f"NegativeQueue.extend: features must be a floating tensor, got {got}")
-        if features.dim() != 3:
-            raise ValueError(
-                f"NegativeQueue.extend: features must have shape (B, Q, C), got "
-                f"{tuple(features.shape)}"
-            )
-        if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
-            got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
-            raise TypeError(f"NegativeQueue.extend: mask must be a bool tensor, got {got}")
-        if mask.shape != features.shape[:2]:
-            raise ValueError(
-                f"NegativeQueue.extend: mask must have shape (B, Q) = {tuple(features.shape[:2])} "
-                f"(features {tuple(features.shape)}), got {tuple(mask.shape)}"
-            )
+        _check_columns("NegativeQueue.extend", features, "features", mask, "mask",
+                       floating=True)
         features = features.detach()
         if len(self) and self.features_buffer.shape[1:] != features.shape[1:]:
             raise ValueError(
@@ -296,21 +306,7 @@ def negative_columns(
             queue holds features of another shape, or ``gather`` is not ``True`` or ``False``.
     """
     gather = check_flag("negative_columns: gather", gather)
-    if not isinstance(y, Tensor):
-        raise TypeError(f"negative_columns: y must be a (B, Q, C) tensor, got {type(y).__name__}")
-    if y.dim() != 3:
-        raise ValueError(
-            f"negative_columns: y must have shape (B, Q, C), got {tuple(y.shape)}"
-        )
-    if y_mask is not None:
-        if not isinstance(y_mask, Tensor) or y_mask.dtype != torch.bool:
-            got = y_mask.dtype if isinstance(y_mask, Tensor) else type(y_mask).__name__
-            raise TypeError(f"negative_columns: y_mask must be None or a bool tensor, got {got}")
-        if y_mask.shape != y.shape[:2]:
-            raise ValueError(
-                f"negative_columns: y_mask has shape {tuple(y_mask.shape)} but y "
-                f"{tuple(y.shape)} needs (B, Q) = {tuple(y.shape[:2])}"
-            )
+    _check_columns("negative_columns", y, "y", y_mask, "y_mask", floating=False)
     cols, mask, offset = y, y_mask, 0
     if gather and distributed.is_distributed():
         if mask is None:

@@ -203,8 +203,8 @@ def test_negative_columns_refuses_features_and_masks_that_do_not_pair():
         negative_columns(torch.ones(2, 3), None, gather=False, queue=None)
     with pytest.raises(TypeError, match="y must be a \\(B, Q, C\\) tensor, got list"):
         negative_columns([[1.0]], None, gather=False, queue=None)
-    with pytest.raises(ValueError, match=r"y_mask has shape \(2, 2\) but y \(2, 3, 4\) "
-                                         r"needs \(B, Q\) = \(2, 3\)"):
+    with pytest.raises(ValueError, match=r"y_mask must have shape \(B, Q\) = \(2, 3\) "
+                                         r"\(y \(2, 3, 4\)\), got \(2, 2\)"):
         negative_columns(y, torch.ones(2, 2, dtype=torch.bool), gather=False, queue=None)
     with pytest.raises(TypeError, match=r"y_mask must be None or a bool tensor, got torch\.float"):
         negative_columns(y, torch.ones(2, 3), gather=False, queue=None)
