@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -118,20 +118,24 @@ def _new_activation(activation: Any) -> nn.Module:
     return act
 
 
-def _check_widths(hidden: Any, name: str = "hidden") -> tuple[int, ...]:
+def _check_widths(hidden: Any, name: str = "hidden",
+                  kinds: type | tuple[type, ...] = Iterable) -> tuple[int, ...]:
     """Hidden widths as a tuple of Python ints, each at least 1; a tuple, so that two
     encoders can be built from one iterable. The one check of a ``hidden=`` option (the
     critics, :func:`mlp`, :func:`~mitools.estimate_mi`).
 
+    ``kinds``: the containers taken (``Sequence`` where ``hidden`` is read more than once,
+    as by :func:`~mitools.estimate_mi`: a generator would be empty at the second reading).
+
     Raises:
-        ValueError: ``hidden`` is not an iterable of positive ints (a bare int such as
-            ``64``, a string, a float width); the message names ``name`` and the value.
+        ValueError: ``hidden`` is not an iterable (of ``kinds``) of positive ints (a bare int
+            such as ``64``, a string, a float width); the message names ``name`` and the value.
     """
-    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Iterable):
+    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, kinds):
         width_error = ""
     else:
         try:  # each width is an int option of its own
-            return tuple(check_int(name, h) for h in hidden)
+            return tuple(check_int(name, h) for h in cast(Iterable[Any], hidden))
         except ValueError as err:
             width_error = f": {err}"
     raise ValueError(f"{name} must be a sequence of positive ints (the widths of the hidden "

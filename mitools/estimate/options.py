@@ -242,11 +242,9 @@ def check_options(o: dict[str, Any]) -> None:
     check_number("level", o["level"], 0, high=1)
     check_number("val_fraction", o["val_fraction"], 0, high=1)
     hidden = o["hidden"]
-    if not isinstance(hidden, Sequence):  # read twice (here, then by estimate_mi): a generator
-        # was empty at the second reading, and gave the pure quadratic critic silently
-        raise ValueError(f"hidden must be a sequence of positive ints (the widths of the "
-                         f"hidden layers, e.g. (64, 64); () for none), got {hidden!r}")
-    _check_widths(hidden)
+    # a sequence: read twice (here, then by estimate_mi), a generator was empty at the second
+    # reading and gave the pure quadratic critic silently
+    _check_widths(hidden, kinds=Sequence)
     for name, allowed in (("report", ("corrected", "held_out")),
                           ("sided", ("lower", "two-sided")),
                           ("residual", ("auto", "joint", "separable", None))):
