@@ -96,10 +96,15 @@ def _numel(grid: Grid) -> int:
     return math.prod(grid)
 
 
+def _positive_ints(sizes: Any) -> bool:
+    """Whether every entry of ``sizes`` is an int >= 1 (numpy ints count, bools do not): a
+    grid's shape, or the shape of a map of estimates."""
+    return all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and int(s) >= 1
+               for s in sizes)
+
+
 def _check_grid(grid: Grid, name: str) -> Grid:
-    if not isinstance(grid, (tuple, list)) or not all(
-        isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in grid
-    ):
+    if not isinstance(grid, (tuple, list)) or not _positive_ints(grid):
         raise ValueError(f"{name} must be a tuple of positive ints, got {grid!r}")
     return tuple(int(s) for s in grid)  # numpy ints count
 
@@ -214,9 +219,7 @@ def check_pairs(
         raise TypeError(f"{head} a {type(pairs).__name__}; a sampler returns "
                         "mitools.samplers.PositionPairs(x_index, y_index, shape, where)")
     shape = pairs.shape
-    if not isinstance(shape, tuple) or not all(
-        isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in shape
-    ):
+    if not isinstance(shape, tuple) or not _positive_ints(shape):
         raise TypeError(f"{head} shape={shape!r}; it must be a tuple of ints >= 1, the map "
                         "of per-pair estimates")
     fields = {"x_index": pairs.x_index, "y_index": pairs.y_index, "where": pairs.where}
@@ -234,7 +237,7 @@ def check_pairs(
         return pairs
     bounds = {"x_index": (_numel(grid_x), f"the x grid {grid_x}"),
               "y_index": (_numel(grid_y), f"the y grid {grid_y}"),
-              "where": (math.prod(shape), f"the map shape {shape}")}
+              "where": (_numel(shape), f"the map shape {shape}")}
     for name, (size, of) in bounds.items():
         t = fields[name]
         low, high = int(t.min()), int(t.max())
