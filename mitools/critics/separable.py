@@ -16,6 +16,12 @@ from mitools.option_checks import check_flag, check_int, check_number
 __all__ = ["BilinearCritic", "SeparableCritic"]
 
 
+def _differs(buffer: Tensor, value: float) -> bool:
+    """Whether ``buffer`` (one number) holds another value than ``value`` rounded to its
+    dtype (``False`` on the meta device, which holds no value)."""
+    return not buffer.is_meta and float(buffer) != float(torch.tensor(value, dtype=buffer.dtype))
+
+
 class SeparableCritic(Critic):
     r"""Separable critic :math:`f(x, y) = g(x)^\top h(y) / T`.
 
@@ -84,19 +90,15 @@ class SeparableCritic(Critic):
         # a fixed temperature is a hyper-parameter, not a weight: after .double() it is the
         # float64 value of log T, not the float32 rounding it was built with (scores were off
         # by 2e-9 relative, far above float64's rounding)
-        fixed, buffer = self.fixed_log_temperature, self.log_temperature
-        if fixed is not None and not buffer.is_meta:
-            value = float(buffer)
-            if value != float(torch.tensor(fixed, dtype=buffer.dtype)):
-                # another temperature since: a loaded state's, or one set by hand (annealed)
-                fixed = self.fixed_log_temperature = value
+        fixed = self.fixed_log_temperature
+        if fixed is not None and _differs(self.log_temperature, fixed):
+            # another temperature since: a loaded state's, or one set by hand (annealed)
+            fixed = self.fixed_log_temperature = float(self.log_temperature)
         super()._apply(fn, recurse)
-        buffer = self.log_temperature
         # refilled only where the move lost the value (a wider dtype, to_empty's garbage): the
         # tensor fn made is kept otherwise, e.g. share_memory()'s shared one
-        if fixed is not None and not buffer.is_meta and (
-                float(buffer) != float(torch.tensor(fixed, dtype=buffer.dtype))):
-            self.log_temperature = torch.full_like(buffer, fixed)
+        if fixed is not None and _differs(self.log_temperature, fixed):
+            self.log_temperature = torch.full_like(self.log_temperature, fixed)
         return self
 
     def embed(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
