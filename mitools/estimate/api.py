@@ -20,7 +20,6 @@ from mitools.estimate.critic import (
 )
 from mitools.estimate.crossfit import fit_folds
 from mitools.estimate.data import MarginTransform, _warn_if_labels, warn_if_exact_relation
-from mitools.estimate.diagnostics import diagnose, warn_about_estimate
 from mitools.estimate.evaluation import SAMPLED_NEGATIVES_BOUNDS
 from mitools.estimate.folds import fold_indices, jackknife_groups
 from mitools.estimate.knn_check import knn_cross_check
@@ -41,12 +40,8 @@ from mitools.estimate.persist import _is_plain, plain
 from mitools.estimate.pointwise import column_names
 from mitools.estimate.progress import Progress
 from mitools.estimate.result import MIEstimate, constant_uncertainty
-from mitools.estimate.stats import (
-    JACKKNIFE_GROUPS,
-    confidence_bounds,
-    jackknife_stderr,
-    t_quantile,
-)
+from mitools.estimate.stats import JACKKNIFE_GROUPS
+from mitools.estimate.summary import summarise_folds
 from mitools.estimators import Estimator
 from mitools.inputs import (
     as_sample_tensor,
@@ -403,47 +398,14 @@ def estimate_mi(
             bar.close()
             torch.set_num_threads(previous_threads)
 
-        value = sum(r.value for r in results) / folds
-        # delete-a-group jackknife over samples, critics held fixed: the estimate without group g
-        stderr = jackknife_stderr(torch.stack(leave_out).mean(0))
-        low, high, kind = confidence_bounds(value, stderr, sided, level, groups - 1)
-        held_out = sum(r.held_out for r in results) / folds
-        in_sample = sum(r.in_sample for r in results) / folds
         # KSG on the same samples: where it reads clearly more, the critics fell short
         knn = ((math.nan, math.nan) if exact or discrete_x or discrete_y
                else knn_cross_check(xt, yt, seed))
-        diagnostics = diagnose(results, value, stderr, max_steps, init, exact=exact, knn=knn,
-                               repeated=repeated > 0)
-        warn_about_estimate(value, t_quantile(0.975, groups - 1) * stderr, diagnostics.flags,
-                            margins, critic, discrete_x or discrete_y,
-                            [r.value for r in results])
-        if exact:
-            # the MI is infinite and the value a lower figure set by the critics' regularisation
-            # and n: an interval around it says nothing (y = 2x + 1, n = 500, read 9.20 ±
-            # 26.05, lower bound -35.8 nats), as the classical estimators give none
-            stderr, low, high = math.nan, math.nan, math.nan
-            kind = ("none: x and y are related exactly, so the MI is infinite, and the value "
-                    "is a lower figure set by the critics and n, which no interval describes")
-        return MIEstimate(
-            value=value,
-            stderr=stderr,
-            interval=(low, high),
-            level=level,
-            method="neural",
-            uncertainty=(kind if exact else
-                         f"delete-a-group jackknife over the samples ({groups} groups, fold "
-                         f"critics held fixed); {kind}"),
-            held_out=held_out,
-            in_sample=in_sample,
-            optimism=(in_sample - held_out) / 2,
-            report=report,
-            bound=bound_name,
-            folds=tuple(results),
-            sided=sided,
-            diagnostics=diagnostics,
-            margins=(margin_x, margin_y),
-            settings=settings,
-        )
+        return summarise_folds(
+            results, leave_out, groups, sided=sided, level=level, max_steps=max_steps,
+            init=init, exact=exact, knn=knn, repeated=repeated > 0, margins=margins,
+            critic=critic, discrete=discrete_x or discrete_y, report=report, bound=bound_name,
+            settings=settings, transforms=(margin_x, margin_y))
 
 
 #: estimate_mi's own options (a keyword outside them goes to the bound)

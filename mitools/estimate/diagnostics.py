@@ -217,14 +217,15 @@ def diagnose(folds: Sequence[FoldResult], value: float, stderr: float,
 
 def warn_about_estimate(value: float, noise: float, flags: tuple[str, ...], margins: str,
                         critic: Any, discrete: bool = False,
-                        fold_values: Sequence[float] = ()) -> None:
+                        fold_values: Sequence[float] = (), stacklevel: int = 3) -> None:
     """Warn about signs of misspecification, and about estimates below 0: significantly
     (``value + noise < 0``, ``noise`` a 95 % two-sided half-width), or by more than
     :data:`NOISE_NATS` within a noise so wide that it reaches 0 (``fold_values``, the
-    folds' own values, show the spread)."""
+    folds' own values, show the spread). ``stacklevel`` goes to :func:`warnings.warn`
+    (3, the default: the caller of the function that calls this one)."""
     if flags:
         warnings.warn("estimate_mi: " + "; ".join(flags) + ". See result.diagnostics.",
-                      RuntimeWarning, stacklevel=3)
+                      RuntimeWarning, stacklevel=stacklevel)
     if value + noise >= 0 and value > -NOISE_NATS:  # within the noise of 0, and near it
         return
     if value > -NOISE_NATS:
@@ -233,7 +234,7 @@ def warn_about_estimate(value: float, noise: float, flags: tuple[str, ...], marg
             "independent variables give: with no dependence to find, a critic fitted to noise "
             "scores new pairs slightly worse than chance. Read it as no detectable "
             "dependence (MI near 0).",
-            RuntimeWarning, stacklevel=3)
+            RuntimeWarning, stacklevel=stacklevel)
         return
     tips = []
     if margins != "ranks":
@@ -255,10 +256,10 @@ def warn_about_estimate(value: float, noise: float, flags: tuple[str, ...], marg
             "negative, so some critics "
             "generalise badly to held-out pairs, and the estimate says little. Try "
             f"{'; '.join(tips)}.",
-            RuntimeWarning, stacklevel=3)
+            RuntimeWarning, stacklevel=stacklevel)
         return
     warnings.warn(
         f"estimate_mi: the estimate {value:.3f} nats lies significantly below zero (up to "
         f"{value + noise:.3f} with the noise); MI is never negative, so the critics "
         f"generalise badly to held-out pairs. Try {'; '.join(tips)}.",
-        RuntimeWarning, stacklevel=3)
+        RuntimeWarning, stacklevel=stacklevel)
