@@ -44,11 +44,14 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from mitools.bounds import RowStatistic
-from mitools.critics.base import _no_autocast
-from mitools.local.blocked import positive_gradient, positive_scores, scatter_back
+from mitools.local.blocked import (
+    positive_gradient,
+    positive_scores,
+    scatter_back,
+    without_autocast,
+)
 from mitools.local.grid import take
 from mitools.local.kernels import Kernel, compute_dtype, find_kernel
 from mitools.local.problems import Problems
@@ -176,6 +179,7 @@ def _operands(
     return q4, k4
 
 
+@without_autocast
 class _AttentionStatistics(torch.autograd.Function):
     @staticmethod
     def _forward(
@@ -225,21 +229,6 @@ class _AttentionStatistics(torch.autograd.Function):
         ctx.args = (problems, pair_chunk, kernel, statistics)
         ctx.save_for_backward(u, v, positive, *outs)
         return (positive, *outs)
-
-    # The score arithmetic is the library's own: float32 or higher under torch.autocast too,
-    # as on the blocked path (whose products autocast rounded). Nothing here was autocast
-    # (private fused kernels, elementwise products); the context keeps it so.
-    @staticmethod
-    def forward(ctx: Any, u: Tensor, *args: Any) -> tuple[Tensor, ...]:
-        ctx.device = u.device
-        with _no_autocast(u.device):
-            return _AttentionStatistics._forward(ctx, u, *args)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, *grads: Tensor | None) -> tuple[Any, ...]:
-        with _no_autocast(ctx.device):
-            return _AttentionStatistics._backward(ctx, *grads)
 
     @staticmethod
     def _backward(ctx: Any, g_pos: Tensor | None, *g_stats: Tensor | None) -> tuple[Any, ...]:

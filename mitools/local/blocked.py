@@ -14,7 +14,7 @@ results merge, its gradient, and the finisher that turns the statistics into the
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import torch
 from torch import Tensor
@@ -71,6 +71,35 @@ def _block_scores(uu: Tensor, vv: Tensor, c0: int, c1: int, k: int) -> Tensor:
     return torch.matmul(uu, vv[:, c0:c1].transpose(-1, -2)).expand(k, -1, -1)
 
 
+_Function = TypeVar("_Function", bound=type[torch.autograd.Function])
+
+
+def without_autocast(cls: _Function) -> _Function:
+    """Class decorator for the local paths' autograd Functions: their ``forward`` and
+    ``backward`` run the class's ``_forward(ctx, u, *args)`` and ``_backward(ctx, *grads)``
+    with ``torch.autocast`` off on ``u``'s device, and ``backward`` is once differentiable.
+
+    The score arithmetic is the library's own: float32 or higher under ``torch.autocast`` too
+    (on the blocked path autocast's half-precision products rounded the blocks and failed on
+    "Index put requires the source and destination dtypes match"; the attention path's
+    private kernels and elementwise products were not autocast, and the context keeps it so).
+    """
+    def forward(ctx: Any, u: Tensor, *args: Any) -> tuple[Tensor, ...]:
+        ctx.device = u.device
+        with _no_autocast(u.device):
+            return cls._forward(ctx, u, *args)  # type: ignore[attr-defined]
+
+    @once_differentiable
+    def backward(ctx: Any, *grads: Tensor | None) -> tuple[Any, ...]:
+        with _no_autocast(ctx.device):
+            return cls._backward(ctx, *grads)  # type: ignore[attr-defined]
+
+    cls.forward = staticmethod(forward)  # type: ignore[method-assign]
+    cls.backward = staticmethod(backward)  # type: ignore[method-assign, assignment]
+    return cls
+
+
+@without_autocast
 class _BlockedStatistics(torch.autograd.Function):
     @staticmethod
     def _forward(ctx: Any, u: Tensor, v: Tensor, run: _Run) -> tuple[Tensor, ...]:
@@ -103,21 +132,6 @@ class _BlockedStatistics(torch.autograd.Function):
         ctx.run = run
         ctx.save_for_backward(u, v, *outs)
         return (positive, *outs)
-
-    # The score arithmetic is the library's own: float32 or higher under torch.autocast too
-    # (autocast's half-precision products rounded the blocks and failed on "Index put requires
-    # the source and destination dtypes match").
-    @staticmethod
-    def forward(ctx: Any, u: Tensor, *args: Any) -> tuple[Tensor, ...]:
-        ctx.device = u.device
-        with _no_autocast(u.device):
-            return _BlockedStatistics._forward(ctx, u, *args)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, *grads: Tensor | None) -> tuple[Any, ...]:
-        with _no_autocast(ctx.device):
-            return _BlockedStatistics._backward(ctx, *grads)
 
     @staticmethod
     def _backward(ctx: Any, g_pos: Tensor | None, *g_stats: Tensor | None) -> tuple[Any, ...]:
