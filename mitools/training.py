@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from mitools.critics.base import check_scores
+from mitools.critics.base import checked_scores
 from mitools.estimators import Estimator, get_estimator
 from mitools.option_checks import check_int, check_number
 from mitools.tasks.seeding import _generator
@@ -193,7 +193,7 @@ def _train_loop(
                 f"step returning such a task, got {type(current).__name__}"
             )
         x, y = current.sample(batch_size, generator=gen)
-        scores = check_scores(critic(x, y), x, y, type(critic).__name__)
+        scores = checked_scores(critic, x, y, leading=None)
         extra: dict[str, Tensor] = {"anchors": x}
         if needs_targets:
             extra["targets"] = y

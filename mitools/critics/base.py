@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
 import torch
@@ -282,6 +282,17 @@ def check_scores(
             f"and M={m} (y's){note}"
         )
     return scores
+
+
+def checked_scores(critic: Callable[[Tensor, Tensor], Any], x: Tensor, y: Tensor,
+                   leading: tuple[int, ...] | None = ()) -> Tensor:
+    """``critic(x, y)``, checked by :func:`check_scores` under the critic's class name: the
+    scores of every pair, ``(*leading, N, M)`` (``leading=None``: any leading dimensions).
+
+    Raises:
+        TypeError, ValueError: as :func:`check_scores`.
+    """
+    return check_scores(critic(x, y), x, y, type(critic).__name__, leading)
 
 
 def check_factors(factors: Any, x: Tensor, y: Tensor, critic: str) -> tuple[Tensor, Tensor]:

@@ -8,7 +8,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from mitools.critics.base import check_scores
+from mitools.critics.base import checked_scores
 from mitools.estimate.pointwise import log_partition
 from mitools.estimate.stats import JACKKNIFE_GROUPS
 from mitools.estimators import DV, MINE, NWJ, Estimator
@@ -34,8 +34,7 @@ def _summarisable(estimator: Estimator) -> bool:
 @torch.no_grad()
 def _evaluate(estimator: Estimator, critic: nn.Module, x: Tensor, y: Tensor) -> float:
     """The bound on all pairs of ``(x, y)``."""
-    return float(estimator(check_scores(critic(x, y), x, y, type(critic).__name__, ()),
-                           anchors=x))
+    return float(estimator(checked_scores(critic, x, y), anchors=x))
 
 
 @torch.no_grad()
@@ -52,7 +51,7 @@ def _evaluate_leaving_groups_out(estimator: Estimator, critic: nn.Module, x: Ten
     estimator as a row of two entries, the mean positive score and the log-mean-exp of the
     negatives, and the latter over all samples is the log-partition. Other bounds are
     evaluated once on all pairs, then once per group with masks."""
-    scores = check_scores(critic(x, y), x, y, type(critic).__name__, ())
+    scores = checked_scores(critic, x, y)
     if _summarisable(estimator):
         rows = _summaries_leaving_groups_out(scores, group_of, groups)  # (1 + groups, 1, 2)
         values = estimator(rows.to(scores.dtype)).double().cpu()

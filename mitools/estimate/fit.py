@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from mitools.bounds import check_finite
-from mitools.critics.base import check_scores
+from mitools.critics.base import checked_scores
 from mitools.estimate.averaging import WeightAverage
 from mitools.estimate.data import Standardization, _standardize
 from mitools.estimate.evaluation import (
@@ -159,7 +159,7 @@ def _batch_value(estimator: Estimator, model: nn.Module, x: Tensor, y: Tensor, n
     b = x.shape[0]
     m = min(negatives, b - 1)
     if not (hasattr(model, "score_shifted") and _summarisable(estimator)):
-        return estimator(check_scores(model(x, y), x, y, type(model).__name__, ()), anchors=x)
+        return estimator(checked_scores(model, x, y), anchors=x)
     shifts = torch.randperm(b - 1, generator=gen)[:m] + 1
     # (1 + m, B): positives, then each shift
     scores = cast(_ShiftedScores, model).score_shifted(x, y, shifts)
