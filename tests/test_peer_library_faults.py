@@ -16,8 +16,9 @@ import pytest
 import torch
 from scipy.special import digamma
 
-from mitools import bounds
+from mitools import GlobalMILoss, LocalMILoss, bounds, samplers
 from mitools.classical import ksg, mixed_ksg
+from mitools.conditionals import DiagonalGaussian
 from mitools.critics import SeparableCritic
 from mitools.estimators import MINE
 from mitools.negatives import random_derangement
@@ -191,6 +192,60 @@ def test_a_floored_temperature_can_rise_again_and_the_floor_can_be_lifted() -> N
     assert fixed_log_t == pytest.approx(math.log(0.001), rel=1e-6)
 
 
+@pytest.mark.parametrize("backend", ["dense", "blocked", "attention"])
+@pytest.mark.parametrize("bound", ["infonce", "dv", "nwj"])
+def test_padding_garbage_never_reaches_a_local_loss(bound: str, backend: str) -> None:
+    # the same NaN-with-masks fault, on feature grids (TS-TCC issue #25, allennlp PR #105):
+    # padded cells and tokens holding 0, 1e30 or NaN give one loss and finite gradients.
+    torch.manual_seed(0)
+    x0 = torch.randn(5, 6, 2, 2, dtype=torch.float64)
+    y0 = torch.randn(5, 3, 4, dtype=torch.float64)
+    x_mask = torch.ones(5, 2, 2, dtype=torch.bool)
+    x_mask[1, 0, 0] = False
+    y_mask = torch.ones(5, 3, dtype=torch.bool)
+    y_mask[0, 2] = y_mask[3, 0] = False
+    critic = SeparableCritic(6, 4, hidden=(), embed_dim=3).double()
+    losses = []
+    for fill in (0.0, 1e30, float("nan")):
+        x, y = x0.clone(), y0.clone()
+        x[1, :, 0, 0] = y[0, 2] = y[3, 0] = fill
+        x.requires_grad_(True)
+        y.requires_grad_(True)
+        loss_fn = LocalMILoss(bound, critic, samplers.AllPairs(), x_pattern="b c h w",
+                              y_pattern="b l c", backend=backend)
+        loss = loss_fn(x, y, x_mask=x_mask, y_mask=y_mask).loss
+        loss.backward()
+        assert x.grad is not None and y.grad is not None
+        assert bool(torch.isfinite(x.grad).all() and torch.isfinite(y.grad).all())
+        losses.append(float(loss.detach()))
+    assert losses[1] == pytest.approx(losses[0], abs=1e-12)
+    assert losses[2] == pytest.approx(losses[0], abs=1e-12)
+
+
+@pytest.mark.parametrize("pool", ["mean", "max"])
+def test_global_pooling_leaves_padded_positions_out(pool: str) -> None:
+    # dbiir/UER-py PR #190 ("mean-pooling includes pad embedding"): a sentence's pooled
+    # feature changed with the longest sentence of its batch. GlobalMILoss pools valid
+    # positions only: equal to pooling each sample's valid positions by hand.
+    torch.manual_seed(0)
+    x0 = torch.randn(5, 6, 4, dtype=torch.float64)
+    y = torch.randn(5, 3, dtype=torch.float64)
+    mask = torch.ones(5, 4, dtype=torch.bool)
+    mask[0, 3] = False
+    mask[2, 1:] = False
+    critic = SeparableCritic(6, 3, hidden=(), embed_dim=3).double()
+    pooled = torch.stack([x0[i][:, mask[i]].mean(-1) if pool == "mean"
+                          else x0[i][:, mask[i]].max(-1).values for i in range(5)])
+    with torch.no_grad():
+        ref = -float(bounds.infonce(critic(pooled, y)))
+        for fill in (0.0, 1e6):
+            x = x0.clone()
+            x[~mask[:, None, :].expand_as(x)] = fill
+            loss = GlobalMILoss("infonce", critic, x_pattern="b c l", y_pattern="b c",
+                                pool=pool)(x, y, x_mask=mask).loss
+            assert float(loss) == pytest.approx(ref, abs=1e-12)
+
+
 # ---------------------------------------------------------------------------------------------
 # MINE, SMILE, CLUB and the shuffled marginals
 # ---------------------------------------------------------------------------------------------
@@ -264,6 +319,22 @@ def test_club_is_the_diagonal_mean_minus_the_off_diagonal_mean() -> None:
     assert float(bounds.club(logq)) == pytest.approx(rho**2 / (1 - rho**2), abs=0.04)
 
 
+def test_the_gaussian_conditional_keeps_its_normalising_terms() -> None:
+    # Linear95/CLUB issue #7: why does CLUB's log-likelihood subtract logvar? Because the
+    # Gaussian density's normaliser holds the variance; dropped, q is not fitted by maximum
+    # likelihood. mitools' DiagonalGaussian is the full log-density, -D/2 log 2 pi included,
+    # equal to torch.distributions.Normal's.
+    torch.manual_seed(0)
+    q = DiagonalGaussian(2, 3, hidden=(4,)).double()
+    x = torch.randn(5, 2, dtype=torch.float64)
+    y = torch.randn(5, 3, dtype=torch.float64)
+    mean, scale = q.parameters_of(x)
+    with torch.no_grad():
+        ref = torch.distributions.Normal(mean[:, None], scale[:, None]).log_prob(y[None]).sum(-1)
+        assert torch.allclose(q.log_prob(y, x), ref, atol=1e-12)
+        assert torch.allclose(q.log_prob_pairs(y, x), ref.diagonal(), atol=1e-12)
+
+
 # ---------------------------------------------------------------------------------------------
 # k-NN estimators (KSG, the mixed estimator)
 # ---------------------------------------------------------------------------------------------
@@ -312,6 +383,25 @@ def test_ksg_counts_and_digamma_terms_match_the_paper(estimator: int, algorithm:
     ref = _ksg_ref(x, y, 3, estimator)  # 0.351358441501465 (eq. 8), 0.384903514392179 (eq. 9)
     got = ksg(x, y, k=3, estimator=estimator, noise=0, algorithm=algorithm, groups=0).value
     assert got == pytest.approx(ref, abs=1e-12)
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_ksg_reads_k(k: int) -> None:
+    # scikit-learn issue #8173: n_neighbors was not passed on, so every k gave k = 3's value.
+    x, y = _two_dim_sample()
+    got = ksg(x, y, k=k, noise=0, groups=0).value
+    assert got == pytest.approx(_ksg_ref(x, y, k, 1), abs=1e-12)
+    assert abs(got - _ksg_ref(x, y, 3, 1)) > 1e-3
+
+
+def test_ksg_does_not_depend_on_units() -> None:
+    # neurodata/treeple issue #193: the neighbour radius of unscaled data spanned every sample
+    # of the small-scale variable. Columns are standardised first: rescaling one changes
+    # nothing but rounding.
+    x, y = _two_dim_sample()
+    rescaled = x * np.array([1e4, 1e-3])
+    got = ksg(rescaled, y, noise=0, groups=0).value
+    assert got == pytest.approx(ksg(x, y, noise=0, groups=0).value, abs=1e-9)
 
 
 def test_ksg_uses_the_max_norm_not_the_euclidean() -> None:
