@@ -92,6 +92,25 @@ def test_nwj_refuses_an_overflowing_partition_instead_of_returning_inf() -> None
     assert float(bounds.nwj(s64)) == pytest.approx(ref, rel=1e-12)
 
 
+def test_duplicate_samples_keep_their_positive_by_index() -> None:
+    # fartashf/vsepp issue #6 and moein-shariatnia/OpenAI-CLIP PR #28 (issues #16, #27): with
+    # the same image twice in a batch, targets read from the model's similarities (or from
+    # equal features) put both positives on the first copy. The positive of row i is the pair
+    # drawn with it, column i, whatever the other rows hold: on a batch where rows 0 and 2 are
+    # the same x (and so score alike), the value is the formula with positives at (i, i).
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(4, 3, dtype=torch.float64, generator=gen)
+    x[2] = x[0]
+    y = torch.randn(4, 3, dtype=torch.float64, generator=gen)
+    s = x @ y.T
+    assert torch.equal(s[0], s[2])
+    ref = _infonce_ref(s.numpy())
+    first_match = float(np.mean([s[i, j].item() - _lse(s[i].numpy())
+                                 for i, j in enumerate([0, 1, 0, 3])]) + math.log(4))
+    assert float(bounds.infonce(s)) == pytest.approx(ref, abs=1e-12)
+    assert abs(ref - first_match) > 0.1  # the fault's value, for the record
+
+
 @pytest.mark.parametrize("rank", [0, 1, 2])
 def test_gathered_columns_put_the_positive_at_rank_times_n(rank: int) -> None:
     # RElbers/info-nce-pytorch issue #13 (labels = arange(N): the positive on the diagonal)
