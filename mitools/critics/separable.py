@@ -22,6 +22,30 @@ def _differs(buffer: Tensor, value: float) -> bool:
     return not buffer.is_meta and float(buffer) != float(torch.tensor(value, dtype=buffer.dtype))
 
 
+class _FloorWayBack(torch.autograd.Function):
+    """``max(x, floor)``, whose gradient also reaches an ``x`` below the floor where a descent
+    step would raise it (a negative gradient): a learned log-temperature held at its floor
+    can leave it again (``torch.clamp`` would give it no gradient there, for good)."""
+
+    generate_vmap_rule = True  # torch.func.vmap over a critic: the rule is elementwise
+
+    @staticmethod
+    def forward(x: Tensor, floor: float) -> Tensor:
+        return x.clamp(min=floor)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        x, floor = inputs
+        ctx.save_for_backward(x)
+        ctx.floor = floor
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        (x,) = ctx.saved_tensors
+        passes = (x > ctx.floor) | (grad < 0)
+        return torch.where(passes, grad, torch.zeros_like(grad)), None
+
+
 class SeparableCritic(Critic):
     r"""Separable critic :math:`f(x, y) = g(x)^\top h(y) / T`.
 
@@ -33,11 +57,21 @@ class SeparableCritic(Critic):
         cosine: L2-normalise the embeddings (a cosine similarity), as in CLIP / SimCLR.
         temperature: :math:`T > 0`; with ``cosine=True`` a small value (0.1) is usual.
         learn_temperature: learn :math:`\log T` as a parameter.
+        min_temperature: the floor of a learned temperature (``0`` for none): the scores use
+            :math:`\max(T, T_{\min})`, as CLIP clips its learned logit scale at 100
+            (:math:`T_{\min} = 0.01`, the default), so that a cosine critic's scores stay
+            within :math:`\pm 1/T_{\min}`. Without it, InfoNCE lowers a learned :math:`T`
+            for as long as the positives are separable, and the scores grow without bound.
+            The gradient of :math:`\log T` still reaches the parameter while it sits below
+            the floor when it would raise it, so it can come back. Ignored when the
+            temperature is fixed.
         activation: the non-linearity class of the encoders (see :func:`~mitools.critics.mlp`).
 
     Raises:
         ValueError: at construction, a dimension or width that is not an int >= 1, a temperature
-            that is not a finite number > 0, or a flag that is not ``True`` or ``False``;
+            that is not a finite number > 0, a ``min_temperature`` that is not a finite number
+            >= 0 or (with ``learn_temperature``) above ``temperature``, or a flag that is not
+            ``True`` or ``False``;
             at the call, as every :class:`~mitools.critics.Critic` (inputs of the wrong shape
             or device).
         TypeError: at the call, non-tensor or non-floating-point inputs.
@@ -63,11 +97,20 @@ class SeparableCritic(Critic):
         temperature: float = 1.0,
         learn_temperature: bool = False,
         activation: type[nn.Module] = nn.ReLU,
+        min_temperature: float = 0.01,
     ):
         super().__init__()
         temperature = check_number("temperature", temperature, 0)
         cosine = check_flag("cosine", cosine)
         learn_temperature = check_flag("learn_temperature", learn_temperature)
+        min_temperature = check_number("min_temperature", min_temperature, 0, strict=False)
+        if learn_temperature and temperature < min_temperature:
+            raise ValueError(
+                f"SeparableCritic: the learned temperature starts at temperature={temperature}, "
+                f"below its floor min_temperature={min_temperature}; lower min_temperature "
+                "(0 for no floor) or start higher")
+        #: the floor of a learned temperature (see ``min_temperature``); 0 for none
+        self.min_temperature = min_temperature
         dim_x, dim_y = check_int("dim_x", dim_x), check_int("dim_y", dim_y)
         embed_dim = check_int("embed_dim", embed_dim)
         hidden = _check_widths(hidden)
@@ -114,7 +157,15 @@ class SeparableCritic(Critic):
         """``u = g(x) / T`` ``(..., N, embed_dim)`` and ``v = h(y)`` ``(..., M, embed_dim)``."""
         self._check_inputs(x, y, broadcast=False)
         gx, hy = self.embed(x, y)
-        return gx * torch.exp(-self.log_temperature).to(gx.dtype), hy
+        return gx * torch.exp(-self.effective_log_temperature()).to(gx.dtype), hy
+
+    def effective_log_temperature(self) -> Tensor:
+        r""":math:`\log T` as the scores use it, a 0-d tensor: the learned one floored at
+        ``log(min_temperature)``; the fixed one as it is."""
+        log_t = self.log_temperature
+        if not isinstance(log_t, nn.Parameter) or self.min_temperature <= 0:
+            return log_t
+        return _FloorWayBack.apply(log_t, math.log(self.min_temperature))
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         self._check_inputs(x, y)
