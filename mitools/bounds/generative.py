@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mitools.bounds._scores import _refused_non_finite, exp_of_log_term
+from mitools.bounds._scores import _refused_non_finite, exp_of_log_term, with_gradient_of
 from mitools.bounds.lower import NEGATIVES_LSE
 from mitools.bounds.rowwise import (
     RowStatistics,
@@ -164,8 +164,7 @@ def _doe(st: RowStatistics, log_marginal: Tensor) -> Tensor:
     # log_marginal: (..., N), log q(y) of each row's positive
     lm = _per_row(log_marginal, st, "doe", "log_marginal")
     value = rows_mean(st.positive - lm, st)
-    objective = rows_mean(st.positive + lm, st)
-    return objective + (value - objective).detach()
+    return with_gradient_of(value, rows_mean(st.positive + lm, st))
 
 
 def _flo(st: RowStatistics, u: Tensor | None = None) -> Tensor:
@@ -298,7 +297,8 @@ def doe(
 
     Value: the estimate. Gradient: that of the two log-likelihoods,
     :math:`\frac1K\sum_i [\log q(y_{i+o} \mid x_i) + \log q(y_{i+o})]`, to maximise (built as
-    ``objective + (value - objective).detach()``), so one optimiser fits both models.
+    ``value.detach() + (objective - objective.detach())``), so one optimiser fits both
+    models.
 
     Args:
         scores: ``(..., N, M)`` log conditional densities :math:`\log q(y_j \mid x_i)`.

@@ -1,0 +1,83 @@
+"""Extreme critic scores in float32 and float16 (tryout 19): values and gradients against
+float64 arithmetic written out here (plain loops over the same inputs).
+
+Each test holds the input that exposed a precision loss and its float64 value; the library
+must give that value to the rounding of the result, not to the rounding of some larger
+intermediate:
+
+* the stop-gradient construction of SMILE, JS and DoE (``objective + (value -
+  objective).detach()``) rounded the value at the scale of the objective: a SMILE estimate of
+  0.123456 nats came out 0.123047 when the critic scored the negatives about 30000;
+* FLO tied to the critic (``u = -S_pos``) rounded ``-u + lme`` at the scale of the positive:
+  with positives of 30000 the gradient of the negatives was 1e-3 off, relative;
+* ``reduce(..., "logsumexp")`` summed float16 exponentials in float16: 70000 zeros gave inf.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from mitools import bounds
+from mitools.local import GlobalMILoss
+
+F32_EPS = 2.0**-24  # float32's unit roundoff
+
+
+def _as_features(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features whose dot products are exactly ``scores (N, M)`` (``x`` the identity rows,
+    ``y = scores^T``), so the local losses score the same matrix (N = M)."""
+    n = scores.shape[0]
+    return torch.eye(n, dtype=scores.dtype), scores.T.contiguous()
+
+
+# SMILE (clip 5): positives 5.123456 (float32), negatives 30000 clipped to 5. Its value,
+# mean(S_ii) - lme(clip(S_ij)) = 5.123456001281738 - 5, in float64:
+SMILE_SCORES = [[5.123456, 3e4], [3e4, 5.123456]]
+SMILE_VALUE = 0.12345600128173828
+
+
+def test_smile_value_is_exact_when_its_objective_is_large():
+    """The JSD objective is about -15000 here; the value used to come out 0.123046875."""
+    s = torch.tensor(SMILE_SCORES)
+    assert float(s[0, 0].double()) - 5.0 == SMILE_VALUE  # the float64 reference
+    got = bounds.smile(s, clip=5.0)
+    assert abs(float(got) - SMILE_VALUE) <= 4 * F32_EPS
+
+
+@pytest.mark.parametrize("backend", ["dense", "blocked"])
+def test_smile_value_is_exact_on_every_path(backend):
+    """The local losses' paths call the same finisher (attention does not take SMILE)."""
+    x, y = _as_features(torch.tensor(SMILE_SCORES))
+    loss = GlobalMILoss("smile", None, x_pattern="b c", y_pattern="b c", backend=backend)
+    got = loss(x, y).estimate
+    assert abs(float(got) - SMILE_VALUE) <= 4 * F32_EPS
+
+
+def test_smile_gradient_is_still_the_jensen_shannon_objectives():
+    """The value changed its construction, not its gradient: that of JSD (float64 loops)."""
+    s = torch.tensor(SMILE_SCORES, dtype=torch.float64)
+    s[0, 1], s[1, 0] = 2.5, -1.5  # unsaturated softplus terms
+    x = s.clone().requires_grad_()
+    bounds.smile(x).backward()
+    sigmoid = lambda t: 1.0 / (1.0 + math.exp(-t))  # noqa: E731
+    want = [[sigmoid(-s[i, j].item()) / 2 if i == j else -sigmoid(s[i, j].item()) / 2
+             for j in range(2)] for i in range(2)]  # fmt: skip
+    torch.testing.assert_close(x.grad, torch.tensor(want, dtype=torch.float64), rtol=1e-12,
+                               atol=0)  # fmt: skip
+
+
+def test_doe_value_is_exact_when_log_densities_are_large():
+    """Positives 30000.123046875 (float32), log q(y) = 30000: DoE = 0.123046875 exactly in
+    float64; the objective (positive + log_marginal, 60000) rounded it to 0.125."""
+    s = torch.tensor([[3e4 + 0.123, -1.0], [-1.0, 3e4 + 0.123]])
+    want = sum(float(s[i, i].double()) - 3e4 for i in range(2)) / 2
+    assert want == 0.123046875
+    got = bounds.doe(s, torch.tensor([3e4, 3e4]))
+    assert float(got) == want
+    # the gradient is still that of the two log-likelihoods: 1/N on each positive
+    x = s.clone().requires_grad_()
+    bounds.doe(x, torch.tensor([3e4, 3e4])).backward()
+    torch.testing.assert_close(x.grad, torch.eye(2) / 2)
