@@ -22,6 +22,7 @@ import torch
 
 from mitools import bounds
 from mitools.local import GlobalMILoss
+from mitools.reductions import reduce
 
 F32_EPS = 2.0**-24  # float32's unit roundoff
 
@@ -125,3 +126,30 @@ def test_flo_gradient_of_the_negatives_with_dominant_positives(path):
     assert float(rel) <= 1e-5
     # the value: within one rounding of 30000 (its own scale)
     assert abs(float(value.detach()) - want_value) <= 2 * 3e4 * F32_EPS
+
+
+def test_logsumexp_reduction_of_many_float16_values_is_finite():
+    """70000 float16 zeros: log 70000 = 11.156 (float16 11.15625); torch's float16
+    logsumexp summed the exponentials in float16 and gave inf, with a zero gradient."""
+    k = 70000
+    values = torch.zeros(k, dtype=torch.float16, requires_grad=True)
+    active = torch.ones(k, dtype=torch.bool)
+    out = reduce(values, active, "logsumexp")
+    assert out.dtype == torch.float16
+    assert abs(float(out) - math.log(k)) <= 2.0**-8  # half of float16's spacing at 11
+    out.backward()
+    assert values.grad is not None
+    # 1/70000 is a float16 subnormal: within half its spacing, 2^-25
+    torch.testing.assert_close(values.grad.float(), torch.full((k,), 1.0 / k), rtol=1e-3,
+                               atol=2.0**-25)  # fmt: skip
+
+
+def test_logsumexp_reduction_of_float16_matches_float64():
+    """Mixed float16 values with a few inactive: against float64 log-sum-exp on the same
+    values."""
+    gen = torch.Generator().manual_seed(0)
+    values = (8 * torch.randn(50000, generator=gen)).to(torch.float16)
+    active = torch.rand(50000, generator=gen) > 0.1
+    want = torch.logsumexp(values.double()[active], 0)
+    got = reduce(values, active, "logsumexp")
+    assert abs(float(got) - float(want)) <= 2.0**-11 * abs(float(want))
