@@ -16,7 +16,10 @@ Conventions shared by every bound:
   Poole et al. (2019) and Song & Ermon (2020): their value is an MI estimate while their
   gradient is that of the Jensen-Shannon objective.
 * All reductions happen in log space (``logsumexp``); float16/bfloat16 inputs are upcast to
-  float32 (and the result is float32), float32 and float64 are preserved.
+  float32 (and the result is float32), float32 and float64 are preserved. The upcast cannot
+  undo an overflow that happened before the call: a float16 score above 65504 is already
+  ``inf`` and is refused as below (the critics of :mod:`mitools.critics` return float32
+  scores from half-precision features; keep scores of that size in float32).
 * Scores must be finite where they count: an ``inf`` or ``nan`` in an unmasked entry raises a
   ``ValueError`` naming ``scores`` and the first bad index (masked entries may hold anything).
   :class:`check_finite` switches the check off for hot loops.
