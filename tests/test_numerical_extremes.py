@@ -165,3 +165,72 @@ def test_float16_scores_at_the_top_of_their_range():
     with pytest.raises(ValueError, match=r"infonce: scores hold a non-finite value \(inf\) at "
                                          r"index \(0, 0\)"):  # fmt: skip
         bounds.infonce(over)
+
+
+def _alpha_infonce_reference(s: torch.Tensor, a: float, alpha: float) -> torch.Tensor:
+    """alpha-InfoNCE (Poole et al. eq. 11) in float64, written out entry by entry from its
+    definition (m_ij from the leave-one-out log-mean-exp of row i without column j)."""
+    n, m = s.shape
+
+    def lme(values: list[torch.Tensor]) -> torch.Tensor:
+        return torch.logsumexp(torch.stack(values), 0) - math.log(len(values))
+
+    def m_ij(i: int, j: int) -> torch.Tensor:
+        loo = lme([s[i, k] for k in range(m) if k != j])
+        return torch.logaddexp(loo + math.log(alpha), torch.tensor(a + math.log1p(-alpha),
+                                                                   dtype=s.dtype))
+
+    joint = [s[i, i] - m_ij(i, j) for i in range(n) for j in range(m) if j != i]
+    marginal = [s[i, j] - m_ij(i, i) for i in range(n) for j in range(m) if j != i]
+    return 1.0 + torch.stack(joint).mean() - torch.exp(lme(marginal))
+
+
+ALPHA_CASES = {
+    # rows of equal scores 10^4, a = 0, alpha = 0.01: -94.424 in float32, for -94.395
+    "equal rows": (torch.full((6, 6), 1e4), 0.0, 0.01),
+    # one dominant entry per row (the positives), negatives of order 1
+    "dominant positives": (
+        torch.randn(6, 6, generator=torch.Generator().manual_seed(0)).fill_diagonal_(1e4),
+        0.0, 0.01,
+    ),
+    # a batch of one row, scores of both signs far apart, a at the scale of the third
+    "one row": (torch.tensor([[1e4, -1e4, 0.0]]), 0.0, 0.5),
+    # ties at the top of each row, baseline at the scores' scale
+    "ties": (torch.tensor([[3e4, 3e4, 0.0], [3e4, 3e4, 3e4 - 1], [0.0, 3e4, 3e4]]), 3e4, 0.5),
+}
+
+
+@pytest.mark.parametrize("case", list(ALPHA_CASES))
+def test_alpha_infonce_at_large_scores_is_exact_to_float32(case):
+    """Its log-baseline m_ij (at the scale of the scores, 10^4) was formed and then subtracted
+    from the scores: its float32 rounding, 1e-3, went into exp(S - m), so equal rows of 10^4
+    gave -94.424 for -94.395 (the value's own rounding is 1e-5) and a row [10^4, -10^4, 0]
+    1.72005 for 1.71963. Each difference is now formed from differences of the inputs."""
+    scores, a, alpha = ALPHA_CASES[case]
+    ref_in = scores.double().requires_grad_()
+    want = _alpha_infonce_reference(ref_in, a, alpha)
+    (want_grad,) = torch.autograd.grad(want, ref_in)
+    x = scores.clone().requires_grad_()
+    got = bounds.alpha_infonce(x, a, alpha)
+    got.backward()
+    want = want.detach()
+    assert abs(float(got.detach()) - float(want)) <= 16 * F32_EPS * max(1.0, abs(float(want)))
+    scale = float(want_grad.abs().max())
+    assert float((x.grad.double() - want_grad).abs().max()) <= 1e-5 * scale
+    if case == "equal rows":
+        assert float(want.detach()) == pytest.approx(-94.39482981407755, abs=1e-9)
+
+
+def test_infonce_precision_at_scores_of_ten_thousand_is_as_documented():
+    """Documented (mitools.bounds, "Precision"): the log-sum-exps are held at the scale of the
+    scores, so float32 rows of equal scores 10^4 give InfoNCE about 0.00034 for 0: within
+    10^4 x 2^-24 x the sum of |gradient| (2 (1 - 1/M))."""
+    s = torch.full((8, 8), 1e4)
+    x = s.clone().requires_grad_()
+    got = bounds.infonce(x)
+    got.backward()
+    grad_sum = float(x.grad.abs().sum())
+    assert grad_sum == pytest.approx(2 * (1 - 1 / 8), rel=1e-3)
+    assert abs(float(got.detach())) <= 1e4 * F32_EPS * grad_sum
+    # float64 holds it to its own rounding, 10^4 x 2^-53
+    assert abs(float(bounds.infonce(s.double()))) <= 1e4 * 2.0**-53 * grad_sum
