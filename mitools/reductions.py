@@ -90,7 +90,11 @@ def reduce(values: Tensor, active: Tensor, reduction: Reduction) -> Tensor:
         reduction: a name from :data:`REDUCTIONS` or ``f(values, active) -> 0-dim tensor``.
 
     Returns:
-        A 0-dim tensor carrying the gradient of the active values.
+        A 0-dim tensor carrying the gradient of the active values, in ``values``' dtype.
+        ``"mean"``, ``"sum"`` and ``"logsumexp"`` accumulate in float32 or higher and round
+        once to that dtype, so a result it cannot hold is ``inf``: the ``"sum"`` of 5000
+        float16 values of 30 (150000, above float16's 65504), for instance; reduce float32
+        values (the local losses' estimates are float32) to keep it.
 
     Raises:
         ValueError: an unknown reduction name, ``values`` not 1-D, ``active`` of another
@@ -125,11 +129,11 @@ def reduce(values: Tensor, active: Tensor, reduction: Reduction) -> Tensor:
             )
         return out
     zero = torch.zeros((), dtype=values.dtype, device=values.device)
+    # summed (and log-sum-exp'd) in float32 or higher, then given back in the values' dtype
+    acc = torch.promote_types(values.dtype, torch.float32) if values.is_floating_point() \
+        else None
     if reduction in ("mean", "sum"):
-        # summed in float32 or higher, then given back in the values' dtype: 5000 float16
-        # values of 30 summed to inf in float16, and their mean was inf, silently
-        acc = torch.promote_types(values.dtype, torch.float32) if values.is_floating_point() \
-            else None
+        # 5000 float16 values of 30 summed to inf in float16, and their mean was inf, silently
         total = torch.where(active, values, zero).sum(dtype=acc)
         if reduction == "sum":
             return total.to(values.dtype) if acc is not None else total
@@ -138,4 +142,8 @@ def reduce(values: Tensor, active: Tensor, reduction: Reduction) -> Tensor:
     masked = torch.where(active, values, torch.full_like(values, -math.inf))
     if reduction == "max":
         return masked.amax()
-    return torch.logsumexp(masked, dim=0)
+    # torch's float16 logsumexp sums the exponentials in float16: 70000 values of 0 gave inf
+    # (log 70000 = 11.16) and a zero gradient, silently
+    if acc is None:
+        return torch.logsumexp(masked, dim=0)
+    return torch.logsumexp(masked.to(acc), dim=0).to(values.dtype)

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mitools.bounds._scores import _refused_non_finite, exp_of_log_term
+from mitools.bounds._scores import _refused_non_finite, exp_of_log_term, with_gradient_of
 from mitools.bounds.lower import NEGATIVES_LSE
 from mitools.bounds.rowwise import (
     RowStatistics,
@@ -164,8 +164,7 @@ def _doe(st: RowStatistics, log_marginal: Tensor) -> Tensor:
     # log_marginal: (..., N), log q(y) of each row's positive
     lm = _per_row(log_marginal, st, "doe", "log_marginal")
     value = rows_mean(st.positive - lm, st)
-    objective = rows_mean(st.positive + lm, st)
-    return objective + (value - objective).detach()
+    return with_gradient_of(value, rows_mean(st.positive + lm, st))
 
 
 def _flo(st: RowStatistics, u: Tensor | None = None) -> Tensor:
@@ -174,7 +173,10 @@ def _flo(st: RowStatistics, u: Tensor | None = None) -> Tensor:
     u = -positive if u is None else _per_row(u, st, "flo", "u")
     # log-mean-exp over the row's valid negatives: every valid column but the positive
     lme_row = _valid_rows(st.of(NEGATIVES_LSE) - torch.log(st.n_cols - 1.0), st)
-    return 1.0 + rows_mean(-u - exp_of_log_term(-u + lme_row - positive, "flo",
+    # (-u - S_pos) first: it is 0, or small, when u tracks -S_pos (u=None ties them), and exact
+    # then; -u + lme - S_pos rounded -u + lme at the scale of the positive (in float32, the
+    # gradient of the negatives was off by 1e-3 relative with positives of 30000)
+    return 1.0 + rows_mean(-u - exp_of_log_term((-u - positive) + lme_row, "flo",
                                                 "exp(-u + lme(S) - S_pos)"), st)
 
 
@@ -298,7 +300,8 @@ def doe(
 
     Value: the estimate. Gradient: that of the two log-likelihoods,
     :math:`\frac1K\sum_i [\log q(y_{i+o} \mid x_i) + \log q(y_{i+o})]`, to maximise (built as
-    ``objective + (value - objective).detach()``), so one optimiser fits both models.
+    ``value.detach() + (objective - objective.detach())``), so one optimiser fits both
+    models.
 
     Args:
         scores: ``(..., N, M)`` log conditional densities :math:`\log q(y_j \mid x_i)`.

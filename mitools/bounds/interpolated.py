@@ -18,6 +18,7 @@ from mitools.bounds._scores import (
     _prepare,
     _Prepared,
 )
+from mitools.bounds.rowwise import _masked_logsumexp
 from mitools.option_checks import check_number
 
 __all__ = ["alpha_infonce"]
@@ -98,11 +99,22 @@ def alpha_infonce(
     alpha = check_number("alpha_infonce: alpha", alpha, 0, high=1)
     p = _prepare(scores, offset, row_mask, col_mask, "alpha_infonce")
     a = _check_baseline(log_baseline, p, "alpha_infonce")
-    loo = _leave_one_out_lme(p)  # (..., N, M)
-    m = torch.logaddexp(loo + math.log(alpha), a[..., None] + math.log1p(-alpha))
-    n = p.scores.shape[-2]
-    offset_cols = torch.arange(n, device=m.device) + offset
-    m_pos = torch.gather(m, -1, offset_cols.expand(*m.shape[:-2], n)[..., None]).squeeze(-1)
-    joint = _mean_negatives(p.positive[..., None] - m, p)
-    marginal = torch.exp(_lme_negatives(p.scores - m_pos[..., None], p))
-    return 1.0 + joint - marginal
+    log_alpha, log_rest = math.log(alpha), math.log1p(-alpha)
+    # Each difference S - m is formed from differences of the inputs, never from m itself: m
+    # is at the scale of the scores (or of a), and in float32 scores of 10^4 put its rounding,
+    # 1e-3, into exp(S - m) (-94.424 for -94.395 on rows of equal scores 10^4).
+    # The joint term S_ii - m_ij = -logaddexp(loo_ij - S_ii + log a, a_i - S_ii + log(1 - a)),
+    # with loo_ij - S_ii the leave-one-out log-mean-exp of the row less its positive.
+    pos = p.positive
+    loo_less_pos = _leave_one_out_lme(p._replace(scores=p.scores - pos[..., None]))
+    joint = -torch.logaddexp(loo_less_pos + log_alpha, (a - pos)[..., None] + log_rest)
+    # The marginal term S_ij - m_i,pos, with loo_i,pos the log-mean-exp of the row's
+    # negatives, taken less the largest of them (a constant: it cancels) so that it is of the
+    # size of their spread.
+    top = p.scores.detach().masked_fill(~p.neg_valid, -math.inf).amax(-1)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # rows without any
+    rel = p.scores - top[..., None]
+    loo_pos = _masked_logsumexp(rel, p.neg_valid) - torch.log(p.n_cols - 1.0)  # less top
+    marginal = -torch.logaddexp(loo_pos[..., None] - rel + log_alpha,
+                                (a[..., None] - p.scores) + log_rest)  # fmt: skip
+    return 1.0 + _mean_negatives(joint, p) - torch.exp(_lme_negatives(marginal, p))

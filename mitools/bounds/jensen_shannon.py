@@ -19,6 +19,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor
 
+from mitools.bounds._scores import with_gradient_of
 from mitools.bounds.lower import NEGATIVES_LSE, _dv, _tuba
 from mitools.bounds.rowwise import (
     RowStatistic,
@@ -44,8 +45,7 @@ def _jsd(st: RowStatistics) -> Tensor:
 
 def _with_js_gradient(value: Tensor, st: RowStatistics) -> Tensor:
     """``value`` with the gradient of the Jensen-Shannon objective (stop-gradient)."""
-    objective = _jsd(st)
-    return objective + (value - objective).detach()
+    return with_gradient_of(value, _jsd(st))
 
 
 def _js(st: RowStatistics) -> Tensor:
@@ -151,7 +151,8 @@ def js(
     r"""MI estimate from a critic trained with the Jensen-Shannon objective (Poole et al. 2019).
 
     Value: :func:`nwj` evaluated on :math:`S + 1`; gradient: that of :func:`jsd`. Built as
-    ``jsd + (nwj(S + 1) - jsd).detach()``.
+    ``nwj(S + 1).detach() + (jsd - jsd.detach())``, so the value is NWJ's to
+    the last bit however large the objective.
 
     The JS objective's optimal critic is the pointwise mutual information (PMI), and NWJ's
     optimal critic is PMI + 1, so the shift makes the value unbiased at the JS optimum. (The

@@ -55,7 +55,12 @@ class SeparableCritic(Critic):
         hidden: hidden widths of both encoders :math:`g` and :math:`h`.
         embed_dim: dimension of the embeddings that are compared.
         cosine: L2-normalise the embeddings (a cosine similarity), as in CLIP / SimCLR.
-        temperature: :math:`T > 0`; with ``cosine=True`` a small value (0.1) is usual.
+        temperature: :math:`T > 0`; with ``cosine=True`` a small value (0.1) is usual. The
+            scores are computed in float32 or higher, but the factor :math:`g(x) / T`
+            (:meth:`factorise`) is held in the critic's dtype: in float16 an entry above 65504
+            overflows (with ``cosine=True``, any :math:`T` below about :math:`1.5 \cdot
+            10^{-5}`, scores of :math:`10^5`), and the bounds refuse the NaN scores; use a
+            float32 or bfloat16 critic for such scores.
         learn_temperature: learn :math:`\log T` as a parameter.
         min_temperature: the floor of a learned temperature (``0`` for none): the scores use
             :math:`\max(T, T_{\min})`, as CLIP clips its learned logit scale at 100

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from mitools import bounds
 from mitools.bounds import RowStatistics
+from mitools.bounds._scores import with_gradient_of
 from mitools.estimators.base import Estimator, ProblemIndex
 from mitools.option_checks import check_number
 
@@ -113,7 +114,7 @@ class MINE(Estimator):
         # d/dθ exp(log_z - log_ema) = (E_q[e^S ∇S] / E_q[e^S]) * exp(log_z - log_ema)
         #                           = E_q[e^S ∇S] / ema          (Belghazi et al. eq. 12)
         surrogate = joint - torch.exp(log_z - ema)
-        return value.detach() + (surrogate - surrogate.detach())
+        return with_gradient_of(value, surrogate)
 
     def _update(self, batch: Tensor, problems: ProblemIndex | None) -> Tensor:
         """Update the averages of the batch's real problems; the averages to use, ``batch``'s
