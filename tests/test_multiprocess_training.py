@@ -206,3 +206,51 @@ def test_queue_without_gather_under_ddp_holds_every_ranks_batch():
                 continue
             torch.testing.assert_close(features[:, 0], want[step], atol=0, rtol=0)
             assert mask.shape == (want[step].shape[0], 1) and bool(mask.all())
+
+
+# ---------------------------------------------------------------------------------------------
+# Seeded generators in DataLoader workers started with spawn
+# ---------------------------------------------------------------------------------------------
+
+
+class SeededDraws(torch.utils.data.Dataset):
+    """What a dataset of a training script holds: a seeded pair sampler, and losses whose
+    random draws (derangements, vCLUB's negatives) come from their own seeded generators."""
+
+    def __init__(self) -> None:
+        from mitools.estimators import VCLUB
+        from mitools.samplers import RandomPairs
+
+        self.sampler = RandomPairs(3, generator=5)
+        self.loss = LocalMILoss("nwj", None, negatives="derangement", generator=4)
+        self.vclub = VCLUB(generator=3)
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        where = self.sampler((3, 3), (2,)).where
+        return (where, torch.randint(100, (2,), generator=self.loss.generator),
+                torch.randint(100, (2,), generator=self.vclub.generator))  # fmt: skip
+
+
+def test_seeded_samplers_and_losses_reach_spawned_dataloader_workers():
+    """A dataset holding ``RandomPairs(3, generator=5)`` (or a LocalMILoss or VCLUB with a
+    seed) in a DataLoader with ``num_workers=2, multiprocessing_context="spawn"``: every
+    worker died rebuilding the generator ("unable to resize file <filename not specified>",
+    pytorch issue 146828). Each worker holds a copy of the generators in the state they were
+    sent in, so worker 0 (items 0, 2) and worker 1 (items 1, 3) draw the same sequence: the
+    documented reason to reseed them per worker."""
+    loader = torch.utils.data.DataLoader(SeededDraws(), batch_size=None, num_workers=2,
+                                         multiprocessing_context="spawn")  # fmt: skip
+    items = list(loader)
+    gens = [torch.Generator().manual_seed(s) for s in (5, 4, 3)]
+    first = (torch.randperm(18, generator=gens[0])[:3].sort().values,
+             torch.randint(100, (2,), generator=gens[1]),
+             torch.randint(100, (2,), generator=gens[2]))  # fmt: skip
+    second = (torch.randperm(18, generator=gens[0])[:3].sort().values,
+              torch.randint(100, (2,), generator=gens[1]),
+              torch.randint(100, (2,), generator=gens[2]))  # fmt: skip
+    for got, want in zip(items, (first, first, second, second), strict=True):
+        for g, w in zip(got, want, strict=True):
+            assert torch.equal(g, w)

@@ -26,12 +26,12 @@ from mitools.negatives import NegativeQueue, negative_columns
 from mitools.option_checks import check_flag, check_int
 from mitools.reductions import Reduction, check_reduction, reduce, reduction_name
 from mitools.samplers import LocalToGlobal, PairSampler, PositionPairs, check_pairs
-from mitools.tasks.seeding import _generator
+from mitools.tasks.seeding import _generator, _PicklesGenerators
 
 __all__ = ["GlobalMILoss", "LocalMILoss", "LocalMIResult"]
 
 
-class LocalMILoss(_Engine):
+class LocalMILoss(_PicklesGenerators, _Engine):
     r"""Mutual information between the positions of two feature grids of any shape.
 
     **Generative estimators and upper bounds** (``"ba"``, ``"doe"``, ``"club"``, ``"vclub"``,
