@@ -254,3 +254,75 @@ def test_seeded_samplers_and_losses_reach_spawned_dataloader_workers():
     for got, want in zip(items, (first, first, second, second), strict=True):
         for g, w in zip(got, want, strict=True):
             assert torch.equal(g, w)
+
+
+# ---------------------------------------------------------------------------------------------
+# estimate_mi in child processes
+# ---------------------------------------------------------------------------------------------
+
+
+def _estimate_in_child(queue) -> None:
+    import mitools
+    from mitools.tasks import CorrelatedGaussian
+
+    x, y = CorrelatedGaussian(dim=2, mi=1.0, dtype=torch.float64).sample(
+        300, generator=torch.Generator().manual_seed(0))
+    result = mitools.estimate_mi(x, y, max_steps=40, eval_every=20, folds=2, hidden=(8,),
+                                 embed_dim=4, threads=1, progress=False)  # fmt: skip
+    queue.put(float(result.value))
+
+
+def test_threads_govern_the_whole_estimate_mi_call(monkeypatch):
+    """``threads=1`` held only around the fits: the margins' ranks (and the checks, KSG's
+    cross-check) ran on torch's thread count of the caller, 2 here."""
+    import mitools
+    from mitools.estimate import api
+    from mitools.estimate.data import MarginTransform
+
+    seen = []
+    fit = MarginTransform.fit.__func__
+
+    def recording(cls, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return fit(cls, *args, **kwargs)
+
+    monkeypatch.setattr(api.MarginTransform, "fit", classmethod(recording))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        x = torch.randn(200, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        mitools.estimate_mi(x, x + torch.randn(200, 1, dtype=torch.float64), max_steps=2,
+                            eval_every=1, folds=2, hidden=(4,), embed_dim=2, threads=1,
+                            progress=False)  # fmt: skip
+        assert seen == [1, 1]
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(previous)
+
+
+@pytest.mark.skipif("fork" not in mp.get_all_start_methods(), reason="needs fork")
+def test_estimate_mi_with_one_thread_in_a_forked_child_does_not_hang():
+    """A process that had run a parallel torch op (two threads) forks; the child calls
+    ``estimate_mi(..., threads=1)``. It hung for ever in libgomp (``gomp_team_barrier_wait``,
+    from the margins' ``searchsorted`` on the parent's thread count, the fork having left the
+    parent's OpenMP threads behind); it now runs on one thread from the start and returns the
+    estimate (about 1 nat)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        sorted_ = torch.sort(torch.randn(200_000, dtype=torch.float64)).values
+        torch.searchsorted(sorted_, torch.randn(200_000, dtype=torch.float64))  # OpenMP team
+        ctx = mp.get_context("fork")
+        queue = ctx.SimpleQueue()
+        child = ctx.Process(target=_estimate_in_child, args=(queue,))
+        child.start()
+        child.join(60)
+        hung = child.is_alive()
+        if hung:
+            child.kill()
+            child.join()
+    finally:
+        torch.set_num_threads(previous)
+    assert not hung, "estimate_mi(threads=1) hung in a forked child"
+    assert child.exitcode == 0
+    assert 0.5 < queue.get() < 1.5  # I(X; Y) = 1 nat
