@@ -66,10 +66,11 @@ def rows_of(sizes: tuple[int, ...], rank: int) -> slice:
 # MINE's moving average under DDP with gathered negatives
 # ---------------------------------------------------------------------------------------------
 
-MINE_CASES = {  # name: (samples on each rank, pooled (GlobalMILoss) or every cell (LocalMILoss))
-    "local_3_3": ((3, 3), False),
-    "local_1_4": ((1, 4), False),
-    "global_3_0": ((3, 0), True),
+MINE_CASES = {  # name: (samples on each rank, pooled (GlobalMILoss) or every cell, backend)
+    "local_3_3": ((3, 3), False, "dense"),
+    "local_1_4_blocked": ((1, 4), False, "blocked"),
+    "local_2_2_attention": ((2, 2), False, "attention"),
+    "global_3_0": ((3, 0), True, "auto"),
 }
 
 
@@ -87,10 +88,11 @@ def mine_critic() -> SeparableCritic:
 
 def mine_steps(rank: int, name: str) -> list[dict]:
     """Two SGD steps of MINE with gathered negatives, the loss wrapped in DDP."""
-    sizes, pooled = MINE_CASES[name]
+    sizes, pooled, backend = MINE_CASES[name]
     x, y = mine_data(sizes)
     x, y = x[rows_of(sizes, rank)], y[rows_of(sizes, rank)]
-    loss_fn = (GlobalMILoss if pooled else LocalMILoss)("mine", mine_critic(), gather=True)
+    loss_fn = (GlobalMILoss if pooled else LocalMILoss)("mine", mine_critic(), gather=True,
+                                                       backend=backend)
     model = DistributedDataParallel(loss_fn)
     out = []
     for _ in range(2):
@@ -110,7 +112,7 @@ def mine_reference(name: str) -> list[dict]:
     """Belghazi et al.'s eq. 12 by brute force on the concatenated batch: every position pair's
     scores ``(N, N)``, the log-mean-exp of their off-diagonal entries, its moving average (the
     first estimate starts it) and the gradient of ``-(mean diag - exp(lme - ema))``."""
-    sizes, pooled = MINE_CASES[name]
+    sizes, pooled, _ = MINE_CASES[name]
     x, y = mine_data(sizes)
     critic = mine_critic()
     params = list(critic.parameters())
@@ -151,8 +153,8 @@ def test_mine_under_ddp_with_gathered_negatives_follows_the_global_partition(min
     ([[-0.061, -0.026], ...] against [[-0.104, -0.087], ...]), DDP's buffer broadcast then kept
     rank 0's (rank 1's batches never reached them), and the gradients were off the global
     batch's by 1e-3. Now every rank holds the average of one process on the concatenated batch,
-    and DDP's averaged gradient is its eq. 12 gradient, over two steps, with a short rank and an
-    empty one too."""
+    and DDP's averaged gradient is its eq. 12 gradient, over two steps, on every path, with a
+    short rank and an empty one too."""
     want = mine_reference(name)
     for got_rank in mine_ranks:
         for got, ref in zip(got_rank[name], want, strict=True):

@@ -46,7 +46,9 @@ class MINE(Estimator):
     broadcast changes nothing, and its averaged gradient is that of one process on the
     concatenated batch (the value stays the weighted mean of the ranks' DV estimates, see
     :mod:`mitools.distributed`). Called on scores directly, MINE knows no ranks: each process
-    keeps the average of its own batches.
+    keeps the average of its own batches. So does a loss with ``gather=False``, and inside
+    ``DistributedDataParallel`` (whose ``broadcast_buffers=True`` copies rank 0's buffers to
+    every rank at each forward) the averages then follow rank 0's batches only.
 
     Args:
         momentum: :math:`\beta \in [0, 1)`, the weight of the past in the moving average
