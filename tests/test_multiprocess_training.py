@@ -137,8 +137,32 @@ def mine_reference(name: str) -> list[dict]:
     return out
 
 
+MICRO = ((2, 3), (2, 0), (1, 2))  # samples on ranks 0 and 1 in each of three micro-batches
+
+
+def accumulated(rank: int) -> list[torch.Tensor]:
+    """InfoNCE with gathered negatives, three micro-batches of uneven (and empty) ranks, the
+    first two under ``no_sync()``: the critic's gradients after the synchronised third."""
+    x, y = mine_data((sum(sum(m) for m in MICRO),))
+    loss_fn = LocalMILoss("infonce", mine_critic(), gather=True)
+    model = DistributedDataParallel(loss_fn)
+    start = 0
+    for i, sizes in enumerate(MICRO):
+        rows = rows_of(sizes, rank)
+        rows = slice(start + rows.start, start + rows.stop)
+        if i < len(MICRO) - 1:
+            with model.no_sync():
+                model(x[rows], y[rows]).loss.backward()
+        else:
+            model(x[rows], y[rows]).loss.backward()
+        start += sum(sizes)
+    return [p.grad.clone() for p in loss_fn.critic.parameters()]
+
+
 def mine_worker(rank: int) -> dict:
-    return {name: mine_steps(rank, name) for name in MINE_CASES}
+    out: dict = {name: mine_steps(rank, name) for name in MINE_CASES}
+    out["accumulated"] = accumulated(rank)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +186,29 @@ def test_mine_under_ddp_with_gathered_negatives_follows_the_global_partition(min
             assert bool(got["seen"].all())
             for g, r in zip(got["grads"], ref["grads"], strict=True):
                 torch.testing.assert_close(g, r, atol=1e-12, rtol=0)
+
+
+def test_no_sync_accumulation_with_uneven_gathered_batches_equals_one_process(mine_ranks):
+    """Gradient accumulation under ``no_sync()`` with the ranks' micro-batches of 2 and 3, 2
+    and none, 1 and 2 samples: DDP's averaged gradient is the sum over the micro-batches of the
+    gradient of InfoNCE on each concatenated micro-batch (brute force: every cell's ``(N, N)``
+    scores, the log-softmax of the positives)."""
+    x, y = mine_data((sum(sum(m) for m in MICRO),))
+    critic = mine_critic()
+    params = list(critic.parameters())
+    want = [torch.zeros_like(p) for p in params]
+    start = 0
+    for sizes in MICRO:
+        n = sum(sizes)
+        xb, yb = x[start : start + n], y[start : start + n]
+        scores = torch.stack([critic(c, yb) for c in xb.flatten(2).permute(2, 0, 1)])
+        infonce = (scores.log_softmax(-1).diagonal(dim1=-2, dim2=-1) + math.log(n)).mean()
+        for w, g in zip(want, torch.autograd.grad(-infonce, params), strict=True):
+            w += g
+        start += n
+    for got_rank in mine_ranks:
+        for g, w in zip(got_rank["accumulated"], want, strict=True):
+            torch.testing.assert_close(g, w, atol=1e-12, rtol=0)
 
 
 # ---------------------------------------------------------------------------------------------
