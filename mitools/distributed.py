@@ -211,7 +211,9 @@ def all_gather_with_grad(tensor: Tensor, *, check_shapes: bool = True) -> Tensor
         tensor: ``(N, ...)``, the same shape on every rank (for batches of different sizes,
             :func:`all_gather_with_offset`).
         check_shapes: first compare the shapes across ranks and raise a clear error (one small
-            extra collective).
+            extra collective). ``False`` trusts the shapes to be equal: ranks of different
+            batch sizes then abort the processes (gloo's ``EnforceNotMet``, SIGABRT) or gather
+            garbage, with no message naming the shapes.
 
     Returns:
         ``(world_size * N, ...)``, rank ``r``'s rows at ``r * N : (r + 1) * N``; the input
