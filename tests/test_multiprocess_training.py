@@ -192,7 +192,7 @@ def test_no_sync_accumulation_with_uneven_gathered_batches_equals_one_process(mi
     """Gradient accumulation under ``no_sync()`` with the ranks' micro-batches of 2 and 3, 2
     and none, 1 and 2 samples: DDP's averaged gradient is the sum over the micro-batches of the
     gradient of InfoNCE on each concatenated micro-batch (brute force: every cell's ``(N, N)``
-    scores, the log-softmax of the positives)."""
+    scores, the log-softmax of the positives). A guard: this held before the tryout."""
     x, y = mine_data((sum(sum(m) for m in MICRO),))
     critic = mine_critic()
     params = list(critic.parameters())
