@@ -22,8 +22,10 @@ batches of different sizes on the ranks, for
 every bound whose value is a mean over anchors and negatives (InfoNCE, NWJ, TUBA, JS, JSD).
 DV, MINE and SMILE take the log of a mean over each rank's negatives, which differs from the
 log of the global mean (by Jensen's inequality); their gathered estimate is the weighted mean
-of the ranks' estimates. L1Out's mixture takes the other anchors of the rank only (each rank's
-value is the L1Out bound of its own batch; a rank with fewer than two anchors weighs 0).
+of the ranks' estimates (MINE's moving averages follow the global batch's log-partition, so
+its gradient is the single-process one). L1Out's mixture takes the other anchors of the rank
+only (each rank's value is the L1Out bound of its own batch; a rank with fewer than two
+anchors weighs 0).
 
 Every function here is a no-op without an initialised process group (or with one process).
 
@@ -209,7 +211,9 @@ def all_gather_with_grad(tensor: Tensor, *, check_shapes: bool = True) -> Tensor
         tensor: ``(N, ...)``, the same shape on every rank (for batches of different sizes,
             :func:`all_gather_with_offset`).
         check_shapes: first compare the shapes across ranks and raise a clear error (one small
-            extra collective).
+            extra collective). ``False`` trusts the shapes to be equal: ranks of different
+            batch sizes then abort the processes (gloo's ``EnforceNotMet``, SIGABRT) or gather
+            garbage, with no message naming the shapes.
 
     Returns:
         ``(world_size * N, ...)``, rank ``r``'s rows at ``r * N : (r + 1) * N``; the input

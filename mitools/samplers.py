@@ -42,7 +42,7 @@ from torch import Tensor
 
 from mitools.negatives import NegativeQueue, random_derangement  # noqa: F401  (moved there)
 from mitools.option_checks import check_flag, check_int
-from mitools.tasks.seeding import _generator
+from mitools.tasks.seeding import _generator, _PicklesGenerators
 
 __all__ = [
     "AllPairs",
@@ -340,7 +340,7 @@ class Matched(PairSampler):
         return PositionPairs(idx, idx, grid_x, idx)
 
 
-class RandomPairs(PairSampler):
+class RandomPairs(_PicklesGenerators, PairSampler):
     """``k`` distinct position pairs drawn uniformly per call from all ``P * Q`` pairs.
 
     The per-position map has shape ``grid_x + grid_y`` and is NaN at the pairs not drawn.
@@ -353,6 +353,13 @@ class RandomPairs(PairSampler):
             construction, which advances with each call (as
             :class:`~mitools.local.LocalMILoss`'s ``generator``): ``generator=5`` draws what
             ``generator=torch.Generator().manual_seed(5)`` draws.
+
+    **In other processes.** The sampler pickles with its generator's state, so it reaches
+    DataLoader workers and spawned processes (``spawn`` too) and draws there what it would
+    have drawn here. Each worker holds its own copy in that state, so every worker draws the
+    *same* pairs: reseed it per worker (``worker_init_fn``: ``sampler.generator.manual_seed(
+    seed + worker_id)``), or pass ``generator=None``, whose global RNG the DataLoader seeds
+    per worker.
 
     Raises:
         ValueError: ``k`` not an int >= 1, an int seed out of range (and, at the call, as

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 from collections.abc import Sequence
@@ -224,6 +225,11 @@ def estimate_mi(
             those available less the 1-minute load average: threads beyond the idle CPUs wait
             on each other (on a busy 2-core machine, 2 threads ran 10-40x slower than 1); a
             lower count set with ``torch.set_num_threads`` or ``OMP_NUM_THREADS`` is kept.
+            The count holds from the options' check on: the margins, the fits and KSG's
+            cross-check alike. In a process *forked* from one that had run torch on several
+            threads, pass ``threads=1`` (libgomp's threads do not survive a fork, and a
+            parallel region on more of them waits for ever), or start processes with
+            ``spawn``.
         seed: an int in [0, 2**32 - 1]; seeds the folds, the minibatches and the critics'
             initialisation (global RNG state is left untouched). The same data, options,
             ``seed`` and thread count give the same result bit for bit (``==``), in this
@@ -284,7 +290,8 @@ def estimate_mi(
     # Fitting needs gradients even when the caller runs under torch.no_grad() or
     # torch.inference_mode() (an evaluation loop, for instance): both are off for the call;
     # so is torch.autocast (dtype= governs; and see _no_autocast_anywhere).
-    with torch.inference_mode(False), torch.enable_grad(), _no_autocast_anywhere():
+    with (torch.inference_mode(False), torch.enable_grad(), _no_autocast_anywhere(),
+          contextlib.ExitStack() as restore):
         # labels given as text become integer codes (a discrete variable is compared by
         # equality only); the labels are kept so that pointwise codes new samples alike
         discrete_x, discrete_y = (check_flag(n, v) for n, v in (("discrete_x", discrete_x),
@@ -295,6 +302,11 @@ def estimate_mi(
         ya = as_sample_tensor(y if y_labels is None else y_labels.values, "y", discrete_y)
         check_paired(xa, ya)
         check_options(locals())
+        # threads= governs the whole call from here, not the fits alone: the margins' ranks,
+        # the checks and KSG's cross-check ran on torch's default count (so threads=1 in a
+        # process forked from one that had used torch's threads hung in libgomp)
+        restore.callback(torch.set_num_threads, torch.get_num_threads())
+        torch.set_num_threads(resolve_threads(threads))
         # numpy scalars pass the checks: from here on, plain Python numbers
         seed, folds, max_steps, eval_every, patience, batch_size, negatives, embed_dim = (
             int(v) for v in (seed, folds, max_steps, eval_every, patience, batch_size,
@@ -382,8 +394,6 @@ def estimate_mi(
                               report=report, sided=sided, margins=(margin_x, margin_y),
                               settings=settings)
 
-        previous_threads = torch.get_num_threads()
-        torch.set_num_threads(resolve_threads(threads))
         bar = Progress(progress, folds, max_steps, bound_name)
         try:
             results, leave_out = fit_folds(
@@ -396,7 +406,6 @@ def estimate_mi(
                 groups=groups)
         finally:
             bar.close()
-            torch.set_num_threads(previous_threads)
 
         # KSG on the same samples: where it reads clearly more, the critics fell short
         knn = ((math.nan, math.nan) if exact or discrete_x or discrete_y

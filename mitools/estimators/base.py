@@ -76,6 +76,10 @@ class ProblemIndex(NamedTuple):
     #: ``(K,)`` bool, the real problems (with a valid anchor and two valid columns); only
     #: they may update the state. ``None``: all.
     active: Tensor | None
+    #: whether every ``torch.distributed`` rank holds the same problems, each scoring its own
+    #: anchors against the gathered columns (``gather=True`` of the losses, with a process
+    #: group): state must then be updated from every rank's batch, alike on every rank.
+    gathered: bool = False
 
 
 class Estimator(nn.Module):

@@ -6,9 +6,10 @@ import math
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
-from mitools import bounds
+from mitools import bounds, distributed
 from mitools.bounds import RowStatistics
 from mitools.bounds._scores import with_gradient_of
 from mitools.estimators.base import Estimator, ProblemIndex
@@ -39,6 +40,16 @@ class MINE(Estimator):
     map of the sampler's pairs, e.g. one per cell), whichever pairs a call draws and in
     whichever order, and only the real pairs of a call (a valid anchor and two valid columns)
     update theirs; a pair's first update starts its average.
+
+    **Distributed.** With gathered negatives (``gather=True`` of the losses, under
+    ``torch.distributed``) the averages follow the log-partition of the *global* batch (every
+    rank's negatives) and are the same on every rank, so ``DistributedDataParallel``'s buffer
+    broadcast changes nothing, and its averaged gradient is that of one process on the
+    concatenated batch (the value stays the weighted mean of the ranks' DV estimates, see
+    :mod:`mitools.distributed`). Called on scores directly, MINE knows no ranks: each process
+    keeps the average of its own batches. So does a loss with ``gather=False``, and inside
+    ``DistributedDataParallel`` (whose ``broadcast_buffers=True`` copies rank 0's buffers to
+    every rank at each forward) the averages then follow rank 0's batches only.
 
     Args:
         momentum: :math:`\beta \in [0, 1)`, the weight of the past in the moving average
@@ -110,7 +121,15 @@ class MINE(Estimator):
         if not (self.training and torch.is_grad_enabled()):
             return value
         joint, log_z = bounds.dv_terms(stats)  # (...)
-        ema = self._update(log_z.detach(), problems)
+        batch = log_z.detach()
+        if problems is not None and problems.gathered and distributed.is_distributed():
+            # each rank's log_z is over its own anchors' negatives: the averages follow the
+            # partition of the global batch, alike on every rank (each rank's own, kept
+            # before, differed between the ranks and DDP's buffer broadcast then kept rank
+            # 0's alone)
+            batch, real = _global_log_partition(batch, stats.n_neg, problems.active)
+            problems = problems._replace(active=real)
+        ema = self._update(batch, problems)
         # d/dθ exp(log_z - log_ema) = (E_q[e^S ∇S] / E_q[e^S]) * exp(log_z - log_ema)
         #                           = E_q[e^S ∇S] / ema          (Belghazi et al. eq. 12)
         surrogate = joint - torch.exp(log_z - ema)
@@ -155,3 +174,24 @@ class MINE(Estimator):
 
     def extra_repr(self) -> str:
         return f"momentum={self.momentum}"
+
+
+def _global_log_partition(log_z: Tensor, n_neg: Tensor, active: Tensor | None
+                          ) -> tuple[Tensor, Tensor]:
+    """The log-mean-exp of the scores over every rank's negatives, from each rank's ``log_z``
+    (over its ``n_neg`` negatives), ``(...)`` as ``log_z``, and which problems have a negative
+    on some rank (the same on every rank; three small all-reduces, no gradient)."""
+    weight = n_neg.to(log_z.dtype).expand_as(log_z)
+    if active is not None:
+        weight = torch.where(active.reshape(log_z.shape), weight, torch.zeros_like(weight))
+    has = weight > 0  # a rank without anchors (log_z NaN) weighs nothing
+    total = weight.contiguous().clone()
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    shift = torch.where(has, log_z, torch.full_like(log_z, -math.inf))
+    dist.all_reduce(shift, op=dist.ReduceOp.MAX)
+    shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+    mass = torch.where(has, weight * torch.exp(log_z - shift), torch.zeros_like(log_z))
+    dist.all_reduce(mass, op=dist.ReduceOp.SUM)
+    real = total > 0
+    out = torch.log(mass) + shift - torch.log(total)
+    return torch.where(real, out, torch.zeros_like(out)), real

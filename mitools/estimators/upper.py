@@ -22,7 +22,7 @@ from mitools.bounds import generative as gen
 from mitools.bounds import upper
 from mitools.estimators.base import ProblemIndex
 from mitools.estimators.generative import GenerativeEstimator
-from mitools.tasks.seeding import _generator
+from mitools.tasks.seeding import _generator, _PicklesGenerators
 
 __all__ = ["CLUB", "VCLUB", "L1Out"]
 
@@ -73,7 +73,7 @@ class CLUB(_UpperBound):
     rowwise = upper.CLUB
 
 
-class VCLUB(_OnScores):
+class VCLUB(_PicklesGenerators, _OnScores):
     """Sampled CLUB, see :func:`mitools.bounds.vclub`: one uniformly drawn negative per row.
 
     Not row-wise: the local losses run it on the dense path, without recomputing blocks in

@@ -245,7 +245,8 @@ class _Engine(nn.Module):
             cols.mask.transpose(0, 1) if cols.mask is not None else None,
         )
         problems = Problems(pairs, masks, cols.offset, xs.shape[0], cols.features.shape[0],
-                            min_rows=self.estimator.min_rows)  # fmt: skip
+                            min_rows=self.estimator.min_rows,
+                            gathered=self.gather and distributed.is_distributed())  # fmt: skip
         if self.negatives == "derangement" and not model:
             self.last_backend = "dense"
             u, v = scorer.factors(xp, yq) if scorer.separable else (xp, yq)

@@ -26,12 +26,12 @@ from mitools.negatives import NegativeQueue, negative_columns
 from mitools.option_checks import check_flag, check_int
 from mitools.reductions import Reduction, check_reduction, reduce, reduction_name
 from mitools.samplers import LocalToGlobal, PairSampler, PositionPairs, check_pairs
-from mitools.tasks.seeding import _generator
+from mitools.tasks.seeding import _generator, _PicklesGenerators
 
 __all__ = ["GlobalMILoss", "LocalMILoss", "LocalMIResult"]
 
 
-class LocalMILoss(_Engine):
+class LocalMILoss(_PicklesGenerators, _Engine):
     r"""Mutual information between the positions of two feature grids of any shape.
 
     **Generative estimators and upper bounds** (``"ba"``, ``"doe"``, ``"club"``, ``"vclub"``,
@@ -69,7 +69,11 @@ class LocalMILoss(_Engine):
             L1Out's per-column mixture; nor with gather or a queue).
         queue: a :class:`~mitools.negatives.NegativeQueue` or its size: past ``y`` features
             appended as extra negative columns (extended after each training forward); saved
-            in ``state_dict()``, so a resumed run goes on with it.
+            in ``state_dict()``, so a resumed run goes on with it. Under a
+            ``torch.distributed`` process group it is extended with every rank's batch, with
+            or without ``gather`` (as MoCo's), so it is the same on every rank (what
+            ``DistributedDataParallel``'s buffer broadcast needs); every rank must then run
+            each training forward, and the grids must be the same on every rank.
         chunk_size: position pairs scored at once (``None``: all). Blocks are recomputed in
             the backward pass, so memory stays bounded in training too (not for vCLUB, whose
             random draws must stay those of the forward pass).
@@ -245,12 +249,16 @@ class LocalMILoss(_Engine):
         loss, model_loss = self._finish(objective, xs, xm, cols, pairs, all_active)
 
         if self.queue is not None and self.training and torch.is_grad_enabled():
-            batch_mask = cols.batch_mask
+            batch, batch_mask = cols.batch_features, cols.batch_mask
             if batch_mask is None:
-                batch_mask = torch.ones(
-                    cols.batch_features.shape[:2], dtype=torch.bool, device=ys.device
-                )
-            self.queue.extend(cols.batch_features, batch_mask)
+                batch_mask = torch.ones(batch.shape[:2], dtype=torch.bool, device=ys.device)
+            if not self.gather and distributed.is_distributed():
+                # every rank's batch, as MoCo's queue takes it, so the queues are alike on
+                # every rank: DDP's buffer broadcast replaced each rank's own queue with rank
+                # 0's, and aborted the job in gloo when the ranks' batches differed in size
+                batch, _ = distributed.all_gather_with_offset(batch.detach())
+                batch_mask, _ = distributed.all_gather_with_offset(batch_mask)
+            self.queue.extend(batch, batch_mask)
 
         pair_est = values.detach()
         if active is not None:

@@ -79,6 +79,8 @@ class Problems:
     active: Tensor | None = None
     n_rows: Tensor | None = None
     min_rows: int = 1
+    #: every rank holds these problems, its own anchors against the gathered columns
+    gathered: bool = False
 
     def __post_init__(self) -> None:
         if self.masks.x is None and self.masks.y is None:
@@ -112,7 +114,8 @@ class Problems:
 
     def index(self) -> ProblemIndex:
         """Which problems these are, for estimators with per-problem state."""
-        return ProblemIndex(self.pairs.where, tuple(self.pairs.shape), self.active)
+        return ProblemIndex(self.pairs.where, tuple(self.pairs.shape), self.active,
+                            self.gathered)
 
     def valid(
         self, statistic: RowStatistic, cols: Tensor | None, c0: int, c1: int, device: torch.device
