@@ -540,3 +540,32 @@ def test_loading_a_pre_floor_state_below_the_floor_warns() -> None:
         unfloored.load_state_dict(state)  # no floor: the saved scores, nothing to say
         fresh.load_state_dict(critic.state_dict())  # saved with the floor: as it was
     torch.testing.assert_close(unfloored(x, y), critic(x, y) * 10, rtol=1e-4, atol=1e-3)
+
+
+def test_stacked_critics_under_vmap_keep_the_floor_and_its_gradient() -> None:
+    # torch.func.stack_module_state + vmap(functional_call): one critic below its floor, one
+    # above; each scores (and its log T gets the gradient) as the critic called on its own
+    import copy
+    import math
+
+    from mitools import bounds
+
+    below, x, y = _learned_below_floor()
+    above = copy.deepcopy(below)
+    with torch.no_grad():
+        above.log_temperature.fill_(math.log(0.5))
+    critics = [below, above]
+    params, buffers = torch.func.stack_module_state(critics)  # type: ignore[arg-type]
+    base = copy.deepcopy(below).to("meta")
+
+    def loss(p: dict, b: dict) -> torch.Tensor:
+        return -bounds.infonce(functional_call(base, (p, b), (x, y)))
+
+    scores = torch.func.vmap(lambda p, b: functional_call(base, (p, b), (x, y)))(params, buffers)
+    with bounds.check_finite(False):  # vmap cannot read the values the check reads
+        grads = torch.func.vmap(torch.func.grad(loss))(params, buffers)["log_temperature"]
+    for k, critic in enumerate(critics):
+        torch.testing.assert_close(scores[k], critic(x, y), rtol=1e-5, atol=1e-4)
+        critic.zero_grad()
+        (-bounds.infonce(critic(x, y))).backward()
+        torch.testing.assert_close(grads[k], critic.log_temperature.grad, rtol=1e-4, atol=1e-6)
