@@ -474,3 +474,98 @@ def test_mlp_refuses_its_arguments_in_order() -> None:
     """(review) dim_out is refused before the widths, as before the shared hidden check."""
     with pytest.raises(ValueError, match="dim_out"):
         mlp(3, (0,), 0)
+
+
+def _learned_below_floor() -> tuple[SeparableCritic, torch.Tensor, torch.Tensor]:
+    """A cosine critic whose learned temperature, 0.001, lies below its floor of 0.01."""
+    import math
+
+    torch.manual_seed(0)
+    critic = SeparableCritic(3, 3, hidden=(8,), embed_dim=4, cosine=True, temperature=0.5,
+                             learn_temperature=True)
+    with torch.no_grad():
+        critic.log_temperature.fill_(math.log(0.001))
+    return critic, torch.randn(5, 3), torch.randn(5, 3)
+
+
+def test_the_temperature_floor_holds_under_functional_call() -> None:
+    # the local losses' upper bounds evaluate the critic with its parameters detached, through
+    # torch.func.functional_call, which passes plain tensors: the floor keyed on
+    # isinstance(log_temperature, nn.Parameter) was skipped there, and the scores were those of
+    # T = 0.001 (up to 999.7) where the critic itself gave those of T = 0.01 (up to 99.97)
+    from mitools.local.scoring import Scorer
+
+    critic, x, y = _learned_below_floor()
+    gx, hy = critic.embed(x, y)
+    expected = (gx.double() @ hy.double().T) / 0.01  # float64, T at its floor
+    direct = critic(x, y)
+    params = {n: p.detach() for n, p in critic.named_parameters()}
+    torch.testing.assert_close(direct.double(), expected, rtol=1e-5, atol=1e-4)
+    for scores in (functional_call(critic, params, (x, y)),
+                   Scorer(critic, detach_parameters=True)._call("forward", x, y)):
+        torch.testing.assert_close(scores.double(), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_a_critic_pickled_before_the_floor_keeps_scoring_without_one() -> None:
+    # torch.save(critic) of a SeparableCritic made before min_temperature existed has no such
+    # attribute: its call raised AttributeError; it scores as it did, with no floor
+    import pickle
+
+    critic, x, y = _learned_below_floor()
+    old = pickle.loads(pickle.dumps(critic))
+    del old.__dict__["min_temperature"]  # as the object's state was pickled then
+    gx, hy = critic.embed(x, y)
+    expected = (gx.double() @ hy.double().T) / 0.001  # the learned T, unfloored
+    torch.testing.assert_close(old(x, y).double(), expected, rtol=1e-5, atol=1e-3)
+
+
+def test_loading_a_pre_floor_state_below_the_floor_warns() -> None:
+    # a state_dict saved before the floor (module version 1) scored with its learned T as it
+    # was; a new critic floors it at 0.01, so its scores differ from the saved critic's
+    # (10 times smaller here): loading says so, and how to keep them
+    import warnings
+
+    critic, x, y = _learned_below_floor()
+    state = critic.state_dict()
+    state._metadata[""]["version"] = 1  # type: ignore[attr-defined]
+    fresh = SeparableCritic(3, 3, hidden=(8,), embed_dim=4, cosine=True, temperature=0.5,
+                            learn_temperature=True)
+    with pytest.warns(RuntimeWarning, match=r"min_temperature=0\.01.*min_temperature=0 ") as rec:
+        fresh.load_state_dict(state)
+    assert rec[0].filename == __file__
+    unfloored = SeparableCritic(3, 3, hidden=(8,), embed_dim=4, cosine=True, temperature=0.5,
+                                learn_temperature=True, min_temperature=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        unfloored.load_state_dict(state)  # no floor: the saved scores, nothing to say
+        fresh.load_state_dict(critic.state_dict())  # saved with the floor: as it was
+    torch.testing.assert_close(unfloored(x, y), critic(x, y) * 10, rtol=1e-4, atol=1e-3)
+
+
+def test_stacked_critics_under_vmap_keep_the_floor_and_its_gradient() -> None:
+    # torch.func.stack_module_state + vmap(functional_call): one critic below its floor, one
+    # above; each scores (and its log T gets the gradient) as the critic called on its own
+    import copy
+    import math
+
+    from mitools import bounds
+
+    below, x, y = _learned_below_floor()
+    above = copy.deepcopy(below)
+    with torch.no_grad():
+        above.log_temperature.fill_(math.log(0.5))
+    critics = [below, above]
+    params, buffers = torch.func.stack_module_state(critics)  # type: ignore[arg-type]
+    base = copy.deepcopy(below).to("meta")
+
+    def loss(p: dict, b: dict) -> torch.Tensor:
+        return -bounds.infonce(functional_call(base, (p, b), (x, y)))
+
+    scores = torch.func.vmap(lambda p, b: functional_call(base, (p, b), (x, y)))(params, buffers)
+    with bounds.check_finite(False):  # vmap cannot read the values the check reads
+        grads = torch.func.vmap(torch.func.grad(loss))(params, buffers)["log_temperature"]
+    for k, critic in enumerate(critics):
+        torch.testing.assert_close(scores[k], critic(x, y), rtol=1e-5, atol=1e-4)
+        critic.zero_grad()
+        (-bounds.infonce(critic(x, y))).backward()
+        torch.testing.assert_close(grads[k], critic.log_temperature.grad, rtol=1e-4, atol=1e-6)

@@ -152,7 +152,9 @@ def with_gradient_of(value: Tensor, objective: Tensor) -> Tensor:
     JS, SMILE, DoE and MINE's bias-corrected gradient).
 
     Built as ``value.detach() + (objective - objective.detach())``: the second term is exactly
-    0 in any dtype, so the value is ``value`` to the last bit. The textbook form
+    0 in any dtype for a finite objective, so the value is ``value`` to the last bit (an
+    infinite or NaN objective gives NaN, as the textbook form did; the gradient is the
+    objective's, bit for bit, as it was). The textbook form
     ``objective + (value - objective).detach()`` rounds ``value - objective`` at the scale of
     ``objective``: in float32, SMILE's 0.123456 nats came out 0.123047 when the critic scored
     the negatives about 30000 (JSD objective -30000), and DoE's value was off by one ulp of

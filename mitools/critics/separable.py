@@ -3,6 +3,8 @@ r"""Separable critics: a dot product of embeddings, :math:`g(x)^\top h(y) / T`, 
 from __future__ import annotations
 
 import math
+import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +22,16 @@ def _differs(buffer: Tensor, value: float) -> bool:
     """Whether ``buffer`` (one number) holds another value than ``value`` rounded to its
     dtype (``False`` on the meta device, which holds no value)."""
     return not buffer.is_meta and float(buffer) != float(torch.tensor(value, dtype=buffer.dtype))
+
+
+def _level_outside_torch() -> int:
+    """The ``stacklevel`` of the first frame, from the caller of this function, outside this
+    file and torch's ``nn.Module`` (whose ``load_state_dict`` recurses through submodules)."""
+    frame, level = sys._getframe(1), 1
+    inside = (__file__, nn.modules.module.__file__)
+    while frame.f_back is not None and frame.f_code.co_filename in inside:
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class _FloorWayBack(torch.autograd.Function):
@@ -69,7 +81,9 @@ class SeparableCritic(Critic):
             for as long as the positives are separable, and the scores grow without bound.
             The gradient of :math:`\log T` still reaches the parameter while it sits below
             the floor when it would raise it, so it can come back. Ignored when the
-            temperature is fixed.
+            temperature is fixed. Loading a ``state_dict`` saved before this option existed
+            whose learned :math:`T` lies below the floor warns (``RuntimeWarning``): its
+            scores were those of that :math:`T`; ``min_temperature=0`` keeps them.
         activation: the non-linearity class of the encoders (see :func:`~mitools.critics.mlp`).
 
     Raises:
@@ -91,6 +105,11 @@ class SeparableCritic(Critic):
     """
 
     log_temperature: Tensor  # a parameter when learned, else a buffer
+    # the floor of a learned temperature: this class default (none) is what a critic pickled
+    # before the floor existed (torch.save(critic)) keeps, as it had none
+    min_temperature: float = 0.0
+    # 2: min_temperature exists (a learned temperature of a version-1 state had no floor)
+    _version = 2
 
     def __init__(
         self,
@@ -149,6 +168,24 @@ class SeparableCritic(Critic):
             self.log_temperature = torch.full_like(self.log_temperature, fixed)
         return self
 
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str,
+                              local_metadata: dict[str, Any], *args: Any) -> None:
+        # a state saved before the floor (version 1) scored with its learned temperature as
+        # it was: below the floor, this critic's scores are not the saved critic's
+        saved = state_dict.get(prefix + "log_temperature")
+        if (local_metadata.get("version") == 1 and self.fixed_log_temperature is None
+                and self.min_temperature > 0 and isinstance(saved, Tensor)
+                and saved.numel() == 1 and not saved.is_meta
+                and float(saved) < math.log(self.min_temperature)):
+            warnings.warn(
+                f"SeparableCritic: the loaded state (saved before min_temperature existed) "
+                f"has a learned temperature of {math.exp(float(saved)):.4g}, below this "
+                f"critic's floor min_temperature={self.min_temperature}: its scores use "
+                f"{self.min_temperature}, not the saved critic's {math.exp(float(saved)):.4g}; "
+                "build it with min_temperature=0 to score as the saved critic did",
+                RuntimeWarning, stacklevel=_level_outside_torch())
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args)
+
     def embed(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """The embeddings :math:`g(x)` ``(..., N, E)`` and :math:`h(y)` ``(..., M, E)``."""
         gx, hy = self.g(x), self.h(y)
@@ -168,7 +205,9 @@ class SeparableCritic(Critic):
         r""":math:`\log T` as the scores use it, a 0-d tensor: the learned one floored at
         ``log(min_temperature)``; the fixed one as it is."""
         log_t = self.log_temperature
-        if not isinstance(log_t, nn.Parameter) or self.min_temperature <= 0:
+        # learned: no fixed value (not isinstance(nn.Parameter): torch.func.functional_call,
+        # and so the local losses' detached critics, pass plain tensors for the parameters)
+        if self.fixed_log_temperature is not None or self.min_temperature <= 0:
             return log_t
         return _FloorWayBack.apply(log_t, math.log(self.min_temperature))
 
