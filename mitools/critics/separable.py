@@ -71,7 +71,7 @@ class SeparableCritic(Critic):
             scores are computed in float32 or higher, but the factor :math:`g(x) / T`
             (:meth:`factorise`) is held in the critic's dtype: in float16 an entry above 65504
             overflows (with ``cosine=True``, any :math:`T` below about :math:`1.5 \cdot
-            10^{-5}`, scores of :math:`10^5`), and the bounds refuse the NaN scores; use a
+            10^{-5}`, scores of :math:`10^5`), and the bounds refuse the inf or NaN scores; use a
             float32 or bfloat16 critic for such scores.
         learn_temperature: learn :math:`\log T` as a parameter.
         min_temperature: the floor of a learned temperature (``0`` for none): the scores use
@@ -80,10 +80,17 @@ class SeparableCritic(Critic):
             within :math:`\pm 1/T_{\min}`. Without it, InfoNCE lowers a learned :math:`T`
             for as long as the positives are separable, and the scores grow without bound.
             The gradient of :math:`\log T` still reaches the parameter while it sits below
-            the floor when it would raise it, so it can come back. Ignored when the
-            temperature is fixed. Loading a ``state_dict`` saved before this option existed
-            whose learned :math:`T` lies below the floor warns (``RuntimeWarning``): its
-            scores were those of that :math:`T`; ``min_temperature=0`` keeps them.
+            the floor when it would raise it, so it can come back; unlike open_clip, which
+            clamps the parameter after each step, the parameter itself is not clamped, so an
+            optimiser's momentum (Adam's) can carry it below the floor, from where it must
+            climb back before :math:`T` rises again. Forward-mode AD (``torch.func.jvp``,
+            ``jacfwd``) with respect to a learned, floored :math:`\log T` raises
+            ``NotImplementedError`` (``min_temperature=0`` allows it). The floor is a
+            setting of the module, not part of its ``state_dict``: a loaded state takes the
+            loading critic's. Ignored when the temperature is fixed. Loading a
+            ``state_dict`` saved before this option existed whose learned :math:`T` lies
+            below the floor warns (``RuntimeWarning``): its scores were those of that
+            :math:`T`; ``min_temperature=0`` keeps them.
         activation: the non-linearity class of the encoders (see :func:`~mitools.critics.mlp`).
 
     Raises:
