@@ -38,8 +38,9 @@ __all__ = ["SamplesPairs", "train_critic"]
 class SamplesPairs(Protocol):
     """A task of :mod:`mitools.tasks`: anything with ``sample(n, generator) -> (x, y)``."""
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """Draw ``n`` joint samples ``(x (n, Dx), y (n, Dy))``."""
+    def sample(self, n: int, /, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Draw ``n`` joint samples ``(x (n, Dx), y (n, Dy))``; :func:`train_critic` calls
+        ``task.sample(batch_size, generator=gen)`` (a ``torch.Generator``)."""
         ...
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +46,9 @@ def promoted_linear(layer: nn.Linear, x: Tensor) -> Tensor:
 class MLP(nn.Sequential):
     """The multilayer perceptron of :func:`mlp`: an ``nn.Sequential`` whose linear layers run
     in the promoted dtype of their input and weights (:func:`promoted_linear`)."""
+
+    if TYPE_CHECKING:  # nn.Module types its __call__ as returning Any; the call is forward's
+        def __call__(self, x: Tensor) -> Tensor: ...
 
     def forward(self, x: Tensor) -> Tensor:
         for layer in self:
@@ -378,6 +381,11 @@ class Critic(nn.Module):
     #: What the errors call the object ("critic"; "conditional density" for a
     #: :class:`~mitools.conditionals.ConditionalDensity`).
     _kind: str = "critic"
+
+    if TYPE_CHECKING:
+        # nn.Module types its __call__ as returning Any; a critic's call returns the scores
+        # (extra arguments, e.g. a pooled critic's mask, are forward's)
+        def __call__(self, x: Tensor, y: Tensor, *args: Any, **kwargs: Any) -> Tensor: ...
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

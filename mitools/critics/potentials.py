@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 import torch
 from torch import Tensor, nn
@@ -102,6 +102,9 @@ class MarginalPotentials(nn.Module):
         u = torch.cat([u, a[..., None].to(u.dtype), u.new_ones((*u.shape[:-1], 1))], dim=-1)
         v = torch.cat([v, v.new_ones((*v.shape[:-1], 1)), b[..., None].to(v.dtype)], dim=-1)
         return u, v
+
+    if TYPE_CHECKING:  # nn.Module types its __call__ as returning Any
+        def __call__(self, x: Tensor, y: Tensor) -> Tensor: ...
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         scores = self.critic(x, y)  # checks the inputs first

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from torch import nn
 
@@ -52,6 +52,15 @@ def critic_name(name: Any) -> str:
         raise ValueError(f"unknown critic {name!r}; choose one of {available_critics()}, or "
                          f"pass an nn.Module.{hint}")
     return key
+
+
+_ModuleT = TypeVar("_ModuleT", bound=nn.Module)
+
+
+@overload
+def get_critic(name: str, dim_x: int, dim_y: int, **kwargs: Any) -> Critic: ...
+@overload
+def get_critic(name: _ModuleT, dim_x: int, dim_y: int, **kwargs: Any) -> _ModuleT: ...
 
 
 def get_critic(name: str | nn.Module, dim_x: int, dim_y: int, **kwargs: Any) -> nn.Module:

@@ -180,7 +180,7 @@ def build_critic(critic: str | nn.Module, dim_x: int, dim_y: int, hidden: Sequen
         kwargs["hidden"] = tuple(hidden)
     if name in ("separable", "quadratic"):
         kwargs["embed_dim"] = embed_dim
-    model = get_critic(critic, dim_x, dim_y, **kwargs)
+    model: nn.Module = get_critic(critic, dim_x, dim_y, **kwargs)
     if potentials and not isinstance(model, QuadraticCritic):
         model = MarginalPotentials(model, dim_x, dim_y)
     return model

@@ -11,7 +11,7 @@ positives-only pass with the features detached (:class:`LocalMIResult`).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -161,6 +161,15 @@ class _Engine(nn.Module):
     """What both losses share: patterns, the critic's capabilities, the bound, the backend."""
 
     gather: bool = False
+
+    if TYPE_CHECKING:  # nn.Module types its __call__ as returning Any; the call is forward's
+        def __call__(
+            self,
+            x: Tensor,
+            y: Tensor,
+            x_mask: Tensor | None = None,
+            y_mask: Tensor | None = None,
+        ) -> LocalMIResult: ...
 
     def __init__(
         self,
