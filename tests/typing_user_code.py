@@ -31,7 +31,8 @@ from mitools.training import train_critic
 def estimate(x: np.ndarray, y: np.ndarray, path: Path) -> tuple[float, float, float]:
     result = assert_type(mitools.estimate_mi(x, y, hidden=[32], max_steps=100), MIEstimate)
     low, _ = assert_type(result.interval, tuple[float, float])
-    assert_type(result.diagnostics.flags if result.diagnostics else (), tuple[str, ...])
+    if result.diagnostics is not None:
+        assert_type(result.diagnostics.flags, tuple[str, ...])
     assert_type(result.folds[0].best_step, int)
     assert_type(result.pointwise(x[:5], y[:5]), Tensor)
     save_estimate(result, path)
