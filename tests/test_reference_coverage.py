@@ -16,6 +16,7 @@ import generative_reference as gref
 import pytest
 import torch
 import torch.distributed as dist
+from test_bounds import GRAD_FNS
 from torch.autograd import gradcheck, gradgradcheck
 from torch.func import functional_call
 
@@ -76,12 +77,7 @@ def _masks():
 # ---------------------------------------------------------------------------------------------
 
 SECOND_ORDER = {
-    "infonce": lambda s, a, **kw: bounds.infonce(s, **kw),
-    "nwj": lambda s, a, **kw: bounds.nwj(s, **kw),
-    "dv": lambda s, a, **kw: bounds.dv(s, **kw),
-    "jsd": lambda s, a, **kw: bounds.jsd(s, **kw),
-    "tuba": lambda s, a, **kw: bounds.tuba(s, a, **kw),
-    "alpha_infonce": lambda s, a, **kw: bounds.alpha_infonce(s, a, 0.3, **kw),
+    **GRAD_FNS,  # the lower bounds test_bounds gradchecks
     "log_likelihood": lambda s, a, **kw: bounds.log_likelihood(s, **kw),
     "club": lambda s, a, **kw: bounds.club(s, **kw),
     "l1out": lambda s, a, **kw: bounds.l1out(s, **kw),
